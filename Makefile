@@ -1,0 +1,33 @@
+# firstmotion: `make demo` and `make test` do all set-up on a fresh machine (Python >= 3.10).
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test venv lint clean bench
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/firstmotion demo
+
+test: $(STAMP)
+	$(PY) -m pytest -ra tests
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check firstmotion stream workers tests benchmarks
+	$(VENV)/bin/ruff format --check firstmotion stream workers tests benchmarks
+
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

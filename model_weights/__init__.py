@@ -1,0 +1,1 @@
+"""Trained polarity models: ``<name>.pt`` weights beside ``<name>.json`` model cards."""

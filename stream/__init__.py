@@ -1,0 +1,1 @@
+"""Stream stage: SeedLink ingest, buffering, detection, replay server and scenarios."""

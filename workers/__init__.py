@@ -1,0 +1,1 @@
+"""Worker stages: polarity, association, mechanism, catalog."""
