@@ -1,0 +1,604 @@
+"""Wire messages: the only place message payloads are defined.
+
+Every message is a frozen, slotted dataclass validated on construction, with
+``to_json() -> bytes`` and ``from_json(data)``. On the wire a message is one JSON object::
+
+    {"schema_version": 1, "type": "Pick", "pick_id": ..., ...}
+
+Decoding is strict: a missing or wrong ``schema_version``, a missing or unknown field, or a
+value of the wrong type or range raises :class:`MessageError` (a ``ValueError``) naming the
+field, e.g. ``Pick.sampling_rate_hz: expected a positive number, got 'abc'``. Nested messages
+(``Origin.arrivals``, ``Mechanism.picks``, ``CatalogEvent.origin``) are plain objects without
+their own version. Waveform windows travel as base64 of little-endian float32 samples.
+
+Redis stream entries are built and read with :func:`encode` / :func:`decode` only
+(fields ``{"type": "Pick", "data": <json>}``); nothing else builds message dicts by hand.
+
+Conventions: times in epoch seconds (UTC), angles in degrees, takeoff from vertical-UP
+(0 up, 180 down), polarity +1 up (compression), -1 down, 0 unknown; ``station_id`` is
+``NET.STA.LOC.CHA`` (LOC may be empty).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+
+M = TypeVar("M", bound="Message")
+Check = Callable[[str, Any], Any]
+
+
+class MessageError(ValueError):
+    """A message that cannot be built or decoded; the text names the offending field."""
+
+
+# --------------------------------------------------------------------------- field checks
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
+
+
+def _num(
+    lo: float | None = None,
+    hi: float | None = None,
+    *,
+    positive: bool = False,
+    optional: bool = False,
+) -> Check:
+    """A finite float within ``[lo, hi]`` (or > 0 when ``positive``); ``None`` if optional."""
+    if positive:
+        what = "a positive number"
+    elif lo is not None and hi is not None:
+        what = f"a number in [{lo:g}, {hi:g}]"
+    elif lo is not None:
+        what = f"a number >= {lo:g}"
+    else:
+        what = "a finite number"
+
+    def check(name: str, value: Any) -> float | None:
+        if value is None and optional:
+            return None
+        if not _is_number(value):
+            raise MessageError(f"{name}: expected {what}, got {_show(value)}")
+        out = float(value)
+        if (
+            not math.isfinite(out)
+            or (positive and out <= 0)
+            or (lo is not None and out < lo)
+            or (hi is not None and out > hi)
+        ):
+            raise MessageError(f"{name}: expected {what}, got {_show(value)}")
+        return out
+
+    return check
+
+
+def _int(lo: int | None = None, choices: tuple[int, ...] | None = None) -> Check:
+    what = f"one of {list(choices)}" if choices else f"an integer >= {lo}"
+
+    def check(name: str, value: Any) -> int:
+        ok_type = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+        if isinstance(value, float) and value.is_integer():  # JSON writers may emit 3.0
+            ok_type, value = True, int(value)
+        if not ok_type:
+            raise MessageError(f"{name}: expected {what}, got {_show(value)}")
+        out = int(value)
+        if (choices and out not in choices) or (lo is not None and out < lo):
+            raise MessageError(f"{name}: expected {what}, got {_show(value)}")
+        return out
+
+    return check
+
+
+def _str(*, nonempty: bool = True, choices: tuple[str, ...] | None = None) -> Check:
+    if choices:
+        what = f"one of {list(choices)}"
+    else:
+        what = "a non-empty string" if nonempty else "a string"
+
+    def check(name: str, value: Any) -> str:
+        if not isinstance(value, str) or (nonempty and not value):
+            raise MessageError(f"{name}: expected {what}, got {_show(value)}")
+        if choices and value not in choices:
+            raise MessageError(f"{name}: expected {what}, got {_show(value)}")
+        return value
+
+    return check
+
+
+def _station_id(name: str, value: Any) -> str:
+    parts = value.split(".") if isinstance(value, str) else []
+    if len(parts) != 4 or not parts[0] or not parts[1] or not parts[3]:
+        raise MessageError(f"{name}: expected NET.STA.LOC.CHA, got {_show(value)}")
+    return value
+
+
+def _samples(name: str, value: Any) -> np.ndarray:
+    """Float32 waveform: an array-like, or base64 of little-endian float32 from the wire."""
+    if isinstance(value, str):
+        try:
+            raw = base64.b64decode(value.encode("ascii"), validate=True)
+        except (binascii.Error, UnicodeEncodeError) as exc:
+            raise MessageError(f"{name}: expected base64 float32 samples ({exc})") from None
+        if len(raw) % 4:
+            raise MessageError(f"{name}: base64 payload of {len(raw)} bytes is not float32")
+        arr = np.frombuffer(raw, dtype="<f4").astype(np.float32)
+    else:
+        try:
+            arr = np.ascontiguousarray(value, dtype=np.float32)
+        except (TypeError, ValueError):
+            msg = f"{name}: expected an array of numbers, got {_show(value)}"
+            raise MessageError(msg) from None
+        if arr is value and not arr.flags.writeable:
+            return arr
+        arr = arr.copy()
+    if arr.ndim != 1 or arr.size == 0:
+        raise MessageError(f"{name}: expected a non-empty 1-D array, got shape {arr.shape}")
+    arr.setflags(write=False)
+    return arr
+
+
+def _probabilities(name: str, value: Any) -> tuple[float, float, float]:
+    if not isinstance(value, (list, tuple, np.ndarray)) or len(value) != 3:
+        raise MessageError(f"{name}: expected [up, down, unknown], got {_show(value)}")
+    probs = tuple(_num(0.0, 1.0)(f"{name}[{i}]", v) for i, v in enumerate(value))
+    if abs(sum(probs) - 1.0) > 1e-3:
+        raise MessageError(f"{name}: expected probabilities summing to 1, got sum {sum(probs):.4f}")
+    return probs  # type: ignore[return-value]
+
+
+def _nested(cls_name: str, *, optional: bool = False) -> Check:
+    def check(name: str, value: Any) -> Message | None:
+        cls = MESSAGE_TYPES[cls_name]
+        if value is None and optional:
+            return None
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, Mapping):
+            return cls._from_dict(value, name, nested=True)
+        raise MessageError(f"{name}: expected a {cls_name} object, got {_show(value)}")
+
+    return check
+
+
+def _tuple_of(cls_name: str) -> Check:
+    item = _nested(cls_name)
+
+    def check(name: str, value: Any) -> tuple:
+        if not isinstance(value, (list, tuple)):
+            raise MessageError(f"{name}: expected a list of {cls_name}, got {_show(value)}")
+        return tuple(item(f"{name}[{i}]", v) for i, v in enumerate(value))
+
+    return check
+
+
+_TIME = _num(0.0)
+_OPT_LAT = _num(-90.0, 90.0, optional=True)
+_OPT_LON = _num(-180.0, 360.0, optional=True)
+_OPT_ELEV = _num(optional=True)
+_AZIMUTH = _num(0.0, 360.0)
+_TAKEOFF = _num(0.0, 180.0)
+_POLARITY = _int(choices=(-1, 0, 1))
+
+
+# --------------------------------------------------------------------------- base class
+
+
+class Message:
+    """Shared encode/decode/validation for the wire dataclasses below."""
+
+    __slots__ = ()
+    _checks: ClassVar[dict[str, Check]]
+
+    def __post_init__(self) -> None:
+        cls = type(self)
+        for name, check in cls._checks.items():
+            object.__setattr__(self, name, check(f"{cls.__name__}.{name}", getattr(self, name)))
+        extra = getattr(self, "_validate", None)
+        if extra is not None:
+            extra()
+
+    # -- encoding
+    def to_dict(self, *, nested: bool = False) -> dict[str, Any]:
+        """A JSON-ready dict; the top level carries ``schema_version`` and ``type``."""
+        out: dict[str, Any] = (
+            {}
+            if nested
+            else {
+                "schema_version": SCHEMA_VERSION,
+                "type": type(self).__name__,
+            }
+        )
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            out[f.name] = _to_wire(getattr(self, f.name))
+        return out
+
+    def to_json(self) -> bytes:
+        """Compact UTF-8 JSON bytes of this message."""
+        return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False).encode()
+
+    # -- decoding
+    @classmethod
+    def from_json(cls: type[M], data: bytes | str) -> M:
+        """Parse and validate one message; raises :class:`MessageError` on any problem."""
+        obj = _parse_json(data, cls.__name__)
+        if not isinstance(obj, dict):
+            raise MessageError(f"{cls.__name__}: expected a JSON object, got {_show(obj)}")
+        return cls._from_dict(obj, cls.__name__, nested=False)
+
+    @classmethod
+    def from_dict(cls: type[M], data: Mapping[str, Any]) -> M:
+        """Validate a decoded top-level dict (with ``schema_version``)."""
+        return cls._from_dict(data, cls.__name__, nested=False)
+
+    @classmethod
+    def _from_dict(cls: type[M], data: Mapping[str, Any], path: str, *, nested: bool) -> M:
+        if not isinstance(data, Mapping):
+            raise MessageError(f"{path}: expected an object, got {_show(data)}")
+        data = dict(data)
+        if not nested:
+            present = "schema_version" in data
+            _check_version(path, data.pop("schema_version", None), present)
+            kind = data.pop("type", cls.__name__)
+            if kind != cls.__name__:
+                raise MessageError(f"{path}.type: expected {cls.__name__!r}, got {_show(kind)}")
+        fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(data) - set(fields))
+        if unknown:
+            raise MessageError(f"{path}: unknown field(s) {unknown}")
+        kwargs = {}
+        for name, f in fields.items():
+            if name in data:
+                kwargs[name] = cls._checks[name](f"{path}.{name}", data[name])
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise MessageError(f"{path}.{name}: missing")
+        try:
+            return cls(**kwargs)
+        except MessageError as exc:  # cross-field checks: re-root the path
+            text = str(exc)
+            if text.startswith(cls.__name__ + ".") and path != cls.__name__:
+                text = path + text[len(cls.__name__) :]
+            raise MessageError(text) from None
+
+
+def _check_version(path: str, version: Any, present: bool) -> None:
+    if version is None and not present:
+        raise MessageError(f"{path}.schema_version: missing")
+    if version != SCHEMA_VERSION or isinstance(version, bool):
+        msg = f"{path}.schema_version: expected {SCHEMA_VERSION}, got {_show(version)}"
+        raise MessageError(msg)
+
+
+def _parse_json(data: bytes | str, what: str) -> Any:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        try:
+            data = bytes(data).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise MessageError(f"{what}: not UTF-8 ({exc})") from None
+    if not isinstance(data, str):
+        raise MessageError(f"{what}: expected JSON bytes or str, got {type(data).__name__}")
+    try:
+        return json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise MessageError(f"{what}: not valid JSON ({exc})") from None
+
+
+def _to_wire(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return base64.b64encode(value.astype("<f4").tobytes()).decode("ascii")
+    if isinstance(value, Message):
+        return value.to_dict(nested=True)
+    if isinstance(value, tuple):
+        return [_to_wire(v) for v in value]
+    return value
+
+
+def make_pick_id(station_id: str, time_epoch_s: float) -> str:
+    """Deterministic pick id: ``NET.STA.LOC.CHA@<epoch seconds, 3 decimals>``.
+
+    The same onset picked twice (a replayed or reclaimed packet) gets the same id, which makes
+    every downstream handler idempotent on it.
+    """
+    _station_id("station_id", station_id)
+    return f"{station_id}@{_TIME('time_epoch_s', time_epoch_s):.3f}"
+
+
+# --------------------------------------------------------------------------- messages
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pick(Message):
+    """A P pick with its waveform window (raw counts or velocity, vertical component)."""
+
+    pick_id: str
+    station_id: str
+    phase: str = "P"
+    time_epoch_s: float
+    sampling_rate_hz: float
+    start_time_epoch_s: float
+    pick_index: int
+    samples: np.ndarray
+    snr: float
+    amplitude: float
+    latitude_deg: float | None = None
+    longitude_deg: float | None = None
+    elevation_m: float | None = None
+    method: str = "stalta+aic"
+    created_epoch_s: float = field(default_factory=time.time)
+
+    _checks: ClassVar[dict[str, Check]] = {
+        "pick_id": _str(),
+        "station_id": _station_id,
+        "phase": _str(),
+        "time_epoch_s": _TIME,
+        "sampling_rate_hz": _num(positive=True),
+        "start_time_epoch_s": _TIME,
+        "pick_index": _int(0),
+        "samples": _samples,
+        "snr": _num(0.0),
+        "amplitude": _num(),
+        "latitude_deg": _OPT_LAT,
+        "longitude_deg": _OPT_LON,
+        "elevation_m": _OPT_ELEV,
+        "method": _str(),
+        "created_epoch_s": _TIME,
+    }
+
+    def _validate(self) -> None:
+        if self.pick_index >= self.samples.size:
+            raise MessageError(
+                f"Pick.pick_index: expected < len(samples) = {self.samples.size}, "
+                f"got {self.pick_index}"
+            )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Pick):
+            return NotImplemented
+        return all(
+            np.array_equal(getattr(self, n), getattr(other, n), equal_nan=True)
+            if n == "samples"
+            else getattr(self, n) == getattr(other, n)
+            for n in self._checks
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Polarity(Message):
+    """The first-motion polarity of one pick, as read by the polarity model."""
+
+    pick_id: str
+    station_id: str
+    time_epoch_s: float
+    polarity: int
+    probabilities: tuple[float, float, float]
+    confidence: float
+    model_version: str
+    reason: str = ""
+    latitude_deg: float | None = None
+    longitude_deg: float | None = None
+    elevation_m: float | None = None
+    created_epoch_s: float = field(default_factory=time.time)
+
+    _checks: ClassVar[dict[str, Check]] = {
+        "pick_id": _str(),
+        "station_id": _station_id,
+        "time_epoch_s": _TIME,
+        "polarity": _POLARITY,
+        "probabilities": _probabilities,
+        "confidence": _num(0.0, 1.0),
+        "model_version": _str(),
+        "reason": _str(nonempty=False),
+        "latitude_deg": _OPT_LAT,
+        "longitude_deg": _OPT_LON,
+        "elevation_m": _OPT_ELEV,
+        "created_epoch_s": _TIME,
+    }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Arrival(Message):
+    """One pick associated with an origin: ray geometry at the source (nested in Origin)."""
+
+    pick_id: str
+    station_id: str
+    phase: str = "P"
+    azimuth_deg: float
+    takeoff_deg: float
+    distance_km: float
+    residual_s: float | None = None
+
+    _checks: ClassVar[dict[str, Check]] = {
+        "pick_id": _str(),
+        "station_id": _station_id,
+        "phase": _str(),
+        "azimuth_deg": _AZIMUTH,
+        "takeoff_deg": _TAKEOFF,
+        "distance_km": _num(0.0),
+        "residual_s": _num(optional=True),
+    }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Origin(Message):
+    """A located event (one revision) with its associated arrivals."""
+
+    event_id: str
+    revision: int
+    time_epoch_s: float
+    latitude_deg: float
+    longitude_deg: float
+    depth_km: float
+    magnitude: float | None = None
+    arrivals: tuple[Arrival, ...] = ()
+    rms_s: float | None = None
+    method: str = "pyocto"
+    created_epoch_s: float = field(default_factory=time.time)
+
+    _checks: ClassVar[dict[str, Check]] = {
+        "event_id": _str(),
+        "revision": _int(0),
+        "time_epoch_s": _TIME,
+        "latitude_deg": _num(-90.0, 90.0),
+        "longitude_deg": _num(-180.0, 360.0),
+        "depth_km": _num(),
+        "magnitude": _num(optional=True),
+        "arrivals": _tuple_of("Arrival"),
+        "rms_s": _num(0.0, optional=True),
+        "method": _str(),
+        "created_epoch_s": _TIME,
+    }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MechanismPick(Message):
+    """One polarity used by a mechanism inversion (nested in Mechanism)."""
+
+    station_id: str
+    pick_id: str
+    azimuth_deg: float
+    takeoff_deg: float
+    polarity: int
+    weight: float = 1.0
+
+    _checks: ClassVar[dict[str, Check]] = {
+        "station_id": _station_id,
+        "pick_id": _str(),
+        "azimuth_deg": _AZIMUTH,
+        "takeoff_deg": _TAKEOFF,
+        "polarity": _int(choices=(-1, 1)),
+        "weight": _num(0.0),
+    }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Mechanism(Message):
+    """A focal mechanism (HASH-style) for one origin revision; fields as ``invert``'s result."""
+
+    event_id: str
+    revision: int
+    origin_revision: int
+    strike: float
+    dip: float
+    rake: float
+    aux_strike: float
+    aux_dip: float
+    aux_rake: float
+    quality: str
+    fault_plane_uncertainty_deg: float
+    aux_plane_uncertainty_deg: float
+    misfit: float
+    probability: float
+    station_distribution_ratio: float
+    n_polarities: int
+    n_stations: int
+    model_version: str
+    picks: tuple[MechanismPick, ...] = ()
+    created_epoch_s: float = field(default_factory=time.time)
+
+    _checks: ClassVar[dict[str, Check]] = {
+        "event_id": _str(),
+        "revision": _int(0),
+        "origin_revision": _int(0),
+        "strike": _num(0.0, 360.0),
+        "dip": _num(0.0, 90.0),
+        "rake": _num(-180.0, 180.0),
+        "aux_strike": _num(0.0, 360.0),
+        "aux_dip": _num(0.0, 90.0),
+        "aux_rake": _num(-180.0, 180.0),
+        "quality": _str(choices=("A", "B", "C", "D")),
+        "fault_plane_uncertainty_deg": _num(0.0),
+        "aux_plane_uncertainty_deg": _num(0.0),
+        "misfit": _num(0.0, 1.0),
+        "probability": _num(0.0, 1.0),
+        "station_distribution_ratio": _num(0.0, 1.0),
+        "n_polarities": _int(0),
+        "n_stations": _int(0),
+        "model_version": _str(nonempty=False),
+        "picks": _tuple_of("MechanismPick"),
+        "created_epoch_s": _TIME,
+    }
+
+
+CATALOG_STATUSES = ("preliminary", "final", "deleted")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CatalogEvent(Message):
+    """The catalog's current view of one event: latest origin and mechanism."""
+
+    event_id: str
+    revision: int
+    status: str
+    origin: Origin
+    mechanism: Mechanism | None = None
+    updated_epoch_s: float = field(default_factory=time.time)
+
+    _checks: ClassVar[dict[str, Check]] = {
+        "event_id": _str(),
+        "revision": _int(0),
+        "status": _str(choices=CATALOG_STATUSES),
+        "origin": _nested("Origin"),
+        "mechanism": _nested("Mechanism", optional=True),
+        "updated_epoch_s": _TIME,
+    }
+
+    def _validate(self) -> None:
+        for part in (self.origin, self.mechanism):
+            if part is not None and part.event_id != self.event_id:
+                raise MessageError(
+                    f"CatalogEvent.{type(part).__name__.lower()}.event_id: expected "
+                    f"{self.event_id!r}, got {part.event_id!r}"
+                )
+
+
+MESSAGE_TYPES: dict[str, type[Message]] = {
+    cls.__name__: cls
+    for cls in (Pick, Polarity, Arrival, Origin, MechanismPick, Mechanism, CatalogEvent)
+}
+
+
+# --------------------------------------------------------------------------- stream entries
+
+
+def encode(message: Message) -> dict[str, bytes]:
+    """Redis stream entry fields for ``message``: ``{"type": b"Pick", "data": <json>}``."""
+    if not isinstance(message, Message):
+        raise MessageError(f"encode: expected a message, got {type(message).__name__}")
+    return {"type": type(message).__name__.encode(), "data": message.to_json()}
+
+
+def decode(stream_fields: Mapping[Any, Any]) -> Message:
+    """The message in a Redis stream entry (keys/values as bytes or str)."""
+    fields = {
+        (k.decode() if isinstance(k, bytes) else k): v for k, v in dict(stream_fields).items()
+    }
+    kind = fields.get("type")
+    if isinstance(kind, bytes):
+        kind = kind.decode("utf-8", "replace")
+    if kind is None:
+        raise MessageError("stream entry: missing field 'type'")
+    cls = MESSAGE_TYPES.get(kind)
+    if cls is None:
+        raise MessageError(f"stream entry.type: unknown message type {_show(kind)}")
+    if "data" not in fields:
+        raise MessageError(f"stream entry: missing field 'data' for {kind}")
+    return cls.from_json(fields["data"])
