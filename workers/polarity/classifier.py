@@ -1,0 +1,235 @@
+"""``PolarityClassifier``: raw vertical rows + pick samples in, first-motion polarities out.
+
+The classifier owns windowing, resampling, normalisation (:mod:`workers.polarity.preprocess`),
+batching and test-time flip augmentation; callers hand it raw counts at any rate >= 40 Hz.
+
+Flip augmentation: each window ``x`` and its negation ``-x`` are classified in two separate,
+identically shaped forward passes; with temperature-scaled softmax outputs ``f``::
+
+    p_up = (f(x)_up + f(-x)_down) / 2,  p_down = (f(x)_down + f(-x)_up) / 2,
+    p_unknown = (f(x)_unknown + f(-x)_unknown) / 2
+
+so negating the input swaps ``p_up`` and ``p_down`` exactly (the preprocessing is odd, and the
+two passes trade places).
+
+Decision: ``+1``/``-1`` when ``max(p_up, p_down) >= thresholds.decision`` and that class also
+beats ``p_unknown``, else ``0``. ``confidence`` is the probability of the returned class.
+
+.. seealso:: SeisBench ``WaveformModel`` (model-owned pre-processing, rate validation) and its
+   ``name.json`` + ``name.pt`` model cards; Guo et al. (2017), On calibration of modern neural
+   networks (temperature scaling).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+from numpy.typing import ArrayLike
+
+from firstmotion import __version__ as FIRSTMOTION_VERSION
+from workers.polarity.model import LABELS, build_model
+from workers.polarity.preprocess import REASON_OK, PreprocessConfig, prepare_windows
+
+CARD_FORMAT_VERSION = 1
+DEFAULT_MODEL_NAME = "polarity_v1"
+REASON_LOW_CONFIDENCE = "low_confidence"
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    parts = []
+    for piece in str(text).split("."):
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
+
+
+@dataclass(frozen=True)
+class PolarityResult:
+    """Output of :meth:`PolarityClassifier.classify` for N windows.
+
+    polarity int8 (N,) +1 up, -1 down, 0 unknown; probabilities float32 (N, 3) columns
+    [up, down, unknown]; confidence float32 (N,) probability of the returned class; reason
+    str array (N,): '' for a classified window, else 'nan', 'flat', 'too_short' (bad window,
+    probabilities [0, 0, 1]) or 'low_confidence' (classified unknown by the model).
+    """
+
+    polarity: np.ndarray
+    probabilities: np.ndarray
+    confidence: np.ndarray
+    reason: np.ndarray
+
+
+def validate_card(card: dict) -> None:
+    """Raise ``ValueError`` when this code cannot honour a model card."""
+    if not isinstance(card, dict):
+        raise ValueError("model card must be a JSON object")
+    fmt = card.get("format_version")
+    if fmt != CARD_FORMAT_VERSION:
+        raise ValueError(
+            f"model card format_version {fmt!r} not supported (this code reads "
+            f"{CARD_FORMAT_VERSION})"
+        )
+    minimum = card.get("min_firstmotion_version")
+    if minimum is None:
+        raise ValueError("model card lacks min_firstmotion_version")
+    if _version_tuple(minimum) > _version_tuple(FIRSTMOTION_VERSION):
+        raise ValueError(
+            f"model needs firstmotion >= {minimum}, this is firstmotion {FIRSTMOTION_VERSION}"
+        )
+    labels = card.get("labels")
+    if tuple(labels or ()) != LABELS:
+        raise ValueError(f"model card labels {labels!r} differ from {list(LABELS)}")
+    arch = card.get("architecture")
+    if not isinstance(arch, dict) or "class" not in arch or "args" not in arch:
+        raise ValueError("model card lacks architecture.class / architecture.args")
+    if "preprocessing" not in card:
+        raise ValueError("model card lacks preprocessing")
+    PreprocessConfig.from_dict(card["preprocessing"])
+    window = card["preprocessing"].get("window_pre_samples", 0) + card["preprocessing"].get(
+        "window_post_samples", 0
+    )
+    if arch["args"].get("window_samples") != window:
+        raise ValueError(
+            f"architecture window_samples {arch['args'].get('window_samples')} differs from "
+            f"the preprocessing window {window}"
+        )
+    temperature = card.get("temperature", 1.0)
+    if not (isinstance(temperature, int | float) and temperature > 0):
+        raise ValueError(f"model card temperature must be > 0, got {temperature!r}")
+    decision = card.get("thresholds", {}).get("decision")
+    if not (isinstance(decision, int | float) and 0.0 <= decision <= 1.0):
+        raise ValueError(f"model card thresholds.decision must be in [0, 1], got {decision!r}")
+
+
+def _resolve_device(device: str | torch.device) -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class PolarityClassifier:
+    """A trained polarity network with its model card; see :meth:`load` and :meth:`classify`."""
+
+    def __init__(
+        self, model: torch.nn.Module, card: dict, device: str | torch.device = "cpu"
+    ) -> None:
+        validate_card(card)
+        self.card = card
+        self.config = PreprocessConfig.from_dict(card["preprocessing"])
+        self.temperature = float(card.get("temperature", 1.0))
+        self.decision_threshold = float(card["thresholds"]["decision"])
+        self.device = _resolve_device(device)
+        self.model = model.to(self.device).eval()
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(
+        cls, name_or_path: str | Path | None = None, device: str | torch.device = "auto"
+    ) -> PolarityClassifier:
+        """Load ``<name>.json`` + ``<name>.pt``.
+
+        ``None`` loads the default shipped model from the ``model_weights`` package (via
+        :mod:`importlib.resources`, so it works installed); a bare name loads that shipped
+        model; a path (with or without suffix) loads files from disk. Refuses (``ValueError``) a
+        card it cannot honour or weights whose SHA-256 differs from the card's.
+        """
+        if name_or_path is None:
+            name_or_path = DEFAULT_MODEL_NAME
+        text = str(name_or_path)
+        if "/" not in text and "\\" not in text and not text.endswith((".json", ".pt")):
+            base = resources.files("model_weights")
+            card_bytes = base.joinpath(f"{text}.json").read_bytes()
+            weight_bytes = base.joinpath(f"{text}.pt").read_bytes()
+        else:
+            stem = Path(text)
+            if stem.suffix in (".json", ".pt"):
+                stem = stem.with_suffix("")
+            card_bytes = stem.with_suffix(".json").read_bytes()
+            weight_bytes = stem.with_suffix(".pt").read_bytes()
+        card = json.loads(card_bytes)
+        validate_card(card)
+        expected = card.get("weights_sha256")
+        if expected and hashlib.sha256(weight_bytes).hexdigest() != expected:
+            raise ValueError("model weights do not match the card's weights_sha256")
+        model = build_model(card["architecture"]["class"], card["architecture"]["args"])
+        state = torch.load(io.BytesIO(weight_bytes), map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+        return cls(model, card, device=device)
+
+    # ------------------------------------------------------------------ inference
+    def window_logits(self, windows: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        """Raw logits (N, 3) float32 of preprocessed windows (N, window_samples)."""
+        out = np.empty((windows.shape[0], len(LABELS)), dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, windows.shape[0], batch_size):
+                chunk = torch.from_numpy(np.ascontiguousarray(windows[start : start + batch_size]))
+                logits = self.model(chunk.to(self.device, non_blocking=True))
+                out[start : start + chunk.shape[0]] = logits.float().cpu().numpy()
+        return out
+
+    def window_probabilities(self, windows: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        """Flip-augmented, temperature-scaled probabilities (N, 3) float32 of windows."""
+        windows = np.asarray(windows, dtype=np.float32)
+        direct = _softmax(self.window_logits(windows, batch_size) / self.temperature)
+        flipped = _softmax(self.window_logits(-windows, batch_size) / self.temperature)
+        probs = np.empty_like(direct)
+        probs[:, 0] = (direct[:, 0] + flipped[:, 1]) / 2
+        probs[:, 1] = (direct[:, 1] + flipped[:, 0]) / 2
+        probs[:, 2] = (direct[:, 2] + flipped[:, 2]) / 2
+        return probs
+
+    def decide(self, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Polarity int8 (N,) and confidence float32 (N,) from probabilities (N, 3)."""
+        up_wins = probs[:, 0] >= probs[:, 1]
+        best = np.where(up_wins, probs[:, 0], probs[:, 1])
+        sign = np.where(up_wins, 1, -1)
+        take = (best >= self.decision_threshold) & (best > probs[:, 2])
+        polarity = np.where(take, sign, 0).astype(np.int8)
+        confidence = np.where(take, best, probs[:, 2]).astype(np.float32)
+        return polarity, confidence
+
+    def classify(
+        self,
+        data: ArrayLike,
+        sampling_rate: float,
+        pick_index: ArrayLike,
+        *,
+        batch_size: int = 1024,
+    ) -> PolarityResult:
+        """Classify the P first motion of each row.
+
+        ``data`` (N, L) raw vertical counts or velocity at ``sampling_rate`` Hz (>= 40 Hz, else
+        ``ValueError``); ``pick_index`` (N,) the P pick sample in each row. Bad windows (NaN,
+        flat, too short) get polarity 0 with a reason, never an exception.
+        """
+        windows, reasons = prepare_windows(data, sampling_rate, pick_index, self.config)
+        n = windows.shape[0]
+        probs = np.zeros((n, len(LABELS)), dtype=np.float32)
+        probs[:, 2] = 1.0
+        ok = reasons == REASON_OK
+        if ok.any():
+            probs[ok] = self.window_probabilities(windows[ok], batch_size)
+        polarity, confidence = self.decide(probs)
+        polarity[~ok] = 0
+        confidence[~ok] = 1.0
+        reasons = reasons.astype(object)
+        reasons[ok & (polarity == 0)] = REASON_LOW_CONFIDENCE
+        return PolarityResult(
+            polarity=polarity,
+            probabilities=probs,
+            confidence=confidence,
+            reason=reasons.astype(str),
+        )
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)

@@ -1,0 +1,321 @@
+"""Training and evaluation windows for the polarity model, from the scenario physics.
+
+Each example is a raw vertical row at a random sampling rate (40-500 Hz) holding
+
+* a P pulse from :func:`firstmotion.synth.p_pulse` (Brune source, causal t* attenuation;
+  displacement, velocity or acceleration as the instrument records it), impulsive or emergent,
+  with random sign (a whole-trace polarity flip carries the flipped label), plus later arrivals
+  (coda, reflections, converted phases) of random sign that may be larger than the first motion;
+* noise: synthetic ambient noise of the four instrument profiles of
+  :func:`firstmotion.synth.ambient_noise` (broadband rows carry microseism and drift far larger
+  than the first motion) or REAL noise: the hour of PR network EHZ data in
+  ``shared/data/pr2017_noise`` and the pre-P noise of the TexNet records (ending 5 s before the
+  first P pick of each station, so no evaluation window's context is trained on), resampled to
+  the row's rate; optionally extra drift up to 1000x the noise;
+* a pick error: the window is cut at the pick, the onset lies ``err`` later, ``err`` Laplacian
+  with scale 0.025 s clipped to +-0.1 s (the spread of an STA/LTA + AIC picker).
+
+The windows go through exactly the serving path (:func:`workers.polarity.preprocess.
+linear_windows`, then :func:`~workers.polarity.preprocess.normalise_windows`). Since the
+linear part is linear, signal and noise are processed separately and mixed at the target
+signal-to-noise ratio, defined as the model sees it:
+
+    snr = |first-lobe peak of the processed P pulse| / std(processed noise over the window)
+
+Labels: 0 up, 1 down, 2 unknown. Unknown = noise-only windows and near-nodal / drowned first
+motions (``snr < unknown_below_snr``).
+
+.. seealso:: Ross et al. (2018) and Uchide (2020) (flip augmentation); Hardebeck & Shearer
+   (2002) (near-nodal polarities are the unreliable ones).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from scipy import signal
+
+from firstmotion import synth
+from workers.polarity.preprocess import (
+    PreprocessConfig,
+    linear_windows,
+    normalise_windows,
+    resampling_ratio,
+)
+
+LABEL_UP, LABEL_DOWN, LABEL_UNKNOWN = 0, 1, 2
+# drawn uniformly: 100 and 200 Hz (the common rates) twice as often as the others
+TRAINING_RATES_HZ = (40.0, 50.0, 80.0, 100.0, 100.0, 125.0, 200.0, 200.0, 250.0, 500.0)
+PROFILE_OUTPUT = {
+    "broadband": "velocity",
+    "short_period": "velocity",
+    "geophone": "velocity",
+    "accelerometer": "acceleration",
+}
+
+
+def shared_data_dir() -> Path:
+    """``shared/data`` beside the repository checkout (may not exist)."""
+    return Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """Distribution of the generated examples (stored in the model card)."""
+
+    rates_hz: tuple[float, ...] = TRAINING_RATES_HZ
+    row_s: float = 6.0
+    pick_s: float = 4.0
+    noise_only_fraction: float = 0.3
+    snr_range: tuple[float, float] = (0.3, 300.0)
+    unknown_below_snr: float = 2.0
+    pick_error_scale_s: float = 0.025
+    pick_error_max_s: float = 0.1
+    corner_hz_range: tuple[float, float] = (0.8, 30.0)
+    tstar_s_range: tuple[float, float] = (0.002, 0.06)
+    emergent_fraction: float = 0.3
+    emergence_s_range: tuple[float, float] = (0.02, 0.4)
+    secondary_fraction: float = 0.7
+    secondary_amplitude_range: tuple[float, float] = (0.2, 3.0)
+    secondary_delay_s_range: tuple[float, float] = (0.05, 1.0)
+    real_noise_fraction: float = 0.5
+    drift_fraction: float = 0.3
+    drift_ratio_range: tuple[float, float] = (1.0, 1000.0)
+
+    def hard(self) -> SamplerConfig:
+        """The harder evaluation mix: mostly real noise, more drift, emergence and coda."""
+        return replace(
+            self,
+            real_noise_fraction=0.8,
+            drift_fraction=0.6,
+            emergent_fraction=0.5,
+            secondary_fraction=0.9,
+            secondary_amplitude_range=(0.3, 5.0),
+        )
+
+
+@dataclass(frozen=True)
+class NoiseRecord:
+    """A stretch of real noise: samples (float64) at ``sampling_rate_hz``, with its origin."""
+
+    source: str
+    sampling_rate_hz: float
+    samples: np.ndarray
+
+
+def load_real_noise(data_dir: Path | None = None, exclude_before_p_s: float = 5.0) -> list:
+    """Real noise records: pr2017 EHZ hours and TexNet pre-P vertical noise (empty if absent).
+
+    TexNet noise of a station ends ``exclude_before_p_s`` before its first P pick in the
+    QuakeML (or 2 s after the origin time for stations without a P pick).
+    """
+    import obspy  # local: heavy, only when real noise is asked for
+
+    data_dir = shared_data_dir() if data_dir is None else Path(data_dir)
+    records: list[NoiseRecord] = []
+    for path in sorted((data_dir / "pr2017_noise").glob("*EHZ*.mseed")):
+        for tr in obspy.read(str(path)):
+            records.append(
+                NoiseRecord(tr.id, float(tr.stats.sampling_rate), tr.data.astype(np.float64))
+            )
+    for qml in sorted((data_dir / "texnet2017").glob("*.qml")):
+        mseed = qml.with_suffix(".mseed")
+        if not mseed.exists():
+            continue
+        event = obspy.read_events(str(qml))[0]
+        origin_time = event.preferred_origin() or event.origins[0]
+        first_p: dict[str, obspy.UTCDateTime] = {}
+        for pick in event.picks:
+            if (pick.phase_hint or "").upper().startswith("P"):
+                sta = pick.waveform_id.station_code
+                first_p[sta] = min(first_p.get(sta, pick.time), pick.time)
+        for tr in obspy.read(str(mseed)).select(channel="??Z"):
+            sta = tr.stats.station
+            end = first_p[sta] - exclude_before_p_s if sta in first_p else origin_time.time + 2.0
+            part = tr.slice(endtime=end)
+            if part.stats.npts > 20 * part.stats.sampling_rate:
+                records.append(
+                    NoiseRecord(
+                        f"{tr.id}:preP", float(tr.stats.sampling_rate), part.data.astype(float)
+                    )
+                )
+    return records
+
+
+class WindowSampler:
+    """Generates labelled model windows; deterministic for a given seed.
+
+    ``sample(n)`` returns (windows float32 (n, W), labels int64 (n,), snr float32 (n,),
+    rate_hz float32 (n,)); snr is 0 for noise-only rows.
+    """
+
+    def __init__(
+        self,
+        preprocess: PreprocessConfig,
+        config: SamplerConfig | None = None,
+        real_noise: list | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.pre = preprocess
+        self.cfg = config or SamplerConfig()
+        self.real_noise = list(real_noise or [])
+        self.rng = np.random.default_rng(seed)
+        self._synthetic: dict[tuple[str, float], np.ndarray] = {}
+
+    # ----------------------------------------------------------- noise sources
+    def _synthetic_noise(self, profile: str, rate_hz: float, n: int) -> np.ndarray:
+        key = (profile, rate_hz)
+        if key not in self._synthetic:
+            self._synthetic[key] = synth.ambient_noise(
+                int(600 * rate_hz), rate_hz, self.rng, profile=profile
+            )
+        rec = self._synthetic[key]
+        start = self.rng.integers(0, rec.size - n)
+        return rec[start : start + n].copy()
+
+    def _real_noise(self, rate_hz: float, n: int) -> np.ndarray | None:
+        if not self.real_noise:
+            return None
+        # half from the continuous PR hour, half from the TexNet pre-P stretches (when both)
+        groups = [
+            [r for r in self.real_noise if not r.source.endswith(":preP")],
+            [r for r in self.real_noise if r.source.endswith(":preP")],
+        ]
+        groups = [g for g in groups if g]
+        group = groups[self.rng.integers(len(groups))]
+        rec = group[self.rng.integers(len(group))]
+        up, down = resampling_ratio(rec.sampling_rate_hz, rate_hz)
+        n_src = int(np.ceil((n + 64) * down / up)) + 64
+        if rec.samples.size <= n_src:
+            return None
+        start = self.rng.integers(0, rec.samples.size - n_src)
+        part = rec.samples[start : start + n_src]
+        part = part - part.mean()
+        if (up, down) != (1, 1):
+            part = signal.resample_poly(part, up, down)
+        return part[32 : 32 + n]
+
+    def _noise_row(self, rate_hz: float, n: int, real_fraction: float) -> np.ndarray:
+        rng, cfg = self.rng, self.cfg
+        row = None
+        if rng.random() < real_fraction:
+            row = self._real_noise(rate_hz, n)
+        if row is None:
+            profile = synth.PROFILES[rng.integers(len(synth.PROFILES))]
+            row = self._synthetic_noise(profile, rate_hz, n)
+        if rng.random() < 0.5:
+            row = -row
+        if rng.random() < cfg.drift_fraction:
+            scale = np.std(row) * _log_uniform(rng, *cfg.drift_ratio_range)
+            t = np.arange(n) / rate_hz
+            f_slow = _log_uniform(rng, 0.02, 0.5)
+            row = row + scale * (
+                rng.uniform(-1, 1) * t / t[-1]
+                + rng.uniform(0, 1) * np.sin(2 * np.pi * f_slow * t + rng.uniform(0, 2 * np.pi))
+            )
+        return row
+
+    # ----------------------------------------------------------- signal
+    def _signal_rows(self, rate_hz: float, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+        """Primary pulses (m, n) with positive first motion, and secondary arrivals (m, n)."""
+        rng, cfg = self.rng, self.cfg
+        prim = np.zeros((m, n))
+        sec = np.zeros((m, n))
+        for i in range(m):
+            err = float(
+                np.clip(
+                    rng.laplace(0.0, cfg.pick_error_scale_s),
+                    -cfg.pick_error_max_s,
+                    cfg.pick_error_max_s,
+                )
+            )
+            onset = cfg.pick_s + err
+            fc = min(_log_uniform(rng, *cfg.corner_hz_range), 0.45 * rate_hz)
+            tstar = _log_uniform(rng, *cfg.tstar_s_range)
+            emergence = (
+                _log_uniform(rng, *cfg.emergence_s_range)
+                if rng.random() < cfg.emergent_fraction
+                else 0.0
+            )
+            profile_output = list(PROFILE_OUTPUT.values())[rng.integers(len(PROFILE_OUTPUT))]
+            output = profile_output if rng.random() < 0.8 else synth.OUTPUTS[rng.integers(3)]
+            pulse = synth.p_pulse(
+                n, rate_hz, onset, fc, tstar, output=output, emergence_s=emergence
+            )
+            prim[i] = pulse
+            if rng.random() < cfg.secondary_fraction:
+                for _ in range(rng.integers(1, 4)):
+                    delay = int(rng.uniform(*cfg.secondary_delay_s_range) * rate_hz)
+                    amp = _log_uniform(rng, *cfg.secondary_amplitude_range) * rng.choice([-1, 1])
+                    if delay < n:
+                        sec[i, delay:] += amp * pulse[: n - delay]
+        return prim, sec
+
+    # ----------------------------------------------------------- examples
+    def sample(self, n_examples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        rng, cfg, pre = self.rng, self.cfg, self.pre
+        rates = np.asarray(cfg.rates_hz)[rng.integers(len(cfg.rates_hz), size=n_examples)]
+        windows = np.zeros((n_examples, pre.window_samples), dtype=np.float32)
+        labels = np.full(n_examples, LABEL_UNKNOWN, dtype=np.int64)
+        snr = np.zeros(n_examples, dtype=np.float32)
+        for rate in np.unique(rates):
+            rows = np.flatnonzero(rates == rate)
+            n = int(round(cfg.row_s * rate))
+            pick = np.full(rows.size, int(round(cfg.pick_s * rate)))
+            noise = np.stack(
+                [self._noise_row(float(rate), n, cfg.real_noise_fraction) for _ in rows]
+            )
+            noise_w, reasons = linear_windows(noise, rate, pick, pre)
+            has_signal = rng.random(rows.size) >= cfg.noise_only_fraction
+            mixed = noise_w.copy()
+            if has_signal.any():
+                k = np.flatnonzero(has_signal)
+                prim, sec = self._signal_rows(float(rate), n, k.size)
+                prim_w, _ = linear_windows(prim, rate, pick[k], pre)
+                sec_w, _ = linear_windows(sec, rate, pick[k], pre)
+                first, _ = synth.first_lobe_peak(prim_w, rel_threshold=0.05)
+                first = np.abs(first)
+                noise_std = noise_w[k].std(axis=1)
+                target = np.exp(rng.uniform(*np.log(cfg.snr_range), size=k.size))
+                ok = (first > 0) & (noise_std > 0)
+                gain = np.where(ok, target * noise_std / np.where(ok, first, 1.0), 0.0)
+                sign = rng.choice([-1.0, 1.0], size=k.size)
+                mixed[k] += (sign * gain)[:, None] * (prim_w + sec_w)
+                row_label = np.where(sign > 0, LABEL_UP, LABEL_DOWN)
+                row_label = np.where(
+                    ok & (target >= cfg.unknown_below_snr), row_label, LABEL_UNKNOWN
+                )
+                labels[rows[k]] = row_label
+                snr[rows[k]] = np.where(ok, target, 0.0)
+            win, reasons = normalise_windows(mixed, reasons)
+            windows[rows] = win
+        return windows, labels, snr, rates.astype(np.float32)
+
+
+def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+    return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+
+
+def generate_dataset(
+    n_examples: int,
+    preprocess: PreprocessConfig,
+    config: SamplerConfig | None = None,
+    seed: int = 0,
+    real_noise: list | None = None,
+    chunk: int = 2000,
+    progress: bool = False,
+) -> dict[str, np.ndarray]:
+    """``n_examples`` labelled windows in chunks (tqdm bar when ``progress``)."""
+    sampler = WindowSampler(preprocess, config, real_noise, seed)
+    parts = []
+    chunks = range(0, n_examples, chunk)
+    if progress:
+        from tqdm import tqdm
+
+        chunks = tqdm(chunks, desc="generating windows", unit="chunk")
+    for start in chunks:
+        parts.append(sampler.sample(min(chunk, n_examples - start)))
+    w, y, s, r = (np.concatenate(p) for p in zip(*parts, strict=True))
+    return {"windows": w, "labels": y, "snr": s, "rate_hz": r}

@@ -1,0 +1,218 @@
+"""Window preparation for the polarity model: one code path for training and serving.
+
+Raw vertical-component rows at any rate >= 40 Hz become fixed-length, unit-peak windows at the
+model rate, centred on the pick:
+
+1. cut a segment around the pick at the input rate: ``context_pre_s`` of extra history before
+   the model window (so the high-pass filter has settled) and a short margin after it (so the
+   resampling filter's edge effects stay outside the window);
+2. demean with the pre-pick samples (out-of-range samples take the nearest valid value);
+3. resample to the model rate with the anti-aliasing polyphase FIR of
+   :func:`scipy.signal.resample_poly` (Kaiser window, never bare interpolation);
+4. high-pass with a *causal* Butterworth filter (:func:`scipy.signal.sosfilt`, state initialised
+   to the steady state of the first sample) so microseisms and drift, often far larger than a
+   small event's first motion, are removed without any acausal precursor that could fake or
+   flip a first motion;
+5. cut ``window_pre_samples`` before and ``window_post_samples`` from the pick;
+6. divide by the window's maximum absolute value.
+
+Every step is linear and odd in the input except the normalisation, which is odd too, so
+``prepare_windows(-x) == -prepare_windows(x)`` bit for bit (IEEE arithmetic is symmetric under
+negation): the classifier's flip test-time augmentation relies on that.
+
+Rows that cannot be classified are flagged with a reason instead of raising: ``"nan"`` (NaN or
+inf inside the window), ``"too_short"`` (the pick too close to either end of the row to fill
+the model window) and ``"flat"`` (constant window, e.g. all zeros). Their windows are zeros.
+
+.. seealso:: Ross, Meier & Hauksson (2018), P wave arrival picking and first-motion polarity
+   determination with deep learning, JGR 123, 5120-5129 (windowing around the pick);
+   SeisBench ``WaveformModel.annotate_batch_pre`` (the model owns its preprocessing).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from functools import lru_cache
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy import signal
+
+MIN_SAMPLING_RATE_HZ = 40.0
+REASON_OK = ""
+REASON_NAN = "nan"
+REASON_TOO_SHORT = "too_short"
+REASON_FLAT = "flat"
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """Parameters of :func:`prepare_windows`; stored in the model card's ``preprocessing``."""
+
+    sampling_rate_hz: float = 100.0
+    window_pre_samples: int = 64
+    window_post_samples: int = 64
+    context_pre_s: float = 3.0
+    margin_post_s: float = 0.2
+    highpass_hz: float = 1.5
+    highpass_order: int = 4
+    normalisation: str = "max_abs"
+
+    def __post_init__(self) -> None:
+        if self.sampling_rate_hz <= 0:
+            raise ValueError(f"sampling_rate_hz must be > 0, got {self.sampling_rate_hz}")
+        if self.window_pre_samples < 1 or self.window_post_samples < 1:
+            raise ValueError("window_pre_samples and window_post_samples must be >= 1")
+        if not 0 < self.highpass_hz < self.sampling_rate_hz / 2:
+            raise ValueError(f"highpass_hz must be in (0, Nyquist), got {self.highpass_hz}")
+        if self.normalisation != "max_abs":
+            raise ValueError(f"unknown normalisation {self.normalisation!r} (known: 'max_abs')")
+
+    @property
+    def window_samples(self) -> int:
+        return self.window_pre_samples + self.window_post_samples
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PreprocessConfig:
+        known = set(cls.__dataclass_fields__)
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown preprocessing keys {sorted(unknown)}")
+        return cls(**d)
+
+
+@lru_cache(maxsize=64)
+def resampling_ratio(input_rate_hz: float, output_rate_hz: float) -> tuple[int, int]:
+    """(up, down) with ``input_rate_hz * up / down ~= output_rate_hz`` (within 0.1%)."""
+    frac = Fraction(output_rate_hz / input_rate_hz).limit_denominator(1000)
+    if abs(float(frac) * input_rate_hz - output_rate_hz) > 1e-3 * output_rate_hz:
+        raise ValueError(f"cannot resample {input_rate_hz} Hz to {output_rate_hz} Hz rationally")
+    return frac.numerator, frac.denominator
+
+
+@lru_cache(maxsize=16)
+def _highpass_sos(corner_hz: float, order: int, rate_hz: float) -> tuple[np.ndarray, np.ndarray]:
+    sos = signal.butter(order, corner_hz, btype="highpass", fs=rate_hz, output="sos")
+    return sos, signal.sosfilt_zi(sos)
+
+
+def causal_highpass(x: np.ndarray, corner_hz: float, order: int, rate_hz: float) -> np.ndarray:
+    """Causal Butterworth high-pass along the last axis, started in steady state.
+
+    The filter state is initialised as if the first sample had been constant forever, so a
+    row that does not start at zero does not ring; no sample depends on later samples.
+    """
+    sos, zi = _highpass_sos(float(corner_hz), int(order), float(rate_hz))
+    if x.ndim == 1:
+        return signal.sosfilt(sos, x, zi=zi * x[0])[0]
+    zi_rows = zi[:, None, :] * x[None, :, :1]
+    y, _ = signal.sosfilt(sos, x, axis=-1, zi=zi_rows)
+    return y
+
+
+def prepare_windows(
+    data: ArrayLike,
+    sampling_rate_hz: float,
+    pick_index: ArrayLike,
+    config: PreprocessConfig,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Model-rate windows (N, window_samples) float32 and reasons (N,) str ('' when usable).
+
+    ``data`` is (N, L) (or (L,), treated as one row) raw counts or velocity at
+    ``sampling_rate_hz`` >= 40 Hz; ``pick_index`` (N,) integer samples of the P pick in each row.
+    Raises ``ValueError`` for a rate below 40 Hz or mismatched shapes. Rows with a reason are
+    zeros.
+    """
+    win, reasons = linear_windows(data, sampling_rate_hz, pick_index, config)
+    return normalise_windows(win, reasons)
+
+
+def normalise_windows(win: np.ndarray, reasons: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Step 6: divide usable rows by their max abs; flag all-zero rows 'flat'. float32 out."""
+    reasons = np.asarray(reasons).astype(object)
+    peak = np.max(np.abs(win), axis=1) if win.size else np.zeros(win.shape[0])
+    reasons[~(peak > 0) & (reasons == REASON_OK)] = REASON_FLAT
+    ok = reasons == REASON_OK
+    windows = np.zeros(win.shape, dtype=np.float32)
+    windows[ok] = (win[ok] / peak[ok, None]).astype(np.float32)
+    return windows, reasons.astype(str)
+
+
+def linear_windows(
+    data: ArrayLike,
+    sampling_rate_hz: float,
+    pick_index: ArrayLike,
+    config: PreprocessConfig,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Steps 1-5 (all linear in ``data``): unnormalised float64 windows and reasons.
+
+    The training sampler runs signal and noise through this separately to measure the SNR
+    the model actually sees; ``prepare_windows`` = this + :func:`normalise_windows`.
+    """
+    x = np.asarray(data, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[None, :]
+    if x.ndim != 2:
+        raise ValueError(f"data must be (N, L), got shape {x.shape}")
+    rate = float(sampling_rate_hz)
+    if not np.isfinite(rate) or rate < MIN_SAMPLING_RATE_HZ:
+        raise ValueError(
+            f"sampling_rate {sampling_rate_hz} Hz is below the minimum {MIN_SAMPLING_RATE_HZ} Hz"
+        )
+    picks = np.asarray(pick_index)
+    if picks.ndim == 0:
+        picks = picks[None]
+    if picks.shape != (x.shape[0],):
+        raise ValueError(f"pick_index must have shape ({x.shape[0]},), got {picks.shape}")
+    if picks.size and not np.all(np.isfinite(picks.astype(float))):
+        raise ValueError("pick_index must be finite integers")
+    picks = np.rint(picks).astype(np.int64)
+    n, n_samples = x.shape
+    cfg = config
+    out_rate = cfg.sampling_rate_hz
+    up, down = resampling_ratio(rate, out_rate)
+
+    # Segment at the input rate; pre length a multiple of `down` so the pick lands on an
+    # exact output sample.
+    pre_needed_in = (cfg.context_pre_s + cfg.window_pre_samples / out_rate) * rate
+    pre_in = int(math.ceil(pre_needed_in / down)) * down
+    post_in = int(math.ceil((cfg.window_post_samples / out_rate + cfg.margin_post_s) * rate))
+    win_pre_in = int(math.ceil(cfg.window_pre_samples / out_rate * rate))
+    win_post_in = int(math.ceil(cfg.window_post_samples / out_rate * rate))
+
+    reasons = np.full(n, REASON_OK, dtype=object)
+    if n == 0:
+        return np.zeros((0, cfg.window_samples)), reasons.astype(str)
+
+    too_short = (picks - win_pre_in < 0) | (picks + win_post_in > n_samples)
+    reasons[too_short] = REASON_TOO_SHORT
+    offsets = np.arange(-pre_in, post_in)
+    idx = picks[:, None] + offsets[None, :]
+    first_valid = np.clip(picks - pre_in, 0, n_samples - 1)
+    last_valid = np.clip(picks + post_in - 1, 0, n_samples - 1)
+    idx = np.clip(idx, first_valid[:, None], last_valid[:, None])
+    seg = np.take_along_axis(x, idx, axis=1)
+
+    in_window = np.zeros(offsets.size, dtype=bool)
+    in_window[pre_in - win_pre_in : pre_in + win_post_in] = True
+    bad_values = ~np.isfinite(seg[:, in_window]).all(axis=1)
+    reasons[bad_values & ~too_short] = REASON_NAN
+    seg = np.where(np.isfinite(seg), seg, 0.0)
+    flat = np.ptp(seg[:, in_window], axis=1) == 0
+
+    pre_pick = seg[:, :pre_in]
+    seg = seg - pre_pick.mean(axis=1, keepdims=True)
+    if (up, down) != (1, 1):
+        seg = signal.resample_poly(seg, up, down, axis=1, padtype="edge")
+    seg = causal_highpass(seg, cfg.highpass_hz, cfg.highpass_order, out_rate)
+
+    pick_out = pre_in * up // down
+    win = seg[:, pick_out - cfg.window_pre_samples : pick_out + cfg.window_post_samples]
+    reasons[flat & (reasons == REASON_OK)] = REASON_FLAT
+    win = np.where((reasons == REASON_OK)[:, None], win, 0.0)
+    return win, reasons.astype(str)
