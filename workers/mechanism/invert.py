@@ -1,0 +1,489 @@
+"""Focal-mechanism inversion from P first-motion polarities: HASH as array algebra.
+
+Pipeline (Hardebeck & Shearer 2002, as implemented by SKHASH 1.1.5, Skoumal et al. 2024):
+
+1. trials: perturbed azimuth/takeoff copies of every ray (given, or drawn from Gaussian
+   uncertainties with trial 0 unperturbed);
+2. grid search (:mod:`workers.mechanism.search`): weighted misfit of the 5-degree grid's 31,032
+   mechanisms in every trial; accepted set = mechanisms with misfit <= max(min + nextra, ntotal)
+   in at least one trial;
+3. probability (SKHASH ``mech_probability``): average the accepted set, keep those within
+   ``cangle`` of the average, re-average; the fraction kept is the probability; the rest are
+   averaged again for up to five multiple solutions while their probability >= ``prob_max``;
+   fault- and auxiliary-plane uncertainties are the RMS angles of the accepted normals/slips;
+4. misfit fraction and station distribution ratio (HASH ``get_misf``) on the unperturbed rays,
+   each polarity weighted by sqrt(|P radiation|);
+5. quality A-D from probability, mean plane uncertainty, misfit and STDR (SKHASH's table),
+   forced to D for azimuthal gap > 90, takeoff gap > 60 or fewer than 8 polarities.
+
+.. seealso:: Hardebeck, J. L. & Shearer, P. M. (2002), BSSA 92(6), 2264-2276;
+   Skoumal, R. J., Hardebeck, J. L. & Shearer, P. M. (2024), SRL 95(4), 2519-2526.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from firstmotion.kagan import sdr_from_vectors
+from firstmotion.radiation import p_radiation
+from workers.mechanism.grid import focal_grid
+from workers.mechanism.search import (
+    accepted_mask,
+    misfit_allowances,
+    misfit_table,
+    misfit_table_numpy,
+    rays_from_angles,
+)
+
+QUALITY_LETTERS = ("A", "B", "C", "D")
+QUALITY_PROBABILITY = (0.8, 0.6, 0.5, 0.0)  # >=
+QUALITY_PLANE_UNCERTAINTY_DEG = (25.0, 35.0, 45.0, np.inf)  # <=, mean of fault and aux
+QUALITY_MISFIT = (0.15, 0.20, 0.30, np.inf)  # <=
+QUALITY_STDR = (0.5, 0.4, 0.3, 0.0)  # >=
+QUALITY_MAX_AZIMUTHAL_GAP_DEG = 90.0
+QUALITY_MAX_TAKEOFF_GAP_DEG = 60.0
+QUALITY_MIN_POLARITIES = 8
+
+
+@dataclass(frozen=True)
+class Solution:
+    """One (preferred or multiple) solution; angles in degrees (Aki & Richards)."""
+
+    strike: float
+    dip: float
+    rake: float
+    aux_strike: float
+    aux_dip: float
+    aux_rake: float
+    probability: float
+    fault_plane_uncertainty_deg: float
+    aux_plane_uncertainty_deg: float
+    misfit: float
+    station_distribution_ratio: float
+    quality: str
+
+
+@dataclass(frozen=True)
+class Mechanism:
+    """Result of :func:`invert`: the preferred solution's fields plus the whole set.
+
+    ``solutions`` holds every solution, preferred first (more than one when the accepted set
+    splits: SKHASH's multiple solutions); ``n_accepted`` is the size of the accepted set.
+    """
+
+    strike: float
+    dip: float
+    rake: float
+    aux_strike: float
+    aux_dip: float
+    aux_rake: float
+    quality: str
+    fault_plane_uncertainty_deg: float
+    aux_plane_uncertainty_deg: float
+    misfit: float
+    probability: float
+    station_distribution_ratio: float
+    n_polarities: int
+    n_accepted: int
+    n_trials: int
+    azimuthal_gap_deg: float
+    takeoff_gap_deg: float
+    solutions: tuple[Solution, ...] = field(default_factory=tuple)
+
+    @property
+    def multiple(self) -> bool:
+        """True when the accepted set split into more than one solution."""
+        return len(self.solutions) > 1
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (plain floats, solutions as a list of dicts)."""
+        out = asdict(self)
+        out["solutions"] = [asdict(s) for s in self.solutions]
+        out["multiple"] = self.multiple
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# rotation and averaging of double couples (HASH MECH_ROT / MECH_AVG / MECH_PROB)
+
+
+def best_combination(
+    normal_ref: np.ndarray, slip_ref: np.ndarray, normals: np.ndarray, slips: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rotation angles (deg) from a reference mechanism and the matching vector combination.
+
+    Each mechanism (normal, slip) (k, 3) is equivalent to (-n, -s), (s, n) and (-s, -n); the one
+    reached by the smallest rotation from the reference is returned with that angle (the Kagan
+    angle), like HASH's ``mech_rot``. The angle of the rotation between two right-handed frames
+    (n, s, n x s) is arccos((trace - 1) / 2).
+    """
+    b_ref = np.cross(normal_ref, slip_ref)
+    nn = normals @ normal_ref
+    ss = slips @ slip_ref
+    ns = normals @ slip_ref
+    sn = slips @ normal_ref
+    bb = np.cross(normals, slips) @ b_ref
+    # traces of the four combinations: (n,s), (-n,-s), (s,n), (-s,-n); b flips sign accordingly
+    traces = np.stack([nn + ss + bb, -nn - ss + bb, sn + ns - bb, -sn - ns - bb], axis=-1)
+    pick = np.argmax(traces, axis=-1)
+    best = np.take_along_axis(traces, pick[:, None], axis=-1)[:, 0]
+    angle = np.degrees(np.arccos(np.clip((best - 1.0) / 2.0, -1.0, 1.0)))
+    swap = pick >= 2
+    flip = np.where((pick == 1) | (pick == 3), -1.0, 1.0)[:, None]
+    n_out = np.where(swap[:, None], slips, normals) * flip
+    s_out = np.where(swap[:, None], normals, slips) * flip
+    return angle, n_out, s_out
+
+
+def _rms_angles_deg(
+    n_avg: np.ndarray, s_avg: np.ndarray, normals: np.ndarray, slips: np.ndarray
+) -> tuple[float, float]:
+    _, t1, t2 = best_combination(n_avg, s_avg, normals, slips)
+    a11 = np.arccos(np.clip(t1 @ n_avg, -1.0, 1.0))
+    a22 = np.arccos(np.clip(t2 @ s_avg, -1.0, 1.0))
+    return float(np.sqrt(np.mean(a11**2))), float(np.sqrt(np.mean(a22**2)))
+
+
+def average_mechanism(normals: np.ndarray, slips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Average of mechanisms (k, 3) (HASH ``mech_avg``): vectors matched to the first, summed,
+    normalised, then made orthogonal again, turning the worse-constrained vector more."""
+    if normals.shape[0] == 1:
+        return normals[0].copy(), slips[0].copy()
+    _, t1, t2 = best_combination(normals[0], slips[0], normals[1:], slips[1:])
+    n_avg = normals[0] + t1.sum(axis=0)
+    s_avg = slips[0] + t2.sum(axis=0)
+    n_avg = n_avg / np.linalg.norm(n_avg)
+    s_avg = s_avg / np.linalg.norm(s_avg)
+    avang1, avang2 = _rms_angles_deg(n_avg, s_avg, normals, slips)
+    if avang1 + avang2 >= 0.0001:
+        fract1 = avang1 / (avang1 + avang2)
+        for _ in range(100):
+            misf = 90.0 - np.degrees(np.arccos(np.clip(n_avg @ s_avg, -1.0, 1.0)))
+            if abs(misf) <= 0.01:
+                break
+            theta1 = np.deg2rad(misf * fract1)
+            theta2 = np.deg2rad(misf * (1.0 - fract1))
+            temp = n_avg
+            n_avg = n_avg - s_avg * np.sin(theta1)
+            s_avg = s_avg - temp * np.sin(theta2)
+            n_avg = n_avg / np.linalg.norm(n_avg)
+            s_avg = s_avg / np.linalg.norm(s_avg)
+    return n_avg, s_avg
+
+
+@dataclass(frozen=True)
+class _Cluster:
+    normal: np.ndarray
+    slip: np.ndarray
+    probability: float
+    fault_rms_deg: float
+    aux_rms_deg: float
+
+
+def mechanism_probability(
+    normals: np.ndarray, slips: np.ndarray, cangle_deg: float = 45.0, prob_max: float = 0.25
+) -> list[_Cluster]:
+    """Preferred and multiple solutions from the accepted set (SKHASH ``mech_probability``,
+    non-iterative averaging), sorted by probability, highest first."""
+    nf = normals.shape[0]
+    if nf == 0:
+        raise ValueError("no accepted mechanisms to average")
+    if nf == 1:
+        return [_Cluster(normals[0], slips[0], 1.0, 0.0, 0.0)]
+    out: list[_Cluster] = []
+    idx = np.arange(nf)
+    for imult in range(5):
+        n_avg, s_avg = average_mechanism(normals[idx], slips[idx])
+        rota, _, _ = best_combination(n_avg, s_avg, normals[idx], slips[idx])
+        near = idx[np.abs(rota) <= cangle_deg]
+        if near.size == 0:
+            break
+        n_avg, s_avg = average_mechanism(normals[near], slips[near])
+        rota, _, _ = best_combination(n_avg, s_avg, normals[idx], slips[idx])
+        keep = np.abs(rota) <= cangle_deg
+        n_avg, s_avg = average_mechanism(normals[idx[keep]], slips[idx[keep]])
+        unused = idx[~keep]
+        idx = idx[keep]
+        prob = keep.sum() / nf
+        if imult > 0 and prob < prob_max:
+            break
+        rms1, rms2 = _rms_angles_deg(n_avg, s_avg, normals, slips)
+        out.append(_Cluster(n_avg, s_avg, float(prob), np.degrees(rms1), np.degrees(rms2)))
+        if unused.size == 0:
+            break
+        idx = unused
+    out.sort(key=lambda c: -c.probability)  # stable, like SKHASH's argsort on distinct probs
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# misfit, station distribution ratio, gaps, quality
+
+
+def misfit_and_stdr(
+    strike_deg: float,
+    dip_deg: float,
+    rake_deg: float,
+    azimuth_deg: np.ndarray,
+    takeoff_deg: np.ndarray,
+    weight: np.ndarray,
+) -> tuple[float, float]:
+    """(misfit fraction, station distribution ratio) of a mechanism (HASH ``get_misf``).
+
+    Each polarity counts r = sqrt(|P radiation|) (near-nodal rays count little): misfit =
+    sum(r over wrongly predicted) / sum(r); STDR = sum(r |w|) / sum(|w|). As in SKHASH's
+    ``calculate_misfit``, the polarity weights enter the STDR but not the misfit fraction.
+    """
+    amp = p_radiation(strike_deg, dip_deg, rake_deg, azimuth_deg, takeoff_deg)
+    r = np.sqrt(np.abs(amp))
+    wrong = amp * weight < 0
+    total = r.sum()
+    mfrac = float(r[wrong].sum() / total) if total > 0 else 0.0
+    stdr = float((r * np.abs(weight)).sum() / np.abs(weight).sum())
+    return mfrac, stdr
+
+
+def max_gaps_deg(azimuth_deg: np.ndarray, takeoff_deg: np.ndarray) -> tuple[float, float]:
+    """Largest azimuthal and takeoff ("plungal") gaps, rays folded onto the upper hemisphere
+    (SKHASH ``determine_max_gap``)."""
+    az = np.asarray(azimuth_deg, dtype=float).copy()
+    to = np.asarray(takeoff_deg, dtype=float).copy()
+    down = to > 90
+    az[down] -= 180
+    to[down] = 180 - to[down]
+    az[az < 0] += 360
+    az = np.sort(az)
+    to = np.sort(to)
+    agap = max(np.max(np.diff(az), initial=0.0), az[0] + 360 - az[-1])
+    pgap = max(np.max(np.diff(to), initial=0.0), to[0], 90 - to[-1])
+    return float(agap), float(pgap)
+
+
+def quality_letter(
+    probability: float,
+    fault_plane_uncertainty_deg: float,
+    aux_plane_uncertainty_deg: float,
+    misfit: float,
+    station_distribution_ratio: float,
+    azimuthal_gap_deg: float,
+    takeoff_gap_deg: float,
+    n_polarities: int,
+) -> str:
+    """Quality A-D: the worst of four graded criteria (SKHASH's table, HASH 2002 Table 3)."""
+
+    def grade(value: float, limits: tuple[float, ...], at_least: bool) -> int:
+        for i, lim in enumerate(limits):
+            if (value >= lim) if at_least else (value <= lim):
+                return i
+        return len(limits) - 1
+
+    mean_unc = 0.5 * (fault_plane_uncertainty_deg + aux_plane_uncertainty_deg)
+    worst = max(
+        grade(probability, QUALITY_PROBABILITY, True),
+        grade(mean_unc, QUALITY_PLANE_UNCERTAINTY_DEG, False),
+        grade(misfit, QUALITY_MISFIT, False),
+        grade(station_distribution_ratio, QUALITY_STDR, True),
+    )
+    if (
+        azimuthal_gap_deg > QUALITY_MAX_AZIMUTHAL_GAP_DEG
+        or takeoff_gap_deg > QUALITY_MAX_TAKEOFF_GAP_DEG
+        or n_polarities < QUALITY_MIN_POLARITIES
+    ):
+        worst = len(QUALITY_LETTERS) - 1
+    return QUALITY_LETTERS[worst]
+
+
+# --------------------------------------------------------------------------------------------
+# trials and the public entry point
+
+
+def draw_trials(
+    azimuth_deg: np.ndarray,
+    takeoff_deg: np.ndarray,
+    n_trials: int,
+    azimuth_unc_deg: ArrayLike,
+    takeoff_unc_deg: ArrayLike,
+    seed: int | None = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Perturbed (n_picks, n_trials) azimuths and takeoffs; trial 0 unperturbed (SKHASH
+    ``perturb_azimuth_takeoff``: Gaussian, azimuth wrapped to [0, 360], takeoff clipped to
+    (0, 180])."""
+    if n_trials < 1:
+        raise ValueError(f"n_trials must be >= 1, got {n_trials}")
+    rng = np.random.default_rng(seed)
+    n = azimuth_deg.shape[0]
+    ra = rng.normal(size=(n, n_trials))
+    rt = rng.normal(size=(n, n_trials))
+    ra[:, 0] = 0.0
+    rt[:, 0] = 0.0
+    az_unc = np.broadcast_to(np.asarray(azimuth_unc_deg, dtype=float), (n,))
+    to_unc = np.broadcast_to(np.asarray(takeoff_unc_deg, dtype=float), (n,))
+    az = np.mod(azimuth_deg[:, None] + az_unc[:, None] * ra, 360.0)
+    to = takeoff_deg[:, None] + to_unc[:, None] * rt
+    to = np.clip(to, 1e-6, 180.0)
+    return az, to
+
+
+def _as_1d(name: str, values: ArrayLike, n: int | None = None) -> np.ndarray:
+    a = np.asarray(values, dtype=float)
+    if a.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {a.shape}")
+    if n is not None and a.shape[0] != n:
+        raise ValueError(f"{name} has {a.shape[0]} values, expected {n}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return a
+
+
+def invert(
+    azimuth_deg: ArrayLike,
+    takeoff_deg: ArrayLike,
+    polarity: ArrayLike,
+    weight: ArrayLike | None = None,
+    *,
+    azimuth_trials: ArrayLike | None = None,
+    takeoff_trials: ArrayLike | None = None,
+    n_trials: int = 30,
+    azimuth_unc_deg: ArrayLike = 5.0,
+    takeoff_unc_deg: ArrayLike = 10.0,
+    dang_deg: float = 5.0,
+    badfrac: float = 0.1,
+    badmin: float = 2.0,
+    cangle_deg: float = 45.0,
+    prob_max: float = 0.25,
+    seed: int | None = 0,
+    backend: str = "numba",
+) -> Mechanism:
+    """Focal mechanism from P first-motion polarities by the HASH grid search.
+
+    Parameters
+    ----------
+    azimuth_deg, takeoff_deg : (n,) source-to-station azimuth (clockwise from north) and takeoff
+        angle from vertical-UP (0 up, 90 horizontal, 180 down: SKHASH's convention), degrees.
+    polarity : (n,) +1 up (compression), -1 down; 0 entries are ignored.
+    weight : (n,) non-negative weights (default 1); e.g. a classifier's confidence (see
+        :func:`weight_from_probabilities`). Zero-weight picks are ignored.
+    azimuth_trials, takeoff_trials : (n, n_trials) perturbed copies for the uncertainty search
+        (column 0 is normally the unperturbed ray). Without them, ``n_trials`` trials are drawn
+        from ``azimuth_unc_deg`` / ``takeoff_unc_deg`` (scalars or (n,)) with ``seed``.
+    dang_deg, badfrac, badmin, cangle_deg, prob_max : HASH/SKHASH parameters (defaults as in
+        HASH example 1 and SKHASH).
+    backend : "numba" (compiled kernel) or "numpy" (dense reference); identical answers.
+
+    Returns
+    -------
+    Mechanism (frozen): strike/dip/rake and the auxiliary plane, quality, uncertainties,
+    misfit, probability, station distribution ratio, every solution.
+    """
+    az = _as_1d("azimuth_deg", azimuth_deg)
+    n = az.shape[0]
+    to = _as_1d("takeoff_deg", takeoff_deg, n)
+    pol = _as_1d("polarity", polarity, n)
+    w = np.ones(n) if weight is None else _as_1d("weight", weight, n)
+    if np.any(w < 0):
+        raise ValueError("weight must be non-negative (the sign lives in polarity)")
+    if not np.all(np.isin(pol, (-1.0, 0.0, 1.0))):
+        raise ValueError("polarity must be +1 (up), -1 (down) or 0 (unknown)")
+    if np.any((to < 0) | (to > 180)):
+        raise ValueError("takeoff_deg must be within [0, 180] (from vertical-up)")
+    if backend not in ("numba", "numpy"):
+        raise ValueError(f"backend must be 'numba' or 'numpy', got {backend!r}")
+
+    if (azimuth_trials is None) != (takeoff_trials is None):
+        raise ValueError("give both azimuth_trials and takeoff_trials, or neither")
+    if azimuth_trials is not None:
+        az_tr = np.asarray(azimuth_trials, dtype=float)
+        to_tr = np.asarray(takeoff_trials, dtype=float)
+        if az_tr.ndim != 2 or az_tr.shape[0] != n or az_tr.shape != to_tr.shape:
+            raise ValueError(
+                f"azimuth_trials/takeoff_trials must both be (n_picks={n}, n_trials), got "
+                f"{az_tr.shape} and {to_tr.shape}"
+            )
+    else:
+        az_tr, to_tr = draw_trials(az, to, n_trials, azimuth_unc_deg, takeoff_unc_deg, seed)
+
+    use = (pol != 0) & (w > 0)
+    n_pol = int(use.sum())
+    if n_pol == 0:
+        raise ValueError("no usable polarities (all unknown or zero weight)")
+    az, to, signed = az[use], to[use], (pol * w)[use]
+    az_tr, to_tr = az_tr[use], to_tr[use]
+
+    grid = focal_grid(dang_deg)
+    rays = rays_from_angles(az_tr, to_tr)
+    fit = (
+        misfit_table(rays, signed, grid)
+        if backend == "numba"
+        else misfit_table_numpy(rays, signed, grid)
+    )
+    nextra, ntotal = misfit_allowances(float(np.abs(signed).sum()), badfrac, badmin)
+    accepted = np.flatnonzero(accepted_mask(fit, nextra, ntotal))
+    clusters = mechanism_probability(
+        grid.normal[accepted], grid.slip[accepted], cangle_deg, prob_max
+    )
+
+    agap, pgap = max_gaps_deg(az, to)
+    solutions = []
+    for c in clusters:
+        strike, dip, rake = (float(v) for v in sdr_from_vectors(c.normal, c.slip))
+        aux = [float(v) for v in sdr_from_vectors(c.slip, c.normal)]
+        mfrac, stdr = misfit_and_stdr(strike, dip, rake, az, to, signed)
+        q = quality_letter(
+            c.probability, c.fault_rms_deg, c.aux_rms_deg, mfrac, stdr, agap, pgap, n_pol
+        )
+        solutions.append(
+            Solution(
+                strike=strike,
+                dip=dip,
+                rake=rake,
+                aux_strike=aux[0],
+                aux_dip=aux[1],
+                aux_rake=aux[2],
+                probability=c.probability,
+                fault_plane_uncertainty_deg=float(c.fault_rms_deg),
+                aux_plane_uncertainty_deg=float(c.aux_rms_deg),
+                misfit=mfrac,
+                station_distribution_ratio=stdr,
+                quality=q,
+            )
+        )
+    best = solutions[0]
+    return Mechanism(
+        strike=best.strike,
+        dip=best.dip,
+        rake=best.rake,
+        aux_strike=best.aux_strike,
+        aux_dip=best.aux_dip,
+        aux_rake=best.aux_rake,
+        quality=best.quality,
+        fault_plane_uncertainty_deg=best.fault_plane_uncertainty_deg,
+        aux_plane_uncertainty_deg=best.aux_plane_uncertainty_deg,
+        misfit=best.misfit,
+        probability=best.probability,
+        station_distribution_ratio=best.station_distribution_ratio,
+        n_polarities=n_pol,
+        n_accepted=int(accepted.size),
+        n_trials=int(az_tr.shape[1]),
+        azimuthal_gap_deg=agap,
+        takeoff_gap_deg=pgap,
+        solutions=tuple(solutions),
+    )
+
+
+def weight_from_probabilities(probabilities: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """(polarity, weight) from classifier probabilities (n, 3) [up, down, unknown].
+
+    polarity = +1 if p_up > p_down else -1, weight = |p_up - p_down|: a pick the classifier
+    calls up with 0.99 (down 0.01) weighs 0.98, one at 0.6 / 0.4 weighs 0.2, and a coin flip
+    weighs 0. Picks whose most likely class is "unknown" get polarity 0 (excluded).
+    """
+    p = np.asarray(probabilities, dtype=float)
+    if p.ndim != 2 or p.shape[1] != 3:
+        raise ValueError(f"probabilities must be (n, 3) [up, down, unknown], got {p.shape}")
+    diff = p[:, 0] - p[:, 1]
+    polarity = np.where(diff >= 0, 1, -1).astype(np.int8)
+    polarity[np.argmax(p, axis=1) == 2] = 0
+    return polarity, np.abs(diff)

@@ -1,0 +1,147 @@
+"""The HASH grid search: weighted P-polarity misfit of every grid mechanism in every trial.
+
+For a ray p (unit vector, N E D) and a mechanism with fault normal n and slip s, the P first
+motion is compressional (up) when (p.n)(p.s) > 0 (radiation 2 (p.n)(p.s); Aki & Richards
+eq. 4.84); HASH/SKHASH predict "down" exactly when one of p.n, p.s is negative. The misfit of a
+mechanism in a trial is the summed |weight| of the polarities it predicts wrongly; a mechanism is
+acceptable when, in at least one trial, its misfit <= max(min_misfit_of_trial + nextra, ntotal)
+(Hardebeck & Shearer 2002; SKHASH ``focal_gridsearch``).
+
+Two implementations that must agree exactly (tests cross-check them):
+
+* :func:`misfit_table_numpy`: the obviously-right dense version (matrix products, signs,
+  weighted sums), chunked over mechanisms so memory stays bounded.
+* :func:`misfit_table`: a numba kernel that walks the grid normal by normal. The 36 slips of a
+  normal are cos(zeta) b1 + sin(zeta) b2, so p.s = cos(zeta) (p.b1) + sin(zeta) (p.b2): three
+  dot products per (normal, ray) then two multiply-adds per slip. Memory is O(trials x grid).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from workers.mechanism.grid import FocalGrid
+
+try:  # numba is a declared dependency; keep the module importable without it (numpy path)
+    import numba as _numba
+except ImportError:  # pragma: no cover
+    _numba = None
+
+
+def rays_from_angles(azimuth_deg: np.ndarray, takeoff_deg: np.ndarray) -> np.ndarray:
+    """Unit ray vectors (3, ...) in (N, E, D); takeoff from vertical-UP (0 up, 180 down)."""
+    az = np.deg2rad(np.asarray(azimuth_deg, dtype=float))
+    to = np.deg2rad(np.asarray(takeoff_deg, dtype=float))
+    return np.stack([np.sin(to) * np.cos(az), np.sin(to) * np.sin(az), -np.cos(to)])
+
+
+def misfit_table_numpy(
+    rays: np.ndarray,
+    weight: np.ndarray,
+    grid: FocalGrid,
+    *,
+    chunk: int = 2048,
+) -> np.ndarray:
+    """Weighted misfit (n_trials, n_mech): the dense reference (SKHASH ``focal_gridsearch``).
+
+    ``rays`` (3, n_pol, n_trials); ``weight`` (n_pol,) signed: polarity x weight (+ up).
+    """
+    _, n_pol, n_trials = rays.shape
+    obs_neg = weight < 0
+    w = np.abs(weight)
+    flat = rays.reshape(3, -1).T  # (n_pol * n_trials, 3)
+    fit = np.empty((n_trials, grid.n_mech))
+    for lo in range(0, grid.n_mech, chunk):
+        hi = min(lo + chunk, grid.n_mech)
+        p_b1 = flat @ grid.slip[lo:hi].T
+        p_b3 = flat @ grid.normal[lo:hi].T
+        pred_neg = (p_b1 < 0) != (p_b3 < 0)
+        miss = (pred_neg.reshape(n_pol, n_trials, -1) != obs_neg[:, None, None]) * w[:, None, None]
+        fit[:, lo:hi] = miss.sum(axis=0)
+    return fit
+
+
+def _fit_kernel_py(px, py, pz, w, obs_neg, nrm, b1, b2, cz, sz):  # pragma: no cover - jitted
+    n_pol, nt = px.shape
+    n_norm = nrm.shape[0]
+    n_slip = cz.shape[0]
+    fit = np.zeros((nt, n_norm * n_slip))
+    acc = np.zeros((n_slip, nt))
+    c1 = np.empty(nt)
+    c2 = np.empty(nt)
+    fl = np.empty(nt, dtype=np.bool_)
+    for j in range(n_norm):
+        n0, n1, n2 = nrm[j, 0], nrm[j, 1], nrm[j, 2]
+        u0, u1, u2 = b1[j, 0], b1[j, 1], b1[j, 2]
+        v0, v1, v2 = b2[j, 0], b2[j, 1], b2[j, 2]
+        acc[:, :] = 0.0
+        for i in range(n_pol):
+            wi = w[i]
+            oi = obs_neg[i]
+            for t in range(nt):
+                x = px[i, t]
+                y = py[i, t]
+                z = pz[i, t]
+                a = x * n0 + y * n1 + z * n2
+                c1[t] = x * u0 + y * u1 + z * u2
+                c2[t] = x * v0 + y * v1 + z * v2
+                fl[t] = (a < 0.0) != oi
+            for k in range(n_slip):
+                ck = cz[k]
+                sk = sz[k]
+                for t in range(nt):
+                    c = ck * c1[t] + sk * c2[t]
+                    if (c < 0.0) != fl[t]:
+                        acc[k, t] += wi
+        base = j * n_slip
+        for k in range(n_slip):
+            for t in range(nt):
+                fit[t, base + k] = acc[k, t]
+    return fit
+
+
+_fit_kernel = _numba.njit(cache=True, nogil=True)(_fit_kernel_py) if _numba is not None else None
+
+
+def misfit_table(rays: np.ndarray, weight: np.ndarray, grid: FocalGrid) -> np.ndarray:
+    """Weighted misfit (n_trials, n_mech), same as :func:`misfit_table_numpy`, compiled.
+
+    Falls back to the numpy reference when numba is not installed.
+    """
+    if _fit_kernel is None:  # pragma: no cover
+        return misfit_table_numpy(rays, weight, grid)
+    px, py, pz = (np.ascontiguousarray(r) for r in rays)
+    w = np.ascontiguousarray(np.abs(weight), dtype=float)
+    obs_neg = np.ascontiguousarray(weight < 0)
+    return _fit_kernel(
+        px,
+        py,
+        pz,
+        w,
+        obs_neg,
+        np.ascontiguousarray(grid.normal_of_normal),
+        np.ascontiguousarray(grid.base1),
+        np.ascontiguousarray(grid.base2),
+        np.cos(grid.zeta_rad),
+        np.sin(grid.zeta_rad),
+    )
+
+
+def misfit_allowances(total_weight: float, badfrac: float, badmin: float) -> tuple[float, float]:
+    """(nextra, ntotal): misfit allowed above each trial's minimum, and the floor (SKHASH).
+
+    nextra = max(round(W badfrac / 2), badmin), ntotal = max(round(W badfrac), badmin), with W
+    the summed |weight| and Python's round (half to even), exactly as SKHASH computes them.
+    """
+    nextra = max(round(total_weight * badfrac * 0.5), badmin)
+    ntotal = max(round(total_weight * badfrac), badmin)
+    return float(nextra), float(ntotal)
+
+
+def accepted_mask(fit: np.ndarray, nextra: float, ntotal: float) -> np.ndarray:
+    """Mechanisms (n_mech,) acceptable in at least one trial: fit <= max(min + nextra, ntotal).
+
+    A tolerance of 1e-9 absorbs summation-order rounding of fractional weights.
+    """
+    threshold = np.maximum(fit.min(axis=1) + nextra, ntotal)
+    return np.any(fit <= threshold[:, None] + 1e-9, axis=0)
