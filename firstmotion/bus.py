@@ -1,0 +1,589 @@
+"""The message bus: Redis Streams with consumer groups, at-least-once by construction.
+
+* :meth:`Bus.publish` appends an encoded message (:func:`firstmotion.messages.encode`) to
+  ``<prefix><stream>`` with approximate MAXLEN trimming; :meth:`Bus.trim_minid` /
+  :meth:`Bus.trim_older_than` trim by entry id (age).
+* :class:`Consumer` reads a batch with XREADGROUP, calls ``handler(batch) -> outputs`` and then,
+  in ONE MULTI/EXEC transaction, publishes the outputs and XACKs the batch. Nothing is acked
+  unless the handler returned: a failing batch is retried item by item to isolate the poison
+  message; a failing item stays pending. Entries idle longer than ``lease_ms`` (a crashed or
+  stuck consumer, or a failed item) are reclaimed with XAUTOCLAIM (Redis >= 6.2) by any
+  consumer of the group. An item that failed ``max_deliveries`` times, or that cannot be
+  decoded, is moved to the dead-letter stream ``<prefix>dead`` with the error text and its
+  original fields, and acked there, in one transaction.
+* Handlers must be idempotent: after a crash between the handler and the commit, or a lease
+  that expired while a slow handler was running, the same input is handled twice.
+* Stopping: :meth:`Consumer.request_stop` (wired to SIGTERM/SIGINT by
+  :func:`install_signal_handlers`) stops reading and lets the batch in hand finish; after a
+  grace period, or on a second signal, the main thread is interrupted and the unfinished batch
+  stays pending for another consumer. ``run(drain=True)`` returns once the group has neither
+  new nor pending entries (tests, backfills).
+
+Modelled on arq's claim/ack/max_tries and Redis' own consumer-group guidance.
+"""
+
+from __future__ import annotations
+
+import _thread
+import logging
+import signal
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from firstmotion.messages import Message, MessageError, decode, encode
+from firstmotion.metrics import StageMetrics, stage_metrics
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PREFIX = "fm:"
+DEAD_STREAM = "dead"
+STREAMS = ("picks", "polarities", "origins", "mechanisms", DEAD_STREAM)
+_DEAD_META = "dead:"  # prefix of the metadata fields of a dead letter
+
+
+class BusError(RuntimeError):
+    """Misuse of the bus (bad handler output, unsupported server)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One stream entry handed to a handler."""
+
+    entry_id: str
+    message: Message
+    delivery_count: int
+
+
+Handler = Callable[[list[Delivery]], Sequence[tuple[str, Message]]]
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """An entry of the dead-letter stream."""
+
+    entry_id: str
+    stream: str
+    group: str
+    original_entry_id: str
+    consumer: str
+    error: str
+    delivery_count: int
+    dead_epoch_s: float
+    fields: dict[str, bytes] = field(default_factory=dict)
+
+    def message(self) -> Message:
+        """Decode the original message (raises :class:`MessageError` if it was undecodable)."""
+        return decode(self.fields)
+
+
+def _s(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _id_ms(entry_id: str) -> int:
+    return int(entry_id.split("-", 1)[0])
+
+
+def check_redis_url(url: Any) -> str:
+    """Validate a Redis URL: ``redis://[[user]:password@]host[:port][/db]``, ``rediss://``
+    (TLS) or ``unix://``; raises ``ValueError`` with a readable message. Never defaults."""
+    if not isinstance(url, str) or not url.strip():
+        raise ValueError(
+            f"redis.url: expected redis://[:password@]host:port/db, got {url!r} "
+            "(there is no default: set it in the config or FIRSTMOTION_REDIS__URL)"
+        )
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError(f"redis.url: expected a redis://, rediss:// or unix:// URL, got {url!r}")
+    if parts.scheme != "unix" and not parts.hostname:
+        raise ValueError(f"redis.url: expected a host in {url!r}")
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise ValueError(f"redis.url: bad port in {url!r}") from None
+    return url
+
+
+class Bus:
+    """Streams under one key prefix on one Redis connection pool."""
+
+    def __init__(self, client: Any, prefix: str = DEFAULT_PREFIX, *, maxlen: int | None = None):
+        if not isinstance(prefix, str):
+            raise ValueError(f"redis.prefix: expected a string, got {prefix!r}")
+        if maxlen is not None and (not isinstance(maxlen, int) or maxlen <= 0):
+            raise ValueError(f"redis.stream_maxlen: expected a positive integer, got {maxlen!r}")
+        self.client = client
+        self.prefix = prefix
+        self.maxlen = maxlen
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        prefix: str = DEFAULT_PREFIX,
+        *,
+        maxlen: int | None = None,
+        socket_timeout_s: float = 30.0,
+        **redis_kwargs: Any,
+    ) -> Bus:
+        """Connect lazily to ``url`` (password and TLS come from the URL: ``rediss://``)."""
+        import redis
+
+        check_redis_url(url)
+        client = redis.Redis.from_url(
+            url,
+            socket_timeout=socket_timeout_s,
+            socket_connect_timeout=min(socket_timeout_s, 10.0),
+            socket_keepalive=True,
+            health_check_interval=30,
+            **redis_kwargs,
+        )
+        return cls(client, prefix, maxlen=maxlen)
+
+    def close(self) -> None:
+        self.client.close()
+
+    # -- keys and publishing
+    def key(self, stream: str) -> str:
+        """Full key of a stream name (``picks`` -> ``fm:picks``)."""
+        if not isinstance(stream, str) or not stream:
+            raise ValueError(f"stream: expected a non-empty name, got {stream!r}")
+        return self.prefix + stream
+
+    def publish(self, stream: str, message: Message, *, maxlen: int | None = None) -> str:
+        """Append ``message``; trims to about ``maxlen`` entries (default: the bus's)."""
+        limit = self.maxlen if maxlen is None else maxlen
+        entry_id = self.client.xadd(
+            self.key(stream), encode(message), maxlen=limit, approximate=True
+        )
+        return _s(entry_id)
+
+    def trim_minid(self, stream: str, min_id: str, *, approximate: bool = True) -> int:
+        """Drop entries with ids below ``min_id`` (XTRIM MINID); returns how many went."""
+        return int(self.client.xtrim(self.key(stream), minid=min_id, approximate=approximate))
+
+    def trim_older_than(
+        self, stream: str, age_s: float, *, now_s: float | None = None, approximate: bool = True
+    ) -> int:
+        """Drop entries older than ``age_s`` seconds (ids are ms timestamps)."""
+        if age_s < 0:
+            raise ValueError(f"age_s: expected >= 0, got {age_s}")
+        now = time.time() if now_s is None else now_s
+        return self.trim_minid(stream, f"{int((now - age_s) * 1000)}-0", approximate=approximate)
+
+    def ensure_group(self, stream: str, group: str, *, start_id: str = "0") -> None:
+        """Create consumer group ``group`` (and the stream) unless it exists."""
+        import redis
+
+        try:
+            self.client.xgroup_create(self.key(stream), group, id=start_id, mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    # -- reading
+    def messages(
+        self, stream: str, *, start: str = "-", end: str = "+", count: int | None = None
+    ) -> list[tuple[str, Message]]:
+        """Entries of a stream as ``(entry_id, message)`` (XRANGE; raises on bad entries)."""
+        rows = self.client.xrange(self.key(stream), min=start, max=end, count=count)
+        return [(_s(entry_id), decode(fields)) for entry_id, fields in rows]
+
+    def length(self, stream: str) -> int:
+        return int(self.client.xlen(self.key(stream)))
+
+    def pending_count(self, stream: str, group: str) -> int:
+        """Entries delivered to ``group`` and not yet acknowledged."""
+        info = self.client.xpending(self.key(stream), group)
+        return int(info["pending"])
+
+    def dead_letters(self, count: int | None = None) -> list[DeadLetter]:
+        """Entries of the dead-letter stream, oldest first."""
+        out = []
+        for entry_id, raw in self.client.xrange(self.key(DEAD_STREAM), count=count):
+            fields = {_s(k): v for k, v in raw.items()}
+            meta = {
+                k[len(_DEAD_META) :]: _s(v) for k, v in fields.items() if k.startswith(_DEAD_META)
+            }
+            out.append(
+                DeadLetter(
+                    entry_id=_s(entry_id),
+                    stream=meta.get("stream", ""),
+                    group=meta.get("group", ""),
+                    original_entry_id=meta.get("entry_id", ""),
+                    consumer=meta.get("consumer", ""),
+                    error=meta.get("error", ""),
+                    delivery_count=int(meta.get("delivery_count", "0")),
+                    dead_epoch_s=float(meta.get("epoch_s", "0")),
+                    fields={k: v for k, v in fields.items() if not k.startswith(_DEAD_META)},
+                )
+            )
+        return out
+
+    def consumer(self, stream: str, group: str, handler: Handler, **kwargs: Any) -> Consumer:
+        """A :class:`Consumer` of ``stream`` in ``group`` (see its arguments)."""
+        return Consumer(self, stream, group, handler, **kwargs)
+
+
+def default_consumer_name() -> str:
+    """``<hostname>-<pid>``: unique per process, stable for its life."""
+    import os
+
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Consumer:
+    """Read-handle-commit loop of one consumer in a group.
+
+    Args:
+        bus: the :class:`Bus`.
+        stream: input stream name (``picks``).
+        group: consumer group, usually the stage name (``polarity``).
+        handler: ``handler(batch: list[Delivery]) -> [(output_stream, message), ...]``;
+            must be idempotent; raising leaves the batch pending (never acked).
+        name: consumer name, unique per process (default ``<host>-<pid>``).
+        batch_size: most entries per read.
+        block_ms: longest wait for new entries per read (also the stop latency when idle).
+        lease_ms: entries pending longer than this are reclaimed (XAUTOCLAIM); must exceed the
+            longest a batch can take.
+        max_deliveries: a message that failed this many deliveries goes to dead letters.
+        stage: metrics label (default: ``group``).
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        stream: str,
+        group: str,
+        handler: Handler,
+        *,
+        name: str | None = None,
+        batch_size: int = 64,
+        block_ms: int = 1000,
+        lease_ms: int = 60_000,
+        max_deliveries: int = 5,
+        stage: str | None = None,
+        metrics: StageMetrics | None = None,
+    ) -> None:
+        for label, value, lo in (
+            ("batch_size", batch_size, 1),
+            ("block_ms", block_ms, 1),
+            ("lease_ms", lease_ms, 1),
+            ("max_deliveries", max_deliveries, 1),
+        ):
+            if not isinstance(value, int) or isinstance(value, bool) or value < lo:
+                raise ValueError(f"{label}: expected an integer >= {lo}, got {value!r}")
+        if not callable(handler):
+            raise ValueError("handler: expected a callable(batch) -> outputs")
+        self.bus = bus
+        self.stream = stream
+        self.key = bus.key(stream)
+        self.group = group
+        self.handler = handler
+        self.name = name or default_consumer_name()
+        self.batch_size = batch_size
+        self.block_ms = block_ms
+        self.lease_ms = lease_ms
+        self.max_deliveries = max_deliveries
+        self.metrics = metrics or stage_metrics(stage or group)
+        self._stop = threading.Event()
+        self._group_ready = False
+        self._claim_cursor = "0-0"
+        self._last_errors: dict[str, str] = {}
+        self.processed = 0  # entries acked after a successful handler call
+        self.dead_lettered = 0
+
+    # -- control
+    def request_stop(self) -> None:
+        """Stop reading; the batch in hand is finished (thread- and signal-safe)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def run(
+        self, *, drain: bool = False, timeout_s: float | None = None, max_batches: int | None = None
+    ) -> int:
+        """Loop until stopped (or, with ``drain``, until nothing is new or pending).
+
+        Returns the number of entries processed and acked by this consumer. Redis outages
+        are waited out with backoff; handler errors never stop the loop.
+        """
+        import redis
+
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        backoff_s = 0.1
+        batches = 0
+        while not self._stop.is_set():
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"consumer {self.name}: not drained after {timeout_s} s")
+            try:
+                handled = self.run_once(block_ms=min(self.block_ms, 100) if drain else None)
+                backoff_s = 0.1
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning("redis unavailable (%s); retrying in %.1f s", exc, backoff_s)
+                self._stop.wait(backoff_s)
+                backoff_s = min(backoff_s * 2, 5.0)
+                continue
+            except redis.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                log.warning("stream or group %s/%s vanished; recreating", self.key, self.group)
+                self._group_ready = False
+                continue
+            if handled:
+                batches += 1
+                if max_batches is not None and batches >= max_batches:
+                    break
+            elif drain and self.bus.pending_count(self.stream, self.group) == 0:
+                break
+            elif drain:
+                # pending entries of other (maybe dead) consumers: wait for their lease
+                self._stop.wait(min(self.lease_ms / 1000.0, 0.05))
+        return self.processed
+
+    def run_once(self, *, block_ms: int | None = None) -> int:
+        """One cycle: reclaim stale entries, else read new ones; handle and commit.
+
+        Returns the number of entries taken (0 when there was nothing to do).
+        """
+        if not self._group_ready:
+            self.bus.ensure_group(self.stream, self.group)
+            self._group_ready = True
+        entries = self._claim()
+        if not entries:
+            entries = self._read(self.block_ms if block_ms is None else block_ms)
+        if not entries:
+            return 0
+        self._process(entries)
+        return len(entries)
+
+    # -- reading
+    def _read(self, block_ms: int) -> list[tuple[str, dict, int]]:
+        resp = self.bus.client.xreadgroup(
+            self.group, self.name, {self.key: ">"}, count=self.batch_size, block=block_ms
+        )
+        out = []
+        for _stream, rows in resp or []:
+            for entry_id, fields in rows:
+                out.append((_s(entry_id), fields, 1))
+        return out
+
+    def _claim(self) -> list[tuple[str, dict, int]]:
+        client = self.bus.client
+        resp = client.xautoclaim(
+            self.key,
+            self.group,
+            self.name,
+            min_idle_time=self.lease_ms,
+            start_id=self._claim_cursor,
+            count=self.batch_size,
+        )
+        self._claim_cursor = _s(resp[0])
+        rows = resp[1]
+        if any(entry_id is None for entry_id, _ in rows):
+            self._ack_deleted()  # Redis 6.2 returns nil for entries trimmed away
+        rows = [(_s(i), f) for i, f in rows if i is not None]
+        if not rows:
+            return []
+        ids = [i for i, _ in rows]
+        counts = {
+            _s(p["message_id"]): int(p["times_delivered"])
+            for p in client.xpending_range(
+                self.key, self.group, min=ids[0], max=ids[-1], count=len(ids) + 1000,
+                consumername=self.name,
+            )
+        }  # fmt: skip
+        log.info("reclaimed %d entries idle > %d ms from %s", len(rows), self.lease_ms, self.key)
+        return [(i, f, counts.get(i, 2)) for i, f in rows]
+
+    def _ack_deleted(self) -> None:
+        client = self.bus.client
+        pending = client.xpending_range(
+            self.key, self.group, min="-", max="+", count=10_000, consumername=self.name
+        )
+        gone = [
+            _s(p["message_id"])
+            for p in pending
+            if not client.xrange(self.key, min=p["message_id"], max=p["message_id"])
+        ]
+        if gone:
+            client.xack(self.key, self.group, *gone)
+            log.warning("acked %d pending entries that were trimmed from %s", len(gone), self.key)
+
+    # -- handling
+    def _process(self, entries: list[tuple[str, dict, int]]) -> None:
+        batch: list[Delivery] = []
+        fields_of: dict[str, dict] = {}
+        for entry_id, fields, count in entries:
+            fields_of[entry_id] = fields
+            if count > self.max_deliveries:
+                error = self._last_errors.pop(entry_id, "") or (
+                    f"delivered {count} times without an acknowledgement "
+                    "(consumers crashed or exceeded the lease while handling it)"
+                )
+                self._dead_letter(entry_id, fields, error, count)
+                continue
+            try:
+                message = decode(fields)
+            except (MessageError, ValueError) as exc:
+                self._dead_letter(entry_id, fields, f"undecodable: {exc}", count)
+                continue
+            batch.append(Delivery(entry_id, message, count))
+        if not batch:
+            return
+        m = self.metrics
+        m.items_in.inc(len(batch))
+        m.batch_size.observe(len(batch))
+        m.in_flight.inc(len(batch))
+        try:
+            try:
+                outputs = self._call(batch)
+            except Exception as exc:
+                if len(batch) == 1:
+                    self._failed(batch[0], fields_of, exc)
+                    return
+                log.warning(
+                    "batch of %d failed (%s: %s); retrying one by one",
+                    len(batch),
+                    type(exc).__name__,
+                    exc,
+                )
+                for delivery in batch:
+                    try:
+                        outputs = self._call([delivery])
+                    except Exception as one_exc:
+                        self._failed(delivery, fields_of, one_exc)
+                    else:
+                        self._commit([delivery], outputs)
+                return
+            self._commit(batch, outputs)
+        finally:
+            m.in_flight.dec(len(batch))
+
+    def _call(self, batch: list[Delivery]) -> list[tuple[str, Message]]:
+        outputs = self.handler(list(batch))
+        if outputs is None:
+            raise BusError("handler returned None; return a list of (stream, message)")
+        out = list(outputs)
+        for item in out:
+            if (
+                not isinstance(item, tuple)
+                or len(item) != 2
+                or not isinstance(item[0], str)
+                or not isinstance(item[1], Message)
+            ):
+                raise BusError(f"handler output {item!r}: expected (stream name, message)")
+        return out
+
+    def _commit(self, batch: list[Delivery], outputs: list[tuple[str, Message]]) -> None:
+        """Publish ``outputs`` and XACK ``batch`` in one MULTI/EXEC."""
+        pipe = self.bus.client.pipeline(transaction=True)
+        for stream, message in outputs:
+            pipe.xadd(
+                self.bus.key(stream), encode(message), maxlen=self.bus.maxlen, approximate=True
+            )
+        pipe.xack(self.key, self.group, *[d.entry_id for d in batch])
+        pipe.execute()
+        for d in batch:
+            self._last_errors.pop(d.entry_id, None)
+        self.processed += len(batch)
+        self.metrics.items_out.inc(len(outputs))
+        self.metrics.last_processed.set(time.time())
+
+    def _failed(self, delivery: Delivery, fields_of: Mapping[str, dict], exc: Exception) -> None:
+        self.metrics.errors.inc()
+        error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        if delivery.delivery_count >= self.max_deliveries:
+            self._dead_letter(
+                delivery.entry_id, fields_of[delivery.entry_id], error, delivery.delivery_count
+            )
+            return
+        self._last_errors[delivery.entry_id] = error
+        if len(self._last_errors) > 10_000:  # bounded memory: forget the oldest
+            self._last_errors.pop(next(iter(self._last_errors)))
+        log.warning(
+            "entry %s failed (delivery %d of %d), left pending: %s",
+            delivery.entry_id,
+            delivery.delivery_count,
+            self.max_deliveries,
+            error,
+            exc_info=exc,
+        )
+
+    def _dead_letter(self, entry_id: str, fields: dict, error: str, count: int) -> None:
+        """Move an entry to the dead-letter stream and ack it, in one MULTI/EXEC."""
+        dead = {
+            k: v for k, v in ((_s(k), v) for k, v in fields.items()) if not k.startswith(_DEAD_META)
+        }
+        dead.update(
+            {
+                _DEAD_META + "stream": self.key,
+                _DEAD_META + "group": self.group,
+                _DEAD_META + "entry_id": entry_id,
+                _DEAD_META + "consumer": self.name,
+                _DEAD_META + "error": error[:4000],
+                _DEAD_META + "delivery_count": str(count),
+                _DEAD_META + "epoch_s": f"{time.time():.3f}",
+            }
+        )
+        pipe = self.bus.client.pipeline(transaction=True)
+        pipe.xadd(self.bus.key(DEAD_STREAM), dead, maxlen=self.bus.maxlen, approximate=True)
+        pipe.xack(self.key, self.group, entry_id)
+        pipe.execute()
+        self._last_errors.pop(entry_id, None)
+        self.dead_lettered += 1
+        self.metrics.dead_letters.inc()
+        log.error(
+            "entry %s of %s dead-lettered after %d deliveries: %s", entry_id, self.key, count, error
+        )
+
+
+def install_signal_handlers(
+    stoppable: Any,
+    *,
+    grace_s: float = 30.0,
+    signals: Iterable[int] = (signal.SIGTERM, signal.SIGINT),
+) -> Callable[[], None]:
+    """Wire SIGTERM/SIGINT to ``stoppable.request_stop()`` (main thread only).
+
+    The first signal asks for a clean stop (finish the batch in hand, ack, exit). If the
+    process is still busy ``grace_s`` later, or a second signal arrives, the main thread gets
+    ``KeyboardInterrupt``: the unfinished batch stays pending and is reclaimed elsewhere.
+    Returns a function that cancels the grace timer and restores the previous handlers; call
+    it once the loop has returned.
+    """
+    sigs = list(signals)
+    previous = {s: signal.getsignal(s) for s in sigs}
+    state: dict[str, Any] = {"count": 0, "timer": None}
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        state["count"] += 1
+        if state["count"] == 1:
+            log.info("signal %d: stopping after the batch in hand (grace %.0f s)", signum, grace_s)
+            stoppable.request_stop()
+            timer = threading.Timer(grace_s, _thread.interrupt_main)
+            timer.daemon = True
+            timer.start()
+            state["timer"] = timer
+        else:
+            raise KeyboardInterrupt(f"signal {signum} received twice")
+
+    for s in sigs:
+        signal.signal(s, on_signal)
+
+    def restore() -> None:
+        """Cancel the grace timer and put the previous handlers back."""
+        if state["timer"] is not None:
+            state["timer"].cancel()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+    return restore
