@@ -1,0 +1,243 @@
+"""``firstmotion polarity eval``: measure a polarity model on held-out synthetic and real data.
+
+Evaluation sets:
+
+* ``synthetic_hard``: windows from :class:`workers.polarity.dataset.WindowSampler` with a seed
+  the training never used and the harder mix of :meth:`SamplerConfig.hard` (80% real noise,
+  more drift, emergent onsets and coda);
+* ``texnet``: the analyst first-motion polarities of ``shared/data/texnet2017`` (QuakeML picks
+  with polarity positive/negative), classified through :meth:`PolarityClassifier.classify` from
+  the raw vertical miniSEED trace cut at the analyst's P pick; also with the pick moved by
+  +-0.02 and +-0.05 s (a picker's error) as a robustness check.
+
+Metrics: 3-class accuracy, per-class precision/recall, up/down accuracy for SNR >= 5, the
+fraction of noise-only windows called unknown, coverage and accuracy at confidence thresholds,
+and the expected calibration error (ECE, 15 equal-width bins of the top probability; Guo et al.
+2017, Naeini et al. 2015).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from workers.polarity.classifier import PolarityClassifier
+from workers.polarity.dataset import (
+    LABEL_DOWN,
+    LABEL_UNKNOWN,
+    LABEL_UP,
+    SamplerConfig,
+    generate_dataset,
+    load_real_noise,
+    shared_data_dir,
+)
+from workers.polarity.model import LABELS
+
+log = logging.getLogger(__name__)
+POLARITY_OF_LABEL = np.array([1, -1, 0], dtype=np.int8)
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> float:
+    """ECE of the top-class probability: sum over bins of |accuracy - confidence| x weight."""
+    conf = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == labels
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    bins = np.clip(np.digitize(conf, edges[1:-1]), 0, n_bins - 1)
+    ece = 0.0
+    for b in range(n_bins):
+        sel = bins == b
+        if sel.any():
+            ece += sel.mean() * abs(correct[sel].mean() - conf[sel].mean())
+    return float(ece)
+
+
+def classification_metrics(
+    probs: np.ndarray,
+    labels: np.ndarray,
+    polarity: np.ndarray,
+    confidence: np.ndarray,
+    snr: np.ndarray | None = None,
+) -> dict:
+    """Metrics of decided polarities (+1/-1/0) and probabilities against labels (0/1/2)."""
+    truth = POLARITY_OF_LABEL[labels]
+    pred_label = np.select([polarity == 1, polarity == -1], [LABEL_UP, LABEL_DOWN], LABEL_UNKNOWN)
+    out: dict = {"n": int(labels.size), "accuracy_3class": float(np.mean(pred_label == labels))}
+    per_class = {}
+    for k, name in enumerate(LABELS):
+        tp = np.sum((pred_label == k) & (labels == k))
+        n_pred, n_true = np.sum(pred_label == k), np.sum(labels == k)
+        per_class[name] = {
+            "precision": float(tp / n_pred) if n_pred else None,
+            "recall": float(tp / n_true) if n_true else None,
+            "n_true": int(n_true),
+        }
+    out["per_class"] = per_class
+    out["ece"] = expected_calibration_error(probs, labels)
+    signed = truth != 0
+    coverage = {}
+    for thr in (0.5, 0.7, 0.9):
+        took = signed & (polarity != 0) & (confidence >= thr)
+        coverage[f"{thr:.1f}"] = {
+            "coverage": float(took.sum() / max(signed.sum(), 1)),
+            "accuracy": float(np.mean(polarity[took] == truth[took])) if took.any() else None,
+        }
+    out["updown_coverage_at_confidence"] = coverage
+    if snr is not None:
+        hi = signed & (snr >= 5)
+        out["updown_accuracy_snr_ge_5"] = float(np.mean(polarity[hi] == truth[hi]))
+        out["updown_precision_snr_ge_5"] = (
+            float(np.mean(polarity[hi & (polarity != 0)] == truth[hi & (polarity != 0)]))
+            if (hi & (polarity != 0)).any()
+            else None
+        )
+        out["n_updown_snr_ge_5"] = int(hi.sum())
+        noise_only = (labels == LABEL_UNKNOWN) & (snr == 0)
+        out["noise_only_unknown_rate"] = float(np.mean(polarity[noise_only] == 0))
+        out["n_noise_only"] = int(noise_only.sum())
+        by_snr = {}
+        for lo, hi_edge in ((2, 3), (3, 5), (5, 10), (10, 30), (30, 1e9)):
+            sel = signed & (snr >= lo) & (snr < hi_edge)
+            if sel.any():
+                by_snr[f"{lo}-{hi_edge:g}"] = {
+                    "n": int(sel.sum()),
+                    "accuracy": float(np.mean(polarity[sel] == truth[sel])),
+                    "wrong_sign": float(np.mean(polarity[sel] == -truth[sel])),
+                }
+        out["updown_by_snr"] = by_snr
+    return out
+
+
+def evaluate_synthetic(
+    clf: PolarityClassifier, n: int, seed: int, real_noise: list | None = None
+) -> dict:
+    """Metrics on ``n`` held-out windows of the hard mix with ``seed``."""
+    data = generate_dataset(
+        n, clf.config, SamplerConfig().hard(), seed=seed, real_noise=real_noise, progress=False
+    )
+    probs = clf.window_probabilities(data["windows"])
+    polarity, confidence = clf.decide(probs)
+    metrics = classification_metrics(probs, data["labels"], polarity, confidence, data["snr"])
+    metrics["seed"] = seed
+    metrics["mix"] = "SamplerConfig().hard()"
+    return metrics
+
+
+def load_texnet_polarities(data_dir: Path | None = None) -> list[dict]:
+    """Analyst P polarities with their raw vertical traces, one dict per pick.
+
+    Keys: ``event``, ``station_id``, ``sampling_rate_hz``, ``data`` (float64 trace),
+    ``pick_index``, ``polarity`` (+1 positive, -1 negative). Picks without a vertical trace in
+    the miniSEED (MSTX) are left out.
+    """
+    import obspy
+
+    data_dir = (shared_data_dir() if data_dir is None else Path(data_dir)) / "texnet2017"
+    out = []
+    for qml in sorted(data_dir.glob("*.qml")):
+        mseed = qml.with_suffix(".mseed")
+        if not mseed.exists():
+            continue
+        stream = obspy.read(str(mseed))
+        event = obspy.read_events(str(qml))[0]
+        for pick in event.picks:
+            if pick.polarity not in ("positive", "negative"):
+                continue
+            if not (pick.phase_hint or "").upper().startswith("P"):
+                continue
+            wid = pick.waveform_id
+            band = (wid.channel_code or "")[:2]
+            traces = stream.select(network=wid.network_code, station=wid.station_code)
+            traces = [tr for tr in traces if tr.stats.channel.endswith("Z")]
+            traces.sort(key=lambda tr: not tr.stats.channel.startswith(band))
+            if not traces:
+                continue
+            tr = traces[0]
+            rate = float(tr.stats.sampling_rate)
+            out.append(
+                {
+                    "event": qml.stem,
+                    "station_id": tr.id,
+                    "sampling_rate_hz": rate,
+                    "data": tr.data.astype(np.float64),
+                    "pick_index": int(round((pick.time - tr.stats.starttime) * rate)),
+                    "polarity": 1 if pick.polarity == "positive" else -1,
+                }
+            )
+    return out
+
+
+def evaluate_texnet(clf: PolarityClassifier, picks: list[dict]) -> dict:
+    """Per-pick results at the analyst pick, and accuracy with the pick shifted."""
+    rows = []
+    shifted_correct = []
+    for p in picks:
+        res = clf.classify(p["data"][None, :], p["sampling_rate_hz"], [p["pick_index"]])
+        rows.append(
+            {
+                "station_id": p["station_id"],
+                "event": p["event"],
+                "analyst": int(p["polarity"]),
+                "model": int(res.polarity[0]),
+                "p_up": round(float(res.probabilities[0, 0]), 4),
+                "p_down": round(float(res.probabilities[0, 1]), 4),
+                "p_unknown": round(float(res.probabilities[0, 2]), 4),
+            }
+        )
+        for shift_s in (-0.05, -0.02, 0.02, 0.05):
+            k = p["pick_index"] + int(round(shift_s * p["sampling_rate_hz"]))
+            r = clf.classify(p["data"][None, :], p["sampling_rate_hz"], [k])
+            shifted_correct.append(int(r.polarity[0]) == p["polarity"])
+    correct = [r["analyst"] == r["model"] for r in rows]
+    return {
+        "n": len(rows),
+        "n_correct": int(sum(correct)),
+        "accuracy": float(np.mean(correct)) if rows else None,
+        "accuracy_pick_shifted_pm_0.02_0.05_s": (
+            float(np.mean(shifted_correct)) if shifted_correct else None
+        ),
+        "picks": rows,
+    }
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None, help="model stem or shipped name (default)")
+    parser.add_argument("--n", type=int, default=20000, help="synthetic held-out windows")
+    parser.add_argument("--seed", type=int, default=1000, help="synthetic held-out seed")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--update-card", action="store_true", help="write metrics into card")
+    parser.add_argument("--json", default=None, help="also write the metrics to this file")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    torch.set_num_threads(2)
+    clf = PolarityClassifier.load(args.model, device=args.device)
+    data_dir = shared_data_dir()
+    real_noise = load_real_noise(data_dir) if data_dir.exists() else []
+    metrics = {"synthetic_hard": evaluate_synthetic(clf, args.n, args.seed, real_noise)}
+    picks = load_texnet_polarities(data_dir) if data_dir.exists() else []
+    if picks:
+        metrics["texnet2017_manual_polarities"] = evaluate_texnet(clf, picks)
+    text = json.dumps(metrics, indent=2)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+    if args.update_card:
+        if args.model is None or "/" not in str(args.model):
+            log.error("--update-card needs --model PATH (a file stem, not a shipped name)")
+            return 2
+        stem = Path(args.model).with_suffix("") if args.model.endswith(".json") else args.model
+        card_path = Path(str(stem) + ".json")
+        card = json.loads(card_path.read_text())
+        card.setdefault("metrics", {}).update(metrics)
+        card["metrics"]["eval_command"] = (
+            f"firstmotion polarity eval --model {args.model} --n {args.n} --seed {args.seed}"
+        )
+        card_path.write_text(json.dumps(card, indent=2) + "\n")
+        log.info("metrics written into %s", card_path)
+    return 0
