@@ -62,14 +62,14 @@ def misfit_table_numpy(
 
 
 def _fit_kernel_py(px, py, pz, w, obs_neg, nrm, b1, b2, cz, sz):  # pragma: no cover - jitted
+    # Loop order (normal, pick, trial, slip): the slip loop is innermost and contiguous so it
+    # vectorises; the accumulator (trials x slips) stays in L1. No fastmath: signs of exact zeros
+    # (rays straight up) must follow SKHASH's "< 0" rule, and fastmath changes them.
     n_pol, nt = px.shape
     n_norm = nrm.shape[0]
     n_slip = cz.shape[0]
     fit = np.zeros((nt, n_norm * n_slip))
-    acc = np.zeros((n_slip, nt))
-    c1 = np.empty(nt)
-    c2 = np.empty(nt)
-    fl = np.empty(nt, dtype=np.bool_)
+    acc = np.zeros((nt, n_slip))
     for j in range(n_norm):
         n0, n1, n2 = nrm[j, 0], nrm[j, 1], nrm[j, 2]
         u0, u1, u2 = b1[j, 0], b1[j, 1], b1[j, 2]
@@ -83,20 +83,17 @@ def _fit_kernel_py(px, py, pz, w, obs_neg, nrm, b1, b2, cz, sz):  # pragma: no c
                 y = py[i, t]
                 z = pz[i, t]
                 a = x * n0 + y * n1 + z * n2
-                c1[t] = x * u0 + y * u1 + z * u2
-                c2[t] = x * v0 + y * v1 + z * v2
-                fl[t] = (a < 0.0) != oi
-            for k in range(n_slip):
-                ck = cz[k]
-                sk = sz[k]
-                for t in range(nt):
-                    c = ck * c1[t] + sk * c2[t]
-                    if (c < 0.0) != fl[t]:
-                        acc[k, t] += wi
+                c1 = x * u0 + y * u1 + z * u2
+                c2 = x * v0 + y * v1 + z * v2
+                # wrong  <=>  predicted-down != observed-down  <=>  (p.s < 0) != flip
+                flip = (a < 0.0) != oi
+                for k in range(n_slip):
+                    c = cz[k] * c1 + sz[k] * c2
+                    acc[t, k] += wi if (c < 0.0) != flip else 0.0
         base = j * n_slip
-        for k in range(n_slip):
-            for t in range(nt):
-                fit[t, base + k] = acc[k, t]
+        for t in range(nt):
+            for k in range(n_slip):
+                fit[t, base + k] = acc[t, k]
     return fit
 
 
