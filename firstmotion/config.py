@@ -1,0 +1,516 @@
+"""Settings: one frozen dataclass tree from a TOML file plus environment variables.
+
+Sources, later wins: built-in defaults < the TOML file < environment variables.
+
+Environment variables are named ``FIRSTMOTION_<SECTION>__<KEY>`` (upper case, a double
+underscore between section and key), e.g. ``FIRSTMOTION_REDIS__URL=rediss://:pw@host:6380/0``
+or ``FIRSTMOTION_MECHANISM__MIN_POLARITIES=10``. Values are parsed by the key's type: numbers
+as numbers, booleans from ``true/false/1/0/yes/no``, lists either comma-separated
+(``PR_PR15:EHZ,PR_PR16:EHZ``) or as a TOML/JSON array. A ``FIRSTMOTION_*__*`` variable that
+names no known key is an error, as is an unknown key in the file (with a suggestion).
+
+Everything is validated at start-up and every problem is reported at once, one per line, in
+words a person understands: ``seedlink.server: expected host:port, got 'abc'``.
+Relative paths in the file (``associate.velocity_model``, ``mechanism.reversals_file``,
+``seedlink.statefile``) are taken relative to the file's directory.
+
+``firstmotion config check [FILE]`` prints the effective settings (TOML or JSON, the Redis
+password masked) and exits 1 with the messages when they are invalid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import json
+import os
+import re
+import sys
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+ENV_PREFIX = "FIRSTMOTION_"
+
+
+class ConfigError(ValueError):
+    """Invalid settings; the message lists every problem, one per line."""
+
+
+def _path(**kw: Any) -> Any:
+    return field(metadata={"path": True}, **kw)
+
+
+# --------------------------------------------------------------------------- sections
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    """The Redis that carries every stream. ``url`` has no default on purpose."""
+
+    url: str = ""
+    prefix: str = "fm:"
+    stream_maxlen: int = 100_000
+    block_ms: int = 1000
+    lease_ms: int = 60_000
+    max_deliveries: int = 5
+
+    def _problems(self) -> list[str]:
+        out = []
+        if self.url:
+            from firstmotion.bus import check_redis_url
+
+            try:
+                check_redis_url(self.url)
+            except ValueError as exc:
+                out.append(str(exc))
+        if not re.fullmatch(r"[A-Za-z0-9_.:-]*", self.prefix):
+            out.append(f"redis.prefix: expected letters, digits, '_.:-', got {self.prefix!r}")
+        out += _positive("redis", self, "stream_maxlen", "block_ms", "lease_ms", "max_deliveries")
+        return out
+
+    def require_url(self) -> str:
+        """The URL, or a clear error when it was never set (no silent localhost)."""
+        if not self.url:
+            raise ConfigError(
+                'redis.url: not set; put url = "redis://host:6379/0" under [redis] in the '
+                "config file or set FIRSTMOTION_REDIS__URL"
+            )
+        return self.url
+
+
+@dataclass(frozen=True)
+class SeedLinkSettings:
+    """Where the stream process reads data (SeedLink v3)."""
+
+    server: str = ""
+    streams: tuple[str, ...] = ()
+    statefile: str = _path(default="")
+    netto_s: float = 10.0
+    netdly_s: float = 2.0
+    timeout_s: float = 30.0
+
+    def _problems(self) -> list[str]:
+        out = []
+        if self.server and not _is_host_port(self.server):
+            out.append(f"seedlink.server: expected host:port, got {self.server!r}")
+        for i, s in enumerate(self.streams):
+            if not re.fullmatch(r"[A-Za-z0-9?*]{1,2}_[A-Za-z0-9?*]{1,5}(:[A-Za-z0-9?*. -]+)?", s):
+                out.append(
+                    f"seedlink.streams[{i}]: expected NET_STA or NET_STA:SELECTORS "
+                    f"(e.g. 'PR_PR15:EHZ'), got {s!r}"
+                )
+        out += _positive("seedlink", self, "netto_s", "netdly_s", "timeout_s")
+        return out
+
+
+@dataclass(frozen=True)
+class DetectSettings:
+    """STA/LTA trigger and onset refinement (obspy recursive STA/LTA + AIC)."""
+
+    sta_s: float = 0.5
+    lta_s: float = 10.0
+    trigger_on: float = 3.5
+    trigger_off: float = 1.5
+    freqmin_hz: float = 1.0
+    freqmax_hz: float = 20.0
+    refine: str = "aic"
+    refine_window_s: float = 1.0
+    min_snr: float = 2.0
+    dead_time_s: float = 2.0
+    window_before_s: float = 2.0
+    window_after_s: float = 2.0
+
+    def _problems(self) -> list[str]:
+        out = _positive(
+            "detect", self, "sta_s", "lta_s", "trigger_on", "trigger_off", "freqmin_hz",
+            "freqmax_hz", "refine_window_s", "window_before_s", "window_after_s",
+        )  # fmt: skip
+        out += _non_negative("detect", self, "min_snr", "dead_time_s")
+        if self.sta_s >= self.lta_s:
+            out.append(f"detect.sta_s: expected < lta_s ({self.lta_s}), got {self.sta_s}")
+        if self.trigger_off >= self.trigger_on:
+            out.append(
+                f"detect.trigger_off: expected < trigger_on ({self.trigger_on}), "
+                f"got {self.trigger_off}"
+            )
+        if self.freqmin_hz >= self.freqmax_hz:
+            out.append(
+                f"detect.freqmin_hz: expected < freqmax_hz ({self.freqmax_hz}), "
+                f"got {self.freqmin_hz}"
+            )
+        if self.refine not in ("aic", "kurtosis", "none"):
+            out.append(f"detect.refine: expected 'aic', 'kurtosis' or 'none', got {self.refine!r}")
+        return out
+
+
+@dataclass(frozen=True)
+class PolaritySettings:
+    """The polarity worker: model, device and dynamic batching."""
+
+    model: str = _path(default="")  # "" = the default weights in model_weights/
+    device: str = "auto"
+    max_batch: int = 256
+    max_wait_ms: int = 50
+    min_confidence: float = 0.0
+
+    def _problems(self) -> list[str]:
+        out = _positive("polarity", self, "max_batch")
+        out += _non_negative("polarity", self, "max_wait_ms")
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", self.device):
+            out.append(
+                f"polarity.device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}"
+            )
+        if not 0.0 <= self.min_confidence <= 1.0:
+            out.append(f"polarity.min_confidence: expected 0..1, got {self.min_confidence}")
+        return out
+
+
+@dataclass(frozen=True)
+class AssociateSettings:
+    """Association and location (PyOcto with a 1-D velocity model)."""
+
+    velocity_model: str = _path(default="")  # "" = the built-in model
+    min_picks: int = 4
+    window_s: float = 20.0
+    max_distance_km: float = 200.0
+    max_residual_s: float = 1.5
+    wait_s: float = 10.0
+
+    def _problems(self) -> list[str]:
+        return _positive(
+            "associate", self, "min_picks", "window_s", "max_distance_km", "max_residual_s"
+        ) + _non_negative("associate", self, "wait_s")
+
+
+@dataclass(frozen=True)
+class MechanismSettings:
+    """HASH-style inversion (Hardebeck & Shearer 2002); defaults as SKHASH's example."""
+
+    min_polarities: int = 8
+    dang_deg: float = 5.0
+    n_trials: int = 30
+    badfrac: float = 0.1
+    cangle_deg: float = 45.0
+    prob_max: float = 0.25
+    max_azimuth_gap_deg: float = 90.0
+    max_takeoff_gap_deg: float = 60.0
+    max_distance_km: float = 120.0
+    reversals_file: str = _path(default="")
+    revise_min_change_deg: float = 10.0
+
+    def _problems(self) -> list[str]:
+        out = _positive(
+            "mechanism", self, "min_polarities", "dang_deg", "n_trials", "cangle_deg",
+            "max_azimuth_gap_deg", "max_takeoff_gap_deg", "max_distance_km",
+        )  # fmt: skip
+        out += _non_negative("mechanism", self, "revise_min_change_deg")
+        for name in ("badfrac", "prob_max"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                out.append(f"mechanism.{name}: expected 0..1, got {value}")
+        if self.dang_deg > 30:
+            out.append(f"mechanism.dang_deg: expected <= 30 degrees, got {self.dang_deg}")
+        return out
+
+
+@dataclass(frozen=True)
+class CatalogSettings:
+    """The live catalog and its web page."""
+
+    web_host: str = "127.0.0.1"
+    web_port: int = 8080
+    final_after_s: float = 600.0
+
+    def _problems(self) -> list[str]:
+        return _port("catalog.web_port", self.web_port) + _non_negative(
+            "catalog", self, "final_after_s"
+        )
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """Prometheus /metrics and /healthz (loopback unless told otherwise)."""
+
+    host: str = "127.0.0.1"
+    port: int = 9300
+
+    def _problems(self) -> list[str]:
+        return _port("metrics.port", self.port)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All settings; build with :func:`load_settings`."""
+
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    seedlink: SeedLinkSettings = field(default_factory=SeedLinkSettings)
+    detect: DetectSettings = field(default_factory=DetectSettings)
+    polarity: PolaritySettings = field(default_factory=PolaritySettings)
+    associate: AssociateSettings = field(default_factory=AssociateSettings)
+    mechanism: MechanismSettings = field(default_factory=MechanismSettings)
+    catalog: CatalogSettings = field(default_factory=CatalogSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {
+            f.name: {
+                k: list(v) if isinstance(v, tuple) else v
+                for k, v in _fields_of(getattr(self, f.name)).items()
+            }
+            for f in dataclasses.fields(self)
+        }
+
+
+def _fields_of(obj: Any) -> dict[str, Any]:
+    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _is_host_port(text: str) -> bool:
+    host, sep, port = text.rpartition(":")
+    return bool(sep and host and port.isdigit() and 0 < int(port) < 65536)
+
+
+def _positive(section: str, obj: Any, *names: str) -> list[str]:
+    return [
+        f"{section}.{n}: expected a positive number, got {getattr(obj, n)!r}"
+        for n in names
+        if not getattr(obj, n) > 0
+    ]
+
+
+def _non_negative(section: str, obj: Any, *names: str) -> list[str]:
+    return [
+        f"{section}.{n}: expected a number >= 0, got {getattr(obj, n)!r}"
+        for n in names
+        if not getattr(obj, n) >= 0
+    ]
+
+
+def _port(name: str, value: int) -> list[str]:
+    return [] if 0 <= value <= 65535 else [f"{name}: expected a port 0..65535, got {value}"]
+
+
+def _suggest(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(choices)}"
+
+
+def _coerce(where: str, kind: Any, value: Any, *, from_env: bool) -> Any:
+    """Turn a TOML value (or an environment string) into ``kind``; raises ConfigError."""
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if from_env and str(value).strip().lower() in ("1", "true", "yes", "on"):
+            return True
+        if from_env and str(value).strip().lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if kind is int:
+        if from_env and isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+\s*", value):
+            return int(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if kind is float:
+        if from_env and isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if value != value or value in (float("inf"), float("-inf")):
+                raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+            return float(value)
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if kind is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    if typing.get_origin(kind) is tuple:
+        if from_env and isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    value = json.loads(text)
+                except json.JSONDecodeError:
+                    value = tomllib.loads(f"v = {text}")["v"]
+            else:
+                value = [v.strip() for v in text.split(",") if v.strip()]
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
+    raise TypeError(f"{where}: unsupported setting type {kind!r}")  # programming error
+
+
+def _section_types() -> dict[str, type]:
+    hints = typing.get_type_hints(Settings)
+    return {f.name: hints[f.name] for f in dataclasses.fields(Settings)}
+
+
+def _merge_env(
+    raw: dict[str, dict[str, Any]], environ: Mapping[str, str], problems: list[str]
+) -> set[tuple[str, str]]:
+    """Fold ``FIRSTMOTION_<SECTION>__<KEY>`` variables into ``raw``; returns env-set keys."""
+    sections = _section_types()
+    from_env: set[tuple[str, str]] = set()
+    for name, value in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or "__" not in name[len(ENV_PREFIX) :]:
+            continue
+        section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
+        if section not in sections:
+            problems.append(
+                f"{name}: unknown section {section!r}{_suggest(section, list(sections))}"
+            )
+            continue
+        keys = [f.name for f in dataclasses.fields(sections[section])]
+        if key not in keys:
+            problems.append(f"{name}: unknown key {section}.{key}{_suggest(key, keys)}")
+            continue
+        raw.setdefault(section, {})[key] = value
+        from_env.add((section, key))
+    return from_env
+
+
+def settings_from_dict(
+    data: Mapping[str, Any],
+    *,
+    environ: Mapping[str, str] | None = None,
+    base_dir: Path | None = None,
+) -> Settings:
+    """Validate a parsed TOML document (plus environment) into :class:`Settings`."""
+    problems: list[str] = []
+    sections = _section_types()
+    raw: dict[str, dict[str, Any]] = {}
+    for section, body in data.items():
+        if section not in sections:
+            problems.append(f"{section}: unknown section{_suggest(section, list(sections))}")
+        elif not isinstance(body, Mapping):
+            problems.append(f"{section}: expected a [{section}] table, got {body!r}")
+        else:
+            raw[section] = dict(body)
+    from_env = _merge_env(raw, os.environ if environ is None else environ, problems)
+
+    built: dict[str, Any] = {}
+    for section, cls in sections.items():
+        hints = typing.get_type_hints(cls)
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, value in raw.get(section, {}).items():
+            where = f"{section}.{key}"
+            if key not in fields:
+                problems.append(f"{where}: unknown key{_suggest(key, list(fields))}")
+                continue
+            env = (section, key) in from_env
+            try:
+                value = _coerce(where, hints[key], value, from_env=env)
+            except ConfigError as exc:
+                problems.append(str(exc))
+                continue
+            if fields[key].metadata.get("path") and value and not env and base_dir is not None:
+                path = Path(value).expanduser()
+                value = str(path if path.is_absolute() else (base_dir / path))
+            kwargs[key] = value
+        obj = cls(**kwargs)
+        problems += obj._problems()
+        built[section] = obj
+    if problems:
+        raise ConfigError("invalid settings:\n  " + "\n  ".join(problems))
+    return Settings(**built)
+
+
+def load_settings(
+    path: str | Path | None = None, *, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Defaults < TOML file ``path`` (optional) < ``FIRSTMOTION_<SECTION>__<KEY>`` variables."""
+    data: dict[str, Any] = {}
+    base_dir = None
+    if path is not None:
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{p}: cannot read config file ({exc.strerror or exc})") from None
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{p}: not valid TOML ({exc})") from None
+        base_dir = p.resolve().parent
+    return settings_from_dict(data, environ=environ, base_dir=base_dir)
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _mask_url(url: str) -> str:
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    user = parts.username or ""
+    netloc = f"{user}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def effective_dict(settings: Settings, *, show_secrets: bool = False) -> dict[str, dict[str, Any]]:
+    """Settings as plain data; the Redis password masked unless ``show_secrets``."""
+    out = settings.to_dict()
+    if not show_secrets:
+        out["redis"]["url"] = _mask_url(out["redis"]["url"])
+    return out
+
+
+def to_toml(data: Mapping[str, Mapping[str, Any]]) -> str:
+    """A TOML document of ``{section: {key: scalar or list of str}}`` (what Settings holds)."""
+
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, str):
+            return json.dumps(v)
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        raise TypeError(f"cannot write {v!r} as TOML")
+
+    blocks = []
+    for section, body in data.items():
+        lines = [f"[{section}]"] + [f"{k} = {value(v)}" for k, v in body.items()]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", nargs="?", help="TOML config file (default: defaults + env)")
+    parser.add_argument("--format", choices=("toml", "json"), default="toml")
+    parser.add_argument("--show-secrets", action="store_true", help="print the Redis password")
+
+
+def run(args: argparse.Namespace) -> int:
+    """``firstmotion config check [FILE]``: print the effective settings or the problems."""
+    try:
+        settings = load_settings(args.file)
+    except ConfigError as exc:
+        print(f"config check: {exc}", file=sys.stderr)
+        return 1
+    data = effective_dict(settings, show_secrets=args.show_secrets)
+    if args.format == "json":
+        print(json.dumps(data, indent=2))
+    else:
+        print(to_toml(data), end="")
+    return 0
