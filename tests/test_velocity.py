@@ -1,0 +1,101 @@
+"""Layered velocity model: analytic straight rays, taup cross-check, table accuracy."""
+
+import numpy as np
+import pytest
+
+from firstmotion.velocity import TravelTimeTable, VelocityModel, taup_model, trace_rays
+
+KM_PER_DEG = 6371.0 * np.pi / 180.0
+
+
+@pytest.fixture(scope="module")
+def model():
+    return VelocityModel.default()
+
+
+def test_homogeneous_model_matches_straight_rays():
+    m = VelocityModel.homogeneous(6.0, 3.5)
+    d = np.array([0.0, 0.5, 3.0, 10.0, 40.0, 150.0])
+    for h in (0.5, 8.0, 20.0):
+        for phase, v in (("P", 6.0), ("S", 3.5)):
+            r = trace_rays(m, d, h, phase)
+            np.testing.assert_allclose(r.time_s, np.hypot(d, h) / v, rtol=1e-9, atol=1e-9)
+            # straight ray to a surface station goes UP: takeoff = atan2(d, h) from vertical-up
+            np.testing.assert_allclose(r.takeoff_deg, np.degrees(np.arctan2(d, h)), atol=1e-6)
+            np.testing.assert_allclose(r.incidence_deg, r.takeoff_deg, atol=1e-6)
+            assert not r.head_wave.any()
+
+
+def test_default_model_file_round_trips(tmp_path, model):
+    assert model.name == "socal_hk1977"
+    np.testing.assert_array_equal(model.depth_km, [0.0, 5.5, 16.0, 32.0])
+    back = VelocityModel.from_file(model.write(tmp_path / "m.txt"))
+    for a, b in zip(back._columns(), model._columns(), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_bad_models_and_queries_raise():
+    with pytest.raises(ValueError, match="increase"):
+        VelocityModel(np.array([0.0, 5.0, 4.0]), np.ones(3) * 6, np.ones(3) * 3, np.ones(3))
+    with pytest.raises(ValueError, match="vp > vs"):
+        VelocityModel(np.array([0.0]), np.array([3.0]), np.array([4.0]), np.array([2.0]))
+    with pytest.raises(ValueError, match="4 columns"):
+        VelocityModel.from_text("0 6 3.5\n")
+    with pytest.raises(ValueError, match=">= 0"):
+        trace_rays(VelocityModel.default(), -1.0, 5.0)
+    with pytest.raises(ValueError, match="phase"):
+        trace_rays(VelocityModel.default(), 1.0, 5.0, "Q")
+
+
+def test_takeoff_up_for_near_stations_down_for_distant_refractions(model):
+    near = trace_rays(model, [0.0, 2.0, 10.0], 15.0)
+    assert np.all(near.takeoff_deg < 90.0) and not near.head_wave.any()
+    far = trace_rays(model, [150.0, 200.0, 280.0], 10.0)
+    assert np.all(far.takeoff_deg > 90.0) and far.head_wave.all()
+    # Pn leaves at the critical angle of the Moho seen from the source layer
+    expect = 180.0 - np.degrees(np.arcsin(6.3 / 7.8))
+    assert far.takeoff_deg[-1] == pytest.approx(expect, abs=1e-6)
+    assert far.incidence_deg[-1] == pytest.approx(np.degrees(np.arcsin(5.5 / 7.8)), abs=1e-6)
+
+
+def test_times_are_continuous_across_interfaces_and_s_is_slower(model):
+    for z in (5.5, 16.0, 32.0):
+        t = trace_rays(model, 80.0, [z - 1e-4, z, z + 1e-4]).time_s
+        assert np.ptp(t) < 1e-3
+    d, h = np.meshgrid(np.linspace(0, 250, 26), np.linspace(0, 35, 8))
+    tp, ts = trace_rays(model, d, h, "P").time_s, trace_rays(model, d, h, "S").time_s
+    assert np.all(ts[d + h > 0] > tp[d + h > 0])
+    # time grows with distance at every depth
+    assert np.all(np.diff(tp, axis=1) > 0)
+
+
+def test_first_arrivals_match_taup(model, tmp_path):
+    tm = taup_model(model, cache_dir=tmp_path)
+    for h in (3.0, 8.0, 14.0):
+        for d in (5.0, 25.0, 60.0, 100.0, 140.0):
+            r = trace_rays(model, d, h)
+            arrivals = tm.get_travel_times(h, d / KM_PER_DEG, phase_list=["p", "P", "Pn"])
+            assert arrivals, (d, h)
+            t_first = min(a.time for a in arrivals)
+            assert float(r.time_s) == pytest.approx(t_first, abs=0.1), (d, h)
+            # a taup ray with the same takeoff (taup measures from vertical-down) and time
+            ours = float(r.takeoff_deg)
+            best = min(arrivals, key=lambda a: abs((180.0 - a.takeoff_angle) - ours))
+            assert 180.0 - best.takeoff_angle == pytest.approx(ours, abs=1.0), (d, h)
+            assert best.time == pytest.approx(float(r.time_s), abs=0.1), (d, h)
+            assert best.incident_angle == pytest.approx(float(r.incidence_deg), abs=1.0)
+
+
+def test_table_matches_exact_tracing(model):
+    table = TravelTimeTable.build(model, max_distance_km=200.0, max_depth_km=30.0)
+    rng = np.random.default_rng(2)
+    d, h = rng.uniform(0, 200, 3000), rng.uniform(0, 30, 3000)
+    for phase in ("P", "S"):
+        t, takeoff, incidence = table.lookup(d, h, phase)
+        r = trace_rays(model, d, h, phase)
+        assert np.abs(t - r.time_s).max() < 0.03
+        assert np.abs(takeoff - r.takeoff_deg).max() < 0.5
+        assert np.abs(incidence - r.incidence_deg).max() < 0.5
+        np.testing.assert_allclose(table.travel_time(d, h, phase), t)
+    with pytest.raises(ValueError, match="outside the table"):
+        table.lookup(250.0, 5.0)
