@@ -1,0 +1,270 @@
+"""PolarityClassifier contract, preprocessing invariants, model card checks, shipped model."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from firstmotion import synth
+from workers.polarity import PolarityClassifier
+from workers.polarity.classifier import CARD_FORMAT_VERSION, validate_card
+from workers.polarity.dataset import SamplerConfig, WindowSampler
+from workers.polarity.model import LABELS, PolarityCNN
+from workers.polarity.preprocess import PreprocessConfig, prepare_windows
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHIPPED = Path(__file__).resolve().parents[1] / "model_weights" / "polarity_v1.json"
+
+
+def tiny_card(pre: PreprocessConfig | None = None) -> dict:
+    pre = pre or PreprocessConfig()
+    return {
+        "format_version": CARD_FORMAT_VERSION,
+        "min_firstmotion_version": "0.1.0",
+        "labels": list(LABELS),
+        "architecture": {"class": "PolarityCNN", "args": {"window_samples": pre.window_samples}},
+        "preprocessing": pre.to_dict(),
+        "temperature": 1.0,
+        "thresholds": {"decision": 0.5},
+    }
+
+
+@pytest.fixture(scope="module")
+def untrained() -> PolarityClassifier:
+    torch.manual_seed(0)
+    return PolarityClassifier(PolarityCNN(), tiny_card(), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def shipped() -> PolarityClassifier:
+    if not SHIPPED.exists():
+        pytest.skip("no shipped model in model_weights/")
+    return PolarityClassifier.load(device="cpu")
+
+
+def onset_rows(rate_hz: float, sign: float, n_rows: int, snr: float, seed: int) -> np.ndarray:
+    """Rows of 8 s with a velocity P pulse at 5 s (first motion ``sign``) in broadband noise."""
+    rng = np.random.default_rng(seed)
+    n = int(8 * rate_hz)
+    rows = []
+    for _ in range(n_rows):
+        pulse = synth.p_pulse(n, rate_hz, 5.0, rng.uniform(4, 15), 0.01)
+        noise = synth.ambient_noise(n, rate_hz, rng, profile="broadband", level=1.0 / snr)
+        rows.append(sign * pulse + noise)
+    return np.array(rows)
+
+
+def test_classify_contract_shapes_dtypes_and_rows_sum_to_one(untrained):
+    data = onset_rows(100.0, 1.0, 5, 20.0, seed=1)
+    res = untrained.classify(data, 100.0, np.full(5, 500))
+    assert res.polarity.dtype == np.int8 and res.polarity.shape == (5,)
+    assert res.probabilities.dtype == np.float32 and res.probabilities.shape == (5, 3)
+    assert res.confidence.shape == (5,) and res.reason.shape == (5,)
+    np.testing.assert_allclose(res.probabilities.sum(axis=1), 1.0, atol=1e-6)
+    assert set(np.unique(res.polarity)) <= {-1, 0, 1}
+
+
+def test_rate_below_40_hz_raises(untrained):
+    with pytest.raises(ValueError, match="below the minimum"):
+        untrained.classify(np.zeros((2, 400)), 39.9, [200, 200])
+
+
+def test_mismatched_pick_index_raises(untrained):
+    with pytest.raises(ValueError, match="pick_index"):
+        untrained.classify(np.zeros((2, 400)), 100.0, [200])
+
+
+def test_bad_windows_get_polarity_zero_with_reason(untrained):
+    good = onset_rows(100.0, 1.0, 1, 20.0, seed=2)[0]
+    nan_row = good.copy()
+    nan_row[505] = np.nan
+    data = np.stack([good, nan_row, np.zeros_like(good), np.full_like(good, 7.0), good])
+    picks = np.array([500, 500, 500, 500, good.size - 10])  # last: too close to the end
+    res = untrained.classify(data, 100.0, picks)
+    assert list(res.reason[1:]) == ["nan", "flat", "flat", "too_short"]
+    assert np.all(res.polarity[1:] == 0)
+    np.testing.assert_array_equal(res.probabilities[1:], [[0, 0, 1]] * 4)
+    assert res.reason[0] in ("", "low_confidence")
+
+
+def test_pick_at_start_is_too_short_not_a_crash(untrained):
+    res = untrained.classify(np.random.default_rng(0).standard_normal((2, 300)), 100.0, [0, -5])
+    assert list(res.reason) == ["too_short", "too_short"]
+
+
+def test_flip_swaps_up_and_down_exactly(untrained):
+    data = onset_rows(100.0, 1.0, 6, 10.0, seed=3)
+    a = untrained.classify(data, 100.0, np.full(6, 500))
+    b = untrained.classify(-data, 100.0, np.full(6, 500))
+    np.testing.assert_array_equal(a.probabilities[:, 0], b.probabilities[:, 1])
+    np.testing.assert_array_equal(a.probabilities[:, 1], b.probabilities[:, 0])
+    np.testing.assert_array_equal(a.probabilities[:, 2], b.probabilities[:, 2])
+    np.testing.assert_array_equal(a.polarity, -b.polarity)
+
+
+def test_preprocessing_is_odd_and_unit_peak():
+    cfg = PreprocessConfig()
+    x = np.random.default_rng(4).standard_normal((3, 1000)) * 1e4 + 3e5
+    w, reasons = prepare_windows(x, 200.0, [600, 600, 600], cfg)
+    w_neg, _ = prepare_windows(-x, 200.0, [600, 600, 600], cfg)
+    np.testing.assert_array_equal(w_neg, -w)
+    assert list(reasons) == ["", "", ""]
+    np.testing.assert_allclose(np.abs(w).max(axis=1), 1.0)
+
+
+def test_preprocessing_is_causal_before_the_pick():
+    """Changing samples after the pick never changes the window before it (100 Hz input)."""
+    cfg = PreprocessConfig()
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(1000)
+    y = x.copy()
+    y[500:] += 50 * rng.standard_normal(500)
+    from workers.polarity.preprocess import linear_windows
+
+    wx, _ = linear_windows(x, 100.0, [500], cfg)
+    wy, _ = linear_windows(y, 100.0, [500], cfg)
+    np.testing.assert_array_equal(wx[0, : cfg.window_pre_samples], wy[0, : cfg.window_pre_samples])
+    assert not np.allclose(wx[0, cfg.window_pre_samples :], wy[0, cfg.window_pre_samples :])
+
+
+def test_highpass_removes_microseism_and_drift_much_larger_than_the_onset():
+    """0.2 Hz microseism 100x and a ramp 1000x the first motion leave < 6% of the peak."""
+    cfg = PreprocessConfig()
+    rate = 100.0
+    t = np.arange(800) / rate
+    pulse = synth.p_pulse(800, rate, 5.0, 8.0, 0.01)
+    drift = 100.0 * np.sin(2 * np.pi * 0.2 * t) + 300.0 * t
+    w, _ = prepare_windows(np.stack([pulse, pulse + drift]), rate, [500, 500], cfg)
+    np.testing.assert_allclose(w[1], w[0], atol=0.06)
+    assert w[1][cfg.window_pre_samples + 1 : cfg.window_pre_samples + 6].max() > 0.3
+
+
+def test_card_validation_refuses_what_it_cannot_honour():
+    good = tiny_card()
+    validate_card(good)
+    bad_cases = [
+        ({"format_version": 99}, "format_version"),
+        ({"min_firstmotion_version": "99.0.0"}, "needs firstmotion"),
+        ({"labels": ["down", "up", "unknown"]}, "labels"),
+        ({"temperature": 0}, "temperature"),
+        ({"thresholds": {"decision": 2.0}}, "decision"),
+    ]
+    for patch, message in bad_cases:
+        card = copy.deepcopy(good)
+        card.update(patch)
+        with pytest.raises(ValueError, match=message):
+            validate_card(card)
+    card = copy.deepcopy(good)
+    card["preprocessing"]["normalisation"] = "zscore"
+    with pytest.raises(ValueError, match="normalisation"):
+        validate_card(card)
+    card = copy.deepcopy(good)
+    card["architecture"]["args"]["window_samples"] = 400
+    with pytest.raises(ValueError, match="window"):
+        validate_card(card)
+
+
+def test_load_refuses_weights_that_do_not_match_the_card(tmp_path):
+    model = PolarityCNN()
+    torch.save(model.state_dict(), tmp_path / "m.pt")
+    card = tiny_card()
+    card["weights_sha256"] = "0" * 64
+    (tmp_path / "m.json").write_text(json.dumps(card))
+    with pytest.raises(ValueError, match="sha256"):
+        PolarityClassifier.load(tmp_path / "m")
+    card["weights_sha256"] = None
+    (tmp_path / "m.json").write_text(json.dumps(card))
+    clf = PolarityClassifier.load(str(tmp_path / "m.json"), device="cpu")
+    assert clf.config.window_samples == 128
+
+
+def test_sampler_is_deterministic_and_labels_follow_snr():
+    cfg = PreprocessConfig()
+    a = WindowSampler(cfg, SamplerConfig(), seed=11).sample(300)
+    b = WindowSampler(cfg, SamplerConfig(), seed=11).sample(300)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
+    windows, labels, snr, rates = a
+    assert windows.shape == (300, cfg.window_samples) and np.isfinite(windows).all()
+    assert np.all(labels[snr < SamplerConfig().unknown_below_snr] == 2)
+    assert np.all(labels[snr >= SamplerConfig().unknown_below_snr] < 2)
+    assert set(np.unique(rates)) <= set(SamplerConfig().rates_hz)
+
+
+def test_train_command_writes_a_loadable_card(tmp_path):
+    from firstmotion.cli import main
+
+    out = tmp_path / "tiny"
+    rc = main(
+        [
+            "polarity",
+            "train",
+            "--out",
+            str(out),
+            "--steps",
+            "20",
+            "--n-train",
+            "400",
+            "--n-val",
+            "200",
+            "--no-real-noise",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--checkpoint-every",
+            "10",
+        ]
+    )
+    assert rc == 0
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["training"]["seed"] == 0 and card["temperature"] > 0
+    clf = PolarityClassifier.load(out, device="cpu")
+    assert clf.classify(np.zeros((1, 900)), 100.0, [500]).reason[0] == "flat"
+
+
+# ---------------------------------------------------------------- the shipped model
+
+
+def test_shipped_model_reads_clear_synthetic_onsets(shipped):
+    for sign, expected in ((1.0, 1), (-1.0, -1)):
+        data = onset_rows(100.0, sign, 20, 30.0, seed=6 if sign > 0 else 7)
+        res = shipped.classify(data, 100.0, np.full(20, 500))
+        assert np.mean(res.polarity == expected) >= 0.95, res.probabilities
+
+
+def test_shipped_model_calls_pure_noise_unknown(shipped):
+    rng = np.random.default_rng(8)
+    data = np.stack([synth.ambient_noise(800, 100.0, rng, profile="broadband") for _ in range(30)])
+    res = shipped.classify(data, 100.0, np.full(30, 500))
+    assert np.mean(res.polarity == 0) >= 0.8
+
+
+def test_same_event_at_100_and_200_hz_gives_the_same_answer(shipped):
+    """Resampling path: one record at 200 Hz and its anti-aliased 100 Hz decimation."""
+    from scipy import signal
+
+    data200 = np.concatenate(
+        [onset_rows(200.0, 1.0, 5, 15.0, seed=9), onset_rows(200.0, -1.0, 5, 15.0, seed=10)]
+    )
+    data100 = signal.resample_poly(data200, 1, 2, axis=1)
+    a = shipped.classify(data200, 200.0, np.full(10, 1000))
+    b = shipped.classify(data100, 100.0, np.full(10, 500))
+    np.testing.assert_array_equal(a.polarity, b.polarity)
+    np.testing.assert_allclose(a.probabilities, b.probabilities, atol=0.1)
+    assert np.all(a.polarity == np.repeat([1, -1], 5))
+
+
+def test_shipped_model_reads_texnet_manual_polarities(shipped):
+    if not (SHARED_DATA / "texnet2017").exists():
+        pytest.skip(f"shared data absent: {SHARED_DATA / 'texnet2017'}")
+    from workers.polarity.evaluate import load_texnet_polarities
+
+    picks = load_texnet_polarities(SHARED_DATA)
+    assert len(picks) == 5  # ODSA, SGCY, POST, ALPN, APMT (MSTX has no waveform)
+    for p in picks:
+        res = shipped.classify(p["data"][None, :], p["sampling_rate_hz"], [p["pick_index"]])
+        assert res.polarity[0] == p["polarity"], (p["station_id"], res.probabilities)
