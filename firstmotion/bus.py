@@ -47,6 +47,22 @@ STREAMS = ("picks", "polarities", "origins", "mechanisms", DEAD_STREAM)
 _DEAD_META = "dead:"  # prefix of the metadata fields of a dead letter
 
 
+LAG_COUNT_CAP = 100_000
+# entries after the group's last-delivered id; counted in Redis so no payload crosses the wire
+_LAG_LUA = """
+local n = 0
+local cursor = '(' .. ARGV[1]
+local cap = tonumber(ARGV[2])
+while n < cap do
+  local rows = redis.call('XRANGE', KEYS[1], cursor, '+', 'COUNT', 1000)
+  if #rows == 0 then break end
+  n = n + #rows
+  cursor = '(' .. rows[#rows][1]
+end
+return n
+"""
+
+
 class BusError(RuntimeError):
     """Misuse of the bus (bad handler output, unsupported server)."""
 
@@ -146,6 +162,15 @@ class Bus:
         )
         return cls(client, prefix, maxlen=maxlen)
 
+    @classmethod
+    def from_settings(cls, redis_settings: Any) -> Bus:
+        """From ``Settings.redis`` (url, prefix, stream_maxlen); the URL must be set."""
+        return cls.from_url(
+            redis_settings.require_url(),
+            redis_settings.prefix,
+            maxlen=redis_settings.stream_maxlen,
+        )
+
     def close(self) -> None:
         self.client.close()
 
@@ -226,8 +251,17 @@ class Bus:
             )
         return out
 
-    def consumer(self, stream: str, group: str, handler: Handler, **kwargs: Any) -> Consumer:
-        """A :class:`Consumer` of ``stream`` in ``group`` (see its arguments)."""
+    def consumer(
+        self, stream: str, group: str, handler: Handler, *, settings: Any = None, **kwargs: Any
+    ) -> Consumer:
+        """A :class:`Consumer` of ``stream`` in ``group`` (see its arguments).
+
+        ``settings`` (``Settings.redis``) supplies block_ms, lease_ms and max_deliveries
+        unless given explicitly.
+        """
+        if settings is not None:
+            for name in ("block_ms", "lease_ms", "max_deliveries"):
+                kwargs.setdefault(name, getattr(settings, name))
         return Consumer(self, stream, group, handler, **kwargs)
 
 
@@ -254,6 +288,7 @@ class Consumer:
             longest a batch can take.
         max_deliveries: a message that failed this many deliveries goes to dead letters.
         stage: metrics label (default: ``group``).
+        lag_interval_s: how often to refresh the backlog/pending gauges.
     """
 
     def __init__(
@@ -270,6 +305,7 @@ class Consumer:
         max_deliveries: int = 5,
         stage: str | None = None,
         metrics: StageMetrics | None = None,
+        lag_interval_s: float = 5.0,
     ) -> None:
         for label, value, lo in (
             ("batch_size", batch_size, 1),
@@ -294,6 +330,8 @@ class Consumer:
         self.metrics = metrics or stage_metrics(stage or group)
         self._stop = threading.Event()
         self._group_ready = False
+        self.lag_interval_s = lag_interval_s
+        self._lag_due = 0.0
         self._claim_cursor = "0-0"
         self._last_errors: dict[str, str] = {}
         self.processed = 0  # entries acked after a successful handler call
@@ -357,6 +395,9 @@ class Consumer:
         if not self._group_ready:
             self.bus.ensure_group(self.stream, self.group)
             self._group_ready = True
+        if time.monotonic() >= self._lag_due:
+            self._lag_due = time.monotonic() + self.lag_interval_s
+            self.report_lag()
         entries = self._claim()
         if not entries:
             entries = self._read(self.block_ms if block_ms is None else block_ms)
@@ -364,6 +405,26 @@ class Consumer:
             return 0
         self._process(entries)
         return len(entries)
+
+    def report_lag(self) -> tuple[int, int]:
+        """Refresh and return ``(backlog, pending)`` of the group on the input stream.
+
+        ``backlog`` is XINFO GROUPS' ``lag`` (Redis >= 7), else counted server-side by a small
+        Lua script (capped at :data:`LAG_COUNT_CAP`).
+        """
+        client = self.bus.client
+        groups = {_s(g["name"]): g for g in client.xinfo_groups(self.key)}
+        info = groups.get(self.group)
+        if info is None:
+            return 0, 0
+        pending = int(info.get("pending", 0))
+        lag = info.get("lag")
+        if lag is None:
+            last = _s(info.get("last-delivered-id", b"0-0"))
+            lag = client.eval(_LAG_LUA, 1, self.key, last, LAG_COUNT_CAP)
+        self.metrics.backlog.set(int(lag))
+        self.metrics.pending.set(pending)
+        return int(lag), pending
 
     # -- reading
     def _read(self, block_ms: int) -> list[tuple[str, dict, int]]:

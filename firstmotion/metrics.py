@@ -14,6 +14,8 @@ Per stage (:func:`stage_metrics`), labelled ``stage`` only:
 * ``firstmotion_stage_in_flight`` -- messages being handled right now
 * ``firstmotion_stage_batch_size`` -- histogram of handled batch sizes (messages)
 * ``firstmotion_stage_last_processed_timestamp_seconds`` -- wall time of the last commit
+* ``firstmotion_stage_backlog_messages`` -- input entries not yet delivered to the group (lag)
+* ``firstmotion_stage_pending_messages`` -- input entries delivered but not yet acknowledged
 
 and ``firstmotion_build_info{version, python} 1``.
 
@@ -127,6 +129,8 @@ class StageMetrics:
     in_flight: Any
     batch_size: Any
     last_processed: Any
+    backlog: Any
+    pending: Any
 
 
 def stage_metrics(stage: str) -> StageMetrics:
@@ -160,6 +164,16 @@ def stage_metrics(stage: str) -> StageMetrics:
         last_processed=gauge(
             "firstmotion_stage_last_processed_timestamp_seconds",
             "Unix time the stage last committed a batch",
+            labels,
+        ).labels(stage=stage),
+        backlog=gauge(
+            "firstmotion_stage_backlog_messages",
+            "Input stream entries not yet delivered to the stage's group",
+            labels,
+        ).labels(stage=stage),
+        pending=gauge(
+            "firstmotion_stage_pending_messages",
+            "Input stream entries delivered to the stage and not yet acknowledged",
             labels,
         ).labels(stage=stage),
     )

@@ -264,6 +264,30 @@ def test_pending_entries_trimmed_away_are_acked(bus):
     assert not bus.messages("polarities")
 
 
+def test_backlog_and_pending_gauges(bus):
+    for i in range(12):
+        bus.publish("picks", pick(i))
+    c = bus.consumer("picks", "g", classify, name="a", batch_size=5, stage="t_lag")
+    c.bus.ensure_group("picks", "g")
+    assert c.report_lag() == (12, 0)
+    bus.client.xreadgroup("g", "other", {"t:picks": ">"}, count=5)
+    assert c.report_lag() == (7, 5)
+    assert sample("firstmotion_stage_backlog_messages", "t_lag") == 7
+    assert sample("firstmotion_stage_pending_messages", "t_lag") == 5
+
+
+def test_bus_and_consumer_from_settings(redis_url, redis_client):
+    from firstmotion.config import load_settings
+
+    env = {"FIRSTMOTION_REDIS__URL": redis_url, "FIRSTMOTION_REDIS__PREFIX": "s:"}
+    settings = load_settings(environ=env | {"FIRSTMOTION_REDIS__LEASE_MS": "1234"})
+    bus = Bus.from_settings(settings.redis)
+    assert bus.prefix == "s:" and bus.maxlen == settings.redis.stream_maxlen
+    c = bus.consumer("picks", "g", classify, settings=settings.redis, max_deliveries=2)
+    assert c.lease_ms == 1234 and c.max_deliveries == 2 and c.key == "s:picks"
+    bus.close()
+
+
 def test_consumer_rejects_bad_settings(bus):
     with pytest.raises(ValueError, match="batch_size"):
         Consumer(bus, "picks", "g", classify, batch_size=0)
