@@ -1,0 +1,255 @@
+"""Focal-mechanism inversion: grid, kernel vs dense twin, synthetic recovery, SKHASH agreement."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from firstmotion.kagan import kagan_angle_deg
+from firstmotion.radiation import p_polarity
+from workers.mechanism import invert, weight_from_probabilities
+from workers.mechanism.grid import focal_grid
+from workers.mechanism.invert import draw_trials, max_gaps_deg, quality_letter
+from workers.mechanism.search import (
+    accepted_mask,
+    misfit_allowances,
+    misfit_table,
+    misfit_table_numpy,
+    rays_from_angles,
+)
+
+HASH1 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hash1"
+
+
+def test_grid_is_skhash_grid():
+    g = focal_grid(5.0)
+    assert g.n_mech == 31032 and g.n_normals == 862 and g.n_slip == 36
+    np.testing.assert_allclose(np.linalg.norm(g.normal, axis=1), 1.0, atol=1e-12)
+    np.testing.assert_allclose(np.linalg.norm(g.slip, axis=1), 1.0, atol=1e-12)
+    np.testing.assert_allclose(np.einsum("ij,ij->i", g.normal, g.slip), 0.0, atol=1e-12)
+    assert np.all(g.normal[:, 2] >= -1e-12)  # normals point down or sideways
+    np.testing.assert_allclose(g.normal[0], [0, 0, 1], atol=1e-12)
+
+
+def _random_case(rng, n_pol, n_trials):
+    az = rng.uniform(0, 360, (n_pol, n_trials))
+    to = rng.uniform(1, 179, (n_pol, n_trials))
+    signed = rng.choice([-1.0, 1.0], n_pol) * rng.choice([1.0, 0.5, 0.3], n_pol)
+    return rays_from_angles(az, to), signed
+
+
+def test_compiled_kernel_equals_dense_twin():
+    rng = np.random.default_rng(1)
+    g = focal_grid(5.0)
+    rays, signed = _random_case(rng, 23, 7)
+    fast = misfit_table(rays, signed, g)
+    slow = misfit_table_numpy(rays, signed, g)
+    np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-9)
+    assert fast.min() < fast.max()  # not a degenerate all-equal table
+
+
+def test_coarser_grid_kernel_equals_twin():
+    rng = np.random.default_rng(2)
+    g = focal_grid(10.0)
+    rays, signed = _random_case(rng, 15, 4)
+    np.testing.assert_allclose(misfit_table(rays, signed, g), misfit_table_numpy(rays, signed, g))
+
+
+def test_misfit_allowances_follow_skhash_rounding():
+    assert misfit_allowances(60.0, 0.1, 2.0) == (3.0, 6.0)
+    assert misfit_allowances(50.0, 0.1, 2.0) == (2.0, 5.0)  # round(2.5) == 2 (half to even)
+    assert misfit_allowances(10.0, 0.1, 2.0) == (2.0, 2.0)  # badmin floor
+    fit = np.array([[0.0, 2.0, 5.0], [4.0, 1.0, 9.0]])
+    np.testing.assert_array_equal(accepted_mask(fit, 2.0, 2.0), [True, True, False])
+
+
+def _stations(rng, n=30):
+    return rng.uniform(0, 360, n), rng.uniform(15, 165, n)
+
+
+def _spread_network(n=30):
+    """n rays evenly spread over the lower focal hemisphere (Fibonacci lattice)."""
+    i = np.arange(n) + 0.5
+    return np.mod(i * 137.50776405, 360.0), np.degrees(np.arccos(-i / n))
+
+
+def _random_mechanisms(rng, n):
+    """Uniformly random double-couple orientations (strike, dip, rake)."""
+    return [
+        (rng.uniform(0, 360), np.degrees(np.arccos(rng.uniform(0, 1))), rng.uniform(-180, 180))
+        for _ in range(n)
+    ]
+
+
+def test_synthetic_recovery_clean_and_with_ten_percent_flipped():
+    """30 well-spread stations, 40 random mechanisms: noise-free within 10 deg (Kagan), 10% of
+    polarities flipped within 25 deg, and the quality never claims better with the flips.
+
+    HASH's answer is the average of every mechanism within the allowed misfit (here up to 2-3
+    wrong polarities), so with 30 rays some geometries land past 10 deg even without noise
+    (SKHASH does the same: this code matches it). Measured on 60 random mechanisms: clean median
+    ~7 deg, ~80% within 10, max ~16; flipped median ~15, ~90% within 25. The thresholds are on
+    that distribution, not on hand-picked mechanisms.
+    """
+    rng = np.random.default_rng(42)
+    az, to = _spread_network(30)
+    clean_err, flip_err, flip_quality = [], [], []
+    for sdr in _random_mechanisms(rng, 60):
+        pol = p_polarity(*sdr, az, to).astype(float)
+        clean = invert(az, to, pol)
+        flipped = pol.copy()
+        flipped[rng.choice(30, 3, replace=False)] *= -1
+        noisy = invert(az, to, flipped)
+        clean_err.append(float(kagan_angle_deg(clean.strike, clean.dip, clean.rake, *sdr)))
+        flip_err.append(float(kagan_angle_deg(noisy.strike, noisy.dip, noisy.rake, *sdr)))
+        assert clean.misfit < 0.05 and clean.n_polarities == 30 and clean.n_trials == 30
+        assert noisy.misfit > clean.misfit  # the flips are seen ...
+        assert noisy.quality >= clean.quality  # ... and never reported as better quality
+        flip_quality.append(noisy.quality)
+    clean_err, flip_err = np.array(clean_err), np.array(flip_err)
+    print(f"clean: median {np.median(clean_err):.1f}, within 10: {np.mean(clean_err <= 10):.2f}")
+    print(f"flipped: median {np.median(flip_err):.1f}, within 25: {np.mean(flip_err <= 25):.2f}")
+    assert np.median(clean_err) <= 10.0 and np.mean(clean_err <= 10.0) >= 0.7
+    assert np.median(flip_err) <= 25.0 and np.mean(flip_err <= 25.0) >= 0.8
+    assert clean_err.max() <= 20.0
+    # the rare flipped case that lands far off (> 35 deg) is not reported as A quality
+    far = flip_err > 35.0
+    assert all(q != "A" for q in np.array(flip_quality)[far]), (flip_err[far], flip_quality)
+
+
+def test_flipped_polarities_lower_the_quality():
+    sdr = (40.0, 55.0, 80.0)
+    az, to = _spread_network(30)
+    pol = p_polarity(*sdr, az, to).astype(float)
+    clean = invert(az, to, pol)
+    flipped = pol.copy()
+    flipped[[3, 11, 22]] *= -1
+    noisy = invert(az, to, flipped)
+    assert clean.quality == "A"
+    assert noisy.quality > clean.quality
+    assert noisy.probability < clean.probability
+    assert noisy.fault_plane_uncertainty_deg > clean.fault_plane_uncertainty_deg
+
+
+def test_weights_downweight_unreliable_picks():
+    rng = np.random.default_rng(11)
+    az, to = _spread_network(30)
+    better, errors = 0, []
+    for sdr in _random_mechanisms(rng, 10):
+        pol = p_polarity(*sdr, az, to).astype(float)
+        bad = rng.choice(30, 6, replace=False)  # 20% wrong ...
+        pol[bad] *= -1
+        w = np.ones(30)
+        w[bad] = 0.1  # ... but the classifier was unsure about them
+        plain = invert(az, to, pol)
+        weighted = invert(az, to, pol, w)
+        e_plain = kagan_angle_deg(plain.strike, plain.dip, plain.rake, *sdr)
+        e_weighted = kagan_angle_deg(weighted.strike, weighted.dip, weighted.rake, *sdr)
+        better += e_weighted < e_plain
+        errors.append((e_plain, e_weighted))
+    errors = np.array(errors)
+    assert better >= 7
+    assert np.median(errors[:, 1]) < np.median(errors[:, 0])
+
+
+def test_backends_agree_and_trials_are_reproducible():
+    sdr = (10.0, 50.0, 100.0)
+    rng = np.random.default_rng(3)
+    az, to = _stations(rng, 20)
+    pol = p_polarity(*sdr, az, to)
+    a = invert(az, to, pol, n_trials=5)
+    b = invert(az, to, pol, n_trials=5, backend="numpy")
+    assert (a.strike, a.dip, a.rake, a.n_accepted) == (b.strike, b.dip, b.rake, b.n_accepted)
+    az_tr, to_tr = draw_trials(az, to, 5, 5.0, 10.0, seed=0)
+    np.testing.assert_array_equal(az_tr[:, 0], az)
+    np.testing.assert_array_equal(to_tr[:, 0], to)
+    c = invert(az, to, pol, azimuth_trials=az_tr, takeoff_trials=to_tr)
+    assert (c.strike, c.dip, c.rake) == (a.strike, a.dip, a.rake)
+
+
+def test_to_dict_and_auxiliary_plane():
+    sdr = (300.0, 40.0, 60.0)
+    rng = np.random.default_rng(8)
+    az, to = _stations(rng)
+    m = invert(az, to, p_polarity(*sdr, az, to))
+    d = m.to_dict()
+    assert d["strike"] == m.strike and d["quality"] == m.quality and d["solutions"]
+    assert json.loads(json.dumps(d))["n_polarities"] == 30
+    assert kagan_angle_deg(m.strike, m.dip, m.rake, m.aux_strike, m.aux_dip, m.aux_rake) < 1e-3
+
+
+def test_gaps_and_quality_table():
+    agap, pgap = max_gaps_deg(np.array([0.0, 90.0, 180.0, 270.0]), np.array([10, 30, 60, 85]))
+    assert agap == pytest.approx(90.0) and pgap == pytest.approx(30.0)
+    assert quality_letter(0.9, 20, 20, 0.05, 0.6, 40, 30, 30) == "A"
+    assert quality_letter(0.7, 20, 20, 0.05, 0.6, 40, 30, 30) == "B"
+    assert quality_letter(0.9, 20, 20, 0.25, 0.6, 40, 30, 30) == "C"
+    assert quality_letter(0.9, 20, 20, 0.05, 0.6, 120, 30, 30) == "D"  # azimuthal gap
+    assert quality_letter(0.9, 20, 20, 0.05, 0.6, 40, 30, 7) == "D"  # too few polarities
+
+
+def test_weight_from_probabilities_mapping():
+    pol, w = weight_from_probabilities([[0.99, 0.01, 0.0], [0.3, 0.6, 0.1], [0.1, 0.1, 0.8]])
+    np.testing.assert_array_equal(pol, [1, -1, 0])
+    np.testing.assert_allclose(w, [0.98, 0.3, 0.0])
+    with pytest.raises(ValueError, match=r"\(n, 3\)"):
+        weight_from_probabilities([0.5, 0.5])
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"polarity": [1, 2, -1]}, "polarity"),
+        ({"weight": [1, -1, 1]}, "non-negative"),
+        ({"takeoff_deg": [10, 200, 30]}, "takeoff"),
+        ({"azimuth_deg": [1, 2]}, "expected 2"),
+        ({"polarity": [0, 0, 0]}, "no usable"),
+        ({"azimuth_trials": np.zeros((3, 4))}, "both"),
+    ],
+)
+def test_bad_input_raises(kwargs, match):
+    args = {"azimuth_deg": [10, 20, 30], "takeoff_deg": [10, 20, 30], "polarity": [1, -1, 1]}
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        invert(**args)
+
+
+def _load_hash1():
+    if not (HASH1 / "inputs_trials.jsonl").exists():
+        pytest.skip(f"shared data absent: {HASH1} (see ../shared/data/README.md)")
+    events = [json.loads(line) for line in (HASH1 / "inputs_trials.jsonl").open()]
+    ref_path = HASH1 / "skhash_no_subsample" / "mechs.jsonl"
+    ref = {d["event_id"]: d for d in map(json.loads, ref_path.open())}
+    return events, ref
+
+
+def test_hash1_agrees_with_skhash():
+    """Issue 5: rotation <= 10 deg for >= 22/24 events, median <= 5; quality equal >= 20/24."""
+    events, ref = _load_hash1()
+    rot, same_quality = [], 0
+    for e in events:
+        p = e["picks"]
+
+        def col(key, p=p):
+            return np.array([x[key] for x in p], dtype=float)
+
+        m = invert(
+            col("azimuth_deg"),
+            col("takeoff_deg"),
+            col("polarity"),
+            col("weight"),
+            azimuth_trials=col("azimuth_trials"),
+            takeoff_trials=col("takeoff_trials"),
+        )
+        r = ref[e["event_id"]]
+        rot.append(
+            float(kagan_angle_deg(m.strike, m.dip, m.rake, r["strike"], r["dip"], r["rake"]))
+        )
+        same_quality += m.quality == r["quality"]
+        assert m.n_polarities == r["n_pol"]
+    rot = np.array(rot)
+    assert len(rot) == 24
+    assert (rot <= 10.0).sum() >= 22
+    assert np.median(rot) <= 5.0
+    assert same_quality >= 20
