@@ -142,8 +142,10 @@ def _pulses(
     tstar_s: np.ndarray,
     order: np.ndarray,
     emergence_s: np.ndarray,
+    normalize: bool = True,
 ) -> np.ndarray:
-    """Batch of causal, first-lobe-normalised pulses; ``order`` 0/1/2 = disp/vel/acc."""
+    """Batch of causal pulses, first-lobe-normalised or (``normalize=False``) for a unit-area
+    displacement pulse (unit seismic moment); ``order`` 0/1/2 = disp/vel/acc."""
     dt = 1.0 / sampling_rate_hz
     # fine grid resolving the corner frequency and the t* operator's band (~1 / (pi t*))
     tstar_min = float(np.min(np.where(tstar_s > 0, tstar_s, np.inf)))
@@ -192,6 +194,8 @@ def _pulses(
     )
     out *= ramp
     out[tau <= 0] = 0.0
+    if not normalize:  # t exp(-wc t) has area 1 / wc^2
+        return out * (2.0 * np.pi * fc_hz[:, None]) ** 2
     peak, _ = first_lobe_peak(out, rel_threshold=1e-4)
     peak = np.where(peak == 0, 1.0, peak)
     return out / peak[:, None]
@@ -206,6 +210,7 @@ def p_pulse(
     *,
     output: str = "velocity",
     emergence_s: float = 0.0,
+    normalize: bool = True,
 ) -> np.ndarray:
     """A causal far-field P pulse: Brune source convolved with a causal t* operator.
 
@@ -215,6 +220,10 @@ def p_pulse(
     (``"displacement"``, ``"velocity"``, ``"acceleration"``). ``emergence_s > 0`` multiplies the
     onset by a ``sin^2`` ramp rising over that many seconds: an emergent onset, whose first lobe
     (still normalised to 1) may be smaller than later ones.
+
+    ``normalize=False`` returns the physical shape instead: the far-field displacement pulse
+    scaled to unit area (the moment-rate function of a unit moment, 1/s), or its derivatives
+    (1/s^2, 1/s^3), so ``M0 * R / (4 pi rho v^3 r) * pulse`` is ground motion in SI units.
 
     .. seealso:: Brune (1970); Azimi et al. (1968); module docstring.
     """
@@ -237,6 +246,7 @@ def p_pulse(
         np.array([float(tstar_s)]),
         np.array([OUTPUTS.index(output)]),
         np.array([float(emergence_s)]),
+        normalize=normalize,
     )[0]
 
 

@@ -172,3 +172,16 @@ def test_labelled_windows_reject_bad_arguments():
         synth.labelled_p_windows(4, FS, 100, rng, profiles=("seismo",))
     with pytest.raises(ValueError, match="noise_only_fraction"):
         synth.labelled_p_windows(4, FS, 100, rng, noise_only_fraction=2.0)
+
+
+def test_unnormalised_pulse_is_a_unit_moment_and_its_derivatives():
+    disp = synth.p_pulse(3000, FS, 1.0, 2.0, 0.02, output="displacement", normalize=False)
+    vel = synth.p_pulse(3000, FS, 1.0, 2.0, 0.02, output="velocity", normalize=False)
+    assert disp.sum() / FS == pytest.approx(1.0, rel=2e-3)  # unit area: M0 = 1
+    integrated = np.cumsum(vel) / FS  # point values of the displacement at the samples
+    assert integrated.max() == pytest.approx(disp.max(), rel=0.05)
+    assert abs(integrated[-1]) < 1e-3 * disp.max()
+    assert abs(np.argmax(integrated) - np.argmax(disp)) <= 1
+    # the same shape as the normalised pulse
+    norm = synth.p_pulse(3000, FS, 1.0, 2.0, 0.02, output="velocity")
+    np.testing.assert_allclose(vel / synth.first_lobe_peak(vel[None])[0][0], norm, atol=1e-12)
