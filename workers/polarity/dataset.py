@@ -13,14 +13,17 @@ Each example is a raw vertical row at a random sampling rate (40-500 Hz) holding
   first P pick of each station, so no evaluation window's context is trained on), resampled to
   the row's rate; optionally extra drift up to 1000x the noise;
 * a pick error: the window is cut at the pick, the onset lies ``err`` later, ``err`` Laplacian
-  with scale 0.025 s clipped to +-0.1 s (the spread of an STA/LTA + AIC picker).
+  with a scale drawn log-uniformly in 3-40 ms (an analyst or AIC on an impulsive onset up to
+  an STA/LTA picker on an emergent one), clipped to +-0.1 s.
 
 The windows go through exactly the serving path (:func:`workers.polarity.preprocess.
 linear_windows`, then :func:`~workers.polarity.preprocess.normalise_windows`). Since the
 linear part is linear, signal and noise are processed separately and mixed at the target
 signal-to-noise ratio, defined as the model sees it:
 
-    snr = |first-lobe peak of the processed P pulse| / std(processed noise over the window)
+    snr = |first-lobe peak of the processed signal| / std(processed noise over the window)
+
+(the first lobe of pulse + later arrivals: the first motion as a reader sees it).
 
 Labels: 0 up, 1 down, 2 unknown. Unknown = noise-only windows and near-nodal / drowned first
 motions (``snr < unknown_below_snr``).
@@ -70,11 +73,11 @@ class SamplerConfig:
     pick_s: float = 4.0
     noise_only_fraction: float = 0.3
     snr_range: tuple[float, float] = (0.3, 300.0)
-    unknown_below_snr: float = 2.0
-    pick_error_scale_s: float = 0.025
+    unknown_below_snr: float = 1.5
+    pick_error_scale_s_range: tuple[float, float] = (0.003, 0.04)
     pick_error_max_s: float = 0.1
-    corner_hz_range: tuple[float, float] = (0.8, 30.0)
-    tstar_s_range: tuple[float, float] = (0.002, 0.06)
+    corner_hz_range: tuple[float, float] = (0.8, 40.0)
+    tstar_s_range: tuple[float, float] = (0.001, 0.05)
     emergent_fraction: float = 0.3
     emergence_s_range: tuple[float, float] = (0.02, 0.4)
     secondary_fraction: float = 0.7
@@ -226,7 +229,7 @@ class WindowSampler:
         for i in range(m):
             err = float(
                 np.clip(
-                    rng.laplace(0.0, cfg.pick_error_scale_s),
+                    rng.laplace(0.0, _log_uniform(rng, *cfg.pick_error_scale_s_range)),
                     -cfg.pick_error_max_s,
                     cfg.pick_error_max_s,
                 )
@@ -275,8 +278,7 @@ class WindowSampler:
                 prim, sec = self._signal_rows(float(rate), n, k.size)
                 prim_w, _ = linear_windows(prim, rate, pick[k], pre)
                 sec_w, _ = linear_windows(sec, rate, pick[k], pre)
-                first, _ = synth.first_lobe_peak(prim_w, rel_threshold=0.05)
-                first = np.abs(first)
+                first = visible_first_lobe(prim_w, prim_w + sec_w)
                 noise_std = noise_w[k].std(axis=1)
                 target = np.exp(rng.uniform(*np.log(cfg.snr_range), size=k.size))
                 ok = (first > 0) & (noise_std > 0)
@@ -292,6 +294,25 @@ class WindowSampler:
             win, reasons = normalise_windows(mixed, reasons)
             windows[rows] = win
         return windows, labels, snr, rates.astype(np.float32)
+
+
+def visible_first_lobe(primary: np.ndarray, composite: np.ndarray) -> np.ndarray:
+    """|first-lobe peak| (n,) of ``composite`` rows, the lobe starting where ``primary`` first
+    exceeds 5% of its max (so resampling pre-ringing is not taken for the onset) and ending at
+    the composite's first sign change: the first motion a reader actually sees, however the
+    later arrivals overlap it."""
+    amax = np.max(np.abs(primary), axis=1, keepdims=True)
+    live = np.abs(primary) > 0.05 * np.where(amax > 0, amax, np.inf)
+    has = live.any(axis=1)
+    i0 = np.where(has, np.argmax(live, axis=1), 0)
+    rows = np.arange(primary.shape[0])
+    sign = np.sign(composite[rows, i0])
+    idx = np.arange(primary.shape[1])[None, :]
+    after = idx >= i0[:, None]
+    broken = after & (composite * sign[:, None] <= 0)
+    within = after & (np.cumsum(broken, axis=1) == 0)
+    peak = np.max(np.where(within, np.abs(composite), 0.0), axis=1)
+    return np.where(has & (sign != 0), peak, 0.0)
 
 
 def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:

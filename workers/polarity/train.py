@@ -61,6 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window-pre", type=int, default=64, help="samples before the pick")
     parser.add_argument("--window-post", type=int, default=64, help="samples from the pick")
     parser.add_argument("--highpass-hz", type=float, default=1.5)
+    parser.add_argument("--model-rate", type=float, default=100.0, help="model sampling rate")
     parser.add_argument("--decision-threshold", type=float, default=0.5)
     parser.add_argument(
         "--arch", default="{}", help="extra PolarityCNN args as JSON, e.g. '{\"hidden\": 96}'"
@@ -127,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
         window_pre_samples=args.window_pre,
         window_post_samples=args.window_post,
         highpass_hz=args.highpass_hz,
+        sampling_rate_hz=args.model_rate,
     )
     cfg = SamplerConfig()
     real_noise = [] if args.no_real_noise else load_real_noise()
@@ -242,6 +244,7 @@ def run(args: argparse.Namespace) -> int:
                 f"--seed {args.seed} --n-train {args.n_train} --n-val {args.n_val} "
                 f"--batch-size {args.batch_size} --lr {args.lr} --window-pre {args.window_pre} "
                 f"--window-post {args.window_post} --highpass-hz {args.highpass_hz} "
+                f"--model-rate {args.model_rate:g} "
                 f"--arch '{args.arch}'" + (" --no-real-noise" if args.no_real_noise else "")
             ),
             "seed": args.seed,
