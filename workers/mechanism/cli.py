@@ -1,0 +1,236 @@
+"""``firstmotion invert``: batch focal mechanisms from JSONL events or SKHASH polarity CSV.
+
+JSONL input, one event per line (DESIGN.md)::
+
+    {"event_id": "...", "origin_time"?: ISO-8601 or epoch s,
+     "picks": [{"station", "azimuth_deg", "takeoff_deg", "polarity", "weight"?,
+                "azimuth_trials"?, "takeoff_trials"?, "azimuth_unc_deg"?, "takeoff_unc_deg"?}]}
+
+SKHASH CSV input (``--format skhash-csv``): columns ``event_id``, ``station`` (optionally
+``network``, ``location``, ``channel``), ``p_polarity`` (signed weight), ``azimuth``,
+``takeoff`` (from vertical-up), ``azimuth_uncertainty``, ``takeoff_uncertainty``.
+
+Output: one JSON object per event, ``event_id`` plus :class:`workers.mechanism.Mechanism`'s
+fields. Events with fewer than ``--min-polarities`` usable polarities are skipped (logged).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import logging
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger("firstmotion.invert")
+
+
+@dataclass(frozen=True)
+class EventPicks:
+    """One event's picks as arrays, ready for :func:`workers.mechanism.invert`."""
+
+    event_id: str
+    time_s: float | None
+    station: tuple[str, ...]
+    azimuth_deg: np.ndarray
+    takeoff_deg: np.ndarray
+    polarity: np.ndarray
+    weight: np.ndarray
+    azimuth_unc_deg: np.ndarray | None = None
+    takeoff_unc_deg: np.ndarray | None = None
+    azimuth_trials: np.ndarray | None = None
+    takeoff_trials: np.ndarray | None = None
+
+
+def _time_s(value) -> float | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    t = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00").replace(" ", "T"))
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.timezone.utc)
+    return t.timestamp()
+
+
+def _event_from_json(obj: dict, where: str) -> EventPicks:
+    try:
+        picks = obj["picks"]
+        event_id = str(obj["event_id"])
+    except KeyError as exc:
+        raise ValueError(f"{where}: missing key {exc}") from exc
+    origin = obj.get("origin") or {}
+    time_s = _time_s(obj.get("origin_time", origin.get("time")))
+
+    def col(key: str, default=None) -> np.ndarray | None:
+        vals = [p.get(key, default) for p in picks]
+        if all(v is None for v in vals):
+            return None
+        if any(v is None for v in vals):
+            raise ValueError(f"{where}: event {event_id}: {key!r} given for some picks only")
+        return np.asarray(vals, dtype=float)
+
+    for key in ("azimuth_deg", "takeoff_deg", "polarity"):
+        if any(key not in p for p in picks):
+            raise ValueError(f"{where}: event {event_id}: every pick needs {key!r}")
+    weight = col("weight")
+    return EventPicks(
+        event_id=event_id,
+        time_s=time_s,
+        station=tuple(str(p.get("station", "")) for p in picks),
+        azimuth_deg=col("azimuth_deg"),
+        takeoff_deg=col("takeoff_deg"),
+        polarity=col("polarity"),
+        weight=np.ones(len(picks)) if weight is None else weight,
+        azimuth_unc_deg=col("azimuth_unc_deg"),
+        takeoff_unc_deg=col("takeoff_unc_deg"),
+        azimuth_trials=col("azimuth_trials"),
+        takeoff_trials=col("takeoff_trials"),
+    )
+
+
+def read_jsonl(path: Path) -> Iterator[EventPicks]:
+    """Events from a JSONL file (blank lines skipped)."""
+    with path.open() as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                yield _event_from_json(json.loads(line), f"{path}:{n}")
+
+
+def read_skhash_csv(path: Path) -> list[EventPicks]:
+    """Events from SKHASH's polarity CSV (``p_polarity`` = polarity x weight)."""
+    with path.open() as f:
+        rows = list(
+            csv.DictReader((ln for ln in f if not ln.startswith("#")), skipinitialspace=True)
+        )
+    need = ("event_id", "p_polarity", "azimuth", "takeoff")
+    if rows and any(k not in rows[0] for k in need):
+        raise ValueError(f"{path}: SKHASH CSV needs columns {need}, got {list(rows[0])}")
+    by_event: dict[str, list[dict]] = {}
+    for r in rows:
+        by_event.setdefault(r["event_id"], []).append(r)
+
+    def num(r: dict, key: str, default: float) -> float:
+        v = (r.get(key) or "").strip()
+        return float(v) if v else default
+
+    events = []
+    for event_id, rs in by_event.items():
+        pp = np.array([num(r, "p_polarity", 0.0) for r in rs])
+        stations = tuple(
+            ".".join(r.get(k, "") or "" for k in ("network", "station", "location", "channel"))
+            if r.get("network")
+            else (r.get("station") or "")
+            for r in rs
+        )
+        events.append(
+            EventPicks(
+                event_id=event_id,
+                time_s=_time_s(rs[0].get("origin_time") or None),
+                station=stations,
+                azimuth_deg=np.array([num(r, "azimuth", math.nan) for r in rs]),
+                takeoff_deg=np.array([num(r, "takeoff", math.nan) for r in rs]),
+                polarity=np.sign(pp),
+                weight=np.abs(pp),
+                azimuth_unc_deg=np.array([num(r, "azimuth_uncertainty", 5.0) for r in rs]),
+                takeoff_unc_deg=np.array([num(r, "takeoff_uncertainty", 10.0) for r in rs]),
+            )
+        )
+    return events
+
+
+def invert_event(ev: EventPicks, reversals=None, **params):
+    """Apply reversals, then invert one event; returns (Mechanism, polarity used)."""
+    from workers.mechanism import invert
+
+    pol = ev.polarity
+    if reversals is not None and len(reversals):
+        pol = reversals.apply(ev.station, ev.time_s, pol)
+    kwargs = dict(params)
+    if ev.azimuth_trials is not None:
+        kwargs.update(azimuth_trials=ev.azimuth_trials, takeoff_trials=ev.takeoff_trials)
+    else:
+        if ev.azimuth_unc_deg is not None:
+            kwargs["azimuth_unc_deg"] = ev.azimuth_unc_deg
+        if ev.takeoff_unc_deg is not None:
+            kwargs["takeoff_unc_deg"] = ev.takeoff_unc_deg
+    m = invert(ev.azimuth_deg, ev.takeoff_deg, pol, ev.weight, **kwargs)
+    return m, pol
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", required=True, type=Path, help="events (JSONL) or SKHASH CSV")
+    parser.add_argument("--output", required=True, type=Path, help="mechanisms, JSONL")
+    parser.add_argument(
+        "--format",
+        choices=("jsonl", "skhash-csv"),
+        default=None,
+        help="input format (default: from the file extension, .csv = skhash-csv)",
+    )
+    parser.add_argument("--plot-dir", type=Path, default=None, help="write <event_id>.png here")
+    parser.add_argument("--reversals", type=Path, default=None, help="station reversal list")
+    parser.add_argument("--min-polarities", type=int, default=8, help="skip smaller events")
+    parser.add_argument("--n-trials", type=int, default=30, help="trials when none are given")
+    parser.add_argument("--dang", type=float, default=5.0, help="grid spacing, degrees")
+    parser.add_argument("--badfrac", type=float, default=0.1, help="fraction assumed bad")
+    parser.add_argument("--cangle", type=float, default=45.0, help="averaging angle, degrees")
+    parser.add_argument("--prob-max", type=float, default=0.25, help="multiples threshold")
+    parser.add_argument("--seed", type=int, default=0, help="seed for drawn trials")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from workers.mechanism.reversals import read_reversals
+
+    fmt = args.format or ("skhash-csv" if args.input.suffix.lower() == ".csv" else "jsonl")
+    events = read_skhash_csv(args.input) if fmt == "skhash-csv" else list(read_jsonl(args.input))
+    reversals = read_reversals(args.reversals) if args.reversals else None
+    params = dict(
+        n_trials=args.n_trials,
+        dang_deg=args.dang,
+        badfrac=args.badfrac,
+        cangle_deg=args.cangle,
+        prob_max=args.prob_max,
+        seed=args.seed,
+    )
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    n_out = n_skipped = 0
+    with args.output.open("w") as out:
+        for ev in tqdm(events, desc="inverting", unit="event", disable=args.no_progress):
+            usable = int(np.sum((ev.polarity != 0) & (ev.weight > 0)))
+            if usable < args.min_polarities:
+                log.warning(
+                    "event %s: %d usable polarities < %d, skipped",
+                    ev.event_id,
+                    usable,
+                    args.min_polarities,
+                )
+                n_skipped += 1
+                continue
+            m, pol = invert_event(ev, reversals, **params)
+            out.write(json.dumps({"event_id": ev.event_id, **m.to_dict()}) + "\n")
+            n_out += 1
+            if args.plot_dir is not None:
+                from workers.mechanism.plot import plot_mechanism
+
+                plot_mechanism(
+                    args.plot_dir / f"{ev.event_id}.png",
+                    m.strike,
+                    m.dip,
+                    m.rake,
+                    ev.azimuth_deg[pol != 0],
+                    ev.takeoff_deg[pol != 0],
+                    pol[pol != 0],
+                    title=f"{ev.event_id}  {m.strike:.0f}/{m.dip:.0f}/{m.rake:.0f}  {m.quality}",
+                    alternatives=tuple((s.strike, s.dip, s.rake) for s in m.solutions[1:]),
+                )
+    log.info("wrote %d mechanisms to %s (%d events skipped)", n_out, args.output, n_skipped)
+    return 0

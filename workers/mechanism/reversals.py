@@ -1,0 +1,154 @@
+"""Station polarity reversals: sensors wired upside down for a time range (HASH ``scsn.reverse``).
+
+A reversal list holds (station, start, end) entries; a polarity read at a listed station at a time
+inside [start, end] is flipped before inverting. Two file formats are read:
+
+* HASH: whitespace-separated ``STA YYYYMMDD YYYYMMDD`` per line, 0 meaning open-ended (as HASH's
+  ``check_pol`` and SKHASH's ``read_reverse_hash_file``); dates are whole days, the end inclusive.
+* CSV with a header holding ``station,start_time,end_time`` (ISO-8601 times or 0), optionally
+  ``network``, ``location``, ``channel`` (SKHASH's format; the codes are joined with dots).
+
+Station matching: an entry matches a pick's station id when it equals the id, when the id starts
+with the entry followed by a dot (``CI.PAS`` matches ``CI.PAS..HHZ``), or when it equals the id's
+station code (``PAS`` matches ``CI.PAS..HHZ``; for ids with fewer than four parts such as
+HASH's ``IR2.VHZ``, the first part).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+OPEN_START_S = -1e18
+OPEN_END_S = 1e18
+
+
+@dataclass(frozen=True)
+class Reversal:
+    """One entry: ``station`` reversed from ``start_s`` to ``end_s`` (epoch seconds, inclusive)."""
+
+    station: str
+    start_s: float
+    end_s: float
+
+
+def station_code(station_id: str) -> str:
+    """The station code of NET.STA.LOC.CHA (``STA``), or the first part of a shorter id."""
+    parts = station_id.split(".")
+    return parts[1] if len(parts) == 4 else parts[0]
+
+
+def _matches(entry: str, station_id: str) -> bool:
+    return (
+        entry == station_id
+        or station_id.startswith(entry + ".")
+        or ("." not in entry and entry == station_code(station_id))
+    )
+
+
+def _day_s(token: str, *, end: bool) -> float:
+    if token.strip() in ("0", ""):
+        return OPEN_END_S if end else OPEN_START_S
+    day = dt.datetime.strptime(token.strip(), "%Y%m%d").replace(tzinfo=dt.timezone.utc)
+    if end:
+        day += dt.timedelta(days=1)
+        return day.timestamp() - 1e-6
+    return day.timestamp()
+
+
+def _iso_s(token: str, *, end: bool) -> float:
+    token = token.strip()
+    if token in ("0", ""):
+        return OPEN_END_S if end else OPEN_START_S
+    t = dt.datetime.fromisoformat(token.replace("Z", "+00:00"))
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.timezone.utc)
+    if end and len(token) == 10:  # a bare date: the whole day
+        t += dt.timedelta(days=1)
+        return t.timestamp() - 1e-6
+    return t.timestamp()
+
+
+@dataclass(frozen=True)
+class ReversalList:
+    """A set of :class:`Reversal` entries with lookup and application."""
+
+    entries: tuple[Reversal, ...] = ()
+
+    def is_reversed(self, station_id: str, time_s: float | None = None) -> bool:
+        """True if ``station_id`` is reversed at ``time_s`` (epoch s; None: at any time)."""
+        for e in self.entries:
+            if _matches(e.station, station_id) and (
+                time_s is None or e.start_s <= time_s <= e.end_s
+            ):
+                return True
+        return False
+
+    def apply(
+        self,
+        station_ids: Sequence[str],
+        time_s: float | Sequence[float] | None,
+        polarity: Iterable[float],
+    ) -> np.ndarray:
+        """Polarities with the reversed stations' signs flipped (a new array)."""
+        pol = np.array(list(polarity), dtype=float)
+        if len(station_ids) != pol.shape[0]:
+            raise ValueError(f"{len(station_ids)} station ids for {pol.shape[0]} polarities")
+        times = (
+            [time_s] * len(station_ids) if time_s is None or np.isscalar(time_s) else list(time_s)
+        )
+        for i, sid in enumerate(station_ids):
+            if self.is_reversed(sid, times[i]):
+                pol[i] = -pol[i]
+        return pol
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+def read_reversals(path: str | Path) -> ReversalList:
+    """Read a reversal file (HASH whitespace format or CSV with a header), see module doc."""
+    path = Path(path)
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    if not lines:
+        return ReversalList()
+    if "," in lines[0] and "station" in lines[0].lower():
+        rows = list(csv.DictReader(lines, skipinitialspace=True))
+        for col in ("station", "start_time", "end_time"):
+            if col not in rows[0]:
+                raise ValueError(f"{path}: CSV reversal file needs column {col!r}")
+        entries = []
+        for r in rows:
+            codes = [
+                r.get("network", ""),
+                r["station"],
+                r.get("location", ""),
+                r.get("channel", ""),
+            ]
+            has_full = any(r.get(k) for k in ("network", "location", "channel"))
+            sid = ".".join(c or "" for c in codes) if has_full else r["station"]
+            entries.append(
+                Reversal(
+                    sid.strip(),
+                    _iso_s(r["start_time"], end=False),
+                    _iso_s(r["end_time"], end=True),
+                )
+            )
+        return ReversalList(tuple(entries))
+    entries = []
+    for n, line in enumerate(lines, 1):
+        parts = line.split()
+        if len(parts) != 3:
+            raise ValueError(f"{path}:{n}: expected 'STA YYYYMMDD YYYYMMDD', got {line!r}")
+        try:
+            entries.append(
+                Reversal(parts[0], _day_s(parts[1], end=False), _day_s(parts[2], end=True))
+            )
+        except ValueError as exc:
+            raise ValueError(f"{path}:{n}: bad date in {line!r}: {exc}") from exc
+    return ReversalList(tuple(entries))
