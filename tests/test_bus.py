@@ -317,9 +317,8 @@ CHILD = textwrap.dedent(
 )
 
 
-def test_sigterm_finishes_the_batch_in_hand_and_exits_0(bus, redis_url):
-    for i in range(60):
-        bus.publish("picks", pick(i))
+def start_child_mid_batch(bus: Bus, redis_url: str) -> subprocess.Popen:
+    """A consumer process that is inside a batch (delivered, not yet acked) on return."""
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.Popen(
         [sys.executable, "-c", CHILD, redis_url],
@@ -329,15 +328,22 @@ def test_sigterm_finishes_the_batch_in_hand_and_exits_0(bus, redis_url):
         stderr=subprocess.PIPE,
         text=True,
     )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if bus.length("polarities") >= 5 and bus.pending_count("picks", "g") > 0:
+            return proc
+        if proc.poll() is not None:
+            break
+        time.sleep(0.02)
+    proc.kill()
+    pytest.fail(f"child never got going: {proc.communicate()[1]}")
+
+
+def test_sigterm_finishes_the_batch_in_hand_and_exits_0(bus, redis_url):
+    for i in range(60):
+        bus.publish("picks", pick(i))
+    proc = start_child_mid_batch(bus, redis_url)
     try:
-        deadline = time.monotonic() + 30
-        # wait until the child is inside a batch (one delivered, not yet acked)
-        while time.monotonic() < deadline:
-            if bus.length("polarities") >= 5 and bus.pending_count("picks", "g") > 0:
-                break
-            time.sleep(0.02)
-        else:
-            pytest.fail("child never got going: " + proc.stderr.read() if proc.poll() else "")
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=20)
     finally:
@@ -349,3 +355,17 @@ def test_sigterm_finishes_the_batch_in_hand_and_exits_0(bus, redis_url):
     assert bus.pending_count("picks", "g") == 0  # the batch in hand was finished and acked
     assert bus.length("polarities") == processed
     assert 5 <= processed < 60  # it stopped reading
+
+
+def test_sigkilled_worker_loses_nothing_and_duplicates_nothing(bus, redis_url):
+    n = 40
+    for i in range(n):
+        bus.publish("picks", pick(i))
+    proc = start_child_mid_batch(bus, redis_url)
+    proc.kill()  # SIGKILL mid-batch: no cleanup at all
+    proc.communicate(timeout=20)
+    assert bus.pending_count("picks", "g") == 5  # the batch it held, unacked
+    survivor = bus.consumer("picks", "g", classify, name="survivor", lease_ms=200)
+    survivor.run(drain=True, timeout_s=30)
+    assert output_ids(bus) == Counter({pick(i).pick_id: 1 for i in range(n)})
+    assert bus.pending_count("picks", "g") == 0
