@@ -344,6 +344,43 @@ def sequence_of(index: int) -> int:
 # --------------------------------------------------------------------------- server
 
 
+@dataclass(frozen=True)
+class ReplayMetrics:
+    """Prometheus series of the replay server (project registry, no labels)."""
+
+    released: object
+    packets_sent: object
+    refused: object
+    clients: object
+    last_data_time: object
+    last_processed: object
+
+    @classmethod
+    def create(cls) -> ReplayMetrics:
+        from firstmotion import metrics as m
+
+        return cls(
+            released=m.counter(
+                "firstmotion_replay_records_released_total", "Records released by the replay clock"
+            ),
+            packets_sent=m.counter(
+                "firstmotion_replay_packets_sent_total", "SeedLink data packets sent to clients"
+            ),
+            refused=m.counter(
+                "firstmotion_replay_commands_refused_total", "Commands answered with ERROR"
+            ),
+            clients=m.gauge("firstmotion_replay_clients", "Connected SeedLink clients"),
+            last_data_time=m.gauge(
+                "firstmotion_replay_last_released_data_timestamp_seconds",
+                "Data time (end) of the newest released record, epoch seconds",
+            ),
+            last_processed=m.gauge(
+                "firstmotion_replay_last_processed_timestamp_seconds",
+                "Wall time of the latest release, epoch seconds",
+            ),
+        )
+
+
 @dataclass(eq=False)
 class _StationRequest:
     """What one client asked for one station pattern (or every station in uni-station mode)."""
@@ -444,8 +481,14 @@ class ReplayServer:
         self._clients: set[_Client] = set()
         self._handlers: set[asyncio.Task] = set()
         self._stopping = False
+        self.metrics = ReplayMetrics.create()
 
     # ------------------------------------------------------------------ life cycle
+
+    @property
+    def listening(self) -> bool:
+        """True while the server accepts connections."""
+        return self._server is not None and self._server.is_serving()
 
     @property
     def address(self) -> ServerAddress:
@@ -500,7 +543,11 @@ class ReplayServer:
     async def _publish(self, released: int, finished: bool = False) -> None:
         assert self._changed is not None
         async with self._changed:
-            self.released = max(self.released, released)
+            if released > self.released:
+                self.metrics.released.inc(released - self.released)
+                self.metrics.last_data_time.set(self.plan.record_at(released - 1)[3] / _NS)
+                self.metrics.last_processed.set(time.time())
+                self.released = released
             self.finished = self.finished or finished
             self._changed.notify_all()
 
@@ -553,11 +600,13 @@ class ReplayServer:
         peer = writer.get_extra_info("peername") or ("?", 0)
         client = _Client(str(peer[0]), int(peer[1]), writer, time.time_ns())
         self._clients.add(client)
+        self.metrics.clients.inc()
         log.info("replay: client %s connected", client.name())
         try:
             async for line in _read_lines(reader):
                 if line is None:
                     if not client.streaming:
+                        self.metrics.refused.inc()
                         await self._reply(client, slp.ERROR)
                     continue
                 if not line.strip():
@@ -568,6 +617,7 @@ class ReplayServer:
             pass
         finally:
             self._clients.discard(client)
+            self.metrics.clients.dec()
             if client.sender is not None:
                 client.sender.cancel()
                 await asyncio.gather(client.sender, return_exceptions=True)
@@ -595,6 +645,7 @@ class ReplayServer:
         except ValueError as exc:
             log.info("replay: %s: %s", client.name(), exc)
             if not client.streaming:
+                self.metrics.refused.inc()
                 await self._reply(client, slp.ERROR)
             return True
         log.debug("replay: %s: %s %s", client.name(), cmd.verb, " ".join(cmd.args))
@@ -610,6 +661,7 @@ class ReplayServer:
             reply = self._configure(client, cmd)
         except ValueError as exc:
             log.info("replay: %s: %s refused: %s", client.name(), cmd.verb, exc)
+            self.metrics.refused.inc()
             reply = slp.ERROR
         if reply:
             await self._reply(client, reply)
@@ -693,6 +745,7 @@ class ReplayServer:
             xml = self.info_xml(level)
         except ValueError as exc:
             log.info("replay: %s: INFO refused: %s", client.name(), exc)
+            self.metrics.refused.inc()
             await self._reply(client, slp.ERROR)
             return
         await self._reply(client, b"".join(slp.info_packets(xml, time.time_ns())))
@@ -863,6 +916,7 @@ class ReplayServer:
             if batch:
                 writer.write(b"".join(batch))
                 client.packets_sent += len(batch)
+                self.metrics.packets_sent.inc(len(batch))
                 await writer.drain()
             self._update_done(client, frontier_ns)
             if all(r.done for r in client.requests):
@@ -1012,6 +1066,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="idle stretches longer than this (data time) are skipped (default 60)",
     )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve Prometheus /metrics and /healthz on this port (127.0.0.1; default: off)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -1034,7 +1094,18 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         log.error("replay: %s", exc)
         return 1
-    asyncio.run(_serve_until_signal(server))
+    metrics_server = None
+    if args.metrics_port is not None:
+        from firstmotion import metrics
+
+        health = metrics.Health()
+        health.register("listening", metrics.flag_check(lambda: server.listening))
+        metrics_server = metrics.start_http_server(port=args.metrics_port, health=health)
+    try:
+        asyncio.run(_serve_until_signal(server))
+    finally:
+        if metrics_server is not None:
+            metrics_server.stop()
     return 0
 
 

@@ -512,3 +512,45 @@ def test_real_pr2017_float64_window():
     assert len(st) == 1 and st[0].data.dtype == np.float64
     assert st[0].stats.starttime == ref.stats.starttime and st[0].stats.npts == 12001
     np.testing.assert_array_equal(st[0].data, ref.data)
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def test_cli_serves_exposes_metrics_and_stops_on_sigterm(small_dir):
+    import re
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    repo = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, "-m", "firstmotion.cli", "replay", "--data", str(small_dir)]
+    cmd += ["--port", "0", "--as-fast-as-possible", "--metrics-port", "0"]
+    proc = subprocess.Popen(cmd, cwd=repo, stderr=subprocess.PIPE, text=True)
+    try:
+        port = metrics_port = None
+        while port is None or metrics_port is None:
+            line = proc.stderr.readline()
+            assert line, "replay exited before it was serving"
+            if m := re.search(r"serving \d+ records of \d+ streams on 127\.0\.0\.1:(\d+)", line):
+                port = int(m.group(1))
+            if m := re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", line):
+                metrics_port = int(m.group(1))
+        st = Client("127.0.0.1", port, timeout=5).get_waveforms(
+            "XX", "AAA", "00", "HHZ", T0 + 1, T0 + 2
+        )
+        assert len(st) == 1 and st[0].stats.npts == 101
+        url = f"http://127.0.0.1:{metrics_port}"
+        text = urllib.request.urlopen(url + "/metrics", timeout=5).read().decode()
+        sent = re.search(r"^firstmotion_replay_packets_sent_total (\S+)$", text, re.M)
+        assert sent and float(sent.group(1)) >= 1
+        assert urllib.request.urlopen(url + "/healthz", timeout=5).status == 200
+        proc.send_signal(signal.SIGTERM)
+        _, rest = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0
+    assert "stopped after releasing" in rest
