@@ -1,0 +1,197 @@
+"""Mechanism I/O: reversal lists, `firstmotion invert` (JSONL and SKHASH CSV), beachball plots."""
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from firstmotion.cli import main
+from firstmotion.kagan import kagan_angle_deg
+from firstmotion.radiation import p_polarity
+from workers.mechanism.plot import project_lower_hemisphere
+from workers.mechanism.reversals import Reversal, ReversalList, read_reversals, station_code
+
+HASH1 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hash1"
+
+
+def _day(y, m, d):
+    return dt.datetime(y, m, d, tzinfo=dt.timezone.utc).timestamp()
+
+
+def test_hash_reversal_file_dates_and_matching(tmp_path):
+    f = tmp_path / "rev.txt"
+    f.write_text("AQUA 19920101 19921231\nBAHA 19940101 0 \nCSP  0        19960628\n")
+    rev = read_reversals(f)
+    assert len(rev) == 3
+    assert rev.is_reversed("AQUA.VHZ", _day(1992, 6, 1))
+    assert rev.is_reversed("AQUA.VHZ", _day(1992, 12, 31) + 3600)  # end day inclusive
+    assert not rev.is_reversed("AQUA.VHZ", _day(1993, 1, 1) + 1)
+    assert rev.is_reversed("CI.BAHA..HHZ", _day(2030, 1, 1))  # open end
+    assert not rev.is_reversed("CI.BAHA..HHZ", _day(1993, 12, 31))
+    assert rev.is_reversed("CSP", _day(1950, 1, 1))  # open start
+    assert not rev.is_reversed("XX.AQUAX..HHZ", _day(1992, 6, 1))
+    np.testing.assert_array_equal(
+        rev.apply(["AQUA.VHZ", "ZZZ.VHZ"], _day(1992, 6, 1), [1, -1]), [-1, -1]
+    )
+    assert station_code("CI.PAS..HHZ") == "PAS" and station_code("IR2.VHZ") == "IR2"
+
+
+def test_csv_reversal_file(tmp_path):
+    f = tmp_path / "rev.csv"
+    f.write_text("network,station,location,channel,start_time,end_time\nCI,PAS,,HHZ,2020-01-01,0\n")
+    rev = read_reversals(f)
+    assert rev.is_reversed("CI.PAS..HHZ", _day(2021, 1, 1))
+    assert not rev.is_reversed("CI.PAS..HHZ", _day(2019, 1, 1))
+    assert not rev.is_reversed("CI.PASA..HHZ", _day(2021, 1, 1))
+
+
+def test_bad_reversal_line_raises(tmp_path):
+    f = tmp_path / "rev.txt"
+    f.write_text("AQUA 19920101\n")
+    with pytest.raises(ValueError, match="expected"):
+        read_reversals(f)
+
+
+def _parse_north1(path):
+    """HASH driver-1 phase file: {event_id: (origin epoch s, {station: polarity})}."""
+    events, cur = {}, None
+    for line in path.open():
+        if len(line.rstrip()) > 100 and line[0:2].isdigit():
+            t = dt.datetime(
+                1900 + int(line[0:2]),
+                int(line[2:4]),
+                int(line[4:6]),
+                int(line[6:8].strip() or 0),
+                int(line[8:10].strip() or 0),
+                tzinfo=dt.timezone.utc,
+            ).timestamp()
+            cur = line.split()[-2]
+            events[cur] = (t, {})
+        elif cur and len(line) > 6 and line[6] in "UD":
+            events[cur][1].setdefault(line[0:4].strip(), 1 if line[6] == "U" else -1)
+    return events
+
+
+def test_scsn_reverse_reproduces_skhash_inputs():
+    """Applying scsn.reverse to north1.phase gives exactly the polarities SKHASH inverted."""
+    if not (HASH1 / "scsn.reverse").exists():
+        pytest.skip(f"shared data absent: {HASH1}")
+    rev = read_reversals(HASH1 / "scsn.reverse")
+    raw = _parse_north1(HASH1 / "north1.phase")
+    compared = flipped = 0
+    for line in (HASH1 / "inputs.jsonl").open():
+        e = json.loads(line)
+        t, pols = raw[e["event_id"]]
+        picks = [p for p in e["picks"] if station_code(p["station"]) in pols]
+        base = [pols[station_code(p["station"])] for p in picks]
+        applied = rev.apply([p["station"] for p in picks], t, base)
+        np.testing.assert_array_equal(applied, [p["polarity"] for p in picks])
+        compared += len(picks)
+        flipped += int(np.sum(applied != np.array(base)))
+    assert compared > 1000 and flipped > 50
+
+
+def _synthetic_events(n_events=3, n_sta=25):
+    rng = np.random.default_rng(4)
+    events, truth = [], {}
+    for k in range(n_events):
+        sdr = (rng.uniform(0, 360), rng.uniform(30, 80), rng.uniform(-150, 150))
+        i = np.arange(n_sta) + 0.5  # evenly spread rays (Fibonacci lattice, lower hemisphere)
+        az = np.mod(i * 137.50776405 + rng.uniform(0, 360), 360.0)
+        to = np.degrees(np.arccos(-i / n_sta))
+        pol = p_polarity(*sdr, az, to)
+        picks = [
+            {
+                "station": f"XX.S{i:02d}..HHZ",
+                "azimuth_deg": float(az[i]),
+                "takeoff_deg": float(to[i]),
+                "polarity": int(pol[i]),
+                "weight": 1.0,
+            }
+            for i in range(n_sta)
+        ]
+        events.append({"event_id": f"ev{k}", "origin_time": "2024-05-01T00:00:00Z", "picks": picks})
+        truth[f"ev{k}"] = sdr
+    return events, truth
+
+
+def test_cli_jsonl_round_trip_with_plots_and_reversals(tmp_path):
+    events, truth = _synthetic_events()
+    # station S00 is wired upside down in the data and listed in the reversal file
+    for e in events:
+        e["picks"][0]["polarity"] *= -1
+    inp = tmp_path / "events.jsonl"
+    inp.write_text("".join(json.dumps(e) + "\n" for e in events))
+    (tmp_path / "rev.txt").write_text("S00 20240101 0\n")
+    out = tmp_path / "mechs.jsonl"
+    rc = main(
+        [
+            "invert",
+            "--input",
+            str(inp),
+            "--output",
+            str(out),
+            "--plot-dir",
+            str(tmp_path / "plots"),
+            "--reversals",
+            str(tmp_path / "rev.txt"),
+            "--no-progress",
+        ]
+    )
+    assert rc == 0
+    rows = [json.loads(line) for line in out.open()]
+    assert [r["event_id"] for r in rows] == ["ev0", "ev1", "ev2"]
+    for r in rows:
+        assert r["quality"] in "ABCD" and r["n_polarities"] == 25
+        assert kagan_angle_deg(r["strike"], r["dip"], r["rake"], *truth[r["event_id"]]) < 25
+        assert r["misfit"] < 0.05  # the reversal was applied: no systematic misfit at S00
+        png = tmp_path / "plots" / f"{r['event_id']}.png"
+        assert png.exists() and png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_skips_small_events(tmp_path):
+    events, _ = _synthetic_events(1, 5)
+    inp = tmp_path / "events.jsonl"
+    inp.write_text(json.dumps(events[0]) + "\n")
+    out = tmp_path / "mechs.jsonl"
+    assert main(["invert", "--input", str(inp), "--output", str(out), "--no-progress"]) == 0
+    assert out.read_text() == ""
+
+
+def test_cli_reads_skhash_csv(tmp_path):
+    events, truth = _synthetic_events(2)
+    lines = [
+        "event_id,network,station,location,channel,p_polarity,azimuth,takeoff,"
+        "azimuth_uncertainty,takeoff_uncertainty"
+    ]
+    for e in events:
+        for p in e["picks"]:
+            net, sta, loc, cha = p["station"].split(".")
+            lines.append(
+                f"{e['event_id']},{net},{sta},{loc},{cha},{p['polarity'] * p['weight']},"
+                f"{p['azimuth_deg']},{p['takeoff_deg']},5,10"
+            )
+    inp = tmp_path / "pol.csv"
+    inp.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "mechs.jsonl"
+    assert main(["invert", "--input", str(inp), "--output", str(out), "--no-progress"]) == 0
+    rows = [json.loads(line) for line in out.open()]
+    assert len(rows) == 2
+    for r in rows:
+        assert kagan_angle_deg(r["strike"], r["dip"], r["rake"], *truth[r["event_id"]]) < 25
+
+
+def test_projection_is_lower_hemisphere_equal_area():
+    x, y = project_lower_hemisphere(np.array([0.0, 90.0, 0.0, 0.0]), np.array([180, 90, 90, 60]))
+    np.testing.assert_allclose(np.hypot(x, y), [0.0, 1.0, 1.0, np.sqrt(2) * np.sin(np.radians(30))])
+    assert y[2] == pytest.approx(1.0) and x[1] == pytest.approx(1.0)
+    assert y[3] < 0  # an upgoing ray to the north plots at its antipode, to the south
+
+
+def test_reversal_list_empty_and_length_mismatch():
+    rev = ReversalList((Reversal("A", 0.0, 1.0),))
+    with pytest.raises(ValueError, match="station ids"):
+        rev.apply(["A"], None, [1, 1])
+    assert len(ReversalList()) == 0
