@@ -625,17 +625,28 @@ def install_signal_handlers(
     previous = {s: signal.getsignal(s) for s in sigs}
     state: dict[str, Any] = {"count": 0, "timer": None}
 
+    main_ident = threading.main_thread().ident
+
+    def grace_over() -> None:
+        # deliver the signal to the main thread itself, so that a blocking call returns
+        log.warning("grace period of %.0f s over: interrupting the batch in hand", grace_s)
+        state["count"] += 1
+        if main_ident is not None and hasattr(signal, "pthread_kill") and sigs:
+            signal.pthread_kill(main_ident, sigs[0])
+        else:  # pragma: no cover - non-POSIX
+            _thread.interrupt_main()
+
     def on_signal(signum: int, _frame: Any) -> None:
         state["count"] += 1
         if state["count"] == 1:
             log.info("signal %d: stopping after the batch in hand (grace %.0f s)", signum, grace_s)
             stoppable.request_stop()
-            timer = threading.Timer(grace_s, _thread.interrupt_main)
+            timer = threading.Timer(grace_s, grace_over)
             timer.daemon = True
             timer.start()
             state["timer"] = timer
         else:
-            raise KeyboardInterrupt(f"signal {signum} received twice")
+            raise KeyboardInterrupt(f"signal {signum}: hard stop")
 
     for s in sigs:
         signal.signal(s, on_signal)

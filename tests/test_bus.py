@@ -303,13 +303,18 @@ CHILD = textwrap.dedent(
     from firstmotion.bus import Bus, install_signal_handlers
     from tests.test_bus import classify
 
+    handler_s = float(sys.argv[2]) if len(sys.argv) > 2 else 0.4
+    grace_s = float(sys.argv[3]) if len(sys.argv) > 3 else 10.0
+
     def slow(batch):
-        time.sleep(0.4)
+        time.sleep(handler_s if classify.seen else 0.0)  # the first batch is quick
+        classify.seen = True
         return classify(batch)
 
+    classify.seen = False
     bus = Bus.from_url(sys.argv[1], prefix="t:")
     c = bus.consumer("picks", "g", slow, name="child", batch_size=5, block_ms=200)
-    restore = install_signal_handlers(c, grace_s=10)
+    restore = install_signal_handlers(c, grace_s=grace_s)
     n = c.run()
     restore()
     print("processed", n, flush=True)
@@ -317,11 +322,11 @@ CHILD = textwrap.dedent(
 )
 
 
-def start_child_mid_batch(bus: Bus, redis_url: str) -> subprocess.Popen:
+def start_child_mid_batch(bus: Bus, redis_url: str, *args: str) -> subprocess.Popen:
     """A consumer process that is inside a batch (delivered, not yet acked) on return."""
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, redis_url],
+        [sys.executable, "-c", CHILD, redis_url, *args],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
@@ -369,3 +374,16 @@ def test_sigkilled_worker_loses_nothing_and_duplicates_nothing(bus, redis_url):
     survivor.run(drain=True, timeout_s=30)
     assert output_ids(bus) == Counter({pick(i).pick_id: 1 for i in range(n)})
     assert bus.pending_count("picks", "g") == 0
+
+
+def test_a_batch_stuck_past_the_grace_period_is_interrupted_and_left_pending(bus, redis_url):
+    for i in range(20):
+        bus.publish("picks", pick(i))
+    proc = start_child_mid_batch(bus, redis_url, "60", "0.5")  # handler would take 60 s
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=20)
+    assert time.monotonic() - t0 < 10
+    assert proc.returncode != 0 and "KeyboardInterrupt" in err
+    assert bus.pending_count("picks", "g") == 5  # not acked: another consumer will reclaim it
+    assert bus.length("polarities") == 5  # only the first, finished batch was committed
