@@ -1,0 +1,119 @@
+"""Polarity throughput: windows per second at batch 256, against a Ross-2018-sized CNN.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/bench_polarity.py [--threads 2] [--model NAME_OR_PATH]
+
+Timed in the same run, on the same threads:
+
+* ``shipped, model only``: the shipped PolarityCNN on preprocessed windows, with the flip
+  test-time augmentation (two forward passes per window), as served;
+* ``shipped, classify()``: the full path from raw 100 Hz (and 200 Hz) rows of 8 s: windowing,
+  demean, resampling, causal high-pass, normalisation, TTA, decision;
+* ``Ross-2018-sized baseline``: :class:`workers.polarity.model.RossPolarityCNN` (400 samples,
+  32/64/128 conv filters, two 512-unit dense layers) with the same TTA; the ratio
+  ``shipped / baseline`` is printed.
+
+On a CUDA device (when present) also: model-only throughput in bf16 autocast at large batch.
+Each figure is the median of ``--repeats`` timed runs after warm-up (the first calls build
+oneDNN primitives). The machine may be shared: rerun when quiet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from workers.polarity import PolarityClassifier
+from workers.polarity.model import RossPolarityCNN, count_parameters
+
+
+def timed(fn, repeats: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def tta_forward(model: torch.nn.Module, x: torch.Tensor) -> None:
+    with torch.inference_mode():
+        model(x)
+        model(-x)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--model", default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    b = args.batch
+    print(
+        f"torch {torch.__version__}, {args.threads} threads, batch {b}, "
+        f"load average {os.getloadavg()[0]:.2f} (1 min)"
+    )
+
+    clf = PolarityClassifier.load(args.model, device="cpu")
+    w = clf.config.window_samples
+    ross = RossPolarityCNN().eval()
+    windows = rng.standard_normal((b, w)).astype(np.float32)
+    x_ship = torch.from_numpy(windows)
+    x_ross = torch.randn(b, 400)
+    print(
+        f"shipped {clf.card['architecture']['class']} {count_parameters(clf.model):,} params, "
+        f"{w} samples; baseline RossPolarityCNN {count_parameters(ross):,} params, 400 samples"
+    )
+
+    rows = {}
+    rows["shipped, model only (TTA)"] = b / timed(
+        lambda: tta_forward(clf.model, x_ship), args.repeats
+    )
+    rows["Ross-2018-sized baseline, model only (TTA)"] = b / timed(
+        lambda: tta_forward(ross, x_ross), max(3, args.repeats // 4)
+    )
+    for rate in (100.0, 200.0):
+        raw = rng.standard_normal((b, int(8 * rate))) * 100.0
+        picks = np.full(b, int(5 * rate))
+        rows[f"shipped, classify() raw {rate:g} Hz rows"] = b / timed(
+            lambda raw=raw, picks=picks, rate=rate: clf.classify(raw, rate, picks), args.repeats
+        )
+    base = rows["Ross-2018-sized baseline, model only (TTA)"]
+    print(f"{'path':<45} {'windows/s':>12} {'x baseline':>11}")
+    for name, rate in rows.items():
+        print(f"{name:<45} {rate:>12,.0f} {rate / base:>10.1f}x")
+
+    if torch.cuda.is_available():
+        dev = torch.device("cuda")
+        gpu_model = clf.model.to(dev)
+        big = 65536
+        xg = torch.randn(big, w, device=dev)
+
+        def gpu_tta() -> None:
+            with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
+                gpu_model(xg)
+                gpu_model(-xg)
+            torch.cuda.synchronize()
+
+        gpu_rate = big / timed(gpu_tta, 10)
+        cpu_rate = rows["shipped, model only (TTA)"]
+        print(
+            f"GPU {torch.cuda.get_device_name()}: shipped model bf16 TTA batch {big}: "
+            f"{gpu_rate:,.0f} windows/s ({gpu_rate / cpu_rate:.0f}x the CPU figure above)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,249 @@
+"""``firstmotion worker polarity``: Pick messages in, Polarity messages out, in batches.
+
+Consumes ``<prefix>picks`` in consumer group ``polarity`` through :class:`firstmotion.bus.
+Consumer` (at-least-once: the Polarity messages are published and the picks acknowledged in
+one MULTI/EXEC; a crashed worker's pending picks are reclaimed by the others after the lease),
+classifies each batch with :class:`~workers.polarity.PolarityClassifier` and publishes to
+``<prefix>polarities``. Any number of workers (one per GPU, or several per CPU host) share the
+group.
+
+Dynamic batching: a read blocks for the first pick, then keeps reading until ``max_batch``
+picks are in hand or ``max_wait_ms`` has passed since the first one (the latency a pick may
+pay to fill a GPU batch). Picks of a batch are grouped by (sampling rate, window length) for
+:meth:`PolarityClassifier.classify`. The handler is idempotent: the output depends only on the
+pick and the model.
+
+Metrics (besides the standard ``firstmotion_stage_*`` series with ``stage="polarity"``, which
+include the batch-size histogram): ``firstmotion_polarity_inference_seconds`` (histogram per
+batch), ``firstmotion_polarity_windows_total{outcome=up|down|unknown|bad}`` (its rate is the
+windows/s), ``firstmotion_polarity_queue_lag_seconds`` (histogram of pick creation to
+classification), and the stage's pending/backlog gauges.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from collections import defaultdict
+
+import numpy as np
+
+from firstmotion.bus import Bus, Consumer, Delivery, install_signal_handlers
+from firstmotion.messages import Message, Pick, Polarity
+from firstmotion.metrics import counter, histogram
+
+log = logging.getLogger(__name__)
+
+INPUT_STREAM = "picks"
+OUTPUT_STREAM = "polarities"
+GROUP = "polarity"
+INFERENCE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+
+class BatchingConsumer(Consumer):
+    """A :class:`Consumer` whose reads wait up to ``max_wait_ms`` to fill ``batch_size``."""
+
+    def __init__(self, *args, max_wait_ms: int = 50, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if not isinstance(max_wait_ms, int) or max_wait_ms < 0:
+            raise ValueError(f"max_wait_ms: expected an integer >= 0, got {max_wait_ms!r}")
+        self.max_wait_ms = max_wait_ms
+
+    def _read(self, block_ms: int) -> list[tuple[str, dict, int]]:
+        entries = super()._read(block_ms)
+        if not entries or self.max_wait_ms == 0:
+            return entries
+        deadline = time.monotonic() + self.max_wait_ms / 1000.0
+        while len(entries) < self.batch_size and not self.stopping:
+            left_ms = int((deadline - time.monotonic()) * 1000)
+            if left_ms <= 0:
+                break
+            resp = self.bus.client.xreadgroup(
+                self.group,
+                self.name,
+                {self.key: ">"},
+                count=self.batch_size - len(entries),
+                block=left_ms,
+            )
+            more = [
+                (i.decode() if isinstance(i, bytes) else i, f, 1)
+                for _s, rows in resp or []
+                for i, f in rows
+            ]
+            if not more:
+                break
+            entries.extend(more)
+        return entries
+
+
+class PolarityHandler:
+    """Classify a batch of Pick deliveries; returns ``[("polarities", Polarity), ...]``."""
+
+    def __init__(self, classifier, *, min_confidence: float = 0.0) -> None:
+        self.clf = classifier
+        self.min_confidence = float(min_confidence)
+        card = classifier.card
+        self.model_version = f"{card.get('name', 'polarity')}@{card.get('weights_sha256', '')[:8]}"
+        self.inference_s = histogram(
+            "firstmotion_polarity_inference_seconds",
+            "Seconds of polarity classification per batch (preprocessing + model)",
+            buckets=INFERENCE_BUCKETS,
+        )
+        self.windows = counter(
+            "firstmotion_polarity_windows_total",
+            "Windows classified, by outcome",
+            ("outcome",),
+        )
+        self.lag = histogram(
+            "firstmotion_polarity_queue_lag_seconds",
+            "Seconds from pick creation to its classification",
+            buckets=LAG_BUCKETS,
+        )
+
+    def __call__(self, batch: list[Delivery]) -> list[tuple[str, Message]]:
+        picks: list[Pick] = []
+        for d in batch:
+            if not isinstance(d.message, Pick):
+                kind = type(d.message).__name__
+                raise TypeError(f"entry {d.entry_id}: expected a Pick, got {kind}")
+            picks.append(d.message)
+        t0 = time.perf_counter()
+        results = classify_picks(self.clf, picks)
+        self.inference_s.observe(time.perf_counter() - t0)
+        now = time.time()
+        out: list[tuple[str, Message]] = []
+        for pick, (polarity, probs, confidence, reason) in zip(picks, results, strict=True):
+            if polarity != 0 and confidence < self.min_confidence:
+                polarity, reason = 0, "low_confidence"
+            outcome = {1: "up", -1: "down"}.get(polarity, "unknown")
+            if reason not in ("", "low_confidence"):
+                outcome = "bad"
+            self.windows.labels(outcome=outcome).inc()
+            self.lag.observe(max(0.0, now - pick.created_epoch_s))
+            out.append(
+                (
+                    OUTPUT_STREAM,
+                    Polarity(
+                        pick_id=pick.pick_id,
+                        station_id=pick.station_id,
+                        time_epoch_s=pick.time_epoch_s,
+                        polarity=int(polarity),
+                        probabilities=tuple(float(p) for p in probs),
+                        confidence=float(min(max(confidence, 0.0), 1.0)),
+                        model_version=self.model_version,
+                        reason=reason,
+                        latitude_deg=pick.latitude_deg,
+                        longitude_deg=pick.longitude_deg,
+                        elevation_m=pick.elevation_m,
+                    ),
+                )
+            )
+        return out
+
+
+def classify_picks(clf, picks: list[Pick]) -> list[tuple[int, np.ndarray, float, str]]:
+    """(polarity, probabilities, confidence, reason) per pick, batched by (rate, length)."""
+    groups: dict[tuple[float, int], list[int]] = defaultdict(list)
+    for i, p in enumerate(picks):
+        groups[(float(p.sampling_rate_hz), int(p.samples.size))].append(i)
+    out: list = [None] * len(picks)
+    for (rate, _n), idx in groups.items():
+        if rate < 40.0:  # the model's floor: say so per pick instead of failing the batch
+            for i in idx:
+                out[i] = (0, np.array([0.0, 0.0, 1.0], np.float32), 1.0, "rate_below_40_hz")
+            continue
+        data = np.stack([picks[i].samples for i in idx])
+        res = clf.classify(data, rate, np.array([picks[i].pick_index for i in idx]))
+        for j, i in enumerate(idx):
+            out[i] = (
+                int(res.polarity[j]),
+                res.probabilities[j],
+                float(res.confidence[j]),
+                str(res.reason[j]),
+            )
+    return out
+
+
+def build_consumer(
+    bus: Bus,
+    classifier,
+    *,
+    max_batch: int = 256,
+    max_wait_ms: int = 50,
+    min_confidence: float = 0.0,
+    name: str | None = None,
+    block_ms: int = 1000,
+    lease_ms: int = 60_000,
+    max_deliveries: int = 5,
+) -> BatchingConsumer:
+    """The polarity stage's consumer on ``bus`` (group ``polarity``)."""
+    handler = PolarityHandler(classifier, min_confidence=min_confidence)
+    return BatchingConsumer(
+        bus,
+        INPUT_STREAM,
+        GROUP,
+        handler,
+        name=name,
+        batch_size=max_batch,
+        block_ms=block_ms,
+        lease_ms=lease_ms,
+        max_deliveries=max_deliveries,
+        max_wait_ms=max_wait_ms,
+        stage="polarity",
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default=None, help="TOML config file")
+    parser.add_argument("--redis", default=None, help="Redis URL (overrides redis.url)")
+    parser.add_argument("--model", default=None, help="model stem (default: shipped weights)")
+    parser.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N")
+    parser.add_argument("--max-batch", type=int, default=None)
+    parser.add_argument("--max-wait-ms", type=int, default=None)
+    parser.add_argument("--name", default=None, help="consumer name (default host-pid)")
+    parser.add_argument("--drain", action="store_true", help="exit when nothing is left")
+    parser.add_argument("--metrics-port", type=int, default=None, help="serve /metrics here")
+
+
+def run(args: argparse.Namespace) -> int:
+    from firstmotion.config import load_settings
+    from firstmotion.metrics import Health, flag_check, redis_ping_check, start_http_server
+    from workers.polarity import PolarityClassifier
+
+    settings = load_settings(args.config)
+    pol = settings.polarity
+    url = args.redis or settings.redis.require_url()
+    model = args.model or pol.model or None
+    device = args.device or pol.device
+    clf = PolarityClassifier.load(model, device=device)
+    log.info("polarity model %s on %s", clf.card.get("name"), clf.device)
+    bus = Bus.from_url(url, settings.redis.prefix, maxlen=settings.redis.stream_maxlen)
+    consumer = build_consumer(
+        bus,
+        clf,
+        max_batch=args.max_batch or pol.max_batch,
+        max_wait_ms=pol.max_wait_ms if args.max_wait_ms is None else args.max_wait_ms,
+        min_confidence=pol.min_confidence,
+        name=args.name,
+        block_ms=settings.redis.block_ms,
+        lease_ms=settings.redis.lease_ms,
+        max_deliveries=settings.redis.max_deliveries,
+    )
+    server = None
+    if args.metrics_port is not None:
+        health = Health()
+        health.register("redis", redis_ping_check(bus.client))
+        health.register("model", flag_check(lambda: clf.model is not None, "model loaded"))
+        server = start_http_server(settings.metrics.host, args.metrics_port, health=health)
+    restore = install_signal_handlers(consumer)
+    try:
+        n = consumer.run(drain=args.drain)
+    finally:
+        restore()
+        if server is not None:
+            server.stop()
+        bus.close()
+    log.info("polarity worker %s processed %d picks", consumer.name, n)
+    return 0
