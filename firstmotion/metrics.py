@@ -311,7 +311,7 @@ def start_http_server(
     port: int = 9300,
     *,
     health: Health | None = None,
-    registry_: CollectorRegistry | None = None,
+    collector_registry: CollectorRegistry | None = None,
 ) -> MetricsServer:
     """Serve ``/metrics`` and ``/healthz`` from a daemon thread; ``port=0`` picks a free one.
 
@@ -320,7 +320,7 @@ def start_http_server(
     """
     if not isinstance(port, int) or not 0 <= port <= 65535:
         raise ValueError(f"metrics.port: expected an integer in [0, 65535], got {port!r}")
-    reg = registry_ if registry_ is not None else registry()
+    reg = collector_registry if collector_registry is not None else registry()
     httpd = ThreadingHTTPServer((host, port), _handler_class(reg, health or Health()))
     httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, name="metrics-http", daemon=True)
