@@ -341,6 +341,15 @@ def sequence_of(index: int) -> int:
     return (index + 1) % slp.SEQ_MODULUS
 
 
+def index_of_sequence(sequence: int, oldest: int, released: int) -> int | None:
+    """Global index (0-based) whose sequence number is ``sequence``, searched among the ring
+    ``[oldest, released]`` (``released`` itself: the next record, not yet released); the newest
+    such index when sequence numbers have wrapped, ``None`` when it is not there."""
+    target = (sequence - 1) % slp.SEQ_MODULUS
+    candidate = released - ((released - target) % slp.SEQ_MODULUS)
+    return candidate if candidate >= oldest else None
+
+
 # --------------------------------------------------------------------------- server
 
 
@@ -817,11 +826,9 @@ class ReplayServer:
         oldest, released = self.ring_oldest(), self.released
         request.after_ns = request.begin_ns if request.mode == "TIME" else None
         if request.mode in ("DATA", "FETCH") and request.sequence is not None:
-            # the index whose sequence number is the requested one, in [oldest, released]
-            target = (request.sequence - 1) % slp.SEQ_MODULUS
-            candidate = released - ((released - target) % slp.SEQ_MODULUS)
-            if candidate >= oldest:
-                return candidate
+            found = index_of_sequence(request.sequence, oldest, released)
+            if found is not None:
+                return found
             log.info(
                 "replay: sequence %06X is not in the ring, starting %s",
                 request.sequence,

@@ -14,6 +14,7 @@ from obspy.io.mseed.util import get_record_information
 from stream import seedlink_protocol as slp
 from stream.replay import (
     ReplayPlan,
+    index_of_sequence,
     records_from_bytes,
     release_offsets_s,
     rerecord_512,
@@ -242,3 +243,19 @@ def test_plan_orders_by_release_and_start_time_drops_earlier_records():
     assert late.clock_start_s == pytest.approx(5.0 - (late.start_ns.min() - T0.ns) / 1e9)
     with pytest.raises(ValueError, match="nothing to replay"):
         ReplayPlan.build(fast, start_time_ns=(T0 + 3600).ns)
+
+
+def test_index_of_sequence_in_ring_and_across_the_wrap():
+    assert index_of_sequence(1, 0, 10) == 0
+    assert index_of_sequence(11, 0, 10) == 10  # the next record, not yet released
+    assert index_of_sequence(12, 0, 10) is None  # from a future (or another) server
+    assert index_of_sequence(3, 5, 10) is None  # aged out of the ring
+    wrap = slp.SEQ_MODULUS
+    # after 2**24 + 5 releases the newest records carry 0xFFFFFF, 0, 1, ..., 5
+    assert sequence_of(wrap - 2) == 0xFFFFFF and sequence_of(wrap - 1) == 0
+    assert index_of_sequence(0xFFFFFF, wrap - 100, wrap + 5) == wrap - 2
+    assert index_of_sequence(0, wrap - 100, wrap + 5) == wrap - 1
+    assert index_of_sequence(slp.parse_sequence("0x1000000"), wrap - 100, wrap + 5) == wrap - 1
+    assert index_of_sequence(3, wrap - 100, wrap + 5) == wrap + 2
+    for i in range(wrap - 50, wrap + 6):
+        assert index_of_sequence(sequence_of(i), wrap - 100, wrap + 5) == i
