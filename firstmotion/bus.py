@@ -289,6 +289,8 @@ class Consumer:
         max_deliveries: a message that failed this many deliveries goes to dead letters.
         stage: metrics label (default: ``group``).
         lag_interval_s: how often to refresh the backlog/pending gauges.
+        max_wait_ms: dynamic batching: after a read returns fewer than ``batch_size``
+            entries, keep reading for up to this long to fill the batch (0: off).
     """
 
     def __init__(
@@ -306,12 +308,14 @@ class Consumer:
         stage: str | None = None,
         metrics: StageMetrics | None = None,
         lag_interval_s: float = 5.0,
+        max_wait_ms: int = 0,
     ) -> None:
         for label, value, lo in (
             ("batch_size", batch_size, 1),
             ("block_ms", block_ms, 1),
             ("lease_ms", lease_ms, 1),
             ("max_deliveries", max_deliveries, 1),
+            ("max_wait_ms", max_wait_ms, 0),
         ):
             if not isinstance(value, int) or isinstance(value, bool) or value < lo:
                 raise ValueError(f"{label}: expected an integer >= {lo}, got {value!r}")
@@ -331,6 +335,7 @@ class Consumer:
         self._stop = threading.Event()
         self._group_ready = False
         self.lag_interval_s = lag_interval_s
+        self.fill_wait_ms = max_wait_ms
         self._lag_due = 0.0
         self._claim_cursor = "0-0"
         self._last_errors: dict[str, str] = {}
@@ -401,6 +406,8 @@ class Consumer:
         entries = self._claim()
         if not entries:
             entries = self._read(self.block_ms if block_ms is None else block_ms)
+            if entries and self.fill_wait_ms:
+                entries = self._fill(entries)
         if not entries:
             return 0
         self._process(entries)
@@ -436,6 +443,26 @@ class Consumer:
             for entry_id, fields in rows:
                 out.append((_s(entry_id), fields, 1))
         return out
+
+    def _fill(self, entries: list[tuple[str, dict, int]]) -> list[tuple[str, dict, int]]:
+        """Keep reading until the batch is full or ``max_wait_ms`` has passed."""
+        deadline = time.monotonic() + self.fill_wait_ms / 1000.0
+        while len(entries) < self.batch_size and not self._stop.is_set():
+            left_ms = int((deadline - time.monotonic()) * 1000)
+            if left_ms <= 0:
+                break
+            resp = self.bus.client.xreadgroup(
+                self.group,
+                self.name,
+                {self.key: ">"},
+                count=self.batch_size - len(entries),
+                block=left_ms,
+            )
+            more = [(_s(i), f, 1) for _stream, rows in resp or [] for i, f in rows]
+            if not more:
+                break
+            entries.extend(more)
+        return entries
 
     def _claim(self) -> list[tuple[str, dict, int]]:
         client = self.bus.client

@@ -288,6 +288,35 @@ def test_bus_and_consumer_from_settings(redis_url, redis_client):
     bus.close()
 
 
+def test_dynamic_batching_waits_to_fill_the_batch(bus):
+    import threading
+
+    sizes: list[int] = []
+
+    def record(batch):
+        sizes.append(len(batch))
+        return classify(batch)
+
+    bus.publish("picks", pick(0))
+
+    def late_publisher():
+        for i in range(1, 8):
+            time.sleep(0.02)
+            bus.publish("picks", pick(i))
+
+    c = bus.consumer("picks", "g", record, name="a", batch_size=8, max_wait_ms=2000)
+    c.bus.ensure_group("picks", "g")
+    t = threading.Thread(target=late_publisher)
+    t.start()
+    c.run_once(block_ms=1000)
+    t.join()
+    assert sizes == [8]  # one full batch, not eight single ones
+    c2 = bus.consumer("picks", "g2", record, name="b", batch_size=8, max_wait_ms=0)
+    bus.ensure_group("picks", "g2")
+    c2.run_once(block_ms=100)
+    assert sizes[-1] == 8  # all already there: no waiting needed
+
+
 def test_consumer_rejects_bad_settings(bus):
     with pytest.raises(ValueError, match="batch_size"):
         Consumer(bus, "picks", "g", classify, batch_size=0)
