@@ -63,8 +63,13 @@ def _num(
     *,
     positive: bool = False,
     optional: bool = False,
+    tol: float = 0.0,
 ) -> Check:
-    """A finite float within ``[lo, hi]`` (or > 0 when ``positive``); ``None`` if optional."""
+    """A finite float within ``[lo, hi]`` (or > 0 when ``positive``); ``None`` if optional.
+
+    Values outside ``[lo, hi]`` by at most ``tol`` (floating-point rounding of angles) are
+    clamped to the bound.
+    """
     if positive:
         what = "a positive number"
     elif lo is not None and hi is not None:
@@ -80,6 +85,10 @@ def _num(
         if not _is_number(value):
             raise MessageError(f"{name}: expected {what}, got {_show(value)}")
         out = float(value)
+        if tol and lo is not None and lo - tol <= out < lo:
+            out = lo
+        if tol and hi is not None and hi < out <= hi + tol:
+            out = hi
         if (
             not math.isfinite(out)
             or (positive and out <= 0)
@@ -195,8 +204,12 @@ _TIME = _num(0.0)
 _OPT_LAT = _num(-90.0, 90.0, optional=True)
 _OPT_LON = _num(-180.0, 360.0, optional=True)
 _OPT_ELEV = _num(optional=True)
-_AZIMUTH = _num(0.0, 360.0)
-_TAKEOFF = _num(0.0, 180.0)
+_ANGLE_TOL_DEG = 1e-6
+_AZIMUTH = _num(0.0, 360.0, tol=_ANGLE_TOL_DEG)
+_TAKEOFF = _num(0.0, 180.0, tol=_ANGLE_TOL_DEG)
+_STRIKE = _num(0.0, 360.0, tol=_ANGLE_TOL_DEG)
+_DIP = _num(0.0, 90.0, tol=_ANGLE_TOL_DEG)
+_RAKE = _num(-180.0, 180.0, tol=_ANGLE_TOL_DEG)
 _POLARITY = _int(choices=(-1, 0, 1))
 
 
@@ -512,18 +525,20 @@ class Mechanism(Message):
     n_stations: int
     model_version: str
     picks: tuple[MechanismPick, ...] = ()
+    azimuthal_gap_deg: float | None = None
+    takeoff_gap_deg: float | None = None
     created_epoch_s: float = field(default_factory=time.time)
 
     _checks: ClassVar[dict[str, Check]] = {
         "event_id": _str(),
         "revision": _int(0),
         "origin_revision": _int(0),
-        "strike": _num(0.0, 360.0),
-        "dip": _num(0.0, 90.0),
-        "rake": _num(-180.0, 180.0),
-        "aux_strike": _num(0.0, 360.0),
-        "aux_dip": _num(0.0, 90.0),
-        "aux_rake": _num(-180.0, 180.0),
+        "strike": _STRIKE,
+        "dip": _DIP,
+        "rake": _RAKE,
+        "aux_strike": _STRIKE,
+        "aux_dip": _DIP,
+        "aux_rake": _RAKE,
         "quality": _str(choices=("A", "B", "C", "D")),
         "fault_plane_uncertainty_deg": _num(0.0),
         "aux_plane_uncertainty_deg": _num(0.0),
@@ -534,6 +549,8 @@ class Mechanism(Message):
         "n_stations": _int(0),
         "model_version": _str(nonempty=False),
         "picks": _tuple_of("MechanismPick"),
+        "azimuthal_gap_deg": _num(0.0, 360.0, optional=True, tol=_ANGLE_TOL_DEG),
+        "takeoff_gap_deg": _num(0.0, 180.0, optional=True, tol=_ANGLE_TOL_DEG),
         "created_epoch_s": _TIME,
     }
 

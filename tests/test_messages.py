@@ -294,6 +294,15 @@ def test_catalog_event_parts_must_belong_to_the_event():
         make_catalog_event(mechanism=make_mechanism(event_id="other"))
 
 
+def test_angles_a_rounding_error_outside_their_range_are_clamped():
+    m = make_mechanism(strike=360.0 + 1e-9, dip=90.0 + 1e-9, rake=-180.0 - 1e-9)
+    assert (m.strike, m.dip, m.rake) == (360.0, 90.0, -180.0)
+    with pytest.raises(MessageError, match="Mechanism.dip"):
+        make_mechanism(dip=90.001)
+    m = make_mechanism(azimuthal_gap_deg=75.0, takeoff_gap_deg=40.0)
+    assert Mechanism.from_json(m.to_json()).azimuthal_gap_deg == 75.0
+
+
 def test_construction_validates_too():
     with pytest.raises(MessageError, match="Polarity.polarity"):
         make_polarity(polarity=5)
