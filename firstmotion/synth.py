@@ -134,6 +134,24 @@ def first_lobe_peak(x: np.ndarray, rel_threshold: float = 1e-4) -> tuple[np.ndar
     return peak, i0
 
 
+def _ramp(tau_s: np.ndarray, emergence_s: np.ndarray) -> np.ndarray:
+    """sin^2 ramp from 0 at tau = 0 to 1 at tau = emergence_s (1 everywhere if emergence 0)."""
+    em = np.asarray(emergence_s, dtype=float)
+    safe = np.where(em > 0, em, 1.0)
+    rising = np.sin(0.5 * np.pi * np.clip(tau_s / safe, 0.0, 1.0)) ** 2
+    return np.where((em > 0) & (tau_s < em), rising, 1.0)
+
+
+def emergence_ramp(
+    n_samples: int, sampling_rate_hz: float, onset_s: float, emergence_s: float
+) -> np.ndarray:
+    """The multiplicative onset ramp :func:`p_pulse` applies for ``emergence_s`` (0 before the
+    onset, ``sin^2`` rise to 1 over ``emergence_s``): apply it to a pulse plus its coda to make
+    an emergent onset whose later arrivals stay large."""
+    tau = np.arange(n_samples) / sampling_rate_hz - onset_s
+    return np.where(tau > 0, _ramp(tau, np.float64(emergence_s)), 0.0)
+
+
 def _pulses(
     n_samples: int,
     sampling_rate_hz: float,
@@ -186,13 +204,7 @@ def _pulses(
         # past the computed support the pulse is ~0; drop the held last value of the interp
         y = np.where(tk > span_s, 0.0, y)
         out[sel] = y
-    em = emergence_s[:, None]
-    ramp = np.where(
-        (em > 0) & (tau < em),
-        np.sin(0.5 * np.pi * np.clip(tau / np.where(em > 0, em, 1.0), 0, 1)) ** 2,
-        1.0,
-    )
-    out *= ramp
+    out *= _ramp(tau, emergence_s[:, None])
     out[tau <= 0] = 0.0
     if not normalize:  # t exp(-wc t) has area 1 / wc^2
         return out * (2.0 * np.pi * fc_hz[:, None]) ** 2
@@ -360,6 +372,28 @@ def ambient_noise(
     return x[0]
 
 
+def detrended_rms(x: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """RMS about the least-squares line of each row of ``x`` over the samples where ``mask`` is
+    True (all samples if None): the noise level an analyst sees around a trend, so a slow
+    microseism swell through a short window does not count as wiggles. Rows with < 3 samples
+    give NaN."""
+    x = np.atleast_2d(np.asarray(x, dtype=float))
+    m = np.ones(x.shape, dtype=bool) if mask is None else np.atleast_2d(mask)
+    w = m.astype(float)
+    n = w.sum(axis=1)
+    idx = np.arange(x.shape[1], dtype=float)[None, :]
+    safe_n = np.maximum(n, 1.0)
+    t_mean = (w * idx).sum(axis=1) / safe_n
+    x_mean = (w * x).sum(axis=1) / safe_n
+    tc = (idx - t_mean[:, None]) * w
+    xc = (x - x_mean[:, None]) * w
+    stt = (tc**2).sum(axis=1)
+    slope = (tc * xc).sum(axis=1) / np.where(stt > 0, stt, 1.0)
+    resid = (xc - slope[:, None] * tc) * w
+    rms = np.sqrt((resid**2).sum(axis=1) / safe_n)
+    return np.where(n >= 3, rms, np.nan)
+
+
 def _random_mechanisms(n: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
     """Isotropic random double couples: strike U(0, 360), cos(dip) U(0, 1), rake U(-180, 180)."""
     strike = rng.uniform(0.0, 360.0, n)
@@ -424,7 +458,8 @@ def labelled_p_windows(
     ``r = p_radiation(mechanism, ray)`` of an isotropically random double couple and ray, so
     near-nodal rays (small ``|r|``) occur naturally; a further ``nodal_fraction`` of rows gets a
     ray within ~9 degrees of a nodal plane; ``snr_db`` ~ U(snr_range_db); ``noise_rms`` is the
-    standard deviation of the noise in the ``noise_window_s`` before the onset. Pulses use
+    RMS of the noise about its linear trend in the ``noise_window_s`` before the onset
+    (:func:`detrended_rms`). Pulses use
     ``fc`` log-uniform in ``fc_range_hz``, ``t*`` log-uniform in ``tstar_range_s``, and for
     ``emergent_fraction`` of rows an emergent onset ramp of 0.05-0.4 s. ``output`` is the pulse's
     motion kind, or ``"sensor"`` for the sensor's own (acceleration for ``accelerometer``,
@@ -515,9 +550,7 @@ def labelled_p_windows(
 
     t = np.arange(w)[None, :] * dt
     pre = (t < onset_s[:, None]) & (t >= onset_s[:, None] - noise_window_s)
-    n_pre = np.maximum(pre.sum(axis=1), 1)
-    mean_pre = np.sum(noise * pre, axis=1) / n_pre
-    noise_rms = np.sqrt(np.sum(((noise - mean_pre[:, None]) * pre) ** 2, axis=1) / n_pre)
+    noise_rms = detrended_rms(noise, pre)
     noise_rms = np.where(noise_rms > 0, noise_rms, 1.0)
     amplitude = np.where(noise_only, 0.0, radiation * 10.0 ** (snr_db / 20.0) * noise_rms)
     clean *= amplitude[:, None]

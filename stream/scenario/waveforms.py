@@ -1,0 +1,240 @@
+"""Continuous three-component ground velocity of a scenario: P and S pulses on ambient noise.
+
+For each (event, station) pair (Aki & Richards 2002, eq. 4.97 for a smoothly varying medium):
+
+* far-field amplitude ``A = F M0 / (4 pi sqrt(rho_src rho_rcv v_src^5 v_rcv) R)`` with ``F`` the
+  double-couple radiation factor (:mod:`firstmotion.radiation`) at the ray's takeoff angle and
+  azimuth, ``R`` the hypocentral distance (1/R spreading for direct rays and head waves alike:
+  a simplification), ``rho``/``v`` at the source and at the surface;
+* the pulse: :func:`firstmotion.synth.p_pulse` (``normalize=False``: Brune moment rate with the
+  causal t* operator) in ground velocity, ``t* = travel time / Q``; P corner frequency from
+  Brune's formula, S corner frequency 1.5 times lower (Madariaga 1976);
+* the free surface: P projected with the exact free-surface displacement coefficients for an
+  incident P wave (Aki & Richards 2002, sec. 5.2.5; ``2`` on Z at vertical incidence), S with a
+  factor 2 along the SV/SH directions (mode conversions ignored);
+* optional scattered coda after each direct pulse (random, exponentially decaying, starting
+  after the pulse's first lobe so the first motion is untouched);
+* noise: :func:`firstmotion.synth.ambient_noise` with a per-station level (horizontals 1.4x).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.signal import fftconvolve
+
+from firstmotion.radiation import p_radiation, s_radiation
+from firstmotion.synth import (
+    ambient_noise,
+    brune_corner_frequency_hz,
+    detrended_rms,
+    emergence_ramp,
+    first_lobe_peak,
+    p_pulse,
+)
+from firstmotion.velocity import VelocityModel
+from stream.scenario.config import ScenarioConfig
+from stream.scenario.events import Event
+from stream.scenario.geometry import PairGeometry
+from stream.scenario.network import Station
+
+HORIZONTAL_NOISE_FACTOR = 1.4
+P_CODA_RATIO, S_CODA_RATIO = 0.25, 0.35
+P_CODA_DECAY_S, S_CODA_DECAY_S = 1.5, 3.0
+MAX_PULSE_S = 30.0
+
+
+@dataclass(frozen=True, eq=False)
+class PairAmplitudes:
+    """Arrays (n_events, n_stations): what the truth file reports per pair."""
+
+    p_radiation: np.ndarray
+    sv_radiation: np.ndarray
+    sh_radiation: np.ndarray
+    p_tstar_s: np.ndarray
+    s_tstar_s: np.ndarray
+    p_corner_frequency_hz: np.ndarray
+    p_amplitude_m_s: np.ndarray  # far-field P amplitude A (m s) before the free surface
+    first_motion_m_s: np.ndarray  # signed peak of the first lobe of clean P on Z (m/s)
+    noise_rms_m_s: np.ndarray  # RMS about the trend of the Z noise in the 1 s before P
+    emergence_s: np.ndarray
+    p_in_data: np.ndarray  # the P onset lies inside the window and outside any gap
+
+
+def free_surface_p(
+    ray_parameter_s_km: np.ndarray, vp_km_s: float, vs_km_s: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(radial, vertical-up) surface displacement per unit incident P amplitude.
+
+    ``W_x = 4 a p ea eb / (b^2 D)``, ``W_z = 2 a ea (b^-2 - 2 p^2) / (b^2 D)``,
+    ``D = (b^-2 - 2 p^2)^2 + 4 p^2 ea eb`` with ``ea, eb`` the vertical slownesses (Aki &
+    Richards 2002, sec. 5.2.5); W_z = 2 at vertical incidence, both vanish at grazing incidence.
+    """
+    p = np.asarray(ray_parameter_s_km, dtype=float)
+    a, b = vp_km_s, vs_km_s
+    ea = np.sqrt(np.clip(1.0 / a**2 - p**2, 0.0, None))
+    eb = np.sqrt(np.clip(1.0 / b**2 - p**2, 0.0, None))
+    q = 1.0 / b**2 - 2.0 * p**2
+    den = q**2 + 4.0 * p**2 * ea * eb
+    return 4.0 * a * p * ea * eb / (b**2 * den), 2.0 * a * ea * q / (b**2 * den)
+
+
+def _coda_kernel(n: int, start: int, decay_samples: float, rng: np.random.Generator) -> np.ndarray:
+    """Random scattering impulse response: 0 before ``start``, then exp-decaying white noise."""
+    h = np.zeros(n)
+    if start >= n:
+        return h
+    k = np.arange(n - start)
+    ramp = np.minimum(1.0, k / max(0.2 * decay_samples, 1.0))
+    h[start:] = rng.standard_normal(n - start) * np.exp(-k / decay_samples) * ramp
+    return h
+
+
+def _with_coda(
+    pulse: np.ndarray, fs: float, ratio: float, decay_s: float, rng: np.random.Generator
+) -> np.ndarray:
+    """``pulse`` plus a scattered coda that starts after its first lobe; coda RMS over the first
+    second ~ ``ratio`` x the pulse peak."""
+    peak, i0 = first_lobe_peak(pulse[None])
+    if peak[0] == 0:
+        return pulse
+    sign = np.sign(pulse[i0[0]])
+    after = np.nonzero(pulse[i0[0] :] * sign <= 0)[0]
+    lobe_end = int(i0[0] + (after[0] if after.size else 0))
+    h = _coda_kernel(pulse.size, max(lobe_end - int(i0[0]) + 1, 1), decay_s * fs, rng)
+    coda = fftconvolve(pulse, h)[: pulse.size]
+    window = coda[lobe_end : lobe_end + int(fs)]
+    rms = np.sqrt(np.mean(window**2)) if window.size else 0.0
+    if rms == 0:
+        return pulse
+    return pulse + coda * (ratio * np.abs(pulse).max() / rms)
+
+
+def _add(trace: np.ndarray, start: int, seg: np.ndarray) -> None:
+    """trace[start:start+len(seg)] += seg, cropped to the trace."""
+    lo, hi = max(start, 0), min(start + seg.size, trace.size)
+    if lo < hi:
+        trace[lo:hi] += seg[lo - start : hi - start]
+
+
+def _pulse_segment(
+    arrival_s: float, fs: float, fc_hz: float, tstar_s: float, emergence_s: float = 0.0
+) -> tuple[int, np.ndarray]:
+    """(start sample, velocity pulse for a unit moment) with the onset at ``arrival_s``."""
+    start = int(np.floor(arrival_s * fs)) - 2
+    length_s = min(MAX_PULSE_S, 25.0 / fc_hz + 30.0 * tstar_s + emergence_s + 1.0)
+    seg = p_pulse(int(length_s * fs), fs, arrival_s - start / fs, fc_hz, tstar_s,
+                  output="velocity", emergence_s=emergence_s, normalize=False)  # fmt: skip
+    return start, seg
+
+
+def _gap_mask(n: int, fs: float, rng: np.random.Generator) -> np.ndarray:
+    """True where data are missing: 1-2 gaps of 2-30 s."""
+    mask = np.zeros(n, dtype=bool)
+    for _ in range(int(rng.integers(1, 3))):
+        length = int(rng.uniform(2.0, 30.0) * fs)
+        start = int(rng.integers(0, max(n - length, 1)))
+        mask[start : start + length] = True
+    return mask
+
+
+def synthesize(
+    config: ScenarioConfig,
+    stations: list[Station],
+    events: list[Event],
+    geometry: PairGeometry,
+    model: VelocityModel,
+    rng: np.random.Generator,
+    progress: bool = True,
+) -> tuple[np.ndarray, np.ndarray, PairAmplitudes]:
+    """Ground velocity (n_stations, 3 [Z, N, E], n_samples) in m/s, a gap mask of the same shape
+    (True = missing), and the per-pair amplitudes (see the module docstring)."""
+    from tqdm import tqdm
+
+    fs = config.sampling_rate_hz
+    n = int(round(config.duration_s * fs))
+    n_ev, n_st = len(events), len(stations)
+    src_layer = model.source_layer_index([e.depth_km for e in events])
+    vp_src, vs_src = model.vp_km_s[src_layer], model.vs_km_s[src_layer]
+    rho_src = model.rho_g_cm3[src_layer]
+    vp0, vs0, rho0 = model.vp_km_s[0], model.vs_km_s[0], model.rho_g_cm3[0]
+
+    strike = np.array([e.strike_deg for e in events])[:, None]
+    dip = np.array([e.dip_deg for e in events])[:, None]
+    rake = np.array([e.rake_deg for e in events])[:, None]
+    g = geometry
+    rad_p = p_radiation(strike, dip, rake, g.azimuth_deg, g.p_takeoff_deg)
+    rad_sv, rad_sh = s_radiation(strike, dip, rake, g.azimuth_deg, g.s_takeoff_deg)
+    m0 = np.array([e.moment_nm for e in events])[:, None]
+    r_m = g.hypocentral_distance_km * 1e3
+    denom_p = 4 * np.pi * np.sqrt(rho_src[:, None] * rho0 * 1e6 * (vp_src[:, None] * 1e3) ** 5
+                                  * vp0 * 1e3)  # fmt: skip
+    denom_s = 4 * np.pi * np.sqrt(rho_src[:, None] * rho0 * 1e6 * (vs_src[:, None] * 1e3) ** 5
+                                  * vs0 * 1e3)  # fmt: skip
+    amp_p = rad_p * m0 / (denom_p * r_m)
+    amp_sv, amp_sh = rad_sv * m0 / (denom_s * r_m), rad_sh * m0 / (denom_s * r_m)
+    tstar_p, tstar_s = g.p_travel_time_s / config.q_p, g.s_travel_time_s / config.q_s
+    fc_p = np.array(
+        [brune_corner_frequency_hz(e.magnitude, config.stress_drop_mpa, vs_src[k])
+         for k, e in enumerate(events)]
+    )  # fmt: skip
+    fc_s = fc_p / 1.5
+    wx, wz = free_surface_p(g.p_ray_parameter_s_km, vp0, vs0)
+    emergent = rng.random((n_ev, n_st)) < config.emergent_fraction
+    emergence = np.where(emergent, rng.uniform(0.05, 0.3, (n_ev, n_st)), 0.0)
+    origin = np.array([e.origin_time_s for e in events])[:, None]
+    t_p, t_s = origin + g.p_travel_time_s, origin + g.s_travel_time_s
+    spikes = 20.0 if config.spikes else 0.0
+
+    data = np.zeros((n_st, 3, n))
+    gaps = np.zeros((n_st, 3, n), dtype=bool)
+    first_motion = np.zeros((n_ev, n_st))
+    noise_rms = np.zeros((n_ev, n_st))
+    p_in_data = np.zeros((n_ev, n_st), dtype=bool)
+    for j, st in enumerate(tqdm(stations, desc="scenario", unit="station", disable=not progress)):
+        for c in range(3):
+            level = st.noise_rms_m_s * (1.0 if c == 0 else HORIZONTAL_NOISE_FACTOR)
+            data[j, c] = ambient_noise(n, fs, rng, profile=config.noise_profile, level=level,
+                                       spikes_per_hour=spikes)  # fmt: skip
+            if config.gaps and rng.random() < 0.15:
+                gaps[j, c] = _gap_mask(n, fs, rng)
+        for i in range(n_ev):
+            k0 = int(np.floor(t_p[i, j] * fs))
+            pre = data[j, 0, max(k0 - int(fs) + 1, 0) : max(k0 + 1, 0)]
+            noise_rms[i, j] = float(detrended_rms(pre)[0]) if pre.size >= 3 else float("nan")
+        baz = np.radians(g.back_azimuth_deg[:, j] + 180.0)  # radial = away from the source
+        for i in range(n_ev):
+            start, u = _pulse_segment(t_p[i, j], fs, fc_p[i], tstar_p[i, j], 0.0)
+            if config.coda:
+                uz = _with_coda(u, fs, P_CODA_RATIO, P_CODA_DECAY_S, rng)
+                ur = _with_coda(u, fs, P_CODA_RATIO, P_CODA_DECAY_S, rng)
+                ut = _with_coda(u, fs, P_CODA_RATIO, P_CODA_DECAY_S, rng) - u
+            else:
+                uz, ur, ut = u, u, np.zeros_like(u)
+            if emergence[i, j] > 0:  # emergent: the onset ramps up, the coda stays large
+                ramp = emergence_ramp(u.size, fs, t_p[i, j] - start / fs, emergence[i, j])
+                uz, ur, ut = uz * ramp, ur * ramp, ut * ramp
+            first_motion[i, j] = first_lobe_peak((wz[i, j] * amp_p[i, j] * uz)[None])[0][0]
+            radial = wx[i, j] * amp_p[i, j] * ur
+            transverse = 0.5 * amp_p[i, j] * ut
+            _add(data[j, 0], start, wz[i, j] * amp_p[i, j] * uz)
+            _add(data[j, 1], start, radial * np.cos(baz[i]) - transverse * np.sin(baz[i]))
+            _add(data[j, 2], start, radial * np.sin(baz[i]) + transverse * np.cos(baz[i]))
+            # S: SV (radial -cos j, up +sin j at the receiver) and SH, free-surface factor 2
+            start, u = _pulse_segment(t_s[i, j], fs, fc_s[i], tstar_s[i, j], 0.0)
+            if config.coda:
+                u = _with_coda(u, fs, S_CODA_RATIO, S_CODA_DECAY_S, rng)
+            inc = np.radians(g.s_incidence_deg[i, j])
+            radial = -2.0 * np.cos(inc) * amp_sv[i, j] * u
+            transverse = 2.0 * amp_sh[i, j] * u
+            _add(data[j, 0], start, 2.0 * np.sin(inc) * amp_sv[i, j] * u)
+            _add(data[j, 1], start, radial * np.cos(baz[i]) - transverse * np.sin(baz[i]))
+            _add(data[j, 2], start, radial * np.sin(baz[i]) + transverse * np.cos(baz[i]))
+            k = int(np.floor(t_p[i, j] * fs)) + 1
+            p_in_data[i, j] = 0 <= k < n and not gaps[j, 0, max(k - int(fs), 0) : k + 1].any()
+    amps = PairAmplitudes(
+        rad_p, rad_sv, rad_sh, tstar_p, tstar_s, np.broadcast_to(fc_p[:, None], rad_p.shape),
+        amp_p, first_motion, noise_rms, emergence, p_in_data,
+    )  # fmt: skip
+    return data, gaps, amps

@@ -1,0 +1,67 @@
+"""Write a scenario as a network center would have it: miniSEED, StationXML, model, truth."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from stream.scenario.build import Scenario
+from stream.scenario.truth import truth_catalog
+
+RECORD_LENGTH = 512
+ENCODING = "STEIM2"
+
+
+def write_mseed_hourly(stream, out_dir: Path) -> list[Path]:
+    """One file per channel per hour, ``NET.STA.LOC.CHA.YYYY.DDD.HH.mseed``, 512-byte STEIM2
+    records of int32 counts."""
+    from obspy import Stream, UTCDateTime
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for tr_id in sorted({tr.id for tr in stream}):
+        channel = stream.select(id=tr_id)
+        start = min(tr.stats.starttime for tr in channel)
+        end = max(tr.stats.endtime for tr in channel)
+        hour = UTCDateTime(start.year, start.month, start.day, start.hour)
+        while hour <= end:
+            nxt = hour + 3600
+            # [hour, nxt): nearest_sample=False keeps the first sample at or after `hour`
+            part = Stream(
+                [t for t in channel.slice(hour, nxt - 1e-6, nearest_sample=False) if t.stats.npts]
+            )
+            if len(part):
+                path = out_dir / f"{tr_id}.{hour.year:04d}.{hour.julday:03d}.{hour.hour:02d}.mseed"
+                for tr in part:
+                    tr.data = tr.data.astype("int32", copy=False)
+                part.write(str(path), format="MSEED", encoding=ENCODING, reclen=RECORD_LENGTH)
+                paths.append(path)
+            hour = nxt
+    return paths
+
+
+def write_scenario(scenario: Scenario, out_dir: str | Path) -> dict[str, Path | list[Path]]:
+    """Write everything under ``out_dir``: ``mseed/*.mseed``, ``stations.xml``,
+    ``velocity_model.txt``, ``truth.json``, ``truth.xml`` (QuakeML). Returns the paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    mseed = write_mseed_hourly(scenario.stream(), out / "mseed")
+    stationxml = out / "stations.xml"
+    scenario.inventory().write(str(stationxml), format="STATIONXML")
+    model_path = scenario.model.write(out / "velocity_model.txt")
+    truth = dict(scenario.truth)
+    truth["files"] = {
+        "mseed": "mseed/", "stationxml": "stations.xml", "velocity_model": "velocity_model.txt",
+        "quakeml": "truth.xml",
+    }  # fmt: skip
+    truth_json = out / "truth.json"
+    truth_json.write_text(json.dumps(truth, indent=1) + "\n")
+    quakeml = out / "truth.xml"
+    truth_catalog(scenario.truth).write(str(quakeml), format="QUAKEML")
+    return {
+        "mseed": mseed,
+        "stationxml": stationxml,
+        "velocity_model": model_path,
+        "truth_json": truth_json,
+        "quakeml": quakeml,
+    }
