@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -87,15 +87,24 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    """Linux: SIGTERM the child when the parent dies (no orphaned servers after a crash)."""
+def _die_with_parent_hook() -> Callable[[], None] | None:
+    """Linux: a ``preexec_fn`` making the child get SIGTERM when the parent dies (no orphaned
+    servers after a crash). libc is resolved here, in the parent: the hook itself only makes
+    one C call, so it cannot deadlock on a lock another thread held at fork time."""
+    if not sys.platform.startswith("linux"):
+        return None
     try:
         import ctypes
 
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
     except (OSError, AttributeError):
-        pass
+        return None
+    sigterm = int(signal.SIGTERM)
+
+    def hook() -> None:  # pragma: no cover - runs in the child
+        prctl(1, sigterm)  # PR_SET_PDEATHSIG
+
+    return hook
 
 
 class RedisServer:
@@ -138,7 +147,7 @@ class RedisServer:
                 "--protected-mode", "yes",
                 "--logfile", str(Path(self._tmp.name) / "redis.log"),
             ]  # fmt: skip
-            pre = _die_with_parent if sys.platform.startswith("linux") else None
+            pre = _die_with_parent_hook()
             self._proc = subprocess.Popen(
                 cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=pre
             )
