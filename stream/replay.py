@@ -61,7 +61,7 @@ import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -78,6 +78,7 @@ DEFAULT_GAP_THRESHOLD_S = 60.0
 UNI_STATION_START_DELAY_S = 0.1
 SEND_BATCH_PACKETS = 64
 _NS = 1_000_000_000
+_CLOCK_TOLERANCE_S = 1e-6
 
 
 # --------------------------------------------------------------------------- records
@@ -306,6 +307,7 @@ class ReplayPlan:
     def released_by(self, clock_s: float, loop: bool) -> int:
         """How many records (counting over passes when looping) are released at ``clock_s``."""
         n = len(self.records)
+        clock_s = clock_s + _CLOCK_TOLERANCE_S  # float rounding must not hold a record back
         if not loop:
             return int(np.searchsorted(self.release_s, clock_s, side="right"))
         span = max(self.pass_clock_s, 1e-9)
@@ -357,12 +359,12 @@ def index_of_sequence(sequence: int, oldest: int, released: int) -> int | None:
 class ReplayMetrics:
     """Prometheus series of the replay server (project registry, no labels)."""
 
-    released: object
-    packets_sent: object
-    refused: object
-    clients: object
-    last_data_time: object
-    last_processed: object
+    released: Any
+    packets_sent: Any
+    refused: Any
+    clients: Any
+    last_data_time: Any
+    last_processed: Any
 
     @classmethod
     def create(cls) -> ReplayMetrics:
@@ -420,6 +422,7 @@ class _Client:
     connected_ns: int
     requests: list[_StationRequest] = field(default_factory=list)
     current: _StationRequest | None = None
+    multi_station: bool = False
     global_selectors: list[slp.Selector] = field(default_factory=list)
     streaming: bool = False
     sender: asyncio.Task | None = None
@@ -463,6 +466,8 @@ class ReplayServer:
             raise ValueError(f"speed must be a positive finite number or None, got {speed}")
         if not 0 <= port <= 65535:
             raise ValueError(f"port must be 0..65535, got {port}")
+        if isinstance(records_or_paths, (str, os.PathLike)):
+            records_or_paths = [records_or_paths]
         items = list(records_or_paths)
         if items and all(isinstance(x, Record) for x in items):
             records = items
@@ -676,7 +681,7 @@ class ReplayServer:
             await self._reply(client, reply)
         if cmd.verb == "END" and reply is None:
             self._start_streaming(client, delay_s=0.0)
-        elif cmd.verb in ("DATA", "FETCH", "TIME") and not client.requests and reply == slp.OK:
+        elif cmd.verb in ("DATA", "FETCH", "TIME") and not client.multi_station and reply == slp.OK:
             # uni-station mode: the action command itself starts the transfer
             request = _StationRequest(selectors=list(client.global_selectors))
             self._set_action(request, cmd)
@@ -700,8 +705,8 @@ class ReplayServer:
             request = _StationRequest(network=net, station=sta)
             if not any(request.covers(n, s) for n, s, _, _ in self.plan.streams):
                 raise ValueError(f"no station {net}_{sta} in this replay")
-            client.current = request
-            client.requests.append(request)
+            client.current = request  # streamed once DATA/FETCH/TIME activates it
+            client.multi_station = True
             return slp.OK
         if cmd.verb == "SELECT":
             if len(cmd.args) > 1:
@@ -717,13 +722,14 @@ class ReplayServer:
             self._set_action(probe, cmd)  # validates the arguments
             if client.current is not None:
                 self._set_action(client.current, cmd)
+                client.requests.append(client.current)
                 client.current = None
-            elif client.requests:
+            elif client.multi_station:
                 raise ValueError(f"{cmd.verb} without a preceding STATION in multi-station mode")
             return slp.OK
         if cmd.verb == "END":
             if not client.requests:
-                raise ValueError("END without any STATION")
+                raise ValueError("END without any station activated by DATA, FETCH or TIME")
             return None
         raise ValueError(f"unsupported command {cmd.verb}")
 
@@ -872,14 +878,15 @@ class ReplayServer:
         return request.end_ns is None or start_ns < request.end_ns
 
     def _update_done(self, client: _Client, frontier_ns: int | None) -> None:
-        """Mark requests whose transfer is complete: FETCH at the ring's end when the transfer
-        began, TIME windows once the release frontier is past the window."""
+        """Mark requests whose transfer is complete: all of them at the ring's end when the
+        transfer began if any asked FETCH (dial-up), TIME windows once the release frontier
+        is past the window."""
         exhausted = client.cursor >= self.released and self.finished
         for request in client.requests:
             if request.done:
                 continue
-            if request.mode == "FETCH":
-                request.done = client.cursor >= (client.fetch_until or 0) or exhausted
+            if client.fetch_until is not None:  # dial-up: the whole connection ends together
+                request.done = client.cursor >= client.fetch_until or exhausted
             elif request.end_ns is not None:
                 past = (
                     frontier_ns is not None

@@ -398,6 +398,30 @@ def test_time_window_info_keepalive_and_fetch_by_hand(small_dir):
         raw.close()
 
 
+def test_only_stations_activated_by_an_action_command_stream(small_dir):
+    plan = ReplayServer([small_dir], port=0).plan
+    bbb_z = [i + 1 for i, r in enumerate(plan.records) if r.header.stream_id == "XX.BBB.00.HHZ"]
+    with serve_in_thread([small_dir], speed=None) as (host, port):
+        raw = _Raw(host, port)
+        # AAA is selected but never activated (as when obspy gives up on a station)
+        for line in (b"STATION AAA XX", b"SELECT HHZ", b"STATION BBB XX", b"SELECT HHZ"):
+            assert raw.ask(line) == b"OK"
+        assert raw.ask(b"FETCH") == b"OK"
+        assert raw.ask(b"DATA") == b"ERROR"  # no STATION before it in multi-station mode
+        raw.send(b"END")
+        assert [int(p[2:8], 16) for p in raw.packets_until_end()] == bbb_z
+        raw.close()
+
+        raw = _Raw(host, port)  # uni-station dial-up: selectors before FETCH, then data, END
+        assert raw.ask(b"SELECT HH") == b"ERROR"
+        assert raw.ask(b"SELECT --HHZ") == b"OK"
+        assert raw.ask(b"FETCH") == b"OK"
+        packets = raw.packets_until_end()
+        ccc_z = [i + 1 for i, r in enumerate(plan.records) if r.header.stream_id == "XX.CCC..HHZ"]
+        assert [int(p[2:8], 16) for p in packets] == ccc_z
+        raw.close()
+
+
 # --------------------------------------------------------------------------- clock
 
 

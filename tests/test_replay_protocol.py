@@ -259,3 +259,21 @@ def test_index_of_sequence_in_ring_and_across_the_wrap():
     assert index_of_sequence(3, wrap - 100, wrap + 5) == wrap + 2
     for i in range(wrap - 50, wrap + 6):
         assert index_of_sequence(sequence_of(i), wrap - 100, wrap + 5) == i
+
+
+def test_plan_release_clock_is_consistent_over_passes():
+    a = records_from_bytes(_mseed(np.arange(3000, dtype=np.int32), rate=100.0, cha="HHZ"))
+    b = records_from_bytes(_mseed(np.arange(1200, dtype=np.int32), rate=40.0, cha="BHZ"))
+    plan = ReplayPlan.build(a + b)
+    n = len(plan)
+    assert plan.released_by(-1.0, loop=False) == 0
+    assert plan.released_by(1e9, loop=False) == n
+    for i in range(3 * n):
+        due = plan.release_clock_s(i)
+        assert plan.released_by(due, loop=True) >= i + 1
+        assert plan.released_by(due - 1e-3, loop=True) <= i
+    # later passes: same bytes except the start time, shifted by whole pass lengths
+    rec, _, start_ns, _ = plan.record_at(2 * n + 1)
+    assert start_ns == int(plan.start_ns[1]) + 2 * plan.pass_shift_s * 1_000_000_000
+    assert slp.parse_record_header(rec.data).start_ns == start_ns
+    assert rec.data[30:] == plan.records[1].data[30:]
