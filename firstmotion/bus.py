@@ -102,10 +102,6 @@ def _s(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _id_ms(entry_id: str) -> int:
-    return int(entry_id.split("-", 1)[0])
-
-
 def check_redis_url(url: Any) -> str:
     """Validate a Redis URL: ``redis://[[user]:password@]host[:port][/db]``, ``rediss://``
     (TLS) or ``unix://``; raises ``ValueError`` with a readable message. Never defaults."""
@@ -251,6 +247,27 @@ class Bus:
             )
         return out
 
+    def requeue_dead_letters(self, entry_ids: Iterable[str] | None = None) -> int:
+        """Put dead letters back on the stream they came from (all, or ``entry_ids``).
+
+        Each goes back with its original fields as a new entry (delivery count starts again)
+        and leaves the dead-letter stream, in one MULTI/EXEC per letter. Every group on that
+        stream sees it again: handlers are idempotent. Returns how many were requeued.
+        """
+        wanted = None if entry_ids is None else set(entry_ids)
+        n = 0
+        for letter in self.dead_letters():
+            if wanted is not None and letter.entry_id not in wanted:
+                continue
+            if not letter.stream or not letter.fields:
+                raise BusError(f"dead letter {letter.entry_id}: no origin stream or fields")
+            pipe = self.client.pipeline(transaction=True)
+            pipe.xadd(letter.stream, letter.fields, maxlen=self.maxlen, approximate=True)
+            pipe.xdel(self.key(DEAD_STREAM), letter.entry_id)
+            pipe.execute()
+            n += 1
+        return n
+
     def consumer(
         self, stream: str, group: str, handler: Handler, *, settings: Any = None, **kwargs: Any
     ) -> Consumer:
@@ -339,8 +356,16 @@ class Consumer:
         self._lag_due = 0.0
         self._claim_cursor = "0-0"
         self._last_errors: dict[str, str] = {}
+        self.last_poll_monotonic = time.monotonic()
         self.processed = 0  # entries acked after a successful handler call
         self.dead_lettered = 0
+
+    def loop_alive(self) -> tuple[bool, dict[str, float]]:
+        """Health check: the loop polled Redis within ``lease_ms`` + ``block_ms`` (a batch
+        that takes longer than the lease is unhealthy anyway: others reclaim it)."""
+        age_s = time.monotonic() - self.last_poll_monotonic
+        limit_s = (self.lease_ms + self.block_ms) / 1000.0
+        return age_s <= limit_s, {"since_last_poll_s": round(age_s, 3), "limit_s": limit_s}
 
     # -- control
     def request_stop(self) -> None:
@@ -397,6 +422,7 @@ class Consumer:
 
         Returns the number of entries taken (0 when there was nothing to do).
         """
+        self.last_poll_monotonic = time.monotonic()
         if not self._group_ready:
             self.bus.ensure_group(self.stream, self.group)
             self._group_ready = True
@@ -686,3 +712,38 @@ def install_signal_handlers(
             signal.signal(s, handler)
 
     return restore
+
+
+def run_stage(
+    consumer: Consumer,
+    *,
+    drain: bool = False,
+    grace_s: float = 30.0,
+    metrics_host: str = "127.0.0.1",
+    metrics_port: int | None = None,
+    health: Any = None,
+) -> int:
+    """Run one stage's consumer as a service: signals, /metrics + /healthz, clean exit.
+
+    Installs SIGTERM/SIGINT handling (main thread only), serves metrics on ``metrics_port``
+    (if given) with health checks ``redis`` (PING) and ``loop`` (:meth:`Consumer.loop_alive`)
+    added to ``health`` (a :class:`firstmotion.metrics.Health`), runs the loop and tears all
+    of it down. Returns the number of entries processed.
+    """
+    from firstmotion.metrics import Health, redis_ping_check, start_http_server
+
+    server = None
+    if metrics_port is not None:
+        health = health if health is not None else Health()
+        health.register("redis", redis_ping_check(consumer.bus.client))
+        health.register("loop", consumer.loop_alive)
+        server = start_http_server(metrics_host, metrics_port, health=health)
+    in_main = threading.current_thread() is threading.main_thread()
+    restore = install_signal_handlers(consumer, grace_s=grace_s) if in_main else None
+    try:
+        return consumer.run(drain=drain)
+    finally:
+        if restore is not None:
+            restore()
+        if server is not None:
+            server.stop()

@@ -34,6 +34,7 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 
 SCHEMA_VERSION = 1
+MAX_SAMPLES = 100_000  # per pick window (~400 KB): continuous data never goes through Redis
 
 M = TypeVar("M", bound="Message")
 Check = Callable[[str, Any], Any]
@@ -162,6 +163,11 @@ def _samples(name: str, value: Any) -> np.ndarray:
         arr = arr.copy()
     if arr.ndim != 1 or arr.size == 0:
         raise MessageError(f"{name}: expected a non-empty 1-D array, got shape {arr.shape}")
+    if arr.size > MAX_SAMPLES:
+        raise MessageError(
+            f"{name}: {arr.size} samples is more than {MAX_SAMPLES}: picks carry a short "
+            "window, never continuous data"
+        )
     arr.setflags(write=False)
     return arr
 

@@ -317,6 +317,45 @@ def test_dynamic_batching_waits_to_fill_the_batch(bus):
     assert sizes[-1] == 8  # all already there: no waiting needed
 
 
+def test_requeued_dead_letters_are_processed_again(bus):
+    poisoned = {"on": True}
+    for i in range(3):
+        bus.publish("picks", pick(i))
+
+    def sometimes(batch):
+        if poisoned["on"] and any(d.message.pick_id == pick(1).pick_id for d in batch):
+            raise RuntimeError("downstream bug")
+        return classify(batch)
+
+    c = bus.consumer("picks", "g", sometimes, name="a", lease_ms=30, max_deliveries=2)
+    c.run(drain=True, timeout_s=20)
+    (dead,) = bus.dead_letters()
+    assert "downstream bug" in dead.error
+    poisoned["on"] = False  # the bug is fixed
+    assert bus.requeue_dead_letters() == 1
+    assert bus.dead_letters() == []
+    c.run(drain=True, timeout_s=20)
+    assert output_ids(bus) == Counter({pick(i).pick_id: 1 for i in range(3)})
+    assert bus.requeue_dead_letters(["0-1"]) == 0
+
+
+def test_run_stage_drains_with_health_checks_and_restores_signals(bus):
+    from firstmotion.bus import run_stage
+    from firstmotion.metrics import Health
+
+    for i in range(4):
+        bus.publish("picks", pick(i))
+    before = signal.getsignal(signal.SIGTERM)
+    health = Health()
+    c = bus.consumer("picks", "g", classify, name="a")
+    assert run_stage(c, drain=True, metrics_port=0, health=health, grace_s=1) == 4
+    assert signal.getsignal(signal.SIGTERM) is before
+    ok, results = health.run()
+    assert ok and set(results) == {"redis", "loop"}
+    c.last_poll_monotonic -= 3600  # a loop stuck for an hour is unhealthy
+    assert health.run()[1]["loop"]["ok"] is False
+
+
 def test_consumer_rejects_bad_settings(bus):
     with pytest.raises(ValueError, match="batch_size"):
         Consumer(bus, "picks", "g", classify, batch_size=0)

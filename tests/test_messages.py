@@ -193,6 +193,11 @@ def test_pick_equality_sees_the_samples():
     assert make_pick() != make_pick(samples=np.zeros(400))
 
 
+def test_continuous_data_is_refused():
+    with pytest.raises(MessageError, match="Pick.samples: 100001 samples is more than 100000"):
+        make_pick(samples=np.zeros(100_001))
+
+
 def test_nan_samples_survive_the_wire():
     samples = np.zeros(50)
     samples[3] = np.nan
