@@ -26,6 +26,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from urllib.parse import quote
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +111,16 @@ def _die_with_parent_hook() -> Callable[[], None] | None:
 class RedisServer:
     """A private redis-server on 127.0.0.1; use as a context manager or call start/stop."""
 
-    def __init__(self, binary: Path | None = None, *, startup_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        binary: Path | None = None,
+        *,
+        startup_timeout_s: float = 10.0,
+        password: str | None = None,
+    ) -> None:
         self.binary = binary
         self.startup_timeout_s = startup_timeout_s
+        self.password = password
         self.port: int | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -121,7 +129,8 @@ class RedisServer:
     def url(self) -> str:
         if self.port is None:
             raise RedisServerError("redis-server is not running")
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{quote(self.password, safe='')}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     @property
     def running(self) -> bool:
@@ -147,6 +156,8 @@ class RedisServer:
                 "--protected-mode", "yes",
                 "--logfile", str(Path(self._tmp.name) / "redis.log"),
             ]  # fmt: skip
+            if self.password:
+                cmd += ["--requirepass", self.password]
             pre = _die_with_parent_hook()
             self._proc = subprocess.Popen(
                 cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=pre
@@ -165,7 +176,9 @@ class RedisServer:
         import redis  # the client is only needed once a server is wanted
 
         deadline = time.monotonic() + self.startup_timeout_s
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1.0)
+        client = redis.Redis(
+            host="127.0.0.1", port=self.port, password=self.password, socket_timeout=1.0
+        )
         try:
             while time.monotonic() < deadline:
                 if self._proc is None or self._proc.poll() is not None:

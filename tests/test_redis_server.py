@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import redis
 
 from firstmotion import redis_server
@@ -52,3 +53,19 @@ def test_fixture_flushes_between_tests_part1(redis_client):
 
 def test_fixture_flushes_between_tests_part2(redis_client):
     assert redis_client.get("leftover") is None
+
+
+def test_password_protected_server_and_bus_auth():
+    from firstmotion.bus import Bus
+
+    with RedisServer(password="s3cret/with:odd@chars") as server:
+        assert "s3cret%2Fwith%3Aodd%40chars@" in server.url
+        bus = Bus.from_url(server.url)
+        assert bus.client.ping()
+        bus.close()
+        open_url = f"redis://127.0.0.1:{server.port}/0"
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis.from_url(open_url).set("k", 1)
+        wrong = f"redis://:nope@127.0.0.1:{server.port}/0"
+        with pytest.raises((redis.AuthenticationError, redis.ResponseError)):
+            Bus.from_url(wrong).client.ping()
