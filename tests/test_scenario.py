@@ -1,0 +1,217 @@
+"""`firstmotion scenario`: the truth agrees with the physics and with the files written."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.signal import butter, sosfilt
+
+from firstmotion.cli import main
+from firstmotion.radiation import p_radiation
+from firstmotion.velocity import VelocityModel, taup_model
+from stream.scenario import ScenarioConfig, make_scenario, write_scenario
+from stream.scenario.network import spread_points_km
+from stream.scenario.waveforms import free_surface_p
+
+SMALL = {"n_stations": 10, "n_events": 2, "duration_s": 120.0, "region_km": 60.0}
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    config = ScenarioConfig(seed=7, magnitude_range=(2.5, 3.2), **SMALL)
+    sc = make_scenario(config)
+    out = tmp_path_factory.mktemp("scenario")
+    paths = write_scenario(sc, out)
+    return sc, out, paths
+
+
+def _pairs(truth):
+    for ev in truth["events"]:
+        for row in ev["stations"]:
+            yield ev, row
+
+
+def test_vertical_strike_slip_gives_four_quadrants():
+    sc = make_scenario(ScenarioConfig(seed=3, mechanism=(0.0, 90.0, 0.0), **SMALL))
+    n_checked = 0
+    for _, row in _pairs(sc.truth):
+        az, takeoff = np.radians(row["azimuth_deg"]), np.radians(row["takeoff_deg"])
+        # Aki & Richards 4.89 for strike 0, dip 90, rake 0: F_P = sin^2(i) sin(2 az)
+        expect = np.sin(takeoff) ** 2 * np.sin(2 * az)
+        assert row["p_radiation"] == pytest.approx(expect, abs=1e-5)
+        if row["polarity"] != 0:
+            assert row["polarity"] == np.sign(np.sin(2 * az))
+            n_checked += 1
+    assert n_checked >= 10
+
+
+def test_truth_radiation_matches_radiation_module(written):
+    sc, _, _ = written
+    for ev, row in _pairs(sc.truth):
+        r = p_radiation(ev["strike"], ev["dip"], ev["rake"], row["azimuth_deg"], row["takeoff_deg"])
+        assert row["p_radiation"] == pytest.approx(float(r), abs=1e-5)
+
+
+def test_takeoff_angles_and_p_times_match_taup(written, tmp_path):
+    sc, _, _ = written
+    tm = taup_model(VelocityModel.default(), cache_dir=tmp_path)
+    for ev, row in list(_pairs(sc.truth))[::3]:
+        arrivals = tm.get_travel_times(
+            ev["depth_km"], row["distance_km"] / 111.19492664455873, phase_list=["p", "P", "Pn"]
+        )
+        first = min(arrivals, key=lambda a: a.time)
+        travel = row["p_time_s"] - ev["origin_time_s"]
+        assert travel == pytest.approx(first.time, abs=0.1)
+        best = min(arrivals, key=lambda a: abs(180.0 - a.takeoff_angle - row["takeoff_deg"]))
+        assert 180.0 - best.takeoff_angle == pytest.approx(row["takeoff_deg"], abs=1.0)
+
+
+def _z_trace(out: Path, station: str):
+    from obspy import read
+
+    st = read(str(out / "mseed" / f"FM.{station}..HHZ.*.mseed"))
+    st.merge()
+    return st[0]
+
+
+def test_p_onsets_and_first_motions_in_the_miniseed(written):
+    sc, out, _ = written
+    from obspy import UTCDateTime
+
+    t0 = UTCDateTime(sc.truth["start_time"])
+    fs = sc.config.sampling_rate_hz
+    sos = butter(2, 1.0, "highpass", fs=fs, output="sos")  # causal: keeps the onset time
+    n_checked = 0
+    for _, row in _pairs(sc.truth):
+        if row["polarity"] == 0 or (row["snr"] or 0) < 20:
+            continue
+        tr = _z_trace(out, row["station"])
+        k_p = int(round((t0 + row["p_time_s"] - tr.stats.starttime) * fs))
+        x = sosfilt(sos, tr.data.astype(float))
+        noise = x[k_p - int(fs) : k_p - 5]
+        thresh = 5.0 * np.std(noise)
+        after = np.nonzero(np.abs(x[k_p - int(fs) :]) > thresh)[0]
+        onset = (after[0] - int(fs)) / fs
+        assert -0.02 <= onset <= 0.05, (row["station"], onset)
+        # first motion: raw counts about the pre-P level, first sample well above the noise
+        raw = tr.data.astype(float)
+        pre = raw[k_p - int(fs) : k_p]
+        t = np.arange(pre.size)
+        slope, icpt = np.polyfit(t, pre, 1)
+        seg = raw[k_p : k_p + int(fs)] - (icpt + slope * (pre.size + np.arange(int(fs))))
+        resid = pre - (icpt + slope * t)
+        big = np.nonzero(np.abs(seg) > 3 * np.std(resid))[0]
+        assert np.sign(seg[big[0]]) == row["polarity"], row["station"]
+        n_checked += 1
+    assert n_checked >= 5
+
+
+def test_files_are_512_byte_steim2_int32(written):
+    from obspy.io.mseed.util import get_record_information
+
+    _, out, paths = written
+    files = paths["mseed"]
+    assert len(files) == 3 * SMALL["n_stations"]
+    for f in files[:6]:
+        assert f.stat().st_size % 512 == 0
+        info = get_record_information(str(f))
+        assert info["record_length"] == 512
+        assert info["encoding"] == 11  # STEIM2
+        assert ".HH" in f.name and f.name.endswith(".00.mseed")
+    tr = _z_trace(out, "S001")
+    assert tr.data.dtype == np.int32
+    assert tr.stats.npts == int(SMALL["duration_s"] * 100)
+
+
+def test_stationxml_and_quakeml_readable(written):
+    from obspy import read_events, read_inventory
+
+    sc, out, _ = written
+    inv = read_inventory(str(out / "stations.xml"))
+    truth = json.loads((out / "truth.json").read_text())
+    for s in truth["stations"]:
+        coords = inv.get_coordinates(f"FM.{s['station']}..HHZ")
+        assert coords["latitude"] == pytest.approx(s["latitude"])
+        assert coords["longitude"] == pytest.approx(s["longitude"])
+    ch = inv.select(station="S001", channel="HHZ")[0][0][0]
+    assert ch.dip == -90.0 and ch.sample_rate == 100.0
+    assert ch.response.instrument_sensitivity.value == pytest.approx(6.0e8)
+    assert inv.select(station="S001", channel="HHE")[0][0][0].azimuth == 90.0
+    cat = read_events(str(out / "truth.xml"))
+    assert len(cat) == SMALL["n_events"]
+    for ev, qev in zip(truth["events"], cat, strict=True):
+        np1 = qev.focal_mechanisms[0].nodal_planes.nodal_plane_1
+        assert (np1.strike, np1.dip, np1.rake) == pytest.approx(
+            (ev["strike"], ev["dip"], ev["rake"])
+        )
+        assert qev.origins[0].depth == pytest.approx(ev["depth_km"] * 1e3)
+        pols = {p.waveform_id.station_code: p.polarity for p in qev.picks if p.phase_hint == "P"}
+        for row in ev["stations"]:
+            expect = {1: "positive", -1: "negative", 0: "undecidable"}[row["polarity"]]
+            assert pols[row["station"]] == expect
+    model = VelocityModel.from_file(out / "velocity_model.txt")
+    np.testing.assert_allclose(model.vp_km_s, sc.model.vp_km_s)
+
+
+def test_labels_follow_the_documented_rule(written):
+    sc, _, _ = written
+    for _, row in _pairs(sc.truth):
+        snr = abs(row["first_motion_m_s"]) / row["noise_rms_m_s"]
+        expect = int(np.sign(row["p_radiation"])) if row["p_in_data"] and snr >= 1 else 0
+        assert row["polarity"] == expect
+        assert np.sign(row["first_motion_m_s"]) in (np.sign(row["p_radiation"]), 0)
+
+
+def test_same_seed_same_data_other_seed_other_data():
+    a = make_scenario(ScenarioConfig(seed=5, **SMALL))
+    b = make_scenario(ScenarioConfig(seed=5, **SMALL))
+    c = make_scenario(ScenarioConfig(seed=6, **SMALL))
+    np.testing.assert_array_equal(a.counts, b.counts)
+    assert a.truth["events"] == b.truth["events"]
+    assert not np.array_equal(a.counts, c.counts)
+
+
+def test_gaps_split_traces_and_unknown_labels_in_gaps():
+    sc = make_scenario(ScenarioConfig(seed=2, gaps=True, spikes=True, n_stations=12, n_events=2,
+                                      duration_s=120.0))  # fmt: skip
+    assert sc.gaps.any()
+    st = sc.stream()
+    assert len(st) > 3 * 12  # channels with gaps come in several pieces
+    in_gap = ~sc.amplitudes.p_in_data
+    labels = np.array([[r["polarity"] for r in e["stations"]] for e in sc.truth["events"]])
+    assert np.all(labels[in_gap] == 0)
+
+
+def test_free_surface_coefficients():
+    wx, wz = free_surface_p(np.array([0.0, 0.1, 1 / 5.5]), 5.5, 3.175)
+    assert wz[0] == pytest.approx(2.0) and wx[0] == pytest.approx(0.0)
+    assert 0 < wz[1] < 2 and wx[1] > 0
+    assert wz[2] == pytest.approx(0.0, abs=1e-9)  # grazing incidence
+
+
+def test_station_layout_is_not_clustered():
+    rng = np.random.default_rng(0)
+    north, east = spread_points_km(40, 100.0, rng)
+    assert np.all(np.abs(north) <= 50) and np.all(np.abs(east) <= 50)
+    d = np.hypot(north[:, None] - north[None], east[:, None] - east[None])
+    np.fill_diagonal(d, np.inf)
+    # uniform random points would typically have a nearest pair < 2 km; spread ones > 7 km
+    assert d.min() > 7.0
+
+
+def test_cli_writes_scenario_and_plot(tmp_path):
+    out = tmp_path / "sc"
+    args = ["--n-stations", "6", "--n-events", "1", "--duration-s", "60"]
+    args += ["--mechanism", "30/60/90", "--seed", "4", "--plot"]
+    rc = main(["scenario", "--out", str(out), *args])
+    assert rc == 0
+    truth = json.loads((out / "truth.json").read_text())
+    ev = truth["events"][0]
+    assert (ev["strike"], ev["dip"], ev["rake"]) == (30.0, 60.0, 90.0)
+    png = out / "scenario.png"
+    assert png.stat().st_size > 10_000
+    png.unlink()
+    assert main(["scenario", "plot", str(out)]) == 0
+    assert png.exists()
+    assert main(["scenario", "--out", str(out), "--mechanism", "30/60"]) == 2
