@@ -117,19 +117,35 @@ def test_preprocessing_is_odd_and_unit_peak():
     np.testing.assert_allclose(np.abs(w).max(axis=1), 1.0)
 
 
-def test_preprocessing_is_causal_before_the_pick():
-    """Changing samples after the pick never changes the window before it (100 Hz input)."""
+@pytest.mark.parametrize("rate_hz", [100.0, 40.0, 125.0, 500.0])
+def test_preprocessing_is_causal_before_the_pick(rate_hz):
+    """Changing samples after the pick never changes the window before it, at any rate
+    (causal high-pass and causal anti-alias resampling: no precursor can fake a motion)."""
     cfg = PreprocessConfig()
     rng = np.random.default_rng(5)
-    x = rng.standard_normal(1000)
+    n, pick = int(10 * rate_hz), int(5 * rate_hz)
+    x = rng.standard_normal(n)
     y = x.copy()
-    y[500:] += 50 * rng.standard_normal(500)
+    y[pick:] += 50 * rng.standard_normal(n - pick)
     from workers.polarity.preprocess import linear_windows
 
-    wx, _ = linear_windows(x, 100.0, [500], cfg)
-    wy, _ = linear_windows(y, 100.0, [500], cfg)
-    np.testing.assert_array_equal(wx[0, : cfg.window_pre_samples], wy[0, : cfg.window_pre_samples])
-    assert not np.allclose(wx[0, cfg.window_pre_samples :], wy[0, cfg.window_pre_samples :])
+    wx, _ = linear_windows(x, rate_hz, [pick], cfg)
+    wy, _ = linear_windows(y, rate_hz, [pick], cfg)
+    pre = cfg.window_pre_samples
+    np.testing.assert_allclose(wx[0, :pre], wy[0, :pre], rtol=0, atol=1e-9)
+    assert not np.allclose(wx[0, pre:], wy[0, pre:])
+
+
+def test_zero_phase_resampling_would_leak_a_precursor():
+    """The reason for the causal default: the polyphase FIR rings before a sharp onset."""
+    from workers.polarity.preprocess import linear_windows
+
+    pulse = synth.p_pulse(4000, 500.0, 5.0, 30.0, 0.002)
+    pre = PreprocessConfig().window_pre_samples
+    causal, _ = linear_windows(pulse, 500.0, [2500], PreprocessConfig())
+    fir, _ = linear_windows(pulse, 500.0, [2500], PreprocessConfig(anti_alias="zero_phase"))
+    assert np.abs(causal[0, :pre]).max() < 1e-9 * np.abs(causal).max()
+    assert np.abs(fir[0, :pre]).max() > 0.05 * np.abs(fir).max()
 
 
 def test_highpass_removes_microseism_and_drift_much_larger_than_the_onset():

@@ -81,7 +81,7 @@ class SamplerConfig:
     emergent_fraction: float = 0.3
     emergence_s_range: tuple[float, float] = (0.02, 0.4)
     secondary_fraction: float = 0.7
-    secondary_amplitude_range: tuple[float, float] = (0.2, 3.0)
+    secondary_amplitude_range: tuple[float, float] = (0.2, 2.0)
     secondary_delay_s_range: tuple[float, float] = (0.05, 1.0)
     real_noise_fraction: float = 0.5
     drift_fraction: float = 0.3
@@ -95,7 +95,7 @@ class SamplerConfig:
             drift_fraction=0.6,
             emergent_fraction=0.5,
             secondary_fraction=0.9,
-            secondary_amplitude_range=(0.3, 5.0),
+            secondary_amplitude_range=(0.3, 3.0),
         )
 
 
