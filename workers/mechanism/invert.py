@@ -110,54 +110,84 @@ class Mechanism:
 # rotation and averaging of double couples (HASH MECH_ROT / MECH_AVG / MECH_PROB)
 
 
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a x b for (..., 3) arrays (np.cross without its axis bookkeeping)."""
+    return np.stack(
+        [
+            a[..., 1] * b[..., 2] - a[..., 2] * b[..., 1],
+            a[..., 2] * b[..., 0] - a[..., 0] * b[..., 2],
+            a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0],
+        ],
+        axis=-1,
+    )
+
+
 def best_combination(
-    normal_ref: np.ndarray, slip_ref: np.ndarray, normals: np.ndarray, slips: np.ndarray
+    normal_ref: np.ndarray,
+    slip_ref: np.ndarray,
+    normals: np.ndarray,
+    slips: np.ndarray,
+    nulls: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rotation angles (deg) from a reference mechanism and the matching vector combination.
 
     Each mechanism (normal, slip) (k, 3) is equivalent to (-n, -s), (s, n) and (-s, -n); the one
     reached by the smallest rotation from the reference is returned with that angle (the Kagan
     angle), like HASH's ``mech_rot``. The angle of the rotation between two right-handed frames
-    (n, s, n x s) is arccos((trace - 1) / 2).
+    (n, s, n x s) is arccos((trace - 1) / 2). ``nulls`` = n x s may be passed precomputed.
     """
-    b_ref = np.cross(normal_ref, slip_ref)
+    b_ref = _cross(normal_ref, slip_ref)
+    if nulls is None:
+        nulls = _cross(normals, slips)
     nn = normals @ normal_ref
     ss = slips @ slip_ref
     ns = normals @ slip_ref
     sn = slips @ normal_ref
-    bb = np.cross(normals, slips) @ b_ref
+    bb = nulls @ b_ref
     # traces of the four combinations: (n,s), (-n,-s), (s,n), (-s,-n); b flips sign accordingly
-    traces = np.stack([nn + ss + bb, -nn - ss + bb, sn + ns - bb, -sn - ns - bb], axis=-1)
-    pick = np.argmax(traces, axis=-1)
-    best = np.take_along_axis(traces, pick[:, None], axis=-1)[:, 0]
+    traces = np.empty((normals.shape[0], 4))
+    traces[:, 0] = nn + ss + bb
+    traces[:, 1] = bb - nn - ss
+    traces[:, 2] = sn + ns - bb
+    traces[:, 3] = -sn - ns - bb
+    pick = np.argmax(traces, axis=1)
+    best = traces[np.arange(traces.shape[0]), pick]
     angle = np.degrees(np.arccos(np.clip((best - 1.0) / 2.0, -1.0, 1.0)))
-    swap = pick >= 2
+    swap = (pick >= 2)[:, None]
     flip = np.where((pick == 1) | (pick == 3), -1.0, 1.0)[:, None]
-    n_out = np.where(swap[:, None], slips, normals) * flip
-    s_out = np.where(swap[:, None], normals, slips) * flip
+    n_out = np.where(swap, slips, normals) * flip
+    s_out = np.where(swap, normals, slips) * flip
     return angle, n_out, s_out
 
 
 def _rms_angles_deg(
-    n_avg: np.ndarray, s_avg: np.ndarray, normals: np.ndarray, slips: np.ndarray
+    n_avg: np.ndarray,
+    s_avg: np.ndarray,
+    normals: np.ndarray,
+    slips: np.ndarray,
+    nulls: np.ndarray | None = None,
 ) -> tuple[float, float]:
-    _, t1, t2 = best_combination(n_avg, s_avg, normals, slips)
+    _, t1, t2 = best_combination(n_avg, s_avg, normals, slips, nulls)
     a11 = np.arccos(np.clip(t1 @ n_avg, -1.0, 1.0))
     a22 = np.arccos(np.clip(t2 @ s_avg, -1.0, 1.0))
     return float(np.sqrt(np.mean(a11**2))), float(np.sqrt(np.mean(a22**2)))
 
 
-def average_mechanism(normals: np.ndarray, slips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def average_mechanism(
+    normals: np.ndarray, slips: np.ndarray, nulls: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Average of mechanisms (k, 3) (HASH ``mech_avg``): vectors matched to the first, summed,
     normalised, then made orthogonal again, turning the worse-constrained vector more."""
     if normals.shape[0] == 1:
         return normals[0].copy(), slips[0].copy()
-    _, t1, t2 = best_combination(normals[0], slips[0], normals[1:], slips[1:])
+    if nulls is None:
+        nulls = _cross(normals, slips)
+    _, t1, t2 = best_combination(normals[0], slips[0], normals[1:], slips[1:], nulls[1:])
     n_avg = normals[0] + t1.sum(axis=0)
     s_avg = slips[0] + t2.sum(axis=0)
     n_avg = n_avg / np.linalg.norm(n_avg)
     s_avg = s_avg / np.linalg.norm(s_avg)
-    avang1, avang2 = _rms_angles_deg(n_avg, s_avg, normals, slips)
+    avang1, avang2 = _rms_angles_deg(n_avg, s_avg, normals, slips, nulls)
     if avang1 + avang2 >= 0.0001:
         fract1 = avang1 / (avang1 + avang2)
         for _ in range(100):
@@ -194,23 +224,25 @@ def mechanism_probability(
     if nf == 1:
         return [_Cluster(normals[0], slips[0], 1.0, 0.0, 0.0)]
     out: list[_Cluster] = []
+    nulls = _cross(normals, slips)
     idx = np.arange(nf)
     for imult in range(5):
-        n_avg, s_avg = average_mechanism(normals[idx], slips[idx])
-        rota, _, _ = best_combination(n_avg, s_avg, normals[idx], slips[idx])
+        n_avg, s_avg = average_mechanism(normals[idx], slips[idx], nulls[idx])
+        rota, _, _ = best_combination(n_avg, s_avg, normals[idx], slips[idx], nulls[idx])
         near = idx[np.abs(rota) <= cangle_deg]
         if near.size == 0:
             break
-        n_avg, s_avg = average_mechanism(normals[near], slips[near])
-        rota, _, _ = best_combination(n_avg, s_avg, normals[idx], slips[idx])
+        n_avg, s_avg = average_mechanism(normals[near], slips[near], nulls[near])
+        rota, _, _ = best_combination(n_avg, s_avg, normals[idx], slips[idx], nulls[idx])
         keep = np.abs(rota) <= cangle_deg
-        n_avg, s_avg = average_mechanism(normals[idx[keep]], slips[idx[keep]])
+        kept = idx[keep]
+        n_avg, s_avg = average_mechanism(normals[kept], slips[kept], nulls[kept])
         unused = idx[~keep]
         idx = idx[keep]
         prob = keep.sum() / nf
         if imult > 0 and prob < prob_max:
             break
-        rms1, rms2 = _rms_angles_deg(n_avg, s_avg, normals, slips)
+        rms1, rms2 = _rms_angles_deg(n_avg, s_avg, normals, slips, nulls)
         out.append(_Cluster(n_avg, s_avg, float(prob), np.degrees(rms1), np.degrees(rms2)))
         if unused.size == 0:
             break

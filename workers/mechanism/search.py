@@ -97,7 +97,44 @@ def _fit_kernel_py(px, py, pz, w, obs_neg, nrm, b1, b2, cz, sz):  # pragma: no c
     return fit
 
 
-_fit_kernel = _numba.njit(cache=True, nogil=True)(_fit_kernel_py) if _numba is not None else None
+_DEFAULT_N_SLIP = 36  # the 5-degree grid; a compile-time constant lets LLVM keep acc in registers
+
+
+def _fit_kernel_36_py(px, py, pz, w, obs_neg, nrm, b1, b2, cz, sz):  # pragma: no cover - jitted
+    # Same arithmetic as _fit_kernel_py, loop order (normal, trial, pick, slip) with the 36 slip
+    # accumulators of one (normal, trial) in registers.
+    n_pol, nt = px.shape
+    n_norm = nrm.shape[0]
+    fit = np.zeros((nt, n_norm * _DEFAULT_N_SLIP))
+    for j in range(n_norm):
+        n0, n1, n2 = nrm[j, 0], nrm[j, 1], nrm[j, 2]
+        u0, u1, u2 = b1[j, 0], b1[j, 1], b1[j, 2]
+        v0, v1, v2 = b2[j, 0], b2[j, 1], b2[j, 2]
+        base = j * _DEFAULT_N_SLIP
+        for t in range(nt):
+            acc = np.zeros(_DEFAULT_N_SLIP)
+            for i in range(n_pol):
+                x = px[i, t]
+                y = py[i, t]
+                z = pz[i, t]
+                a = x * n0 + y * n1 + z * n2
+                c1 = x * u0 + y * u1 + z * u2
+                c2 = x * v0 + y * v1 + z * v2
+                flip = (a < 0.0) != obs_neg[i]
+                wi = w[i]
+                for k in range(_DEFAULT_N_SLIP):
+                    c = cz[k] * c1 + sz[k] * c2
+                    acc[k] += wi if (c < 0.0) != flip else 0.0
+            for k in range(_DEFAULT_N_SLIP):
+                fit[t, base + k] = acc[k]
+    return fit
+
+
+if _numba is not None:
+    _fit_kernel = _numba.njit(cache=True, nogil=True)(_fit_kernel_py)
+    _fit_kernel_36 = _numba.njit(cache=True, nogil=True)(_fit_kernel_36_py)
+else:  # pragma: no cover
+    _fit_kernel = _fit_kernel_36 = None
 
 
 def misfit_table(rays: np.ndarray, weight: np.ndarray, grid: FocalGrid) -> np.ndarray:
@@ -110,7 +147,8 @@ def misfit_table(rays: np.ndarray, weight: np.ndarray, grid: FocalGrid) -> np.nd
     px, py, pz = (np.ascontiguousarray(r) for r in rays)
     w = np.ascontiguousarray(np.abs(weight), dtype=float)
     obs_neg = np.ascontiguousarray(weight < 0)
-    return _fit_kernel(
+    kernel = _fit_kernel_36 if grid.n_slip == _DEFAULT_N_SLIP else _fit_kernel
+    return kernel(
         px,
         py,
         pz,
