@@ -356,6 +356,34 @@ def test_run_stage_drains_with_health_checks_and_restores_signals(bus):
     assert health.run()[1]["loop"]["ok"] is False
 
 
+def test_consumer_survives_dropped_redis_connections(bus, redis_client):
+    import threading
+
+    c = bus.consumer("picks", "g", classify, name="a", block_ms=100)
+    t = threading.Thread(target=c.run, daemon=True)
+    t.start()
+
+    def wait_outputs(n: int) -> None:
+        deadline = time.monotonic() + 20
+        while bus.length("polarities") < n and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    try:
+        for i in range(5):
+            bus.publish("picks", pick(i))
+        wait_outputs(5)
+        assert redis_client.client_kill_filter(_type="normal", skipme=True) >= 1
+        for i in range(5, 10):
+            bus.publish("picks", pick(i))
+        wait_outputs(10)
+    finally:
+        c.request_stop()
+        t.join(timeout=10)
+    assert not t.is_alive()
+    assert output_ids(bus) == Counter({pick(i).pick_id: 1 for i in range(10)})
+    assert bus.pending_count("picks", "g") == 0
+
+
 def test_consumer_rejects_bad_settings(bus):
     with pytest.raises(ValueError, match="batch_size"):
         Consumer(bus, "picks", "g", classify, batch_size=0)
