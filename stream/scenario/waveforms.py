@@ -42,6 +42,7 @@ from stream.scenario.network import Station
 HORIZONTAL_NOISE_FACTOR = 1.4
 P_CODA_RATIO, S_CODA_RATIO = 0.25, 0.35
 P_CODA_DECAY_S, S_CODA_DECAY_S = 1.5, 3.0
+CODA_DECAYS = 6.0  # coda segments last this many decay times (e^-6 = 0.25% at the end)
 MAX_PULSE_S = 30.0
 
 
@@ -119,13 +120,14 @@ def _add(trace: np.ndarray, start: int, seg: np.ndarray) -> None:
 
 
 def _pulse_segment(
-    arrival_s: float, fs: float, fc_hz: float, tstar_s: float, emergence_s: float = 0.0
+    arrival_s: float, fs: float, fc_hz: float, tstar_s: float, min_length_s: float = 0.0
 ) -> tuple[int, np.ndarray]:
-    """(start sample, velocity pulse for a unit moment) with the onset at ``arrival_s``."""
+    """(start sample, velocity pulse for a unit moment) with the onset at ``arrival_s``; the
+    segment is long enough for the pulse (and at least ``min_length_s``, room for a coda)."""
     start = int(np.floor(arrival_s * fs)) - 2
-    length_s = min(MAX_PULSE_S, 25.0 / fc_hz + 30.0 * tstar_s + emergence_s + 1.0)
+    length_s = min(MAX_PULSE_S, max(25.0 / fc_hz + 30.0 * tstar_s + 1.0, min_length_s))
     seg = p_pulse(int(length_s * fs), fs, arrival_s - start / fs, fc_hz, tstar_s,
-                  output="velocity", emergence_s=emergence_s, normalize=False)  # fmt: skip
+                  output="velocity", normalize=False)  # fmt: skip
     return start, seg
 
 
@@ -205,7 +207,8 @@ def synthesize(
             noise_rms[i, j] = float(detrended_rms(pre)[0]) if pre.size >= 3 else float("nan")
         baz = np.radians(g.back_azimuth_deg[:, j] + 180.0)  # radial = away from the source
         for i in range(n_ev):
-            start, u = _pulse_segment(t_p[i, j], fs, fc_p[i], tstar_p[i, j], 0.0)
+            coda_s = CODA_DECAYS * P_CODA_DECAY_S if config.coda else 0.0
+            start, u = _pulse_segment(t_p[i, j], fs, fc_p[i], tstar_p[i, j], coda_s)
             if config.coda:
                 uz = _with_coda(u, fs, P_CODA_RATIO, P_CODA_DECAY_S, rng)
                 ur = _with_coda(u, fs, P_CODA_RATIO, P_CODA_DECAY_S, rng)
@@ -222,7 +225,8 @@ def synthesize(
             _add(data[j, 1], start, radial * np.cos(baz[i]) - transverse * np.sin(baz[i]))
             _add(data[j, 2], start, radial * np.sin(baz[i]) + transverse * np.cos(baz[i]))
             # S: SV (radial -cos j, up +sin j at the receiver) and SH, free-surface factor 2
-            start, u = _pulse_segment(t_s[i, j], fs, fc_s[i], tstar_s[i, j], 0.0)
+            coda_s = CODA_DECAYS * S_CODA_DECAY_S if config.coda else 0.0
+            start, u = _pulse_segment(t_s[i, j], fs, fc_s[i], tstar_s[i, j], coda_s)
             if config.coda:
                 u = _with_coda(u, fs, S_CODA_RATIO, S_CODA_DECAY_S, rng)
             inc = np.radians(g.s_incidence_deg[i, j])
