@@ -185,6 +185,17 @@ class Bus:
         )
         return _s(entry_id)
 
+    def publish_many(
+        self, stream: str, messages: Iterable[Message], *, maxlen: int | None = None
+    ) -> list[str]:
+        """Append several messages in one round trip (a MULTI/EXEC: all or none)."""
+        limit = self.maxlen if maxlen is None else maxlen
+        pipe = self.client.pipeline(transaction=True)
+        key = self.key(stream)
+        for message in messages:
+            pipe.xadd(key, encode(message), maxlen=limit, approximate=True)
+        return [_s(i) for i in pipe.execute()]
+
     def trim_minid(self, stream: str, min_id: str, *, approximate: bool = True) -> int:
         """Drop entries with ids below ``min_id`` (XTRIM MINID); returns how many went."""
         return int(self.client.xtrim(self.key(stream), minid=min_id, approximate=approximate))
@@ -355,6 +366,7 @@ class Consumer:
         self.fill_wait_ms = max_wait_ms
         self._lag_due = 0.0
         self._claim_cursor = "0-0"
+        self._claim_due = 0.0
         self._last_errors: dict[str, str] = {}
         self.last_poll_monotonic = time.monotonic()
         self.processed = 0  # entries acked after a successful handler call
@@ -429,7 +441,13 @@ class Consumer:
         if time.monotonic() >= self._lag_due:
             self._lag_due = time.monotonic() + self.lag_interval_s
             self.report_lag()
-        entries = self._claim()
+        entries = []
+        if time.monotonic() >= self._claim_due:
+            entries = self._claim()
+            # keep claiming while there is a backlog of stale entries, else look again soon:
+            # nothing can become reclaimable faster than the lease
+            pause_s = 0.0 if entries else min(self.lease_ms / 4000.0, 1.0)
+            self._claim_due = time.monotonic() + pause_s
         if not entries:
             entries = self._read(self.block_ms if block_ms is None else block_ms)
             if entries and self.fill_wait_ms:

@@ -98,6 +98,12 @@ def test_publish_round_trip(bus):
     assert bus.client.exists("t:picks") == 1
 
 
+def test_publish_many_in_one_transaction(bus):
+    ids = bus.publish_many("picks", [pick(i) for i in range(5)])
+    assert len(ids) == 5 and [i for i, _ in bus.messages("picks")] == ids
+    assert bus.publish_many("picks", []) == []
+
+
 def test_publish_trims_to_about_maxlen(bus):
     p = pick(0)
     for _ in range(600):
