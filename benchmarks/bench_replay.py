@@ -13,7 +13,10 @@ falls back to synthetic Steim2 data when absent). Timed in the same run:
   raw-socket client that sends STATION/SELECT/FETCH/END and reads until ``END``;
 * ``replay K clients``: K such clients at once (aggregate packets/s);
 * ``obspy SLClient``: one obspy ``SLClient`` consuming and decoding every packet (what the
-  ingest stage pays per packet) — a client-side figure.
+  ingest stage pays per packet) — a client-side figure;
+* ``pacing``: at ``--speed`` (default 60), how late each packet reaches a raw DATA client
+  after its scheduled release (end of record on the replay clock), against the baseline of
+  the record-fill time itself (record duration / speed), the latency a real digitizer adds.
 
 Printed: packets/s, the ratio to the baseline, and the real-time factor (how many times faster
 than real time the whole recording is delivered). Medians of ``--repeats`` runs. The machine may
@@ -159,10 +162,48 @@ def time_obspy(plan_records, n: int) -> float:
         runner.stop()
 
 
+def time_pacing(records, speed: float, wall_s: float) -> tuple[np.ndarray, float]:
+    """Lateness (s) of each packet after its scheduled release, and the median fill time."""
+    server = ReplayServer(records, port=0, speed=speed)
+    plan = server.plan
+    runner = ReplayThread(server)
+    host, port = runner.start()
+    late = []
+    try:
+        sock = socket.create_connection((host, port), timeout=10)
+        buf = b""
+        for line in (b"STATION * *", b"SELECT ???", b"DATA"):
+            sock.sendall(line + b"\r")
+            while b"\r\n" not in buf:
+                buf += sock.recv(4096)
+            _, buf = buf.split(b"\r\n", 1)
+        sock.sendall(b"END\r")
+        t_end = time.monotonic() + wall_s
+        while time.monotonic() < t_end:
+            chunk = sock.recv(1 << 16)
+            now = time.monotonic()
+            buf += chunk
+            while len(buf) >= 520:
+                seq = int(buf[2:8], 16)
+                buf = buf[520:]
+                due = (
+                    server.clock_origin_s
+                    + (plan.release_clock_s(seq - 1) - plan.clock_start_s) / speed
+                )
+                late.append(now - due)
+        sock.close()
+    finally:
+        runner.stop()
+    fill_s = float(np.median(plan.end_ns - plan.start_ns)) / 1e9 / speed
+    return np.array(late), fill_s
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--speed", type=float, default=60.0)
+    ap.add_argument("--pacing-seconds", type=float, default=5.0)
     args = ap.parse_args()
     records, label = _records()
     plan = ReplayPlan.build(records)
@@ -190,6 +231,13 @@ def main() -> None:
         base,
     )
     report("obspy SLClient (decode)", [time_obspy(records, n) for _ in range(1)], n, base)
+    late, fill_s = time_pacing(records, args.speed, args.pacing_seconds)
+    p50, p99 = np.percentile(late, [50, 99])
+    print(
+        f"pacing at {args.speed:g}x: {late.size} packets, late by median {p50 * 1e3:.1f} ms, "
+        f"p99 {p99 * 1e3:.1f} ms; record fill {fill_s * 1e3:.1f} ms "
+        f"(lateness/fill: median x{p50 / fill_s:.3f}, p99 x{p99 / fill_s:.3f})"
+    )
 
 
 if __name__ == "__main__":

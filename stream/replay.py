@@ -489,6 +489,7 @@ class ReplayServer:
         self.released = 0
         self.finished = False
         self.started_ns = time.time_ns()
+        self.clock_origin_s: float | None = None  # event-loop (monotonic) time of clock zero
         self._server: asyncio.AbstractServer | None = None
         self._changed: asyncio.Condition | None = None
         self._clock_task: asyncio.Task | None = None
@@ -570,7 +571,7 @@ class ReplayServer:
         if self.speed is None:
             await self._run_unpaced(n)
             return
-        t0 = asyncio.get_running_loop().time()
+        t0 = self.clock_origin_s = asyncio.get_running_loop().time()
         while True:
             clock = self.plan.clock_start_s + (asyncio.get_running_loop().time() - t0) * self.speed
             due = self.plan.released_by(clock, self.loop)

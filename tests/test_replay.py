@@ -578,3 +578,29 @@ def test_cli_serves_exposes_metrics_and_stops_on_sigterm(small_dir):
             proc.wait()
     assert proc.returncode == 0
     assert "stopped after releasing" in rest
+
+
+def test_python_api_on_the_callers_event_loop(small_dir):
+    import asyncio
+
+    async def scenario():
+        server = ReplayServer([small_dir], port=0, speed=None)
+        host, port = await server.start()
+        assert server.listening and port > 0
+        await asyncio.wait_for(server.wait_released(len(server.plan)), 10)
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(b"HELLO\r")
+        hello = await asyncio.wait_for(reader.readuntil(b"server\r\n"), 5)
+        writer.write(b"SELECT HHN\rFETCH\r")  # commands may arrive in one segment
+        assert await asyncio.wait_for(reader.readexactly(8), 5) == b"OK\r\nOK\r\n"
+        body = await asyncio.wait_for(reader.readuntil(b"END"), 5)
+        writer.close()
+        await server.stop()
+        assert not server.listening
+        return hello, body, server.plan
+
+    hello, body, plan = asyncio.run(scenario())
+    assert hello.startswith(b"SeedLink v3.1 (firstmotion replay)")
+    packets = [body[i : i + 520] for i in range(0, len(body) - 3, 520)]
+    want = [i + 1 for i, r in enumerate(plan.records) if r.header.channel == "HHN"]
+    assert [int(p[2:8], 16) for p in packets] == want
