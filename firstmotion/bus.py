@@ -463,8 +463,14 @@ class Consumer:
         ``backlog`` is XINFO GROUPS' ``lag`` (Redis >= 7), else counted server-side by a small
         Lua script (capped at :data:`LAG_COUNT_CAP`).
         """
+        import redis
+
         client = self.bus.client
-        groups = {_s(g["name"]): g for g in client.xinfo_groups(self.key)}
+        try:
+            groups = {_s(g["name"]): g for g in client.xinfo_groups(self.key)}
+        except redis.ResponseError:  # the stream vanished (FLUSHALL, DEL): recreate it
+            self._group_ready = False
+            return 0, 0
         info = groups.get(self.group)
         if info is None:
             return 0, 0

@@ -390,6 +390,16 @@ def test_consumer_survives_dropped_redis_connections(bus, redis_client):
     assert bus.pending_count("picks", "g") == 0
 
 
+def test_consumer_recreates_a_stream_deleted_under_it(bus):
+    c = bus.consumer("picks", "g", classify, name="a", block_ms=50)
+    c.run_once()
+    bus.client.delete("t:picks")
+    assert c.report_lag() == (0, 0)
+    c.run_once()  # recreates stream and group
+    bus.publish("picks", pick(0))
+    assert c.run(drain=True, timeout_s=10) == 1
+
+
 def test_consumer_rejects_bad_settings(bus):
     with pytest.raises(ValueError, match="batch_size"):
         Consumer(bus, "picks", "g", classify, batch_size=0)
