@@ -16,6 +16,7 @@ from workers.mechanism.search import (
     misfit_allowances,
     misfit_table,
     misfit_table_numpy,
+    pruned_misfit_table,
     rays_from_angles,
 )
 
@@ -54,6 +55,34 @@ def test_coarser_grid_kernel_equals_twin():
     g = focal_grid(10.0)
     rays, signed = _random_case(rng, 15, 4)
     np.testing.assert_allclose(misfit_table(rays, signed, g), misfit_table_numpy(rays, signed, g))
+
+
+@pytest.mark.parametrize("spread_deg", [1.0, 10.0])
+def test_pruned_search_is_exact(spread_deg):
+    """Branch and bound gives the same accepted set and trial minima as the full table."""
+    rng = np.random.default_rng(int(spread_deg))
+    g = focal_grid(5.0)
+    sdr = (70.0, 50.0, 30.0)
+    n_pol, n_trials = 40, 12
+    az0, to0 = rng.uniform(0, 360, n_pol), rng.uniform(5, 175, n_pol)
+    pol = p_polarity(*sdr, az0, to0).astype(float)
+    pol[:4] *= -1
+    az = az0[:, None] + rng.normal(0, spread_deg, (n_pol, n_trials))
+    to = np.clip(to0[:, None] + rng.normal(0, spread_deg, (n_pol, n_trials)), 0.0, 180.0)
+    az[:, 0], to[:, 0] = az0, to0
+    rays = rays_from_angles(az, to)
+    signed = pol * rng.choice([1.0, 0.5], n_pol)
+    nextra, ntotal = misfit_allowances(float(np.abs(signed).sum()), 0.1, 2.0)
+    full = misfit_table(rays, signed, g)
+    pruned, n_eval = pruned_misfit_table(rays, signed, g, nextra, ntotal)
+    np.testing.assert_array_equal(
+        accepted_mask(pruned, nextra, ntotal), accepted_mask(full, nextra, ntotal)
+    )
+    np.testing.assert_array_equal(pruned.min(axis=1), full.min(axis=1))
+    done = np.isfinite(pruned)
+    np.testing.assert_array_equal(pruned[done], full[done])
+    if spread_deg < 5:
+        assert n_eval < g.n_normals // 2  # tight trials: most of the grid is skipped
 
 
 def test_misfit_allowances_follow_skhash_rounding():

@@ -33,8 +33,8 @@ from workers.mechanism.grid import focal_grid
 from workers.mechanism.search import (
     accepted_mask,
     misfit_allowances,
-    misfit_table,
     misfit_table_numpy,
+    pruned_misfit_table,
     rays_from_angles,
 )
 
@@ -446,12 +446,11 @@ def invert(
 
     grid = focal_grid(dang_deg)
     rays = rays_from_angles(az_tr, to_tr)
-    fit = (
-        misfit_table(rays, signed, grid)
-        if backend == "numba"
-        else misfit_table_numpy(rays, signed, grid)
-    )
     nextra, ntotal = misfit_allowances(float(np.abs(signed).sum()), badfrac, badmin)
+    if backend == "numba":
+        fit, _ = pruned_misfit_table(rays, signed, grid, nextra, ntotal)
+    else:
+        fit = misfit_table_numpy(rays, signed, grid)
     accepted = np.flatnonzero(accepted_mask(fit, nextra, ntotal))
     clusters = mechanism_probability(
         grid.normal[accepted], grid.slip[accepted], cangle_deg, prob_max

@@ -61,16 +61,15 @@ def misfit_table_numpy(
     return fit
 
 
-def _fit_kernel_py(px, py, pz, w, obs_neg, nrm, b1, b2, cz, sz):  # pragma: no cover - jitted
-    # Loop order (normal, pick, trial, slip): the slip loop is innermost and contiguous so it
-    # vectorises; the accumulator (trials x slips) stays in L1. No fastmath: signs of exact zeros
-    # (rays straight up) must follow SKHASH's "< 0" rule, and fastmath changes them.
+def _fit_kernel_py(px, py, pz, w, obs_neg, nrm, b1, b2, cz, sz, sel, fit):  # pragma: no cover
+    # Fills fit[:, mechanisms of the normals in sel]. Loop order (normal, pick, trial, slip): the
+    # slip loop is innermost and contiguous so it vectorises; acc (trials x slips) stays in L1.
+    # No fastmath: signs of exact zeros (rays straight up) must follow SKHASH's "< 0" rule.
     n_pol, nt = px.shape
-    n_norm = nrm.shape[0]
     n_slip = cz.shape[0]
-    fit = np.zeros((nt, n_norm * n_slip))
     acc = np.zeros((nt, n_slip))
-    for j in range(n_norm):
+    for jj in range(sel.shape[0]):
+        j = sel[jj]
         n0, n1, n2 = nrm[j, 0], nrm[j, 1], nrm[j, 2]
         u0, u1, u2 = b1[j, 0], b1[j, 1], b1[j, 2]
         v0, v1, v2 = b2[j, 0], b2[j, 1], b2[j, 2]
@@ -94,19 +93,17 @@ def _fit_kernel_py(px, py, pz, w, obs_neg, nrm, b1, b2, cz, sz):  # pragma: no c
         for t in range(nt):
             for k in range(n_slip):
                 fit[t, base + k] = acc[t, k]
-    return fit
 
 
 _DEFAULT_N_SLIP = 36  # the 5-degree grid; a compile-time constant lets LLVM keep acc in registers
 
 
-def _fit_kernel_36_py(px, py, pz, w, obs_neg, nrm, b1, b2, cz, sz):  # pragma: no cover - jitted
+def _fit_kernel_36_py(px, py, pz, w, obs_neg, nrm, b1, b2, cz, sz, sel, fit):  # pragma: no cover
     # Same arithmetic as _fit_kernel_py, loop order (normal, trial, pick, slip) with the 36 slip
     # accumulators of one (normal, trial) in registers.
     n_pol, nt = px.shape
-    n_norm = nrm.shape[0]
-    fit = np.zeros((nt, n_norm * _DEFAULT_N_SLIP))
-    for j in range(n_norm):
+    for jj in range(sel.shape[0]):
+        j = sel[jj]
         n0, n1, n2 = nrm[j, 0], nrm[j, 1], nrm[j, 2]
         u0, u1, u2 = b1[j, 0], b1[j, 1], b1[j, 2]
         v0, v1, v2 = b2[j, 0], b2[j, 1], b2[j, 2]
@@ -127,14 +124,69 @@ def _fit_kernel_36_py(px, py, pz, w, obs_neg, nrm, b1, b2, cz, sz):  # pragma: n
                     acc[k] += wi if (c < 0.0) != flip else 0.0
             for k in range(_DEFAULT_N_SLIP):
                 fit[t, base + k] = acc[k]
-    return fit
+
+
+def _lower_bound_kernel_py(
+    p0x, p0y, p0z, margin, w, obs_neg, nrm, b1, b2, cz, sz
+):  # pragma: no cover
+    # lb[m] = summed weight of the picks that mechanism m gets wrong in EVERY trial: the trial
+    # rays of pick i all lie within delta_i of p0_i, so when |p0.n| > sin(delta_i) and
+    # |p0.s| > sin(delta_i) (margin[i]) neither sign can change between trials.
+    n_pol = p0x.shape[0]
+    n_norm = nrm.shape[0]
+    n_slip = cz.shape[0]
+    lb = np.zeros(n_norm * n_slip)
+    for j in range(n_norm):
+        n0, n1, n2 = nrm[j, 0], nrm[j, 1], nrm[j, 2]
+        u0, u1, u2 = b1[j, 0], b1[j, 1], b1[j, 2]
+        v0, v1, v2 = b2[j, 0], b2[j, 1], b2[j, 2]
+        base = j * n_slip
+        for i in range(n_pol):
+            x = p0x[i]
+            y = p0y[i]
+            z = p0z[i]
+            a = x * n0 + y * n1 + z * n2
+            if abs(a) <= margin[i]:
+                continue
+            c1 = x * u0 + y * u1 + z * u2
+            c2 = x * v0 + y * v1 + z * v2
+            flip = (a < 0.0) != obs_neg[i]
+            mi = margin[i]
+            wi = w[i]
+            for k in range(n_slip):
+                c = cz[k] * c1 + sz[k] * c2
+                if abs(c) > mi and (c < 0.0) != flip:
+                    lb[base + k] += wi
+    return lb
 
 
 if _numba is not None:
     _fit_kernel = _numba.njit(cache=True, nogil=True)(_fit_kernel_py)
     _fit_kernel_36 = _numba.njit(cache=True, nogil=True)(_fit_kernel_36_py)
+    _lower_bound_kernel = _numba.njit(cache=True, nogil=True)(_lower_bound_kernel_py)
 else:  # pragma: no cover
-    _fit_kernel = _fit_kernel_36 = None
+    _fit_kernel = _fit_kernel_36 = _lower_bound_kernel = None
+
+
+def _kernel_args(rays: np.ndarray, weight: np.ndarray, grid: FocalGrid) -> tuple:
+    px, py, pz = (np.ascontiguousarray(r) for r in rays)
+    return (
+        px,
+        py,
+        pz,
+        np.ascontiguousarray(np.abs(weight), dtype=float),
+        np.ascontiguousarray(weight < 0),
+        np.ascontiguousarray(grid.normal_of_normal),
+        np.ascontiguousarray(grid.base1),
+        np.ascontiguousarray(grid.base2),
+        np.cos(grid.zeta_rad),
+        np.sin(grid.zeta_rad),
+    )
+
+
+def _fill_fit(args: tuple, grid: FocalGrid, sel: np.ndarray, fit: np.ndarray) -> None:
+    kernel = _fit_kernel_36 if grid.n_slip == _DEFAULT_N_SLIP else _fit_kernel
+    kernel(*args, np.ascontiguousarray(sel, dtype=np.int64), fit)
 
 
 def misfit_table(rays: np.ndarray, weight: np.ndarray, grid: FocalGrid) -> np.ndarray:
@@ -144,22 +196,52 @@ def misfit_table(rays: np.ndarray, weight: np.ndarray, grid: FocalGrid) -> np.nd
     """
     if _fit_kernel is None:  # pragma: no cover
         return misfit_table_numpy(rays, weight, grid)
-    px, py, pz = (np.ascontiguousarray(r) for r in rays)
-    w = np.ascontiguousarray(np.abs(weight), dtype=float)
-    obs_neg = np.ascontiguousarray(weight < 0)
-    kernel = _fit_kernel_36 if grid.n_slip == _DEFAULT_N_SLIP else _fit_kernel
-    return kernel(
-        px,
-        py,
-        pz,
-        w,
-        obs_neg,
-        np.ascontiguousarray(grid.normal_of_normal),
-        np.ascontiguousarray(grid.base1),
-        np.ascontiguousarray(grid.base2),
-        np.cos(grid.zeta_rad),
-        np.sin(grid.zeta_rad),
-    )
+    fit = np.zeros((rays.shape[2], grid.n_mech))
+    _fill_fit(_kernel_args(rays, weight, grid), grid, np.arange(grid.n_normals), fit)
+    return fit
+
+
+def trial_spread_sin(rays: np.ndarray) -> np.ndarray:
+    """sin of each pick's largest angle between trial 0 and its other trials, (n_pol,).
+
+    A plane whose |p0 . normal| exceeds this cannot separate any two trials of the pick.
+    """
+    p0 = rays[:, :, :1]
+    cos = np.clip(np.sum(rays * p0, axis=0).min(axis=1), -1.0, 1.0)
+    sin = np.where(cos < 0, 1.0, np.sqrt(np.maximum(0.0, 1.0 - cos * cos)))
+    return sin
+
+
+def pruned_misfit_table(
+    rays: np.ndarray, weight: np.ndarray, grid: FocalGrid, nextra: float, ntotal: float
+) -> tuple[np.ndarray, int]:
+    """Misfit table exact wherever it matters for acceptance, +inf elsewhere; and the number of
+    grid normals evaluated in full.
+
+    Branch and bound: a lower bound per mechanism (polarities it gets wrong in every trial, from
+    trial 0 and each pick's trial spread) is computed in one cheap pass; the normals holding the
+    lowest bounds are evaluated in full to bound each trial's minimum misfit from above; every
+    normal with a mechanism whose lower bound could still pass max(min + nextra, ntotal) is
+    evaluated in full. A skipped mechanism's misfit exceeds every trial's threshold, so the
+    accepted set and the trial minima equal those of :func:`misfit_table` exactly.
+    """
+    if _fit_kernel is None:  # pragma: no cover
+        return misfit_table_numpy(rays, weight, grid), grid.n_normals
+    args = _kernel_args(rays, weight, grid)
+    margin = trial_spread_sin(rays) + 1e-9
+    p0 = [np.ascontiguousarray(r[:, 0]) for r in rays]
+    lb = _lower_bound_kernel(*p0, margin, *args[3:])
+    n_trials = rays.shape[2]
+    fit = np.full((n_trials, grid.n_mech), np.inf)
+    lb_norm = lb.reshape(grid.n_normals, grid.n_slip).min(axis=1)
+    seed = np.argsort(lb_norm, kind="stable")[: max(1, min(8, grid.n_normals))]
+    _fill_fit(args, grid, np.sort(seed), fit)
+    upper_min = fit.min(axis=1)  # >= each trial's true minimum
+    bound = float(np.max(np.maximum(upper_min + nextra, ntotal))) + 1e-9
+    todo = np.flatnonzero(lb_norm <= bound)
+    todo = np.setdiff1d(todo, seed, assume_unique=True)
+    _fill_fit(args, grid, todo, fit)
+    return fit, int(todo.size + seed.size)
 
 
 def misfit_allowances(total_weight: float, badfrac: float, badmin: float) -> tuple[float, float]:
