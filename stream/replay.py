@@ -517,6 +517,7 @@ class ReplayServer:
         self._server = await asyncio.start_server(self._handle, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
         self._clock_task = asyncio.create_task(self._run_clock(), name="replay-clock")
+        self._clock_task.add_done_callback(_log_failure)
         log.info(
             "replay: serving %d records of %d streams on %s:%d (speed %s%s)",
             len(self.plan),
@@ -852,12 +853,22 @@ class ReplayServer:
             client.fetch_until = self.released
         client.streaming = True
         client.sender = asyncio.create_task(self._send_loop(client, delay_s))
+        client.sender.add_done_callback(lambda task: self._sender_done(client, task))
         log.info(
             "replay: %s streams %s from sequence %06X",
             client.name(),
             ", ".join(f"{r.label()} {r.mode}" for r in client.requests),
             sequence_of(client.cursor),
         )
+
+    def _sender_done(self, client: _Client, task: asyncio.Task) -> None:
+        """A sender that died of anything but a lost connection ends its connection loudly."""
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None and not isinstance(exc, ConnectionError):
+            log.error("replay: %s: sender failed", client.name(), exc_info=exc)
+            client.writer.close()
 
     def _route(self, client: _Client, stream: int) -> _StationRequest | None:
         if stream not in client.route:
@@ -946,6 +957,11 @@ class ReplayServer:
                 # nothing more will come for a realtime request; idle until the client leaves
                 await asyncio.Event().wait()
             await asyncio.sleep(0)
+
+
+def _log_failure(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("replay: %s failed", task.get_name(), exc_info=task.exception())
 
 
 async def _read_lines(reader: asyncio.StreamReader) -> AsyncIterator[bytes | None]:
