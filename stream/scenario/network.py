@@ -49,7 +49,7 @@ def make_stations(config: ScenarioConfig, rng: np.random.Generator) -> list[Stat
     lat, lon = offset_latlon(config.centre_lat_deg, config.centre_lon_deg, north, east)
     lo, hi = config.noise_level_range_m_s
     level = np.exp(rng.uniform(np.log(lo), np.log(hi), config.n_stations))
-    elevation = rng.uniform(0.0, 800.0, config.n_stations)
+    elevation = np.zeros(config.n_stations)  # at datum: the rays start at depth 0 (exact truth)
     return [
         Station(config.network, f"S{k + 1:03d}", round(float(lat[k]), 6), round(float(lon[k]), 6),
                 round(float(elevation[k]), 1), float(north[k]), float(east[k]), float(level[k]))
