@@ -32,10 +32,17 @@ How it behaves (and why):
   after ``begin`` (and start before ``end``), then sends ``END`` once the clock has passed the
   window; ``FETCH`` serves what the ring holds, then ``END``.
 * **Protocol.** HELLO, CAT, STATION (``?``/``*`` wildcards), SELECT (``[!][LL]CCC[.T]``),
-  DATA/FETCH/TIME, END (multi-station), uni-station mode (DATA without STATION: every station,
-  global selectors), BYE, INFO ID/CAPABILITIES/STATIONS/STREAMS/GAPS/CONNECTIONS/ALL as XML in
-  ``SLINFO`` packets. Malformed commands get ``ERROR`` and the connection stays usable; once a
-  connection streams, only INFO (keepalives) and BYE are acted on.
+  DATA/FETCH/TIME, END (multi-station: only stations activated by DATA/FETCH/TIME stream; if
+  any asked FETCH the connection is dial-up and ends with ``END`` as a whole), uni-station
+  mode (DATA/FETCH/TIME without STATION: every station, global selectors; the transfer starts
+  0.1 s after ``OK`` so obspy reads the ``OK`` alone), BYE, INFO
+  ID/CAPABILITIES/STATIONS/STREAMS/GAPS/CONNECTIONS/ALL as XML in ``SLINFO`` packets.
+  Malformed commands get ``ERROR`` and the connection stays usable; once a connection
+  streams, only INFO (keepalives) and BYE are acted on (an ``ERROR`` between data packets
+  would break obspy's packet parser).
+* **Metrics.** ``firstmotion_replay_*`` series in the project registry (records released,
+  packets sent, refused commands, clients, data and wall time of the latest release);
+  ``--metrics-port`` serves them.
 
 obspy 1.5.1's SeedLink clients crash on connect when their timeout is ``None`` (their
 default): give ``SLClient``/``SeedLinkConnection`` a ``timeout`` and set ``netto``/``netdly``
