@@ -201,3 +201,21 @@ def test_batched_windows_match_single_pulses():
         np.testing.assert_allclose(
             info["clean"][k], info["amplitude"][k] * single, atol=1e-5 * abs(info["amplitude"][k])
         )
+
+
+def test_broadband_noise_in_absolute_units_lies_between_peterson_nlnm_and_nhnm():
+    from obspy.signal.spectral_estimation import get_nhnm, get_nlnm
+
+    fs = 20.0
+    f = np.linspace(1.0, fs / 2, 2000)
+    level = np.sqrt(np.trapz(synth.noise_psd_shape(f, "broadband"), f))  # model's own HF RMS
+    x = synth.ambient_noise(int(3600 * fs), fs, np.random.default_rng(1), level=level)
+    ff, p = welch(x, fs, nperseg=8192)
+    (p_lo, db_lo), (p_hi, db_hi) = get_nlnm(), get_nhnm()
+    for period in (0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0):
+        band = (ff > 0.8 / period) & (ff < 1.25 / period)
+        acc_db = 10 * np.log10(np.median(p[band] * (2 * np.pi * ff[band]) ** 2))
+        assert np.interp(period, p_lo[::-1], db_lo[::-1]) < acc_db
+        assert acc_db < np.interp(period, p_hi[::-1], db_hi[::-1])
+        model = np.median(synth.noise_psd_shape(ff[band], "broadband"))
+        assert 10 * np.log10(np.median(p[band]) / model) == pytest.approx(0.0, abs=3.0)
