@@ -102,7 +102,7 @@ def _check_onsets_and_first_motions(sc, out: Path) -> int:
         seg = raw[k_p : k_p + one_s] - (icpt + slope * (pre.size + np.arange(one_s)))
         resid = pre - (icpt + slope * t)
         big = np.nonzero(np.abs(seg) > 3 * np.std(resid))[0]
-        assert np.sign(seg[big[0]]) == row["polarity"], row["station"]
+        assert np.sign(seg[big[0]]) == row["recorded_polarity"], row["station"]
         n_checked += 1
     return n_checked
 
@@ -197,6 +197,24 @@ def test_gaps_split_traces_and_unknown_labels_in_gaps():
     in_gap = ~sc.amplitudes.p_in_data
     labels = np.array([[r["polarity"] for r in e["stations"]] for e in sc.truth["events"]])
     assert np.all(labels[in_gap] == 0)
+
+
+def test_reversed_stations_flip_the_recorded_first_motion(tmp_path):
+    config = ScenarioConfig(seed=7, magnitude_range=(2.5, 3.2), reversed_stations=4, **SMALL)
+    sc = make_scenario(config)
+    paths = write_scenario(sc, tmp_path)
+    flipped = [s.code for s in sc.stations if s.reversed]
+    assert len(flipped) == 4
+    lines = paths["reversals"].read_text().splitlines()
+    assert lines[0] == "network,station,location,channel,start_time,end_time"
+    assert sorted(line.split(",")[1] for line in lines[1:]) == sorted(flipped)
+    rows = [r for _, r in _pairs(sc.truth) if r["station"] in flipped and r["polarity"] != 0]
+    assert rows and all(r["recorded_polarity"] == -r["polarity"] for r in rows)
+    # the miniSEED carries the flipped sign at reversed stations, the true one elsewhere
+    assert _check_onsets_and_first_motions(sc, tmp_path) >= 5
+    plain = make_scenario(ScenarioConfig(seed=7, magnitude_range=(2.5, 3.2), **SMALL))
+    j = [s.code for s in sc.stations].index(flipped[0])
+    np.testing.assert_array_equal(sc.counts[j, 0], -plain.counts[j, 0])
 
 
 def test_free_surface_coefficients():

@@ -77,6 +77,9 @@ def make_scenario(config: ScenarioConfig | None = None, progress: bool = False) 
     velocity, gaps, amps = synthesize(
         config, stations, events, geometry, model, rngs["waveforms"], progress=progress
     )
+    for j, st in enumerate(stations):
+        if st.reversed:  # a sensor wired upside down: the metadata still says dip -90
+            velocity[j, 0] *= -1.0
     counts = np.clip(
         np.round(velocity * config.sensitivity_counts_per_m_s), -INT32_MAX, INT32_MAX
     ).astype(np.int32)

@@ -35,6 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     profiles = ["broadband", "short_period", "accelerometer", "geophone"]
     parser.add_argument("--noise-profile", default="broadband", choices=profiles)
     parser.add_argument("--velocity-model", help="model file (default: built-in socal_hk1977)")
+    parser.add_argument(
+        "--reversed", type=int, default=0, metavar="N",
+        help="N stations with the vertical wired upside down (listed in reversals.csv)",
+    )  # fmt: skip
     parser.add_argument("--plot", action="store_true", help="also write DIR/scenario.png")
 
 
@@ -70,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
             mechanism=parse_mechanism(args.mechanism) if args.mechanism else None,
             magnitude_range=_pair(args.magnitudes, "--magnitudes"), centre_lat_deg=lat,
             centre_lon_deg=lon, start_time=args.start, noise_profile=args.noise_profile,
-            velocity_model=args.velocity_model,
+            velocity_model=args.velocity_model, reversed_stations=args.reversed,
         )  # fmt: skip
     except ValueError as exc:
         print(f"firstmotion scenario: {exc}")

@@ -41,6 +41,7 @@ class ScenarioConfig:
     emergent_fraction: float = 0.2
     min_first_motion_snr: float = 1.0
     coda: bool = True
+    reversed_stations: int = 0  # stations whose Z is wired upside down (metadata unaware)
 
     def __post_init__(self) -> None:
         if self.n_stations < 1 or self.n_events < 0:
@@ -71,6 +72,9 @@ class ScenarioConfig:
             raise ValueError(f"network code must be 1-2 alphanumerics, got {self.network!r}")
         if self.n_stations > 999:
             raise ValueError("at most 999 stations (codes S001-S999)")
+        if not 0 <= self.reversed_stations <= self.n_stations:
+            raise ValueError(f"reversed_stations must be in [0, n_stations], got "
+                             f"{self.reversed_stations}")  # fmt: skip
         if self.q_p <= 0 or self.q_s <= 0 or self.sensitivity_counts_per_m_s <= 0:
             raise ValueError("q_p, q_s and sensitivity_counts_per_m_s must be > 0")
 

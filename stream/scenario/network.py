@@ -23,6 +23,7 @@ class Station:
     north_km: float
     east_km: float
     noise_rms_m_s: float  # ground-velocity noise RMS above 1 Hz (vertical)
+    reversed: bool = False  # Z wired upside down: recorded polarity is flipped
 
     @property
     def nslc_prefix(self) -> str:
@@ -50,9 +51,13 @@ def make_stations(config: ScenarioConfig, rng: np.random.Generator) -> list[Stat
     lo, hi = config.noise_level_range_m_s
     level = np.exp(rng.uniform(np.log(lo), np.log(hi), config.n_stations))
     elevation = np.zeros(config.n_stations)  # at datum: the rays start at depth 0 (exact truth)
+    flipped = np.zeros(config.n_stations, dtype=bool)
+    if config.reversed_stations:
+        flipped[rng.choice(config.n_stations, config.reversed_stations, replace=False)] = True
     return [
         Station(config.network, f"S{k + 1:03d}", round(float(lat[k]), 6), round(float(lon[k]), 6),
-                round(float(elevation[k]), 1), float(north[k]), float(east[k]), float(level[k]))
+                round(float(elevation[k]), 1), float(north[k]), float(east[k]), float(level[k]),
+                bool(flipped[k]))
         for k in range(config.n_stations)
     ]  # fmt: skip
 

@@ -91,6 +91,7 @@ def truth_dict(
                 "emergence_s": round(float(amps.emergence_s[i, j]), 4),
                 "p_in_data": bool(amps.p_in_data[i, j]),
                 "polarity": int(labels[i, j]),
+                "recorded_polarity": int(labels[i, j]) * (-1 if st.reversed else 1),
             })  # fmt: skip
         out_events.append({
             "event_id": ev.event_id,
@@ -119,7 +120,8 @@ def truth_dict(
             "takeoff_deg": "from vertical-UP at the source: 0 up, 90 horizontal, 180 down",
             "azimuth_deg": "clockwise from north, source to station (WGS84 geodesic)",
             "p_time_s": "seconds after start_time",
-            "polarity": "+1 up (compression), -1 down (dilatation), 0 unknown",
+            "polarity": "+1 up (compression), -1 down (dilatation), 0 unknown: ground motion",
+            "recorded_polarity": "polarity as recorded: flipped at reversed stations",
             "label_rule": LABEL_RULE,
             "min_first_motion_snr": config.min_first_motion_snr,
         },
@@ -134,6 +136,7 @@ def truth_dict(
                 "longitude": s.longitude_deg,
                 "elevation_m": s.elevation_m,
                 "noise_rms_m_s": s.noise_rms_m_s,
+                "reversed": s.reversed,
             }
             for s in stations
         ],  # fmt: skip

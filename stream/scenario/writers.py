@@ -42,7 +42,9 @@ def write_mseed_hourly(stream, out_dir: Path) -> list[Path]:
 
 def write_scenario(scenario: Scenario, out_dir: str | Path) -> dict[str, Path | list[Path]]:
     """Write everything under ``out_dir``: ``mseed/*.mseed``, ``stations.xml``,
-    ``velocity_model.txt``, ``truth.json``, ``truth.xml`` (QuakeML). Returns the paths."""
+    ``velocity_model.txt``, ``truth.json``, ``truth.xml`` (QuakeML), ``reversals.csv`` (stations
+    wired upside down, SKHASH's CSV reversal format, open-ended; header only when none).
+    Returns the paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     mseed = write_mseed_hourly(scenario.stream(), out / "mseed")
@@ -54,6 +56,11 @@ def write_scenario(scenario: Scenario, out_dir: str | Path) -> dict[str, Path | 
         "mseed": "mseed/", "stationxml": "stations.xml", "velocity_model": "velocity_model.txt",
         "quakeml": "truth.xml",
     }  # fmt: skip
+    reversals = out / "reversals.csv"
+    rows = ["network,station,location,channel,start_time,end_time"]
+    rows += [f"{s.network},{s.code},,HHZ,0,0" for s in scenario.stations if s.reversed]
+    reversals.write_text("\n".join(rows) + "\n")
+    truth["files"]["reversals"] = "reversals.csv"
     truth_json = out / "truth.json"
     truth_json.write_text(json.dumps(truth, indent=1) + "\n")
     quakeml = out / "truth.xml"
@@ -64,4 +71,5 @@ def write_scenario(scenario: Scenario, out_dir: str | Path) -> dict[str, Path | 
         "velocity_model": model_path,
         "truth_json": truth_json,
         "quakeml": quakeml,
+        "reversals": reversals,
     }
