@@ -249,3 +249,29 @@ def test_cli_writes_scenario_and_plot(tmp_path):
     assert main(["scenario", "plot", str(out)]) == 0
     assert png.exists()
     assert main(["scenario", "--out", str(out), "--mechanism", "30/60"]) == 2
+
+
+def test_hour_files_split_at_the_hour_without_gaps_or_overlaps(tmp_path):
+    from obspy import UTCDateTime, read
+
+    config = ScenarioConfig(seed=1, n_stations=1, n_events=1, duration_s=150.0,
+                            start_time="2025-03-01T00:59:00Z")  # fmt: skip
+    sc = make_scenario(config)
+    paths = write_scenario(sc, tmp_path)
+    names = sorted(p.name for p in paths["mseed"])
+    assert names == sorted(
+        f"FM.S001..{c}.2025.060.{h}.mseed" for c in ("HHZ", "HHN", "HHE") for h in ("00", "01")
+    )
+    first = read(str(tmp_path / "mseed" / "FM.S001..HHZ.2025.060.00.mseed"))
+    second = read(str(tmp_path / "mseed" / "FM.S001..HHZ.2025.060.01.mseed"))
+    assert first[0].stats.endtime < UTCDateTime("2025-03-01T01:00:00Z")
+    assert second[0].stats.starttime == UTCDateTime("2025-03-01T01:00:00Z")
+    both = (first + second).merge()
+    assert len(both) == 1 and not np.ma.is_masked(both[0].data)
+    np.testing.assert_array_equal(both[0].data, sc.counts[0, 0])
+
+
+def test_no_events_is_just_noise():
+    sc = make_scenario(ScenarioConfig(seed=1, n_stations=3, n_events=0, duration_s=30.0))
+    assert sc.truth["events"] == [] and sc.counts.shape == (3, 3, 3000)
+    assert np.abs(sc.counts).max() > 0

@@ -14,8 +14,6 @@ from stream.scenario.network import Station, make_inventory, make_stations
 from stream.scenario.truth import truth_dict
 from stream.scenario.waveforms import PairAmplitudes, synthesize
 
-INT32_MAX = 2**31 - 1
-
 
 @dataclass(frozen=True, eq=False)
 class Scenario:
@@ -74,14 +72,8 @@ def make_scenario(config: ScenarioConfig | None = None, progress: bool = False) 
     stations = make_stations(config, rngs["stations"])
     events = make_events(config, rngs["events"])
     geometry = pair_geometry(events, stations, model)
-    velocity, gaps, amps = synthesize(
+    counts, gaps, amps = synthesize(
         config, stations, events, geometry, model, rngs["waveforms"], progress=progress
     )
-    for j, st in enumerate(stations):
-        if st.reversed:  # a sensor wired upside down: the metadata still says dip -90
-            velocity[j, 0] *= -1.0
-    counts = np.clip(
-        np.round(velocity * config.sensitivity_counts_per_m_s), -INT32_MAX, INT32_MAX
-    ).astype(np.int32)
     truth = truth_dict(config, stations, events, geometry, amps)
     return Scenario(config, model, stations, events, geometry, amps, counts, gaps, truth)

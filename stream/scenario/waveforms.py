@@ -40,6 +40,7 @@ from stream.scenario.geometry import PairGeometry
 from stream.scenario.network import Station
 
 HORIZONTAL_NOISE_FACTOR = 1.4
+INT32_MAX = 2**31 - 1
 P_CODA_RATIO, S_CODA_RATIO = 0.25, 0.35
 P_CODA_DECAY_S, S_CODA_DECAY_S = 1.5, 3.0
 CODA_DECAYS = 6.0  # coda segments last this many decay times (e^-6 = 0.25% at the end)
@@ -150,8 +151,10 @@ def synthesize(
     rng: np.random.Generator,
     progress: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, PairAmplitudes]:
-    """Ground velocity (n_stations, 3 [Z, N, E], n_samples) in m/s, a gap mask of the same shape
-    (True = missing), and the per-pair amplitudes (see the module docstring)."""
+    """Recorded counts (n_stations, 3 [Z, N, E], n_samples) int32 (ground velocity times the
+    flat sensitivity; Z negated at reversed stations), a gap mask of the same shape (True =
+    missing), and the per-pair amplitudes (see the module docstring). Works one station at a
+    time, so memory is the int32 counts plus one station's float64 traces."""
     from tqdm import tqdm
 
     fs = config.sampling_rate_hz
@@ -189,21 +192,23 @@ def synthesize(
     t_p, t_s = origin + g.p_travel_time_s, origin + g.s_travel_time_s
     spikes = 20.0 if config.spikes else 0.0
 
-    data = np.zeros((n_st, 3, n))
+    counts = np.zeros((n_st, 3, n), dtype=np.int32)
+    data = np.zeros((1, 3, n))  # the current station's ground velocity (m/s)
     gaps = np.zeros((n_st, 3, n), dtype=bool)
     first_motion = np.zeros((n_ev, n_st))
     noise_rms = np.zeros((n_ev, n_st))
     p_in_data = np.zeros((n_ev, n_st), dtype=bool)
     for j, st in enumerate(tqdm(stations, desc="scenario", unit="station", disable=not progress)):
+        jd = 0  # row of `data` holding this station
         for c in range(3):
             level = st.noise_rms_m_s * (1.0 if c == 0 else HORIZONTAL_NOISE_FACTOR)
-            data[j, c] = ambient_noise(n, fs, rng, profile=config.noise_profile, level=level,
+            data[jd, c] = ambient_noise(n, fs, rng, profile=config.noise_profile, level=level,
                                        spikes_per_hour=spikes)  # fmt: skip
             if config.gaps and rng.random() < 0.15:
                 gaps[j, c] = _gap_mask(n, fs, rng)
         for i in range(n_ev):
             k0 = int(np.floor(t_p[i, j] * fs))
-            pre = data[j, 0, max(k0 - int(fs) + 1, 0) : max(k0 + 1, 0)]
+            pre = data[jd, 0, max(k0 - int(fs) + 1, 0) : max(k0 + 1, 0)]
             noise_rms[i, j] = float(detrended_rms(pre)[0]) if pre.size >= 3 else float("nan")
         baz = np.radians(g.back_azimuth_deg[:, j] + 180.0)  # radial = away from the source
         for i in range(n_ev):
@@ -221,9 +226,9 @@ def synthesize(
             first_motion[i, j] = first_lobe_peak((wz[i, j] * amp_p[i, j] * uz)[None])[0][0]
             radial = wx[i, j] * amp_p[i, j] * ur
             transverse = 0.5 * amp_p[i, j] * ut
-            _add(data[j, 0], start, wz[i, j] * amp_p[i, j] * uz)
-            _add(data[j, 1], start, radial * np.cos(baz[i]) - transverse * np.sin(baz[i]))
-            _add(data[j, 2], start, radial * np.sin(baz[i]) + transverse * np.cos(baz[i]))
+            _add(data[jd, 0], start, wz[i, j] * amp_p[i, j] * uz)
+            _add(data[jd, 1], start, radial * np.cos(baz[i]) - transverse * np.sin(baz[i]))
+            _add(data[jd, 2], start, radial * np.sin(baz[i]) + transverse * np.cos(baz[i]))
             # S: SV (radial -cos j, up +sin j at the receiver) and SH, free-surface factor 2
             coda_s = CODA_DECAYS * S_CODA_DECAY_S if config.coda else 0.0
             start, u = _pulse_segment(t_s[i, j], fs, fc_s[i], tstar_s[i, j], coda_s)
@@ -232,13 +237,17 @@ def synthesize(
             inc = np.radians(g.s_incidence_deg[i, j])
             radial = -2.0 * np.cos(inc) * amp_sv[i, j] * u
             transverse = 2.0 * amp_sh[i, j] * u
-            _add(data[j, 0], start, 2.0 * np.sin(inc) * amp_sv[i, j] * u)
-            _add(data[j, 1], start, radial * np.cos(baz[i]) - transverse * np.sin(baz[i]))
-            _add(data[j, 2], start, radial * np.sin(baz[i]) + transverse * np.cos(baz[i]))
+            _add(data[jd, 0], start, 2.0 * np.sin(inc) * amp_sv[i, j] * u)
+            _add(data[jd, 1], start, radial * np.cos(baz[i]) - transverse * np.sin(baz[i]))
+            _add(data[jd, 2], start, radial * np.sin(baz[i]) + transverse * np.cos(baz[i]))
             k = int(np.floor(t_p[i, j] * fs)) + 1
             p_in_data[i, j] = 0 <= k < n and not gaps[j, 0, max(k - int(fs), 0) : k + 1].any()
+        if st.reversed:  # a sensor wired upside down: the metadata still says dip -90
+            data[jd, 0] *= -1.0
+        scaled = np.round(data[jd] * config.sensitivity_counts_per_m_s)
+        counts[j] = np.clip(scaled, -INT32_MAX, INT32_MAX).astype(np.int32)
     amps = PairAmplitudes(
         rad_p, rad_sv, rad_sh, tstar_p, tstar_s, np.broadcast_to(fc_p[:, None], rad_p.shape),
         amp_p, first_motion, noise_rms, emergence, p_in_data,
     )  # fmt: skip
-    return data, gaps, amps
+    return counts, gaps, amps
