@@ -27,6 +27,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike
 
+try:  # numba is a declared dependency; numpy twins keep the module usable without it
+    import numba as _numba
+except ImportError:  # pragma: no cover
+    _numba = None
+
 from firstmotion.kagan import sdr_from_vectors
 from firstmotion.radiation import p_radiation
 from workers.mechanism.grid import focal_grid
@@ -122,7 +127,7 @@ def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     )
 
 
-def best_combination(
+def best_combination_numpy(
     normal_ref: np.ndarray,
     slip_ref: np.ndarray,
     normals: np.ndarray,
@@ -158,6 +163,70 @@ def best_combination(
     n_out = np.where(swap, slips, normals) * flip
     s_out = np.where(swap, normals, slips) * flip
     return angle, n_out, s_out
+
+
+def _best_combination_py(nref, sref, bref, normals, slips, nulls):  # pragma: no cover - jitted
+    k = normals.shape[0]
+    angle = np.empty(k)
+    n_out = np.empty((k, 3))
+    s_out = np.empty((k, 3))
+    for m in range(k):
+        nn = normals[m, 0] * nref[0] + normals[m, 1] * nref[1] + normals[m, 2] * nref[2]
+        ss = slips[m, 0] * sref[0] + slips[m, 1] * sref[1] + slips[m, 2] * sref[2]
+        ns = normals[m, 0] * sref[0] + normals[m, 1] * sref[1] + normals[m, 2] * sref[2]
+        sn = slips[m, 0] * nref[0] + slips[m, 1] * nref[1] + slips[m, 2] * nref[2]
+        bb = nulls[m, 0] * bref[0] + nulls[m, 1] * bref[1] + nulls[m, 2] * bref[2]
+        best = nn + ss + bb
+        pick = 0
+        tr = bb - nn - ss
+        if tr > best:
+            best, pick = tr, 1
+        tr = sn + ns - bb
+        if tr > best:
+            best, pick = tr, 2
+        tr = -sn - ns - bb
+        if tr > best:
+            best, pick = tr, 3
+        c = (best - 1.0) / 2.0
+        c = min(1.0, max(-1.0, c))
+        angle[m] = np.degrees(np.arccos(c))
+        f = -1.0 if (pick == 1 or pick == 3) else 1.0
+        for d in range(3):
+            if pick >= 2:
+                n_out[m, d] = slips[m, d] * f
+                s_out[m, d] = normals[m, d] * f
+            else:
+                n_out[m, d] = normals[m, d] * f
+                s_out[m, d] = slips[m, d] * f
+    return angle, n_out, s_out
+
+
+_best_combination_kernel = (
+    _numba.njit(cache=True, nogil=True)(_best_combination_py) if _numba is not None else None
+)
+
+
+def best_combination(
+    normal_ref: np.ndarray,
+    slip_ref: np.ndarray,
+    normals: np.ndarray,
+    slips: np.ndarray,
+    nulls: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """As :func:`best_combination_numpy` (same arithmetic, ties to the first combination),
+    compiled with numba when available."""
+    if _best_combination_kernel is None:  # pragma: no cover
+        return best_combination_numpy(normal_ref, slip_ref, normals, slips, nulls)
+    if nulls is None:
+        nulls = _cross(normals, slips)
+    return _best_combination_kernel(
+        np.ascontiguousarray(normal_ref, dtype=float),
+        np.ascontiguousarray(slip_ref, dtype=float),
+        _cross(normal_ref, slip_ref),
+        np.ascontiguousarray(normals, dtype=float),
+        np.ascontiguousarray(slips, dtype=float),
+        np.ascontiguousarray(nulls, dtype=float),
+    )
 
 
 def _rms_angles_deg(
