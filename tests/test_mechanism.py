@@ -85,6 +85,25 @@ def test_pruned_search_is_exact(spread_deg):
         assert n_eval < g.n_normals // 2  # tight trials: most of the grid is skipped
 
 
+def test_compiled_best_combination_equals_numpy_twin():
+    from firstmotion.kagan import kagan_angle_from_vectors
+    from workers.mechanism.invert import best_combination, best_combination_numpy
+
+    g = focal_grid(10.0)
+    rng = np.random.default_rng(9)
+    idx = rng.choice(g.n_mech, 300, replace=False)
+    n_ref, s_ref = g.normal[7], g.slip[7]
+    a1, n1, s1 = best_combination(n_ref, s_ref, g.normal[idx], g.slip[idx])
+    a2, n2, s2 = best_combination_numpy(n_ref, s_ref, g.normal[idx], g.slip[idx])
+    np.testing.assert_allclose(a1, a2, atol=1e-9)
+    np.testing.assert_array_equal(n1, n2)
+    np.testing.assert_array_equal(s1, s2)
+    # the angle is the Kagan angle
+    kag = kagan_angle_from_vectors(n_ref, s_ref, g.normal[idx], g.slip[idx])
+    np.testing.assert_allclose(a1, kag, atol=1e-5)
+    assert a1.max() > 60 and a1.min() < 30  # a real spread of angles was tested
+
+
 def test_misfit_allowances_follow_skhash_rounding():
     assert misfit_allowances(60.0, 0.1, 2.0) == (3.0, 6.0)
     assert misfit_allowances(50.0, 0.1, 2.0) == (2.0, 5.0)  # round(2.5) == 2 (half to even)
