@@ -37,14 +37,14 @@ from pathlib import Path
 import numpy as np
 
 from stream import seedlink_protocol as slp
-from stream.replay import ReplayPlan, ReplayServer, ReplayThread, load_records, records_from_bytes
+from stream.replay import RecordTable, ReplayPlan, ReplayServer, ReplayThread, load_table
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "pr2017_noise"
 
 
 def _records():
     if DATA.exists():
-        return load_records([DATA]), "pr2017_noise (9 ch x 1 h, FLOAT64)"
+        return load_table([DATA]), "pr2017_noise (9 ch x 1 h, FLOAT64)"
     from obspy import Stream, Trace, UTCDateTime
 
     rng = np.random.default_rng(0)
@@ -56,7 +56,7 @@ def _records():
         st += tr
     buf = io.BytesIO()
     st.write(buf, format="MSEED", reclen=512, encoding="STEIM2")
-    return records_from_bytes(buf.getvalue()), "synthetic (9 ch x 1 h, STEIM2)"
+    return RecordTable.from_bytes(buf.getvalue()), "synthetic (9 ch x 1 h, STEIM2)"
 
 
 def _read_exactly(sock: socket.socket, n: int) -> None:
@@ -83,7 +83,7 @@ def _fetch_all(host: str, port: int, n: int) -> None:
 
 
 def time_baseline(plan: ReplayPlan) -> float:
-    blob = b"".join(slp.data_packet(i + 1, r.data) for i, r in enumerate(plan.records))
+    blob = b"".join(slp.data_packet(i + 1, plan.record_at(i)[0]) for i in range(len(plan)))
     ready = threading.Event()
     box: dict[str, object] = {}
 
@@ -142,7 +142,7 @@ def time_obspy(plan_records, n: int) -> float:
         client.slconn.set_sl_address(f"{host}:{port}")
         client.slconn.netto, client.slconn.netdly = 10, 1
         client.slconn.dialup = True
-        stations = sorted({(r.header.network, r.header.station) for r in plan_records})
+        stations = sorted({(net, sta) for net, sta, _, _ in plan_records.streams})
         client.multiselect = ",".join(f"{net}_{sta}:???" for net, sta in stations)
         client.initialize()
         count = [0]

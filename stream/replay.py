@@ -202,14 +202,119 @@ def records_from_bytes(raw: bytes) -> list[Record]:
 
 def load_records(sources: Iterable[str | os.PathLike[str]]) -> list[Record]:
     """All data records of the miniSEED files named by ``sources`` (see
-    :func:`find_mseed_files`), re-recorded into 512-byte records where needed."""
+    :func:`find_mseed_files`) as :class:`Record` objects (the slow, per-record path; the
+    server uses :func:`load_table`)."""
     records: list[Record] = []
     for path in find_mseed_files(sources):
-        raw = path.read_bytes()
-        got = records_from_bytes(raw)
-        log.debug("%s: %d records", path, len(got))
-        records.extend(got)
+        records.extend(records_from_bytes(path.read_bytes()))
     return records
+
+
+@dataclass(frozen=True, eq=False)
+class RecordTable:
+    """Many 512-byte data records, compactly: one ``(N, 512)`` uint8 array plus per-record
+    ``start_ns``/``end_ns`` (int64) and ``stream_index`` (int32) into ``streams`` (sorted
+    ``(net, sta, loc, cha)`` tuples). About 540 bytes per record."""
+
+    data: np.ndarray
+    start_ns: np.ndarray
+    end_ns: np.ndarray
+    stream_index: np.ndarray
+    streams: tuple[tuple[str, str, str, str], ...]
+
+    def __len__(self) -> int:
+        return int(self.data.shape[0])
+
+    @classmethod
+    def empty(cls) -> RecordTable:
+        z = np.zeros(0, dtype=np.int64)
+        return cls(np.zeros((0, slp.SL_RECORD_BYTES), np.uint8), z, z, z.astype(np.int32), ())
+
+    @classmethod
+    def from_records(cls, records: Sequence[Record]) -> RecordTable:
+        """A table of :class:`Record` objects (data records only are expected)."""
+        if not records:
+            return cls.empty()
+        keys = [
+            (r.header.network, r.header.station, r.header.location, r.header.channel)
+            for r in records
+        ]
+        streams = tuple(sorted(set(keys)))
+        lookup = {k: i for i, k in enumerate(streams)}
+        return cls(
+            data=np.frombuffer(b"".join(r.data for r in records), np.uint8).reshape(-1, 512),
+            start_ns=np.array([r.header.start_ns for r in records], dtype=np.int64),
+            end_ns=np.array([r.header.end_ns for r in records], dtype=np.int64),
+            stream_index=np.array([lookup[k] for k in keys], dtype=np.int32),
+            streams=streams,
+        )
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> RecordTable:
+        """Data records (samples > 0, rate > 0) of one miniSEED file's bytes.
+
+        Files of 512-byte records are parsed vectorized
+        (:func:`~stream.seedlink_protocol.parse_record_headers_512`); anything else goes
+        through :func:`records_from_bytes` (re-recording into 512-byte records).
+        """
+        if raw and len(raw) % slp.SL_RECORD_BYTES == 0:
+            data = np.frombuffer(raw, np.uint8).reshape(-1, slp.SL_RECORD_BYTES)
+            heads = slp.parse_record_headers_512(data)
+            if heads is not None and np.all(heads.record_bytes == slp.SL_RECORD_BYTES):
+                keep = (heads.n_samples > 0) & (heads.sampling_rate_hz > 0)
+                uniq, inverse = np.unique(heads.ids[keep], return_inverse=True)
+                decoded = [slp.decode_id(bytes(u)) for u in uniq]
+                order = sorted(range(len(decoded)), key=decoded.__getitem__)
+                rank = np.empty(len(order), dtype=np.int32)
+                rank[order] = np.arange(len(order), dtype=np.int32)
+                return cls(
+                    data=data[keep],
+                    start_ns=heads.start_ns[keep],
+                    end_ns=heads.end_ns[keep],
+                    stream_index=rank[inverse.reshape(-1)],
+                    streams=tuple(decoded[i] for i in order),
+                )
+        return cls.from_records(records_from_bytes(raw))
+
+    @classmethod
+    def concat(cls, tables: Sequence[RecordTable]) -> RecordTable:
+        """One table of several (stream indices remapped to the union of streams)."""
+        tables = [t for t in tables if len(t)]
+        if not tables:
+            return cls.empty()
+        streams = tuple(sorted({s for t in tables for s in t.streams}))
+        lookup = {k: i for i, k in enumerate(streams)}
+        remapped = [
+            np.array([lookup[k] for k in t.streams], dtype=np.int32)[t.stream_index] for t in tables
+        ]
+        return cls(
+            data=np.concatenate([t.data for t in tables]),
+            start_ns=np.concatenate([t.start_ns for t in tables]),
+            end_ns=np.concatenate([t.end_ns for t in tables]),
+            stream_index=np.concatenate(remapped),
+            streams=streams,
+        )
+
+    def take(self, index: np.ndarray) -> RecordTable:
+        """The records at ``index`` (in that order)."""
+        return RecordTable(
+            data=self.data[index],
+            start_ns=self.start_ns[index],
+            end_ns=self.end_ns[index],
+            stream_index=self.stream_index[index],
+            streams=self.streams,
+        )
+
+
+def load_table(sources: Iterable[str | os.PathLike[str]]) -> RecordTable:
+    """All data records of the miniSEED files named by ``sources`` (see
+    :func:`find_mseed_files`), re-recorded into 512-byte records where needed."""
+    tables = []
+    for path in find_mseed_files(sources):
+        table = RecordTable.from_bytes(path.read_bytes())
+        log.debug("%s: %d records", path, len(table))
+        tables.append(table)
+    return RecordTable.concat(tables)
 
 
 # --------------------------------------------------------------------------- schedule
@@ -244,15 +349,11 @@ def release_offsets_s(
     return (end - skipped - start.min()) / _NS
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ReplayPlan:
     """The records of one pass in release order with their release clock (see module doc)."""
 
-    records: tuple[Record, ...]
-    start_ns: np.ndarray  # int64, per record
-    end_ns: np.ndarray  # int64, per record
-    stream_index: np.ndarray  # int32 index into ``streams``
-    streams: tuple[tuple[str, str, str, str], ...]  # (net, sta, loc, cha)
+    table: RecordTable  # in release order
     release_s: np.ndarray  # float64, replay-clock seconds of each release within a pass
     clock_start_s: float  # replay clock at start (``start_time``), seconds
     pass_clock_s: float  # replay-clock length of one pass
@@ -262,45 +363,27 @@ class ReplayPlan:
     @classmethod
     def build(
         cls,
-        records: Sequence[Record],
+        records: RecordTable | Sequence[Record],
         *,
         gap_threshold_s: float = DEFAULT_GAP_THRESHOLD_S,
         start_time_ns: int | None = None,
     ) -> ReplayPlan:
-        """Order ``records`` for release; drop those ending at or before ``start_time_ns``."""
+        """Order records for release (end time, then start time, then stream id); drop those
+        ending at or before ``start_time_ns``."""
+        table = records if isinstance(records, RecordTable) else RecordTable.from_records(records)
         if start_time_ns is not None:
-            records = [r for r in records if r.header.end_ns > start_time_ns]
-        if not records:
+            table = table.take(np.flatnonzero(table.end_ns > start_time_ns))
+        if not len(table):
             raise ValueError("nothing to replay: no miniSEED data records (after --start-time)")
-        ordered = sorted(
-            records,
-            key=lambda r: (
-                r.header.end_ns,
-                r.header.start_ns,
-                r.header.network,
-                r.header.station,
-                r.header.location,
-                r.header.channel,
-            ),
-        )
-        keys = [
-            (r.header.network, r.header.station, r.header.location, r.header.channel)
-            for r in ordered
-        ]
-        streams = tuple(sorted(set(keys)))
-        lookup = {k: i for i, k in enumerate(streams)}
-        start = np.array([r.header.start_ns for r in ordered], dtype=np.int64)
-        end = np.array([r.header.end_ns for r in ordered], dtype=np.int64)
+        # streams are sorted, so stream_index orders ties by NET, STA, LOC, CHA
+        table = table.take(np.lexsort((table.stream_index, table.start_ns, table.end_ns)))
+        start, end = table.start_ns, table.end_ns
         release = release_offsets_s(start, end, gap_threshold_s)
         clock_start = 0.0
         if start_time_ns is not None:
             clock_start = max(0.0, (start_time_ns - int(start.min())) / _NS)
         return cls(
-            records=tuple(ordered),
-            start_ns=start,
-            end_ns=end,
-            stream_index=np.array([lookup[k] for k in keys], dtype=np.int32),
-            streams=streams,
+            table=table,
             release_s=release,
             clock_start_s=clock_start,
             pass_clock_s=float(release[-1]),
@@ -308,12 +391,33 @@ class ReplayPlan:
             max_record_ns=int((end - start).max()),
         )
 
+    @property
+    def start_ns(self) -> np.ndarray:
+        return self.table.start_ns
+
+    @property
+    def end_ns(self) -> np.ndarray:
+        return self.table.end_ns
+
+    @property
+    def stream_index(self) -> np.ndarray:
+        return self.table.stream_index
+
+    @property
+    def streams(self) -> tuple[tuple[str, str, str, str], ...]:
+        return self.table.streams
+
+    def stream_ids(self) -> list[str]:
+        """``NET.STA.LOC.CHA`` of each record of one pass, in release (sequence) order."""
+        names = [".".join(k) for k in self.streams]
+        return [names[i] for i in self.stream_index]
+
     def __len__(self) -> int:
-        return len(self.records)
+        return len(self.table)
 
     def released_by(self, clock_s: float, loop: bool) -> int:
         """How many records (counting over passes when looping) are released at ``clock_s``."""
-        n = len(self.records)
+        n = len(self.table)
         clock_s = clock_s + _CLOCK_TOLERANCE_S  # float rounding must not hold a record back
         if not loop:
             return int(np.searchsorted(self.release_s, clock_s, side="right"))
@@ -324,24 +428,23 @@ class ReplayPlan:
 
     def release_clock_s(self, index: int) -> float:
         """Replay-clock time at which global record ``index`` (0-based, over passes) is due."""
-        n = len(self.records)
+        n = len(self.table)
         return (index // n) * self.pass_clock_s + float(self.release_s[index % n])
 
-    def record_at(self, index: int) -> tuple[Record, int, int, int]:
-        """``(record, stream index, start_ns, end_ns)`` of global record ``index``; records of
-        later passes are shifted in time (the bytes too)."""
-        n = len(self.records)
+    def record_at(self, index: int) -> tuple[bytes, int, int, int]:
+        """``(512 record bytes, stream index, start_ns, end_ns)`` of global record ``index``;
+        records of later passes are shifted in time (the bytes too)."""
+        n = len(self.table)
         passes, j = divmod(index, n)
-        rec = self.records[j]
+        data = self.table.data[j].tobytes()
         shift_ns = passes * self.pass_shift_s * _NS
         if passes:
-            data = slp.shift_record_time(rec.data, passes * self.pass_shift_s)
-            rec = Record(rec.header, data)
+            data = slp.shift_record_time(data, passes * self.pass_shift_s)
         return (
-            rec,
-            int(self.stream_index[j]),
-            int(self.start_ns[j]) + shift_ns,
-            int(self.end_ns[j]) + shift_ns,
+            data,
+            int(self.table.stream_index[j]),
+            int(self.table.start_ns[j]) + shift_ns,
+            int(self.table.end_ns[j]) + shift_ns,
         )
 
 
@@ -450,15 +553,15 @@ class ServerAddress(NamedTuple):
 class ReplayServer:
     """Asyncio SeedLink v3 server replaying miniSEED records (see the module docstring).
 
-    ``records_or_paths``: :class:`Record` objects, or files/folders/globs for
-    :func:`load_records`. ``speed``: replay-clock rate (1 = real time); ``None`` releases
-    everything at once. ``port=0`` picks a free port (see :attr:`address` after
-    :meth:`start`).
+    ``records_or_paths``: a :class:`RecordTable`, :class:`Record` objects, or
+    files/folders/globs for :func:`load_table`. ``speed``: replay-clock rate (1 = real time);
+    ``None`` releases everything at once. ``port=0`` picks a free port (see :attr:`address`
+    after :meth:`start`).
     """
 
     def __init__(
         self,
-        records_or_paths: Iterable[Record] | Iterable[str | os.PathLike[str]],
+        records_or_paths: RecordTable | Iterable[Record] | Iterable[str | os.PathLike[str]],
         host: str = "127.0.0.1",
         port: int = 18000,
         *,
@@ -475,15 +578,18 @@ class ReplayServer:
             raise ValueError(f"port must be 0..65535, got {port}")
         if isinstance(records_or_paths, (str, os.PathLike)):
             records_or_paths = [records_or_paths]
-        items = list(records_or_paths)
-        if items and all(isinstance(x, Record) for x in items):
-            records = items
-        elif any(isinstance(x, Record) for x in items):
-            raise ValueError("records_or_paths mixes Record objects and paths")
+        if isinstance(records_or_paths, RecordTable):
+            table = records_or_paths
         else:
-            records = load_records(items)  # type: ignore[arg-type]
+            items = list(records_or_paths)
+            if items and all(isinstance(x, Record) for x in items):
+                table = RecordTable.from_records(items)  # type: ignore[arg-type]
+            elif any(isinstance(x, Record) for x in items):
+                raise ValueError("records_or_paths mixes Record objects and paths")
+            else:
+                table = load_table(items)  # type: ignore[arg-type]
         self.plan = ReplayPlan.build(
-            records, gap_threshold_s=gap_threshold_s, start_time_ns=start_time_ns
+            table, gap_threshold_s=gap_threshold_s, start_time_ns=start_time_ns
         )
         if ring_records is not None and ring_records < 1:
             raise ValueError(f"ring_records must be >= 1, got {ring_records}")
@@ -943,7 +1049,7 @@ class ReplayServer:
                 record, stream, start_ns, end_ns = self.plan.record_at(index)
                 request = self._route(client, stream)
                 if request is not None and self._wanted(request, index, start_ns, end_ns):
-                    batch.append(slp.data_packet(sequence_of(index), record.data))
+                    batch.append(slp.data_packet(sequence_of(index), record))
                 client.cursor += 1
                 frontier_ns = end_ns
             if batch:
@@ -1053,7 +1159,7 @@ class ReplayThread:
 
 @contextlib.contextmanager
 def serve_in_thread(
-    records_or_paths: Iterable[Record] | Iterable[str | os.PathLike[str]],
+    records_or_paths: RecordTable | Iterable[Record] | Iterable[str | os.PathLike[str]],
     host: str = "127.0.0.1",
     port: int = 0,
     **kwargs,

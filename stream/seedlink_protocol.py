@@ -25,6 +25,8 @@ import re
 import struct
 from dataclasses import dataclass
 
+import numpy as np
+
 SL_RECORD_BYTES = 512
 SL_HEADER_BYTES = 8
 SEQ_MODULUS = 0x1000000  # 24-bit sequence numbers, 000000..FFFFFF
@@ -504,3 +506,140 @@ def info_xml(
             )
     lines.append("</seedlink>")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- vectorized headers
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderArrays:
+    """The fields of :class:`RecordHeader` for N records at once (numpy arrays, length N).
+
+    ``ids`` holds the raw 12 bytes ``STA(5) LOC(2) CHA(3) NET(2)`` of each fixed header
+    (:func:`decode_id` turns one into strings).
+    """
+
+    ids: np.ndarray  # dtype S12
+    start_ns: np.ndarray  # int64
+    end_ns: np.ndarray  # int64
+    n_samples: np.ndarray  # int64
+    sampling_rate_hz: np.ndarray  # float64
+    encoding: np.ndarray  # int64
+    record_bytes: np.ndarray  # int64
+
+
+def decode_id(raw_id: bytes) -> tuple[str, str, str, str]:
+    """``(net, sta, loc, cha)`` from the 12 bytes at offset 8 of a fixed header."""
+    text = raw_id.ljust(12).decode("ascii", "replace")
+    return text[10:12].strip(), text[0:5].strip(), text[5:7].strip(), text[7:10].strip()
+
+
+def _days_before_year(year: np.ndarray) -> np.ndarray:
+    y = year - 1
+    return 365 * y + y // 4 - y // 100 + y // 400
+
+
+def parse_record_headers_512(records: np.ndarray) -> HeaderArrays | None:
+    """Vectorized :func:`parse_record_header` for an ``(N, 512)`` uint8 array of records.
+
+    Returns ``None`` (the caller falls back to the per-record parser) when the records are
+    not uniformly parseable: mixed byte order, a field that does not look like miniSEED, a
+    missing blockette 1000 or more than 4 blockettes. Cross-checked against
+    :func:`parse_record_header` in the tests.
+    """
+    a = np.asarray(records)
+    if a.ndim != 2 or a.shape[1] != SL_RECORD_BYTES or a.dtype != np.uint8:
+        raise ValueError("expected an (N, 512) uint8 array of records")
+    n = a.shape[0]
+    if n == 0:
+        return None
+    head = a[:, :48].astype(np.int64)
+    seq_ok = np.isin(a[:, :6], np.frombuffer(b"0123456789 \x00", np.uint8)).all(axis=1)
+    quality_ok = np.isin(a[:, 6], np.frombuffer(b"DRQM", np.uint8))
+    if not (seq_ok.all() and quality_ok.all()):
+        return None
+
+    def plausible(order_big: bool) -> np.ndarray:
+        hi, lo = (0, 1) if order_big else (1, 0)
+        year = head[:, 20 + hi] * 256 + head[:, 20 + lo]
+        doy = head[:, 22 + hi] * 256 + head[:, 22 + lo]
+        return (year >= 1900) & (year <= 2200) & (doy >= 1) & (doy <= 366)
+
+    # per record, parse_record_header takes big-endian whenever its BTIME is plausible
+    be_ok = plausible(True)
+    if be_ok.all():
+        big = True
+    elif not be_ok.any() and plausible(False).all():
+        big = False
+    else:
+        return None
+    rows = np.arange(n)
+
+    def u16(col: np.ndarray | int) -> np.ndarray:
+        hi = a[rows, col].astype(np.int64)
+        lo = a[rows, np.asarray(col) + 1].astype(np.int64)
+        return hi * 256 + lo if big else lo * 256 + hi
+
+    def u32(col: np.ndarray | int) -> np.ndarray:
+        b = [a[rows, np.asarray(col) + k].astype(np.uint32) for k in range(4)]
+        if not big:
+            b = b[::-1]
+        return (b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]
+
+    year, doy = u16(20), u16(22)
+    hour, minute, second = head[:, 24], head[:, 25], head[:, 26]
+    ticks, n_samples = u16(28), u16(30)
+    factor = u16(32).astype(np.uint16).view(np.int16).astype(np.int64)
+    multiplier = u16(34).astype(np.uint16).view(np.int16).astype(np.int64)
+    activity = head[:, 36]
+    correction = u32(40).view(np.int32).astype(np.int64)
+
+    f, m = factor.astype(np.float64), multiplier.astype(np.float64)
+    safe_f = np.where(f == 0, 1.0, f)
+    safe_m = np.where(m == 0, 1.0, m)
+    rate = np.select(
+        [(f > 0) & (m > 0), (f > 0) & (m < 0), (f < 0) & (m > 0), (f < 0) & (m < 0)],
+        [f * m, -f / safe_m, -m / safe_f, 1.0 / (safe_f * safe_m)],
+        default=0.0,
+    )
+    encoding = np.full(n, -1, dtype=np.int64)
+    exponent = np.full(n, -1, dtype=np.int64)
+    micro_s = np.zeros(n, dtype=np.int64)
+    offset = u16(46)
+    for _ in range(4):
+        live = (offset > 0) & (offset + 8 <= SL_RECORD_BYTES)
+        if not live.any():
+            break
+        at = np.where(live, offset, 0)
+        kind = np.where(live, u16(at), 0)
+        nxt = np.where(live, u16(at + 2), 0)
+        is1000, is1001, is100 = live & (kind == 1000), live & (kind == 1001), live & (kind == 100)
+        encoding = np.where(is1000, a[rows, at + 4], encoding)
+        exponent = np.where(is1000, a[rows, at + 6], exponent)
+        micro_s = np.where(is1001, a[rows, at + 5].astype(np.int8).astype(np.int64), micro_s)
+        actual = u32(at + 4).view(np.float32).astype(np.float64)
+        rate = np.where(is100 & (actual > 0), actual, rate)
+        offset = np.where(live & (nxt > offset), nxt, 0)
+    else:
+        if np.any((offset > 0) & (offset + 4 <= SL_RECORD_BYTES)):
+            return None  # longer blockette chains: the slow parser follows them
+    if np.any(exponent < 0):
+        return None
+    days = _days_before_year(year) - _days_before_year(np.int64(1970)) + doy - 1
+    whole_s = days * 86400 + hour * 3600 + minute * 60 + second
+    start = whole_s * _NS_PER_S + ticks * _NS_PER_TICK + micro_s * 1000
+    start = start + np.where(activity & 0x02, 0, correction * _NS_PER_TICK)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        duration = np.where(
+            rate > 0, np.rint(n_samples * _NS_PER_S / np.where(rate > 0, rate, 1.0)), 0
+        )
+    ids = np.ascontiguousarray(a[:, 8:20]).view("S12").reshape(n)
+    return HeaderArrays(
+        ids=ids,
+        start_ns=start.astype(np.int64),
+        end_ns=(start + duration.astype(np.int64)).astype(np.int64),
+        n_samples=n_samples,
+        sampling_rate_hz=rate.astype(np.float64),
+        encoding=encoding,
+        record_bytes=np.left_shift(1, exponent),
+    )
