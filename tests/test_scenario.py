@@ -67,10 +67,10 @@ def test_takeoff_angles_and_p_times_match_taup(written, tmp_path):
         assert 180.0 - best.takeoff_angle == pytest.approx(row["takeoff_deg"], abs=1.0)
 
 
-def _z_trace(out: Path, station: str):
+def _z_trace(out: Path, station: str, channel: str = "HHZ"):
     from obspy import read
 
-    st = read(str(out / "mseed" / f"FM.{station}..HHZ.*.mseed"))
+    st = read(str(out / "mseed" / f"FM.{station}..{channel}.*.mseed"))
     st.merge()
     return st[0]
 
@@ -87,7 +87,7 @@ def _check_onsets_and_first_motions(sc, out: Path) -> int:
     for _, row in _pairs(sc.truth):
         if row["polarity"] == 0 or (row["snr"] or 0) < 20:
             continue
-        tr = _z_trace(out, row["station"])
+        tr = _z_trace(out, row["station"], sc.truth["channels"][0])
         one_s = int(fs)
         k_p = int(round((t0 + row["p_time_s"] - tr.stats.starttime) * fs))
         x = sosfilt(sos, tr.data.astype(float))
@@ -117,7 +117,7 @@ def test_other_sampling_rates(rate_hz, tmp_path):
     config = ScenarioConfig(seed=8, sampling_rate_hz=rate_hz, magnitude_range=(2.5, 3.2), **SMALL)
     sc = make_scenario(config)
     write_scenario(sc, tmp_path)
-    tr = _z_trace(tmp_path, "S002")
+    tr = _z_trace(tmp_path, "S002", "HHZ" if rate_hz >= 80 else "BHZ")
     assert tr.stats.sampling_rate == rate_hz
     assert tr.stats.npts == int(SMALL["duration_s"] * rate_hz)
     assert _check_onsets_and_first_motions(sc, tmp_path) >= 3
@@ -173,10 +173,10 @@ def test_stationxml_and_quakeml_readable(written):
 def test_labels_follow_the_documented_rule(written):
     sc, _, _ = written
     for _, row in _pairs(sc.truth):
-        snr = abs(row["first_motion_m_s"]) / row["noise_rms_m_s"]
+        snr = abs(row["first_motion_counts"]) / row["noise_rms_counts"]
         expect = int(np.sign(row["p_radiation"])) if row["p_in_data"] and snr >= 1 else 0
         assert row["polarity"] == expect
-        assert np.sign(row["first_motion_m_s"]) in (np.sign(row["p_radiation"]), 0)
+        assert np.sign(row["first_motion_counts"]) in (np.sign(row["p_radiation"]), 0)
 
 
 def test_same_seed_same_data_other_seed_other_data():
@@ -215,6 +215,28 @@ def test_reversed_stations_flip_the_recorded_first_motion(tmp_path):
     plain = make_scenario(ScenarioConfig(seed=7, magnitude_range=(2.5, 3.2), **SMALL))
     j = [s.code for s in sc.stations].index(flipped[0])
     np.testing.assert_array_equal(sc.counts[j, 0], -plain.counts[j, 0])
+
+
+@pytest.mark.parametrize(
+    "sensor,z_code,units",
+    [
+        ("short_period", "EHZ", "M/S"),
+        ("geophone", "EPZ", "M/S"),
+        ("accelerometer", "HNZ", "M/S**2"),
+    ],
+)
+def test_sensor_kinds(sensor, z_code, units, tmp_path):
+    from obspy import read_inventory
+
+    config = ScenarioConfig(seed=7, magnitude_range=(2.5, 3.2), sensor=sensor, **SMALL)
+    sc = make_scenario(config)
+    write_scenario(sc, tmp_path)
+    assert sc.truth["channels"][0] == z_code and sc.truth["data_units"] == units
+    inv = read_inventory(str(tmp_path / "stations.xml"))
+    ch = inv.select(station="S001", channel=z_code)[0][0][0]
+    assert ch.dip == -90.0
+    assert ch.response.instrument_sensitivity.input_units == units
+    assert _check_onsets_and_first_motions(sc, tmp_path) >= 5
 
 
 def test_free_surface_coefficients():

@@ -41,7 +41,7 @@ class Scenario:
         fs = self.config.sampling_rate_hz
         traces = []
         for j, st in enumerate(self.stations):
-            for c, cha in enumerate(("HHZ", "HHN", "HHE")):
+            for c, cha in enumerate(self.config.sensor_spec().channels):
                 ok = ~self.gaps[j, c]
                 edges = np.flatnonzero(np.diff(np.concatenate([[0], ok.astype(np.int8), [0]])))
                 for a, b in zip(edges[::2], edges[1::2], strict=True):

@@ -33,7 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--centre", default="34.0/-118.0", help="lat/lon of the network centre")
     parser.add_argument("--start", default="2025-01-01T00:00:00Z", help="data start time (UTC)")
     profiles = ["broadband", "short_period", "accelerometer", "geophone"]
-    parser.add_argument("--noise-profile", default="broadband", choices=profiles)
+    parser.add_argument(
+        "--sensor", default="broadband", choices=profiles,
+        help="sensor kind of every station (channel codes, response, units)",
+    )  # fmt: skip
+    parser.add_argument("--noise-profile", choices=profiles, help="default: the sensor's own")
     parser.add_argument("--velocity-model", help="model file (default: built-in socal_hk1977)")
     parser.add_argument(
         "--reversed", type=int, default=0, metavar="N",
@@ -74,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
             mechanism=parse_mechanism(args.mechanism) if args.mechanism else None,
             magnitude_range=_pair(args.magnitudes, "--magnitudes"), centre_lat_deg=lat,
             centre_lon_deg=lon, start_time=args.start, noise_profile=args.noise_profile,
+            sensor=args.sensor,
             velocity_model=args.velocity_model, reversed_stations=args.reversed,
         )  # fmt: skip
     except ValueError as exc:

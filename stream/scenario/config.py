@@ -12,8 +12,11 @@ class ScenarioConfig:
     """Everything that defines a synthetic scenario; the same config and seed give the same files.
 
     Amplitudes are SI: ``noise_level_range_m_s`` is the range (log-uniform per station) of the
-    ground-velocity noise RMS above 1 Hz; ``sensitivity_counts_per_m_s`` the flat velocity
-    sensitivity (sensor V/(m/s) x digitizer counts/V) that turns m/s into counts.
+    ground-velocity noise RMS above 1 Hz (for accelerometers the recorded acceleration noise is
+    that times 2 pi 5 Hz times 3: self-noise above the ground's). ``sensor`` is the kind of
+    every station (:mod:`stream.scenario.sensors`: channel codes, response, velocity or
+    acceleration); ``sensitivity`` overrides its counts per m/s (or m/s^2); ``noise_profile``
+    overrides the noise spectrum (default: the sensor's own).
     """
 
     seed: int = 1
@@ -35,8 +38,9 @@ class ScenarioConfig:
     q_p: float = 500.0
     q_s: float = 250.0
     noise_level_range_m_s: tuple[float, float] = (1e-8, 1e-7)
-    noise_profile: str = "broadband"
-    sensitivity_counts_per_m_s: float = 6.0e8  # 1500 V/(m/s) x 4e5 counts/V
+    sensor: str = "broadband"
+    noise_profile: str | None = None
+    sensitivity: float | None = None  # counts per m/s (m/s^2); None: the sensor's default
     velocity_model: str | None = None  # model file; None: firstmotion's built-in default
     emergent_fraction: float = 0.2
     min_first_motion_snr: float = 1.0
@@ -66,7 +70,9 @@ class ScenarioConfig:
         lo, hi = self.noise_level_range_m_s
         if not 0.0 < lo <= hi:
             raise ValueError(f"bad noise_level_range_m_s {self.noise_level_range_m_s}")
-        if self.noise_profile not in PROFILES:
+        if self.sensor not in PROFILES:
+            raise ValueError(f"sensor must be one of {PROFILES}, got {self.sensor!r}")
+        if self.noise_profile is not None and self.noise_profile not in PROFILES:
             raise ValueError(f"noise_profile must be one of {PROFILES}, got {self.noise_profile!r}")
         if len(self.network) not in (1, 2) or not self.network.isalnum():
             raise ValueError(f"network code must be 1-2 alphanumerics, got {self.network!r}")
@@ -75,8 +81,18 @@ class ScenarioConfig:
         if not 0 <= self.reversed_stations <= self.n_stations:
             raise ValueError(f"reversed_stations must be in [0, n_stations], got "
                              f"{self.reversed_stations}")  # fmt: skip
-        if self.q_p <= 0 or self.q_s <= 0 or self.sensitivity_counts_per_m_s <= 0:
-            raise ValueError("q_p, q_s and sensitivity_counts_per_m_s must be > 0")
+        if (
+            self.q_p <= 0
+            or self.q_s <= 0
+            or (self.sensitivity is not None and self.sensitivity <= 0)
+        ):
+            raise ValueError("q_p, q_s and sensitivity must be > 0")
+
+    def sensor_spec(self):
+        """The :class:`stream.scenario.sensors.Sensor` of every station."""
+        from stream.scenario.sensors import make_sensor
+
+        return make_sensor(self.sensor, self.sampling_rate_hz, self.sensitivity)
 
     def to_dict(self) -> dict:
         return asdict(self)

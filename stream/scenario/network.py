@@ -8,9 +8,9 @@ import numpy as np
 
 from firstmotion.geodesy import offset_latlon
 from stream.scenario.config import ScenarioConfig
+from stream.scenario.sensors import response as sensor_response
 
-CHANNELS = (("HHZ", 0.0, -90.0), ("HHN", 0.0, 0.0), ("HHE", 90.0, 0.0))  # code, azimuth, dip
-SENSOR_GAIN_V_PER_M_S = 1500.0
+ORIENTATIONS = ((0.0, -90.0), (0.0, 0.0), (90.0, 0.0))  # (azimuth, dip) of Z, N, E
 
 
 @dataclass(frozen=True)
@@ -62,53 +62,23 @@ def make_stations(config: ScenarioConfig, rng: np.random.Generator) -> list[Stat
     ]  # fmt: skip
 
 
-def _response(sampling_rate_hz: float, sensitivity_counts_per_m_s: float):
-    """A 120 s broadband velocity sensor (2 poles at 0.0589 * (-1 +- 1j) rad/s, two zeros at 0)
-    followed by a digitizer; overall sensitivity in counts per m/s at 1 Hz."""
-    from obspy.core.inventory.response import (
-        CoefficientsTypeResponseStage,
-        InstrumentSensitivity,
-        PolesZerosResponseStage,
-        Response,
-    )
-
-    w0 = 2.0 * np.pi / 120.0
-    poles = [complex(-w0 * 0.707, w0 * 0.707), complex(-w0 * 0.707, -w0 * 0.707)]
-    digitizer = sensitivity_counts_per_m_s / SENSOR_GAIN_V_PER_M_S
-    s = 2j * np.pi * 1.0
-    norm = 1.0 / abs(s * s / ((s - poles[0]) * (s - poles[1])))
-    stage1 = PolesZerosResponseStage(
-        stage_sequence_number=1, stage_gain=SENSOR_GAIN_V_PER_M_S, stage_gain_frequency=1.0,
-        input_units="M/S", output_units="V", pz_transfer_function_type="LAPLACE (RADIANS/SECOND)",
-        normalization_frequency=1.0, zeros=[0j, 0j], poles=poles, normalization_factor=norm,
-    )  # fmt: skip
-    stage2 = CoefficientsTypeResponseStage(
-        stage_sequence_number=2, stage_gain=digitizer, stage_gain_frequency=1.0,
-        input_units="V", output_units="COUNTS", cf_transfer_function_type="DIGITAL",
-        numerator=[1.0], denominator=[], decimation_input_sample_rate=sampling_rate_hz,
-        decimation_factor=1, decimation_offset=0, decimation_delay=0.0, decimation_correction=0.0,
-    )  # fmt: skip
-    sens = InstrumentSensitivity(
-        value=sensitivity_counts_per_m_s, frequency=1.0, input_units="M/S", output_units="COUNTS"
-    )
-    return Response(instrument_sensitivity=sens, response_stages=[stage1, stage2])
-
-
 def make_inventory(stations: list[Station], config: ScenarioConfig):
-    """obspy Inventory: HHZ (dip -90: SEED's up-pointing vertical), HHN (az 0), HHE (az 90)."""
+    """obspy Inventory: ?HZ (dip -90: SEED's up-pointing vertical), ?HN (az 0), ?HE (az 90),
+    codes and response from the config's sensor (:mod:`stream.scenario.sensors`)."""
     from obspy import UTCDateTime
     from obspy.core.inventory import Channel, Inventory, Network
     from obspy.core.inventory import Station as XStation
 
     start = UTCDateTime(config.start_time) - 86400
-    response = _response(config.sampling_rate_hz, config.sensitivity_counts_per_m_s)
+    sensor = config.sensor_spec()
+    response = sensor_response(sensor, config.sampling_rate_hz)
     xstations = []
     for st in stations:
         chans = [
             Channel(code, "", st.latitude_deg, st.longitude_deg, st.elevation_m, 0.0,
                     azimuth=az, dip=dip, sample_rate=config.sampling_rate_hz,
                     start_date=start, response=response, types=["CONTINUOUS", "GEOPHYSICAL"])
-            for code, az, dip in CHANNELS
+            for code, (az, dip) in zip(sensor.channels, ORIENTATIONS, strict=True)
         ]  # fmt: skip
         xstations.append(
             XStation(st.code, st.latitude_deg, st.longitude_deg, st.elevation_m,

@@ -22,18 +22,16 @@ from stream.scenario.waveforms import PairAmplitudes
 
 SCHEMA_VERSION = 1
 LABEL_RULE = (
-    "polarity = sign(p_radiation) if p_in_data and |first_motion_m_s| / noise_rms_m_s >= "
-    "min_first_motion_snr else 0; first_motion_m_s: signed first-lobe peak of the noise-free "
-    "P on Z (ground velocity); noise_rms_m_s: RMS about the linear trend of the Z noise in "
-    "the 1 s before P"
+    "polarity = sign(p_radiation) if p_in_data and |first_motion_counts| / noise_rms_counts >= "
+    "min_first_motion_snr else 0; first_motion_counts: signed first-lobe peak of the noise-free "
+    "P on Z (as the sensor records it); noise_rms_counts: RMS about the linear trend of the Z "
+    "noise in the 1 s before P"
 )
 
 
 def polarity_labels(amps: PairAmplitudes, min_first_motion_snr: float) -> np.ndarray:
     """int8 (n_events, n_stations) per the module's rule."""
-    snr = np.abs(amps.first_motion_m_s) / np.where(
-        amps.noise_rms_m_s > 0, amps.noise_rms_m_s, np.inf
-    )
+    snr = np.abs(amps.first_motion) / np.where(amps.noise_rms > 0, amps.noise_rms, np.inf)
     ok = amps.p_in_data & np.isfinite(snr) & (snr >= min_first_motion_snr)
     return np.where(ok, np.sign(amps.p_radiation), 0).astype(np.int8)
 
@@ -54,10 +52,9 @@ def truth_dict(
 
     t0 = UTCDateTime(config.start_time)
     labels = polarity_labels(amps, config.min_first_motion_snr)
-    snr = np.abs(amps.first_motion_m_s) / np.where(
-        amps.noise_rms_m_s > 0, amps.noise_rms_m_s, np.inf
-    )
-    sens = config.sensitivity_counts_per_m_s
+    snr = np.abs(amps.first_motion) / np.where(amps.noise_rms > 0, amps.noise_rms, np.inf)
+    sensor = config.sensor_spec()
+    sens = sensor.sensitivity
     out_events = []
     for i, ev in enumerate(events):
         a_s, a_d, a_r = aux_plane(ev.strike_deg, ev.dip_deg, ev.rake_deg)
@@ -67,7 +64,7 @@ def truth_dict(
             rows.append({
                 "network": st.network,
                 "station": st.code,
-                "station_id": f"{st.network}.{st.code}..HHZ",
+                "station_id": f"{st.network}.{st.code}..{sensor.channels[0]}",
                 "distance_km": round(float(g.distance_km[i, j]), 4),
                 "azimuth_deg": round(float(g.azimuth_deg[i, j]), 4),
                 "back_azimuth_deg": round(float(g.back_azimuth_deg[i, j]), 4),
@@ -83,10 +80,9 @@ def truth_dict(
                 "sv_radiation": round(float(amps.sv_radiation[i, j]), 6),
                 "sh_radiation": round(float(amps.sh_radiation[i, j]), 6),
                 "p_tstar_s": round(float(amps.p_tstar_s[i, j]), 6),
-                "p_amplitude_m_s": float(amps.p_amplitude_m_s[i, j]),
-                "first_motion_m_s": float(amps.first_motion_m_s[i, j]),
-                "first_motion_counts": float(amps.first_motion_m_s[i, j] * sens),
-                "noise_rms_m_s": float(amps.noise_rms_m_s[i, j]),
+                "p_displacement_area_m_s": float(amps.p_displacement_area_m_s[i, j]),
+                "first_motion_counts": float(amps.first_motion[i, j] * sens),
+                "noise_rms_counts": float(amps.noise_rms[i, j] * sens),
                 "snr": round(float(snr[i, j]), 4) if np.isfinite(snr[i, j]) else None,
                 "emergence_s": round(float(amps.emergence_s[i, j]), 4),
                 "p_in_data": bool(amps.p_in_data[i, j]),
@@ -115,7 +111,10 @@ def truth_dict(
         "start_time": _iso(t0),
         "end_time": _iso(t0 + config.duration_s),
         "sampling_rate_hz": config.sampling_rate_hz,
-        "sensitivity_counts_per_m_s": sens,
+        "sensor": sensor.kind,
+        "channels": list(sensor.channels),
+        "data_units": sensor.units,
+        "sensitivity_counts_per_unit": sens,
         "conventions": {
             "takeoff_deg": "from vertical-UP at the source: 0 up, 90 horizontal, 180 down",
             "azimuth_deg": "clockwise from north, source to station (WGS84 geodesic)",
@@ -131,7 +130,7 @@ def truth_dict(
                 "network": s.network,
                 "station": s.code,
                 "location": "",
-                "channels": ["HHZ", "HHN", "HHE"],
+                "channels": list(sensor.channels),
                 "latitude": s.latitude_deg,
                 "longitude": s.longitude_deg,
                 "elevation_m": s.elevation_m,
@@ -189,7 +188,7 @@ def truth_catalog(truth: dict):
         )  # fmt: skip
         picks = []
         for row in ev["stations"]:
-            wid = WaveformStreamID(row["network"], row["station"], "", "HHZ")
+            wid = WaveformStreamID(row["network"], row["station"], "", truth["channels"][0])
             pol = {1: "positive", -1: "negative", 0: "undecidable"}[row["polarity"]]
             pp = Pick(
                 resource_id=ResourceIdentifier(f"smi:firstmotion/{eid}/pick/{row['station']}/P"),
@@ -200,7 +199,9 @@ def truth_catalog(truth: dict):
             sp = Pick(
                 resource_id=ResourceIdentifier(f"smi:firstmotion/{eid}/pick/{row['station']}/S"),
                 time=UTCDateTime(row["s_time"]),
-                waveform_id=WaveformStreamID(row["network"], row["station"], "", "HHN"),
+                waveform_id=WaveformStreamID(
+                    row["network"], row["station"], "", truth["channels"][1]
+                ),
                 phase_hint="S", evaluation_mode="manual",
             )  # fmt: skip
             picks += [pp, sp]

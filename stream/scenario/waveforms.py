@@ -14,7 +14,8 @@ For each (event, station) pair (Aki & Richards 2002, eq. 4.97 for a smoothly var
   factor 2 along the SV/SH directions (mode conversions ignored);
 * optional scattered coda after each direct pulse (random, exponentially decaying, starting
   after the pulse's first lobe so the first motion is untouched);
-* noise: :func:`firstmotion.synth.ambient_noise` with a per-station level (horizontals 1.4x).
+* noise: :func:`firstmotion.synth.ambient_noise` with a per-station level (horizontals 1.4x),
+  plus 1 count RMS of white digitizer noise.
 """
 
 from __future__ import annotations
@@ -38,8 +39,11 @@ from stream.scenario.config import ScenarioConfig
 from stream.scenario.events import Event
 from stream.scenario.geometry import PairGeometry
 from stream.scenario.network import Station
+from stream.scenario.sensors import Sensor, apply_response
 
 HORIZONTAL_NOISE_FACTOR = 1.4
+ACCELEROMETER_NOISE_PER_VELOCITY_NOISE = 2 * np.pi * 5.0 * 3.0  # 1/s
+DIGITIZER_NOISE_COUNTS = 1.0  # white digitizer noise (RMS counts), part of the noise
 INT32_MAX = 2**31 - 1
 P_CODA_RATIO, S_CODA_RATIO = 0.25, 0.35
 P_CODA_DECAY_S, S_CODA_DECAY_S = 1.5, 3.0
@@ -57,9 +61,9 @@ class PairAmplitudes:
     p_tstar_s: np.ndarray
     s_tstar_s: np.ndarray
     p_corner_frequency_hz: np.ndarray
-    p_amplitude_m_s: np.ndarray  # far-field P amplitude A (m s) before the free surface
-    first_motion_m_s: np.ndarray  # signed peak of the first lobe of clean P on Z (m/s)
-    noise_rms_m_s: np.ndarray  # RMS about the trend of the Z noise in the 1 s before P
+    p_displacement_area_m_s: np.ndarray  # far-field P: area of the displacement pulse (m s)
+    first_motion: np.ndarray  # signed first-lobe peak of clean P on Z (sensor units: m/s, m/s^2)
+    noise_rms: np.ndarray  # RMS about the trend of the Z noise in the 1 s before P (same units)
     emergence_s: np.ndarray
     p_in_data: np.ndarray  # the P onset lies inside the window and outside any gap
 
@@ -121,14 +125,22 @@ def _add(trace: np.ndarray, start: int, seg: np.ndarray) -> None:
 
 
 def _pulse_segment(
-    arrival_s: float, fs: float, fc_hz: float, tstar_s: float, min_length_s: float = 0.0
+    arrival_s: float,
+    fs: float,
+    fc_hz: float,
+    tstar_s: float,
+    min_length_s: float = 0.0,
+    sensor: Sensor | None = None,
 ) -> tuple[int, np.ndarray]:
-    """(start sample, velocity pulse for a unit moment) with the onset at ``arrival_s``; the
-    segment is long enough for the pulse (and at least ``min_length_s``, room for a coda)."""
+    """(start sample, pulse for a unit moment as the sensor records it: ground velocity or
+    acceleration through its causal response) with the onset at ``arrival_s``; the segment is
+    long enough for the pulse (and at least ``min_length_s``, room for a coda)."""
     start = int(np.floor(arrival_s * fs)) - 2
     length_s = min(MAX_PULSE_S, max(25.0 / fc_hz + 30.0 * tstar_s + 1.0, min_length_s))
     seg = p_pulse(int(length_s * fs), fs, arrival_s - start / fs, fc_hz, tstar_s,
-                  output="velocity", normalize=False)  # fmt: skip
+                  output=sensor.output if sensor else "velocity", normalize=False)  # fmt: skip
+    if sensor is not None:
+        seg = apply_response(seg, sensor, fs)
     return start, seg
 
 
@@ -151,8 +163,9 @@ def synthesize(
     rng: np.random.Generator,
     progress: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, PairAmplitudes]:
-    """Recorded counts (n_stations, 3 [Z, N, E], n_samples) int32 (ground velocity times the
-    flat sensitivity; Z negated at reversed stations), a gap mask of the same shape (True =
+    """Recorded counts (n_stations, 3 [Z, N, E], n_samples) int32 (ground velocity or
+    acceleration through the sensor's response times its sensitivity; Z negated at reversed
+    stations), a gap mask of the same shape (True =
     missing), and the per-pair amplitudes (see the module docstring). Works one station at a
     time, so memory is the int32 counts plus one station's float64 traces."""
     from tqdm import tqdm
@@ -191,6 +204,9 @@ def synthesize(
     origin = np.array([e.origin_time_s for e in events])[:, None]
     t_p, t_s = origin + g.p_travel_time_s, origin + g.s_travel_time_s
     spikes = 20.0 if config.spikes else 0.0
+    sensor = config.sensor_spec()
+    noise_profile = config.noise_profile or sensor.kind
+    acc_factor = ACCELEROMETER_NOISE_PER_VELOCITY_NOISE if sensor.output == "acceleration" else 1.0
 
     counts = np.zeros((n_st, 3, n), dtype=np.int32)
     data = np.zeros((1, 3, n))  # the current station's ground velocity (m/s)
@@ -202,8 +218,9 @@ def synthesize(
         jd = 0  # row of `data` holding this station
         for c in range(3):
             level = st.noise_rms_m_s * (1.0 if c == 0 else HORIZONTAL_NOISE_FACTOR)
-            data[jd, c] = ambient_noise(n, fs, rng, profile=config.noise_profile, level=level,
+            data[jd, c] = ambient_noise(n, fs, rng, profile=noise_profile, level=level * acc_factor,
                                        spikes_per_hour=spikes)  # fmt: skip
+            data[jd, c] += rng.normal(0.0, DIGITIZER_NOISE_COUNTS / sensor.sensitivity, n)
             if config.gaps and rng.random() < 0.15:
                 gaps[j, c] = _gap_mask(n, fs, rng)
         for i in range(n_ev):
@@ -213,7 +230,7 @@ def synthesize(
         baz = np.radians(g.back_azimuth_deg[:, j] + 180.0)  # radial = away from the source
         for i in range(n_ev):
             coda_s = CODA_DECAYS * P_CODA_DECAY_S if config.coda else 0.0
-            start, u = _pulse_segment(t_p[i, j], fs, fc_p[i], tstar_p[i, j], coda_s)
+            start, u = _pulse_segment(t_p[i, j], fs, fc_p[i], tstar_p[i, j], coda_s, sensor)
             if config.coda:
                 uz = _with_coda(u, fs, P_CODA_RATIO, P_CODA_DECAY_S, rng)
                 ur = _with_coda(u, fs, P_CODA_RATIO, P_CODA_DECAY_S, rng)
@@ -231,7 +248,7 @@ def synthesize(
             _add(data[jd, 2], start, radial * np.sin(baz[i]) + transverse * np.cos(baz[i]))
             # S: SV (radial -cos j, up +sin j at the receiver) and SH, free-surface factor 2
             coda_s = CODA_DECAYS * S_CODA_DECAY_S if config.coda else 0.0
-            start, u = _pulse_segment(t_s[i, j], fs, fc_s[i], tstar_s[i, j], coda_s)
+            start, u = _pulse_segment(t_s[i, j], fs, fc_s[i], tstar_s[i, j], coda_s, sensor)
             if config.coda:
                 u = _with_coda(u, fs, S_CODA_RATIO, S_CODA_DECAY_S, rng)
             inc = np.radians(g.s_incidence_deg[i, j])
@@ -244,7 +261,7 @@ def synthesize(
             p_in_data[i, j] = 0 <= k < n and not gaps[j, 0, max(k - int(fs), 0) : k + 1].any()
         if st.reversed:  # a sensor wired upside down: the metadata still says dip -90
             data[jd, 0] *= -1.0
-        scaled = np.round(data[jd] * config.sensitivity_counts_per_m_s)
+        scaled = np.round(data[jd] * sensor.sensitivity)
         counts[j] = np.clip(scaled, -INT32_MAX, INT32_MAX).astype(np.int32)
     amps = PairAmplitudes(
         rad_p, rad_sv, rad_sh, tstar_p, tstar_s, np.broadcast_to(fc_p[:, None], rad_p.shape),

@@ -58,7 +58,8 @@ def write_scenario(scenario: Scenario, out_dir: str | Path) -> dict[str, Path | 
     }  # fmt: skip
     reversals = out / "reversals.csv"
     rows = ["network,station,location,channel,start_time,end_time"]
-    rows += [f"{s.network},{s.code},,HHZ,0,0" for s in scenario.stations if s.reversed]
+    z = scenario.config.sensor_spec().channels[0]
+    rows += [f"{s.network},{s.code},,{z},0,0" for s in scenario.stations if s.reversed]
     reversals.write_text("\n".join(rows) + "\n")
     truth["files"]["reversals"] = "reversals.csv"
     truth_json = out / "truth.json"
