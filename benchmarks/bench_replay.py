@@ -37,7 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from stream import seedlink_protocol as slp
-from stream.replay import RecordTable, ReplayPlan, ReplayServer, ReplayThread, load_table
+from stream.replay import ReplayPlan, ReplayServer, ReplayThread
+from stream.replay_records import RecordTable, load_table
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "pr2017_noise"
 

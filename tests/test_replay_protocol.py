@@ -12,14 +12,8 @@ from obspy.clients.seedlink.slpacket import SLPacket
 from obspy.io.mseed.util import get_record_information
 
 from stream import seedlink_protocol as slp
-from stream.replay import (
-    ReplayPlan,
-    index_of_sequence,
-    records_from_bytes,
-    release_offsets_s,
-    rerecord_512,
-    sequence_of,
-)
+from stream.replay import ReplayPlan, index_of_sequence, release_offsets_s, sequence_of
+from stream.replay_records import RecordTable, records_from_bytes, rerecord_512
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 T0 = UTCDateTime(2020, 1, 1, 0, 0, 0)
@@ -324,8 +318,6 @@ def test_vectorized_headers_match_the_per_record_parser():
 
 
 def test_record_table_fast_path_equals_slow_path():
-    from stream.replay import RecordTable
-
     raw = b"".join(
         _mseed(np.arange(n, dtype=np.int32), rate=r, cha=c)
         for n, r, c in ((3000, 100.0, "HHZ"), (800, 40.0, "BHZ"), (500, 20.0, "LHZ"))
