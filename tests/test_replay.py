@@ -326,6 +326,7 @@ def test_fetch_dialup_ends_with_end(small_dir):
 
 
 def test_bad_commands_get_error_and_the_connection_stays_usable(small_dir):
+    plan_ids = ReplayServer([small_dir], port=0).plan.stream_ids()
     with serve_in_thread([small_dir], speed=None) as (host, port):
         raw = _Raw(host, port)
         hello = raw.ask(b"HELLO")
@@ -348,12 +349,26 @@ def test_bad_commands_get_error_and_the_connection_stays_usable(small_dir):
         assert [line.split()[:2] for line in cat[:-1]] == [
             [b"XX", s] for s in (b"AAA", b"BBB", b"CCC")
         ]
+        from lxml import etree
+
+        for level in (b"ID", b"CAPABILITIES", b"STATIONS", b"STREAMS", b"GAPS", b"CONNECTIONS"):
+            raw.send(b"INFO " + level)
+            packets = [raw.read(520)]
+            while packets[-1][:8] == b"SLINFO *":
+                packets.append(raw.read(520))
+            assert packets[-1][:8] == b"SLINFO  ", level
+            root = etree.fromstring(b"".join(SLPacket(p, 0).get_string_payload() for p in packets))
+            assert root.tag == "seedlink" and "firstmotion" in root.attrib["software"]
+            if level == b"STREAMS":
+                assert len(root.findall("station/stream")) == 6
+            if level == b"CONNECTIONS":
+                assert root.find("station/connection").attrib["host"] == "127.0.0.1"
         assert raw.ask(b"STATION AAA XX") == b"OK"
         assert raw.ask(b"SELECT 00HHZ") == b"OK"
         assert raw.ask(b"DATA") == b"OK"
         raw.send(b"END")
-        head = raw.read(520)
-        assert head[:8] == b"SL000001" or head[:2] == b"SL"
+        first = [i + 1 for i, sid in enumerate(plan_ids) if sid == "XX.AAA.00.HHZ"][0]
+        assert raw.read(520)[:8] == b"SL%06X" % first
         raw.close()
 
 
