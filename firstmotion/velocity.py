@@ -127,6 +127,18 @@ class VelocityModel:
         path.write_text(self.to_text())
         return path
 
+    def interface_rows(self, max_depth_km: float) -> dict[str, np.ndarray]:
+        """The model as piecewise-linear rows (each interface twice, top and bottom values) down
+        to ``max_depth_km``: the form of TauP ``.nd`` files and of PyOcto's
+        ``VelocityModel1D.create_model`` data frame (columns depth, vp, vs)."""
+        if max_depth_km <= self.depth_km[-1]:
+            raise ValueError(f"max_depth_km must exceed the last interface {self.depth_km[-1]}")
+        bottoms = np.append(self.depth_km[1:], max_depth_km)
+        depth = np.column_stack([self.depth_km, bottoms]).ravel()
+        rep = {k: np.repeat(v, 2) for k, v in (("vp", self.vp_km_s), ("vs", self.vs_km_s),
+                                               ("rho", self.rho_g_cm3))}  # fmt: skip
+        return {"depth": depth, **rep}
+
     def velocity_km_s(self, phase: str) -> np.ndarray:
         if phase not in PHASES:
             raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")

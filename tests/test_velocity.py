@@ -99,3 +99,12 @@ def test_table_matches_exact_tracing(model):
         np.testing.assert_allclose(table.travel_time(d, h, phase), t)
     with pytest.raises(ValueError, match="outside the table"):
         table.lookup(250.0, 5.0)
+
+
+def test_interface_rows_are_piecewise_constant(model):
+    rows = model.interface_rows(60.0)
+    np.testing.assert_array_equal(rows["depth"], [0, 5.5, 5.5, 16, 16, 32, 32, 60])
+    np.testing.assert_array_equal(rows["vp"], [5.5, 5.5, 6.3, 6.3, 6.7, 6.7, 7.8, 7.8])
+    assert rows["vs"].shape == rows["rho"].shape == (8,)
+    with pytest.raises(ValueError, match="exceed"):
+        model.interface_rows(10.0)
