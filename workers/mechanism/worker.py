@@ -1,0 +1,405 @@
+"""``firstmotion worker mechanism``: origins + polarities in, revised focal mechanisms out.
+
+Consumes ``<prefix>origins`` and ``<prefix>polarities`` in consumer group ``mechanism`` (two
+:class:`firstmotion.bus.Consumer` s driven alternately by one loop, so one process never races
+itself). Polarities and origins arrive in any order and are joined per event by pick id:
+
+* a Polarity is stored under ``<prefix>mech:pol:<pick_id>``; if the pick already belongs to an
+  origin (``<prefix>mech:pick:<pick_id>`` -> event id), that event is re-evaluated;
+* an Origin (the newest revision wins) is stored in ``<prefix>mech:event:<event_id>`` with its
+  arrivals (pick id, azimuth, takeoff, distance) mapped to the event, then re-evaluated.
+
+Evaluation: the arrivals with a known, non-zero polarity (within ``max_distance_km``), station
+reversals applied (``mechanism.reversals_file``), weights from the classifier's probabilities
+(:func:`workers.mechanism.weight_from_probabilities`: |p_up - p_down|). With >= ``min_polarities``
+of them the event is inverted (:func:`workers.mechanism.invert`, trials drawn with a fixed seed
+from the picks in pick-id order, so the same inputs give the same answer). A Mechanism is
+published to ``<prefix>mechanisms`` when it is the event's first, when it moved by more than
+``revise_min_change_deg`` (Kagan angle) from the last published one, or when its quality letter
+changed; each publication gets the next revision number.
+
+At-least-once and restarts: the event state (origin, last published mechanism, revision) lives
+in Redis; the "last published" fields are written in the SAME MULTI/EXEC that publishes the
+Mechanism and acknowledges the input, so a crash either publishes and records a revision or
+neither. Stored polarities/origins are plain idempotent writes. A restarted worker continues
+from Redis. Run one mechanism worker per Redis (or shard events across workers): two replicas
+evaluating the same event could both publish the same revision number.
+
+Metrics (besides ``firstmotion_stage_*`` with ``stage="mechanism"``):
+``firstmotion_mechanism_inversions_total``, ``firstmotion_mechanism_inversion_seconds``
+(histogram), ``firstmotion_mechanism_revisions_total`` (published mechanisms) and
+``firstmotion_mechanism_quality_total{quality=A|B|C|D}`` (of published mechanisms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from firstmotion.bus import Bus, Consumer, Delivery, install_signal_handlers
+from firstmotion.kagan import kagan_angle_deg
+from firstmotion.messages import Mechanism, MechanismPick, Message, Origin, Polarity
+from firstmotion.metrics import counter, histogram
+
+log = logging.getLogger(__name__)
+
+GROUP = "mechanism"
+ORIGINS = "origins"
+POLARITIES = "polarities"
+OUTPUT_STREAM = "mechanisms"
+STATE_TTL_S = 7 * 24 * 3600
+INVERSION_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+@dataclass(frozen=True)
+class WorkerParams:
+    """The inversion and revision settings (``[mechanism]`` of the config)."""
+
+    min_polarities: int = 8
+    dang_deg: float = 5.0
+    n_trials: int = 30
+    badfrac: float = 0.1
+    cangle_deg: float = 45.0
+    prob_max: float = 0.25
+    max_distance_km: float = 120.0
+    revise_min_change_deg: float = 10.0
+
+    @classmethod
+    def from_settings(cls, s: Any) -> WorkerParams:
+        return cls(**{k: getattr(s, k) for k in cls.__dataclass_fields__})
+
+
+class MechanismStage:
+    """The join/evaluate logic, shared by the two consumers (one thread drives both).
+
+    ``handle_origins`` / ``handle_polarities`` are the consumers' handlers. State writes that
+    must be atomic with publication are staged and flushed by :class:`StateCommitConsumer`.
+    """
+
+    def __init__(self, bus: Bus, params: WorkerParams, reversals=None) -> None:
+        self.bus = bus
+        self.client = bus.client
+        self.params = params
+        self.reversals = reversals
+        self.staged: list[tuple[str, dict[str, str]]] = []
+        self.inversions = counter(
+            "firstmotion_mechanism_inversions_total", "focal-mechanism inversions run"
+        )
+        self.inversion_s = histogram(
+            "firstmotion_mechanism_inversion_seconds",
+            "wall time of one inversion",
+            buckets=INVERSION_BUCKETS,
+        )
+        self.revisions = counter(
+            "firstmotion_mechanism_revisions_total", "mechanism revisions published"
+        )
+        self.quality = counter(
+            "firstmotion_mechanism_quality_total",
+            "published mechanisms by quality letter",
+            ("quality",),
+        )
+
+    # -- keys
+    def _k(self, *parts: str) -> str:
+        return self.bus.key("mech:" + ":".join(parts))
+
+    # -- handlers
+    def handle_polarities(self, batch: list[Delivery]) -> list[tuple[str, Message]]:
+        self.staged = []
+        pipe = self.client.pipeline(transaction=False)
+        pols = [d.message for d in batch if isinstance(d.message, Polarity)]
+        for p in pols:
+            pipe.set(self._k("pol", p.pick_id), p.to_json(), ex=STATE_TTL_S)
+        for p in pols:
+            pipe.get(self._k("pick", p.pick_id))
+        res = pipe.execute()[len(pols) :]
+        events = sorted({r.decode() for r in res if r})
+        return self._evaluate_all(events)
+
+    def handle_origins(self, batch: list[Delivery]) -> list[tuple[str, Message]]:
+        self.staged = []
+        events = []
+        for d in batch:
+            o = d.message
+            if not isinstance(o, Origin):
+                continue
+            key = self._k("event", o.event_id)
+            old = self.client.hget(key, "origin_revision")
+            if old is not None and int(old) > o.revision:
+                continue  # an older revision delivered late: keep the newer origin
+            pipe = self.client.pipeline(transaction=True)
+            pipe.hset(key, mapping={"origin": o.to_json(), "origin_revision": str(o.revision)})
+            pipe.expire(key, STATE_TTL_S)
+            for a in o.arrivals:
+                pipe.set(self._k("pick", a.pick_id), o.event_id, ex=STATE_TTL_S)
+            pipe.execute()
+            events.append(o.event_id)
+        return self._evaluate_all(sorted(set(events)))
+
+    # -- evaluation
+    def _evaluate_all(self, event_ids: list[str]) -> list[tuple[str, Message]]:
+        out = []
+        for eid in event_ids:
+            msg = self.evaluate(eid)
+            if msg is not None:
+                out.append((OUTPUT_STREAM, msg))
+        return out
+
+    def evaluate(self, event_id: str) -> Mechanism | None:
+        """Invert the event if it has enough polarities; the Mechanism to publish, or None."""
+        from workers.mechanism import invert, weight_from_probabilities
+
+        state = self.client.hgetall(self._k("event", event_id))
+        if b"origin" not in state:
+            return None
+        origin = Origin.from_json(state[b"origin"])
+        arrivals = sorted(
+            (a for a in origin.arrivals if a.distance_km <= self.params.max_distance_km),
+            key=lambda a: a.pick_id,
+        )
+        if not arrivals:
+            return None
+        raw = self.client.mget([self._k("pol", a.pick_id) for a in arrivals])
+        rows = []
+        for a, r in zip(arrivals, raw, strict=True):
+            if r is None:
+                continue
+            p = Polarity.from_json(r)
+            if p.polarity == 0:
+                continue
+            rows.append((a, p))
+        if len(rows) < self.params.min_polarities:
+            return None
+        pol = np.array([p.polarity for _, p in rows], dtype=float)
+        _, weight = weight_from_probabilities(np.array([p.probabilities for _, p in rows]))
+        if self.reversals is not None and len(self.reversals):
+            pol = self.reversals.apply([a.station_id for a, _ in rows], origin.time_epoch_s, pol)
+        use = weight > 0
+        if int(use.sum()) < self.params.min_polarities:
+            return None
+        rows = [r for r, u in zip(rows, use, strict=True) if u]
+        pol, weight = pol[use], weight[use]
+        az = np.array([a.azimuth_deg for a, _ in rows])
+        to = np.array([a.takeoff_deg for a, _ in rows])
+        t0 = time.perf_counter()
+        m = invert(
+            az,
+            to,
+            pol,
+            weight,
+            n_trials=self.params.n_trials,
+            dang_deg=self.params.dang_deg,
+            badfrac=self.params.badfrac,
+            cangle_deg=self.params.cangle_deg,
+            prob_max=self.params.prob_max,
+            seed=0,
+        )
+        self.inversion_s.observe(time.perf_counter() - t0)
+        self.inversions.inc()
+
+        last = json.loads(state[b"published"]) if b"published" in state else None
+        if last is not None:
+            moved = float(
+                kagan_angle_deg(m.strike, m.dip, m.rake, last["strike"], last["dip"], last["rake"])
+            )
+            if moved <= self.params.revise_min_change_deg and m.quality == last["quality"]:
+                return None
+        revision = int(state.get(b"revision", b"0")) + 1
+        versions = sorted({p.model_version for _, p in rows})
+        msg = Mechanism(
+            event_id=event_id,
+            revision=revision,
+            origin_revision=origin.revision,
+            strike=min(m.strike, 360.0),
+            dip=m.dip,
+            rake=m.rake,
+            aux_strike=m.aux_strike,
+            aux_dip=m.aux_dip,
+            aux_rake=m.aux_rake,
+            quality=m.quality,
+            fault_plane_uncertainty_deg=m.fault_plane_uncertainty_deg,
+            aux_plane_uncertainty_deg=m.aux_plane_uncertainty_deg,
+            misfit=m.misfit,
+            probability=m.probability,
+            station_distribution_ratio=min(m.station_distribution_ratio, 1.0),
+            n_polarities=m.n_polarities,
+            n_stations=len({a.station_id for a, _ in rows}),
+            model_version=",".join(versions),
+            picks=tuple(
+                MechanismPick(
+                    station_id=a.station_id,
+                    pick_id=a.pick_id,
+                    azimuth_deg=a.azimuth_deg,
+                    takeoff_deg=a.takeoff_deg,
+                    polarity=int(pv),
+                    weight=float(w),
+                )
+                for (a, _), pv, w in zip(rows, pol, weight, strict=True)
+            ),
+            azimuthal_gap_deg=m.azimuthal_gap_deg,
+            takeoff_gap_deg=m.takeoff_gap_deg,
+        )
+        published = {"strike": m.strike, "dip": m.dip, "rake": m.rake, "quality": m.quality}
+        self.staged.append(
+            (
+                self._k("event", event_id),
+                {
+                    "published": json.dumps(published),
+                    "revision": str(revision),
+                    "mechanism": msg.to_json().decode(),
+                },
+            )
+        )
+        return msg
+
+    def committed(self, outputs: list[tuple[str, Message]]) -> None:
+        """Bookkeeping after a successful commit."""
+        for _, msg in outputs:
+            if isinstance(msg, Mechanism):
+                self.revisions.inc()
+                self.quality.labels(quality=msg.quality).inc()
+
+
+class StateCommitConsumer(Consumer):
+    """A :class:`Consumer` whose commit also writes the stage's staged event state, in the
+    same MULTI/EXEC as the published outputs and the XACK."""
+
+    def __init__(self, *args, mech_stage: MechanismStage, **kwargs) -> None:
+        super().__init__(*args, stage="mechanism", **kwargs)
+        self.mech_stage = mech_stage
+
+    def _commit(self, batch: list[Delivery], outputs: list[tuple[str, Message]]) -> None:
+        from firstmotion.messages import encode
+
+        pipe = self.bus.client.pipeline(transaction=True)
+        for stream, message in outputs:
+            pipe.xadd(
+                self.bus.key(stream), encode(message), maxlen=self.bus.maxlen, approximate=True
+            )
+        for key, mapping in self.mech_stage.staged:
+            pipe.hset(key, mapping=mapping)
+            pipe.expire(key, STATE_TTL_S)
+        pipe.xack(self.key, self.group, *[d.entry_id for d in batch])
+        pipe.execute()
+        self.mech_stage.staged = []
+        for d in batch:
+            self._last_errors.pop(d.entry_id, None)
+        self.processed += len(batch)
+        self.metrics.items_out.inc(len(outputs))
+        self.metrics.last_processed.set(time.time())
+        self.mech_stage.committed(outputs)
+
+
+class MechanismWorker:
+    """Drives the origins and polarities consumers from one loop (stoppable, drainable)."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        params: WorkerParams | None = None,
+        *,
+        reversals=None,
+        name: str | None = None,
+        poll_ms: int = 20,
+        batch_size: int = 64,
+        lease_ms: int = 60_000,
+        max_deliveries: int = 5,
+    ) -> None:
+        self.bus = bus
+        self.stage = MechanismStage(bus, params or WorkerParams(), reversals)
+        kw = dict(
+            name=name,
+            batch_size=batch_size,
+            block_ms=max(1, poll_ms),
+            lease_ms=lease_ms,
+            max_deliveries=max_deliveries,
+            mech_stage=self.stage,
+        )
+        self.origins = StateCommitConsumer(bus, ORIGINS, GROUP, self.stage.handle_origins, **kw)
+        self.polarities = StateCommitConsumer(
+            bus, POLARITIES, GROUP, self.stage.handle_polarities, **kw
+        )
+        self._stopped = False
+
+    def request_stop(self) -> None:
+        self._stopped = True
+        self.origins.request_stop()
+        self.polarities.request_stop()
+
+    def run(self, *, drain: bool = False, timeout_s: float | None = None) -> int:
+        """Alternate between the two streams until stopped (or drained). Returns the number of
+        input messages processed."""
+        import redis
+
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        backoff_s = 0.1
+        while not self._stopped:
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"mechanism worker not drained after {timeout_s} s")
+            try:
+                # origins first: a polarity's event must be known to be re-evaluated at once
+                n = self.origins.run_once() + self.polarities.run_once()
+                backoff_s = 0.1
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning("redis unavailable (%s); retrying in %.1f s", exc, backoff_s)
+                time.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, 5.0)
+                continue
+            if drain and n == 0:
+                pending = self.bus.pending_count(ORIGINS, GROUP) + self.bus.pending_count(
+                    POLARITIES, GROUP
+                )
+                if pending == 0:
+                    break
+        return self.origins.processed + self.polarities.processed
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default=None, help="TOML config file")
+    parser.add_argument("--redis", default=None, help="Redis URL (overrides redis.url)")
+    parser.add_argument("--name", default=None, help="consumer name (default host-pid)")
+    parser.add_argument("--drain", action="store_true", help="exit when nothing is left")
+    parser.add_argument("--metrics-port", type=int, default=None, help="serve /metrics here")
+    parser.add_argument("--poll-ms", type=int, default=20, help="longest block per stream read")
+
+
+def run(args: argparse.Namespace) -> int:
+    from firstmotion.config import load_settings
+    from firstmotion.metrics import Health, redis_ping_check, start_http_server
+    from workers.mechanism.reversals import read_reversals
+
+    settings = load_settings(args.config)
+    url = args.redis or settings.redis.require_url()
+    bus = Bus.from_url(url, settings.redis.prefix, maxlen=settings.redis.stream_maxlen)
+    ms = settings.mechanism
+    reversals = read_reversals(ms.reversals_file) if ms.reversals_file else None
+    worker = MechanismWorker(
+        bus,
+        WorkerParams.from_settings(ms),
+        reversals=reversals,
+        name=args.name,
+        poll_ms=args.poll_ms,
+        lease_ms=settings.redis.lease_ms,
+        max_deliveries=settings.redis.max_deliveries,
+    )
+    server = None
+    if args.metrics_port is not None:
+        health = Health()
+        health.register("redis", redis_ping_check(bus.client))
+        server = start_http_server(settings.metrics.host, args.metrics_port, health=health)
+    restore = install_signal_handlers(worker)
+    try:
+        n = worker.run(drain=args.drain)
+    finally:
+        restore()
+        if server is not None:
+            server.stop()
+        bus.close()
+    log.info("mechanism worker processed %d messages", n)
+    return 0
