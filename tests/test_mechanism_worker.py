@@ -1,0 +1,171 @@
+"""The mechanism worker on a real Redis: origins and polarities from a synthetic truth."""
+
+import numpy as np
+import pytest
+
+from firstmotion.bus import Bus
+from firstmotion.kagan import kagan_angle_deg
+from firstmotion.messages import Arrival, Origin, Polarity, make_pick_id
+from firstmotion.metrics import registry
+from firstmotion.radiation import p_polarity
+from workers.mechanism.reversals import Reversal, ReversalList
+from workers.mechanism.worker import MechanismWorker, WorkerParams
+
+TRUTH = (35.0, 60.0, 75.0)
+T0 = 1.7e9
+
+
+def _network(n=30, seed=0):
+    rng = np.random.default_rng(seed)
+    i = np.arange(n) + 0.5
+    az = np.mod(i * 137.50776405 + rng.uniform(0, 360), 360.0)
+    to = np.degrees(np.arccos(-i / n))
+    return az, to
+
+
+def _event(event_id="ev1", n=30, seed=0, flip_station=None, revision=0):
+    """Origin with n arrivals and their Polarity messages (classifier-like probabilities)."""
+    az, to = _network(n, seed)
+    pol = p_polarity(*TRUTH, az, to)
+    arrivals, polarities = [], []
+    for k in range(n):
+        sid = f"XX.S{k:02d}..HHZ"
+        t = T0 + 5 + k * 0.1
+        pid = make_pick_id(sid, t)
+        arrivals.append(
+            Arrival(
+                pick_id=pid,
+                station_id=sid,
+                azimuth_deg=float(az[k]),
+                takeoff_deg=float(to[k]),
+                distance_km=40.0,
+            )
+        )
+        recorded = int(pol[k]) * (-1 if k == flip_station else 1)
+        probs = (0.95, 0.03, 0.02) if recorded > 0 else (0.03, 0.95, 0.02)
+        polarities.append(
+            Polarity(
+                pick_id=pid,
+                station_id=sid,
+                time_epoch_s=t,
+                polarity=recorded,
+                probabilities=probs,
+                confidence=0.95,
+                model_version="test",
+            )
+        )
+    origin = Origin(
+        event_id=event_id,
+        revision=revision,
+        time_epoch_s=T0,
+        latitude_deg=10.0,
+        longitude_deg=20.0,
+        depth_km=10.0,
+        arrivals=tuple(arrivals),
+    )
+    return origin, polarities
+
+
+def _mechanisms(bus):
+    return [m for _, m in bus.messages("mechanisms")]
+
+
+@pytest.fixture
+def bus(redis_client, redis_url):
+    b = Bus.from_url(redis_url)
+    yield b
+    b.close()
+
+
+def test_first_solution_then_revision_as_polarities_arrive(bus):
+    origin, pols = _event()
+    bus.publish("origins", origin)
+    for p in pols[:7]:
+        bus.publish("polarities", p)
+    w = MechanismWorker(bus, WorkerParams(), name="w1")
+    w.run(drain=True, timeout_s=60)
+    assert _mechanisms(bus) == []  # 7 < min_polarities
+
+    bus.publish("polarities", pols[7])
+    w.run(drain=True, timeout_s=60)
+    first = _mechanisms(bus)
+    assert len(first) == 1 and first[0].revision == 1 and first[0].n_polarities == 8
+    assert first[0].event_id == "ev1" and first[0].origin_revision == 0
+    assert {p.pick_id for p in first[0].picks} <= {p.pick_id for p in pols[:8]}
+
+    # a restarted worker (new process, new name) continues from the state in Redis
+    w2 = MechanismWorker(bus, WorkerParams(), name="w2")
+    for p in pols[8:]:
+        bus.publish("polarities", p)
+    w2.run(drain=True, timeout_s=60)
+    ms = _mechanisms(bus)
+    assert [m.revision for m in ms] == list(range(1, len(ms) + 1))
+    last = ms[-1]
+    assert kagan_angle_deg(last.strike, last.dip, last.rake, *TRUTH) <= 25.0
+    assert last.n_polarities >= 8
+
+
+def test_polarities_before_origin_and_idempotent_redelivery(bus):
+    origin, pols = _event()
+    for p in pols:
+        bus.publish("polarities", p)
+    bus.publish("origins", origin)
+    w = MechanismWorker(bus, WorkerParams(), name="w1")
+    w.run(drain=True, timeout_s=60)
+    ms = _mechanisms(bus)
+    assert len(ms) == 1 and ms[0].n_polarities == 30 and ms[0].n_stations == 30
+    assert kagan_angle_deg(ms[0].strike, ms[0].dip, ms[0].rake, *TRUTH) <= 20.0
+    assert ms[0].quality in "AB"
+    # the same polarities and origin delivered again: nothing materially new, no new revision
+    for p in pols[:5]:
+        bus.publish("polarities", p)
+    bus.publish("origins", origin)
+    w.run(drain=True, timeout_s=60)
+    assert len(_mechanisms(bus)) == 1
+    assert bus.pending_count("polarities", "mechanism") == 0
+
+
+def test_reversal_list_is_applied(bus):
+    origin, pols = _event(flip_station=3)
+    bad = pols[3]
+    rev = ReversalList((Reversal(bad.station_id, T0 - 86400, T0 + 86400),))
+    bus.publish("origins", origin)
+    for p in pols:
+        bus.publish("polarities", p)
+    w = MechanismWorker(bus, WorkerParams(), reversals=rev, name="w1")
+    w.run(drain=True, timeout_s=60)
+    m = _mechanisms(bus)[-1]
+    used = {p.pick_id: p.polarity for p in m.picks}
+    assert used[bad.pick_id] == -bad.polarity  # flipped back to the truth before inverting
+    assert m.misfit < 0.05
+
+
+def test_older_origin_revision_does_not_replace_newer(bus):
+    origin1, pols = _event(revision=1)
+    origin0, _ = _event(revision=0, n=10)
+    bus.publish("origins", origin1)
+    bus.publish("origins", origin0)  # late, older revision with fewer arrivals
+    for p in pols:
+        bus.publish("polarities", p)
+    MechanismWorker(bus, WorkerParams(), name="w1").run(drain=True, timeout_s=60)
+    ms = _mechanisms(bus)
+    assert ms and all(m.origin_revision == 1 for m in ms)
+    assert ms[-1].n_polarities == 30
+
+
+def test_metrics_count_inversions_and_revisions(bus):
+    def value(name, **labels):
+        v = registry().get_sample_value(name, labels)
+        return 0.0 if v is None else v
+
+    before = value("firstmotion_mechanism_inversions_total")
+    before_rev = value("firstmotion_mechanism_revisions_total")
+    origin, pols = _event(event_id="ev-m")
+    bus.publish("origins", origin)
+    for p in pols:
+        bus.publish("polarities", p)
+    MechanismWorker(bus, WorkerParams(), name="w1").run(drain=True, timeout_s=60)
+    n = len(_mechanisms(bus))
+    assert value("firstmotion_mechanism_inversions_total") >= before + 1
+    assert value("firstmotion_mechanism_revisions_total") == before_rev + n
+    assert value("firstmotion_mechanism_inversion_seconds_count") >= 1
