@@ -1,5 +1,8 @@
 """Picture of a scenario: per event, a station map and a beachball with the stations' polarities.
 
+Polarities are the ground motion's (truth ``polarity``); stations wired upside down are marked
+"(reversed)" on the map (their recorded polarity is the opposite).
+
 Beachballs are lower-hemisphere equal-area (Schmidt) projections (obspy.imaging.beachball);
 an up-going ray (takeoff < 90) is plotted at its antipode (azimuth + 180, 180 - takeoff), as
 in HASH and SKHASH plots.
@@ -51,7 +54,7 @@ def plot_truth(truth: dict, out_png: str | Path) -> Path:
             sel = pol == value
             ax_map.scatter(
                 st_lon[sel], st_lat[sel], marker=style["marker"], c=style["color"], s=55,
-                edgecolors="k", linewidths=0.5, label=style["label"], zorder=3,
+                edgecolors="k", linewidths=0.5, zorder=3,
             )  # fmt: skip
         for other in events:
             ax_map.plot(
@@ -59,7 +62,8 @@ def plot_truth(truth: dict, out_png: str | Path) -> Path:
             )
         ax_map.plot(ev["longitude"], ev["latitude"], "*", color="gold", mec="k", ms=18, zorder=4)
         for s in truth["stations"]:
-            ax_map.annotate(s["station"], (s["longitude"], s["latitude"]), fontsize=6,
+            name = s["station"] + (" (reversed)" if s.get("reversed") else "")
+            ax_map.annotate(name, (s["longitude"], s["latitude"]), fontsize=6,
                             xytext=(3, 3), textcoords="offset points")  # fmt: skip
         ax_map.set_xlabel("longitude (deg)")
         ax_map.set_ylabel("latitude (deg)")
@@ -68,8 +72,6 @@ def plot_truth(truth: dict, out_png: str | Path) -> Path:
             f"{ev['event_id']}  Mw {ev['magnitude']:.2f}  depth {ev['depth_km']:.1f} km\n"
             f"{ev['origin_time']}", fontsize=9,
         )  # fmt: skip
-        if row == 0:
-            ax_map.legend(fontsize=7, loc="lower left")
         ball = beach((ev["strike"], ev["dip"], ev["rake"]), xy=(0, 0), width=2.0, linewidth=1,
                      facecolor="#f2b6b6", bgcolor="white", edgecolor="k", zorder=1)  # fmt: skip
         ax_bb.add_collection(ball)
@@ -78,12 +80,16 @@ def plot_truth(truth: dict, out_png: str | Path) -> Path:
         )
         for value, style in POLARITY_STYLE.items():
             sel = pol == value
-            ax_bb.scatter(x[sel], y[sel], marker=style["marker"], c=style["color"], s=55,
-                          edgecolors="k", linewidths=0.5, zorder=3)  # fmt: skip
+            ax_bb.scatter(
+                x[sel], y[sel], marker=style["marker"], c=style["color"], s=55,
+                edgecolors="k", linewidths=0.5, zorder=3, label=style["label"],
+            )  # fmt: skip
         ax_bb.set_xlim(-1.15, 1.15)
         ax_bb.set_ylim(-1.15, 1.15)
         ax_bb.set_aspect("equal")
         ax_bb.axis("off")
+        if row == 0:
+            ax_bb.legend(fontsize=7, loc="lower left", bbox_to_anchor=(-0.08, -0.06), frameon=False)
         ax_bb.set_title(
             f"strike {ev['strike']:.0f}  dip {ev['dip']:.0f}  rake {ev['rake']:.0f}\n"
             f"{ev['n_polarities']} polarities (lower hemisphere, equal area)", fontsize=9,
