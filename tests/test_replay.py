@@ -617,3 +617,34 @@ def test_python_api_on_the_callers_event_loop(small_dir):
     packets = [body[i : i + 520] for i in range(0, len(body) - 3, 520)]
     want = [i + 1 for i, sid in enumerate(plan.stream_ids()) if sid.endswith(".HHN")]
     assert [int(p[2:8], 16) for p in packets] == want
+
+
+def test_create_client_with_a_default_timeout(small_dir, monkeypatch):
+    """obspy's ``create_client`` builds ``SeedLinkConnection()`` with ``timeout=None``, which
+    fails on connect in obspy 1.5.1 (``SeedLinkException: cannot connect ... '<' not supported
+    between 'float' and 'NoneType'`` from ``is_connected_impl``); giving the class a default
+    timeout (the DESIGN's workaround) makes it work against the replay server."""
+    from obspy.clients.seedlink.client.seedlinkconnection import SeedLinkConnection
+    from obspy.clients.seedlink.easyseedlink import create_client
+
+    monkeypatch.setattr(SeedLinkConnection.__init__, "__defaults__", (5.0,))
+    expected = _expected([small_dir / "AAA.mseed"])
+    n = sum(1 for sid in ReplayServer([small_dir], port=0).plan.stream_ids() if "AAA" in sid)
+    traces = []
+
+    class Enough(Exception):
+        pass
+
+    def on_data(trace):
+        traces.append(trace)
+        if len(traces) >= n:
+            raise Enough
+
+    with serve_in_thread([small_dir], speed=None) as (host, port):
+        client = create_client(f"{host}:{port}", on_data=on_data)
+        client.conn.netto = 5
+        client.select_stream("XX", "AAA", "HH?")
+        with pytest.raises(Enough):
+            client.run()
+        client.close()
+    _assert_in_order_and_complete(list(enumerate(traces)), expected)
