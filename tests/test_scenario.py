@@ -297,3 +297,24 @@ def test_no_events_is_just_noise():
     sc = make_scenario(ScenarioConfig(seed=1, n_stations=3, n_events=0, duration_s=30.0))
     assert sc.truth["events"] == [] and sc.counts.shape == (3, 3, 3000)
     assert np.abs(sc.counts).max() > 0
+
+
+@pytest.mark.parametrize("sdr", [(114.0, 53.0, 98.0), (231.0, 63.0, 28.0), (10.0, 30.0, -90.0)])
+def test_plotted_polarities_fall_in_the_beachball_quadrants(sdr):
+    """The station projection of the plot agrees with obspy's beachball: compressional rays
+    (up- and down-going) land inside the filled patch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from obspy.imaging.beachball import beach
+
+    from stream.scenario.plot import lower_hemisphere_xy
+
+    rng = np.random.default_rng(0)
+    az, takeoff = rng.uniform(0, 360, 2000), rng.uniform(0, 180, 2000)
+    x, y = lower_hemisphere_xy(az, takeoff)
+    r = p_radiation(*sdr, az, takeoff)
+    filled = beach(sdr, xy=(0, 0), width=2.0).get_paths()[0]
+    inside = filled.contains_points(np.column_stack([x, y]))
+    clear = np.abs(r) > 0.2
+    assert np.all(inside[clear] == (r[clear] > 0))
