@@ -219,3 +219,18 @@ def test_broadband_noise_in_absolute_units_lies_between_peterson_nlnm_and_nhnm()
         assert acc_db < np.interp(period, p_hi[::-1], db_hi[::-1])
         model = np.median(synth.noise_psd_shape(ff[band], "broadband"))
         assert 10 * np.log10(np.median(p[band]) / model) == pytest.approx(0.0, abs=3.0)
+
+
+@pytest.mark.parametrize(
+    "fs,output", [(40.0, "sensor"), (200.0, "acceleration"), (100.0, "displacement")]
+)
+def test_labelled_windows_other_rates_and_outputs(fs, output):
+    x, label, info = synth.labelled_p_windows(
+        200, fs, int(4 * fs), np.random.default_rng(12), output=output, return_clean=True
+    )
+    assert x.shape == (200, int(4 * fs)) and np.all(np.isfinite(x))
+    peak, _ = synth.first_lobe_peak(info["clean"].astype(float))
+    nz = label != 0
+    assert nz.sum() > 50
+    np.testing.assert_array_equal(np.sign(peak[nz]), label[nz])
+    np.testing.assert_allclose(np.abs(peak[nz]), np.abs(info["amplitude"][nz]), rtol=1e-3)
