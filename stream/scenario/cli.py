@@ -2,7 +2,8 @@
 
 firstmotion scenario --out DIR [--seed N] [--n-stations 30] [--n-events 5] [--duration-s 600]
                      [--region-km 100] [--sampling-rate 100] [--gaps] [--spikes]
-                     [--mechanism strike/dip/rake] [--plot]
+                     [--mechanism strike/dip/rake] [--magnitudes 1.5/4] [--depths 3/15]
+                     [--sensor broadband] [--reversed N] [--plot]
 firstmotion scenario plot DIR
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import time
 
 log = logging.getLogger("firstmotion.scenario")
@@ -30,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--spikes", action="store_true", help="add single-sample glitches")
     parser.add_argument("--mechanism", help="strike/dip/rake (deg) for every event; default random")
     parser.add_argument("--magnitudes", default="1.5/4.0", help="min/max Mw (default 1.5/4.0)")
+    parser.add_argument("--depths", default="3/15", help="min/max depth km (default 3/15)")
     parser.add_argument("--centre", default="34.0/-118.0", help="lat/lon of the network centre")
     parser.add_argument("--start", default="2025-01-01T00:00:00Z", help="data start time (UTC)")
     profiles = ["broadband", "short_period", "accelerometer", "geophone"]
@@ -59,12 +62,12 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "plot":
         target = args.dir or args.out
         if not target:
-            print("firstmotion scenario plot: give the scenario directory")
+            print("firstmotion scenario plot: give the scenario directory", file=sys.stderr)
             return 2
         print(plot_scenario_dir(target))
         return 0
     if not args.out:
-        print("firstmotion scenario: --out DIR is required")
+        print("firstmotion scenario: --out DIR is required", file=sys.stderr)
         return 2
     from stream.scenario import ScenarioConfig, make_scenario, write_scenario
     from stream.scenario.config import parse_mechanism
@@ -76,13 +79,14 @@ def run(args: argparse.Namespace) -> int:
             duration_s=args.duration_s, region_km=args.region_km,
             sampling_rate_hz=args.sampling_rate, gaps=args.gaps, spikes=args.spikes,
             mechanism=parse_mechanism(args.mechanism) if args.mechanism else None,
-            magnitude_range=_pair(args.magnitudes, "--magnitudes"), centre_lat_deg=lat,
+            magnitude_range=_pair(args.magnitudes, "--magnitudes"),
+            depth_range_km=_pair(args.depths, "--depths"), centre_lat_deg=lat,
             centre_lon_deg=lon, start_time=args.start, noise_profile=args.noise_profile,
             sensor=args.sensor,
             velocity_model=args.velocity_model, reversed_stations=args.reversed,
         )  # fmt: skip
     except ValueError as exc:
-        print(f"firstmotion scenario: {exc}")
+        print(f"firstmotion scenario: {exc}", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
     scenario = make_scenario(config, progress=True)
