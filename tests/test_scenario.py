@@ -318,3 +318,13 @@ def test_plotted_polarities_fall_in_the_beachball_quadrants(sdr):
     inside = filled.contains_points(np.column_stack([x, y]))
     clear = np.abs(r) > 0.2
     assert np.all(inside[clear] == (r[clear] > 0))
+
+
+def test_low_gain_sensor_noise_is_not_quantized_to_zero():
+    """Regression: a geophone's ambient noise (~0.1 count) rounded to flat zeros; the
+    digitizer's own 1-count noise keeps every channel alive."""
+    sc = make_scenario(ScenarioConfig(seed=7, sensor="geophone", n_stations=4, n_events=0,
+                                      duration_s=20.0))  # fmt: skip
+    per_channel = sc.counts.reshape(-1, sc.counts.shape[-1])
+    assert np.all(np.std(per_channel, axis=1) >= 0.8)
+    assert np.all(np.mean(per_channel == 0, axis=1) < 0.6)
