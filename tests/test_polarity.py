@@ -27,7 +27,10 @@ def tiny_card(pre: PreprocessConfig | None = None) -> dict:
         "format_version": CARD_FORMAT_VERSION,
         "min_firstmotion_version": "0.1.0",
         "labels": list(LABELS),
-        "architecture": {"class": "PolarityCNN", "args": {"window_samples": pre.window_samples}},
+        "architecture": {
+            "class": "PolarityCNN",
+            "args": {"window_samples": pre.window_samples, "in_channels": pre.n_channels},
+        },
         "preprocessing": pre.to_dict(),
         "temperature": 1.0,
         "thresholds": {"decision": 0.5},
@@ -37,7 +40,7 @@ def tiny_card(pre: PreprocessConfig | None = None) -> dict:
 @pytest.fixture(scope="module")
 def untrained() -> PolarityClassifier:
     torch.manual_seed(0)
-    return PolarityClassifier(PolarityCNN(), tiny_card(), device="cpu")
+    return PolarityClassifier(PolarityCNN(in_channels=2), tiny_card(), device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +117,8 @@ def test_preprocessing_is_odd_and_unit_peak():
     w_neg, _ = prepare_windows(-x, 200.0, [600, 600, 600], cfg)
     np.testing.assert_array_equal(w_neg, -w)
     assert list(reasons) == ["", "", ""]
-    np.testing.assert_allclose(np.abs(w).max(axis=1), 1.0)
+    assert w.shape == (3, 2, cfg.window_samples)
+    np.testing.assert_allclose(np.abs(w[:, 0]).max(axis=1), 1.0)
 
 
 @pytest.mark.parametrize("rate_hz", [100.0, 40.0, 125.0, 500.0])
@@ -156,6 +160,7 @@ def test_highpass_removes_microseism_and_drift_much_larger_than_the_onset():
     pulse = synth.p_pulse(800, rate, 5.0, 8.0, 0.01)
     drift = 100.0 * np.sin(2 * np.pi * 0.2 * t) + 300.0 * t
     w, _ = prepare_windows(np.stack([pulse, pulse + drift]), rate, [500, 500], cfg)
+    w = w[:, 0]  # the max-abs channel
     np.testing.assert_allclose(w[1], w[0], atol=0.06)
     assert w[1][cfg.window_pre_samples + 1 : cfg.window_pre_samples + 6].max() > 0.3
 
@@ -186,7 +191,7 @@ def test_card_validation_refuses_what_it_cannot_honour():
 
 
 def test_load_refuses_weights_that_do_not_match_the_card(tmp_path):
-    model = PolarityCNN()
+    model = PolarityCNN(in_channels=2)
     torch.save(model.state_dict(), tmp_path / "m.pt")
     card = tiny_card()
     card["weights_sha256"] = "0" * 64
@@ -206,7 +211,7 @@ def test_sampler_is_deterministic_and_labels_follow_snr():
     for x, y in zip(a, b, strict=True):
         np.testing.assert_array_equal(x, y)
     windows, labels, snr, rates = a
-    assert windows.shape == (300, cfg.window_samples) and np.isfinite(windows).all()
+    assert windows.shape == (300, 2, cfg.window_samples) and np.isfinite(windows).all()
     assert np.all(labels[snr < SamplerConfig().unknown_below_snr] == 2)
     assert np.all(labels[snr >= SamplerConfig().unknown_below_snr] < 2)
     assert set(np.unique(rates)) <= set(SamplerConfig().rates_hz)

@@ -38,7 +38,10 @@ def tiny_card() -> dict:
         "name": "tiny",
         "min_firstmotion_version": "0.1.0",
         "labels": list(LABELS),
-        "architecture": {"class": "PolarityCNN", "args": {"window_samples": pre.window_samples}},
+        "architecture": {
+            "class": "PolarityCNN",
+            "args": {"window_samples": pre.window_samples, "in_channels": pre.n_channels},
+        },
         "preprocessing": pre.to_dict(),
         "temperature": 1.0,
         "thresholds": {"decision": 0.5},
@@ -47,7 +50,7 @@ def tiny_card() -> dict:
 
 def tiny_classifier() -> PolarityClassifier:
     torch.manual_seed(0)
-    return PolarityClassifier(PolarityCNN(), tiny_card(), device="cpu")
+    return PolarityClassifier(PolarityCNN(in_channels=2), tiny_card(), device="cpu")
 
 
 def make_pick(i: int, *, rate: float = 100.0, sign: float = 1.0, bad: str = "") -> Pick:
@@ -201,7 +204,7 @@ def test_cli_drain_mode_with_a_model_file(bus, redis_url, tmp_path):
     from firstmotion.cli import main
 
     torch.manual_seed(0)
-    torch.save(PolarityCNN().state_dict(), tmp_path / "m.pt")
+    torch.save(PolarityCNN(in_channels=2).state_dict(), tmp_path / "m.pt")
     card = tiny_card()
     card["name"] = "m"
     (tmp_path / "m.json").write_text(json.dumps(card))

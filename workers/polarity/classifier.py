@@ -95,6 +95,13 @@ def validate_card(card: dict) -> None:
     window = card["preprocessing"].get("window_pre_samples", 0) + card["preprocessing"].get(
         "window_post_samples", 0
     )
+    n_channels = PreprocessConfig.from_dict(card["preprocessing"]).n_channels
+    if arch["args"].get("in_channels", 1) != n_channels:
+        norm = card["preprocessing"].get("normalisation")
+        raise ValueError(
+            f"architecture in_channels {arch['args'].get('in_channels', 1)} differs from the "
+            f"{n_channels} channel(s) of normalisation {norm!r}"
+        )
     if arch["args"].get("window_samples") != window:
         raise ValueError(
             f"architecture window_samples {arch['args'].get('window_samples')} differs from "
@@ -165,7 +172,7 @@ class PolarityClassifier:
 
     # ------------------------------------------------------------------ inference
     def window_logits(self, windows: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-        """Raw logits (N, 3) float32 of preprocessed windows (N, window_samples)."""
+        """Raw logits (N, 3) float32 of preprocessed windows (N, [C,] window_samples)."""
         out = np.empty((windows.shape[0], len(LABELS)), dtype=np.float32)
         with torch.inference_mode():
             for start in range(0, windows.shape[0], batch_size):

@@ -150,7 +150,7 @@ def load_real_noise(data_dir: Path | None = None, exclude_before_p_s: float = 5.
 class WindowSampler:
     """Generates labelled model windows; deterministic for a given seed.
 
-    ``sample(n)`` returns (windows float32 (n, W), labels int64 (n,), snr float32 (n,),
+    ``sample(n)`` returns (windows float32 (n, W) or (n, 2, W), labels int64 (n,), snr float32 (n,),
     rate_hz float32 (n,)); snr is 0 for noise-only rows.
     """
 
@@ -260,7 +260,8 @@ class WindowSampler:
     def sample(self, n_examples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         rng, cfg, pre = self.rng, self.cfg, self.pre
         rates = np.asarray(cfg.rates_hz)[rng.integers(len(cfg.rates_hz), size=n_examples)]
-        windows = np.zeros((n_examples, pre.window_samples), dtype=np.float32)
+        shape = (pre.window_samples,) if pre.n_channels == 1 else (2, pre.window_samples)
+        windows = np.zeros((n_examples, *shape), dtype=np.float32)
         labels = np.full(n_examples, LABEL_UNKNOWN, dtype=np.int64)
         snr = np.zeros(n_examples, dtype=np.float32)
         for rate in np.unique(rates):
@@ -291,7 +292,7 @@ class WindowSampler:
                 )
                 labels[rows[k]] = row_label
                 snr[rows[k]] = np.where(ok, target, 0.0)
-            win, reasons = normalise_windows(mixed, reasons)
+            win, reasons = normalise_windows(mixed, reasons, pre)
             windows[rows] = win
         return windows, labels, snr, rates.astype(np.float32)
 

@@ -42,12 +42,13 @@ class PolarityCNN(nn.Module):
         hidden: int = 64,
         dropout: float = 0.1,
         n_classes: int = 3,
+        in_channels: int = 1,
     ) -> None:
         super().__init__()
         if not len(channels) == len(kernels) == len(strides):
             raise ValueError("channels, kernels and strides must have the same length")
         layers: list[nn.Module] = []
-        c_in, length = 1, int(window_samples)
+        c_in, length = int(in_channels), int(window_samples)
         for c_out, k, s in zip(channels, kernels, strides, strict=True):
             layers += [
                 nn.Conv1d(c_in, c_out, k, stride=s, padding=k // 2, bias=False),
@@ -68,7 +69,7 @@ class PolarityCNN(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits (N, 3) for windows (N, window_samples) or (N, 1, window_samples)."""
+        """Logits (N, 3) for windows (N, window_samples) or (N, in_channels, window_samples)."""
         if x.dim() == 2:
             x = x.unsqueeze(1)
         return self.head(self.features(x))

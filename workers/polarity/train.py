@@ -62,6 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window-post", type=int, default=64, help="samples from the pick")
     parser.add_argument("--highpass-hz", type=float, default=1.5)
     parser.add_argument("--model-rate", type=float, default=100.0, help="model sampling rate")
+    parser.add_argument(
+        "--normalisation", default="max_abs+noise_asinh", choices=("max_abs", "max_abs+noise_asinh")
+    )
     parser.add_argument("--decision-threshold", type=float, default=0.5)
     parser.add_argument(
         "--arch", default="{}", help="extra PolarityCNN args as JSON, e.g. '{\"hidden\": 96}'"
@@ -94,7 +97,7 @@ def _dataset(args, pre: PreprocessConfig, cfg: SamplerConfig, seed: int, n: int,
 
 def flip_batch(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor):
     """Negate rows where ``mask`` and swap their labels up <-> down (unknown stays)."""
-    x = torch.where(mask[:, None], -x, x)
+    x = torch.where(mask.view(-1, *([1] * (x.dim() - 1))), -x, x)
     swapped = torch.where(y == 0, 1, torch.where(y == 1, 0, y))
     return x, torch.where(mask, swapped, y)
 
@@ -129,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
         window_post_samples=args.window_post,
         highpass_hz=args.highpass_hz,
         sampling_rate_hz=args.model_rate,
+        normalisation=args.normalisation,
     )
     cfg = SamplerConfig()
     real_noise = [] if args.no_real_noise else load_real_noise()
@@ -138,7 +142,11 @@ def run(args: argparse.Namespace) -> int:
     val, _ = _dataset(args, pre, cfg, args.seed + 1, args.n_val, real_noise)
     log.info("datasets ready in %.1f s", time.perf_counter() - t0)
 
-    arch_args = {"window_samples": pre.window_samples, **json.loads(args.arch)}
+    arch_args = {
+        "window_samples": pre.window_samples,
+        "in_channels": pre.n_channels,
+        **json.loads(args.arch),
+    }
     model = PolarityCNN(**arch_args).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(
@@ -244,7 +252,7 @@ def run(args: argparse.Namespace) -> int:
                 f"--seed {args.seed} --n-train {args.n_train} --n-val {args.n_val} "
                 f"--batch-size {args.batch_size} --lr {args.lr} --window-pre {args.window_pre} "
                 f"--window-post {args.window_post} --highpass-hz {args.highpass_hz} "
-                f"--model-rate {args.model_rate:g} "
+                f"--model-rate {args.model_rate:g} --normalisation {args.normalisation} "
                 f"--arch '{args.arch}'" + (" --no-real-noise" if args.no_real_noise else "")
             ),
             "seed": args.seed,
