@@ -112,7 +112,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     module.add_arguments(parser)
     args = parser.parse_args(rest)
     setup_logging(ns.log_level, json_lines=ns.log_json)
-    return int(module.run(args) or 0)
+    from firstmotion.config import ConfigError
+
+    try:
+        return int(module.run(args) or 0)
+    except ConfigError as exc:  # a bad config file or environment: say what, no traceback
+        print(f"{prog}: invalid configuration:\n{exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

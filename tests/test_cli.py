@@ -81,3 +81,13 @@ def test_every_command_has_help_or_says_not_built(words, capsys):
         return
     assert code == 2
     assert "not built yet" in capsys.readouterr().err
+
+
+def test_bad_config_in_a_stage_exits_1_with_the_message_not_a_traceback(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[seedlink]\nsever = "localhost:18000"\n')
+    rc = cli.main(["worker", "mechanism", "--config", str(bad), "--drain"])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "seedlink.sever" in err and "server" in err
+    assert "Traceback" not in err
