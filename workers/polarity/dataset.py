@@ -279,7 +279,7 @@ class WindowSampler:
                 prim, sec = self._signal_rows(float(rate), n, k.size)
                 prim_w, _ = linear_windows(prim, rate, pick[k], pre)
                 sec_w, _ = linear_windows(sec, rate, pick[k], pre)
-                first = visible_first_lobe(prim_w, prim_w + sec_w)
+                first = visible_first_lobe(prim_w + sec_w)
                 noise_std = noise_w[k].std(axis=1)
                 target = np.exp(rng.uniform(*np.log(cfg.snr_range), size=k.size))
                 ok = (first > 0) & (noise_std > 0)
@@ -297,23 +297,26 @@ class WindowSampler:
         return windows, labels, snr, rates.astype(np.float32)
 
 
-def visible_first_lobe(primary: np.ndarray, composite: np.ndarray) -> np.ndarray:
-    """|first-lobe peak| (n,) of ``composite`` rows, the lobe starting where ``primary`` first
-    exceeds 5% of its max (so resampling pre-ringing is not taken for the onset) and ending at
-    the composite's first sign change: the first motion a reader actually sees, however the
-    later arrivals overlap it."""
-    amax = np.max(np.abs(primary), axis=1, keepdims=True)
-    live = np.abs(primary) > 0.05 * np.where(amax > 0, amax, np.inf)
+def visible_first_lobe(composite: np.ndarray, rel_threshold: float = 1e-4) -> np.ndarray:
+    """Peak (n,) of the first lobe of processed signal rows whose first motion is UP.
+
+    The lobe starts at the first sample above ``rel_threshold`` x the row's max (the causal
+    preprocessing leaves no precursor, so this is the onset however small the first lobe is
+    next to later swings) and ends at the first sign change. Rows whose first lobe is not
+    positive (a filter artefact) give 0, i.e. no readable first motion.
+    """
+    amax = np.max(np.abs(composite), axis=1, keepdims=True)
+    live = np.abs(composite) > rel_threshold * np.where(amax > 0, amax, np.inf)
     has = live.any(axis=1)
     i0 = np.where(has, np.argmax(live, axis=1), 0)
-    rows = np.arange(primary.shape[0])
-    sign = np.sign(composite[rows, i0])
-    idx = np.arange(primary.shape[1])[None, :]
+    rows = np.arange(composite.shape[0])
+    positive = composite[rows, i0] > 0
+    idx = np.arange(composite.shape[1])[None, :]
     after = idx >= i0[:, None]
-    broken = after & (composite * sign[:, None] <= 0)
+    broken = after & (composite <= 0)
     within = after & (np.cumsum(broken, axis=1) == 0)
-    peak = np.max(np.where(within, np.abs(composite), 0.0), axis=1)
-    return np.where(has & (sign != 0), peak, 0.0)
+    peak = np.max(np.where(within, composite, 0.0), axis=1)
+    return np.where(has & positive, peak, 0.0)
 
 
 def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
