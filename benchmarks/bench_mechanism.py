@@ -19,6 +19,11 @@ In the same run:
 * Agreement: Kagan angle between our preferred mechanism and SKHASH's (this run's out.csv and
   the recorded skhash_no_subsample/mechs.jsonl), quality letters equal.
 * Scale: a synthetic composite of --n-big weighted polarities x 30 trials (time, peak memory).
+* Worker latency (--latency-events N, default 10): the mechanism worker on a private
+  ``redis-server`` in a thread; per event an origin, then its 30 polarities one at a time, each
+  published only after the previous one was handled; ``revise_min_change_deg`` 0 so every
+  changed solution is published. Latency = publishing a polarity -> the revised Mechanism
+  readable in ``fm:mechanisms`` (XREAD BLOCK), p50/p95/max.
 
 Threads: OMP/OPENBLAS/MKL/NUMBA threads are pinned to 1 for both sides. The machine may be
 shared with other work: both sides run in the same invocation so the ratio is fair; rerun when
@@ -216,6 +221,109 @@ def _child_big(n: int) -> None:
     print(json.dumps({"s": dt, "traced_peak_mb": traced, "kagan_deg": err, "quality": m.quality}))
 
 
+def _wait_handled(bus, timeout_s: float = 2.0) -> None:
+    """Until the worker has read and acknowledged every polarity (published or not)."""
+    key = bus.key("polarities")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        newest = bus.client.xrevrange(key, count=1)
+        groups = {g["name"]: g for g in bus.client.xinfo_groups(key)}
+        g = groups.get(b"mechanism", groups.get("mechanism"))
+        if g is not None and newest and g["last-delivered-id"] == newest[0][0]:
+            if int(g["pending"]) == 0:
+                return
+        time.sleep(0.0005)
+
+
+def worker_latency(n_events: int) -> dict:
+    """Polarity published -> revised mechanism readable, through the real worker and Redis."""
+    import threading
+
+    import numpy as np
+
+    from firstmotion.bus import Bus
+    from firstmotion.messages import Arrival, Origin, Polarity, make_pick_id
+    from firstmotion.radiation import p_polarity
+    from firstmotion.redis_server import RedisServer
+    from workers.mechanism.worker import MechanismWorker, WorkerParams
+
+    server = RedisServer().start()
+    lat, n_pol = [], 0
+    try:
+        bus = Bus.from_url(server.url)
+        worker = MechanismWorker(bus, WorkerParams(revise_min_change_deg=0.0), name="bench")
+        thread = threading.Thread(target=worker.run, daemon=True)
+        thread.start()
+        key = bus.key("mechanisms")
+        last_id = "0-0"
+        rng = np.random.default_rng(1)
+        for e in range(n_events):
+            sdr = (rng.uniform(0, 360), rng.uniform(20, 90), rng.uniform(-180, 180))
+            i = np.arange(30) + 0.5
+            az = np.mod(i * 137.50776405 + rng.uniform(0, 360), 360.0)
+            to = np.degrees(np.arccos(-i / 30))
+            pol = p_polarity(*sdr, az, to)
+            t0 = 1.7e9 + 100 * e
+            ids = [make_pick_id(f"XX.S{k:02d}..HHZ", t0 + 5 + 0.1 * k) for k in range(30)]
+            arrivals = tuple(
+                Arrival(
+                    pick_id=ids[k],
+                    station_id=f"XX.S{k:02d}..HHZ",
+                    azimuth_deg=float(az[k]),
+                    takeoff_deg=float(to[k]),
+                    distance_km=40.0,
+                )
+                for k in range(30)
+            )
+            bus.publish(
+                "origins",
+                Origin(
+                    event_id=f"bench{e}",
+                    revision=0,
+                    time_epoch_s=t0,
+                    latitude_deg=0.0,
+                    longitude_deg=0.0,
+                    depth_km=10.0,
+                    arrivals=arrivals,
+                ),
+            )
+            for n_in, k in enumerate(rng.permutation(30), 1):
+                p = int(pol[k])
+                msg = Polarity(
+                    pick_id=ids[k],
+                    station_id=f"XX.S{k:02d}..HHZ",
+                    time_epoch_s=t0 + 5 + 0.1 * k,
+                    polarity=p,
+                    probabilities=(0.9, 0.08, 0.02) if p > 0 else (0.08, 0.9, 0.02),
+                    confidence=0.9,
+                    model_version="bench",
+                )
+                t = time.perf_counter()
+                bus.publish("polarities", msg)
+                n_pol += 1
+                if n_in < 8:  # below min_polarities: nothing can be published
+                    _wait_handled(bus)
+                    continue
+                resp = bus.client.xread({key: last_id}, block=300, count=10)
+                if resp:
+                    lat.append(time.perf_counter() - t)
+                    last_id = resp[0][1][-1][0]
+                _wait_handled(bus)
+        worker.request_stop()
+        thread.join(5)
+        bus.close()
+    finally:
+        server.stop()
+    a = np.array(lat) * 1000
+    return {
+        "n_polarities": n_pol,
+        "n_revisions": len(a),
+        "p50_ms": float(np.percentile(a, 50)),
+        "p95_ms": float(np.percentile(a, 95)),
+        "max_ms": float(a.max()),
+    }
+
+
 def _run_child(mode: str, value: int) -> tuple[dict, float, float]:
     stdout, wall, rss = _child_rss_mb(
         [sys.executable, str(Path(__file__).resolve()), "--child", mode, "--value", str(value)],
@@ -247,6 +355,7 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3, help="timed passes over the 24 events")
     ap.add_argument("--skip-skhash", action="store_true", help="only time invert")
     ap.add_argument("--n-big", type=int, default=5000, help="polarities in the composite case")
+    ap.add_argument("--latency-events", type=int, default=10, help="events for worker latency")
     ap.add_argument("--child", choices=("hash1", "big"), help=argparse.SUPPRESS)
     ap.add_argument("--value", type=int, default=0, help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -305,6 +414,14 @@ def main() -> int:
         f"{big['traced_peak_mb']:.1f} MB, Kagan to truth {big['kagan_deg']:.1f} deg, "
         f"quality {big['quality']}"
     )
+    if a.latency_events > 0:
+        print(f"== worker latency: {a.latency_events} events x 30 polarities, one at a time ==")
+        lat = worker_latency(a.latency_events)
+        print(
+            f"polarity -> revised mechanism published: p50 {lat['p50_ms']:.1f} ms, "
+            f"p95 {lat['p95_ms']:.1f} ms, max {lat['max_ms']:.1f} ms "
+            f"({lat['n_revisions']} revisions from {lat['n_polarities']} polarities)"
+        )
     return 0
 
 

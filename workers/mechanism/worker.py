@@ -1,8 +1,10 @@
 """``firstmotion worker mechanism``: origins + polarities in, revised focal mechanisms out.
 
-Consumes ``<prefix>origins`` and ``<prefix>polarities`` in consumer group ``mechanism`` (two
-:class:`firstmotion.bus.Consumer` s driven alternately by one loop, so one process never races
-itself). Polarities and origins arrive in any order and are joined per event by pick id:
+Consumes ``<prefix>origins`` and ``<prefix>polarities`` in consumer group ``mechanism``: one
+loop reads both streams with a single blocking XREADGROUP and hands each stream's entries to its
+:class:`firstmotion.bus.Consumer` (handle, then publish + ack in one MULTI/EXEC; stale entries
+reclaimed), so one process never races itself. Polarities and origins arrive in any order and
+are joined per event by pick id:
 
 * a Polarity is stored under ``<prefix>mech:pol:<pick_id>``; if the pick already belongs to an
   origin (``<prefix>mech:pick:<pick_id>`` -> event id), that event is re-evaluated;
@@ -258,6 +260,13 @@ class MechanismStage:
         )
         return msg
 
+    def warm_up(self) -> None:
+        """Run one tiny inversion so the compiled kernels are loaded before the first event."""
+        from workers.mechanism import invert
+
+        az = np.linspace(0.0, 330.0, 12)
+        invert(az, np.full(12, 120.0), np.where(az < 180.0, 1, -1), n_trials=2)
+
     def committed(self, outputs: list[tuple[str, Message]]) -> None:
         """Bookkeeping after a successful commit."""
         for _, msg in outputs:
@@ -273,6 +282,30 @@ class StateCommitConsumer(Consumer):
     def __init__(self, *args, mech_stage: MechanismStage, **kwargs) -> None:
         super().__init__(*args, stage="mechanism", **kwargs)
         self.mech_stage = mech_stage
+
+    def housekeeping(self) -> int:
+        """The non-reading part of :meth:`Consumer.run_once`: create the group, refresh the lag
+        gauges when due, and handle entries reclaimed from dead consumers. Returns how many
+        reclaimed entries were handled."""
+        if not self._group_ready:
+            self.bus.ensure_group(self.stream, self.group)
+            self._group_ready = True
+        now = time.monotonic()
+        if now >= self._lag_due:
+            self._lag_due = now + self.lag_interval_s
+            self.report_lag()
+        if now < self._claim_due:
+            return 0
+        entries = self._claim()
+        self._claim_due = time.monotonic() + (0.0 if entries else min(self.lease_ms / 4000, 1.0))
+        if entries:
+            self._process(entries)
+        return len(entries)
+
+    def process_entries(self, entries: list[tuple[str, dict, int]]) -> None:
+        """Handle and commit entries read for this consumer's stream by the worker's loop."""
+        if entries:
+            self._process(entries)
 
     def _commit(self, batch: list[Delivery], outputs: list[tuple[str, Message]]) -> None:
         from firstmotion.messages import encode
@@ -306,17 +339,19 @@ class MechanismWorker:
         *,
         reversals=None,
         name: str | None = None,
-        poll_ms: int = 20,
+        block_ms: int = 1000,
         batch_size: int = 64,
         lease_ms: int = 60_000,
         max_deliveries: int = 5,
     ) -> None:
         self.bus = bus
         self.stage = MechanismStage(bus, params or WorkerParams(), reversals)
+        self.block_ms = block_ms
+        self.batch_size = batch_size
         kw = dict(
             name=name,
             batch_size=batch_size,
-            block_ms=max(1, poll_ms),
+            block_ms=block_ms,
             lease_ms=lease_ms,
             max_deliveries=max_deliveries,
             mech_stage=self.stage,
@@ -333,23 +368,50 @@ class MechanismWorker:
         self.polarities.request_stop()
 
     def run(self, *, drain: bool = False, timeout_s: float | None = None) -> int:
-        """Alternate between the two streams until stopped (or drained). Returns the number of
-        input messages processed."""
+        """Read both streams with ONE blocking XREADGROUP (new entries on either wake it at
+        once; Redis resolves a blocked read's own timeout only to ~1/hz = 100 ms), handle
+        origins before polarities, until stopped (or drained). Returns the number of input
+        messages processed."""
         import redis
 
+        self.stage.warm_up()
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         backoff_s = 0.1
+        consumers = {c.key: c for c in (self.origins, self.polarities)}
+        client = self.bus.client
         while not self._stopped:
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"mechanism worker not drained after {timeout_s} s")
             try:
-                # origins first: a polarity's event must be known to be re-evaluated at once
-                n = self.origins.run_once() + self.polarities.run_once()
+                n = sum(c.housekeeping() for c in consumers.values())
+                resp = client.xreadgroup(
+                    GROUP,
+                    self.origins.name,
+                    {key: ">" for key in consumers},
+                    count=self.batch_size,
+                    block=100 if drain else self.block_ms,
+                )
+                got = {
+                    (k.decode() if isinstance(k, bytes) else k): [
+                        (i.decode() if isinstance(i, bytes) else i, f, 1) for i, f in rows
+                    ]
+                    for k, rows in resp or []
+                }
+                for key, c in consumers.items():  # origins first
+                    c.process_entries(got.get(key, []))
+                    n += len(got.get(key, []))
                 backoff_s = 0.1
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 log.warning("redis unavailable (%s); retrying in %.1f s", exc, backoff_s)
                 time.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, 5.0)
+                continue
+            except redis.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                log.warning("stream or group vanished; recreating")
+                for c in consumers.values():
+                    c._group_ready = False
                 continue
             if drain and n == 0:
                 pending = self.bus.pending_count(ORIGINS, GROUP) + self.bus.pending_count(
@@ -366,7 +428,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default=None, help="consumer name (default host-pid)")
     parser.add_argument("--drain", action="store_true", help="exit when nothing is left")
     parser.add_argument("--metrics-port", type=int, default=None, help="serve /metrics here")
-    parser.add_argument("--poll-ms", type=int, default=20, help="longest block per stream read")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -384,7 +445,7 @@ def run(args: argparse.Namespace) -> int:
         WorkerParams.from_settings(ms),
         reversals=reversals,
         name=args.name,
-        poll_ms=args.poll_ms,
+        block_ms=settings.redis.block_ms,
         lease_ms=settings.redis.lease_ms,
         max_deliveries=settings.redis.max_deliveries,
     )
