@@ -93,7 +93,7 @@ class ChannelBuffer:
         capacity_s: float = 120.0,
         *,
         max_fill_s: float = 1.0,
-        tolerance_samples: float = 0.5,
+        tolerance_samples: float = 0.25,
     ) -> None:
         if not capacity_s > 0:
             raise ValueError(f"capacity_s: expected > 0, got {capacity_s!r}")
