@@ -100,8 +100,13 @@ _DEFAULT_N_SLIP = 36  # the 5-degree grid; a compile-time constant lets LLVM kee
 
 def _fit_kernel_36_py(px, py, pz, w, obs_neg, nrm, b1, b2, cz, sz, sel, fit):  # pragma: no cover
     # Same arithmetic as _fit_kernel_py, loop order (normal, trial, pick, slip) with the 36 slip
-    # accumulators of one (normal, trial) in registers.
+    # accumulators of one (normal, trial) in one reused buffer (no allocation in the loop) and
+    # the rays transposed so the pick loop reads contiguously.
     n_pol, nt = px.shape
+    pxt = px.T.copy()
+    pyt = py.T.copy()
+    pzt = pz.T.copy()
+    acc = np.empty(_DEFAULT_N_SLIP)
     for jj in range(sel.shape[0]):
         j = sel[jj]
         n0, n1, n2 = nrm[j, 0], nrm[j, 1], nrm[j, 2]
@@ -109,11 +114,12 @@ def _fit_kernel_36_py(px, py, pz, w, obs_neg, nrm, b1, b2, cz, sz, sel, fit):  #
         v0, v1, v2 = b2[j, 0], b2[j, 1], b2[j, 2]
         base = j * _DEFAULT_N_SLIP
         for t in range(nt):
-            acc = np.zeros(_DEFAULT_N_SLIP)
+            for k in range(_DEFAULT_N_SLIP):
+                acc[k] = 0.0
             for i in range(n_pol):
-                x = px[i, t]
-                y = py[i, t]
-                z = pz[i, t]
+                x = pxt[t, i]
+                y = pyt[t, i]
+                z = pzt[t, i]
                 a = x * n0 + y * n1 + z * n2
                 c1 = x * u0 + y * u1 + z * u2
                 c2 = x * v0 + y * v1 + z * v2
