@@ -1,0 +1,479 @@
+"""``firstmotion worker associate``: P picks in, located events (Origins with arrivals) out.
+
+Consumes ``<prefix>picks`` in its own consumer group ``associate`` (the polarity worker reads
+the same stream in group ``polarity``) and publishes :class:`firstmotion.messages.Origin`
+revisions to ``<prefix>origins``; stages meet only through Redis.
+
+* Each P pick is written to the sliding window ``<prefix>assoc:window`` (hash pick id -> time,
+  station, coordinates) and then acknowledged (the Consumer's commit), so an acknowledged pick
+  is never lost. Station coordinates come from the pick (latitude/longitude/elevation) or from
+  a StationXML ``--inventory``; picks at stations with neither are counted and dropped.
+* Whenever new picks arrived, debounced (at once when the stream goes idle, else at most every
+  ``debounce_s`` of wall time or after ``debounce_picks`` new picks), the whole window is
+  associated and located (:class:`workers.associate_locate.Associator`: PyOcto with the 1-D
+  model of :mod:`firstmotion.velocity`, then least squares on the exact travel-time table).
+* Identity: each solution continues the open event it shares the most picks with, else the one
+  within ``match_time_s`` / ``match_distance_km`` (:func:`~workers.associate_locate.
+  match_events`); otherwise it is a new event with a new id (``ev<UTC origin time>-<seq>``).
+  An Origin is published when the event is new, its pick set changed or its hypocentre moved
+  (:func:`~workers.associate_locate.origin_changed`); each publication gets the next revision.
+* An event closes once the newest pick time is ``wait_s`` past its last possible P arrival
+  (origin + travel time to ``max_distance_km``): its picks leave the window and it gets no more
+  revisions. Unassociated picks leave the window ``max travel time + wait_s + window_s``
+  after the newest pick.
+
+At-least-once and restarts: the published Origins, the event state (``<prefix>assoc:event:<id>``
+hash with the last origin and revision; ``<prefix>assoc:open`` sorted set; ``<prefix>assoc:
+pick:<pick_id>`` -> event id) and the window changes of one association are written in ONE
+MULTI/EXEC, so a crash publishes and records a revision or neither. A restarted worker reloads
+the window and the open events; a redelivered pick that is already in the window, already
+belongs to a closed event or is older than the window is ignored, and re-associating unchanged
+picks publishes nothing. Run exactly one associator per Redis (the window lives in one
+process; deploy/k8s runs one replica).
+
+Metrics (besides ``firstmotion_stage_*`` with ``stage="associate"``):
+``firstmotion_associate_picks_total{outcome}`` (windowed, duplicate, late, no_station, not_p),
+``firstmotion_associate_events_total`` (new events), ``firstmotion_associate_origins_total``
+(published revisions), ``firstmotion_associate_seconds`` (one association run, histogram),
+``firstmotion_associate_window_picks`` and ``firstmotion_associate_open_events`` (gauges).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from firstmotion.bus import Bus, Delivery, install_signal_handlers
+from firstmotion.messages import Message, Origin, Pick
+from firstmotion.metrics import counter, gauge, histogram
+from workers.associate_locate import (
+    AssociateParams,
+    Associator,
+    KnownEvent,
+    LocatedEvent,
+    StationCoords,
+    WindowPick,
+    associate,
+    locate,
+    match_events,
+    origin_changed,
+    station_key,
+)
+
+__all__ = [
+    "AssociateParams",
+    "AssociateWorker",
+    "Associator",
+    "LocatedEvent",
+    "StationCoords",
+    "WindowPick",
+    "associate",
+    "locate",
+    "stations_from_inventory",
+]
+
+log = logging.getLogger(__name__)
+
+GROUP = "associate"
+INPUT_STREAM = "picks"
+OUTPUT_STREAM = "origins"
+STATE_TTL_S = 7 * 24 * 3600
+ASSOCIATION_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+PICK_OUTCOMES = ("windowed", "duplicate", "late", "no_station", "not_p")
+
+
+def stations_from_inventory(path: str) -> dict[str, StationCoords]:
+    """``NET.STA.LOC`` -> coordinates from a StationXML file (channel coordinates, else the
+    station's), for picks that carry none."""
+    from obspy import read_inventory
+
+    out: dict[str, StationCoords] = {}
+    for net in read_inventory(path):
+        for sta in net:
+            locs = {cha.location_code: cha for cha in sta} or {"": None}
+            for loc, cha in locs.items():
+                src = cha if cha is not None and cha.latitude is not None else sta
+                out[f"{net.code}.{sta.code}.{loc}"] = StationCoords(
+                    float(src.latitude), float(src.longitude), float(src.elevation or 0.0)
+                )
+    return out
+
+
+def new_event_id(time_epoch_s: float, seq: int) -> str:
+    """``ev<YYYYmmddTHHMMSS of the first origin time, UTC>-<seq>``: unique and readable."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(time_epoch_s))
+    return f"ev{stamp}-{seq:05d}"
+
+
+@dataclass
+class _OpenEvent:
+    event_id: str
+    revision: int
+    origin: Origin
+
+    def known(self) -> KnownEvent:
+        return KnownEvent(
+            self.event_id, self.origin, frozenset(a.pick_id for a in self.origin.arrivals)
+        )
+
+
+class AssociateWorker:
+    """The associator stage: window, association runs, event identity and state in Redis.
+
+    ``run(drain=True)`` returns once the picks stream has neither new nor pending entries for
+    the group and a final association has run (tests, backfills).
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        associator: Associator | None = None,
+        *,
+        stations: Mapping[str, StationCoords] | None = None,
+        name: str | None = None,
+        batch_size: int = 256,
+        block_ms: int = 1000,
+        lease_ms: int = 60_000,
+        max_deliveries: int = 5,
+        debounce_s: float = 1.0,
+        debounce_picks: int = 200,
+    ) -> None:
+        if debounce_s < 0 or debounce_picks < 1:
+            raise ValueError(
+                f"debounce_s >= 0 and debounce_picks >= 1 expected, got {debounce_s}, "
+                f"{debounce_picks}"
+            )
+        self.bus = bus
+        self.client = bus.client
+        self.associator = associator or Associator()
+        self.params: AssociateParams = self.associator.params
+        self.inventory = dict(stations or {})
+        self.stations: dict[str, StationCoords] = dict(self.inventory)
+        self.block_ms = block_ms
+        self.debounce_s = debounce_s
+        self.debounce_picks = debounce_picks
+        self.consumer = bus.consumer(
+            INPUT_STREAM, GROUP, self.handle_picks, name=name, batch_size=batch_size,
+            block_ms=block_ms, lease_ms=lease_ms, max_deliveries=max_deliveries,
+            stage="associate",
+        )  # fmt: skip
+        self.window: dict[str, WindowPick] = {}
+        self.open: dict[str, _OpenEvent] = {}
+        self.newest_s = 0.0
+        self.dirty = False
+        self.new_since_run = 0
+        self.last_run_monotonic = 0.0
+        self.runs = 0
+        self._loaded = False
+        self._stopped = False
+        self._warned: set[str] = set()
+        self.picks_total = counter(
+            "firstmotion_associate_picks_total", "P picks taken by the associator", ("outcome",)
+        )
+        self.events_total = counter("firstmotion_associate_events_total", "new events created")
+        self.origins_total = counter(
+            "firstmotion_associate_origins_total", "origin revisions published"
+        )
+        self.seconds = histogram(
+            "firstmotion_associate_seconds",
+            "wall time of one association run (PyOcto + location)",
+            buckets=ASSOCIATION_BUCKETS,
+        )
+        self.window_gauge = gauge("firstmotion_associate_window_picks", "picks in the window")
+        self.open_gauge = gauge("firstmotion_associate_open_events", "events open to revision")
+
+    # -- keys
+    def _k(self, *parts: str) -> str:
+        return self.bus.key("assoc:" + ":".join(parts))
+
+    @property
+    def retain_s(self) -> float:
+        """How long (pick time) an unassociated pick stays in the window after the newest."""
+        p = self.params
+        return self.associator.max_travel_time_s + p.wait_s + p.window_s
+
+    # -- state
+    def load_state(self) -> None:
+        """Reload the window and the open events from Redis (a restarted worker continues)."""
+        client = self.client
+        newest = client.hget(self._k("meta"), "newest_pick_s")
+        self.newest_s = float(newest) if newest is not None else 0.0
+        self.window.clear()
+        for pick_id, raw in client.hgetall(self._k("window")).items():
+            row = json.loads(raw)
+            pid = pick_id.decode() if isinstance(pick_id, bytes) else pick_id
+            self.window[pid] = WindowPick(pid, row["station_id"], float(row["t"]))
+            if row.get("lat") is not None:
+                self._learn_station(row["station_id"], row["lat"], row["lon"], row.get("elev"))
+        self.open.clear()
+        for eid_raw in client.zrange(self._k("open"), 0, -1):
+            eid = eid_raw.decode() if isinstance(eid_raw, bytes) else eid_raw
+            state = client.hgetall(self._k("event", eid))
+            if b"origin" not in state:
+                continue
+            origin = Origin.from_json(state[b"origin"])
+            self.open[eid] = _OpenEvent(eid, int(state[b"revision"]), origin)
+        self.dirty = bool(self.window)
+        self._loaded = True
+        self._gauges()
+        log.info("associator state: %d picks in the window, %d open events",
+                 len(self.window), len(self.open))  # fmt: skip
+
+    def _learn_station(self, station_id: str, lat: Any, lon: Any, elev: Any) -> bool:
+        key = station_key(station_id)
+        if key in self.inventory:
+            return True
+        if lat is None or lon is None:
+            return key in self.stations
+        self.stations[key] = StationCoords(float(lat), float(lon), float(elev or 0.0))
+        return True
+
+    def _gauges(self) -> None:
+        self.window_gauge.set(len(self.window))
+        self.open_gauge.set(len(self.open))
+
+    # -- input
+    def handle_picks(self, batch: list[Delivery]) -> list[tuple[str, Message]]:
+        """Put new P picks into the window (Redis first, then memory); outputs nothing (the
+        Consumer acknowledges the batch after this returns)."""
+        if not self._loaded:
+            self.load_state()
+        picks: list[Pick] = []
+        for d in batch:
+            m = d.message
+            if not isinstance(m, Pick) or m.phase.upper() != "P":
+                self.picks_total.labels(outcome="not_p").inc()
+                continue
+            picks.append(m)
+        if not picks:
+            return []
+        owners = self.client.mget([self._k("pick", p.pick_id) for p in picks])
+        cutoff = self.newest_s - self.retain_s
+        pipe = self.client.pipeline(transaction=True)
+        accepted: list[Pick] = []
+        newest = self.newest_s
+        for p, owner in zip(picks, owners, strict=True):
+            owner_id = owner.decode() if isinstance(owner, bytes) else owner
+            if p.pick_id in self.window or (owner_id is not None and owner_id not in self.open):
+                self.picks_total.labels(outcome="duplicate").inc()
+                continue
+            if p.time_epoch_s < cutoff:
+                self.picks_total.labels(outcome="late").inc()
+                continue
+            if not self._learn_station(p.station_id, p.latitude_deg, p.longitude_deg,
+                                       p.elevation_m):  # fmt: skip
+                self.picks_total.labels(outcome="no_station").inc()
+                key = station_key(p.station_id)
+                if key not in self._warned:
+                    self._warned.add(key)
+                    log.warning("no coordinates for %s (pick or --inventory): picks dropped", key)
+                continue
+            row = {
+                "station_id": p.station_id, "t": p.time_epoch_s, "lat": p.latitude_deg,
+                "lon": p.longitude_deg, "elev": p.elevation_m,
+            }  # fmt: skip
+            pipe.hset(self._k("window"), p.pick_id, json.dumps(row))
+            accepted.append(p)
+            newest = max(newest, p.time_epoch_s)
+        if accepted:
+            pipe.hset(self._k("meta"), "newest_pick_s", repr(newest))
+            pipe.execute()
+            for p in accepted:
+                self.window[p.pick_id] = WindowPick(p.pick_id, p.station_id, p.time_epoch_s)
+            self.newest_s = newest
+            self.picks_total.labels(outcome="windowed").inc(len(accepted))
+            self.dirty = True
+            self.new_since_run += len(accepted)
+            self._gauges()
+        return []
+
+    # -- association
+    def associate_now(self) -> list[Origin]:
+        """Associate the window, publish changed origins and write the state (one MULTI/EXEC).
+        Returns the published origins."""
+        if not self._loaded:
+            self.load_state()
+        t_start = time.perf_counter()
+        p = self.params
+        found = self.associator.associate(list(self.window.values()), self.stations)
+        opened = list(self.open.values())
+        matches = match_events([e.known() for e in opened], found, p)
+
+        pipe = self.client.pipeline(transaction=True)
+        published: list[Origin] = []
+        updated: dict[str, _OpenEvent] = {}
+        pick_drops: list[str] = []
+        pick_sets: list[tuple[str, str]] = []
+        for ev, m in zip(found, matches, strict=True):
+            if m is None:
+                seq = int(self.client.incr(self._k("seq")))
+                eid, revision, old_ids = new_event_id(ev.time_epoch_s, seq), 0, frozenset()
+            else:
+                prev = opened[m]
+                if not origin_changed(prev.origin, ev, p):
+                    continue
+                eid, revision = prev.event_id, prev.revision + 1
+                old_ids = frozenset(a.pick_id for a in prev.origin.arrivals)
+            origin = ev.origin(eid, revision)
+            published.append(origin)
+            updated[eid] = _OpenEvent(eid, revision, origin)
+            pick_drops += sorted(old_ids - ev.pick_ids)
+            pick_sets += [(a.pick_id, eid) for a in origin.arrivals]
+        for origin in published:
+            pipe.xadd(self.bus.key(OUTPUT_STREAM), _encode(origin), maxlen=self.bus.maxlen,
+                      approximate=True)  # fmt: skip
+            key = self._k("event", origin.event_id)
+            pipe.hset(key, mapping={"origin": origin.to_json(), "revision": origin.revision})
+            pipe.expire(key, STATE_TTL_S)
+            pipe.zadd(self._k("open"), {origin.event_id: origin.time_epoch_s})
+        if pick_drops:
+            pipe.delete(*[self._k("pick", pid) for pid in pick_drops])
+        for pid, eid in pick_sets:
+            pipe.set(self._k("pick", pid), eid, ex=STATE_TTL_S)
+
+        # close events past their last possible arrival + wait_s; age out stray picks
+        state = {**self.open, **updated}
+        horizon = self.associator.max_travel_time_s + p.wait_s
+        closing = [e for e in state.values() if e.origin.time_epoch_s + horizon < self.newest_s]
+        leaving = {a.pick_id for e in closing for a in e.origin.arrivals}
+        owned = {a.pick_id for e in state.values() for a in e.origin.arrivals}
+        cutoff = self.newest_s - self.retain_s
+        leaving |= {
+            pid for pid, wp in self.window.items() if wp.time_epoch_s < cutoff and pid not in owned
+        }
+        leaving &= set(self.window)
+        if closing:
+            pipe.zrem(self._k("open"), *[e.event_id for e in closing])
+        if leaving:
+            pipe.hdel(self._k("window"), *sorted(leaving))
+        pipe.execute()
+
+        closed_ids = {e.event_id for e in closing}
+        self.open = {eid: e for eid, e in state.items() if eid not in closed_ids}
+        for pid in leaving:
+            self.window.pop(pid, None)
+        new_events = sum(1 for o in published if o.revision == 0)
+        self.events_total.inc(new_events)
+        self.origins_total.inc(len(published))
+        self.consumer.metrics.items_out.inc(len(published))
+        self.consumer.metrics.last_processed.set(time.time())
+        self.seconds.observe(time.perf_counter() - t_start)
+        self.dirty = False
+        self.new_since_run = 0
+        self.last_run_monotonic = time.monotonic()
+        self.runs += 1
+        self._gauges()
+        if published:
+            log.info("association: %d events found, %d origins published (%d new), %d closed",
+                     len(found), len(published), new_events, len(closing))  # fmt: skip
+        return published
+
+    def _due(self, took: int) -> bool:
+        if not self.dirty:
+            return False
+        if took == 0 or self.new_since_run >= self.debounce_picks:
+            return True
+        return time.monotonic() - self.last_run_monotonic >= self.debounce_s
+
+    # -- loop
+    def request_stop(self) -> None:
+        self._stopped = True
+        self.consumer.request_stop()
+
+    def run(self, *, drain: bool = False, timeout_s: float | None = None) -> int:
+        """Read, window, associate (debounced) until stopped, or with ``drain`` until nothing
+        is new or pending and the final association ran. Returns the picks processed."""
+        import redis
+
+        if not self._loaded:
+            self.load_state()
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        block_ms = 100 if drain else max(1, min(self.block_ms, int(self.debounce_s * 1000) or 1))
+        backoff_s = 0.1
+        while not self._stopped:
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"associate worker not drained after {timeout_s} s")
+            try:
+                took = self.consumer.run_once(block_ms=block_ms)
+                if self._due(took):
+                    self.associate_now()
+                backoff_s = 0.1
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning("redis unavailable (%s); retrying in %.1f s", exc, backoff_s)
+                time.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, 5.0)
+                continue
+            except redis.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                log.warning("picks stream or group vanished; recreating")
+                self.consumer._group_ready = False
+                continue
+            if drain and took == 0 and not self.dirty:
+                if self.bus.pending_count(INPUT_STREAM, GROUP) == 0:
+                    break
+        return self.consumer.processed
+
+
+def _encode(message: Message) -> dict[str, bytes]:
+    from firstmotion.messages import encode
+
+    return encode(message)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default=None, help="TOML config file")
+    parser.add_argument("--redis", default=None, help="Redis URL (overrides redis.url)")
+    parser.add_argument("--name", default=None, help="consumer name (default host-pid)")
+    parser.add_argument("--inventory", default=None,
+                        help="StationXML with coordinates for picks that carry none")  # fmt: skip
+    parser.add_argument("--velocity-model", default=None,
+                        help="1-D model file (overrides associate.velocity_model)")  # fmt: skip
+    parser.add_argument("--debounce-s", type=float, default=1.0,
+                        help="associate at most this often while picks keep coming")  # fmt: skip
+    parser.add_argument("--drain", action="store_true", help="exit when nothing is left")
+    parser.add_argument("--metrics-port", type=int, default=None, help="serve /metrics here")
+
+
+def run(args: argparse.Namespace) -> int:
+    from firstmotion.config import load_settings
+    from firstmotion.metrics import Health, redis_ping_check, start_http_server
+    from firstmotion.velocity import VelocityModel
+
+    settings = load_settings(args.config)
+    url = args.redis or settings.redis.require_url()
+    model_file = args.velocity_model or settings.associate.velocity_model
+    model = VelocityModel.from_file(model_file) if model_file else VelocityModel.default()
+    stations = stations_from_inventory(args.inventory) if args.inventory else {}
+    associator = Associator(model, AssociateParams.from_settings(settings.associate))
+    bus = Bus.from_url(url, settings.redis.prefix, maxlen=settings.redis.stream_maxlen)
+    worker = AssociateWorker(
+        bus, associator, stations=stations, name=args.name, block_ms=settings.redis.block_ms,
+        lease_ms=settings.redis.lease_ms, max_deliveries=settings.redis.max_deliveries,
+        debounce_s=args.debounce_s,
+    )  # fmt: skip
+    server = None
+    if args.metrics_port is not None:
+        health = Health()
+        health.register("redis", redis_ping_check(bus.client))
+        health.register("loop", worker.consumer.loop_alive)
+        server = start_http_server(settings.metrics.host, args.metrics_port, health=health)
+    restore = install_signal_handlers(worker)
+    try:
+        n = worker.run(drain=args.drain)
+    finally:
+        restore()
+        if server is not None:
+            server.stop()
+        associator.close()
+        bus.close()
+    log.info("associate worker processed %d picks", n)
+    return 0

@@ -1,0 +1,596 @@
+"""Pure association and location: P picks + station coordinates -> located events with arrivals.
+
+No Redis here: :func:`associate` (and the reusable :class:`Associator`) take plain picks and
+station coordinates and return :class:`LocatedEvent` objects; the worker in
+:mod:`workers.associate` keeps the sliding window, the event identities and the state.
+
+Method
+------
+1. Stations are projected onto a local transverse-Mercator plane (pyproj, km) centred on the
+   stations in use; the search volume is their extent plus ``margin_km``, depth
+   0-``max_depth_km``.
+2. PyOcto (Münchmeyer 2024) associates the picks (P-only allowed) with a 1-D velocity model.
+   Its ``VelocityModel1D`` reads a binary travel-time table ``T(x, z)`` (header ``iid``: nx, nz,
+   spacing; then P and S times as float64 (nx, nz), x horizontal distance, z source depth).
+   PyOcto's own writer needs pyrocko's eikonal solver; here the table is filled with the
+   exact layered-model first arrivals of :func:`firstmotion.velocity.trace_rays` (the same rays
+   the scenario's truth and the takeoff angles use), so association, location and angles share
+   one model. Tables are cached per (model, extent) in memory.
+3. Each PyOcto event is relocated by iterative least squares (Geiger's method as
+   scipy's trust-region ``least_squares`` with a soft-L1 loss) on the exact travel-time table
+   (:class:`firstmotion.velocity.TravelTimeTable`), starting at PyOcto's hypocentre; picks with
+   ``|residual| > max_residual_s`` are dropped and the event relocated (an event left with
+   fewer than ``min_picks`` picks is dropped).
+4. Arrivals: WGS84 distance and azimuth source -> station (:mod:`firstmotion.geodesy`),
+   takeoff angle from vertical-UP at the located depth (``TravelTimeTable.lookup``: 0 up,
+   180 down), residual ``t_obs - t0 - T``.
+
+Stations are treated as at depth 0 for the rays (as HASH and the scenario do); an elevation
+above datum adds ``elevation / vp_surface`` to the predicted time (vertical static).
+
+:func:`match_events` gives a new solution the identity of an earlier one (shared picks first,
+then origin-time and epicentre closeness); :func:`origin_changed` says whether a solution
+differs materially from the last published origin.
+
+.. seealso:: Münchmeyer, J. (2024), PyOcto: A high-throughput seismic phase associator,
+   Seismica 3(1); Geiger, L. (1912), Probability method for the determination of earthquake
+   epicenters from the arrival time only, Bull. St. Louis Univ. 8; Shearer, P. M. (2009),
+   Introduction to Seismology, 2nd ed., ch. 5 (earthquake location).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import struct
+import tempfile
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from firstmotion.messages import Arrival, Origin
+from firstmotion.velocity import TravelTimeTable, VelocityModel, trace_rays
+
+log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------- inputs / outputs
+
+
+@dataclass(frozen=True, slots=True)
+class StationCoords:
+    """A station's position (WGS84 degrees, metres above datum)."""
+
+    latitude_deg: float
+    longitude_deg: float
+    elevation_m: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not (-90.0 <= self.latitude_deg <= 90.0) or not math.isfinite(self.longitude_deg):
+            raise ValueError(
+                f"station coordinates: expected latitude in [-90, 90] and a finite longitude, "
+                f"got ({self.latitude_deg}, {self.longitude_deg})"
+            )
+        if not math.isfinite(self.elevation_m):
+            raise ValueError(
+                f"station elevation_m: expected a finite number, got {self.elevation_m}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class WindowPick:
+    """One P pick in the association window."""
+
+    pick_id: str
+    station_id: str  # NET.STA.LOC.CHA
+    time_epoch_s: float
+
+    @property
+    def station_key(self) -> str:
+        return station_key(self.station_id)
+
+
+@dataclass(frozen=True)
+class LocatedEvent:
+    """One associated and located event (no identity yet)."""
+
+    time_epoch_s: float
+    latitude_deg: float
+    longitude_deg: float
+    depth_km: float
+    arrivals: tuple[Arrival, ...]
+    rms_s: float
+
+    @property
+    def pick_ids(self) -> frozenset[str]:
+        return frozenset(a.pick_id for a in self.arrivals)
+
+    def origin(self, event_id: str, revision: int, method: str = "pyocto+lsq") -> Origin:
+        """The wire :class:`Origin` of this solution."""
+        return Origin(
+            event_id=event_id,
+            revision=revision,
+            time_epoch_s=self.time_epoch_s,
+            latitude_deg=self.latitude_deg,
+            longitude_deg=self.longitude_deg,
+            depth_km=self.depth_km,
+            arrivals=self.arrivals,
+            rms_s=self.rms_s,
+            method=method,
+        )
+
+
+def station_key(station_id: str) -> str:
+    """``NET.STA.LOC`` of ``NET.STA.LOC.CHA`` (one location per station site and sensor)."""
+    parts = station_id.split(".")
+    if len(parts) != 4 or not parts[0] or not parts[1]:
+        raise ValueError(f"station_id: expected NET.STA.LOC.CHA, got {station_id!r}")
+    return ".".join(parts[:3])
+
+
+_POSITIVE_PARAMS = (
+    "min_picks", "window_s", "max_distance_km", "max_residual_s", "max_depth_km", "table_step_km",
+    "node_size_km", "node_size_location_km", "velocity_tolerance_s", "match_time_s",
+    "match_distance_km", "n_threads",
+)  # fmt: skip
+_NON_NEGATIVE_PARAMS = (
+    "wait_s", "margin_km", "min_interevent_s", "revise_min_move_km", "revise_min_time_s",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class AssociateParams:
+    """Association, location and revision settings.
+
+    The first five are ``[associate]`` of the config (:class:`firstmotion.config.
+    AssociateSettings`): ``min_picks`` P picks per event; picks are kept in the worker's
+    sliding window for ``max travel time + wait_s + window_s`` after the newest pick;
+    ``max_distance_km`` the farthest station used for association; ``max_residual_s`` PyOcto's
+    pick-match tolerance and the largest residual kept; ``wait_s`` how long (in pick time) past
+    its last possible P arrival an event stays open for revisions.
+    """
+
+    min_picks: int = 4
+    window_s: float = 20.0
+    max_distance_km: float = 200.0
+    max_residual_s: float = 1.5
+    wait_s: float = 10.0
+    max_depth_km: float = 40.0
+    margin_km: float = 50.0  # search volume beyond the stations' extent
+    table_step_km: float = 0.5  # PyOcto table spacing
+    node_size_km: float = 10.0  # PyOcto min_node_size (association)
+    node_size_location_km: float = 1.0  # PyOcto min_node_size_location
+    min_interevent_s: float = 2.0
+    velocity_tolerance_s: float = 1.0  # PyOcto velocity-model tolerance
+    match_time_s: float = 3.0  # identity: origin times closer than this ...
+    match_distance_km: float = 20.0  # ... and epicentres closer than this
+    revise_min_move_km: float = 0.3  # a new revision when the hypocentre moved this far
+    revise_min_time_s: float = 0.05  # ... or the origin time this much (or the picks changed)
+    n_threads: int = 1
+
+    def __post_init__(self) -> None:
+        problems = [
+            f"{name}: expected > 0, got {getattr(self, name)!r}"
+            for name in _POSITIVE_PARAMS
+            if not getattr(self, name) > 0
+        ]
+        problems += [
+            f"{name}: expected >= 0, got {getattr(self, name)!r}"
+            for name in _NON_NEGATIVE_PARAMS
+            if not getattr(self, name) >= 0
+        ]
+        if self.min_picks < 3:
+            problems.append(f"min_picks: expected >= 3 (4 unknowns), got {self.min_picks}")
+        if problems:
+            raise ValueError("associate parameters: " + "; ".join(problems))
+
+    @classmethod
+    def from_settings(cls, settings: Any, **overrides: Any) -> AssociateParams:
+        """From :class:`firstmotion.config.AssociateSettings` (plus keyword overrides)."""
+        keys = ("min_picks", "window_s", "max_distance_km", "max_residual_s", "wait_s")
+        kwargs = {k: getattr(settings, k) for k in keys}
+        kwargs.update(overrides)
+        return cls(**kwargs)
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def pyocto_table_bytes(
+    model: VelocityModel, max_distance_km: float, max_depth_km: float, step_km: float
+) -> bytes:
+    """PyOcto ``VelocityModel1D`` binary table of exact first-arrival P and S times.
+
+    Layout (as ``pyocto.VelocityModel1D.create_model`` writes it): ``struct.pack("iid", nx, nz,
+    step_km)`` then P times and S times, each float64 C-order ``(nx, nz)``; node ``(i, k)`` is
+    horizontal distance ``i * step_km`` and source depth ``k * step_km``.
+    """
+    if min(max_distance_km, max_depth_km, step_km) <= 0:
+        raise ValueError("table extents and step must be > 0")
+    nx = int(max_distance_km / step_km) + 1
+    nz = int(max_depth_km / step_km) + 1
+    x = np.arange(nx) * step_km
+    z = np.arange(nz) * step_km
+    xx, zz = np.meshgrid(x, z, indexing="ij")
+    out = [struct.pack("iid", nx, nz, float(step_km))]
+    for phase in ("P", "S"):
+        t = trace_rays(model, xx, zz, phase).time_s
+        out.append(np.ascontiguousarray(t, dtype="<f8").tobytes())
+    return b"".join(out)
+
+
+def _model_digest(model: VelocityModel) -> str:
+    return hashlib.sha256(model.to_text().encode()).hexdigest()[:16]
+
+
+@dataclass
+class _Tables:
+    """Per-extent tables: the PyOcto file and the firstmotion lookup table."""
+
+    pyocto_path: Path
+    table: TravelTimeTable
+    max_distance_km: float
+
+
+# --------------------------------------------------------------------------- projection
+
+
+class _Projection:
+    """Local transverse Mercator (km) centred on (lat0, lon0); x east, y north."""
+
+    def __init__(self, lat0_deg: float, lon0_deg: float) -> None:
+        from pyproj import CRS, Transformer
+
+        crs = CRS(f"+proj=tmerc +lat_0={lat0_deg} +lon_0={lon0_deg} +units=km +ellps=WGS84")
+        self._fwd = Transformer.from_crs(CRS.from_epsg(4326), crs, always_xy=True)
+        self._inv = Transformer.from_crs(crs, CRS.from_epsg(4326), always_xy=True)
+
+    def to_xy(self, lat_deg: np.ndarray, lon_deg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x, y = self._fwd.transform(np.asarray(lon_deg, float), np.asarray(lat_deg, float))
+        return np.asarray(x, float), np.asarray(y, float)
+
+    def to_latlon(self, x_km: float, y_km: float) -> tuple[float, float]:
+        lon, lat = self._inv.transform(float(x_km), float(y_km))
+        return float(lat), float(lon)
+
+
+# --------------------------------------------------------------------------- location
+
+
+def locate(
+    rel_time_s: np.ndarray,
+    station_x_km: np.ndarray,
+    station_y_km: np.ndarray,
+    static_s: np.ndarray,
+    start: tuple[float, float, float, float],
+    table: TravelTimeTable,
+    *,
+    max_depth_km: float,
+    f_scale_s: float = 0.2,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares hypocentre ``(x_km, y_km, depth_km, t0_s)`` and residuals (s).
+
+    Minimises the soft-L1 norm of ``t_i - t0 - T(r_i, z) - static_i`` (Geiger's method with a
+    robust loss; scipy ``least_squares``, trust-region reflective, depth bounded to
+    ``[0, max_depth_km]``), ``r_i`` the horizontal distance to station ``i``, ``T`` the
+    table's P time. Times are relative to any reference (keep them small for precision).
+    """
+    from scipy.optimize import least_squares
+
+    t = np.asarray(rel_time_s, float)
+    sx, sy = np.asarray(station_x_km, float), np.asarray(station_y_km, float)
+    static = np.asarray(static_s, float)
+    if not (t.shape == sx.shape == sy.shape == static.shape) or t.ndim != 1 or t.size < 4:
+        raise ValueError("locate: need >= 4 picks with matching times and station coordinates")
+    d_max = float(table.distance_km[-1])
+    z_hi = min(max_depth_km, float(table.depth_km[-1]))
+
+    def predicted(p: np.ndarray) -> np.ndarray:
+        r = np.minimum(np.hypot(sx - p[0], sy - p[1]), d_max)
+        return p[3] + table.travel_time(r, np.clip(p[2], 0.0, z_hi)) + static
+
+    def resid(p: np.ndarray) -> np.ndarray:
+        return t - predicted(p)
+
+    x0 = np.array(start, float)
+    x0[2] = np.clip(x0[2], 1e-3, z_hi - 1e-3)
+    lo = np.array([-np.inf, -np.inf, 0.0, -np.inf])
+    hi = np.array([np.inf, np.inf, z_hi, np.inf])
+    sol = least_squares(
+        resid, x0, bounds=(lo, hi), loss="soft_l1", f_scale=f_scale_s, x_scale=[1, 1, 1, 0.2],
+        diff_step=1e-4, max_nfev=200,
+    )  # fmt: skip
+    return sol.x, resid(sol.x)
+
+
+# --------------------------------------------------------------------------- associator
+
+
+class Associator:
+    """PyOcto association + least-squares location with one 1-D model (see module doc).
+
+    Build once (tables are computed lazily and cached per extent); :meth:`associate` is then a
+    pure function of its inputs. Thread-safe.
+    """
+
+    def __init__(self, model: VelocityModel | None = None, params: AssociateParams | None = None):
+        self.model = model or VelocityModel.default()
+        self.params = params or AssociateParams()
+        self._tables: dict[float, _Tables] = {}
+        self._lock = threading.Lock()
+        self._tmpdir: tempfile.TemporaryDirectory | None = None
+        self.max_travel_time_s = float(
+            np.max(
+                trace_rays(
+                    self.model,
+                    np.array([self.params.max_distance_km]),
+                    np.linspace(0.0, self.params.max_depth_km, 9),
+                    "P",
+                ).time_s
+            )
+        )
+
+    def close(self) -> None:
+        """Remove the temporary table files."""
+        with self._lock:
+            if self._tmpdir is not None:
+                self._tmpdir.cleanup()
+                self._tmpdir = None
+            self._tables.clear()
+
+    def tables(self, needed_distance_km: float) -> _Tables:
+        """Tables covering horizontal distances up to ``needed_distance_km`` (rounded up to
+        the next 100 km, so a growing network rarely triggers a rebuild)."""
+        extent = float(100.0 * math.ceil(max(needed_distance_km, 1.0) / 100.0))
+        with self._lock:
+            got = self._tables.get(extent)
+            if got is not None:
+                return got
+            p = self.params
+            if self._tmpdir is None:
+                self._tmpdir = tempfile.TemporaryDirectory(prefix="firstmotion-assoc-")
+            name = f"{_model_digest(self.model)}-{int(extent)}-{p.max_depth_km:g}.pyocto"
+            path = Path(self._tmpdir.name) / name
+            path.write_bytes(
+                pyocto_table_bytes(self.model, extent, p.max_depth_km, p.table_step_km)
+            )
+            table = TravelTimeTable.build(
+                self.model, max_distance_km=extent, max_depth_km=p.max_depth_km,
+                distance_step_km=1.0, depth_step_km=0.5,
+            )  # fmt: skip
+            got = _Tables(path, table, extent)
+            self._tables[extent] = got
+            return got
+
+    def associate(
+        self, picks: Sequence[WindowPick], stations: Mapping[str, StationCoords]
+    ) -> list[LocatedEvent]:
+        """Associate ``picks`` (P) into events and locate them; events sorted by origin time.
+
+        ``stations`` maps ``NET.STA.LOC`` (see :func:`station_key`) to coordinates; picks at
+        stations without coordinates are ignored. Deterministic in its inputs.
+        """
+        p = self.params
+        keys = sorted({pk.station_key for pk in picks} & set(stations))
+        usable = [pk for pk in picks if pk.station_key in stations]
+        if len(usable) < p.min_picks or len(keys) < p.min_picks:
+            return []
+        lat = np.array([stations[k].latitude_deg for k in keys])
+        lon = np.array([stations[k].longitude_deg for k in keys])
+        elev_m = np.array([stations[k].elevation_m for k in keys])
+        proj = _Projection(float(np.mean(lat)), float(np.mean(lon)))
+        sx, sy = proj.to_xy(lat, lon)
+        x_lim = (float(sx.min() - p.margin_km), float(sx.max() + p.margin_km))
+        y_lim = (float(sy.min() - p.margin_km), float(sy.max() + p.margin_km))
+        diagonal = math.hypot(x_lim[1] - x_lim[0], y_lim[1] - y_lim[0])
+        tabs = self.tables(max(diagonal, p.max_distance_km) + p.table_step_km)
+
+        usable = sorted(usable, key=lambda k: (k.time_epoch_s, k.pick_id))
+        t_ref = math.floor(usable[0].time_epoch_s)
+        index = {k: i for i, k in enumerate(keys)}
+        found = self._pyocto(usable, keys, sx, sy, elev_m, t_ref, x_lim, y_lim, tabs)
+
+        static_s = np.maximum(elev_m, 0.0) / 1000.0 / float(self.model.vp_km_s[0])
+        events = []
+        for (ex, ey, ez, et), members in found:
+            ev = self._locate_event(
+                [usable[i] for i in members], index, sx, sy, static_s, (ex, ey, ez, et - t_ref),
+                t_ref, tabs.table, proj, stations,
+            )  # fmt: skip
+            if ev is not None:
+                events.append(ev)
+        events.sort(key=lambda e: e.time_epoch_s)
+        return events
+
+    # -- steps
+    def _pyocto(self, usable, keys, sx, sy, elev_m, t_ref, x_lim, y_lim, tabs):
+        import pandas as pd
+        import pyocto
+
+        p = self.params
+        vm = pyocto.VelocityModel1D(
+            str(tabs.pyocto_path), tolerance=p.velocity_tolerance_s,
+            association_cutoff_distance=p.max_distance_km,
+            surface_p_velocity=float(self.model.vp_km_s[0]),
+            surface_s_velocity=float(self.model.vs_km_s[0]),
+        )  # fmt: skip
+        span_s = usable[-1].time_epoch_s - usable[0].time_epoch_s
+        assoc = pyocto.OctoAssociator(
+            xlim=x_lim, ylim=y_lim, zlim=(0.0, p.max_depth_km), velocity_model=vm,
+            time_before=self.max_travel_time_s + p.max_residual_s,
+            min_node_size=p.node_size_km, min_node_size_location=p.node_size_location_km,
+            pick_match_tolerance=p.max_residual_s, min_interevent_time=p.min_interevent_s,
+            n_picks=p.min_picks, n_p_picks=p.min_picks, n_s_picks=0, n_p_and_s_picks=0,
+            time_slicing=max(1200.0, span_s + 1.0), n_threads=p.n_threads,
+        )  # fmt: skip
+        station_df = pd.DataFrame(
+            {"id": keys, "x": sx, "y": sy, "z": -np.asarray(elev_m, float) / 1000.0}
+        )
+        pick_df = pd.DataFrame(
+            {
+                "station": [k.station_key for k in usable],
+                "time": [k.time_epoch_s - t_ref for k in usable],
+                "phase": ["P"] * len(usable),
+            }
+        )
+        events, assignments = assoc.associate(pick_df, station_df)
+        out = []
+        if len(events) == 0:
+            return out
+        for row in events.itertuples():
+            members = sorted(
+                int(i) for i in assignments.loc[assignments["event_idx"] == row.idx, "pick_idx"]
+            )
+            out.append(((row.x, row.y, row.z, row.time + t_ref), members))
+        return out
+
+    def _locate_event(
+        self, picks, index, sx, sy, static_s, start, t_ref, table, proj, stations
+    ) -> LocatedEvent | None:
+        p = self.params
+        chosen = sorted(picks, key=lambda k: (k.time_epoch_s, k.pick_id))
+        guess = start
+        for _ in range(4):
+            if len({k.station_key for k in chosen}) < p.min_picks:
+                return None
+            j = np.array([index[k.station_key] for k in chosen])
+            t = np.array([k.time_epoch_s - t_ref for k in chosen])
+            sol, res = locate(
+                t, sx[j], sy[j], static_s[j], guess, table, max_depth_km=p.max_depth_km
+            )
+            guess = tuple(sol)
+            # one P pick per station (the best fitting), none beyond the residual limit
+            best: dict[str, int] = {}
+            for i, k in enumerate(chosen):
+                b = best.get(k.station_key)
+                if b is None or abs(res[i]) < abs(res[b]):
+                    best[k.station_key] = i
+            keep = sorted(i for i in best.values() if abs(res[i]) <= p.max_residual_s)
+            if len(keep) == len(chosen):
+                break
+            chosen = [chosen[i] for i in keep]
+        else:
+            return None
+        if len(chosen) < p.min_picks:
+            return None
+        x, y, z, t0 = (float(v) for v in sol)
+        lat, lon = proj.to_latlon(x, y)
+        arrivals = self._arrivals(chosen, res, lat, lon, z, table, stations)
+        return LocatedEvent(
+            time_epoch_s=t_ref + t0,
+            latitude_deg=lat,
+            longitude_deg=lon,
+            depth_km=z,
+            arrivals=arrivals,
+            rms_s=float(np.sqrt(np.mean(res**2))),
+        )
+
+    def _arrivals(self, chosen, res, lat, lon, depth_km, table, stations) -> tuple[Arrival, ...]:
+        from firstmotion.geodesy import distance_azimuth
+
+        st_lat = np.array([stations[k.station_key].latitude_deg for k in chosen])
+        st_lon = np.array([stations[k.station_key].longitude_deg for k in chosen])
+        dist, az, _ = distance_azimuth(lat, lon, st_lat, st_lon)
+        dist = np.minimum(dist, table.distance_km[-1])
+        _, takeoff, _ = table.lookup(dist, np.full(dist.shape, depth_km))
+        return tuple(
+            Arrival(
+                pick_id=k.pick_id,
+                station_id=k.station_id,
+                phase="P",
+                azimuth_deg=float(a) % 360.0,
+                takeoff_deg=float(np.clip(to, 0.0, 180.0)),
+                distance_km=float(d),
+                residual_s=float(r),
+            )
+            for k, a, to, d, r in zip(chosen, az, takeoff, dist, res, strict=True)
+        )
+
+
+def associate(
+    picks: Sequence[WindowPick],
+    stations: Mapping[str, StationCoords],
+    model: VelocityModel | None = None,
+    params: AssociateParams | None = None,
+) -> list[LocatedEvent]:
+    """One-shot :meth:`Associator.associate` (builds the tables each call: reuse an
+    :class:`Associator` for repeated calls)."""
+    assoc = Associator(model, params)
+    try:
+        return assoc.associate(picks, stations)
+    finally:
+        assoc.close()
+
+
+# --------------------------------------------------------------------------- identity
+
+
+@dataclass(frozen=True)
+class KnownEvent:
+    """An event already published: its id and last origin (for :func:`match_events`)."""
+
+    event_id: str
+    origin: Origin
+    pick_ids: frozenset[str] = field(default_factory=frozenset)
+
+
+def _epicentral_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Haversine distance (km, mean Earth radius): enough to compare identities."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2.0 * 6371.0 * math.asin(min(1.0, math.sqrt(a)))
+
+
+def match_events(
+    known: Sequence[KnownEvent], found: Sequence[LocatedEvent], params: AssociateParams
+) -> list[int | None]:
+    """For each found event, the index of the known event it continues, or ``None`` (new).
+
+    One-to-one, greedy by score: a pair sharing picks scores by the number shared (a shared
+    pick is the strongest evidence of identity); otherwise a pair whose origin times differ by
+    at most ``match_time_s`` and epicentres by at most ``match_distance_km`` scores below any
+    pick-sharing pair, closer pairs higher.
+    """
+    pairs = []
+    for i, f in enumerate(found):
+        ids = f.pick_ids
+        for j, k in enumerate(known):
+            shared = len(ids & k.pick_ids)
+            dt = abs(f.time_epoch_s - k.origin.time_epoch_s)
+            dist = _epicentral_km(
+                f.latitude_deg, f.longitude_deg, k.origin.latitude_deg, k.origin.longitude_deg
+            )
+            if shared:
+                score = 1.0 + shared
+            elif dt <= params.match_time_s and dist <= params.match_distance_km:
+                score = 1.0 - 0.5 * (dt / params.match_time_s + dist / params.match_distance_km)
+            else:
+                continue
+            pairs.append((score, -dt, i, j))
+    pairs.sort(reverse=True)
+    out: list[int | None] = [None] * len(found)
+    used: set[int] = set()
+    for _score, _ndt, i, j in pairs:
+        if out[i] is None and j not in used:
+            out[i] = j
+            used.add(j)
+    return out
+
+
+def origin_changed(previous: Origin, new: LocatedEvent, params: AssociateParams) -> bool:
+    """True when ``new`` differs materially from ``previous``: another set of picks, a
+    hypocentre moved by >= ``revise_min_move_km`` or an origin time by >= ``revise_min_time_s``."""
+    if frozenset(a.pick_id for a in previous.arrivals) != new.pick_ids:
+        return True
+    if abs(previous.time_epoch_s - new.time_epoch_s) >= params.revise_min_time_s:
+        return True
+    horiz = _epicentral_km(
+        previous.latitude_deg, previous.longitude_deg, new.latitude_deg, new.longitude_deg
+    )
+    return math.hypot(horiz, previous.depth_km - new.depth_km) >= params.revise_min_move_km
