@@ -49,6 +49,8 @@ from workers.polarity.preprocess import (
 )
 
 LABEL_UP, LABEL_DOWN, LABEL_UNKNOWN = 0, 1, 2
+# bump when the generated windows change for the same configuration (invalidates caches)
+DATASET_VERSION = 3
 # drawn uniformly: 100 and 200 Hz (the common rates) twice as often as the others
 TRAINING_RATES_HZ = (40.0, 50.0, 80.0, 100.0, 100.0, 125.0, 200.0, 200.0, 250.0, 500.0)
 PROFILE_OUTPUT = {

@@ -34,7 +34,12 @@ from torch import nn
 
 from firstmotion import __version__
 from workers.polarity.classifier import CARD_FORMAT_VERSION, PolarityClassifier
-from workers.polarity.dataset import SamplerConfig, generate_dataset, load_real_noise
+from workers.polarity.dataset import (
+    DATASET_VERSION,
+    SamplerConfig,
+    generate_dataset,
+    load_real_noise,
+)
 from workers.polarity.model import LABELS, PolarityCNN, count_parameters
 from workers.polarity.preprocess import PreprocessConfig
 
@@ -79,6 +84,7 @@ def _dataset(args, pre: PreprocessConfig, cfg: SamplerConfig, seed: int, n: int,
             "seed": seed,
             "n": n,
             "real": bool(real_noise),
+            "version": DATASET_VERSION,
         },
         sort_keys=True,
     )
