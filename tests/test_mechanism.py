@@ -104,6 +104,20 @@ def test_compiled_best_combination_equals_numpy_twin():
     assert a1.max() > 60 and a1.min() < 30  # a real spread of angles was tested
 
 
+def test_compiled_average_equals_numpy_twin():
+    from workers.mechanism.invert import average_mechanism, average_mechanism_numpy
+
+    g = focal_grid(5.0)
+    rng = np.random.default_rng(12)
+    for size in (1, 2, 50, 700):
+        idx = np.sort(rng.choice(g.n_mech, size, replace=False))
+        n1, s1 = average_mechanism(g.normal[idx], g.slip[idx])
+        n2, s2 = average_mechanism_numpy(g.normal[idx], g.slip[idx])
+        np.testing.assert_allclose(n1, n2, atol=1e-12)
+        np.testing.assert_allclose(s1, s2, atol=1e-12)
+        assert abs(float(n1 @ s1)) < 1e-3  # orthogonalised
+
+
 def test_misfit_allowances_follow_skhash_rounding():
     assert misfit_allowances(60.0, 0.1, 2.0) == (3.0, 6.0)
     assert misfit_allowances(50.0, 0.1, 2.0) == (2.0, 5.0)  # round(2.5) == 2 (half to even)

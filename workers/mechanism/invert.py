@@ -229,7 +229,7 @@ def best_combination(
     )
 
 
-def _rms_angles_deg(
+def _rms_angles_rad(
     n_avg: np.ndarray,
     s_avg: np.ndarray,
     normals: np.ndarray,
@@ -242,7 +242,7 @@ def _rms_angles_deg(
     return float(np.sqrt(np.mean(a11**2))), float(np.sqrt(np.mean(a22**2)))
 
 
-def average_mechanism(
+def average_mechanism_numpy(
     normals: np.ndarray, slips: np.ndarray, nulls: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Average of mechanisms (k, 3) (HASH ``mech_avg``): vectors matched to the first, summed,
@@ -256,7 +256,7 @@ def average_mechanism(
     s_avg = slips[0] + t2.sum(axis=0)
     n_avg = n_avg / np.linalg.norm(n_avg)
     s_avg = s_avg / np.linalg.norm(s_avg)
-    avang1, avang2 = _rms_angles_deg(n_avg, s_avg, normals, slips, nulls)
+    avang1, avang2 = _rms_angles_rad(n_avg, s_avg, normals, slips, nulls)
     if avang1 + avang2 >= 0.0001:
         fract1 = avang1 / (avang1 + avang2)
         for _ in range(100):
@@ -271,6 +271,78 @@ def average_mechanism(
             n_avg = n_avg / np.linalg.norm(n_avg)
             s_avg = s_avg / np.linalg.norm(s_avg)
     return n_avg, s_avg
+
+
+def _rms_rad_py(n_avg, s_avg, normals, slips, nulls):  # pragma: no cover - jitted
+    b_ref = np.empty(3)
+    b_ref[0] = n_avg[1] * s_avg[2] - n_avg[2] * s_avg[1]
+    b_ref[1] = n_avg[2] * s_avg[0] - n_avg[0] * s_avg[2]
+    b_ref[2] = n_avg[0] * s_avg[1] - n_avg[1] * s_avg[0]
+    _, t1, t2 = _best_combination_kernel(n_avg, s_avg, b_ref, normals, slips, nulls)
+    k = normals.shape[0]
+    q1 = 0.0
+    q2 = 0.0
+    for m in range(k):
+        d1 = t1[m, 0] * n_avg[0] + t1[m, 1] * n_avg[1] + t1[m, 2] * n_avg[2]
+        d2 = t2[m, 0] * s_avg[0] + t2[m, 1] * s_avg[1] + t2[m, 2] * s_avg[2]
+        a1 = np.arccos(min(1.0, max(-1.0, d1)))
+        a2 = np.arccos(min(1.0, max(-1.0, d2)))
+        q1 += a1 * a1
+        q2 += a2 * a2
+    return np.sqrt(q1 / k), np.sqrt(q2 / k)
+
+
+def _average_py(normals, slips, nulls):  # pragma: no cover - jitted
+    k = normals.shape[0]
+    n_avg = normals[0].copy()
+    s_avg = slips[0].copy()
+    if k == 1:
+        return n_avg, s_avg
+    b_ref = nulls[0].copy()
+    _, t1, t2 = _best_combination_kernel(n_avg, s_avg, b_ref, normals[1:], slips[1:], nulls[1:])
+    for d in range(3):
+        n_avg[d] += t1[:, d].sum()
+        s_avg[d] += t2[:, d].sum()
+    n_avg = n_avg / np.sqrt(np.sum(n_avg * n_avg))
+    s_avg = s_avg / np.sqrt(np.sum(s_avg * s_avg))
+    avang1, avang2 = _rms_rad_py(n_avg, s_avg, normals, slips, nulls)
+    if avang1 + avang2 >= 0.0001:
+        fract1 = avang1 / (avang1 + avang2)
+        for _ in range(100):
+            dot = n_avg[0] * s_avg[0] + n_avg[1] * s_avg[1] + n_avg[2] * s_avg[2]
+            misf = 90.0 - np.degrees(np.arccos(min(1.0, max(-1.0, dot))))
+            if abs(misf) <= 0.01:
+                break
+            theta1 = np.deg2rad(misf * fract1)
+            theta2 = np.deg2rad(misf * (1.0 - fract1))
+            temp = n_avg
+            n_avg = n_avg - s_avg * np.sin(theta1)
+            s_avg = s_avg - temp * np.sin(theta2)
+            n_avg = n_avg / np.sqrt(np.sum(n_avg * n_avg))
+            s_avg = s_avg / np.sqrt(np.sum(s_avg * s_avg))
+    return n_avg, s_avg
+
+
+if _numba is not None:
+    _rms_rad_py = _numba.njit(cache=True, nogil=True)(_rms_rad_py)
+    _average_kernel = _numba.njit(cache=True, nogil=True)(_average_py)
+else:  # pragma: no cover
+    _average_kernel = None
+
+
+def average_mechanism(
+    normals: np.ndarray, slips: np.ndarray, nulls: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """As :func:`average_mechanism_numpy`, compiled with numba when available."""
+    if _average_kernel is None:  # pragma: no cover
+        return average_mechanism_numpy(normals, slips, nulls)
+    if nulls is None:
+        nulls = _cross(normals, slips)
+    return _average_kernel(
+        np.ascontiguousarray(normals, dtype=float),
+        np.ascontiguousarray(slips, dtype=float),
+        np.ascontiguousarray(nulls, dtype=float),
+    )
 
 
 @dataclass(frozen=True)
@@ -311,7 +383,7 @@ def mechanism_probability(
         prob = keep.sum() / nf
         if imult > 0 and prob < prob_max:
             break
-        rms1, rms2 = _rms_angles_deg(n_avg, s_avg, normals, slips, nulls)
+        rms1, rms2 = _rms_angles_rad(n_avg, s_avg, normals, slips, nulls)
         out.append(_Cluster(n_avg, s_avg, float(prob), np.degrees(rms1), np.degrees(rms2)))
         if unused.size == 0:
             break
