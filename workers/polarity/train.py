@@ -25,7 +25,7 @@ import io
 import json
 import logging
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--normalisation", default="max_abs+noise_asinh", choices=("max_abs", "max_abs+noise_asinh")
     )
     parser.add_argument("--decision-threshold", type=float, default=0.5)
+    parser.add_argument(
+        "--sampler", default="{}", help="SamplerConfig overrides as JSON (lists for ranges)"
+    )
     parser.add_argument(
         "--arch", default="{}", help="extra PolarityCNN args as JSON, e.g. '{\"hidden\": 96}'"
     )
@@ -140,7 +143,10 @@ def run(args: argparse.Namespace) -> int:
         sampling_rate_hz=args.model_rate,
         normalisation=args.normalisation,
     )
-    cfg = SamplerConfig()
+    overrides = {
+        k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(args.sampler).items()
+    }
+    cfg = replace(SamplerConfig(), **overrides)
     real_noise = [] if args.no_real_noise else load_real_noise()
     log.info("real noise records: %d", len(real_noise))
     t0 = time.perf_counter()
@@ -259,7 +265,8 @@ def run(args: argparse.Namespace) -> int:
                 f"--batch-size {args.batch_size} --lr {args.lr} --window-pre {args.window_pre} "
                 f"--window-post {args.window_post} --highpass-hz {args.highpass_hz} "
                 f"--model-rate {args.model_rate:g} --normalisation {args.normalisation} "
-                f"--arch '{args.arch}'" + (" --no-real-noise" if args.no_real_noise else "")
+                f"--arch '{args.arch}' --sampler '{args.sampler}'"
+                + (" --no-real-noise" if args.no_real_noise else "")
             ),
             "seed": args.seed,
             "steps": args.steps,
