@@ -47,6 +47,21 @@ def test_csv_reversal_file(tmp_path):
     assert not rev.is_reversed("CI.PASA..HHZ", _day(2021, 1, 1))
 
 
+def test_scenario_reversal_csv_open_ended_and_header_only(tmp_path):
+    """The format `firstmotion scenario` writes: open-ended (0, 0), header only when none."""
+    f = tmp_path / "reversals.csv"
+    f.write_text("network,station,location,channel,start_time,end_time\nXX,S01,,HHZ,0,0\n")
+    rev = read_reversals(f)
+    assert rev.is_reversed("XX.S01..HHZ", _day(1990, 1, 1))
+    assert rev.is_reversed("XX.S01..HHZ", _day(2090, 1, 1))
+    assert not rev.is_reversed("XX.S02..HHZ", _day(2020, 1, 1))
+    f.write_text("network,station,location,channel,start_time,end_time\n")
+    assert len(read_reversals(f)) == 0
+    f.write_text("network,station,location\nXX,S01,\n")
+    with pytest.raises(ValueError, match="start_time"):
+        read_reversals(f)
+
+
 def test_bad_reversal_line_raises(tmp_path):
     f = tmp_path / "rev.txt"
     f.write_text("AQUA 19920101\n")

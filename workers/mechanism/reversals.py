@@ -118,9 +118,10 @@ def read_reversals(path: str | Path) -> ReversalList:
     if not lines:
         return ReversalList()
     if "," in lines[0] and "station" in lines[0].lower():
-        rows = list(csv.DictReader(lines, skipinitialspace=True))
+        reader = csv.DictReader(lines, skipinitialspace=True)
+        rows = list(reader)
         for col in ("station", "start_time", "end_time"):
-            if col not in rows[0]:
+            if col not in (reader.fieldnames or ()):
                 raise ValueError(f"{path}: CSV reversal file needs column {col!r}")
         entries = []
         for r in rows:
