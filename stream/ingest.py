@@ -1,0 +1,619 @@
+"""``firstmotion stream``: SeedLink in, P picks with their waveform windows out to ``fm:picks``.
+
+Threads and flow (STYLE 8-9): :class:`SeedLinkReader` runs obspy's blocking
+``SeedLinkConnection`` in its own thread and puts :class:`~stream.stage.Packet` objects on a
+bounded queue (a full queue blocks the reader, which back-pressures the TCP connection; the
+blocked time is counted). The main thread takes packets off the queue, runs them through
+:class:`~stream.stage.StreamStage` (buffers, detector, pick windows) and publishes the picks
+with :meth:`firstmotion.bus.Bus.publish_many`.
+
+Connection handling, as DESIGN.md's operating facts ask:
+
+* obspy 1.5.1 crashes on connect with its default ``timeout=None``: the connection gets
+  ``timeout_s`` for connecting only (:class:`_Connection`); ``netto`` (~10 s: no data ->
+  reconnect) and ``netdly`` (~2 s between attempts) are set from the config instead of obspy's
+  120 s / 30 s.
+* Resume by sequence number: every reconnect (obspy's own after ``netto``, or ours with
+  exponential backoff after an error) sends ``DATA <seq+1> <time>`` per station, so the server
+  continues after the last packet received or, when that sequence aged out of its ring, at the
+  packet time (the TIME fallback). Sequence numbers of wildcard stream entries (``*_*``) are
+  tracked here, since obspy only tracks exact NET_STA entries.
+* Overlapping packets (resumes, TIME requests) are trimmed by the channel buffers; a packet
+  held already counts as ``duplicate``.
+* The statefile (JSON, written atomically every few seconds and at exit) holds, per stream
+  entry, a *checkpoint* sequence lagging ``warmup_s`` of data time behind the newest
+  processed packet, and the time of the last pick published per channel. A restarted process
+  resumes at the checkpoint, so its detectors warm up on data already seen and picks near the
+  restart are not lost; picks no later than the last published one (plus the dead time) are
+  suppressed, so none is published twice.
+* Watchdog: the age of the newest packet (wall clock) is a gauge and the ``/healthz`` check;
+  past ``watchdog_s`` the reader is told to reconnect.
+
+SIGTERM/SIGINT stop reading, process what is queued, save the statefile and exit 0.
+``--exit-when-idle-s N`` exits the same way once no packet arrived for N s (tests, demo).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fnmatch
+import json
+import logging
+import os
+import queue
+import signal
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stream.stage import Packet, StageParams, StreamStage
+
+log = logging.getLogger(__name__)
+
+STATEFILE_VERSION = 1
+STATE_SAVE_INTERVAL_S = 2.0
+QUEUE_PACKETS = 10_000
+MAX_BACKOFF_S = 30.0
+
+
+# --------------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class IngestParams:
+    """SeedLink connection settings (seconds)."""
+
+    server: str
+    streams: tuple[str, ...] = ()  # NET_STA[:SELECTORS]; empty: uni-station mode
+    selectors: str = "??Z"  # default selectors for entries without their own
+    statefile: str = ""
+    netto_s: float = 10.0
+    netdly_s: float = 2.0
+    timeout_s: float = 30.0
+    watchdog_s: float = 60.0
+    queue_packets: int = QUEUE_PACKETS
+
+    def __post_init__(self) -> None:
+        host, sep, port = self.server.rpartition(":")
+        if not (sep and host and port.isdigit() and 0 < int(port) < 65536):
+            raise ValueError(f"seedlink.server: expected host:port, got {self.server!r}")
+        for name in ("netto_s", "netdly_s", "timeout_s", "watchdog_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"seedlink.{name}: expected > 0, got {getattr(self, name)!r}")
+        if self.queue_packets < 1:
+            raise ValueError(f"queue_packets: expected >= 1, got {self.queue_packets}")
+
+
+def parse_streams(text: str) -> tuple[str, ...]:
+    """``"NET_STA:SEL,NET_STA2"`` -> ``("NET_STA:SEL", "NET_STA2")`` (whitespace trimmed)."""
+    items = tuple(s.strip() for s in text.split(",") if s.strip())
+    for item in items:
+        net_sta = item.split(":", 1)[0]
+        if net_sta.count("_") != 1 or not all(net_sta.split("_")):
+            raise ValueError(f"--streams: expected NET_STA[:SELECTORS], got {item!r}")
+    return items
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+@dataclass(frozen=True)
+class IngestMetrics:
+    """``firstmotion_stream_*`` series (labels from fixed sets only) plus the stage's own."""
+
+    stage: Any
+    packets: Any  # by outcome
+    gap_samples: Any
+    reconnects: Any
+    queue_depth: Any
+    queue_blocked: Any
+    latency: Any
+    newest_age: Any
+    newest_data: Any
+    picks_suppressed: Any
+
+    @classmethod
+    def create(cls) -> IngestMetrics:
+        from firstmotion import metrics as m
+
+        return cls(
+            stage=m.stage_metrics("stream"),
+            packets=m.counter(
+                "firstmotion_stream_packets_total",
+                "Data packets received, by what the channel buffer did with them",
+                ("outcome",),
+            ),
+            gap_samples=m.counter(
+                "firstmotion_stream_gap_samples_total",
+                "Samples missing between packets (filled: interpolated; reset: new segment)",
+                ("outcome",),
+            ),
+            reconnects=m.counter(
+                "firstmotion_stream_reconnects_total", "SeedLink reconnects after an error"
+            ),
+            queue_depth=m.gauge(
+                "firstmotion_stream_queue_packets", "Packets waiting between reader and detector"
+            ),
+            queue_blocked=m.counter(
+                "firstmotion_stream_queue_blocked_seconds_total",
+                "Time the SeedLink reader waited on a full queue (back-pressure)",
+            ),
+            latency=m.histogram(
+                "firstmotion_stream_pick_latency_seconds",
+                "Wall time of publishing a pick minus the pick's data time",
+                buckets=(0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 60, 120),
+            ),
+            newest_age=m.gauge(
+                "firstmotion_stream_newest_packet_age_seconds",
+                "Seconds since the newest data packet arrived",
+            ),
+            newest_data=m.gauge(
+                "firstmotion_stream_newest_packet_data_timestamp_seconds",
+                "Data end time of the newest packet received",
+            ),
+            picks_suppressed=m.counter(
+                "firstmotion_stream_picks_suppressed_total",
+                "Picks dropped as repeats of a pick already published",
+            ),
+        )
+
+
+# --------------------------------------------------------------------------- SeedLink reader
+
+
+def _connection_class():
+    from obspy.clients.seedlink.client.seedlinkconnection import SeedLinkConnection
+
+    class _Connection(SeedLinkConnection):
+        """obspy's connection with a timeout for connecting only (``None`` crashes 1.5.1's
+        connect; a non-None ``timeout`` would also end ``collect()`` after that long)."""
+
+        connect_timeout_s = 30.0
+
+        def connect(self):
+            saved, self.timeout = self.timeout, self.connect_timeout_s
+            try:
+                return super().connect()
+            finally:
+                self.timeout = saved
+
+    return _Connection
+
+
+class SeedLinkReader:
+    """obspy ``SeedLinkConnection`` in a daemon thread feeding ``out`` (a bounded queue)."""
+
+    def __init__(
+        self,
+        params: IngestParams,
+        out: queue.Queue,
+        *,
+        resume: dict[str, tuple[int, str]] | None = None,
+        metrics: IngestMetrics | None = None,
+    ) -> None:
+        self.params = params
+        self.out = out
+        self.metrics = metrics
+        self.newest_wall_s: float | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.conn = self._make_connection(resume or {})
+
+    def _make_connection(self, resume: dict[str, tuple[int, str]]):
+        from obspy import UTCDateTime
+
+        p = self.params
+        conn = _connection_class()(timeout=None)
+        conn.connect_timeout_s = p.timeout_s
+        conn.set_sl_address(p.server)
+        conn.netto = p.netto_s
+        conn.netdly = p.netdly_s
+        conn.lastpkttime = True  # DATA seq time: the server falls back to the time
+        if p.streams:
+            conn.parse_stream_list(",".join(p.streams), p.selectors)
+        else:
+            conn.set_uni_params(p.selectors, -1, None)
+        for entry in conn.streams:
+            key = f"{entry.net}_{entry.station}"
+            if key in resume:
+                seq, when = resume[key]
+                entry.seqnum, entry.btime = int(seq), UTCDateTime(when)
+                log.info("resuming %s after sequence %d (%s)", key, seq, when)
+        return conn
+
+    def entry_key(self, net: str, sta: str) -> str | None:
+        """The stream entry (``NET_STA`` pattern) that a packet of ``net``/``sta`` matches."""
+        for entry in self.conn.streams:
+            if not self.conn.multistation:
+                return f"{entry.net}_{entry.station}"
+            if fnmatch.fnmatchcase(net, entry.net) and fnmatch.fnmatchcase(sta, entry.station):
+                return f"{entry.net}_{entry.station}"
+        return None
+
+    def positions(self) -> dict[str, tuple[int, str]]:
+        """``{NET_STA: (sequence, time)}`` of the last packet received per stream entry."""
+        with self._lock:
+            return {
+                f"{e.net}_{e.station}": (int(e.seqnum), str(e.btime))
+                for e in self.conn.streams
+                if e.seqnum != -1 and e.btime is not None
+            }
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="seedlink-reader", daemon=True)
+        self._thread.start()
+
+    def reconnect(self) -> None:
+        """Drop the connection; the reader reconnects and resumes (watchdog)."""
+        sock = self.conn.socket
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop reading (the socket is shut down so a blocked read returns) and join."""
+        self._stop.set()
+        self.conn.terminate()
+        self.reconnect()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        from obspy.clients.seedlink.client.seedlinkconnection import SeedLinkException
+        from obspy.clients.seedlink.slpacket import SLPacket
+
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                packet = self.conn.collect()
+            except (SeedLinkException, OSError, ValueError) as exc:
+                failures += 1
+                delay = min(MAX_BACKOFF_S, self.params.netdly_s * 2 ** min(failures - 1, 5))
+                log.warning("SeedLink %s: %s; reconnecting in %.1f s", self.params.server, exc,
+                            delay)  # fmt: skip
+                if self.metrics is not None:
+                    self.metrics.reconnects.inc()
+                with contextlib.suppress(Exception):
+                    self.conn.disconnect()
+                self._stop.wait(delay)
+                continue
+            if packet is None or packet in (SLPacket.SLTERMINATE, SLPacket.SLERROR):
+                if self._stop.is_set():
+                    break
+                log.info("SeedLink %s: connection ended; reconnecting", self.params.server)
+                if self.metrics is not None:
+                    self.metrics.reconnects.inc()
+                self._stop.wait(self.params.netdly_s)
+                continue
+            if not isinstance(packet, SLPacket) or packet.get_type() in (
+                SLPacket.TYPE_SLINF,
+                SLPacket.TYPE_SLINFT,
+            ):
+                continue
+            failures = 0
+            self._put(packet)
+
+    def _put(self, packet) -> None:
+        try:
+            trace = packet.get_trace()
+        except Exception as exc:  # a corrupt record: skip it, keep the connection
+            log.warning("undecodable SeedLink packet: %s", exc)
+            return
+        seq = packet.get_sequence_number()
+        now = time.time()
+        self.newest_wall_s = now
+        key = self.entry_key(trace.stats.network, trace.stats.station)
+        if key is not None and self.conn.multistation:
+            with self._lock:  # obspy tracks exact NET_STA entries only; do wildcards too
+                for entry in self.conn.streams:
+                    if f"{entry.net}_{entry.station}" == key:
+                        entry.seqnum, entry.btime = seq, trace.stats.starttime
+        item = (key, Packet.from_trace(trace, seq, now))
+        try:
+            self.out.put_nowait(item)
+        except queue.Full:
+            t0 = time.monotonic()
+            while not self._stop.is_set():
+                try:
+                    self.out.put(item, timeout=0.5)
+                    break
+                except queue.Full:
+                    continue
+            if self.metrics is not None:
+                self.metrics.queue_blocked.inc(time.monotonic() - t0)
+
+
+# --------------------------------------------------------------------------- statefile
+
+
+class Checkpoints:
+    """Per stream entry, the packets processed over the last ``warmup_s`` of data time; the
+    checkpoint is the newest one ending at least ``warmup_s`` before the newest processed."""
+
+    def __init__(self, warmup_s: float) -> None:
+        self.warmup_ns = int(warmup_s * 1e9)
+        self._recent: dict[str, deque] = {}
+        self._newest_end_ns: dict[str, int] = {}
+        self._checkpoint: dict[str, tuple[int, str]] = {}
+
+    def processed(self, key: str, packet: Packet) -> None:
+        if packet.sequence < 0:
+            return
+        recent = self._recent.setdefault(key, deque())
+        recent.append((packet.sequence, packet.start_ns, packet.end_ns))
+        newest = max(self._newest_end_ns.get(key, packet.end_ns), packet.end_ns)
+        self._newest_end_ns[key] = newest
+        while recent and recent[0][2] <= newest - self.warmup_ns:
+            seq, start_ns, _ = recent.popleft()
+            self._checkpoint[key] = (seq, _iso(start_ns))
+
+    def state(self, initial: dict[str, tuple[int, str]]) -> dict[str, tuple[int, str]]:
+        """Checkpoints to save: ``initial`` (from the last statefile) updated by this run's."""
+        out = dict(initial)
+        out.update(self._checkpoint)
+        return out
+
+
+def _iso(ns: int) -> str:
+    from obspy import UTCDateTime
+
+    return str(UTCDateTime(ns=int(ns)))
+
+
+def load_statefile(path: str) -> tuple[dict[str, tuple[int, str]], dict[str, float]]:
+    """``(resume positions, last pick time per channel)`` from a statefile (empty if none)."""
+    if not path or not Path(path).exists():
+        return {}, {}
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        if data.get("version") != STATEFILE_VERSION:
+            raise ValueError(f"version {data.get('version')!r}")
+        resume = {k: (int(v["sequence"]), str(v["time"])) for k, v in data["streams"].items()}
+        last = {k: float(v) for k, v in data["last_pick_epoch_s"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        msg = f"statefile {path}: unreadable ({exc}); move it away to start fresh"
+        raise ValueError(msg) from None
+    return resume, last
+
+
+def save_statefile(
+    path: str, resume: dict[str, tuple[int, str]], last_pick_epoch_s: dict[str, float]
+) -> None:
+    """Write the statefile atomically (temporary file + rename)."""
+    data = {
+        "version": STATEFILE_VERSION,
+        "streams": {k: {"sequence": s, "time": t} for k, (s, t) in sorted(resume.items())},
+        "last_pick_epoch_s": dict(sorted(last_pick_epoch_s.items())),
+        "saved_epoch_s": time.time(),
+    }
+    tmp = f"{path}.tmp"
+    Path(tmp).write_text(json.dumps(data, indent=1), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- the process
+
+
+class StreamProcess:
+    """Reader thread + stage + publisher; :meth:`run` until stopped or idle."""
+
+    def __init__(
+        self,
+        ingest: IngestParams,
+        stage_params: StageParams,
+        bus: Any,
+        *,
+        coordinates: dict | None = None,
+        exit_when_idle_s: float | None = None,
+    ) -> None:
+        self.ingest = ingest
+        self.bus = bus
+        self.exit_when_idle_s = exit_when_idle_s
+        self.metrics = IngestMetrics.create()
+        resume, last = load_statefile(ingest.statefile)
+        self._initial_resume = resume
+        self.stage = StreamStage(stage_params, coordinates=coordinates, last_pick_epoch_s=last)
+        d = stage_params.detect
+        warmup_s = 3 * d.lta_s + stage_params.window_before_s + d.lookahead_s()
+        self.checkpoints = Checkpoints(warmup_s)
+        self.queue: queue.Queue = queue.Queue(maxsize=ingest.queue_packets)
+        self.reader = SeedLinkReader(ingest, self.queue, resume=resume, metrics=self.metrics)
+        self.stop_event = threading.Event()
+        self.started_wall_s = time.time()
+        self.n_picks = 0
+        self.n_packets = 0
+        self._last_save = 0.0
+        self.metrics.newest_age.set_function(self._newest_age_s)
+
+    def _newest_age_s(self) -> float:
+        newest = self.reader.newest_wall_s or self.started_wall_s
+        return max(0.0, time.time() - newest)
+
+    def request_stop(self, *_: Any) -> None:
+        self.stop_event.set()
+
+    def save_state(self) -> None:
+        if self.ingest.statefile:
+            resume = self.checkpoints.state(self._initial_resume)
+            save_statefile(self.ingest.statefile, resume, self.stage.last_pick_epoch_s)
+        self._last_save = time.monotonic()
+
+    def handle(self, key: str | None, packet: Packet) -> int:
+        """Process one packet and publish its picks; returns how many."""
+        m = self.metrics
+        m.stage.items_in.inc()
+        self.n_packets += 1
+        m.newest_data.set(packet.end_ns / 1e9)
+        before = self.stage.suppressed
+        result, picks = self.stage.process(packet)
+        if result is not None:
+            m.packets.labels(outcome=result.outcome).inc()
+            if result.n_filled:
+                m.gap_samples.labels(outcome="filled").inc(result.n_filled)
+        if self.stage.suppressed > before:
+            m.picks_suppressed.inc(self.stage.suppressed - before)
+        if picks:
+            self.bus.publish_many("picks", picks)
+            now = time.time()
+            for pick in picks:
+                m.latency.observe(max(0.0, now - pick.time_epoch_s))
+            m.stage.items_out.inc(len(picks))
+            self.n_picks += len(picks)
+        m.stage.last_processed.set(time.time())
+        if key is not None:
+            self.checkpoints.processed(key, packet)
+        return len(picks)
+
+    def run(self) -> int:
+        self.reader.start()
+        what = ",".join(self.ingest.streams) or f"uni-station {self.ingest.selectors}"
+        log.info("stream: reading %s (%s)", self.ingest.server, what)
+        watchdog_fired = False
+        try:
+            while not self.stop_event.is_set():
+                try:
+                    key, packet = self.queue.get(timeout=0.2)
+                except queue.Empty:
+                    age = self._newest_age_s()
+                    if self.exit_when_idle_s is not None and age >= self.exit_when_idle_s:
+                        log.info("stream: no data for %.1f s; exiting", age)
+                        break
+                    if age > self.ingest.watchdog_s and not watchdog_fired:
+                        log.warning("stream: newest packet is %.0f s old; reconnecting", age)
+                        self.reader.reconnect()
+                        watchdog_fired = True
+                    self._maybe_save()
+                    continue
+                watchdog_fired = False
+                self.metrics.queue_depth.set(self.queue.qsize())
+                self.handle(key, packet)
+                self._maybe_save()
+        finally:
+            self.reader.stop()
+            self._drain()
+            self.save_state()
+            log.info("stream: %d packets in, %d picks out", self.n_packets, self.n_picks)
+        return 0
+
+    def _maybe_save(self) -> None:
+        if time.monotonic() - self._last_save >= STATE_SAVE_INTERVAL_S:
+            self.save_state()
+
+    def _drain(self, grace_s: float = 10.0) -> None:
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            try:
+                key, packet = self.queue.get_nowait()
+            except queue.Empty:
+                return
+            self.handle(key, packet)
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``firstmotion stream``."""
+    parser.add_argument("--config", help="TOML config file ([seedlink], [detect], [redis])")
+    parser.add_argument("--seedlink", help="SeedLink server host:port (default: config)")
+    parser.add_argument(
+        "--streams",
+        help="NET_STA[:SELECTORS],... e.g. 'PR_PR15:EHZ,PR_PR34' or '*_*:??Z' (default: "
+        "config; none: uni-station mode with --selectors)",
+    )
+    parser.add_argument("--selectors", default="??Z", help="default selectors (default ??Z)")
+    parser.add_argument("--inventory", help="StationXML with station coordinates for the picks")
+    parser.add_argument("--redis", help="Redis URL (default: config redis.url)")
+    parser.add_argument("--statefile", help="resume state file (default: config)")
+    parser.add_argument("--metrics-port", type=int, help="serve /metrics and /healthz here")
+    parser.add_argument("--window-before-s", type=float, default=10.0)
+    parser.add_argument("--window-after-s", type=float, default=4.0)
+    parser.add_argument(
+        "--exit-when-idle-s", type=float, help="exit once no data arrived for this long"
+    )
+
+
+def _settings(args: argparse.Namespace):
+    from firstmotion.config import load_settings
+
+    return load_settings(args.config)
+
+
+def run(args: argparse.Namespace) -> int:
+    """``firstmotion stream``: run until SIGTERM/SIGINT (or idle, with --exit-when-idle-s)."""
+    import sys
+
+    from firstmotion.bus import Bus
+    from firstmotion.metrics import Health, age_check, redis_ping_check, start_http_server
+    from stream.detect import DetectParams
+
+    settings = _settings(args)
+    sl = settings.seedlink
+    server = args.seedlink or sl.server
+    if not server:
+        print("firstmotion stream: no SeedLink server (--seedlink or seedlink.server)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    try:
+        streams = parse_streams(args.streams) if args.streams else tuple(sl.streams)
+        ingest = IngestParams(
+            server=server, streams=streams, selectors=args.selectors,
+            statefile=args.statefile if args.statefile is not None else sl.statefile,
+            netto_s=sl.netto_s, netdly_s=sl.netdly_s, timeout_s=sl.timeout_s,
+        )  # fmt: skip
+        stage_params = StageParams(
+            detect=DetectParams.from_settings(settings.detect),
+            window_before_s=args.window_before_s,
+            window_after_s=args.window_after_s,
+        )
+        redis_url = args.redis or settings.redis.url
+        bus = Bus.from_url(redis_url, settings.redis.prefix)
+        coordinates = None
+        if args.inventory:
+            from obspy import read_inventory
+
+            from stream.stage import coordinates_from_inventory
+
+            coordinates = coordinates_from_inventory(read_inventory(args.inventory))
+        proc = StreamProcess(
+            ingest, stage_params, bus, coordinates=coordinates,
+            exit_when_idle_s=args.exit_when_idle_s,
+        )  # fmt: skip
+    except ValueError as exc:
+        print(f"firstmotion stream: {exc}", file=sys.stderr)
+        return 2
+    server_http = None
+    port = args.metrics_port if args.metrics_port is not None else None
+    if port is not None:
+        health = Health()
+        health.register("redis", redis_ping_check(bus.client))
+        health.register(
+            "newest_packet",
+            age_check(lambda: proc.reader.newest_wall_s, ingest.watchdog_s),
+        )
+        server_http = start_http_server(settings.metrics.host, port, health=health)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, proc.request_stop)
+        signal.signal(signal.SIGINT, proc.request_stop)
+    try:
+        return proc.run()
+    finally:
+        if server_http is not None:
+            server_http.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:  # pragma: no cover - convenience
+    parser = argparse.ArgumentParser(prog="firstmotion stream")
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
