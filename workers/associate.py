@@ -18,21 +18,23 @@ revisions to ``<prefix>origins``; stages meet only through Redis.
   An Origin is published when the event is new, its pick set changed or its hypocentre moved
   (:func:`~workers.associate_locate.origin_changed`); each publication gets the next revision.
 * An event closes once the newest pick time is ``wait_s`` past its last possible P arrival
-  (origin + travel time to ``max_distance_km``): its picks leave the window and it gets no more
-  revisions. Unassociated picks leave the window ``max travel time + wait_s + window_s``
-  after the newest pick.
+  (origin + travel time to ``max_distance_km``) and its last revision is ``close_wall_s`` old in
+  wall time: its picks leave the window and it gets no more revisions. Unassociated picks
+  leave the window ``max travel time + wait_s + window_s`` after the newest pick (after the
+  association run that saw them: picks that arrive out of order, e.g. reclaimed from a crashed
+  consumer or a backfill, are still associated).
 
 At-least-once and restarts: the published Origins, the event state (``<prefix>assoc:event:<id>``
 hash with the last origin and revision; ``<prefix>assoc:open`` sorted set; ``<prefix>assoc:
 pick:<pick_id>`` -> event id) and the window changes of one association are written in ONE
 MULTI/EXEC, so a crash publishes and records a revision or neither. A restarted worker reloads
-the window and the open events; a redelivered pick that is already in the window, already
-belongs to a closed event or is older than the window is ignored, and re-associating unchanged
-picks publishes nothing. Run exactly one associator per Redis (the window lives in one
-process; deploy/k8s runs one replica).
+the window and the open events; a redelivered pick that is already in the window or
+belongs to a closed event is ignored, and re-associating unchanged picks publishes nothing.
+Run exactly one associator per Redis (the window lives in one process; deploy/k8s runs one
+replica).
 
 Metrics (besides ``firstmotion_stage_*`` with ``stage="associate"``):
-``firstmotion_associate_picks_total{outcome}`` (windowed, duplicate, late, no_station, not_p),
+``firstmotion_associate_picks_total{outcome}`` (windowed, duplicate, no_station, not_p),
 ``firstmotion_associate_events_total`` (new events), ``firstmotion_associate_origins_total``
 (published revisions), ``firstmotion_associate_seconds`` (one association run, histogram),
 ``firstmotion_associate_window_picks`` and ``firstmotion_associate_open_events`` (gauges).
@@ -84,7 +86,7 @@ INPUT_STREAM = "picks"
 OUTPUT_STREAM = "origins"
 STATE_TTL_S = 7 * 24 * 3600
 ASSOCIATION_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
-PICK_OUTCOMES = ("windowed", "duplicate", "late", "no_station", "not_p")
+PICK_OUTCOMES = ("windowed", "duplicate", "no_station", "not_p")
 
 
 def stations_from_inventory(path: str) -> dict[str, StationCoords]:
@@ -253,7 +255,6 @@ class AssociateWorker:
         if not picks:
             return []
         owners = self.client.mget([self._k("pick", p.pick_id) for p in picks])
-        cutoff = self.newest_s - self.retain_s
         pipe = self.client.pipeline(transaction=True)
         accepted: list[Pick] = []
         newest = self.newest_s
@@ -261,9 +262,6 @@ class AssociateWorker:
             owner_id = owner.decode() if isinstance(owner, bytes) else owner
             if p.pick_id in self.window or (owner_id is not None and owner_id not in self.open):
                 self.picks_total.labels(outcome="duplicate").inc()
-                continue
-            if p.time_epoch_s < cutoff:
-                self.picks_total.labels(outcome="late").inc()
                 continue
             if not self._learn_station(p.station_id, p.latitude_deg, p.longitude_deg,
                                        p.elevation_m):  # fmt: skip
@@ -339,7 +337,13 @@ class AssociateWorker:
         # close events past their last possible arrival + wait_s; age out stray picks
         state = {**self.open, **updated}
         horizon = self.associator.max_travel_time_s + p.wait_s
-        closing = [e for e in state.values() if e.origin.time_epoch_s + horizon < self.newest_s]
+        wall = time.time()
+        closing = [
+            e
+            for e in state.values()
+            if e.origin.time_epoch_s + horizon < self.newest_s
+            and wall - e.origin.created_epoch_s >= p.close_wall_s
+        ]
         leaving = {a.pick_id for e in closing for a in e.origin.arrivals}
         owned = {a.pick_id for e in state.values() for a in e.origin.arrivals}
         cutoff = self.newest_s - self.retain_s

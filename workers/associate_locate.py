@@ -140,6 +140,7 @@ _POSITIVE_PARAMS = (
 )  # fmt: skip
 _NON_NEGATIVE_PARAMS = (
     "wait_s", "margin_km", "min_interevent_s", "revise_min_move_km", "revise_min_time_s",
+    "close_wall_s",
 )  # fmt: skip
 
 
@@ -152,7 +153,9 @@ class AssociateParams:
     sliding window for ``max travel time + wait_s + window_s`` after the newest pick;
     ``max_distance_km`` the farthest station used for association; ``max_residual_s`` PyOcto's
     pick-match tolerance and the largest residual kept; ``wait_s`` how long (in pick time) past
-    its last possible P arrival an event stays open for revisions.
+    its last possible P arrival an event stays open for revisions -- and at least
+    ``close_wall_s`` of wall time after its last revision, so that picks delivered out of order
+    (reclaimed from a crashed consumer, a backfill) still join it.
     """
 
     min_picks: int = 4
@@ -171,6 +174,7 @@ class AssociateParams:
     match_distance_km: float = 20.0  # ... and epicentres closer than this
     revise_min_move_km: float = 0.3  # a new revision when the hypocentre moved this far
     revise_min_time_s: float = 0.05  # ... or the origin time this much (or the picks changed)
+    close_wall_s: float = 10.0  # an event stays open at least this long after its last revision
     n_threads: int = 1
 
     def __post_init__(self) -> None:
