@@ -62,10 +62,11 @@ def _child_rss_mb(cmd: list[str], cwd: Path | None = None, env: dict | None = No
         "t = time.perf_counter()\n"
         "p = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
         "wall = time.perf_counter() - t\n"
-        "rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024\n"
+        "ru = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
         "sys.stdout.write(p.stdout)\n"
         "sys.stderr.write(p.stderr)\n"
-        "print('@@' + json.dumps({'rc': p.returncode, 'wall': wall, 'rss': rss}))\n"
+        "print('@@' + json.dumps({'rc': p.returncode, 'wall': wall, 'rss': ru.ru_maxrss / 1024,\n"
+        "                        'cpu': ru.ru_utime + ru.ru_stime}))\n"
     )
     full_env = {**os.environ, **ONE_THREAD, **(env or {})}
     out = subprocess.run(
@@ -79,6 +80,7 @@ def _child_rss_mb(cmd: list[str], cwd: Path | None = None, env: dict | None = No
     meta = json.loads(out.stdout.rsplit("@@", 1)[1])
     if meta["rc"] != 0:
         raise RuntimeError(f"{cmd[0]} failed ({meta['rc']}):\n{out.stdout[-2000:]}{out.stderr}")
+    _child_rss_mb.last_cpu_s = meta["cpu"]
     return out.stdout.rsplit("@@", 1)[0], meta["wall"], meta["rss"]
 
 
@@ -108,6 +110,7 @@ def run_skhash() -> dict:
             shutil.copy(HASH1 / name, work / "hash1" / "IN" / name)
         shutil.copy(HASH1 / "skhash_no_subsample" / "control_file.txt", work / "control.txt")
         stdout, wall, rss = _child_rss_mb([py, skhash_py, "control.txt"], cwd=work)
+        cpu = _child_rss_mb.last_cpu_s
         mech = re.search(r"Mech computation runtime:\s*([\d.]+)", stdout)
         with (work / "hash1" / "OUT" / "out.csv").open() as f:
             rows = list(csv.DictReader(f))
@@ -118,6 +121,7 @@ def run_skhash() -> dict:
         first.setdefault(r["event_id"], r)
     return {
         "wall_s": wall,
+        "cpu_s": cpu,
         "mech_s": float(mech.group(1)) if mech else float("nan"),
         "rss_mb": rss,
         "mechs": {
@@ -173,11 +177,12 @@ def _child_hash1(repeats: int) -> None:
     t = time.perf_counter()
     one(args[0][1])  # numba: load from cache or compile
     first_call_s = time.perf_counter() - t
-    per_run = []
+    per_run, cpu_run = [], []
     for _ in range(repeats):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         results = {eid: one(cols) for eid, cols in args}
         per_run.append((time.perf_counter() - t) / len(args))
+        cpu_run.append((time.process_time() - c) / len(args))
     tracemalloc.start()
     one(max(args, key=lambda a: a[1]["polarity"].size)[1])
     traced_peak_mb = tracemalloc.get_traced_memory()[1] / 2**20
@@ -185,6 +190,7 @@ def _child_hash1(repeats: int) -> None:
     out = {
         "first_call_s": first_call_s,
         "s_per_event_runs": per_run,
+        "cpu_s_per_event_runs": cpu_run,
         "traced_peak_mb": traced_peak_mb,
         "mechs": {
             k: {"strike": m.strike, "dip": m.dip, "rake": m.rake, "quality": m.quality}
@@ -392,6 +398,12 @@ def main() -> int:
         print(
             f"ratio         {sk['mech_s'] / 24 / s_ev:.0f}x faster than SKHASH's mechanism step, "
             f"{sk['wall_s'] / 24 / s_ev:.0f}x its whole run; memory {sk['rss_mb'] / rss:.1f}x less"
+        )
+        cpu_ev = statistics.median(ours["cpu_s_per_event_runs"])
+        print(
+            f"CPU time      SKHASH whole run {sk['cpu_s'] / 24:.3f} s/event (user+sys), invert "
+            f"{cpu_ev * 1000:.1f} ms/event: {sk['cpu_s'] / 24 / cpu_ev:.0f}x (less sensitive to "
+            "other load on a shared machine than wall time)"
         )
     refs = {"recorded skhash_no_subsample/mechs.jsonl": {}}
     for line in (HASH1 / "skhash_no_subsample" / "mechs.jsonl").open():
