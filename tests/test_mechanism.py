@@ -118,6 +118,22 @@ def test_compiled_average_equals_numpy_twin():
         assert abs(float(n1 @ s1)) < 1e-3  # orthogonalised
 
 
+def test_grid_search_sign_rule_matches_radiation_physics():
+    """The kernel's (p.n)(p.s) sign rule predicts exactly firstmotion.radiation's polarity."""
+    from firstmotion.kagan import sdr_from_vectors
+
+    g = focal_grid(5.0)
+    rng = np.random.default_rng(21)
+    az, to = rng.uniform(0, 360, 60), rng.uniform(1, 179, 60)
+    rays = rays_from_angles(az[:, None], to[:, None])  # one trial
+    idx = rng.choice(g.n_mech, 400, replace=False)
+    strike, dip, rake = sdr_from_vectors(g.normal[idx], g.slip[idx])
+    for i in range(0, 60, 7):
+        fit_up = misfit_table(rays[:, i : i + 1], np.array([1.0]), g)[0, idx]  # observed up
+        predicted = p_polarity(strike, dip, rake, az[i], to[i])
+        np.testing.assert_array_equal(fit_up == 1.0, predicted < 0)
+
+
 def test_misfit_allowances_follow_skhash_rounding():
     assert misfit_allowances(60.0, 0.1, 2.0) == (3.0, 6.0)
     assert misfit_allowances(50.0, 0.1, 2.0) == (2.0, 5.0)  # round(2.5) == 2 (half to even)
@@ -312,6 +328,24 @@ def test_hash1_agrees_with_skhash():
         assert m.n_polarities == r["n_pol"]
     rot = np.array(rot)
     assert len(rot) == 24
+    # the convention was checked, not assumed: reading takeoff from vertical-DOWN instead
+    # (180 - takeoff) gives answers far from SKHASH's
+    wrong = []
+    for e in events[:6]:
+        p = e["picks"]
+        m = invert(
+            np.array([x["azimuth_deg"] for x in p]),
+            180.0 - np.array([x["takeoff_deg"] for x in p]),
+            np.array([x["polarity"] for x in p]),
+            np.array([x["weight"] for x in p]),
+            azimuth_trials=np.array([x["azimuth_trials"] for x in p]),
+            takeoff_trials=180.0 - np.array([x["takeoff_trials"] for x in p]),
+        )
+        r = ref[e["event_id"]]
+        wrong.append(
+            float(kagan_angle_deg(m.strike, m.dip, m.rake, r["strike"], r["dip"], r["rake"]))
+        )
+    assert np.median(wrong) > 30.0 and np.median(wrong) > 10 * np.median(rot), wrong
     assert (rot <= 10.0).sum() >= 22
     assert np.median(rot) <= 5.0
     assert same_quality >= 20
