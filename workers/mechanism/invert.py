@@ -39,6 +39,7 @@ from workers.mechanism.search import (
     accepted_mask,
     misfit_allowances,
     misfit_table_numpy,
+    misfit_table_torch,
     pruned_misfit_table,
     rays_from_angles,
 )
@@ -544,7 +545,8 @@ def invert(
         from ``azimuth_unc_deg`` / ``takeoff_unc_deg`` (scalars or (n,)) with ``seed``.
     dang_deg, badfrac, badmin, cangle_deg, prob_max : HASH/SKHASH parameters (defaults as in
         HASH example 1 and SKHASH).
-    backend : "numba" (compiled kernel) or "numpy" (dense reference); identical answers.
+    backend : "numba" (compiled kernel, default), "numpy" (dense reference) or "torch" (the
+        dense algebra on a CUDA device when available, else CPU); identical answers.
 
     Returns
     -------
@@ -562,8 +564,8 @@ def invert(
         raise ValueError("polarity must be +1 (up), -1 (down) or 0 (unknown)")
     if np.any((to < 0) | (to > 180)):
         raise ValueError("takeoff_deg must be within [0, 180] (from vertical-up)")
-    if backend not in ("numba", "numpy"):
-        raise ValueError(f"backend must be 'numba' or 'numpy', got {backend!r}")
+    if backend not in ("numba", "numpy", "torch"):
+        raise ValueError(f"backend must be 'numba', 'numpy' or 'torch', got {backend!r}")
 
     if (azimuth_trials is None) != (takeoff_trials is None):
         raise ValueError("give both azimuth_trials and takeoff_trials, or neither")
@@ -590,6 +592,8 @@ def invert(
     nextra, ntotal = misfit_allowances(float(np.abs(signed).sum()), badfrac, badmin)
     if backend == "numba":
         fit, _ = pruned_misfit_table(rays, signed, grid, nextra, ntotal)
+    elif backend == "torch":
+        fit = misfit_table_torch(rays, signed, grid)
     else:
         fit = misfit_table_numpy(rays, signed, grid)
     accepted = np.flatnonzero(accepted_mask(fit, nextra, ntotal))

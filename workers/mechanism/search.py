@@ -61,6 +61,38 @@ def misfit_table_numpy(
     return fit
 
 
+def misfit_table_torch(
+    rays: np.ndarray,
+    weight: np.ndarray,
+    grid: FocalGrid,
+    *,
+    device: str | None = None,
+    max_elements: int = 1 << 25,
+) -> np.ndarray:
+    """:func:`misfit_table_numpy`'s algebra in torch (float64), for a GPU when there is one.
+
+    Chunked over mechanisms so at most ``max_elements`` (rays x trials x mechanisms) signs
+    exist at once. ``device``: "cuda", "cpu", ... (default: CUDA if available).
+    """
+    import torch
+
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    _, n_pol, n_trials = rays.shape
+    flat = torch.as_tensor(np.ascontiguousarray(rays.reshape(3, -1).T), device=dev)
+    normal = torch.as_tensor(np.array(grid.normal), device=dev)
+    slip = torch.as_tensor(np.array(grid.slip), device=dev)
+    w = torch.as_tensor(np.abs(weight), dtype=torch.float64, device=dev)[:, None, None]
+    obs_neg = torch.as_tensor(weight < 0, device=dev)[:, None, None]
+    chunk = max(1, min(grid.n_mech, max_elements // max(1, n_pol * n_trials)))
+    fit = torch.empty((n_trials, grid.n_mech), dtype=torch.float64, device=dev)
+    for lo in range(0, grid.n_mech, chunk):
+        hi = min(lo + chunk, grid.n_mech)
+        pred_neg = (flat @ slip[lo:hi].T < 0) != (flat @ normal[lo:hi].T < 0)
+        miss = pred_neg.view(n_pol, n_trials, hi - lo) != obs_neg
+        fit[:, lo:hi] = (miss * w).sum(dim=0)
+    return fit.cpu().numpy()
+
+
 def _fit_kernel_py(px, py, pz, w, obs_neg, nrm, b1, b2, cz, sz, sel, fit):  # pragma: no cover
     # Fills fit[:, mechanisms of the normals in sel]. Loop order (normal, pick, trial, slip): the
     # slip loop is innermost and contiguous so it vectorises; acc (trials x slips) stays in L1.
