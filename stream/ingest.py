@@ -171,10 +171,17 @@ def _connection_class():
     from obspy.clients.seedlink.client.seedlinkconnection import SeedLinkConnection
 
     class _Connection(SeedLinkConnection):
-        """obspy's connection with a timeout for connecting only (``None`` crashes 1.5.1's
-        connect; a non-None ``timeout`` would also end ``collect()`` after that long)."""
+        """obspy's connection with two fixes for 1.5.1.
+
+        * A timeout for connecting only: ``None`` (the default) crashes ``connect``, and a
+          non-None ``timeout`` would also end every ``collect()`` after that long.
+        * ``DATA <seq>`` resumes carry the last packet's time (``DATA <seq> <time>``), so a
+          server whose ring no longer holds the sequence resumes at that time: obspy's own
+          ``lastpkttime`` option fails in 1.5.1 (it concatenates str to bytes).
+        """
 
         connect_timeout_s = 30.0
+        _station: tuple[str, str] | None = None
 
         def connect(self):
             saved, self.timeout = self.timeout, self.connect_timeout_s
@@ -182,6 +189,25 @@ def _connection_class():
                 return super().connect()
             finally:
                 self.timeout = saved
+
+        def send_data(self, sendbytes, code, resplen):
+            words = sendbytes.split()
+            if words[:1] == [b"STATION"] and len(words) == 3:
+                self._station = (words[2].decode(), words[1].decode())  # net, sta
+            elif words[:1] in ([b"DATA"], [b"FETCH"]) and len(words) == 2:
+                entry = self._entry()
+                if entry is not None and entry.btime is not None:
+                    stamp = entry.btime.format_seedlink().encode("ascii")
+                    sendbytes = b" ".join(words) + b" " + stamp + b"\r"
+            return super().send_data(sendbytes, code, resplen)
+
+        def _entry(self):
+            if not self.multistation:
+                return self.streams[0] if self.streams else None
+            for entry in self.streams:
+                if self._station == (entry.net, entry.station):
+                    return entry
+            return None
 
     return _Connection
 
@@ -215,7 +241,7 @@ class SeedLinkReader:
         conn.set_sl_address(p.server)
         conn.netto = p.netto_s
         conn.netdly = p.netdly_s
-        conn.lastpkttime = True  # DATA seq time: the server falls back to the time
+        conn.lastpkttime = False  # broken in obspy 1.5.1; _Connection adds the time itself
         if p.streams:
             conn.parse_stream_list(",".join(p.streams), p.selectors)
         else:
@@ -433,6 +459,7 @@ class StreamProcess:
         self.started_wall_s = time.time()
         self.n_picks = 0
         self.n_packets = 0
+        self.newest_data_end_ns = 0
         self._last_save = 0.0
         self.metrics.newest_age.set_function(self._newest_age_s)
 
@@ -454,6 +481,7 @@ class StreamProcess:
         m = self.metrics
         m.stage.items_in.inc()
         self.n_packets += 1
+        self.newest_data_end_ns = max(self.newest_data_end_ns, packet.end_ns)
         m.newest_data.set(packet.end_ns / 1e9)
         before = self.stage.suppressed
         result, picks = self.stage.process(packet)
@@ -603,12 +631,15 @@ def run(args: argparse.Namespace) -> int:
             age_check(lambda: proc.reader.newest_wall_s, ingest.watchdog_s),
         )
         server_http = start_http_server(settings.metrics.host, port, health=health)
+    previous = {}
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, proc.request_stop)
-        signal.signal(signal.SIGINT, proc.request_stop)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, proc.request_stop)
     try:
         return proc.run()
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if server_http is not None:
             server_http.stop()
 
