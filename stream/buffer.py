@@ -50,11 +50,12 @@ class AppendResult:
 class RingArray:
     """The newest ``capacity`` float64 values of an unbounded sequence, by absolute index."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, start_index: int = 0) -> None:
         if not isinstance(capacity, (int, np.integer)) or capacity < 1:
             raise ValueError(f"capacity: expected a positive integer, got {capacity!r}")
         self._data = np.zeros(int(capacity))
-        self.end = 0  # absolute index one past the newest value
+        self.origin = int(start_index)  # absolute index of the first value ever added
+        self.end = self.origin  # absolute index one past the newest value
 
     @property
     def capacity(self) -> int:
@@ -63,7 +64,7 @@ class RingArray:
     @property
     def start(self) -> int:
         """Absolute index of the oldest value still held."""
-        return max(0, self.end - self._data.size)
+        return max(self.origin, self.end - self._data.size)
 
     def extend(self, values: np.ndarray) -> None:
         values = np.asarray(values, dtype=np.float64)
@@ -133,6 +134,18 @@ class ChannelBuffer:
             raise ValueError("empty buffer: no segment yet")
         return self.ring.get(start, stop)
 
+    def resume(self, segment_start_ns: int, sampling_rate_hz: float, end_index: int) -> None:
+        """Continue a segment held by an earlier process (a restart from a statefile): the
+        next sample is ``end_index`` of the segment starting at ``segment_start_ns``; nothing
+        before it is held."""
+        if not sampling_rate_hz > 0 or end_index < 0:
+            raise ValueError(f"bad resume point: rate {sampling_rate_hz!r}, index {end_index!r}")
+        self.sampling_rate_hz = float(sampling_rate_hz)
+        self.segment_start_ns = int(segment_start_ns)
+        cap = max(1, int(np.ceil(self.capacity_s * sampling_rate_hz)))
+        self.ring = RingArray(cap, start_index=int(end_index))
+        self.segment += 1
+
     def _reset(self, start_ns: int, sampling_rate_hz: float) -> None:
         self.sampling_rate_hz = float(sampling_rate_hz)
         self.segment_start_ns = int(start_ns)
@@ -168,7 +181,7 @@ class ChannelBuffer:
             ring.extend(x)
             return AppendResult("contiguous", first, x.size)
         missing = first - ring.end
-        if missing > self.max_fill_s * rate or ring.end == 0:
+        if missing > self.max_fill_s * rate or ring.end == ring.start:
             self._reset(start_ns, rate)
             self.ring.extend(x)  # type: ignore[union-attr]
             return AppendResult("reset", 0, x.size)

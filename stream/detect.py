@@ -405,6 +405,7 @@ class ChannelDetector:
     params: DetectParams
     sampling_rate_hz: float
     history_s: float = 30.0
+    start_index: int = 0
     _sos: np.ndarray = field(init=False, repr=False)
     _zi: np.ndarray | None = field(default=None, init=False, repr=False)
     _trigger: TriggerState = field(default_factory=TriggerState, init=False)
@@ -423,13 +424,46 @@ class ChannelDetector:
         self._signal_n = max(2, int(round(p.snr_signal_s * rate)))
         need = self._refine_n + self._noise_n + self._signal_n + self._refine_n
         capacity = max(int(self.history_s * rate), 2 * need)
-        self._ring = RingArray(capacity)
+        self._ring = RingArray(capacity, start_index=self.start_index)
+        self._trigger = TriggerState(n_samples=self.start_index)
         self._ahead = self._refine_n + self._signal_n  # samples needed after a trigger
 
     @property
     def n_samples(self) -> int:
         """Samples fed so far (the absolute index of the next one)."""
         return self._ring.end
+
+    def snapshot(self) -> dict:
+        """The state that carries the detection on (JSON-ready; no history, no pending
+        triggers): continue it with :meth:`restore` after a restart."""
+        t = self._trigger
+        return {
+            "n_samples": self.n_samples,
+            "zi": None if self._zi is None else np.asarray(self._zi).tolist(),
+            "sta": t.sta,
+            "lta": t.lta,
+            "active": t.active,
+            "dead_until": t.dead_until,
+            "last_onset": None if not np.isfinite(self._last_onset) else self._last_onset,
+        }
+
+    @classmethod
+    def restore(
+        cls, params: DetectParams, sampling_rate_hz: float, snapshot: dict, history_s: float = 30.0
+    ) -> ChannelDetector:
+        """A detector continuing at :meth:`snapshot`'s sample with its filter and STA/LTA
+        state (band-passed history starts empty there)."""
+        n = int(snapshot["n_samples"])
+        det = cls(params, sampling_rate_hz, history_s, start_index=n)
+        if snapshot["zi"] is not None:
+            det._zi = np.asarray(snapshot["zi"], dtype=np.float64).reshape(det._sos.shape[0], 2)
+        det._trigger = TriggerState(
+            float(snapshot["sta"]), float(snapshot["lta"]), n, bool(snapshot["active"]),
+            int(snapshot["dead_until"]),
+        )  # fmt: skip
+        if snapshot["last_onset"] is not None:
+            det._last_onset = float(snapshot["last_onset"])
+        return det
 
     def filtered(self, start: int, stop: int) -> np.ndarray:
         """Band-passed samples ``start..stop-1`` (absolute indices) from the history ring."""
@@ -456,7 +490,7 @@ class ChannelDetector:
 
     def _refine(self, trigger: int) -> Detection | None:
         p = self.params
-        lo = max(0, trigger - self._refine_n, self._ring.start)
+        lo = max(trigger - self._refine_n, self._ring.start)
         hi = trigger + self._refine_n // 2
         window = self.filtered(lo, hi)
         if p.refine == "aic":

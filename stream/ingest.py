@@ -364,31 +364,36 @@ class SeedLinkReader:
 
 
 class Checkpoints:
-    """Per stream entry, the packets processed over the last ``warmup_s`` of data time; the
-    checkpoint is the newest one ending at least ``warmup_s`` before the newest processed."""
+    """Per stream entry, the packets processed over the last ``warmup_s`` of data time, each
+    with its channel's :meth:`~stream.stage.StreamStage.snapshot`; the checkpoint is the newest
+    packet ending at least ``warmup_s`` before the newest processed, and the channel snapshots
+    are those right after each channel's last packet up to it."""
 
     def __init__(self, warmup_s: float) -> None:
         self.warmup_ns = int(warmup_s * 1e9)
         self._recent: dict[str, deque] = {}
         self._newest_end_ns: dict[str, int] = {}
         self._checkpoint: dict[str, tuple[int, str]] = {}
+        self._channels: dict[str, dict] = {}
 
-    def processed(self, key: str, packet: Packet) -> None:
+    def processed(self, key: str, packet: Packet, snapshot: dict | None) -> None:
         if packet.sequence < 0:
             return
         recent = self._recent.setdefault(key, deque())
-        recent.append((packet.sequence, packet.start_ns, packet.end_ns))
+        recent.append((packet.sequence, packet.start_ns, packet.end_ns, packet.seed_id, snapshot))
         newest = max(self._newest_end_ns.get(key, packet.end_ns), packet.end_ns)
         self._newest_end_ns[key] = newest
         while recent and recent[0][2] <= newest - self.warmup_ns:
-            seq, start_ns, _ = recent.popleft()
+            seq, start_ns, _, seed_id, snap = recent.popleft()
             self._checkpoint[key] = (seq, _iso(start_ns))
+            if snap is not None:
+                self._channels[seed_id] = snap
 
-    def state(self, initial: dict[str, tuple[int, str]]) -> dict[str, tuple[int, str]]:
-        """Checkpoints to save: ``initial`` (from the last statefile) updated by this run's."""
-        out = dict(initial)
-        out.update(self._checkpoint)
-        return out
+    def state(
+        self, streams: dict[str, tuple[int, str]], channels: dict[str, dict]
+    ) -> tuple[dict[str, tuple[int, str]], dict[str, dict]]:
+        """What to save: the last statefile's ``streams``/``channels`` updated by this run."""
+        return {**streams, **self._checkpoint}, {**channels, **self._channels}
 
 
 def _iso(ns: int) -> str:
@@ -397,30 +402,38 @@ def _iso(ns: int) -> str:
     return str(UTCDateTime(ns=int(ns)))
 
 
-def load_statefile(path: str) -> tuple[dict[str, tuple[int, str]], dict[str, float]]:
-    """``(resume positions, last pick time per channel)`` from a statefile (empty if none)."""
+def load_statefile(
+    path: str,
+) -> tuple[dict[str, tuple[int, str]], dict[str, float], dict[str, dict]]:
+    """``(resume positions, last pick time per channel, channel snapshots)`` from a statefile
+    (all empty if there is none)."""
     if not path or not Path(path).exists():
-        return {}, {}
+        return {}, {}, {}
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         if data.get("version") != STATEFILE_VERSION:
             raise ValueError(f"version {data.get('version')!r}")
         resume = {k: (int(v["sequence"]), str(v["time"])) for k, v in data["streams"].items()}
         last = {k: float(v) for k, v in data["last_pick_epoch_s"].items()}
+        channels = dict(data.get("channels", {}))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         msg = f"statefile {path}: unreadable ({exc}); move it away to start fresh"
         raise ValueError(msg) from None
-    return resume, last
+    return resume, last, channels
 
 
 def save_statefile(
-    path: str, resume: dict[str, tuple[int, str]], last_pick_epoch_s: dict[str, float]
+    path: str,
+    resume: dict[str, tuple[int, str]],
+    last_pick_epoch_s: dict[str, float],
+    channels: dict[str, dict] | None = None,
 ) -> None:
     """Write the statefile atomically (temporary file + rename)."""
     data = {
         "version": STATEFILE_VERSION,
         "streams": {k: {"sequence": s, "time": t} for k, (s, t) in sorted(resume.items())},
         "last_pick_epoch_s": dict(sorted(last_pick_epoch_s.items())),
+        "channels": dict(sorted((channels or {}).items())),
         "saved_epoch_s": time.time(),
     }
     tmp = f"{path}.tmp"
@@ -447,9 +460,11 @@ class StreamProcess:
         self.bus = bus
         self.exit_when_idle_s = exit_when_idle_s
         self.metrics = IngestMetrics.create()
-        resume, last = load_statefile(ingest.statefile)
-        self._initial_resume = resume
-        self.stage = StreamStage(stage_params, coordinates=coordinates, last_pick_epoch_s=last)
+        resume, last, channels = load_statefile(ingest.statefile)
+        self._initial = (resume, channels)
+        self.stage = StreamStage(
+            stage_params, coordinates=coordinates, last_pick_epoch_s=last, resume_channels=channels
+        )
         d = stage_params.detect
         warmup_s = 3 * d.lta_s + stage_params.window_before_s + d.lookahead_s()
         self.checkpoints = Checkpoints(warmup_s)
@@ -472,8 +487,8 @@ class StreamProcess:
 
     def save_state(self) -> None:
         if self.ingest.statefile:
-            resume = self.checkpoints.state(self._initial_resume)
-            save_statefile(self.ingest.statefile, resume, self.stage.last_pick_epoch_s)
+            resume, channels = self.checkpoints.state(*self._initial)
+            save_statefile(self.ingest.statefile, resume, self.stage.last_pick_epoch_s, channels)
         self._last_save = time.monotonic()
 
     def handle(self, key: str | None, packet: Packet) -> int:
@@ -500,7 +515,8 @@ class StreamProcess:
             self.n_picks += len(picks)
         m.stage.last_processed.set(time.time())
         if key is not None:
-            self.checkpoints.processed(key, packet)
+            snapshot = self.stage.snapshot(packet.seed_id) if result is not None else None
+            self.checkpoints.processed(key, packet, snapshot)
         return len(picks)
 
     def run(self) -> int:

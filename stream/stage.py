@@ -9,10 +9,13 @@ and turns each detection into a :class:`~firstmotion.messages.Pick` once the buf
 pick (less at the start of a segment) to ``window_after_s`` after it, ``pick_index`` the
 sample nearest the pick, ``time_epoch_s`` with sub-sample precision.
 
-Duplicates are suppressed across restarts: a pick no later than ``dead_time_s`` after the
-last pick published on its channel (:attr:`StreamStage.last_pick_epoch_s`, kept in the
-statefile by :mod:`stream.ingest`) is dropped, so data received twice (a resume from an
-earlier checkpoint) never yields the same pick twice.
+A restarted process continues each channel from a :meth:`StreamStage.snapshot` (filter and
+STA/LTA state at a checkpoint packet, see :mod:`stream.ingest`), so the data re-sent after the
+checkpoint are detected exactly as the first time. Duplicates are suppressed across restarts:
+a pick no later than ``dead_time_s`` after the last pick published on its channel
+(:attr:`StreamStage.last_pick_epoch_s`, kept in the statefile by :mod:`stream.ingest`) is
+dropped, so data received twice (a resume from an earlier checkpoint) never yields the same
+pick twice.
 """
 
 from __future__ import annotations
@@ -108,8 +111,10 @@ class StreamStage:
         *,
         coordinates: Mapping[str, Coordinates] | None = None,
         last_pick_epoch_s: Mapping[str, float] | None = None,
+        resume_channels: Mapping[str, dict] | None = None,
     ) -> None:
         self.params = params or StageParams()
+        self.resume_channels = dict(resume_channels or {})
         self.coordinates = dict(coordinates or {})
         self.last_pick_epoch_s: dict[str, float] = dict(last_pick_epoch_s or {})
         self.channels: dict[str, _Channel] = {}
@@ -129,6 +134,13 @@ class StreamStage:
         if ch is None:
             ch = _Channel(ChannelBuffer(self.params.buffer_s, max_fill_s=self.params.max_fill_s))
             self.channels[key] = ch
+            snap = self.resume_channels.pop(key, None)
+            if snap is not None and snap["sampling_rate_hz"] == packet.sampling_rate_hz:
+                rate = float(snap["sampling_rate_hz"])
+                det = snap["detector"]
+                ch.buffer.resume(int(snap["segment_start_ns"]), rate, int(det["n_samples"]))
+                ch.segment = ch.buffer.segment
+                ch.detector = ChannelDetector.restore(self.params.detect, rate, det)
         buf = ch.buffer
         result = buf.append(packet.start_ns, packet.sampling_rate_hz, packet.samples)
         if buf.segment != ch.segment:  # a new segment: a new detector, pending picks lost
@@ -146,6 +158,18 @@ class StreamStage:
                 )
             ch.pending += ch.detector.feed(buf.get(result.first_index, buf.end_index))
         return result, self._ready(key, ch, packet.received_wall_s)
+
+    def snapshot(self, seed_id: str) -> dict | None:
+        """JSON-ready state of a channel (segment origin and detector state, no samples) from
+        which a restarted process continues: ``StreamStage(resume_channels={id: snap})``."""
+        ch = self.channels.get(seed_id)
+        if ch is None or ch.detector is None or ch.buffer.sampling_rate_hz is None:
+            return None
+        return {
+            "segment_start_ns": ch.buffer.segment_start_ns,
+            "sampling_rate_hz": ch.buffer.sampling_rate_hz,
+            "detector": ch.detector.snapshot(),
+        }
 
     def _ready(self, key: str, ch: _Channel, now_s: float) -> list[Pick]:
         buf, rate = ch.buffer, float(ch.buffer.sampling_rate_hz or 0.0)

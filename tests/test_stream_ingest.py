@@ -203,8 +203,8 @@ def test_restart_from_statefile_gives_no_duplicate_and_no_missing_picks(
         thread.join(20)
     first_run = sorted((p.station_id, p.time_epoch_s) for p in _redis_picks(redis_client))
     assert 0 < len(first_run) < len(want)
-    resume, last = load_statefile(statefile)
-    assert set(resume) == {"*_*"} and last
+    resume, last, channels = load_statefile(statefile)
+    assert set(resume) == {"*_*"} and last and channels
     # run 2: a new process resumes from the statefile's checkpoint
     with serve_in_thread(_mseed(scenario_dir), speed=None) as address:
         proc2 = _process(address, redis_url, statefile=statefile, idle_s=2.0)
