@@ -279,6 +279,7 @@ def test_gaps_and_quality_table():
     assert quality_letter(0.9, 20, 20, 0.25, 0.6, 40, 30, 30) == "C"
     assert quality_letter(0.9, 20, 20, 0.05, 0.6, 120, 30, 30) == "D"  # azimuthal gap
     assert quality_letter(0.9, 20, 20, 0.05, 0.6, 40, 30, 7) == "D"  # too few polarities
+    assert quality_letter(0.9, 20, 20, 0.05, 0.6, 120, 30, 30, max_azimuthal_gap_deg=150) == "A"
 
 
 def test_weight_from_probabilities_mapping():

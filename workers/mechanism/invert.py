@@ -445,8 +445,13 @@ def quality_letter(
     azimuthal_gap_deg: float,
     takeoff_gap_deg: float,
     n_polarities: int,
+    *,
+    max_azimuthal_gap_deg: float = QUALITY_MAX_AZIMUTHAL_GAP_DEG,
+    max_takeoff_gap_deg: float = QUALITY_MAX_TAKEOFF_GAP_DEG,
+    min_polarities: int = QUALITY_MIN_POLARITIES,
 ) -> str:
-    """Quality A-D: the worst of four graded criteria (SKHASH's table, HASH 2002 Table 3)."""
+    """Quality A-D: the worst of four graded criteria (SKHASH's table, HASH 2002 Table 3);
+    D whenever a gap exceeds its maximum or there are fewer than ``min_polarities``."""
 
     def grade(value: float, limits: tuple[float, ...], at_least: bool) -> int:
         for i, lim in enumerate(limits):
@@ -462,9 +467,9 @@ def quality_letter(
         grade(station_distribution_ratio, QUALITY_STDR, True),
     )
     if (
-        azimuthal_gap_deg > QUALITY_MAX_AZIMUTHAL_GAP_DEG
-        or takeoff_gap_deg > QUALITY_MAX_TAKEOFF_GAP_DEG
-        or n_polarities < QUALITY_MIN_POLARITIES
+        azimuthal_gap_deg > max_azimuthal_gap_deg
+        or takeoff_gap_deg > max_takeoff_gap_deg
+        or n_polarities < min_polarities
     ):
         worst = len(QUALITY_LETTERS) - 1
     return QUALITY_LETTERS[worst]
@@ -530,6 +535,8 @@ def invert(
     prob_max: float = 0.25,
     seed: int | None = 0,
     backend: str = "numba",
+    max_azimuthal_gap_deg: float = QUALITY_MAX_AZIMUTHAL_GAP_DEG,
+    max_takeoff_gap_deg: float = QUALITY_MAX_TAKEOFF_GAP_DEG,
 ) -> Mechanism:
     """Focal mechanism from P first-motion polarities by the HASH grid search.
 
@@ -545,6 +552,8 @@ def invert(
         from ``azimuth_unc_deg`` / ``takeoff_unc_deg`` (scalars or (n,)) with ``seed``.
     dang_deg, badfrac, badmin, cangle_deg, prob_max : HASH/SKHASH parameters (defaults as in
         HASH example 1 and SKHASH).
+    max_azimuthal_gap_deg, max_takeoff_gap_deg : beyond these gaps the quality is D (SKHASH's
+        max_agap / max_pgap; SKHASH skips such events, here they are graded D).
     backend : "numba" (compiled kernel, default), "numpy" (dense reference) or "torch" (the
         dense algebra on a CUDA device when available, else CPU); identical answers.
 
@@ -608,7 +617,16 @@ def invert(
         aux = [float(v) for v in sdr_from_vectors(c.slip, c.normal)]
         mfrac, stdr = misfit_and_stdr(strike, dip, rake, az, to, signed)
         q = quality_letter(
-            c.probability, c.fault_rms_deg, c.aux_rms_deg, mfrac, stdr, agap, pgap, n_pol
+            c.probability,
+            c.fault_rms_deg,
+            c.aux_rms_deg,
+            mfrac,
+            stdr,
+            agap,
+            pgap,
+            n_pol,
+            max_azimuthal_gap_deg=max_azimuthal_gap_deg,
+            max_takeoff_gap_deg=max_takeoff_gap_deg,
         )
         solutions.append(
             Solution(

@@ -71,6 +71,8 @@ class WorkerParams:
     prob_max: float = 0.25
     max_distance_km: float = 120.0
     revise_min_change_deg: float = 10.0
+    max_azimuth_gap_deg: float = 90.0
+    max_takeoff_gap_deg: float = 60.0
 
     @classmethod
     def from_settings(cls, s: Any) -> WorkerParams:
@@ -201,6 +203,8 @@ class MechanismStage:
             cangle_deg=self.params.cangle_deg,
             prob_max=self.params.prob_max,
             seed=0,
+            max_azimuthal_gap_deg=self.params.max_azimuth_gap_deg,
+            max_takeoff_gap_deg=self.params.max_takeoff_gap_deg,
         )
         self.inversion_s.observe(time.perf_counter() - t0)
         self.inversions.inc()
