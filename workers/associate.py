@@ -112,7 +112,7 @@ def new_event_id(time_epoch_s: float, seq: int) -> str:
     return f"ev{stamp}-{seq:05d}"
 
 
-@dataclass
+@dataclass(frozen=True)
 class _OpenEvent:
     event_id: str
     revision: int
@@ -421,6 +421,8 @@ class AssociateWorker:
             if drain and took == 0 and not self.dirty:
                 if self.bus.pending_count(INPUT_STREAM, GROUP) == 0:
                     break
+        if self.dirty:  # stopped with windowed picks not yet associated: do it now
+            self.associate_now()
         return self.consumer.processed
 
 

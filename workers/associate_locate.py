@@ -232,7 +232,7 @@ def _model_digest(model: VelocityModel) -> str:
     return hashlib.sha256(model.to_text().encode()).hexdigest()[:16]
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Tables:
     """Per-extent tables: the PyOcto file and the firstmotion lookup table."""
 
