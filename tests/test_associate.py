@@ -455,3 +455,21 @@ def test_cli_worker_associate_drains(redis_url, redis_client, scenario):
     latest, _ = latest_origins(bus)
     assert len(latest) == 3  # min_picks = 4 from the default config
     assert bus.pending_count("picks", GROUP) == 0
+
+
+def test_worker_ignores_s_picks_and_associates_before_stopping(redis_client, scenario, associator):
+    bus = Bus(redis_client)
+    picks = scenario_picks(scenario, seed=9)
+    s_pick = replace(picks.messages[0], pick_id="s-pick", phase="S")
+    publish(bus, [s_pick, *picks.messages])
+    worker = make_worker(bus, associator, debounce_s=3600.0, debounce_picks=10_000)
+    not_p = worker.picks_total.labels(outcome="not_p")
+    before = not_p._value.get()
+    while worker.consumer.run_once(block_ms=10):
+        pass
+    assert worker.dirty and bus.length("origins") == 0  # windowed, not yet associated
+    assert "s-pick" not in worker.window and not_p._value.get() - before == 1
+    worker.request_stop()
+    worker.run()  # returns at once, after associating what it holds
+    latest, _ = latest_origins(bus)
+    check_solutions(scenario, picks, list(latest.values()))
