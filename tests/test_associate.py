@@ -473,3 +473,31 @@ def test_worker_ignores_s_picks_and_associates_before_stopping(redis_client, sce
     worker.run()  # returns at once, after associating what it holds
     latest, _ = latest_origins(bus)
     check_solutions(scenario, picks, list(latest.values()))
+
+
+def test_a_failing_association_is_logged_and_counted_not_fatal(
+    redis_client, scenario, associator, monkeypatch, caplog
+):
+    from firstmotion.metrics import registry
+
+    bus = Bus(redis_client)
+    picks = scenario_picks(scenario, seed=10)
+    publish(bus, picks.messages)
+    worker = make_worker(bus, associator)
+
+    def broken(*_a, **_k):
+        raise RuntimeError("degenerate window")
+
+    errors = ("firstmotion_stage_errors_total", {"stage": "associate"})
+    before = registry().get_sample_value(*errors) or 0.0
+    monkeypatch.setattr(worker.associator, "associate", broken)
+    assert worker.run(drain=True, timeout_s=60) == len(picks.messages)
+    assert registry().get_sample_value(*errors) - before >= 1
+    assert "degenerate window" in caplog.text
+    assert bus.length("origins") == 0 and bus.pending_count("picks", GROUP) == 0
+    # the picks were kept: a restarted worker associates them
+    monkeypatch.undo()
+    again = make_worker(bus, associator)
+    again.run(drain=True, timeout_s=60)
+    latest, _ = latest_origins(bus)
+    check_solutions(scenario, picks, list(latest.values()))

@@ -377,6 +377,24 @@ class AssociateWorker:
                      len(found), len(published), new_events, len(closing))  # fmt: skip
         return published
 
+    def _associate_guarded(self) -> None:
+        """:meth:`associate_now`, but a failing association (a bug, a degenerate window) does
+        not crash-loop the worker: the picks are safe in Redis, the error is logged with its
+        traceback and counted in ``firstmotion_stage_errors_total``, and the next new pick
+        triggers another attempt. Redis errors propagate to the loop's retry."""
+        import redis
+
+        try:
+            self.associate_now()
+        except redis.RedisError:
+            raise
+        except Exception:
+            self.consumer.metrics.errors.inc()
+            self.dirty = False
+            self.new_since_run = 0
+            self.last_run_monotonic = time.monotonic()
+            log.exception("association of %d windowed picks failed", len(self.window))
+
     def _due(self, took: int) -> bool:
         if not self.dirty:
             return False
@@ -405,7 +423,7 @@ class AssociateWorker:
             try:
                 took = self.consumer.run_once(block_ms=block_ms)
                 if self._due(took):
-                    self.associate_now()
+                    self._associate_guarded()
                 backoff_s = 0.1
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 log.warning("redis unavailable (%s); retrying in %.1f s", exc, backoff_s)
@@ -422,7 +440,7 @@ class AssociateWorker:
                 if self.bus.pending_count(INPUT_STREAM, GROUP) == 0:
                     break
         if self.dirty:  # stopped with windowed picks not yet associated: do it now
-            self.associate_now()
+            self._associate_guarded()
         return self.consumer.processed
 
 
