@@ -55,6 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-stations", type=int, default=30)
     parser.add_argument("--n-events", type=int, default=4)
     parser.add_argument("--duration-s", type=float, default=360.0)
+    parser.add_argument("--region-km", type=float, default=60.0, help="network aperture")
+    parser.add_argument("--depths", default="6/15", help="min/max hypocentre depth, km")
     parser.add_argument(
         "--pick-error-s", type=float, default=0.02, help="std of the simulated pick error"
     )
@@ -380,6 +382,10 @@ def run(args: argparse.Namespace) -> int:
             str(args.n_events),
             "--duration-s",
             str(args.duration_s),
+            "--region-km",
+            str(args.region_km),
+            "--depths",
+            args.depths,
             "--plot",
         ),
         check=True,
