@@ -457,18 +457,29 @@ def test_cli_worker_associate_drains(redis_url, redis_client, scenario):
     assert bus.pending_count("picks", GROUP) == 0
 
 
-def test_worker_ignores_s_picks_and_associates_before_stopping(redis_client, scenario, associator):
+def test_worker_ignores_s_and_future_picks_and_associates_before_stopping(
+    redis_client, scenario, associator
+):
+    import time
+
     bus = Bus(redis_client)
     picks = scenario_picks(scenario, seed=9)
     s_pick = replace(picks.messages[0], pick_id="s-pick", phase="S")
-    publish(bus, [s_pick, *picks.messages])
+    # a station with a bad clock: an hour ahead of now
+    late = time.time() + 3600.0
+    future = replace(picks.messages[0], pick_id="future", time_epoch_s=late,
+                     start_time_epoch_s=late - 0.02)  # fmt: skip
+    publish(bus, [s_pick, future, *picks.messages])
     worker = make_worker(bus, associator, debounce_s=3600.0, debounce_picks=10_000)
     not_p = worker.picks_total.labels(outcome="not_p")
-    before = not_p._value.get()
+    in_future = worker.picks_total.labels(outcome="future")
+    before = not_p._value.get(), in_future._value.get()
     while worker.consumer.run_once(block_ms=10):
         pass
     assert worker.dirty and bus.length("origins") == 0  # windowed, not yet associated
-    assert "s-pick" not in worker.window and not_p._value.get() - before == 1
+    assert "s-pick" not in worker.window and not_p._value.get() - before[0] == 1
+    assert "future" not in worker.window and in_future._value.get() - before[1] == 1
+    assert worker.newest_s == max(p.time_epoch_s for p in picks.messages)
     worker.request_stop()
     worker.run()  # returns at once, after associating what it holds
     latest, _ = latest_origins(bus)

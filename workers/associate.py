@@ -34,7 +34,9 @@ Run exactly one associator per Redis (the window lives in one process; deploy/k8
 replica).
 
 Metrics (besides ``firstmotion_stage_*`` with ``stage="associate"``):
-``firstmotion_associate_picks_total{outcome}`` (windowed, duplicate, no_station, not_p),
+``firstmotion_associate_picks_total{outcome}`` (windowed, duplicate, no_station, not_p,
+future: a pick time more than ``MAX_FUTURE_S`` ahead of the wall clock, a station with a bad
+clock, which would otherwise close every open event),
 ``firstmotion_associate_events_total`` (new events), ``firstmotion_associate_origins_total``
 (published revisions), ``firstmotion_associate_seconds`` (one association run, histogram),
 ``firstmotion_associate_window_picks`` and ``firstmotion_associate_open_events`` (gauges).
@@ -86,7 +88,8 @@ INPUT_STREAM = "picks"
 OUTPUT_STREAM = "origins"
 STATE_TTL_S = 7 * 24 * 3600
 ASSOCIATION_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
-PICK_OUTCOMES = ("windowed", "duplicate", "no_station", "not_p")
+PICK_OUTCOMES = ("windowed", "duplicate", "no_station", "not_p", "future")
+MAX_FUTURE_S = 60.0
 
 
 def stations_from_inventory(path: str) -> dict[str, StationCoords]:
@@ -258,10 +261,16 @@ class AssociateWorker:
         pipe = self.client.pipeline(transaction=True)
         accepted: list[Pick] = []
         newest = self.newest_s
+        wall_s = time.time()
         for p, owner in zip(picks, owners, strict=True):
             owner_id = owner.decode() if isinstance(owner, bytes) else owner
             if p.pick_id in self.window or (owner_id is not None and owner_id not in self.open):
                 self.picks_total.labels(outcome="duplicate").inc()
+                continue
+            if p.time_epoch_s > wall_s + MAX_FUTURE_S:
+                self.picks_total.labels(outcome="future").inc()
+                log.warning("pick %s is %.0f s in the future: dropped (station clock?)",
+                            p.pick_id, p.time_epoch_s - wall_s)  # fmt: skip
                 continue
             if not self._learn_station(p.station_id, p.latitude_deg, p.longitude_deg,
                                        p.elevation_m):  # fmt: skip
