@@ -412,6 +412,16 @@ class AssociateWorker:
         return time.monotonic() - self.last_run_monotonic >= self.debounce_s
 
     # -- loop
+    def warm_up(self) -> None:
+        """Import PyOcto and build the tables for a network of typical extent before the first
+        pick, so the first association is not slowed by them."""
+        import importlib
+
+        for module in ("pandas", "pyproj", "pyocto"):
+            importlib.import_module(module)
+        p = self.params
+        self.associator.tables(p.max_distance_km + 2.0 * p.margin_km)
+
     def request_stop(self) -> None:
         self._stopped = True
         self.consumer.request_stop()
@@ -423,6 +433,7 @@ class AssociateWorker:
 
         if not self._loaded:
             self.load_state()
+        self.warm_up()
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         block_ms = 100 if drain else max(1, min(self.block_ms, int(self.debounce_s * 1000) or 1))
         backoff_s = 0.1
