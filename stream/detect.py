@@ -62,10 +62,12 @@ class DetectParams:
     dead_time_s: float = 2.0
     snr_noise_s: float = 2.0
     snr_signal_s: float = 1.0
+    max_trigger_s: float = 60.0
 
     def __post_init__(self) -> None:
-        for name in ("sta_s", "lta_s", "trigger_on", "trigger_off", "freqmin_hz", "freqmax_hz",
-                     "refine_window_s", "snr_noise_s", "snr_signal_s"):  # fmt: skip
+        positive = ("sta_s", "lta_s", "trigger_on", "trigger_off", "freqmin_hz", "freqmax_hz",
+                    "refine_window_s", "snr_noise_s", "snr_signal_s", "max_trigger_s")  # fmt: skip
+        for name in positive:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
                 raise ValueError(f"detect.{name}: expected a positive number, got {value!r}")
@@ -156,6 +158,7 @@ class TriggerState:
     n_samples: int = 0
     active: bool = False
     dead_until: int = 0
+    since: int = 0  # absolute sample of the active trigger's onset
 
 
 def _recursive(x2: np.ndarray, c: float, start: float) -> np.ndarray:
@@ -172,6 +175,8 @@ def sta_lta_triggers(
     off: float,
     dead_samples: int,
     state: TriggerState | None = None,
+    *,
+    max_active_samples: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, TriggerState]:
     """Trigger onsets of the recursive STA/LTA (Withers et al. 1998) of ``y``, continuing
     from ``state``; returns ``(onsets, cft, new_state)``.
@@ -180,7 +185,9 @@ def sta_lta_triggers(
     for the first ``nlta`` samples of a segment (warm-up), as obspy's ``recursive_sta_lta``.
     A trigger starts where ``cft`` rises above ``on`` (not before ``dead_until``) and stays
     active until ``cft`` drops below ``off``; while active the LTA is frozen, so a large
-    event's own energy does not blind the detector to the next one for minutes. ``onsets``
+    event's own energy does not blind the detector to the next one for minutes; a trigger
+    still active ``max_active_samples`` after its onset (a lasting rise of the noise level)
+    ends there and the LTA restarts from the current STA. ``onsets``
     are absolute sample indices (int64; sample ``state.n_samples`` is ``y[0]``). Each stretch
     between state changes is one vectorised IIR pass (lfilter); the loop runs per trigger.
     """
@@ -197,7 +204,7 @@ def sta_lta_triggers(
     onsets: list[int] = []
     csta, clta = 1.0 / nsta, 1.0 / nlta
     sta, lta, first = st.sta, st.lta, st.n_samples
-    active, dead_until = st.active, st.dead_until
+    active, dead_until, since = st.active, st.dead_until, st.since
     pos = 0
     block = max(4 * nlta, 4096)  # bounds the work redone after each state change
     while pos < n:
@@ -207,11 +214,18 @@ def sta_lta_triggers(
             ratio = seg_sta / lta
             cft[pos:stop] = ratio
             hits = np.flatnonzero(ratio < off)
-            if hits.size == 0:
+            i_off = int(hits[0]) if hits.size else ratio.size
+            release = ratio.size
+            if max_active_samples is not None:
+                release = max(0, since + max_active_samples - (first + pos))
+            if min(i_off, release) >= ratio.size:
                 sta, pos = float(seg_sta[-1]), stop
                 continue
-            i = int(hits[0])
-            sta, active, pos = float(seg_sta[i]), False, pos + i + 1
+            i = min(i_off, release)
+            sta, active = float(seg_sta[i]), False
+            if release < i_off:
+                lta = max(sta, _TINY)
+            pos = pos + i + 1
             continue
         seg_lta = np.maximum(_recursive(x2[pos:stop], clta, lta), _TINY)
         ratio = seg_sta / seg_lta
@@ -230,19 +244,25 @@ def sta_lta_triggers(
         i = int(hits[0])
         onsets.append(first + pos + i)
         sta, lta = float(seg_sta[i]), float(seg_lta[i])
-        active, dead_until = True, first + pos + i + dead_samples
+        active, dead_until, since = True, first + pos + i + dead_samples, first + pos + i
         pos = pos + i + 1
-    new = TriggerState(sta, lta, first + n, active, dead_until)
+    new = TriggerState(sta, lta, first + n, active, dead_until, since)
     return np.asarray(onsets, dtype=np.int64), cft, new
 
 
 def sta_lta_triggers_py(
-    y: np.ndarray, nsta: int, nlta: int, on: float, off: float, dead_samples: int
+    y: np.ndarray,
+    nsta: int,
+    nlta: int,
+    on: float,
+    off: float,
+    dead_samples: int,
+    max_active_samples: int | None = None,
 ) -> tuple[list[int], np.ndarray]:
     """Slow twin of :func:`sta_lta_triggers` for one whole segment: a sample-by-sample loop."""
     csta, clta = 1.0 / nsta, 1.0 / nlta
     sta, lta = 0.0, _TINY
-    active, dead_until = False, 0
+    active, dead_until, since = False, 0, 0
     onsets: list[int] = []
     cft = np.zeros(len(y))
     for i, value in enumerate(np.asarray(y, dtype=np.float64)):
@@ -252,12 +272,14 @@ def sta_lta_triggers_py(
             cft[i] = sta / lta
             if cft[i] < off:
                 active = False
+            elif max_active_samples is not None and i - since >= max_active_samples:
+                active, lta = False, max(sta, _TINY)
             continue
         lta = max(clta * e + (1 - clta) * lta, _TINY)
         cft[i] = sta / lta if i >= nlta else 0.0
         if cft[i] > on and i >= dead_until:
             onsets.append(i)
-            active, dead_until = True, i + dead_samples
+            active, dead_until, since = True, i + dead_samples, i
     return onsets, cft
 
 
@@ -419,6 +441,7 @@ class ChannelDetector:
         self._nsta = max(1, int(round(p.sta_s * rate)))
         self._nlta = max(self._nsta + 1, int(round(p.lta_s * rate)))
         self._dead = int(round(p.dead_time_s * rate))
+        self._max_active = max(1, int(round(p.max_trigger_s * rate)))
         self._refine_n = max(8, int(round(p.refine_window_s * rate)))
         self._noise_n = max(4, int(round(p.snr_noise_s * rate)))
         self._signal_n = max(2, int(round(p.snr_signal_s * rate)))
@@ -444,6 +467,7 @@ class ChannelDetector:
             "lta": t.lta,
             "active": t.active,
             "dead_until": t.dead_until,
+            "since": t.since,
             "last_onset": None if not np.isfinite(self._last_onset) else self._last_onset,
         }
 
@@ -459,7 +483,7 @@ class ChannelDetector:
             det._zi = np.asarray(snapshot["zi"], dtype=np.float64).reshape(det._sos.shape[0], 2)
         det._trigger = TriggerState(
             float(snapshot["sta"]), float(snapshot["lta"]), n, bool(snapshot["active"]),
-            int(snapshot["dead_until"]),
+            int(snapshot["dead_until"]), int(snapshot.get("since", 0)),
         )  # fmt: skip
         if snapshot["last_onset"] is not None:
             det._last_onset = float(snapshot["last_onset"])
@@ -478,8 +502,9 @@ class ChannelDetector:
         self._ring.extend(y)
         p = self.params
         onsets, _, self._trigger = sta_lta_triggers(
-            y, self._nsta, self._nlta, p.trigger_on, p.trigger_off, self._dead, self._trigger
-        )
+            y, self._nsta, self._nlta, p.trigger_on, p.trigger_off, self._dead, self._trigger,
+            max_active_samples=self._max_active,
+        )  # fmt: skip
         self._pending.extend(int(i) for i in onsets)
         out: list[Detection] = []
         while self._pending and self._pending[0] + self._ahead <= self.n_samples:

@@ -62,6 +62,25 @@ def test_sta_lta_triggers_equal_slow_twin_with_frozen_lta(seed):
     np.testing.assert_allclose(cft, cft_py, rtol=1e-8, atol=1e-12)
 
 
+def test_trigger_held_by_a_lasting_noise_rise_is_released_after_max_active():
+    rng = np.random.default_rng(4)
+    y = rng.normal(size=40_000)
+    y[10_000:] *= 5  # the noise level steps up for good (wind, a pump)
+    y[30_000:30_300] *= 20  # a later event
+    args = (50, 1000, 3.0, 1.5, 200)
+    held, _, _ = sta_lta_triggers(y, *args)
+    assert len(held) == 1 and 10_000 <= held[0] < 10_100  # stuck: the later event is missed
+    released, _, state = sta_lta_triggers(y, *args, max_active_samples=3000)
+    assert 30_000 <= released[-1] < 30_100  # released: the later event is seen
+    slow, _ = sta_lta_triggers_py(y, *args, max_active_samples=3000)
+    assert released.tolist() == slow
+    got, state = [], None
+    for chunk in np.array_split(y, 17):
+        onsets, _, state = sta_lta_triggers(chunk, *args, state, max_active_samples=3000)
+        got += onsets.tolist()
+    assert got == slow
+
+
 def test_sta_lta_triggers_in_chunks_equal_one_pass():
     rng = np.random.default_rng(5)
     y = rng.normal(size=20_000)
