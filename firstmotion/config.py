@@ -230,11 +230,24 @@ class CatalogSettings:
     web_host: str = "127.0.0.1"
     web_port: int = 8080
     final_after_s: float = 600.0
+    final_max_quality: str = "B"  # a mechanism of this quality or better makes an event final
+    alert_urls: tuple[str, ...] = ()  # webhooks (POST JSON); empty = no alerts
+    alert_min_magnitude: float = 3.0
+    alert_max_quality: str = "B"
+    alert_timeout_s: float = 5.0
 
     def _problems(self) -> list[str]:
-        return _port("catalog.web_port", self.web_port) + _non_negative(
+        out = _port("catalog.web_port", self.web_port) + _non_negative(
             "catalog", self, "final_after_s"
         )
+        out += _positive("catalog", self, "alert_timeout_s")
+        for name in ("final_max_quality", "alert_max_quality"):
+            if getattr(self, name) not in ("A", "B", "C", "D"):
+                out.append(f"catalog.{name}: expected 'A'..'D', got {getattr(self, name)!r}")
+        for i, url in enumerate(self.alert_urls):
+            if not re.match(r"https?://[^/\s]+", url):
+                out.append(f"catalog.alert_urls[{i}]: expected an http(s):// URL, got {url!r}")
+        return out
 
 
 @dataclass(frozen=True)
