@@ -581,8 +581,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--redis", help="Redis URL (default: config redis.url)")
     parser.add_argument("--statefile", help="resume state file (default: config)")
     parser.add_argument("--metrics-port", type=int, help="serve /metrics and /healthz here")
-    parser.add_argument("--window-before-s", type=float, default=10.0)
-    parser.add_argument("--window-after-s", type=float, default=4.0)
+    parser.add_argument(
+        "--window-before-s", type=float, help="pick window before the pick (default: config)"
+    )
+    parser.add_argument(
+        "--window-after-s", type=float, help="pick window after the pick (default: config)"
+    )
     parser.add_argument(
         "--exit-when-idle-s", type=float, help="exit once no data arrived for this long"
     )
@@ -618,8 +622,16 @@ def run(args: argparse.Namespace) -> int:
         )  # fmt: skip
         stage_params = StageParams(
             detect=DetectParams.from_settings(settings.detect),
-            window_before_s=args.window_before_s,
-            window_after_s=args.window_after_s,
+            window_before_s=(
+                args.window_before_s
+                if args.window_before_s is not None
+                else settings.detect.window_before_s
+            ),
+            window_after_s=(
+                args.window_after_s
+                if args.window_after_s is not None
+                else settings.detect.window_after_s
+            ),
         )
         redis_url = args.redis or settings.redis.url
         bus = Bus.from_url(redis_url, settings.redis.prefix)

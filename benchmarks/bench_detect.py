@@ -1,0 +1,227 @@
+"""The P detector: pick-time accuracy, false picks on real noise, throughput.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/bench_detect.py [--stations 30] [--events 8] [--repeats 3]
+
+Measured in the same run:
+
+* **accuracy** on a synthetic scenario (``--stations`` x ``--events``, 600 s, 60 km region,
+  100 Hz broadband; :mod:`stream.scenario`): every vertical channel's miniSEED records fed in
+  release order through :class:`stream.stage.StreamStage` (buffers, streaming detector, pick
+  windows, as ``firstmotion stream`` runs them); for each true P arrival in the data, the
+  nearest pick on its channel: recall within 0.1 s and the median / p90 absolute error, for
+  arrivals with first-motion SNR >= 10 and for all;
+* **real data**: the manual P picks of the two TexNet events in ../shared/data/texnet2017
+  (25 vertical channels with a P pick; 40 and 200 Hz): how many the detector picks within
+  0.5 s and 0.1 s of the analyst (skipped if absent);
+* **false picks** on the real Puerto Rico noise hour (../shared/data/pr2017_noise, EHZ of 3
+  stations): picks per station-hour (the hour holds a few real small events as well);
+* **throughput** in samples per second on the same noise hour, one channel at a time:
+  ``baseline`` = obspy's ``classic_sta_lta`` (C) + ``trigger_onset`` on a band-passed copy,
+  one pass, no refinement; ``obspy_recursive`` = obspy's ``recursive_sta_lta`` (C) +
+  ``trigger_onset``, one pass; ``detector_one_pass`` = :func:`stream.detect.detect_once`
+  (causal band-pass, recursive STA/LTA with frozen LTA, AIC refinement, SNR);
+  ``detector_packets`` = :class:`stream.detect.ChannelDetector` fed 3 s packets (the real-time
+  path); ``stage_packets`` = :class:`stream.stage.StreamStage` on the same packets (buffers and
+  pick windows too). Ratios are against ``baseline``; medians of ``--repeats``.
+
+The machine may be shared with other jobs: rerun when quiet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import io
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from obspy import UTCDateTime, read
+from obspy.signal.trigger import classic_sta_lta, recursive_sta_lta, trigger_onset
+
+from stream.detect import (
+    ChannelDetector,
+    DetectParams,
+    bandpass_causal,
+    design_bandpass,
+    detect_once,
+)
+from stream.stage import Packet, StreamStage
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def _packets(paths: list[str]) -> list[Packet]:
+    out = []
+    for path in paths:
+        raw = Path(path).read_bytes()
+        for i in range(0, len(raw), 512):
+            out.append(Packet.from_trace(read(io.BytesIO(raw[i : i + 512]))[0]))
+    out.sort(key=lambda p: (p.end_ns, p.seed_id))
+    return out
+
+
+def accuracy(n_stations: int, n_events: int) -> None:
+    from stream.scenario import ScenarioConfig, make_scenario, write_scenario
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = ScenarioConfig(
+            n_stations=n_stations, n_events=n_events, duration_s=600.0, region_km=60.0, seed=7
+        )
+        write_scenario(make_scenario(cfg), tmp)
+        truth = json.loads(Path(tmp, "truth.json").read_text())
+        stage = StreamStage()
+        picks = []
+        for packet in _packets(sorted(glob.glob(f"{tmp}/mseed/*Z.*.mseed"))):
+            picks += stage.process(packet)[1]
+    by_channel: dict[str, np.ndarray] = {}
+    for p in picks:
+        by_channel.setdefault(p.station_id, []).append(p.time_epoch_s)  # type: ignore[attr-defined]
+    by_channel = {k: np.asarray(v) for k, v in by_channel.items()}
+    rows = []
+    for event in truth["events"]:
+        for s in event["stations"]:
+            if not s["p_in_data"]:
+                continue
+            times = by_channel.get(s["station_id"], np.zeros(0))
+            tp = UTCDateTime(s["p_time"]).timestamp
+            err = float(times[np.argmin(np.abs(times - tp))] - tp) if times.size else np.inf
+            rows.append((s["snr"], err))
+    snr = np.array([r[0] for r in rows])
+    err = np.array([r[1] for r in rows])
+    print(f"accuracy: scenario {n_stations} stations x {n_events} events, 600 s: "
+          f"{len(picks)} picks, {len(rows)} true P arrivals in the data")  # fmt: skip
+    for label, mask in (("snr >= 10", snr >= 10), ("snr >= 3", snr >= 3), ("all", snr >= 0)):
+        e = err[mask]
+        hit = np.abs(e) <= 0.1
+        near = np.abs(e[hit])
+        print(
+            f"  {label:>9}: n={mask.sum():4d}  picked within 0.1 s: {hit.mean():6.1%}  "
+            f"median |err| {np.median(near):.4f} s  p90 {np.percentile(near, 90):.4f} s  "
+            f"median signed {np.median(e[hit]):+.4f} s"
+        )
+
+
+def texnet() -> None:
+    base = SHARED / "texnet2017"
+    if not base.is_dir():
+        print(f"texnet: skipped ({base} not found)")
+        return
+    from obspy import read_events
+
+    errors, total = [], 0
+    for name in ("texnet2017cvmt", "texnet2017dfac"):
+        st = read(str(base / f"{name}.mseed"))
+        event = read_events(str(base / f"{name}.qml"))[0]
+        for pick in event.picks:
+            if pick.phase_hint not in ("P", "Pg", "Pn"):
+                continue
+            w = pick.waveform_id
+            traces = [t for t in st.select(network=w.network_code, station=w.station_code)
+                      if t.stats.channel.endswith("Z")]  # fmt: skip
+            if not traces:
+                continue
+            tr, total = traces[0], total + 1
+            rate = tr.stats.sampling_rate
+            dets = detect_once(tr.data.astype(float), rate, DetectParams())
+            tp = (pick.time - tr.stats.starttime) * rate
+            if dets:
+                errors.append(min(((d.onset_index - tp) / rate for d in dets), key=abs))
+    e = np.abs(np.asarray(errors))
+    print(f"texnet: {total} manual P picks on Z channels: picked within 0.5 s: "
+          f"{np.sum(e <= 0.5)}, within 0.1 s: {np.sum(e <= 0.1)}; median |err| of those within "
+          f"0.5 s: {np.median(e[e <= 0.5]):.3f} s")  # fmt: skip
+
+
+def noise_and_throughput(repeats: int) -> None:
+    base = SHARED / "pr2017_noise"
+    if not base.is_dir():
+        print(f"noise/throughput: skipped ({base} not found)")
+        return
+    traces = [read(p)[0] for p in sorted(glob.glob(str(base / "*EHZ*")))]
+    params = DetectParams()
+    rate = traces[0].stats.sampling_rate
+    n_total = sum(t.stats.npts for t in traces)
+
+    def packets_of(tr):
+        step = int(3 * rate)
+        return [
+            Packet(*tr.id.split("."), tr.stats.starttime.ns + round(i * 1e9 / rate), rate,
+                   tr.data[i : i + step])
+            for i in range(0, tr.stats.npts, step)
+        ]  # fmt: skip
+
+    all_packets = [packets_of(t) for t in traces]
+    n_picks = {}
+
+    def baseline():
+        sos = design_bandpass(params.freqmin_hz, params.freqmax_hz, rate)
+        for tr in traces:
+            y, _ = bandpass_causal(tr.data.astype(float), sos)
+            cft = classic_sta_lta(y, int(params.sta_s * rate), int(params.lta_s * rate))
+            trigger_onset(cft, params.trigger_on, params.trigger_off)
+
+    def obspy_recursive():
+        sos = design_bandpass(params.freqmin_hz, params.freqmax_hz, rate)
+        for tr in traces:
+            y, _ = bandpass_causal(tr.data.astype(float), sos)
+            cft = recursive_sta_lta(y, int(params.sta_s * rate), int(params.lta_s * rate))
+            trigger_onset(cft, params.trigger_on, params.trigger_off)
+
+    def one_pass():
+        n_picks["one_pass"] = sum(len(detect_once(t.data.astype(float), rate)) for t in traces)
+
+    def detector_packets():
+        n = 0
+        for packets in all_packets:
+            det = ChannelDetector(params, rate)
+            for p in packets:
+                n += len(det.feed(p.samples))
+        n_picks["detector_packets"] = n
+
+    def stage_packets():
+        stage = StreamStage()
+        n_picks["stage_packets"] = sum(
+            len(stage.process(p)[1]) for packets in all_packets for p in packets
+        )
+
+    timings = {}
+    for name, fn in (("baseline", baseline), ("obspy_recursive", obspy_recursive),
+                     ("detector_one_pass", one_pass), ("detector_packets", detector_packets),
+                     ("stage_packets", stage_packets)):  # fmt: skip
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        timings[name] = statistics.median(times)
+    hours = n_total / rate / 3600
+    print(f"false picks: PR noise, {len(traces)} EHZ channels, {hours:.2f} station-hours: "
+          f"{n_picks['stage_packets']} picks = {n_picks['stage_packets'] / hours:.1f} per "
+          f"station-hour (one pass: {n_picks['one_pass']}, packets: "
+          f"{n_picks['detector_packets']})")  # fmt: skip
+    print(f"throughput ({n_total:,} samples, median of {repeats}):")
+    for name, t in timings.items():
+        print(f"  {name:>18}: {n_total / t / 1e6:7.2f} M samples/s  "
+              f"({timings['baseline'] / t:5.2f} x baseline; "
+              f"{n_total / rate / t:,.0f} channels of this rate in real time)")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--stations", type=int, default=30)
+    parser.add_argument("--events", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    accuracy(args.stations, args.events)
+    texnet()
+    noise_and_throughput(args.repeats)
+
+
+if __name__ == "__main__":
+    main()
