@@ -13,7 +13,7 @@ Each example is a raw vertical row at a random sampling rate (40-500 Hz) holding
   first P pick of each station, so no evaluation window's context is trained on), resampled to
   the row's rate; optionally extra drift up to 1000x the noise;
 * a pick error: the window is cut at the pick, the onset lies ``err`` later, ``err`` Laplacian
-  with a scale drawn log-uniformly in 3-40 ms (an analyst or AIC on an impulsive onset up to
+  with a scale drawn log-uniformly in 1-40 ms (an analyst or AIC on an impulsive onset up to
   an STA/LTA picker on an emergent one), clipped to +-0.1 s.
 
 The windows go through exactly the serving path (:func:`workers.polarity.preprocess.
@@ -50,7 +50,7 @@ from workers.polarity.preprocess import (
 
 LABEL_UP, LABEL_DOWN, LABEL_UNKNOWN = 0, 1, 2
 # bump when the generated windows change for the same configuration (invalidates caches)
-DATASET_VERSION = 3
+DATASET_VERSION = 4
 # drawn uniformly: 100 and 200 Hz (the common rates) twice as often as the others
 TRAINING_RATES_HZ = (40.0, 50.0, 80.0, 100.0, 100.0, 125.0, 200.0, 200.0, 250.0, 500.0)
 PROFILE_OUTPUT = {
@@ -74,11 +74,11 @@ class SamplerConfig:
     row_s: float = 6.0
     pick_s: float = 4.0
     noise_only_fraction: float = 0.3
-    snr_range: tuple[float, float] = (0.3, 300.0)
-    unknown_below_snr: float = 1.5
-    pick_error_scale_s_range: tuple[float, float] = (0.003, 0.04)
+    snr_range: tuple[float, float] = (0.3, 100.0)
+    unknown_below_snr: float = 1.0
+    pick_error_scale_s_range: tuple[float, float] = (0.001, 0.04)
     pick_error_max_s: float = 0.1
-    corner_hz_range: tuple[float, float] = (0.8, 40.0)
+    corner_hz_range: tuple[float, float] = (0.8, 50.0)
     tstar_s_range: tuple[float, float] = (0.001, 0.05)
     emergent_fraction: float = 0.3
     emergence_s_range: tuple[float, float] = (0.02, 0.4)

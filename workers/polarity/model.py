@@ -36,10 +36,10 @@ class PolarityCNN(nn.Module):
     def __init__(
         self,
         window_samples: int = 128,
-        channels: Sequence[int] = (16, 32, 48, 64),
+        channels: Sequence[int] = (32, 48, 64, 96),
         kernels: Sequence[int] = (7, 5, 5, 3),
         strides: Sequence[int] = (2, 2, 2, 2),
-        hidden: int = 64,
+        hidden: int = 96,
         dropout: float = 0.1,
         n_classes: int = 3,
         in_channels: int = 1,

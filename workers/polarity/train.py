@@ -3,14 +3,14 @@
 Reproducible from one command (same seed, same data, same steps -> same weights on the same
 torch build)::
 
-    firstmotion polarity train --out model_weights/polarity_v1 --steps 12000 --seed 0
+    firstmotion polarity train --out model_weights/polarity_v1 --steps 24000 --seed 0
 
 1. generate (or load from the cache) ``--n-train`` + ``--n-val`` labelled windows with
    :class:`workers.polarity.dataset.WindowSampler` (seed ``S`` for training, ``S + 1`` for
    validation), real noise mixed in when ``shared/data`` is present;
 2. train with AdamW and a one-cycle learning-rate schedule on mini-batches whose rows are
    randomly sign-flipped (label swapped up <-> down), checkpointing every ``--checkpoint-every``
-   steps to ``OUT.ckpt`` (an interrupted run resumes from it);
+   steps to ``CACHE_DIR/NAME.ckpt`` (an interrupted run with the same arguments resumes);
 3. fit the softmax temperature on the validation windows (Guo et al. 2017), minimising the
    negative log-likelihood of the flip-augmented probabilities the classifier serves;
 4. write ``OUT.pt`` (state dict) and ``OUT.json`` (model card). ``firstmotion polarity eval
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import inspect
 import io
 import json
 import logging
@@ -48,12 +49,12 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="model_weights/polarity_v1", help="output stem")
-    parser.add_argument("--steps", type=int, default=12000, help="optimiser steps")
+    parser.add_argument("--steps", type=int, default=24000, help="optimiser steps")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
-    parser.add_argument("--n-train", type=int, default=200_000)
+    parser.add_argument("--n-train", type=int, default=300_000)
     parser.add_argument("--n-val", type=int, default=20_000)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument(
@@ -154,11 +155,14 @@ def run(args: argparse.Namespace) -> int:
     val, _ = _dataset(args, pre, cfg, args.seed + 1, args.n_val, real_noise)
     log.info("datasets ready in %.1f s", time.perf_counter() - t0)
 
+    # every argument explicit in the card, so later changes of the defaults cannot break it
     arch_args = {
-        "window_samples": pre.window_samples,
-        "in_channels": pre.n_channels,
-        **json.loads(args.arch),
+        name: (list(p.default) if isinstance(p.default, tuple) else p.default)
+        for name, p in inspect.signature(PolarityCNN).parameters.items()
     }
+    arch_args.update(
+        window_samples=pre.window_samples, in_channels=pre.n_channels, **json.loads(args.arch)
+    )
     model = PolarityCNN(**arch_args).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(
@@ -166,7 +170,8 @@ def run(args: argparse.Namespace) -> int:
     )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    ckpt_path = out.with_suffix(".ckpt")
+    ckpt_path = Path(args.cache_dir) / f"{out.name}.ckpt"
+    ckpt_path.parent.mkdir(parents=True, exist_ok=True)
     run_key = {
         "steps": args.steps,
         "seed": args.seed,
