@@ -68,7 +68,8 @@ def main() -> int:
     clf = PolarityClassifier.load(args.model, device="cpu")
     w = clf.config.window_samples
     ross = RossPolarityCNN().eval()
-    windows = rng.standard_normal((b, w)).astype(np.float32)
+    shape = (b, w) if clf.config.n_channels == 1 else (b, clf.config.n_channels, w)
+    windows = rng.standard_normal(shape).astype(np.float32)
     x_ship = torch.from_numpy(windows)
     x_ross = torch.randn(b, 400)
     print(
@@ -98,7 +99,7 @@ def main() -> int:
         dev = torch.device("cuda")
         gpu_model = clf.model.to(dev)
         big = 65536
-        xg = torch.randn(big, w, device=dev)
+        xg = torch.randn(big, *shape[1:], device=dev)
 
         def gpu_tta() -> None:
             with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
