@@ -19,6 +19,7 @@ import torch
 from firstmotion import synth
 from firstmotion.bus import Bus
 from firstmotion.messages import Pick, make_pick_id
+from firstmotion.metrics import registry
 from workers.polarity import PolarityClassifier
 from workers.polarity.classifier import CARD_FORMAT_VERSION
 from workers.polarity.model import LABELS, PolarityCNN
@@ -105,6 +106,10 @@ def test_worker_classifies_every_pick_and_acks(bus):
     for m in out.values():
         assert abs(sum(m.probabilities) - 1.0) < 1e-5
         assert m.model_version
+    reg = registry()
+    assert reg.get_sample_value("firstmotion_polarity_windows_total", {"outcome": "bad"}) >= 3
+    assert reg.get_sample_value("firstmotion_polarity_inference_seconds_count") >= 3
+    assert reg.get_sample_value("firstmotion_polarity_queue_lag_seconds_count") >= len(picks)
 
 
 def test_dynamic_batching_waits_to_fill_but_not_longer_than_max_wait(bus):
