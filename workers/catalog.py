@@ -1,0 +1,839 @@
+"""``firstmotion worker catalog``: origins + mechanisms in, the live catalog in Redis out.
+
+Consumes ``<prefix>origins`` and ``<prefix>mechanisms`` in consumer group ``catalog`` (one
+blocking XREADGROUP over both streams, origins handled first) and maintains, per event:
+
+* the hash ``<prefix>event:<event_id>`` with fields ``origin`` (Origin JSON), ``mechanism``
+  (Mechanism JSON, absent until there is one), ``revision`` (the catalog revision: 1 for the
+  first entry, +1 for every change), ``status`` (``preliminary``; ``final`` once a mechanism of
+  quality ``catalog.final_max_quality`` or better arrived, or after ``catalog.final_after_s``
+  without change; ``deleted`` once the origin was retracted) and ``updated_epoch_s`` (wall
+  time of the last change); plus bookkeeping fields ``origin_revision``,
+  ``mechanism_revision`` and ``alerts`` (the alert kinds already fired);
+* the sorted set ``<prefix>catalog`` (member event id, score origin time in epoch seconds) of
+  the events that are not deleted;
+* and publishes every change as a :class:`firstmotion.messages.CatalogEvent` JSON on the
+  pub/sub channel ``<prefix>events``.
+
+The hash, the sorted set, the publication and the XACK of the input are ONE MULTI/EXEC, under
+WATCH of the touched event hashes (optimistic locking: a concurrent writer makes the commit
+recompute from the new state), so a crash applies a change completely or not at all.
+Idempotent: an Origin whose revision is not newer than the stored one, or a Mechanism whose
+revision is not newer than the stored one, changes nothing (a redelivered or reordered older
+revision never overwrites a newer one). A Mechanism that arrives before its event's Origin is
+parked in ``<prefix>catalog:orphan:<event_id>`` (newest revision kept, 7-day TTL) and applied
+when the Origin comes. A retraction is a ``CatalogEvent`` with status ``deleted`` on the origins
+stream (:func:`retract_origin`); it applies when its origin revision is not older than the
+stored one, and only a newer Origin revives the event.
+
+Finalisation by quiet time runs in the same loop every few seconds (:meth:`CatalogStage.
+finalize_quiet`): preliminary events unchanged for ``final_after_s`` become final (its own
+WATCH/MULTI per event).
+
+Alert hooks (``catalog.alert_urls``): a JSON POST ``{"kind": "magnitude"|"mechanism", "event":
+<CatalogEvent>}`` when an event first reaches ``alert_min_magnitude``, and when it gets its first
+mechanism of quality ``alert_max_quality`` or better; each kind at most once per event (the
+``alerts`` field is written in the commit). Requests go out from one thread fed by a bounded
+queue (full: the alert is dropped and counted), each with ``alert_timeout_s``.
+
+Metrics (besides ``firstmotion_stage_*`` with ``stage="catalog"``):
+``firstmotion_catalog_changes_total{kind}`` (origin, mechanism, final, deleted),
+``firstmotion_catalog_ignored_total{reason}`` (stale, orphan, deleted),
+``firstmotion_catalog_alerts_total{outcome}`` (sent, failed, dropped),
+``firstmotion_catalog_events`` (events in the sorted set) and
+``firstmotion_catalog_web_requests_total{endpoint,code}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import queue
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from firstmotion.bus import Bus, Consumer, Delivery, install_signal_handlers
+from firstmotion.messages import CatalogEvent, Mechanism, Message, MessageError, Origin
+from firstmotion.metrics import counter, gauge
+
+log = logging.getLogger(__name__)
+
+GROUP = "catalog"
+ORIGINS = "origins"
+MECHANISMS = "mechanisms"
+CHANNEL = "events"
+CATALOG_KEY = "catalog"
+ORPHAN_TTL_S = 7 * 24 * 3600
+QUALITIES = ("A", "B", "C", "D")
+FINALIZE_INTERVAL_S = 5.0
+
+
+# --------------------------------------------------------------------------- pure state
+
+
+@dataclass(frozen=True)
+class EventState:
+    """One event as stored in ``<prefix>event:<id>`` (origin is never None once stored)."""
+
+    event_id: str
+    revision: int
+    status: str
+    origin: Origin
+    mechanism: Mechanism | None = None
+    updated_epoch_s: float = 0.0
+    alerts: frozenset[str] = frozenset()
+
+    def to_catalog_event(self) -> CatalogEvent:
+        return CatalogEvent(
+            event_id=self.event_id,
+            revision=self.revision,
+            status=self.status,
+            origin=self.origin,
+            mechanism=self.mechanism,
+            updated_epoch_s=self.updated_epoch_s,
+        )
+
+    def to_hash(self) -> dict[str, str]:
+        """The hash fields (``mechanism`` only when there is one)."""
+        out = {
+            "origin": self.origin.to_json().decode(),
+            "revision": str(self.revision),
+            "status": self.status,
+            "updated_epoch_s": f"{self.updated_epoch_s:.6f}",
+            "origin_revision": str(self.origin.revision),
+            "alerts": ",".join(sorted(self.alerts)),
+        }
+        if self.mechanism is not None:
+            out["mechanism"] = self.mechanism.to_json().decode()
+            out["mechanism_revision"] = str(self.mechanism.revision)
+        return out
+
+    @classmethod
+    def from_hash(cls, event_id: str, fields: dict) -> EventState | None:
+        """Parse a stored hash (bytes or str); ``None`` when empty."""
+        f = {_s(k): _s(v) for k, v in fields.items()}
+        if "origin" not in f:
+            return None
+        mech = f.get("mechanism")
+        return cls(
+            event_id=event_id,
+            revision=int(f.get("revision", "0")),
+            status=f.get("status", "preliminary"),
+            origin=Origin.from_json(f["origin"]),
+            mechanism=Mechanism.from_json(mech) if mech else None,
+            updated_epoch_s=float(f.get("updated_epoch_s", "0")),
+            alerts=frozenset(a for a in f.get("alerts", "").split(",") if a),
+        )
+
+
+@dataclass(frozen=True)
+class CatalogRules:
+    """When an event is final, and when it raises an alert."""
+
+    final_after_s: float = 600.0
+    final_max_quality: str = "B"
+    alerts_enabled: bool = False
+    alert_min_magnitude: float = 3.0
+    alert_max_quality: str = "B"
+
+    def __post_init__(self) -> None:
+        for name in ("final_max_quality", "alert_max_quality"):
+            if getattr(self, name) not in QUALITIES:
+                raise ValueError(
+                    f"{name}: expected one of {QUALITIES}, got {getattr(self, name)!r}"
+                )
+        if self.final_after_s < 0:
+            raise ValueError(f"final_after_s: expected >= 0, got {self.final_after_s}")
+
+    @classmethod
+    def from_settings(cls, s: Any) -> CatalogRules:
+        """From ``Settings.catalog``."""
+        return cls(
+            final_after_s=s.final_after_s,
+            final_max_quality=s.final_max_quality,
+            alerts_enabled=bool(s.alert_urls),
+            alert_min_magnitude=s.alert_min_magnitude,
+            alert_max_quality=s.alert_max_quality,
+        )
+
+
+def quality_at_least(quality: str, threshold: str) -> bool:
+    """``True`` when ``quality`` is ``threshold`` or better (A is best)."""
+    return QUALITIES.index(quality) <= QUALITIES.index(threshold)
+
+
+def status_for(mechanism: Mechanism | None, rules: CatalogRules) -> str:
+    """``final`` with a mechanism of ``final_max_quality`` or better, else ``preliminary``."""
+    if mechanism is not None and quality_at_least(mechanism.quality, rules.final_max_quality):
+        return "final"
+    return "preliminary"
+
+
+def apply_origin(
+    state: EventState | None, origin: Origin, now_s: float, rules: CatalogRules
+) -> EventState | None:
+    """The event after ``origin`` arrived, or ``None`` when it changes nothing.
+
+    An origin not newer (by revision) than the stored one is stale: nothing changes. A newer
+    origin of a deleted event revives it.
+    """
+    if state is None:
+        return EventState(
+            event_id=origin.event_id,
+            revision=1,
+            status=status_for(None, rules),
+            origin=origin,
+            updated_epoch_s=now_s,
+        )
+    if origin.revision <= state.origin.revision:
+        return None
+    return replace(
+        state,
+        revision=state.revision + 1,
+        status=status_for(state.mechanism, rules),
+        origin=origin,
+        updated_epoch_s=now_s,
+    )
+
+
+def apply_mechanism(
+    state: EventState, mechanism: Mechanism, now_s: float, rules: CatalogRules
+) -> EventState | None:
+    """The event after ``mechanism`` arrived, or ``None`` (stale revision, or deleted event)."""
+    if state.status == "deleted":
+        return None
+    if state.mechanism is not None and mechanism.revision <= state.mechanism.revision:
+        return None
+    return replace(
+        state,
+        revision=state.revision + 1,
+        status=status_for(mechanism, rules),
+        mechanism=mechanism,
+        updated_epoch_s=now_s,
+    )
+
+
+def apply_retraction(state: EventState | None, origin: Origin, now_s: float) -> EventState | None:
+    """The event after its origin (revision ``origin.revision``) was retracted, or ``None``.
+
+    Applies when the retracted revision is not older than the stored origin.
+    """
+    if state is None:
+        return EventState(
+            event_id=origin.event_id,
+            revision=1,
+            status="deleted",
+            origin=origin,
+            updated_epoch_s=now_s,
+        )
+    if state.status == "deleted" or origin.revision < state.origin.revision:
+        return None
+    return replace(
+        state, revision=state.revision + 1, status="deleted", origin=origin, updated_epoch_s=now_s
+    )
+
+
+def finalize_if_quiet(state: EventState, now_s: float, rules: CatalogRules) -> EventState | None:
+    """``final`` once a preliminary event went ``final_after_s`` without change, else ``None``."""
+    if state.status != "preliminary" or now_s - state.updated_epoch_s < rules.final_after_s:
+        return None
+    return replace(state, revision=state.revision + 1, status="final", updated_epoch_s=now_s)
+
+
+def alerts_due(before: EventState | None, after: EventState, rules: CatalogRules) -> list[str]:
+    """Alert kinds (``magnitude``, ``mechanism``) that ``after`` fires for the first time."""
+    if not rules.alerts_enabled or after.status == "deleted":
+        return []
+    fired = after.alerts
+    out = []
+    mag = after.origin.magnitude
+    if "magnitude" not in fired and mag is not None and mag >= rules.alert_min_magnitude:
+        out.append("magnitude")
+    m = after.mechanism
+    if (
+        "mechanism" not in fired
+        and m is not None
+        and quality_at_least(m.quality, rules.alert_max_quality)
+    ):
+        out.append("mechanism")
+    return out
+
+
+# --------------------------------------------------------------------------- alert hooks
+
+
+@dataclass(frozen=True)
+class Alert:
+    kind: str
+    event: CatalogEvent
+
+    def to_json(self) -> bytes:
+        return json.dumps({"kind": self.kind, "event": self.event.to_dict()}).encode()
+
+
+class AlertSender:
+    """POSTs alerts to webhook URLs from one daemon thread fed by a bounded queue.
+
+    ``submit`` never blocks: when the queue is full the alert is dropped (counted, logged).
+    Each POST has ``timeout_s``; failures are logged and counted, not retried.
+    """
+
+    def __init__(self, urls: Sequence[str], *, timeout_s: float = 5.0, max_queue: int = 100):
+        if timeout_s <= 0:
+            raise ValueError(f"timeout_s: expected > 0, got {timeout_s}")
+        self.urls = tuple(urls)
+        self.timeout_s = timeout_s
+        self._queue: queue.Queue[Alert | None] = queue.Queue(maxsize=max_queue)
+        self._outcomes = counter(
+            "firstmotion_catalog_alerts_total", "Alert webhook requests", ("outcome",)
+        )
+        self._thread: threading.Thread | None = None
+        self.sent = 0
+        self.failed = 0
+        self.dropped = 0
+
+    def start(self) -> AlertSender:
+        if self._thread is None and self.urls:
+            self._thread = threading.Thread(target=self._loop, name="catalog-alerts", daemon=True)
+            self._thread.start()
+        return self
+
+    def submit(self, alert: Alert) -> bool:
+        """Queue ``alert`` for every URL; ``False`` when it was dropped."""
+        if not self.urls:
+            return False
+        try:
+            self._queue.put_nowait(alert)
+            return True
+        except queue.Full:
+            self.dropped += 1
+            self._outcomes.labels(outcome="dropped").inc()
+            log.warning(
+                "alert queue full: dropped %s alert for %s", alert.kind, alert.event.event_id
+            )
+            return False
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Send what is queued (within ``timeout_s``), then end the thread."""
+        if self._thread is None:
+            return
+        try:
+            self._queue.put(None, timeout=timeout_s)
+        except queue.Full:
+            pass
+        self._thread.join(timeout=timeout_s)
+        self._thread = None
+
+    def _loop(self) -> None:
+        while True:
+            alert = self._queue.get()
+            if alert is None:
+                return
+            body = alert.to_json()
+            for url in self.urls:
+                self._post(url, body, alert)
+
+    def _post(self, url: str, body: bytes, alert: Alert) -> None:
+        request = urllib.request.Request(
+            url, data=body, method="POST", headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as resp:
+                resp.read()
+            self.sent += 1
+            self._outcomes.labels(outcome="sent").inc()
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            self.failed += 1
+            self._outcomes.labels(outcome="failed").inc()
+            log.warning(
+                "alert %s for %s to %s failed: %s", alert.kind, alert.event.event_id, url, exc
+            )
+
+
+# --------------------------------------------------------------------------- Redis shell
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+@dataclass
+class Plan:
+    """What one batch changes: new event states (with the stored revision they replace),
+    parked mechanisms, orphans consumed, change notices and alerts."""
+
+    expected: dict[str, int] = field(default_factory=dict)  # event id -> stored revision (0: new)
+    states: dict[str, EventState] = field(default_factory=dict)
+    changes: list[tuple[str, CatalogEvent]] = field(default_factory=list)  # (kind, event)
+    orphans: dict[str, Mechanism] = field(default_factory=dict)
+    orphans_used: set[str] = field(default_factory=set)
+    alerts: list[Alert] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+
+
+class CatalogStage:
+    """Key layout plus the batch logic shared by both consumers."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        rules: CatalogRules | None = None,
+        *,
+        alerts: AlertSender | None = None,
+        clock: Any = time.time,
+    ) -> None:
+        self.bus = bus
+        self.client = bus.client
+        self.rules = rules or CatalogRules()
+        self.alerts = alerts
+        self.clock = clock
+        self.plan: Plan | None = None
+        self.batch: list[Message] = []
+        self._changes = counter(
+            "firstmotion_catalog_changes_total", "Catalog changes published", ("kind",)
+        )
+        self._ignored = counter(
+            "firstmotion_catalog_ignored_total", "Inputs that changed nothing", ("reason",)
+        )
+        self._size = gauge("firstmotion_catalog_events", "Events in the catalog sorted set")
+
+    # -- keys
+    def event_key(self, event_id: str) -> str:
+        return self.bus.key(f"event:{event_id}")
+
+    def orphan_key(self, event_id: str) -> str:
+        return self.bus.key(f"catalog:orphan:{event_id}")
+
+    @property
+    def catalog_key(self) -> str:
+        return self.bus.key(CATALOG_KEY)
+
+    @property
+    def channel(self) -> str:
+        return self.bus.key(CHANNEL)
+
+    # -- handler (called by the consumers; the commit applies the plan)
+    def handle(self, batch: list[Delivery]) -> list[tuple[str, Message]]:
+        """Plan the batch against the stored state (errors isolate a poison message)."""
+        self.batch = [d.message for d in batch]
+        self.plan = self.compute(self.batch, self.client)
+        return []
+
+    def compute(self, messages: list[Message], reader: Any) -> Plan:
+        """The plan for ``messages`` given the state readable through ``reader`` (a client or
+        a WATCHing pipeline in immediate mode)."""
+        for msg in messages:
+            if not isinstance(msg, (Origin, Mechanism, CatalogEvent)):
+                raise MessageError(
+                    f"catalog: expected Origin, Mechanism or CatalogEvent, got {type(msg).__name__}"
+                )
+            if isinstance(msg, CatalogEvent) and msg.status != "deleted":
+                raise MessageError(
+                    "catalog: a CatalogEvent on the input is a retraction and must have status "
+                    f"'deleted', got {msg.status!r}"
+                )
+        ids = sorted({m.event_id for m in messages})
+        plan = Plan()
+        stored: dict[str, EventState | None] = {}
+        for eid in ids:
+            st = EventState.from_hash(eid, reader.hgetall(self.event_key(eid)))
+            stored[eid] = st
+            plan.expected[eid] = 0 if st is None else st.revision
+        now = float(self.clock())
+        for msg in messages:
+            eid = msg.event_id
+            before = stored[eid]
+            if isinstance(msg, Mechanism):
+                if before is None:
+                    prev = plan.orphans.get(eid) or self._orphan(reader, eid)
+                    if prev is None or msg.revision > prev.revision:
+                        plan.orphans[eid] = msg
+                    plan.ignored.append("orphan")
+                    continue
+                after = apply_mechanism(before, msg, now, self.rules)
+                kind = "mechanism"
+            elif isinstance(msg, Origin):
+                after = apply_origin(before, msg, now, self.rules)
+                kind = "origin"
+                if after is not None and before is None:
+                    parked = plan.orphans.pop(eid, None)
+                    stored_orphan = self._orphan(reader, eid)
+                    if stored_orphan is not None:
+                        plan.orphans_used.add(eid)
+                        if parked is None or stored_orphan.revision > parked.revision:
+                            parked = stored_orphan
+                    if parked is not None:
+                        self._record(plan, before, after, kind)
+                        before, kind = plan.states[eid], "mechanism"
+                        after = apply_mechanism(before, parked, now, self.rules)
+            else:  # a retraction
+                after = apply_retraction(before, msg.origin, now)
+                kind = "deleted"
+            if after is None:
+                plan.ignored.append("deleted" if before and before.status == "deleted" else "stale")
+                continue
+            self._record(plan, before, after, kind)
+            stored[eid] = plan.states[eid]
+        return plan
+
+    def _record(self, plan: Plan, before: EventState | None, after: EventState, kind: str) -> None:
+        due = alerts_due(before, after, self.rules)
+        if due:
+            after = replace(after, alerts=after.alerts | frozenset(due))
+        plan.states[after.event_id] = after
+        event = after.to_catalog_event()
+        plan.changes.append((kind, event))
+        plan.alerts.extend(Alert(k, event) for k in due)
+
+    def _orphan(self, reader: Any, event_id: str) -> Mechanism | None:
+        raw = reader.get(self.orphan_key(event_id))
+        return Mechanism.from_json(raw) if raw else None
+
+    # -- commit
+    def commit(self, ack_key: str | None, group: str | None, entry_ids: list[str]) -> Plan:
+        """Apply the planned batch and XACK ``entry_ids`` in one MULTI/EXEC under WATCH of the
+        touched event hashes; recomputes the plan if another writer got there first."""
+        import redis
+
+        plan = self.plan if self.plan is not None else Plan()
+        with self.client.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    keys = [self.event_key(e) for e in plan.expected]
+                    if keys:
+                        pipe.watch(*keys)
+                        revs = [pipe.hget(k, "revision") for k in keys]
+                        now_revs = [int(r) if r else 0 for r in revs]
+                        if now_revs != list(plan.expected.values()):
+                            pipe.unwatch()
+                            plan = self.compute(self.batch, self.client)
+                            continue
+                    pipe.multi()
+                    self._write(pipe, plan)
+                    if entry_ids and ack_key is not None:
+                        pipe.xack(ack_key, group, *entry_ids)
+                    pipe.execute()
+                    break
+                except redis.WatchError:
+                    plan = self.compute(self.batch, self.client)
+                    continue
+        self.plan, self.batch = None, []
+        self._after_commit(plan)
+        return plan
+
+    def _write(self, pipe: Any, plan: Plan) -> None:
+        for eid, state in plan.states.items():
+            key = self.event_key(eid)
+            pipe.hset(key, mapping=state.to_hash())
+            if state.mechanism is None:
+                pipe.hdel(key, "mechanism", "mechanism_revision")
+            if state.status == "deleted":
+                pipe.zrem(self.catalog_key, eid)
+            else:
+                pipe.zadd(self.catalog_key, {eid: state.origin.time_epoch_s})
+        for eid, mech in plan.orphans.items():
+            pipe.set(self.orphan_key(eid), mech.to_json(), ex=ORPHAN_TTL_S)
+        for eid in plan.orphans_used:
+            pipe.delete(self.orphan_key(eid))
+        for _kind, event in plan.changes:
+            pipe.publish(self.channel, event.to_json())
+
+    def _after_commit(self, plan: Plan) -> None:
+        for kind, _event in plan.changes:
+            self._changes.labels(kind=kind).inc()
+        for reason in plan.ignored:
+            self._ignored.labels(reason=reason).inc()
+        if self.alerts is not None:
+            for alert in plan.alerts:
+                self.alerts.submit(alert)
+
+    # -- quiet-time finalisation
+    def finalize_quiet(self, limit: int = 500) -> int:
+        """Make preliminary events unchanged for ``final_after_s`` final; returns how many.
+
+        Scans the newest ``limit`` events of the sorted set (older ones were finalised when
+        they were newer, as long as the worker runs).
+        """
+        import redis
+
+        ids = [_s(e) for e in self.client.zrevrange(self.catalog_key, 0, limit - 1)]
+        n = 0
+        for eid in ids:
+            key = self.event_key(eid)
+            with self.client.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(key)
+                    state = EventState.from_hash(eid, pipe.hgetall(key))
+                    now = float(self.clock())
+                    after = None if state is None else finalize_if_quiet(state, now, self.rules)
+                    if state is None or after is None:
+                        continue
+                    plan = Plan(expected={eid: state.revision})
+                    self._record(plan, state, after, "final")
+                    pipe.multi()
+                    self._write(pipe, plan)
+                    pipe.execute()
+                except redis.WatchError:
+                    continue  # changed meanwhile: not quiet
+            self._after_commit(plan)
+            n += 1
+        return n
+
+    def refresh_size(self) -> int:
+        n = int(self.client.zcard(self.catalog_key))
+        self._size.set(n)
+        return n
+
+
+class CatalogConsumer(Consumer):
+    """A :class:`Consumer` whose commit writes the catalog (hash, sorted set, publication)
+    and the XACK in one MULTI/EXEC."""
+
+    def __init__(self, *args: Any, catalog_stage: CatalogStage, **kwargs: Any) -> None:
+        super().__init__(*args, stage="catalog", **kwargs)
+        self.catalog_stage = catalog_stage
+
+    def housekeeping(self) -> int:
+        """Create the group, refresh lag gauges when due, handle reclaimed stale entries."""
+        if not self._group_ready:
+            self.bus.ensure_group(self.stream, self.group)
+            self._group_ready = True
+        now = time.monotonic()
+        if now >= self._lag_due:
+            self._lag_due = now + self.lag_interval_s
+            self.report_lag()
+        if now < self._claim_due:
+            return 0
+        entries = self._claim()
+        self._claim_due = time.monotonic() + (0.0 if entries else min(self.lease_ms / 4000, 1.0))
+        if entries:
+            self._process(entries)
+        return len(entries)
+
+    def process_entries(self, entries: list[tuple[str, dict, int]]) -> None:
+        if entries:
+            self._process(entries)
+
+    def _commit(self, batch: list[Delivery], outputs: list[tuple[str, Message]]) -> None:
+        plan = self.catalog_stage.commit(self.key, self.group, [d.entry_id for d in batch])
+        for d in batch:
+            self._last_errors.pop(d.entry_id, None)
+        self.processed += len(batch)
+        self.metrics.items_out.inc(len(plan.changes))
+        self.metrics.last_processed.set(time.time())
+
+
+class CatalogWorker:
+    """Drives the origins and mechanisms consumers from one loop (stoppable, drainable)."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        rules: CatalogRules | None = None,
+        *,
+        alerts: AlertSender | None = None,
+        name: str | None = None,
+        block_ms: int = 1000,
+        batch_size: int = 64,
+        lease_ms: int = 60_000,
+        max_deliveries: int = 5,
+        clock: Any = time.time,
+    ) -> None:
+        self.bus = bus
+        self.stage = CatalogStage(bus, rules, alerts=alerts, clock=clock)
+        self.block_ms = block_ms
+        self.batch_size = batch_size
+        kw: dict[str, Any] = dict(
+            name=name,
+            batch_size=batch_size,
+            block_ms=block_ms,
+            lease_ms=lease_ms,
+            max_deliveries=max_deliveries,
+            catalog_stage=self.stage,
+        )
+        self.origins = CatalogConsumer(bus, ORIGINS, GROUP, self.stage.handle, **kw)
+        self.mechanisms = CatalogConsumer(bus, MECHANISMS, GROUP, self.stage.handle, **kw)
+        self._stop = threading.Event()
+        self._finalize_due = 0.0
+
+    def request_stop(self) -> None:
+        self._stop.set()
+        self.origins.request_stop()
+        self.mechanisms.request_stop()
+
+    def loop_alive(self) -> tuple[bool, dict[str, float]]:
+        return self.origins.loop_alive()
+
+    def run(self, *, drain: bool = False, timeout_s: float | None = None) -> int:
+        """Read both streams with one blocking XREADGROUP, origins first, until stopped (or,
+        with ``drain``, until neither stream has new or pending entries). Returns the number of
+        input messages processed."""
+        import redis
+
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        backoff_s = 0.1
+        consumers = {c.key: c for c in (self.origins, self.mechanisms)}
+        client = self.bus.client
+        while not self._stop.is_set():
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"catalog worker not drained after {timeout_s} s")
+            try:
+                n = sum(c.housekeeping() for c in consumers.values())
+                for c in consumers.values():
+                    c.last_poll_monotonic = time.monotonic()
+                resp = client.xreadgroup(
+                    GROUP,
+                    self.origins.name,
+                    {key: ">" for key in consumers},
+                    count=self.batch_size,
+                    block=100 if drain else self.block_ms,
+                )
+                got: dict[str, list[tuple[str, dict, int]]] = {}
+                for k, rows in resp or []:
+                    got[_s(k)] = [(_s(i), f, 1) for i, f in rows]
+                for key, c in consumers.items():  # origins first
+                    c.process_entries(got.get(key, []))
+                    n += len(got.get(key, []))
+                if time.monotonic() >= self._finalize_due:
+                    self._finalize_due = time.monotonic() + FINALIZE_INTERVAL_S
+                    self.stage.finalize_quiet()
+                    self.stage.refresh_size()
+                backoff_s = 0.1
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning("redis unavailable (%s); retrying in %.1f s", exc, backoff_s)
+                self._stop.wait(backoff_s)
+                backoff_s = min(backoff_s * 2, 5.0)
+                continue
+            except redis.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                log.warning("stream or group vanished; recreating")
+                for c in consumers.values():
+                    c._group_ready = False
+                continue
+            if drain and n == 0:
+                pending = self.bus.pending_count(ORIGINS, GROUP) + self.bus.pending_count(
+                    MECHANISMS, GROUP
+                )
+                if pending == 0:
+                    break
+        return self.origins.processed + self.mechanisms.processed
+
+
+def retract_origin(bus: Bus, origin: Origin) -> str:
+    """Publish the retraction of ``origin`` (its event becomes ``deleted``) on the origins
+    stream; returns the stream entry id."""
+    event = CatalogEvent(
+        event_id=origin.event_id, revision=origin.revision, status="deleted", origin=origin
+    )
+    return bus.publish(ORIGINS, event)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+class CatalogReader:
+    """Reads the catalog keys (for the web page and the export)."""
+
+    def __init__(self, client: Any, prefix: str = "fm:") -> None:
+        self.client = client
+        self.prefix = prefix
+
+    def event(self, event_id: str) -> CatalogEvent | None:
+        st = EventState.from_hash(event_id, self.client.hgetall(f"{self.prefix}event:{event_id}"))
+        return None if st is None else st.to_catalog_event()
+
+    def event_ids(self, limit: int | None = None) -> list[str]:
+        """Event ids newest first (by origin time) from the sorted set."""
+        end = -1 if limit is None else limit - 1
+        return [_s(e) for e in self.client.zrevrange(f"{self.prefix}{CATALOG_KEY}", 0, end)]
+
+    def events(self, limit: int | None = None) -> list[CatalogEvent]:
+        """The events of the sorted set, newest first (deleted events are not in it)."""
+        ids = self.event_ids(limit)
+        pipe = self.client.pipeline(transaction=False)
+        for eid in ids:
+            pipe.hgetall(f"{self.prefix}event:{eid}")
+        out = []
+        for eid, fields in zip(ids, pipe.execute(), strict=True):
+            st = EventState.from_hash(eid, fields)
+            if st is not None:
+                out.append(st.to_catalog_event())
+        return out
+
+    def all_events(self, *, include_deleted: bool = False) -> list[CatalogEvent]:
+        """The catalog, newest first; with ``include_deleted`` also the retracted events."""
+        events = self.events()
+        if include_deleted:
+            seen = {e.event_id for e in events}
+            for key in self.client.scan_iter(match=f"{self.prefix}event:*", count=1000):
+                eid = _s(key)[len(self.prefix) + len("event:") :]
+                if eid not in seen:
+                    ev = self.event(eid)
+                    if ev is not None:
+                        events.append(ev)
+            events.sort(key=lambda e: e.origin.time_epoch_s, reverse=True)
+        return events
+
+
+# --------------------------------------------------------------------------- command
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default=None, help="TOML config file")
+    parser.add_argument("--redis", default=None, help="Redis URL (overrides redis.url)")
+    parser.add_argument("--name", default=None, help="consumer name (default host-pid)")
+    parser.add_argument("--drain", action="store_true", help="exit when nothing is left")
+    parser.add_argument("--metrics-port", type=int, default=None, help="serve /metrics here")
+    parser.add_argument(
+        "--web-port", type=int, default=None, help="serve the page here (catalog.web_port)"
+    )
+    parser.add_argument("--no-web", action="store_true", help="do not serve the web page")
+
+
+def run(args: argparse.Namespace) -> int:
+    from firstmotion.config import load_settings
+    from firstmotion.metrics import Health, redis_ping_check, start_http_server
+    from workers.web import start_web_server
+
+    settings = load_settings(args.config)
+    url = args.redis or settings.redis.require_url()
+    bus = Bus.from_url(url, settings.redis.prefix, maxlen=settings.redis.stream_maxlen)
+    cs = settings.catalog
+    alerts = AlertSender(cs.alert_urls, timeout_s=cs.alert_timeout_s).start()
+    worker = CatalogWorker(
+        bus,
+        CatalogRules.from_settings(cs),
+        alerts=alerts,
+        name=args.name,
+        block_ms=settings.redis.block_ms,
+        lease_ms=settings.redis.lease_ms,
+        max_deliveries=settings.redis.max_deliveries,
+    )
+    servers: list[Any] = []
+    if args.metrics_port is not None:
+        health = Health()
+        health.register("redis", redis_ping_check(bus.client))
+        health.register("loop", worker.loop_alive)
+        servers.append(start_http_server(settings.metrics.host, args.metrics_port, health=health))
+    if not args.no_web:
+        port = cs.web_port if args.web_port is None else args.web_port
+        reader = CatalogReader(bus.client, settings.redis.prefix)
+        servers.append(start_web_server(reader, cs.web_host, port))
+    restore = install_signal_handlers(worker)
+    try:
+        n = worker.run(drain=args.drain)
+    finally:
+        restore()
+        for server in servers:
+            server.stop()
+        alerts.stop()
+        bus.close()
+    log.info("catalog worker processed %d messages", n)
+    return 0
