@@ -112,9 +112,13 @@ def classification_metrics(
 
 
 def evaluate_synthetic(
-    clf: PolarityClassifier, n: int, seed: int, real_noise: list | None = None
+    clf: PolarityClassifier,
+    n: int,
+    seed: int,
+    real_noise: list | None = None,
+    plot_path: str | None = None,
 ) -> dict:
-    """Metrics on ``n`` held-out windows of the hard mix with ``seed``."""
+    """Metrics on ``n`` held-out windows of the hard mix with ``seed`` (optional figure)."""
     data = generate_dataset(
         n, clf.config, SamplerConfig().hard(), seed=seed, real_noise=real_noise, progress=False
     )
@@ -123,7 +127,55 @@ def evaluate_synthetic(
     metrics = classification_metrics(probs, data["labels"], polarity, confidence, data["snr"])
     metrics["seed"] = seed
     metrics["mix"] = "SamplerConfig().hard()"
+    if plot_path:
+        plot_synthetic(probs, data["labels"], polarity, data["snr"], plot_path)
     return metrics
+
+
+def plot_synthetic(
+    probs: np.ndarray, labels: np.ndarray, polarity: np.ndarray, snr: np.ndarray, path: str
+) -> None:
+    """Two panels: up/down outcome vs SNR, and the reliability diagram of the top class."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    truth = POLARITY_OF_LABEL[labels]
+    signed = truth != 0
+    edges = np.geomspace(1.0, 100.0, 13)
+    mid = np.sqrt(edges[1:] * edges[:-1])
+    right, wrong, unknown = [], [], []
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        sel = signed & (snr >= lo) & (snr < hi)
+        k = max(sel.sum(), 1)
+        right.append(np.sum(polarity[sel] == truth[sel]) / k)
+        wrong.append(np.sum(polarity[sel] == -truth[sel]) / k)
+        unknown.append(np.sum(polarity[sel] == 0) / k)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    a.semilogx(mid, right, "o-", label="correct")
+    a.semilogx(mid, unknown, "s-", label="unknown")
+    a.semilogx(mid, wrong, "x-", label="wrong sign")
+    a.axvline(5, color="grey", ls=":")
+    a.set(xlabel="first-motion SNR (first-lobe peak / noise std)", ylabel="fraction of windows")
+    a.set_title("held-out synthetic (hard mix): up/down windows")
+    a.legend()
+    conf = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == labels
+    bins = np.linspace(1 / 3, 1, 11)
+    centres, accs = [], []
+    for lo, hi in zip(bins[:-1], bins[1:], strict=True):
+        sel = (conf >= lo) & (conf < hi + 1e-9)
+        if sel.sum() >= 20:
+            centres.append(conf[sel].mean())
+            accs.append(correct[sel].mean())
+    b.plot([1 / 3, 1], [1 / 3, 1], color="grey", ls=":")
+    b.plot(centres, accs, "o-")
+    ece = expected_calibration_error(probs, labels)
+    b.set(xlabel="top-class probability", ylabel="accuracy", title=f"reliability (ECE {ece:.3f})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def load_texnet_polarities(data_dir: Path | None = None) -> list[dict]:
@@ -210,6 +262,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--update-card", action="store_true", help="write metrics into card")
     parser.add_argument("--json", default=None, help="also write the metrics to this file")
+    parser.add_argument("--plot", default=None, help="write a PNG: outcome vs SNR, reliability")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -219,7 +272,7 @@ def run(args: argparse.Namespace) -> int:
     clf = PolarityClassifier.load(args.model, device=args.device)
     data_dir = shared_data_dir()
     real_noise = load_real_noise(data_dir) if data_dir.exists() else []
-    metrics = {"synthetic_hard": evaluate_synthetic(clf, args.n, args.seed, real_noise)}
+    metrics = {"synthetic_hard": evaluate_synthetic(clf, args.n, args.seed, real_noise, args.plot)}
     picks = load_texnet_polarities(data_dir) if data_dir.exists() else []
     if picks:
         metrics["texnet2017_manual_polarities"] = evaluate_texnet(clf, picks)
