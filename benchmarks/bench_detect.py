@@ -24,7 +24,13 @@ Measured in the same run:
   (causal band-pass, recursive STA/LTA with frozen LTA, AIC refinement, SNR);
   ``detector_packets`` = :class:`stream.detect.ChannelDetector` fed 3 s packets (the real-time
   path); ``stage_packets`` = :class:`stream.stage.StreamStage` on the same packets (buffers and
-  pick windows too). Ratios are against ``baseline``; medians of ``--repeats``.
+  pick windows too). Ratios are against ``baseline``; medians of ``--repeats``;
+* **latency** (``--latency-s``, 0 to skip): a ``--latency-s`` scenario (10 stations, 2
+  events) replayed in real time by the replay SeedLink server, ``firstmotion stream``'s
+  process reading it and publishing to a real Redis; per pick, publish wall time minus the
+  wall time at which the replay clock passed the pick's data time (record fill, detector
+  look-ahead, the pick window's ``window_after_s`` and processing). Baseline: the pick
+  window's ``window_after_s`` itself, the floor of any design that ships the window.
 
 The machine may be shared with other jobs: rerun when quiet.
 """
@@ -212,15 +218,63 @@ def noise_and_throughput(repeats: int) -> None:
               f"{n_total / rate / t:,.0f} channels of this rate in real time)")  # fmt: skip
 
 
+def latency(duration_s: float) -> None:
+    import threading
+
+    from firstmotion.bus import Bus
+    from firstmotion.messages import decode
+    from firstmotion.redis_server import RedisServer
+    from stream.ingest import IngestParams, StreamProcess
+    from stream.replay import ReplayServer, ReplayThread
+    from stream.scenario import ScenarioConfig, make_scenario, write_scenario
+    from stream.stage import StageParams
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = ScenarioConfig(
+            n_stations=10, n_events=2, duration_s=duration_s, region_km=60.0, seed=5
+        )
+        write_scenario(make_scenario(cfg), tmp)
+        server = RedisServer().start()
+        try:
+            replay = ReplayThread(ReplayServer(sorted(glob.glob(f"{tmp}/mseed/*.mseed")), port=0))
+            host, port = replay.start()
+            params = StageParams()
+            proc = StreamProcess(
+                IngestParams(f"{host}:{port}", streams=("*_*:??Z",), netto_s=10, netdly_s=1),
+                params, Bus.from_url(server.url), exit_when_idle_s=5.0,
+            )  # fmt: skip
+            thread = threading.Thread(target=proc.run, daemon=True)
+            thread.start()
+            thread.join(duration_s + 60)
+            origin_wall_s = replay.server.started_ns / 1e9
+            data_start_s = float(replay.server.plan.start_ns.min()) / 1e9
+            replay.stop()
+            client = Bus.from_url(server.url).client
+            picks = [decode(f) for _, f in client.xrange("fm:picks")]
+        finally:
+            server.stop()
+    lat = np.array([p.created_epoch_s - (origin_wall_s + p.time_epoch_s - data_start_s)
+                    for p in picks])  # fmt: skip
+    floor = params.window_after_s
+    print(
+        f"latency: {len(picks)} picks from a {duration_s:g} s real-time replay: median "
+        f"{np.median(lat):.2f} s, p90 {np.percentile(lat, 90):.2f} s, max {lat.max():.2f} s "
+        f"(window_after_s floor {floor:g} s: median {np.median(lat) / floor:.2f} x floor)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--stations", type=int, default=30)
     parser.add_argument("--events", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--latency-s", type=float, default=60.0, help="0: skip (real time)")
     args = parser.parse_args()
     accuracy(args.stations, args.events)
     texnet()
     noise_and_throughput(args.repeats)
+    if args.latency_s > 0:
+        latency(args.latency_s)
 
 
 if __name__ == "__main__":
