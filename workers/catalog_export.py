@@ -44,7 +44,13 @@ CSV_COLUMNS = (
     "origin_revision", "mechanism_revision", "updated_epoch_s",
 )  # fmt: skip
 _PICK_TIME_RE = re.compile(r"@(\d+(?:\.\d+)?)$")
+_URI_BAD_RE = re.compile(r"[^\w\-.*()~'+?=,;#/]")
 _POLARITY = {1: "positive", -1: "negative", 0: "undecidable"}
+
+
+def _uri_part(text: str) -> str:
+    """``text`` as a valid QuakeML resource-id path part (``@`` -> ``/``, others -> ``_``)."""
+    return _URI_BAD_RE.sub("_", text.replace("@", "/"))
 
 
 def _iso(epoch_s: float) -> str:
@@ -87,7 +93,7 @@ def to_obspy_catalog(events: list[CatalogEvent]) -> Any:
     )
     for ev in events:
         o, m = ev.origin, ev.mechanism
-        base = f"smi:firstmotion/{ev.event_id}"
+        base = f"smi:firstmotion/{_uri_part(ev.event_id)}"
         info = CreationInfo(
             agency_id="FM",
             author="firstmotion",
@@ -100,7 +106,7 @@ def to_obspy_catalog(events: list[CatalogEvent]) -> Any:
             latitude=o.latitude_deg,
             longitude=o.longitude_deg,
             depth=o.depth_km * 1000.0,
-            method_id=ResourceIdentifier(f"smi:firstmotion/method/{o.method}"),
+            method_id=ResourceIdentifier(f"smi:firstmotion/method/{_uri_part(o.method)}"),
             evaluation_mode="automatic",
             evaluation_status="rejected" if ev.status == "deleted" else ev.status,
             quality=OriginQuality(
@@ -116,7 +122,7 @@ def to_obspy_catalog(events: list[CatalogEvent]) -> Any:
         picks = []
         pick_ids = {}
         for a in o.arrivals:
-            pid = ResourceIdentifier(f"{base}/pick/{a.pick_id}")
+            pid = ResourceIdentifier(f"{base}/pick/{_uri_part(a.pick_id)}")
             pick_ids[a.pick_id] = pid
             net, sta, loc, cha = a.station_id.split(".")
             t = pick_time_epoch_s(a.pick_id)
@@ -143,7 +149,7 @@ def to_obspy_catalog(events: list[CatalogEvent]) -> Any:
         for p in m.picks if m is not None else ():  # polarities without an arrival
             if p.pick_id in pick_ids:
                 continue
-            pid = ResourceIdentifier(f"{base}/pick/{p.pick_id}")
+            pid = ResourceIdentifier(f"{base}/pick/{_uri_part(p.pick_id)}")
             net, sta, loc, cha = p.station_id.split(".")
             t = pick_time_epoch_s(p.pick_id)
             picks.append(

@@ -1,0 +1,109 @@
+"""``firstmotion catalog export``: QuakeML through obspy's reader, JSON and CSV round trips."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import warnings
+
+import pytest
+from test_catalog import T0, make_mechanism, make_origin
+
+from firstmotion.bus import Bus
+from firstmotion.messages import CatalogEvent
+from workers.catalog import CatalogWorker, retract_origin
+from workers.catalog_export import CSV_COLUMNS, export, pick_time_epoch_s
+
+
+@pytest.fixture
+def filled(redis_client, redis_url):
+    """A catalog with one event with a mechanism, one without, one retracted."""
+    bus = Bus.from_url(redis_url)
+    o1 = make_origin("evM", magnitude=2.7)
+    bus.publish("origins", o1)
+    bus.publish("mechanisms", make_mechanism("evM", quality="B", strike=123.0, origin=o1))
+    bus.publish("origins", make_origin("evN", t=T0 + 30, magnitude=None))
+    gone = make_origin("evX", t=T0 + 60)
+    bus.publish("origins", gone)
+    retract_origin(bus, gone)
+    CatalogWorker(bus, block_ms=50).run(drain=True, timeout_s=20)
+    bus.close()
+    return redis_url
+
+
+def _run(redis_url, tmp_path, fmt, *extra):
+    from firstmotion.cli import main
+
+    out = tmp_path / f"cat.{fmt}"
+    rc = main(["catalog", "export", "--redis", redis_url, "--format", fmt, "--output", str(out)])
+    assert rc == 0
+    return out
+
+
+def test_quakeml_round_trips_through_obspy(filled, tmp_path):
+    from obspy import read_events
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = _run(filled, tmp_path, "quakeml")
+    assert not [w for w in caught if "QuakeML" in str(w.message)]  # valid resource ids
+    cat = read_events(str(out), format="QUAKEML")
+    assert [str(e.resource_id).rsplit("/", 1)[-1] for e in cat] == ["evN", "evM"]  # newest first
+    ev = cat[1]
+    fm = ev.preferred_focal_mechanism()
+    np1, np2 = fm.nodal_planes.nodal_plane_1, fm.nodal_planes.nodal_plane_2
+    assert (np1.strike, np1.dip, np1.rake) == pytest.approx((123.0, 60.0, 90.0))
+    assert (np2.strike, np2.dip, np2.rake) == pytest.approx((303.0, 30.0, 90.0))
+    assert fm.nodal_planes.preferred_plane == 1
+    assert "quality=B" in fm.comments[0].text
+    assert fm.station_polarity_count == 6 and fm.misfit == pytest.approx(0.05)
+    origin = ev.preferred_origin()
+    assert origin.time.timestamp == pytest.approx(T0)
+    assert origin.depth == pytest.approx(8000.0)
+    assert ev.preferred_magnitude().mag == pytest.approx(2.7)
+    # the polarities as picks + arrivals, tied together, signs and takeoff convention kept
+    mech = make_mechanism("evM", quality="B", strike=123.0, origin=make_origin("evM"))
+    want = {p.station_id: p for p in mech.picks}
+    assert len(ev.picks) == len(want) == len(origin.arrivals)
+    by_id = {str(p.resource_id): p for p in ev.picks}
+    for arr in origin.arrivals:
+        pick = by_id[str(arr.pick_id)]
+        src = want[pick.waveform_id.get_seed_string()]
+        assert pick.polarity == ("positive" if src.polarity > 0 else "negative")
+        assert pick.time.timestamp == pytest.approx(pick_time_epoch_s(src.pick_id))
+        assert arr.takeoff_angle == pytest.approx(180.0 - src.takeoff_deg)  # from down
+        assert arr.azimuth == pytest.approx(src.azimuth_deg)
+    assert cat[0].focal_mechanisms == []  # evN has none
+
+
+def test_json_and_csv_exports(filled, tmp_path):
+    events = [
+        CatalogEvent.from_dict(d) for d in json.loads(_run(filled, tmp_path, "json").read_text())
+    ]
+    assert [e.event_id for e in events] == ["evN", "evM"]
+    assert events[1].mechanism.strike == 123.0 and events[1].mechanism.quality == "B"
+    rows = list(csv.DictReader(io.StringIO(_run(filled, tmp_path, "csv").read_text())))
+    assert tuple(rows[0]) == CSV_COLUMNS
+    assert [r["event_id"] for r in rows] == ["evN", "evM"]
+    assert rows[1]["strike"] == "123.0" and rows[1]["quality"] == "B"
+    assert rows[0]["strike"] == "" and rows[0]["magnitude"] == ""
+    assert rows[1]["origin_time_utc"].startswith("2023-11-14T22:13:20")
+
+
+def test_include_deleted(filled, redis_client):
+    from workers.catalog import CatalogReader
+
+    reader = CatalogReader(redis_client)
+    assert [e.event_id for e in reader.all_events()] == ["evN", "evM"]
+    everything = reader.all_events(include_deleted=True)
+    assert [(e.event_id, e.status) for e in everything][0] == ("evX", "deleted")
+    from obspy import read_events
+
+    cat = read_events(io.BytesIO(export(everything, "quakeml")), format="QUAKEML")
+    assert cat[0].event_type == "not existing"
+
+
+def test_unknown_format_is_a_value_error():
+    with pytest.raises(ValueError, match="format"):
+        export([], "xml")
