@@ -1,0 +1,205 @@
+"""The live catalog page: beachball SVG against the radiation pattern, HTTP page and JSON API."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_catalog import T0, make_mechanism, make_origin
+
+from firstmotion.bus import Bus
+from firstmotion.messages import CatalogEvent
+from firstmotion.radiation import p_radiation
+from workers.catalog import CatalogReader, CatalogWorker
+from workers.web import beachball_svg, event_row_html, start_web_server
+
+REPO = Path(__file__).resolve().parents[1]
+
+# --------------------------------------------------------------------------- beachball
+
+
+def _svg_rings(svg: str) -> list[np.ndarray]:
+    d = re.search(r'<path class="compression"[^>]* d="([^"]*)"', svg).group(1)
+    rings = []
+    for part in re.findall(r"M([^MZ]*)Z", d):
+        xy = np.array([float(v) for v in part.split()]).reshape(-1, 2)
+        rings.append(xy)
+    return rings
+
+
+def _inside_evenodd(rings: list[np.ndarray], x: float, y: float) -> bool:
+    """Even-odd rule over all rings (as the SVG path's fill-rule)."""
+    inside = False
+    for ring in rings:
+        x0, y0 = ring[:, 0], ring[:, 1]
+        x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
+        crosses = (y0 > y) != (y1 > y)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            xc = x0 + (y - y0) * (x1 - x0) / (y1 - y0)
+        inside ^= bool(np.count_nonzero(crosses & (x < xc)) % 2)
+    return inside
+
+
+MECHANISMS = [(0, 90, 0), (30, 60, 90), (10, 45, -90), (200, 20, 30), (123, 75, -160)]
+
+
+@pytest.mark.parametrize("sdr", MECHANISMS)
+def test_beachball_compressional_quadrants_follow_the_radiation_pattern(sdr):
+    svg = beachball_svg(*sdr)
+    rings = _svg_rings(svg)
+    rng = np.random.default_rng(abs(sum(sdr)) + 7)
+    azimuth = rng.uniform(0, 360, 400)
+    takeoff = np.degrees(np.arccos(rng.uniform(-1, 1, 400)))  # from vertical-up, all rays
+    amp = p_radiation(*sdr, azimuth, takeoff)
+    clear = np.abs(amp) > 0.15  # away from the nodal planes (the contour is sampled)
+    # independent projection: lower hemisphere, equal area, upgoing rays at the antipode;
+    # SVG x = east, SVG y = -north
+    up = takeoff < 90
+    az = np.radians(np.where(up, azimuth + 180, azimuth))
+    r = np.sqrt(2) * np.sin(np.radians(np.where(up, takeoff, 180 - takeoff)) / 2)
+    x, y = r * np.sin(az), -r * np.cos(az)
+    checked = {True: 0, False: 0}
+    for xi, yi, a in zip(x[clear], y[clear], amp[clear], strict=True):
+        assert _inside_evenodd(rings, xi, yi) == (a > 0), (sdr, xi, yi, a)
+        checked[bool(a > 0)] += 1
+    assert checked[True] > 20 and checked[False] > 20
+
+
+def test_beachball_svg_is_well_formed_and_validates_input():
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(beachball_svg(30, 60, 90, size_px=100))
+    assert root.tag.endswith("svg") and root.get("width") == "100"
+    with pytest.raises(ValueError, match="dip"):
+        beachball_svg(30, 95, 90)
+    with pytest.raises(ValueError, match="size_px"):
+        beachball_svg(30, 60, 90, size_px=0)
+
+
+def test_row_html_escapes_event_ids():
+    o = make_origin("a<b>&c")
+    ev = CatalogEvent(event_id=o.event_id, revision=1, status="preliminary", origin=o)
+    row = event_row_html(ev)
+    assert "a&lt;b&gt;&amp;c" in row and "a<b>" not in row
+
+
+# --------------------------------------------------------------------------- HTTP
+
+
+@pytest.fixture
+def catalog(redis_client, redis_url):
+    bus = Bus.from_url(redis_url)
+    o1 = make_origin("evM", magnitude=2.7)
+    bus.publish("origins", o1)
+    bus.publish("mechanisms", make_mechanism("evM", quality="B", strike=123.0, origin=o1))
+    bus.publish("origins", make_origin("evN", t=T0 + 30, magnitude=None))
+    worker = CatalogWorker(bus, block_ms=50)
+    worker.run(drain=True, timeout_s=20)
+    yield bus, worker
+    bus.close()
+
+
+def _get(url: str) -> tuple[int, dict, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return resp.status, dict(resp.headers), resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read().decode()
+
+
+def test_page_and_api_respond_on_loopback(catalog, redis_client):
+    bus, worker = catalog
+    with start_web_server(CatalogReader(redis_client), "127.0.0.1", 0) as web:
+        code, headers, page = _get(web.url + "/")
+        assert code == 200 and headers["Content-Type"].startswith("text/html")
+        assert re.findall(r'<tr id="ev-([^"]+)"', page) == ["evN", "evM"]  # newest first
+        row = re.search(r'<tr id="ev-evM".*?</tr>', page, re.S).group(0)
+        for text in ("123 / 60 / 90", ">B<", ">2.7<", ">final<", "35.0000", "<svg"):
+            assert text in row, text
+        assert "2023-11-14 22:13:20" in row
+        assert 'class="compression"' not in re.search(r'<tr id="ev-evN".*?</tr>', page, re.S)[0]
+
+        code, _, body = _get(web.url + "/api/events")
+        events = [CatalogEvent.from_dict(d) for d in json.loads(body)]
+        assert code == 200 and [e.event_id for e in events] == ["evN", "evM"]
+        assert events[1].mechanism.strike == 123.0
+        code, _, body = _get(web.url + "/api/events/evM")
+        assert code == 200 and CatalogEvent.from_json(body).revision == 2
+        assert _get(web.url + "/api/events/nope")[0] == 404
+        assert _get(web.url + "/api/events/bad%20id")[0] == 400
+        assert _get(web.url + "/api/events?limit=0")[0] == 400
+        assert len(json.loads(_get(web.url + "/api/events?limit=1")[2])) == 1
+        code, headers, svg = _get(web.url + "/beachball/evM.svg")
+        assert code == 200 and headers["Content-Type"].startswith("image/svg+xml")
+        assert _get(web.url + "/beachball/evN.svg")[0] == 404
+
+        # live: a new event appears in the fragment the page polls
+        bus.publish("origins", make_origin("evNew", t=T0 + 90))
+        worker.run(drain=True, timeout_s=20)
+        code, headers, frag = _get(web.url + "/fragment")
+        assert code == 200 and headers["X-Event-Count"] == "3"
+        assert re.findall(r'<tr id="ev-([^"]+)"', frag) == ["evNew", "evN", "evM"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_catalog_command_serves_the_page_and_stops_on_sigterm(catalog, redis_url):
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "firstmotion.cli", "worker", "catalog", "--redis", redis_url,
+         "--web-port", str(port)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline, page = time.monotonic() + 30, None
+        while time.monotonic() < deadline and page is None:
+            try:
+                page = _get(f"http://127.0.0.1:{port}/")[2]
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.2)
+        assert page is not None and "evM" in page
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.mark.skipif(
+    not (os.path.exists(CHROMIUM) or shutil.which("chromium")),
+    reason="no headless browser: /usr/bin/chromium not installed (optional rendering test)",
+)
+def test_page_renders_in_headless_chromium(catalog, redis_client, tmp_path):
+    browser = CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium")
+    shot = tmp_path / "page.png"
+    with start_web_server(CatalogReader(redis_client), "127.0.0.1", 0) as web:
+        subprocess.run(
+            [browser, "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={shot}",
+             "--window-size=1200,400", web.url + "/"],
+            check=True, timeout=60, capture_output=True,
+        )  # fmt: skip
+    import matplotlib.image as mpimg
+
+    img = mpimg.imread(shot)
+    red = (img[..., 0] > 0.6) & (img[..., 1] < 0.35) & (img[..., 2] < 0.35)
+    assert red.sum() > 50  # the compressional quadrants of the evM beachball were drawn
