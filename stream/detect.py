@@ -397,6 +397,48 @@ def snr_and_amplitude(
     return (sig_rms / noise_rms if noise_rms > 0 else float("inf")), amplitude
 
 
+def single_sample_glitch(
+    x: np.ndarray,
+    onset_index: float,
+    noise_samples: int,
+    signal_samples: int,
+    *,
+    search_samples: int = 5,
+    min_ratio: float = 2.0,
+) -> bool:
+    """Whether the onset at ``onset_index`` of raw samples ``x`` is a one-sample glitch
+    (a telemetry spike), not a seismic arrival.
+
+    The sample with the largest second difference within ``search_samples`` of the onset is
+    replaced by the mean of its neighbours; if that alone brings the RMS of the first
+    differences over the ``signal_samples`` after the onset (and the search zone before it)
+    below ``min_ratio`` times their RMS over the ``noise_samples`` before (while the untouched
+    data were above it, by more than half as much again), the "arrival" was that one sample.
+    First differences, so that
+    microseism and drift do not count.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    i = int(round(onset_index))
+    lo_n, hi_s = i - noise_samples, i + signal_samples + 1
+    if lo_n < 1 or hi_s > x.size or noise_samples < 8:
+        return False
+    a, b = max(1, i - search_samples), min(x.size - 1, i + search_samples + 1)
+    second = np.abs(x[a:b] - 0.5 * (x[a - 1 : b - 1] + x[a + 1 : b + 1]))
+    k = a + int(np.argmax(second))
+    fixed = x.copy()
+    fixed[k] = 0.5 * (x[k - 1] + x[k + 1])
+
+    def ratio(y: np.ndarray) -> float:
+        dy = np.diff(y[lo_n:hi_s])
+        noise = dy[: noise_samples - search_samples - 1]
+        sig = dy[noise_samples - search_samples - 1 :]
+        noise_rms = float(np.sqrt(np.mean(noise**2)))
+        return float(np.sqrt(np.mean(sig**2))) / noise_rms if noise_rms > 0 else np.inf
+
+    before, after = ratio(x), ratio(fixed)
+    return before >= min_ratio > after and before > 1.5 * after
+
+
 # --------------------------------------------------------------------------- streaming
 
 

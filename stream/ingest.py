@@ -116,7 +116,7 @@ class IngestMetrics:
     latency: Any
     newest_age: Any
     newest_data: Any
-    picks_suppressed: Any
+    picks_dropped: Any
 
     @classmethod
     def create(cls) -> IngestMetrics:
@@ -157,9 +157,10 @@ class IngestMetrics:
                 "firstmotion_stream_newest_packet_data_timestamp_seconds",
                 "Data end time of the newest packet received",
             ),
-            picks_suppressed=m.counter(
-                "firstmotion_stream_picks_suppressed_total",
-                "Picks dropped as repeats of a pick already published",
+            picks_dropped=m.counter(
+                "firstmotion_stream_picks_dropped_total",
+                "Detections not published: repeats of a published pick, one-sample glitches",
+                ("reason",),
             ),
         )
 
@@ -498,14 +499,16 @@ class StreamProcess:
         self.n_packets += 1
         self.newest_data_end_ns = max(self.newest_data_end_ns, packet.end_ns)
         m.newest_data.set(packet.end_ns / 1e9)
-        before = self.stage.suppressed
+        repeats, glitches = self.stage.suppressed, self.stage.glitches
         result, picks = self.stage.process(packet)
         if result is not None:
             m.packets.labels(outcome=result.outcome).inc()
             if result.n_filled:
                 m.gap_samples.labels(outcome="filled").inc(result.n_filled)
-        if self.stage.suppressed > before:
-            m.picks_suppressed.inc(self.stage.suppressed - before)
+        if self.stage.suppressed > repeats:
+            m.picks_dropped.labels(reason="repeat").inc(self.stage.suppressed - repeats)
+        if self.stage.glitches > glitches:
+            m.picks_dropped.labels(reason="glitch").inc(self.stage.glitches - glitches)
         if picks:
             self.bus.publish_many("picks", picks)
             now = time.time()

@@ -9,6 +9,9 @@ and turns each detection into a :class:`~firstmotion.messages.Pick` once the buf
 pick (less at the start of a segment) to ``window_after_s`` after it, ``pick_index`` the
 sample nearest the pick, ``time_epoch_s`` with sub-sample precision.
 
+Detections whose "arrival" is a single sample (a telemetry spike; see
+:func:`~stream.detect.single_sample_glitch` on the raw counts) are dropped.
+
 A restarted process continues each channel from a :meth:`StreamStage.snapshot` (filter and
 STA/LTA state at a checkpoint packet, see :mod:`stream.ingest`), so the data re-sent after the
 checkpoint are detected exactly as the first time. Duplicates are suppressed across restarts:
@@ -29,7 +32,7 @@ import numpy as np
 
 from firstmotion.messages import Pick
 from stream.buffer import NS_PER_S, AppendResult, ChannelBuffer
-from stream.detect import ChannelDetector, Detection, DetectParams
+from stream.detect import ChannelDetector, Detection, DetectParams, single_sample_glitch
 
 Coordinates = tuple[float, float, float]  # latitude_deg, longitude_deg, elevation_m
 
@@ -118,7 +121,8 @@ class StreamStage:
         self.coordinates = dict(coordinates or {})
         self.last_pick_epoch_s: dict[str, float] = dict(last_pick_epoch_s or {})
         self.channels: dict[str, _Channel] = {}
-        self.suppressed = 0
+        self.suppressed = 0  # picks dropped as repeats of a published pick
+        self.glitches = 0  # detections dropped as one-sample glitches
 
     def wants(self, channel: str) -> bool:
         """Whether channel code ``channel`` is detected on."""
@@ -188,10 +192,22 @@ class StreamStage:
             if last is not None and time_s <= last + self.params.detect.dead_time_s:
                 self.suppressed += 1
                 continue
+            if self._glitch(buf, det, rate):
+                self.glitches += 1
+                continue
             start = max(buf.start_index, nearest - before_n)
             out.append(self._pick(key, det, time_s, start, buf.get(start, stop), nearest - start))
             self.last_pick_epoch_s[key] = time_s
         return out
+
+    def _glitch(self, buf: ChannelBuffer, det: Detection, rate: float) -> bool:
+        noise_n = int(round(self.params.detect.snr_noise_s * rate))
+        signal_n = int(round(self.params.detect.snr_signal_s * rate))
+        lo = int(round(det.onset_index)) - noise_n - 1
+        hi = int(round(det.onset_index)) + signal_n + 2
+        if lo < buf.start_index or hi > buf.end_index:
+            return False
+        return single_sample_glitch(buf.get(lo, hi), det.onset_index - lo, noise_n, signal_n)
 
     def _pick(
         self, key: str, det: Detection, time_s: float, start: int, samples: np.ndarray, index: int

@@ -16,6 +16,7 @@ from stream.detect import (
     design_bandpass,
     detect_once,
     kurtosis_onset,
+    single_sample_glitch,
     snr_and_amplitude,
     sta_lta_triggers,
     sta_lta_triggers_py,
@@ -189,3 +190,17 @@ def test_detect_params_validate():
     from firstmotion.config import DetectSettings
 
     assert DetectParams.from_settings(DetectSettings(sta_s=0.3)).sta_s == 0.3
+
+
+def test_single_sample_glitch_is_told_from_an_onset():
+    rng = np.random.default_rng(9)
+    noise = rng.normal(0, 1, 400) + np.sin(np.arange(400) / 60.0) * 50  # microseism-like swell
+    spiky = noise.copy()
+    spiky[200] += 60.0
+    assert single_sample_glitch(spiky, 200, 150, 100)
+    assert single_sample_glitch(spiky, 203, 150, 100)  # onset refined a few samples off
+    onset = _onset_trace(2.0, duration_s=4.0, snr=10.0, seed=9)
+    assert not single_sample_glitch(onset, 200, 150, 100)
+    weak = _onset_trace(2.0, duration_s=4.0, snr=2.5, seed=10)
+    assert not single_sample_glitch(weak, 200, 150, 100)
+    assert not single_sample_glitch(noise, 200, 150, 100)  # nothing there: not a glitch either

@@ -1,0 +1,94 @@
+"""The stream stage without a network: packets in, Pick messages out."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from firstmotion.messages import Pick
+from stream.buffer import NS_PER_S
+from stream.stage import Packet, StageParams, StreamStage
+
+T0_NS = 1_700_000_000 * NS_PER_S
+RATE_HZ = 100.0
+
+
+def _packets(x: np.ndarray, *, channel: str = "HHZ", size: int = 300, t0_ns: int = T0_NS):
+    for i in range(0, x.size, size):
+        start = t0_ns + round(i * NS_PER_S / RATE_HZ)
+        yield Packet("XX", "STA", "00", channel, start, RATE_HZ, x[i : i + size], sequence=i)
+
+
+def _trace(onsets_s=(), spikes_s=(), duration_s=90.0, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(duration_s * RATE_HZ)) / RATE_HZ
+    x = rng.normal(0, 1, t.size) + 2000.0
+    for onset in onsets_s:
+        tau = t - onset
+        on = tau >= 0
+        x[on] += 25 * np.sin(2 * np.pi * 5 * tau[on]) * np.exp(-tau[on] / 1.0)
+    for spike in spikes_s:
+        x[int(spike * RATE_HZ)] += 150.0
+    return x
+
+
+def _run(stage: StreamStage, x: np.ndarray, **kw) -> list[Pick]:
+    picks = []
+    for packet in _packets(x, **kw):
+        picks += stage.process(packet)[1]
+    return picks
+
+
+def test_onset_becomes_a_pick_with_its_window():
+    stage = StreamStage(StageParams(window_before_s=10.0, window_after_s=4.0))
+    stage.coordinates = {"XX.STA": (18.1, -66.5, 300.0)}
+    picks = _run(stage, _trace(onsets_s=[40.123]))
+    assert len(picks) == 1
+    p = picks[0]
+    assert abs(p.time_epoch_s - (T0_NS / NS_PER_S + 40.123)) <= 0.03
+    assert p.station_id == "XX.STA.00.HHZ" and p.pick_id.startswith("XX.STA.00.HHZ:")
+    assert (p.latitude_deg, p.longitude_deg, p.elevation_m) == (18.1, -66.5, 300.0)
+    assert p.samples.size == 1401 and p.pick_index == 1000
+    # raw counts: the window is the data itself, DC offset and all
+    assert abs(float(np.median(p.samples[:900])) - 2000.0) < 1.0
+    assert Pick.from_json(p.to_json()) == p
+
+
+def test_spikes_do_not_become_picks_and_other_components_are_ignored():
+    stage = StreamStage()
+    picks = _run(stage, _trace(onsets_s=[60.0], spikes_s=[20.0, 33.3, 47.0]))
+    assert [round(p.time_epoch_s - T0_NS / NS_PER_S) for p in picks] == [60]
+    assert stage.glitches == 3
+    assert _run(stage, _trace(onsets_s=[60.0]), channel="HHN") == []
+
+
+def test_repeat_after_restart_is_suppressed_by_last_pick_time():
+    x = _trace(onsets_s=[30.0, 70.0])
+    first = StreamStage()
+    picks = _run(first, x)
+    assert len(picks) == 2
+    again = StreamStage(last_pick_epoch_s=first.last_pick_epoch_s)
+    assert _run(again, x) == [] and again.suppressed == 2
+
+
+def test_snapshot_restore_continues_exactly():
+    x = _trace(onsets_s=[25.0, 52.5, 80.0], duration_s=100.0, seed=3)
+    whole = _run(StreamStage(), x)
+    assert len(whole) == 3
+    stage = StreamStage()
+    cut = 4500  # mid-way, between packets
+    head = _run(stage, x[:cut])
+    snap = stage.snapshot("XX.STA.00.HHZ")
+    resumed = StreamStage(
+        resume_channels={"XX.STA.00.HHZ": snap}, last_pick_epoch_s=stage.last_pick_epoch_s
+    )
+    tail = _run(resumed, x[cut:], t0_ns=T0_NS + round(cut * NS_PER_S / RATE_HZ))
+    got = [(p.station_id, p.time_epoch_s, p.snr) for p in head + tail]
+    assert got == [(p.station_id, p.time_epoch_s, p.snr) for p in whole]
+
+
+def test_stage_params_validate():
+    with pytest.raises(ValueError, match="buffer_s"):
+        StageParams(buffer_s=10.0)
+    with pytest.raises(ValueError, match="window_after_s"):
+        StageParams(window_after_s=0.0)
