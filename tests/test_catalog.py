@@ -207,6 +207,21 @@ def test_conflicting_writer_between_plan_and_commit_is_recomputed(bus, redis_cli
     assert [e.revision for _, e in plan.changes] == [3]
 
 
+def test_crash_before_commit_is_reclaimed_and_applied_once(bus, redis_client):
+    """At-least-once: a consumer that read an entry and died leaves it pending; another
+    reclaims it after the lease and applies it exactly once."""
+    bus.publish("origins", make_origin("evC"))
+    bus.ensure_group("origins", "catalog")
+    got = redis_client.xreadgroup("catalog", "dead-one", {"fm:origins": ">"}, count=10)
+    assert len(got[0][1]) == 1  # delivered to a consumer that never commits
+    assert not redis_client.exists("fm:event:evC")
+    time.sleep(0.1)
+    w = CatalogWorker(bus, block_ms=50, lease_ms=50)
+    assert w.run(drain=True, timeout_s=20) == 1
+    assert redis_client.hget("fm:event:evC", "revision") == b"1"
+    assert bus.pending_count("origins", "catalog") == 0
+
+
 def test_mechanism_before_its_origin_waits_then_applies(bus, redis_client):
     o = make_origin("ev9")
     bus.publish("mechanisms", make_mechanism("ev9", revision=1, origin=o))
@@ -353,7 +368,7 @@ def test_alerts_fire_once_per_kind_for_big_events_and_good_mechanisms(bus, redis
 
 
 def test_slow_or_dead_webhook_never_blocks_the_worker(bus):
-    slow = Receiver(delay_s=3.0)
+    slow = Receiver(delay_s=5.0)
     sender = AlertSender([slow.url], timeout_s=0.3, max_queue=1).start()
     rules = CatalogRules(alerts_enabled=True, alert_min_magnitude=1.0)
     w = worker_for(bus, rules=rules, alerts=sender)
@@ -361,7 +376,7 @@ def test_slow_or_dead_webhook_never_blocks_the_worker(bus):
         bus.publish("origins", make_origin(f"e{i}", magnitude=4.0))
     t = time.monotonic()
     assert w.run(drain=True, timeout_s=20) == 5
-    assert time.monotonic() - t < 2.0  # the queue is bounded; the worker does not wait
+    assert time.monotonic() - t < 3.0  # bounded queue: the worker never waits on a 5 s hook
     sender.stop(timeout_s=3.0)
     slow.close()
     assert sender.dropped >= 3

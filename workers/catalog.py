@@ -563,8 +563,19 @@ class CatalogStage:
         import redis
 
         ids = [_s(e) for e in self.client.zrevrange(self.catalog_key, 0, limit - 1)]
-        n = 0
+        read = self.client.pipeline(transaction=False)
         for eid in ids:
+            read.hmget(self.event_key(eid), "status", "updated_epoch_s")
+        now = float(self.clock())
+        candidates = [
+            eid
+            for eid, (status, updated) in zip(ids, read.execute() if ids else [], strict=True)
+            if status is not None
+            and _s(status) == "preliminary"
+            and now - float(updated or 0) >= self.rules.final_after_s
+        ]
+        n = 0
+        for eid in candidates:
             key = self.event_key(eid)
             with self.client.pipeline(transaction=True) as pipe:
                 try:
