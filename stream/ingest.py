@@ -476,6 +476,7 @@ class StreamProcess:
         self.n_picks = 0
         self.n_packets = 0
         self.newest_data_end_ns = 0
+        self._publish_failed = False
         self._last_save = 0.0
         self.metrics.newest_age.set_function(self._newest_age_s)
 
@@ -510,7 +511,7 @@ class StreamProcess:
         if self.stage.glitches > glitches:
             m.picks_dropped.labels(reason="glitch").inc(self.stage.glitches - glitches)
         if picks:
-            self.bus.publish_many("picks", picks)
+            self._publish(picks)
             now = time.time()
             for pick in picks:
                 m.latency.observe(max(0.0, now - pick.time_epoch_s))
@@ -521,6 +522,27 @@ class StreamProcess:
             snapshot = self.stage.snapshot(packet.seed_id) if result is not None else None
             self.checkpoints.processed(key, packet, snapshot)
         return len(picks)
+
+    def _publish(self, picks: list) -> None:
+        """Publish, retrying with backoff while Redis is unreachable: meanwhile the queue fills
+        and the reader blocks (back-pressure onto the SeedLink connection). Stopping while
+        Redis is down raises, and the statefile is then not advanced past unpublished picks."""
+        import redis
+
+        delay_s = 0.5
+        while True:
+            try:
+                self.bus.publish_many("picks", picks)
+                return
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                self.metrics.stage.errors.inc(len(picks))
+                if self.stop_event.is_set():
+                    self._publish_failed = True
+                    raise
+                log.warning("stream: publishing %d picks failed (%s); retrying in %.1f s",
+                            len(picks), exc, delay_s)  # fmt: skip
+                self.stop_event.wait(delay_s)
+                delay_s = min(2 * delay_s, 10.0)
 
     def run(self) -> int:
         self.reader.start()
@@ -548,9 +570,12 @@ class StreamProcess:
                 self._maybe_save()
         finally:
             self.reader.stop()
-            self._drain()
-            self.save_state()
-            log.info("stream: %d packets in, %d picks out", self.n_packets, self.n_picks)
+            try:
+                self._drain()
+            finally:
+                if not self._publish_failed:
+                    self.save_state()
+                log.info("stream: %d packets in, %d picks out", self.n_packets, self.n_picks)
         return 0
 
     def _maybe_save(self) -> None:

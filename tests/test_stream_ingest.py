@@ -306,3 +306,30 @@ def test_false_picks_per_hour_on_real_puerto_rico_noise_are_bounded():
     # the hour holds a few real small events (picked at all three stations); the rest is noise
     assert per_station_hour <= 30.0
     assert max(counts.values()) <= 60
+
+
+class _FlakyBus:
+    """The real bus, except that the first ``failures`` publishes find Redis unreachable."""
+
+    def __init__(self, bus: Bus, failures: int) -> None:
+        self.bus, self.failures, self.calls = bus, failures, 0
+
+    def publish_many(self, stream, messages):
+        import redis
+
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise redis.ConnectionError("Connection refused (injected)")
+        return self.bus.publish_many(stream, messages)
+
+
+def test_picks_survive_a_redis_outage_by_retrying(scenario_dir, redis_client, redis_url):
+    want = _offline_picks(_mseed(scenario_dir))
+    with serve_in_thread(_mseed(scenario_dir), speed=None) as address:
+        proc = _process(address, redis_url, idle_s=2.0)
+        proc.bus = _FlakyBus(proc.bus, failures=2)
+        errors_before = proc.metrics.stage.errors._value.get()
+        assert proc.run() == 0
+    got = sorted((p.station_id, p.time_epoch_s) for p in _redis_picks(redis_client))
+    assert got == want
+    assert proc.bus.calls >= 3 and proc.metrics.stage.errors._value.get() >= errors_before + 2
