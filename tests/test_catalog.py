@@ -248,11 +248,13 @@ def test_quality_a_or_b_is_final_and_quiet_events_become_final(bus, redis_client
     w.run(drain=True, timeout_s=20)
     status = lambda eid: redis_client.hget(f"fm:event:{eid}", "status").decode()  # noqa: E731
     assert status("evA") == "final" and status("evQ") == "preliminary"
+    assert redis_client.zrange("fm:catalog:preliminary", 0, -1) == [b"evQ"]
     clock.t += 599.0
     assert w.stage.finalize_quiet() == 0
     clock.t += 2.0
     assert w.stage.finalize_quiet() == 1
     assert status("evQ") == "final"
+    assert redis_client.zcard("fm:catalog:preliminary") == 0
     assert redis_client.hget("fm:event:evQ", "revision") == b"2"
     # a new origin revision is a change: preliminary again until quiet (or a good mechanism)
     bus.publish("origins", make_origin("evQ", revision=1, t=T0 + 5))

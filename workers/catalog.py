@@ -28,7 +28,8 @@ stored one, and only a newer Origin revives the event.
 
 Finalisation by quiet time runs in the same loop every few seconds (:meth:`CatalogStage.
 finalize_quiet`): preliminary events unchanged for ``final_after_s`` become final (its own
-WATCH/MULTI per event).
+WATCH/MULTI per event). The preliminary events are indexed in the sorted set
+``<prefix>catalog:preliminary`` (score: time of the last change), kept in the same MULTI.
 
 Alert hooks (``catalog.alert_urls``): a JSON POST ``{"kind": "magnitude"|"mechanism", "event":
 <CatalogEvent>}`` when an event first reaches ``alert_min_magnitude``, and when it gets its first
@@ -69,6 +70,7 @@ ORIGINS = "origins"
 MECHANISMS = "mechanisms"
 CHANNEL = "events"
 CATALOG_KEY = "catalog"
+PRELIMINARY_KEY = "catalog:preliminary"
 ORPHAN_TTL_S = 7 * 24 * 3600
 QUALITIES = ("A", "B", "C", "D")
 FINALIZE_INTERVAL_S = 5.0
@@ -415,6 +417,10 @@ class CatalogStage:
         return self.bus.key(CATALOG_KEY)
 
     @property
+    def preliminary_key(self) -> str:
+        return self.bus.key(PRELIMINARY_KEY)
+
+    @property
     def channel(self) -> str:
         return self.bus.key(CHANNEL)
 
@@ -537,6 +543,10 @@ class CatalogStage:
                 pipe.zrem(self.catalog_key, eid)
             else:
                 pipe.zadd(self.catalog_key, {eid: state.origin.time_epoch_s})
+            if state.status == "preliminary":
+                pipe.zadd(self.preliminary_key, {eid: state.updated_epoch_s})
+            else:
+                pipe.zrem(self.preliminary_key, eid)
         for eid, mech in plan.orphans.items():
             pipe.set(self.orphan_key(eid), mech.to_json(), ex=ORPHAN_TTL_S)
         for eid in plan.orphans_used:
@@ -557,22 +567,14 @@ class CatalogStage:
     def finalize_quiet(self, limit: int = 500) -> int:
         """Make preliminary events unchanged for ``final_after_s`` final; returns how many.
 
-        Scans the newest ``limit`` events of the sorted set (older ones were finalised when
-        they were newer, as long as the worker runs).
+        Candidates come from ``<prefix>catalog:preliminary`` (event id scored by the time of
+        its last change), at most ``limit`` per call.
         """
         import redis
 
-        ids = [_s(e) for e in self.client.zrevrange(self.catalog_key, 0, limit - 1)]
-        read = self.client.pipeline(transaction=False)
-        for eid in ids:
-            read.hmget(self.event_key(eid), "status", "updated_epoch_s")
-        now = float(self.clock())
+        due_s = float(self.clock()) - self.rules.final_after_s
         candidates = [
-            eid
-            for eid, (status, updated) in zip(ids, read.execute() if ids else [], strict=True)
-            if status is not None
-            and _s(status) == "preliminary"
-            and now - float(updated or 0) >= self.rules.final_after_s
+            _s(e) for e in self.client.zrangebyscore(self.preliminary_key, "-inf", due_s, 0, limit)
         ]
         n = 0
         for eid in candidates:
