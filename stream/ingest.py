@@ -213,6 +213,17 @@ def _connection_class():
     return _Connection
 
 
+def _key(entry) -> str:
+    """``NET_STA`` of an obspy stream entry (uni-station mode's placeholders are ``str()`` of
+    bytes in obspy 1.5.1: ``"b'UNINETWORK'"``)."""
+
+    def text(v) -> str:
+        v = v.decode() if isinstance(v, bytes) else str(v)
+        return v[2:-1] if v.startswith("b'") and v.endswith("'") else v
+
+    return f"{text(entry.net)}_{text(entry.station)}"
+
+
 class SeedLinkReader:
     """obspy ``SeedLinkConnection`` in a daemon thread feeding ``out`` (a bounded queue)."""
 
@@ -248,7 +259,7 @@ class SeedLinkReader:
         else:
             conn.set_uni_params(p.selectors, -1, None)
         for entry in conn.streams:
-            key = f"{entry.net}_{entry.station}"
+            key = _key(entry)
             if key in resume:
                 seq, when = resume[key]
                 entry.seqnum, entry.btime = int(seq), UTCDateTime(when)
@@ -259,16 +270,16 @@ class SeedLinkReader:
         """The stream entry (``NET_STA`` pattern) that a packet of ``net``/``sta`` matches."""
         for entry in self.conn.streams:
             if not self.conn.multistation:
-                return f"{entry.net}_{entry.station}"
+                return _key(entry)
             if fnmatch.fnmatchcase(net, entry.net) and fnmatch.fnmatchcase(sta, entry.station):
-                return f"{entry.net}_{entry.station}"
+                return _key(entry)
         return None
 
     def positions(self) -> dict[str, tuple[int, str]]:
         """``{NET_STA: (sequence, time)}`` of the last packet received per stream entry."""
         with self._lock:
             return {
-                f"{e.net}_{e.station}": (int(e.seqnum), str(e.btime))
+                _key(e): (int(e.seqnum), str(e.btime))
                 for e in self.conn.streams
                 if e.seqnum != -1 and e.btime is not None
             }
@@ -344,7 +355,7 @@ class SeedLinkReader:
         if key is not None and self.conn.multistation:
             with self._lock:  # obspy tracks exact NET_STA entries only; do wildcards too
                 for entry in self.conn.streams:
-                    if f"{entry.net}_{entry.station}" == key:
+                    if _key(entry) == key:
                         entry.seqnum, entry.btime = seq, trace.stats.starttime
         item = (key, Packet.from_trace(trace, seq, now))
         try:

@@ -69,10 +69,12 @@ def _redis_picks(client) -> list[Pick]:
     return [decode(fields) for _, fields in client.xrange("fm:picks")]
 
 
-def _process(address, redis_url, *, statefile: str = "", idle_s: float = 3.0) -> StreamProcess:
+def _process(
+    address, redis_url, *, statefile: str = "", idle_s: float = 3.0, streams: str = "*_*:??Z"
+) -> StreamProcess:
     host, port = address
     ingest = IngestParams(
-        server=f"{host}:{port}", streams=parse_streams("*_*:??Z"), statefile=statefile,
+        server=f"{host}:{port}", streams=parse_streams(streams), statefile=statefile,
         netto_s=1.0, netdly_s=0.3, timeout_s=5.0,
     )  # fmt: skip
     return StreamProcess(ingest, StageParams(), Bus.from_url(redis_url), exit_when_idle_s=idle_s)
@@ -333,3 +335,21 @@ def test_picks_survive_a_redis_outage_by_retrying(scenario_dir, redis_client, re
     got = sorted((p.station_id, p.time_epoch_s) for p in _redis_picks(redis_client))
     assert got == want
     assert proc.bus.calls >= 3 and proc.metrics.stage.errors._value.get() >= errors_before + 2
+
+
+@pytest.mark.parametrize(
+    "streams", ["", ",".join(f"FM_S{i:03d}:HHZ" for i in range(1, 11))], ids=["uni", "stations"]
+)
+def test_uni_station_and_per_station_requests_give_the_same_picks(
+    streams, scenario_dir, redis_client, redis_url, tmp_path
+):
+    want = _offline_picks(_mseed(scenario_dir))
+    statefile = str(tmp_path / "state.json")
+    with serve_in_thread(_mseed(scenario_dir), speed=None) as address:
+        proc = _process(address, redis_url, idle_s=2.0, streams=streams, statefile=statefile)
+        assert proc.run() == 0
+    got = sorted((p.station_id, p.time_epoch_s) for p in _redis_picks(redis_client))
+    assert got == want
+    resume, _, _ = load_statefile(statefile)
+    expected = {"UNINETWORK_UNISTATION"} if not streams else {s[:7] for s in streams.split(",")}
+    assert set(resume) == expected
