@@ -125,8 +125,13 @@ def beachball_svg(
     d = []
     for polygon in beachball_polygons(strike_deg, dip_deg, rake_deg):
         for ring in polygon:
-            xy = " ".join(f"{e:.3f} {-n:.3f}" for e, n in ring)
-            d.append(f"M{xy}Z")
+            # 0.01 of the radius is a quarter pixel at 48 px; drop repeats after rounding
+            pts = np.round(np.column_stack([ring[:, 0], -ring[:, 1]]), 2) + 0.0
+            keep = np.ones(len(pts), dtype=bool)
+            keep[1:] = np.any(pts[1:] != pts[:-1], axis=1)
+            pts = pts[keep]
+            if len(pts) >= 3:
+                d.append("M" + " ".join(f"{x:.2f} {y:.2f}" for x, y in pts) + "Z")
     label = f"strike {strike_deg:.0f}, dip {dip_deg:.0f}, rake {rake_deg:.0f}"
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" class="beachball" width="{size_px}" '
