@@ -432,8 +432,8 @@ class CatalogStage:
         return []
 
     def compute(self, messages: list[Message], reader: Any) -> Plan:
-        """The plan for ``messages`` given the state readable through ``reader`` (a client or
-        a WATCHing pipeline in immediate mode)."""
+        """The plan for ``messages`` given the state stored in Redis (``reader``: a client;
+        the event hashes and parked mechanisms are read in one pipelined round trip)."""
         for msg in messages:
             if not isinstance(msg, (Origin, Mechanism, CatalogEvent)):
                 raise MessageError(
@@ -446,18 +446,26 @@ class CatalogStage:
                 )
         ids = sorted({m.event_id for m in messages})
         plan = Plan()
-        stored: dict[str, EventState | None] = {}
+        pipe = reader.pipeline(transaction=False)
         for eid in ids:
-            st = EventState.from_hash(eid, reader.hgetall(self.event_key(eid)))
+            pipe.hgetall(self.event_key(eid))
+            pipe.get(self.orphan_key(eid))
+        res = pipe.execute() if ids else []
+        stored: dict[str, EventState | None] = {}
+        parked_of: dict[str, Mechanism | None] = {}
+        for k, eid in enumerate(ids):
+            st = EventState.from_hash(eid, res[2 * k])
             stored[eid] = st
             plan.expected[eid] = 0 if st is None else st.revision
+            raw = res[2 * k + 1]
+            parked_of[eid] = Mechanism.from_json(raw) if raw else None
         now = float(self.clock())
         for msg in messages:
             eid = msg.event_id
             before = stored[eid]
             if isinstance(msg, Mechanism):
                 if before is None:
-                    prev = plan.orphans.get(eid) or self._orphan(reader, eid)
+                    prev = plan.orphans.get(eid) or parked_of[eid]
                     if prev is None or msg.revision > prev.revision:
                         plan.orphans[eid] = msg
                     plan.ignored.append("orphan")
@@ -469,7 +477,7 @@ class CatalogStage:
                 kind = "origin"
                 if after is not None and before is None:
                     parked = plan.orphans.pop(eid, None)
-                    stored_orphan = self._orphan(reader, eid)
+                    stored_orphan = parked_of[eid]
                     if stored_orphan is not None:
                         plan.orphans_used.add(eid)
                         if parked is None or stored_orphan.revision > parked.revision:
@@ -497,10 +505,6 @@ class CatalogStage:
         plan.changes.append((kind, event))
         plan.alerts.extend(Alert(k, event) for k in due)
 
-    def _orphan(self, reader: Any, event_id: str) -> Mechanism | None:
-        raw = reader.get(self.orphan_key(event_id))
-        return Mechanism.from_json(raw) if raw else None
-
     # -- commit
     def commit(self, ack_key: str | None, group: str | None, entry_ids: list[str]) -> Plan:
         """Apply the planned batch and XACK ``entry_ids`` in one MULTI/EXEC under WATCH of the
@@ -514,8 +518,12 @@ class CatalogStage:
                     keys = [self.event_key(e) for e in plan.expected]
                     if keys:
                         pipe.watch(*keys)
-                        revs = [pipe.hget(k, "revision") for k in keys]
-                        now_revs = [int(r) if r else 0 for r in revs]
+                        # read after WATCH (on another connection, one round trip): any change
+                        # from here on makes EXEC fail
+                        read = self.client.pipeline(transaction=False)
+                        for k in keys:
+                            read.hget(k, "revision")
+                        now_revs = [int(r) if r else 0 for r in read.execute()]
                         if now_revs != list(plan.expected.values()):
                             pipe.unwatch()
                             plan = self.compute(self.batch, self.client)
