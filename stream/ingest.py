@@ -117,6 +117,7 @@ class IngestMetrics:
     newest_age: Any
     newest_data: Any
     picks_dropped: Any
+    last_processed: Any
 
     @classmethod
     def create(cls) -> IngestMetrics:
@@ -156,6 +157,10 @@ class IngestMetrics:
             newest_data=m.gauge(
                 "firstmotion_stream_newest_packet_data_timestamp_seconds",
                 "Data end time of the newest packet received",
+            ),
+            last_processed=m.gauge(
+                "firstmotion_stream_last_processed_timestamp_seconds",
+                "Unix time the stream stage last processed a data packet",
             ),
             picks_dropped=m.counter(
                 "firstmotion_stream_picks_dropped_total",
@@ -529,6 +534,7 @@ class StreamProcess:
             m.stage.items_out.inc(len(picks))
             self.n_picks += len(picks)
         m.stage.last_processed.set(time.time())
+        m.last_processed.set(time.time())
         if key is not None:
             snapshot = self.stage.snapshot(packet.seed_id) if result is not None else None
             self.checkpoints.processed(key, packet, snapshot)

@@ -262,6 +262,8 @@ def test_command_serves_health_and_metrics_and_stops_on_sigterm(
                 text = r.read().decode()
             assert 'firstmotion_stream_packets_total{outcome="contiguous"}' in text
             assert "firstmotion_stream_pick_latency_seconds_bucket" in text
+            # deploy/prometheus/alerts.yml's FirstmotionDataStalled reads this one
+            assert "firstmotion_stream_last_processed_timestamp_seconds " in text
             proc.send_signal(signal.SIGTERM)
             rc = proc.wait(20)
         finally:
