@@ -355,3 +355,34 @@ def test_uni_station_and_per_station_requests_give_the_same_picks(
     resume, _, _ = load_statefile(statefile)
     expected = {"UNINETWORK_UNISTATION"} if not streams else {s[:7] for s in streams.split(",")}
     assert set(resume) == expected
+
+
+TEXNET = ROOT.parent / "shared" / "data" / "texnet2017"
+
+
+@pytest.mark.skipif(not TEXNET.is_dir(), reason=f"TexNet data not found at {TEXNET}")
+def test_real_texnet_events_replayed_are_picked_near_the_analysts_p(redis_client, redis_url):
+    from obspy import read_events
+
+    files = [str(TEXNET / f"{n}.mseed") for n in ("texnet2017cvmt", "texnet2017dfac")]
+    with serve_in_thread(files, speed=None) as address:
+        proc = _process(address, redis_url, idle_s=2.0)
+        assert proc.run() == 0
+    picks = _redis_picks(redis_client)
+    manual = [
+        (f"{p.waveform_id.network_code}.{p.waveform_id.station_code}", p.time.timestamp)
+        for n in ("texnet2017cvmt", "texnet2017dfac")
+        for p in read_events(str(TEXNET / f"{n}.qml"))[0].picks
+        if p.phase_hint in ("P", "Pg", "Pn")
+    ]
+    errors = []
+    for station, t in manual:
+        times = [p.time_epoch_s for p in picks if p.station_id.startswith(station + ".")]
+        if times:
+            errors.append(min(times, key=lambda x: abs(x - t)) - t)
+    close = [e for e in errors if abs(e) <= 0.1]
+    print(f"\nTexNet: {len(picks)} picks; {len(close)} of {len(manual)} manual P picks matched "
+          f"within 0.1 s (errors {np.round(close, 3).tolist()})")  # fmt: skip
+    # small (ML 1.6-1.9) events: most analyst P picks are below an STA/LTA trigger's reach
+    assert len(close) >= 5
+    assert {p.sampling_rate_hz for p in picks} >= {200.0}
