@@ -13,8 +13,10 @@ from workers.mechanism.grid import focal_grid
 from workers.mechanism.invert import draw_trials, max_gaps_deg, quality_letter
 from workers.mechanism.search import (
     accepted_mask,
+    accepted_set,
     misfit_allowances,
     misfit_table,
+    misfit_table_direct,
     misfit_table_numpy,
     pruned_misfit_table,
     rays_from_angles,
@@ -97,6 +99,75 @@ def test_pruned_search_is_exact(spread_deg):
     np.testing.assert_array_equal(pruned[done], full[done])
     if spread_deg < 5:
         assert n_eval < g.n_normals // 2  # tight trials: most of the grid is skipped
+
+
+def test_crossing_arctan_is_far_inside_the_exactness_tolerance():
+    """The crossing kernel's arctan approximation only locates the sign change; its error must
+    be far below the tolerance inside which slips are evaluated exactly."""
+    from workers.mechanism import search
+
+    r = np.linspace(0.0, 1.0, 20_001)
+    err = max(abs(search._atan_unit(float(x)) - np.arctan(x)) for x in r)
+    assert err < 5e-8
+    tol_rad = search.CROSSING_TOL_SLIPS * np.deg2rad(1.0)  # the finest grid worth using: 1 deg
+    assert err < tol_rad / 100
+    u, den = search._crossing_slips(0.3, -0.4, 1.0)  # zeta* = atan2(-0.3, -0.4) mod pi
+    assert abs(u - np.mod(np.arctan2(-0.3, -0.4), np.pi)) < 1e-7 and den == 0.4
+
+
+def _tie_case(rng, n_pol, n_trials):
+    """Rays at integer degrees (some lie exactly on 5-degree grid nodal planes), straight down
+    and straight up (along grid normals: p.b1 = p.b2 = 0), and random ones."""
+    az = rng.integers(0, 360, (n_pol, n_trials)).astype(float)
+    to = rng.integers(0, 181, (n_pol, n_trials)).astype(float)
+    to[0, :], to[1, :] = 180.0, 0.0
+    az[2:5] = rng.uniform(0, 360, (3, n_trials))
+    signed = rng.choice([-1.0, 1.0], n_pol) * rng.choice([1.0, 0.5, 0.25], n_pol)
+    return rays_from_angles(az, to), signed
+
+
+@pytest.mark.parametrize("dang", [5.0, 7.0, 6.9, 10.0])
+def test_crossing_kernel_equals_direct_kernel_bit_for_bit(dang):
+    """misfit_table (one crossing per normal, pick and trial) gives every sign exactly as the
+    direct kernel (every slip evaluated) - nodal-plane ties and rays along normals included -
+    on grids whose slips do and do not divide 180 degrees, for trial counts that are and are
+    not multiples of the SIMD width."""
+    rng = np.random.default_rng(int(dang * 10))
+    g = focal_grid(dang)
+    for n_pol, n_trials in ((19, 8), (23, 11)):
+        rays, signed = _tie_case(rng, n_pol, n_trials)
+        direct = misfit_table_direct(rays, signed, g)
+        np.testing.assert_array_equal(misfit_table(rays, signed, g), direct)
+        assert direct.min() < direct.max()
+        rays, signed = _random_case(rng, n_pol, n_trials)
+        np.testing.assert_allclose(
+            misfit_table(rays, signed, g), misfit_table_numpy(rays, signed, g), rtol=0, atol=1e-9
+        )
+
+
+def test_accepted_set_equals_full_table_acceptance():
+    """accepted_set (no table, running thresholds, duplicate trials merged) accepts exactly
+    what accepted_mask accepts on the full table, and returns each trial's minimum."""
+    rng = np.random.default_rng(31)
+    g = focal_grid(5.0)
+    sdr = (120.0, 40.0, -80.0)
+    cases = ((25, 8.0, (1.0,)), (40, 15.0, (1.0, 0.5, 0.3)), (12, 0.0, (1.0,)))
+    for n_pol, spread, weights in cases:
+        az0, to0 = rng.uniform(0, 360, n_pol), rng.uniform(5, 175, n_pol)
+        pol = p_polarity(*sdr, az0, to0).astype(float)
+        pol[: n_pol // 8] *= -1
+        az = az0[:, None] + rng.normal(0, spread, (n_pol, 9))
+        to = np.clip(to0[:, None] + rng.normal(0, spread, (n_pol, 9)), 0.0, 180.0)
+        az[:, 0], to[:, 0] = az0, to0
+        az[:, 5], to[:, 5] = az[:, 2], to[:, 2]  # a duplicated trial
+        rays = rays_from_angles(az, to)
+        signed = pol * rng.choice(weights, n_pol)
+        nextra, ntotal = misfit_allowances(float(np.abs(signed).sum()), 0.1, 2.0)
+        full = misfit_table_numpy(rays, signed, g)
+        acc, lo = accepted_set(rays, signed, g, nextra, ntotal)
+        np.testing.assert_array_equal(acc, np.flatnonzero(accepted_mask(full, nextra, ntotal)))
+        np.testing.assert_allclose(lo, full.min(axis=1), rtol=0, atol=1e-9)
+        assert 0 < acc.size < g.n_mech // 4
 
 
 def test_compiled_best_combination_equals_numpy_twin():

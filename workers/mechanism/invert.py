@@ -37,10 +37,10 @@ from firstmotion.radiation import p_radiation
 from workers.mechanism.grid import focal_grid
 from workers.mechanism.search import (
     accepted_mask,
+    accepted_set,
     misfit_allowances,
     misfit_table_numpy,
     misfit_table_torch,
-    pruned_misfit_table,
     rays_from_angles,
 )
 
@@ -600,12 +600,13 @@ def invert(
     rays = rays_from_angles(az_tr, to_tr)
     nextra, ntotal = misfit_allowances(float(np.abs(signed).sum()), badfrac, badmin)
     if backend == "numba":
-        fit, _ = pruned_misfit_table(rays, signed, grid, nextra, ntotal)
-    elif backend == "torch":
-        fit = misfit_table_torch(rays, signed, grid)
+        accepted, _ = accepted_set(rays, signed, grid, nextra, ntotal)
     else:
-        fit = misfit_table_numpy(rays, signed, grid)
-    accepted = np.flatnonzero(accepted_mask(fit, nextra, ntotal))
+        if backend == "torch":
+            fit = misfit_table_torch(rays, signed, grid)
+        else:
+            fit = misfit_table_numpy(rays, signed, grid)
+        accepted = np.flatnonzero(accepted_mask(fit, nextra, ntotal))
     clusters = mechanism_probability(
         grid.normal[accepted], grid.slip[accepted], cangle_deg, prob_max
     )

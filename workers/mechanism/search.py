@@ -207,12 +207,213 @@ def _lower_bound_kernel_py(
     return lb
 
 
+# --------------------------------------------------------------------------------------------
+# the crossing kernel: O(1) work per (normal, pick, trial) instead of O(n_slip)
+
+# Abramowitz & Stegun (1964) 4.4.49: arctan(r) = r (1 + sum_k a_2k r^2k) on [0, 1], |error|
+# <= 2e-8 rad. Used only to locate the slip where the sign changes; wherever that location is
+# within CROSSING_TOL_SLIPS of a grid slip, the slips' signs are evaluated with the reference
+# expression, so the approximation never decides a sign.
+_ATAN_A = (
+    -0.3333314528,
+    0.1999355085,
+    -0.1420889944,
+    0.1065626393,
+    -0.0752896400,
+    0.0429096138,
+    -0.0161657367,
+    0.0028662257,
+)
+CROSSING_TOL_SLIPS = 1e-3  # slip steps (0.005 deg on the 5-degree grid); 4000x the 2e-8 rad
+LANES = 8  # trials are padded to a multiple of this so the trial loops are all SIMD
+_TINY = 1e-200  # |(p.b1, p.b2)| below this: the ray is along the normal, scan every slip
+
+
+def _atan_unit_py(r):  # pragma: no cover - jitted
+    """arctan(r), r in [0, 1] (A&S 4.4.49, |error| <= 2e-8 rad)."""
+    r2 = r * r
+    p = _ATAN_A[7]
+    p = _ATAN_A[6] + r2 * p
+    p = _ATAN_A[5] + r2 * p
+    p = _ATAN_A[4] + r2 * p
+    p = _ATAN_A[3] + r2 * p
+    p = _ATAN_A[2] + r2 * p
+    p = _ATAN_A[1] + r2 * p
+    p = _ATAN_A[0] + r2 * p
+    return r + r * (r2 * p)
+
+
+def _crossing_slips_py(c1, c2, inv_dzeta):  # pragma: no cover - jitted
+    """Where c1 cos(zeta) + c2 sin(zeta) changes sign, zeta* = atan2(-c1, c2) mod pi, in slip
+    steps (zeta* / dzeta), to ~2e-8 rad; and max(|c1|, |c2|)."""
+    yy = -c1 if c2 >= 0.0 else c1  # the same line with a non-negative x
+    xx = abs(c2)
+    ay = abs(yy)
+    steep = ay > xx
+    num = xx if steep else ay
+    den = ay if steep else xx
+    ang = _atan_unit(num / max(den, 1e-300))
+    ang = 0.5 * np.pi - ang if steep else ang
+    ang = -ang if yy < 0.0 else ang
+    ang = ang + np.pi if ang < 0.0 else ang
+    return ang * inv_dzeta, den
+
+
+def _exact_boundary_py(c1, c2, s0, cz, sz):  # pragma: no cover - jitted
+    """First slip whose sign differs from slip 0's (n_slip if none), every sign computed as the
+    36-slip kernel computes it: (cos(zeta_k) c1 + sin(zeta_k) c2) < 0. The signs change at
+    most once along the slips (they span < 180 degrees and at most one slip can be within
+    rounding of the nodal plane), so the first change is the boundary."""
+    n_slip = cz.shape[0]
+    for m in range(1, n_slip):
+        if ((cz[m] * c1 + sz[m] * c2) < 0.0) != s0:
+            return m
+    return n_slip
+
+
+def _crossing_block_py(
+    j, px, py, pz, w, obs_neg, nrm, b1, b2, cz, sz, inv_dzeta, period_slips, tol, idx, sw, d, d0
+):  # pragma: no cover - jitted
+    # Misfit of the n_slip mechanisms of normal j in every (padded) trial t as a difference
+    # table: on return, misfit(t, k) = d0[t] + sum_{m <= k} d[m * ntp + t].
+    #
+    # For a ray p, p.s(zeta) = c1 cos(zeta) + c2 sin(zeta) (c1 = p.base1, c2 = p.base2) changes
+    # sign once per 180 degrees, at zeta* = atan2(-c1, c2) mod 180. The grid's slips zeta_k =
+    # k dzeta (k < n_slip) span less than 180 degrees, so the slips predicting the wrong
+    # polarity are a prefix [0, b) or a suffix [b, n_slip) of them, b = first slip past zeta*:
+    # the pick adds its weight to d0 and -weight at b (prefix) or +weight at b (suffix).
+    # Pass 1, SIMD over trials, finds b from an approximate arctan and flags (idx < 0) the
+    # rays whose zeta* lies within tol slip steps of a grid slip or of 180 degrees (slip 0's
+    # image); pass 2 scatters, finding the flagged rays' boundary by evaluating their slips.
+    n_pol, ntp = px.shape
+    n_slip = cz.shape[0]
+    n0, n1, n2 = nrm[j, 0], nrm[j, 1], nrm[j, 2]
+    u0, u1, u2 = b1[j, 0], b1[j, 1], b1[j, 2]
+    v0, v1, v2 = b2[j, 0], b2[j, 1], b2[j, 2]
+    cz0 = cz[0]
+    sz0 = sz[0]
+    d0[:] = 0.0
+    d[:] = 0.0
+    for i in range(n_pol):
+        wi = w[i]
+        oi = obs_neg[i]
+        for t in range(ntp):
+            x = px[i, t]
+            y = py[i, t]
+            z = pz[i, t]
+            a = x * n0 + y * n1 + z * n2
+            c1 = x * u0 + y * u1 + z * u2
+            c2 = x * v0 + y * v1 + z * v2
+            u, den = _crossing_slips(c1, c2, inv_dzeta)
+            fl = np.floor(u)
+            frac = u - fl
+            sure = (frac > tol) & (frac < 1.0 - tol) & (u < period_slips - tol) & (den > _TINY)
+            b = min(int(fl) + 1, n_slip)
+            s0 = (cz0 * c1 + sz0 * c2) < 0.0  # slip 0's sign, as the 36-slip kernel has it
+            prefix = s0 != ((a < 0.0) != oi)  # wrong <=> (p.s < 0) != ((p.n < 0) != obs_neg)
+            idx[i, t] = b * ntp + t if sure else -1
+            sw[i, t] = -wi if prefix else wi
+            d0[t] += wi if prefix else 0.0
+    for i in range(n_pol):
+        for t in range(ntp):
+            q = idx[i, t]
+            if q < 0:
+                x = px[i, t]
+                y = py[i, t]
+                z = pz[i, t]
+                c1 = x * u0 + y * u1 + z * u2
+                c2 = x * v0 + y * v1 + z * v2
+                s0 = (cz0 * c1 + sz0 * c2) < 0.0
+                q = _exact_boundary(c1, c2, s0, cz, sz) * ntp + t
+            d[q] += sw[i, t]
+
+
+def _crossing_table_py(
+    px, py, pz, w, obs_neg, nrm, b1, b2, cz, sz, inv_dzeta, period_slips, tol, sel, fit
+):  # pragma: no cover - jitted
+    # fit[t, mechanisms of the normals in sel] for the first fit.shape[0] trials
+    n_pol, ntp = px.shape
+    n_slip = cz.shape[0]
+    nt = fit.shape[0]
+    idx = np.empty((n_pol, ntp), np.int64)
+    sw = np.empty((n_pol, ntp))
+    d = np.empty((n_slip + 1) * ntp)
+    d0 = np.empty(ntp)
+    for jj in range(sel.shape[0]):
+        j = sel[jj]
+        _crossing_block(
+            j, px, py, pz, w, obs_neg, nrm, b1, b2, cz, sz, inv_dzeta, period_slips, tol,
+            idx, sw, d, d0,
+        )  # fmt: skip
+        for m in range(n_slip):
+            for t in range(ntp):
+                d0[t] += d[m * ntp + t]
+            for t in range(nt):
+                fit[t, j * n_slip + m] = d0[t]
+
+
+def _crossing_accept_py(
+    px, py, pz, w, obs_neg, nrm, b1, b2, cz, sz, inv_dzeta, period_slips, tol, order, nt,
+    nextra, ntotal, slack, cand_m, cand_t, cand_f,
+):  # pragma: no cover - jitted  # fmt: skip
+    # Candidates (mechanism, trial, misfit) with misfit <= the running threshold
+    # max(running trial minimum + nextra, ntotal) + slack, written to cand_* (capacity
+    # n_mech x nt: each pair at most once); returns their number and the trial minima. The
+    # running minimum only decreases, so every (mechanism, trial) that passes the final
+    # threshold is a candidate; the caller applies the final threshold. (The capacity is
+    # allocated by the caller: growing arrays inside the loop costs numba ~40% here.)
+    n_pol, ntp = px.shape
+    n_slip = cz.shape[0]
+    idx = np.empty((n_pol, ntp), np.int64)
+    sw = np.empty((n_pol, ntp))
+    d = np.empty((n_slip + 1) * ntp)
+    run = np.empty(ntp)
+    lo = np.full(ntp, np.inf)
+    thr = np.full(ntp, np.inf)
+    thr[nt:] = -np.inf  # padding trials are never candidates
+    n_cand = 0
+    for jj in range(order.shape[0]):
+        j = order[jj]
+        _crossing_block(
+            j, px, py, pz, w, obs_neg, nrm, b1, b2, cz, sz, inv_dzeta, period_slips, tol,
+            idx, sw, d, run,
+        )  # fmt: skip
+        for m in range(n_slip):
+            hits = 0  # an integer count vectorises (a boolean or does not)
+            for t in range(ntp):
+                f = run[t] + d[m * ntp + t]
+                run[t] = f
+                hits += 1 if f <= thr[t] else 0
+            if hits == 0:
+                continue
+            for t in range(nt):
+                f = run[t]
+                if f <= thr[t]:
+                    cand_m[n_cand] = j * n_slip + m
+                    cand_t[n_cand] = t
+                    cand_f[n_cand] = f
+                    n_cand += 1
+                    if f < lo[t]:
+                        lo[t] = f
+                        thr[t] = max(f + nextra, ntotal) + slack
+    return n_cand, lo[:nt]
+
+
 if _numba is not None:
     _fit_kernel = _numba.njit(cache=True, nogil=True)(_fit_kernel_py)
     _fit_kernel_36 = _numba.njit(cache=True, nogil=True)(_fit_kernel_36_py)
     _lower_bound_kernel = _numba.njit(cache=True, nogil=True)(_lower_bound_kernel_py)
+    # error_model="numpy": no ZeroDivisionError checks, so the trial loops vectorise
+    _jit = _numba.njit(cache=True, nogil=True, error_model="numpy")
+    _atan_unit = _jit(_atan_unit_py)
+    _crossing_slips = _jit(_crossing_slips_py)
+    _exact_boundary = _jit(_exact_boundary_py)
+    _crossing_block = _jit(_crossing_block_py)
+    _crossing_table = _jit(_crossing_table_py)
+    _crossing_accept = _jit(_crossing_accept_py)
 else:  # pragma: no cover
     _fit_kernel = _fit_kernel_36 = _lower_bound_kernel = None
+    _crossing_table = _crossing_accept = None
 
 
 def _kernel_args(rays: np.ndarray, weight: np.ndarray, grid: FocalGrid) -> tuple:
@@ -236,16 +437,97 @@ def _fill_fit(args: tuple, grid: FocalGrid, sel: np.ndarray, fit: np.ndarray) ->
     kernel(*args, np.ascontiguousarray(sel, dtype=np.int64), fit)
 
 
-def misfit_table(rays: np.ndarray, weight: np.ndarray, grid: FocalGrid) -> np.ndarray:
-    """Weighted misfit (n_trials, n_mech), same as :func:`misfit_table_numpy`, compiled.
-
-    Falls back to the numpy reference when numba is not installed.
-    """
+def misfit_table_direct(rays: np.ndarray, weight: np.ndarray, grid: FocalGrid) -> np.ndarray:
+    """Weighted misfit (n_trials, n_mech) by the direct compiled kernel: every slip's sign
+    evaluated, p.s = cos(zeta) (p.b1) + sin(zeta) (p.b2). Same values as
+    :func:`misfit_table_numpy` (ties aside, see the module docstring) and bit for bit the signs
+    of :func:`misfit_table`; kept as the compiled reference for the crossing kernel."""
     if _fit_kernel is None:  # pragma: no cover
         return misfit_table_numpy(rays, weight, grid)
     fit = np.zeros((rays.shape[2], grid.n_mech))
     _fill_fit(_kernel_args(rays, weight, grid), grid, np.arange(grid.n_normals), fit)
     return fit
+
+
+def _crossing_args(rays: np.ndarray, weight: np.ndarray, grid: FocalGrid) -> tuple:
+    """Kernel arguments with the trials padded (copies of trial 0) to a multiple of LANES."""
+    n_trials = rays.shape[2]
+    pad = -n_trials % LANES
+    if pad:
+        rays = np.concatenate([rays, np.repeat(rays[:, :, :1], pad, axis=2)], axis=2)
+    dzeta = float(grid.zeta_rad[1] - grid.zeta_rad[0]) if grid.n_slip > 1 else np.pi
+    return (
+        *_kernel_args(rays, weight, grid),
+        1.0 / dzeta,
+        np.pi / dzeta,
+        CROSSING_TOL_SLIPS,
+    )
+
+
+def misfit_table(rays: np.ndarray, weight: np.ndarray, grid: FocalGrid) -> np.ndarray:
+    """Weighted misfit (n_trials, n_mech), same as :func:`misfit_table_numpy`, compiled.
+
+    The crossing kernel: per (normal, pick, trial) it finds where the sign of p.s changes
+    along the normal's slips instead of evaluating all of them (see ``_crossing_block_py``).
+    Falls back to the numpy reference when numba is not installed.
+    """
+    if _crossing_table is None:  # pragma: no cover
+        return misfit_table_numpy(rays, weight, grid)
+    fit = np.zeros((rays.shape[2], grid.n_mech))
+    sel = np.arange(grid.n_normals, dtype=np.int64)
+    _crossing_table(*_crossing_args(rays, weight, grid), sel, fit)
+    return fit
+
+
+def _sampling_order(n: int, stride: int = 16) -> np.ndarray:
+    """0, stride, 2 stride, ..., 1, 1 + stride, ...: early normals sample the whole sphere, so
+    the running trial minima (and thresholds) are near their final values early."""
+    return np.argsort(np.arange(n) % stride, kind="stable").astype(np.int64)
+
+
+def accepted_set(
+    rays: np.ndarray, weight: np.ndarray, grid: FocalGrid, nextra: float, ntotal: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(accepted mechanism indices, ascending; each trial's minimum misfit), exactly as
+    ``accepted_mask(misfit_table(...))`` and ``misfit_table(...).min(axis=1)`` give them,
+    without building the (n_trials, n_mech) table.
+
+    One pass over the grid keeps the (mechanism, trial) pairs whose misfit is within the
+    running threshold max(running minimum + nextra, ntotal); running minima only decrease, so
+    the final threshold (applied at the end, with accepted_mask's 1e-9 tolerance) selects from
+    a superset. Identical trial columns are evaluated once.
+    """
+    _, n_pol, n_trials = rays.shape
+    columns: dict[bytes, int] = {}
+    inverse = np.array(
+        [columns.setdefault(rays[:, :, t].tobytes(), len(columns)) for t in range(n_trials)]
+    )
+    first = np.unique(inverse, return_index=True)[1]
+    uniq = rays[:, :, first].reshape(3 * n_pol, -1)
+    if _crossing_accept is None:  # pragma: no cover
+        fit = misfit_table_numpy(uniq.reshape(3, n_pol, -1), weight, grid)
+        return np.flatnonzero(accepted_mask(fit, nextra, ntotal)), fit.min(axis=1)[inverse]
+    urays = uniq.reshape(3, n_pol, -1)
+    n_u = urays.shape[2]
+    # np.empty: pages never written are never committed, so the worst-case capacity is free
+    cand_m = np.empty(grid.n_mech * n_u, np.int32)
+    cand_t = np.empty(grid.n_mech * n_u, np.int32)
+    cand_f = np.empty(grid.n_mech * n_u)
+    n_cand, lo = _crossing_accept(
+        *_crossing_args(urays, weight, grid),
+        _sampling_order(grid.n_normals),
+        n_u,
+        float(nextra),
+        float(ntotal),
+        1e-9,
+        cand_m,
+        cand_t,
+        cand_f,
+    )
+    cand_m, cand_t, cand_f = cand_m[:n_cand], cand_t[:n_cand], cand_f[:n_cand]
+    threshold = np.maximum(lo + nextra, ntotal) + 1e-9
+    keep = cand_f <= threshold[cand_t]
+    return np.unique(cand_m[keep]), lo[inverse]
 
 
 def trial_spread_sin(rays: np.ndarray) -> np.ndarray:
@@ -275,6 +557,7 @@ def pruned_misfit_table(
     if _fit_kernel is None:  # pragma: no cover
         return misfit_table_numpy(rays, weight, grid), grid.n_normals
     args = _kernel_args(rays, weight, grid)
+    cargs = _crossing_args(rays, weight, grid)
     margin = trial_spread_sin(rays) + 1e-9
     p0 = [np.ascontiguousarray(r[:, 0]) for r in rays]
     lb = _lower_bound_kernel(*p0, margin, *args[3:])
@@ -282,12 +565,12 @@ def pruned_misfit_table(
     fit = np.full((n_trials, grid.n_mech), np.inf)
     lb_norm = lb.reshape(grid.n_normals, grid.n_slip).min(axis=1)
     seed = np.argsort(lb_norm, kind="stable")[: max(1, min(8, grid.n_normals))]
-    _fill_fit(args, grid, np.sort(seed), fit)
+    _crossing_table(*cargs, np.sort(seed).astype(np.int64), fit)
     upper_min = fit.min(axis=1)  # >= each trial's true minimum
     bound = float(np.max(np.maximum(upper_min + nextra, ntotal))) + 1e-9
     todo = np.flatnonzero(lb_norm <= bound)
     todo = np.setdiff1d(todo, seed, assume_unique=True)
-    _fill_fit(args, grid, todo, fit)
+    _crossing_table(*cargs, todo.astype(np.int64), fit)
     return fit, int(todo.size + seed.size)
 
 
