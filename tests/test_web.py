@@ -153,6 +153,29 @@ def test_page_and_api_respond_on_loopback(catalog, redis_client):
         assert re.findall(r'<tr id="ev-([^"]+)"', frag) == ["evNew", "evN", "evM"]
 
 
+def test_event_stream_pushes_each_change(catalog, redis_client):
+    import http.client
+
+    bus, worker = catalog
+    with start_web_server(CatalogReader(redis_client), "127.0.0.1", 0, keepalive_s=0.2) as web:
+        conn = http.client.HTTPConnection(web.host, web.port, timeout=10)
+        conn.request("GET", "/api/stream")
+        resp = conn.getresponse()
+        assert resp.status == 200
+        assert resp.getheader("Content-Type").startswith("text/event-stream")
+        assert resp.fp.readline() == b"retry: 3000\n"  # subscribed before this was sent
+        bus.publish("origins", make_origin("evSSE", t=T0 + 120))
+        worker.run(drain=True, timeout_s=20)
+        lines = []
+        while not lines or not lines[-1].startswith(b"data: "):
+            lines.append(resp.fp.readline())
+        assert lines[0] == b": connected\n"
+        assert lines[-2] == b"event: change\n"
+        event = CatalogEvent.from_json(lines[-1][len(b"data: ") :])
+        assert (event.event_id, event.revision, event.status) == ("evSSE", 1, "preliminary")
+        conn.close()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

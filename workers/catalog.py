@@ -766,6 +766,12 @@ class CatalogReader:
         self.client = client
         self.prefix = prefix
 
+    def subscribe(self) -> Any:
+        """A redis-py PubSub subscribed to the change channel ``<prefix>events`` (close it)."""
+        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(f"{self.prefix}{CHANNEL}")
+        return pubsub
+
     def event(self, event_id: str) -> CatalogEvent | None:
         st = EventState.from_hash(event_id, self.client.hgetall(f"{self.prefix}event:{event_id}"))
         return None if st is None else st.to_catalog_event()

@@ -9,6 +9,10 @@ Served by the catalog worker (``firstmotion worker catalog``) on ``catalog.web_h
 * ``/api/events?limit=N`` -- the events as JSON (a list of CatalogEvent objects, newest first).
 * ``/api/events/<event_id>`` -- one event as JSON (404 if unknown).
 * ``/beachball/<event_id>.svg`` -- the event's beachball alone.
+* ``/api/stream`` -- Server-Sent Events fed from the pub/sub channel ``<prefix>events``: one
+  ``event: change`` with the CatalogEvent JSON as ``data`` per catalog change, a comment line
+  every ``SSE_KEEPALIVE_S`` otherwise. The page listens to it and refreshes its table on each
+  change (falling back to polling ``/fragment`` when the stream is unavailable).
 
 Beachballs are drawn server-side by :func:`beachball_svg`, a pure function of strike, dip and
 rake: the lower-hemisphere equal-area projection (Schmidt net) that obspy and HASH use, with the
@@ -28,6 +32,7 @@ import json
 import logging
 import re
 import threading
+import time
 from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -45,6 +50,7 @@ EVENT_ID_RE = re.compile(r"[A-Za-z0-9_.:@+-]{1,200}")
 DEFAULT_LIMIT = 200
 MAX_LIMIT = 5000
 POLL_INTERVAL_S = 3.0
+SSE_KEEPALIVE_S = 15.0
 COMPRESSION_COLOR = "#c0392b"
 
 # --------------------------------------------------------------------------- beachball (pure)
@@ -235,6 +241,15 @@ async function refresh() {{
     }}
   }} catch (e) {{ document.getElementById("status").textContent = "offline: " + e; }}
 }}
+let pending = null;
+function soon() {{
+  if (!pending) pending = setTimeout(() => {{ pending = null; refresh(); }}, 200);
+}}
+if (window.EventSource) {{
+  const es = new EventSource("/api/stream");
+  es.addEventListener("change", soon);
+  es.onerror = () => soon();
+}}
 setInterval(refresh, {poll_ms});
 </script>
 </body></html>
@@ -257,9 +272,12 @@ def page_html(events: list[CatalogEvent], *, poll_s: float = POLL_INTERVAL_S) ->
 class WebServer:
     """A running catalog web server; ``stop()`` shuts it down."""
 
-    def __init__(self, httpd: ThreadingHTTPServer, thread: threading.Thread) -> None:
+    def __init__(
+        self, httpd: ThreadingHTTPServer, thread: threading.Thread, stopping: threading.Event
+    ) -> None:
         self._httpd = httpd
         self._thread = thread
+        self._stopping = stopping  # ends open event streams
 
     @property
     def host(self) -> str:
@@ -274,6 +292,7 @@ class WebServer:
         return f"http://{self.host}:{self.port}"
 
     def stop(self) -> None:
+        self._stopping.set()
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=5)
@@ -285,7 +304,9 @@ class WebServer:
         self.stop()
 
 
-def _handler_class(reader: Any, poll_s: float) -> type[BaseHTTPRequestHandler]:
+def _handler_class(
+    reader: Any, poll_s: float, stopping: threading.Event, keepalive_s: float
+) -> type[BaseHTTPRequestHandler]:
     requests = counter(
         "firstmotion_catalog_web_requests_total",
         "Requests to the catalog web page and API",
@@ -315,12 +336,44 @@ def _handler_class(reader: Any, poll_s: float) -> type[BaseHTTPRequestHandler]:
                 events = reader.events(limit=limit)
                 body = json.dumps([e.to_dict() for e in events])
                 self._send(200, "application/json", body, "api")
+            elif path == "/api/stream":
+                self._stream()
             elif path.startswith("/api/events/"):
                 self._one(path[len("/api/events/") :], "api", as_svg=False)
             elif path.startswith("/beachball/") and path.endswith(".svg"):
                 self._one(path[len("/beachball/") : -len(".svg")], "beachball", as_svg=True)
             else:
                 self._send(404, "text/plain", "not found: try / or /api/events\n", "other")
+
+        def _stream(self) -> None:
+            """Server-Sent Events from the pub/sub channel until the client or server goes."""
+            pubsub = reader.subscribe()
+            try:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+                self.send_header("Cache-Control", "no-store")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(b"retry: 3000\n: connected\n\n")
+                self.wfile.flush()
+                requests.labels(endpoint="stream", code="200").inc()
+                last = time.monotonic()
+                while not stopping.is_set():
+                    msg = pubsub.get_message(timeout=0.5)
+                    if msg is not None and msg.get("type") == "message":
+                        data = msg["data"]
+                        text = data.decode() if isinstance(data, bytes) else str(data)
+                        self.wfile.write(f"event: change\ndata: {text}\n\n".encode())
+                        self.wfile.flush()
+                        last = time.monotonic()
+                    elif time.monotonic() - last >= keepalive_s:
+                        self.wfile.write(b": keepalive\n\n")
+                        self.wfile.flush()
+                        last = time.monotonic()
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client went away
+            finally:
+                pubsub.close()
 
         def _one(self, event_id: str, endpoint: str, *, as_svg: bool) -> None:
             if not EVENT_ID_RE.fullmatch(event_id):
@@ -364,18 +417,25 @@ def _handler_class(reader: Any, poll_s: float) -> type[BaseHTTPRequestHandler]:
 
 
 def start_web_server(
-    reader: Any, host: str = "127.0.0.1", port: int = 8080, *, poll_s: float = POLL_INTERVAL_S
+    reader: Any,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    *,
+    poll_s: float = POLL_INTERVAL_S,
+    keepalive_s: float = SSE_KEEPALIVE_S,
 ) -> WebServer:
     """Serve the page and API from a daemon thread; ``port=0`` picks a free port.
 
     ``reader`` provides ``events(limit=N) -> list[CatalogEvent]`` (newest first) and
-    ``event(event_id) -> CatalogEvent | None`` (:class:`workers.catalog.CatalogReader`).
+    ``event(event_id) -> CatalogEvent | None`` and ``subscribe() -> PubSub`` on the change
+    channel (:class:`workers.catalog.CatalogReader`).
     """
     if not isinstance(port, int) or not 0 <= port <= 65535:
         raise ValueError(f"catalog.web_port: expected an integer in [0, 65535], got {port!r}")
-    httpd = ThreadingHTTPServer((host, port), _handler_class(reader, poll_s))
+    stopping = threading.Event()
+    httpd = ThreadingHTTPServer((host, port), _handler_class(reader, poll_s, stopping, keepalive_s))
     httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, name="catalog-web", daemon=True)
     thread.start()
     log.info("catalog page on http://%s:%d/", host, httpd.server_address[1])
-    return WebServer(httpd, thread)
+    return WebServer(httpd, thread, stopping)
