@@ -218,7 +218,7 @@ def test_page_renders_in_headless_chromium(catalog, redis_client, tmp_path):
     with start_web_server(CatalogReader(redis_client), "127.0.0.1", 0) as web:
         subprocess.run(
             [browser, "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={shot}",
-             "--window-size=1200,400", web.url + "/"],
+             "--window-size=1400,400", web.url + "/"],
             check=True, timeout=60, capture_output=True,
         )  # fmt: skip
     import matplotlib.image as mpimg

@@ -178,23 +178,17 @@ def event_row_html(event: CatalogEvent) -> str:
     mag = "" if o.magnitude is None else f"{o.magnitude:.1f}"
     sdr = "" if m is None else f"{m.strike:.0f} / {m.dip:.0f} / {m.rake:.0f}"
     quality = "" if m is None else m.quality
-    cells = [
-        f"{_utc(o.time_epoch_s)}",
-        f"{o.latitude_deg:.4f}",
-        f"{o.longitude_deg:.4f}",
-        f"{o.depth_km:.1f}",
-        mag,
-        sdr,
-        quality,
-        str(event.revision),
-        event.status,
-    ]
-    tds = "".join(f"<td>{html.escape(c)}</td>" for c in cells)
+    where = [_utc(o.time_epoch_s), f"{o.latitude_deg:.4f}", f"{o.longitude_deg:.4f}"]
+    where += [f"{o.depth_km:.1f}", mag]
+    what = [sdr, quality, str(event.revision), event.status]
     eid = html.escape(event.event_id)
     return (
         f'<tr id="ev-{eid}" class="{html.escape(event.status)}">'
-        f'<td><a href="/api/events/{eid}">{eid}</a></td>{tds}'
-        f'<td class="ball">{event_beachball(event)}</td></tr>'
+        f'<td><a href="/api/events/{eid}">{eid}</a></td>'
+        + "".join(f"<td>{html.escape(c)}</td>" for c in where)
+        + f'<td class="ball">{event_beachball(event)}</td>'
+        + "".join(f"<td>{html.escape(c)}</td>" for c in what)
+        + "</tr>"
     )
 
 
@@ -211,12 +205,13 @@ PAGE_TEMPLATE = """<!doctype html>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }}
 table {{ border-collapse: collapse; }}
-th, td {{ padding: 0.25em 0.7em; border-bottom: 1px solid #ddd; text-align: right; }}
+th, td {{ padding: 0.25em 0.7em; border-bottom: 1px solid #ddd; text-align: right;
+  white-space: nowrap; }}
 th {{ background: #f4f4f4; }}
 td:first-child, th:first-child {{ text-align: left; font-family: monospace; }}
 tr.final td {{ font-weight: 600; }}
 tr.deleted td {{ color: #999; text-decoration: line-through; }}
-td.ball {{ padding: 2px; }}
+td.ball {{ padding: 2px; text-align: center; }}
 #status {{ color: #777; font-size: 0.9em; }}
 </style></head>
 <body>
@@ -224,8 +219,8 @@ td.ball {{ padding: 2px; }}
 <p id="status">{count} events &middot; updated every {poll:.0f} s</p>
 <table>
 <thead><tr><th>event</th><th>origin time (UTC)</th><th>lat</th><th>lon</th><th>depth km</th>
-<th>mag</th><th>strike / dip / rake</th><th>quality</th><th>revision</th><th>status</th>
-<th>mechanism</th></tr></thead>
+<th>mag</th><th>mechanism</th><th>strike / dip / rake</th><th>quality</th><th>revision</th>
+<th>status</th></tr></thead>
 <tbody id="events">
 {rows}
 </tbody></table>
