@@ -2,7 +2,8 @@
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/bench_detect.py [--stations 30] [--events 8] [--repeats 3]
+    .venv/bin/python benchmarks/bench_detect.py [--stations 30] [--events 8] [--repeats 3] \\
+        [--latency-s 60] [--plot detect.png]
 
 Measured in the same run:
 
@@ -72,7 +73,7 @@ def _packets(paths: list[str]) -> list[Packet]:
     return out
 
 
-def accuracy(n_stations: int, n_events: int) -> None:
+def accuracy(n_stations: int, n_events: int) -> tuple[np.ndarray, np.ndarray]:
     from stream.scenario import ScenarioConfig, make_scenario, write_scenario
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -111,6 +112,7 @@ def accuracy(n_stations: int, n_events: int) -> None:
             f"median |err| {np.median(near):.4f} s  p90 {np.percentile(near, 90):.4f} s  "
             f"median signed {np.median(e[hit]):+.4f} s"
         )
+    return snr, err
 
 
 def texnet() -> None:
@@ -218,7 +220,7 @@ def noise_and_throughput(repeats: int) -> None:
               f"{n_total / rate / t:,.0f} channels of this rate in real time)")  # fmt: skip
 
 
-def latency(duration_s: float) -> None:
+def latency(duration_s: float) -> np.ndarray:
     import threading
 
     from firstmotion.bus import Bus
@@ -261,6 +263,36 @@ def latency(duration_s: float) -> None:
         f"{np.median(lat):.2f} s, p90 {np.percentile(lat, 90):.2f} s, max {lat.max():.2f} s "
         f"(window_after_s floor {floor:g} s: median {np.median(lat) / floor:.2f} x floor)"
     )
+    return lat
+
+
+def plot(path: str, snr: np.ndarray, err: np.ndarray, lat: np.ndarray | None) -> None:
+    """Pick-time errors (SNR >= 10 and all within 0.1 s) and pick latency histograms."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2 if lat is not None else 1, figsize=(11, 4), squeeze=False)
+    ax = axes[0, 0]
+    bins = np.linspace(-0.1, 0.1, 41)
+    near = np.abs(err) <= 0.1
+    ax.hist(err[near] * 1e3, bins=bins * 1e3, color="0.7", label=f"all ({near.sum()})")
+    strong = near & (snr >= 10)
+    ax.hist(err[strong] * 1e3, bins=bins * 1e3, color="C0", label=f"SNR >= 10 ({strong.sum()})")
+    ax.set_xlabel("pick time - true P onset (ms)")
+    ax.set_ylabel("picks")
+    ax.set_title("stream detector: pick-time error (synthetic scenario)")
+    ax.legend()
+    if lat is not None:
+        ax = axes[0, 1]
+        ax.hist(lat, bins=np.arange(0, max(10.0, float(lat.max()) + 0.5), 0.25), color="C1")
+        ax.set_xlabel("publish time - P time (s), real-time replay")
+        ax.set_ylabel("picks")
+        ax.set_title(f"pick latency (median {np.median(lat):.2f} s)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"figure: {path}")
 
 
 def main() -> None:
@@ -269,12 +301,14 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--latency-s", type=float, default=60.0, help="0: skip (real time)")
+    parser.add_argument("--plot", help="write the error and latency histograms to this PNG")
     args = parser.parse_args()
-    accuracy(args.stations, args.events)
+    snr, err = accuracy(args.stations, args.events)
     texnet()
     noise_and_throughput(args.repeats)
-    if args.latency_s > 0:
-        latency(args.latency_s)
+    lat = latency(args.latency_s) if args.latency_s > 0 else None
+    if args.plot:
+        plot(args.plot, snr, err, lat)
 
 
 if __name__ == "__main__":
