@@ -8,6 +8,7 @@ import glob
 import io
 import json
 import os
+import queue
 import signal
 import socket
 import subprocess
@@ -386,3 +387,31 @@ def test_real_texnet_events_replayed_are_picked_near_the_analysts_p(redis_client
     # small (ML 1.6-1.9) events: most analyst P picks are below an STA/LTA trigger's reach
     assert len(close) >= 5
     assert {p.sampling_rate_hz for p in picks} >= {200.0}
+
+
+def test_resume_commands_carry_the_last_packet_time(monkeypatch):
+    """``DATA <seq>`` gets the last packet's time appended (``DATA <seq> <time>``), so a
+    server whose ring lost the sequence resumes at the time (obspy 1.5.1's own
+    ``lastpkttime`` option crashes); uni-station mode too."""
+    from obspy.clients.seedlink.client.seedlinkconnection import SeedLinkConnection
+
+    from stream.ingest import SeedLinkReader
+
+    sent = []
+    monkeypatch.setattr(
+        SeedLinkConnection, "send_data", lambda self, data, code, n: sent.append(data) or b"OK"
+    )
+    resume = {"FM_S001": (41, "2025-01-01T00:00:30.5Z"), "FM_S002": (7, "2025-01-01T00:00:02Z")}
+    params = IngestParams("127.0.0.1:1", streams=parse_streams("FM_S001:HHZ,FM_S002,FM_S003"))
+    conn = SeedLinkReader(params, queue.Queue(), resume=resume).conn
+    for sta in ("S001", "S002", "S003"):
+        conn.send_data(f"STATION  {sta} FM\r".encode(), "x", 0)
+        conn.send_data(b"DATA 0x2A\r" if sta == "S001" else b"DATA\r", "x", 0)
+    assert sent[1] == b"DATA 0x2A 2025,1,1,0,0,30\r"
+    assert sent[3] == b"DATA\r" and sent[5] == b"DATA\r"  # nothing to resume: untouched
+    uni = SeedLinkReader(
+        IngestParams("127.0.0.1:1"), queue.Queue(),
+        resume={"UNINETWORK_UNISTATION": (9, "2025-01-01T00:01:00Z")},
+    ).conn  # fmt: skip
+    uni.send_data(b"DATA 0xA\r", "x", 0)
+    assert sent[-1] == b"DATA 0xA 2025,1,1,0,1,0\r"
