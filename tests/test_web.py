@@ -120,7 +120,14 @@ def _get(url: str) -> tuple[int, dict, str]:
 
 
 def test_page_and_api_respond_on_loopback(catalog, redis_client):
+    from firstmotion.metrics import registry
+
+    def served(endpoint, code):
+        labels = {"endpoint": endpoint, "code": code}
+        return registry().get_sample_value("firstmotion_catalog_web_requests_total", labels) or 0
+
     bus, worker = catalog
+    api_before = served("api", "200")
     with start_web_server(CatalogReader(redis_client), "127.0.0.1", 0) as web:
         code, headers, page = _get(web.url + "/")
         assert code == 200 and headers["Content-Type"].startswith("text/html")
@@ -144,6 +151,7 @@ def test_page_and_api_respond_on_loopback(catalog, redis_client):
         code, headers, svg = _get(web.url + "/beachball/evM.svg")
         assert code == 200 and headers["Content-Type"].startswith("image/svg+xml")
         assert _get(web.url + "/beachball/evN.svg")[0] == 404
+        assert served("api", "200") == api_before + 3  # /api/events x2, /api/events/evM
 
         # live: a new event appears in the fragment the page polls
         bus.publish("origins", make_origin("evNew", t=T0 + 90))
