@@ -111,7 +111,7 @@ def test_crossing_arctan_is_far_inside_the_exactness_tolerance():
     assert err < 5e-8
     tol_rad = search.CROSSING_TOL_SLIPS * np.deg2rad(1.0)  # the finest grid worth using: 1 deg
     assert err < tol_rad / 100
-    u, den = search._crossing_slips(0.3, -0.4, 1.0)  # zeta* = atan2(-0.3, -0.4) mod pi
+    u, den = search._crossing_slips(0.3, -0.4, 1.0, np.pi)  # zeta* = atan2(-0.3, -0.4) mod pi
     assert abs(u - np.mod(np.arctan2(-0.3, -0.4), np.pi)) < 1e-7 and den == 0.4
 
 
@@ -201,6 +201,30 @@ def test_compiled_average_equals_numpy_twin():
         np.testing.assert_allclose(n1, n2, atol=1e-12)
         np.testing.assert_allclose(s1, s2, atol=1e-12)
         assert abs(float(n1 @ s1)) < 1e-3  # orthogonalised
+
+
+def test_compiled_mechanism_probability_equals_python_twin():
+    """The compiled preferred/multiple-solution loop gives the Python loop's solutions."""
+    from workers.mechanism.invert import mechanism_probability, mechanism_probability_numpy
+
+    g = focal_grid(5.0)
+    rng = np.random.default_rng(5)
+    near_a = np.flatnonzero(np.abs(g.normal @ np.array([0.0, 0.6, 0.8])) > 0.99)
+    near_b = np.flatnonzero(np.abs(g.normal @ np.array([0.8, 0.0, 0.6])) > 0.99)
+    split = np.union1d(near_a, near_b[: near_a.size // 2])  # two clusters: multiple solutions
+    n_multiple = 0
+    for idx in (np.array([3, 900]), np.sort(rng.choice(g.n_mech, 400, replace=False)), split):
+        fast = mechanism_probability(g.normal[idx], g.slip[idx])
+        slow = mechanism_probability_numpy(g.normal[idx], g.slip[idx])
+        assert len(fast) == len(slow) >= 1
+        n_multiple += len(fast) > 1
+        for a, b in zip(fast, slow, strict=True):
+            assert a.probability == b.probability
+            np.testing.assert_allclose(a.normal, b.normal, atol=1e-12)
+            np.testing.assert_allclose(a.slip, b.slip, atol=1e-12)
+            assert abs(a.fault_rms_deg - b.fault_rms_deg) < 1e-9
+            assert abs(a.aux_rms_deg - b.aux_rms_deg) < 1e-9
+    assert n_multiple >= 1
 
 
 def test_grid_search_sign_rule_matches_radiation_physics():

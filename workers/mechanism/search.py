@@ -243,20 +243,19 @@ def _atan_unit_py(r):  # pragma: no cover - jitted
     return r + r * (r2 * p)
 
 
-def _crossing_slips_py(c1, c2, inv_dzeta):  # pragma: no cover - jitted
+def _crossing_slips_py(c1, c2, inv_dzeta, period_slips):  # pragma: no cover - jitted
     """Where c1 cos(zeta) + c2 sin(zeta) changes sign, zeta* = atan2(-c1, c2) mod pi, in slip
-    steps (zeta* / dzeta), to ~2e-8 rad; and max(|c1|, |c2|)."""
-    yy = -c1 if c2 >= 0.0 else c1  # the same line with a non-negative x
+    steps (zeta* / dzeta, in [0, period_slips]) to ~2e-8 rad; and max(|c1|, |c2|)."""
+    ay = abs(c1)
     xx = abs(c2)
-    ay = abs(yy)
     steep = ay > xx
     num = xx if steep else ay
     den = ay if steep else xx
     ang = _atan_unit(num / max(den, 1e-300))
-    ang = 0.5 * np.pi - ang if steep else ang
-    ang = -ang if yy < 0.0 else ang
-    ang = ang + np.pi if ang < 0.0 else ang
-    return ang * inv_dzeta, den
+    ang = 0.5 * np.pi - ang if steep else ang  # atan2(|c1|, |c2|), in [0, pi/2]
+    u = ang * inv_dzeta
+    # atan2(-c1, c2) < 0 (so zeta* = pi - ang) when -c1 and c2 have opposite signs
+    return (period_slips - u if (c1 > 0.0) == (c2 >= 0.0) else u), den
 
 
 def _exact_boundary_py(c1, c2, s0, cz, sz):  # pragma: no cover - jitted
@@ -290,8 +289,6 @@ def _crossing_block_py(
     n0, n1, n2 = nrm[j, 0], nrm[j, 1], nrm[j, 2]
     u0, u1, u2 = b1[j, 0], b1[j, 1], b1[j, 2]
     v0, v1, v2 = b2[j, 0], b2[j, 1], b2[j, 2]
-    cz0 = cz[0]
-    sz0 = sz[0]
     d0[:] = 0.0
     d[:] = 0.0
     for i in range(n_pol):
@@ -304,12 +301,13 @@ def _crossing_block_py(
             a = x * n0 + y * n1 + z * n2
             c1 = x * u0 + y * u1 + z * u2
             c2 = x * v0 + y * v1 + z * v2
-            u, den = _crossing_slips(c1, c2, inv_dzeta)
+            u, den = _crossing_slips(c1, c2, inv_dzeta, period_slips)
             fl = np.floor(u)
             frac = u - fl
             sure = (frac > tol) & (frac < 1.0 - tol) & (u < period_slips - tol) & (den > _TINY)
             b = min(int(fl) + 1, n_slip)
-            s0 = (cz0 * c1 + sz0 * c2) < 0.0  # slip 0's sign, as the 36-slip kernel has it
+            # slip 0's sign: cos(0) c1 + sin(0) c2 = 1.0 c1 + (+-0.0) < 0 <=> c1 < 0, exactly
+            s0 = c1 < 0.0
             prefix = s0 != ((a < 0.0) != oi)  # wrong <=> (p.s < 0) != ((p.n < 0) != obs_neg)
             idx[i, t] = b * ntp + t if sure else -1
             sw[i, t] = -wi if prefix else wi
@@ -323,8 +321,7 @@ def _crossing_block_py(
                 z = pz[i, t]
                 c1 = x * u0 + y * u1 + z * u2
                 c2 = x * v0 + y * v1 + z * v2
-                s0 = (cz0 * c1 + sz0 * c2) < 0.0
-                q = _exact_boundary(c1, c2, s0, cz, sz) * ntp + t
+                q = _exact_boundary(c1, c2, c1 < 0.0, cz, sz) * ntp + t
             d[q] += sw[i, t]
 
 
@@ -335,7 +332,7 @@ def _crossing_table_py(
     n_pol, ntp = px.shape
     n_slip = cz.shape[0]
     nt = fit.shape[0]
-    idx = np.empty((n_pol, ntp), np.int64)
+    idx = np.empty((n_pol, ntp), np.int32)
     sw = np.empty((n_pol, ntp))
     d = np.empty((n_slip + 1) * ntp)
     d0 = np.empty(ntp)
@@ -364,7 +361,7 @@ def _crossing_accept_py(
     # allocated by the caller: growing arrays inside the loop costs numba ~40% here.)
     n_pol, ntp = px.shape
     n_slip = cz.shape[0]
-    idx = np.empty((n_pol, ntp), np.int64)
+    idx = np.empty((n_pol, ntp), np.int32)
     sw = np.empty((n_pol, ntp))
     d = np.empty((n_slip + 1) * ntp)
     run = np.empty(ntp)
@@ -455,6 +452,8 @@ def _crossing_args(rays: np.ndarray, weight: np.ndarray, grid: FocalGrid) -> tup
     pad = -n_trials % LANES
     if pad:
         rays = np.concatenate([rays, np.repeat(rays[:, :, :1], pad, axis=2)], axis=2)
+    if grid.zeta_rad[0] != 0.0:  # the kernel's slip-0 sign is c1 < 0: cos 0 = 1, sin 0 = 0
+        raise ValueError("the crossing kernel needs a grid whose first slip angle is 0")
     dzeta = float(grid.zeta_rad[1] - grid.zeta_rad[0]) if grid.n_slip > 1 else np.pi
     return (
         *_kernel_args(rays, weight, grid),
