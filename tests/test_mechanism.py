@@ -106,13 +106,14 @@ def test_crossing_arctan_is_far_inside_the_exactness_tolerance():
     be far below the tolerance inside which slips are evaluated exactly."""
     from workers.mechanism import search
 
-    r = np.linspace(0.0, 1.0, 20_001)
+    r = np.linspace(0.0, 1.0, 100_001)
     err = max(abs(search._atan_unit(float(x)) - np.arctan(x)) for x in r)
-    assert err < 5e-8
-    tol_rad = search.CROSSING_TOL_SLIPS * np.deg2rad(1.0)  # the finest grid worth using: 1 deg
-    assert err < tol_rad / 100
+    assert err <= search.ATAN_MAX_ERROR_RAD
+    assert search.ATAN_MAX_ERROR_RAD < search.CROSSING_TOL_RAD / 50
     u, den = search._crossing_slips(0.3, -0.4, 1.0, np.pi)  # zeta* = atan2(-0.3, -0.4) mod pi
-    assert abs(u - np.mod(np.arctan2(-0.3, -0.4), np.pi)) < 1e-7 and den == 0.4
+    assert abs(u - np.mod(np.arctan2(-0.3, -0.4), np.pi)) < 1e-5 and den == 0.4
+    u, _ = search._crossing_slips(-0.5, -0.2, 1.0, np.pi)
+    assert abs(u - np.mod(np.arctan2(0.5, -0.2), np.pi)) < 1e-5
 
 
 def _tie_case(rng, n_pol, n_trials):
