@@ -285,6 +285,7 @@ def run(args: argparse.Namespace) -> int:
                 "workers/polarity/dataset.py"
             ),
             "sampler": asdict(cfg),
+            "dataset_version": DATASET_VERSION,
             "real_noise_records": len(real_noise),
             "device": str(device),
             "wall_s": round(time.perf_counter() - t0, 1),
