@@ -146,9 +146,15 @@ def test_crossing_kernel_equals_direct_kernel_bit_for_bit(dang):
         )
 
 
-def test_accepted_set_equals_full_table_acceptance():
+@pytest.mark.parametrize("capacity", [None, 7])
+def test_accepted_set_equals_full_table_acceptance(capacity, monkeypatch):
     """accepted_set (no table, running thresholds, duplicate trials merged) accepts exactly
-    what accepted_mask accepts on the full table, and returns each trial's minimum."""
+    what accepted_mask accepts on the full table, and returns each trial's minimum; also when
+    the candidates overflow their first buffer."""
+    from workers.mechanism import search
+
+    if capacity is not None:
+        monkeypatch.setattr(search, "_CANDIDATE_CAPACITY", capacity)
     rng = np.random.default_rng(31)
     g = focal_grid(5.0)
     sdr = (120.0, 40.0, -80.0)

@@ -166,9 +166,12 @@ def best_combination_numpy(
     return angle, n_out, s_out
 
 
-def _best_combination_py(nref, sref, bref, normals, slips, nulls):  # pragma: no cover - jitted
+def _best_combination_py(
+    nref, sref, bref, normals, slips, nulls, with_angle=True
+):  # pragma: no cover
+    # with_angle=False skips the arccos (angle left 0) where only the vectors are used
     k = normals.shape[0]
-    angle = np.empty(k)
+    angle = np.zeros(k)
     n_out = np.empty((k, 3))
     s_out = np.empty((k, 3))
     for m in range(k):
@@ -188,9 +191,10 @@ def _best_combination_py(nref, sref, bref, normals, slips, nulls):  # pragma: no
         tr = -sn - ns - bb
         if tr > best:
             best, pick = tr, 3
-        c = (best - 1.0) / 2.0
-        c = min(1.0, max(-1.0, c))
-        angle[m] = np.degrees(np.arccos(c))
+        if with_angle:
+            c = (best - 1.0) / 2.0
+            c = min(1.0, max(-1.0, c))
+            angle[m] = np.degrees(np.arccos(c))
         f = -1.0 if (pick == 1 or pick == 3) else 1.0
         for d in range(3):
             if pick >= 2:
@@ -279,7 +283,7 @@ def _rms_rad_py(n_avg, s_avg, normals, slips, nulls):  # pragma: no cover - jitt
     b_ref[0] = n_avg[1] * s_avg[2] - n_avg[2] * s_avg[1]
     b_ref[1] = n_avg[2] * s_avg[0] - n_avg[0] * s_avg[2]
     b_ref[2] = n_avg[0] * s_avg[1] - n_avg[1] * s_avg[0]
-    _, t1, t2 = _best_combination_kernel(n_avg, s_avg, b_ref, normals, slips, nulls)
+    _, t1, t2 = _best_combination_kernel(n_avg, s_avg, b_ref, normals, slips, nulls, False)
     k = normals.shape[0]
     q1 = 0.0
     q2 = 0.0
@@ -300,7 +304,9 @@ def _average_py(normals, slips, nulls):  # pragma: no cover - jitted
     if k == 1:
         return n_avg, s_avg
     b_ref = nulls[0].copy()
-    _, t1, t2 = _best_combination_kernel(n_avg, s_avg, b_ref, normals[1:], slips[1:], nulls[1:])
+    _, t1, t2 = _best_combination_kernel(
+        n_avg, s_avg, b_ref, normals[1:], slips[1:], nulls[1:], False
+    )
     for d in range(3):
         n_avg[d] += t1[:, d].sum()
         s_avg[d] += t2[:, d].sum()

@@ -27,6 +27,8 @@ random rays, where no such ties occur.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from workers.mechanism.grid import FocalGrid
@@ -350,11 +352,11 @@ def _crossing_accept_py(
     nextra, ntotal, slack, cand_m, cand_t, cand_f,
 ):  # pragma: no cover - jitted  # fmt: skip
     # Candidates (mechanism, trial, misfit) with misfit <= the running threshold
-    # max(running trial minimum + nextra, ntotal) + slack, written to cand_* (capacity
-    # n_mech x nt: each pair at most once); returns their number and the trial minima. The
-    # running minimum only decreases, so every (mechanism, trial) that passes the final
-    # threshold is a candidate; the caller applies the final threshold. (The capacity is
-    # allocated by the caller: growing arrays inside the loop costs numba ~40% here.)
+    # max(running trial minimum + nextra, ntotal) + slack, written to cand_* up to their
+    # capacity; returns their number (which may exceed the capacity: then the caller reruns
+    # with enough) and the trial minima. The running minimum only decreases, so every
+    # (mechanism, trial) that passes the final threshold is a candidate; the caller applies
+    # the final threshold. (Growing arrays inside the loop instead costs numba ~40% here.)
     n_pol, ntp = px.shape
     n_slip = cz.shape[0]
     idx = np.empty((n_pol, ntp), np.int32)
@@ -382,9 +384,10 @@ def _crossing_accept_py(
             for t in range(nt):
                 f = run[t]
                 if f <= thr[t]:
-                    cand_m[n_cand] = j * n_slip + m
-                    cand_t[n_cand] = t
-                    cand_f[n_cand] = f
+                    if n_cand < cand_f.shape[0]:  # past capacity: only count (caller reruns)
+                        cand_m[n_cand] = j * n_slip + m
+                        cand_t[n_cand] = t
+                        cand_f[n_cand] = f
                     n_cand += 1
                     if f < lo[t]:
                         lo[t] = f
@@ -474,10 +477,29 @@ def misfit_table(rays: np.ndarray, weight: np.ndarray, grid: FocalGrid) -> np.nd
     return fit
 
 
+_CANDIDATE_CAPACITY = 1 << 16  # typically ~15,000; an overflow reruns with the exact size
+
+
+@lru_cache(maxsize=8)
 def _sampling_order(n: int, stride: int = 16) -> np.ndarray:
     """0, stride, 2 stride, ..., 1, 1 + stride, ...: early normals sample the whole sphere, so
     the running trial minima (and thresholds) are near their final values early."""
-    return np.argsort(np.arange(n) % stride, kind="stable").astype(np.int64)
+    order = np.argsort(np.arange(n) % stride, kind="stable").astype(np.int64)
+    order.setflags(write=False)
+    return order
+
+
+def _unique_trials(rays: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rays of the distinct trials (3, n_pol, n_distinct), index of each trial's copy)."""
+    _, _, n_trials = rays.shape
+    columns: dict[bytes, int] = {}
+    inverse = np.array(
+        [columns.setdefault(rays[:, :, t].tobytes(), len(columns)) for t in range(n_trials)]
+    )
+    if len(columns) == n_trials:
+        return rays, inverse
+    first = np.unique(inverse, return_index=True)[1]
+    return np.ascontiguousarray(rays[:, :, first]), inverse
 
 
 def accepted_set(
@@ -492,37 +514,36 @@ def accepted_set(
     the final threshold (applied at the end, with accepted_mask's 1e-9 tolerance) selects from
     a superset. Identical trial columns are evaluated once.
     """
-    _, n_pol, n_trials = rays.shape
-    columns: dict[bytes, int] = {}
-    inverse = np.array(
-        [columns.setdefault(rays[:, :, t].tobytes(), len(columns)) for t in range(n_trials)]
-    )
-    first = np.unique(inverse, return_index=True)[1]
-    uniq = rays[:, :, first].reshape(3 * n_pol, -1)
+    urays, inverse = _unique_trials(rays)
     if _crossing_accept is None:  # pragma: no cover
-        fit = misfit_table_numpy(uniq.reshape(3, n_pol, -1), weight, grid)
+        fit = misfit_table_numpy(urays, weight, grid)
         return np.flatnonzero(accepted_mask(fit, nextra, ntotal)), fit.min(axis=1)[inverse]
-    urays = uniq.reshape(3, n_pol, -1)
     n_u = urays.shape[2]
-    # np.empty: pages never written are never committed, so the worst-case capacity is free
-    cand_m = np.empty(grid.n_mech * n_u, np.int32)
-    cand_t = np.empty(grid.n_mech * n_u, np.int32)
-    cand_f = np.empty(grid.n_mech * n_u)
-    n_cand, lo = _crossing_accept(
-        *_crossing_args(urays, weight, grid),
-        _sampling_order(grid.n_normals),
-        n_u,
-        float(nextra),
-        float(ntotal),
-        1e-9,
-        cand_m,
-        cand_t,
-        cand_f,
-    )
+    args = _crossing_args(urays, weight, grid)
+    cap = _CANDIDATE_CAPACITY
+    while True:
+        cand_m = np.empty(cap, np.int32)
+        cand_t = np.empty(cap, np.int32)
+        cand_f = np.empty(cap)
+        n_cand, lo = _crossing_accept(
+            *args,
+            _sampling_order(grid.n_normals),
+            n_u,
+            float(nextra),
+            float(ntotal),
+            1e-9,
+            cand_m,
+            cand_t,
+            cand_f,
+        )
+        if n_cand <= cap:
+            break
+        cap = n_cand
     cand_m, cand_t, cand_f = cand_m[:n_cand], cand_t[:n_cand], cand_f[:n_cand]
     threshold = np.maximum(lo + nextra, ntotal) + 1e-9
-    keep = cand_f <= threshold[cand_t]
-    return np.unique(cand_m[keep]), lo[inverse]
+    accepted = np.zeros(grid.n_mech, dtype=bool)
+    accepted[cand_m[cand_f <= threshold[cand_t]]] = True
+    return np.flatnonzero(accepted), lo[inverse]
 
 
 def trial_spread_sin(rays: np.ndarray) -> np.ndarray:
