@@ -217,34 +217,32 @@ def test_sampler_is_deterministic_and_labels_follow_snr():
     assert set(np.unique(rates)) <= set(SamplerConfig().rates_hz)
 
 
-def test_train_command_writes_a_loadable_card(tmp_path):
+def _tiny_train(out: Path, cache: Path, *extra: str) -> int:
     from firstmotion.cli import main
 
-    out = tmp_path / "tiny"
-    rc = main(
-        [
-            "polarity",
-            "train",
-            "--out",
-            str(out),
-            "--steps",
-            "20",
-            "--n-train",
-            "400",
-            "--n-val",
-            "200",
-            "--no-real-noise",
-            "--cache-dir",
-            str(tmp_path / "cache"),
-            "--checkpoint-every",
-            "10",
-        ]
+    return main(
+        ["polarity", "train", "--out", str(out), "--steps", "20", "--n-train", "400"]
+        + ["--n-val", "200", "--no-real-noise", "--cache-dir", str(cache)]
+        + ["--checkpoint-every", "10", "--arch", '{"channels": [8, 8, 8, 8], "hidden": 8}']
+        + list(extra)
     )
-    assert rc == 0
-    card = json.loads(out.with_suffix(".json").read_text())
+
+
+def test_train_command_is_deterministic_resumable_and_writes_a_loadable_card(tmp_path):
+    assert _tiny_train(tmp_path / "a" / "tiny", tmp_path / "cache_a") == 0
+    card = json.loads((tmp_path / "a" / "tiny.json").read_text())
     assert card["training"]["seed"] == 0 and card["temperature"] > 0
-    clf = PolarityClassifier.load(out, device="cpu")
+    assert card["architecture"]["args"]["channels"] == [8, 8, 8, 8]
+    clf = PolarityClassifier.load(tmp_path / "a" / "tiny", device="cpu")
     assert clf.classify(np.zeros((1, 900)), 100.0, [500]).reason[0] == "flat"
+    # interrupted after 7 steps, then resumed from the checkpoint: the very same weights
+    out_b = tmp_path / "b" / "tiny"
+    assert _tiny_train(out_b, tmp_path / "cache_b", "--stop-after", "7") == 0
+    assert not out_b.with_suffix(".pt").exists()
+    assert torch.load(tmp_path / "cache_b" / "tiny.ckpt", weights_only=False)["step"] == 7
+    assert _tiny_train(out_b, tmp_path / "cache_b") == 0
+    card_b = json.loads(out_b.with_suffix(".json").read_text())
+    assert card_b["weights_sha256"] == card["weights_sha256"]
 
 
 # ---------------------------------------------------------------- the shipped model

@@ -63,6 +63,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="where generated datasets are cached",
     )
     parser.add_argument("--checkpoint-every", type=int, default=500)
+    parser.add_argument(
+        "--stop-after",
+        type=int,
+        default=None,
+        help="leave after this many steps in this session (checkpointed; rerun to resume)",
+    )
     parser.add_argument("--no-real-noise", action="store_true", help="synthetic noise only")
     parser.add_argument("--window-pre", type=int, default=64, help="samples before the pick")
     parser.add_argument("--window-post", type=int, default=64, help="samples from the pick")
@@ -189,6 +195,7 @@ def run(args: argparse.Namespace) -> int:
             opt.load_state_dict(ck["opt"])
             sched.load_state_dict(ck["sched"])
             gen.set_state(ck["gen"])
+            torch.set_rng_state(ck["torch_rng"])
             step = ck["step"]
             log.info("resumed from %s at step %d", ckpt_path, step)
         else:
@@ -202,7 +209,8 @@ def run(args: argparse.Namespace) -> int:
     bar = tqdm(total=args.steps, initial=step, desc="training", unit="step")
     model.train()
     running = 0.0
-    while step < args.steps:
+    session_end = args.steps if args.stop_after is None else min(args.steps, step + args.stop_after)
+    while step < session_end:
         idx = torch.randint(0, x_train.shape[0], (args.batch_size,), generator=gen)
         flip = torch.rand(args.batch_size, generator=gen) < 0.5
         xb, yb = flip_batch(x_train[idx], y_train[idx], flip)
@@ -217,7 +225,7 @@ def run(args: argparse.Namespace) -> int:
         bar.update(1)
         if step % 50 == 0:
             bar.set_postfix(loss=f"{running:.4f}", lr=f"{sched.get_last_lr()[0]:.2e}")
-        if step % args.checkpoint_every == 0 or step == args.steps:
+        if step % args.checkpoint_every == 0 or step == session_end:
             tmp = ckpt_path.with_suffix(".ckpt.tmp")
             torch.save(
                 {
@@ -226,12 +234,16 @@ def run(args: argparse.Namespace) -> int:
                     "opt": opt.state_dict(),
                     "sched": sched.state_dict(),
                     "gen": gen.get_state(),
+                    "torch_rng": torch.get_rng_state(),
                     "step": step,
                 },
                 tmp,
             )
             tmp.replace(ckpt_path)
     bar.close()
+    if step < args.steps:
+        log.info("stopped at step %d of %d; rerun the same command to resume", step, args.steps)
+        return 0
     model.eval()
 
     # temperature on the validation set
