@@ -60,6 +60,7 @@ STATEFILE_VERSION = 1
 STATE_SAVE_INTERVAL_S = 2.0
 QUEUE_PACKETS = 10_000
 MAX_BACKOFF_S = 30.0
+READ_POLL_S = 0.25
 
 
 # --------------------------------------------------------------------------- settings
@@ -177,10 +178,13 @@ def _connection_class():
     from obspy.clients.seedlink.client.seedlinkconnection import SeedLinkConnection
 
     class _Connection(SeedLinkConnection):
-        """obspy's connection with two fixes for 1.5.1.
+        """obspy's connection with three fixes for 1.5.1.
 
         * A timeout for connecting only: ``None`` (the default) crashes ``connect``, and a
           non-None ``timeout`` would also end every ``collect()`` after that long.
+        * Reads poll every ``READ_POLL_S`` (obspy blocks each read for ``netto``, so its
+          keepalives are never sent and an idle but healthy link is dropped every ``netto``),
+          and a connection closed by the server is noticed at once rather than after netto.
         * ``DATA <seq>`` resumes carry the last packet's time (``DATA <seq> <time>``), so a
           server whose ring no longer holds the sequence resumes at that time: obspy's own
           ``lastpkttime`` option fails in 1.5.1 (it concatenates str to bytes).
@@ -192,9 +196,23 @@ def _connection_class():
         def connect(self):
             saved, self.timeout = self.timeout, self.connect_timeout_s
             try:
-                return super().connect()
+                out = super().connect()
             finally:
                 self.timeout = saved
+            if self.socket is not None:  # obspy blocks reads for netto: keepalives never go
+                self.socket.settimeout(READ_POLL_S)
+            return out
+
+        def receive_data(self, maxbytes, code):
+            try:
+                data = self.socket.recv(maxbytes)
+            except TimeoutError:
+                return b""  # nothing yet: obspy's loop runs its netto/keepalive timers
+            if not data and self.terminate_flag:  # our own shutdown(): let collect() end
+                return b""
+            if not data:  # the server closed the connection: reconnect now, not after netto
+                raise ConnectionResetError(f"[{code}] connection closed by the server")
+            return data
 
         def send_data(self, sendbytes, code, resplen):
             words = sendbytes.split()
@@ -258,6 +276,7 @@ class SeedLinkReader:
         conn.set_sl_address(p.server)
         conn.netto = p.netto_s
         conn.netdly = p.netdly_s
+        conn.keepalive = p.netto_s / 3  # answered keepalives: no netto churn when idle
         conn.lastpkttime = False  # broken in obspy 1.5.1; _Connection adds the time itself
         if p.streams:
             conn.parse_stream_list(",".join(p.streams), p.selectors)

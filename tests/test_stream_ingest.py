@@ -76,7 +76,7 @@ def _process(
     host, port = address
     ingest = IngestParams(
         server=f"{host}:{port}", streams=parse_streams(streams), statefile=statefile,
-        netto_s=1.0, netdly_s=0.3, timeout_s=5.0,
+        netto_s=3.0, netdly_s=0.3, timeout_s=5.0,
     )  # fmt: skip
     return StreamProcess(ingest, StageParams(), Bus.from_url(redis_url), exit_when_idle_s=idle_s)
 
