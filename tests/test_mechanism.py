@@ -146,11 +146,11 @@ def test_crossing_kernel_equals_direct_kernel_bit_for_bit(dang):
         )
 
 
-@pytest.mark.parametrize("capacity", [None, 7])
-def test_accepted_set_equals_full_table_acceptance(capacity, monkeypatch):
+@pytest.mark.parametrize(("capacity", "threads"), [(None, 1), (7, 1), (None, 2), (7, 3)])
+def test_accepted_set_equals_full_table_acceptance(capacity, threads, monkeypatch):
     """accepted_set (no table, running thresholds, duplicate trials merged) accepts exactly
     what accepted_mask accepts on the full table, and returns each trial's minimum; also when
-    the candidates overflow their first buffer."""
+    the candidates overflow their first buffer, and with the normals split between threads."""
     from workers.mechanism import search
 
     if capacity is not None:
@@ -171,10 +171,12 @@ def test_accepted_set_equals_full_table_acceptance(capacity, monkeypatch):
         signed = pol * rng.choice(weights, n_pol)
         nextra, ntotal = misfit_allowances(float(np.abs(signed).sum()), 0.1, 2.0)
         full = misfit_table_numpy(rays, signed, g)
-        acc, lo = accepted_set(rays, signed, g, nextra, ntotal)
+        acc, lo = accepted_set(rays, signed, g, nextra, ntotal, threads=threads)
         np.testing.assert_array_equal(acc, np.flatnonzero(accepted_mask(full, nextra, ntotal)))
         np.testing.assert_allclose(lo, full.min(axis=1), rtol=0, atol=1e-9)
         assert 0 < acc.size < g.n_mech // 4
+    with pytest.raises(ValueError, match="threads"):
+        accepted_set(rays, signed, g, nextra, ntotal, threads=0)
 
 
 def test_compiled_best_combination_equals_numpy_twin():

@@ -622,6 +622,7 @@ def invert(
     prob_max: float = 0.25,
     seed: int | None = 0,
     backend: str = "numba",
+    threads: int = 1,
     max_azimuthal_gap_deg: float = QUALITY_MAX_AZIMUTHAL_GAP_DEG,
     max_takeoff_gap_deg: float = QUALITY_MAX_TAKEOFF_GAP_DEG,
 ) -> Mechanism:
@@ -643,6 +644,8 @@ def invert(
         max_agap / max_pgap; SKHASH skips such events, here they are graded D).
     backend : "numba" (compiled kernel, default), "numpy" (dense reference) or "torch" (the
         dense algebra on a CUDA device when available, else CPU); identical answers.
+    threads : threads for the "numba" grid search (the normals are split between them);
+        identical answers. 1 (default) suits a worker process per core.
 
     Returns
     -------
@@ -687,7 +690,7 @@ def invert(
     rays = rays_from_angles(az_tr, to_tr)
     nextra, ntotal = misfit_allowances(float(np.abs(signed).sum()), badfrac, badmin)
     if backend == "numba":
-        accepted, _ = accepted_set(rays, signed, grid, nextra, ntotal)
+        accepted, _ = accepted_set(rays, signed, grid, nextra, ntotal, threads=threads)
     else:
         if backend == "torch":
             fit = misfit_table_torch(rays, signed, grid)

@@ -27,6 +27,8 @@ random rays, where no such ties occur.
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 import numpy as np
@@ -502,24 +504,23 @@ def _unique_trials(rays: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(rays[:, :, first]), inverse
 
 
-def accepted_set(
-    rays: np.ndarray, weight: np.ndarray, grid: FocalGrid, nextra: float, ntotal: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """(accepted mechanism indices, ascending; each trial's minimum misfit), exactly as
-    ``accepted_mask(misfit_table(...))`` and ``misfit_table(...).min(axis=1)`` give them,
-    without building the (n_trials, n_mech) table.
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
 
-    One pass over the grid keeps the (mechanism, trial) pairs whose misfit is within the
-    running threshold max(running minimum + nextra, ntotal); running minima only decrease, so
-    the final threshold (applied at the end, with accepted_mask's 1e-9 tolerance) selects from
-    a superset. Identical trial columns are evaluated once.
-    """
-    urays, inverse = _unique_trials(rays)
-    if _crossing_accept is None:  # pragma: no cover
-        fit = misfit_table_numpy(urays, weight, grid)
-        return np.flatnonzero(accepted_mask(fit, nextra, ntotal)), fit.min(axis=1)[inverse]
-    n_u = urays.shape[2]
-    args = _crossing_args(urays, weight, grid)
+
+def _thread_pool(n: int) -> ThreadPoolExecutor:
+    """A process-wide pool of at least n threads, made on first use (not at import)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL._max_workers < n:
+            _POOL = ThreadPoolExecutor(max_workers=n, thread_name_prefix="fm-mechanism")
+        return _POOL
+
+
+def _candidates(
+    args: tuple, order: np.ndarray, n_trials: int, nextra: float, ntotal: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """_crossing_accept over the normals in order: (mechanisms, trials, misfits, minima)."""
     cap = _CANDIDATE_CAPACITY
     while True:
         cand_m = np.empty(cap, np.int32)
@@ -527,8 +528,8 @@ def accepted_set(
         cand_f = np.empty(cap)
         n_cand, lo = _crossing_accept(
             *args,
-            _sampling_order(grid.n_normals),
-            n_u,
+            order,
+            n_trials,
             float(nextra),
             float(ntotal),
             1e-9,
@@ -537,12 +538,49 @@ def accepted_set(
             cand_f,
         )
         if n_cand <= cap:
-            break
+            return cand_m[:n_cand], cand_t[:n_cand], cand_f[:n_cand], lo
         cap = n_cand
-    cand_m, cand_t, cand_f = cand_m[:n_cand], cand_t[:n_cand], cand_f[:n_cand]
+
+
+def accepted_set(
+    rays: np.ndarray,
+    weight: np.ndarray,
+    grid: FocalGrid,
+    nextra: float,
+    ntotal: float,
+    *,
+    threads: int = 1,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(accepted mechanism indices, ascending; each trial's minimum misfit), exactly as
+    ``accepted_mask(misfit_table(...))`` and ``misfit_table(...).min(axis=1)`` give them,
+    without building the (n_trials, n_mech) table.
+
+    One pass over the grid keeps the (mechanism, trial) pairs whose misfit is within the
+    running threshold max(running minimum + nextra, ntotal); running minima only decrease, so
+    the final threshold (applied at the end, with accepted_mask's 1e-9 tolerance) selects from
+    a superset. Identical trial columns are evaluated once. ``threads`` > 1 splits the normals
+    between threads (each keeps its own running minima, a superset again); same answer.
+    """
+    if int(threads) != threads or threads < 1:
+        raise ValueError(f"threads must be a positive integer, got {threads!r}")
+    urays, inverse = _unique_trials(rays)
+    if _crossing_accept is None:  # pragma: no cover
+        fit = misfit_table_numpy(urays, weight, grid)
+        return np.flatnonzero(accepted_mask(fit, nextra, ntotal)), fit.min(axis=1)[inverse]
+    n_u = urays.shape[2]
+    args = _crossing_args(urays, weight, grid)
+    order = _sampling_order(grid.n_normals)
+    if threads == 1:
+        parts = [_candidates(args, order, n_u, nextra, ntotal)]
+    else:
+        orders = [np.ascontiguousarray(order[k::threads]) for k in range(threads)]
+        pool = _thread_pool(threads)
+        parts = list(pool.map(lambda o: _candidates(args, o, n_u, nextra, ntotal), orders))
+    lo = np.min([p[3] for p in parts], axis=0)
     threshold = np.maximum(lo + nextra, ntotal) + 1e-9
     accepted = np.zeros(grid.n_mech, dtype=bool)
-    accepted[cand_m[cand_f <= threshold[cand_t]]] = True
+    for cand_m, cand_t, cand_f, _ in parts:
+        accepted[cand_m[cand_f <= threshold[cand_t]]] = True
     return np.flatnonzero(accepted), lo[inverse]
 
 
