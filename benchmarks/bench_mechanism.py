@@ -13,9 +13,11 @@ In the same run:
   the baseline; its whole wall time (with input parsing) is printed too. Peak memory is
   ru_maxrss of the SKHASH process.
 * ``invert`` on the same 24 events with the exact trials of inputs_trials.jsonl (the numba
-  kernel, warm: compilation is cached and reported separately), in a child process whose
+  crossing kernel, warm: compilation is cached and reported separately), single-threaded (the
+  headline ratio) and with threads=2 (reported separately), in a child process whose
   ru_maxrss is its peak memory (interpreter, numpy, numba included); tracemalloc's peak of the
-  inversion's own allocations is printed too.
+  inversion's own allocations is printed too. The grid search alone is also timed against
+  the previous kernel (every slip's sign, full misfit table) on the same rays.
 * Agreement: Kagan angle between our preferred mechanism and SKHASH's (this run's out.csv and
   the recorded skhash_no_subsample/mechs.jsonl), quality letters equal.
 * Scale: a synthetic composite of --n-big weighted polarities x 30 trials (time, peak memory).
@@ -164,7 +166,7 @@ def _child_hash1(repeats: int) -> None:
         }
         args.append((e["event_id"], cols))
 
-    def one(cols):
+    def one(cols, threads=1):
         return invert(
             cols["azimuth_deg"],
             cols["takeoff_deg"],
@@ -172,17 +174,24 @@ def _child_hash1(repeats: int) -> None:
             cols["weight"],
             azimuth_trials=cols["azimuth_trials"],
             takeoff_trials=cols["takeoff_trials"],
+            threads=threads,
         )
 
     t = time.perf_counter()
     one(args[0][1])  # numba: load from cache or compile
     first_call_s = time.perf_counter() - t
-    per_run, cpu_run = [], []
+    one(args[0][1], threads=2)
+    per_run, cpu_run, per_run_2 = [], [], []
     for _ in range(repeats):
         t, c = time.perf_counter(), time.process_time()
         results = {eid: one(cols) for eid, cols in args}
         per_run.append((time.perf_counter() - t) / len(args))
         cpu_run.append((time.process_time() - c) / len(args))
+        t = time.perf_counter()
+        results_2 = {eid: one(cols, threads=2) for eid, cols in args}
+        per_run_2.append((time.perf_counter() - t) / len(args))
+        assert all(results_2[k] == results[k] for k in results), "threads changed an answer"
+    grid_search = _grid_search_only(args, repeats)
     tracemalloc.start()
     one(max(args, key=lambda a: a[1]["polarity"].size)[1])
     traced_peak_mb = tracemalloc.get_traced_memory()[1] / 2**20
@@ -191,6 +200,8 @@ def _child_hash1(repeats: int) -> None:
         "first_call_s": first_call_s,
         "s_per_event_runs": per_run,
         "cpu_s_per_event_runs": cpu_run,
+        "s_per_event_runs_2threads": per_run_2,
+        "grid_search": grid_search,
         "traced_peak_mb": traced_peak_mb,
         "mechs": {
             k: {"strike": m.strike, "dip": m.dip, "rake": m.rake, "quality": m.quality}
@@ -198,6 +209,48 @@ def _child_hash1(repeats: int) -> None:
         },
     }
     print(json.dumps(out))
+
+
+def _grid_search_only(args: list, repeats: int) -> dict:
+    """The grid search alone, s/event: the kernel ``invert`` used before (every slip's sign
+    evaluated, full misfit table, then acceptance) against ``accepted_set`` (crossing kernel,
+    no table), on the same rays; and whether their accepted sets are identical."""
+    import numpy as np
+
+    from workers.mechanism.grid import focal_grid
+    from workers.mechanism.search import (
+        accepted_mask,
+        accepted_set,
+        misfit_allowances,
+        misfit_table_direct,
+        rays_from_angles,
+    )
+
+    g = focal_grid(5.0)
+    cases = []
+    for _, c in args:
+        use = c["polarity"] != 0
+        rays = rays_from_angles(c["azimuth_trials"][use], c["takeoff_trials"][use])
+        signed = (c["polarity"] * c["weight"])[use]
+        cases.append((rays, signed, *misfit_allowances(float(np.abs(signed).sum()), 0.1, 2.0)))
+
+    def direct(r, s, nx, nt):
+        return np.flatnonzero(accepted_mask(misfit_table_direct(r, s, g), nx, nt))
+
+    def crossing(r, s, nx, nt):
+        return accepted_set(r, s, g, nx, nt)[0]
+
+    same = all(np.array_equal(direct(*c), crossing(*c)) for c in cases)
+    out = {"identical_accepted_sets": same}
+    for name, f in (("direct", direct), ("crossing", crossing)):
+        runs = []
+        for _ in range(repeats):
+            t = time.process_time()
+            for c in cases:
+                f(*c)
+            runs.append((time.process_time() - t) / len(cases))
+        out[name] = runs
+    return out
 
 
 def _child_big(n: int) -> None:
@@ -393,6 +446,19 @@ def main() -> int:
         f"runs {[round(x * 1000, 1) for x in ours['s_per_event_runs']]} ms), "
         f"peak RSS {rss:.0f} MB (whole process), traced peak {ours['traced_peak_mb']:.1f} MB, "
         f"first call {ours['first_call_s']:.2f} s (numba cache load or compile)"
+    )
+    s_ev2 = statistics.median(ours["s_per_event_runs_2threads"])
+    print(
+        f"invert 2 thr  {s_ev2 * 1000:.1f} ms/event (threads=2, median; runs "
+        f"{[round(x * 1000, 1) for x in ours['s_per_event_runs_2threads']]} ms; same answers; "
+        "only faster when a second core is free)"
+    )
+    gs = ours["grid_search"]
+    g_old, g_new = statistics.median(gs["direct"]), statistics.median(gs["crossing"])
+    print(
+        f"grid search   CPU {g_new * 1000:.2f} ms/event (crossing kernel, accepted_set) vs "
+        f"{g_old * 1000:.2f} ms (previous kernel: every slip, full table + accepted_mask): "
+        f"{g_old / g_new:.1f}x; accepted sets identical: {gs['identical_accepted_sets']}"
     )
     if sk is not None:
         print(
