@@ -7,21 +7,30 @@ mechanism in a trial is the summed |weight| of the polarities it predicts wrongl
 acceptable when, in at least one trial, its misfit <= max(min_misfit_of_trial + nextra, ntotal)
 (Hardebeck & Shearer 2002; SKHASH ``focal_gridsearch``).
 
-Two implementations that must agree exactly (tests cross-check them):
+Implementations that must agree exactly (tests cross-check them):
 
 * :func:`misfit_table_numpy`: the obviously-right dense version (matrix products, signs,
   weighted sums), chunked over mechanisms so memory stays bounded.
-* :func:`misfit_table`: a numba kernel that walks the grid normal by normal. The 36 slips of a
-  normal are cos(zeta) b1 + sin(zeta) b2, so p.s = cos(zeta) (p.b1) + sin(zeta) (p.b2): three
-  dot products per (normal, ray) then two multiply-adds per slip. Memory is O(trials x grid).
+* :func:`misfit_table_direct`: a numba kernel that walks the grid normal by normal. The 36
+  slips of a normal are cos(zeta) b1 + sin(zeta) b2, so p.s = cos(zeta) (p.b1) + sin(zeta)
+  (p.b2): three dot products per (normal, ray) then two multiply-adds per slip.
+* :func:`misfit_table` / :func:`accepted_set` (used by ``invert``): the crossing kernel. Along
+  a normal's slips p.s = R cos(zeta - phi) changes sign once in 180 degrees, so the slips that
+  predict a polarity wrongly are a prefix or a suffix of them: per (normal, pick, trial) it
+  finds the boundary slip from an approximate arctan (SIMD over trials) and adds the weight to
+  a difference table (O(1) instead of O(36)); where the sign change lies within 1e-4 rad of a
+  grid slip, the slips' signs are evaluated with the direct kernel's expression, so every sign
+  is the direct kernel's, bit for bit (ties included, tested). :func:`accepted_set` keeps only
+  the (mechanism, trial) pairs under a running acceptance threshold instead of the table.
 
-:func:`pruned_misfit_table` adds an exact branch and bound over grid normals (used by
-``invert``); :func:`misfit_table_torch` is the dense algebra in torch for a GPU.
+:func:`pruned_misfit_table` adds an exact branch and bound over grid normals (it prunes only
+when the trials' rays are tightly clustered); :func:`misfit_table_torch` is the dense algebra
+in torch for a GPU.
 
 Ties: a ray lying exactly on a grid nodal plane (|p.s| ~ 1e-17, e.g. integer-degree angles on
-the 5-degree grid) is decided by rounding, which differs between BLAS and this kernel (and
-between SKHASH runs on different CPUs): 3,122 of HASH example 1's 22 million table entries,
-with no effect on any accepted set or answer there. Tests compare the implementations on
+the 5-degree grid) is decided by rounding, which differs between BLAS and the compiled kernels
+(and between SKHASH runs on different CPUs): 3,122 of HASH example 1's 22 million table
+entries, with no effect on any accepted set or answer there. Tests compare the numpy twin on
 random rays, where no such ties occur.
 """
 
