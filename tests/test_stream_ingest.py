@@ -415,3 +415,28 @@ def test_resume_commands_carry_the_last_packet_time(monkeypatch):
     ).conn  # fmt: skip
     uni.send_data(b"DATA 0xA\r", "x", 0)
     assert sent[-1] == b"DATA 0xA 2025,1,1,0,1,0\r"
+
+
+def test_idle_link_is_kept_alive_not_dropped_every_netto(scenario_dir, redis_client, redis_url):
+    """Regression: obspy blocked each socket read for ``netto``, so its keepalives were never
+    sent and a healthy but idle link was torn down and re-opened every ``netto`` seconds."""
+    with serve_in_thread(_mseed(scenario_dir), speed=None) as address:
+        proc = _process(address, redis_url, idle_s=7.0)  # netto 3 s: two netto periods idle
+        conn = proc.reader.conn
+        sent, connect = conn.send_data, conn.connect
+        keepalives, connects = [], []
+
+        def send_data(data, *args):
+            if data.startswith(b"INFO"):
+                keepalives.append(data)
+            return sent(data, *args)
+
+        def counting_connect():
+            connects.append(time.monotonic())
+            return connect()
+
+        conn.send_data, conn.connect = send_data, counting_connect
+        assert proc.run() == 0
+    assert len(connects) == 1
+    assert len(keepalives) >= 2
+    assert proc.n_packets == 300  # every Z record once
