@@ -698,7 +698,7 @@ def run(args: argparse.Namespace) -> int:
             ),
         )
         redis_url = args.redis or settings.redis.url
-        bus = Bus.from_url(redis_url, settings.redis.prefix)
+        bus = Bus.from_url(redis_url, settings.redis.prefix, maxlen=settings.redis.stream_maxlen)
         coordinates = None
         if args.inventory:
             from obspy import read_inventory
