@@ -644,7 +644,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--inventory", help="StationXML with station coordinates for the picks")
     parser.add_argument("--redis", help="Redis URL (default: config redis.url)")
     parser.add_argument("--statefile", help="resume state file (default: config)")
-    parser.add_argument("--metrics-port", type=int, help="serve /metrics and /healthz here")
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve /metrics and /healthz on this port (default: config metrics.port, as the "
+        "deploy manifests' probes expect; 0 picks a free port)",
+    )
+    parser.add_argument("--no-metrics", action="store_true", help="serve no /metrics")
     parser.add_argument(
         "--window-before-s", type=float, help="pick window before the pick (default: config)"
     )
@@ -714,15 +720,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"firstmotion stream: {exc}", file=sys.stderr)
         return 2
     server_http = None
-    port = args.metrics_port if args.metrics_port is not None else None
-    if port is not None:
+    port = args.metrics_port if args.metrics_port is not None else settings.metrics.port
+    if not args.no_metrics:
         health = Health()
         health.register("redis", redis_ping_check(bus.client))
         health.register(
             "newest_packet",
             age_check(lambda: proc.reader.newest_wall_s, ingest.watchdog_s),
         )
-        server_http = start_http_server(settings.metrics.host, port, health=health)
+        try:
+            server_http = start_http_server(settings.metrics.host, port, health=health)
+        except OSError as exc:
+            print(f"firstmotion stream: cannot serve metrics on {settings.metrics.host}:{port} "
+                  f"({exc}); set --metrics-port or metrics.port, or --no-metrics",
+                  file=sys.stderr)  # fmt: skip
+            return 2
     previous = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -238,10 +238,11 @@ def test_command_serves_health_and_metrics_and_stops_on_sigterm(
     with serve_in_thread(_mseed(scenario_dir), speed=None, loop=True) as (host, port):
         cmd = [
             sys.executable, "-m", "firstmotion.cli", "stream", "--seedlink", f"{host}:{port}",
-            "--streams", "*_*:??Z", "--redis", redis_url, "--metrics-port", str(metrics_port),
+            "--streams", "*_*:??Z", "--redis", redis_url,
             "--statefile", str(statefile), "--inventory", str(scenario_dir / "stations.xml"),
         ]  # fmt: skip
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        # the port from the environment (config), as the deploy manifests set it
+        env = dict(os.environ, PYTHONPATH=str(ROOT), FIRSTMOTION_METRICS__PORT=str(metrics_port))
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
         try:
             base = f"http://127.0.0.1:{metrics_port}"
@@ -276,11 +277,18 @@ def test_command_serves_health_and_metrics_and_stops_on_sigterm(
     assert json.loads(statefile.read_text())["streams"]
 
 
-def test_command_rejects_bad_arguments(redis_url):
+def test_command_rejects_bad_arguments(redis_url, capsys):
     from firstmotion.cli import main
 
     assert main(["stream", "--seedlink", "nohostport", "--redis", redis_url]) == 2
     assert main(["stream", "--seedlink", "h:1", "--streams", "BAD", "--redis", redis_url]) == 2
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        argv = ["stream", "--seedlink", "h:1", "--redis", redis_url, "--metrics-port", port]
+        assert main(argv) == 2
+    assert "cannot serve metrics" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- real noise
