@@ -254,7 +254,7 @@ def _atan_unit_py(r):  # pragma: no cover - jitted
 
 def _crossing_slips_py(c1, c2, inv_dzeta, period_slips):  # pragma: no cover - jitted
     """Where c1 cos(zeta) + c2 sin(zeta) changes sign, zeta* = atan2(-c1, c2) mod pi, in slip
-    steps (zeta* / dzeta, in [0, period_slips]) to ~2e-8 rad; and max(|c1|, |c2|)."""
+    steps (zeta* / dzeta, in [0, period_slips]) within ATAN_MAX_ERROR_RAD; and max(|c1|, |c2|)."""
     ay = abs(c1)
     xx = abs(c2)
     steep = ay > xx
