@@ -18,7 +18,9 @@ sample (``expected = round((packet_start - segment_start) * rate)``):
   dropout should not cost an STA/LTA warm-up), and the packet is appended;
 * ``reset`` -- a longer gap, a sampling-rate change, a packet misaligned with the segment's
   sample grid by more than the tolerance, or the channel's first packet: a new segment starts
-  at the packet (the caller restarts its detector).
+  at the packet (the caller restarts its detector);
+* ``rewind`` -- likewise a new segment, for a packet starting more than ``capacity_s`` before
+  the newest sample (the digitizer's clock went back).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 NS_PER_S = 1_000_000_000
-OUTCOMES = ("contiguous", "overlap", "duplicate", "gap", "reset")
+OUTCOMES = ("contiguous", "overlap", "duplicate", "gap", "reset", "rewind")
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,10 @@ class ChannelBuffer:
             self._reset(start_ns, rate)
             self.ring.extend(x)  # type: ignore[union-attr]
             return AppendResult("reset", 0, x.size)
+        if first < ring.end - self.capacity_s * rate:  # the clock went back: a new segment
+            self._reset(start_ns, rate)
+            self.ring.extend(x)  # type: ignore[union-attr]
+            return AppendResult("rewind", 0, x.size)
         if first < ring.end:
             trim = ring.end - first
             if trim >= x.size:

@@ -147,6 +147,8 @@ class StreamStage:
                 ch.detector = ChannelDetector.restore(self.params.detect, rate, det)
         buf = ch.buffer
         result = buf.append(packet.start_ns, packet.sampling_rate_hz, packet.samples)
+        if result.outcome == "rewind":  # the clock went back: earlier pick times are new picks
+            self.last_pick_epoch_s.pop(key, None)
         if buf.segment != ch.segment:  # a new segment: a new detector, pending picks lost
             ch.segment = buf.segment
             ch.pending = []

@@ -79,3 +79,11 @@ def test_bad_input_raises():
         ChannelBuffer().append(T0_NS, 0.0, np.zeros(3))
     with pytest.raises(ValueError, match="capacity_s"):
         ChannelBuffer(capacity_s=0)
+
+
+def test_clock_going_back_further_than_the_buffer_starts_a_new_segment():
+    buf = ChannelBuffer(capacity_s=10.0)
+    buf.append(_ns(0), RATE_HZ, np.zeros(3000))
+    assert buf.append(_ns(2500), RATE_HZ, np.ones(100)).outcome == "duplicate"  # replayed
+    r = buf.append(_ns(-5000), RATE_HZ, np.ones(100))  # 80 s back: a clock reset
+    assert r.outcome == "rewind" and buf.segment == 2 and buf.segment_start_ns == _ns(-5000)

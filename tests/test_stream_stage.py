@@ -92,3 +92,13 @@ def test_stage_params_validate():
         StageParams(buffer_s=10.0)
     with pytest.raises(ValueError, match="window_after_s"):
         StageParams(window_after_s=0.0)
+
+
+def test_clock_going_back_resets_the_channel_and_its_repeat_guard():
+    x = _trace(onsets_s=[40.0], duration_s=70.0)
+    stage = StreamStage()
+    assert len(_run(stage, x)) == 1
+    # the digitizer's clock jumps back by ten minutes: the same samples, earlier times
+    picks = _run(stage, x, t0_ns=T0_NS - 600 * NS_PER_S)
+    assert len(picks) == 1 and stage.suppressed == 0
+    assert abs(picks[0].time_epoch_s - (T0_NS / NS_PER_S - 600 + 40.0)) < 0.05
