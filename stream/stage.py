@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 
 import numpy as np
 
@@ -139,7 +139,11 @@ class StreamStage:
             ch = _Channel(ChannelBuffer(self.params.buffer_s, max_fill_s=self.params.max_fill_s))
             self.channels[key] = ch
             snap = self.resume_channels.pop(key, None)
-            if snap is not None and snap["sampling_rate_hz"] == packet.sampling_rate_hz:
+            if (
+                snap is not None
+                and snap["sampling_rate_hz"] == packet.sampling_rate_hz
+                and snap.get("params") == self._params_key()
+            ):  # same rate, same detector settings: continue where the last process was
                 rate = float(snap["sampling_rate_hz"])
                 det = snap["detector"]
                 ch.buffer.resume(int(snap["segment_start_ns"]), rate, int(det["n_samples"]))
@@ -165,6 +169,10 @@ class StreamStage:
             ch.pending += ch.detector.feed(buf.get(result.first_index, buf.end_index))
         return result, self._ready(key, ch, packet.received_wall_s)
 
+    def _params_key(self) -> list:
+        """The detector settings a snapshot was taken under (JSON-ready)."""
+        return [list(x) if isinstance(x, tuple) else x for x in astuple(self.params.detect)]
+
     def snapshot(self, seed_id: str) -> dict | None:
         """JSON-ready state of a channel (segment origin and detector state, no samples) from
         which a restarted process continues: ``StreamStage(resume_channels={id: snap})``."""
@@ -175,6 +183,7 @@ class StreamStage:
             "segment_start_ns": ch.buffer.segment_start_ns,
             "sampling_rate_hz": ch.buffer.sampling_rate_hz,
             "detector": ch.detector.snapshot(),
+            "params": self._params_key(),
         }
 
     def _ready(self, key: str, ch: _Channel, now_s: float) -> list[Pick]:

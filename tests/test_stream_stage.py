@@ -7,6 +7,7 @@ import pytest
 
 from firstmotion.messages import Pick
 from stream.buffer import NS_PER_S
+from stream.detect import DetectParams
 from stream.stage import Packet, StageParams, StreamStage
 
 T0_NS = 1_700_000_000 * NS_PER_S
@@ -85,6 +86,12 @@ def test_snapshot_restore_continues_exactly():
     tail = _run(resumed, x[cut:], t0_ns=T0_NS + round(cut * NS_PER_S / RATE_HZ))
     got = [(p.station_id, p.time_epoch_s, p.snr) for p in head + tail]
     assert got == [(p.station_id, p.time_epoch_s, p.snr) for p in whole]
+    # a snapshot taken under other detector settings is not continued: a fresh segment
+    other = StreamStage(
+        StageParams(detect=DetectParams(sta_s=0.3)), resume_channels={"XX.STA.00.HHZ": snap}
+    )
+    other.process(next(_packets(x[cut:], t0_ns=T0_NS + round(cut * NS_PER_S / RATE_HZ))))
+    assert other.channels["XX.STA.00.HHZ"].detector.n_samples == 300
 
 
 def test_stage_params_validate():
