@@ -132,9 +132,9 @@ class IngestMetrics:
                 ("outcome",),
             ),
             gap_samples=m.counter(
-                "firstmotion_stream_gap_samples_total",
-                "Samples missing between packets (filled: interpolated; reset: new segment)",
-                ("outcome",),
+                "firstmotion_stream_gap_filled_samples_total",
+                "Samples interpolated over short gaps between packets (longer gaps: "
+                'packets_total{outcome="reset"})',
             ),
             reconnects=m.counter(
                 "firstmotion_stream_reconnects_total", "SeedLink reconnects after an error"
@@ -540,7 +540,7 @@ class StreamProcess:
         if result is not None:
             m.packets.labels(outcome=result.outcome).inc()
             if result.n_filled:
-                m.gap_samples.labels(outcome="filled").inc(result.n_filled)
+                m.gap_samples.inc(result.n_filled)
         if self.stage.suppressed > repeats:
             m.picks_dropped.labels(reason="repeat").inc(self.stage.suppressed - repeats)
         if self.stage.glitches > glitches:
