@@ -109,3 +109,21 @@ def test_clock_going_back_resets_the_channel_and_its_repeat_guard():
     picks = _run(stage, x, t0_ns=T0_NS - 600 * NS_PER_S)
     assert len(picks) == 1 and stage.suppressed == 0
     assert abs(picks[0].time_epoch_s - (T0_NS / NS_PER_S - 600 + 40.0)) < 0.05
+
+
+def test_sampling_rate_change_starts_a_new_detector_at_the_new_rate():
+    stage = StreamStage()
+    x100 = _trace(duration_s=40.0, seed=1)
+    assert _run(stage, x100) == []
+    rng = np.random.default_rng(2)
+    t = np.arange(int(60 * 200)) / 200.0
+    x200 = rng.normal(0, 1, t.size) + 2000.0
+    on = t >= 35.0
+    x200[on] += 25 * np.sin(2 * np.pi * 5 * (t[on] - 35.0)) * np.exp(-(t[on] - 35.0))
+    start = T0_NS + 40 * NS_PER_S
+    picks = []
+    for i in range(0, x200.size, 600):
+        packet = Packet("XX", "STA", "00", "HHZ", start + i * 5_000_000, 200.0, x200[i : i + 600])
+        picks += stage.process(packet)[1]
+    assert len(picks) == 1 and picks[0].sampling_rate_hz == 200.0
+    assert abs(picks[0].time_epoch_s - (T0_NS / NS_PER_S + 75.0)) < 0.03
