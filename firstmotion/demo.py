@@ -1,23 +1,24 @@
 """``firstmotion demo``: the main job, end to end, on an embedded default scenario.
 
 The demo is a process orchestrator, like ``firstmotion run``: every stage runs as its own
-``firstmotion`` process, and they meet only through Redis and SeedLink, exactly as in
-production. What it does:
+``firstmotion`` process, and they meet only through SeedLink and Redis, exactly as in
+production. The default (``--mode pipeline``):
 
 1. writes a synthetic scenario (``firstmotion scenario``) with known mechanisms;
 2. starts a real Redis (``REDIS_URL`` if set, else a private ``redis-server``);
-3. starts the replay SeedLink server on the scenario's miniSEED;
-4. receives the vertical channels over SeedLink (obspy's client) and cuts a P window at each
-   station's P arrival. Until the stream stage's detector lands, the pick times are the
-   scenario's true P times plus a picker-like error, and the demo publishes them as ``Pick``
-   messages to ``fm:picks``;
-5. runs the polarity worker (``firstmotion worker polarity --drain``);
-6. publishes origins with the scenario's takeoff angles and azimuths (until the associator
-   lands) and runs the mechanism worker (``firstmotion worker mechanism --drain``);
-7. prints a table per event against the truth (polarity accuracy, Kagan angle, quality) and
-   draws the beachballs (truth and estimate, with the polarities) to ``demo.png``.
+3. starts the replay SeedLink server on the scenario's miniSEED (accelerated real time);
+4. starts every stage: ``firstmotion stream`` (SeedLink ingest, STA/LTA + AIC picks),
+   ``worker polarity``, ``worker associate``, ``worker mechanism`` and ``worker catalog``
+   (which serves the live page); each serves Prometheus ``/metrics``;
+5. waits until the stream has read all data and every consumer group is idle, then stops the
+   stages with SIGTERM (graceful drain);
+6. reads the live catalog from Redis and prints a table per scenario event against the truth
+   (detection, location error, polarity accuracy, Kagan angle, quality, revisions) and draws
+   the beachballs (truth and estimate, with the polarities) to ``demo.png``.
 
-Each worker serves Prometheus ``/metrics`` while it runs; the demo prints their addresses.
+``--mode truth`` isolates the polarity model and the inversion: picks are cut at the true P
+times (plus a picker-like error) from data received over SeedLink, and origins carry the true
+takeoff angles and azimuths; the polarity and mechanism workers run in drain mode.
 """
 
 from __future__ import annotations
@@ -42,11 +43,11 @@ from firstmotion.messages import Arrival, Origin, Pick, make_pick_id
 
 PICK_WINDOW_BEFORE_S = 10.0
 PICK_WINDOW_AFTER_S = 4.0
-NOT_BUILT = (
-    "stream ingest + detector (picks are cut at the true P times plus a picker-like error)",
-    "associator (origins carry the true hypocentre, takeoff angles and azimuths)",
-    "live catalog, web page and alert hooks",
-)
+STAGES = ("picks", "polarities", "origins", "mechanisms")
+GROUPS = (("picks", "polarity"), ("picks", "associate"), ("polarities", "mechanism"),
+          ("origins", "mechanism"), ("origins", "catalog"), ("mechanisms", "catalog"))  # fmt: skip
+MATCH_TIME_S = 3.0
+MATCH_DISTANCE_KM = 25.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,7 +61,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pick-error-s", type=float, default=0.02, help="std of the simulated pick error"
     )
-    parser.add_argument("--metrics-port", type=int, default=9400, help="first worker's port")
+    parser.add_argument(
+        "--mode",
+        choices=("pipeline", "truth"),
+        default="pipeline",
+        help="pipeline: every stage from SeedLink on (default); truth: picks at the true P "
+        "times and true origins, to judge the polarity model and the inversion alone",
+    )
+    parser.add_argument("--speed", type=float, default=20.0, help="replay speed (x real time)")
+    parser.add_argument("--metrics-port", type=int, default=9400, help="first stage's port")
+    parser.add_argument("--web-port", type=int, default=8080, help="live catalog page")
+    parser.add_argument(
+        "--serve", action="store_true", help="keep the page and stages up until Ctrl-C"
+    )
 
 
 def _step(n: int, total: int, text: str) -> None:
@@ -356,6 +369,331 @@ def plot_results(rows: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
+def _scenario(args: argparse.Namespace, scen: Path) -> dict[str, Any]:
+    subprocess.run(
+        _cli(
+            "scenario", "--out", str(scen), "--seed", str(args.seed),
+            "--n-stations", str(args.n_stations), "--n-events", str(args.n_events),
+            "--duration-s", str(args.duration_s), "--region-km", str(args.region_km),
+            "--depths", args.depths, "--plot",
+        ),
+        check=True,
+    )  # fmt: skip
+    return json.loads((scen / "truth.json").read_text())
+
+
+def _replay(stack: ExitStack, scen: Path, logs: Path, speed: float | None) -> int:
+    port = _free_port()
+    pace = ["--as-fast-as-possible"] if speed is None else ["--speed", str(speed)]
+    cmd = _cli("replay", "--data", str(scen / "mseed"), "--port", str(port), *pace)
+    proc = stack.enter_context(_process(cmd, logs / "replay.log"))
+    _wait_port("127.0.0.1", port, 60, proc)
+    return port
+
+
+def _group_idle(bus: Any) -> bool:
+    """True when every consumer group has read everything and acked it."""
+    for stream, group in GROUPS:
+        key = bus.key(stream)
+        if not bus.client.exists(key):
+            continue
+        groups = {
+            (g["name"].decode() if isinstance(g["name"], bytes) else g["name"]): g
+            for g in bus.client.xinfo_groups(key)
+        }
+        info = groups.get(group)
+        if info is None:
+            return False
+        if int(info.get("pending", 0)):
+            return False
+        last = info.get("last-delivered-id")
+        last = last.decode() if isinstance(last, bytes) else last
+        newest = bus.client.xrevrange(key, count=1)
+        if (
+            newest
+            and (newest[0][0].decode() if isinstance(newest[0][0], bytes) else newest[0][0]) != last
+        ):
+            return False
+    return True
+
+
+def _wait_quiet(
+    bus: Any, procs: dict[str, subprocess.Popen], quiet_s: float, timeout_s: float
+) -> None:
+    """Wait until all groups are idle and no stream grew for ``quiet_s``."""
+    deadline = time.monotonic() + timeout_s
+    lengths: tuple[int, ...] = ()
+    since = time.monotonic()
+    while time.monotonic() < deadline:
+        for name, proc in procs.items():
+            if proc.poll() is not None and proc.returncode != 0:
+                raise RuntimeError(f"stage {name} exited with {proc.returncode}")
+        now_lengths = tuple(bus.length(s) for s in STAGES)
+        if now_lengths != lengths or not _group_idle(bus):
+            lengths, since = now_lengths, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"the pipeline did not settle within {timeout_s:.0f} s")
+
+
+def _stop(procs: dict[str, subprocess.Popen], grace_s: float = 20.0) -> None:
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.terminate()
+    deadline = time.monotonic() + grace_s
+    for proc in procs.values():
+        try:
+            proc.wait(max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def read_catalog(bus: Any) -> list[tuple[Origin, Any]]:
+    """The live catalog as (origin, mechanism or None), read from the Redis keys."""
+    from firstmotion.messages import Mechanism
+
+    out = []
+    for eid in bus.client.zrange(bus.key("catalog"), 0, -1):
+        eid = eid.decode() if isinstance(eid, bytes) else eid
+        fields = {
+            (k.decode() if isinstance(k, bytes) else k): v
+            for k, v in bus.client.hgetall(bus.key(f"event:{eid}")).items()
+        }
+        if "origin" not in fields:
+            continue
+        mech = Mechanism.from_json(fields["mechanism"]) if fields.get("mechanism") else None
+        out.append((Origin.from_json(fields["origin"]), mech))
+    return out
+
+
+def _distance_km(event: dict[str, Any], origin: Origin) -> float:
+    from firstmotion.geodesy import distance_azimuth
+
+    return float(
+        distance_azimuth(
+            event["latitude"], event["longitude"], origin.latitude_deg, origin.longitude_deg
+        )[0]
+    )
+
+
+def match_events(
+    truth: dict[str, Any], catalog: list[tuple[Origin, Any]]
+) -> dict[str, tuple[Origin, Any] | None]:
+    """Each truth event's catalog event: closest in origin time within 3 s and 25 km."""
+    from obspy import UTCDateTime
+
+    used: set[str] = set()
+    out: dict[str, tuple[Origin, Any] | None] = {}
+    for event in truth["events"]:
+        t0 = UTCDateTime(event["origin_time"]).timestamp
+        best = None
+        for origin, mech in catalog:
+            if origin.event_id in used or abs(origin.time_epoch_s - t0) > MATCH_TIME_S:
+                continue
+            dist_km = _distance_km(event, origin)
+            if dist_km <= MATCH_DISTANCE_KM and (best is None or dist_km < best[0]):
+                best = (dist_km, origin, mech)
+        out[event["event_id"]] = None if best is None else (best[1], best[2])
+        if best is not None:
+            used.add(best[1].event_id)
+    return out
+
+
+def summarise_pipeline(
+    truth: dict[str, Any], catalog: list[tuple[Origin, Any]], polarities: list, mechanisms: list
+) -> tuple[list[dict[str, Any]], int]:
+    """Rows per truth event (as :func:`summarise`) plus location errors; and false events."""
+    from firstmotion.kagan import kagan_angle_deg
+
+    pol_by_pick = {p.pick_id: p for p in polarities}
+    n_revisions: dict[str, int] = {}
+    for m in mechanisms:
+        n_revisions[m.event_id] = n_revisions.get(m.event_id, 0) + 1
+    matches = match_events(truth, catalog)
+    rows = []
+    for event in truth["events"]:
+        labels = {a["station_id"]: int(a["polarity"]) for a in event["stations"]}
+        row: dict[str, Any] = {
+            "event_id": event["event_id"],
+            "magnitude": event["magnitude"],
+            "truth_sdr": (event["strike"], event["dip"], event["rake"]),
+            "n_true_polarities": sum(1 for v in labels.values() if v != 0),
+            "n_picks": 0, "polarity_correct": 0, "polarity_wrong": 0, "polarity_unknown": 0,
+            "polarity_accuracy": float("nan"), "detected": False,
+        }  # fmt: skip
+        hit = matches[event["event_id"]]
+        if hit is not None:
+            origin, mech = hit
+            dist_km = _distance_km(event, origin)
+            row.update(
+                detected=True,
+                catalog_id=origin.event_id,
+                epicentre_error_km=dist_km,
+                depth_error_km=origin.depth_km - event["depth_km"],
+                n_picks=len(origin.arrivals),
+            )
+            for arrival in origin.arrivals:
+                p = pol_by_pick.get(arrival.pick_id)
+                label = labels.get(arrival.station_id, 0)
+                if p is None or label == 0:
+                    continue
+                key = (
+                    "unknown" if p.polarity == 0 else "correct" if p.polarity == label else "wrong"
+                )
+                row[f"polarity_{key}"] += 1
+            judged = row["polarity_correct"] + row["polarity_wrong"]
+            if judged:
+                row["polarity_accuracy"] = row["polarity_correct"] / judged
+            if mech is not None:
+                row.update(
+                    estimate_sdr=(mech.strike, mech.dip, mech.rake),
+                    kagan_deg=float(
+                        kagan_angle_deg(*row["truth_sdr"], mech.strike, mech.dip, mech.rake)
+                    ),
+                    quality=mech.quality,
+                    fault_plane_uncertainty_deg=mech.fault_plane_uncertainty_deg,
+                    n_polarities=mech.n_polarities,
+                    revisions=n_revisions.get(origin.event_id, 0),
+                    mechanism=mech,
+                )
+        rows.append(row)
+    matched = {r["catalog_id"] for r in rows if r["detected"]}
+    false_events = sum(1 for origin, _ in catalog if origin.event_id not in matched)
+    return rows, false_events
+
+
+def _finish(rows: list[dict[str, Any]], out: Path, scen: Path, logs: Path, t_start: float) -> None:
+    print()
+    print_table(rows)
+    png = plot_results(rows, out / "demo.png")
+    print()
+    print(f"beachballs: {png}   station map: {scen / 'scenario.png'}")
+    print(f"logs: {logs}/   total {time.perf_counter() - t_start:.0f} s")
+    (out / "results.json").write_text(
+        json.dumps(
+            [{k: v for k, v in r.items() if k != "mechanism"} for r in rows],
+            indent=1,
+            default=float,
+        )
+    )
+
+
+def _run_truth(args: argparse.Namespace, ctx: dict[str, Any]) -> list[dict[str, Any]]:
+    bus, url, truth, logs, port = ctx["bus"], ctx["url"], ctx["truth"], ctx["logs"], ctx["port"]
+    total = 7
+    _step(4, total, "receive Z channels over SeedLink and cut P windows at the true P times")
+    t0 = time.perf_counter()
+    st = receive_vertical("127.0.0.1", port, truth)
+    n_samples = sum(tr.stats.npts for tr in st)
+    windows = cut_picks(st, truth, args.pick_error_s, np.random.default_rng(args.seed))
+    for w in windows:
+        bus.publish("picks", w.pick)
+    print(
+        f"      {len(st)} traces, {n_samples:,} samples over SeedLink in "
+        f"{time.perf_counter() - t0:.1f} s; published {len(windows)} picks to fm:picks"
+    )
+    _step(5, total, "polarity worker (drain mode)")
+    mport = args.metrics_port
+    dt = _run_stage(
+        _cli("worker", "polarity", "--redis", url, "--drain", "--metrics-port", str(mport)),
+        logs / "polarity.log",
+        "polarity worker",
+    )
+    polarities = [m for _, m in bus.messages("polarities")]
+    print(f"      {len(polarities)} polarities in {dt:.1f} s (model load included)")
+    _step(6, total, "origins (true hypocentres and rays) and mechanism worker (drain mode)")
+    for origin in truth_origins(truth, windows):
+        bus.publish("origins", origin)
+    dt = _run_stage(
+        _cli("worker", "mechanism", "--redis", url, "--drain", "--metrics-port", str(mport + 1)),
+        logs / "mechanism.log",
+        "mechanism worker",
+    )
+    mechanisms = [m for _, m in bus.messages("mechanisms")]
+    print(f"      {len(mechanisms)} mechanism revisions in {dt:.1f} s")
+    _step(7, total, "results against the scenario's truth")
+    return summarise(truth, windows, polarities, mechanisms)
+
+
+def _run_pipeline(
+    args: argparse.Namespace, ctx: dict[str, Any], stack: ExitStack
+) -> list[dict[str, Any]]:
+    bus, url, logs, port, scen = ctx["bus"], ctx["url"], ctx["logs"], ctx["port"], ctx["scen"]
+    total = 7
+    _step(4, total, "start the stages (each its own process)")
+    inventory = str(scen / "stations.xml")
+    mport = args.metrics_port
+    commands = {
+        "stream": _cli(
+            "stream", "--seedlink", f"127.0.0.1:{port}", "--streams", "*_*:??Z",
+            "--inventory", inventory, "--redis", url, "--exit-when-idle-s", "5",
+            "--statefile", str(ctx["out"] / "seedlink.state"),
+        ),
+        "polarity": _cli("worker", "polarity", "--redis", url),
+        "associate": _cli("worker", "associate", "--redis", url, "--inventory", inventory),
+        "mechanism": _cli("worker", "mechanism", "--redis", url),
+        "catalog": _cli("worker", "catalog", "--redis", url, "--web-port", str(args.web_port)),
+    }  # fmt: skip
+    procs: dict[str, subprocess.Popen] = {}
+    for i, (name, cmd) in enumerate(commands.items()):
+        cmd = [*cmd, "--metrics-port", str(mport + i)]
+        procs[name] = stack.enter_context(_process(cmd, logs / f"{name}.log"))
+        print(f"      {name:<10} metrics http://127.0.0.1:{mport + i}/metrics")
+    print(f"      live catalog page: http://127.0.0.1:{args.web_port}/")
+
+    _step(5, total, f"stream the scenario over SeedLink at {args.speed:g}x real time")
+    span_s = float(args.duration_s) / args.speed
+    t0 = time.perf_counter()
+    stream_proc = procs["stream"]
+    while stream_proc.poll() is None:
+        elapsed = time.perf_counter() - t0
+        counts = ", ".join(f"{s} {bus.length(s)}" for s in STAGES)
+        print(f"      {elapsed:5.0f} s / ~{span_s:.0f} s   {counts}", flush=True)
+        try:
+            stream_proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+    if stream_proc.returncode != 0:
+        tail = (logs / "stream.log").read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"stream exited with {stream_proc.returncode}:\n{tail}")
+    print("      stream has read everything; waiting for the workers to settle")
+    _wait_quiet(bus, {k: v for k, v in procs.items() if k != "stream"}, 4.0, 300.0)
+    counts = ", ".join(f"{s} {bus.length(s)}" for s in STAGES)
+    print(f"      settled after {time.perf_counter() - t0:.0f} s: {counts}")
+    if args.serve:
+        print(f"      serving http://127.0.0.1:{args.web_port}/ until Ctrl-C")
+        try:
+            while True:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+    _step(6, total, "stop the stages (SIGTERM, graceful drain)")
+    _stop(procs)
+    for name, proc in procs.items():
+        if proc.returncode not in (0, -15):
+            print(f"      warning: {name} exited with {proc.returncode} (see {logs}/{name}.log)")
+
+    _step(7, total, "the live catalog against the scenario's truth")
+    catalog = read_catalog(bus)
+    polarities = [m for _, m in bus.messages("polarities")]
+    mechanisms = [m for _, m in bus.messages("mechanisms")]
+    rows, false_events = summarise_pipeline(ctx["truth"], catalog, polarities, mechanisms)
+    detected = sum(r["detected"] for r in rows)
+    print(
+        f"      catalog: {len(catalog)} events; {detected}/{len(rows)} scenario events found, "
+        f"{false_events} not in the scenario"
+    )
+    for r in rows:
+        if r["detected"]:
+            print(
+                f"      {r['event_id']} -> {r['catalog_id']}: epicentre off by "
+                f"{r['epicentre_error_km']:.1f} km, depth by {r['depth_error_km']:+.1f} km"
+            )
+    return rows
+
+
 def run(args: argparse.Namespace) -> int:
     from firstmotion.bus import Bus
     from firstmotion.redis_server import RedisServer
@@ -369,126 +707,31 @@ def run(args: argparse.Namespace) -> int:
     t_start = time.perf_counter()
 
     _step(1, total, f"scenario: {args.n_stations} stations, {args.n_events} events -> {scen}")
-    subprocess.run(
-        _cli(
-            "scenario",
-            "--out",
-            str(scen),
-            "--seed",
-            str(args.seed),
-            "--n-stations",
-            str(args.n_stations),
-            "--n-events",
-            str(args.n_events),
-            "--duration-s",
-            str(args.duration_s),
-            "--region-km",
-            str(args.region_km),
-            "--depths",
-            args.depths,
-            "--plot",
-        ),
-        check=True,
-    )
-    truth = json.loads((scen / "truth.json").read_text())
-
+    truth = _scenario(args, scen)
     with ExitStack() as stack:
         _step(2, total, "redis")
         url = os.environ.get("REDIS_URL")
         if url:
             print(f"      using REDIS_URL {url}")
         else:
-            server = stack.enter_context(RedisServer())
-            url = server.url
+            url = stack.enter_context(RedisServer()).url
             print(f"      started a private redis-server at {url}")
         bus = Bus.from_url(url)
-        bus.client.delete(*(bus.key(s) for s in ("picks", "polarities", "origins", "mechanisms")))
+        stale = list(bus.client.scan_iter(match=f"{bus.prefix}*", count=1000))
+        if stale:
+            bus.client.delete(*stale)
+        state = out / "seedlink.state"
+        state.unlink(missing_ok=True)
 
+        speed = None if args.mode == "truth" else args.speed
         _step(3, total, "replay SeedLink server on the scenario's miniSEED")
-        port = _free_port()
-        replay = stack.enter_context(
-            _process(
-                _cli(
-                    "replay",
-                    "--data",
-                    str(scen / "mseed"),
-                    "--port",
-                    str(port),
-                    "--as-fast-as-possible",
-                ),
-                logs / "replay.log",
-            )
-        )
-        _wait_port("127.0.0.1", port, 60, replay)
+        port = _replay(stack, scen, logs, speed)
         print(f"      serving on 127.0.0.1:{port}")
-
-        _step(4, total, "receive Z channels over SeedLink and cut P windows")
-        t0 = time.perf_counter()
-        st = receive_vertical("127.0.0.1", port, truth)
-        n_samples = sum(tr.stats.npts for tr in st)
-        windows = cut_picks(st, truth, args.pick_error_s, np.random.default_rng(args.seed))
-        for w in windows:
-            bus.publish("picks", w.pick)
-        print(
-            f"      {len(st)} traces, {n_samples:,} samples over SeedLink in "
-            f"{time.perf_counter() - t0:.1f} s; published {len(windows)} picks to fm:picks"
-        )
-
-        _step(5, total, "polarity worker (drain mode)")
-        mport = args.metrics_port
-        print(f"      metrics: http://127.0.0.1:{mport}/metrics")
-        dt = _run_stage(
-            _cli(
-                "worker",
-                "polarity",
-                "--redis",
-                url,
-                "--drain",
-                "--metrics-port",
-                str(mport),
-            ),
-            logs / "polarity.log",
-            "polarity worker",
-        )
-        polarities = [m for _, m in bus.messages("polarities")]
-        print(f"      {len(polarities)} polarities in {dt:.1f} s (model load included)")
-
-        _step(6, total, "origins (true hypocentres) and mechanism worker (drain mode)")
-        for origin in truth_origins(truth, windows):
-            bus.publish("origins", origin)
-        print(f"      metrics: http://127.0.0.1:{mport + 1}/metrics")
-        dt = _run_stage(
-            _cli(
-                "worker",
-                "mechanism",
-                "--redis",
-                url,
-                "--drain",
-                "--metrics-port",
-                str(mport + 1),
-            ),
-            logs / "mechanism.log",
-            "mechanism worker",
-        )
-        mechanisms = [m for _, m in bus.messages("mechanisms")]
-        print(f"      {len(mechanisms)} mechanism revisions in {dt:.1f} s")
-
-        _step(7, total, "results against the scenario's truth")
-        rows = summarise(truth, windows, polarities, mechanisms)
-        print()
-        print_table(rows)
-        png = plot_results(rows, out / "demo.png")
-        print()
-        print(f"beachballs: {png}   station map: {scen / 'scenario.png'}")
-        print(f"logs: {logs}/   total {time.perf_counter() - t_start:.0f} s")
-        print("not built yet:")
-        for item in NOT_BUILT:
-            print(f"  - {item}")
-        (out / "results.json").write_text(
-            json.dumps(
-                [{k: v for k, v in r.items() if k != "mechanism"} for r in rows],
-                indent=1,
-                default=float,
-            )
-        )
+        ctx = {"bus": bus, "url": url, "truth": truth, "logs": logs, "port": port,
+               "scen": scen, "out": out}  # fmt: skip
+        if args.mode == "truth":
+            rows = _run_truth(args, ctx)
+        else:
+            rows = _run_pipeline(args, ctx, stack)
+        _finish(rows, out, scen, logs, t_start)
     return 0
