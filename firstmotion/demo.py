@@ -361,7 +361,7 @@ def plot_results(rows: list[dict[str, Any]], path: Path) -> Path:
                     rad = np.sqrt(2) * np.sin(np.radians(180.0 - to) / 2)
                     x, y = rad * np.sin(az), rad * np.cos(az)
                     marker, color = ("^", "#c62828") if p.polarity > 0 else ("v", "#1565c0")
-                    ax.plot(x, y, marker, color=color, markeredgecolor="k", markersize=6)
+                    ax.plot(x, y, marker, color=color, markeredgecolor="k", markersize=6, zorder=5)
             ax.set_title(label, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -126,3 +126,29 @@ def test_prometheus_rules_shape():
     assert {"FirstmotionStageStalled", "FirstmotionDeadLettersGrowing",
             "FirstmotionConsumerLag"} <= set(alerts)  # fmt: skip
     assert all(r["expr"] and r["annotations"]["summary"] for r in alerts.values())
+
+
+def test_every_probed_kubernetes_stage_serves_metrics_on_the_probed_port():
+    # regression: the workers serve /metrics and /healthz only when told a port; a probe on
+    # 9300 against a worker started without --metrics-port could never pass
+    yaml = _yaml()
+    checked = 0
+    for path in sorted((DEPLOY / "k8s").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if not doc or doc.get("kind") != "Deployment":
+                continue
+            for c in doc["spec"]["template"]["spec"]["containers"]:
+                args = [str(a) for a in c.get("args", [])]
+                if not args or args[0] not in ("worker", "stream"):
+                    continue
+                probes = [c.get(k) for k in ("livenessProbe", "readinessProbe") if c.get(k)]
+                ports = {
+                    p["containerPort"] for p in c.get("ports", []) if p.get("name") == "metrics"
+                }
+                assert probes and len(ports) == 1, f"{path.name}: no metrics probe/port"
+                (port,) = ports
+                if args[0] == "worker":
+                    assert "--metrics-port" in args, f"{path.name}: worker without --metrics-port"
+                    assert args[args.index("--metrics-port") + 1] == str(port)
+                checked += 1
+    assert checked == 5
