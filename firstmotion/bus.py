@@ -13,6 +13,8 @@
   original fields, and acked there, in one transaction.
 * Handlers must be idempotent: after a crash between the handler and the commit, or a lease
   that expired while a slow handler was running, the same input is handled twice.
+* :class:`MultiConsumer` drives several consumers of one group (one per input stream) from
+  one loop with a single blocking XREADGROUP over all their streams.
 * Stopping: :meth:`Consumer.request_stop` (wired to SIGTERM/SIGINT by
   :func:`install_signal_handlers`) stops reading and lets the batch in hand finish; after a
   grace period, or on a second signal, the main thread is interrupted and the unfinished batch
@@ -435,6 +437,19 @@ class Consumer:
         Returns the number of entries taken (0 when there was nothing to do).
         """
         self.last_poll_monotonic = time.monotonic()
+        entries = self._housekeeping()
+        if not entries:
+            entries = self._read(self.block_ms if block_ms is None else block_ms)
+            if entries and self.fill_wait_ms:
+                entries = self._fill(entries)
+        if not entries:
+            return 0
+        self._process(entries)
+        return len(entries)
+
+    def _housekeeping(self) -> list[tuple[str, dict, int]]:
+        """The non-reading part of a cycle: create the group, refresh the lag gauges when due,
+        and reclaim stale entries when due. Returns the reclaimed entries (not yet handled)."""
         if not self._group_ready:
             self.bus.ensure_group(self.stream, self.group)
             self._group_ready = True
@@ -448,14 +463,7 @@ class Consumer:
             # nothing can become reclaimable faster than the lease
             pause_s = 0.0 if entries else min(self.lease_ms / 4000.0, 1.0)
             self._claim_due = time.monotonic() + pause_s
-        if not entries:
-            entries = self._read(self.block_ms if block_ms is None else block_ms)
-            if entries and self.fill_wait_ms:
-                entries = self._fill(entries)
-        if not entries:
-            return 0
-        self._process(entries)
-        return len(entries)
+        return entries
 
     def report_lag(self) -> tuple[int, int]:
         """Refresh and return ``(backlog, pending)`` of the group on the input stream.
@@ -621,20 +629,41 @@ class Consumer:
                 raise BusError(f"handler output {item!r}: expected (stream name, message)")
         return out
 
-    def _commit(self, batch: list[Delivery], outputs: list[tuple[str, Message]]) -> None:
-        """Publish ``outputs`` and XACK ``batch`` in one MULTI/EXEC."""
+    # -- commit hooks (override in a subclass; see workers/mechanism and workers/catalog)
+    def commit(self, batch: list[Delivery], outputs: list[tuple[str, Message]]) -> int:
+        """Publish ``outputs``, queue :meth:`commit_writes` and XACK ``batch``, all in one
+        MULTI/EXEC. Returns the number of items it put out (``items_out``).
+
+        Override to commit differently (e.g. a WATCH/retry transaction); it must acknowledge
+        ``batch`` in the same transaction as its writes, or not at all if it raises.
+        """
         pipe = self.bus.client.pipeline(transaction=True)
         for stream, message in outputs:
             pipe.xadd(
                 self.bus.key(stream), encode(message), maxlen=self.bus.maxlen, approximate=True
             )
+        self.commit_writes(pipe, batch, outputs)
         pipe.xack(self.key, self.group, *[d.entry_id for d in batch])
         pipe.execute()
+        return len(outputs)
+
+    def commit_writes(
+        self, pipe: Any, batch: list[Delivery], outputs: list[tuple[str, Message]]
+    ) -> None:
+        """Extra writes queued on the commit's MULTI/EXEC ``pipe`` between the outputs and the
+        XACK (state that must be atomic with them). Default: none."""
+
+    def committed(self, batch: list[Delivery], outputs: list[tuple[str, Message]]) -> None:
+        """Called after a successful commit (bookkeeping). Default: nothing."""
+
+    def _commit(self, batch: list[Delivery], outputs: list[tuple[str, Message]]) -> None:
+        n_out = self.commit(batch, outputs)
         for d in batch:
             self._last_errors.pop(d.entry_id, None)
         self.processed += len(batch)
-        self.metrics.items_out.inc(len(outputs))
+        self.metrics.items_out.inc(n_out)
         self.metrics.last_processed.set(time.time())
+        self.committed(batch, outputs)
 
     def _failed(self, delivery: Delivery, fields_of: Mapping[str, dict], exc: Exception) -> None:
         self.metrics.errors.inc()
@@ -682,6 +711,138 @@ class Consumer:
         log.error(
             "entry %s of %s dead-lettered after %d deliveries: %s", entry_id, self.key, count, error
         )
+
+
+class MultiConsumer:
+    """Several :class:`Consumer` of one group, driven by ONE loop and ONE blocking XREADGROUP.
+
+    New entries on any of the streams wake the read at once; each stream's entries are handled
+    and committed by its own consumer (handler, commit hooks, dead letters, metrics), in the
+    order of ``consumers`` (e.g. origins before the messages that refer to them), so one
+    process never races itself. Every cycle first does each consumer's housekeeping (group
+    creation, lag gauges, and handling of entries reclaimed from dead consumers), then reads,
+    then calls ``on_cycle()`` (periodic work of the stage; Redis errors raised there are
+    retried like the loop's own).
+
+    Args:
+        consumers: the consumers, all of the same group and consumer name; the first one's
+            ``batch_size`` and ``block_ms`` are used for the shared read.
+        on_cycle: optional callable run after every cycle.
+        label: names the loop in the ``TimeoutError`` of ``run(timeout_s=...)``.
+    """
+
+    def __init__(
+        self,
+        consumers: Sequence[Consumer],
+        *,
+        on_cycle: Callable[[], Any] | None = None,
+        label: str = "consumer",
+    ) -> None:
+        consumers = list(consumers)
+        if not consumers:
+            raise ValueError("consumers: expected at least one Consumer")
+        first = consumers[0]
+        for c in consumers[1:]:
+            if c.bus is not first.bus or c.group != first.group or c.name != first.name:
+                raise ValueError(
+                    "consumers: expected one bus, group and consumer name for all, got "
+                    f"{[(c.group, c.name) for c in consumers]}"
+                )
+        if len({c.key for c in consumers}) != len(consumers):
+            raise ValueError("consumers: expected one consumer per stream")
+        self.consumers = consumers
+        self.bus = first.bus
+        self.group = first.group
+        self.name = first.name
+        self.batch_size = first.batch_size
+        self.block_ms = first.block_ms
+        self.on_cycle = on_cycle
+        self.label = label
+        self._stop = threading.Event()
+
+    @property
+    def processed(self) -> int:
+        """Entries processed and acked by all the consumers."""
+        return sum(c.processed for c in self.consumers)
+
+    def loop_alive(self) -> tuple[bool, dict[str, float]]:
+        """Health check of the loop (see :meth:`Consumer.loop_alive`)."""
+        return self.consumers[0].loop_alive()
+
+    def request_stop(self) -> None:
+        """Stop reading; the entries in hand are finished (thread- and signal-safe)."""
+        self._stop.set()
+        for c in self.consumers:
+            c.request_stop()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def run_once(self, *, block_ms: int | None = None) -> int:
+        """One cycle: housekeeping of every consumer, one read of all streams, handle and
+        commit per stream, then ``on_cycle``. Returns the number of entries taken."""
+        n = 0
+        for c in self.consumers:
+            claimed = c._housekeeping()
+            if claimed:
+                c._process(claimed)
+            n += len(claimed)
+        now = time.monotonic()
+        for c in self.consumers:
+            c.last_poll_monotonic = now
+        resp = self.bus.client.xreadgroup(
+            self.group,
+            self.name,
+            {c.key: ">" for c in self.consumers},
+            count=self.batch_size,
+            block=self.block_ms if block_ms is None else block_ms,
+        )
+        got: dict[str, list[tuple[str, dict, int]]] = {}
+        for key, rows in resp or []:
+            got[_s(key)] = [(_s(i), f, 1) for i, f in rows]
+        for c in self.consumers:  # in the given order
+            entries = got.get(c.key, [])
+            if entries:
+                c._process(entries)
+            n += len(entries)
+        if self.on_cycle is not None:
+            self.on_cycle()
+        return n
+
+    def run(self, *, drain: bool = False, timeout_s: float | None = None) -> int:
+        """Loop until stopped (or, with ``drain``, until no stream has new or pending entries).
+
+        Returns the number of entries processed and acked by the consumers. Redis outages are
+        waited out with backoff; handler errors never stop the loop.
+        """
+        import redis
+
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        backoff_s = 0.1
+        while not self._stop.is_set():
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"{self.label} not drained after {timeout_s} s")
+            try:
+                n = self.run_once(block_ms=100 if drain else None)
+                backoff_s = 0.1
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning("redis unavailable (%s); retrying in %.1f s", exc, backoff_s)
+                self._stop.wait(backoff_s)
+                backoff_s = min(backoff_s * 2, 5.0)
+                continue
+            except redis.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                log.warning("stream or group vanished; recreating")
+                for c in self.consumers:
+                    c._group_ready = False
+                continue
+            if drain and n == 0:
+                pending = sum(self.bus.pending_count(c.stream, self.group) for c in self.consumers)
+                if pending == 0:
+                    break
+        return self.processed
 
 
 def install_signal_handlers(

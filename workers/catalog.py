@@ -59,7 +59,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from firstmotion.bus import Bus, Consumer, Delivery, install_signal_handlers
+from firstmotion.bus import Bus, Consumer, Delivery, MultiConsumer, install_signal_handlers
 from firstmotion.messages import CatalogEvent, Mechanism, Message, MessageError, Origin
 from firstmotion.metrics import counter, gauge
 
@@ -614,44 +614,21 @@ class CatalogStage:
 
 class CatalogConsumer(Consumer):
     """A :class:`Consumer` whose commit writes the catalog (hash, sorted set, publication)
-    and the XACK in one MULTI/EXEC."""
+    and the XACK in one MULTI/EXEC (:meth:`CatalogStage.commit`)."""
 
     def __init__(self, *args: Any, catalog_stage: CatalogStage, **kwargs: Any) -> None:
         super().__init__(*args, stage="catalog", **kwargs)
         self.catalog_stage = catalog_stage
 
-    def housekeeping(self) -> int:
-        """Create the group, refresh lag gauges when due, handle reclaimed stale entries."""
-        if not self._group_ready:
-            self.bus.ensure_group(self.stream, self.group)
-            self._group_ready = True
-        now = time.monotonic()
-        if now >= self._lag_due:
-            self._lag_due = now + self.lag_interval_s
-            self.report_lag()
-        if now < self._claim_due:
-            return 0
-        entries = self._claim()
-        self._claim_due = time.monotonic() + (0.0 if entries else min(self.lease_ms / 4000, 1.0))
-        if entries:
-            self._process(entries)
-        return len(entries)
-
-    def process_entries(self, entries: list[tuple[str, dict, int]]) -> None:
-        if entries:
-            self._process(entries)
-
-    def _commit(self, batch: list[Delivery], outputs: list[tuple[str, Message]]) -> None:
+    def commit(self, batch: list[Delivery], outputs: list[tuple[str, Message]]) -> int:
         plan = self.catalog_stage.commit(self.key, self.group, [d.entry_id for d in batch])
-        for d in batch:
-            self._last_errors.pop(d.entry_id, None)
-        self.processed += len(batch)
-        self.metrics.items_out.inc(len(plan.changes))
-        self.metrics.last_processed.set(time.time())
+        return len(plan.changes)
 
 
 class CatalogWorker:
-    """Drives the origins and mechanisms consumers from one loop (stoppable, drainable)."""
+    """Drives the origins and mechanisms consumers from one loop (stoppable, drainable):
+    a :class:`firstmotion.bus.MultiConsumer`, origins first, finalising quiet events every
+    ``FINALIZE_INTERVAL_S``."""
 
     def __init__(
         self,
@@ -680,71 +657,28 @@ class CatalogWorker:
         )
         self.origins = CatalogConsumer(bus, ORIGINS, GROUP, self.stage.handle, **kw)
         self.mechanisms = CatalogConsumer(bus, MECHANISMS, GROUP, self.stage.handle, **kw)
-        self._stop = threading.Event()
+        self.loop = MultiConsumer(
+            (self.origins, self.mechanisms), on_cycle=self._periodic, label="catalog worker"
+        )
         self._finalize_due = 0.0
 
     def request_stop(self) -> None:
-        self._stop.set()
-        self.origins.request_stop()
-        self.mechanisms.request_stop()
+        self.loop.request_stop()
 
     def loop_alive(self) -> tuple[bool, dict[str, float]]:
-        return self.origins.loop_alive()
+        return self.loop.loop_alive()
+
+    def _periodic(self) -> None:
+        if time.monotonic() >= self._finalize_due:
+            self._finalize_due = time.monotonic() + FINALIZE_INTERVAL_S
+            self.stage.finalize_quiet()
+            self.stage.refresh_size()
 
     def run(self, *, drain: bool = False, timeout_s: float | None = None) -> int:
         """Read both streams with one blocking XREADGROUP, origins first, until stopped (or,
         with ``drain``, until neither stream has new or pending entries). Returns the number of
         input messages processed."""
-        import redis
-
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        backoff_s = 0.1
-        consumers = {c.key: c for c in (self.origins, self.mechanisms)}
-        client = self.bus.client
-        while not self._stop.is_set():
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"catalog worker not drained after {timeout_s} s")
-            try:
-                n = sum(c.housekeeping() for c in consumers.values())
-                for c in consumers.values():
-                    c.last_poll_monotonic = time.monotonic()
-                resp = client.xreadgroup(
-                    GROUP,
-                    self.origins.name,
-                    {key: ">" for key in consumers},
-                    count=self.batch_size,
-                    block=100 if drain else self.block_ms,
-                )
-                got: dict[str, list[tuple[str, dict, int]]] = {}
-                for k, rows in resp or []:
-                    got[_s(k)] = [(_s(i), f, 1) for i, f in rows]
-                for key, c in consumers.items():  # origins first
-                    c.process_entries(got.get(key, []))
-                    n += len(got.get(key, []))
-                if time.monotonic() >= self._finalize_due:
-                    self._finalize_due = time.monotonic() + FINALIZE_INTERVAL_S
-                    self.stage.finalize_quiet()
-                    self.stage.refresh_size()
-                backoff_s = 0.1
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                log.warning("redis unavailable (%s); retrying in %.1f s", exc, backoff_s)
-                self._stop.wait(backoff_s)
-                backoff_s = min(backoff_s * 2, 5.0)
-                continue
-            except redis.ResponseError as exc:
-                if "NOGROUP" not in str(exc):
-                    raise
-                log.warning("stream or group vanished; recreating")
-                for c in consumers.values():
-                    c._group_ready = False
-                continue
-            if drain and n == 0:
-                pending = self.bus.pending_count(ORIGINS, GROUP) + self.bus.pending_count(
-                    MECHANISMS, GROUP
-                )
-                if pending == 0:
-                    break
-        return self.origins.processed + self.mechanisms.processed
+        return self.loop.run(drain=drain, timeout_s=timeout_s)
 
 
 def retract_origin(bus: Bus, origin: Origin) -> str:

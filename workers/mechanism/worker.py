@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from firstmotion.bus import Bus, Consumer, Delivery, install_signal_handlers
+from firstmotion.bus import Bus, Consumer, Delivery, MultiConsumer, install_signal_handlers
 from firstmotion.kagan import kagan_angle_deg
 from firstmotion.messages import Mechanism, MechanismPick, Message, Origin, Polarity
 from firstmotion.metrics import counter, histogram
@@ -287,49 +287,15 @@ class StateCommitConsumer(Consumer):
         super().__init__(*args, stage="mechanism", **kwargs)
         self.mech_stage = mech_stage
 
-    def housekeeping(self) -> int:
-        """The non-reading part of :meth:`Consumer.run_once`: create the group, refresh the lag
-        gauges when due, and handle entries reclaimed from dead consumers. Returns how many
-        reclaimed entries were handled."""
-        if not self._group_ready:
-            self.bus.ensure_group(self.stream, self.group)
-            self._group_ready = True
-        now = time.monotonic()
-        if now >= self._lag_due:
-            self._lag_due = now + self.lag_interval_s
-            self.report_lag()
-        if now < self._claim_due:
-            return 0
-        entries = self._claim()
-        self._claim_due = time.monotonic() + (0.0 if entries else min(self.lease_ms / 4000, 1.0))
-        if entries:
-            self._process(entries)
-        return len(entries)
-
-    def process_entries(self, entries: list[tuple[str, dict, int]]) -> None:
-        """Handle and commit entries read for this consumer's stream by the worker's loop."""
-        if entries:
-            self._process(entries)
-
-    def _commit(self, batch: list[Delivery], outputs: list[tuple[str, Message]]) -> None:
-        from firstmotion.messages import encode
-
-        pipe = self.bus.client.pipeline(transaction=True)
-        for stream, message in outputs:
-            pipe.xadd(
-                self.bus.key(stream), encode(message), maxlen=self.bus.maxlen, approximate=True
-            )
+    def commit_writes(
+        self, pipe: Any, batch: list[Delivery], outputs: list[tuple[str, Message]]
+    ) -> None:
         for key, mapping in self.mech_stage.staged:
             pipe.hset(key, mapping=mapping)
             pipe.expire(key, STATE_TTL_S)
-        pipe.xack(self.key, self.group, *[d.entry_id for d in batch])
-        pipe.execute()
+
+    def committed(self, batch: list[Delivery], outputs: list[tuple[str, Message]]) -> None:
         self.mech_stage.staged = []
-        for d in batch:
-            self._last_errors.pop(d.entry_id, None)
-        self.processed += len(batch)
-        self.metrics.items_out.inc(len(outputs))
-        self.metrics.last_processed.set(time.time())
         self.mech_stage.committed(outputs)
 
 
@@ -364,66 +330,18 @@ class MechanismWorker:
         self.polarities = StateCommitConsumer(
             bus, POLARITIES, GROUP, self.stage.handle_polarities, **kw
         )
-        self._stopped = False
+        self.loop = MultiConsumer((self.origins, self.polarities), label="mechanism worker")
 
     def request_stop(self) -> None:
-        self._stopped = True
-        self.origins.request_stop()
-        self.polarities.request_stop()
+        self.loop.request_stop()
 
     def run(self, *, drain: bool = False, timeout_s: float | None = None) -> int:
         """Read both streams with ONE blocking XREADGROUP (new entries on either wake it at
         once; Redis resolves a blocked read's own timeout only to ~1/hz = 100 ms), handle
         origins before polarities, until stopped (or drained). Returns the number of input
         messages processed."""
-        import redis
-
         self.stage.warm_up()
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        backoff_s = 0.1
-        consumers = {c.key: c for c in (self.origins, self.polarities)}
-        client = self.bus.client
-        while not self._stopped:
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"mechanism worker not drained after {timeout_s} s")
-            try:
-                n = sum(c.housekeeping() for c in consumers.values())
-                resp = client.xreadgroup(
-                    GROUP,
-                    self.origins.name,
-                    {key: ">" for key in consumers},
-                    count=self.batch_size,
-                    block=100 if drain else self.block_ms,
-                )
-                got = {
-                    (k.decode() if isinstance(k, bytes) else k): [
-                        (i.decode() if isinstance(i, bytes) else i, f, 1) for i, f in rows
-                    ]
-                    for k, rows in resp or []
-                }
-                for key, c in consumers.items():  # origins first
-                    c.process_entries(got.get(key, []))
-                    n += len(got.get(key, []))
-                backoff_s = 0.1
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                log.warning("redis unavailable (%s); retrying in %.1f s", exc, backoff_s)
-                time.sleep(backoff_s)
-                backoff_s = min(backoff_s * 2, 5.0)
-                continue
-            except redis.ResponseError as exc:
-                if "NOGROUP" not in str(exc):
-                    raise
-                log.warning("stream or group vanished; recreating")
-                for c in consumers.values():
-                    c._group_ready = False
-                continue
-            if drain and n == 0:
-                pending = self.bus.pending_count(ORIGINS, GROUP) + self.bus.pending_count(
-                    POLARITIES, GROUP
-                )
-                if pending == 0:
-                    break
-        return self.origins.processed + self.polarities.processed
+        return self.loop.run(drain=drain, timeout_s=timeout_s)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
