@@ -161,10 +161,11 @@ class Bus:
         return cls(client, prefix, maxlen=maxlen)
 
     @classmethod
-    def from_settings(cls, redis_settings: Any) -> Bus:
-        """From ``Settings.redis`` (url, prefix, stream_maxlen); the URL must be set."""
+    def from_settings(cls, redis_settings: Any, *, url: str | None = None) -> Bus:
+        """From ``Settings.redis`` (url, prefix, stream_maxlen); ``url`` (a command's
+        ``--redis``) overrides the configured URL, which must be set otherwise."""
         return cls.from_url(
-            redis_settings.require_url(),
+            url or redis_settings.require_url(),
             redis_settings.prefix,
             maxlen=redis_settings.stream_maxlen,
         )
@@ -900,35 +901,53 @@ def install_signal_handlers(
 
 
 def run_stage(
-    consumer: Consumer,
+    runner: Any,
     *,
+    bus: Bus | None = None,
     drain: bool = False,
     grace_s: float = 30.0,
     metrics_host: str = "127.0.0.1",
     metrics_port: int | None = None,
     health: Any = None,
+    loop_check: bool = True,
+    checks: Mapping[str, Callable[[], Any]] | None = None,
+    servers: Sequence[Any] = (),
+    on_exit: Sequence[Callable[[], Any]] = (),
 ) -> int:
-    """Run one stage's consumer as a service: signals, /metrics + /healthz, clean exit.
+    """Run one stage's loop as a service: signals, /metrics + /healthz, clean exit.
 
-    Installs SIGTERM/SIGINT handling (main thread only), serves metrics on ``metrics_port``
-    (if given) with health checks ``redis`` (PING) and ``loop`` (:meth:`Consumer.loop_alive`)
-    added to ``health`` (a :class:`firstmotion.metrics.Health`), runs the loop and tears all
-    of it down. Returns the number of entries processed.
+    ``runner`` is a :class:`Consumer`, a :class:`MultiConsumer` or a stage worker: anything
+    with ``run(drain=...) -> int`` and ``request_stop()``. Installs SIGTERM/SIGINT handling
+    (main thread only; see :func:`install_signal_handlers`), serves metrics on
+    ``metrics_port`` (if given) with health checks ``redis`` (PING on ``bus``, default
+    ``runner.bus``), ``loop`` (``runner.loop_alive``, unless ``loop_check`` is false) and then
+    ``checks``, added to ``health`` (a :class:`firstmotion.metrics.Health`), runs the loop and
+    tears all of it down: signal handlers, the metrics server, ``servers`` (started by the
+    caller, each with ``stop()``), then the ``on_exit`` callables in order (e.g. ``bus.close``).
+    Returns what ``runner.run`` returned (the number of entries processed).
     """
     from firstmotion.metrics import Health, redis_ping_check, start_http_server
 
+    bus = bus if bus is not None else runner.bus
     server = None
     if metrics_port is not None:
         health = health if health is not None else Health()
-        health.register("redis", redis_ping_check(consumer.bus.client))
-        health.register("loop", consumer.loop_alive)
+        health.register("redis", redis_ping_check(bus.client))
+        if loop_check:
+            health.register("loop", runner.loop_alive)
+        for name, check in (checks or {}).items():
+            health.register(name, check)
         server = start_http_server(metrics_host, metrics_port, health=health)
     in_main = threading.current_thread() is threading.main_thread()
-    restore = install_signal_handlers(consumer, grace_s=grace_s) if in_main else None
+    restore = install_signal_handlers(runner, grace_s=grace_s) if in_main else None
     try:
-        return consumer.run(drain=drain)
+        return runner.run(drain=drain)
     finally:
         if restore is not None:
             restore()
         if server is not None:
             server.stop()
+        for other in servers:
+            other.stop()
+        for done in on_exit:
+            done()

@@ -118,3 +118,43 @@ def test_multi_consumer_rejects_mixed_groups(bus):
         MultiConsumer(())
     with pytest.raises(ValueError, match="one consumer per stream"):
         MultiConsumer((a, bus.consumer("picks", "g", lambda b: [], name="a")))
+
+
+def test_run_stage_serves_a_multi_consumer_and_tears_down_in_order(bus):
+    import signal
+
+    from firstmotion.bus import run_stage
+    from firstmotion.metrics import Health
+
+    for i in range(3):
+        bus.publish("picks", pick(i))
+    kw = dict(name="a", block_ms=50)
+    loop = MultiConsumer(
+        (bus.consumer("picks", "g", lambda b: [], **kw), bus.consumer("x", "g", lambda b: [], **kw))
+    )
+    done: list[str] = []
+
+    class Server:
+        def stop(self) -> None:
+            done.append("server")
+
+    before = signal.getsignal(signal.SIGTERM)
+    health = Health()
+    n = run_stage(
+        loop,
+        drain=True,
+        metrics_port=0,
+        health=health,
+        grace_s=1,
+        checks={"model": lambda: (True, "loaded")},
+        servers=[Server()],
+        on_exit=(lambda: done.append("first"), lambda: done.append("second")),
+    )
+    assert n == 3
+    assert done == ["server", "first", "second"]
+    assert signal.getsignal(signal.SIGTERM) is before
+    ok, results = health.run()
+    assert ok and list(results) == ["redis", "loop", "model"]
+    health2 = Health()
+    run_stage(loop, bus=bus, drain=True, metrics_port=0, health=health2, loop_check=False)
+    assert list(health2.run()[1]) == ["redis"]

@@ -52,7 +52,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from firstmotion.bus import Bus, Delivery, install_signal_handlers
+from firstmotion.bus import Bus, Delivery, run_stage
 from firstmotion.messages import Message, Origin, Pick
 from firstmotion.metrics import counter, gauge, histogram
 from workers.associate_locate import (
@@ -489,35 +489,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from firstmotion.config import load_settings
-    from firstmotion.metrics import Health, redis_ping_check, start_http_server
     from firstmotion.velocity import VelocityModel
 
     settings = load_settings(args.config)
-    url = args.redis or settings.redis.require_url()
+    bus = Bus.from_settings(settings.redis, url=args.redis)
     model_file = args.velocity_model or settings.associate.velocity_model
     model = VelocityModel.from_file(model_file) if model_file else VelocityModel.default()
     stations = stations_from_inventory(args.inventory) if args.inventory else {}
     associator = Associator(model, AssociateParams.from_settings(settings.associate))
-    bus = Bus.from_url(url, settings.redis.prefix, maxlen=settings.redis.stream_maxlen)
     worker = AssociateWorker(
         bus, associator, stations=stations, name=args.name, block_ms=settings.redis.block_ms,
         lease_ms=settings.redis.lease_ms, max_deliveries=settings.redis.max_deliveries,
         debounce_s=args.debounce_s,
     )  # fmt: skip
-    server = None
-    if args.metrics_port is not None:
-        health = Health()
-        health.register("redis", redis_ping_check(bus.client))
-        health.register("loop", worker.consumer.loop_alive)
-        server = start_http_server(settings.metrics.host, args.metrics_port, health=health)
-    restore = install_signal_handlers(worker)
-    try:
-        n = worker.run(drain=args.drain)
-    finally:
-        restore()
-        if server is not None:
-            server.stop()
-        associator.close()
-        bus.close()
+    n = run_stage(
+        worker,
+        drain=args.drain,
+        metrics_host=settings.metrics.host,
+        metrics_port=args.metrics_port,
+        loop_check=False,
+        checks={"loop": worker.consumer.loop_alive},
+        on_exit=(associator.close, bus.close),
+    )
     log.info("associate worker processed %d picks", n)
     return 0

@@ -59,7 +59,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from firstmotion.bus import Bus, Consumer, Delivery, MultiConsumer, install_signal_handlers
+from firstmotion.bus import Bus, Consumer, Delivery, MultiConsumer, run_stage
 from firstmotion.messages import CatalogEvent, Mechanism, Message, MessageError, Origin
 from firstmotion.metrics import counter, gauge
 
@@ -760,12 +760,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from firstmotion.config import load_settings
-    from firstmotion.metrics import Health, redis_ping_check, start_http_server
     from workers.web import start_web_server
 
     settings = load_settings(args.config)
-    url = args.redis or settings.redis.require_url()
-    bus = Bus.from_url(url, settings.redis.prefix, maxlen=settings.redis.stream_maxlen)
+    bus = Bus.from_settings(settings.redis, url=args.redis)
     cs = settings.catalog
     alerts = AlertSender(cs.alert_urls, timeout_s=cs.alert_timeout_s).start()
     worker = CatalogWorker(
@@ -778,23 +776,17 @@ def run(args: argparse.Namespace) -> int:
         max_deliveries=settings.redis.max_deliveries,
     )
     servers: list[Any] = []
-    if args.metrics_port is not None:
-        health = Health()
-        health.register("redis", redis_ping_check(bus.client))
-        health.register("loop", worker.loop_alive)
-        servers.append(start_http_server(settings.metrics.host, args.metrics_port, health=health))
     if not args.no_web:
         port = cs.web_port if args.web_port is None else args.web_port
         reader = CatalogReader(bus.client, settings.redis.prefix)
         servers.append(start_web_server(reader, cs.web_host, port))
-    restore = install_signal_handlers(worker)
-    try:
-        n = worker.run(drain=args.drain)
-    finally:
-        restore()
-        for server in servers:
-            server.stop()
-        alerts.stop()
-        bus.close()
+    n = run_stage(
+        worker,
+        drain=args.drain,
+        metrics_host=settings.metrics.host,
+        metrics_port=args.metrics_port,
+        servers=servers,
+        on_exit=(alerts.stop, bus.close),
+    )
     log.info("catalog worker processed %d messages", n)
     return 0

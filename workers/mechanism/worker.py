@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from firstmotion.bus import Bus, Consumer, Delivery, MultiConsumer, install_signal_handlers
+from firstmotion.bus import Bus, Consumer, Delivery, MultiConsumer, run_stage
 from firstmotion.kagan import kagan_angle_deg
 from firstmotion.messages import Mechanism, MechanismPick, Message, Origin, Polarity
 from firstmotion.metrics import counter, histogram
@@ -354,12 +354,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from firstmotion.config import load_settings
-    from firstmotion.metrics import Health, redis_ping_check, start_http_server
     from workers.mechanism.reversals import read_reversals
 
     settings = load_settings(args.config)
-    url = args.redis or settings.redis.require_url()
-    bus = Bus.from_url(url, settings.redis.prefix, maxlen=settings.redis.stream_maxlen)
+    bus = Bus.from_settings(settings.redis, url=args.redis)
     ms = settings.mechanism
     reversals = read_reversals(ms.reversals_file) if ms.reversals_file else None
     worker = MechanismWorker(
@@ -371,18 +369,13 @@ def run(args: argparse.Namespace) -> int:
         lease_ms=settings.redis.lease_ms,
         max_deliveries=settings.redis.max_deliveries,
     )
-    server = None
-    if args.metrics_port is not None:
-        health = Health()
-        health.register("redis", redis_ping_check(bus.client))
-        server = start_http_server(settings.metrics.host, args.metrics_port, health=health)
-    restore = install_signal_handlers(worker)
-    try:
-        n = worker.run(drain=args.drain)
-    finally:
-        restore()
-        if server is not None:
-            server.stop()
-        bus.close()
+    n = run_stage(
+        worker,
+        drain=args.drain,
+        metrics_host=settings.metrics.host,
+        metrics_port=args.metrics_port,
+        loop_check=False,
+        on_exit=(bus.close,),
+    )
     log.info("mechanism worker processed %d messages", n)
     return 0
