@@ -296,6 +296,51 @@ class Bus:
         return Consumer(self, stream, group, handler, **kwargs)
 
 
+def run_loop(
+    step: Callable[[], Any],
+    *,
+    stop: threading.Event,
+    done: Callable[[Any], bool] | None = None,
+    timeout_s: float | None = None,
+    label: str = "consumer",
+    on_nogroup: Callable[[], Any] | None = None,
+    what: str = "stream or group",
+) -> None:
+    """The loop of a stage: ``step()`` until ``stop`` is set or ``done(result)`` is true.
+
+    Redis connection errors and timeouts raised by ``step`` are waited out with backoff
+    (0.1 s doubling to 5 s, cut short by ``stop``); a NOGROUP error (the stream or group was
+    deleted: FLUSHALL, DEL) is logged as "<what> vanished", ``on_nogroup()`` is called (forget
+    the group so the next step recreates it) and the loop goes on; other errors propagate, as
+    do errors raised by ``done`` (it runs outside the retry). With ``timeout_s``, raises
+    ``TimeoutError("<label> not drained after ...")`` once that much time has passed.
+    """
+    import redis
+
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    backoff_s = 0.1
+    while not stop.is_set():
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(f"{label} not drained after {timeout_s} s")
+        try:
+            result = step()
+            backoff_s = 0.1
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            log.warning("redis unavailable (%s); retrying in %.1f s", exc, backoff_s)
+            stop.wait(backoff_s)
+            backoff_s = min(backoff_s * 2, 5.0)
+            continue
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            log.warning("%s vanished; recreating", what)
+            if on_nogroup is not None:
+                on_nogroup()
+            continue
+        if done is not None and done(result):
+            break
+
+
 def default_consumer_name() -> str:
     """``<hostname>-<pid>``: unique per process, stable for its life."""
     import os
@@ -391,6 +436,10 @@ class Consumer:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    def forget_group(self) -> None:
+        """Create the group (and stream) again before the next read (after NOGROUP)."""
+        self._group_ready = False
+
     def run(
         self, *, drain: bool = False, timeout_s: float | None = None, max_batches: int | None = None
     ) -> int:
@@ -399,37 +448,32 @@ class Consumer:
         Returns the number of entries processed and acked by this consumer. Redis outages
         are waited out with backoff; handler errors never stop the loop.
         """
-        import redis
-
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        backoff_s = 0.1
         batches = 0
-        while not self._stop.is_set():
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"consumer {self.name}: not drained after {timeout_s} s")
-            try:
-                handled = self.run_once(block_ms=min(self.block_ms, 100) if drain else None)
-                backoff_s = 0.1
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                log.warning("redis unavailable (%s); retrying in %.1f s", exc, backoff_s)
-                self._stop.wait(backoff_s)
-                backoff_s = min(backoff_s * 2, 5.0)
-                continue
-            except redis.ResponseError as exc:
-                if "NOGROUP" not in str(exc):
-                    raise
-                log.warning("stream or group %s/%s vanished; recreating", self.key, self.group)
-                self._group_ready = False
-                continue
+
+        def step() -> int:
+            return self.run_once(block_ms=min(self.block_ms, 100) if drain else None)
+
+        def done(handled: int) -> bool:
+            nonlocal batches
             if handled:
                 batches += 1
-                if max_batches is not None and batches >= max_batches:
-                    break
-            elif drain and self.bus.pending_count(self.stream, self.group) == 0:
-                break
-            elif drain:
+                return max_batches is not None and batches >= max_batches
+            if drain and self.bus.pending_count(self.stream, self.group) == 0:
+                return True
+            if drain:
                 # pending entries of other (maybe dead) consumers: wait for their lease
                 self._stop.wait(min(self.lease_ms / 1000.0, 0.05))
+            return False
+
+        run_loop(
+            step,
+            stop=self._stop,
+            done=done,
+            timeout_s=timeout_s,
+            label=f"consumer {self.name}:",
+            on_nogroup=self.forget_group,
+            what=f"stream or group {self.key}/{self.group}",
+        )
         return self.processed
 
     def run_once(self, *, block_ms: int | None = None) -> int:
@@ -817,32 +861,25 @@ class MultiConsumer:
         Returns the number of entries processed and acked by the consumers. Redis outages are
         waited out with backoff; handler errors never stop the loop.
         """
-        import redis
 
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        backoff_s = 0.1
-        while not self._stop.is_set():
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"{self.label} not drained after {timeout_s} s")
-            try:
-                n = self.run_once(block_ms=100 if drain else None)
-                backoff_s = 0.1
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                log.warning("redis unavailable (%s); retrying in %.1f s", exc, backoff_s)
-                self._stop.wait(backoff_s)
-                backoff_s = min(backoff_s * 2, 5.0)
-                continue
-            except redis.ResponseError as exc:
-                if "NOGROUP" not in str(exc):
-                    raise
-                log.warning("stream or group vanished; recreating")
-                for c in self.consumers:
-                    c._group_ready = False
-                continue
+        def done(n: int) -> bool:
             if drain and n == 0:
                 pending = sum(self.bus.pending_count(c.stream, self.group) for c in self.consumers)
-                if pending == 0:
-                    break
+                return pending == 0
+            return False
+
+        def forget_groups() -> None:
+            for c in self.consumers:
+                c.forget_group()
+
+        run_loop(
+            lambda: self.run_once(block_ms=100 if drain else None),
+            stop=self._stop,
+            done=done,
+            timeout_s=timeout_s,
+            label=self.label,
+            on_nogroup=forget_groups,
+        )
         return self.processed
 
 

@@ -158,3 +158,31 @@ def test_run_stage_serves_a_multi_consumer_and_tears_down_in_order(bus):
     health2 = Health()
     run_stage(loop, bus=bus, drain=True, metrics_port=0, health=health2, loop_check=False)
     assert list(health2.run()[1]) == ["redis"]
+
+
+def test_run_loop_retries_redis_errors_recreates_groups_and_times_out():
+    import threading
+
+    import redis
+
+    from firstmotion.bus import run_loop
+
+    stop = threading.Event()
+    events: list[str] = []
+    script = iter([redis.ConnectionError("down"), redis.ResponseError("NOGROUP gone"), 0, 5])
+
+    def step():
+        item = next(script)
+        if isinstance(item, Exception):
+            raise item
+        events.append(f"step {item}")
+        return item
+
+    run_loop(step, stop=stop, done=lambda n: n == 5, on_nogroup=lambda: events.append("forget"))
+    assert events == ["forget", "step 0", "step 5"]
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        run_loop(lambda: (_ for _ in ()).throw(redis.ResponseError("WRONGTYPE")), stop=stop)
+    with pytest.raises(TimeoutError, match="my loop not drained after 0.05 s"):
+        run_loop(lambda: 0, stop=stop, timeout_s=0.05, label="my loop")
+    stop.set()
+    run_loop(lambda: pytest.fail("a stopped loop must not step"), stop=stop)

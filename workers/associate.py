@@ -47,12 +47,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from firstmotion.bus import Bus, Delivery, run_stage
+from firstmotion.bus import Bus, Delivery, run_loop, run_stage
 from firstmotion.messages import Message, Origin, Pick
 from firstmotion.metrics import counter, gauge, histogram
 from workers.associate_locate import (
@@ -175,7 +176,7 @@ class AssociateWorker:
         self.last_run_monotonic = 0.0
         self.runs = 0
         self._loaded = False
-        self._stopped = False
+        self._stop = threading.Event()
         self._warned: set[str] = set()
         self.picks_total = counter(
             "firstmotion_associate_picks_total", "P picks taken by the associator", ("outcome",)
@@ -423,42 +424,37 @@ class AssociateWorker:
         self.associator.tables(p.max_distance_km + 2.0 * p.margin_km)
 
     def request_stop(self) -> None:
-        self._stopped = True
+        self._stop.set()
         self.consumer.request_stop()
 
     def run(self, *, drain: bool = False, timeout_s: float | None = None) -> int:
         """Read, window, associate (debounced) until stopped, or with ``drain`` until nothing
         is new or pending and the final association ran. Returns the picks processed."""
-        import redis
-
         if not self._loaded:
             self.load_state()
         self.warm_up()
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
         block_ms = 100 if drain else max(1, min(self.block_ms, int(self.debounce_s * 1000) or 1))
-        backoff_s = 0.1
-        while not self._stopped:
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"associate worker not drained after {timeout_s} s")
-            try:
-                took = self.consumer.run_once(block_ms=block_ms)
-                if self._due(took):
-                    self._associate_guarded()
-                backoff_s = 0.1
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                log.warning("redis unavailable (%s); retrying in %.1f s", exc, backoff_s)
-                time.sleep(backoff_s)
-                backoff_s = min(backoff_s * 2, 5.0)
-                continue
-            except redis.ResponseError as exc:
-                if "NOGROUP" not in str(exc):
-                    raise
-                log.warning("picks stream or group vanished; recreating")
-                self.consumer._group_ready = False
-                continue
-            if drain and took == 0 and not self.dirty:
-                if self.bus.pending_count(INPUT_STREAM, GROUP) == 0:
-                    break
+
+        def step() -> int:
+            took = self.consumer.run_once(block_ms=block_ms)
+            if self._due(took):
+                self._associate_guarded()
+            return took
+
+        def done(took: int) -> bool:
+            if not drain or took or self.dirty:
+                return False
+            return self.bus.pending_count(INPUT_STREAM, GROUP) == 0
+
+        run_loop(
+            step,
+            stop=self._stop,
+            done=done,
+            timeout_s=timeout_s,
+            label="associate worker",
+            on_nogroup=self.consumer.forget_group,
+            what="picks stream or group",
+        )
         if self.dirty:  # stopped with windowed picks not yet associated: do it now
             self._associate_guarded()
         return self.consumer.processed
