@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -248,12 +248,39 @@ def flag_check(is_ok: Callable[[], bool], detail: str = "") -> HealthCheck:
 # --------------------------------------------------------------------------- HTTP
 
 
-class MetricsServer:
-    """A running /metrics + /healthz server; ``stop()`` shuts it down."""
+class ThreadedHTTPServer:
+    """An HTTP server running in a daemon thread (:meth:`start`); ``stop()`` shuts it down.
 
-    def __init__(self, httpd: ThreadingHTTPServer, thread: threading.Thread) -> None:
+    ``stopping``, if given, is set first on ``stop()`` so that long-lived responses (event
+    streams) end before the server shuts down.
+    """
+
+    def __init__(
+        self,
+        httpd: ThreadingHTTPServer,
+        thread: threading.Thread,
+        stopping: threading.Event | None = None,
+    ) -> None:
         self._httpd = httpd
         self._thread = thread
+        self._stopping = stopping
+
+    @classmethod
+    def start(
+        cls,
+        host: str,
+        port: int,
+        handler: type[BaseHTTPRequestHandler],
+        *,
+        thread_name: str,
+        stopping: threading.Event | None = None,
+    ) -> Self:
+        """Bind ``host:port`` (``port=0``: a free one) and serve ``handler`` from a thread."""
+        httpd = ThreadingHTTPServer((host, port), handler)
+        httpd.daemon_threads = True
+        thread = threading.Thread(target=httpd.serve_forever, name=thread_name, daemon=True)
+        thread.start()
+        return cls(httpd, thread, stopping)
 
     @property
     def host(self) -> str:
@@ -268,15 +295,21 @@ class MetricsServer:
         return f"http://{self.host}:{self.port}"
 
     def stop(self) -> None:
+        if self._stopping is not None:
+            self._stopping.set()
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=5)
 
-    def __enter__(self) -> MetricsServer:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class MetricsServer(ThreadedHTTPServer):
+    """A running /metrics + /healthz server; ``stop()`` shuts it down."""
 
 
 def _handler_class(reg: CollectorRegistry, health: Health) -> type[BaseHTTPRequestHandler]:
@@ -321,9 +354,8 @@ def start_http_server(
     if not isinstance(port, int) or not 0 <= port <= 65535:
         raise ValueError(f"metrics.port: expected an integer in [0, 65535], got {port!r}")
     reg = collector_registry if collector_registry is not None else registry()
-    httpd = ThreadingHTTPServer((host, port), _handler_class(reg, health or Health()))
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, name="metrics-http", daemon=True)
-    thread.start()
-    log.info("metrics on http://%s:%d/metrics", host, httpd.server_address[1])
-    return MetricsServer(httpd, thread)
+    server = MetricsServer.start(
+        host, port, _handler_class(reg, health or Health()), thread_name="metrics-http"
+    )
+    log.info("metrics on http://%s:%d/metrics", host, server.port)
+    return server

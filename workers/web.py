@@ -34,14 +34,14 @@ import re
 import threading
 import time
 from functools import lru_cache
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
 from firstmotion.messages import CatalogEvent
-from firstmotion.metrics import counter
+from firstmotion.metrics import ThreadedHTTPServer, counter
 from firstmotion.radiation import p_radiation
 
 log = logging.getLogger(__name__)
@@ -264,39 +264,8 @@ def page_html(events: list[CatalogEvent], *, poll_s: float = POLL_INTERVAL_S) ->
 # --------------------------------------------------------------------------- HTTP shell
 
 
-class WebServer:
-    """A running catalog web server; ``stop()`` shuts it down."""
-
-    def __init__(
-        self, httpd: ThreadingHTTPServer, thread: threading.Thread, stopping: threading.Event
-    ) -> None:
-        self._httpd = httpd
-        self._thread = thread
-        self._stopping = stopping  # ends open event streams
-
-    @property
-    def host(self) -> str:
-        return str(self._httpd.server_address[0])
-
-    @property
-    def port(self) -> int:
-        return int(self._httpd.server_address[1])
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> WebServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+class WebServer(ThreadedHTTPServer):
+    """A running catalog web server; ``stop()`` ends open event streams and shuts it down."""
 
 
 def _handler_class(
@@ -428,9 +397,7 @@ def start_web_server(
     if not isinstance(port, int) or not 0 <= port <= 65535:
         raise ValueError(f"catalog.web_port: expected an integer in [0, 65535], got {port!r}")
     stopping = threading.Event()
-    httpd = ThreadingHTTPServer((host, port), _handler_class(reader, poll_s, stopping, keepalive_s))
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, name="catalog-web", daemon=True)
-    thread.start()
-    log.info("catalog page on http://%s:%d/", host, httpd.server_address[1])
-    return WebServer(httpd, thread, stopping)
+    handler = _handler_class(reader, poll_s, stopping, keepalive_s)
+    server = WebServer.start(host, port, handler, thread_name="catalog-web", stopping=stopping)
+    log.info("catalog page on http://%s:%d/", host, server.port)
+    return server
