@@ -113,6 +113,25 @@ class SeedLinkSettings:
         return out
 
 
+DETECT_REFINE_METHODS = ("aic", "kurtosis", "none")
+
+
+def detect_order_problems(p: Any) -> list[str]:
+    """The detector settings that must come in order (``sta_s < lta_s``, ``trigger_off <
+    trigger_on``, ``freqmin_hz < freqmax_hz``); shared by :class:`DetectSettings` and the
+    stream stage's ``DetectParams``. Returns the problems, one message each."""
+    out = []
+    if p.sta_s >= p.lta_s:
+        out.append(f"detect.sta_s: expected < lta_s ({p.lta_s}), got {p.sta_s}")
+    if p.trigger_off >= p.trigger_on:
+        out.append(
+            f"detect.trigger_off: expected < trigger_on ({p.trigger_on}), got {p.trigger_off}"
+        )
+    if p.freqmin_hz >= p.freqmax_hz:
+        out.append(f"detect.freqmin_hz: expected < freqmax_hz ({p.freqmax_hz}), got {p.freqmin_hz}")
+    return out
+
+
 @dataclass(frozen=True)
 class DetectSettings:
     """STA/LTA trigger and onset refinement (obspy recursive STA/LTA + AIC)."""
@@ -136,19 +155,8 @@ class DetectSettings:
             "freqmax_hz", "refine_window_s", "window_before_s", "window_after_s",
         )  # fmt: skip
         out += _non_negative("detect", self, "min_snr", "dead_time_s")
-        if self.sta_s >= self.lta_s:
-            out.append(f"detect.sta_s: expected < lta_s ({self.lta_s}), got {self.sta_s}")
-        if self.trigger_off >= self.trigger_on:
-            out.append(
-                f"detect.trigger_off: expected < trigger_on ({self.trigger_on}), "
-                f"got {self.trigger_off}"
-            )
-        if self.freqmin_hz >= self.freqmax_hz:
-            out.append(
-                f"detect.freqmin_hz: expected < freqmax_hz ({self.freqmax_hz}), "
-                f"got {self.freqmin_hz}"
-            )
-        if self.refine not in ("aic", "kurtosis", "none"):
+        out += detect_order_problems(self)
+        if self.refine not in DETECT_REFINE_METHODS:
             out.append(f"detect.refine: expected 'aic', 'kurtosis' or 'none', got {self.refine!r}")
         return out
 

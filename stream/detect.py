@@ -36,30 +36,35 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import signal as sps
 
+from firstmotion.config import DETECT_REFINE_METHODS, DetectSettings, detect_order_problems
 from stream.buffer import RingArray
 
-REFINE_METHODS = ("aic", "kurtosis", "none")
+REFINE_METHODS = DETECT_REFINE_METHODS
 _TINY = np.finfo(np.float64).tiny
 
 
 # --------------------------------------------------------------------------- parameters
 
 
+_DEFAULTS = DetectSettings  # one source of defaults: the [detect] section of the config
+
+
 @dataclass(frozen=True)
 class DetectParams:
     """Detector settings (seconds, Hz, STA/LTA ratios); see :class:`firstmotion.config.
-    DetectSettings` for the configuration keys they come from."""
+    DetectSettings` for the configuration keys they come from (and their defaults); the SNR
+    windows and the longest trigger are the detector's own."""
 
-    sta_s: float = 0.5
-    lta_s: float = 10.0
-    trigger_on: float = 3.5
-    trigger_off: float = 1.5
-    freqmin_hz: float = 1.0
-    freqmax_hz: float = 20.0
-    refine: str = "aic"
-    refine_window_s: float = 1.0
-    min_snr: float = 2.0
-    dead_time_s: float = 2.0
+    sta_s: float = _DEFAULTS.sta_s
+    lta_s: float = _DEFAULTS.lta_s
+    trigger_on: float = _DEFAULTS.trigger_on
+    trigger_off: float = _DEFAULTS.trigger_off
+    freqmin_hz: float = _DEFAULTS.freqmin_hz
+    freqmax_hz: float = _DEFAULTS.freqmax_hz
+    refine: str = _DEFAULTS.refine
+    refine_window_s: float = _DEFAULTS.refine_window_s
+    min_snr: float = _DEFAULTS.min_snr
+    dead_time_s: float = _DEFAULTS.dead_time_s
     snr_noise_s: float = 2.0
     snr_signal_s: float = 1.0
     max_trigger_s: float = 60.0
@@ -75,18 +80,9 @@ class DetectParams:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and np.isfinite(value) and value >= 0):
                 raise ValueError(f"detect.{name}: expected a number >= 0, got {value!r}")
-        if self.sta_s >= self.lta_s:
-            raise ValueError(f"detect.sta_s: expected < lta_s ({self.lta_s}), got {self.sta_s}")
-        if self.trigger_off >= self.trigger_on:
-            raise ValueError(
-                f"detect.trigger_off: expected < trigger_on ({self.trigger_on}), "
-                f"got {self.trigger_off}"
-            )
-        if self.freqmin_hz >= self.freqmax_hz:
-            raise ValueError(
-                f"detect.freqmin_hz: expected < freqmax_hz ({self.freqmax_hz}), "
-                f"got {self.freqmin_hz}"
-            )
+        problems = detect_order_problems(self)
+        if problems:
+            raise ValueError(problems[0])
         if self.refine not in REFINE_METHODS:
             raise ValueError(
                 f"detect.refine: expected one of {list(REFINE_METHODS)}, got {self.refine!r}"

@@ -53,6 +53,7 @@ from typing import Any
 
 import numpy as np
 
+from firstmotion.config import AssociateSettings
 from firstmotion.messages import Arrival, Origin
 from firstmotion.velocity import TravelTimeTable, VelocityModel, trace_rays
 
@@ -148,21 +149,21 @@ _NON_NEGATIVE_PARAMS = (
 class AssociateParams:
     """Association, location and revision settings.
 
-    The first five are ``[associate]`` of the config (:class:`firstmotion.config.
-    AssociateSettings`): ``min_picks`` P picks per event; picks are kept in the worker's
+    The first five are ``[associate]`` of the config (:class:`firstmotion.config.AssociateSettings`,
+    whose defaults they take): ``min_picks`` P picks per event; picks are kept in the worker's
     sliding window for ``max travel time + wait_s + window_s`` after the newest pick;
     ``max_distance_km`` the farthest station used for association; ``max_residual_s`` PyOcto's
-    pick-match tolerance and the largest residual kept; ``wait_s`` how long (in pick time) past
-    its last possible P arrival an event stays open for revisions -- and at least
-    ``close_wall_s`` of wall time after its last revision, so that picks delivered out of order
-    (reclaimed from a crashed consumer, a backfill) still join it.
+    pick-match tolerance and the largest residual kept; ``wait_s`` how long (in pick time) past its
+    last possible P arrival an event stays open for revisions -- and at least ``close_wall_s`` of
+    wall time after its last revision, so that picks delivered out of order (reclaimed from a
+    crashed consumer, a backfill) still join it.
     """
 
-    min_picks: int = 4
-    window_s: float = 20.0
-    max_distance_km: float = 200.0
-    max_residual_s: float = 1.5
-    wait_s: float = 10.0
+    min_picks: int = AssociateSettings.min_picks
+    window_s: float = AssociateSettings.window_s
+    max_distance_km: float = AssociateSettings.max_distance_km
+    max_residual_s: float = AssociateSettings.max_residual_s
+    wait_s: float = AssociateSettings.wait_s
     max_depth_km: float = 40.0
     margin_km: float = 50.0  # search volume beyond the stations' extent
     table_step_km: float = 0.5  # PyOcto table spacing

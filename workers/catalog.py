@@ -60,6 +60,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from firstmotion.bus import Bus, Consumer, Delivery, MultiConsumer, run_stage
+from firstmotion.config import CatalogSettings
 from firstmotion.messages import CatalogEvent, Mechanism, Message, MessageError, Origin
 from firstmotion.metrics import counter, gauge
 
@@ -136,13 +137,13 @@ class EventState:
 
 @dataclass(frozen=True)
 class CatalogRules:
-    """When an event is final, and when it raises an alert."""
+    """When an event is final, and when it raises an alert (defaults: ``[catalog]``)."""
 
-    final_after_s: float = 600.0
-    final_max_quality: str = "B"
+    final_after_s: float = CatalogSettings.final_after_s
+    final_max_quality: str = CatalogSettings.final_max_quality
     alerts_enabled: bool = False
-    alert_min_magnitude: float = 3.0
-    alert_max_quality: str = "B"
+    alert_min_magnitude: float = CatalogSettings.alert_min_magnitude
+    alert_max_quality: str = CatalogSettings.alert_max_quality
 
     def __post_init__(self) -> None:
         for name in ("final_max_quality", "alert_max_quality"):

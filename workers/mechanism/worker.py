@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from firstmotion.bus import Bus, Consumer, Delivery, MultiConsumer, run_stage
+from firstmotion.config import MechanismSettings
 from firstmotion.kagan import kagan_angle_deg
 from firstmotion.messages import Mechanism, MechanismPick, Message, Origin, Polarity
 from firstmotion.metrics import counter, histogram
@@ -59,20 +60,24 @@ STATE_TTL_S = 7 * 24 * 3600
 INVERSION_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
 
+_DEFAULTS = MechanismSettings  # one source of defaults: the [mechanism] section of the config
+
+
 @dataclass(frozen=True)
 class WorkerParams:
-    """The inversion and revision settings (``[mechanism]`` of the config)."""
+    """The inversion and revision settings (``[mechanism]`` of the config, whose defaults
+    they take)."""
 
-    min_polarities: int = 8
-    dang_deg: float = 5.0
-    n_trials: int = 30
-    badfrac: float = 0.1
-    cangle_deg: float = 45.0
-    prob_max: float = 0.25
-    max_distance_km: float = 120.0
-    revise_min_change_deg: float = 10.0
-    max_azimuth_gap_deg: float = 90.0
-    max_takeoff_gap_deg: float = 60.0
+    min_polarities: int = _DEFAULTS.min_polarities
+    dang_deg: float = _DEFAULTS.dang_deg
+    n_trials: int = _DEFAULTS.n_trials
+    badfrac: float = _DEFAULTS.badfrac
+    cangle_deg: float = _DEFAULTS.cangle_deg
+    prob_max: float = _DEFAULTS.prob_max
+    max_distance_km: float = _DEFAULTS.max_distance_km
+    revise_min_change_deg: float = _DEFAULTS.revise_min_change_deg
+    max_azimuth_gap_deg: float = _DEFAULTS.max_azimuth_gap_deg
+    max_takeoff_gap_deg: float = _DEFAULTS.max_takeoff_gap_deg
 
     @classmethod
     def from_settings(cls, s: Any) -> WorkerParams:
