@@ -16,6 +16,7 @@ from numpy.typing import ArrayLike
 
 WGS84_A_M = 6378137.0
 WGS84_F = 1.0 / 298.257223563
+KM_PER_DEG = 111.19492664455873  # km per degree of arc on the 6371 km sphere (QuakeML distance)
 
 
 def distance_azimuth(

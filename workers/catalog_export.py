@@ -31,12 +31,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from firstmotion.geodesy import KM_PER_DEG
 from firstmotion.messages import CatalogEvent
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("quakeml", "json", "csv")
-KM_PER_DEG = 111.19492664455873
 CSV_COLUMNS = (
     "event_id", "status", "revision", "origin_time_utc", "latitude_deg", "longitude_deg",
     "depth_km", "magnitude", "strike", "dip", "rake", "aux_strike", "aux_dip", "aux_rake",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from firstmotion.geodesy import KM_PER_DEG
 from stream.scenario.config import ScenarioConfig
 from stream.scenario.events import Event, aux_plane
 from stream.scenario.geometry import PairGeometry
@@ -207,12 +208,12 @@ def truth_catalog(truth: dict):
             picks += [pp, sp]
             origin.arrivals.append(
                 Arrival(pick_id=pp.resource_id, phase="P", azimuth=row["azimuth_deg"],
-                        distance=row["distance_km"] / 111.19492664455873,
+                        distance=row["distance_km"] / KM_PER_DEG,
                         takeoff_angle=180.0 - row["takeoff_deg"])
             )  # fmt: skip
             origin.arrivals.append(
                 Arrival(pick_id=sp.resource_id, phase="S", azimuth=row["azimuth_deg"],
-                        distance=row["distance_km"] / 111.19492664455873)
+                        distance=row["distance_km"] / KM_PER_DEG)
             )  # fmt: skip
         event = QEvent(
             resource_id=ResourceIdentifier(f"smi:firstmotion/{eid}"), origins=[origin],
