@@ -291,8 +291,8 @@ class Bus:
         unless given explicitly.
         """
         if settings is not None:
-            for name in ("block_ms", "lease_ms", "max_deliveries"):
-                kwargs.setdefault(name, getattr(settings, name))
+            for name, value in settings.consumer_options().items():
+                kwargs.setdefault(name, value)
         return Consumer(self, stream, group, handler, **kwargs)
 
 

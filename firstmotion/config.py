@@ -53,6 +53,9 @@ def _path(**kw: Any) -> Any:
 # --------------------------------------------------------------------------- sections
 
 
+CONSUMER_OPTIONS = ("block_ms", "lease_ms", "max_deliveries")
+
+
 @dataclass(frozen=True)
 class RedisSettings:
     """The Redis that carries every stream. ``url`` has no default on purpose."""
@@ -77,6 +80,11 @@ class RedisSettings:
             out.append(f"redis.prefix: expected letters, digits, '_.:-', got {self.prefix!r}")
         out += _positive("redis", self, "stream_maxlen", "block_ms", "lease_ms", "max_deliveries")
         return out
+
+    def consumer_options(self) -> dict[str, int]:
+        """The consumer settings (``block_ms``, ``lease_ms``, ``max_deliveries``) as keyword
+        arguments of :class:`firstmotion.bus.Consumer` and the stage workers."""
+        return {k: getattr(self, k) for k in CONSUMER_OPTIONS}
 
     def require_url(self) -> str:
         """The URL, or a clear error when it was never set (no silent localhost)."""

@@ -37,3 +37,14 @@ def test_detect_params_reports_order_problems_like_the_config():
         with pytest.raises(ValueError) as exc:
             DetectParams(**bad)
         assert [str(exc.value)] == config.detect_order_problems(config.DetectSettings(**bad))
+
+
+def test_redis_consumer_options_are_the_consumer_keywords():
+    import inspect
+
+    from firstmotion.bus import Consumer
+
+    redis_settings = config.RedisSettings(block_ms=7, lease_ms=900, max_deliveries=3)
+    options = redis_settings.consumer_options()
+    assert options == {"block_ms": 7, "lease_ms": 900, "max_deliveries": 3}
+    assert set(options) <= set(inspect.signature(Consumer).parameters)

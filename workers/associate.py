@@ -494,9 +494,8 @@ def run(args: argparse.Namespace) -> int:
     stations = stations_from_inventory(args.inventory) if args.inventory else {}
     associator = Associator(model, AssociateParams.from_settings(settings.associate))
     worker = AssociateWorker(
-        bus, associator, stations=stations, name=args.name, block_ms=settings.redis.block_ms,
-        lease_ms=settings.redis.lease_ms, max_deliveries=settings.redis.max_deliveries,
-        debounce_s=args.debounce_s,
+        bus, associator, stations=stations, name=args.name, debounce_s=args.debounce_s,
+        **settings.redis.consumer_options(),
     )  # fmt: skip
     n = run_stage(
         worker,

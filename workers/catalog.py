@@ -772,9 +772,7 @@ def run(args: argparse.Namespace) -> int:
         CatalogRules.from_settings(cs),
         alerts=alerts,
         name=args.name,
-        block_ms=settings.redis.block_ms,
-        lease_ms=settings.redis.lease_ms,
-        max_deliveries=settings.redis.max_deliveries,
+        **settings.redis.consumer_options(),
     )
     servers: list[Any] = []
     if not args.no_web:

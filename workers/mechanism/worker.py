@@ -370,9 +370,7 @@ def run(args: argparse.Namespace) -> int:
         WorkerParams.from_settings(ms),
         reversals=reversals,
         name=args.name,
-        block_ms=settings.redis.block_ms,
-        lease_ms=settings.redis.lease_ms,
-        max_deliveries=settings.redis.max_deliveries,
+        **settings.redis.consumer_options(),
     )
     n = run_stage(
         worker,
