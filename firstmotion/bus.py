@@ -805,6 +805,28 @@ class MultiConsumer:
         self.label = label
         self._stop = threading.Event()
 
+    @classmethod
+    def of(
+        cls,
+        bus: Bus,
+        group: str,
+        handlers: Mapping[str, Handler],
+        *,
+        consumer_cls: type[Consumer] = Consumer,
+        on_cycle: Callable[[], Any] | None = None,
+        label: str = "consumer",
+        **consumer_kwargs: Any,
+    ) -> MultiConsumer:
+        """One ``consumer_cls(bus, stream, group, handler, **consumer_kwargs)`` per entry of
+        ``handlers`` (stream name -> handler, in the order they are to be handled), all under
+        one consumer name (``name``, default ``<host>-<pid>``), driven by one loop."""
+        consumer_kwargs["name"] = consumer_kwargs.get("name") or default_consumer_name()
+        consumers = [
+            consumer_cls(bus, stream, group, handler, **consumer_kwargs)
+            for stream, handler in handlers.items()
+        ]
+        return cls(consumers, on_cycle=on_cycle, label=label)
+
     @property
     def processed(self) -> int:
         """Entries processed and acked by all the consumers."""

@@ -186,3 +186,22 @@ def test_run_loop_retries_redis_errors_recreates_groups_and_times_out():
         run_loop(lambda: 0, stop=stop, timeout_s=0.05, label="my loop")
     stop.set()
     run_loop(lambda: pytest.fail("a stopped loop must not step"), stop=stop)
+
+
+def test_multi_consumer_of_builds_one_consumer_per_stream_in_order(bus):
+    commits: list = []
+    loop = MultiConsumer.of(
+        bus,
+        "g",
+        {"polarities": lambda b: [], "picks": lambda b: []},
+        consumer_cls=StateConsumer,
+        label="built",
+        batch_size=5,
+        log=commits,
+    )
+    assert [c.stream for c in loop.consumers] == ["polarities", "picks"]
+    assert all(isinstance(c, StateConsumer) and c.batch_size == 5 for c in loop.consumers)
+    assert len({c.name for c in loop.consumers}) == 1 and loop.name
+    bus.publish("picks", pick(1))
+    assert loop.run(drain=True, timeout_s=20) == 1
+    assert commits == [("picks", 1, 0)]

@@ -648,19 +648,13 @@ class CatalogWorker:
         self.stage = CatalogStage(bus, rules, alerts=alerts, clock=clock)
         self.block_ms = block_ms
         self.batch_size = batch_size
-        kw: dict[str, Any] = dict(
-            name=name,
-            batch_size=batch_size,
-            block_ms=block_ms,
-            lease_ms=lease_ms,
-            max_deliveries=max_deliveries,
-            catalog_stage=self.stage,
-        )
-        self.origins = CatalogConsumer(bus, ORIGINS, GROUP, self.stage.handle, **kw)
-        self.mechanisms = CatalogConsumer(bus, MECHANISMS, GROUP, self.stage.handle, **kw)
-        self.loop = MultiConsumer(
-            (self.origins, self.mechanisms), on_cycle=self._periodic, label="catalog worker"
-        )
+        self.loop = MultiConsumer.of(
+            bus, GROUP, {ORIGINS: self.stage.handle, MECHANISMS: self.stage.handle},
+            consumer_cls=CatalogConsumer, on_cycle=self._periodic, label="catalog worker",
+            name=name, batch_size=batch_size, block_ms=block_ms, lease_ms=lease_ms,
+            max_deliveries=max_deliveries, catalog_stage=self.stage,
+        )  # fmt: skip
+        self.origins, self.mechanisms = self.loop.consumers
         self._finalize_due = 0.0
 
     def request_stop(self) -> None:

@@ -323,19 +323,14 @@ class MechanismWorker:
         self.stage = MechanismStage(bus, params or WorkerParams(), reversals)
         self.block_ms = block_ms
         self.batch_size = batch_size
-        kw = dict(
-            name=name,
-            batch_size=batch_size,
-            block_ms=block_ms,
-            lease_ms=lease_ms,
-            max_deliveries=max_deliveries,
-            mech_stage=self.stage,
-        )
-        self.origins = StateCommitConsumer(bus, ORIGINS, GROUP, self.stage.handle_origins, **kw)
-        self.polarities = StateCommitConsumer(
-            bus, POLARITIES, GROUP, self.stage.handle_polarities, **kw
-        )
-        self.loop = MultiConsumer((self.origins, self.polarities), label="mechanism worker")
+        self.loop = MultiConsumer.of(
+            bus, GROUP,
+            {ORIGINS: self.stage.handle_origins, POLARITIES: self.stage.handle_polarities},
+            consumer_cls=StateCommitConsumer, label="mechanism worker",
+            name=name, batch_size=batch_size, block_ms=block_ms, lease_ms=lease_ms,
+            max_deliveries=max_deliveries, mech_stage=self.stage,
+        )  # fmt: skip
+        self.origins, self.polarities = self.loop.consumers
 
     def request_stop(self) -> None:
         self.loop.request_stop()
