@@ -2,41 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
+from test_bus import pick
+from test_bus import to_polarity as polarity
 
 from firstmotion.bus import Bus, Consumer, Delivery, MultiConsumer
-from firstmotion.messages import Pick, Polarity, make_pick_id
-
-
-def pick(i: int) -> Pick:
-    station = f"XX.S{i % 5}..HHZ"
-    t = 1.7e9 + i
-    return Pick(
-        pick_id=make_pick_id(station, t),
-        station_id=station,
-        time_epoch_s=t,
-        sampling_rate_hz=100.0,
-        start_time_epoch_s=t - 1,
-        pick_index=100,
-        samples=np.full(200, float(i)),
-        snr=3.0,
-        amplitude=1.0,
-        created_epoch_s=t,
-    )
-
-
-def polarity(p: Pick) -> Polarity:
-    return Polarity(
-        pick_id=p.pick_id,
-        station_id=p.station_id,
-        time_epoch_s=p.time_epoch_s,
-        polarity=1,
-        probabilities=(1.0, 0.0, 0.0),
-        confidence=1.0,
-        model_version="test",
-        created_epoch_s=p.time_epoch_s,
-    )
+from firstmotion.messages import Pick, Polarity
 
 
 @pytest.fixture
