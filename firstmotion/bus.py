@@ -367,6 +367,11 @@ class Consumer:
         lag_interval_s: how often to refresh the backlog/pending gauges.
         max_wait_ms: dynamic batching: after a read returns fewer than ``batch_size``
             entries, keep reading for up to this long to fill the batch (0: off).
+
+    Subclasses extend the commit through its public hooks: :meth:`commit_writes` (more writes
+    in the same MULTI/EXEC), :meth:`commit` (a different transaction, e.g. WATCH/retry) and
+    :meth:`committed` (bookkeeping after success). Several consumers of one group are driven
+    together by :class:`MultiConsumer`.
     """
 
     def __init__(
