@@ -16,7 +16,10 @@ Timed in the same run, on the same threads:
 
 On a CUDA device (when present) also: model-only throughput in bf16 autocast at large batch.
 Each figure is the median of ``--repeats`` timed runs after warm-up (the first calls build
-oneDNN primitives). The machine may be shared: rerun when quiet.
+oneDNN primitives). The machine may be shared: rerun when quiet, and compare ``--threads 1``
+with ``--threads 2``: when other processes hold a core, two intra-op threads wait on each other
+at every layer (measured here: ~650 windows/s with 2 threads vs ~20,000 with 1 on the same
+loaded machine), which is why the worker defaults to one thread and scales by replicas.
 """
 
 from __future__ import annotations

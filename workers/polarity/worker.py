@@ -205,6 +205,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default=None, help="consumer name (default host-pid)")
     parser.add_argument("--drain", action="store_true", help="exit when nothing is left")
     parser.add_argument("--metrics-port", type=int, default=None, help="serve /metrics here")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads per worker (default 1: scale with more workers; on a shared "
+        "CPU 2 intra-op threads measured 30x slower than 1, see benchmarks/bench_polarity.py)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -217,6 +224,9 @@ def run(args: argparse.Namespace) -> int:
     url = args.redis or settings.redis.require_url()
     model = args.model or pol.model or None
     device = args.device or pol.device
+    import torch
+
+    torch.set_num_threads(max(1, args.threads))
     clf = PolarityClassifier.load(model, device=device)
     log.info("polarity model %s on %s", clf.card.get("name"), clf.device)
     bus = Bus.from_url(url, settings.redis.prefix, maxlen=settings.redis.stream_maxlen)
