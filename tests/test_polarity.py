@@ -72,6 +72,19 @@ def test_classify_contract_shapes_dtypes_and_rows_sum_to_one(untrained):
     assert set(np.unique(res.polarity)) <= {-1, 0, 1}
 
 
+def test_classify_in_chunks_equals_one_batch(untrained):
+    data = np.concatenate(
+        [onset_rows(100.0, 1.0, 4, 20.0, seed=12), onset_rows(100.0, -1.0, 3, 5.0, seed=13)]
+    )
+    data[2, 505] = np.nan
+    picks = np.full(7, 500)
+    whole = untrained.classify(data, 100.0, picks, batch_size=1024)
+    chunked = untrained.classify(data, 100.0, picks, batch_size=3)
+    np.testing.assert_array_equal(whole.polarity, chunked.polarity)
+    np.testing.assert_allclose(whole.probabilities, chunked.probabilities, atol=1e-6)
+    assert list(whole.reason) == list(chunked.reason) and chunked.reason[2] == "nan"
+
+
 def test_rate_below_40_hz_raises(untrained):
     with pytest.raises(ValueError, match="below the minimum"):
         untrained.classify(np.zeros((2, 400)), 39.9, [200, 200])

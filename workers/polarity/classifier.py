@@ -216,7 +216,20 @@ class PolarityClassifier:
         ``ValueError``); ``pick_index`` (N,) the P pick sample in each row. Bad windows (NaN,
         flat, too short) get polarity 0 with a reason, never an exception.
         """
-        windows, reasons = prepare_windows(data, sampling_rate, pick_index, self.config)
+        data = np.asarray(data)
+        picks = np.asarray(pick_index)
+        if data.ndim == 2 and picks.ndim == 1 and data.shape[0] == picks.shape[0] > batch_size:
+            # bounded memory: preprocess (N, context) float64 segments a batch at a time
+            parts = [
+                prepare_windows(
+                    data[i : i + batch_size], sampling_rate, picks[i : i + batch_size], self.config
+                )
+                for i in range(0, data.shape[0], batch_size)
+            ]
+            windows = np.concatenate([w for w, _ in parts])
+            reasons = np.concatenate([r for _, r in parts])
+        else:
+            windows, reasons = prepare_windows(data, sampling_rate, picks, self.config)
         n = windows.shape[0]
         probs = np.zeros((n, len(LABELS)), dtype=np.float32)
         probs[:, 2] = 1.0
