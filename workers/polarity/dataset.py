@@ -25,6 +25,10 @@ signal-to-noise ratio, defined as the model sees it:
 
 (the first lobe of pulse + later arrivals: the first motion as a reader sees it).
 
+The target snr is log-uniform in ``snr_range`` (0.3-100), and for ``loud_fraction`` of the
+signals in ``loud_snr_range`` (100-1e5): loud stations are the best a network has, and a model
+that never saw them read them with random sign.
+
 Labels: 0 up, 1 down, 2 unknown. Unknown = noise-only windows and near-nodal / drowned first
 motions (``snr < unknown_below_snr``).
 
@@ -50,7 +54,7 @@ from workers.polarity.preprocess import (
 
 LABEL_UP, LABEL_DOWN, LABEL_UNKNOWN = 0, 1, 2
 # bump when the generated windows change for the same configuration (invalidates caches)
-DATASET_VERSION = 4
+DATASET_VERSION = 5
 # drawn uniformly: 100 and 200 Hz (the common rates) twice as often as the others
 TRAINING_RATES_HZ = (40.0, 50.0, 80.0, 100.0, 100.0, 125.0, 200.0, 200.0, 250.0, 500.0)
 PROFILE_OUTPUT = {
@@ -75,6 +79,9 @@ class SamplerConfig:
     pick_s: float = 4.0
     noise_only_fraction: float = 0.3
     snr_range: tuple[float, float] = (0.3, 100.0)
+    # and loud stations: without them the model reversed SNR > 300 onsets (out of range)
+    loud_fraction: float = 0.15
+    loud_snr_range: tuple[float, float] = (100.0, 1e5)
     unknown_below_snr: float = 1.0
     pick_error_scale_s_range: tuple[float, float] = (0.001, 0.04)
     pick_error_max_s: float = 0.1
@@ -284,6 +291,8 @@ class WindowSampler:
                 first = visible_first_lobe(prim_w + sec_w)
                 noise_std = noise_w[k].std(axis=1)
                 target = np.exp(rng.uniform(*np.log(cfg.snr_range), size=k.size))
+                loud = rng.random(k.size) < cfg.loud_fraction
+                target[loud] = np.exp(rng.uniform(*np.log(cfg.loud_snr_range), size=loud.sum()))
                 ok = (first > 0) & (noise_std > 0)
                 gain = np.where(ok, target * noise_std / np.where(ok, first, 1.0), 0.0)
                 sign = rng.choice([-1.0, 1.0], size=k.size)

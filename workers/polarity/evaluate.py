@@ -99,10 +99,10 @@ def classification_metrics(
         out["noise_only_unknown_rate"] = float(np.mean(polarity[noise_only] == 0))
         out["n_noise_only"] = int(noise_only.sum())
         by_snr = {}
-        for lo, hi_edge in ((2, 3), (3, 5), (5, 10), (10, 30), (30, 1e9)):
+        for lo, hi_edge in ((2, 3), (3, 5), (5, 10), (10, 30), (30, 100), (100, 1e3), (1e3, 1e9)):
             sel = signed & (snr >= lo) & (snr < hi_edge)
             if sel.any():
-                by_snr[f"{lo}-{hi_edge:g}"] = {
+                by_snr[f"{lo:g}-{hi_edge:g}"] = {
                     "n": int(sel.sum()),
                     "accuracy": float(np.mean(polarity[sel] == truth[sel])),
                     "wrong_sign": float(np.mean(polarity[sel] == -truth[sel])),
@@ -143,7 +143,7 @@ def plot_synthetic(
 
     truth = POLARITY_OF_LABEL[labels]
     signed = truth != 0
-    edges = np.geomspace(1.0, 100.0, 13)
+    edges = np.geomspace(1.0, 1e5, 21)
     mid = np.sqrt(edges[1:] * edges[:-1])
     right, wrong, unknown = [], [], []
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
