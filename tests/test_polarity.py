@@ -268,6 +268,19 @@ def test_shipped_model_reads_clear_synthetic_onsets(shipped):
         assert np.mean(res.polarity == expected) >= 0.95, res.probabilities
 
 
+def test_shipped_model_reads_loud_onsets_with_the_right_sign(shipped):
+    """Regression: polarity_v1 trained with SNR <= 100 reversed ~30-50% of onsets at SNR 1e3-1e5
+    (the best stations of a network)."""
+    from dataclasses import replace
+
+    cfg = replace(SamplerConfig(), noise_only_fraction=0.0, snr_range=(1e3, 1e5), loud_fraction=0)
+    windows, labels, _snr, _rates = WindowSampler(shipped.config, cfg, seed=21).sample(300)
+    polarity, _ = shipped.decide(shipped.window_probabilities(windows))
+    truth = np.where(labels == 0, 1, -1)
+    assert np.mean(polarity == -truth) <= 0.02
+    assert np.mean(polarity == truth) >= 0.95
+
+
 def test_shipped_model_calls_pure_noise_unknown(shipped):
     rng = np.random.default_rng(8)
     data = np.stack([synth.ambient_noise(800, 100.0, rng, profile="broadband") for _ in range(30)])

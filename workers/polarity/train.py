@@ -282,7 +282,7 @@ def run(args: argparse.Namespace) -> int:
                 f"--batch-size {args.batch_size} --lr {args.lr} --window-pre {args.window_pre} "
                 f"--window-post {args.window_post} --highpass-hz {args.highpass_hz} "
                 f"--model-rate {args.model_rate:g} --normalisation {args.normalisation} "
-                f"--arch '{args.arch}' --sampler '{args.sampler}'"
+                f"--arch '{args.arch}' --sampler '{args.sampler}' --threads {args.threads}"
                 + (" --no-real-noise" if args.no_real_noise else "")
             ),
             "seed": args.seed,
