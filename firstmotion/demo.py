@@ -354,14 +354,17 @@ def plot_results(rows: list[dict[str, Any]], path: Path) -> Path:
             if j == 1:
                 label += f"  Q {r['quality']}  Kagan {r['kagan_deg']:.0f}°"
                 for p in r["mechanism"].picks:
-                    # lower-hemisphere equal-area: upgoing rays mapped through the centre
+                    # lower-hemisphere equal-area, upgoing rays through the centre; above
+                    # the beachball, whose collection obspy draws at zorder 100
                     az, to = np.radians(p.azimuth_deg), p.takeoff_deg
                     if to < 90:
                         az, to = az + np.pi, 180.0 - to
                     rad = np.sqrt(2) * np.sin(np.radians(180.0 - to) / 2)
                     x, y = rad * np.sin(az), rad * np.cos(az)
                     marker, color = ("^", "#c62828") if p.polarity > 0 else ("v", "#1565c0")
-                    ax.plot(x, y, marker, color=color, markeredgecolor="k", markersize=6, zorder=5)
+                    ax.plot(
+                        x, y, marker, color=color, markeredgecolor="k", markersize=6, zorder=200
+                    )
             ax.set_title(label, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
