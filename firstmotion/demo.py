@@ -84,6 +84,16 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "firstmotion.cli", *args]
 
 
+def _port_or_free(port: int) -> int:
+    """``port`` if nothing listens on it on loopback, else a free one (the demo must run)."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return _free_port()
+    return port
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -598,7 +608,7 @@ def _run_truth(args: argparse.Namespace, ctx: dict[str, Any]) -> list[dict[str, 
         f"{time.perf_counter() - t0:.1f} s; published {len(windows)} picks to fm:picks"
     )
     _step(5, total, "polarity worker (drain mode)")
-    mport = args.metrics_port
+    mport = _port_or_free(args.metrics_port)
     dt = _run_stage(
         _cli("worker", "polarity", "--redis", url, "--drain", "--metrics-port", str(mport)),
         logs / "polarity.log",
@@ -610,7 +620,7 @@ def _run_truth(args: argparse.Namespace, ctx: dict[str, Any]) -> list[dict[str, 
     for origin in truth_origins(truth, windows):
         bus.publish("origins", origin)
     dt = _run_stage(
-        _cli("worker", "mechanism", "--redis", url, "--drain", "--metrics-port", str(mport + 1)),
+        _cli("worker", "mechanism", "--redis", url, "--drain", "--metrics-port", str(mport)),
         logs / "mechanism.log",
         "mechanism worker",
     )
@@ -627,7 +637,7 @@ def _run_pipeline(
     total = 7
     _step(4, total, "start the stages (each its own process)")
     inventory = str(scen / "stations.xml")
-    mport = args.metrics_port
+    web_port = _port_or_free(args.web_port)
     commands = {
         "stream": _cli(
             "stream", "--seedlink", f"127.0.0.1:{port}", "--streams", "*_*:??Z",
@@ -637,14 +647,15 @@ def _run_pipeline(
         "polarity": _cli("worker", "polarity", "--redis", url),
         "associate": _cli("worker", "associate", "--redis", url, "--inventory", inventory),
         "mechanism": _cli("worker", "mechanism", "--redis", url),
-        "catalog": _cli("worker", "catalog", "--redis", url, "--web-port", str(args.web_port)),
+        "catalog": _cli("worker", "catalog", "--redis", url, "--web-port", str(web_port)),
     }  # fmt: skip
     procs: dict[str, subprocess.Popen] = {}
     for i, (name, cmd) in enumerate(commands.items()):
-        cmd = [*cmd, "--metrics-port", str(mport + i)]
+        mport = _port_or_free(args.metrics_port + i)
+        cmd = [*cmd, "--metrics-port", str(mport)]
         procs[name] = stack.enter_context(_process(cmd, logs / f"{name}.log"))
-        print(f"      {name:<10} metrics http://127.0.0.1:{mport + i}/metrics")
-    print(f"      live catalog page: http://127.0.0.1:{args.web_port}/")
+        print(f"      {name:<10} metrics http://127.0.0.1:{mport}/metrics")
+    print(f"      live catalog page: http://127.0.0.1:{web_port}/")
 
     _step(5, total, f"stream the scenario over SeedLink at {args.speed:g}x real time")
     span_s = float(args.duration_s) / args.speed
@@ -666,7 +677,7 @@ def _run_pipeline(
     counts = ", ".join(f"{s} {bus.length(s)}" for s in STAGES)
     print(f"      settled after {time.perf_counter() - t0:.0f} s: {counts}")
     if args.serve:
-        print(f"      serving http://127.0.0.1:{args.web_port}/ until Ctrl-C")
+        print(f"      serving http://127.0.0.1:{web_port}/ until Ctrl-C")
         try:
             while True:
                 time.sleep(1)
