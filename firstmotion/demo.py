@@ -252,60 +252,72 @@ def truth_origins(truth: dict[str, Any], windows: list[StationWindow]) -> list[O
     return origins
 
 
+def _event_row(event: dict[str, Any]) -> dict[str, Any]:
+    """The truth columns of an event's row, with empty polarity counts."""
+    return {
+        "event_id": event["event_id"],
+        "magnitude": event["magnitude"],
+        "truth_sdr": (event["strike"], event["dip"], event["rake"]),
+        "n_true_polarities": sum(1 for a in event["stations"] if int(a["polarity"]) != 0),
+        "n_picks": 0, "polarity_correct": 0, "polarity_wrong": 0, "polarity_unknown": 0,
+        "polarity_accuracy": float("nan"),
+    }  # fmt: skip
+
+
+def _count_polarities(row: dict[str, Any], judged: list[tuple[int, Any]]) -> None:
+    """Add (true label, Polarity or None) pairs to the row's counts; labels 0 are not judged."""
+    for label, p in judged:
+        if p is None or label == 0:
+            continue
+        key = "unknown" if p.polarity == 0 else "correct" if p.polarity == label else "wrong"
+        row[f"polarity_{key}"] += 1
+    n = row["polarity_correct"] + row["polarity_wrong"]
+    row["polarity_accuracy"] = row["polarity_correct"] / n if n else float("nan")
+
+
+def _add_mechanism(row: dict[str, Any], m: Any, revisions: int) -> None:
+    """The estimate's columns: strike/dip/rake, Kagan angle to the truth, quality."""
+    from firstmotion.kagan import kagan_angle_deg
+
+    row.update(
+        estimate_sdr=(m.strike, m.dip, m.rake),
+        kagan_deg=float(kagan_angle_deg(*row["truth_sdr"], m.strike, m.dip, m.rake)),
+        quality=m.quality,
+        fault_plane_uncertainty_deg=m.fault_plane_uncertainty_deg,
+        n_polarities=m.n_polarities,
+        revisions=revisions,
+        mechanism=m,
+    )
+
+
+def _revision_counts(mechanisms: list) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for m in mechanisms:
+        out[m.event_id] = out.get(m.event_id, 0) + 1
+    return out
+
+
 def summarise(
     truth: dict[str, Any], windows: list[StationWindow], polarities: list, mechanisms: list
 ) -> list[dict[str, Any]]:
-    """One row per event: polarity accuracy and the mechanism against the truth."""
-    from firstmotion.kagan import kagan_angle_deg
-
+    """One row per event: polarity accuracy and the newest mechanism against the truth."""
     pol_by_pick = {p.pick_id: p for p in polarities}
     latest: dict[str, Any] = {}
-    revisions: dict[str, int] = {}
     for m in mechanisms:
-        revisions[m.event_id] = revisions.get(m.event_id, 0) + 1
         if m.event_id not in latest or m.revision >= latest[m.event_id].revision:
             latest[m.event_id] = m
+    revisions = _revision_counts(mechanisms)
     rows = []
     for event in truth["events"]:
+        row = _event_row(event)
         ev_windows = [w for w in windows if w.event_id == event["event_id"]]
-        n_true = sum(1 for w in ev_windows if w.true_polarity != 0)
-        correct = wrong = unknown = 0
-        for w in ev_windows:
-            p = pol_by_pick.get(w.pick.pick_id)
-            if p is None or w.true_polarity == 0:
-                continue
-            if p.polarity == 0:
-                unknown += 1
-            elif p.polarity == w.true_polarity:
-                correct += 1
-            else:
-                wrong += 1
-        row: dict[str, Any] = {
-            "event_id": event["event_id"],
-            "magnitude": event["magnitude"],
-            "truth_sdr": (event["strike"], event["dip"], event["rake"]),
-            "n_picks": len(ev_windows),
-            "n_true_polarities": n_true,
-            "polarity_correct": correct,
-            "polarity_wrong": wrong,
-            "polarity_unknown": unknown,
-            "polarity_accuracy": correct / (correct + wrong) if correct + wrong else float("nan"),
-        }
+        row["n_picks"] = len(ev_windows)
+        _count_polarities(
+            row, [(w.true_polarity, pol_by_pick.get(w.pick.pick_id)) for w in ev_windows]
+        )
         m = latest.get(event["event_id"])
         if m is not None:
-            row.update(
-                estimate_sdr=(m.strike, m.dip, m.rake),
-                kagan_deg=float(
-                    kagan_angle_deg(
-                        event["strike"], event["dip"], event["rake"], m.strike, m.dip, m.rake
-                    )
-                ),
-                quality=m.quality,
-                fault_plane_uncertainty_deg=m.fault_plane_uncertainty_deg,
-                n_polarities=m.n_polarities,
-                revisions=revisions[event["event_id"]],
-                mechanism=m,
-            )
+            _add_mechanism(row, m, revisions[event["event_id"]])
         rows.append(row)
     return rows
 
@@ -518,59 +530,33 @@ def summarise_pipeline(
     truth: dict[str, Any], catalog: list[tuple[Origin, Any]], polarities: list, mechanisms: list
 ) -> tuple[list[dict[str, Any]], int]:
     """Rows per truth event (as :func:`summarise`) plus location errors; and false events."""
-    from firstmotion.kagan import kagan_angle_deg
-
     pol_by_pick = {p.pick_id: p for p in polarities}
-    n_revisions: dict[str, int] = {}
-    for m in mechanisms:
-        n_revisions[m.event_id] = n_revisions.get(m.event_id, 0) + 1
+    revisions = _revision_counts(mechanisms)
     matches = match_events(truth, catalog)
     rows = []
     for event in truth["events"]:
-        labels = {a["station_id"]: int(a["polarity"]) for a in event["stations"]}
-        row: dict[str, Any] = {
-            "event_id": event["event_id"],
-            "magnitude": event["magnitude"],
-            "truth_sdr": (event["strike"], event["dip"], event["rake"]),
-            "n_true_polarities": sum(1 for v in labels.values() if v != 0),
-            "n_picks": 0, "polarity_correct": 0, "polarity_wrong": 0, "polarity_unknown": 0,
-            "polarity_accuracy": float("nan"), "detected": False,
-        }  # fmt: skip
+        row = _event_row(event)
+        row["detected"] = False
         hit = matches[event["event_id"]]
         if hit is not None:
             origin, mech = hit
-            dist_km = _distance_km(event, origin)
             row.update(
                 detected=True,
                 catalog_id=origin.event_id,
-                epicentre_error_km=dist_km,
+                epicentre_error_km=_distance_km(event, origin),
                 depth_error_km=origin.depth_km - event["depth_km"],
                 n_picks=len(origin.arrivals),
             )
-            for arrival in origin.arrivals:
-                p = pol_by_pick.get(arrival.pick_id)
-                label = labels.get(arrival.station_id, 0)
-                if p is None or label == 0:
-                    continue
-                key = (
-                    "unknown" if p.polarity == 0 else "correct" if p.polarity == label else "wrong"
-                )
-                row[f"polarity_{key}"] += 1
-            judged = row["polarity_correct"] + row["polarity_wrong"]
-            if judged:
-                row["polarity_accuracy"] = row["polarity_correct"] / judged
+            labels = {a["station_id"]: int(a["polarity"]) for a in event["stations"]}
+            _count_polarities(
+                row,
+                [
+                    (labels.get(a.station_id, 0), pol_by_pick.get(a.pick_id))
+                    for a in origin.arrivals
+                ],
+            )
             if mech is not None:
-                row.update(
-                    estimate_sdr=(mech.strike, mech.dip, mech.rake),
-                    kagan_deg=float(
-                        kagan_angle_deg(*row["truth_sdr"], mech.strike, mech.dip, mech.rake)
-                    ),
-                    quality=mech.quality,
-                    fault_plane_uncertainty_deg=mech.fault_plane_uncertainty_deg,
-                    n_polarities=mech.n_polarities,
-                    revisions=n_revisions.get(origin.event_id, 0),
-                    mechanism=mech,
-                )
+                _add_mechanism(row, mech, revisions.get(origin.event_id, 0))
         rows.append(row)
     matched = {r["catalog_id"] for r in rows if r["detected"]}
     false_events = sum(1 for origin, _ in catalog if origin.event_id not in matched)
