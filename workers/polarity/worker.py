@@ -29,7 +29,8 @@ from collections import defaultdict
 
 import numpy as np
 
-from firstmotion.bus import Bus, Consumer, Delivery, install_signal_handlers
+from firstmotion.bus import Bus, Consumer, Delivery, run_stage
+from firstmotion.config import PolaritySettings
 from firstmotion.messages import Message, Pick, Polarity
 from firstmotion.metrics import counter, histogram
 
@@ -40,42 +41,6 @@ OUTPUT_STREAM = "polarities"
 GROUP = "polarity"
 INFERENCE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
-
-
-class BatchingConsumer(Consumer):
-    """A :class:`Consumer` whose reads wait up to ``max_wait_ms`` to fill ``batch_size``."""
-
-    def __init__(self, *args, max_wait_ms: int = 50, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        if not isinstance(max_wait_ms, int) or max_wait_ms < 0:
-            raise ValueError(f"max_wait_ms: expected an integer >= 0, got {max_wait_ms!r}")
-        self.max_wait_ms = max_wait_ms
-
-    def _read(self, block_ms: int) -> list[tuple[str, dict, int]]:
-        entries = super()._read(block_ms)
-        if not entries or self.max_wait_ms == 0:
-            return entries
-        deadline = time.monotonic() + self.max_wait_ms / 1000.0
-        while len(entries) < self.batch_size and not self.stopping:
-            left_ms = int((deadline - time.monotonic()) * 1000)
-            if left_ms <= 0:
-                break
-            resp = self.bus.client.xreadgroup(
-                self.group,
-                self.name,
-                {self.key: ">"},
-                count=self.batch_size - len(entries),
-                block=left_ms,
-            )
-            more = [
-                (i.decode() if isinstance(i, bytes) else i, f, 1)
-                for _s, rows in resp or []
-                for i, f in rows
-            ]
-            if not more:
-                break
-            entries.extend(more)
-        return entries
 
 
 class PolarityHandler:
@@ -170,17 +135,18 @@ def build_consumer(
     bus: Bus,
     classifier,
     *,
-    max_batch: int = 256,
-    max_wait_ms: int = 50,
-    min_confidence: float = 0.0,
+    max_batch: int = PolaritySettings.max_batch,
+    max_wait_ms: int = PolaritySettings.max_wait_ms,
+    min_confidence: float = PolaritySettings.min_confidence,
     name: str | None = None,
     block_ms: int = 1000,
     lease_ms: int = 60_000,
     max_deliveries: int = 5,
-) -> BatchingConsumer:
-    """The polarity stage's consumer on ``bus`` (group ``polarity``)."""
+) -> Consumer:
+    """The polarity stage's consumer on ``bus`` (group ``polarity``), with the bus's dynamic
+    batching (``max_wait_ms``); defaults as ``[polarity]`` of the config."""
     handler = PolarityHandler(classifier, min_confidence=min_confidence)
-    return BatchingConsumer(
+    return Consumer(
         bus,
         INPUT_STREAM,
         GROUP,
@@ -216,12 +182,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from firstmotion.config import load_settings
-    from firstmotion.metrics import Health, flag_check, redis_ping_check, start_http_server
+    from firstmotion.metrics import flag_check
     from workers.polarity import PolarityClassifier
 
     settings = load_settings(args.config)
     pol = settings.polarity
-    url = args.redis or settings.redis.require_url()
+    bus = Bus.from_settings(settings.redis, url=args.redis)
     model = args.model or pol.model or None
     device = args.device or pol.device
     import torch
@@ -229,7 +195,6 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, args.threads))
     clf = PolarityClassifier.load(model, device=device)
     log.info("polarity model %s on %s", clf.card.get("name"), clf.device)
-    bus = Bus.from_url(url, settings.redis.prefix, maxlen=settings.redis.stream_maxlen)
     consumer = build_consumer(
         bus,
         clf,
@@ -237,23 +202,16 @@ def run(args: argparse.Namespace) -> int:
         max_wait_ms=pol.max_wait_ms if args.max_wait_ms is None else args.max_wait_ms,
         min_confidence=pol.min_confidence,
         name=args.name,
-        block_ms=settings.redis.block_ms,
-        lease_ms=settings.redis.lease_ms,
-        max_deliveries=settings.redis.max_deliveries,
+        **settings.redis.consumer_options(),
     )
-    server = None
-    if args.metrics_port is not None:
-        health = Health()
-        health.register("redis", redis_ping_check(bus.client))
-        health.register("model", flag_check(lambda: clf.model is not None, "model loaded"))
-        server = start_http_server(settings.metrics.host, args.metrics_port, health=health)
-    restore = install_signal_handlers(consumer)
-    try:
-        n = consumer.run(drain=args.drain)
-    finally:
-        restore()
-        if server is not None:
-            server.stop()
-        bus.close()
+    n = run_stage(
+        consumer,
+        drain=args.drain,
+        metrics_host=settings.metrics.host,
+        metrics_port=args.metrics_port,
+        loop_check=False,
+        checks={"model": flag_check(lambda: clf.model is not None, "model loaded")},
+        on_exit=(bus.close,),
+    )
     log.info("polarity worker %s processed %d picks", consumer.name, n)
     return 0
