@@ -48,3 +48,14 @@ def test_redis_consumer_options_are_the_consumer_keywords():
     options = redis_settings.consumer_options()
     assert options == {"block_ms": 7, "lease_ms": 900, "max_deliveries": 3}
     assert set(options) <= set(inspect.signature(Consumer).parameters)
+
+
+def test_polarity_consumer_defaults_are_the_polarity_section():
+    import inspect
+
+    from workers.polarity.worker import build_consumer
+
+    params = inspect.signature(build_consumer).parameters
+    section = config.PolaritySettings()
+    for key in ("max_batch", "max_wait_ms", "min_confidence"):
+        assert params[key].default == getattr(section, key), key
