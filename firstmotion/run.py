@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger("firstmotion.run")
@@ -56,7 +56,6 @@ class Child:
     backoff_s: float = 1.0
     restarts: int = 0
     next_start_s: float = 0.0
-    exits: list[int] = field(default_factory=list)
 
     def start(self) -> None:
         self.proc = subprocess.Popen(self.command)
@@ -104,10 +103,13 @@ def supervise(children: list[Child], stop: threading.Event, grace_s: float) -> i
                 if now - child.started_s > HEALTHY_AFTER_S:
                     child.backoff_s = 1.0
                 continue
-            child.exits.append(rc)
             child.restarts += 1
             log.error(
-                "%s exited with status %s; restarting in %.0f s", child.name, rc, child.backoff_s
+                "%s exited with status %s; restart %d in %.0f s",
+                child.name,
+                rc,
+                child.restarts,
+                child.backoff_s,
             )
             child.proc = None
             child.next_start_s = now + child.backoff_s
