@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from firstmotion.messages import Arrival, Origin, Pick, make_pick_id
+from firstmotion.run import stop_processes
 
 PICK_WINDOW_BEFORE_S = 10.0
 PICK_WINDOW_AFTER_S = 4.0
@@ -416,28 +417,21 @@ def _replay(stack: ExitStack, scen: Path, logs: Path, speed: float | None) -> in
     return port
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def _group_idle(bus: Any) -> bool:
     """True when every consumer group has read everything and acked it."""
     for stream, group in GROUPS:
         key = bus.key(stream)
         if not bus.client.exists(key):
             continue
-        groups = {
-            (g["name"].decode() if isinstance(g["name"], bytes) else g["name"]): g
-            for g in bus.client.xinfo_groups(key)
-        }
-        info = groups.get(group)
-        if info is None:
+        info = {_text(g["name"]): g for g in bus.client.xinfo_groups(key)}.get(group)
+        if info is None or int(info.get("pending", 0)):
             return False
-        if int(info.get("pending", 0)):
-            return False
-        last = info.get("last-delivered-id")
-        last = last.decode() if isinstance(last, bytes) else last
         newest = bus.client.xrevrange(key, count=1)
-        if (
-            newest
-            and (newest[0][0].decode() if isinstance(newest[0][0], bytes) else newest[0][0]) != last
-        ):
+        if newest and _text(newest[0][0]) != _text(info.get("last-delivered-id")):
             return False
     return True
 
@@ -462,30 +456,14 @@ def _wait_quiet(
     raise TimeoutError(f"the pipeline did not settle within {timeout_s:.0f} s")
 
 
-def _stop(procs: dict[str, subprocess.Popen], grace_s: float = 20.0) -> None:
-    for proc in procs.values():
-        if proc.poll() is None:
-            proc.terminate()
-    deadline = time.monotonic() + grace_s
-    for proc in procs.values():
-        try:
-            proc.wait(max(deadline - time.monotonic(), 0.1))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def read_catalog(bus: Any) -> list[tuple[Origin, Any]]:
     """The live catalog as (origin, mechanism or None), read from the Redis keys."""
     from firstmotion.messages import Mechanism
 
     out = []
     for eid in bus.client.zrange(bus.key("catalog"), 0, -1):
-        eid = eid.decode() if isinstance(eid, bytes) else eid
-        fields = {
-            (k.decode() if isinstance(k, bytes) else k): v
-            for k, v in bus.client.hgetall(bus.key(f"event:{eid}")).items()
-        }
+        eid = _text(eid)
+        fields = {_text(k): v for k, v in bus.client.hgetall(bus.key(f"event:{eid}")).items()}
         if "origin" not in fields:
             continue
         mech = Mechanism.from_json(fields["mechanism"]) if fields.get("mechanism") else None
@@ -670,7 +648,7 @@ def _run_pipeline(
         except KeyboardInterrupt:
             pass
     _step(6, total, "stop the stages (SIGTERM, graceful drain)")
-    _stop(procs)
+    stop_processes(procs, grace_s=20.0)
     for name, proc in procs.items():
         if proc.returncode not in (0, -15):
             print(f"      warning: {name} exited with {proc.returncode} (see {logs}/{name}.log)")

@@ -120,18 +120,23 @@ def supervise(children: list[Child], stop: threading.Event, grace_s: float) -> i
 
 def shutdown(children: list[Child], grace_s: float) -> None:
     """SIGTERM every child, wait up to ``grace_s``, then SIGKILL what is left."""
-    live = [c for c in children if c.proc is not None and c.proc.poll() is None]
-    for child in live:
-        child.proc.terminate()
+    stop_processes({c.name: c.proc for c in children if c.proc is not None}, grace_s)
+
+
+def stop_processes(procs: dict[str, subprocess.Popen], grace_s: float) -> None:
+    """SIGTERM every live process, wait up to ``grace_s`` in all, then SIGKILL what is left."""
+    live = {name: p for name, p in procs.items() if p.poll() is None}
+    for proc in live.values():
+        proc.terminate()
     deadline = time.monotonic() + grace_s
-    for child in live:
+    for name, proc in live.items():
         try:
-            child.proc.wait(max(deadline - time.monotonic(), 0.05))
-            log.info("%s stopped (status %s)", child.name, child.proc.returncode)
+            proc.wait(max(deadline - time.monotonic(), 0.05))
+            log.info("%s stopped (status %s)", name, proc.returncode)
         except subprocess.TimeoutExpired:
-            log.warning("%s did not stop within %.0f s; killing it", child.name, grace_s)
-            child.proc.kill()
-            child.proc.wait()
+            log.warning("%s did not stop within %.0f s; killing it", name, grace_s)
+            proc.kill()
+            proc.wait()
 
 
 def run(args: argparse.Namespace) -> int:
