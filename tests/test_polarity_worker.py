@@ -27,7 +27,7 @@ from workers.polarity.preprocess import PreprocessConfig
 from workers.polarity.worker import build_consumer
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED = REPO / "model_weights" / "polarity_v1.json"
+SHIPPED = REPO / "model_weights" / "polarity_v2.json"
 PREFIX = "tp:"
 
 

@@ -14,7 +14,13 @@ Each example is a raw vertical row at a random sampling rate (40-500 Hz) holding
   the row's rate; optionally extra drift up to 1000x the noise;
 * a pick error: the window is cut at the pick, the onset lies ``err`` later, ``err`` Laplacian
   with a scale drawn log-uniformly in 1-40 ms (an analyst or AIC on an impulsive onset up to
-  an STA/LTA picker on an emergent one), clipped to +-0.1 s.
+  an STA/LTA picker on an emergent one), clipped to +-0.1 s; and for ``mispick_fraction`` of
+  the signals a pick that is not on the onset at all (0.15-0.6 s off: a trigger on noise before
+  the P, or inside its coda), labelled unknown, so that the model reads the first motion AT
+  the pick rather than any onset in view;
+* later arrivals (reflections and conversions, site reverberation in a soft layer, a scattered
+  coda building up over 0.05-1.5 s), all strictly after the onset, so that the first lobe is
+  often the smallest swing of the P train, as on regional records; t* up to 0.12 s.
 
 The windows go through exactly the serving path (:func:`workers.polarity.preprocess.
 linear_windows`, then :func:`~workers.polarity.preprocess.normalise_windows`). Since the
@@ -29,8 +35,9 @@ The target snr is log-uniform in ``snr_range`` (0.3-100), and for ``loud_fractio
 signals in ``loud_snr_range`` (100-1e5): loud stations are the best a network has, and a model
 that never saw them read them with random sign.
 
-Labels: 0 up, 1 down, 2 unknown. Unknown = noise-only windows and near-nodal / drowned first
-motions (``snr < unknown_below_snr``).
+Labels: 0 up, 1 down, 2 unknown. Unknown = noise-only windows, mispicked windows and near-nodal /
+drowned first motions (``snr < unknown_below_snr``). ``snr`` is 0 for rows with no first motion
+at the pick (noise-only and mispicked).
 
 .. seealso:: Ross et al. (2018) and Uchide (2020) (flip augmentation); Hardebeck & Shearer
    (2002) (near-nodal polarities are the unreliable ones).
@@ -54,7 +61,7 @@ from workers.polarity.preprocess import (
 
 LABEL_UP, LABEL_DOWN, LABEL_UNKNOWN = 0, 1, 2
 # bump when the generated windows change for the same configuration (invalidates caches)
-DATASET_VERSION = 5
+DATASET_VERSION = 6
 # drawn uniformly: 100 and 200 Hz (the common rates) twice as often as the others
 TRAINING_RATES_HZ = (40.0, 50.0, 80.0, 100.0, 100.0, 125.0, 200.0, 200.0, 250.0, 500.0)
 PROFILE_OUTPUT = {
@@ -85,13 +92,27 @@ class SamplerConfig:
     unknown_below_snr: float = 1.0
     pick_error_scale_s_range: tuple[float, float] = (0.001, 0.04)
     pick_error_max_s: float = 0.1
+    # picks that are not on the onset (a noise trigger before the P, a pick in the P coda):
+    # the onset lies 0.15-0.6 s from the pick, so there is no first motion AT the pick and the
+    # label is unknown; this anchors the model to the pick instead of any onset in view
+    mispick_fraction: float = 0.08
+    mispick_offset_s_range: tuple[float, float] = (0.15, 0.6)
     corner_hz_range: tuple[float, float] = (0.8, 50.0)
-    tstar_s_range: tuple[float, float] = (0.001, 0.05)
+    tstar_s_range: tuple[float, float] = (0.001, 0.12)
     emergent_fraction: float = 0.3
     emergence_s_range: tuple[float, float] = (0.02, 0.4)
     secondary_fraction: float = 0.7
     secondary_amplitude_range: tuple[float, float] = (0.2, 2.0)
     secondary_delay_s_range: tuple[float, float] = (0.05, 1.0)
+    # site reverberation (a soft layer over rock): multiples every 2h/v, ratio c per bounce
+    reverb_fraction: float = 0.4
+    reverb_delay_s_range: tuple[float, float] = (0.015, 0.25)
+    reverb_ratio_range: tuple[float, float] = (0.3, 0.85)
+    # scattered P coda: many weak arrivals under an envelope that builds up then decays, its
+    # peak up to 6x the first lobe (regional Pn is often the smallest swing of the P train)
+    coda_fraction: float = 0.5
+    coda_peak_range: tuple[float, float] = (0.3, 6.0)
+    coda_rise_s_range: tuple[float, float] = (0.05, 1.5)
     real_noise_fraction: float = 0.5
     drift_fraction: float = 0.3
     drift_ratio_range: tuple[float, float] = (1.0, 1000.0)
@@ -105,6 +126,9 @@ class SamplerConfig:
             emergent_fraction=0.5,
             secondary_fraction=0.9,
             secondary_amplitude_range=(0.3, 3.0),
+            reverb_fraction=0.5,
+            coda_fraction=0.7,
+            mispick_fraction=0.0,  # evaluated on their own (noise-only stays pure noise)
         )
 
 
@@ -230,19 +254,26 @@ class WindowSampler:
         return row
 
     # ----------------------------------------------------------- signal
-    def _signal_rows(self, rate_hz: float, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
-        """Primary pulses (m, n) with positive first motion, and secondary arrivals (m, n)."""
+    def _signal_rows(
+        self, rate_hz: float, n: int, m: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Primary pulses (m, n) with positive first motion, secondary arrivals (m, n), and
+        which rows are mispicked (m,): onset ``mispick_offset_s_range`` away from the pick."""
         rng, cfg = self.rng, self.cfg
         prim = np.zeros((m, n))
         sec = np.zeros((m, n))
+        mispicked = rng.random(m) < cfg.mispick_fraction
         for i in range(m):
-            err = float(
-                np.clip(
-                    rng.laplace(0.0, _log_uniform(rng, *cfg.pick_error_scale_s_range)),
-                    -cfg.pick_error_max_s,
-                    cfg.pick_error_max_s,
+            if mispicked[i]:
+                err = _log_uniform(rng, *cfg.mispick_offset_s_range) * rng.choice([-1.0, 1.0])
+            else:
+                err = float(
+                    np.clip(
+                        rng.laplace(0.0, _log_uniform(rng, *cfg.pick_error_scale_s_range)),
+                        -cfg.pick_error_max_s,
+                        cfg.pick_error_max_s,
+                    )
                 )
-            )
             onset = cfg.pick_s + err
             fc = min(_log_uniform(rng, *cfg.corner_hz_range), 0.45 * rate_hz)
             tstar = _log_uniform(rng, *cfg.tstar_s_range)
@@ -257,13 +288,52 @@ class WindowSampler:
                 n, rate_hz, onset, fc, tstar, output=output, emergence_s=emergence
             )
             prim[i] = pulse
-            if rng.random() < cfg.secondary_fraction:
-                for _ in range(rng.integers(1, 4)):
-                    delay = int(rng.uniform(*cfg.secondary_delay_s_range) * rate_hz)
-                    amp = _log_uniform(rng, *cfg.secondary_amplitude_range) * rng.choice([-1, 1])
-                    if delay < n:
-                        sec[i, delay:] += amp * pulse[: n - delay]
-        return prim, sec
+            sec[i] = self._later_arrivals(pulse, rate_hz)
+        return prim, sec, mispicked
+
+    def _later_arrivals(self, pulse: np.ndarray, rate_hz: float) -> np.ndarray:
+        """The arrivals after the direct P (n,): copies of ``pulse`` at delays from its onset.
+
+        The direct P is the unit impulse at delay 0 (left out here); later terms are discrete
+        arrivals (reflections, conversions, Pg after Pn), site reverberation and scattered coda.
+        Every term is strictly later than the onset, so the first motion's sign is the
+        source's, but its first lobe may be the smallest swing of the record.
+        """
+        rng, cfg = self.rng, self.cfg
+        n = pulse.size
+        g = np.zeros(n)
+        out = np.zeros(n)
+        if rng.random() < cfg.secondary_fraction:
+            for _ in range(rng.integers(1, 4)):
+                delay = int(rng.uniform(*cfg.secondary_delay_s_range) * rate_hz)
+                amp = _log_uniform(rng, *cfg.secondary_amplitude_range) * rng.choice([-1, 1])
+                if 0 < delay < n:
+                    g[delay] += amp
+        if rng.random() < cfg.reverb_fraction:
+            tau = _log_uniform(rng, *cfg.reverb_delay_s_range)
+            ratio = rng.uniform(*cfg.reverb_ratio_range) * rng.choice([-1.0, 1.0])
+            k = 1
+            while abs(ratio) ** k > 0.02 and int(round(k * tau * rate_hz)) < n:
+                g[max(1, int(round(k * tau * rate_hz)))] += ratio**k
+                k += 1
+        if rng.random() < cfg.coda_fraction:
+            rise = _log_uniform(rng, *cfg.coda_rise_s_range)
+            decay = rise * _log_uniform(rng, 1.0, 5.0)
+            m = int(rng.integers(20, 200))
+            t = rng.uniform(0.01, min(4.0, (n - 1) / rate_hz), m)
+            env = np.where(t < rise, t / rise, np.exp(-(t - rise) / decay))
+            idx = np.clip(np.round(t * rate_hz).astype(int), 1, n - 1)
+            coda = np.zeros(n)
+            np.add.at(coda, idx, rng.normal(size=m) * env)
+            coda_trace = signal.fftconvolve(pulse, coda)[:n]
+            peak = np.max(np.abs(coda_trace))
+            if peak > 0:  # the pulse's first lobe is 1
+                out += coda_trace * _log_uniform(rng, *cfg.coda_peak_range) / peak
+        if g.any():
+            out += signal.fftconvolve(pulse, g)[:n]
+        # exactly causal: the FFT's round-off must not put anything at or before the onset
+        out[: int(np.argmax(pulse != 0)) + 1] = 0.0
+        return out
 
     # ----------------------------------------------------------- examples
     def sample(self, n_examples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -285,7 +355,7 @@ class WindowSampler:
             mixed = noise_w.copy()
             if has_signal.any():
                 k = np.flatnonzero(has_signal)
-                prim, sec = self._signal_rows(float(rate), n, k.size)
+                prim, sec, mispicked = self._signal_rows(float(rate), n, k.size)
                 prim_w, _ = linear_windows(prim, rate, pick[k], pre)
                 sec_w, _ = linear_windows(sec, rate, pick[k], pre)
                 first = visible_first_lobe(prim_w + sec_w)
@@ -293,8 +363,9 @@ class WindowSampler:
                 target = np.exp(rng.uniform(*np.log(cfg.snr_range), size=k.size))
                 loud = rng.random(k.size) < cfg.loud_fraction
                 target[loud] = np.exp(rng.uniform(*np.log(cfg.loud_snr_range), size=loud.sum()))
-                ok = (first > 0) & (noise_std > 0)
-                gain = np.where(ok, target * noise_std / np.where(ok, first, 1.0), 0.0)
+                visible = (first > 0) & (noise_std > 0)
+                gain = np.where(visible, target * noise_std / np.where(visible, first, 1.0), 0.0)
+                ok = visible & ~mispicked  # a first motion at the pick, to be read
                 sign = rng.choice([-1.0, 1.0], size=k.size)
                 mixed[k] += (sign * gain)[:, None] * (prim_w + sec_w)
                 row_label = np.where(sign > 0, LABEL_UP, LABEL_DOWN)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -127,6 +128,23 @@ def evaluate_synthetic(
     metrics = classification_metrics(probs, data["labels"], polarity, confidence, data["snr"])
     metrics["seed"] = seed
     metrics["mix"] = "SamplerConfig().hard()"
+    # picks 0.15-0.6 s off a clear onset (SNR >= 5): nothing to read at the pick
+    off = generate_dataset(
+        max(200, n // 10),
+        clf.config,
+        replace(
+            SamplerConfig().hard(),
+            mispick_fraction=1.0,
+            noise_only_fraction=0.0,
+            snr_range=(5.0, 100.0),
+        ),
+        seed=seed + 1,
+        real_noise=real_noise,
+        progress=False,
+    )
+    off_polarity, _ = clf.decide(clf.window_probabilities(off["windows"]))
+    metrics["mispicked_unknown_rate"] = float(np.mean(off_polarity == 0))
+    metrics["n_mispicked"] = int(off_polarity.size)
     if plot_path:
         plot_synthetic(probs, data["labels"], polarity, data["snr"], plot_path)
     return metrics
@@ -255,6 +273,38 @@ def evaluate_texnet(clf: PolarityClassifier, picks: list[dict]) -> dict:
     }
 
 
+def plot_texnet(clf: PolarityClassifier, picks: list[dict], rows: list[dict], path: str) -> None:
+    """The analyst-read windows as the model sees them (first channel), with both answers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from workers.polarity.preprocess import prepare_windows
+
+    names = {1: "up", -1: "down", 0: "unknown"}
+    fig, axes = plt.subplots(len(picks), 1, figsize=(8, 1.6 * len(picks)), sharex=True)
+    axes = np.atleast_1d(axes)
+    rate = clf.config.sampling_rate_hz
+    t = (np.arange(clf.config.window_samples) - clf.config.window_pre_samples) / rate
+    for ax, p, r in zip(axes, picks, rows, strict=True):
+        win, _ = prepare_windows(p["data"][None, :], p["sampling_rate_hz"], [p["pick_index"]],
+                                 clf.config)  # fmt: skip
+        ax.plot(t, win[0, 0] if win.ndim == 3 else win[0], lw=0.9)
+        ax.axvline(0.0, color="r", lw=0.8)
+        ax.axhline(0.0, color="k", lw=0.3)
+        ax.set_ylabel(p["station_id"].split(".")[1], fontsize=8)
+        ax.set_title(
+            f"{p['station_id']}  analyst: {names[r['analyst']]}  model: {names[r['model']]} "
+            f"(up {r['p_up']:.2f}, down {r['p_down']:.2f}, unknown {r['p_unknown']:.2f})",
+            fontsize=8,
+        )
+    axes[-1].set_xlabel("seconds from the analyst's P pick (model input, 100 Hz, 1.5 Hz high-pass)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="model stem or shipped name (default)")
     parser.add_argument("--n", type=int, default=20000, help="synthetic held-out windows")
@@ -276,6 +326,14 @@ def run(args: argparse.Namespace) -> int:
     picks = load_texnet_polarities(data_dir) if data_dir.exists() else []
     if picks:
         metrics["texnet2017_manual_polarities"] = evaluate_texnet(clf, picks)
+        if args.plot:
+            stem = Path(args.plot)
+            plot_texnet(
+                clf,
+                picks,
+                metrics["texnet2017_manual_polarities"]["picks"],
+                str(stem.with_name(stem.stem + "_texnet" + stem.suffix)),
+            )
     text = json.dumps(metrics, indent=2)
     print(text)
     if args.json:

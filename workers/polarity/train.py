@@ -3,7 +3,7 @@
 Reproducible from one command (same seed, same data, same steps -> same weights on the same
 torch build)::
 
-    firstmotion polarity train --out model_weights/polarity_v1 --steps 24000 --seed 0
+    firstmotion polarity train --out model_weights/polarity_v2 --seed 0 --threads 2
 
 1. generate (or load from the cache) ``--n-train`` + ``--n-val`` labelled windows with
    :class:`workers.polarity.dataset.WindowSampler` (seed ``S`` for training, ``S + 1`` for
@@ -48,13 +48,13 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="model_weights/polarity_v1", help="output stem")
-    parser.add_argument("--steps", type=int, default=24000, help="optimiser steps")
+    parser.add_argument("--out", default="model_weights/polarity_v2", help="output stem")
+    parser.add_argument("--steps", type=int, default=48000, help="optimiser steps")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
-    parser.add_argument("--n-train", type=int, default=300_000)
+    parser.add_argument("--n-train", type=int, default=600_000)
     parser.add_argument("--n-val", type=int, default=20_000)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument(
@@ -187,6 +187,7 @@ def run(args: argparse.Namespace) -> int:
         "arch": arch_args,
     }
     step = 0
+    earlier_wall_s = 0.0  # time spent by the sessions before a resume
     gen = torch.Generator().manual_seed(args.seed)
     if ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
@@ -197,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
             gen.set_state(ck["gen"])
             torch.set_rng_state(ck["torch_rng"])
             step = ck["step"]
+            earlier_wall_s = float(ck.get("wall_s", 0.0))
             log.info("resumed from %s at step %d", ckpt_path, step)
         else:
             log.warning("checkpoint %s is for another run; starting over", ckpt_path)
@@ -236,6 +238,7 @@ def run(args: argparse.Namespace) -> int:
                     "gen": gen.get_state(),
                     "torch_rng": torch.get_rng_state(),
                     "step": step,
+                    "wall_s": earlier_wall_s + time.perf_counter() - t0,
                 },
                 tmp,
             )
@@ -300,7 +303,7 @@ def run(args: argparse.Namespace) -> int:
             "dataset_version": DATASET_VERSION,
             "real_noise_records": len(real_noise),
             "device": str(device),
-            "wall_s": round(time.perf_counter() - t0, 1),
+            "wall_s": round(earlier_wall_s + time.perf_counter() - t0, 1),
         },
         "metrics": {"validation": {"accuracy_3class": val_acc, "n": int(yv.size)}},
     }
