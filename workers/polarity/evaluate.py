@@ -37,6 +37,12 @@ from workers.polarity.dataset import (
     shared_data_dir,
 )
 from workers.polarity.model import LABELS
+from workers.polarity.preprocess import (
+    PreprocessConfig,
+    causal_highpass,
+    causal_resample,
+    resampling_ratio,
+)
 
 log = logging.getLogger(__name__)
 POLARITY_OF_LABEL = np.array([1, -1, 0], dtype=np.int8)
@@ -240,12 +246,53 @@ def load_texnet_polarities(data_dir: Path | None = None) -> list[dict]:
     return out
 
 
+def onset_noise_exceedance(
+    data: np.ndarray,
+    sampling_rate_hz: float,
+    pick_index: int,
+    config: PreprocessConfig,
+    span_s: float = 0.03,
+    noise_s: float = 20.0,
+) -> tuple[float, float]:
+    """How far the motion at a pick stands out of the station's own noise, in the model's view.
+
+    The trace is resampled and high-passed as the model's preprocessing does (causal filters).
+    The departure at a sample is the largest ``|x[i + j] - x[i]|`` for ``0 < j <= span``; the
+    result is (signed departure at the pick, fraction of the noise samples, ``noise_s`` seconds
+    ending 0.2 s before the pick, whose departure is at least as large). A fraction near 0: the
+    first motion stands out; near 0.5: it is one noise wiggle among many.
+    """
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    rate = config.sampling_rate_hz
+    x = np.asarray(data, dtype=np.float64)[None, :]
+    x = x - x[:, :pick_index].mean()
+    up, down = resampling_ratio(sampling_rate_hz, rate)
+    if (up, down) != (1, 1):
+        x = causal_resample(x, up, down)
+    x = causal_highpass(x, config.highpass_hz, config.highpass_order, rate)[0]
+    k = int(round(pick_index * up / down))
+    span = max(1, int(round(span_s * rate)))
+    seg = x[k + 1 : k + span + 1] - x[k]
+    departure = float(seg[np.argmax(np.abs(seg))])
+    lo = max(int(2.0 * rate), k - int(noise_s * rate))  # skip the filters' settling
+    hi = k - int(0.2 * rate) - span
+    if hi - lo < 10:
+        return departure, float("nan")
+    windows = sliding_window_view(x[lo : hi + span + 1], span + 1)
+    noise = np.max(np.abs(windows[:, 1:] - windows[:, :1]), axis=1)
+    return departure, float(np.mean(noise >= abs(departure)))
+
+
 def evaluate_texnet(clf: PolarityClassifier, picks: list[dict]) -> dict:
     """Per-pick results at the analyst pick, and accuracy with the pick shifted."""
     rows = []
     shifted_correct = []
     for p in picks:
         res = clf.classify(p["data"][None, :], p["sampling_rate_hz"], [p["pick_index"]])
+        departure, exceedance = onset_noise_exceedance(
+            p["data"], p["sampling_rate_hz"], p["pick_index"], clf.config
+        )
         rows.append(
             {
                 "station_id": p["station_id"],
@@ -255,6 +302,8 @@ def evaluate_texnet(clf: PolarityClassifier, picks: list[dict]) -> dict:
                 "p_up": round(float(res.probabilities[0, 0]), 4),
                 "p_down": round(float(res.probabilities[0, 1]), 4),
                 "p_unknown": round(float(res.probabilities[0, 2]), 4),
+                "departure_sign_at_pick": int(np.sign(departure)),
+                "noise_exceedance": round(exceedance, 3),
             }
         )
         for shift_s in (-0.05, -0.02, 0.02, 0.05):

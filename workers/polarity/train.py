@@ -294,10 +294,11 @@ def run(args: argparse.Namespace) -> int:
             "n_val": args.n_val,
             "data": (
                 "synthetic P windows from firstmotion.synth (Brune + causal t*, 4 sensor noise "
-                "profiles, drift, emergent onsets, coda, Laplacian pick errors, 40-500 Hz, "
-                "whole-trace flips) mixed with real noise (shared/data/pr2017_noise EHZ, TexNet "
-                "2017 pre-P noise ending 5 s before each station's first P); see "
-                "workers/polarity/dataset.py"
+                "profiles, drift, emergent onsets, later arrivals: reflections, site "
+                "reverberation, scattered coda up to 6x the first lobe; Laplacian pick errors "
+                "and mispicks 0.15-0.6 s off labelled unknown, 40-500 Hz, whole-trace flips) "
+                "mixed with real noise (shared/data/pr2017_noise EHZ, TexNet 2017 pre-P noise "
+                "ending 5 s before each station's first P); see workers/polarity/dataset.py"
             ),
             "sampler": asdict(cfg),
             "dataset_version": DATASET_VERSION,
