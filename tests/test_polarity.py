@@ -273,7 +273,6 @@ def test_later_arrivals_keep_the_first_motion_and_can_dwarf_it():
     assert np.all(ratios >= 1.0)
 
 
-
 def test_onset_noise_exceedance_separates_a_clear_onset_from_a_noise_wiggle():
     from workers.polarity.evaluate import onset_noise_exceedance
 
@@ -290,6 +289,7 @@ def test_onset_noise_exceedance_separates_a_clear_onset_from_a_noise_wiggle():
     # at noise-only points the fraction is spread out, mostly far from 0
     fractions = [onset_noise_exceedance(noise, rate, k, pre)[1] for k in range(pick, n - 400, 97)]
     assert np.median(fractions) > 0.2
+
 
 def _tiny_train(out: Path, cache: Path, *extra: str) -> int:
     from firstmotion.cli import main
@@ -349,7 +349,6 @@ def test_shipped_model_calls_pure_noise_unknown(shipped):
     assert np.mean(res.polarity == 0) >= 0.8
 
 
-
 def test_shipped_model_reads_the_first_motion_at_the_pick_not_any_onset_in_view(shipped):
     """A pick 0.15-0.6 s off a clear onset (SNR 5-100) has no first motion at it: unknown.
     (The first model read the onset anywhere in its window: 37% unknown on this set.)"""
@@ -360,6 +359,7 @@ def test_shipped_model_reads_the_first_motion_at_the_pick_not_any_onset_in_view(
     windows, _labels, _snr, _rates = WindowSampler(shipped.config, cfg, seed=23).sample(300)
     polarity, _ = shipped.decide(shipped.window_probabilities(windows))
     assert np.mean(polarity == 0) >= 0.9
+
 
 def test_same_event_at_100_and_200_hz_gives_the_same_answer(shipped):
     """Resampling path: one event digitised at 200 Hz and at 100 Hz (the pulse from the physics
