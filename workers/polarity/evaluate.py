@@ -25,6 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from workers.polarity.classifier import PolarityClassifier
 from workers.polarity.dataset import (
@@ -41,6 +42,7 @@ from workers.polarity.preprocess import (
     PreprocessConfig,
     causal_highpass,
     causal_resample,
+    prepare_windows,
     resampling_ratio,
 )
 
@@ -262,8 +264,6 @@ def onset_noise_exceedance(
     ending 0.2 s before the pick, whose departure is at least as large). A fraction near 0: the
     first motion stands out; near 0.5: it is one noise wiggle among many.
     """
-    from numpy.lib.stride_tricks import sliding_window_view
-
     rate = config.sampling_rate_hz
     x = np.asarray(data, dtype=np.float64)[None, :]
     x = x - x[:, :pick_index].mean()
@@ -328,8 +328,6 @@ def plot_texnet(clf: PolarityClassifier, picks: list[dict], rows: list[dict], pa
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from workers.polarity.preprocess import prepare_windows
 
     names = {1: "up", -1: "down", 0: "unknown"}
     fig, axes = plt.subplots(len(picks), 1, figsize=(8, 1.6 * len(picks)), sharex=True)
