@@ -230,6 +230,34 @@ def test_sampler_is_deterministic_and_labels_follow_snr():
     assert set(np.unique(rates)) <= set(SamplerConfig().rates_hz)
 
 
+def test_detector_pick_errors_table_is_the_pickers_own_and_late():
+    """The sampler's detector errors come from the stream stage run on a scenario (the command is
+    recorded): within +-0.1 s, and late more often than early (AIC on a causal band-pass)."""
+    from workers.polarity.dataset import _detector_errors_doc, detector_pick_errors
+
+    doc = _detector_errors_doc()
+    assert "bench_detect.py" in doc["command"]
+    errors = detector_pick_errors()
+    assert errors.size == doc["n_within_0.1_s"] >= 200
+    assert np.all(np.abs(errors) <= 0.1) and np.all(np.diff(errors) >= 0)
+    assert np.mean(errors > 0) > 0.8 and 0.002 < np.median(errors) < 0.03
+
+
+def test_sampler_draws_the_detectors_errors_for_its_share_of_picks():
+    from dataclasses import replace
+
+    from workers.polarity.dataset import detector_pick_errors
+
+    rate = 200.0
+    cfg = replace(SamplerConfig(), detector_error_fraction=1.0, mispick_fraction=0.0)
+    prim, _sec, _mis = WindowSampler(PreprocessConfig(), cfg, seed=6)._signal_rows(rate, 1200, 300)
+    onset_s = np.argmax(prim != 0, axis=1) / rate
+    pick_minus_onset = cfg.pick_s - onset_s  # the picker's error, to a sample
+    table = detector_pick_errors()
+    assert np.mean(pick_minus_onset >= 0) > 0.9  # (onsets fall on the next 5 ms sample)
+    assert abs(np.median(pick_minus_onset) - np.median(table)) < 2.0 / rate
+
+
 def test_mispicked_windows_are_unknown_with_the_onset_in_view():
     """A pick 0.15-0.6 s off the onset has no first motion at it: label unknown, snr 0, yet the
     onset is inside the model window (so the model must learn to look at the pick)."""

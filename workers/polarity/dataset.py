@@ -14,10 +14,12 @@ Each example is a raw vertical row at a random sampling rate (40-500 Hz) holding
   the row's rate; optionally extra drift up to 1000x the noise;
 * a pick error: the window is cut at the pick, the onset lies ``err`` later, ``err`` Laplacian
   with a scale drawn log-uniformly in 1-40 ms (an analyst or AIC on an impulsive onset up to
-  an STA/LTA picker on an emergent one), clipped to +-0.1 s; and for ``mispick_fraction`` of
-  the signals a pick that is not on the onset at all (0.15-0.6 s off: a trigger on noise before
-  the P, or inside its coda), labelled unknown, so that the model reads the first motion AT
-  the pick rather than any onset in view;
+  an STA/LTA picker on an emergent one), clipped to +-0.1 s (optionally, for
+  ``detector_error_fraction`` of the signals, ``-err`` is drawn from the errors of this
+  project's own picker measured on a scenario, :func:`detector_pick_errors`); and for
+  ``mispick_fraction`` of the signals a pick that is not on the onset at all (0.15-0.6 s off:
+  a trigger on noise before the P, or inside its coda), labelled unknown, so that the model
+  reads the first motion AT the pick rather than any onset in view;
 * later arrivals (reflections and conversions, site reverberation in a soft layer, a scattered
   coda building up over 0.05-1.5 s), all strictly after the onset, so that the first lobe is
   often the smallest swing of the P train, as on regional records; t* up to 0.12 s.
@@ -45,7 +47,10 @@ at the pick (noise-only and mispicked).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +65,8 @@ from workers.polarity.preprocess import (
 )
 
 LABEL_UP, LABEL_DOWN, LABEL_UNKNOWN = 0, 1, 2
+# the stream stage's measured pick errors, packaged with firstmotion (see detector_pick_errors)
+_DETECTOR_ERRORS = Path(synth.__file__).resolve().parent / "data" / "detector_pick_errors.json"
 # bump when the generated windows change for the same configuration (invalidates caches)
 DATASET_VERSION = 6
 # drawn uniformly: 100 and 200 Hz (the common rates) twice as often as the others
@@ -92,6 +99,10 @@ class SamplerConfig:
     unknown_below_snr: float = 1.0
     pick_error_scale_s_range: tuple[float, float] = (0.001, 0.04)
     pick_error_max_s: float = 0.1
+    # a share of the picks may carry the stream stage's own errors, drawn from its measured table
+    # (firstmotion/data/detector_pick_errors.json: late by 8 ms median, 0.5-57 ms for 98%).
+    # Off: a model trained with 0.5 read the demo's detector picks no better (README)
+    detector_error_fraction: float = 0.0
     # picks that are not on the onset (a noise trigger before the P, a pick in the P coda):
     # the onset lies 0.15-0.6 s from the pick, so there is no first motion AT the pick and the
     # label is unknown; this anchors the model to the pick instead of any onset in view
@@ -266,6 +277,9 @@ class WindowSampler:
         for i in range(m):
             if mispicked[i]:
                 err = _log_uniform(rng, *cfg.mispick_offset_s_range) * rng.choice([-1.0, 1.0])
+            elif cfg.detector_error_fraction > 0 and rng.random() < cfg.detector_error_fraction:
+                table = detector_pick_errors()
+                err = -float(table[rng.integers(table.size)])  # a late pick: onset before it
             else:
                 err = float(
                     np.clip(
@@ -377,6 +391,25 @@ class WindowSampler:
             win, reasons = normalise_windows(mixed, reasons, pre)
             windows[rows] = win
         return windows, labels, snr, rates.astype(np.float32)
+
+
+@lru_cache(maxsize=1)
+def detector_pick_errors() -> np.ndarray:
+    """Signed pick errors (pick - true P, s) of the stream stage's picker on a scenario.
+
+    From ``firstmotion/data/detector_pick_errors.json``, written by
+    ``python benchmarks/bench_detect.py --stations 60 --events 20 --save-pick-errors ...``.
+    """
+    return np.asarray(_detector_errors_doc()["signed_errors_s"], dtype=np.float64)
+
+
+def detector_pick_errors_sha256() -> str:
+    """Digest of the table (part of a cached dataset's key)."""
+    return hashlib.sha256(_DETECTOR_ERRORS.read_bytes()).hexdigest()
+
+
+def _detector_errors_doc() -> dict:
+    return json.loads(_DETECTOR_ERRORS.read_text())
 
 
 def visible_first_lobe(composite: np.ndarray, rel_threshold: float = 1e-4) -> np.ndarray:

@@ -38,6 +38,7 @@ from workers.polarity.classifier import CARD_FORMAT_VERSION, PolarityClassifier
 from workers.polarity.dataset import (
     DATASET_VERSION,
     SamplerConfig,
+    detector_pick_errors_sha256,
     generate_dataset,
     load_real_noise,
 )
@@ -95,6 +96,7 @@ def _dataset(args, pre: PreprocessConfig, cfg: SamplerConfig, seed: int, n: int,
             "n": n,
             "real": bool(real_noise),
             "version": DATASET_VERSION,
+            "detector_errors": detector_pick_errors_sha256(),
         },
         sort_keys=True,
     )
@@ -302,6 +304,7 @@ def run(args: argparse.Namespace) -> int:
             ),
             "sampler": asdict(cfg),
             "dataset_version": DATASET_VERSION,
+            "detector_pick_errors_sha256": detector_pick_errors_sha256(),
             "real_noise_records": len(real_noise),
             "device": str(device),
             "wall_s": round(earlier_wall_s + time.perf_counter() - t0, 1),
