@@ -964,6 +964,16 @@ def install_signal_handlers(
     return restore
 
 
+def add_stage_arguments(parser: Any) -> None:
+    """The options every consumer-group worker command takes (``firstmotion worker ...``):
+    ``--config``, ``--redis``, ``--name``, ``--drain``, ``--metrics-port``."""
+    parser.add_argument("--config", default=None, help="TOML config file")
+    parser.add_argument("--redis", default=None, help="Redis URL (overrides redis.url)")
+    parser.add_argument("--name", default=None, help="consumer name (default host-pid)")
+    parser.add_argument("--drain", action="store_true", help="exit when nothing is left")
+    parser.add_argument("--metrics-port", type=int, default=None, help="serve /metrics here")
+
+
 def run_stage(
     runner: Any,
     *,

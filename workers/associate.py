@@ -53,7 +53,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from firstmotion.bus import Bus, Delivery, run_loop, run_stage
+from firstmotion.bus import Bus, Delivery, add_stage_arguments, run_loop, run_stage
 from firstmotion.messages import Message, Origin, Pick
 from firstmotion.metrics import counter, gauge, histogram
 from workers.associate_locate import (
@@ -470,17 +470,13 @@ def _encode(message: Message) -> dict[str, bytes]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default=None, help="TOML config file")
-    parser.add_argument("--redis", default=None, help="Redis URL (overrides redis.url)")
-    parser.add_argument("--name", default=None, help="consumer name (default host-pid)")
+    add_stage_arguments(parser)
     parser.add_argument("--inventory", default=None,
                         help="StationXML with coordinates for picks that carry none")  # fmt: skip
     parser.add_argument("--velocity-model", default=None,
                         help="1-D model file (overrides associate.velocity_model)")  # fmt: skip
     parser.add_argument("--debounce-s", type=float, default=1.0,
                         help="associate at most this often while picks keep coming")  # fmt: skip
-    parser.add_argument("--drain", action="store_true", help="exit when nothing is left")
-    parser.add_argument("--metrics-port", type=int, default=None, help="serve /metrics here")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -59,7 +59,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from firstmotion.bus import Bus, Consumer, Delivery, MultiConsumer, run_stage
+from firstmotion.bus import Bus, Consumer, Delivery, MultiConsumer, add_stage_arguments, run_stage
 from firstmotion.config import CatalogSettings
 from firstmotion.messages import CatalogEvent, Mechanism, Message, MessageError, Origin
 from firstmotion.metrics import counter, gauge
@@ -742,11 +742,7 @@ class CatalogReader:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default=None, help="TOML config file")
-    parser.add_argument("--redis", default=None, help="Redis URL (overrides redis.url)")
-    parser.add_argument("--name", default=None, help="consumer name (default host-pid)")
-    parser.add_argument("--drain", action="store_true", help="exit when nothing is left")
-    parser.add_argument("--metrics-port", type=int, default=None, help="serve /metrics here")
+    add_stage_arguments(parser)
     parser.add_argument(
         "--web-port", type=int, default=None, help="serve the page here (catalog.web_port)"
     )

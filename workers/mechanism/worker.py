@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from firstmotion.bus import Bus, Consumer, Delivery, MultiConsumer, run_stage
+from firstmotion.bus import Bus, Consumer, Delivery, MultiConsumer, add_stage_arguments, run_stage
 from firstmotion.config import MechanismSettings
 from firstmotion.kagan import kagan_angle_deg
 from firstmotion.messages import Mechanism, MechanismPick, Message, Origin, Polarity
@@ -345,11 +345,7 @@ class MechanismWorker:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default=None, help="TOML config file")
-    parser.add_argument("--redis", default=None, help="Redis URL (overrides redis.url)")
-    parser.add_argument("--name", default=None, help="consumer name (default host-pid)")
-    parser.add_argument("--drain", action="store_true", help="exit when nothing is left")
-    parser.add_argument("--metrics-port", type=int, default=None, help="serve /metrics here")
+    add_stage_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -29,7 +29,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from firstmotion.bus import Bus, Consumer, Delivery, run_stage
+from firstmotion.bus import Bus, Consumer, Delivery, add_stage_arguments, run_stage
 from firstmotion.config import PolaritySettings
 from firstmotion.messages import Message, Pick, Polarity
 from firstmotion.metrics import counter, histogram
@@ -162,15 +162,11 @@ def build_consumer(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default=None, help="TOML config file")
-    parser.add_argument("--redis", default=None, help="Redis URL (overrides redis.url)")
+    add_stage_arguments(parser)
     parser.add_argument("--model", default=None, help="model stem (default: shipped weights)")
     parser.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N")
     parser.add_argument("--max-batch", type=int, default=None)
     parser.add_argument("--max-wait-ms", type=int, default=None)
-    parser.add_argument("--name", default=None, help="consumer name (default host-pid)")
-    parser.add_argument("--drain", action="store_true", help="exit when nothing is left")
-    parser.add_argument("--metrics-port", type=int, default=None, help="serve /metrics here")
     parser.add_argument(
         "--threads",
         type=int,
