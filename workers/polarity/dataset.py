@@ -22,7 +22,13 @@ Each example is a raw vertical row at a random sampling rate (40-500 Hz) holding
   reads the first motion AT the pick rather than any onset in view;
 * later arrivals (reflections and conversions, site reverberation in a soft layer, a scattered
   coda building up over 0.05-1.5 s), all strictly after the onset, so that the first lobe is
-  often the smallest swing of the P train, as on regional records; t* up to 0.12 s.
+  often the smallest swing of the P train, as on regional records; t* up to 0.12 s;
+* for ``digitizer_fraction`` of the signals, the datalogger's anti-alias FIR at the row's rate
+  (Kaiser-window low-pass, corner 0.38-0.47 of the rate): mostly linear phase with its delay
+  removed, as most dataloggers deliver by default, which rings *before* a sharp onset (a
+  precursor of either sign, up to ~9% of the step: Scherbaum & Bouin 1997), else its minimum
+  phase twin (causal). The label and the SNR come from the first lobe of the signal before
+  that FIR (the ground's first motion in the model's band), never from the precursor.
 
 The windows go through exactly the serving path (:func:`workers.polarity.preprocess.
 linear_windows`, then :func:`~workers.polarity.preprocess.normalise_windows`). Since the
@@ -52,6 +58,7 @@ import json
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from scipy import signal
@@ -68,7 +75,7 @@ LABEL_UP, LABEL_DOWN, LABEL_UNKNOWN = 0, 1, 2
 # the stream stage's measured pick errors, packaged with firstmotion (see detector_pick_errors)
 _DETECTOR_ERRORS = Path(synth.__file__).resolve().parent / "data" / "detector_pick_errors.json"
 # bump when the generated windows change for the same configuration (invalidates caches)
-DATASET_VERSION = 6
+DATASET_VERSION = 7
 # drawn uniformly: 100 and 200 Hz (the common rates) twice as often as the others
 TRAINING_RATES_HZ = (40.0, 50.0, 80.0, 100.0, 100.0, 125.0, 200.0, 200.0, 250.0, 500.0)
 PROFILE_OUTPUT = {
@@ -124,6 +131,11 @@ class SamplerConfig:
     coda_fraction: float = 0.5
     coda_peak_range: tuple[float, float] = (0.3, 6.0)
     coda_rise_s_range: tuple[float, float] = (0.05, 1.5)
+    # the datalogger's anti-alias FIR (corner as a fraction of the row's rate, taps at that rate)
+    digitizer_fraction: float = 0.5
+    digitizer_linear_phase_share: float = 0.75
+    digitizer_corner_range: tuple[float, float] = (0.38, 0.47)
+    digitizer_taps_range: tuple[int, int] = (31, 161)
     real_noise_fraction: float = 0.5
     drift_fraction: float = 0.3
     drift_ratio_range: tuple[float, float] = (1.0, 1000.0)
@@ -189,6 +201,16 @@ def load_real_noise(data_dir: Path | None = None, exclude_before_p_s: float = 5.
                     )
                 )
     return records
+
+
+class _Signals(NamedTuple):
+    """Signal rows of one rate from :meth:`WindowSampler._signal_rows`."""
+
+    prim: np.ndarray  # (m, n) primary pulses, first motion up (after any digitizer FIR)
+    sec: np.ndarray  # (m, n) later arrivals (after the same FIR)
+    mispicked: np.ndarray  # (m,) onset mispick_offset_s_range away from the pick
+    through_fir: np.ndarray  # (m,) went through a digitizer FIR
+    causal_fir: np.ndarray  # (through_fir.sum(), n) those rows' prim + sec before the FIR
 
 
 class WindowSampler:
@@ -265,14 +287,13 @@ class WindowSampler:
         return row
 
     # ----------------------------------------------------------- signal
-    def _signal_rows(
-        self, rate_hz: float, n: int, m: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Primary pulses (m, n) with positive first motion, secondary arrivals (m, n), and
-        which rows are mispicked (m,): onset ``mispick_offset_s_range`` away from the pick."""
+    def _signal_rows(self, rate_hz: float, n: int, m: int) -> _Signals:
+        """``m`` signal rows of ``n`` samples at ``rate_hz`` (see :class:`_Signals`)."""
         rng, cfg = self.rng, self.cfg
         prim = np.zeros((m, n))
         sec = np.zeros((m, n))
+        through_fir = np.zeros(m, dtype=bool)
+        causal = {}
         mispicked = rng.random(m) < cfg.mispick_fraction
         for i in range(m):
             if mispicked[i]:
@@ -303,7 +324,29 @@ class WindowSampler:
             )
             prim[i] = pulse
             sec[i] = self._later_arrivals(pulse, rate_hz)
-        return prim, sec, mispicked
+            fir = self._digitizer_fir(rate_hz)
+            if fir is not None:
+                taps, delay = fir
+                causal[i] = pulse + sec[i]
+                prim[i] = np.convolve(pulse, taps)[delay : delay + n]
+                sec[i] = np.convolve(sec[i], taps)[delay : delay + n]
+                through_fir[i] = True
+        causal_fir = np.array([causal[i] for i in np.flatnonzero(through_fir)]).reshape(-1, n)
+        return _Signals(prim, sec, mispicked, through_fir, causal_fir)
+
+    def _digitizer_fir(self, rate_hz: float) -> tuple[np.ndarray, int] | None:
+        """A datalogger's anti-alias FIR at ``rate_hz`` and the delay its timing removes, or
+        None (no draw at all when ``digitizer_fraction`` is 0)."""
+        rng, cfg = self.rng, self.cfg
+        if cfg.digitizer_fraction <= 0 or rng.random() >= cfg.digitizer_fraction:
+            return None
+        lo, hi = cfg.digitizer_taps_range
+        n_taps = 2 * int(rng.integers(lo // 2, hi // 2 + 1)) + 1
+        corner = rng.uniform(*cfg.digitizer_corner_range)  # fraction of the sampling rate
+        taps = signal.firwin(n_taps, 2.0 * corner, window=("kaiser", rng.uniform(4.0, 10.0)))
+        if rng.random() < cfg.digitizer_linear_phase_share:
+            return taps, (n_taps - 1) // 2  # zero phase once the delay is removed
+        return signal.minimum_phase(taps, method="homomorphic"), 0
 
     def _later_arrivals(self, pulse: np.ndarray, rate_hz: float) -> np.ndarray:
         """The arrivals after the direct P (n,): copies of ``pulse`` at delays from its onset.
@@ -369,10 +412,15 @@ class WindowSampler:
             mixed = noise_w.copy()
             if has_signal.any():
                 k = np.flatnonzero(has_signal)
-                prim, sec, mispicked = self._signal_rows(float(rate), n, k.size)
-                prim_w, _ = linear_windows(prim, rate, pick[k], pre)
-                sec_w, _ = linear_windows(sec, rate, pick[k], pre)
+                sig = self._signal_rows(float(rate), n, k.size)
+                prim_w, _ = linear_windows(sig.prim, rate, pick[k], pre)
+                sec_w, _ = linear_windows(sig.sec, rate, pick[k], pre)
                 first = visible_first_lobe(prim_w + sec_w)
+                fir = sig.through_fir
+                if fir.any():  # the first motion as the ground made it, not the FIR's precursor
+                    causal_w, _ = linear_windows(sig.causal_fir, rate, pick[k][fir], pre)
+                    first[fir] = visible_first_lobe(causal_w)
+                mispicked = sig.mispicked
                 noise_std = noise_w[k].std(axis=1)
                 target = np.exp(rng.uniform(*np.log(cfg.snr_range), size=k.size))
                 loud = rng.random(k.size) < cfg.loud_fraction

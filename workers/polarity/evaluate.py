@@ -42,8 +42,8 @@ from workers.polarity.preprocess import (
     PreprocessConfig,
     causal_highpass,
     causal_resample,
+    model_resampling,
     prepare_windows,
-    resampling_ratio,
 )
 
 log = logging.getLogger(__name__)
@@ -267,7 +267,7 @@ def onset_noise_exceedance(
     rate = config.sampling_rate_hz
     x = np.asarray(data, dtype=np.float64)[None, :]
     x = x - x[:, :pick_index].mean()
-    up, down = resampling_ratio(sampling_rate_hz, rate)
+    up, down = model_resampling(sampling_rate_hz, config)
     if (up, down) != (1, 1):
         x = causal_resample(x, up, down)
     x = causal_highpass(x, config.highpass_hz, config.highpass_order, rate)[0]
