@@ -9,32 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from polarity_cards import SHIPPED_CARD, tiny_card
 
 from firstmotion import synth
 from workers.polarity import PolarityClassifier
-from workers.polarity.classifier import CARD_FORMAT_VERSION, validate_card
+from workers.polarity.classifier import validate_card
 from workers.polarity.dataset import SamplerConfig, WindowSampler
-from workers.polarity.model import LABELS, PolarityCNN
+from workers.polarity.model import PolarityCNN
 from workers.polarity.preprocess import PreprocessConfig, prepare_windows
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-SHIPPED = Path(__file__).resolve().parents[1] / "model_weights" / "polarity_v2.json"
-
-
-def tiny_card(pre: PreprocessConfig | None = None) -> dict:
-    pre = pre or PreprocessConfig()
-    return {
-        "format_version": CARD_FORMAT_VERSION,
-        "min_firstmotion_version": "0.1.0",
-        "labels": list(LABELS),
-        "architecture": {
-            "class": "PolarityCNN",
-            "args": {"window_samples": pre.window_samples, "in_channels": pre.n_channels},
-        },
-        "preprocessing": pre.to_dict(),
-        "temperature": 1.0,
-        "thresholds": {"decision": 0.5},
-    }
+SHIPPED = SHIPPED_CARD
 
 
 @pytest.fixture(scope="module")
@@ -153,6 +138,81 @@ def test_preprocessing_is_causal_before_the_pick(rate_hz):
     assert not np.allclose(wx[0, pre:], wy[0, pre:])
 
 
+def test_rows_at_the_model_rate_get_the_band_of_every_other_rate():
+    """100 Hz input goes through the same causal low-pass as 200 Hz input: 47 Hz (where a
+    datalogger's linear-phase FIR rings) is removed, 5 Hz passes, and an option-less card
+    (trained before) keeps its unfiltered path."""
+    from workers.polarity.preprocess import linear_windows
+
+    rate, n, pick = 100.0, 1000, 600
+    t = np.arange(n) / rate
+    rows = np.stack([np.sin(2 * np.pi * 47.0 * t), np.sin(2 * np.pi * 5.0 * t)])
+    on_cfg, off_cfg = PreprocessConfig(), PreprocessConfig(band_limit_same_rate=False)
+    on, _ = linear_windows(rows, rate, [pick, pick], on_cfg)
+    off, _ = linear_windows(rows, rate, [pick, pick], off_cfg)
+    assert on[0].std() < 0.05 * off[0].std()
+    assert 0.9 < on[1].std() / off[1].std() < 1.1
+    # the same filter (and its delay) as the 200 Hz path: one onset sampled at 100 and 200 Hz
+    pulse100 = synth.p_pulse(800, 100.0, 5.0, 5.0, 0.01)
+    w200, _ = linear_windows(synth.p_pulse(1600, 200.0, 5.0, 5.0, 0.01), 200.0, [1000], on_cfg)
+    w100, _ = linear_windows(pulse100, 100.0, [500], on_cfg)
+    w100_off, _ = linear_windows(pulse100, 100.0, [500], off_cfg)
+    peak = np.abs(w200).max()
+    assert np.abs(w100 - w200).max() < 0.1 * peak < 0.2 * np.abs(w100_off - w200).max()
+    legacy = PreprocessConfig.from_dict(
+        {k: v for k, v in PreprocessConfig().to_dict().items() if k != "band_limit_same_rate"}
+    )
+    assert legacy.band_limit_same_rate is False and PreprocessConfig().band_limit_same_rate
+
+
+def test_digitizer_fir_rings_before_the_onset_or_stays_causal():
+    """The sampler's datalogger FIR: linear phase (delay removed) puts a precursor before a
+    sharp onset; its minimum-phase twin leaves nothing before it; fraction 0 draws nothing."""
+    from dataclasses import replace
+
+    rate, n = 100.0, 800
+    pulse = synth.p_pulse(n, rate, 4.0, 40.0, 0.001)
+    onset = int(np.argmax(pulse != 0))
+    for share, precursor in ((1.0, True), (0.0, False)):
+        cfg = replace(SamplerConfig(), digitizer_fraction=1.0, digitizer_linear_phase_share=share)
+        taps, delay = WindowSampler(PreprocessConfig(), cfg, seed=3)._digitizer_fir(rate)
+        out = np.convolve(pulse, taps)[delay : delay + n]
+        before = np.abs(out[:onset]).max() / np.abs(out).max()
+        assert (before > 0.01) if precursor else (before < 1e-12)
+        if precursor:
+            np.testing.assert_allclose(taps, taps[::-1])  # linear phase
+    sampler = WindowSampler(PreprocessConfig(), replace(SamplerConfig(), digitizer_fraction=0.0))
+    state = copy.deepcopy(sampler.rng.bit_generator.state)
+    assert sampler._digitizer_fir(rate) is None
+    assert sampler.rng.bit_generator.state == state
+
+
+def test_fir_rows_are_labelled_from_the_ground_motion_not_the_precursor():
+    """Loud, sharp onsets all through a linear-phase FIR at 100 Hz: every row keeps its up/down
+    label (a precursor of the other sign must not turn it into unknown) and the window shows
+    the precursor before the onset."""
+    from dataclasses import replace
+
+    cfg = replace(
+        SamplerConfig(),
+        rates_hz=(100.0,),
+        digitizer_fraction=1.0,
+        digitizer_linear_phase_share=1.0,
+        noise_only_fraction=0.0,
+        mispick_fraction=0.0,
+        snr_range=(1e3, 1e4),
+        loud_fraction=0.0,
+        corner_hz_range=(20.0, 45.0),
+        tstar_s_range=(0.001, 0.003),
+        pick_error_scale_s_range=(0.001, 0.002),
+    )
+    pre = PreprocessConfig(band_limit_same_rate=False)  # the datalogger's band, unfiltered
+    windows, labels, snr, _ = WindowSampler(pre, cfg, seed=14).sample(200)
+    assert np.all(labels < 2) and np.all(snr >= 1e3)
+    lead = windows[:, 0, pre.window_pre_samples - 12 : pre.window_pre_samples - 4]
+    assert np.mean(np.abs(lead).max(axis=1) > 0.02) > 0.5  # precursors in view
+
+
 def test_zero_phase_resampling_would_leak_a_precursor():
     """The reason for the causal default: the polyphase FIR rings before a sharp onset."""
     from workers.polarity.preprocess import linear_windows
@@ -249,8 +309,10 @@ def test_sampler_draws_the_detectors_errors_for_its_share_of_picks():
     from workers.polarity.dataset import detector_pick_errors
 
     rate = 200.0
-    cfg = replace(SamplerConfig(), detector_error_fraction=1.0, mispick_fraction=0.0)
-    prim, _sec, _mis = WindowSampler(PreprocessConfig(), cfg, seed=6)._signal_rows(rate, 1200, 300)
+    cfg = replace(
+        SamplerConfig(), detector_error_fraction=1.0, mispick_fraction=0.0, digitizer_fraction=0.0
+    )
+    prim = WindowSampler(PreprocessConfig(), cfg, seed=6)._signal_rows(rate, 1200, 300).prim
     onset_s = np.argmax(prim != 0, axis=1) / rate
     pick_minus_onset = cfg.pick_s - onset_s  # the picker's error, to a sample
     table = detector_pick_errors()
@@ -387,6 +449,28 @@ def test_shipped_model_reads_the_first_motion_at_the_pick_not_any_onset_in_view(
     windows, _labels, _snr, _rates = WindowSampler(shipped.config, cfg, seed=23).sample(300)
     polarity, _ = shipped.decide(shipped.window_probabilities(windows))
     assert np.mean(polarity == 0) >= 0.9
+
+
+def test_shipped_model_reads_100_hz_onsets_through_a_linear_phase_fir(shipped):
+    """Regression: polarity_v2 (100 Hz rows unfiltered, no FIR in training) read 100 Hz onsets
+    that had passed a datalogger's linear-phase FIR with the wrong sign 13.8% of the time."""
+    from dataclasses import replace
+
+    cfg = replace(
+        SamplerConfig().hard(),
+        rates_hz=(100.0,),
+        digitizer_fraction=1.0,
+        digitizer_linear_phase_share=1.0,
+        noise_only_fraction=0.0,
+        snr_range=(5.0, 100.0),
+        loud_fraction=0.0,
+    )
+    windows, labels, _snr, _rates = WindowSampler(shipped.config, cfg, seed=25).sample(400)
+    polarity, _ = shipped.decide(shipped.window_probabilities(windows))
+    truth = np.where(labels == 0, 1, np.where(labels == 1, -1, 0))
+    signed = truth != 0
+    assert np.mean(polarity[signed] == -truth[signed]) <= 0.02
+    assert np.mean(polarity[signed] == truth[signed]) >= 0.9
 
 
 def test_same_event_at_100_and_200_hz_gives_the_same_answer(shipped):

@@ -15,38 +15,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from polarity_cards import SHIPPED_CARD, tiny_card
 
 from firstmotion import synth
 from firstmotion.bus import Bus
 from firstmotion.messages import Pick, make_pick_id
 from firstmotion.metrics import registry
 from workers.polarity import PolarityClassifier
-from workers.polarity.classifier import CARD_FORMAT_VERSION
-from workers.polarity.model import LABELS, PolarityCNN
-from workers.polarity.preprocess import PreprocessConfig
+from workers.polarity.model import PolarityCNN
 from workers.polarity.worker import build_consumer
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED = REPO / "model_weights" / "polarity_v2.json"
+SHIPPED = SHIPPED_CARD
 PREFIX = "tp:"
-
-
-def tiny_card() -> dict:
-    """Card of an untrained PolarityCNN with the default preprocessing (mechanics tests)."""
-    pre = PreprocessConfig()
-    return {
-        "format_version": CARD_FORMAT_VERSION,
-        "name": "tiny",
-        "min_firstmotion_version": "0.1.0",
-        "labels": list(LABELS),
-        "architecture": {
-            "class": "PolarityCNN",
-            "args": {"window_samples": pre.window_samples, "in_channels": pre.n_channels},
-        },
-        "preprocessing": pre.to_dict(),
-        "temperature": 1.0,
-        "thresholds": {"decision": 0.5},
-    }
 
 
 def tiny_classifier() -> PolarityClassifier:
@@ -174,7 +155,7 @@ def test_worker_killed_mid_batch_loses_nothing(bus, redis_url):
     n = 30
     for i in range(n):
         bus.publish("picks", make_pick(i))
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "tests")]))
     proc = subprocess.Popen(
         [sys.executable, "-c", CHILD, redis_url],
         cwd=REPO,
