@@ -424,12 +424,20 @@ def test_shipped_model_reads_loud_onsets_with_the_right_sign(shipped):
     1e3-1e5 (the best stations of a network)."""
     from dataclasses import replace
 
-    cfg = replace(SamplerConfig(), noise_only_fraction=0.0, snr_range=(1e3, 1e5), loud_fraction=0)
+    cfg = replace(
+        SamplerConfig(),
+        noise_only_fraction=0.0,
+        mispick_fraction=0.0,
+        snr_range=(1e3, 1e5),
+        loud_fraction=0,
+    )
     windows, labels, _snr, _rates = WindowSampler(shipped.config, cfg, seed=21).sample(300)
     polarity, _ = shipped.decide(shipped.window_probabilities(windows))
-    truth = np.where(labels == 0, 1, -1)
-    assert np.mean(polarity == -truth) <= 0.02
-    assert np.mean(polarity == truth) >= 0.95
+    signed = labels < 2  # (a few start with a filter ripple below 1e-4 of the peak: unknown)
+    assert signed.mean() > 0.97
+    truth = np.where(labels == 0, 1, -1)[signed]
+    assert np.mean(polarity[signed] == -truth) <= 0.02
+    assert np.mean(polarity[signed] == truth) >= 0.95
 
 
 def test_shipped_model_calls_pure_noise_unknown(shipped):

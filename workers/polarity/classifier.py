@@ -38,7 +38,7 @@ from workers.polarity.model import LABELS, build_model
 from workers.polarity.preprocess import REASON_OK, PreprocessConfig, prepare_windows
 
 CARD_FORMAT_VERSION = 1
-DEFAULT_MODEL_NAME = "polarity_v2"
+DEFAULT_MODEL_NAME = "polarity_v3"
 REASON_LOW_CONFIDENCE = "low_confidence"
 
 

@@ -11,16 +11,17 @@ model rate, centred on the pick:
    ``anti_alias="causal"`` (default) zero-stuffs by ``up``, low-passes with a causal 8th-order
    Chebyshev type II filter (60 dB down at the lower of the two Nyquist frequencies) and keeps
    every ``down``-th sample, so no precursor appears before a sharp onset;
-   input already at the model rate goes through the same filter (``band_limit_same_rate``:
-   zero-stuff by 2, the low-pass, every 2nd sample), so the model sees one band whatever the
-   input rate. Without it (cards before the option) 100 Hz rows reached the model with their
-   45-50 Hz content, where a digitizer's linear-phase anti-alias FIR rings *before* a sharp
-   onset: measured on 100 Hz onsets through a linear-phase FIR (SNR 3-100), polarity_v2 read
-   13.8% of them with the wrong sign unfiltered and 0.2% filtered (README, "Polarity model");
    ``"zero_phase"`` uses the linear-phase polyphase FIR of :func:`scipy.signal.resample_poly`
    (Kaiser window), whose Gibbs pre-ringing (measured on a 30 Hz-corner pulse: up to 24% of
    the peak, 20-90 ms ahead of the onset, often of the opposite sign) can look like a first
-   motion. Ratios with ``up > 12`` use the polyphase FIR either way;
+   motion. Ratios with ``up > 12`` use the polyphase FIR either way.
+   Input already at the model rate goes through the same filter (``band_limit_same_rate``:
+   zero-stuff by 2, the low-pass, every 2nd sample), so the model sees one band whatever the
+   input rate. Without it (cards before the option) 100 Hz rows reached the model with their
+   45-50 Hz content, where a digitizer's linear-phase anti-alias FIR rings *before* a sharp
+   onset: on 100 Hz onsets that had passed such a FIR (``polarity eval``'s
+   ``linear_phase_fir`` set, SNR 3-100), polarity_v2 gave the wrong sign to 7.4% unfiltered
+   and to 1.0% with this filter (README, "Polarity model");
 4. high-pass with a *causal* Butterworth filter (:func:`scipy.signal.sosfilt`, state initialised
    to the steady state of the first sample) so microseisms and drift, often far larger than a
    small event's first motion, are removed without any acausal precursor that could fake or

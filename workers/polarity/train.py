@@ -298,7 +298,9 @@ def run(args: argparse.Namespace) -> int:
                 "synthetic P windows from firstmotion.synth (Brune + causal t*, 4 sensor noise "
                 "profiles, drift, emergent onsets, later arrivals: reflections, site "
                 "reverberation, scattered coda up to 6x the first lobe; Laplacian pick errors "
-                "and mispicks 0.15-0.6 s off labelled unknown, 40-500 Hz, whole-trace flips) "
+                "and mispicks 0.15-0.6 s off labelled unknown, datalogger anti-alias FIRs (linear "
+                "phase with precursor, or minimum phase) on half the signals, 40-500 Hz, "
+                "whole-trace flips) "
                 "mixed with real noise (shared/data/pr2017_noise EHZ, TexNet 2017 pre-P noise "
                 "ending 5 s before each station's first P); see workers/polarity/dataset.py"
             ),
