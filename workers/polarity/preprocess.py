@@ -128,9 +128,11 @@ def resampling_ratio(input_rate_hz: float, output_rate_hz: float) -> tuple[int, 
 
 def model_resampling(input_rate_hz: float, config: PreprocessConfig) -> tuple[int, int]:
     """(up, down) of step 3: :func:`resampling_ratio`, but (2, 2) for input already at the
-    model rate when ``config.band_limit_same_rate`` (the same low-pass as every other rate)."""
+    model rate when ``config.band_limit_same_rate`` (the same causal low-pass as every other
+    rate; with ``anti_alias="zero_phase"`` a 2/2 polyphase FIR would be a copy, so it stays
+    (1, 1))."""
     up, down = resampling_ratio(input_rate_hz, config.sampling_rate_hz)
-    if (up, down) == (1, 1) and config.band_limit_same_rate:
+    if (up, down) == (1, 1) and config.band_limit_same_rate and config.anti_alias == "causal":
         return 2, 2
     return up, down
 
