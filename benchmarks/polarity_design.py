@@ -117,7 +117,16 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work", default="/tmp/firstmotion_polarity_design", help="weights")
     parser.add_argument("--out", default="benchmarks/results/polarity_design.json")
+    parser.add_argument(
+        "--windows",
+        default=None,
+        help="other candidates instead of the published ones, e.g. '200:100,64:200' (pre:post)",
+    )
     args = parser.parse_args()
+    candidates = CANDIDATES
+    if args.windows:
+        pairs = [w.split(":") for w in args.windows.split(",")]
+        candidates = tuple((f"{a} + {b}", int(a), int(b)) for a, b in pairs)
     torch.set_num_threads(args.threads)
 
     from workers.polarity.dataset import load_real_noise, shared_data_dir
@@ -128,7 +137,7 @@ def main() -> int:
     picks = load_texnet_polarities(data_dir) if data_dir.exists() else []
     work = Path(args.work)
     rows = []
-    for design, pre, post in CANDIDATES:
+    for design, pre, post in candidates:
         stem = work / f"design_{pre}_{post}"
         wall = train(stem, pre, post, args)
         rows.append(
@@ -145,6 +154,7 @@ def main() -> int:
         "command": (
             f"python benchmarks/polarity_design.py --n-train {args.n_train} "
             f"--steps {args.steps} --n-eval {args.n_eval} --threads {args.threads}"
+            + (f" --windows {args.windows}" if args.windows else "")
         ),
         "torch": torch.__version__,
         "rows": rows,
