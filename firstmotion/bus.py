@@ -100,7 +100,8 @@ class DeadLetter:
         return decode(self.fields)
 
 
-def _s(value: bytes | str) -> str:
+def as_text(value: bytes | str) -> str:
+    """A Redis reply field as ``str`` (clients without ``decode_responses`` return bytes)."""
     return value.decode() if isinstance(value, bytes) else value
 
 
@@ -186,7 +187,7 @@ class Bus:
         entry_id = self.client.xadd(
             self.key(stream), encode(message), maxlen=limit, approximate=True
         )
-        return _s(entry_id)
+        return as_text(entry_id)
 
     def publish_many(
         self, stream: str, messages: Iterable[Message], *, maxlen: int | None = None
@@ -197,7 +198,7 @@ class Bus:
         key = self.key(stream)
         for message in messages:
             pipe.xadd(key, encode(message), maxlen=limit, approximate=True)
-        return [_s(i) for i in pipe.execute()]
+        return [as_text(i) for i in pipe.execute()]
 
     def trim_minid(self, stream: str, min_id: str, *, approximate: bool = True) -> int:
         """Drop entries with ids below ``min_id`` (XTRIM MINID); returns how many went."""
@@ -228,7 +229,7 @@ class Bus:
     ) -> list[tuple[str, Message]]:
         """Entries of a stream as ``(entry_id, message)`` (XRANGE; raises on bad entries)."""
         rows = self.client.xrange(self.key(stream), min=start, max=end, count=count)
-        return [(_s(entry_id), decode(fields)) for entry_id, fields in rows]
+        return [(as_text(entry_id), decode(fields)) for entry_id, fields in rows]
 
     def length(self, stream: str) -> int:
         return int(self.client.xlen(self.key(stream)))
@@ -242,13 +243,15 @@ class Bus:
         """Entries of the dead-letter stream, oldest first."""
         out = []
         for entry_id, raw in self.client.xrange(self.key(DEAD_STREAM), count=count):
-            fields = {_s(k): v for k, v in raw.items()}
+            fields = {as_text(k): v for k, v in raw.items()}
             meta = {
-                k[len(_DEAD_META) :]: _s(v) for k, v in fields.items() if k.startswith(_DEAD_META)
+                k[len(_DEAD_META) :]: as_text(v)
+                for k, v in fields.items()
+                if k.startswith(_DEAD_META)
             }
             out.append(
                 DeadLetter(
-                    entry_id=_s(entry_id),
+                    entry_id=as_text(entry_id),
                     stream=meta.get("stream", ""),
                     group=meta.get("group", ""),
                     original_entry_id=meta.get("entry_id", ""),
@@ -525,7 +528,7 @@ class Consumer:
 
         client = self.bus.client
         try:
-            groups = {_s(g["name"]): g for g in client.xinfo_groups(self.key)}
+            groups = {as_text(g["name"]): g for g in client.xinfo_groups(self.key)}
         except redis.ResponseError:  # the stream vanished (FLUSHALL, DEL): recreate it
             self._group_ready = False
             return 0, 0
@@ -535,7 +538,7 @@ class Consumer:
         pending = int(info.get("pending", 0))
         lag = info.get("lag")
         if lag is None:
-            last = _s(info.get("last-delivered-id", b"0-0"))
+            last = as_text(info.get("last-delivered-id", b"0-0"))
             lag = client.eval(_LAG_LUA, 1, self.key, last, LAG_COUNT_CAP)
         self.metrics.backlog.set(int(lag))
         self.metrics.pending.set(pending)
@@ -549,7 +552,7 @@ class Consumer:
         out = []
         for _stream, rows in resp or []:
             for entry_id, fields in rows:
-                out.append((_s(entry_id), fields, 1))
+                out.append((as_text(entry_id), fields, 1))
         return out
 
     def _fill(self, entries: list[tuple[str, dict, int]]) -> list[tuple[str, dict, int]]:
@@ -566,7 +569,7 @@ class Consumer:
                 count=self.batch_size - len(entries),
                 block=left_ms,
             )
-            more = [(_s(i), f, 1) for _stream, rows in resp or [] for i, f in rows]
+            more = [(as_text(i), f, 1) for _stream, rows in resp or [] for i, f in rows]
             if not more:
                 break
             entries.extend(more)
@@ -582,16 +585,16 @@ class Consumer:
             start_id=self._claim_cursor,
             count=self.batch_size,
         )
-        self._claim_cursor = _s(resp[0])
+        self._claim_cursor = as_text(resp[0])
         rows = resp[1]
         if any(entry_id is None for entry_id, _ in rows):
             self._ack_deleted()  # Redis 6.2 returns nil for entries trimmed away
-        rows = [(_s(i), f) for i, f in rows if i is not None]
+        rows = [(as_text(i), f) for i, f in rows if i is not None]
         if not rows:
             return []
         ids = [i for i, _ in rows]
         counts = {
-            _s(p["message_id"]): int(p["times_delivered"])
+            as_text(p["message_id"]): int(p["times_delivered"])
             for p in client.xpending_range(
                 self.key, self.group, min=ids[0], max=ids[-1], count=len(ids) + 1000,
                 consumername=self.name,
@@ -606,7 +609,7 @@ class Consumer:
             self.key, self.group, min="-", max="+", count=10_000, consumername=self.name
         )
         gone = [
-            _s(p["message_id"])
+            as_text(p["message_id"])
             for p in pending
             if not client.xrange(self.key, min=p["message_id"], max=p["message_id"])
         ]
@@ -738,7 +741,9 @@ class Consumer:
     def _dead_letter(self, entry_id: str, fields: dict, error: str, count: int) -> None:
         """Move an entry to the dead-letter stream and ack it, in one MULTI/EXEC."""
         dead = {
-            k: v for k, v in ((_s(k), v) for k, v in fields.items()) if not k.startswith(_DEAD_META)
+            k: v
+            for k, v in ((as_text(k), v) for k, v in fields.items())
+            if not k.startswith(_DEAD_META)
         }
         dead.update(
             {
@@ -872,7 +877,7 @@ class MultiConsumer:
         )
         got: dict[str, list[tuple[str, dict, int]]] = {}
         for key, rows in resp or []:
-            got[_s(key)] = [(_s(i), f, 1) for i, f in rows]
+            got[as_text(key)] = [(as_text(i), f, 1) for i, f in rows]
         for c in self.consumers:  # in the given order
             entries = got.get(c.key, [])
             if entries:

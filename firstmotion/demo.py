@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from firstmotion.bus import as_text
 from firstmotion.messages import Arrival, Origin, Pick, make_pick_id
 from firstmotion.run import stop_processes
 
@@ -417,21 +418,17 @@ def _replay(stack: ExitStack, scen: Path, logs: Path, speed: float | None) -> in
     return port
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def _group_idle(bus: Any) -> bool:
     """True when every consumer group has read everything and acked it."""
     for stream, group in GROUPS:
         key = bus.key(stream)
         if not bus.client.exists(key):
             continue
-        info = {_text(g["name"]): g for g in bus.client.xinfo_groups(key)}.get(group)
+        info = {as_text(g["name"]): g for g in bus.client.xinfo_groups(key)}.get(group)
         if info is None or int(info.get("pending", 0)):
             return False
         newest = bus.client.xrevrange(key, count=1)
-        if newest and _text(newest[0][0]) != _text(info.get("last-delivered-id")):
+        if newest and as_text(newest[0][0]) != as_text(info.get("last-delivered-id")):
             return False
     return True
 
@@ -462,8 +459,8 @@ def read_catalog(bus: Any) -> list[tuple[Origin, Any]]:
 
     out = []
     for eid in bus.client.zrange(bus.key("catalog"), 0, -1):
-        eid = _text(eid)
-        fields = {_text(k): v for k, v in bus.client.hgetall(bus.key(f"event:{eid}")).items()}
+        eid = as_text(eid)
+        fields = {as_text(k): v for k, v in bus.client.hgetall(bus.key(f"event:{eid}")).items()}
         if "origin" not in fields:
             continue
         mech = Mechanism.from_json(fields["mechanism"]) if fields.get("mechanism") else None
