@@ -293,7 +293,7 @@ class WindowSampler:
         prim = np.zeros((m, n))
         sec = np.zeros((m, n))
         through_fir = np.zeros(m, dtype=bool)
-        causal = {}
+        causal = []  # prim + sec before the FIR, for the rows that pass one
         mispicked = rng.random(m) < cfg.mispick_fraction
         for i in range(m):
             if mispicked[i]:
@@ -327,12 +327,11 @@ class WindowSampler:
             fir = self._digitizer_fir(rate_hz)
             if fir is not None:
                 taps, delay = fir
-                causal[i] = pulse + sec[i]
+                causal.append(pulse + sec[i])
                 prim[i] = np.convolve(pulse, taps)[delay : delay + n]
                 sec[i] = np.convolve(sec[i], taps)[delay : delay + n]
                 through_fir[i] = True
-        causal_fir = np.array([causal[i] for i in np.flatnonzero(through_fir)]).reshape(-1, n)
-        return _Signals(prim, sec, mispicked, through_fir, causal_fir)
+        return _Signals(prim, sec, mispicked, through_fir, np.array(causal).reshape(-1, n))
 
     def _digitizer_fir(self, rate_hz: float) -> tuple[np.ndarray, int] | None:
         """A datalogger's anti-alias FIR at ``rate_hz`` and the delay its timing removes, or

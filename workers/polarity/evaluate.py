@@ -43,8 +43,7 @@ from workers.polarity.dataset import (
 from workers.polarity.model import LABELS
 from workers.polarity.preprocess import (
     PreprocessConfig,
-    causal_highpass,
-    causal_resample,
+    model_band,
     model_resampling,
     prepare_windows,
 )
@@ -270,7 +269,7 @@ def onset_noise_exceedance(
 ) -> tuple[float, float]:
     """How far the motion at a pick stands out of the station's own noise, in the model's view.
 
-    The trace is resampled and high-passed as the model's preprocessing does (causal filters).
+    The trace is resampled and high-passed as the model's preprocessing does (:func:`model_band`).
     The departure at a sample is the largest ``|x[i + j] - x[i]|`` for ``0 < j <= span``; the
     result is (signed departure at the pick, fraction of the noise samples, ``noise_s`` seconds
     ending 0.2 s before the pick, whose departure is at least as large). A fraction near 0: the
@@ -278,11 +277,8 @@ def onset_noise_exceedance(
     """
     rate = config.sampling_rate_hz
     x = np.asarray(data, dtype=np.float64)[None, :]
-    x = x - x[:, :pick_index].mean()
+    x = model_band(x - x[:, :pick_index].mean(), sampling_rate_hz, config)[0]
     up, down = model_resampling(sampling_rate_hz, config)
-    if (up, down) != (1, 1):
-        x = causal_resample(x, up, down)
-    x = causal_highpass(x, config.highpass_hz, config.highpass_order, rate)[0]
     k = int(round(pick_index * up / down))
     span = max(1, int(round(span_s * rate)))
     seg = x[k + 1 : k + span + 1] - x[k]

@@ -224,6 +224,19 @@ def normalise_windows(
     return out, reasons.astype(str)
 
 
+def model_band(x: np.ndarray, input_rate_hz: float, config: PreprocessConfig) -> np.ndarray:
+    """Steps 3-4 on demeaned rows (N, L) at ``input_rate_hz``: resample to the model rate (see
+    :func:`model_resampling`), then the causal high-pass. Sample ``k`` of the result is at input
+    sample ``k * down / up``."""
+    up, down = model_resampling(input_rate_hz, config)
+    if (up, down) != (1, 1):
+        if config.anti_alias == "causal" and up <= 12:
+            x = causal_resample(x, up, down)
+        else:
+            x = signal.resample_poly(x, up, down, axis=1, padtype="edge")
+    return causal_highpass(x, config.highpass_hz, config.highpass_order, config.sampling_rate_hz)
+
+
 def linear_windows(
     data: ArrayLike,
     sampling_rate_hz: float,
@@ -287,13 +300,7 @@ def linear_windows(
     flat = np.ptp(seg[:, in_window], axis=1) == 0
 
     pre_pick = seg[:, :pre_in]
-    seg = seg - pre_pick.mean(axis=1, keepdims=True)
-    if (up, down) != (1, 1):
-        if cfg.anti_alias == "causal" and up <= 12:
-            seg = causal_resample(seg, up, down)
-        else:
-            seg = signal.resample_poly(seg, up, down, axis=1, padtype="edge")
-    seg = causal_highpass(seg, cfg.highpass_hz, cfg.highpass_order, out_rate)
+    seg = model_band(seg - pre_pick.mean(axis=1, keepdims=True), rate, cfg)
 
     pick_out = pre_in * up // down
     win = seg[:, pick_out - cfg.window_pre_samples : pick_out + cfg.window_post_samples]
