@@ -68,11 +68,11 @@ def model_windows_per_s(clf, n: int = 256, repeats: int = 5) -> float:
 
 def measure(stem: Path, args: argparse.Namespace, real_noise: list, picks: list) -> dict:
     from workers.polarity.classifier import PolarityClassifier
-    from workers.polarity.evaluate import evaluate_synthetic, evaluate_texnet
+    from workers.polarity.evaluate import evaluate_real_picks, evaluate_synthetic
 
     clf = PolarityClassifier.load(str(stem), device="cpu")
     syn = evaluate_synthetic(clf, args.n_eval, 1000, real_noise)
-    tex = evaluate_texnet(clf, picks) if picks else None
+    tex = evaluate_real_picks(clf, picks) if picks else None
     by_snr = syn["updown_by_snr"]
     return {
         "window_samples": clf.config.window_samples,

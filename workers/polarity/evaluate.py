@@ -11,7 +11,11 @@ Evaluation sets:
 * ``texnet``: the analyst first-motion polarities of ``shared/data/texnet2017`` (QuakeML picks
   with polarity positive/negative), classified through :meth:`PolarityClassifier.classify` from
   the raw vertical miniSEED trace cut at the analyst's P pick; also with the pick moved by
-  +-0.02 and +-0.05 s (a picker's error) as a robustness check.
+  +-0.02 and +-0.05 s (a picker's error) as a robustness check;
+* ``pr2017``: 12 clear P first motions of small local earthquakes in the Puerto Rico noise hour
+  (``shared/data/pr2017_noise``, EHZ, 100 Hz), read by us, not by the network's analysts
+  (``firstmotion/data/pr2017_onsets.json`` says how), evaluated like ``texnet``: a second
+  network, short-period sensors, impulsive onsets.
 
 Metrics: 3-class accuracy, per-class precision/recall, up/down accuracy for SNR >= 5, the
 fraction of noise-only windows called unknown, coverage and accuracy at confidence thresholds,
@@ -25,6 +29,7 @@ import argparse
 import json
 import logging
 from dataclasses import replace
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -219,8 +224,8 @@ def load_texnet_polarities(data_dir: Path | None = None) -> list[dict]:
     """Analyst P polarities with their raw vertical traces, one dict per pick.
 
     Keys: ``event``, ``station_id``, ``sampling_rate_hz``, ``data`` (float64 trace),
-    ``pick_index``, ``polarity`` (+1 positive, -1 negative). Picks without a vertical trace in
-    the miniSEED (MSTX) are left out.
+    ``pick_index``, ``time`` (ISO UTC), ``polarity`` (+1 positive, -1 negative). Picks without
+    a vertical trace in the miniSEED (MSTX) are left out.
     """
     import obspy
 
@@ -253,9 +258,49 @@ def load_texnet_polarities(data_dir: Path | None = None) -> list[dict]:
                     "sampling_rate_hz": rate,
                     "data": tr.data.astype(np.float64),
                     "pick_index": int(round((pick.time - tr.stats.starttime) * rate)),
+                    "time": str(pick.time),
                     "polarity": 1 if pick.polarity == "positive" else -1,
                 }
             )
+    return out
+
+
+def load_pr2017_onsets(data_dir: Path | None = None, labels: Path | None = None) -> list[dict]:
+    """The polarities of ``firstmotion/data/pr2017_onsets.json`` with their raw EHZ traces, as
+    dicts like :func:`load_texnet_polarities` (``event`` is ``"pr2017"``). Empty when the
+    miniSEED hour is absent; ``ValueError`` when a labelled onset is not inside its trace."""
+    import obspy
+
+    data_dir = (shared_data_dir() if data_dir is None else Path(data_dir)) / "pr2017_noise"
+    if labels is None:
+        labels = resources.files("firstmotion") / "data" / "pr2017_onsets.json"
+    doc = json.loads(labels.read_text())
+    traces: dict[str, obspy.Trace] = {}
+    out = []
+    for onset in doc["onsets"]:
+        sid = onset["station_id"]
+        if sid not in traces:
+            net, sta, loc, cha = sid.split(".")
+            path = data_dir / f"{sta}.{net}.{cha}.{loc}.20170908_170000.mseed"
+            if not path.exists():
+                return []
+            traces[sid] = obspy.read(str(path)).merge()[0]
+        tr = traces[sid]
+        rate = float(tr.stats.sampling_rate)
+        index = int(round((obspy.UTCDateTime(onset["time"]) - tr.stats.starttime) * rate))
+        if not 0 <= index < tr.stats.npts:
+            raise ValueError(f"{sid} onset {onset['time']} is outside its trace")
+        out.append(
+            {
+                "event": "pr2017",
+                "station_id": sid,
+                "sampling_rate_hz": rate,
+                "data": tr.data.astype(np.float64),
+                "pick_index": index,
+                "time": onset["time"],
+                "polarity": int(onset["polarity"]),
+            }
+        )
     return out
 
 
@@ -292,8 +337,9 @@ def onset_noise_exceedance(
     return departure, float(np.mean(noise >= abs(departure)))
 
 
-def evaluate_texnet(clf: PolarityClassifier, picks: list[dict]) -> dict:
-    """Per-pick results at the analyst pick, and accuracy with the pick shifted."""
+def evaluate_real_picks(clf: PolarityClassifier, picks: list[dict]) -> dict:
+    """Per-pick results at the labelled pick (TexNet's analysts', or ours on pr2017), and
+    accuracy with the pick shifted."""
     rows = []
     shifted_correct = []
     for p in picks:
@@ -305,6 +351,7 @@ def evaluate_texnet(clf: PolarityClassifier, picks: list[dict]) -> dict:
             {
                 "station_id": p["station_id"],
                 "event": p["event"],
+                "time": p["time"],
                 "analyst": int(p["polarity"]),
                 "model": int(res.polarity[0]),
                 "p_up": round(float(res.probabilities[0, 0]), 4),
@@ -330,8 +377,11 @@ def evaluate_texnet(clf: PolarityClassifier, picks: list[dict]) -> dict:
     }
 
 
-def plot_texnet(clf: PolarityClassifier, picks: list[dict], rows: list[dict], path: str) -> None:
-    """The analyst-read windows as the model sees them (first channel), with both answers."""
+def plot_real_picks(
+    clf: PolarityClassifier, picks: list[dict], rows: list[dict], path: str, who: str = "analyst"
+) -> None:
+    """The labelled windows as the model sees them (first channel), with both answers (the
+    human reading titled ``who``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -350,11 +400,15 @@ def plot_texnet(clf: PolarityClassifier, picks: list[dict], rows: list[dict], pa
         ax.axhline(0.0, color="k", lw=0.3)
         ax.set_ylabel(p["station_id"].split(".")[1], fontsize=8)
         ax.set_title(
-            f"{p['station_id']}  analyst: {names[r['analyst']]}  model: {names[r['model']]} "
-            f"(up {r['p_up']:.2f}, down {r['p_down']:.2f}, unknown {r['p_unknown']:.2f})",
+            f"{p['station_id']} {p['time'][11:22]}  {who}: {names[r['analyst']]}  "
+            f"model: {names[r['model']]} (up {r['p_up']:.2f}, down {r['p_down']:.2f}, "
+            f"unknown {r['p_unknown']:.2f})",
             fontsize=8,
         )
-    axes[-1].set_xlabel("seconds from the analyst's P pick (model input, 100 Hz, 1.5 Hz high-pass)")
+    axes[-1].set_xlabel(
+        f"seconds from the labelled P onset (model input, {rate:g} Hz, "
+        f"{clf.config.highpass_hz:g} Hz high-pass)"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -409,17 +463,19 @@ def run(args: argparse.Namespace) -> int:
     data_dir = shared_data_dir()
     real_noise = load_real_noise(data_dir) if data_dir.exists() else []
     metrics = {"synthetic_hard": evaluate_synthetic(clf, args.n, args.seed, real_noise, args.plot)}
-    picks = load_texnet_polarities(data_dir) if data_dir.exists() else []
-    if picks:
-        metrics["texnet2017_manual_polarities"] = evaluate_texnet(clf, picks)
+    real_sets = (
+        ("texnet2017_manual_polarities", "_texnet", load_texnet_polarities, "analyst"),
+        ("pr2017_onsets_read_by_us", "_pr2017", load_pr2017_onsets, "our reading"),
+    )
+    for key, suffix, loader, who in real_sets:
+        picks = loader(data_dir) if data_dir.exists() else []
+        if not picks:
+            continue
+        metrics[key] = evaluate_real_picks(clf, picks)
         if args.plot:
             stem = Path(args.plot)
-            plot_texnet(
-                clf,
-                picks,
-                metrics["texnet2017_manual_polarities"]["picks"],
-                str(stem.with_name(stem.stem + "_texnet" + stem.suffix)),
-            )
+            path = str(stem.with_name(stem.stem + suffix + stem.suffix))
+            plot_real_picks(clf, picks, metrics[key]["picks"], path, who)
     text = json.dumps(metrics, indent=2)
     print(text)
     if args.json:
