@@ -10,11 +10,17 @@ Timed in the same run, on the same threads:
   test-time augmentation (two forward passes per window), as served;
 * ``shipped, classify()``: the full path from raw 100 Hz (and 200 Hz) rows of 8 s: windowing,
   demean, resampling, causal high-pass, normalisation, TTA, decision;
+* ``window_probabilities()``: preprocessed windows to probabilities (TTA, temperature,
+  softmax) as the classifier serves them, float32 and ``precision="bfloat16"`` (the network
+  under :func:`torch.autocast`; same decisions as float32, see tests/test_polarity.py), and
+  ``classify()`` in bf16 too;
 * ``Ross-2018-sized baseline``: :class:`workers.polarity.model.RossPolarityCNN` (400 samples,
   32/64/128 conv filters, two 512-unit dense layers) with the same TTA; the ratio
   ``shipped / baseline`` is printed.
 
-On a CUDA device (when present) also: model-only throughput in bf16 autocast at large batch.
+On a CUDA device (when present) also, at batch 65,536: the model alone on device-resident
+windows (bf16 autocast, TTA) and the served ``window_probabilities()`` path (numpy windows in,
+probabilities out, host-device copies included) in float32 and bf16.
 Each figure is the median of ``--repeats`` timed runs after warm-up (the first calls build
 oneDNN primitives). The machine may be shared: rerun when quiet, and compare ``--threads 1``
 with ``--threads 2``: when other processes hold a core, two intra-op threads wait on each other
@@ -80,19 +86,26 @@ def main() -> int:
         f"{w} samples; baseline RossPolarityCNN {count_parameters(ross):,} params, 400 samples"
     )
 
+    clf16 = PolarityClassifier(clf.model, clf.card, device="cpu", precision="bfloat16")
     rows = {}
     rows["shipped, model only (TTA)"] = b / timed(
         lambda: tta_forward(clf.model, x_ship), args.repeats
     )
+    for name, c in (("float32", clf), ("bf16", clf16)):
+        rows[f"shipped, window_probabilities(), {name}"] = b / timed(
+            lambda c=c: c.window_probabilities(windows), args.repeats
+        )
     rows["Ross-2018-sized baseline, model only (TTA)"] = b / timed(
         lambda: tta_forward(ross, x_ross), max(3, args.repeats // 4)
     )
     for rate in (100.0, 200.0):
         raw = rng.standard_normal((b, int(8 * rate))) * 100.0
         picks = np.full(b, int(5 * rate))
-        rows[f"shipped, classify() raw {rate:g} Hz rows"] = b / timed(
-            lambda raw=raw, picks=picks, rate=rate: clf.classify(raw, rate, picks), args.repeats
-        )
+        for name, c in (("", clf), (", bf16", clf16)):
+            rows[f"shipped, classify() raw {rate:g} Hz rows{name}"] = b / timed(
+                lambda raw=raw, picks=picks, rate=rate, c=c: c.classify(raw, rate, picks),
+                args.repeats,
+            )
     base = rows["Ross-2018-sized baseline, model only (TTA)"]
     print(f"{'path':<45} {'windows/s':>12} {'x baseline':>11}")
     for name, rate in rows.items():
@@ -110,12 +123,17 @@ def main() -> int:
                 gpu_model(-xg)
             torch.cuda.synchronize()
 
-        gpu_rate = big / timed(gpu_tta, 10)
         cpu_rate = rows["shipped, model only (TTA)"]
-        print(
-            f"GPU {torch.cuda.get_device_name()}: shipped model bf16 TTA batch {big}: "
-            f"{gpu_rate:,.0f} windows/s ({gpu_rate / cpu_rate:.0f}x the CPU figure above)"
-        )
+        gpu_rows = {"model only, device-resident windows, bf16": big / timed(gpu_tta, 10)}
+        host = rng.standard_normal((big, *shape[1:])).astype(np.float32)
+        for precision in ("float32", "bfloat16"):
+            served = PolarityClassifier(clf.model, clf.card, device=dev, precision=precision)
+            gpu_rows[f"window_probabilities(), {precision}"] = big / timed(
+                lambda served=served: served.window_probabilities(host, batch_size=big), 5
+            )
+        print(f"GPU {torch.cuda.get_device_name()}, batch {big}:")
+        for name, rate in gpu_rows.items():
+            print(f"  {name:<43} {rate:>12,.0f} windows/s ({rate / cpu_rate:.0f}x CPU model only)")
     return 0
 
 

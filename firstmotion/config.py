@@ -175,12 +175,17 @@ class PolaritySettings:
 
     model: str = _path(default="")  # "" = the default weights in model_weights/
     device: str = "auto"
+    precision: str = "float32"  # or "bfloat16" (torch autocast; for GPUs)
     max_batch: int = 256
     max_wait_ms: int = 50
     min_confidence: float = 0.0
 
     def _problems(self) -> list[str]:
         out = _positive("polarity", self, "max_batch")
+        if self.precision not in ("float32", "bfloat16"):
+            out.append(
+                f"polarity.precision: expected 'float32' or 'bfloat16', got {self.precision!r}"
+            )
         out += _non_negative("polarity", self, "max_wait_ms")
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", self.device):
             out.append(

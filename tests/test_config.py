@@ -82,6 +82,7 @@ def test_environment_overrides_file():
         ({"detect": {"refine": "magic"}}, "detect.refine: expected 'aic'"),
         ({"polarity": {"device": "tpu"}}, "polarity.device: expected 'auto'"),
         ({"polarity": {"min_confidence": 2}}, "polarity.min_confidence: expected 0..1"),
+        ({"polarity": {"precision": "float16"}}, "polarity.precision: expected 'float32'"),
         ({"mechanism": {"badfrac": -0.1}}, "mechanism.badfrac: expected 0..1"),
         ({"mechanism": {"min_polarities": "8"}}, "mechanism.min_polarities: expected an integer"),
         ({"metrics": {"port": 70000}}, "metrics.port: expected a port 0..65535, got 70000"),

@@ -614,3 +614,29 @@ def test_shipped_model_reads_pr2017_onsets_at_detector_picks(shipped):
     truth = np.array([o["polarity"] for o in onsets])
     assert not np.any(res.polarity == -truth), res.probabilities[res.polarity == -truth]
     assert np.sum(res.polarity == truth) >= 11, res.probabilities
+
+
+def test_bfloat16_precision_gives_the_float32_decisions(shipped):
+    """The GPU serving path (autocast to bf16), run here on CPU: same decisions as float32 on
+    the hard synthetic mix, probabilities within a few hundredths, the flip symmetry kept."""
+    bf16 = PolarityClassifier(shipped.model, shipped.card, device="cpu", precision="bfloat16")
+    sampler = WindowSampler(shipped.config, SamplerConfig().hard(), seed=77)
+    windows, labels, _, _ = sampler.sample(3000)
+    p32 = shipped.window_probabilities(windows)
+    p16 = bf16.window_probabilities(windows)
+    d32, _ = shipped.decide(p32)
+    d16, _ = bf16.decide(p16)
+    assert np.mean(d32 == d16) >= 0.995
+    assert not np.any((d32 != 0) & (d32 == -d16))  # never the opposite sign
+    assert np.percentile(np.abs(p32 - p16), 99) < 0.02
+    assert np.abs(p32 - p16).max() < 0.1
+    assert not np.array_equal(p32, p16)  # it did run in bf16
+    flipped = bf16.window_probabilities(-windows)
+    np.testing.assert_array_equal(flipped[:, [1, 0, 2]], p16)
+
+
+def test_precision_is_checked():
+    with pytest.raises(ValueError, match="precision must be one of"):
+        PolarityClassifier(PolarityCNN(in_channels=2), tiny_card(), precision="float16")
+    clf = PolarityClassifier(PolarityCNN(in_channels=2), tiny_card(), precision="bfloat16")
+    assert clf.precision == "bfloat16"

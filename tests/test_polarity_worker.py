@@ -186,7 +186,8 @@ def test_worker_killed_mid_batch_loses_nothing(bus, redis_url):
     assert bus.pending_count("picks", "polarity") == 0
 
 
-def test_cli_drain_mode_with_a_model_file(bus, redis_url, tmp_path):
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_cli_drain_mode_with_a_model_file(bus, redis_url, tmp_path, capfd, precision):
     from firstmotion.cli import main
 
     torch.manual_seed(0)
@@ -200,8 +201,9 @@ def test_cli_drain_mode_with_a_model_file(bus, redis_url, tmp_path):
     os.environ["FIRSTMOTION_REDIS__PREFIX"] = PREFIX
     try:
         rc = main(
-            ["worker", "polarity", "--redis", redis_url, "--model", str(tmp_path / "m"), "--drain"]
-        )
+            ["worker", "polarity", "--redis", redis_url, "--model", str(tmp_path / "m"), "--drain",
+             "--precision", precision]
+        )  # fmt: skip
     finally:
         if env_prefix is None:
             os.environ.pop("FIRSTMOTION_REDIS__PREFIX", None)
@@ -209,6 +211,7 @@ def test_cli_drain_mode_with_a_model_file(bus, redis_url, tmp_path):
             os.environ["FIRSTMOTION_REDIS__PREFIX"] = env_prefix
     assert rc == 0
     assert len(outputs(bus)) == 5
+    assert f"on cpu, {precision}" in capfd.readouterr().err
 
 
 def test_shipped_model_worker_reads_clear_onsets(bus):

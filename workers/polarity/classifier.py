@@ -12,6 +12,12 @@ identically shaped forward passes; with temperature-scaled softmax outputs ``f``
 so negating the input swaps ``p_up`` and ``p_down`` exactly (the preprocessing is odd, and the
 two passes trade places).
 
+Precision: ``"float32"`` (default) or ``"bfloat16"``, which runs the network's forward passes
+under :func:`torch.autocast` (convolutions and matrix products in bf16, softmax and the decision
+in float32) on CPU or CUDA; the preprocessing stays float64/float32 either way. On the hard
+synthetic mix bf16 gave the same decision as float32 for every window (README, "Polarity
+model"); it is what a GPU worker should run.
+
 Decision: ``+1``/``-1`` when ``max(p_up, p_down) >= thresholds.decision`` and that class also
 beats ``p_unknown``, else ``0``. ``confidence`` is the probability of the returned class.
 
@@ -22,6 +28,7 @@ beats ``p_unknown``, else ``0``. ``confidence`` is the probability of the return
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -39,6 +46,7 @@ from workers.polarity.preprocess import REASON_OK, PreprocessConfig, prepare_win
 
 CARD_FORMAT_VERSION = 1
 DEFAULT_MODEL_NAME = "polarity_v3"
+PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}
 REASON_LOW_CONFIDENCE = "low_confidence"
 
 
@@ -125,22 +133,32 @@ class PolarityClassifier:
     """A trained polarity network with its model card; see :meth:`load` and :meth:`classify`."""
 
     def __init__(
-        self, model: torch.nn.Module, card: dict, device: str | torch.device = "cpu"
+        self,
+        model: torch.nn.Module,
+        card: dict,
+        device: str | torch.device = "cpu",
+        precision: str = "float32",
     ) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
         validate_card(card)
         self.card = card
         self.config = PreprocessConfig.from_dict(card["preprocessing"])
         self.temperature = float(card.get("temperature", 1.0))
         self.decision_threshold = float(card["thresholds"]["decision"])
         self.device = _resolve_device(device)
+        self.precision = precision
         self.model = model.to(self.device).eval()
 
     # ------------------------------------------------------------------ loading
     @classmethod
     def load(
-        cls, name_or_path: str | Path | None = None, device: str | torch.device = "auto"
+        cls,
+        name_or_path: str | Path | None = None,
+        device: str | torch.device = "auto",
+        precision: str = "float32",
     ) -> PolarityClassifier:
-        """Load ``<name>.json`` + ``<name>.pt``.
+        """Load ``<name>.json`` + ``<name>.pt`` to run on ``device`` at ``precision``.
 
         ``None`` loads the default shipped model from the ``model_weights`` package (via
         :mod:`importlib.resources`, so it works installed); a bare name loads that shipped
@@ -168,13 +186,15 @@ class PolarityClassifier:
         model = build_model(card["architecture"]["class"], card["architecture"]["args"])
         state = torch.load(io.BytesIO(weight_bytes), map_location="cpu", weights_only=True)
         model.load_state_dict(state)
-        return cls(model, card, device=device)
+        return cls(model, card, device=device, precision=precision)
 
     # ------------------------------------------------------------------ inference
     def window_logits(self, windows: np.ndarray, batch_size: int = 1024) -> np.ndarray:
         """Raw logits (N, 3) float32 of preprocessed windows (N, [C,] window_samples)."""
         out = np.empty((windows.shape[0], len(LABELS)), dtype=np.float32)
-        with torch.inference_mode():
+        dtype = PRECISIONS[self.precision]
+        cast = torch.autocast(self.device.type, dtype=dtype) if dtype else contextlib.nullcontext()
+        with torch.inference_mode(), cast:
             for start in range(0, windows.shape[0], batch_size):
                 chunk = torch.from_numpy(np.ascontiguousarray(windows[start : start + batch_size]))
                 logits = self.model(chunk.to(self.device, non_blocking=True))

@@ -165,6 +165,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_stage_arguments(parser)
     parser.add_argument("--model", default=None, help="model stem (default: shipped weights)")
     parser.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N")
+    parser.add_argument(
+        "--precision", default=None, choices=("float32", "bfloat16"),
+        help="network precision (default: polarity.precision; bfloat16 runs under autocast)",
+    )  # fmt: skip
     parser.add_argument("--max-batch", type=int, default=None)
     parser.add_argument("--max-wait-ms", type=int, default=None)
     parser.add_argument(
@@ -189,8 +193,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     torch.set_num_threads(max(1, args.threads))
-    clf = PolarityClassifier.load(model, device=device)
-    log.info("polarity model %s on %s", clf.card.get("name"), clf.device)
+    clf = PolarityClassifier.load(model, device=device, precision=args.precision or pol.precision)
+    log.info("polarity model %s on %s, %s", clf.card.get("name"), clf.device, clf.precision)
     consumer = build_consumer(
         bus,
         clf,
