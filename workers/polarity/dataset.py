@@ -226,10 +226,14 @@ class WindowSampler:
         config: SamplerConfig | None = None,
         real_noise: list | None = None,
         seed: int = 0,
+        pick_error_s: float | None = None,
     ) -> None:
         self.pre = preprocess
         self.cfg = config or SamplerConfig()
         self.real_noise = list(real_noise or [])
+        # evaluation only: every non-mispicked onset this far after its pick (s; < 0: the
+        # pick is late), instead of the config's random pick errors
+        self.pick_error_s = pick_error_s
         self.rng = np.random.default_rng(seed)
         self._synthetic: dict[tuple[str, float], np.ndarray] = {}
 
@@ -298,6 +302,8 @@ class WindowSampler:
         for i in range(m):
             if mispicked[i]:
                 err = _log_uniform(rng, *cfg.mispick_offset_s_range) * rng.choice([-1.0, 1.0])
+            elif self.pick_error_s is not None:
+                err = float(self.pick_error_s)
             elif cfg.detector_error_fraction > 0 and rng.random() < cfg.detector_error_fraction:
                 table = detector_pick_errors()
                 err = -float(table[rng.integers(table.size)])  # a late pick: onset before it

@@ -6,8 +6,8 @@ Evaluation sets:
   the training never used and the harder mix of :meth:`SamplerConfig.hard` (80% real noise,
   more drift, emergent onsets and coda; half the signals through a datalogger FIR), with
   up/down accuracy per input rate, and two robustness sets: picks 0.15-0.6 s off a clear onset
-  (should be unknown) and onsets that all passed a linear-phase datalogger FIR (its precursor
-  must not be read);
+  (should be unknown), onsets that all passed a linear-phase datalogger FIR (its precursor
+  must not be read) and up/down accuracy against a fixed pick error (-0.08..+0.08 s);
 * ``texnet``: the analyst first-motion polarities of ``shared/data/texnet2017`` (QuakeML picks
   with polarity positive/negative), classified through :meth:`PolarityClassifier.classify` from
   the raw vertical miniSEED trace cut at the analyst's P pick; also with the pick moved by
@@ -41,6 +41,7 @@ from workers.polarity.dataset import (
     LABEL_UNKNOWN,
     LABEL_UP,
     SamplerConfig,
+    WindowSampler,
     generate_dataset,
     load_real_noise,
     shared_data_dir,
@@ -168,6 +169,9 @@ def evaluate_synthetic(
     metrics["updown_accuracy_snr_ge_5_by_rate_hz"] = by_rate
     metrics["linear_phase_fir"] = evaluate_linear_phase_fir(
         clf, max(200, n // 10), seed + 2, real_noise
+    )
+    metrics["updown_by_pick_error_s"] = evaluate_pick_errors(
+        clf, max(200, n // 10), seed + 3, real_noise
     )
     if plot_path:
         plot_synthetic(probs, data["labels"], polarity, data["snr"], plot_path)
@@ -337,11 +341,15 @@ def onset_noise_exceedance(
     return departure, float(np.mean(noise >= abs(departure)))
 
 
+PICK_SHIFTS_S = (-0.05, -0.02, 0.02, 0.05)
+
+
 def evaluate_real_picks(clf: PolarityClassifier, picks: list[dict]) -> dict:
     """Per-pick results at the labelled pick (TexNet's analysts', or ours on pr2017), and
     accuracy with the pick shifted."""
     rows = []
     shifted_correct = []
+    shifted: dict[float, list[int]] = {shift: [] for shift in PICK_SHIFTS_S}
     for p in picks:
         res = clf.classify(p["data"][None, :], p["sampling_rate_hz"], [p["pick_index"]])
         departure, exceedance = onset_noise_exceedance(
@@ -361,10 +369,11 @@ def evaluate_real_picks(clf: PolarityClassifier, picks: list[dict]) -> dict:
                 "noise_exceedance": round(exceedance, 3),
             }
         )
-        for shift_s in (-0.05, -0.02, 0.02, 0.05):
+        for shift_s in PICK_SHIFTS_S:
             k = p["pick_index"] + int(round(shift_s * p["sampling_rate_hz"]))
             r = clf.classify(p["data"][None, :], p["sampling_rate_hz"], [k])
             shifted_correct.append(int(r.polarity[0]) == p["polarity"])
+            shifted[shift_s].append(int(r.polarity[0]) * p["polarity"])
     correct = [r["analyst"] == r["model"] for r in rows]
     return {
         "n": len(rows),
@@ -373,6 +382,11 @@ def evaluate_real_picks(clf: PolarityClassifier, picks: list[dict]) -> dict:
         "accuracy_pick_shifted_pm_0.02_0.05_s": (
             float(np.mean(shifted_correct)) if shifted_correct else None
         ),
+        # pick moved by the key (s; < 0 earlier than the labelled onset): right, wrong sign
+        "pick_shifted": {
+            f"{shift:+g}": {"right": v.count(1), "wrong_sign": v.count(-1), "n": len(v)}
+            for shift, v in shifted.items()
+        },
         "picks": rows,
     }
 
@@ -442,6 +456,46 @@ def evaluate_linear_phase_fir(
             "wrong_sign": float(np.mean(polarity[signed] == -truth[signed])),
             "unknown": float(np.mean(polarity[signed] == 0)),
         }
+    return out
+
+
+PICK_ERRORS_S = (-0.08, -0.05, -0.03, -0.015, 0.0, 0.015, 0.03, 0.05, 0.08)
+
+
+def evaluate_pick_errors(
+    clf: PolarityClassifier,
+    n: int,
+    seed: int,
+    real_noise: list | None = None,
+    errors_s: tuple[float, ...] = PICK_ERRORS_S,
+) -> dict:
+    """How far a pick may be off: onsets of the hard mix (no noise-only rows, no mispicks)
+    with every onset exactly ``e`` seconds after its pick (``e < 0``: the pick is late, as the
+    stream stage's are), ``n`` windows per error and SNR band (3-10, 10-100), the same
+    seed for every error; right / wrong-sign / unknown fractions."""
+    out: dict = {}
+    for lo, hi in ((3.0, 10.0), (10.0, 100.0)):
+        cfg = replace(
+            SamplerConfig().hard(),
+            noise_only_fraction=0.0,
+            mispick_fraction=0.0,
+            snr_range=(lo, hi),
+            loud_fraction=0.0,
+        )
+        band = {}
+        for e in errors_s:
+            sampler = WindowSampler(clf.config, cfg, real_noise, seed, pick_error_s=e)
+            windows, labels, _, _ = sampler.sample(n)
+            polarity, _ = clf.decide(clf.window_probabilities(windows))
+            truth = POLARITY_OF_LABEL[labels]
+            signed = truth != 0
+            band[f"{e:+g}"] = {
+                "n": int(signed.sum()),
+                "right": round(float(np.mean(polarity[signed] == truth[signed])), 4),
+                "wrong_sign": round(float(np.mean(polarity[signed] == -truth[signed])), 4),
+                "unknown": round(float(np.mean(polarity[signed] == 0)), 4),
+            }
+        out[f"snr_{lo:g}_{hi:g}"] = band
     return out
 
 
