@@ -285,10 +285,10 @@ def load_pr2017_onsets(data_dir: Path | None = None, labels: Path | None = None)
         sid = onset["station_id"]
         if sid not in traces:
             net, sta, loc, cha = sid.split(".")
-            path = data_dir / f"{sta}.{net}.{cha}.{loc}.20170908_170000.mseed"
-            if not path.exists():
+            paths = sorted(data_dir.glob(f"{sta}.{net}.{cha}.{loc}.*.mseed"))
+            if not paths:
                 return []
-            traces[sid] = obspy.read(str(path)).merge()[0]
+            traces[sid] = obspy.read(str(paths[0])).merge()[0]
         tr = traces[sid]
         rate = float(tr.stats.sampling_rate)
         index = int(round((obspy.UTCDateTime(onset["time"]) - tr.stats.starttime) * rate))
