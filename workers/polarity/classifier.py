@@ -45,7 +45,7 @@ from workers.polarity.model import LABELS, build_model
 from workers.polarity.preprocess import REASON_OK, PreprocessConfig, prepare_windows
 
 CARD_FORMAT_VERSION = 1
-DEFAULT_MODEL_NAME = "polarity_v3"
+DEFAULT_MODEL_NAME = "polarity_v5"
 PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}
 REASON_LOW_CONFIDENCE = "low_confidence"
 

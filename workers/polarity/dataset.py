@@ -22,7 +22,11 @@ Each example is a raw vertical row at a random sampling rate (40-500 Hz) holding
   reads the first motion AT the pick rather than any onset in view;
 * later arrivals (reflections and conversions, site reverberation in a soft layer, a scattered
   coda building up over 0.05-1.5 s), all strictly after the onset, so that the first lobe is
-  often the smallest swing of the P train, as on regional records; t* up to 0.12 s;
+  often the smallest swing of the P train, as on regional records; t* up to 0.12 s; for
+  ``envelope_emergence_share`` of the emergent onsets the ramp is an envelope over the direct P
+  *and* its later arrivals (scattered energy builds up with the onset, as the scenario
+  generator makes it), so a later swing of either sign can outgrow the first lobe: those are
+  labelled unknown below a first-lobe SNR of ``envelope_unknown_below_snr`` (3);
 * for ``digitizer_fraction`` of the signals, the datalogger's anti-alias FIR at the row's rate
   (Kaiser-window low-pass, corner 0.38-0.47 of the rate): mostly linear phase with its delay
   removed, as most dataloggers deliver by default, which rings *before* a sharp onset (a
@@ -75,7 +79,7 @@ LABEL_UP, LABEL_DOWN, LABEL_UNKNOWN = 0, 1, 2
 # the stream stage's measured pick errors, packaged with firstmotion (see detector_pick_errors)
 _DETECTOR_ERRORS = Path(synth.__file__).resolve().parent / "data" / "detector_pick_errors.json"
 # bump when the generated windows change for the same configuration (invalidates caches)
-DATASET_VERSION = 7
+DATASET_VERSION = 8
 # drawn uniformly: 100 and 200 Hz (the common rates) twice as often as the others
 TRAINING_RATES_HZ = (40.0, 50.0, 80.0, 100.0, 100.0, 125.0, 200.0, 200.0, 250.0, 500.0)
 PROFILE_OUTPUT = {
@@ -119,6 +123,14 @@ class SamplerConfig:
     tstar_s_range: tuple[float, float] = (0.001, 0.12)
     emergent_fraction: float = 0.3
     emergence_s_range: tuple[float, float] = (0.02, 0.4)
+    # emergent onsets whose ramp is an envelope over the direct P AND the later arrivals (the
+    # scattered energy builds up with it, as in stream.scenario), so a later swing of either
+    # sign may outgrow the direct P's first lobe; such rows are unknown below
+    # ``envelope_unknown_below_snr`` (first-lobe SNR). 0: the ramp shapes the direct P only
+    # (polarity_v3 and before: read with the wrong sign 43% of the scenario's emergent onsets
+    # at first-lobe SNR < 3, README "the scenario set")
+    envelope_emergence_share: float = 0.5
+    envelope_unknown_below_snr: float = 3.0
     secondary_fraction: float = 0.7
     secondary_amplitude_range: tuple[float, float] = (0.2, 2.0)
     secondary_delay_s_range: tuple[float, float] = (0.05, 1.0)
@@ -209,6 +221,7 @@ class _Signals(NamedTuple):
     prim: np.ndarray  # (m, n) primary pulses, first motion up (after any digitizer FIR)
     sec: np.ndarray  # (m, n) later arrivals (after the same FIR)
     mispicked: np.ndarray  # (m,) onset mispick_offset_s_range away from the pick
+    envelope: np.ndarray  # (m,) emergent under an envelope over the direct P and later arrivals
     through_fir: np.ndarray  # (m,) went through a digitizer FIR
     causal_fir: np.ndarray  # (through_fir.sum(), n) those rows' prim + sec before the FIR
 
@@ -297,6 +310,7 @@ class WindowSampler:
         prim = np.zeros((m, n))
         sec = np.zeros((m, n))
         through_fir = np.zeros(m, dtype=bool)
+        envelope = np.zeros(m, dtype=bool)
         causal = []  # prim + sec before the FIR, for the rows that pass one
         mispicked = rng.random(m) < cfg.mispick_fraction
         for i in range(m):
@@ -325,11 +339,22 @@ class WindowSampler:
             )
             profile_output = list(PROFILE_OUTPUT.values())[rng.integers(len(PROFILE_OUTPUT))]
             output = profile_output if rng.random() < 0.8 else synth.OUTPUTS[rng.integers(3)]
-            pulse = synth.p_pulse(
-                n, rate_hz, onset, fc, tstar, output=output, emergence_s=emergence
+            envelope[i] = (
+                emergence > 0
+                and cfg.envelope_emergence_share > 0
+                and rng.random() < cfg.envelope_emergence_share
             )
+            pulse = synth.p_pulse(
+                n, rate_hz, onset, fc, tstar, output=output,
+                emergence_s=0.0 if envelope[i] else emergence,
+            )  # fmt: skip
             prim[i] = pulse
             sec[i] = self._later_arrivals(pulse, rate_hz)
+            if envelope[i]:
+                ramp = synth.emergence_ramp(n, rate_hz, onset, emergence)
+                prim[i] *= ramp
+                sec[i] *= ramp
+                pulse = prim[i]
             fir = self._digitizer_fir(rate_hz)
             if fir is not None:
                 taps, delay = fir
@@ -337,7 +362,9 @@ class WindowSampler:
                 prim[i] = np.convolve(pulse, taps)[delay : delay + n]
                 sec[i] = np.convolve(sec[i], taps)[delay : delay + n]
                 through_fir[i] = True
-        return _Signals(prim, sec, mispicked, through_fir, np.array(causal).reshape(-1, n))
+        return _Signals(
+            prim, sec, mispicked, envelope, through_fir, np.array(causal).reshape(-1, n)
+        )
 
     def _digitizer_fir(self, rate_hz: float) -> tuple[np.ndarray, int] | None:
         """A datalogger's anti-alias FIR at ``rate_hz`` and the delay its timing removes, or
@@ -436,9 +463,10 @@ class WindowSampler:
                 sign = rng.choice([-1.0, 1.0], size=k.size)
                 mixed[k] += (sign * gain)[:, None] * (prim_w + sec_w)
                 row_label = np.where(sign > 0, LABEL_UP, LABEL_DOWN)
-                row_label = np.where(
-                    ok & (target >= cfg.unknown_below_snr), row_label, LABEL_UNKNOWN
+                readable = (target >= cfg.unknown_below_snr) & ~(
+                    sig.envelope & (target < cfg.envelope_unknown_below_snr)
                 )
+                row_label = np.where(ok & readable, row_label, LABEL_UNKNOWN)
                 labels[rows[k]] = row_label
                 snr[rows[k]] = np.where(ok, target, 0.0)
             win, reasons = normalise_windows(mixed, reasons, pre)

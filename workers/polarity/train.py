@@ -3,7 +3,7 @@
 Reproducible from one command (same seed, same data, same steps -> same weights on the same
 torch build)::
 
-    firstmotion polarity train --out model_weights/polarity_v3 --seed 0 --threads 2
+    firstmotion polarity train --out model_weights/polarity_v5 --seed 0 --threads 2
 
 1. generate (or load from the cache) ``--n-train`` + ``--n-val`` labelled windows with
    :class:`workers.polarity.dataset.WindowSampler` (seed ``S`` for training, ``S + 1`` for
@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="model_weights/polarity_v3", help="output stem")
+    parser.add_argument("--out", default="model_weights/polarity_v5", help="output stem")
     parser.add_argument("--steps", type=int, default=48000, help="optimiser steps")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
