@@ -122,6 +122,8 @@ class SeedLinkSettings:
 
 
 DETECT_REFINE_METHODS = ("aic", "kurtosis", "none")
+# the polarity network's precisions (workers.polarity.classifier maps them to torch dtypes)
+POLARITY_PRECISIONS = ("float32", "bfloat16")
 
 
 def detect_order_problems(p: Any) -> list[str]:
@@ -182,9 +184,10 @@ class PolaritySettings:
 
     def _problems(self) -> list[str]:
         out = _positive("polarity", self, "max_batch")
-        if self.precision not in ("float32", "bfloat16"):
+        if self.precision not in POLARITY_PRECISIONS:
             out.append(
-                f"polarity.precision: expected 'float32' or 'bfloat16', got {self.precision!r}"
+                f"polarity.precision: expected {' or '.join(map(repr, POLARITY_PRECISIONS))}, "
+                f"got {self.precision!r}"
             )
         out += _non_negative("polarity", self, "max_wait_ms")
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", self.device):

@@ -41,12 +41,14 @@ import torch
 from numpy.typing import ArrayLike
 
 from firstmotion import __version__ as FIRSTMOTION_VERSION
+from firstmotion.config import POLARITY_PRECISIONS
 from workers.polarity.model import LABELS, build_model
 from workers.polarity.preprocess import REASON_OK, PreprocessConfig, prepare_windows
 
 CARD_FORMAT_VERSION = 1
 DEFAULT_MODEL_NAME = "polarity_v5"
-PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}
+# autocast dtype of each precision (None: no autocast)
+PRECISIONS = {p: None if p == "float32" else getattr(torch, p) for p in POLARITY_PRECISIONS}
 REASON_LOW_CONFIDENCE = "low_confidence"
 
 

@@ -279,7 +279,7 @@ def load_pr2017_onsets(data_dir: Path | None = None, labels: Path | None = None)
     if labels is None:
         labels = resources.files("firstmotion") / "data" / "pr2017_onsets.json"
     doc = json.loads(labels.read_text())
-    traces: dict[str, obspy.Trace] = {}
+    traces: dict[str, tuple[obspy.Trace, np.ndarray]] = {}
     out = []
     for onset in doc["onsets"]:
         sid = onset["station_id"]
@@ -288,8 +288,9 @@ def load_pr2017_onsets(data_dir: Path | None = None, labels: Path | None = None)
             paths = sorted(data_dir.glob(f"{sta}.{net}.{cha}.{loc}.*.mseed"))
             if not paths:
                 return []
-            traces[sid] = obspy.read(str(paths[0])).merge()[0]
-        tr = traces[sid]
+            tr = obspy.read(str(paths[0])).merge()[0]
+            traces[sid] = tr, tr.data.astype(np.float64)
+        tr, data = traces[sid]
         rate = float(tr.stats.sampling_rate)
         index = int(round((obspy.UTCDateTime(onset["time"]) - tr.stats.starttime) * rate))
         if not 0 <= index < tr.stats.npts:
@@ -299,7 +300,7 @@ def load_pr2017_onsets(data_dir: Path | None = None, labels: Path | None = None)
                 "event": "pr2017",
                 "station_id": sid,
                 "sampling_rate_hz": rate,
-                "data": tr.data.astype(np.float64),
+                "data": data,
                 "pick_index": index,
                 "time": onset["time"],
                 "polarity": int(onset["polarity"]),
@@ -348,7 +349,6 @@ def evaluate_real_picks(clf: PolarityClassifier, picks: list[dict]) -> dict:
     """Per-pick results at the labelled pick (TexNet's analysts', or ours on pr2017), and
     accuracy with the pick shifted."""
     rows = []
-    shifted_correct = []
     shifted: dict[float, list[int]] = {shift: [] for shift in PICK_SHIFTS_S}
     for p in picks:
         res = clf.classify(p["data"][None, :], p["sampling_rate_hz"], [p["pick_index"]])
@@ -372,9 +372,9 @@ def evaluate_real_picks(clf: PolarityClassifier, picks: list[dict]) -> dict:
         for shift_s in PICK_SHIFTS_S:
             k = p["pick_index"] + int(round(shift_s * p["sampling_rate_hz"]))
             r = clf.classify(p["data"][None, :], p["sampling_rate_hz"], [k])
-            shifted_correct.append(int(r.polarity[0]) == p["polarity"])
             shifted[shift_s].append(int(r.polarity[0]) * p["polarity"])
     correct = [r["analyst"] == r["model"] for r in rows]
+    shifted_correct = [v == 1 for outcomes in shifted.values() for v in outcomes]
     return {
         "n": len(rows),
         "n_correct": int(sum(correct)),
@@ -428,6 +428,19 @@ def plot_real_picks(
     plt.close(fig)
 
 
+def signed_outcomes(polarity: np.ndarray, labels: np.ndarray) -> dict:
+    """Of the windows labelled up or down: how many (``n``), and the fractions read with the
+    right sign, the wrong sign and as unknown."""
+    truth = POLARITY_OF_LABEL[labels]
+    signed = truth != 0
+    return {
+        "n": int(signed.sum()),
+        "right": float(np.mean(polarity[signed] == truth[signed])),
+        "wrong_sign": float(np.mean(polarity[signed] == -truth[signed])),
+        "unknown": float(np.mean(polarity[signed] == 0)),
+    }
+
+
 def evaluate_linear_phase_fir(
     clf: PolarityClassifier, n: int, seed: int, real_noise: list | None = None
 ) -> dict:
@@ -448,14 +461,7 @@ def evaluate_linear_phase_fir(
         )
         data = generate_dataset(n, clf.config, cfg, seed=seed, real_noise=real_noise)
         polarity, _ = clf.decide(clf.window_probabilities(data["windows"]))
-        truth = POLARITY_OF_LABEL[data["labels"]]
-        signed = truth != 0
-        out[name] = {
-            "n": int(signed.sum()),
-            "right": float(np.mean(polarity[signed] == truth[signed])),
-            "wrong_sign": float(np.mean(polarity[signed] == -truth[signed])),
-            "unknown": float(np.mean(polarity[signed] == 0)),
-        }
+        out[name] = signed_outcomes(polarity, data["labels"])
     return out
 
 
@@ -487,14 +493,8 @@ def evaluate_pick_errors(
             sampler = WindowSampler(clf.config, cfg, real_noise, seed, pick_error_s=e)
             windows, labels, _, _ = sampler.sample(n)
             polarity, _ = clf.decide(clf.window_probabilities(windows))
-            truth = POLARITY_OF_LABEL[labels]
-            signed = truth != 0
-            band[f"{e:+g}"] = {
-                "n": int(signed.sum()),
-                "right": round(float(np.mean(polarity[signed] == truth[signed])), 4),
-                "wrong_sign": round(float(np.mean(polarity[signed] == -truth[signed])), 4),
-                "unknown": round(float(np.mean(polarity[signed] == 0)), 4),
-            }
+            outcome = signed_outcomes(polarity, labels)
+            band[f"{e:+g}"] = {k: v if k == "n" else round(v, 4) for k, v in outcome.items()}
         out[f"snr_{lo:g}_{hi:g}"] = band
     return out
 

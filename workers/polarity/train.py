@@ -296,8 +296,9 @@ def run(args: argparse.Namespace) -> int:
             "n_val": args.n_val,
             "data": (
                 "synthetic P windows from firstmotion.synth (Brune + causal t*, 4 sensor noise "
-                "profiles, drift, emergent onsets, later arrivals: reflections, site "
-                "reverberation, scattered coda up to 6x the first lobe; Laplacian pick errors "
+                "profiles, drift, emergent onsets (half of them under one envelope with their "
+                "later arrivals, unknown below first-lobe SNR 3), later arrivals: reflections, "
+                "site reverberation, scattered coda up to 6x the first lobe; Laplacian pick errors "
                 "and mispicks 0.15-0.6 s off labelled unknown, datalogger anti-alias FIRs (linear "
                 "phase with precursor, or minimum phase) on half the signals, 40-500 Hz, "
                 "whole-trace flips) "

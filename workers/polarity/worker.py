@@ -30,7 +30,7 @@ from collections import defaultdict
 import numpy as np
 
 from firstmotion.bus import Bus, Consumer, Delivery, add_stage_arguments, run_stage
-from firstmotion.config import PolaritySettings
+from firstmotion.config import POLARITY_PRECISIONS, PolaritySettings
 from firstmotion.messages import Message, Pick, Polarity
 from firstmotion.metrics import counter, histogram
 
@@ -166,7 +166,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="model stem (default: shipped weights)")
     parser.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N")
     parser.add_argument(
-        "--precision", default=None, choices=("float32", "bfloat16"),
+        "--precision", default=None, choices=POLARITY_PRECISIONS,
         help="network precision (default: polarity.precision; bfloat16 runs under autocast)",
     )  # fmt: skip
     parser.add_argument("--max-batch", type=int, default=None)
