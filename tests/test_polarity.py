@@ -590,17 +590,57 @@ def _pr2017_onsets():
     return onsets
 
 
-def test_pr2017_onset_labels_agree_with_their_raw_traces():
-    """The label file says what the traces show: at each labelled onset the largest swing of
+def _uh2010_onsets():
+    from workers.polarity.evaluate import load_uh2010_onsets, obspy_test_data_dir
+
+    onsets = load_uh2010_onsets()
+    if not onsets:
+        pytest.skip(f"obspy's test waveforms absent: {obspy_test_data_dir()}")
+    assert len(onsets) == 10
+    assert sorted(o["polarity"] for o in onsets) == [-1] * 6 + [1] * 4
+    assert {o["sampling_rate_hz"] for o in onsets} == {50.0, 100.0, 200.0}
+    return onsets
+
+
+@pytest.mark.parametrize("which", ["pr2017", "uh2010"])
+def test_onset_labels_we_read_agree_with_their_raw_traces(which):
+    """The label files say what the traces show: at each labelled onset the largest swing of
     the next 40 ms has the labelled sign and is >= 1.5x any excursion of the 0.5 s before it
     (a sign typo or a time off by a noise cycle fails here)."""
-    for o in _pr2017_onsets():
+    for o in _pr2017_onsets() if which == "pr2017" else _uh2010_onsets():
         x, k, rate = o["data"], o["pick_index"], o["sampling_rate_hz"]
-        swing = x[k + 1 : k + 1 + int(0.04 * rate)] - x[k]
+        swing = x[k + 1 : k + 1 + max(2, int(0.04 * rate))] - x[k]
         first = swing[np.argmax(np.abs(swing))]
         noise = x[k - int(0.5 * rate) : k - 1]
         assert np.sign(first) == o["polarity"], o["time"]
         assert abs(first) >= 1.5 * np.max(np.abs(noise - noise.mean())), o["time"]
+
+
+def test_shipped_model_reads_uh2010_onsets(shipped):
+    """A third network, read blind by us: 10 clear first motions of two induced earthquakes
+    (Unterhaching, obspy's test waveforms) on short-period sensors at 50, 100 and 200 Hz; never
+    the wrong sign, at the onset or with the pick moved by +-20/50 ms; at least 9 read at the
+    onset (polarity_v5 reads all 10)."""
+    from workers.polarity.evaluate import evaluate_real_picks
+
+    result = evaluate_real_picks(shipped, _uh2010_onsets())
+    wrong = [r for r in result["picks"] if r["model"] == -r["analyst"]]
+    assert not wrong, wrong
+    assert result["n_correct"] >= 9, result["picks"]
+    assert all(v["wrong_sign"] == 0 for v in result["pick_shifted"].values()), result
+
+
+def test_uh2010_loader_refuses_an_onset_outside_its_traces(tmp_path):
+    from workers.polarity.evaluate import load_uh2010_onsets
+
+    _uh2010_onsets()  # skips without obspy's test waveforms
+    labels = tmp_path / "labels.json"
+    # UH1's 200 Hz EHZ is two 10 s snippets: 16:26 falls between them
+    onset = {"station_id": "BW.UH1..EHZ", "time": "2010-05-27T16:26:00Z", "polarity": 1}
+    labels.write_text(json.dumps({"onsets": [onset]}))
+    with pytest.raises(ValueError, match="outside its trace"):
+        load_uh2010_onsets(labels=labels)
+    assert load_uh2010_onsets(tmp_path, labels) == []  # no waveforms there
 
 
 def test_shipped_model_reads_pr2017_onsets(shipped):

@@ -15,7 +15,10 @@ Evaluation sets:
 * ``pr2017``: 12 clear P first motions of small local earthquakes in the Puerto Rico noise hour
   (``shared/data/pr2017_noise``, EHZ, 100 Hz), read by us, not by the network's analysts
   (``firstmotion/data/pr2017_onsets.json`` says how), evaluated like ``texnet``: a second
-  network, short-period sensors, impulsive onsets.
+  network, short-period sensors, impulsive onsets;
+* ``uh2010``: 10 clear P first motions of two small induced earthquakes at Unterhaching (BW.UH1-
+  UH4, short-period verticals at 50, 100 and 200 Hz) in the waveforms obspy ships as test data,
+  read blind by us (``firstmotion/data/uh2010_onsets.json``), evaluated like ``texnet``.
 
 Metrics: 3-class accuracy, per-class precision/recall, up/down accuracy for SNR >= 5, the
 fraction of noise-only windows called unknown, coverage and accuracy at confidence thresholds,
@@ -269,6 +272,44 @@ def load_texnet_polarities(data_dir: Path | None = None) -> list[dict]:
     return out
 
 
+def _labelled_onsets(labels: Path, event: str, traces_of) -> list[dict]:
+    """The onsets of a labels file (``firstmotion/data/*_onsets.json``) with their raw traces.
+
+    ``traces_of(station_id)`` gives the station's obspy traces (empty: data absent, and the
+    whole set is empty). Each onset takes the trace that holds its time; ``ValueError`` when
+    none does.
+    """
+    import obspy
+
+    doc = json.loads(labels.read_text())
+    cache: dict[str, list[tuple[obspy.Trace, np.ndarray]]] = {}
+    out = []
+    for onset in doc["onsets"]:
+        sid = onset["station_id"]
+        if sid not in cache:
+            cache[sid] = [(tr, tr.data.astype(np.float64)) for tr in traces_of(sid)]
+            if not cache[sid]:
+                return []
+        when = obspy.UTCDateTime(onset["time"])
+        held = [(tr, d) for tr, d in cache[sid] if tr.stats.starttime <= when < tr.stats.endtime]
+        if not held:
+            raise ValueError(f"{sid} onset {onset['time']} is outside its trace")
+        tr, data = held[0]
+        rate = float(tr.stats.sampling_rate)
+        out.append(
+            {
+                "event": event,
+                "station_id": sid,
+                "sampling_rate_hz": rate,
+                "data": data,
+                "pick_index": int(round((when - tr.stats.starttime) * rate)),
+                "time": onset["time"],
+                "polarity": int(onset["polarity"]),
+            }
+        )
+    return out
+
+
 def load_pr2017_onsets(data_dir: Path | None = None, labels: Path | None = None) -> list[dict]:
     """The polarities of ``firstmotion/data/pr2017_onsets.json`` with their raw EHZ traces, as
     dicts like :func:`load_texnet_polarities` (``event`` is ``"pr2017"``). Empty when the
@@ -278,35 +319,41 @@ def load_pr2017_onsets(data_dir: Path | None = None, labels: Path | None = None)
     data_dir = (shared_data_dir() if data_dir is None else Path(data_dir)) / "pr2017_noise"
     if labels is None:
         labels = resources.files("firstmotion") / "data" / "pr2017_onsets.json"
-    doc = json.loads(labels.read_text())
-    traces: dict[str, tuple[obspy.Trace, np.ndarray]] = {}
-    out = []
-    for onset in doc["onsets"]:
-        sid = onset["station_id"]
-        if sid not in traces:
-            net, sta, loc, cha = sid.split(".")
-            paths = sorted(data_dir.glob(f"{sta}.{net}.{cha}.{loc}.*.mseed"))
-            if not paths:
-                return []
-            tr = obspy.read(str(paths[0])).merge()[0]
-            traces[sid] = tr, tr.data.astype(np.float64)
-        tr, data = traces[sid]
-        rate = float(tr.stats.sampling_rate)
-        index = int(round((obspy.UTCDateTime(onset["time"]) - tr.stats.starttime) * rate))
-        if not 0 <= index < tr.stats.npts:
-            raise ValueError(f"{sid} onset {onset['time']} is outside its trace")
-        out.append(
-            {
-                "event": "pr2017",
-                "station_id": sid,
-                "sampling_rate_hz": rate,
-                "data": data,
-                "pick_index": index,
-                "time": onset["time"],
-                "polarity": int(onset["polarity"]),
-            }
-        )
-    return out
+
+    def traces_of(sid: str) -> list:
+        net, sta, loc, cha = sid.split(".")
+        paths = sorted(data_dir.glob(f"{sta}.{net}.{cha}.{loc}.*.mseed"))
+        return list(obspy.read(str(paths[0])).merge()) if paths else []
+
+    return _labelled_onsets(labels, "pr2017", traces_of)
+
+
+def obspy_test_data_dir() -> Path:
+    """The waveform test data the installed obspy ships (``obspy/signal/tests/data``; may be
+    absent in a stripped install)."""
+    import obspy
+
+    return Path(obspy.__file__).resolve().parent / "signal" / "tests" / "data"
+
+
+def load_uh2010_onsets(data_dir: Path | None = None, labels: Path | None = None) -> list[dict]:
+    """The polarities of ``firstmotion/data/uh2010_onsets.json`` (two induced earthquakes at
+    Unterhaching, BW.UH1-UH4, read by us) with the raw vertical traces obspy ships as test data
+    (``data_dir``, default :func:`obspy_test_data_dir`), as dicts like
+    :func:`load_texnet_polarities` (``event`` is ``"uh2010"``). Empty when the traces are
+    absent; ``ValueError`` when a labelled onset is not inside its station's traces."""
+    import obspy
+
+    data_dir = obspy_test_data_dir() if data_dir is None else Path(data_dir)
+    if labels is None:
+        labels = resources.files("firstmotion") / "data" / "uh2010_onsets.json"
+
+    def traces_of(sid: str) -> list:
+        net, sta, loc, cha = sid.split(".")
+        paths = sorted(data_dir.glob(f"{net}.{sta}.{loc or '_'}.{cha}.D.2010.147.*slist.gz"))
+        return [tr for path in paths for tr in obspy.read(str(path))]
+
+    return _labelled_onsets(labels, "uh2010", traces_of)
 
 
 def onset_noise_exceedance(
@@ -520,9 +567,12 @@ def run(args: argparse.Namespace) -> int:
     real_sets = (
         ("texnet2017_manual_polarities", "_texnet", load_texnet_polarities, "analyst"),
         ("pr2017_onsets_read_by_us", "_pr2017", load_pr2017_onsets, "our reading"),
+        ("uh2010_onsets_read_by_us", "_uh2010", load_uh2010_onsets, "our reading"),
     )
     for key, suffix, loader, who in real_sets:
-        picks = loader(data_dir) if data_dir.exists() else []
+        picks = loader() if loader is load_uh2010_onsets else (
+            loader(data_dir) if data_dir.exists() else []
+        )
         if not picks:
             continue
         metrics[key] = evaluate_real_picks(clf, picks)
