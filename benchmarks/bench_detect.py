@@ -146,31 +146,33 @@ def texnet() -> None:
           f"0.5 s: {np.median(e[e <= 0.5]):.3f} s")  # fmt: skip
 
 
-def pr2017_onsets() -> None:
-    """Detector onsets against the 12 clear onsets of firstmotion/data/pr2017_onsets.json."""
-    base = SHARED / "pr2017_noise"
-    if not base.is_dir():
-        print(f"pr2017 onsets: skipped ({base} not found)")
-        return
-    labels = json.loads((Path(__file__).resolve().parents[1] / "firstmotion" / "data"
-                         / "pr2017_onsets.json").read_text())  # fmt: skip
-    traces = {}
-    errors = []
-    for onset in labels["onsets"]:
-        net, sta, loc, cha = onset["station_id"].split(".")
-        if sta not in traces:
-            tr = read(str(base / f"{sta}.{net}.{cha}.{loc}.20170908_170000.mseed"))[0]
-            dets = detect_once(tr.data.astype(float), tr.stats.sampling_rate, DetectParams())
-            traces[sta] = (tr, np.array([d.onset_index for d in dets]))
-        tr, onsets = traces[sta]
-        t = (UTCDateTime(onset["time"]) - tr.stats.starttime) * tr.stats.sampling_rate
-        nearest = onsets[np.argmin(np.abs(onsets - t))] if onsets.size else np.inf
-        errors.append((nearest - t) / tr.stats.sampling_rate)
-    e = np.asarray(errors)
-    near = e[np.abs(e) <= 0.1]
-    print(f"pr2017: {e.size} clear onsets read by us: picked within 0.1 s: {near.size}; "
-          f"detector minus our onset: median {np.median(near):+.3f} s, "
-          f"range {near.min():+.3f} .. {near.max():+.3f} s")  # fmt: skip
+def onsets_read_by_us() -> None:
+    """Detector onsets against the clear onsets we read: firstmotion/data/pr2017_onsets.json
+    (Puerto Rico hour) and uh2010_onsets.json (Unterhaching, obspy's test waveforms; the
+    records longer than a minute: UH1's 10 s snippets are shorter than the LTA warm-up)."""
+    from workers.polarity.evaluate import load_pr2017_onsets, load_uh2010_onsets
+
+    for name, onsets in (("pr2017", load_pr2017_onsets(SHARED)),
+                         ("uh2010", load_uh2010_onsets())):  # fmt: skip
+        onsets = [o for o in onsets if len(o["data"]) / o["sampling_rate_hz"] > 60]
+        if not onsets:
+            print(f"{name} onsets: skipped (waveforms not found)")
+            continue
+        found_on: dict[str, np.ndarray] = {}
+        errors = []
+        for o in onsets:
+            rate = o["sampling_rate_hz"]
+            if o["station_id"] not in found_on:
+                dets = detect_once(o["data"], rate, DetectParams())
+                found_on[o["station_id"]] = np.array([d.onset_index for d in dets])
+            found = found_on[o["station_id"]]
+            nearest = found[np.argmin(np.abs(found - o["pick_index"]))] if found.size else np.inf
+            errors.append((nearest - o["pick_index"]) / rate)
+        e = np.asarray(errors)
+        near = e[np.abs(e) <= 0.1]
+        print(f"{name}: {e.size} clear onsets read by us: picked within 0.1 s: {near.size}; "
+              f"detector minus our onset: median {np.median(near):+.3f} s, "
+              f"range {near.min():+.3f} .. {near.max():+.3f} s")  # fmt: skip
 
 
 def noise_and_throughput(repeats: int) -> None:
@@ -360,7 +362,7 @@ def main() -> None:
         save_pick_errors(args.save_pick_errors, snr, err, args.stations, args.events)
         return
     texnet()
-    pr2017_onsets()
+    onsets_read_by_us()
     noise_and_throughput(args.repeats)
     lat = latency(args.latency_s) if args.latency_s > 0 else None
     if args.plot:

@@ -11,7 +11,11 @@ Pipeline per channel (SeisComP scautopick's classic shape):
 2. the recursive STA/LTA of Withers et al. (1998) on its square (obspy's
    ``recursive_sta_lta`` continued across chunks) with trigger onsets, hysteresis
    (``trigger_on`` / ``trigger_off``), the LTA frozen while triggered, and a dead time after
-   each trigger (:func:`sta_lta_triggers`),
+   each trigger (:func:`sta_lta_triggers`); a trigger whose onset is rejected (SNR below
+   ``min_snr``) keeps watching while it stays active, and a rise of the ratio ``trigger_on``
+   times above the most it had reached is refined as a new onset (a weak noise trigger no
+   longer hides a clear P that arrives before it ends; a trigger whose onset was picked does
+   not, so an event's S wave is not picked as another P),
 4. onset refinement on a short window around the trigger by the AIC picker of Maeda (1985)
    (:func:`aic_onset`) or the kurtosis-derivative picker of Saragiotis et al. (2002) /
    Baillard et al. (2014) (:func:`kurtosis_onset`), with sub-sample precision from a parabola
@@ -444,13 +448,16 @@ class Detection:
 
     ``onset_index`` is the fractional absolute sample index in the channel's segment (sample
     ``i`` is at ``segment_start + i / sampling_rate_hz``); ``trigger_index`` the STA/LTA
-    trigger's sample."""
+    trigger's sample (for an onset found by a watched trigger, the sample of the rise)."""
 
     trigger_index: int
     onset_index: float
     snr: float
     amplitude: float
     method: str
+
+
+_LOOK_AGAIN = "look again"
 
 
 @dataclass
@@ -469,8 +476,10 @@ class ChannelDetector:
     _sos: np.ndarray = field(init=False, repr=False)
     _zi: np.ndarray | None = field(default=None, init=False, repr=False)
     _trigger: TriggerState = field(default_factory=TriggerState, init=False)
-    _pending: list[int] = field(default_factory=list, init=False)
+    _pending: list[tuple[int, int]] = field(default_factory=list, init=False)
     _ring: RingArray = field(init=False, repr=False)
+    _cft: RingArray = field(init=False, repr=False)
+    _watch: tuple[int, int, float] | None = field(default=None, init=False)
     _last_onset: float = field(default=-np.inf, init=False)
 
     def __post_init__(self) -> None:
@@ -486,6 +495,7 @@ class ChannelDetector:
         need = self._refine_n + self._noise_n + self._signal_n + self._refine_n
         capacity = max(int(self.history_s * rate), 2 * need)
         self._ring = RingArray(capacity, start_index=self.start_index)
+        self._cft = RingArray(capacity, start_index=self.start_index)
         self._trigger = TriggerState(n_samples=self.start_index)
         self._ahead = self._refine_n + self._signal_n  # samples needed after a trigger
 
@@ -539,31 +549,64 @@ class ChannelDetector:
         y, self._zi = bandpass_causal(x, self._sos, self._zi)
         self._ring.extend(y)
         p = self.params
-        onsets, _, self._trigger = sta_lta_triggers(
+        onsets, cft, self._trigger = sta_lta_triggers(
             y, self._nsta, self._nlta, p.trigger_on, p.trigger_off, self._dead, self._trigger,
             max_active_samples=self._max_active,
         )  # fmt: skip
-        self._pending.extend(int(i) for i in onsets)
+        self._cft.extend(cft)
+        self._pending.extend((int(i), int(i)) for i in onsets)
         out: list[Detection] = []
-        while self._pending and self._pending[0] + self._ahead <= self.n_samples:
-            det = self._refine(self._pending.pop(0))
-            if det is not None:
+        while True:
+            self._scan_watch()
+            if not (self._pending and self._pending[0][1] + self._ahead <= self.n_samples):
+                return out
+            trigger, look = self._pending.pop(0)
+            det = self._refine(trigger, look)
+            if isinstance(det, Detection):
                 out.append(det)
-        return out
+            elif det == _LOOK_AGAIN:
+                seen = look + self._refine_n // 2 + 1  # the samples this look examined
+                lo = max(trigger, self._cft.start)
+                self._watch = (trigger, seen, float(np.max(self._cft.get(lo, seen))))
 
-    def _refine(self, trigger: int) -> Detection | None:
+    def _scan_watch(self) -> None:
+        """Within a trigger whose pick was rejected (too weak), a new onset is looked at where
+        the ratio rises ``trigger_on`` times above the most it reached in what was already
+        examined (the trigger's own level), as the trigger rose above the noise; the watch ends
+        with the trigger."""
+        if self._watch is None:
+            return
+        trigger, start, level = self._watch
+        start = max(start, self._cft.start)
+        stop = min(self.n_samples, trigger + self._max_active)  # the trigger ends there at most
+        ratio = self._cft.get(start, stop)
+        ended = np.flatnonzero(ratio < self.params.trigger_off)
+        end = int(ended[0]) if ended.size else ratio.size
+        rises = np.flatnonzero(ratio[:end] >= self.params.trigger_on * level)
+        if rises.size:
+            self._pending.insert(0, (trigger, start + int(rises[0])))
+            self._watch = None
+        elif end < ratio.size or stop < self.n_samples:
+            self._watch = None
+        else:
+            self._watch = (trigger, stop, level)
+
+    def _refine(self, trigger: int, look: int) -> Detection | str | None:
+        """The onset near ``look`` (the trigger itself, or a later rise within it): a
+        :class:`Detection`, ``None`` (that onset is already picked) or ``_LOOK_AGAIN`` (too weak:
+        watch the rest of the trigger)."""
         p = self.params
-        lo = max(trigger - self._refine_n, self._ring.start)
-        hi = trigger + self._refine_n // 2
+        lo = max(look - self._refine_n, self._ring.start)
+        hi = look + self._refine_n // 2
         window = self.filtered(lo, hi)
         if p.refine == "aic":
             rel = aic_onset(window)
         elif p.refine == "kurtosis":
             rel = kurtosis_onset(window, max(8, self._refine_n // 4))
         else:
-            rel = float(trigger - lo)
+            rel = float(look - lo)
         if not np.isfinite(rel):
-            rel = float(trigger - lo)
+            rel = float(look - lo)
         onset = lo + rel
         if onset - self._last_onset < self._dead:  # the same onset, refined twice
             return None
@@ -573,9 +616,9 @@ class ChannelDetector:
             self.filtered(s_lo, s_hi), onset - s_lo, self._noise_n, self._signal_n
         )
         if snr < p.min_snr:
-            return None
+            return _LOOK_AGAIN
         self._last_onset = onset
-        return Detection(trigger, float(onset), float(snr), float(amplitude), p.refine)
+        return Detection(look, float(onset), float(snr), float(amplitude), p.refine)
 
 
 def detect_once(

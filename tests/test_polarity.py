@@ -630,6 +630,28 @@ def test_shipped_model_reads_uh2010_onsets(shipped):
     assert all(v["wrong_sign"] == 0 for v in result["pick_shifted"].values()), result
 
 
+def test_shipped_model_reads_uh2010_onsets_at_detector_picks(shipped):
+    """The pipeline's path on the Unterhaching records (the 4 min ones; UH1's 10 s snippets
+    are shorter than the detector's 10 s LTA warm-up): the detector picks every labelled onset
+    within 0.1 s, UH2's first one too (a weak noise trigger 1.4 s before it used to hold the
+    detector blind through it), and the model reads each there."""
+    from stream.detect import DetectParams, detect_once
+
+    onsets = [o for o in _uh2010_onsets() if len(o["data"]) / o["sampling_rate_hz"] > 60]
+    assert len(onsets) == 8
+    found_on: dict[str, np.ndarray] = {}
+    for o in onsets:
+        rate = o["sampling_rate_hz"]
+        if o["station_id"] not in found_on:
+            detections = detect_once(o["data"], rate, DetectParams())
+            found_on[o["station_id"]] = np.array([d.onset_index for d in detections])
+        found = found_on[o["station_id"]]
+        nearest = found[np.argmin(np.abs(found - o["pick_index"]))]
+        assert abs(nearest - o["pick_index"]) <= 0.1 * rate, (o["station_id"], o["time"])
+        res = shipped.classify(o["data"][None, :], rate, [int(round(nearest))])
+        assert res.polarity[0] == o["polarity"], (o["station_id"], o["time"], res.probabilities)
+
+
 def test_uh2010_loader_refuses_an_onset_outside_its_traces(tmp_path):
     from workers.polarity.evaluate import load_uh2010_onsets
 

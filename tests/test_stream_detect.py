@@ -204,3 +204,48 @@ def test_single_sample_glitch_is_told_from_an_onset():
     weak = _onset_trace(2.0, duration_s=4.0, snr=2.5, seed=10)
     assert not single_sample_glitch(weak, 200, 150, 100)
     assert not single_sample_glitch(noise, 200, 150, 100)  # nothing there: not a glitch either
+
+
+def _onset_in_a_noise_rise(seed: int, *, onset_s: float | None = 32.0) -> np.ndarray:
+    """Noise whose level rises 2.3x from 29 to 31 s and stays until 45 s (it triggers, but its
+    own onset is too weak to pick) and, unless ``onset_s`` is None, a clear onset inside it."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(60 * RATE_HZ)) / RATE_HZ
+    x = rng.normal(0.0, 1.0, t.size) * np.interp(t, [29, 31, 45, 47], [1, 2.3, 2.3, 1])
+    if onset_s is not None:
+        tau = t - onset_s
+        on = tau >= 0
+        x[on] += 20.0 * np.sin(2 * np.pi * 6.0 * tau[on]) * np.exp(-tau[on] / 1.5)
+    return x + 1000.0
+
+
+@pytest.mark.parametrize("seed", range(1, 10))
+def test_an_onset_inside_a_rejected_trigger_is_picked(seed):
+    """A trigger whose pick is rejected (too weak) no longer blinds the detector while it stays
+    active: the clear onset 1-3 s later, inside it, is picked (it was missed before), in one
+    pass and in packets alike; the noise rise alone gives no pick."""
+    x = _onset_in_a_noise_rise(seed)
+    whole = detect_once(x, RATE_HZ)
+    assert len(whole) == 1, whole
+    assert abs(whole[0].onset_index / RATE_HZ - 32.0) <= 0.05, whole
+    assert whole[0].snr > 5
+    det = ChannelDetector(DetectParams(), RATE_HZ, history_s=30.0)
+    got = []
+    for chunk in np.array_split(x, 97):
+        got += det.feed(chunk)
+    assert got == whole
+    assert detect_once(_onset_in_a_noise_rise(seed, onset_s=None), RATE_HZ) == []
+
+
+def test_a_picked_onset_does_not_pick_its_stronger_later_arrival():
+    """Only a rejected trigger watches for a later rise: after a picked P, the S wave five
+    times stronger 3 s later inside the same trigger is not picked as another P."""
+    rng = np.random.default_rng(5)
+    t = np.arange(int(60 * RATE_HZ)) / RATE_HZ
+    x = rng.normal(0.0, 1.0, t.size)
+    for onset, amp in ((30.0, 10.0), (33.0, 50.0)):
+        tau = t - onset
+        on = tau >= 0
+        x[on] += amp * np.sin(2 * np.pi * 5.0 * tau[on]) * np.exp(-tau[on] / 2.0)
+    dets = detect_once(x, RATE_HZ)
+    assert [round(d.onset_index / RATE_HZ) for d in dets] == [30]
