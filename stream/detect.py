@@ -506,7 +506,8 @@ class ChannelDetector:
 
     def snapshot(self) -> dict:
         """The state that carries the detection on (JSON-ready; no history, no pending
-        triggers): continue it with :meth:`restore` after a restart."""
+        triggers; a rejected trigger's watch included): continue it with :meth:`restore` after a
+        restart."""
         t = self._trigger
         return {
             "n_samples": self.n_samples,
@@ -517,6 +518,7 @@ class ChannelDetector:
             "dead_until": t.dead_until,
             "since": t.since,
             "last_onset": None if not np.isfinite(self._last_onset) else self._last_onset,
+            "watch": None if self._watch is None else list(self._watch),
         }
 
     @classmethod
@@ -535,6 +537,9 @@ class ChannelDetector:
         )  # fmt: skip
         if snapshot["last_onset"] is not None:
             det._last_onset = float(snapshot["last_onset"])
+        if snapshot.get("watch") is not None:  # a rejected trigger still watched
+            trigger, start, level = snapshot["watch"]
+            det._watch = (int(trigger), max(int(start), n), float(level))
         return det
 
     def filtered(self, start: int, stop: int) -> np.ndarray:

@@ -94,6 +94,26 @@ def test_snapshot_restore_continues_exactly():
     assert other.channels["XX.STA.00.HHZ"].detector.n_samples == 300
 
 
+def test_snapshot_restore_keeps_watching_a_rejected_trigger():
+    """A snapshot taken while a rejected trigger is watched (a noise rise from 29 s holds it):
+    the restarted stage still picks the clear onset at 39 s inside it, as one never stopped."""
+    rng = np.random.default_rng(4)
+    t = np.arange(int(70 * RATE_HZ)) / RATE_HZ
+    x = rng.normal(0, 1, t.size) * np.interp(t, [29, 31, 50, 52], [1, 2.3, 2.3, 1]) + 2000.0
+    tau = t - 39.0
+    x[tau >= 0] += 25 * np.sin(2 * np.pi * 5 * tau[tau >= 0]) * np.exp(-tau[tau >= 0] / 1.0)
+    whole = _run(StreamStage(), x)
+    assert [round(p.time_epoch_s - T0_NS / NS_PER_S, 1) for p in whole] == [39.0]
+    stage = StreamStage()
+    cut = 3600  # the rise's own onset rejected, the trigger still active and watched
+    assert _run(stage, x[:cut]) == []
+    snap = stage.snapshot("XX.STA.00.HHZ")
+    assert snap["detector"]["watch"] is not None
+    resumed = StreamStage(resume_channels={"XX.STA.00.HHZ": snap})
+    tail = _run(resumed, x[cut:], t0_ns=T0_NS + round(cut * NS_PER_S / RATE_HZ))
+    assert [(p.time_epoch_s, p.snr) for p in tail] == [(p.time_epoch_s, p.snr) for p in whole]
+
+
 def test_stage_params_validate():
     with pytest.raises(ValueError, match="buffer_s"):
         StageParams(buffer_s=10.0)
