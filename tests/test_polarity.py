@@ -630,25 +630,35 @@ def test_shipped_model_reads_uh2010_onsets(shipped):
     assert all(v["wrong_sign"] == 0 for v in result["pick_shifted"].values()), result
 
 
+def _detector_picks(onsets: list[dict]) -> list[int]:
+    """The stream stage detector's onset nearest each labelled onset (one detector pass per
+    trace), asserted within 0.1 s of it."""
+    from stream.detect import DetectParams, detect_once
+
+    found_on: dict[str, np.ndarray] = {}
+    picks = []
+    for o in onsets:
+        rate = o["sampling_rate_hz"]
+        key = (o["station_id"], id(o["data"]))
+        if key not in found_on:
+            detections = detect_once(o["data"], rate, DetectParams())
+            found_on[key] = np.array([d.onset_index for d in detections])
+        found = found_on[key]
+        nearest = found[np.argmin(np.abs(found - o["pick_index"]))] if found.size else np.inf
+        assert abs(nearest - o["pick_index"]) <= 0.1 * rate, (o["station_id"], o["time"])
+        picks.append(int(round(nearest)))
+    return picks
+
+
 def test_shipped_model_reads_uh2010_onsets_at_detector_picks(shipped):
     """The pipeline's path on the Unterhaching records (the 4 min ones; UH1's 10 s snippets
     are shorter than the detector's 10 s LTA warm-up): the detector picks every labelled onset
     within 0.1 s, UH2's first one too (a weak noise trigger 1.4 s before it used to hold the
     detector blind through it), and the model reads each there."""
-    from stream.detect import DetectParams, detect_once
-
     onsets = [o for o in _uh2010_onsets() if len(o["data"]) / o["sampling_rate_hz"] > 60]
     assert len(onsets) == 8
-    found_on: dict[str, np.ndarray] = {}
-    for o in onsets:
-        rate = o["sampling_rate_hz"]
-        if o["station_id"] not in found_on:
-            detections = detect_once(o["data"], rate, DetectParams())
-            found_on[o["station_id"]] = np.array([d.onset_index for d in detections])
-        found = found_on[o["station_id"]]
-        nearest = found[np.argmin(np.abs(found - o["pick_index"]))]
-        assert abs(nearest - o["pick_index"]) <= 0.1 * rate, (o["station_id"], o["time"])
-        res = shipped.classify(o["data"][None, :], rate, [int(round(nearest))])
+    for o, pick in zip(onsets, _detector_picks(onsets), strict=True):
+        res = shipped.classify(o["data"][None, :], o["sampling_rate_hz"], [pick])
         assert res.polarity[0] == o["polarity"], (o["station_id"], o["time"], res.probabilities)
 
 
@@ -694,20 +704,9 @@ def test_pr2017_loader_refuses_an_onset_outside_its_trace(tmp_path):
 def test_shipped_model_reads_pr2017_onsets_at_detector_picks(shipped):
     """The pipeline's path on real data: the stream stage's detector picks each labelled onset
     within 0.1 s (on these impulsive onsets ~30 ms late) and the model reads it there."""
-    from stream.detect import DetectParams, detect_once
-
     onsets = _pr2017_onsets()
-    picks = []
-    found_on: dict[str, np.ndarray] = {}  # one detector pass per station's hour
-    for o in onsets:
-        rate = o["sampling_rate_hz"]
-        if o["station_id"] not in found_on:
-            detections = detect_once(o["data"], rate, DetectParams())
-            found_on[o["station_id"]] = np.array([d.onset_index for d in detections])
-        found = found_on[o["station_id"]]
-        nearest = found[np.argmin(np.abs(found - o["pick_index"]))]
-        assert abs(nearest - o["pick_index"]) <= 10, o["time"]
-        picks.append(int(round(nearest)))
+    picks = _detector_picks(onsets)
+    rate = onsets[0]["sampling_rate_hz"]
     res = shipped.classify(np.array([o["data"] for o in onsets]), rate, picks)
     truth = np.array([o["polarity"] for o in onsets])
     assert not np.any(res.polarity == -truth), res.probabilities[res.polarity == -truth]
