@@ -564,15 +564,15 @@ def run(args: argparse.Namespace) -> int:
     data_dir = shared_data_dir()
     real_noise = load_real_noise(data_dir) if data_dir.exists() else []
     metrics = {"synthetic_hard": evaluate_synthetic(clf, args.n, args.seed, real_noise, args.plot)}
-    real_sets = (
-        ("texnet2017_manual_polarities", "_texnet", load_texnet_polarities, "analyst"),
-        ("pr2017_onsets_read_by_us", "_pr2017", load_pr2017_onsets, "our reading"),
+    real_sets = (  # each loader gives [] where its waveforms are absent
+        ("texnet2017_manual_polarities", "_texnet", lambda: load_texnet_polarities(data_dir),
+         "analyst"),
+        ("pr2017_onsets_read_by_us", "_pr2017", lambda: load_pr2017_onsets(data_dir),
+         "our reading"),
         ("uh2010_onsets_read_by_us", "_uh2010", load_uh2010_onsets, "our reading"),
-    )
+    )  # fmt: skip
     for key, suffix, loader, who in real_sets:
-        picks = loader() if loader is load_uh2010_onsets else (
-            loader(data_dir) if data_dir.exists() else []
-        )
+        picks = loader()
         if not picks:
             continue
         metrics[key] = evaluate_real_picks(clf, picks)
