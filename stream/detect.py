@@ -16,11 +16,11 @@ Pipeline per channel (SeisComP scautopick's classic shape):
    times above the most it had reached is refined as a new onset (a weak noise trigger no
    longer hides a clear P that arrives before it ends; a trigger whose onset was picked does
    not, so an event's S wave is not picked as another P),
-4. onset refinement on a short window around the trigger by the AIC picker of Maeda (1985)
+3. onset refinement on a short window around the trigger by the AIC picker of Maeda (1985)
    (:func:`aic_onset`) or the kurtosis-derivative picker of Saragiotis et al. (2002) /
    Baillard et al. (2014) (:func:`kurtosis_onset`), with sub-sample precision from a parabola
    through the extremum and its two neighbours,
-5. SNR (RMS after over RMS before, band-passed) and peak amplitude (band-passed counts) of
+4. SNR (RMS after over RMS before, band-passed) and peak amplitude (band-passed counts) of
    the refined onset (:func:`snr_and_amplitude`).
 
 Each fast function has a slow, obviously-right twin ending in ``_py`` (plain Python loops);
@@ -583,6 +583,9 @@ class ChannelDetector:
             return
         trigger, start, level = self._watch
         start = max(start, self._cft.start)
+        if start >= trigger + self._max_active:  # the trigger has ended by its age
+            self._watch = None
+            return
         stop = min(self.n_samples, trigger + self._max_active)  # the trigger ends there at most
         ratio = self._cft.get(start, stop)
         ended = np.flatnonzero(ratio < self.params.trigger_off)
