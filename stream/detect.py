@@ -498,6 +498,9 @@ class ChannelDetector:
         self._cft = RingArray(capacity, start_index=self.start_index)
         self._trigger = TriggerState(n_samples=self.start_index)
         self._ahead = self._refine_n + self._signal_n  # samples needed after a trigger
+        # a longer chunk is fed in parts: a look still pending needs the `need` samples before
+        # the chunk, so the rings must hold them after it (any chunking gives the same picks)
+        self._max_chunk = capacity - need
 
     @property
     def n_samples(self) -> int:
@@ -547,8 +550,15 @@ class ChannelDetector:
         return self._ring.get(start, stop)
 
     def feed(self, x: np.ndarray) -> list[Detection]:
-        """Process the next chunk of raw samples; returns detections now complete."""
+        """Process the next chunk of raw samples (any length); returns detections now
+        complete."""
         x = np.asarray(x, dtype=np.float64)
+        if x.size > self._max_chunk:
+            step = self._max_chunk
+            return [d for i in range(0, x.size, step) for d in self._feed(x[i : i + step])]
+        return self._feed(x)
+
+    def _feed(self, x: np.ndarray) -> list[Detection]:
         if x.size == 0:
             return []
         y, self._zi = bandpass_causal(x, self._sos, self._zi)
@@ -634,5 +644,6 @@ def detect_once(
 ) -> list[Detection]:
     """All detections of one contiguous record (a single :meth:`ChannelDetector.feed`)."""
     params = params or DetectParams()
-    det = ChannelDetector(params, sampling_rate_hz, history_s=len(x) / sampling_rate_hz + 1)
+    # history beyond the record and its look-ahead: one part, no split (see feed)
+    det = ChannelDetector(params, sampling_rate_hz, history_s=len(x) / sampling_rate_hz + 60)
     return det.feed(x)
