@@ -7,7 +7,8 @@ Evaluation sets:
   more drift, emergent onsets and coda; half the signals through a datalogger FIR), with
   up/down accuracy per input rate, and two robustness sets: picks 0.15-0.6 s off a clear onset
   (should be unknown), onsets that all passed a linear-phase datalogger FIR (its precursor
-  must not be read) and up/down accuracy against a fixed pick error (-0.08..+0.08 s);
+  must not be read), up/down accuracy against a fixed pick error (-0.08..+0.08 s) and at odd
+  rates never trained on (44.1, 75.19, 99 Hz: the fine-grid resampler's path);
 * ``texnet``: the analyst first-motion polarities of ``shared/data/texnet2017`` (QuakeML picks
   with polarity positive/negative), classified through :meth:`PolarityClassifier.classify` from
   the raw vertical miniSEED trace cut at the analyst's P pick; also with the pick moved by
@@ -176,6 +177,7 @@ def evaluate_synthetic(
     metrics["updown_by_pick_error_s"] = evaluate_pick_errors(
         clf, max(200, n // 10), seed + 3, real_noise
     )
+    metrics["odd_rates_snr_ge_5"] = evaluate_odd_rates(clf, max(200, n // 10), seed + 4, real_noise)
     if plot_path:
         plot_synthetic(probs, data["labels"], polarity, data["snr"], plot_path)
     return metrics
@@ -509,6 +511,25 @@ def evaluate_linear_phase_fir(
         data = generate_dataset(n, clf.config, cfg, seed=seed, real_noise=real_noise)
         polarity, _ = clf.decide(clf.window_probabilities(data["windows"]))
         out[name] = signed_outcomes(polarity, data["labels"])
+    return out
+
+
+ODD_RATES_HZ = (44.1, 75.19, 99.0)
+
+
+def evaluate_odd_rates(
+    clf: PolarityClassifier, n: int, seed: int, real_noise: list | None = None
+) -> dict:
+    """Onsets with SNR >= 5 (hard mix) at rates never trained on whose ratio to the model rate
+    needs the fine-grid resampler (:func:`workers.polarity.preprocess.causal_interp_resample`):
+    right / wrong-sign / unknown per rate."""
+    out = {}
+    for rate in ODD_RATES_HZ:
+        cfg = replace(SamplerConfig().hard(), rates_hz=(rate,), noise_only_fraction=0.0)
+        data = generate_dataset(n, clf.config, cfg, seed=seed, real_noise=real_noise)
+        polarity, _ = clf.decide(clf.window_probabilities(data["windows"]))
+        clear = data["snr"] >= 5
+        out[f"{rate:g}"] = signed_outcomes(polarity[clear], data["labels"][clear])
     return out
 
 
