@@ -182,14 +182,14 @@ def causal_interp_resample(x: np.ndarray, up: int, down: int) -> np.ndarray:
     """Resample rows (N, L) by ``up / down`` where zero-stuffing by ``up`` is impractical (an
     odd rate such as 75.19 Hz gives 1052/791).
 
-    Zero-stuff by a small ``U`` (the fine grid at least 8x the input and output rates), a
+    Zero-stuff by a small ``U`` (the fine grid at least 8x the lower of the two rates), a
     causal Chebyshev II low-pass there 60 dB down at the lower of the two Nyquist frequencies,
     then linear interpolation onto the output grid: with the signal below 1/16 of the fine
     rate, interpolation droops it by < 0.1 dB and its images fold back > 45 dB down. Output
     sample ``k`` is at input time ``k * down / up`` samples and depends on nothing later than
     one fine-grid sample after it (no precursor)."""
     n_in = x.shape[1]
-    fine = max(8, math.ceil(8 * up / down))
+    fine = math.ceil(8 * min(1.0, up / down))
     sos, zi = _lowpass_sos(round(min(1.0, up / down) / fine, 12))
     y = np.zeros((x.shape[0], n_in * fine))
     y[:, ::fine] = x * fine
