@@ -57,6 +57,7 @@ from stream.detect import (
     bandpass_causal,
     design_bandpass,
     detect_once,
+    nearest_onsets,
 )
 from stream.stage import Packet, StreamStage
 
@@ -139,7 +140,7 @@ def texnet() -> None:
             dets = detect_once(tr.data.astype(float), rate, DetectParams())
             tp = (pick.time - tr.stats.starttime) * rate
             if dets:
-                errors.append(min(((d.onset_index - tp) / rate for d in dets), key=abs))
+                errors.append((nearest_onsets(dets, [tp])[0] - tp) / rate)
     e = np.abs(np.asarray(errors))
     print(f"texnet: {total} manual P picks on Z channels: picked within 0.5 s: "
           f"{np.sum(e <= 0.5)}, within 0.1 s: {np.sum(e <= 0.1)}; median |err| of those within "
@@ -158,15 +159,13 @@ def onsets_read_by_us() -> None:
         if not onsets:
             print(f"{name} onsets: skipped (waveforms not found)")
             continue
-        found_on: dict[str, np.ndarray] = {}
+        found_on: dict[str, list] = {}  # one detector pass per trace
         errors = []
         for o in onsets:
             rate = o["sampling_rate_hz"]
             if o["station_id"] not in found_on:
-                dets = detect_once(o["data"], rate, DetectParams())
-                found_on[o["station_id"]] = np.array([d.onset_index for d in dets])
-            found = found_on[o["station_id"]]
-            nearest = found[np.argmin(np.abs(found - o["pick_index"]))] if found.size else np.inf
+                found_on[o["station_id"]] = detect_once(o["data"], rate, DetectParams())
+            nearest = nearest_onsets(found_on[o["station_id"]], [o["pick_index"]])[0]
             errors.append((nearest - o["pick_index"]) / rate)
         e = np.asarray(errors)
         near = e[np.abs(e) <= 0.1]

@@ -639,6 +639,17 @@ class ChannelDetector:
         return Detection(look, float(onset), float(snr), float(amplitude), p.refine)
 
 
+def nearest_onsets(detections: list[Detection], reference_index: np.ndarray) -> np.ndarray:
+    """For each reference sample index (an analyst's pick, a labelled onset), the onset index
+    of the nearest detection (``inf`` when there is none): to score a picker on reference
+    picks."""
+    ref = np.asarray(reference_index, dtype=np.float64)
+    found = np.array([d.onset_index for d in detections], dtype=np.float64)
+    if found.size == 0:
+        return np.full(ref.shape, np.inf)
+    return found[np.argmin(np.abs(found[None, :] - ref.reshape(-1, 1)), axis=1)].reshape(ref.shape)
+
+
 def detect_once(
     x: np.ndarray, sampling_rate_hz: float, params: DetectParams | None = None
 ) -> list[Detection]:

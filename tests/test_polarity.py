@@ -668,18 +668,16 @@ def test_shipped_model_reads_uh2010_onsets(shipped):
 def _detector_picks(onsets: list[dict]) -> list[int]:
     """The stream stage detector's onset nearest each labelled onset (one detector pass per
     trace), asserted within 0.1 s of it."""
-    from stream.detect import DetectParams, detect_once
+    from stream.detect import DetectParams, detect_once, nearest_onsets
 
-    found_on: dict[str, np.ndarray] = {}
+    found_on: dict[tuple, list] = {}
     picks = []
     for o in onsets:
         rate = o["sampling_rate_hz"]
         key = (o["station_id"], id(o["data"]))
         if key not in found_on:
-            detections = detect_once(o["data"], rate, DetectParams())
-            found_on[key] = np.array([d.onset_index for d in detections])
-        found = found_on[key]
-        nearest = found[np.argmin(np.abs(found - o["pick_index"]))] if found.size else np.inf
+            found_on[key] = detect_once(o["data"], rate, DetectParams())
+        nearest = nearest_onsets(found_on[key], [o["pick_index"]])[0]
         assert abs(nearest - o["pick_index"]) <= 0.1 * rate, (o["station_id"], o["time"])
         picks.append(int(round(nearest)))
     return picks

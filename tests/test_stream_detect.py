@@ -295,3 +295,13 @@ def test_random_noise_rises_and_onsets_in_random_packets_give_the_one_pass_picks
         )
         watched_in += any(d.trigger_index not in set(triggers.tolist()) for d in whole)
     assert watched_in >= 5
+
+
+def test_nearest_onsets_scores_a_picker_on_reference_picks():
+    from stream.detect import Detection, nearest_onsets
+
+    dets = [Detection(t, t + 0.5, 5.0, 1.0, "aic") for t in (100, 400, 900)]
+    np.testing.assert_array_equal(
+        nearest_onsets(dets, [90, 380, 700, 2000]), [100.5, 400.5, 900.5, 900.5]
+    )
+    assert np.isinf(nearest_onsets([], [10, 20])).all()
