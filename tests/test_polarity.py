@@ -94,6 +94,33 @@ def test_bad_windows_get_polarity_zero_with_reason(untrained):
     assert res.reason[0] in ("", "low_confidence")
 
 
+def test_a_gap_in_the_context_does_not_spoil_the_window(shipped):
+    """NaN samples before the model window (a gap in the context) take the last valid value:
+    with a 5,000-count DC offset, zero-filling them put a step into the high-pass whose
+    ringing made every such window unknown; now the window reads as without the gap. A gap
+    inside the window still gives reason "nan"."""
+    rng = np.random.default_rng(2)
+    t = np.arange(1000) / 100.0
+    rows, truth = [], []
+    for _ in range(40):
+        sign = rng.choice([-1.0, 1.0])
+        pulse = synth.p_pulse(1000, 100.0, 6.0, rng.uniform(2, 15), 0.01)
+        rows.append(sign * pulse / np.abs(pulse).max() * 20 + rng.normal(0, 1, t.size) + 5000)
+        truth.append(sign)
+    rows = np.array(rows)
+    clean = shipped.classify(rows, 100.0, np.full(40, 600))
+    assert np.all(clean.polarity == truth)
+    for start, stop in ((0, 100), (300, 500), (480, 520)):  # the window starts at sample 536
+        gappy = rows.copy()
+        gappy[:, start:stop] = np.nan
+        res = shipped.classify(gappy, 100.0, np.full(40, 600))
+        assert np.all(res.polarity == truth), (start, stop)
+        assert np.all(res.reason == ""), (start, stop)
+    inside = rows.copy()
+    inside[:, 560:580] = np.nan
+    assert set(shipped.classify(inside, 100.0, np.full(40, 600)).reason) == {"nan"}
+
+
 def test_pick_at_start_is_too_short_not_a_crash(untrained):
     res = untrained.classify(np.random.default_rng(0).standard_normal((2, 300)), 100.0, [0, -5])
     assert list(res.reason) == ["too_short", "too_short"]

@@ -6,7 +6,8 @@ model rate, centred on the pick:
 1. cut a segment around the pick at the input rate: ``context_pre_s`` of extra history before
    the model window (so the high-pass filter has settled) and a short margin after it (so the
    resampling filter's edge effects stay outside the window);
-2. demean with the pre-pick samples (out-of-range samples take the nearest valid value);
+2. demean with the pre-pick samples (out-of-range samples take the nearest valid value, and
+   samples of a gap, NaN or inf, the last valid one before them);
 3. resample to the model rate with anti-alias filtering, never bare interpolation:
    ``anti_alias="causal"`` (default) zero-stuffs by ``up``, low-passes with a causal 8th-order
    Chebyshev type II filter (60 dB down at the lower of the two Nyquist frequencies) and keeps
@@ -273,6 +274,22 @@ def model_band(x: np.ndarray, input_rate_hz: float, config: PreprocessConfig) ->
     return causal_highpass(x, config.highpass_hz, config.highpass_order, config.sampling_rate_hz)
 
 
+def _fill_gaps(seg: np.ndarray) -> np.ndarray:
+    """Non-finite samples (a gap in the context before the model window) take the last finite
+    value before them (the first finite one at the start; 0 in a row with none): a zero fill
+    would put a step of the DC offset into the high-pass, whose ringing made every window with
+    a gap in its context unknown."""
+    finite = np.isfinite(seg)
+    if finite.all():
+        return seg
+    cols = np.arange(seg.shape[1])
+    first = np.where(finite.any(axis=1), np.argmax(finite, axis=1), 0)
+    last = np.maximum.accumulate(np.where(finite, cols[None, :], -1), axis=1)
+    last = np.where(last < 0, first[:, None], last)
+    filled = np.take_along_axis(seg, last, axis=1)
+    return np.where(np.isfinite(filled), filled, 0.0)
+
+
 def linear_windows(
     data: ArrayLike,
     sampling_rate_hz: float,
@@ -332,7 +349,7 @@ def linear_windows(
     in_window[pre_in - win_pre_in : pre_in + win_post_in] = True
     bad_values = ~np.isfinite(seg[:, in_window]).all(axis=1)
     reasons[bad_values & ~too_short] = REASON_NAN
-    seg = np.where(np.isfinite(seg), seg, 0.0)
+    seg = _fill_gaps(seg)
     flat = np.ptp(seg[:, in_window], axis=1) == 0
 
     pre_pick = seg[:, :pre_in]
