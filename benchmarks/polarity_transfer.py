@@ -26,8 +26,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from firstmotion.demo import cut_picks
-from stream.scenario import ScenarioConfig, make_scenario
+from stream.scenario import demo_truth_windows
 from workers.polarity import PolarityClassifier
 from workers.polarity.worker import classify_picks
 
@@ -39,18 +38,6 @@ def seeds_of(text: str) -> list[int]:
         lo, _, hi = part.partition("-")
         out += list(range(int(lo), int(hi or lo) + 1))
     return out
-
-
-def scenario_windows(seed: int, n_events: int, duration_s: float, pick_error_s: float = 0.02):
-    """The demo's truth-mode windows of one scenario seed (``firstmotion.demo.cut_picks``)."""
-    config = ScenarioConfig(
-        seed=seed, n_stations=30, n_events=n_events, duration_s=duration_s, region_km=60.0,
-        depth_range_km=(6.0, 15.0),
-    )  # fmt: skip
-    scenario = make_scenario(config)
-    stream = scenario.stream().select(channel="??Z")
-    stream.merge(method=1, fill_value=None)
-    return cut_picks(stream, scenario.truth, pick_error_s, np.random.default_rng(seed))
 
 
 def main() -> int:
@@ -66,7 +53,7 @@ def main() -> int:
     per_seed: dict[int, dict[str, list[int]]] = {}
     outcome: dict[str, list[int]] = {m: [] for m in names}  # +1 right, -1 wrong, 0 unknown
     for seed in tqdm(seeds_of(args.seeds), desc="scenarios", unit="seed"):
-        windows = [w for w in scenario_windows(seed, args.n_events, args.duration_s)
+        windows = [w for w in demo_truth_windows(seed, args.n_events, args.duration_s)
                    if w.true_polarity != 0]  # nodal rays: not judged, as in the demo  # fmt: skip
         truth = np.array([w.true_polarity for w in windows])
         per_seed[seed] = {}

@@ -833,20 +833,12 @@ def test_shipped_model_on_the_demo_scenarios_rarely_gives_the_wrong_sign(shipped
     """Another generator of the same physics (stream.scenario: whole records, emergent onsets
     whose coda builds up with them): the demo's truth-mode windows of three seeds. polarity_v3
     gave 9 wrong signs here (1.0%), all on emergent onsets; the bound is half of that rate."""
-    from firstmotion.demo import cut_picks
-    from stream.scenario import ScenarioConfig, make_scenario
+    from stream.scenario import demo_truth_windows
     from workers.polarity.worker import classify_picks
 
     right = wrong = total = 0
     for seed in (11, 12, 13):
-        config = ScenarioConfig(
-            seed=seed, n_stations=30, n_events=10, duration_s=1200.0, region_km=60.0,
-            depth_range_km=(6.0, 15.0),
-        )  # fmt: skip
-        scenario = make_scenario(config)
-        stream = scenario.stream().select(channel="??Z")
-        stream.merge(method=1, fill_value=None)
-        windows = cut_picks(stream, scenario.truth, 0.02, np.random.default_rng(seed))
+        windows = demo_truth_windows(seed, n_events=10, duration_s=1200.0)
         windows = [w for w in windows if w.true_polarity != 0]
         got = np.array([r[0] for r in classify_picks(shipped, [w.pick for w in windows])])
         truth = np.array([w.true_polarity for w in windows])

@@ -7,8 +7,8 @@ Python API::
     paths = write_scenario(sc, "out/")   # miniSEED, stations.xml, velocity_model.txt, truth.*
 """
 
-from stream.scenario.build import Scenario, make_scenario
+from stream.scenario.build import Scenario, demo_truth_windows, make_scenario
 from stream.scenario.config import ScenarioConfig
 from stream.scenario.writers import write_scenario
 
-__all__ = ["Scenario", "ScenarioConfig", "make_scenario", "write_scenario"]
+__all__ = ["Scenario", "ScenarioConfig", "demo_truth_windows", "make_scenario", "write_scenario"]

@@ -77,3 +77,22 @@ def make_scenario(config: ScenarioConfig | None = None, progress: bool = False) 
     )
     truth = truth_dict(config, stations, events, geometry, amps)
     return Scenario(config, model, stations, events, geometry, amps, counts, gaps, truth)
+
+
+def demo_truth_windows(
+    seed: int, n_events: int, duration_s: float, pick_error_s: float = 0.02
+) -> list:
+    """The P windows ``firstmotion demo --mode truth --seed S --n-events N --duration-s D``
+    cuts (its scenario: 30 stations, 60 km, depths 6-15 km), built in memory: the vertical
+    records cut at every true P time plus the demo's Laplacian pick error, with the demo's draws
+    (:func:`firstmotion.demo.cut_picks`; ``StationWindow`` objects)."""
+    from firstmotion.demo import cut_picks
+
+    config = ScenarioConfig(
+        seed=seed, n_stations=30, n_events=n_events, duration_s=duration_s, region_km=60.0,
+        depth_range_km=(6.0, 15.0),
+    )  # fmt: skip
+    scenario = make_scenario(config)
+    stream = scenario.stream().select(channel="??Z")
+    stream.merge(method=1, fill_value=None)
+    return cut_picks(stream, scenario.truth, pick_error_s, np.random.default_rng(seed))

@@ -149,10 +149,24 @@ def _highpass_sos(corner_hz: float, order: int, rate_hz: float) -> tuple[np.ndar
 
 
 @lru_cache(maxsize=32)
-def _antialias_sos(up: int, down: int) -> tuple[np.ndarray, np.ndarray]:
-    edge = 1.0 / max(up, down)  # lower Nyquist, as a fraction of the zero-stuffed Nyquist
+def _lowpass_sos(edge: float) -> tuple[np.ndarray, np.ndarray]:
+    """The anti-alias low-pass: Chebyshev II, order 8, 60 dB down from ``edge`` (a fraction of
+    the Nyquist frequency), with its unit-step steady state."""
     sos = signal.cheby2(8, 60.0, edge, btype="lowpass", output="sos")
     return sos, signal.sosfilt_zi(sos)
+
+
+def _stuff_and_lowpass(x: np.ndarray, factor: int, edge: float) -> np.ndarray:
+    """Rows (N, L) zero-stuffed by ``factor`` (scaled by it) and causally low-passed from
+    ``edge``, the state started at the first sample's steady state."""
+    sos, zi = _lowpass_sos(edge)
+    if factor > 1:
+        y = np.zeros((x.shape[0], x.shape[1] * factor))
+        y[:, ::factor] = x * factor
+    else:
+        y = x
+    y, _ = signal.sosfilt(sos, y, axis=-1, zi=zi[:, None, :] * x[None, :, :1])
+    return y
 
 
 def causal_resample(x: np.ndarray, up: int, down: int) -> np.ndarray:
@@ -162,21 +176,8 @@ def causal_resample(x: np.ndarray, up: int, down: int) -> np.ndarray:
     the lower Nyquist frequency (state started at the first sample's steady state), then every
     ``down``-th sample. Output sample ``k`` is at input time ``k * down / up`` samples.
     """
-    sos, zi = _antialias_sos(int(up), int(down))
-    if up > 1:
-        y = np.zeros((x.shape[0], x.shape[1] * up))
-        y[:, ::up] = x * up
-    else:
-        y = x
-    zi_rows = zi[:, None, :] * x[None, :, :1]
-    y, _ = signal.sosfilt(sos, y, axis=-1, zi=zi_rows)
-    return y[:, ::down]
-
-
-@lru_cache(maxsize=32)
-def _lowpass_sos(edge: float) -> tuple[np.ndarray, np.ndarray]:
-    sos = signal.cheby2(8, 60.0, edge, btype="lowpass", output="sos")
-    return sos, signal.sosfilt_zi(sos)
+    # the lower Nyquist, as a fraction of the zero-stuffed Nyquist
+    return _stuff_and_lowpass(x, int(up), 1.0 / max(int(up), int(down)))[:, ::down]
 
 
 def causal_interp_resample(x: np.ndarray, up: int, down: int) -> np.ndarray:
@@ -190,11 +191,9 @@ def causal_interp_resample(x: np.ndarray, up: int, down: int) -> np.ndarray:
     sample ``k`` is at input time ``k * down / up`` samples and depends on nothing later than
     one fine-grid sample after it (no precursor)."""
     n_in = x.shape[1]
-    fine = math.ceil(8 * min(1.0, up / down))
-    sos, zi = _lowpass_sos(round(min(1.0, up / down) / fine, 12))
-    y = np.zeros((x.shape[0], n_in * fine))
-    y[:, ::fine] = x * fine
-    y, _ = signal.sosfilt(sos, y, axis=-1, zi=zi[:, None, :] * x[None, :, :1])
+    band = min(1.0, up / down)  # the lower Nyquist, as a fraction of the input's
+    fine = math.ceil(8 * band)
+    y = _stuff_and_lowpass(x, fine, round(band / fine, 12))
     n_out = -(-n_in * up // down)
     pos = np.arange(n_out) * (fine * down / up)
     i0 = np.minimum(pos.astype(np.int64), y.shape[1] - 1)
