@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -263,16 +262,14 @@ def test_odd_rates_resample_without_images(rate_hz):
 def test_shipped_model_reads_odd_rates_as_the_standard_ones(shipped):
     """The polyphase FIR these rates used to take gave 6-18% wrong signs on clear onsets (hard
     mix, SNR >= 5); through the fine-grid path they read like 40-100 Hz."""
-    for rate in (75.19, 44.1, 99.0):
-        sampler = WindowSampler(shipped.config, replace(SamplerConfig().hard(), rates_hz=(rate,)),
-                                seed=11)  # fmt: skip
-        windows, labels, snr, _ = sampler.sample(2000)
-        polarity, _ = shipped.decide(shipped.window_probabilities(windows))
-        clear = (labels != 2) & (snr >= 5)
-        truth = np.array([1, -1, 0])[labels[clear]]
-        assert clear.sum() > 700
-        assert np.mean(polarity[clear] == truth) >= 0.98, rate
-        assert np.mean(polarity[clear] == -truth) <= 0.01, rate
+    from workers.polarity.evaluate import ODD_RATES_HZ, evaluate_odd_rates
+
+    by_rate = evaluate_odd_rates(shipped, 2000, seed=11)
+    assert list(by_rate) == [f"{rate:g}" for rate in ODD_RATES_HZ] == ["44.1", "75.19", "99"]
+    for rate, outcome in by_rate.items():
+        assert outcome["n"] > 700, rate
+        assert outcome["right"] >= 0.98, rate
+        assert outcome["wrong_sign"] <= 0.01, rate
 
 
 def test_zero_phase_resampling_would_leak_a_precursor():
