@@ -576,7 +576,7 @@ class ChannelDetector:
             if not (self._pending and self._pending[0][1] + self._ahead <= self.n_samples):
                 return out
             trigger, look = self._pending.pop(0)
-            det = self._refine(trigger, look)
+            det = self._refine(look)
             if isinstance(det, Detection):
                 out.append(det)
             elif det == _LOOK_AGAIN:
@@ -609,7 +609,7 @@ class ChannelDetector:
         else:
             self._watch = (trigger, stop, level)
 
-    def _refine(self, trigger: int, look: int) -> Detection | str | None:
+    def _refine(self, look: int) -> Detection | str | None:
         """The onset near ``look`` (the trigger itself, or a later rise within it): a
         :class:`Detection`, ``None`` (that onset is already picked) or ``_LOOK_AGAIN`` (too weak:
         watch the rest of the trigger)."""
