@@ -6,7 +6,7 @@
 
 const SVGNS = "http://www.w3.org/2000/svg";
 const POLL_MS = Number(document.body.dataset.pollMs) || 3000;
-const MAP_W = 760, MAP_H = 460, PAD = 34;
+const MAP_W = 760, MAP_H = 540, PAD = 34;
 const state = { events: [], stations: [], stress: [], selected: null, live: false };
 
 function el(tag, attrs, text) {
@@ -136,9 +136,11 @@ function drawMap() {
   for (const s of state.stations) {
     const x = P.x(s.longitude_deg), y = P.y(s.latitude_deg);
     const pol = selPol[s.station];
-    const fill = pol === 1 ? "#c0392b" : pol === -1 ? "#1f5fa8" : "#ffffff";
+    // as on the beachball: up (compression) filled, down (dilatation) open, unread grey
+    const fill = pol === 1 ? "#1d2430" : pol === -1 ? "#ffffff" : "#cfd6df";
+    const stroke = pol ? "#1d2430" : "#8a93a3";
     const tri = el("path", { d: `M${x} ${y - 7}L${x + 6} ${y + 4}L${x - 6} ${y + 4}Z`,
-      fill, stroke: "#1d2430", "stroke-width": 1.2 });
+      fill, stroke, "stroke-width": pol ? 1.6 : 1 });
     tri.appendChild(el("title", {}, s.station + (pol ? (pol > 0 ? ": up" : ": down") : "")));
     st.appendChild(tri);
     st.appendChild(el("text", { x: x + 7, y: y + 12 }, s.station.split(".")[1] || s.station));
@@ -169,9 +171,9 @@ function drawMap() {
   }
   svg.appendChild(eg);
   const legend = document.getElementById("map-legend");
-  legend.textContent = `${state.stations.length} stations \u25b3 (filled: the selected event's ` +
-    `polarity, red up, blue down) \u00b7 ${evs.length} epicentres (beachball: mechanism; ` +
-    `orange: location only)` + (state.stress.length ? ` \u00b7 purple bars: SHmax of ` +
+  legend.textContent = `${state.stations.length} stations: the selected event's first motions ` +
+    `\u25b2 up (compression), \u25b3 down (dilatation), grey not read \u00b7 ${evs.length} ` +
+    `epicentres: beachball (lower hemisphere, red compression) or \u25cf location only` + (state.stress.length ? ` \u00b7 purple bars: SHmax of ` +
     `${state.stress.length} stress cells` : "");
 }
 
@@ -241,7 +243,8 @@ async function drawEvent() {
       ["station distribution", m.station_distribution_ratio.toFixed(2)],
       ["gaps az / takeoff", `${m.azimuthal_gap_deg === null ? "\u2013" : m.azimuthal_gap_deg.toFixed(0)}\u00b0 / ` +
         `${m.takeoff_gap_deg === null ? "\u2013" : m.takeoff_gap_deg.toFixed(0)}\u00b0`],
-      ["mechanism after", fmtS(m.created_epoch_s - o.time_epoch_s)],
+      ["mechanism", `${fmtS(m.created_epoch_s - o.time_epoch_s)} after origin time` +
+        (m.origin_revision === o.revision ? `, ${fmtS(m.created_epoch_s - o.created_epoch_s)} after location` : "")],
     );
   }
   box.replaceChildren(ball, dl(pairs));
@@ -287,8 +290,9 @@ function drawHealth(hl) {
   const s = hl.streams, lat = hl.latency;
   const facts = dl([
     ["dead letters", String(hl.dead_letters)],
-    ["latency, location", `last ${fmtS(lat.location_s.last)}, median ${fmtS(lat.location_s.median)}`],
-    ["latency, mechanism", `last ${fmtS(lat.mechanism_s.last)}, median ${fmtS(lat.mechanism_s.median)}`],
+    ["origin time \u2192 location", `last ${fmtS(lat.location_s.last)}, median ${fmtS(lat.location_s.median)}`],
+    ["origin time \u2192 mechanism", `last ${fmtS(lat.mechanism_s.last)}, median ${fmtS(lat.mechanism_s.median)}`],
+    ["location \u2192 mechanism", `last ${fmtS(lat.processing_s.last)}, median ${fmtS(lat.processing_s.median)}`],
     ["newest pick", s.picks.newest_age_s === null ? "none" : fmtS(s.picks.newest_age_s) + " ago"],
     ["stream lengths", `picks ${s.picks.length}, polarities ${s.polarities.length}, ` +
       `origins ${s.origins.length}, mechanisms ${s.mechanisms.length}`],
@@ -297,7 +301,7 @@ function drawHealth(hl) {
   box.replaceChildren(t, facts);
   const backlog = hl.groups.reduce((a, g) => a + (g.backlog || 0) + (g.pending || 0), 0);
   document.getElementById("badges").replaceChildren(
-    badge(state.live ? "live" : "polling", state.live ? "ok" : "warn"),
+    badge(state.live ? "live" : LIVE ? "reconnecting" : "polling", state.live || !LIVE ? "ok" : "warn"),
     badge(`backlog ${backlog}`, backlog > 500 ? "bad" : backlog > 50 ? "warn" : "ok"),
     badge(`dead letters ${hl.dead_letters}`, hl.dead_letters ? "bad" : "ok"),
   );
@@ -340,7 +344,9 @@ document.getElementById("events").addEventListener("click", ev => {
   const tr = ev.target.closest("tr");
   if (tr && tr.id.startsWith("ev-")) select(tr.id.slice(3));
 });
-if (window.EventSource) {
+// ?live=0: poll only, no event stream (proxies that break streaming responses; screenshots)
+const LIVE = new URLSearchParams(location.search).get("live") !== "0";
+if (LIVE && window.EventSource) {
   const es = new EventSource("/api/stream");
   es.addEventListener("change", soon);
   es.onopen = () => { state.live = true; };
