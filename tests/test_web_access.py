@@ -23,8 +23,6 @@ from workers.web import WebAccess, host_name, is_loopback, page_client, start_we
 from workers.web_data import (
     event_latencies,
     parse_stress_cell,
-    read_health,
-    read_stress,
     stations_of_events,
 )
 
@@ -240,8 +238,8 @@ def test_latencies_and_stations_from_arrivals():
 
 
 def test_stress_cells_parse_several_layouts():
-    assert parse_stress_cell("x", {b"shmax_azimuth_deg": b"190", b"latitude_deg": b"10",
-                                   b"longitude_deg": b"20"})["shmax_azimuth_deg"] == 10.0  # fmt: skip
+    raw = {b"shmax_azimuth_deg": b"190", b"latitude_deg": b"10", b"longitude_deg": b"20"}
+    assert parse_stress_cell("x", raw)["shmax_azimuth_deg"] == 10.0
     assert parse_stress_cell("12.5_-3", json.dumps({"shmax_azimuth_deg": 5}))["longitude_deg"] == -3
     assert parse_stress_cell("x", {"shmax_azimuth_deg": 5}) is None  # nowhere to draw it
     assert parse_stress_cell("1_2", {"sigma1": 5}) is None  # no SHmax
