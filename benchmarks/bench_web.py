@@ -111,20 +111,32 @@ def main() -> int:
             proc.terminate()
             proc.wait(20)
             bus.close()
-    result = {"clients": args.clients, "events": args.events, "redis_connections": conns,
-              "catalog_process_s": {"baseline": base_proc, "loaded": loaded_proc}, "paths": {}}  # fmt: skip
+    result = {
+        "clients": args.clients,
+        "events": args.events,
+        "redis_connections": conns,
+        "catalog_process_s": {"baseline": base_proc, "loaded": loaded_proc},
+        "paths": {},
+    }
     print(f"catalog with {args.events} events; {args.requests} requests per path, loopback")
     print(f"{'path':<14} {'median 0 / N ms':>18} {'p95 0 / N ms':>16} {'ratio':>6}")
     for path in PATHS:
         b, lo = statistics.median(base[path]), statistics.median(loaded[path])
-        result["paths"][path] = {"baseline_median_s": b, "loaded_median_s": lo,
-                                 "baseline_p95_s": p95(base[path]),
-                                 "loaded_p95_s": p95(loaded[path])}  # fmt: skip
-        print(f"{path:<14} {1e3 * b:8.1f} / {1e3 * lo:7.1f} "
-              f"{1e3 * p95(base[path]):7.1f} / {1e3 * p95(loaded[path]):6.1f} {lo / b:6.2f}")  # fmt: skip
+        result["paths"][path] = {
+            "baseline_median_s": b,
+            "loaded_median_s": lo,
+            "baseline_p95_s": p95(base[path]),
+            "loaded_p95_s": p95(loaded[path]),
+        }
+        print(
+            f"{path:<14} {1e3 * b:8.1f} / {1e3 * lo:7.1f} "
+            f"{1e3 * p95(base[path]):7.1f} / {1e3 * p95(loaded[path]):6.1f} {lo / b:6.2f}"
+        )
     print(f"{args.clients} streams open; Redis connections in use (all clients): {conns}")
-    print(f"catalog: {args.events} origins processed in {base_proc:.2f} s without streams, "
-          f"{loaded_proc:.2f} s with {args.clients} (ratio {loaded_proc / base_proc:.2f})")  # fmt: skip
+    print(
+        f"catalog: {args.events} origins processed in {base_proc:.2f} s without streams, "
+        f"{loaded_proc:.2f} s with {args.clients} (ratio {loaded_proc / base_proc:.2f})"
+    )
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
     return 0
