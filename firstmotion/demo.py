@@ -614,7 +614,8 @@ def _run_pipeline(
         "polarity": _cli("worker", "polarity", "--redis", url),
         "associate": _cli("worker", "associate", "--redis", url, "--inventory", inventory),
         "mechanism": _cli("worker", "mechanism", "--redis", url),
-        "catalog": _cli("worker", "catalog", "--redis", url, "--web-port", str(web_port)),
+        "catalog": _cli("worker", "catalog", "--redis", url, "--web-port", str(web_port),
+                        "--inventory", inventory),
     }  # fmt: skip
     procs: dict[str, subprocess.Popen] = {}
     for i, (name, cmd) in enumerate(commands.items()):

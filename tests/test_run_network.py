@@ -137,3 +137,15 @@ def test_run_with_a_network_config_finds_the_scenario_events(tmp_path):
             replay.terminate()
             replay.wait(20)
             bus.close()
+
+
+def test_the_documented_network_example_is_a_valid_config(tmp_path):
+    example = REPO / "docs" / "examples" / "puerto_rico.toml"
+    (tmp_path / "net.toml").write_text(example.read_text())
+    (tmp_path / "pr_stations.xml").write_text("<FDSNStationXML/>")
+    s = load_settings(
+        tmp_path / "net.toml", environ={"FIRSTMOTION_REDIS__URL": "redis://:pw@h:6379/0"}
+    )
+    assert s.seedlink.server == "rtserve.iris.washington.edu:18000"
+    assert s.inventory.stationxml == str(tmp_path / "pr_stations.xml")
+    assert s.redis.url == "redis://:pw@h:6379/0"

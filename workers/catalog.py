@@ -804,6 +804,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--web-port", type=int, default=None, help="serve the page here (catalog.web_port)"
     )
     parser.add_argument("--no-web", action="store_true", help="do not serve the web page")
+    parser.add_argument(
+        "--inventory", default=None, help="StationXML for the page's map (inventory.stationxml)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -835,11 +838,8 @@ def run(args: argparse.Namespace) -> int:
         access = WebAccess(
             allowed_hosts=cs.web_allowed_hosts, token=cs.web_token, max_clients=cs.web_max_clients
         )
-        inventory = (
-            read_station_coordinates(settings.inventory.stationxml)
-            if settings.inventory.stationxml
-            else None
-        )
+        stationxml = args.inventory or settings.inventory.stationxml
+        inventory = read_station_coordinates(stationxml) if stationxml else None
         servers.append(
             start_web_server(reader, cs.web_host, port, access=access, inventory=inventory)
         )

@@ -1,18 +1,32 @@
-"""The live catalog page: events newest first with server-drawn beachballs, and a JSON API.
+"""The live catalog page an operator keeps open, and its JSON API.
 
 Served by the catalog worker (``firstmotion worker catalog``) on ``catalog.web_host``:
-``catalog.web_port`` (loopback by default) with the standard library's threading HTTP server:
+``catalog.web_port`` (loopback by default) with the standard library's threading HTTP server.
+Plain HTML, CSS, JavaScript and SVG from this server only (``workers/web_static/``): no
+libraries, no CDN, nothing fetched from elsewhere at run time.
 
-* ``/`` -- one HTML page: a table of the events (origin time, location, magnitude,
-  strike/dip/rake, quality, revision, status, beachball), newest first. The page polls
-  ``/fragment`` every few seconds and swaps the table body in place (no script libraries).
-* ``/api/events?limit=N`` -- the events as JSON (a list of CatalogEvent objects, newest first).
-* ``/api/events/<event_id>`` -- one event as JSON (404 if unknown).
-* ``/beachball/<event_id>.svg`` -- the event's beachball alone.
-* ``/api/stream`` -- Server-Sent Events fed from the pub/sub channel ``<prefix>events``: one
-  ``event: change`` with the CatalogEvent JSON as ``data`` per catalog change, a comment line
-  every ``SSE_KEEPALIVE_S`` otherwise. The page listens to it and refreshes its table on each
-  change (falling back to polling ``/fragment`` when the stream is unavailable).
+* ``/`` -- the page: a map of the stations and epicentres (beachballs where there is a
+  mechanism, the selected event's station polarities, SHmax bars of stress cells when the
+  catalog has any), the selected event (beachball with its first motions, origin, mechanism,
+  quality, revision history), the pipeline health (backlog and pending per consumer group,
+  dead letters, latency) and the events table (rendered server-side, newest first). The script
+  refreshes on every change pushed by ``/api/stream`` and polls as a fallback; ``?live=0``
+  polls only.
+* ``/fragment`` -- the table body alone; ``/api/events?limit=N`` -- the events as JSON
+  (CatalogEvent objects, newest first); ``/api/events/<id>`` -- one event (404 if unknown);
+  ``/api/events/<id>/history`` -- its revision history (``<prefix>history:<id>``);
+  ``/api/stations``, ``/api/health``, ``/api/stress`` -- see :mod:`workers.web_data`;
+  ``/beachball/<id>.svg[?size=N&picks=1]`` -- the event's beachball (with its polarities).
+* ``/api/stream`` -- Server-Sent Events: ``event: change`` with the CatalogEvent JSON per
+  catalog change, a comment line every ``SSE_KEEPALIVE_S`` otherwise. All streams are fed by
+  ONE subscription to ``<prefix>events`` (:class:`ChangeFanout`), so however many browsers
+  listen, the page uses a fixed handful of Redis connections -- from its own pool
+  (:func:`page_client`), never the catalog consumer's. Streams beyond
+  ``catalog.web_max_clients`` get 503.
+* Access (:class:`WebAccess`): the ``Host`` header must name this server (loopback names, the
+  bind address or ``catalog.web_allowed_hosts``), which defeats DNS rebinding; with
+  ``catalog.web_token`` set every request needs the token (bearer header, ``?token=`` once,
+  then a cookie).
 
 Beachballs are drawn server-side by :func:`beachball_svg`, a pure function of strike, dip and
 rake: the lower-hemisphere equal-area projection (Schmidt net) that obspy and HASH use, with the
