@@ -313,3 +313,16 @@ def test_200_event_streams_do_not_stop_the_catalog_and_the_page_answers(redis_cl
         bus.close()
         proc.terminate()
         proc.wait(20)
+
+
+def test_page_says_unavailable_when_redis_is_down():
+    client = page_client(f"redis://127.0.0.1:{free_port()}/0", timeout_s=1.0)  # nothing there
+    with start_web_server(CatalogReader(client), "127.0.0.1", 0) as web:
+        for path in ("/", "/api/events", "/api/health"):
+            with pytest.raises(urllib.error.HTTPError) as err:
+                urllib.request.urlopen(web.url + path, timeout=10)
+            assert err.value.code == 503, path
+            assert b"catalog store unavailable" in err.value.read()
+        code, _, _ = _request(web.host, web.port, "/static/live.js")
+        assert code == 200  # the page's own files need no Redis
+    client.close()
