@@ -326,3 +326,50 @@ def test_page_says_unavailable_when_redis_is_down():
         code, _, _ = _request(web.host, web.port, "/static/live.js")
         assert code == 200  # the page's own files need no Redis
     client.close()
+
+
+class _FakePubSub:
+    """A pub/sub that hands out queued messages (what redis-py's get_message returns)."""
+
+    def __init__(self) -> None:
+        import queue
+
+        self.messages: queue.Queue = queue.Queue()
+        self.closed = False
+
+    def get_message(self, timeout: float = 0.0):
+        import queue
+
+        try:
+            return self.messages.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_fanout_copies_each_change_to_every_client_and_drops_a_stalled_one():
+    from workers.web import ChangeFanout
+
+    ps = _FakePubSub()
+    subscribed = []
+    fan = ChangeFanout(lambda: subscribed.append(1) or ps, max_clients=2, queue_size=2).start()
+    try:
+        fast, slow = fan.join(), fan.join()
+        assert fan.join() is None and fan.n_clients == 2  # the cap
+        for i in range(3):
+            ps.messages.put({"type": "message", "data": f"change {i}".encode()})
+            assert fast.get(timeout=5) == f"change {i}".encode()  # read as they come
+        # the slow client never read: the third change found its queue full and ended its
+        # stream (the end marker; the browser reconnects and reloads everything)
+        got = []
+        while (item := slow.get(timeout=5)) is not None:
+            got.append(item)
+        assert len(got) < 3 and got == sorted(got)
+        assert fan.n_clients == 1 and subscribed == [1]  # one subscription for all
+        fan.leave(fast)
+        assert fan.n_clients == 0 and fan.join() is not None
+    finally:
+        fan.stop()
+    assert ps.closed
