@@ -12,7 +12,7 @@ names no known key is an error, as is an unknown key in the file (with a suggest
 Everything is validated at start-up and every problem is reported at once, one per line, in
 words a person understands: ``seedlink.server: expected host:port, got 'abc'``.
 Relative paths in the file (``associate.velocity_model``, ``mechanism.reversals_file``,
-``seedlink.statefile``) are taken relative to the file's directory.
+``seedlink.statefile``, ``inventory.stationxml``) are taken relative to the file's directory.
 
 ``firstmotion config check [FILE]`` prints the effective settings (TOML or JSON, the Redis
 password masked) and exits 1 with the messages when they are invalid.
@@ -259,12 +259,29 @@ class CatalogSettings:
     alert_min_magnitude: float = 3.0
     alert_max_quality: str = "B"
     alert_timeout_s: float = 5.0
+    # the page: a token required on every request when set (use it on non-loopback binds),
+    # the host names browsers may use for it (DNS rebinding defence; loopback names always),
+    # the cap on open event streams, and the page's own Redis connections
+    web_token: str = ""
+    web_allowed_hosts: tuple[str, ...] = ()
+    web_max_clients: int = 256
+    web_redis_connections: int = 4
 
     def _problems(self) -> list[str]:
         out = _port("catalog.web_port", self.web_port) + _non_negative(
             "catalog", self, "final_after_s"
         )
-        out += _positive("catalog", self, "alert_timeout_s")
+        out += _positive("catalog", self, "alert_timeout_s", "web_max_clients")
+        if self.web_redis_connections < 2:
+            out.append(
+                "catalog.web_redis_connections: expected >= 2 (one listens for changes), "
+                f"got {self.web_redis_connections}"
+            )
+        for i, name in enumerate(self.web_allowed_hosts):
+            if not re.fullmatch(r"\*|\[?[A-Za-z0-9_.:-]{1,253}\]?", name):
+                out.append(f"catalog.web_allowed_hosts[{i}]: expected a host name, got {name!r}")
+        if self.web_token and len(self.web_token) < 16:
+            out.append("catalog.web_token: expected at least 16 characters")
         for name in ("final_max_quality", "alert_max_quality"):
             if getattr(self, name) not in ("A", "B", "C", "D"):
                 out.append(f"catalog.{name}: expected 'A'..'D', got {getattr(self, name)!r}")
@@ -272,6 +289,19 @@ class CatalogSettings:
             if not re.match(r"https?://[^/\s]+", url):
                 out.append(f"catalog.alert_urls[{i}]: expected an http(s):// URL, got {url!r}")
         return out
+
+
+@dataclass(frozen=True)
+class InventorySettings:
+    """The network's stations: a StationXML file (coordinates for picks, the associator's
+    station table and the live page's map). ``""``: picks must carry their coordinates."""
+
+    stationxml: str = _path(default="")
+
+    def _problems(self) -> list[str]:
+        if self.stationxml and not Path(self.stationxml).is_file():
+            return [f"inventory.stationxml: no such file {self.stationxml!r}"]
+        return []
 
 
 @dataclass(frozen=True)
@@ -297,6 +327,7 @@ class Settings:
     mechanism: MechanismSettings = field(default_factory=MechanismSettings)
     catalog: CatalogSettings = field(default_factory=CatalogSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    inventory: InventorySettings = field(default_factory=InventorySettings)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return {
@@ -505,6 +536,8 @@ def effective_dict(settings: Settings, *, show_secrets: bool = False) -> dict[st
     out = settings.to_dict()
     if not show_secrets:
         out["redis"]["url"] = _mask_url(out["redis"]["url"])
+        if out["catalog"]["web_token"]:
+            out["catalog"]["web_token"] = "***"
     return out
 
 

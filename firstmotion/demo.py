@@ -76,6 +76,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--serve", action="store_true", help="keep the page and stages up until Ctrl-C"
     )
+    parser.add_argument(
+        "--report", type=Path, default=None,
+        help="write the results as JSON here: one object per true event and a summary "
+        "(pick recall, latency percentiles, counts); see firstmotion.demo_report",
+    )  # fmt: skip
 
 
 def _step(n: int, total: int, text: str) -> None:
@@ -588,6 +593,7 @@ def _run_truth(args: argparse.Namespace, ctx: dict[str, Any]) -> list[dict[str, 
     mechanisms = [m for _, m in bus.messages("mechanisms")]
     print(f"      {len(mechanisms)} mechanism revisions in {dt:.1f} s")
     _step(7, total, "results against the scenario's truth")
+    ctx["report"] = {"picks": [w.pick for w in windows], "origins": [], "mechanisms": mechanisms}
     return summarise(truth, windows, polarities, mechanisms)
 
 
@@ -608,7 +614,8 @@ def _run_pipeline(
         "polarity": _cli("worker", "polarity", "--redis", url),
         "associate": _cli("worker", "associate", "--redis", url, "--inventory", inventory),
         "mechanism": _cli("worker", "mechanism", "--redis", url),
-        "catalog": _cli("worker", "catalog", "--redis", url, "--web-port", str(web_port)),
+        "catalog": _cli("worker", "catalog", "--redis", url, "--web-port", str(web_port),
+                        "--inventory", inventory),
     }  # fmt: skip
     procs: dict[str, subprocess.Popen] = {}
     for i, (name, cmd) in enumerate(commands.items()):
@@ -655,6 +662,12 @@ def _run_pipeline(
     polarities = [m for _, m in bus.messages("polarities")]
     mechanisms = [m for _, m in bus.messages("mechanisms")]
     rows, false_events = summarise_pipeline(ctx["truth"], catalog, polarities, mechanisms)
+    ctx["report"] = {
+        "picks": [m for _, m in bus.messages("picks")],
+        "origins": [m for _, m in bus.messages("origins") if isinstance(m, Origin)],
+        "mechanisms": mechanisms,
+        "false_events": false_events,
+    }
     detected = sum(r["detected"] for r in rows)
     print(
         f"      catalog: {len(catalog)} events; {detected}/{len(rows)} scenario events found, "
@@ -709,4 +722,26 @@ def run(args: argparse.Namespace) -> int:
         else:
             rows = _run_pipeline(args, ctx, stack)
         _finish(rows, out, scen, logs, t_start)
+        if args.report is not None:
+            write_report(args.report, truth, rows, ctx.get("report", {}), args.mode)
     return 0
+
+
+def write_report(
+    path: Path,
+    truth: dict[str, Any],
+    rows: list[dict[str, Any]],
+    extra: dict[str, Any],
+    mode: str,
+) -> Path:
+    """``--report``: the JSON document of :func:`firstmotion.demo_report.build_report`."""
+    from firstmotion.demo_report import build_report
+
+    report = build_report(truth, rows, mode=mode, **extra)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=1))
+    s = report["summary"]
+    recall = "n/a" if s["pick_recall"] is None else f"{100 * s['pick_recall']:.0f}%"
+    print(f"report: {path}  ({s['n_detected']}/{s['n_true_events']} events, pick recall "
+          f"{recall}, {s['n_with_mechanism']} mechanisms)")  # fmt: skip
+    return path

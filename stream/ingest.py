@@ -641,7 +641,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "config; none: uni-station mode with --selectors)",
     )
     parser.add_argument("--selectors", default="??Z", help="default selectors (default ??Z)")
-    parser.add_argument("--inventory", help="StationXML with station coordinates for the picks")
+    parser.add_argument(
+        "--inventory",
+        help="StationXML with station coordinates for the picks (default: inventory.stationxml)",
+    )
     parser.add_argument("--redis", help="Redis URL (default: config redis.url)")
     parser.add_argument("--statefile", help="resume state file (default: config)")
     parser.add_argument(
@@ -706,12 +709,13 @@ def run(args: argparse.Namespace) -> int:
         redis_url = args.redis or settings.redis.url
         bus = Bus.from_url(redis_url, settings.redis.prefix, maxlen=settings.redis.stream_maxlen)
         coordinates = None
-        if args.inventory:
+        inventory = args.inventory or settings.inventory.stationxml
+        if inventory:
             from obspy import read_inventory
 
             from stream.stage import coordinates_from_inventory
 
-            coordinates = coordinates_from_inventory(read_inventory(args.inventory))
+            coordinates = coordinates_from_inventory(read_inventory(inventory))
         proc = StreamProcess(
             ingest, stage_params, bus, coordinates=coordinates,
             exit_when_idle_s=args.exit_when_idle_s,

@@ -214,6 +214,20 @@ def test_catalog_command_serves_the_page_and_stops_on_sigterm(catalog, redis_url
 
 
 CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = (
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--hide-scrollbars",
+)  # fmt: skip
+
+
+def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    browser = CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium")
+    profile = tmp_path / f"profile{len(list(tmp_path.iterdir()))}"
+    return subprocess.run(
+        [browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+        check=True, timeout=90, capture_output=True,
+    )  # fmt: skip
 
 
 @pytest.mark.skipif(
@@ -221,16 +235,34 @@ CHROMIUM = "/usr/bin/chromium"
     reason="no headless browser: /usr/bin/chromium not installed (optional rendering test)",
 )
 def test_page_renders_in_headless_chromium(catalog, redis_client, tmp_path):
-    browser = CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium")
+    """The page as a browser runs it: the script draws the map (stations, a beachball at the
+    epicentre with a mechanism, a dot at the one without), the selected event with its
+    station polarities and revision history, the health panel and SHmax bars."""
+    redis_client.xadd("fm:dead", {"error": "poison"})
+    redis_client.hset("fm:stress:35.1_-117.45", mapping={"shmax_azimuth_deg": "30"})
     shot = tmp_path / "page.png"
     with start_web_server(CatalogReader(redis_client), "127.0.0.1", 0) as web:
-        subprocess.run(
-            [browser, "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={shot}",
-             "--window-size=1400,400", web.url + "/"],
-            check=True, timeout=60, capture_output=True,
-        )  # fmt: skip
+        # ?live=0: no open event stream, so the browser's virtual clock can run out
+        url = web.url + "/?live=0"
+        _chromium(tmp_path, "--virtual-time-budget=4000", f"--screenshot={shot}",
+                  "--window-size=1400,1000", url)  # fmt: skip
+        dom = _chromium(tmp_path, "--virtual-time-budget=4000", "--dump-dom", url).stdout.decode()
     import matplotlib.image as mpimg
 
     img = mpimg.imread(shot)
     red = (img[..., 0] > 0.6) & (img[..., 1] < 0.35) & (img[..., 2] < 0.35)
-    assert red.sum() > 50  # the compressional quadrants of the evM beachball were drawn
+    assert red.sum() > 2000  # the beachballs: the table's, the map's and the selected one
+    map_svg = re.search(r'<svg id="map".*?</svg>', dom, re.S).group(0)
+    assert map_svg.count('class="epi"') == 2
+    assert "/beachball/evM.svg" in map_svg  # the event with a mechanism: its beachball
+    assert len(re.findall(r"<path d=\"M[^\"]*Z\"", map_svg)) == 6  # the six stations
+    assert 'class="stress"' in map_svg
+    detail = re.search(r'<div id="ev-detail">.*?</div>\s*<h3>', dom, re.S).group(0)
+    assert detail.count('class="up"') == 3 and detail.count('class="down"') == 3
+    assert "123 / 60 / 90" in detail
+    assert re.search(r'id="ev-title">evM<', dom)  # the newest event with a mechanism
+    history = re.search(r'<div id="ev-history">.*?</div>', dom, re.S).group(0)
+    assert history.count("<tr>") == 3  # header + origin + mechanism
+    health = re.search(r'<div id="health">.*?</section>', dom, re.S).group(0)
+    assert "origins → catalog" in health and "<dd>1</dd>" in health  # one dead letter
+    assert "dead letters 1" in dom  # the header badge

@@ -472,7 +472,8 @@ def _encode(message: Message) -> dict[str, bytes]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_stage_arguments(parser)
     parser.add_argument("--inventory", default=None,
-                        help="StationXML with coordinates for picks that carry none")  # fmt: skip
+                        help="StationXML with coordinates for picks that carry none "
+                             "(default: inventory.stationxml)")  # fmt: skip
     parser.add_argument("--velocity-model", default=None,
                         help="1-D model file (overrides associate.velocity_model)")  # fmt: skip
     parser.add_argument("--debounce-s", type=float, default=1.0,
@@ -487,7 +488,8 @@ def run(args: argparse.Namespace) -> int:
     bus = Bus.from_settings(settings.redis, url=args.redis)
     model_file = args.velocity_model or settings.associate.velocity_model
     model = VelocityModel.from_file(model_file) if model_file else VelocityModel.default()
-    stations = stations_from_inventory(args.inventory) if args.inventory else {}
+    inventory = args.inventory or settings.inventory.stationxml
+    stations = stations_from_inventory(inventory) if inventory else {}
     associator = Associator(model, AssociateParams.from_settings(settings.associate))
     worker = AssociateWorker(
         bus, associator, stations=stations, name=args.name, debounce_s=args.debounce_s,

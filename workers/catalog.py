@@ -12,6 +12,8 @@ blocking XREADGROUP over both streams, origins handled first) and maintains, per
   ``mechanism_revision`` and ``alerts`` (the alert kinds already fired);
 * the sorted set ``<prefix>catalog`` (member event id, score origin time in epoch seconds) of
   the events that are not deleted;
+* the list ``<prefix>history:<event_id>``: one JSON line per change (:func:`history_entry`,
+  the newest ``HISTORY_MAX`` kept), the revision history the live page shows;
 * and publishes every change as a :class:`firstmotion.messages.CatalogEvent` JSON on the
   pub/sub channel ``<prefix>events``.
 
@@ -73,6 +75,8 @@ CHANNEL = "events"
 CATALOG_KEY = "catalog"
 PRELIMINARY_KEY = "catalog:preliminary"
 ORPHAN_TTL_S = 7 * 24 * 3600
+HISTORY_KEY = "history"
+HISTORY_MAX = 50
 QUALITIES = ("A", "B", "C", "D")
 FINALIZE_INTERVAL_S = 5.0
 
@@ -268,6 +272,42 @@ def alerts_due(before: EventState | None, after: EventState, rules: CatalogRules
     return out
 
 
+def history_entry(kind: str, event: CatalogEvent) -> dict[str, Any]:
+    """One line of an event's revision history (``<prefix>history:<event_id>``, a list of
+    JSON objects, oldest first, the newest ``HISTORY_MAX`` kept): what changed (``kind``:
+    origin, mechanism, final, deleted), the catalog revision and status, and a summary of
+    the origin and mechanism after the change."""
+    o, m = event.origin, event.mechanism
+    out: dict[str, Any] = {
+        "kind": kind,
+        "revision": event.revision,
+        "status": event.status,
+        "updated_epoch_s": round(event.updated_epoch_s, 3),
+        "origin": {
+            "revision": o.revision,
+            "time_epoch_s": o.time_epoch_s,
+            "latitude_deg": round(o.latitude_deg, 5),
+            "longitude_deg": round(o.longitude_deg, 5),
+            "depth_km": round(o.depth_km, 2),
+            "magnitude": o.magnitude,
+            "n_arrivals": len(o.arrivals),
+        },
+        "mechanism": None,
+    }
+    if m is not None:
+        out["mechanism"] = {
+            "revision": m.revision,
+            "strike": round(m.strike, 1),
+            "dip": round(m.dip, 1),
+            "rake": round(m.rake, 1),
+            "quality": m.quality,
+            "n_polarities": m.n_polarities,
+            "misfit": round(m.misfit, 3),
+            "fault_plane_uncertainty_deg": round(m.fault_plane_uncertainty_deg, 1),
+        }
+    return out
+
+
 # --------------------------------------------------------------------------- alert hooks
 
 
@@ -412,6 +452,9 @@ class CatalogStage:
 
     def orphan_key(self, event_id: str) -> str:
         return self.bus.key(f"catalog:orphan:{event_id}")
+
+    def history_key(self, event_id: str) -> str:
+        return self.bus.key(f"{HISTORY_KEY}:{event_id}")
 
     @property
     def catalog_key(self) -> str:
@@ -560,8 +603,11 @@ class CatalogStage:
             pipe.set(self.orphan_key(eid), mech.to_json(), ex=ORPHAN_TTL_S)
         for eid in plan.orphans_used:
             pipe.delete(self.orphan_key(eid))
-        for _kind, event in plan.changes:
+        for kind, event in plan.changes:
             pipe.publish(self.channel, event.to_json())
+            history = self.history_key(event.event_id)
+            pipe.rpush(history, json.dumps(history_entry(kind, event), separators=(",", ":")))
+            pipe.ltrim(history, -HISTORY_MAX, -1)
 
     def _after_commit(self, plan: Plan) -> None:
         for kind, _event in plan.changes:
@@ -705,6 +751,17 @@ class CatalogReader:
         st = EventState.from_hash(event_id, self.client.hgetall(f"{self.prefix}event:{event_id}"))
         return None if st is None else st.to_catalog_event()
 
+    def history(self, event_id: str) -> list[dict[str, Any]]:
+        """The event's revision history (:func:`history_entry` objects, oldest first)."""
+        rows = self.client.lrange(f"{self.prefix}{HISTORY_KEY}:{event_id}", 0, -1)
+        out = []
+        for raw in rows:
+            try:
+                out.append(json.loads(_s(raw)))
+            except ValueError:
+                continue
+        return out
+
     def event_ids(self, limit: int | None = None) -> list[str]:
         """Event ids newest first (by origin time) from the sorted set."""
         end = -1 if limit is None else limit - 1
@@ -747,11 +804,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--web-port", type=int, default=None, help="serve the page here (catalog.web_port)"
     )
     parser.add_argument("--no-web", action="store_true", help="do not serve the web page")
+    parser.add_argument(
+        "--inventory", default=None, help="StationXML for the page's map (inventory.stationxml)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from firstmotion.config import load_settings
-    from workers.web import start_web_server
+    from workers.web import WebAccess, page_client, start_web_server
+    from workers.web_data import read_station_coordinates
 
     settings = load_settings(args.config)
     bus = Bus.from_settings(settings.redis, url=args.redis)
@@ -765,17 +826,30 @@ def run(args: argparse.Namespace) -> int:
         **settings.redis.consumer_options(),
     )
     servers: list[Any] = []
+    closers: list[Any] = []
     if not args.no_web:
         port = cs.web_port if args.web_port is None else args.web_port
-        reader = CatalogReader(bus.client, settings.redis.prefix)
-        servers.append(start_web_server(reader, cs.web_host, port))
+        # the page's own small pool: no number of browsers can take the consumer's connections
+        client = page_client(
+            args.redis or settings.redis.require_url(), max_connections=cs.web_redis_connections
+        )
+        closers.append(client.close)
+        reader = CatalogReader(client, settings.redis.prefix)
+        access = WebAccess(
+            allowed_hosts=cs.web_allowed_hosts, token=cs.web_token, max_clients=cs.web_max_clients
+        )
+        stationxml = args.inventory or settings.inventory.stationxml
+        inventory = read_station_coordinates(stationxml) if stationxml else None
+        servers.append(
+            start_web_server(reader, cs.web_host, port, access=access, inventory=inventory)
+        )
     n = run_stage(
         worker,
         drain=args.drain,
         metrics_host=settings.metrics.host,
         metrics_port=args.metrics_port,
         servers=servers,
-        on_exit=(alerts.stop, bus.close),
+        on_exit=(alerts.stop, bus.close, *closers),
     )
     log.info("catalog worker processed %d messages", n)
     return 0
