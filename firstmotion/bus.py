@@ -495,9 +495,7 @@ def run_loop(
             break
 
 
-def _log_outage(
-    exc: BaseException, previous: str | None, backoff_s: float, url: str | None
-) -> str:
+def _log_outage(exc: BaseException, previous: str | None, backoff_s: float, url: str | None) -> str:
     """Log a Redis outage once per kind (one line, no traceback); repeats go to DEBUG."""
     text = describe_redis_error(exc, url)
     if text != previous:
