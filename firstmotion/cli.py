@@ -45,6 +45,7 @@ COMMANDS: dict[str, Command | dict[str, Command]] = {
     "config": {
         "check": ("firstmotion.config", "validate a config file and print the effective config"),
     },
+    "dead-letters": ("firstmotion.dead_letters", "list, requeue or drop dead letters (fm:dead)"),
 }
 
 NOT_BUILT_EXIT = 2

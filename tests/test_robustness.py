@@ -452,3 +452,26 @@ def test_replay_command_with_only_corrupt_files_says_so_without_a_traceback(tmp_
 def test_make_pick_id_is_bounded_like_the_messages():
     with pytest.raises(MessageError):
         make_pick_id("XX.S1..HHZ", 1e12)
+
+
+def test_dead_letters_command_lists_requeues_and_drops(bus, redis_url, capsys, monkeypatch):
+    from firstmotion.cli import main
+
+    monkeypatch.setenv("FIRSTMOTION_REDIS__PREFIX", "t:")
+    bus.client.xadd("t:picks", {"type": "Pick", "data": "[" * 1000})
+    bus.client.xadd("t:origins", encode(pick(0)))
+    bus.consumer("picks", "polarity", classify, name="a").run(drain=True, timeout_s=20)
+    bus.consumer("origins", "catalog", classify, name="a").run(drain=True, timeout_s=20)
+    assert main(["dead-letters", "list", "--redis", redis_url]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2
+    assert "t:picks [polarity]" in out[0] and "nested 1000 deep" in out[0]
+    assert "t:origins [catalog]" in out[1] and "expected Origin or CatalogEvent" in out[1]
+    assert main(["dead-letters", "list", "--redis", redis_url, "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["type"] for r in rows] == ["Pick", "Pick"] and rows[0]["data_bytes"] == 1000
+    assert main(["dead-letters", "requeue", "--redis", redis_url]) == 2  # says which
+    assert main(["dead-letters", "requeue", "--redis", redis_url, "--stream", "origins"]) == 0
+    assert bus.length("origins") == 2 and len(bus.dead_letters()) == 1
+    assert main(["dead-letters", "drop", "--redis", redis_url, "--all"]) == 0
+    assert not bus.dead_letters()
