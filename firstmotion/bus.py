@@ -38,13 +38,12 @@ import signal
 import socket
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from firstmotion.messages import STREAM_TYPES, Message, decode, encode
+from firstmotion.messages import STREAM_TYPES, Message, MessageError, decode, encode
 from firstmotion.metrics import StageMetrics, stage_metrics
 
 log = logging.getLogger(__name__)
@@ -98,7 +97,7 @@ class BusError(RuntimeError):
 
 def _one_line(exc: BaseException) -> str:
     """``Type: message`` of an exception on one line (for logs and dead letters)."""
-    text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return " ".join(text.split())[:4000]
 
 
@@ -802,7 +801,10 @@ class Consumer:
             try:
                 message = decode(fields)
             except Exception as exc:  # MessageError, or anything a hostile entry provokes
-                self._dead_letter(entry_id, fields, f"undecodable: {_one_line(exc)}", count)
+                why = (
+                    " ".join(str(exc).split()) if isinstance(exc, MessageError) else _one_line(exc)
+                )
+                self._dead_letter(entry_id, fields, f"undecodable: {why}", count)
                 continue
             kind = type(message).__name__
             if self.accepts is not None and kind not in self.accepts:
