@@ -219,10 +219,10 @@ def test_a_busy_consumer_keeps_its_entries_past_the_lease(bus):
 
     def slow(batch):
         deliveries.extend(("a", d.entry_id, d.delivery_count) for d in batch)
-        time.sleep(1.6)  # four times the lease
+        time.sleep(2.4)  # three times the lease
         return classify(batch)
 
-    a = bus.consumer("picks", "g", slow, name="a", batch_size=n, lease_ms=400)
+    a = bus.consumer("picks", "g", slow, name="a", batch_size=n, lease_ms=800)
     worker = threading.Thread(target=a.run_once, kwargs={"block_ms": 100})
     worker.start()
     time.sleep(0.1)
@@ -231,7 +231,7 @@ def test_a_busy_consumer_keeps_its_entries_past_the_lease(bus):
         deliveries.extend(("b", d.entry_id, d.delivery_count) for d in batch)
         return classify(batch)
 
-    b = bus.consumer("picks", "g", other, name="b", lease_ms=400)
+    b = bus.consumer("picks", "g", other, name="b", lease_ms=800)
     t0 = time.monotonic()
     while worker.is_alive() and time.monotonic() - t0 < 10:
         b.run_once(block_ms=50)
