@@ -8,9 +8,15 @@
   unless the handler returned: a failing batch is retried item by item to isolate the poison
   message; a failing item stays pending. Entries idle longer than ``lease_ms`` (a crashed or
   stuck consumer, or a failed item) are reclaimed with XAUTOCLAIM (Redis >= 6.2) by any
-  consumer of the group. An item that failed ``max_deliveries`` times, or that cannot be
-  decoded, is moved to the dead-letter stream ``<prefix>dead`` with the error text and its
-  original fields, and acked there, in one transaction.
+  consumer of the group; a busy consumer's :class:`Lease` heartbeat keeps the entries in its
+  hands from going idle, so the lease can be seconds however long a batch takes. An item that
+  failed ``max_deliveries`` times (its handler or its commit raised anything but a transient
+  Redis error), that cannot be decoded (:func:`firstmotion.messages.decode` refuses oversized,
+  too deeply nested and invalid entries before or while parsing), or whose type the stream
+  does not carry (:data:`firstmotion.messages.STREAM_TYPES`), is moved to the dead-letter
+  stream ``<prefix>dead`` with the error text and its original fields, and acked there, in one
+  transaction; the loop goes on. Redis outages (connection, timeout, authentication, LOADING,
+  READONLY, OOM) are waited out with backoff, logged once per kind on one line.
 * Handlers must be idempotent: after a crash between the handler and the commit, or a lease
   that expired while a slow handler was running, the same input is handled twice.
 * :class:`MultiConsumer` drives several consumers of one group (one per input stream) from
@@ -32,13 +38,12 @@ import signal
 import socket
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from firstmotion.messages import Message, MessageError, decode, encode
+from firstmotion.messages import STREAM_TYPES, Message, MessageError, decode, encode
 from firstmotion.metrics import StageMetrics, stage_metrics
 
 log = logging.getLogger(__name__)
@@ -50,6 +55,7 @@ _DEAD_META = "dead:"  # prefix of the metadata fields of a dead letter
 
 
 LAG_COUNT_CAP = 100_000
+STALL_MS = 60_000  # a loop that has not polled Redis for this long is reported unhealthy
 # entries after the group's last-delivered id; counted in Redis so no payload crosses the wire
 _LAG_LUA = """
 local n = 0
@@ -65,8 +71,139 @@ return n
 """
 
 
+# the lease heartbeat: reset the idle time of entries still pending for this consumer (only
+# those: an entry another consumer reclaimed meanwhile is not taken back); JUSTID leaves the
+# delivery count alone
+_REFRESH_LUA = """
+local n = 0
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2])
+  if #p == 1 then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    n = n + 1
+  end
+end
+return n
+"""
+
+# Redis answers that mean "not now" (server loading, read-only replica, out of memory, ...):
+# waited out by the loop like a lost connection, never blamed on the message in hand
+_TRANSIENT_REPLIES = ("NOGROUP", "LOADING", "READONLY", "OOM", "MASTERDOWN", "TRYAGAIN", "BUSY")
+
+
 class BusError(RuntimeError):
     """Misuse of the bus (bad handler output, unsupported server)."""
+
+
+def _one_line(exc: BaseException) -> str:
+    """``Type: message`` of an exception on one line (for logs and dead letters)."""
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return " ".join(text.split())[:4000]
+
+
+def transient_redis_error(exc: BaseException) -> bool:
+    """True for Redis failures that say nothing about the message being handled: a lost or
+    refused connection, a timeout, a wrong password, or a "not now" reply (LOADING, READONLY,
+    OOM, NOGROUP...)."""
+    import redis
+
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+        return True
+    return isinstance(exc, redis.ResponseError) and str(exc).startswith(_TRANSIENT_REPLIES)
+
+
+def describe_redis_error(exc: BaseException, url: str | None = None) -> str:
+    """One line an operator can act on, for a failure to reach or use Redis at ``url`` (the
+    password, if any, is not shown): ``redis at HOST:PORT: authentication failed (...)``."""
+    import redis
+
+    where = "redis"
+    if url:
+        parts = urlsplit(url)
+        where = f"redis at {parts.path}" if parts.scheme == "unix" else (
+            f"redis at {parts.hostname}:{parts.port or 6379}"
+        )  # fmt: skip
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, redis.AuthenticationError) or (
+        isinstance(exc, redis.ResponseError)
+        and str(exc).startswith(("NOAUTH", "WRONGPASS", "invalid password"))
+    ):
+        return f"{where}: authentication failed ({text}); check the password in redis.url"
+    if isinstance(exc, redis.TimeoutError):
+        return f"{where}: timed out ({text})"
+    if isinstance(exc, redis.ConnectionError):
+        return f"{where}: unreachable ({text})"
+    return f"{where}: {type(exc).__name__}: {text}"
+
+
+class Lease:
+    """Keeps the entries a consumer is handling from being reclaimed by others.
+
+    A busy consumer's entries never reach the group's idle limit (``lease_ms``): a heartbeat
+    thread resets their idle time every ``lease_ms / 4`` (XCLAIM to itself with JUSTID, in one
+    Lua call, only for entries still pending for this consumer; the delivery count does not
+    change). A dead process stops beating, so its entries move to another consumer after
+    ``lease_ms`` (plus up to ``min(lease_ms / 4, 1 s)`` until that one looks), however long a
+    batch may take. Entries held longer than ``max_hold_ms`` (a handler stuck for good) are no
+    longer extended and are reclaimed too. Entries that failed are released, not extended: they
+    wait the lease before their next delivery.
+    """
+
+    def __init__(self, consumer: Consumer, *, max_hold_ms: int) -> None:
+        self.consumer = consumer
+        self.interval_s = consumer.lease_ms / 4000.0
+        self.max_hold_s = max_hold_ms / 1000.0
+        self._held: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.beats = 0  # heartbeats that refreshed at least one entry
+
+    def hold(self, entry_ids: Iterable[str]) -> None:
+        """Start extending ``entry_ids`` (the batch now in hand)."""
+        now = time.monotonic()
+        with self._lock:
+            for entry_id in entry_ids:
+                self._held[entry_id] = now
+            if self._thread is None and not self._stopped.is_set():
+                self._thread = threading.Thread(
+                    target=self._run, name=f"lease {self.consumer.key}", daemon=True
+                )
+                self._thread.start()
+
+    def release(self, entry_ids: Iterable[str]) -> None:
+        """Stop extending ``entry_ids`` (committed, dead-lettered, or failed)."""
+        with self._lock:
+            for entry_id in entry_ids:
+                self._held.pop(entry_id, None)
+
+    @property
+    def held(self) -> list[str]:
+        with self._lock:
+            return list(self._held)
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self.interval_s):
+            self.beat()
+
+    def beat(self) -> int:
+        """Extend the held entries now; returns how many were still ours."""
+        now = time.monotonic()
+        with self._lock:
+            ids = [i for i, t0 in self._held.items() if now - t0 < self.max_hold_s]
+        if not ids:
+            return 0
+        c = self.consumer
+        try:
+            n = int(c.bus.client.eval(_REFRESH_LUA, 1, c.key, c.group, c.name, *ids))
+        except Exception as exc:  # Redis away: the loop will notice; entries may be reclaimed
+            log.debug("lease heartbeat on %s failed: %s", c.key, _one_line(exc))
+            return 0
+        self.beats += 1
+        return n
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +273,7 @@ class Bus:
         self.client = client
         self.prefix = prefix
         self.maxlen = maxlen
+        self.url: str | None = None  # set by from_url (for messages; never logged whole)
 
     @classmethod
     def from_url(
@@ -159,7 +297,9 @@ class Bus:
             health_check_interval=30,
             **redis_kwargs,
         )
-        return cls(client, prefix, maxlen=maxlen)
+        bus = cls(client, prefix, maxlen=maxlen)
+        bus.url = url
+        return bus
 
     @classmethod
     def from_settings(cls, redis_settings: Any, *, url: str | None = None) -> Bus:
@@ -308,6 +448,7 @@ def run_loop(
     label: str = "consumer",
     on_nogroup: Callable[[], Any] | None = None,
     what: str = "stream or group",
+    url: str | None = None,
 ) -> None:
     """The loop of a stage: ``step()`` until ``stop`` is set or ``done(result)`` is true.
 
@@ -322,26 +463,45 @@ def run_loop(
 
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     backoff_s = 0.1
+    outage: str | None = None  # the current outage's one-line description
     while not stop.is_set():
         if deadline is not None and time.monotonic() > deadline:
             raise TimeoutError(f"{label} not drained after {timeout_s} s")
         try:
             result = step()
             backoff_s = 0.1
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            log.warning("redis unavailable (%s); retrying in %.1f s", exc, backoff_s)
+            if outage is not None:
+                log.warning("redis available again (after: %s)", outage)
+                outage = None
+        except redis.ResponseError as exc:
+            if "NOGROUP" in str(exc):
+                log.warning("%s vanished; recreating", what)
+                if on_nogroup is not None:
+                    on_nogroup()
+                continue
+            if not transient_redis_error(exc):
+                raise
+            outage = _log_outage(exc, outage, backoff_s, url)
             stop.wait(backoff_s)
             backoff_s = min(backoff_s * 2, 5.0)
             continue
-        except redis.ResponseError as exc:
-            if "NOGROUP" not in str(exc):
-                raise
-            log.warning("%s vanished; recreating", what)
-            if on_nogroup is not None:
-                on_nogroup()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            outage = _log_outage(exc, outage, backoff_s, url)
+            stop.wait(backoff_s)
+            backoff_s = min(backoff_s * 2, 5.0)
             continue
         if done is not None and done(result):
             break
+
+
+def _log_outage(exc: BaseException, previous: str | None, backoff_s: float, url: str | None) -> str:
+    """Log a Redis outage once per kind (one line, no traceback); repeats go to DEBUG."""
+    text = describe_redis_error(exc, url)
+    if text != previous:
+        log.error("%s; retrying with backoff (up to 5 s)", text)
+    else:
+        log.debug("%s; retrying in %.1f s", text, backoff_s)
+    return text
 
 
 def default_consumer_name() -> str:
@@ -387,12 +547,14 @@ class Consumer:
         name: str | None = None,
         batch_size: int = 64,
         block_ms: int = 1000,
-        lease_ms: int = 60_000,
+        lease_ms: int = 5_000,
         max_deliveries: int = 5,
         stage: str | None = None,
         metrics: StageMetrics | None = None,
         lag_interval_s: float = 5.0,
         max_wait_ms: int = 0,
+        accepts: Sequence[str] | None = None,
+        max_hold_ms: int = 600_000,
     ) -> None:
         for label, value, lo in (
             ("batch_size", batch_size, 1),
@@ -400,6 +562,7 @@ class Consumer:
             ("lease_ms", lease_ms, 1),
             ("max_deliveries", max_deliveries, 1),
             ("max_wait_ms", max_wait_ms, 0),
+            ("max_hold_ms", max_hold_ms, 1),
         ):
             if not isinstance(value, int) or isinstance(value, bool) or value < lo:
                 raise ValueError(f"{label}: expected an integer >= {lo}, got {value!r}")
@@ -427,18 +590,22 @@ class Consumer:
         self.last_poll_monotonic = time.monotonic()
         self.processed = 0  # entries acked after a successful handler call
         self.dead_lettered = 0
+        # the message types this stream carries (others are dead letters); None: any
+        self.accepts = tuple(accepts) if accepts is not None else STREAM_TYPES.get(stream)
+        self.lease = Lease(self, max_hold_ms=max_hold_ms)
 
     def loop_alive(self) -> tuple[bool, dict[str, float]]:
-        """Health check: the loop polled Redis within ``lease_ms`` + ``block_ms`` (a batch
-        that takes longer than the lease is unhealthy anyway: others reclaim it)."""
+        """Health check: the loop polled Redis within ``max(lease_ms, 60 s)`` + ``block_ms``
+        (the lease heartbeat keeps a slow batch's entries, so a minute is the stall limit)."""
         age_s = time.monotonic() - self.last_poll_monotonic
-        limit_s = (self.lease_ms + self.block_ms) / 1000.0
+        limit_s = (max(self.lease_ms, STALL_MS) + self.block_ms) / 1000.0
         return age_s <= limit_s, {"since_last_poll_s": round(age_s, 3), "limit_s": limit_s}
 
     # -- control
     def request_stop(self) -> None:
         """Stop reading; the batch in hand is finished (thread- and signal-safe)."""
         self._stop.set()
+        self.lease.stop()
 
     @property
     def stopping(self) -> bool:
@@ -481,6 +648,7 @@ class Consumer:
             label=f"consumer {self.name}:",
             on_nogroup=self.forget_group,
             what=f"stream or group {self.key}/{self.group}",
+            url=self.bus.url,
         )
         return self.processed
 
@@ -632,8 +800,18 @@ class Consumer:
                 continue
             try:
                 message = decode(fields)
-            except (MessageError, ValueError) as exc:
-                self._dead_letter(entry_id, fields, f"undecodable: {exc}", count)
+            except Exception as exc:  # MessageError, or anything a hostile entry provokes
+                why = (
+                    " ".join(str(exc).split()) if isinstance(exc, MessageError) else _one_line(exc)
+                )
+                self._dead_letter(entry_id, fields, f"undecodable: {why}", count)
+                continue
+            kind = type(message).__name__
+            if self.accepts is not None and kind not in self.accepts:
+                error = (
+                    f"wrong type on {self.key}: expected {' or '.join(self.accepts)}, got {kind}"
+                )
+                self._dead_letter(entry_id, fields, error, count)
                 continue
             batch.append(Delivery(entry_id, message, count))
         if not batch:
@@ -642,10 +820,13 @@ class Consumer:
         m.items_in.inc(len(batch))
         m.batch_size.observe(len(batch))
         m.in_flight.inc(len(batch))
+        self.lease.hold([d.entry_id for d in batch])
         try:
             try:
-                outputs = self._call(batch)
+                self._handle_and_commit(batch)
             except Exception as exc:
+                if transient_redis_error(exc):
+                    raise  # Redis is down or busy: the loop waits it out, no message is blamed
                 if len(batch) == 1:
                     self._failed(batch[0], fields_of, exc)
                     return
@@ -657,15 +838,20 @@ class Consumer:
                 )
                 for delivery in batch:
                     try:
-                        outputs = self._call([delivery])
+                        self._handle_and_commit([delivery])
                     except Exception as one_exc:
+                        if transient_redis_error(one_exc):
+                            raise
                         self._failed(delivery, fields_of, one_exc)
-                    else:
-                        self._commit([delivery], outputs)
-                return
-            self._commit(batch, outputs)
         finally:
+            self.lease.release([d.entry_id for d in batch])
             m.in_flight.dec(len(batch))
+
+    def _handle_and_commit(self, batch: list[Delivery]) -> None:
+        """Handle ``batch`` and commit its outputs; an error in either (but a transient Redis
+        one) is the batch's failure: its entries stay pending and are dead-lettered after
+        ``max_deliveries``, and the loop goes on."""
+        self._commit(batch, self._call(batch))
 
     def _call(self, batch: list[Delivery]) -> list[tuple[str, Message]]:
         outputs = self.handler(list(batch))
@@ -720,7 +906,7 @@ class Consumer:
 
     def _failed(self, delivery: Delivery, fields_of: Mapping[str, dict], exc: Exception) -> None:
         self.metrics.errors.inc()
-        error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        error = _one_line(exc)
         if delivery.delivery_count >= self.max_deliveries:
             self._dead_letter(
                 delivery.entry_id, fields_of[delivery.entry_id], error, delivery.delivery_count
@@ -911,6 +1097,7 @@ class MultiConsumer:
             timeout_s=timeout_s,
             label=self.label,
             on_nogroup=forget_groups,
+            url=self.bus.url,
         )
         return self.processed
 
@@ -969,6 +1156,19 @@ def install_signal_handlers(
     return restore
 
 
+def redis_check(bus: Bus) -> Callable[[], tuple[bool, str]]:
+    """Health check: PING answered, else why not in one line (unreachable, authentication
+    failed: wrong password, ...), e.g. ``redis at 10.0.0.5:6379: authentication failed``."""
+
+    def check() -> tuple[bool, str]:
+        try:
+            return bool(bus.client.ping()), "PONG"
+        except Exception as exc:
+            return False, describe_redis_error(exc, bus.url)
+
+    return check
+
+
 def add_stage_arguments(parser: Any) -> None:
     """The options every consumer-group worker command takes (``firstmotion worker ...``):
     ``--config``, ``--redis``, ``--name``, ``--drain``, ``--metrics-port``."""
@@ -1005,13 +1205,13 @@ def run_stage(
     caller, each with ``stop()``), then the ``on_exit`` callables in order (e.g. ``bus.close``).
     Returns what ``runner.run`` returned (the number of entries processed).
     """
-    from firstmotion.metrics import Health, redis_ping_check, start_http_server
+    from firstmotion.metrics import Health, start_http_server
 
     bus = bus if bus is not None else runner.bus
     server = None
     if metrics_port is not None:
         health = health if health is not None else Health()
-        health.register("redis", redis_ping_check(bus.client))
+        health.register("redis", redis_check(bus))
         if loop_check:
             health.register("loop", runner.loop_alive)
         for name, check in (checks or {}).items():

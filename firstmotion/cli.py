@@ -45,6 +45,7 @@ COMMANDS: dict[str, Command | dict[str, Command]] = {
     "config": {
         "check": ("firstmotion.config", "validate a config file and print the effective config"),
     },
+    "dead-letters": ("firstmotion.dead_letters", "list, requeue or drop dead letters (fm:dead)"),
 }
 
 NOT_BUILT_EXIT = 2
@@ -118,6 +119,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(module.run(args) or 0)
     except ConfigError as exc:  # a bad config file or environment: say what, no traceback
         print(f"{prog}: invalid configuration:\n{exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # Redis refused or away where a command cannot wait: one line
+        if type(exc).__module__.split(".")[0] != "redis":
+            raise
+        from firstmotion.bus import describe_redis_error
+
+        print(f"{prog}: {describe_redis_error(exc, getattr(args, 'redis', None))}", file=sys.stderr)
         return 1
 
 

@@ -64,7 +64,7 @@ class RedisSettings:
     prefix: str = "fm:"
     stream_maxlen: int = 100_000
     block_ms: int = 1000
-    lease_ms: int = 60_000
+    lease_ms: int = 5_000
     max_deliveries: int = 5
 
     def _problems(self) -> list[str]:

@@ -36,6 +36,36 @@ import numpy as np
 SCHEMA_VERSION = 1
 MAX_SAMPLES = 100_000  # per pick window (~400 KB): continuous data never goes through Redis
 
+# Limits of a stream entry, checked BEFORE parsing (a hostile or broken producer must not make
+# a consumer parse megabytes or recurse without bound): the bytes of all its fields together,
+# and the nesting of '[' and '{' in its JSON (the deepest message, a CatalogEvent's origin's
+# arrivals, nests 4 deep).
+MAX_ENTRY_BYTES = 1 << 20
+MAX_JSON_DEPTH = 16
+# Value ranges (documented in docs/operations.md): every field that reaches the catalog is
+# bounded, so a message with a 1 MB id or an origin time in the year 33658 is a dead letter.
+MAX_ID_CHARS = 256  # event_id, pick_id, and every other string field
+MAX_STATION_ID_CHARS = 64  # NET.STA.LOC.CHA (FDSN codes are 8 characters at most each)
+MAX_EPOCH_S = 4_102_444_800.0  # 2100-01-01T00:00:00Z: any time field is in [1970, 2100)
+MIN_DEPTH_KM = -15.0  # above the highest topography
+MAX_DEPTH_KM = 1000.0  # below the deepest earthquakes (~700 km)
+MAGNITUDE_RANGE = (-5.0, 10.0)
+MAX_DISTANCE_KM = 20_100.0  # half the Earth's circumference
+MAX_SECONDS_SPAN = 86_400.0  # |residual|, rms: a day is far beyond any travel time
+MAX_ITEMS = 10_000  # arrivals of an origin, picks of a mechanism
+MAX_REVISION = 1_000_000
+MAX_SAMPLING_RATE_HZ = 1_000_000.0
+ELEVATION_RANGE_M = (-12_000.0, 9_000.0)
+
+# The message types each stream carries (any other type there is a dead letter for every
+# consumer group). ``origins`` also carries retractions (a CatalogEvent with status deleted).
+STREAM_TYPES: dict[str, tuple[str, ...]] = {
+    "picks": ("Pick",),
+    "polarities": ("Polarity",),
+    "origins": ("Origin", "CatalogEvent"),
+    "mechanisms": ("Mechanism",),
+}
+
 M = TypeVar("M", bound="Message")
 Check = Callable[[str, Any], Any]
 
@@ -102,8 +132,15 @@ def _num(
     return check
 
 
-def _int(lo: int | None = None, choices: tuple[int, ...] | None = None) -> Check:
-    what = f"one of {list(choices)}" if choices else f"an integer >= {lo}"
+def _int(
+    lo: int | None = None, choices: tuple[int, ...] | None = None, hi: int | None = None
+) -> Check:
+    if choices:
+        what = f"one of {list(choices)}"
+    elif hi is not None:
+        what = f"an integer in [{lo}, {hi}]"
+    else:
+        what = f"an integer >= {lo}"
 
     def check(name: str, value: Any) -> int:
         ok_type = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
@@ -112,31 +149,46 @@ def _int(lo: int | None = None, choices: tuple[int, ...] | None = None) -> Check
         if not ok_type:
             raise MessageError(f"{name}: expected {what}, got {_show(value)}")
         out = int(value)
-        if (choices and out not in choices) or (lo is not None and out < lo):
+        if (
+            (choices and out not in choices)
+            or (lo is not None and out < lo)
+            or (hi is not None and out > hi)
+        ):
             raise MessageError(f"{name}: expected {what}, got {_show(value)}")
         return out
 
     return check
 
 
-def _str(*, nonempty: bool = True, choices: tuple[str, ...] | None = None) -> Check:
+def _str(
+    *, nonempty: bool = True, choices: tuple[str, ...] | None = None, max_len: int = MAX_ID_CHARS
+) -> Check:
     if choices:
         what = f"one of {list(choices)}"
     else:
         what = "a non-empty string" if nonempty else "a string"
+        what += f" of at most {max_len} printable characters"
 
     def check(name: str, value: Any) -> str:
         if not isinstance(value, str) or (nonempty and not value):
             raise MessageError(f"{name}: expected {what}, got {_show(value)}")
         if choices and value not in choices:
             raise MessageError(f"{name}: expected {what}, got {_show(value)}")
+        if len(value) > max_len or not value.isprintable():
+            raise MessageError(f"{name}: expected {what}, got {_show(value)} ({len(value)} chars)")
         return value
 
     return check
 
 
 def _station_id(name: str, value: Any) -> str:
-    parts = value.split(".") if isinstance(value, str) else []
+    ok = (
+        isinstance(value, str)
+        and len(value) <= MAX_STATION_ID_CHARS
+        and value.isprintable()
+        and not any(c.isspace() for c in value)
+    )
+    parts = value.split(".") if ok else []
     if len(parts) != 4 or not parts[0] or not parts[1] or not parts[3]:
         raise MessageError(f"{name}: expected NET.STA.LOC.CHA, got {_show(value)}")
     return value
@@ -201,15 +253,19 @@ def _tuple_of(cls_name: str) -> Check:
     def check(name: str, value: Any) -> tuple:
         if not isinstance(value, (list, tuple)):
             raise MessageError(f"{name}: expected a list of {cls_name}, got {_show(value)}")
+        if len(value) > MAX_ITEMS:
+            raise MessageError(f"{name}: {len(value)} items is more than {MAX_ITEMS}")
         return tuple(item(f"{name}[{i}]", v) for i, v in enumerate(value))
 
     return check
 
 
-_TIME = _num(0.0)
+_TIME = _num(0.0, MAX_EPOCH_S)
 _OPT_LAT = _num(-90.0, 90.0, optional=True)
 _OPT_LON = _num(-180.0, 360.0, optional=True)
-_OPT_ELEV = _num(optional=True)
+_OPT_ELEV = _num(*ELEVATION_RANGE_M, optional=True)
+_REVISION = _int(0, hi=MAX_REVISION)
+_COUNT = _int(0, hi=MAX_ITEMS)
 _ANGLE_TOL_DEG = 1e-6
 _AZIMUTH = _num(0.0, 360.0, tol=_ANGLE_TOL_DEG)
 _TAKEOFF = _num(0.0, 180.0, tol=_ANGLE_TOL_DEG)
@@ -315,10 +371,39 @@ def _parse_json(data: bytes | str, what: str) -> Any:
             raise MessageError(f"{what}: not UTF-8 ({exc})") from None
     if not isinstance(data, str):
         raise MessageError(f"{what}: expected JSON bytes or str, got {type(data).__name__}")
+    brackets = data.count("[") + data.count("{")  # a bound on the depth, at C speed
+    depth = json_depth(data) if brackets > MAX_JSON_DEPTH else 0
+    if depth > MAX_JSON_DEPTH:
+        raise MessageError(f"{what}: JSON nested {depth} deep, more than {MAX_JSON_DEPTH}")
     try:
         return json.loads(data)
     except json.JSONDecodeError as exc:
         raise MessageError(f"{what}: not valid JSON ({exc})") from None
+    except RecursionError:  # unreachable after the depth check; kept as the last guard
+        raise MessageError(f"{what}: JSON nested too deep") from None
+
+
+def json_depth(text: str | bytes) -> int:
+    """The deepest nesting of ``[``/``{`` in JSON ``text``, brackets inside strings not
+    counted, without parsing it: vectorised and linear in the length (a quote opens or closes
+    a string unless an odd run of backslashes precedes it)."""
+    raw = text if isinstance(text, bytes) else text.encode("utf-8", "replace")
+    if b"[" not in raw and b"{" not in raw:
+        return 0
+    a = np.frombuffer(raw, dtype=np.uint8)
+    step = np.zeros(a.size, dtype=np.int32)
+    step[(a == 0x5B) | (a == 0x7B)] = 1  # [ {
+    step[(a == 0x5D) | (a == 0x7D)] = -1  # ] }
+    quotes = np.flatnonzero(a == 0x22)
+    if quotes.size:
+        idx = np.arange(a.size, dtype=np.int32)
+        last_plain = np.maximum.accumulate(np.where(a != 0x5C, idx, -1))  # last non-backslash
+        before = np.maximum(quotes - 1, 0)
+        run = np.where(quotes > 0, before - last_plain[before], 0)  # backslashes before each
+        toggle = np.zeros(a.size, dtype=np.int32)
+        toggle[quotes[run % 2 == 0]] = 1
+        step[(np.cumsum(toggle) & 1) == 1] = 0  # inside a string
+    return max(0, int(np.cumsum(step).max()))
 
 
 def _to_wire(value: Any) -> Any:
@@ -367,9 +452,9 @@ class Pick(Message):
     _checks: ClassVar[dict[str, Check]] = {
         "pick_id": _str(),
         "station_id": _station_id,
-        "phase": _str(),
+        "phase": _str(max_len=8),
         "time_epoch_s": _TIME,
-        "sampling_rate_hz": _num(positive=True),
+        "sampling_rate_hz": _num(0.0, MAX_SAMPLING_RATE_HZ, positive=True),
         "start_time_epoch_s": _TIME,
         "pick_index": _int(0),
         "samples": _samples,
@@ -448,11 +533,11 @@ class Arrival(Message):
     _checks: ClassVar[dict[str, Check]] = {
         "pick_id": _str(),
         "station_id": _station_id,
-        "phase": _str(),
+        "phase": _str(max_len=8),
         "azimuth_deg": _AZIMUTH,
         "takeoff_deg": _TAKEOFF,
-        "distance_km": _num(0.0),
-        "residual_s": _num(optional=True),
+        "distance_km": _num(0.0, MAX_DISTANCE_KM),
+        "residual_s": _num(-MAX_SECONDS_SPAN, MAX_SECONDS_SPAN, optional=True),
     }
 
 
@@ -474,14 +559,14 @@ class Origin(Message):
 
     _checks: ClassVar[dict[str, Check]] = {
         "event_id": _str(),
-        "revision": _int(0),
+        "revision": _REVISION,
         "time_epoch_s": _TIME,
         "latitude_deg": _num(-90.0, 90.0),
         "longitude_deg": _num(-180.0, 360.0),
-        "depth_km": _num(),
-        "magnitude": _num(optional=True),
+        "depth_km": _num(MIN_DEPTH_KM, MAX_DEPTH_KM),
+        "magnitude": _num(*MAGNITUDE_RANGE, optional=True),
         "arrivals": _tuple_of("Arrival"),
-        "rms_s": _num(0.0, optional=True),
+        "rms_s": _num(0.0, MAX_SECONDS_SPAN, optional=True),
         "method": _str(),
         "created_epoch_s": _TIME,
     }
@@ -537,8 +622,8 @@ class Mechanism(Message):
 
     _checks: ClassVar[dict[str, Check]] = {
         "event_id": _str(),
-        "revision": _int(0),
-        "origin_revision": _int(0),
+        "revision": _REVISION,
+        "origin_revision": _REVISION,
         "strike": _STRIKE,
         "dip": _DIP,
         "rake": _RAKE,
@@ -546,13 +631,13 @@ class Mechanism(Message):
         "aux_dip": _DIP,
         "aux_rake": _RAKE,
         "quality": _str(choices=("A", "B", "C", "D")),
-        "fault_plane_uncertainty_deg": _num(0.0),
-        "aux_plane_uncertainty_deg": _num(0.0),
+        "fault_plane_uncertainty_deg": _num(0.0, 180.0, tol=_ANGLE_TOL_DEG),
+        "aux_plane_uncertainty_deg": _num(0.0, 180.0, tol=_ANGLE_TOL_DEG),
         "misfit": _num(0.0, 1.0),
         "probability": _num(0.0, 1.0),
         "station_distribution_ratio": _num(0.0, 1.0),
-        "n_polarities": _int(0),
-        "n_stations": _int(0),
+        "n_polarities": _COUNT,
+        "n_stations": _COUNT,
         "model_version": _str(nonempty=False),
         "picks": _tuple_of("MechanismPick"),
         "azimuthal_gap_deg": _num(0.0, 360.0, optional=True, tol=_ANGLE_TOL_DEG),
@@ -577,7 +662,7 @@ class CatalogEvent(Message):
 
     _checks: ClassVar[dict[str, Check]] = {
         "event_id": _str(),
-        "revision": _int(0),
+        "revision": _REVISION,
         "status": _str(choices=CATALOG_STATUSES),
         "origin": _nested("Origin"),
         "mechanism": _nested("Mechanism", optional=True),
@@ -612,8 +697,12 @@ def encode(message: Message) -> dict[str, bytes]:
 def decode(stream_fields: Mapping[Any, Any]) -> Message:
     """The message in a Redis stream entry (keys/values as bytes or str)."""
     fields = {
-        (k.decode() if isinstance(k, bytes) else k): v for k, v in dict(stream_fields).items()
+        (k.decode("utf-8", "replace") if isinstance(k, bytes) else k): v
+        for k, v in dict(stream_fields).items()
     }
+    size = sum(len(k) + (len(v) if isinstance(v, (bytes, str)) else 0) for k, v in fields.items())
+    if size > MAX_ENTRY_BYTES:
+        raise MessageError(f"stream entry: {size} bytes is more than {MAX_ENTRY_BYTES}")
     kind = fields.get("type")
     if isinstance(kind, bytes):
         kind = kind.decode("utf-8", "replace")

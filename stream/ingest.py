@@ -675,8 +675,8 @@ def run(args: argparse.Namespace) -> int:
     """``firstmotion stream``: run until SIGTERM/SIGINT (or idle, with --exit-when-idle-s)."""
     import sys
 
-    from firstmotion.bus import Bus
-    from firstmotion.metrics import Health, age_check, redis_ping_check, start_http_server
+    from firstmotion.bus import Bus, redis_check
+    from firstmotion.metrics import Health, age_check, start_http_server
     from stream.detect import DetectParams
 
     settings = _settings(args)
@@ -727,7 +727,7 @@ def run(args: argparse.Namespace) -> int:
     port = args.metrics_port if args.metrics_port is not None else settings.metrics.port
     if not args.no_metrics:
         health = Health()
-        health.register("redis", redis_ping_check(bus.client))
+        health.register("redis", redis_check(bus))
         health.register(
             "newest_packet",
             age_check(lambda: proc.reader.newest_wall_s, ingest.watchdog_s),

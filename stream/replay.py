@@ -66,6 +66,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -348,6 +349,7 @@ class ReplayServer:
             raise ValueError(f"port must be 0..65535, got {port}")
         if isinstance(records_or_paths, (str, os.PathLike)):
             records_or_paths = [records_or_paths]
+        self.skipped: list[tuple[Path, str]] = []  # unreadable files: (path, problem)
         if isinstance(records_or_paths, RecordTable):
             table = records_or_paths
         else:
@@ -357,7 +359,7 @@ class ReplayServer:
             elif any(isinstance(x, Record) for x in items):
                 raise ValueError("records_or_paths mixes Record objects and paths")
             else:
-                table = load_table(items)  # type: ignore[arg-type]
+                table = load_table(items, skipped=self.skipped)  # type: ignore[arg-type]
         self.plan = ReplayPlan.build(
             table, gap_threshold_s=gap_threshold_s, start_time_ns=start_time_ns
         )

@@ -241,12 +241,29 @@ class RecordTable:
         )
 
 
-def load_table(sources: Iterable[str | os.PathLike[str]]) -> RecordTable:
+def load_table(
+    sources: Iterable[str | os.PathLike[str]],
+    *,
+    skipped: list[tuple[Path, str]] | None = None,
+) -> RecordTable:
     """All data records of the miniSEED files named by ``sources`` (see
-    :func:`find_mseed_files`), re-recorded into 512-byte records where needed."""
+    :func:`find_mseed_files`), re-recorded into 512-byte records where needed.
+
+    A file that cannot be read or parsed (corrupt records, bytes that are not miniSEED) is
+    reported (one ERROR line naming the file and the problem) and skipped; the others are
+    served. ``skipped`` (if given) receives ``(path, problem)`` for each. A truncated file
+    keeps its whole records (obspy drops the partial last one with a warning).
+    """
     tables = []
     for path in find_mseed_files(sources):
-        table = RecordTable.from_bytes(path.read_bytes())
+        try:
+            table = RecordTable.from_bytes(path.read_bytes())
+        except Exception as exc:  # obspy raises plain Exceptions (InternalMSEEDError...)
+            problem = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
+            log.error("replay: skipping %s: %s", path, problem)
+            if skipped is not None:
+                skipped.append((path, problem))
+            continue
         log.debug("%s: %d records", path, len(table))
         tables.append(table)
     return RecordTable.concat(tables)

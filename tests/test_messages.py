@@ -263,7 +263,7 @@ def test_bad_pick_names_the_field(changes, expected):
         (make_polarity, {"probabilities": [1.0, 0.0]}, "Polarity.probabilities: expected"),
         (make_polarity, {"confidence": 1.5}, "Polarity.confidence"),
         (make_polarity, {"model_version": ""}, "Polarity.model_version"),
-        (make_origin, {"revision": -1}, "Origin.revision: expected an integer >= 0"),
+        (make_origin, {"revision": -1}, "Origin.revision: expected an integer in [0, 1000000]"),
         (make_origin, {"depth_km": "deep"}, "Origin.depth_km"),
         (make_mechanism, {"quality": "E"}, "Mechanism.quality: expected one of"),
         (make_mechanism, {"dip": 95}, "Mechanism.dip: expected a number in [0, 90]"),

@@ -144,7 +144,7 @@ class AssociateWorker:
         name: str | None = None,
         batch_size: int = 256,
         block_ms: int = 1000,
-        lease_ms: int = 60_000,
+        lease_ms: int = 5_000,
         max_deliveries: int = 5,
         debounce_s: float = 1.0,
         debounce_picks: int = 200,
@@ -429,13 +429,18 @@ class AssociateWorker:
 
     def run(self, *, drain: bool = False, timeout_s: float | None = None) -> int:
         """Read, window, associate (debounced) until stopped, or with ``drain`` until nothing
-        is new or pending and the final association ran. Returns the picks processed."""
-        if not self._loaded:
-            self.load_state()
+        is new or pending and the final association ran. Returns the picks processed.
+
+        The state is loaded inside the loop, so a Redis that is down or refuses the password at
+        start is waited out with backoff (and said so in one log line), never a traceback."""
+        import redis
+
         self.warm_up()
         block_ms = 100 if drain else max(1, min(self.block_ms, int(self.debounce_s * 1000) or 1))
 
         def step() -> int:
+            if not self._loaded:
+                self.load_state()
             took = self.consumer.run_once(block_ms=block_ms)
             if self._due(took):
                 self._associate_guarded()
@@ -454,9 +459,13 @@ class AssociateWorker:
             label="associate worker",
             on_nogroup=self.consumer.forget_group,
             what="picks stream or group",
+            url=getattr(self.bus, "url", None),
         )
         if self.dirty:  # stopped with windowed picks not yet associated: do it now
-            self._associate_guarded()
+            try:
+                self._associate_guarded()
+            except redis.RedisError as exc:  # the picks stay in the window for the next start
+                log.error("final association skipped: %s", exc)
         return self.consumer.processed
 
 

@@ -686,7 +686,7 @@ class CatalogWorker:
         name: str | None = None,
         block_ms: int = 1000,
         batch_size: int = 64,
-        lease_ms: int = 60_000,
+        lease_ms: int = 5_000,
         max_deliveries: int = 5,
         clock: Any = time.time,
     ) -> None:

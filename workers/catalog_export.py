@@ -301,7 +301,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from firstmotion.bus import Bus
+    import redis
+
+    from firstmotion.bus import Bus, describe_redis_error
     from firstmotion.config import load_settings
     from workers.catalog import CatalogReader
 
@@ -311,10 +313,13 @@ def run(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit <= 0:
         print(f"--limit: expected a positive integer, got {args.limit}", file=sys.stderr)
         return 2
-    bus = Bus.from_url(url, prefix)
+    bus = Bus.from_url(url, prefix, socket_timeout_s=10.0)
     try:
         reader = CatalogReader(bus.client, prefix)
         events = reader.all_events(include_deleted=args.include_deleted)
+    except redis.RedisError as exc:  # say what went wrong in one line, no traceback
+        print(f"firstmotion catalog export: {describe_redis_error(exc, url)}", file=sys.stderr)
+        return 1
     finally:
         bus.close()
     if args.limit is not None:

@@ -316,7 +316,7 @@ class MechanismWorker:
         name: str | None = None,
         block_ms: int = 1000,
         batch_size: int = 64,
-        lease_ms: int = 60_000,
+        lease_ms: int = 5_000,
         max_deliveries: int = 5,
     ) -> None:
         self.bus = bus

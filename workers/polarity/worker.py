@@ -140,7 +140,7 @@ def build_consumer(
     min_confidence: float = PolaritySettings.min_confidence,
     name: str | None = None,
     block_ms: int = 1000,
-    lease_ms: int = 60_000,
+    lease_ms: int = 5_000,
     max_deliveries: int = 5,
 ) -> Consumer:
     """The polarity stage's consumer on ``bus`` (group ``polarity``), with the bus's dynamic
