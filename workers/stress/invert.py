@@ -62,6 +62,7 @@ FRICTION_GRID = np.round(np.arange(0.2, 1.0001, 0.05), 2)
 LINEAR_ITERATIONS = 8
 REFINE_ITERATIONS = 10
 EM_ITERATIONS = 20
+MULTISTART_MAX = 400
 BOOTSTRAP_ITERATIONS = 5
 
 
@@ -198,6 +199,13 @@ def _linear_design(normals: np.ndarray) -> np.ndarray:
     return a
 
 
+def _tensor_from_deviatoric(t: np.ndarray) -> np.ndarray:
+    s11, s12, s13, s22, s23 = t
+    tension = np.array([[s11, s12, s13], [s12, s22, s23], [s13, s23, -s11 - s22]])
+    v, r = principal(-tension)
+    return reduced_tensor(v, r)
+
+
 def linear_inversion(
     normals: np.ndarray, slips: np.ndarray, weight: np.ndarray | None = None
 ) -> np.ndarray:
@@ -207,11 +215,7 @@ def linear_inversion(
     w = np.ones(len(normals)) if weight is None else np.asarray(weight, dtype=float)
     ata = np.einsum("n,nik,nil->kl", w, a, a)
     atb = np.einsum("n,nik,ni->k", w, a, slips)
-    t = np.linalg.lstsq(ata, atb, rcond=None)[0]
-    s11, s12, s13, s22, s23 = t
-    tension = np.array([[s11, s12, s13], [s12, s22, s23], [s13, s23, -s11 - s22]])
-    v, r = principal(-tension)
-    return reduced_tensor(v, r)
+    return _tensor_from_deviatoric(np.linalg.lstsq(ata, atb, rcond=None)[0])
 
 
 def choose_planes(tensor: np.ndarray, normals2: np.ndarray, friction: float) -> np.ndarray:
@@ -220,20 +224,36 @@ def choose_planes(tensor: np.ndarray, normals2: np.ndarray, friction: float) -> 
     return (i[:, 1] > i[:, 0]).astype(np.intp)
 
 
+def linear_terms(normals2: np.ndarray, slips2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-plane normal-equation terms of the linear inversion: A^T A (n, 2, 5, 5) and
+    A^T s (n, 2, 5), so that any plane choice is inverted by summing rows."""
+    a = _linear_design(normals2.reshape(-1, 3))
+    ata = np.einsum("nik,nil->nkl", a, a).reshape(len(normals2), 2, 5, 5)
+    atb = np.einsum("nik,ni->nk", a, slips2.reshape(-1, 3)).reshape(len(normals2), 2, 5)
+    return ata, atb
+
+
 def iterative_linear(
-    normals2: np.ndarray, slips2: np.ndarray, friction: float, n_iter: int = LINEAR_ITERATIONS
+    normals2: np.ndarray,
+    slips2: np.ndarray,
+    friction: float,
+    n_iter: int = LINEAR_ITERATIONS,
+    terms: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Vavrycuk's (2014) iterative joint inversion for one friction: (tensor, plane choice)."""
-    n = len(normals2)
-    tensor = linear_inversion(normals2.reshape(-1, 3), slips2.reshape(-1, 3))
-    choice = np.zeros(n, dtype=np.intp)
-    rows = np.arange(n)
+    ata, atb = linear_terms(normals2, slips2) if terms is None else terms
+    rows = np.arange(len(normals2))
+    tensor = _tensor_from_deviatoric(
+        np.linalg.lstsq(ata.sum(axis=(0, 1)), atb.sum(axis=(0, 1)), rcond=None)[0]
+    )
+    choice = np.full(len(normals2), -1, dtype=np.intp)
     for _ in range(n_iter):
-        choice = choose_planes(tensor, normals2, friction)
-        new = linear_inversion(normals2[rows, choice], slips2[rows, choice])
-        if np.allclose(new, tensor, atol=1e-9):
+        new_choice = choose_planes(tensor, normals2, friction)
+        if np.array_equal(new_choice, choice):
             break
-        tensor = new
+        choice = new_choice
+        t = np.linalg.lstsq(ata[rows, choice].sum(0), atb[rows, choice].sum(0), rcond=None)[0]
+        tensor = _tensor_from_deviatoric(t)
     return tensor, choose_planes(tensor, normals2, friction)
 
 
@@ -569,26 +589,61 @@ def _fit(
     rows = np.arange(len(normals2))
     if friction is None:
         best = (-np.inf, 0.6, None)
+        terms = linear_terms(normals2, slips2)
         for mu in FRICTION_GRID:
-            t, c = iterative_linear(normals2, slips2, float(mu))
+            t, c = iterative_linear(normals2, slips2, float(mu), terms=terms)
             score = float(np.mean(instability(t, normals2[rows, c], float(mu))))
             if score > best[0]:
                 best = (score, float(mu), t)
         friction, tensor = best[1], best[2]
     else:
         tensor, _ = iterative_linear(normals2, slips2, float(friction))
-    v, r = principal(tensor)
-    nflat = np.ascontiguousarray(normals2.reshape(-1, 3))
-    sflat = np.ascontiguousarray(slips2.reshape(-1, 3))
-    all_rows = np.arange(len(nflat), dtype=np.int64)
-    post = np.full((len(normals2), 2), 0.5)
-    for _ in range(EM_ITERATIONS):
-        post, _ = plane_posterior(reduced_tensor(v, r), normals2, slips2, float(friction))
-        nv, nr, _ = _lm(nflat, sflat, all_rows, post.reshape(-1), v, r, REFINE_ITERATIONS)
-        moved = float(np.max(_axial_angle_deg(nv.T, v.T))) + abs(nr - r) * 100
-        v, r = np.ascontiguousarray(nv), float(nr)
-        if moved < 1e-4:
-            break
+    v0, r0 = principal(tensor)
+
+    def em(nrm2: np.ndarray, slp2: np.ndarray, v: np.ndarray, r: float) -> tuple[np.ndarray, float]:
+        nflat = np.ascontiguousarray(nrm2.reshape(-1, 3))
+        sflat = np.ascontiguousarray(slp2.reshape(-1, 3))
+        all_rows = np.arange(len(nflat), dtype=np.int64)
+        for _ in range(EM_ITERATIONS):
+            post, _ = plane_posterior(reduced_tensor(v, r), nrm2, slp2, float(friction))
+            nv, nr, _ = _lm(nflat, sflat, all_rows, post.reshape(-1), v, r, REFINE_ITERATIONS)
+            moved = float(np.max(_axial_angle_deg(nv.T, v.T))) + abs(nr - r) * 100
+            v, r = np.ascontiguousarray(nv), float(nr)
+            if moved < 1e-4:
+                break
+        return v, r
+
+    _, kappa = plane_posterior(tensor, normals2, slips2, float(friction))
+    kappa = max(kappa, 10.0)
+
+    def score(nrm2: np.ndarray, slp2: np.ndarray, v: np.ndarray, r: float) -> float:
+        """Negative log-likelihood of the two-plane mixture that :func:`plane_posterior`
+        weighs (one concentration for every start)."""
+        t = reduced_tensor(v, r)
+        cos_m = np.sum(predicted_slip(t, nrm2)[0] * slp2, axis=-1)
+        z = kappa * (cos_m - 1.0) + 0.25 * kappa * instability(t, nrm2, float(friction))
+        zmax = np.max(z, axis=1)
+        return float(-np.sum(zmax + np.log(np.sum(np.exp(z - zmax[:, None]), axis=1))))
+
+    # Starts: the linear answer, and its axes with sigma1/sigma2 or sigma2/sigma3 swapped, each
+    # with its own R and with R = 0.25 and 0.75. Where R is near 0 or 1 those pairs of axes are
+    # barely told apart and a single start can stay in the wrong basin. The starts are refined
+    # on at most MULTISTART_MAX mechanisms; the one with the smallest misfit is refined on all.
+    sub = np.arange(len(normals2))
+    if len(sub) > MULTISTART_MAX:
+        sub = np.sort(np.random.default_rng(0).choice(len(sub), MULTISTART_MAX, replace=False))
+    n_sub, s_sub = normals2[sub], slips2[sub]
+    best = None
+    for perm in ([0, 1, 2], [1, 0, 2], [0, 2, 1]):
+        vs = np.ascontiguousarray(v0[:, perm] * ([1, 1, 1] if perm == [0, 1, 2] else [1, 1, -1]))
+        for rs in (r0, 0.25, 0.75):
+            v, r = em(n_sub, s_sub, vs, rs)
+            sc = score(n_sub, s_sub, v, r)
+            if best is None or sc < best[0] - 1e-9:
+                best = (sc, v, r)
+    _, v, r = best
+    if len(sub) < len(normals2):
+        v, r = em(normals2, slips2, v, r)
     post, _ = plane_posterior(reduced_tensor(v, r), normals2, slips2, float(friction))
     return v, r, float(friction), post
 
