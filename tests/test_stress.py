@@ -141,6 +141,7 @@ def test_either_nodal_plane_gives_the_same_answer():
     assert abs(a.shape_ratio - b.shape_ratio) < 1e-3
 
 
+@pytest.mark.slow
 def test_bootstrap_is_reproducible_and_covers_the_truth():
     """A small version of the coverage benchmark: over 24 draws the 95% regions of sigma1,
     sigma3, R and SHmax hold the truth in at least 19 (P(<19 | 0.95) < 1%)."""

@@ -63,6 +63,7 @@ LINEAR_ITERATIONS = 8
 REFINE_ITERATIONS = 10
 EM_ITERATIONS = 20
 MULTISTART_MAX = 400
+PLANE_TEMPER = 3.0
 BOOTSTRAP_ITERATIONS = 5
 
 
@@ -565,15 +566,18 @@ def _summarise(
         for k in range(3):
             ang = _axial_angle_deg(b_axes[:, :, k], axes[:, k])
             out[f"sigma{k + 1}_deg"] = round(float(np.quantile(ang, confidence)), 2)
-        lo, hi = np.quantile(b_r, [(1 - confidence) / 2, (1 + confidence) / 2])
-        out["shape_ratio"] = [round(float(lo), 4), round(float(hi), 4)]
-        dev = _azimuth_diff_deg(b_shmax, shmax)
-        lo, hi = np.quantile(dev, [(1 - confidence) / 2, (1 + confidence) / 2])
-        out["shmax_azimuth_deg"] = [
-            round(float((shmax + lo) % 180.0), 2),
-            round(float((shmax + hi) % 180.0), 2),
+        # symmetric intervals about the estimate (robust to a shifted bootstrap cloud)
+        h = float(np.quantile(np.abs(b_r - shape_ratio), confidence))
+        out["shape_ratio"] = [
+            round(max(shape_ratio - h, 0.0), 4),
+            round(min(shape_ratio + h, 1.0), 4),
         ]
-        out["shmax_half_width_deg"] = round(float(np.quantile(np.abs(dev), confidence)), 2)
+        h = float(np.quantile(np.abs(_azimuth_diff_deg(b_shmax, shmax)), confidence))
+        out["shmax_azimuth_deg"] = [
+            round(float((shmax - h) % 180.0), 2),
+            round(float((shmax + h) % 180.0), 2),
+        ]
+        out["shmax_half_width_deg"] = round(h, 2)
     out["mean_misfit_deg"] = round(float(np.mean(misfit_deg)), 2) if len(misfit_deg) else None
     out["friction"] = round(float(friction), 3)
     return out
@@ -702,7 +706,11 @@ def invert_stress(
     if n_bootstrap > 0:
         rng = np.random.default_rng(seed)
         pick = rng.integers(0, n, size=(n_bootstrap, n))
-        plane = rng.random((n_bootstrap, n)) < post[pick, 1]  # the plane choice resampled
+        # the plane choice resampled: from the posterior tempered by PLANE_TEMPER (the posterior
+        # treats the stress as known; it is not, and the tempered draw restores that doubt)
+        logit = np.log(np.clip(post[:, 1], 1e-300, None)) - np.log(np.clip(post[:, 0], 1e-300, None))
+        p1 = 1.0 / (1.0 + np.exp(-np.clip(logit / PLANE_TEMPER, -50, 50)))
+        plane = rng.random((n_bootstrap, n)) < p1[pick]
         idx = (2 * pick + plane).astype(np.int64)
         b_axes = np.empty((n_bootstrap, 3, 3))
         b_r = np.empty(n_bootstrap)
