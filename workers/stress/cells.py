@@ -101,9 +101,7 @@ def cell_centre(grid_deg: float, row: int, col: int) -> tuple[float, float]:
     return (row + 0.5) * grid_deg, (col + 0.5) * grid_deg
 
 
-def cell_object(
-    result: StressResult, grid_deg: float, row: int, col: int
-) -> dict[str, Any]:
+def cell_object(result: StressResult, grid_deg: float, row: int, col: int) -> dict[str, Any]:
     """One entry of ``cells``: the contract object plus the cell's id, centre, count and
     faulting regime."""
     lat, lon = cell_centre(grid_deg, row, col)
@@ -145,5 +143,7 @@ def invert_cells(
         it = tqdm(groups, desc="cells", unit="cell")
     out = []
     for key, idx in it:
-        out.append((key, invert_stress(table.strike[idx], table.dip[idx], table.rake[idx], **kwargs)))
+        out.append(
+            (key, invert_stress(table.strike[idx], table.dip[idx], table.rake[idx], **kwargs))
+        )
     return out

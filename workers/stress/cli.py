@@ -79,8 +79,15 @@ def run(args: argparse.Namespace) -> int:
             cells = [{**out, "cell": "all", "regime": res.regime, "count": res.n_mechanisms,
                       "centre": {"latitude_deg": lat, "longitude_deg": lon},
                       "_half_deg": 0.4 * span}]  # fmt: skip
-        log.info("%d mechanisms: sigma1 %s sigma3 %s R %.2f SHmax %.1f (%s)", res.n_mechanisms,
-                 out["sigma1"], out["sigma3"], res.shape_ratio, res.shmax_azimuth_deg, res.regime)
+        log.info(
+            "%d mechanisms: sigma1 %s sigma3 %s R %.2f SHmax %.1f (%s)",
+            res.n_mechanisms,
+            out["sigma1"],
+            out["sigma3"],
+            res.shape_ratio,
+            res.shmax_azimuth_deg,
+            res.regime,
+        )
     else:
         results = invert_cells(table, args.grid_deg, min_mechanisms=args.min_mechanisms,
                                progress=sys.stderr.isatty(), **kw)  # fmt: skip

@@ -165,9 +165,7 @@ def instability(tensor: np.ndarray, normals: np.ndarray, friction: float) -> np.
     return (tau / span + friction * (w[-1] - sn) / span) / best
 
 
-def misfit_angles(
-    tensor: np.ndarray, normals: np.ndarray, slips: np.ndarray
-) -> np.ndarray:
+def misfit_angles(tensor: np.ndarray, normals: np.ndarray, slips: np.ndarray) -> np.ndarray:
     """Angle (degrees, 0-180) between observed and predicted slip on each plane."""
     d, _ = predicted_slip(tensor, normals)
     return np.degrees(np.arccos(np.clip(np.sum(d * slips, axis=-1), -1.0, 1.0)))
@@ -708,7 +706,9 @@ def invert_stress(
         pick = rng.integers(0, n, size=(n_bootstrap, n))
         # the plane choice resampled: from the posterior tempered by PLANE_TEMPER (the posterior
         # treats the stress as known; it is not, and the tempered draw restores that doubt)
-        logit = np.log(np.clip(post[:, 1], 1e-300, None)) - np.log(np.clip(post[:, 0], 1e-300, None))
+        logit = np.log(np.clip(post[:, 1], 1e-300, None)) - np.log(
+            np.clip(post[:, 0], 1e-300, None)
+        )
         p1 = 1.0 / (1.0 + np.exp(-np.clip(logit / PLANE_TEMPER, -50, 50)))
         plane = rng.random((n_bootstrap, n)) < p1[pick]
         idx = (2 * pick + plane).astype(np.int64)

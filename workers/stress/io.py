@@ -69,7 +69,9 @@ def read_quakeml(path: str | Path) -> MechanismTable:
 
     rows = []
     for ev in read_events(str(path)):
-        fm = ev.preferred_focal_mechanism() or (ev.focal_mechanisms[0] if ev.focal_mechanisms else None)
+        fm = ev.preferred_focal_mechanism() or (
+            ev.focal_mechanisms[0] if ev.focal_mechanisms else None
+        )
         if fm is None or fm.nodal_planes is None or fm.nodal_planes.nodal_plane_1 is None:
             continue
         np1 = fm.nodal_planes.nodal_plane_1
@@ -107,7 +109,9 @@ def read_redis(client: Any, prefix: str = "fm:") -> MechanismTable:
     from firstmotion.geodesy import offset_latlon
     from firstmotion.messages import Mechanism, Origin
 
-    ids = [i.decode() if isinstance(i, bytes) else i for i in client.zrange(f"{prefix}catalog", 0, -1)]
+    ids = [
+        i.decode() if isinstance(i, bytes) else i for i in client.zrange(f"{prefix}catalog", 0, -1)
+    ]
     pipe = client.pipeline(transaction=False)
     for eid in ids:
         pipe.hmget(f"{prefix}event:{eid}", "origin", "mechanism", "status")
@@ -139,7 +143,10 @@ def _bar(lat: float, lon: float, azimuth_deg: float, half_km: float) -> list[lis
     a = np.radians(azimuth_deg)
     dlat = half_km / 111.195 * np.cos(a)
     dlon = half_km / (111.195 * max(np.cos(np.radians(lat)), 1e-6)) * np.sin(a)
-    return [[round(lon - dlon, 6), round(lat - dlat, 6)], [round(lon + dlon, 6), round(lat + dlat, 6)]]
+    return [
+        [round(lon - dlon, 6), round(lat - dlat, 6)],
+        [round(lon + dlon, 6), round(lat + dlat, 6)],
+    ]
 
 
 def to_geojson(cells: list[dict[str, Any]], *, bar_km: float | None = None) -> dict[str, Any]:

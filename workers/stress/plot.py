@@ -47,8 +47,13 @@ def plot_stress_map(
         if unc:
             for sgn in (-1, 1):
                 a = np.radians(c["shmax_azimuth_deg"] + sgn * unc)
-                ax.plot([lo - half * kx * np.sin(a), lo + half * kx * np.sin(a)],
-                        [la - half * np.cos(a), la + half * np.cos(a)], c=col, lw=1, alpha=0.3)
+                ax.plot(
+                    [lo - half * kx * np.sin(a), lo + half * kx * np.sin(a)],
+                    [la - half * np.cos(a), la + half * np.cos(a)],
+                    c=col,
+                    lw=1,
+                    alpha=0.3,
+                )
         a = np.radians(c["shmax_azimuth_deg"])
         label = REGIME_NAMES.get(c.get("regime", "U")) if c.get("regime") not in seen else None
         seen.add(c.get("regime"))
