@@ -58,13 +58,13 @@ except ImportError:  # pragma: no cover
 from firstmotion.kagan import vectors_from_sdr
 
 CONFIDENCE = 0.95
-FRICTION_GRID = np.round(np.arange(0.2, 1.0001, 0.05), 2)
+FRICTION_GRID = np.round(np.arange(0.2, 1.0001, 0.1), 2)
 LINEAR_ITERATIONS = 8
 REFINE_ITERATIONS = 10
 EM_ITERATIONS = 20
 MULTISTART_MAX = 400
 PLANE_TEMPER = 3.0
-BOOTSTRAP_ITERATIONS = 5
+BOOTSTRAP_ITERATIONS = 3
 
 
 # --------------------------------------------------------------------------- geometry
@@ -371,15 +371,42 @@ def _evaluate_py(nrm, slp, rows, wts, v, r):  # pragma: no cover - compiled
     return cost, jtj, jtr
 
 
+def _damped_solve_py(jtj, jtr, lam):  # pragma: no cover - compiled
+    """-(J^T J + lam diag(J^T J))^-1 J^T e by Cholesky (4x4, symmetric positive definite)."""
+    a = jtj.copy()
+    for k in range(4):
+        a[k, k] += lam * jtj[k, k] + 1e-12
+    low = np.zeros((4, 4))
+    for i in range(4):
+        for j in range(i + 1):
+            acc = a[i, j]
+            for k in range(j):
+                acc -= low[i, k] * low[j, k]
+            if i == j:
+                low[i, i] = np.sqrt(max(acc, 1e-300))
+            else:
+                low[i, j] = acc / low[j, j]
+    y = np.zeros(4)
+    for i in range(4):
+        acc = -jtr[i]
+        for k in range(i):
+            acc -= low[i, k] * y[k]
+        y[i] = acc / low[i, i]
+    x = np.zeros(4)
+    for i in range(3, -1, -1):
+        acc = y[i]
+        for k in range(i + 1, 4):
+            acc -= low[k, i] * x[k]
+        x[i] = acc / low[i, i]
+    return x
+
+
 def _lm_py(nrm, slp, rows, wts, v, r, n_iter):  # pragma: no cover - compiled
     """Levenberg-Marquardt from (V, R); returns the best (V, R, cost)."""
     cost, jtj, jtr = _evaluate(nrm, slp, rows, wts, v, r)
     lam = 1e-3
     for _ in range(n_iter):
-        a = jtj.copy()
-        for k in range(4):
-            a[k, k] += lam * jtj[k, k] + 1e-12
-        step = -np.linalg.solve(a, jtr)
+        step = _damped_solve(jtj, jtr, lam)
         nv, nr = _step(v, r, step)
         ncost, njtj, njtr = _evaluate(nrm, slp, rows, wts, nv, nr)
         if ncost <= cost:
@@ -409,13 +436,14 @@ if _numba is not None:
     _sigma = _jit(_sigma_py)
     _derivs = _jit(_derivs_py)
     _step = _jit(_step_py)
+    _damped_solve = _jit(_damped_solve_py)
     _evaluate = _jit(_evaluate_py)
     _lm = _jit(_lm_py)
     _prange = _numba.prange
     _bootstrap = _numba.njit(cache=True, nogil=True, parallel=True)(_bootstrap_py)
 else:  # pragma: no cover
-    _sigma, _derivs, _step, _evaluate, _lm, _prange = (
-        _sigma_py, _derivs_py, _step_py, _evaluate_py, _lm_py, range,
+    _sigma, _derivs, _step, _evaluate, _lm, _prange, _damped_solve = (
+        _sigma_py, _derivs_py, _step_py, _evaluate_py, _lm_py, range, _damped_solve_py,
     )  # fmt: skip
     _bootstrap = _bootstrap_py
 
