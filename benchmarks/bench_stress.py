@@ -87,8 +87,9 @@ def real_northridge(plot: bool) -> dict:
                 "centre": {"latitude_deg": float(np.mean([x["lat"] for x in rows])),
                            "longitude_deg": float(np.mean([x["lon"] for x in rows]))}}  # fmt: skip
         (ROOT / "benchmarks" / "figures").mkdir(parents=True, exist_ok=True)
-        plot_stress_map([cell], table, ROOT / "benchmarks" / "figures" / "stress_northridge.png",
-                        title="HASH example 1 (Northridge aftershocks): SHmax, 95% range")  # fmt: skip
+        path = ROOT / "benchmarks" / "figures" / "stress_northridge.png"
+        title = "HASH example 1 (Northridge aftershocks): SHmax, 95% range"
+        plot_stress_map([cell], table, path, title=title)
     return out
 
 
@@ -122,11 +123,15 @@ def recovery(draws: int, **gen) -> dict:
             lin.append(_errors(t, lv, lr))
         ours, lin = np.array(ours), np.array(lin)
         keys = ("sigma1_deg", "sigma3_deg", "shape_ratio", "shmax_deg")
+
+        def summary(values: np.ndarray) -> dict:
+            return dict(zip(keys, np.round(values, 3).tolist(), strict=True))
+
         out[name] = {
-            "nonlinear_median": dict(zip(keys, np.round(np.median(ours, 0), 3).tolist(), strict=True)),
-            "nonlinear_max": dict(zip(keys, np.round(ours.max(0), 3).tolist(), strict=True)),
-            "linear_median": dict(zip(keys, np.round(np.median(lin, 0), 3).tolist(), strict=True)),
-            "linear_max": dict(zip(keys, np.round(lin.max(0), 3).tolist(), strict=True)),
+            "nonlinear_median": summary(np.median(ours, 0)),
+            "nonlinear_max": summary(ours.max(0)),
+            "linear_median": summary(np.median(lin, 0)),
+            "linear_max": summary(lin.max(0)),
             "within_spec_fraction": float(np.mean(
                 (ours[:, 0] <= 10) & (ours[:, 1] <= 10) & (ours[:, 2] <= 0.15) & (ours[:, 3] <= 10)
             )),
