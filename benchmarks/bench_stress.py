@@ -103,6 +103,13 @@ def _errors(truth, axes, r) -> tuple[float, float, float, float]:
     )
 
 
+ERROR_KEYS = ("sigma1_deg", "sigma3_deg", "shape_ratio", "shmax_deg")
+
+
+def summary(values: np.ndarray) -> dict:
+    return dict(zip(ERROR_KEYS, np.round(values, 3).tolist(), strict=True))
+
+
 def recovery(draws: int, **gen) -> dict:
     out = {}
     for name in list(REGIMES) + ["random R 0.3-0.7"]:
@@ -122,11 +129,6 @@ def recovery(draws: int, **gen) -> dict:
             lv, lr = principal(tl)
             lin.append(_errors(t, lv, lr))
         ours, lin = np.array(ours), np.array(lin)
-        keys = ("sigma1_deg", "sigma3_deg", "shape_ratio", "shmax_deg")
-
-        def summary(values: np.ndarray) -> dict:
-            return dict(zip(keys, np.round(values, 3).tolist(), strict=True))
-
         out[name] = {
             "nonlinear_median": summary(np.median(ours, 0)),
             "nonlinear_max": summary(ours.max(0)),
