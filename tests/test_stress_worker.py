@@ -170,3 +170,21 @@ def test_cli_reads_quakeml(tmp_path):
                      "--quality", "A"]) == 0  # fmt: skip
     obj = json.loads(out.read_text())
     assert obj["n_mechanisms"] == 25 and obj["sigma1"]["plunge_deg"] > 60
+
+
+def test_cli_reads_json_lines_with_aliases(tmp_path):
+    t = regime_stress("thrust")
+    s, d, r, _ = synthetic_mechanisms(t, 30, seed=11)
+    lines = [
+        json.dumps({"event_id": f"j{i}", "strike": s[i], "dip": d[i], "rake": r[i],
+                    "lat": 34.2, "lon": -118.6, "quality": "ab"[i % 2]})
+        for i in range(30)
+    ]  # fmt: skip
+    path = tmp_path / "m.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "s.json"
+    rc = cli.main(["stress", "--input", str(path), "--output", str(out), "--bootstrap", "10",
+                   "--quality", "A", "--min-mechanisms", "10"])  # fmt: skip
+    assert rc == 0
+    obj = json.loads(out.read_text())
+    assert obj["n_mechanisms"] == 15 and obj["sigma3"]["plunge_deg"] > 60

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     src = parser.add_mutually_exclusive_group(required=True)
-    src.add_argument("--input", help="CSV (strike, dip, rake, ...) or QuakeML file")
+    src.add_argument("--input", help="CSV (strike, dip, rake, ...), JSON lines or QuakeML file")
     src.add_argument("--redis", help="read the live catalog from this Redis URL")
     parser.add_argument("--prefix", default="fm:", help="Redis key prefix (default fm:)")
     parser.add_argument("--output", required=True, help="JSON file to write")

@@ -104,7 +104,7 @@ def principal(tensor: ArrayLike) -> tuple[np.ndarray, float]:
         v[:, 2] = -v[:, 2]
     span = w[0] - w[2]
     r = float((w[0] - w[1]) / span) if span > 0 else 0.5
-    return v, float(np.clip(r, 0.0, 1.0))
+    return v, min(max(r, 0.0), 1.0)
 
 
 def shmax_azimuth(tensor: ArrayLike) -> float:

@@ -1,5 +1,6 @@
 """Reading mechanisms (CSV, QuakeML, the live catalog in Redis) and writing GeoJSON.
 
+JSON lines (``firstmotion invert``'s output, SKHASH mechanisms): the same fields per object.
 CSV: a header with ``strike``, ``dip``, ``rake`` (degrees, Aki & Richards; either nodal plane)
 and optional ``latitude``/``latitude_deg``, ``longitude``/``longitude_deg``, ``depth_km``,
 ``quality`` (A-D) and ``event_id`` (``firstmotion catalog export --format csv`` is read as is).
@@ -96,11 +97,36 @@ def read_quakeml(path: str | Path) -> MechanismTable:
     return MechanismTable.from_rows(rows)
 
 
+def read_jsonl(path: str | Path) -> MechanismTable:
+    """One JSON object per line with ``strike``, ``dip``, ``rake`` and optional epicentre
+    (``latitude``/``lat``, ``longitude``/``lon``), ``depth_km``, ``quality``, ``event_id``: the
+    output of ``firstmotion invert`` and SKHASH's mechanisms as JSON lines."""
+    rows = []
+    for line in Path(path).read_text().splitlines():
+        if not line.strip():
+            continue
+        obj = {k.lower(): v for k, v in json.loads(line).items()}
+        row: dict[str, Any] = {c: _float(obj.get(c)) for c in ("strike", "dip", "rake")}
+        if not all(np.isfinite(list(row.values()))):
+            continue
+        for key, aliases in _ALIASES.items():
+            value = next((obj[a] for a in aliases if obj.get(a) not in (None, "")), None)
+            if key in ("latitude", "longitude", "depth_km"):
+                row[key] = _float(value)
+            else:
+                row[key] = "" if value is None else str(value)
+        row["quality"] = row["quality"].upper()
+        rows.append(row)
+    return MechanismTable.from_rows(rows)
+
+
 def read_mechanisms(path: str | Path) -> MechanismTable:
-    """CSV or QuakeML, by content."""
+    """QuakeML, JSON lines or CSV, by content."""
     head = Path(path).read_bytes()[:512].lstrip()
     if head.startswith(b"<"):
         return read_quakeml(path)
+    if head.startswith(b"{"):
+        return read_jsonl(path)
     return read_csv(path)
 
 
@@ -183,5 +209,5 @@ def write_json(path: str | Path, obj: Any) -> None:
     Path(path).write_text(json.dumps(obj, indent=2) + "\n")
 
 
-__all__ = ["read_csv", "read_quakeml", "read_mechanisms", "read_redis", "to_geojson",
+__all__ = ["read_csv", "read_jsonl", "read_quakeml", "read_mechanisms", "read_redis", "to_geojson",
            "write_json", "cell_centre"]  # fmt: skip

@@ -64,6 +64,7 @@ def plot_stress_map(
     ax.set_xlabel("longitude (deg)")
     ax.set_ylabel("latitude (deg)")
     ax.set_aspect(kx)
+    ax.ticklabel_format(useOffset=False)
     ax.set_title(title or "SHmax (Lund & Townend 2007) by faulting regime (Zoback 1992)")
     ax.legend(loc="best", fontsize=8)
     ax.grid(alpha=0.3)
