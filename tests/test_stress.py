@@ -207,3 +207,17 @@ def test_contract_keys_and_bad_input():
         invert_stress([1, 2], [30, 40], [10, 20])
     with pytest.raises(ValueError, match="finite"):
         invert_stress([1, 2, 3, np.nan], [30] * 4, [10] * 4)
+
+
+def test_compiled_plane_posterior_matches_numpy():
+    from workers.stress.invert import _posterior, plane_posterior
+
+    t = regime_stress("normal")
+    s, d, r, _ = synthetic_mechanisms(t, 40, seed=8)
+    n2, s2 = fault_vectors(s, d, r)
+    v, rr = principal(reduced_tensor(t.axes, 0.5))
+    want, kappa = plane_posterior(reduced_tensor(v, rr), n2, s2, 0.6)
+    w = np.empty(80)
+    got_kappa = _posterior(n2.reshape(-1, 3), s2.reshape(-1, 3), v, rr, 0.6, w)
+    assert abs(got_kappa - kappa) < 1e-9
+    np.testing.assert_allclose(w.reshape(-1, 2), want, atol=1e-9)

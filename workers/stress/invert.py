@@ -422,6 +422,53 @@ def _lm_py(nrm, slp, rows, wts, v, r, n_iter):  # pragma: no cover - compiled
     return v, r, cost
 
 
+def _posterior_py(nrm, slp, v, r, mu, w):  # pragma: no cover - compiled
+    """Compiled :func:`plane_posterior` (rows 2 m, 2 m + 1 the planes of mechanism m): fills
+    the weights ``w`` (2 n,) and returns kappa."""
+    sig = _sigma(v, r)
+    n2 = nrm.shape[0]
+    best_norm = 0.5 * (np.sqrt(1.0 + mu * mu) + mu)
+    cosm = np.empty(n2)
+    inst = np.empty(n2)
+    for m in range(n2):
+        n0, n1, n2_ = nrm[m, 0], nrm[m, 1], nrm[m, 2]
+        t0 = sig[0, 0] * n0 + sig[0, 1] * n1 + sig[0, 2] * n2_
+        t1 = sig[1, 0] * n0 + sig[1, 1] * n1 + sig[1, 2] * n2_
+        t2 = sig[2, 0] * n0 + sig[2, 1] * n1 + sig[2, 2] * n2_
+        sn = t0 * n0 + t1 * n1 + t2 * n2_
+        h0, h1, h2 = sn * n0 - t0, sn * n1 - t1, sn * n2_ - t2
+        mag = np.sqrt(h0 * h0 + h1 * h1 + h2 * h2)
+        cosm[m] = (h0 * slp[m, 0] + h1 * slp[m, 1] + h2 * slp[m, 2]) / max(mag, 1e-300)
+        inst[m] = (mag + mu * (1.0 - sn)) / best_norm
+    acc = 0.0
+    for q in range(n2 // 2):
+        acc += 1.0 - max(cosm[2 * q], cosm[2 * q + 1])
+    kappa = 1.0 / (2.0 * max(acc / max(n2 // 2, 1), 1e-4))
+    kappa = min(max(kappa, 2.0), 200.0)
+    for q in range(n2 // 2):
+        a, b = 2 * q, 2 * q + 1
+        logit = kappa * (cosm[b] - cosm[a]) + 0.25 * kappa * (inst[b] - inst[a])
+        logit = min(max(logit, -50.0), 50.0)
+        p1 = 1.0 / (1.0 + np.exp(-logit))
+        w[a] = 1.0 - p1
+        w[b] = p1
+    return kappa
+
+
+def _em_py(nrm, slp, v, r, mu, em_iters, lm_iters):  # pragma: no cover - compiled
+    """Expectation-maximisation of the plane weights and the stress from (V, R)."""
+    rows = np.arange(nrm.shape[0])
+    w = np.empty(nrm.shape[0])
+    for _ in range(em_iters):
+        _posterior(nrm, slp, v, r, mu, w)
+        nv, nr, _ = _lm(nrm, slp, rows, w, v, r, lm_iters)
+        moved = np.abs(nv - v).max() + abs(nr - r)
+        v, r = nv, nr
+        if moved < 1e-6:
+            break
+    return v, r
+
+
 def _bootstrap_py(nrm, slp, idx, v0, r0, n_iter, out_axes, out_r):  # pragma: no cover
     """Refine every resample (rows of ``idx``) from (v0, r0), unit weights."""
     ones = np.ones(idx.shape[1])
@@ -439,6 +486,8 @@ if _numba is not None:
     _damped_solve = _jit(_damped_solve_py)
     _evaluate = _jit(_evaluate_py)
     _lm = _jit(_lm_py)
+    _posterior = _jit(_posterior_py)
+    _em = _jit(_em_py)
     _prange = _numba.prange
     _bootstrap = _numba.njit(cache=True, nogil=True, parallel=True)(_bootstrap_py)
 else:  # pragma: no cover
@@ -446,6 +495,7 @@ else:  # pragma: no cover
         _sigma_py, _derivs_py, _step_py, _evaluate_py, _lm_py, range, _damped_solve_py,
     )  # fmt: skip
     _bootstrap = _bootstrap_py
+    _posterior, _em = _posterior_py, _em_py
 
 
 def evaluate_numpy(
@@ -633,15 +683,9 @@ def _fit(
     def em(nrm2: np.ndarray, slp2: np.ndarray, v: np.ndarray, r: float) -> tuple[np.ndarray, float]:
         nflat = np.ascontiguousarray(nrm2.reshape(-1, 3))
         sflat = np.ascontiguousarray(slp2.reshape(-1, 3))
-        all_rows = np.arange(len(nflat), dtype=np.int64)
-        for _ in range(EM_ITERATIONS):
-            post, _ = plane_posterior(reduced_tensor(v, r), nrm2, slp2, float(friction))
-            nv, nr, _ = _lm(nflat, sflat, all_rows, post.reshape(-1), v, r, REFINE_ITERATIONS)
-            moved = float(np.max(_axial_angle_deg(nv.T, v.T))) + abs(nr - r) * 100
-            v, r = np.ascontiguousarray(nv), float(nr)
-            if moved < 1e-4:
-                break
-        return v, r
+        v, r = _em(nflat, sflat, np.ascontiguousarray(v), float(r), float(friction),
+                   EM_ITERATIONS, REFINE_ITERATIONS)  # fmt: skip
+        return np.ascontiguousarray(v), float(r)
 
     _, kappa = plane_posterior(tensor, normals2, slips2, float(friction))
     kappa = max(kappa, 10.0)
