@@ -188,3 +188,17 @@ def test_cli_reads_json_lines_with_aliases(tmp_path):
     assert rc == 0
     obj = json.loads(out.read_text())
     assert obj["n_mechanisms"] == 15 and obj["sigma3"]["plunge_deg"] > 60
+
+
+def test_stress_settings_from_file_and_environment(tmp_path):
+    from firstmotion.config import ConfigError, load_settings
+
+    cfg = tmp_path / "f.toml"
+    cfg.write_text('[stress]\ngrid_deg = 0.25\nqualities = ["A"]\n')
+    s = load_settings(cfg, environ={"FIRSTMOTION_STRESS__MIN_MECHANISMS": "30"})
+    p = StressParams.from_settings(s.stress)
+    assert (p.grid_deg, p.qualities, p.min_mechanisms, p.n_bootstrap) == (0.25, ("A",), 30, 300)
+    cfg.write_text('[stress]\nqualities = ["E"]\nmin_mechanisms = 2\n')
+    with pytest.raises(ConfigError, match="stress.qualities") as exc:
+        load_settings(cfg, environ={})
+    assert "stress.min_mechanisms" in str(exc.value)
