@@ -202,3 +202,27 @@ def test_stress_settings_from_file_and_environment(tmp_path):
     with pytest.raises(ConfigError, match="stress.qualities") as exc:
         load_settings(cfg, environ={})
     assert "stress.min_mechanisms" in str(exc.value)
+
+
+def test_cli_reads_the_live_catalog(redis_client, redis_url, tmp_path):
+    from workers.catalog import EventState
+
+    t = regime_stress("strike-slip")
+    s, d, r, _ = synthetic_mechanisms(t, 30, seed=12)
+    for i in range(30):
+        state = EventState(event_id=f"c{i}", revision=1, status="deleted" if i == 0 else "final",
+                           origin=_origin(f"c{i}", 34.2, -118.6),
+                           mechanism=_mechanism(f"c{i}", s[i], d[i], r[i]))  # fmt: skip
+        redis_client.hset(f"fm:event:c{i}", mapping=state.to_hash())
+        if i:
+            redis_client.zadd("fm:catalog", {f"c{i}": T0 + i})
+    redis_client.hset("fm:event:x", mapping={"origin": _origin("x", 1.0, 1.0).to_json()})
+    redis_client.zadd("fm:catalog", {"x": T0})  # an event without a mechanism is left out
+    out, png = tmp_path / "s.json", tmp_path / "m.png"
+    rc = cli.main(["stress", "--redis", redis_url, "--output", str(out), "--bootstrap", "10",
+                   "--plot", str(png)])  # fmt: skip
+    assert rc == 0
+    obj = json.loads(out.read_text())
+    assert obj["n_mechanisms"] == 29
+    assert abs((obj["shmax_azimuth_deg"] - t.shmax_azimuth_deg + 90) % 180 - 90) < 10
+    assert png.stat().st_size > 1000
