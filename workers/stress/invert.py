@@ -48,7 +48,6 @@ equals the sigma1 azimuth only where sigma1 is horizontal.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -818,11 +817,3 @@ def invert_stress(
         bootstrap_shape_ratio=b_r,
         bootstrap_shmax_deg=b_shmax,
     )
-
-
-def default_threads() -> int:
-    """Threads for the bootstrap: the CPUs this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover
-        return os.cpu_count() or 1
