@@ -221,3 +221,14 @@ def test_compiled_plane_posterior_matches_numpy():
     got_kappa = _posterior(n2.reshape(-1, 3), s2.reshape(-1, 3), v, rr, 0.6, w)
     assert abs(got_kappa - kappa) < 1e-9
     np.testing.assert_allclose(w.reshape(-1, 2), want, atol=1e-9)
+
+
+def test_one_repeated_mechanism_is_reported_unresolved():
+    # ten copies of one mechanism constrain two of the four parameters: the bootstrap varies
+    # nothing, and zero uncertainty would be a lie
+    res = invert_stress([30.0] * 10, [60.0] * 10, [90.0] * 10, n_bootstrap=50)
+    u = res.uncertainty
+    assert u["resolved"] is False and u["sigma1_deg"] == 90.0 and u["shape_ratio"] == [0.0, 1.0]
+    t = regime_stress("normal")
+    s, d, r, _ = synthetic_mechanisms(t, 30, seed=1)
+    assert invert_stress(s, d, r, n_bootstrap=20).uncertainty["resolved"] is True

@@ -562,7 +562,7 @@ def plane_posterior(
 
 def _axis_dict(v: np.ndarray) -> dict[str, float]:
     az, pl = axis_azimuth_plunge(v)
-    return {"azimuth_deg": round(az, 2), "plunge_deg": round(pl, 2)}
+    return {"azimuth_deg": round(az, 2) % 360.0, "plunge_deg": round(pl, 2)}
 
 
 def _axial_angle_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -624,7 +624,7 @@ class StressResult:
             "sigma2": _axis_dict(self.axes[:, 1]),
             "sigma3": _axis_dict(self.axes[:, 2]),
             "shape_ratio": round(float(self.shape_ratio), 4),
-            "shmax_azimuth_deg": round(float(self.shmax_azimuth_deg), 2),
+            "shmax_azimuth_deg": round(float(self.shmax_azimuth_deg), 2) % 180.0,
             "n_mechanisms": int(self.n_mechanisms),
             "uncertainty": self.uncertainty,
         }
@@ -661,6 +661,35 @@ def _summarise(
     out["mean_misfit_deg"] = round(float(np.mean(misfit_deg)), 2) if len(misfit_deg) else None
     out["friction"] = round(float(friction), 3)
     return out
+
+
+def _resolved(
+    unc: dict[str, Any],
+    normals2: np.ndarray,
+    slips2: np.ndarray,
+    axes: np.ndarray,
+    r: float,
+    friction: float,
+) -> dict[str, Any]:
+    """Mark the answer unresolved when the data do not constrain all four parameters (e.g. a
+    single mechanism type repeated: the bootstrap then varies nothing and would report zero
+    uncertainty): the smallest eigenvalue of J^T J below 1e-6 of the largest. Unresolved
+    answers get the widest regions (90 degree cones, R 0-1, SHmax +-90)."""
+    nflat = np.ascontiguousarray(normals2.reshape(-1, 3))
+    sflat = np.ascontiguousarray(slips2.reshape(-1, 3))
+    w = np.empty(len(nflat))
+    _posterior(nflat, sflat, np.ascontiguousarray(axes), float(r), float(friction), w)
+    rows = np.arange(len(nflat), dtype=np.int64)
+    _, jtj, _ = _evaluate(nflat, sflat, rows, w, np.ascontiguousarray(axes), float(r))
+    ev = np.linalg.eigvalsh(jtj)
+    ok = bool(ev[-1] > 0 and ev[0] > 1e-6 * ev[-1])
+    unc = dict(unc)
+    unc["resolved"] = ok
+    if not ok:
+        unc.update({"sigma1_deg": 90.0, "sigma2_deg": 90.0, "sigma3_deg": 90.0,
+                    "shape_ratio": [0.0, 1.0], "shmax_azimuth_deg": [0.0, 180.0],
+                    "shmax_half_width_deg": 90.0})  # fmt: skip
+    return unc
 
 
 def _fit(
@@ -812,7 +841,14 @@ def invert_stress(
         misfit_deg=misfit,
         instability=inst,
         n_mechanisms=n,
-        uncertainty=_summarise(axes, r, shmax, b_axes, b_r, b_shmax, misfit, mu),
+        uncertainty=_resolved(
+            _summarise(axes, r, shmax, b_axes, b_r, b_shmax, misfit, mu),
+            normals2,
+            slips2,
+            axes,
+            r,
+            mu,
+        ),
         bootstrap_axes=b_axes,
         bootstrap_shape_ratio=b_r,
         bootstrap_shmax_deg=b_shmax,
