@@ -226,3 +226,13 @@ def test_cli_reads_the_live_catalog(redis_client, redis_url, tmp_path):
     assert obj["n_mechanisms"] == 29
     assert abs((obj["shmax_azimuth_deg"] - t.shmax_azimuth_deg + 90) % 180 - 90) < 10
     assert png.stat().st_size > 1000
+
+
+def test_cli_bad_input_is_a_message_not_a_traceback(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("strike,dip\n10,20\n")
+    out = tmp_path / "o.json"
+    assert cli.main(["stress", "--input", str(bad), "--output", str(out)]) == 2
+    assert "missing CSV columns ['rake']" in capsys.readouterr().err
+    assert cli.main(["stress", "--input", str(bad), "--output", str(out), "--quality", "X"]) == 2
+    assert not out.exists()

@@ -61,7 +61,11 @@ def run(args: argparse.Namespace) -> int:
         finally:
             client.close()
     else:
-        table = read_mechanisms(args.input)
+        try:
+            table = read_mechanisms(args.input)
+        except (OSError, ValueError) as exc:
+            print(f"firstmotion stress: {args.input}: {exc}", file=sys.stderr)
+            return 2
     table = table.with_quality(quality)
     kw = {"friction": args.friction, "n_bootstrap": args.bootstrap, "seed": args.seed}
     if args.grid_deg is None:
