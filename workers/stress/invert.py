@@ -68,6 +68,7 @@ REFINE_ITERATIONS = 10
 EM_ITERATIONS = 20
 MULTISTART_MAX = 400
 PLANE_TEMPER = 3.0
+KAPPA_MAX = 200.0  # concentration cap of the plane weights
 BOOTSTRAP_ITERATIONS = 3
 
 
@@ -448,7 +449,7 @@ def _posterior_py(nrm, slp, v, r, mu, w):  # pragma: no cover - compiled
     for q in range(n2 // 2):
         acc += 1.0 - max(cosm[2 * q], cosm[2 * q + 1])
     kappa = 1.0 / (2.0 * max(acc / max(n2 // 2, 1), 1e-4))
-    kappa = min(max(kappa, 2.0), 200.0)
+    kappa = min(max(kappa, 2.0), KAPPA_MAX)
     for q in range(n2 // 2):
         a, b = 2 * q, 2 * q + 1
         logit = kappa * (cosm[b] - cosm[a]) + 0.25 * kappa * (inst[b] - inst[a])
@@ -551,7 +552,7 @@ def plane_posterior(
     inst = instability(tensor, normals2, friction)
     if kappa is None:
         best = np.max(cos_m, axis=1)
-        kappa = float(np.clip(1.0 / (2.0 * max(np.mean(1.0 - best), 1e-4)), 2.0, 200.0))
+        kappa = float(np.clip(1.0 / (2.0 * max(np.mean(1.0 - best), 1e-4)), 2.0, KAPPA_MAX))
     logit = kappa * (cos_m[:, 1] - cos_m[:, 0]) + 0.25 * kappa * (inst[:, 1] - inst[:, 0])
     p1 = 1.0 / (1.0 + np.exp(-np.clip(logit, -50.0, 50.0)))
     return np.stack([1.0 - p1, p1], axis=1), kappa
