@@ -31,9 +31,11 @@ COMMANDS: dict[str, Command | dict[str, Command]] = {
         "associate": ("workers.associate", "group picks into events and locate them"),
         "mechanism": ("workers.mechanism.worker", "invert polarities for focal mechanisms"),
         "catalog": ("workers.catalog", "maintain the live catalog"),
+        "stress": ("workers.stress.worker", "keep the stress tensor of every cell up to date"),
     },
     "replay": ("stream.replay", "SeedLink v3 server streaming recorded miniSEED"),
     "scenario": ("stream.scenario.cli", "synthetic network data with known mechanisms"),
+    "stress": ("workers.stress.cli", "stress tensor from focal mechanisms (CSV, QuakeML, Redis)"),
     "invert": ("workers.mechanism.cli", "batch focal-mechanism inversion (JSONL or SKHASH CSV)"),
     "polarity": {
         "train": ("workers.polarity.train", "train the polarity model"),

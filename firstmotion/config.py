@@ -305,6 +305,27 @@ class InventorySettings:
 
 
 @dataclass(frozen=True)
+class StressSettings:
+    """The live stress stage (``firstmotion worker stress``): cells, filter, inversion."""
+
+    grid_deg: float = 0.5
+    min_mechanisms: int = 20
+    qualities: tuple[str, ...] = ("A", "B", "C")  # mechanisms of these qualities are used
+    friction: float = 0.0  # 0 = chosen by the inversion (0.2-1.0, STRESSINVERSE's rule)
+    n_bootstrap: int = 300
+
+    def _problems(self) -> list[str]:
+        out = _positive("stress", self, "grid_deg", "min_mechanisms")
+        out += _non_negative("stress", self, "friction", "n_bootstrap")
+        if self.min_mechanisms < 4:
+            out.append(f"stress.min_mechanisms: expected >= 4, got {self.min_mechanisms}")
+        for q in self.qualities:
+            if q not in ("A", "B", "C", "D"):
+                out.append(f"stress.qualities: expected letters 'A'..'D', got {q!r}")
+        return out
+
+
+@dataclass(frozen=True)
 class MetricsSettings:
     """Prometheus /metrics and /healthz (loopback unless told otherwise)."""
 
@@ -326,6 +347,7 @@ class Settings:
     associate: AssociateSettings = field(default_factory=AssociateSettings)
     mechanism: MechanismSettings = field(default_factory=MechanismSettings)
     catalog: CatalogSettings = field(default_factory=CatalogSettings)
+    stress: StressSettings = field(default_factory=StressSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     inventory: InventorySettings = field(default_factory=InventorySettings)
 

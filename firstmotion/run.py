@@ -27,7 +27,7 @@ from pathlib import Path
 
 log = logging.getLogger("firstmotion.run")
 
-STAGES = ("stream", "polarity", "associate", "mechanism", "catalog")
+STAGES = ("stream", "polarity", "associate", "mechanism", "catalog", "stress")
 BACKOFF_MAX_S = 60.0
 HEALTHY_AFTER_S = 300.0
 

@@ -49,7 +49,7 @@ def test_a_command_not_built_yet_exits_2_and_says_so(monkeypatch, capsys):
 def test_unknown_subcommand_exits_2_listing_the_choices(capsys):
     assert cli.main(["worker", "teleport"]) == 2
     err = capsys.readouterr().err
-    assert "expected one of {polarity, associate, mechanism, catalog}" in err
+    assert "expected one of {polarity, associate, mechanism, catalog, stress}" in err
 
 
 def test_unknown_command_is_a_usage_error(capsys):

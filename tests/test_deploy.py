@@ -15,7 +15,7 @@ from firstmotion.metrics import registry, stage_metrics
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 YAML_FILES = sorted(DEPLOY.rglob("*.yml")) + sorted(DEPLOY.rglob("*.yaml"))
 STAGE_COMMANDS = {("stream",), ("worker", "polarity"), ("worker", "associate"),
-                  ("worker", "mechanism"), ("worker", "catalog")}  # fmt: skip
+                  ("worker", "mechanism"), ("worker", "catalog"), ("worker", "stress")}  # fmt: skip
 
 
 def known_metric_names() -> set[str]:
@@ -151,4 +151,4 @@ def test_every_probed_kubernetes_stage_serves_metrics_on_the_probed_port():
                     assert "--metrics-port" in args, f"{path.name}: worker without --metrics-port"
                     assert args[args.index("--metrics-port") + 1] == str(port)
                 checked += 1
-    assert checked == 5
+    assert checked == 6

@@ -18,12 +18,14 @@ from firstmotion.run import STAGES, stage_commands
 
 def test_stage_commands_give_each_stage_its_own_port():
     cmds = dict(stage_commands(Path("f.toml"), list(STAGES), 9300, polarity_replicas=2))
-    assert list(cmds) == ["stream", "polarity-0", "polarity-1", "associate", "mechanism", "catalog"]
+    assert list(cmds) == [
+        "stream", "polarity-0", "polarity-1", "associate", "mechanism", "catalog", "stress",
+    ]  # fmt: skip
     assert "--metrics-port" not in cmds["stream"]  # the stream serves on metrics.port itself
     ports = [
         int(argv[argv.index("--metrics-port") + 1]) for n, argv in cmds.items() if n != "stream"
     ]
-    assert ports == [9301, 9302, 9303, 9304, 9305]
+    assert ports == [9301, 9302, 9303, 9304, 9305, 9306]
     assert cmds["mechanism"][-4:-2] == ["--config", "f.toml"]
     # a subset keeps the same ports, so dashboards do not move when a stage runs elsewhere
     sub = dict(stage_commands(Path("f.toml"), ["catalog"], 9300, polarity_replicas=2))

@@ -23,6 +23,7 @@ from workers.web import WebAccess, host_name, is_loopback, page_client, start_we
 from workers.web_data import (
     event_latencies,
     parse_stress_cell,
+    read_stress,
     stations_of_events,
 )
 
@@ -244,6 +245,35 @@ def test_stress_cells_parse_several_layouts():
     assert parse_stress_cell("x", {"shmax_azimuth_deg": 5}) is None  # nowhere to draw it
     assert parse_stress_cell("1_2", {"sigma1": 5}) is None  # no SHmax
     assert parse_stress_cell("1_2", "[" * 100_000) is None  # poison stays harmless
+
+
+def test_the_stress_workers_cells_are_drawn(redis_client):
+    """The page reads what ``firstmotion worker stress`` writes: the cell list in
+    ``fm:stress:cells`` and each cell's JSON with its centre as an object; the worker's other
+    keys under ``fm:stress:`` (members, event cells, stations) are not cells."""
+    from workers.stress.cells import cell_centre, cell_id
+
+    lat, lon = cell_centre(0.5, 68, -237)
+    cell = cell_id(0.5, 68, -237)
+    obj = {
+        "shmax_azimuth_deg": 212.0,
+        "shape_ratio": 0.6,
+        "n_mechanisms": 25,
+        "uncertainty": {"shmax_azimuth_deg": [205.0, 219.0]},
+        "cell": cell,
+        "centre": {"latitude_deg": lat, "longitude_deg": lon},
+        "count": 25,
+    }
+    redis_client.set(f"fm:stress:{cell}", json.dumps(obj))
+    redis_client.zadd("fm:stress:cells", {cell: 1.0})
+    redis_client.hset(f"fm:stress:members:{cell}", "ev1", json.dumps({"strike": 1}))
+    redis_client.set("fm:stress:event:ev1", cell)
+    cells = read_stress(redis_client, "fm:")
+    assert [c["cell"] for c in cells] == [cell]
+    assert cells[0]["latitude_deg"] == pytest.approx(lat)
+    assert cells[0]["longitude_deg"] == pytest.approx(lon)
+    assert cells[0]["shmax_azimuth_deg"] == pytest.approx(32.0)
+    assert cells[0]["n_mechanisms"] == 25
 
 
 def test_history_entry_summarises_the_change():

@@ -209,6 +209,8 @@ def parse_stress_cell(cell: str, raw: Any) -> dict[str, Any] | None:
     lat = next((_number(f[k]) for k in _LAT_KEYS if k in f), None)
     lon = next((_number(f[k]) for k in _LON_KEYS if k in f), None)
     centre = f.get("center", f.get("centre"))
+    if isinstance(centre, dict):  # the stress worker's {"latitude_deg", "longitude_deg"}
+        centre = (centre.get("latitude_deg"), centre.get("longitude_deg"))
     if (lat is None or lon is None) and isinstance(centre, (list, tuple)) and len(centre) == 2:
         lat, lon = _number(centre[0]), _number(centre[1])
     if lat is None or lon is None:
@@ -237,12 +239,21 @@ def read_stress(client: Any, prefix: str) -> list[dict[str, Any]]:
     keys; other types are skipped); at most :data:`MAX_STRESS_CELLS`, sorted by cell."""
     import redis
 
-    match = f"{prefix}stress:*"
-    keys = []
-    for key in client.scan_iter(match=match, count=500):
-        keys.append(_s(key))
-        if len(keys) >= MAX_STRESS_CELLS:
-            break
+    # the stress worker lists its cells in <prefix>stress:cells (newest first here); other
+    # writers may only set <prefix>stress:<cell> keys, found by a bounded scan
+    keys = (
+        [
+            f"{prefix}stress:{_s(c)}"
+            for c in client.zrevrange(f"{prefix}stress:cells", 0, MAX_STRESS_CELLS - 1)
+        ]
+        if _s(client.type(f"{prefix}stress:cells")) == "zset"
+        else []
+    )
+    if not keys:
+        for key in client.scan_iter(match=f"{prefix}stress:*", count=500):
+            keys.append(_s(key))
+            if len(keys) >= MAX_STRESS_CELLS:
+                break
     out = []
     for key in sorted(keys):
         try:
