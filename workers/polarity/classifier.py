@@ -56,8 +56,16 @@ DEFAULT_MODEL_NAME = "polarity_v6"
 # autocast dtype of each precision (None: no autocast)
 PRECISIONS = {p: None if p == "float32" else getattr(torch, p) for p in POLARITY_PRECISIONS}
 REASON_LOW_CONFIDENCE = "low_confidence"
+REASON_EVIDENCE_CONFLICT = "evidence_conflict"
 # the card's optional ``reading`` section (see PolarityClassifier.classify)
-READING_KEYS = ("k_sigma", "precursor_max_ratio", "refine_unknown")
+READING_KEYS = (
+    "k_sigma",
+    "precursor_max_ratio",
+    "precursor_max_width_s",
+    "read_main_swing",
+    "refine_unknown",
+    "conflict_min_snr",
+)
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
@@ -293,30 +301,17 @@ class PolarityClassifier:
         probs, ev = self.read_windows(lin, reasons, batch_size)
         polarity, confidence = self.decide(probs)
         extra: dict = {}
+        conflict = np.zeros(polarity.shape, dtype=bool)
         if ev is not None:
-            offset = np.where(np.isfinite(ev.read_onset), ev.read_onset, 0.0)
-            if self.reading.get("refine_unknown", False):
-                picks_1d = np.rint(np.atleast_1d(picks)).astype(np.int64)
-                redo = (reasons == REASON_OK) & (polarity == 0) & (np.abs(offset) >= 2)
-                if redo.any():
-                    step = offset[redo] * float(sampling_rate) / self.config.sampling_rate_hz
-                    rows = np.atleast_2d(data)[redo]
-                    lin2, reasons2 = linear_windows(
-                        rows, sampling_rate, picks_1d[redo] + np.rint(step), self.config
-                    )
-                    probs2, ev2 = self.read_windows(lin2, reasons2, batch_size)
-                    pol2, _ = self.decide(probs2)
-                    take = np.flatnonzero(redo)[pol2 != 0]
-                    keep = pol2 != 0
-                    probs[take] = probs2[keep]
-                    ev = _replace_rows(ev, take, _select_rows(ev2, keep))
-                    offset[take] = offset[take] + np.where(
-                        np.isfinite(ev2.read_onset[keep]), ev2.read_onset[keep], 0.0
-                    )
-                    polarity, confidence = self.decide(probs)
+            probs, ev, offset, conflict = self._recheck(
+                data, sampling_rate, picks, reasons, probs, ev, batch_size
+            )
+            polarity, confidence = self.decide(probs)
+            polarity[conflict] = 0
+            confidence[conflict] = probs[conflict, 2]
             extra = {
                 "first_lobe_sign": ev.first_sign.astype(np.int8),
-                "first_lobe_snr": ev.read_snr.astype(np.float32),
+                "first_lobe_snr": ev.first_snr.astype(np.float32),
                 "onset_sharpness": ev.sharpness.astype(np.float32),
                 "onset_offset_s": (offset / self.config.sampling_rate_hz).astype(np.float32),
                 "precursor": ev.precursor.copy(),
@@ -326,6 +321,7 @@ class PolarityClassifier:
         confidence[~ok] = 1.0
         reasons = reasons.astype(object)
         reasons[ok & (polarity == 0)] = REASON_LOW_CONFIDENCE
+        reasons[ok & conflict] = REASON_EVIDENCE_CONFLICT
         return PolarityResult(
             polarity=polarity,
             probabilities=probs,
@@ -333,6 +329,45 @@ class PolarityClassifier:
             reason=reasons.astype(str),
             **extra,
         )
+
+    def _recheck(self, data, sampling_rate, picks, reasons, probs, ev, batch_size):
+        """The onset refinement of :meth:`classify`: rows the network left unknown while the
+        evidence sees an onset >= 2 samples from the pick, and rows whose read contradicts a
+        lobe of at least ``reading.conflict_min_snr`` noise sigmas (0: off), are read again
+        with the window at the evidence's onset. A contradiction that the second read does not
+        resolve in the evidence's favour is returned as a conflict (the row becomes unknown).
+        Returns (probs, evidence, onset offset in model samples, conflict)."""
+        offset = np.where(np.isfinite(ev.read_onset), ev.read_onset, 0.0)
+        polarity, _ = self.decide(probs)
+        ok = reasons == REASON_OK
+        redo = np.zeros(polarity.shape, dtype=bool)
+        if self.reading.get("refine_unknown", False):
+            redo |= ok & (polarity == 0) & (np.abs(offset) >= 2)
+        min_snr = float(self.reading.get("conflict_min_snr", 0.0))
+        against = np.zeros(polarity.shape, dtype=bool)
+        if min_snr > 0:
+            strong = np.nan_to_num(ev.read_snr, nan=0.0) >= min_snr
+            against = ok & (polarity != 0) & (polarity == -ev.read_sign) & strong
+            redo |= against
+        conflict = against.copy()
+        if not redo.any():
+            return probs, ev, offset, conflict
+        picks_1d = np.rint(np.atleast_1d(picks)).astype(np.int64)
+        step = np.rint(offset[redo] * float(sampling_rate) / self.config.sampling_rate_hz)
+        rows = np.atleast_2d(data)[redo]
+        lin2, reasons2 = linear_windows(rows, sampling_rate, picks_1d[redo] + step, self.config)
+        probs2, ev2 = self.read_windows(lin2, reasons2, batch_size)
+        pol2, _ = self.decide(probs2)
+        idx = np.flatnonzero(redo)
+        keep = (pol2 != 0) & (~against[idx] | (pol2 == ev.read_sign[idx]))
+        take = idx[keep]
+        probs[take] = probs2[keep]
+        conflict[take] = False
+        ev = _replace_rows(ev, take, _select_rows(ev2, keep))
+        offset[take] = offset[take] + np.where(
+            np.isfinite(ev2.read_onset[keep]), ev2.read_onset[keep], 0.0
+        )
+        return probs, ev, offset, conflict
 
     def read_windows(
         self, lin: np.ndarray, reasons: np.ndarray, batch_size: int = 1024
@@ -368,11 +403,12 @@ class PolarityClassifier:
             self.config.sampling_rate_hz,
             k_sigma=float(self.reading.get("k_sigma", 4.0)),
             precursor_max_ratio=float(self.reading.get("precursor_max_ratio", 0.0)),
+            precursor_max_width_s=float(self.reading.get("precursor_max_width_s", 0.06)),
         )
         ok = np.ones(probs.shape[0], dtype=bool) if ok is None else ok
         lobe_up = probs[:, 0] >= probs[:, 1]
         read_lobe = np.where(lobe_up, 1, -1) == ev.first_sign
-        swap = ok & ev.precursor & read_lobe
+        swap = ok & ev.precursor & read_lobe & bool(self.reading.get("read_main_swing", False))
         probs[swap] = probs[swap][:, [1, 0, 2]]
         return probs, ev
 

@@ -18,7 +18,11 @@ normalised; the pick at ``window_pre_samples``):
   larger than that cannot be the filter's. Analysts read the main swing after such a lobe;
   whether a lobe under the bound is a precursor or a real weak first motion the window alone
   cannot prove, so every read records the flag (``Polarity.precursor``), and the check is
-  switched off with ``reading.precursor_max_ratio: 0`` in the model card;
+  switched off with ``reading.precursor_max_ratio: 0`` in the model card. The lobe must also
+  be short, from where it leaves the noise (1 sigma) to where the main swing starts at most
+  ``precursor_max_width_s`` (60 ms): a FIR's ringing sits near its corner (0.4x the sampling
+  rate or more) and its precursor energy in the last periods before the step; in the model's
+  band (its own causal 50 Hz low-pass) the three INGV lobes read as precursors span 20-50 ms;
 * ``onset_sharpness``: the read lobe's rise from its onset to its peak, in noise sigmas per
   10 ms (impulsive onsets rise tens to thousands of sigmas in 10 ms; emergent ones a few).
 
@@ -105,6 +109,7 @@ def first_lobe_evidence(
     *,
     k_sigma: float = 4.0,
     precursor_max_ratio: float = GIBBS_FRACTION,
+    precursor_max_width_s: float = 0.06,
     before_s: float = 0.1,
     after_s: float = 0.15,
 ) -> Evidence:
@@ -135,7 +140,12 @@ def first_lobe_evidence(
     main_sign = np.where(has_next, np.sign(z[rows, im]), first_sign).astype(np.int8)
     main_start = np.where(has_next, _lobe_start(z, im), first_start)
     main_peak, main_at = _lobe_peak(z, im)
-    precursor = has_next & (first_peak <= precursor_max_ratio * main_peak)
+    width_s = (im - first_start) / rate_hz
+    precursor = (
+        has_next
+        & (first_peak <= precursor_max_ratio * main_peak)
+        & (width_s <= precursor_max_width_s)
+    )
     read_sign = np.where(precursor, main_sign, first_sign).astype(np.int8)
     read_peak = np.where(precursor, main_peak, first_peak)
     read_start = np.where(precursor, main_start, first_start)
