@@ -404,11 +404,12 @@ class PolarityClassifier:
             k_sigma=float(self.reading.get("k_sigma", 4.0)),
             precursor_max_ratio=float(self.reading.get("precursor_max_ratio", 0.0)),
             precursor_max_width_s=float(self.reading.get("precursor_max_width_s", 0.06)),
+            read_main_swing=bool(self.reading.get("read_main_swing", False)),
         )
         ok = np.ones(probs.shape[0], dtype=bool) if ok is None else ok
         lobe_up = probs[:, 0] >= probs[:, 1]
         read_lobe = np.where(lobe_up, 1, -1) == ev.first_sign
-        swap = ok & ev.precursor & read_lobe & bool(self.reading.get("read_main_swing", False))
+        swap = ok & ev.precursor & read_lobe & (ev.read_sign == ev.main_sign)
         probs[swap] = probs[swap][:, [1, 0, 2]]
         return probs, ev
 

@@ -51,8 +51,9 @@ class Evidence:
     ``first_sign`` / ``first_snr`` / ``first_onset``: the first lobe beyond ``k_sigma`` (sign 0
     and NaNs when none); ``main_sign`` / ``main_snr`` / ``main_onset``: the main swing;
     ``precursor``: the first lobe reads as a precursor of the main swing; ``read_sign`` /
-    ``read_snr`` / ``read_onset``: the lobe a reading refers to (the main swing after a
-    precursor, else the first lobe); ``sharpness``: its rise in noise sigmas per 10 ms.
+    ``read_snr`` / ``read_onset``: the lobe a reading refers to (the first lobe, or the main
+    swing after a precursor with ``read_main_swing``); ``sharpness``: its rise in noise
+    sigmas per 10 ms.
     """
 
     noise_sigma: np.ndarray
@@ -110,12 +111,14 @@ def first_lobe_evidence(
     k_sigma: float = 4.0,
     precursor_max_ratio: float = GIBBS_FRACTION,
     precursor_max_width_s: float = 0.06,
+    read_main_swing: bool = False,
     before_s: float = 0.1,
     after_s: float = 0.15,
 ) -> Evidence:
     """Evidence of linear windows ``win`` (N, W) at ``rate_hz`` with the pick at
     ``pick_sample``; see the module docstring. ``precursor_max_ratio = 0`` never flags a
-    precursor."""
+    precursor; ``read_main_swing``: the read lobe after a precursor is the main swing (else
+    always the first lobe)."""
     win = np.asarray(win, dtype=np.float64)
     n, w = win.shape
     quiet_end = max(2, pick_sample - int(round(before_s * rate_hz)))
@@ -146,10 +149,11 @@ def first_lobe_evidence(
         & (first_peak <= precursor_max_ratio * main_peak)
         & (width_s <= precursor_max_width_s)
     )
-    read_sign = np.where(precursor, main_sign, first_sign).astype(np.int8)
-    read_peak = np.where(precursor, main_peak, first_peak)
-    read_start = np.where(precursor, main_start, first_start)
-    read_at = np.where(precursor, main_at, first_at)
+    main_read = precursor & read_main_swing
+    read_sign = np.where(main_read, main_sign, first_sign).astype(np.int8)
+    read_peak = np.where(main_read, main_peak, first_peak)
+    read_start = np.where(main_read, main_start, first_start)
+    read_at = np.where(main_read, main_at, first_at)
     rise_s = np.maximum(read_at - read_start + 1, 1) / rate_hz
     offset = quiet_end - pick_sample
     nan = np.full(n, np.nan)
