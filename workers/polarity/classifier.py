@@ -43,6 +43,7 @@ from numpy.typing import ArrayLike
 from firstmotion import __version__ as FIRSTMOTION_VERSION
 from firstmotion.config import POLARITY_PRECISIONS
 from workers.polarity.evidence import Evidence, first_lobe_evidence
+from workers.polarity.fircorrect import fir_precursor_correction
 from workers.polarity.model import LABELS, build_model
 from workers.polarity.preprocess import (
     REASON_OK,
@@ -263,6 +264,7 @@ class PolarityClassifier:
         pick_index: ArrayLike,
         *,
         batch_size: int = 1024,
+        fir: list[tuple[ArrayLike, float]] | None = None,
     ) -> PolarityResult:
         """Classify the P first motion of each row.
 
@@ -275,9 +277,19 @@ class PolarityClassifier:
         precursor of a much larger opposite swing gives the swing's sign (the network's up/down
         probabilities swap), and a row the network leaves unknown while the evidence sees an
         onset away from the pick is read again with the window centred on that onset.
+
+        ``fir``: the linear-phase FIR stages the rows passed, as (taps, input rate in Hz)
+        (:func:`workers.polarity.fircorrect.linear_phase_firs` of the channel's StationXML
+        response); their acausal precursors are removed first
+        (:func:`~workers.polarity.fircorrect.fir_precursor_correction`).
         """
         data = np.asarray(data)
         picks = np.asarray(pick_index)
+        if fir:  # rows with gaps (NaN) stay as they are: a transform would spread the gap
+            data = np.array(data, dtype=np.float64, ndmin=2)
+            finite = np.isfinite(data).all(axis=1)
+            for taps, fir_rate in fir:
+                data[finite] = fir_precursor_correction(data[finite], sampling_rate, taps, fir_rate)
         if data.ndim == 2 and picks.ndim == 1 and data.shape[0] == picks.shape[0] > batch_size:
             # bounded memory: preprocess (N, context) float64 segments a batch at a time
             parts = [
