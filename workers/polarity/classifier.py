@@ -65,6 +65,7 @@ READING_KEYS = (
     "precursor_max_width_s",
     "read_main_swing",
     "refine_unknown",
+    "refine_max_s",
     "conflict_min_snr",
 )
 
@@ -100,6 +101,7 @@ class PolarityResult:
     first_lobe_snr: np.ndarray | None = None
     onset_sharpness: np.ndarray | None = None
     onset_offset_s: np.ndarray | None = None
+    window_offset_s: np.ndarray | None = None  # where the read window's centre is (s from pick)
     precursor: np.ndarray | None = None
 
 
@@ -315,7 +317,7 @@ class PolarityClassifier:
         extra: dict = {}
         conflict = np.zeros(polarity.shape, dtype=bool)
         if ev is not None:
-            probs, ev, offset, conflict = self._recheck(
+            probs, ev, offset, conflict, moved = self._recheck(
                 data, sampling_rate, picks, reasons, probs, ev, batch_size
             )
             polarity, confidence = self.decide(probs)
@@ -326,6 +328,7 @@ class PolarityClassifier:
                 "first_lobe_snr": ev.first_snr.astype(np.float32),
                 "onset_sharpness": ev.sharpness.astype(np.float32),
                 "onset_offset_s": (offset / self.config.sampling_rate_hz).astype(np.float32),
+                "window_offset_s": (moved / float(sampling_rate)).astype(np.float32),
                 "precursor": ev.precursor.copy(),
             }
         ok = reasons == REASON_OK
@@ -344,17 +347,25 @@ class PolarityClassifier:
 
     def _recheck(self, data, sampling_rate, picks, reasons, probs, ev, batch_size):
         """The onset refinement of :meth:`classify`: rows the network left unknown while the
-        evidence sees an onset >= 2 samples from the pick, and rows whose read contradicts a
+        evidence sees an onset 2 or more samples before the pick, or 2 samples to
+        ``reading.refine_max_s`` after it (0.05 s covers 94% of the stream picker's errors on
+        the INGV onsets; an onset further after the pick may be a later swing behind a weak
+        first motion), where the second read
+        agrees with the first lobe it is centred on, and rows whose read contradicts a
         lobe of at least ``reading.conflict_min_snr`` noise sigmas (0: off), are read again
         with the window at the evidence's onset. A contradiction that the second read does not
         resolve in the evidence's favour is returned as a conflict (the row becomes unknown).
-        Returns (probs, evidence, onset offset in model samples, conflict)."""
+        Returns (probs, evidence, onset offset in model samples, conflict, the window's move
+        in input samples)."""
         offset = np.where(np.isfinite(ev.read_onset), ev.read_onset, 0.0)
         polarity, _ = self.decide(probs)
         ok = reasons == REASON_OK
         redo = np.zeros(polarity.shape, dtype=bool)
         if self.reading.get("refine_unknown", False):
-            redo |= ok & (polarity == 0) & (np.abs(offset) >= 2)
+            reach = float(self.reading.get("refine_max_s", 0.05)) * self.config.sampling_rate_hz
+            # an onset before the pick is the earliest energy in view; one after it may be a
+            # later swing behind a weak first motion, so it must be close
+            redo |= ok & (polarity == 0) & (np.abs(offset) >= 2) & (offset <= reach + 1e-9)
         min_snr = float(self.reading.get("conflict_min_snr", 0.0))
         against = np.zeros(polarity.shape, dtype=bool)
         if min_snr > 0:
@@ -363,7 +374,7 @@ class PolarityClassifier:
             redo |= against
         conflict = against.copy()
         if not redo.any():
-            return probs, ev, offset, conflict
+            return probs, ev, offset, conflict, np.zeros(polarity.shape)
         picks_1d = np.rint(np.atleast_1d(picks)).astype(np.int64)
         step = np.rint(offset[redo] * float(sampling_rate) / self.config.sampling_rate_hz)
         rows = np.atleast_2d(data)[redo]
@@ -371,7 +382,8 @@ class PolarityClassifier:
         probs2, ev2 = self.read_windows(lin2, reasons2, batch_size)
         pol2, _ = self.decide(probs2)
         idx = np.flatnonzero(redo)
-        keep = (pol2 != 0) & (~against[idx] | (pol2 == ev.read_sign[idx]))
+        # a second read counts only where it agrees with the first lobe it was centred on
+        keep = (pol2 != 0) & (pol2 == ev2.read_sign) & (~against[idx] | (pol2 == ev.read_sign[idx]))
         take = idx[keep]
         probs[take] = probs2[keep]
         conflict[take] = False
@@ -379,7 +391,9 @@ class PolarityClassifier:
         offset[take] = offset[take] + np.where(
             np.isfinite(ev2.read_onset[keep]), ev2.read_onset[keep], 0.0
         )
-        return probs, ev, offset, conflict
+        moved = np.zeros(polarity.shape)
+        moved[take] = step[keep]
+        return probs, ev, offset, conflict, moved
 
     def read_windows(
         self, lin: np.ndarray, reasons: np.ndarray, batch_size: int = 1024

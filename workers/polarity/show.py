@@ -102,11 +102,12 @@ def plot_pick(clf, p: dict, path: str) -> dict:
     info = describe(res)
     cfg = clf.config
     offset_s = info.get("onset_offset_s") or 0.0
-    k_read = k + int(round(offset_s * rate_in))
+    moved_s = float(res.window_offset_s[0]) if res.window_offset_s is not None else 0.0
+    k_read = k + int(round(moved_s * rate_in))  # the window the read was made on
     lin, reasons = linear_windows(p["data"][None, :], rate_in, [k_read], cfg)
     win, _ = normalise_windows(lin, reasons, cfg)
     rate = cfg.sampling_rate_hz
-    t = (np.arange(cfg.window_samples) - cfg.window_pre_samples) / rate + offset_s
+    t = (np.arange(cfg.window_samples) - cfg.window_pre_samples) / rate + moved_s
 
     fig, axes = plt.subplots(3, 1, figsize=(9, 8.5))
     a, b, c = axes
@@ -127,7 +128,8 @@ def plot_pick(clf, p: dict, path: str) -> dict:
     if "onset_offset_s" in info:
         b.axvline(offset_s, color="g", lw=0.8, ls="--", label="onset read")
     b.axhline(0, color="k", lw=0.3)
-    b.set(ylabel="model input", xlabel=f"s from the pick ({rate:g} Hz, model band)")
+    what = f"window moved {moved_s:+.2f} s to the onset" if moved_s else "window at the pick"
+    b.set(ylabel="model input", xlabel=f"s from the pick ({rate:g} Hz, model band; {what})")
     b.legend(loc="upper left", fontsize=8)
     b.set_title(
         f"{info['polarity']}  (up {info['p_up']:.2f}, down {info['p_down']:.2f}, "
