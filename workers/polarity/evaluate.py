@@ -21,6 +21,14 @@ Evaluation sets:
   UH4, short-period verticals at 50, 100 and 200 Hz) in the waveforms obspy ships as test data,
   read blind by us (``firstmotion/data/uh2010_onsets.json``), evaluated like ``texnet``.
 
+* ``ingv``: the INGV analysts' 88 P first motions (U/D with a vertical trace) of five
+  central-Italy earthquakes in ``shared/data/ingv_fmpc`` (HYPO71 cards, :func:`load_ingv_fmpc`).
+
+Every real set is read by the model and by the naive rule
+(:func:`workers.polarity.evidence.naive_polarity`) at the labelled pick and with the pick
+moved by +-0.02 and +-0.05 s; ``real_reliability`` pools the real picks into a reliability
+diagram (``--reliability-plot``). ``--real-only`` skips the synthetic sets.
+
 Metrics: 3-class accuracy, per-class precision/recall, up/down accuracy for SNR >= 5, the
 fraction of noise-only windows called unknown, coverage and accuracy at confidence thresholds,
 and the expected calibration error (ECE, 15 equal-width bins of the top probability; Guo et al.
