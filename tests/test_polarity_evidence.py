@@ -309,3 +309,14 @@ def test_shipped_reader_on_ingv_analyst_first_motions_beside_the_naive_rule(ship
         n_right, n_wrong, _ = _outcomes(None, picks, shift, naive=True)
         assert right >= least and wrong <= 7, (shift, right, wrong)
         assert wrong <= n_wrong - 4, (shift, wrong, n_wrong)
+    # with the pick 50 ms late, reads the network alone left unknown are made at the onset
+    moved = []
+    for p in picks:
+        k = p["pick_index"] + int(round(0.05 * p["sampling_rate_hz"]))
+        res = shipped_reader.classify(p["data"][None, :], p["sampling_rate_hz"], [k])
+        if res.polarity[0] == p["polarity"] and res.window_offset_s[0] < -0.02:
+            moved.append(float(res.onset_offset_s[0]))
+    assert len(moved) >= 8, moved
+    # the onset read is before the late pick, about where the analyst put it (-0.05 s)
+    assert all(-0.16 <= m <= 0.0 for m in moved), moved
+    assert abs(np.median(moved) + 0.05) <= 0.03, moved
