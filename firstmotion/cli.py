@@ -40,6 +40,7 @@ COMMANDS: dict[str, Command | dict[str, Command]] = {
     "polarity": {
         "train": ("workers.polarity.train", "train the polarity model"),
         "eval": ("workers.polarity.evaluate", "evaluate a polarity model"),
+        "show": ("workers.polarity.show", "plot one pick's window as the model sees it"),
     },
     "catalog": {
         "export": ("workers.catalog_export", "export the live catalog (QuakeML, JSON, CSV)"),

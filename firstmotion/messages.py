@@ -275,6 +275,12 @@ _RAKE = _num(-180.0, 180.0, tol=_ANGLE_TOL_DEG)
 _POLARITY = _int(choices=(-1, 0, 1))
 
 
+def _bool(name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise MessageError(f"{name}: expected true or false, got {_show(value)}")
+    return bool(value)
+
+
 # --------------------------------------------------------------------------- base class
 
 
@@ -501,6 +507,15 @@ class Polarity(Message):
     longitude_deg: float | None = None
     elevation_m: float | None = None
     created_epoch_s: float = field(default_factory=time.time)
+    # the evidence a seismologist checks (None/0/False from models without it): sign and peak
+    # (noise sigmas) of the first lobe beyond 4 noise sigmas, the read lobe's rise (noise
+    # sigmas per 10 ms), the onset the reading refers to, and whether the first lobe was read
+    # as a datalogger FIR precursor of the opposite main swing
+    first_lobe_sign: int = 0
+    first_lobe_snr: float | None = None
+    onset_sharpness: float | None = None
+    onset_time_epoch_s: float | None = None
+    precursor: bool = False
 
     _checks: ClassVar[dict[str, Check]] = {
         "pick_id": _str(),
@@ -515,6 +530,11 @@ class Polarity(Message):
         "longitude_deg": _OPT_LON,
         "elevation_m": _OPT_ELEV,
         "created_epoch_s": _TIME,
+        "first_lobe_sign": _POLARITY,
+        "first_lobe_snr": _num(0.0, optional=True),
+        "onset_sharpness": _num(0.0, optional=True),
+        "onset_time_epoch_s": _num(0.0, optional=True),
+        "precursor": _bool,
     }
 
 

@@ -14,11 +14,11 @@ from polarity_cards import SHIPPED_CARD, tiny_card
 from firstmotion import synth
 from workers.polarity import PolarityClassifier
 from workers.polarity.classifier import validate_card
-from workers.polarity.dataset import SamplerConfig, WindowSampler
+from workers.polarity.dataset import SamplerConfig, WindowSampler, shared_data_dir
 from workers.polarity.model import PolarityCNN
 from workers.polarity.preprocess import PreprocessConfig, prepare_windows
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED_DATA = shared_data_dir()
 SHIPPED = SHIPPED_CARD
 
 

@@ -42,14 +42,32 @@ from numpy.typing import ArrayLike
 
 from firstmotion import __version__ as FIRSTMOTION_VERSION
 from firstmotion.config import POLARITY_PRECISIONS
+from workers.polarity.evidence import Evidence, first_lobe_evidence
+from workers.polarity.fircorrect import fir_precursor_correction
 from workers.polarity.model import LABELS, build_model
-from workers.polarity.preprocess import REASON_OK, PreprocessConfig, prepare_windows
+from workers.polarity.preprocess import (
+    REASON_OK,
+    PreprocessConfig,
+    linear_windows,
+    normalise_windows,
+)
 
 CARD_FORMAT_VERSION = 1
-DEFAULT_MODEL_NAME = "polarity_v5"
+DEFAULT_MODEL_NAME = "polarity_v6"
 # autocast dtype of each precision (None: no autocast)
 PRECISIONS = {p: None if p == "float32" else getattr(torch, p) for p in POLARITY_PRECISIONS}
 REASON_LOW_CONFIDENCE = "low_confidence"
+REASON_EVIDENCE_CONFLICT = "evidence_conflict"
+# the card's optional ``reading`` section (see PolarityClassifier.classify)
+READING_KEYS = (
+    "k_sigma",
+    "precursor_max_ratio",
+    "precursor_max_width_s",
+    "read_main_swing",
+    "refine_unknown",
+    "refine_max_s",
+    "conflict_min_snr",
+)
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
@@ -74,6 +92,17 @@ class PolarityResult:
     probabilities: np.ndarray
     confidence: np.ndarray
     reason: np.ndarray
+    # the evidence of the lobe read (:mod:`workers.polarity.evidence`), None for models whose
+    # card has no ``reading`` section: sign of the first lobe beyond 4 noise sigmas (0: none),
+    # the read lobe's peak in noise sigmas and its rise in sigmas per 10 ms, the onset the
+    # reading refers to in seconds from the given pick, and whether an opposite lobe before
+    # the main swing was read as a datalogger precursor
+    first_lobe_sign: np.ndarray | None = None
+    first_lobe_snr: np.ndarray | None = None
+    onset_sharpness: np.ndarray | None = None
+    onset_offset_s: np.ndarray | None = None
+    window_offset_s: np.ndarray | None = None  # where the read window's centre is (s from pick)
+    precursor: np.ndarray | None = None
 
 
 def validate_card(card: dict) -> None:
@@ -117,6 +146,10 @@ def validate_card(card: dict) -> None:
             f"architecture window_samples {arch['args'].get('window_samples')} differs from "
             f"the preprocessing window {window}"
         )
+    reading = card.get("reading", {})
+    unknown = set(reading) - set(READING_KEYS) if isinstance(reading, dict) else None
+    if unknown is None or unknown:
+        raise ValueError(f"model card reading must be an object of {READING_KEYS}, got {reading!r}")
     temperature = card.get("temperature", 1.0)
     if not (isinstance(temperature, int | float) and temperature > 0):
         raise ValueError(f"model card temperature must be > 0, got {temperature!r}")
@@ -148,6 +181,8 @@ class PolarityClassifier:
         self.config = PreprocessConfig.from_dict(card["preprocessing"])
         self.temperature = float(card.get("temperature", 1.0))
         self.decision_threshold = float(card["thresholds"]["decision"])
+        # the evidence check of classify() (empty: the network's read alone)
+        self.reading = dict(card.get("reading") or {})
         self.device = _resolve_device(device)
         self.precision = precision
         self.model = model.to(self.device).eval()
@@ -231,44 +266,199 @@ class PolarityClassifier:
         pick_index: ArrayLike,
         *,
         batch_size: int = 1024,
+        fir: list[tuple[ArrayLike, float]] | None = None,
     ) -> PolarityResult:
         """Classify the P first motion of each row.
 
         ``data`` (N, L) raw vertical counts or velocity at ``sampling_rate`` Hz (>= 40 Hz, else
         ``ValueError``); ``pick_index`` (N,) the P pick sample in each row. Bad windows (NaN,
         flat, too short) get polarity 0 with a reason, never an exception.
+
+        With a ``reading`` section in the card (:meth:`read_windows`) the network's read is
+        checked against the first-lobe evidence: a lobe the evidence reads as a datalogger
+        precursor of a much larger opposite swing gives the swing's sign (the network's up/down
+        probabilities swap), and a row the network leaves unknown while the evidence sees an
+        onset away from the pick is read again with the window centred on that onset.
+
+        ``fir``: the linear-phase FIR stages the rows passed, as (taps, input rate in Hz)
+        (:func:`workers.polarity.fircorrect.linear_phase_firs` of the channel's StationXML
+        response); their acausal precursors are removed first
+        (:func:`~workers.polarity.fircorrect.fir_precursor_correction`).
         """
         data = np.asarray(data)
         picks = np.asarray(pick_index)
+        if fir:  # rows with gaps (NaN) stay as they are: a transform would spread the gap
+            data = np.array(data, dtype=np.float64, ndmin=2)
+            finite = np.isfinite(data).all(axis=1)
+            for taps, fir_rate in fir:
+                data[finite] = fir_precursor_correction(data[finite], sampling_rate, taps, fir_rate)
         if data.ndim == 2 and picks.ndim == 1 and data.shape[0] == picks.shape[0] > batch_size:
             # bounded memory: preprocess (N, context) float64 segments a batch at a time
             parts = [
-                prepare_windows(
-                    data[i : i + batch_size], sampling_rate, picks[i : i + batch_size], self.config
+                self.classify(
+                    data[i : i + batch_size],
+                    sampling_rate,
+                    picks[i : i + batch_size],
+                    batch_size=batch_size,
                 )
                 for i in range(0, data.shape[0], batch_size)
             ]
-            windows = np.concatenate([w for w, _ in parts])
-            reasons = np.concatenate([r for _, r in parts])
-        else:
-            windows, reasons = prepare_windows(data, sampling_rate, picks, self.config)
+            return PolarityResult(
+                **{
+                    f: None
+                    if getattr(parts[0], f) is None
+                    else np.concatenate([getattr(r, f) for r in parts])
+                    for f in PolarityResult.__dataclass_fields__
+                }
+            )
+        lin, reasons = linear_windows(data, sampling_rate, picks, self.config)
+        probs, ev = self.read_windows(lin, reasons, batch_size)
+        polarity, confidence = self.decide(probs)
+        extra: dict = {}
+        conflict = np.zeros(polarity.shape, dtype=bool)
+        if ev is not None:
+            probs, ev, offset, conflict, moved = self._recheck(
+                data, sampling_rate, picks, reasons, probs, ev, batch_size
+            )
+            polarity, confidence = self.decide(probs)
+            polarity[conflict] = 0
+            confidence[conflict] = probs[conflict, 2]
+            extra = {
+                "first_lobe_sign": ev.first_sign.astype(np.int8),
+                "first_lobe_snr": ev.first_snr.astype(np.float32),
+                "onset_sharpness": ev.sharpness.astype(np.float32),
+                "onset_offset_s": (offset / self.config.sampling_rate_hz).astype(np.float32),
+                "window_offset_s": (moved / float(sampling_rate)).astype(np.float32),
+                "precursor": ev.precursor.copy(),
+            }
+        ok = reasons == REASON_OK
+        polarity[~ok] = 0
+        confidence[~ok] = 1.0
+        reasons = reasons.astype(object)
+        reasons[ok & (polarity == 0)] = REASON_LOW_CONFIDENCE
+        reasons[ok & conflict] = REASON_EVIDENCE_CONFLICT
+        return PolarityResult(
+            polarity=polarity,
+            probabilities=probs,
+            confidence=confidence,
+            reason=reasons.astype(str),
+            **extra,
+        )
+
+    def _recheck(self, data, sampling_rate, picks, reasons, probs, ev, batch_size):
+        """The onset refinement of :meth:`classify`: rows the network left unknown while the
+        evidence sees an onset 2 or more samples before the pick, or 2 samples to
+        ``reading.refine_max_s`` after it (0.05 s covers 94% of the stream picker's errors on
+        the INGV onsets; an onset further after the pick may be a later swing behind a weak
+        first motion), where the second read
+        agrees with the first lobe it is centred on, and rows whose read contradicts a
+        lobe of at least ``reading.conflict_min_snr`` noise sigmas (0: off), are read again
+        with the window at the evidence's onset. A contradiction that the second read does not
+        resolve in the evidence's favour is returned as a conflict (the row becomes unknown).
+        Returns (probs, evidence, onset offset in model samples, conflict, the window's move
+        in input samples)."""
+        offset = np.where(np.isfinite(ev.read_onset), ev.read_onset, 0.0)
+        polarity, _ = self.decide(probs)
+        ok = reasons == REASON_OK
+        redo = np.zeros(polarity.shape, dtype=bool)
+        if self.reading.get("refine_unknown", False):
+            reach = float(self.reading.get("refine_max_s", 0.05)) * self.config.sampling_rate_hz
+            # an onset before the pick is the earliest energy in view; one after it may be a
+            # later swing behind a weak first motion, so it must be close
+            redo |= ok & (polarity == 0) & (np.abs(offset) >= 2) & (offset <= reach + 1e-9)
+        min_snr = float(self.reading.get("conflict_min_snr", 0.0))
+        against = np.zeros(polarity.shape, dtype=bool)
+        if min_snr > 0:
+            strong = np.nan_to_num(ev.read_snr, nan=0.0) >= min_snr
+            against = ok & (polarity != 0) & (polarity == -ev.read_sign) & strong
+            redo |= against
+        conflict = against.copy()
+        if not redo.any():
+            return probs, ev, offset, conflict, np.zeros(polarity.shape)
+        picks_1d = np.rint(np.atleast_1d(picks)).astype(np.int64)
+        step = np.rint(offset[redo] * float(sampling_rate) / self.config.sampling_rate_hz)
+        rows = np.atleast_2d(data)[redo]
+        lin2, reasons2 = linear_windows(rows, sampling_rate, picks_1d[redo] + step, self.config)
+        probs2, ev2 = self.read_windows(lin2, reasons2, batch_size)
+        pol2, _ = self.decide(probs2)
+        idx = np.flatnonzero(redo)
+        # a second read counts only where it agrees with the first lobe it was centred on
+        keep = (pol2 != 0) & (pol2 == ev2.read_sign) & (~against[idx] | (pol2 == ev.read_sign[idx]))
+        take = idx[keep]
+        probs[take] = probs2[keep]
+        conflict[take] = False
+        ev = _replace_rows(ev, take, _select_rows(ev2, keep))
+        offset[take] = offset[take] + np.where(
+            np.isfinite(ev2.read_onset[keep]), ev2.read_onset[keep], 0.0
+        )
+        moved = np.zeros(polarity.shape)
+        moved[take] = step[keep]
+        return probs, ev, offset, conflict, moved
+
+    def read_windows(
+        self, lin: np.ndarray, reasons: np.ndarray, batch_size: int = 1024
+    ) -> tuple[np.ndarray, Evidence | None]:
+        """Probabilities (N, 3) of linear windows (:func:`linear_windows`) and their evidence
+        (None without a ``reading`` section in the card). Rows with a reason get [0, 0, 1].
+
+        Where the evidence flags a precursor (a first lobe under
+        ``reading.precursor_max_ratio`` of the opposite lobe right after it) and the network read
+        that lobe's sign, the up and down probabilities swap: the network's confidence in the
+        lobe becomes confidence in the main swing it precedes."""
+        windows, reasons = normalise_windows(lin, reasons, self.config)
         n = windows.shape[0]
         probs = np.zeros((n, len(LABELS)), dtype=np.float32)
         probs[:, 2] = 1.0
         ok = reasons == REASON_OK
         if ok.any():
             probs[ok] = self.window_probabilities(windows[ok], batch_size)
-        polarity, confidence = self.decide(probs)
-        polarity[~ok] = 0
-        confidence[~ok] = 1.0
-        reasons = reasons.astype(object)
-        reasons[ok & (polarity == 0)] = REASON_LOW_CONFIDENCE
-        return PolarityResult(
-            polarity=polarity,
-            probabilities=probs,
-            confidence=confidence,
-            reason=reasons.astype(str),
+        return self.check_evidence(probs, lin, ok)
+
+    def check_evidence(
+        self, probs: np.ndarray, lin: np.ndarray, ok: np.ndarray | None = None
+    ) -> tuple[np.ndarray, Evidence | None]:
+        """The precursor check of :meth:`read_windows` on probabilities (N, 3) of windows
+        whose first channel (or linear form) is ``lin`` (N, W): the evidence is in noise
+        sigmas, so normalised windows give the same. Returns (probs, evidence); probs is
+        changed in place."""
+        if not self.reading:
+            return probs, None
+        ev = first_lobe_evidence(
+            lin,
+            self.config.window_pre_samples,
+            self.config.sampling_rate_hz,
+            k_sigma=float(self.reading.get("k_sigma", 4.0)),
+            precursor_max_ratio=float(self.reading.get("precursor_max_ratio", 0.0)),
+            precursor_max_width_s=float(self.reading.get("precursor_max_width_s", 0.06)),
+            read_main_swing=bool(self.reading.get("read_main_swing", False)),
         )
+        ok = np.ones(probs.shape[0], dtype=bool) if ok is None else ok
+        lobe_up = probs[:, 0] >= probs[:, 1]
+        read_lobe = np.where(lobe_up, 1, -1) == ev.first_sign
+        swap = ok & ev.precursor & read_lobe & (ev.read_sign == ev.main_sign)
+        probs[swap] = probs[swap][:, [1, 0, 2]]
+        return probs, ev
+
+    def prepared_probabilities(self, windows: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        """:meth:`window_probabilities` of preprocessed windows followed by the card's
+        precursor check (the evidence of their first channel); the onset refinement of
+        :meth:`classify` needs the raw rows and is not applied."""
+        probs = self.window_probabilities(windows, batch_size)
+        first = windows[:, 0] if windows.ndim == 3 else windows
+        return self.check_evidence(probs, first)[0]
+
+
+def _select_rows(ev: Evidence, rows: np.ndarray) -> Evidence:
+    return Evidence(**{f: getattr(ev, f)[rows] for f in Evidence.__dataclass_fields__})
+
+
+def _replace_rows(ev: Evidence, rows: np.ndarray, new: Evidence) -> Evidence:
+    out = {}
+    for f in Evidence.__dataclass_fields__:
+        a = getattr(ev, f).copy()
+        a[rows] = getattr(new, f)
+        out[f] = a
+    return Evidence(**out)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

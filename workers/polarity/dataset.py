@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -91,8 +92,17 @@ PROFILE_OUTPUT = {
 
 
 def shared_data_dir() -> Path:
-    """``shared/data`` beside the repository checkout (may not exist)."""
-    return Path(__file__).resolve().parents[2].parent / "shared" / "data"
+    """``shared/data`` beside the repository checkout, or beside one of its parent folders (a
+    worktree inside a folder of worktrees); ``$FIRSTMOTION_SHARED_DATA`` wins when set. May not
+    exist."""
+    env = os.environ.get("FIRSTMOTION_SHARED_DATA")
+    if env:
+        return Path(env)
+    checkout = Path(__file__).resolve().parents[2]
+    for parent in checkout.parents:
+        if (parent / "shared" / "data").is_dir():
+            return parent / "shared" / "data"
+    return checkout.parent / "shared" / "data"
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,14 @@ Evaluation sets:
   UH4, short-period verticals at 50, 100 and 200 Hz) in the waveforms obspy ships as test data,
   read blind by us (``firstmotion/data/uh2010_onsets.json``), evaluated like ``texnet``.
 
+* ``ingv``: the INGV analysts' 88 P first motions (U/D with a vertical trace) of five
+  central-Italy earthquakes in ``shared/data/ingv_fmpc`` (HYPO71 cards, :func:`load_ingv_fmpc`).
+
+Every real set is read by the model and by the naive rule
+(:func:`workers.polarity.evidence.naive_polarity`) at the labelled pick and with the pick
+moved by +-0.02 and +-0.05 s; ``real_reliability`` pools the real picks into a reliability
+diagram (``--reliability-plot``). ``--real-only`` skips the synthetic sets.
+
 Metrics: 3-class accuracy, per-class precision/recall, up/down accuracy for SNR >= 5, the
 fraction of noise-only windows called unknown, coverage and accuracy at confidence thresholds,
 and the expected calibration error (ECE, 15 equal-width bins of the top probability; Guo et al.
@@ -50,6 +58,7 @@ from workers.polarity.dataset import (
     load_real_noise,
     shared_data_dir,
 )
+from workers.polarity.evidence import naive_polarity
 from workers.polarity.model import LABELS
 from workers.polarity.preprocess import (
     PreprocessConfig,
@@ -143,7 +152,7 @@ def evaluate_synthetic(
     data = generate_dataset(
         n, clf.config, SamplerConfig().hard(), seed=seed, real_noise=real_noise, progress=False
     )
-    probs = clf.window_probabilities(data["windows"])
+    probs = clf.prepared_probabilities(data["windows"])
     polarity, confidence = clf.decide(probs)
     metrics = classification_metrics(probs, data["labels"], polarity, confidence, data["snr"])
     metrics["seed"] = seed
@@ -162,7 +171,7 @@ def evaluate_synthetic(
         real_noise=real_noise,
         progress=False,
     )
-    off_polarity, _ = clf.decide(clf.window_probabilities(off["windows"]))
+    off_polarity, _ = clf.decide(clf.prepared_probabilities(off["windows"]))
     metrics["mispicked_unknown_rate"] = float(np.mean(off_polarity == 0))
     metrics["n_mispicked"] = int(off_polarity.size)
     truth = POLARITY_OF_LABEL[data["labels"]]
@@ -358,6 +367,79 @@ def load_uh2010_onsets(data_dir: Path | None = None, labels: Path | None = None)
     return _labelled_onsets(labels, "uh2010", traces_of)
 
 
+def _ingv_station_matches(card_code: str, file_station: str) -> bool:
+    """A HYPO71 card's 4-letter code names the file's station (``T107`` is ``T0107``, ``AQU``
+    is ``AQU``)."""
+    code = card_code.strip()
+    return file_station == code or (
+        len(code) == 4 and code[1:].isdigit() and file_station == code[0] + "0" + code[1:]
+    )
+
+
+def parse_hypo71_p_readings(text: str) -> list[dict]:
+    """The P readings with a first motion of HYPO71 phase cards: ``station`` (columns 1-4),
+    ``onset`` (column 5, ``I``/``E``), ``polarity`` (column 7: ``U`` +1, ``D`` -1) and
+    ``time`` (:class:`obspy.UTCDateTime`: YYMMDDhhmm in columns 10-19 plus the seconds of
+    columns 20-24, which may exceed 60). CRLF or LF lines; other cards are skipped."""
+    import obspy
+
+    out = []
+    for line in text.replace("\r", "").split("\n"):
+        if len(line) < 24 or line[5] != "P" or line[6] not in "UD":
+            continue
+        stamp = line[9:19]
+        minute = obspy.UTCDateTime(
+            f"20{stamp[:2]}-{stamp[2:4]}-{stamp[4:6]}T{stamp[6:8]}:{stamp[8:10]}:00"
+        )
+        out.append(
+            {
+                "station": line[:4].strip(),
+                "onset": line[4],
+                "polarity": 1 if line[6] == "U" else -1,
+                "time": minute + float(line[19:24]),
+            }
+        )
+    return out
+
+
+def load_ingv_fmpc(data_dir: Path | None = None) -> list[dict]:
+    """The INGV analysts' P first motions of ``shared/data/ingv_fmpc`` (five central-Italy
+    earthquakes, HYPO71 cards) with their raw vertical traces, as dicts like
+    :func:`load_texnet_polarities` (plus ``onset``: ``I`` impulsive, ``E`` emergent). A
+    station with several verticals takes HH, then EH, then HN; readings without a vertical
+    trace are left out. Empty when the set is absent."""
+    import obspy
+
+    root = (shared_data_dir() if data_dir is None else Path(data_dir)) / "ingv_fmpc"
+    out = []
+    for card in sorted((root / "Phases_file").glob("*.dat")):
+        files = sorted((root / "mseed" / f"{card.stem}_mseed").glob("*Z.mseed"))
+        for reading in parse_hypo71_p_readings(card.read_bytes().decode("ascii", "replace")):
+            found = [
+                f
+                for f in files
+                if _ingv_station_matches(reading["station"], f.name.split(".")[2].strip("_"))
+            ]
+            found.sort(key=lambda f: {"HH": 0, "EH": 1, "HN": 2}.get(f.name.split(".")[3][:2], 3))
+            if not found:
+                continue
+            tr = obspy.read(str(found[0]))[0]
+            rate = float(tr.stats.sampling_rate)
+            out.append(
+                {
+                    "event": card.stem,
+                    "station_id": tr.id,
+                    "sampling_rate_hz": rate,
+                    "data": tr.data.astype(np.float64),
+                    "pick_index": int(round((reading["time"] - tr.stats.starttime) * rate)),
+                    "time": str(reading["time"]),
+                    "polarity": reading["polarity"],
+                    "onset": reading["onset"],
+                }
+            )
+    return out
+
+
 def onset_noise_exceedance(
     data: np.ndarray,
     sampling_rate_hz: float,
@@ -394,36 +476,57 @@ def onset_noise_exceedance(
 PICK_SHIFTS_S = (-0.05, -0.02, 0.02, 0.05)
 
 
+def _outcome_counts(outcomes: list[int]) -> dict:
+    return {"right": outcomes.count(1), "wrong_sign": outcomes.count(-1), "n": len(outcomes)}
+
+
 def evaluate_real_picks(clf: PolarityClassifier, picks: list[dict]) -> dict:
-    """Per-pick results at the labelled pick (TexNet's analysts', or ours on pr2017), and
-    accuracy with the pick shifted."""
+    """Per-pick results at the labelled pick (analysts', or ours on pr2017/uh2010), and with
+    the pick shifted, for the model and the naive rule
+    (:func:`workers.polarity.evidence.naive_polarity`) on the same rows."""
     rows = []
     shifted: dict[float, list[int]] = {shift: [] for shift in PICK_SHIFTS_S}
+    naive_shifted: dict[float, list[int]] = {shift: [] for shift in PICK_SHIFTS_S}
     for p in picks:
         res = clf.classify(p["data"][None, :], p["sampling_rate_hz"], [p["pick_index"]])
         departure, exceedance = onset_noise_exceedance(
             p["data"], p["sampling_rate_hz"], p["pick_index"], clf.config
         )
-        rows.append(
-            {
-                "station_id": p["station_id"],
-                "event": p["event"],
-                "time": p["time"],
-                "analyst": int(p["polarity"]),
-                "model": int(res.polarity[0]),
-                "p_up": round(float(res.probabilities[0, 0]), 4),
-                "p_down": round(float(res.probabilities[0, 1]), 4),
-                "p_unknown": round(float(res.probabilities[0, 2]), 4),
-                "departure_sign_at_pick": int(np.sign(departure)),
-                "noise_exceedance": round(exceedance, 3),
+        naive = naive_polarity(p["data"], p["sampling_rate_hz"], [p["pick_index"]])
+        row = {
+            "station_id": p["station_id"],
+            "event": p["event"],
+            "time": p["time"],
+            "analyst": int(p["polarity"]),
+            "model": int(res.polarity[0]),
+            "naive": int(naive[0]),
+            "p_up": round(float(res.probabilities[0, 0]), 4),
+            "p_down": round(float(res.probabilities[0, 1]), 4),
+            "p_unknown": round(float(res.probabilities[0, 2]), 4),
+            "departure_sign_at_pick": int(np.sign(departure)),
+            "noise_exceedance": round(exceedance, 3),
+        }
+        if "onset" in p:
+            row["onset"] = p["onset"]
+        if res.first_lobe_sign is not None:
+            row["evidence"] = {
+                "first_lobe_sign": int(res.first_lobe_sign[0]),
+                "lobe_snr": _round(res.first_lobe_snr[0], 1),
+                "onset_sharpness": _round(res.onset_sharpness[0], 1),
+                "onset_offset_s": _round(res.onset_offset_s[0], 3),
+                "precursor": bool(res.precursor[0]),
             }
-        )
+        rows.append(row)
         for shift_s in PICK_SHIFTS_S:
             k = p["pick_index"] + int(round(shift_s * p["sampling_rate_hz"]))
             r = clf.classify(p["data"][None, :], p["sampling_rate_hz"], [k])
             shifted[shift_s].append(int(r.polarity[0]) * p["polarity"])
+            nv = naive_polarity(p["data"], p["sampling_rate_hz"], [k])
+            naive_shifted[shift_s].append(int(nv[0]) * p["polarity"])
     correct = [r["analyst"] == r["model"] for r in rows]
     shifted_correct = [v == 1 for outcomes in shifted.values() for v in outcomes]
+    at_pick = [r["analyst"] * r["model"] for r in rows]
+    naive_at_pick = [r["analyst"] * r["naive"] for r in rows]
     return {
         "n": len(rows),
         "n_correct": int(sum(correct)),
@@ -431,13 +534,79 @@ def evaluate_real_picks(clf: PolarityClassifier, picks: list[dict]) -> dict:
         "accuracy_pick_shifted_pm_0.02_0.05_s": (
             float(np.mean(shifted_correct)) if shifted_correct else None
         ),
+        "at_pick": _outcome_counts(at_pick),
         # pick moved by the key (s; < 0 earlier than the labelled onset): right, wrong sign
-        "pick_shifted": {
-            f"{shift:+g}": {"right": v.count(1), "wrong_sign": v.count(-1), "n": len(v)}
-            for shift, v in shifted.items()
+        "pick_shifted": {f"{shift:+g}": _outcome_counts(v) for shift, v in shifted.items()},
+        "naive_rule": {
+            "at_pick": _outcome_counts(naive_at_pick),
+            "pick_shifted": {
+                f"{shift:+g}": _outcome_counts(v) for shift, v in naive_shifted.items()
+            },
         },
         "picks": rows,
     }
+
+
+def _round(value: float, digits: int) -> float | None:
+    return round(float(value), digits) if np.isfinite(value) else None
+
+
+def real_reliability(sets: dict[str, dict], n_bins: int = 10) -> dict:
+    """Reliability of the top-class probability over the labelled real picks of all sets (at
+    the labelled pick): per equal-width bin the count, mean confidence and accuracy (the
+    label is up or down, so an unknown read is never correct), and the ECE."""
+    conf, correct = [], []
+    for result in sets.values():
+        for r in result["picks"]:
+            probs = np.array([r["p_up"], r["p_down"], r["p_unknown"]])
+            conf.append(probs.max())
+            correct.append(POLARITY_OF_LABEL[int(np.argmax(probs))] == r["analyst"])
+    conf_a, correct_a = np.array(conf), np.array(correct, dtype=bool)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    idx = np.clip(np.digitize(conf_a, edges[1:-1]), 0, n_bins - 1)
+    bins, ece = [], 0.0
+    for b in range(n_bins):
+        sel = idx == b
+        if sel.any():
+            ece += sel.mean() * abs(correct_a[sel].mean() - conf_a[sel].mean())
+        bins.append(
+            {
+                "lo": round(float(edges[b]), 3),
+                "hi": round(float(edges[b + 1]), 3),
+                "n": int(sel.sum()),
+                "confidence": round(float(conf_a[sel].mean()), 4) if sel.any() else None,
+                "accuracy": round(float(correct_a[sel].mean()), 4) if sel.any() else None,
+            }
+        )
+    return {"sets": sorted(sets), "n": int(conf_a.size), "ece": round(float(ece), 4), "bins": bins}
+
+
+def plot_reliability(rel: dict, path: str) -> None:
+    """The reliability diagram of :func:`real_reliability` (bar counts on a second axis)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    full = [b for b in rel["bins"] if b["n"]]
+    ax.plot([0, 1], [0, 1], color="grey", ls=":")
+    ax.plot([b["confidence"] for b in full], [b["accuracy"] for b in full], "o-")
+    for b in full:
+        ax.annotate(str(b["n"]), (b["confidence"], b["accuracy"]), fontsize=7,
+                    textcoords="offset points", xytext=(3, -10))  # fmt: skip
+    ax.set(
+        xlabel="top-class probability",
+        ylabel="fraction read right",
+        xlim=(0, 1.02),
+        ylim=(0, 1.02),
+        title=f"real labelled first motions ({rel['n']}; ECE {rel['ece']:.3f})\n"
+        + ", ".join(rel["sets"]),
+    )
+    ax.title.set_fontsize(8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def plot_real_picks(
@@ -509,7 +678,7 @@ def evaluate_linear_phase_fir(
             loud_fraction=0.0,
         )
         data = generate_dataset(n, clf.config, cfg, seed=seed, real_noise=real_noise)
-        polarity, _ = clf.decide(clf.window_probabilities(data["windows"]))
+        polarity, _ = clf.decide(clf.prepared_probabilities(data["windows"]))
         out[name] = signed_outcomes(polarity, data["labels"])
     return out
 
@@ -527,7 +696,7 @@ def evaluate_odd_rates(
     for rate in ODD_RATES_HZ:
         cfg = replace(SamplerConfig().hard(), rates_hz=(rate,), noise_only_fraction=0.0)
         data = generate_dataset(n, clf.config, cfg, seed=seed, real_noise=real_noise)
-        polarity, _ = clf.decide(clf.window_probabilities(data["windows"]))
+        polarity, _ = clf.decide(clf.prepared_probabilities(data["windows"]))
         clear = data["snr"] >= 5
         out[f"{rate:g}"] = signed_outcomes(polarity[clear], data["labels"][clear])
     return out
@@ -560,7 +729,7 @@ def evaluate_pick_errors(
         for e in errors_s:
             sampler = WindowSampler(clf.config, cfg, real_noise, seed, pick_error_s=e)
             windows, labels, _, _ = sampler.sample(n)
-            polarity, _ = clf.decide(clf.window_probabilities(windows))
+            polarity, _ = clf.decide(clf.prepared_probabilities(windows))
             outcome = signed_outcomes(polarity, labels)
             band[f"{e:+g}"] = {k: v if k == "n" else round(v, 4) for k, v in outcome.items()}
         out[f"snr_{lo:g}_{hi:g}"] = band
@@ -575,6 +744,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--update-card", action="store_true", help="write metrics into card")
     parser.add_argument("--json", default=None, help="also write the metrics to this file")
     parser.add_argument("--plot", default=None, help="write a PNG: outcome vs SNR, reliability")
+    parser.add_argument(
+        "--reliability-plot", default=None, help="write the real-data reliability diagram (PNG)"
+    )
+    parser.add_argument(
+        "--real-only", action="store_true", help="skip the synthetic sets (real data only)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -584,13 +759,18 @@ def run(args: argparse.Namespace) -> int:
     clf = PolarityClassifier.load(args.model, device=args.device)
     data_dir = shared_data_dir()
     real_noise = load_real_noise(data_dir) if data_dir.exists() else []
-    metrics = {"synthetic_hard": evaluate_synthetic(clf, args.n, args.seed, real_noise, args.plot)}
+    metrics = (
+        {}
+        if args.real_only
+        else {"synthetic_hard": evaluate_synthetic(clf, args.n, args.seed, real_noise, args.plot)}
+    )
     real_sets = (  # each loader gives [] where its waveforms are absent
         ("texnet2017_manual_polarities", "_texnet", lambda: load_texnet_polarities(data_dir),
          "analyst"),
         ("pr2017_onsets_read_by_us", "_pr2017", lambda: load_pr2017_onsets(data_dir),
          "our reading"),
         ("uh2010_onsets_read_by_us", "_uh2010", load_uh2010_onsets, "our reading"),
+        ("ingv_fmpc_analyst_polarities", "_ingv", lambda: load_ingv_fmpc(data_dir), "analyst"),
     )  # fmt: skip
     for key, suffix, loader, who in real_sets:
         picks = loader()
@@ -601,6 +781,11 @@ def run(args: argparse.Namespace) -> int:
             stem = Path(args.plot)
             path = str(stem.with_name(stem.stem + suffix + stem.suffix))
             plot_real_picks(clf, picks, metrics[key]["picks"], path, who)
+    real = {k: v for k, v in metrics.items() if k != "synthetic_hard"}
+    if real:
+        metrics["real_reliability"] = real_reliability(real)
+        if args.reliability_plot:
+            plot_reliability(metrics["real_reliability"], args.reliability_plot)
     text = json.dumps(metrics, indent=2)
     print(text)
     if args.json:
@@ -612,6 +797,9 @@ def run(args: argparse.Namespace) -> int:
         stem = Path(args.model).with_suffix("") if args.model.endswith(".json") else args.model
         card_path = Path(str(stem) + ".json")
         card = json.loads(card_path.read_text())
+        if args.real_only:
+            log.error("--update-card needs the synthetic sets too (drop --real-only)")
+            return 2
         card.setdefault("metrics", {}).update(metrics)
         card["metrics"]["eval_command"] = (
             f"firstmotion polarity eval --model {args.model} --n {args.n} --seed {args.seed}"

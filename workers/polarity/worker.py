@@ -79,7 +79,9 @@ class PolarityHandler:
         self.inference_s.observe(time.perf_counter() - t0)
         now = time.time()
         out: list[tuple[str, Message]] = []
-        for pick, (polarity, probs, confidence, reason) in zip(picks, results, strict=True):
+        for pick, (polarity, probs, confidence, reason, evidence) in zip(
+            picks, results, strict=True
+        ):
             if polarity != 0 and confidence < self.min_confidence:
                 polarity, reason = 0, "low_confidence"
             outcome = {1: "up", -1: "down"}.get(polarity, "unknown")
@@ -102,14 +104,17 @@ class PolarityHandler:
                         latitude_deg=pick.latitude_deg,
                         longitude_deg=pick.longitude_deg,
                         elevation_m=pick.elevation_m,
+                        **evidence,
                     ),
                 )
             )
         return out
 
 
-def classify_picks(clf, picks: list[Pick]) -> list[tuple[int, np.ndarray, float, str]]:
-    """(polarity, probabilities, confidence, reason) per pick, batched by (rate, length)."""
+def classify_picks(clf, picks: list[Pick]) -> list[tuple[int, np.ndarray, float, str, dict]]:
+    """(polarity, probabilities, confidence, reason, evidence) per pick, batched by (rate,
+    length); evidence holds the :class:`Polarity` evidence fields the model gives (none for a
+    model without them)."""
     groups: dict[tuple[float, int], list[int]] = defaultdict(list)
     for i, p in enumerate(picks):
         groups[(float(p.sampling_rate_hz), int(p.samples.size))].append(i)
@@ -117,7 +122,7 @@ def classify_picks(clf, picks: list[Pick]) -> list[tuple[int, np.ndarray, float,
     for (rate, _n), idx in groups.items():
         if rate < 40.0:  # the model's floor: say so per pick instead of failing the batch
             for i in idx:
-                out[i] = (0, np.array([0.0, 0.0, 1.0], np.float32), 1.0, "rate_below_40_hz")
+                out[i] = (0, np.array([0.0, 0.0, 1.0], np.float32), 1.0, "rate_below_40_hz", {})
             continue
         data = np.stack([picks[i].samples for i in idx])
         res = clf.classify(data, rate, np.array([picks[i].pick_index for i in idx]))
@@ -127,8 +132,28 @@ def classify_picks(clf, picks: list[Pick]) -> list[tuple[int, np.ndarray, float,
                 res.probabilities[j],
                 float(res.confidence[j]),
                 str(res.reason[j]),
+                _evidence_fields(res, j, picks[i]),
             )
     return out
+
+
+def _evidence_fields(res, j: int, pick: Pick) -> dict:
+    """The :class:`Polarity` evidence fields of row ``j`` of a classifier result."""
+    if getattr(res, "first_lobe_sign", None) is None:
+        return {}
+
+    def finite(value: float) -> float | None:
+        return float(value) if np.isfinite(value) else None
+
+    offset = finite(res.onset_offset_s[j])
+    onset = pick.time_epoch_s + offset if offset is not None else None
+    return {
+        "first_lobe_sign": int(res.first_lobe_sign[j]),
+        "first_lobe_snr": finite(res.first_lobe_snr[j]),
+        "onset_sharpness": finite(res.onset_sharpness[j]),
+        "onset_time_epoch_s": onset if onset is not None and onset >= 0 else None,
+        "precursor": bool(res.precursor[j]),
+    }
 
 
 def build_consumer(

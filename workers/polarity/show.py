@@ -1,0 +1,185 @@
+"""``firstmotion polarity show``: one first motion as the model sees it, with its evidence.
+
+::
+
+    firstmotion polarity show --mseed F.mseed --pick 2011-01-13T19:59:41.50 \\
+        [--station IV.CAMP..HHZ] [--model NAME_OR_PATH] --out fig.png
+
+Reads the vertical trace (``--station`` NET.STA.LOC.CHA, else the first trace whose channel
+ends in Z), classifies the pick through :meth:`PolarityClassifier.classify` and draws three
+panels: the raw trace around the pick; the model's input window (the unit-peak channel, the
+noise-scaled channel on a second axis) with the pick, the onset the reading refers to and the
+first lobe marked; the window in noise sigmas around the onset with the 4-sigma band, so the
+first lobe, a precursor and the main swing can be checked by eye. The title gives the
+probabilities, the decision and the evidence (first-lobe sign and size in noise sigmas, onset
+sharpness, the onset offset, the precursor flag). The same numbers are printed as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+NAMES = {1: "up", -1: "down", 0: "unknown"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mseed", required=True, help="miniSEED file holding the vertical")
+    parser.add_argument("--pick", required=True, help="P pick time (UTC, ISO-8601)")
+    parser.add_argument("--station", default=None, help="NET.STA.LOC.CHA (default: first *Z)")
+    parser.add_argument("--model", default=None, help="model stem or shipped name (default)")
+    parser.add_argument("--out", required=True, help="PNG to write")
+
+
+def read_pick(mseed: str, pick: str, station: str | None = None) -> dict:
+    """The trace of ``station`` (or the first vertical) around ``pick``: ``data`` float64,
+    ``sampling_rate_hz``, ``pick_index``, ``station_id``. ``ValueError`` when no trace holds
+    the pick."""
+    import obspy
+
+    when = obspy.UTCDateTime(pick)
+    stream = obspy.read(mseed)
+    if station:
+        net, sta, loc, cha = station.split(".")
+        stream = stream.select(network=net, station=sta, location=loc, channel=cha)
+    else:
+        stream = obspy.Stream([tr for tr in stream if tr.stats.channel.endswith("Z")])
+    held = [tr for tr in stream if tr.stats.starttime <= when < tr.stats.endtime]
+    if not held:
+        raise ValueError(f"no {station or 'vertical'} trace in {mseed} holds {when}")
+    tr = held[0]
+    rate = float(tr.stats.sampling_rate)
+    return {
+        "station_id": tr.id,
+        "sampling_rate_hz": rate,
+        "data": tr.data.astype(np.float64),
+        "pick_index": int(round((when - tr.stats.starttime) * rate)),
+        "time": str(when),
+    }
+
+
+def describe(res, j: int = 0) -> dict:
+    """The decision, probabilities and evidence of row ``j`` of a classifier result."""
+    out = {
+        "polarity": NAMES[int(res.polarity[j])],
+        "p_up": round(float(res.probabilities[j, 0]), 4),
+        "p_down": round(float(res.probabilities[j, 1]), 4),
+        "p_unknown": round(float(res.probabilities[j, 2]), 4),
+        "reason": str(res.reason[j]),
+    }
+    if res.first_lobe_sign is not None:
+
+        def num(v, d):
+            return round(float(v), d) if np.isfinite(v) else None
+
+        out.update(
+            first_lobe_sign=int(res.first_lobe_sign[j]),
+            first_lobe_snr=num(res.first_lobe_snr[j], 1),
+            onset_sharpness=num(res.onset_sharpness[j], 1),
+            onset_offset_s=num(res.onset_offset_s[j], 3),
+            precursor=bool(res.precursor[j]),
+        )
+    return out
+
+
+def plot_pick(clf, p: dict, path: str) -> dict:
+    """Classify ``p`` (as from :func:`read_pick`) and write the figure; returns
+    :func:`describe` of the read."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from workers.polarity.preprocess import linear_windows, normalise_windows
+
+    rate_in, k = p["sampling_rate_hz"], p["pick_index"]
+    res = clf.classify(p["data"][None, :], rate_in, [k])
+    info = describe(res)
+    cfg = clf.config
+    offset_s = info.get("onset_offset_s") or 0.0
+    moved_s = float(res.window_offset_s[0]) if res.window_offset_s is not None else 0.0
+    k_read = k + int(round(moved_s * rate_in))  # the window the read was made on
+    lin, reasons = linear_windows(p["data"][None, :], rate_in, [k_read], cfg)
+    win, _ = normalise_windows(lin, reasons, cfg)
+    rate = cfg.sampling_rate_hz
+    t = (np.arange(cfg.window_samples) - cfg.window_pre_samples) / rate + moved_s
+
+    fig, axes = plt.subplots(3, 1, figsize=(9, 8.5))
+    a, b, c = axes
+    lo, hi = max(0, k - int(2 * rate_in)), min(p["data"].size, k + int(2 * rate_in))
+    raw = p["data"][lo:hi]
+    a.plot((np.arange(lo, hi) - k) / rate_in, raw - raw[: k - lo].mean(), lw=0.7, color="k")
+    a.axvline(0, color="r", lw=0.8, label="pick")
+    a.set(ylabel="counts (demeaned)", title=f"{p['station_id']}  pick {p['time']}  raw")
+    a.legend(loc="upper left", fontsize=8)
+
+    unit = win[0, 0] if win.ndim == 3 else win[0]
+    b.plot(t, unit, lw=0.9, label="model input (unit peak)")
+    if win.ndim == 3:
+        b2 = b.twinx()
+        b2.plot(t, win[0, 1], lw=0.6, color="tab:orange", alpha=0.7)
+        b2.set_ylabel("asinh(x / noise) / 10", color="tab:orange", fontsize=8)
+    b.axvline(0, color="r", lw=0.8, label="pick")
+    if "onset_offset_s" in info:
+        b.axvline(offset_s, color="g", lw=0.8, ls="--", label="onset read")
+    b.axhline(0, color="k", lw=0.3)
+    what = f"window moved {moved_s:+.2f} s to the onset" if moved_s else "window at the pick"
+    b.set(ylabel="model input", xlabel=f"s from the pick ({rate:g} Hz, model band; {what})")
+    b.legend(loc="upper left", fontsize=8)
+    b.set_title(
+        f"{info['polarity']}  (up {info['p_up']:.2f}, down {info['p_down']:.2f}, "
+        f"unknown {info['p_unknown']:.2f}) {info['reason']}",
+        fontsize=9,
+    )
+
+    quiet_end = max(2, cfg.window_pre_samples - int(round(0.1 * rate)))
+    sigma = float(lin[0, :quiet_end].std()) or 1.0
+    z = lin[0] / sigma
+    c.plot(t, z, ".-", lw=0.8, ms=3)
+    c.axhspan(-4, 4, color="grey", alpha=0.2, label="4 noise sigmas")
+    c.axvline(0, color="r", lw=0.8)
+    if "onset_offset_s" in info:
+        c.axvline(offset_s, color="g", lw=0.8, ls="--")
+    around = (t > offset_s - 0.15) & (t < offset_s + 0.15)
+    span = float(np.max(np.abs(z[around]))) if around.any() else 10.0
+    lobe = info.get("first_lobe_snr") or 10.0
+    if 3 * lobe < span:  # zoom on the first lobe when the main swing dwarfs it
+        c.set_ylim(-max(8.0, 3 * lobe), max(8.0, 3 * lobe))
+    c.set_xlim(offset_s - 0.15, offset_s + 0.2)
+    c.set(ylabel="noise sigmas", xlabel="s from the pick")
+    if "first_lobe_sign" in info:
+        c.set_title(
+            f"first lobe {NAMES[info['first_lobe_sign']]} {info['first_lobe_snr']} sigma, "
+            f"sharpness {info['onset_sharpness']} sigma/10 ms, onset {offset_s:+.3f} s, "
+            f"precursor {'yes' if info['precursor'] else 'no'}",
+            fontsize=9,
+        )
+    c.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return info
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from workers.polarity.classifier import PolarityClassifier
+
+    torch.set_num_threads(1)
+    clf = PolarityClassifier.load(args.model, device="cpu")
+    try:
+        p = read_pick(args.mseed, args.pick, args.station)
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 1
+    info = plot_pick(clf, p, args.out)
+    print(json.dumps({"station_id": p["station_id"], "time": p["time"], **info}))
+    log.info("wrote %s", args.out)
+    return 0
