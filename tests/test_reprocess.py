@@ -170,10 +170,11 @@ def test_sds_archive_read_per_station_day(tmp_path):
     folder.mkdir(parents=True)
     Stream([tr]).write(str(folder / f"XX.ABC..HHZ.D.{day.year}.{day.julday:03d}"), format="MSEED")
     assert is_sds_root(tmp_path)
-    wins, rep = cut_windows(
-        [Request("e/0", "XX", "ABC", "", "HHZ", T0 + 20), Request("e/1", "XX", "ABC", "", "", T0 + 21)],
-        [str(tmp_path)],
-    )  # fmt: skip
+    reqs = [
+        Request("e/0", "XX", "ABC", "", "HHZ", T0 + 20),
+        Request("e/1", "XX", "ABC", "", "", T0 + 21),
+    ]
+    wins, rep = cut_windows(reqs, [str(tmp_path)])
     assert len(wins) == 2 and rep.files_read == 1
     x = np.asarray(tr.data, dtype=np.float32)
     assert np.array_equal(wins[0].samples, x[1500:2200])

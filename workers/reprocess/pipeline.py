@@ -568,6 +568,24 @@ class Reprocessor:
         return self.report
 
 
+def analyst_agreement(rows: list[dict]) -> dict[str, Any]:
+    """Our polarities against the input's analyst first motions (where it has them)."""
+    out: dict[str, Any] = {"labelled": 0, "agree": 0, "wrong": 0, "unknown": 0, "wrong_picks": []}
+    for r in rows:
+        for p in r["picks"]:
+            if "polarity" not in p or not p.get("analyst_polarity"):
+                continue
+            out["labelled"] += 1
+            if p["polarity"] == 0:
+                out["unknown"] += 1
+            elif p["polarity"] == p["analyst_polarity"]:
+                out["agree"] += 1
+            else:
+                out["wrong"] += 1
+                out["wrong_picks"].append(f"{r['event_id']} {p['station_id']}")
+    return out
+
+
 def _id_tuple(entry_id: str) -> tuple[int, int]:
     a, _, b = entry_id.partition("-")
     return int(a), int(b or 0)
@@ -612,6 +630,7 @@ def reprocess(opts: Options) -> dict[str, Any]:
     ordered = sorted(rows.values(), key=lambda r: (r["time_epoch_s"], r["event_id"]))
     report["outputs"] = write_outputs(ordered, opts.output, max_plots=opts.max_plots)
     report["events_total_in_journal"] = len(ordered)
+    report["analyst_agreement"] = analyst_agreement(ordered)
     (opts.output / "report.json").write_text(json.dumps(report, indent=1, sort_keys=True))
     return report
 
@@ -689,5 +708,11 @@ def summary_text(report: dict[str, Any]) -> str:
     if report["events_without_origin"]:
         lines.append(f"{len(report['events_without_origin'])} event(s) without origin: "
                      "polarities only")  # fmt: skip
+    agree = report.get("analyst_agreement") or {}
+    if agree.get("labelled"):
+        lines.append(
+            f"against the analysts' first motions: {agree['agree']} agree, {agree['wrong']} "
+            f"opposite, {agree['unknown']} unknown of {agree['labelled']}"
+        )
     lines.append("details: report.json")
     return "\n".join(lines)
