@@ -24,7 +24,8 @@ workers as the live system:
 ``--resume`` skips the events already in the journal (after a kill); the outputs are always
 written from the whole journal, sorted by origin time and event id, so a killed and resumed
 run gives the same files as one run. Without ``--redis`` a private redis-server and local
-workers start (``--polarity-replicas`` polarity workers and one mechanism worker, each its own
+workers start (``--polarity-replicas`` polarity workers and ``--mechanism-replicas`` mechanism
+workers, each its own
 ``firstmotion worker`` process, as in the demo); with ``--redis URL`` the same local workers
 start unless ``--external-workers`` says workers already run elsewhere (several machines, the
 Kubernetes manifests).
@@ -210,6 +211,7 @@ class Options:
     redis: str | None = None
     prefix: str = "fm:"
     polarity_replicas: int = 1
+    mechanism_replicas: int = 1
     device: str = "auto"
     resume: bool = False
     external_workers: bool = False
@@ -239,7 +241,8 @@ def _start_workers(opts: Options, url: str, log_dir: Path) -> dict[str, subproce
         ]
         for i in range(opts.polarity_replicas)
     }
-    cmds["mechanism"] = [*base, "worker", "mechanism", "--redis", url, *cfg]
+    for i in range(opts.mechanism_replicas):
+        cmds[f"mechanism-{i}"] = [*base, "worker", "mechanism", "--redis", url, *cfg]
     procs = {}
     for name, cmd in cmds.items():
         fh = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
@@ -656,6 +659,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--redis", help="Redis URL (default: a private embedded redis-server)")
     parser.add_argument("--prefix", default="fm:", help="Redis key prefix")
     parser.add_argument("--polarity-replicas", type=int, default=1, help="local polarity workers")
+    parser.add_argument(
+        "--mechanism-replicas", type=int, default=1,
+        help="local mechanism workers (safe here: each origin is published once, after its "
+        "polarities are stored)",
+    )  # fmt: skip
     parser.add_argument("--device", default="auto", help="polarity device: auto, cpu, cuda[:N]")
     parser.add_argument("--resume", action="store_true", help="skip events done before a kill")
     parser.add_argument(
@@ -677,6 +685,7 @@ def run(args: argparse.Namespace) -> int:
         events=args.events, waveforms=args.waveforms, output=args.output,
         inventory=args.inventory, origins=args.origins, velocity_model=args.velocity_model,
         redis=args.redis, prefix=args.prefix, polarity_replicas=args.polarity_replicas,
+        mechanism_replicas=max(1, args.mechanism_replicas),
         device=args.device, resume=args.resume, external_workers=args.external_workers,
         readers=args.readers, chunk_picks=args.chunk_picks, max_plots=args.max_plots,
         progress=not args.no_progress, config=args.config,
