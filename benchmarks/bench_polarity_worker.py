@@ -92,7 +92,7 @@ def drain(bus: Bus, clf, picks: list[Pick], binary: bool, batch: int) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=20_000, help="picks per CPU row")
-    parser.add_argument("--n-gpu", type=int, default=200_000, help="picks per CUDA row")
+    parser.add_argument("--n-gpu", type=int, default=50_000, help="picks per CUDA row")
     parser.add_argument("--batch", type=int, default=1024, help="worker max batch")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args()
