@@ -12,8 +12,13 @@ Timed in the same run, against the same private ``redis-server`` (started by
   ``encode(..., binary=False)``, what older writers put on the bus) -- the baseline;
 * ``cpu, binary entries``: the same picks with their samples as raw float32 bytes beside the
   JSON (``encode``'s default);
-* ``cuda, binary entries`` (when a CUDA device is present): the worker on the GPU (bf16), with
-  its ratio against the CPU worker of this run.
+* ``cuda bf16, 1 worker`` (when a CUDA device is present): the worker on the GPU (bf16);
+* ``cuda bf16, N workers``: ``--gpu-workers`` worker processes sharing the one GPU (default:
+  CPU cores - 2, at most 12). One worker's Python path (decode, messages, Redis commands) costs
+  ~100 us per pick whatever the device, so one process cannot feed a GPU; several processes
+  per GPU are how a GPU host is run (``firstmotion reprocess --polarity-replicas N``, or N
+  ``worker polarity`` processes). Their ratio against the single CPU worker of this run is
+  printed.
 
 Each row publishes ``--n`` picks (not timed), then drains them with one
 :func:`workers.polarity.worker.build_consumer` worker (XREADGROUP, decode, classify, publish
@@ -89,12 +94,62 @@ def drain(bus: Bus, clf, picks: list[Pick], binary: bool, batch: int) -> float:
     return len(picks) / dt
 
 
+def _gpu_worker(url: str, batch: int, device: str, ready, start, out) -> None:
+    """One polarity worker process: load, warm up, wait for ``start``, drain, report."""
+    import torch
+
+    from workers.polarity import PolarityClassifier
+    from workers.polarity.worker import build_consumer
+
+    torch.set_num_threads(1)
+    clf = PolarityClassifier.load(device=device, precision="bfloat16")
+    warm = make_picks(batch)
+    clf.classify(np.stack([p.samples for p in warm]), 100.0, [p.pick_index for p in warm])
+    bus = Bus.from_url(url)
+    consumer = build_consumer(bus, clf, max_batch=batch, max_wait_ms=0, name=f"gpu-{os.getpid()}")
+    ready.set()
+    start.wait()
+    out.put(consumer.run(drain=True, timeout_s=600))
+    bus.close()
+
+
+def drain_processes(bus: Bus, url: str, picks, n_workers: int, batch: int, device: str) -> float:
+    """Picks/s of ``n_workers`` worker processes draining ``picks`` together."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    bus.client.flushall()
+    publish(bus, picks, True)
+    bus.ensure_group("picks", "polarity")
+    start, out = ctx.Event(), ctx.Queue()
+    readies = [ctx.Event() for _ in range(n_workers)]
+    procs = [
+        ctx.Process(target=_gpu_worker, args=(url, batch, device, r, start, out)) for r in readies
+    ]
+    for p in procs:
+        p.start()
+    for r in readies:
+        r.wait(300)
+    t0 = time.perf_counter()
+    start.set()
+    done = sum(out.get(timeout=600) for _ in procs)
+    dt = time.perf_counter() - t0
+    for p in procs:
+        p.join(60)
+    assert done == len(picks), (done, len(picks))
+    return len(picks) / dt
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=20_000, help="picks per CPU row")
     parser.add_argument("--n-gpu", type=int, default=50_000, help="picks per CUDA row")
     parser.add_argument("--batch", type=int, default=1024, help="worker max batch")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument(
+        "--gpu-workers", type=int, default=max(1, min(12, (os.cpu_count() or 4) - 2)),
+        help="worker processes sharing the GPU in the multi-worker row",
+    )  # fmt: skip
     args = parser.parse_args()
     from workers.polarity import PolarityClassifier
 
@@ -113,13 +168,17 @@ def main() -> int:
         rows["cpu, binary entries"] = drain(bus, cpu, picks[: args.n], True, args.batch)
         if torch.cuda.is_available():
             gpu = PolarityClassifier.load(device="cuda", precision="bfloat16")
-            big = max(args.batch, 8192)
-            drain(bus, gpu, picks[:20000], True, big)  # warm-up
-            rows["cuda bf16, binary entries"] = drain(bus, gpu, picks[: args.n_gpu], True, big)
+            big = max(args.batch, 4096)
+            drain(bus, gpu, picks[:8192], True, big)  # warm-up
+            rows["cuda bf16, 1 worker"] = drain(bus, gpu, picks[: args.n_gpu], True, big)
+            del gpu
+            rows[f"cuda bf16, {args.gpu_workers} workers"] = drain_processes(
+                bus, server.url, picks[: args.n_gpu], args.gpu_workers, args.batch, "cuda"
+            )
         bus.close()
     base = rows["cpu, JSON entries (baseline)"]
     cpu_bin = rows["cpu, binary entries"]
-    print(f"{'worker':<32} {'picks/s':>10} {'x baseline':>11} {'x cpu binary':>13}")
+    print(f"{'worker':<32} {'picks/s':>10} {'x baseline':>11} {'x cpu worker':>13}")
     for name, rate in rows.items():
         print(f"{name:<32} {rate:>10,.0f} {rate / base:>10.1f}x {rate / cpu_bin:>12.1f}x")
     return 0
