@@ -243,11 +243,14 @@ def _start_workers(opts: Options, url: str, log_dir: Path) -> dict[str, subproce
     }
     for i in range(opts.mechanism_replicas):
         cmds[f"mechanism-{i}"] = [*base, "worker", "mechanism", "--redis", url, *cfg]
+    import os
+
+    env = {**os.environ, "FIRSTMOTION_REDIS__PREFIX": opts.prefix}  # the workers' key prefix
     procs = {}
     for name, cmd in cmds.items():
         fh = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
         procs[name] = subprocess.Popen(
-            cmd, stdout=fh, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent_hook()
+            cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent_hook()
         )
     return procs
 
@@ -657,7 +660,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--velocity-model", help="1-D model: 4 columns, or depth_km vp_km_s")
     parser.add_argument("--output", required=True, type=Path, help="output folder")
     parser.add_argument("--redis", help="Redis URL (default: a private embedded redis-server)")
-    parser.add_argument("--prefix", default="fm:", help="Redis key prefix")
+    parser.add_argument(
+        "--prefix", default="fm:",
+        help="Redis key prefix (local workers get it too); on a live Redis use a prefix of its "
+        "own, or the live associator and catalog would see the reprocessed picks and origins",
+    )  # fmt: skip
     parser.add_argument("--polarity-replicas", type=int, default=1, help="local polarity workers")
     parser.add_argument(
         "--mechanism-replicas", type=int, default=1,
