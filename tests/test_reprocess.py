@@ -161,6 +161,25 @@ def test_archive_windows_bad_file_and_missing_pick(tmp_path):
     assert list(rep.bad_files) == [str(tmp_path / "notes.txt")]
 
 
+def test_file_index_reads_only_files_serving_the_requests(tmp_path):
+    from obspy import Stream
+
+    from workers.reprocess.archive import expand_paths, index_files
+
+    Stream([_trace("ABC")]).write(str(tmp_path / "z.mseed"), format="MSEED")
+    Stream([_trace("ABC", "HHN")]).write(str(tmp_path / "n.mseed"), format="MSEED")
+    Stream([_trace("ABC", start=T0 + 86400)]).write(str(tmp_path / "day2.mseed"), format="MSEED")
+    Stream([_trace("XYZ")]).write(str(tmp_path / "other.mseed"), format="MSEED")
+    (tmp_path / "notes.txt").write_text("not seismic data\n")
+    index, bad = index_files(expand_paths([str(tmp_path)]))
+    assert list(bad) == [str(tmp_path / "notes.txt")] and len(index) == 4
+    req = [Request("e/0", "", "ABC", "", "", T0 + 20.0)]
+    wins, rep = cut_windows(req, [str(tmp_path)], index=index)
+    assert rep.files_read == 1 and len(wins) == 1  # z.mseed only
+    wins_all, rep_all = cut_windows(req, [str(tmp_path)])
+    assert rep_all.files_read == 4 and np.array_equal(wins_all[0].samples, wins[0].samples)
+
+
 def test_sds_archive_read_per_station_day(tmp_path):
     from obspy import Stream
 

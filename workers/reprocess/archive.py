@@ -204,6 +204,64 @@ class _Collector:
         return out, missing
 
 
+@dataclass(frozen=True)
+class FileEntry:
+    """What a file holds, from its headers: (net, sta, loc, cha, start_s, end_s) per trace."""
+
+    path: Path
+    traces: tuple[tuple[str, str, str, str, float, float], ...]
+
+    def wanted(self, stations: set[str], span: tuple[float, float]) -> bool:
+        """Holds a vertical channel of one of ``stations`` (squeezed codes) within ``span``."""
+        return any(
+            cha.upper().endswith("Z")
+            and _squeeze(sta) in stations
+            and b >= span[0]
+            and a <= span[1]
+            for _net, sta, _loc, cha, a, b in self.traces
+        )
+
+
+def index_files(
+    files: list[Path], report: ArchiveReport | None = None
+) -> tuple[list[FileEntry], dict[str, str]]:
+    """Header-only index of ``files`` (miniSEED: first and last record of a one-channel file;
+    anything else: obspy's ``headonly`` read), so that each file is later read in full only
+    for the days and stations it serves. Returns the entries and the files that are not
+    seismic data (path -> message)."""
+    from obspy import read
+    from obspy.io.mseed.core import _is_mseed
+    from obspy.io.mseed.util import get_record_information, get_start_and_end_time
+
+    entries, bad = [], {}
+    for f in files:
+        try:
+            traces = None
+            if _is_mseed(str(f)):
+                info = get_record_information(str(f))
+                a, b = get_start_and_end_time(str(f))
+                last = get_record_information(
+                    str(f), offset=info["filesize"] - info["record_length"]
+                )
+                one_channel = all(
+                    info[k] == last[k] for k in ("network", "station", "location", "channel")
+                )
+                if one_channel:
+                    traces = ((info["network"], info["station"], info["location"], info["channel"],
+                               float(a.timestamp), float(b.timestamp)),)  # fmt: skip
+            if traces is None:
+                st = read(str(f), headonly=True)
+                traces = tuple(
+                    (t.stats.network, t.stats.station, t.stats.location, t.stats.channel,
+                     float(t.stats.starttime.timestamp), float(t.stats.endtime.timestamp))
+                    for t in st
+                )  # fmt: skip
+            entries.append(FileEntry(f, traces))
+        except Exception as exc:  # obspy raises many types for foreign files
+            bad[str(f)] = f"not seismic data obspy can read ({type(exc).__name__}: {exc})"
+    return entries, bad
+
+
 def _read_file(path: Path, wanted_span: tuple[float, float] | None):
     """obspy Stream of ``path`` (miniSEED: vertical channels only), or raise."""
     from obspy import UTCDateTime, read
@@ -225,12 +283,15 @@ def cut_windows(
     after_s: float = WINDOW_AFTER_S,
     readers: int = 2,
     files: list[Path] | None = None,
+    index: list[FileEntry] | None = None,
     on_file: Callable[[], None] | None = None,
 ) -> tuple[list[Window], ArchiveReport]:
     """Windows for ``requests`` from the archive ``paths`` (files/folders/globs or SDS root).
 
     ``files`` (from :func:`expand_paths`) saves re-listing the archive for every chunk of a long
-    run. Returns the windows found and a report of what was not.
+    run; ``index`` (from :func:`index_files`) reads only the files holding a vertical channel
+    of a requested station within the requests' time span. Returns the windows found and a
+    report of what was not.
     """
     report = ArchiveReport()
     if not requests:
@@ -243,7 +304,11 @@ def cut_windows(
     if len(paths) == 1 and is_sds_root(paths[0]):
         _from_sds(paths[0], requests, col, report, before_s, after_s, readers)
     else:
-        todo = files if files is not None else expand_paths(paths)
+        if index is not None:
+            stations = {_squeeze(r.station) for r in requests}
+            todo = [e.path for e in index if e.wanted(stations, span)]
+        else:
+            todo = files if files is not None else expand_paths(paths)
 
         def one(f: Path):
             try:

@@ -53,7 +53,14 @@ import numpy as np
 
 from firstmotion.bus import Bus, as_text
 from firstmotion.messages import Arrival, Mechanism, Origin, Pick, Polarity, decode, make_pick_id
-from workers.reprocess.archive import ArchiveReport, Request, cut_windows, expand_paths, is_sds_root
+from workers.reprocess.archive import (
+    ArchiveReport,
+    Request,
+    cut_windows,
+    expand_paths,
+    index_files,
+    is_sds_root,
+)
 from workers.reprocess.events import EventRecord, read_events, stations_from_arrivals
 
 log = logging.getLogger(__name__)
@@ -380,6 +387,7 @@ class Reprocessor:
             self.work[eid].problems.append(text)
             self.report["picks_without_waveform"][f"{eid} {rec.label}"] = why
         self.report["bad_files"].update(arch.bad_files)
+        self.report["files_read"] = self.report.get("files_read", 0) + arch.files_read
         for i in range(0, len(picks_out), 500):
             self.bus.publish_many("picks", picks_out[i : i + 500])
         return len(picks_out)
@@ -480,40 +488,36 @@ class Reprocessor:
 
         opts = self.opts
         self._ensure_groups()
-        files = None
+        index = None
         if not (len(opts.waveforms) == 1 and is_sds_root(opts.waveforms[0])):
-            files = expand_paths(opts.waveforms)
-        chunks, cur, n = [], [], 0
-        for e in events:
-            cur.append(e)
-            n += len(e.picks)
-            if n >= opts.chunk_picks:
-                chunks.append(cur)
-                cur, n = [], 0
-        if cur:
-            chunks.append(cur)
+            index, bad = index_files(expand_paths(opts.waveforms))
+            self.report["bad_files"].update(bad)
         q: queue.Queue = queue.Queue(maxsize=2)
         stop = threading.Event()
 
+        def put(item) -> bool:
+            while not stop.is_set():
+                try:
+                    q.put(item, timeout=0.5)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
         def reader() -> None:
             try:
-                for chunk in chunks:
+                for day in days_of(events):  # each day's files are read once
                     reqs = [
                         Request(f"{e.event_id}/{i}", p.network, p.station, p.location,
                                 p.channel, p.time_epoch_s)
-                        for e in chunk for i, p in enumerate(e.picks)
+                        for e in day for i, p in enumerate(e.picks)
                     ]  # fmt: skip
                     wins, arch = cut_windows(
-                        reqs, opts.waveforms, readers=opts.readers, files=files
+                        reqs, opts.waveforms, readers=opts.readers, index=index
                     )
-                    while not stop.is_set():
-                        try:
-                            q.put((chunk, wins, arch), timeout=0.5)
-                            break
-                        except queue.Full:
-                            continue
-                    if stop.is_set():
-                        return
+                    for part in split_chunks(day, wins, arch, opts.chunk_picks):
+                        if not put(part):
+                            return
             except BaseException as exc:  # surfaced in the main thread
                 q.put(exc)
                 return
@@ -590,6 +594,43 @@ def analyst_agreement(rows: list[dict]) -> dict[str, Any]:
                 out["wrong"] += 1
                 out["wrong_picks"].append(f"{r['event_id']} {p['station_id']}")
     return out
+
+
+def days_of(events: list[EventRecord]) -> list[list[EventRecord]]:
+    """Events (in time order) grouped by the UTC day of their origin time."""
+    out: list[list[EventRecord]] = []
+    last = None
+    for e in events:
+        day = int(e.time_epoch_s // 86400)
+        if day != last:
+            out.append([])
+            last = day
+        out[-1].append(e)
+    return out
+
+
+def split_chunks(events: list[EventRecord], windows, arch: ArchiveReport, chunk_picks: int):
+    """(events, windows, report) parts of about ``chunk_picks`` picks, in event order."""
+    by_event: dict[str, list] = {}
+    for w in windows:
+        by_event.setdefault(w.key.rsplit("/", 1)[0], []).append(w)
+    missing: dict[str, dict[str, str]] = {}
+    for key, why in arch.missing.items():
+        missing.setdefault(key.rsplit("/", 1)[0], {})[key] = why
+    cur: list[EventRecord] = []
+    n = 0
+    first = True
+    for i, e in enumerate(events):
+        cur.append(e)
+        n += len(e.picks)
+        if n >= chunk_picks or i == len(events) - 1:
+            rep = ArchiveReport(files_read=arch.files_read if first else 0)
+            if first:
+                rep.bad_files.update(arch.bad_files)
+            for ev in cur:
+                rep.missing.update(missing.get(ev.event_id, {}))
+            yield cur, [w for ev in cur for w in by_event.get(ev.event_id, [])], rep
+            cur, n, first = [], 0, False
 
 
 def _id_tuple(entry_id: str) -> tuple[int, int]:
