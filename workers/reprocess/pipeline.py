@@ -69,6 +69,7 @@ GROUP = "reprocess"
 JOURNAL = "journal.jsonl"
 DEFAULT_CHUNK_PICKS = 2000
 STALL_TIMEOUT_S = 300.0
+MAX_LISTED = 100  # opposite readings named in report.json (all are counted)
 
 
 # --------------------------------------------------------------------------- geometry (pure)
@@ -592,7 +593,8 @@ def analyst_agreement(rows: list[dict]) -> dict[str, Any]:
                 out["agree"] += 1
             else:
                 out["wrong"] += 1
-                out["wrong_picks"].append(f"{r['event_id']} {p['station_id']}")
+                if len(out["wrong_picks"]) < MAX_LISTED:
+                    out["wrong_picks"].append(f"{r['event_id']} {p['station_id']}")
     return out
 
 
