@@ -36,6 +36,10 @@ COMMANDS: dict[str, Command | dict[str, Command]] = {
     "replay": ("stream.replay", "SeedLink v3 server streaming recorded miniSEED"),
     "scenario": ("stream.scenario.cli", "synthetic network data with known mechanisms"),
     "stress": ("workers.stress.cli", "stress tensor from focal mechanisms (CSV, QuakeML, Redis)"),
+    "reprocess": (
+        "workers.reprocess.pipeline",
+        "polarities and mechanisms for an existing catalog from its waveform archive",
+    ),
     "invert": ("workers.mechanism.cli", "batch focal-mechanism inversion (JSONL or SKHASH CSV)"),
     "polarity": {
         "train": ("workers.polarity.train", "train the polarity model"),

@@ -9,10 +9,13 @@ Decoding is strict: a missing or wrong ``schema_version``, a missing or unknown 
 value of the wrong type or range raises :class:`MessageError` (a ``ValueError``) naming the
 field, e.g. ``Pick.sampling_rate_hz: expected a positive number, got 'abc'``. Nested messages
 (``Origin.arrivals``, ``Mechanism.picks``, ``CatalogEvent.origin``) are plain objects without
-their own version. Waveform windows travel as base64 of little-endian float32 samples.
+their own version. In ``to_json`` waveform windows are base64 of little-endian float32 samples.
 
 Redis stream entries are built and read with :func:`encode` / :func:`decode` only
-(fields ``{"type": "Pick", "data": <json>}``); nothing else builds message dicts by hand.
+(fields ``{"type": "Pick", "data": <json>}``); nothing else builds message dicts by hand. A
+Pick's entry carries its samples as raw little-endian float32 bytes in a field of their own
+(:data:`BINARY_SAMPLES_FIELD`) beside the JSON metadata; entries with base64 samples in the
+JSON are still read.
 
 Conventions: times in epoch seconds (UTC), angles in degrees, takeoff from vertical-UP
 (0 up, 180 down), polarity +1 up (compression), -1 down, 0 unknown; ``station_id`` is
@@ -24,8 +27,10 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import functools
 import json
 import math
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -224,10 +229,13 @@ def _samples(name: str, value: Any) -> np.ndarray:
     return arr
 
 
+_UNIT = _num(0.0, 1.0)
+
+
 def _probabilities(name: str, value: Any) -> tuple[float, float, float]:
     if not isinstance(value, (list, tuple, np.ndarray)) or len(value) != 3:
         raise MessageError(f"{name}: expected [up, down, unknown], got {_show(value)}")
-    probs = tuple(_num(0.0, 1.0)(f"{name}[{i}]", v) for i, v in enumerate(value))
+    probs = tuple(_UNIT(f"{name}[{i}]", v) for i, v in enumerate(value))
     if abs(sum(probs) - 1.0) > 1e-3:
         raise MessageError(f"{name}: expected probabilities summing to 1, got sum {sum(probs):.4f}")
     return probs  # type: ignore[return-value]
@@ -292,6 +300,12 @@ class Message:
 
     def __post_init__(self) -> None:
         cls = type(self)
+        if getattr(_PREVALIDATED, "on", False):  # built by _from_dict from checked values
+            _PREVALIDATED.on = False
+            extra = getattr(self, "_validate", None)
+            if extra is not None:
+                extra()
+            return
         for name, check in cls._checks.items():
             object.__setattr__(self, name, check(f"{cls.__name__}.{name}", getattr(self, name)))
         extra = getattr(self, "_validate", None)
@@ -309,8 +323,8 @@ class Message:
                 "type": type(self).__name__,
             }
         )
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            out[f.name] = _to_wire(getattr(self, f.name))
+        for name in _field_table(type(self)):
+            out[name] = _to_wire(getattr(self, name))
         return out
 
     def to_json(self) -> bytes:
@@ -342,23 +356,39 @@ class Message:
             kind = data.pop("type", cls.__name__)
             if kind != cls.__name__:
                 raise MessageError(f"{path}.type: expected {cls.__name__!r}, got {_show(kind)}")
-        fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        unknown = sorted(set(data) - set(fields))
+        fields = _field_table(cls)
+        unknown = sorted(set(data) - fields.keys())
         if unknown:
             raise MessageError(f"{path}: unknown field(s) {unknown}")
         kwargs = {}
-        for name, f in fields.items():
+        checks = cls._checks
+        for name, required in fields.items():
             if name in data:
-                kwargs[name] = cls._checks[name](f"{path}.{name}", data[name])
-            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                kwargs[name] = checks[name](f"{path}.{name}", data[name])
+            elif required:
                 raise MessageError(f"{path}.{name}: missing")
         try:
+            _PREVALIDATED.on = True  # every field was just checked: __post_init__ skips them
             return cls(**kwargs)
         except MessageError as exc:  # cross-field checks: re-root the path
             text = str(exc)
             if text.startswith(cls.__name__ + ".") and path != cls.__name__:
                 text = path + text[len(cls.__name__) :]
             raise MessageError(text) from None
+        finally:
+            _PREVALIDATED.on = False
+
+
+_PREVALIDATED = threading.local()
+
+
+@functools.cache
+def _field_table(cls: type) -> dict[str, bool]:
+    """Field name -> required (no default), in declaration order, per message class."""
+    return {
+        f.name: f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        for f in dataclasses.fields(cls)
+    }
 
 
 def _check_version(path: str, version: Any, present: bool) -> None:
@@ -472,6 +502,14 @@ class Pick(Message):
         "method": _str(),
         "created_epoch_s": _TIME,
     }
+
+    def to_dict_meta(self) -> dict[str, Any]:
+        """:meth:`to_dict` without ``samples`` (they travel as raw bytes beside it)."""
+        out: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "type": "Pick"}
+        for name in self._checks:
+            if name != "samples":
+                out[name] = getattr(self, name)
+        return out
 
     def _validate(self) -> None:
         if self.pick_index >= self.samples.size:
@@ -707,19 +745,52 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
 # --------------------------------------------------------------------------- stream entries
 
 
-def encode(message: Message) -> dict[str, bytes]:
-    """Redis stream entry fields for ``message``: ``{"type": b"Pick", "data": <json>}``."""
+BINARY_SAMPLES_FIELD = "samples_f32le"
+"""Stream-entry field holding a Pick's window as raw little-endian float32 bytes (the JSON in
+``data`` then has no ``samples``): no base64, no JSON string of kilobytes, and the reader gets
+the array with :func:`numpy.frombuffer` without a copy."""
+
+
+def encode(message: Message, *, binary: bool = True) -> dict[str, bytes]:
+    """Redis stream entry fields for ``message``: ``{"type": b"Pick", "data": <json>}``.
+
+    A :class:`Pick` (with ``binary``, the default) carries its window beside the JSON as
+    :data:`BINARY_SAMPLES_FIELD`; ``binary=False`` writes the older all-JSON entry (base64
+    samples inside ``data``), which :func:`decode` reads as well.
+    """
     if not isinstance(message, Message):
         raise MessageError(f"encode: expected a message, got {type(message).__name__}")
-    return {"type": type(message).__name__.encode(), "data": message.to_json()}
+    kind = type(message).__name__.encode()
+    if binary and isinstance(message, Pick):
+        return encode_pick_binary(message)
+    return {"type": kind, "data": message.to_json()}
 
 
-def decode(stream_fields: Mapping[Any, Any]) -> Message:
-    """The message in a Redis stream entry (keys/values as bytes or str)."""
-    fields = {
+def encode_pick_binary(pick: Pick) -> dict[str, bytes]:
+    """A Pick's stream entry with the samples as raw ``<f4`` bytes beside its JSON metadata."""
+    meta = pick.to_dict_meta()
+    return {
+        "type": b"Pick",
+        "data": json.dumps(meta, separators=(",", ":"), allow_nan=False).encode(),
+        BINARY_SAMPLES_FIELD: np.ascontiguousarray(pick.samples, dtype="<f4").tobytes(),
+    }
+
+
+def _entry_fields(stream_fields: Mapping[Any, Any]) -> dict[str, Any]:
+    return {
         (k.decode("utf-8", "replace") if isinstance(k, bytes) else k): v
         for k, v in dict(stream_fields).items()
     }
+
+
+def decode(stream_fields: Mapping[Any, Any]) -> Message:
+    """The message in a Redis stream entry (keys/values as bytes or str).
+
+    Reads both Pick entry forms: samples as raw bytes in :data:`BINARY_SAMPLES_FIELD`, or as
+    base64 inside the JSON (older writers, ``encode(..., binary=False)``). An entry larger than
+    :data:`MAX_ENTRY_BYTES` is refused before anything is parsed.
+    """
+    fields = _entry_fields(stream_fields)
     size = sum(len(k) + (len(v) if isinstance(v, (bytes, str)) else 0) for k, v in fields.items())
     if size > MAX_ENTRY_BYTES:
         raise MessageError(f"stream entry: {size} bytes is more than {MAX_ENTRY_BYTES}")
@@ -733,4 +804,30 @@ def decode(stream_fields: Mapping[Any, Any]) -> Message:
         raise MessageError(f"stream entry.type: unknown message type {_show(kind)}")
     if "data" not in fields:
         raise MessageError(f"stream entry: missing field 'data' for {kind}")
-    return cls.from_json(fields["data"])
+    raw = fields.get(BINARY_SAMPLES_FIELD)
+    if raw is None:
+        return cls.from_json(fields["data"])
+    if cls is not Pick:
+        raise MessageError(f"stream entry: field {BINARY_SAMPLES_FIELD!r} on a {kind}")
+    obj = _parse_json(fields["data"], kind)
+    if not isinstance(obj, dict):
+        raise MessageError(f"{kind}: expected a JSON object, got {_show(obj)}")
+    if "samples" in obj:
+        raise MessageError(f"{kind}.samples: given both in JSON and in {BINARY_SAMPLES_FIELD!r}")
+    obj["samples"] = samples_from_bytes(raw, f"{kind}.samples")
+    return cls.from_dict(obj)
+
+
+def samples_from_bytes(raw: Any, name: str = "samples") -> np.ndarray:
+    """A read-only float32 view of raw little-endian float32 bytes (no copy)."""
+    if isinstance(raw, str):
+        raw = raw.encode("latin-1")
+    if not isinstance(raw, (bytes, bytearray, memoryview)):
+        raise MessageError(f"{name}: expected raw float32 bytes, got {type(raw).__name__}")
+    if len(raw) % 4:
+        raise MessageError(f"{name}: {len(raw)} bytes is not a whole number of float32 samples")
+    arr = np.frombuffer(bytes(raw) if not isinstance(raw, bytes) else raw, dtype="<f4")
+    if arr.dtype != np.float32:  # a big-endian host: native order for the model
+        arr = arr.astype(np.float32)
+        arr.setflags(write=False)
+    return arr

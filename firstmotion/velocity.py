@@ -7,9 +7,10 @@ Model file format (plain text, ``#`` starts a comment; ``# name: NAME`` names th
     5.5   6.30  3.637  2.77
     ...
 
-Each row is the TOP of a constant-velocity layer (depths strictly increasing, the first 0); the
-last row is the half-space below. The built-in default is ``firstmotion/data/socal_hk1977.txt``
-(Hadley & Kanamori 1977, southern California).
+Two columns (``depth_km vp_km_s``, the ``vz`` files of HASH and SKHASH) are read too
+(:meth:`VelocityModel.from_depth_vp`). Each row is the TOP of a constant-velocity layer
+(depths strictly increasing, the first 0); the last row is the half-space below. The built-in
+default is ``firstmotion/data/socal_hk1977.txt`` (Hadley & Kanamori 1977, southern California).
 
 Ray theory in a flat stack of constant-velocity layers (Shearer 2009, ch. 4; the "layer-cake"
 models of HYPOINVERSE and HASH's ``vmodel``): the first arrival at epicentral distance ``d``
@@ -46,6 +47,7 @@ from numpy.typing import ArrayLike
 
 DEFAULT_MODEL_FILE = Path(__file__).resolve().parent / "data" / "socal_hk1977.txt"
 PHASES = ("P", "S")
+VP_VS_DEFAULT = 1.73
 
 
 @dataclass(frozen=True, eq=False)
@@ -87,14 +89,44 @@ class VelocityModel:
                 continue
             if not stripped:
                 continue
-            parts = stripped.split()
-            if len(parts) != 4:
-                raise ValueError(f"velocity model row needs 4 columns, got {line!r}")
+            parts = stripped.replace(",", " ").split()
+            if len(parts) not in (2, 4):
+                raise ValueError(
+                    f"velocity model row needs 4 columns (or 2: depth_km vp_km_s), got {line!r}"
+                )
             rows.append([float(p) for p in parts])
         if not rows:
             raise ValueError("velocity model has no layers")
+        if len({len(r) for r in rows}) != 1:
+            raise ValueError("velocity model rows mix 2 and 4 columns")
+        if len(rows[0]) == 2:
+            return cls.from_depth_vp(np.array(rows), name=name)
         a = np.array(rows)
         return cls(a[:, 0], a[:, 1], a[:, 2], a[:, 3], name=name)
+
+    @classmethod
+    def from_depth_vp(
+        cls, rows: ArrayLike, name: str = "model", vp_vs: float = VP_VS_DEFAULT
+    ) -> VelocityModel:
+        """A model from (depth_km, vp_km_s) rows, as SKHASH and HASH read them (``vz`` files).
+
+        Each row is taken as the top of a layer with that P velocity (HASH interpolates
+        linearly between rows; as layer tops the rows give the same velocity at each listed
+        depth). A depth listed twice (a velocity step) keeps its last row. Vs is
+        ``vp / vp_vs`` and density Gardner's ``1.74 * vp**0.25`` g/cm3: only P rays matter for
+        first motions.
+        """
+        a = np.asarray(rows, dtype=float).reshape(-1, 2)
+        depth: list[float] = []
+        vp: list[float] = []
+        for d, v in a:
+            if depth and d == depth[-1]:
+                vp[-1] = v
+                continue
+            depth.append(d)
+            vp.append(v)
+        d_arr, vp_arr = np.array(depth), np.array(vp)
+        return cls(d_arr, vp_arr, vp_arr / vp_vs, 1.74 * vp_arr**0.25, name=name)
 
     @classmethod
     def from_file(cls, path: str | Path) -> VelocityModel:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import numpy as np
 
@@ -79,6 +79,8 @@ class PolarityHandler:
         self.inference_s.observe(time.perf_counter() - t0)
         now = time.time()
         out: list[tuple[str, Message]] = []
+        outcomes: Counter[str] = Counter()
+        observe = self.lag.observe
         for pick, (polarity, probs, confidence, reason, evidence) in zip(
             picks, results, strict=True
         ):
@@ -87,8 +89,8 @@ class PolarityHandler:
             outcome = {1: "up", -1: "down"}.get(polarity, "unknown")
             if reason not in ("", "low_confidence"):
                 outcome = "bad"
-            self.windows.labels(outcome=outcome).inc()
-            self.lag.observe(max(0.0, now - pick.created_epoch_s))
+            outcomes[outcome] += 1
+            observe(max(0.0, now - pick.created_epoch_s))
             out.append(
                 (
                     OUTPUT_STREAM,
@@ -97,21 +99,24 @@ class PolarityHandler:
                         station_id=pick.station_id,
                         time_epoch_s=pick.time_epoch_s,
                         polarity=int(polarity),
-                        probabilities=tuple(float(p) for p in probs),
+                        probabilities=tuple(probs),
                         confidence=float(min(max(confidence, 0.0), 1.0)),
                         model_version=self.model_version,
                         reason=reason,
                         latitude_deg=pick.latitude_deg,
                         longitude_deg=pick.longitude_deg,
                         elevation_m=pick.elevation_m,
+                        created_epoch_s=now,
                         **evidence,
                     ),
                 )
             )
+        for outcome, n in outcomes.items():
+            self.windows.labels(outcome=outcome).inc(n)
         return out
 
 
-def classify_picks(clf, picks: list[Pick]) -> list[tuple[int, np.ndarray, float, str, dict]]:
+def classify_picks(clf, picks: list[Pick]) -> list[tuple[int, list[float], float, str, dict]]:
     """(polarity, probabilities, confidence, reason, evidence) per pick, batched by (rate,
     length); evidence holds the :class:`Polarity` evidence fields the model gives (none for a
     model without them)."""
@@ -122,18 +127,19 @@ def classify_picks(clf, picks: list[Pick]) -> list[tuple[int, np.ndarray, float,
     for (rate, _n), idx in groups.items():
         if rate < 40.0:  # the model's floor: say so per pick instead of failing the batch
             for i in idx:
-                out[i] = (0, np.array([0.0, 0.0, 1.0], np.float32), 1.0, "rate_below_40_hz", {})
+                out[i] = (0, [0.0, 0.0, 1.0], 1.0, "rate_below_40_hz", {})
             continue
         data = np.stack([picks[i].samples for i in idx])
         res = clf.classify(data, rate, np.array([picks[i].pick_index for i in idx]))
-        for j, i in enumerate(idx):
-            out[i] = (
-                int(res.polarity[j]),
-                res.probabilities[j],
-                float(res.confidence[j]),
-                str(res.reason[j]),
-                _evidence_fields(res, j, picks[i]),
-            )
+        rows = zip(
+            res.polarity.tolist(),
+            res.probabilities.tolist(),
+            res.confidence.tolist(),
+            res.reason.tolist(),
+            strict=True,
+        )
+        for j, (i, row) in enumerate(zip(idx, rows, strict=True)):
+            out[i] = (*row, _evidence_fields(res, j, picks[i]))
     return out
 
 

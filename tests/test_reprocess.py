@@ -1,0 +1,324 @@
+"""firstmotion reprocess: input formats, archive reading, outputs, problems, kill + resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from firstmotion.messages import BINARY_SAMPLES_FIELD, Pick, decode, encode, make_pick_id
+from firstmotion.velocity import VelocityModel
+from workers.reprocess.archive import Request, cut_windows, is_sds_root
+from workers.reprocess.events import (
+    destination,
+    parse_hypo71_card,
+    read_csv_pair,
+    read_events,
+    read_hypo71,
+    read_quakeml,
+    stations_from_arrivals,
+)
+from workers.reprocess.outputs import MECHANISM_COLUMNS, POLARITY_COLUMNS
+
+T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
+
+
+def _trace(sta="ABC", cha="HHZ", net="XX", loc="", rate=100.0, n=6000, start=T0, seed=0):
+    from obspy import Trace, UTCDateTime
+
+    rng = np.random.default_rng(seed)
+    tr = Trace(rng.normal(0, 10, n).astype(np.float32))
+    tr.stats.update(
+        dict(network=net, station=sta, location=loc, channel=cha, sampling_rate=rate,
+             starttime=UTCDateTime(start))
+    )  # fmt: skip
+    return tr
+
+
+# --------------------------------------------------------------------------- wire format
+
+
+def test_pick_entry_carries_raw_float32_bytes_and_old_json_entries_still_decode():
+    x = np.random.default_rng(1).normal(0, 1, 700).astype(np.float32)
+    pick = Pick(
+        pick_id=make_pick_id("XX.ABC..HHZ", T0), station_id="XX.ABC..HHZ", time_epoch_s=T0,
+        sampling_rate_hz=100.0, start_time_epoch_s=T0 - 5, pick_index=500, samples=x,
+        snr=3.0, amplitude=1.0,
+    )  # fmt: skip
+    fields = encode(pick)
+    assert fields[BINARY_SAMPLES_FIELD] == x.astype("<f4").tobytes()
+    assert b"samples" not in fields["data"]  # no base64 copy inside the JSON
+    back = decode({k.encode(): v for k, v in fields.items()})
+    assert back == pick and back.samples.dtype == np.float32
+    old = encode(pick, binary=False)
+    assert BINARY_SAMPLES_FIELD not in old and decode(old) == pick
+    bad = dict(fields, **{BINARY_SAMPLES_FIELD: b"abc"})
+    with pytest.raises(ValueError, match="float32"):
+        decode(bad)
+
+
+# --------------------------------------------------------------------------- events
+
+
+def test_hypo71_card_seconds_past_sixty_and_first_motion():
+    rec = parse_hypo71_card("T107IPD0 110113195961.25       43.93ISN1\r\n")
+    from obspy import UTCDateTime
+
+    assert rec.station == "T107" and rec.analyst_polarity == -1 and rec.onset == "impulsive"
+    assert rec.time_epoch_s == pytest.approx(UTCDateTime(2011, 1, 13, 20, 0, 1.25).timestamp)
+    assert parse_hypo71_card("                 10") is None  # terminator
+
+
+def test_hypo71_folder_with_origins_from_csv(tmp_path):
+    (tmp_path / "ph").mkdir()
+    (tmp_path / "ph" / "ev1.dat").write_text(
+        "ABCDEPU0 231114221322.50\r\nEFGHIPD0 231114221323.00\n                 10\n"
+    )
+    (tmp_path / "events.csv").write_text(
+        "event_id,time,latitude,longitude,depth_km\nev1,2023-11-14T22:13:20Z,42.0,13.0,8.5\n"
+    )
+    evs = read_events([str(tmp_path / "ph")], origins=str(tmp_path / "events.csv"))
+    assert [e.event_id for e in evs] == ["ev1"]
+    assert evs[0].depth_km == 8.5 and [p.analyst_polarity for p in evs[0].picks] == [1, -1]
+    # no origins: polarities only
+    bare = read_hypo71(tmp_path / "ph")
+    assert not bare[0].located and bare[0].time_epoch_s == pytest.approx(T0 + 2.5)
+
+
+def test_csv_pair_and_unknown_event(tmp_path):
+    ev = tmp_path / "events.csv"
+    ev.write_text("event_id,time,latitude,longitude,depth_km\ne1,1700000000,34,-118,5\n")
+    pk = tmp_path / "picks.csv"
+    pk.write_text(
+        "event_id,station_id,phase,time\ne1,XX.ABC..HHZ,P,2023-11-14T22:13:22Z\n"
+        "e1,XX.ABC..HHZ,S,2023-11-14T22:13:24Z\n"
+    )
+    evs = read_csv_pair(ev, pk)
+    assert len(evs[0].picks) == 1 and evs[0].picks[0].channel == "HHZ"
+    pk.write_text("event_id,station_id,phase,time\ne9,XX.ABC..HHZ,P,1700000002\n")
+    with pytest.raises(ValueError, match="e9"):
+        read_csv_pair(ev, pk)
+
+
+def test_quakeml_picks_and_station_positions_from_arrivals(tmp_path):
+    from obspy import UTCDateTime
+    from obspy.core.event import Arrival, Catalog, Event, Origin, Pick, WaveformStreamID
+
+    p = Pick(time=UTCDateTime(T0 + 3), waveform_id=WaveformStreamID("XX", "ABC", "", "HHZ"),
+             phase_hint="P", polarity="positive")  # fmt: skip
+    s = Pick(time=UTCDateTime(T0 + 5), waveform_id=WaveformStreamID("XX", "ABC", "", "HHN"),
+             phase_hint="S")  # fmt: skip
+    o = Origin(time=UTCDateTime(T0), latitude=30.0, longitude=-100.0, depth=5000.0)
+    o.arrivals = [Arrival(pick_id=p.resource_id, phase="P", azimuth=90.0, distance=0.5)]
+    cat = Catalog([Event(origins=[o], picks=[p, s])])
+    cat.write(str(tmp_path / "c.xml"), format="QUAKEML")
+    evs = read_quakeml(tmp_path / "c.xml")
+    assert len(evs[0].picks) == 1 and evs[0].picks[0].analyst_polarity == 1
+    lat, lon = stations_from_arrivals(evs)[("XX", "ABC")]
+    assert lat == pytest.approx(destination(30.0, -100.0, 90.0, 0.5)[0])
+    assert lon > -100.0 and lon == pytest.approx(-100.0 + 0.5 / np.cos(np.radians(30)), abs=0.01)
+
+
+def test_two_column_velocity_model():
+    m = VelocityModel.from_text("0.0 5.5\n5.5 6.3\n16.0 6.7\n32.0 7.8\n32.0 7.9\n")
+    assert list(m.depth_km) == [0.0, 5.5, 16.0, 32.0] and m.vp_km_s[-1] == 7.9
+    assert np.allclose(m.vp_km_s / m.vs_km_s, 1.73)
+    with pytest.raises(ValueError, match="mix"):
+        VelocityModel.from_text("0 5.5\n5 6.3 3.6 2.7\n")
+
+
+# --------------------------------------------------------------------------- archive
+
+
+def test_archive_windows_bad_file_and_missing_pick(tmp_path):
+    from obspy import Stream
+
+    Stream([_trace("ABC"), _trace("ABC", "HHN", seed=2)]).write(
+        str(tmp_path / "a.mseed"), format="MSEED"
+    )
+    Stream([_trace("T0107", "HNZ", rate=80.0, n=4800)]).write(str(tmp_path / "b.sac"), format="SAC")
+    (tmp_path / "notes.txt").write_text("not seismic data\n")
+    reqs = [
+        Request("e/0", "", "ABC", "", "", T0 + 20.0),
+        Request("e/1", "", "T107", "", "", T0 + 30.0),  # HYPO71 4-letter code
+        Request("e/2", "XX", "NOPE", "", "", T0 + 20.0),
+    ]
+    wins, rep = cut_windows(reqs, [str(tmp_path)])
+    got = {w.key: w for w in wins}
+    assert set(got) == {"e/0", "e/1"}
+    assert got["e/0"].station_id == "XX.ABC..HHZ" and got["e/0"].samples.size == 700
+    assert got["e/0"].pick_index == 500
+    assert got["e/1"].sampling_rate_hz == 80.0 and got["e/1"].pick_index == 400
+    assert "e/2" in rep.missing and "no waveform" in rep.missing["e/2"]
+    assert list(rep.bad_files) == [str(tmp_path / "notes.txt")]
+
+
+def test_file_index_reads_only_files_serving_the_requests(tmp_path):
+    from obspy import Stream
+
+    from workers.reprocess.archive import expand_paths, index_files
+
+    Stream([_trace("ABC")]).write(str(tmp_path / "z.mseed"), format="MSEED")
+    Stream([_trace("ABC", "HHN")]).write(str(tmp_path / "n.mseed"), format="MSEED")
+    Stream([_trace("ABC", start=T0 + 86400)]).write(str(tmp_path / "day2.mseed"), format="MSEED")
+    Stream([_trace("XYZ")]).write(str(tmp_path / "other.mseed"), format="MSEED")
+    (tmp_path / "notes.txt").write_text("not seismic data\n")
+    index, bad = index_files(expand_paths([str(tmp_path)]))
+    assert list(bad) == [str(tmp_path / "notes.txt")] and len(index) == 4
+    req = [Request("e/0", "", "ABC", "", "", T0 + 20.0)]
+    wins, rep = cut_windows(req, [str(tmp_path)], index=index)
+    assert rep.files_read == 1 and len(wins) == 1  # z.mseed only
+    wins_all, rep_all = cut_windows(req, [str(tmp_path)])
+    assert rep_all.files_read == 4 and np.array_equal(wins_all[0].samples, wins[0].samples)
+
+
+def test_sds_archive_read_per_station_day(tmp_path):
+    from obspy import Stream
+
+    tr = _trace("ABC")
+    day = tr.stats.starttime
+    folder = tmp_path / str(day.year) / "XX" / "ABC" / "HHZ.D"
+    folder.mkdir(parents=True)
+    Stream([tr]).write(str(folder / f"XX.ABC..HHZ.D.{day.year}.{day.julday:03d}"), format="MSEED")
+    assert is_sds_root(tmp_path)
+    reqs = [
+        Request("e/0", "XX", "ABC", "", "HHZ", T0 + 20),
+        Request("e/1", "XX", "ABC", "", "", T0 + 21),
+    ]
+    wins, rep = cut_windows(reqs, [str(tmp_path)])
+    assert len(wins) == 2 and rep.files_read == 1
+    x = np.asarray(tr.data, dtype=np.float32)
+    assert np.array_equal(wins[0].samples, x[1500:2200])
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "firstmotion.cli", *args]
+
+
+def _env() -> dict[str, str]:
+    root = str(Path(__file__).resolve().parents[1])
+    return {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("scen") / "s"
+    subprocess.run(
+        _cli("scenario", "--out", str(out), "--seed", "5", "--n-stations", "10",
+             "--n-events", "3", "--duration-s", "100"),
+        check=True, env=_env(), capture_output=True,
+    )  # fmt: skip
+    return out
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[dict]]:
+    with open(path, newline="") as fh:
+        r = csv.DictReader(fh)
+        return list(r.fieldnames or []), list(r)
+
+
+@pytest.mark.slow
+def test_reprocess_scenario_outputs_and_reported_problems(scenario, tmp_path, redis_url):
+    from obspy import read_events as obspy_read_events
+    from obspy import read_inventory
+
+    truth = json.loads((scenario / "truth.json").read_text())
+    # a station missing from the inventory, a pick with no waveform, a file that is not data
+    inv = read_inventory(str(scenario / "stations.xml"))
+    gone = inv[0][0].code
+    inv[0].stations = inv[0].stations[1:]
+    inv.write(str(tmp_path / "inv.xml"), format="STATIONXML")
+    cat = obspy_read_events(str(scenario / "truth.xml"))
+    extra = cat[0].picks[0].copy()
+    extra.resource_id = extra.resource_id.__class__("smi:test/pick/ghost")
+    extra.waveform_id.station_code = "GHOST"
+    cat[0].picks.append(extra)
+    cat.write(str(tmp_path / "events.xml"), format="QUAKEML")
+    (tmp_path / "junk.mseed").write_bytes(b"this is not miniSEED" * 50)
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        _cli("reprocess", "--events", str(tmp_path / "events.xml"), "--waveforms",
+             str(scenario / "mseed"), str(tmp_path / "junk.mseed"), "--inventory",
+             str(tmp_path / "inv.xml"), "--velocity-model", str(scenario / "velocity_model.txt"),
+             "--output", str(out), "--redis", redis_url, "--device", "cpu", "--no-progress"),
+        env=_env(), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "1 pick(s) without waveform" in proc.stdout and "GHOST" in proc.stdout
+    assert "1 file(s) skipped" in proc.stdout and "junk.mseed" in proc.stdout
+    assert "1 station(s) missing from the inventory" in proc.stdout and gone in proc.stdout
+    cols, pols = _read_csv(out / "polarities.csv")
+    assert tuple(cols) == POLARITY_COLUMNS
+    cols, mechs = _read_csv(out / "mechanisms.csv")
+    assert tuple(cols) == MECHANISM_COLUMNS
+    n_truth = sum(len(e["stations"]) for e in truth["events"])
+    assert len(pols) == n_truth  # every pick with a waveform read, the missing station too
+    true_pol = {
+        (e["event_id"], a["station_id"]): a["polarity"]
+        for e in truth["events"]
+        for a in e["stations"]
+    }
+    read = [(int(p["polarity"]), true_pol[(p["event_id"], p["station_id"])]) for p in pols]
+    decided = [(a, b) for a, b in read if a != 0]
+    assert len(decided) >= 0.6 * len(read)
+    assert sum(a == b for a, b in decided) >= 0.95 * len(decided)
+    assert {m["event_id"] for m in mechs} <= {e["event_id"] for e in truth["events"]}
+    assert len(mechs) >= 1
+    qml = obspy_read_events(str(out / "catalog.xml"))
+    assert len(qml) == 3
+    ev = next(e for e in qml if e.focal_mechanisms)
+    fm = ev.focal_mechanisms[0]
+    assert fm.nodal_planes.nodal_plane_1 is not None and fm.nodal_planes.nodal_plane_2 is not None
+    assert fm.station_polarity_count >= 8 and fm.azimuthal_gap is not None
+    assert fm.misfit is not None
+    assert any(p.polarity in ("positive", "negative") and "p_up=" in p.comments[0].text
+               for p in ev.picks)  # fmt: skip
+    assert any(p.waveform_id.station_code == gone for p in ev.picks)  # read, not inverted
+    assert len(list((out / "beachballs").glob("*.png"))) == len(mechs)
+    _, sk = _read_csv(out / "skhash" / "polarities.csv")
+    assert sk and all(abs(float(r["p_polarity"])) <= 1 for r in sk)
+    assert all(r["station"] != gone for r in sk)
+
+
+@pytest.mark.slow
+def test_reprocess_killed_and_resumed_equals_one_run(scenario, tmp_path):
+    base = (
+        "reprocess", "--events", str(scenario / "truth.xml"), "--waveforms",
+        str(scenario / "mseed"), "--inventory", str(scenario / "stations.xml"),
+        "--velocity-model", str(scenario / "velocity_model.txt"), "--device", "cpu",
+        "--no-progress", "--chunk-picks", "5",
+    )  # fmt: skip
+    one = tmp_path / "one"
+    subprocess.run(_cli(*base, "--output", str(one)), env=_env(), check=True,
+                   capture_output=True, timeout=600)  # fmt: skip
+    two = tmp_path / "two"
+    proc = subprocess.Popen(_cli(*base, "--output", str(two)), env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    journal = two / "journal.jsonl"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if journal.exists() and journal.read_text().count("\n") >= 1:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    first = journal.read_text().count("\n")
+    assert 1 <= first < 3, "the kill came too late to test a resume"
+    res = subprocess.run(_cli(*base, "--output", str(two), "--resume"), env=_env(),
+                         capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert f"+{first} done before" in res.stdout
+    for name in ("polarities.csv", "mechanisms.csv", "skhash/polarities.csv"):
+        assert (one / name).read_text() == (two / name).read_text(), name
+    assert len((one / "polarities.csv").read_text().splitlines()) > 20

@@ -1,0 +1,359 @@
+"""Waveform archives: P windows for many picks, reading each file (or SDS station-day) once.
+
+Two layouts:
+
+* files, folders (searched recursively) or globs of anything :func:`obspy.read` reads
+  (miniSEED, SAC, ...): every file is read once (miniSEED: vertical channels only, selected
+  inside the decoder) and the windows of all requested picks it covers are cut from it;
+* an SDS archive root (``YEAR/NET/STA/CHA.D/NET.STA.LOC.CHA.D.YEAR.DAY``, read through
+  :class:`obspy.clients.filesystem.sds.Client`): one read per station and day, spanning all of
+  that day's windows.
+
+Readers run in a thread pool (obspy's miniSEED decoder is C code called through ctypes, which
+releases the GIL). A pick is matched to a vertical trace (channel code ending in ``Z``) of its
+station: network, location and channel must agree where the pick gives them; HYPO71's
+4-letter codes match a longer archive code that equals them with zeros removed (``T107`` ->
+``T0107``). Among several matching channels the pick's own channel wins, then its band code,
+then the higher sampling rate. Windows run from ``before_s`` before the pick to ``after_s``
+after it; samples missing inside a window are NaN (the polarity preprocessing fills gaps in the
+context and flags gaps inside the model window).
+
+Problems never stop the run; they come back counted in :class:`ArchiveReport`: files that are
+not seismic data (with obspy's message), and picks without a waveform.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+WINDOW_BEFORE_S = 5.0  # the model needs ~3.6 s of context before the pick at any rate
+WINDOW_AFTER_S = 2.0
+MIN_RATE_HZ = 40.0
+_SDS_YEAR = re.compile(r"^\d{4}$")
+
+
+@dataclass(frozen=True)
+class Request:
+    """A window wanted: key (caller's), station codes as given ('' = any), pick time."""
+
+    key: str
+    network: str
+    station: str
+    location: str
+    channel: str
+    time_epoch_s: float
+
+
+@dataclass
+class Window:
+    """A cut window: ``samples`` float32 (NaN in gaps), first sample at ``start_epoch_s``."""
+
+    key: str
+    station_id: str
+    sampling_rate_hz: float
+    start_epoch_s: float
+    samples: np.ndarray
+    pick_index: int
+
+
+@dataclass
+class ArchiveReport:
+    """What could not be used, with messages a person can act on."""
+
+    files_read: int = 0
+    bad_files: dict[str, str] = field(default_factory=dict)  # path -> obspy's message
+    missing: dict[str, str] = field(default_factory=dict)  # request key -> why
+
+    def merge(self, other: ArchiveReport) -> None:
+        self.files_read += other.files_read
+        self.bad_files.update(other.bad_files)
+        self.missing.update(other.missing)
+
+
+def _squeeze(code: str) -> str:
+    return code.upper().replace("0", "")
+
+
+def _match_score(req: Request, net: str, sta: str, loc: str, cha: str, rate: float):
+    """A sortable score (higher is better) if the trace can serve the request, else None."""
+    if not cha.upper().endswith("Z") or rate < MIN_RATE_HZ:
+        return None
+    if req.station != sta and not (
+        len(req.station) < len(sta) and _squeeze(req.station) == _squeeze(sta)
+    ):
+        return None
+    if req.network and req.network != net:
+        return None
+    if req.location and req.location != loc:
+        return None
+    if req.channel and len(req.channel) == 3 and req.channel.upper().endswith("Z"):
+        if req.channel != cha:
+            return None
+    exact = int(req.station == sta)
+    band = int(bool(req.channel) and cha[:2] == req.channel[:2])
+    return (exact, band, rate)
+
+
+def is_sds_root(path: str | Path) -> bool:
+    """A folder whose children include year folders holding NET/STA/CHA.D folders."""
+    p = Path(path)
+    if not p.is_dir():
+        return False
+    for year in p.iterdir():
+        if year.is_dir() and _SDS_YEAR.match(year.name):
+            for net in year.iterdir():
+                for sta in net.iterdir() if net.is_dir() else ():
+                    if sta.is_dir() and any(c.name.endswith(".D") for c in sta.iterdir()):
+                        return True
+    return False
+
+
+def expand_paths(paths: Iterable[str]) -> list[Path]:
+    """Files named by ``paths`` (files, folders searched recursively, globs), sorted."""
+    out: set[Path] = set()
+    for text in paths:
+        matches = glob.glob(text, recursive=True) if any(c in text for c in "*?[") else [text]
+        if not matches:
+            raise FileNotFoundError(f"--waveforms: nothing matches {text!r}")
+        for m in matches:
+            p = Path(m)
+            if p.is_dir():
+                for root, _dirs, files in os.walk(p):
+                    out.update(Path(root) / f for f in files if not f.startswith("."))
+            elif p.exists():
+                out.add(p)
+            else:
+                raise FileNotFoundError(f"--waveforms: {text!r} does not exist")
+    return sorted(out)
+
+
+class _Collector:
+    """Pieces of each request's window from any number of traces; the best trace wins."""
+
+    def __init__(self, requests: list[Request], before_s: float, after_s: float) -> None:
+        self.before_s, self.after_s = before_s, after_s
+        self.by_station: dict[str, list[Request]] = defaultdict(list)
+        for r in requests:
+            self.by_station[_squeeze(r.station)].append(r)
+        # key -> trace id -> (score, rate, [(start_s, samples)])
+        self.pieces: dict[str, dict[str, tuple]] = defaultdict(dict)
+
+    def feed(self, stream) -> None:
+        for tr in stream:
+            s = tr.stats
+            cands = self.by_station.get(_squeeze(s.station))
+            if not cands:
+                continue
+            t0, t1 = float(s.starttime.timestamp), float(s.endtime.timestamp)
+            rate = float(s.sampling_rate)
+            tid = f"{s.network}.{s.station}.{s.location}.{s.channel}"
+            data = None
+            for r in cands:
+                a, b = r.time_epoch_s - self.before_s, r.time_epoch_s + self.after_s
+                if b < t0 or a > t1:
+                    continue
+                score = _match_score(r, s.network, s.station, s.location, s.channel, rate)
+                if score is None:
+                    continue
+                if data is None:
+                    data = np.ma.filled(np.ma.asarray(tr.data, dtype=np.float64), np.nan)
+                i0 = max(0, int(np.floor((a - t0) * rate)))
+                i1 = min(data.size, int(np.ceil((b - t0) * rate)) + 1)
+                if i1 <= i0:
+                    continue
+                entry = self.pieces[r.key].setdefault(tid, (score, rate, []))
+                entry[2].append((t0 + i0 / rate, data[i0:i1].astype(np.float32)))
+
+    def windows(self, requests: list[Request]) -> tuple[list[Window], dict[str, str]]:
+        out, missing = [], {}
+        for r in requests:
+            by_trace = self.pieces.get(r.key)
+            if not by_trace:
+                missing[r.key] = "no waveform (no vertical channel of this station covers the pick)"
+                continue
+            tid, (_score, rate, parts) = max(by_trace.items(), key=lambda kv: kv[1][0])
+            start = r.time_epoch_s - self.before_s
+            n = int(round((self.before_s + self.after_s) * rate))
+            buf = np.full(n, np.nan, dtype=np.float32)
+            # align on the trace's own sample grid nearest the wanted start
+            t_first = min(p[0] for p in parts)
+            k0 = int(np.ceil((start - t_first) * rate - 1e-6))
+            grid0 = t_first + k0 * rate**-1
+            for t, x in parts:
+                off = int(round((t - grid0) * rate))
+                lo, hi = max(0, off), min(n, off + x.size)
+                if hi > lo:
+                    buf[lo:hi] = x[lo - off : hi - off]
+            k = int(round((r.time_epoch_s - grid0) * rate))
+            if not 0 <= k < n or not np.isfinite(buf[max(0, k - 5) : k + 5]).all():
+                missing[r.key] = "no waveform at the pick time (gap)"
+                continue
+            out.append(Window(r.key, tid, rate, grid0, buf, k))
+        return out, missing
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """What a file holds, from its headers: (net, sta, loc, cha, start_s, end_s) per trace."""
+
+    path: Path
+    traces: tuple[tuple[str, str, str, str, float, float], ...]
+
+    def wanted(self, stations: set[str], span: tuple[float, float]) -> bool:
+        """Holds a vertical channel of one of ``stations`` (squeezed codes) within ``span``."""
+        return any(
+            cha.upper().endswith("Z")
+            and _squeeze(sta) in stations
+            and b >= span[0]
+            and a <= span[1]
+            for _net, sta, _loc, cha, a, b in self.traces
+        )
+
+
+def index_files(
+    files: list[Path], report: ArchiveReport | None = None
+) -> tuple[list[FileEntry], dict[str, str]]:
+    """Header-only index of ``files`` (miniSEED: first and last record of a one-channel file;
+    anything else: obspy's ``headonly`` read), so that each file is later read in full only
+    for the days and stations it serves. Returns the entries and the files that are not
+    seismic data (path -> message)."""
+    from obspy import read
+    from obspy.io.mseed.core import _is_mseed
+    from obspy.io.mseed.util import get_record_information, get_start_and_end_time
+
+    entries, bad = [], {}
+    for f in files:
+        try:
+            traces = None
+            if _is_mseed(str(f)):
+                info = get_record_information(str(f))
+                a, b = get_start_and_end_time(str(f))
+                last = get_record_information(
+                    str(f), offset=info["filesize"] - info["record_length"]
+                )
+                one_channel = all(
+                    info[k] == last[k] for k in ("network", "station", "location", "channel")
+                )
+                if one_channel:
+                    traces = ((info["network"], info["station"], info["location"], info["channel"],
+                               float(a.timestamp), float(b.timestamp)),)  # fmt: skip
+            if traces is None:
+                st = read(str(f), headonly=True)
+                traces = tuple(
+                    (t.stats.network, t.stats.station, t.stats.location, t.stats.channel,
+                     float(t.stats.starttime.timestamp), float(t.stats.endtime.timestamp))
+                    for t in st
+                )  # fmt: skip
+            entries.append(FileEntry(f, traces))
+        except Exception as exc:  # obspy raises many types for foreign files
+            bad[str(f)] = f"not seismic data obspy can read ({type(exc).__name__}: {exc})"
+    return entries, bad
+
+
+def _read_file(path: Path, wanted_span: tuple[float, float] | None):
+    """obspy Stream of ``path`` (miniSEED: vertical channels only), or raise."""
+    from obspy import UTCDateTime, read
+    from obspy.io.mseed.core import _is_mseed
+
+    if _is_mseed(str(path)):
+        kw = {}
+        if wanted_span is not None:
+            kw = {"starttime": UTCDateTime(wanted_span[0]), "endtime": UTCDateTime(wanted_span[1])}
+        return read(str(path), format="MSEED", sourcename="*Z", **kw)
+    return read(str(path))
+
+
+def cut_windows(
+    requests: list[Request],
+    paths: list[str],
+    *,
+    before_s: float = WINDOW_BEFORE_S,
+    after_s: float = WINDOW_AFTER_S,
+    readers: int = 2,
+    files: list[Path] | None = None,
+    index: list[FileEntry] | None = None,
+    on_file: Callable[[], None] | None = None,
+) -> tuple[list[Window], ArchiveReport]:
+    """Windows for ``requests`` from the archive ``paths`` (files/folders/globs or SDS root).
+
+    ``files`` (from :func:`expand_paths`) saves re-listing the archive for every chunk of a long
+    run; ``index`` (from :func:`index_files`) reads only the files holding a vertical channel
+    of a requested station within the requests' time span. Returns the windows found and a
+    report of what was not.
+    """
+    report = ArchiveReport()
+    if not requests:
+        return [], report
+    col = _Collector(requests, before_s, after_s)
+    span = (
+        min(r.time_epoch_s for r in requests) - before_s - 1.0,
+        max(r.time_epoch_s for r in requests) + after_s + 1.0,
+    )
+    if len(paths) == 1 and is_sds_root(paths[0]):
+        _from_sds(paths[0], requests, col, report, before_s, after_s, readers)
+    else:
+        if index is not None:
+            stations = {_squeeze(r.station) for r in requests}
+            todo = [e.path for e in index if e.wanted(stations, span)]
+        else:
+            todo = files if files is not None else expand_paths(paths)
+
+        def one(f: Path):
+            try:
+                return f, _read_file(f, span), None
+            except Exception as exc:  # obspy raises many types for foreign files
+                return f, None, f"{type(exc).__name__}: {exc}"
+
+        with ThreadPoolExecutor(max(1, readers)) as pool:
+            for f, st, err in pool.map(one, todo):
+                if on_file is not None:
+                    on_file()
+                if err is not None:
+                    report.bad_files[str(f)] = f"not seismic data obspy can read ({err})"
+                    continue
+                report.files_read += 1
+                col.feed(st)
+    windows, missing = col.windows(requests)
+    report.missing.update(missing)
+    return windows, report
+
+
+def _from_sds(root, requests, col, report, before_s, after_s, readers) -> None:
+    from obspy import UTCDateTime
+    from obspy.clients.filesystem.sds import Client
+
+    client = Client(str(root))
+    groups: dict[tuple[str, str, str, int], list[Request]] = defaultdict(list)
+    for r in requests:
+        day = int(r.time_epoch_s // 86400)
+        groups[(r.network or "*", r.station, r.location or "*", day)].append(r)
+
+    def one(item):
+        (net, sta, loc, _day), reqs = item
+        t0 = min(r.time_epoch_s for r in reqs) - before_s - 1.0
+        t1 = max(r.time_epoch_s for r in reqs) + after_s + 1.0
+        cha = "*Z"
+        try:
+            return client.get_waveforms(net, sta, loc, cha, UTCDateTime(t0), UTCDateTime(t1)), None
+        except Exception as exc:
+            return None, f"{type(exc).__name__}: {exc}"
+
+    with ThreadPoolExecutor(max(1, readers)) as pool:
+        for item, (st, err) in zip(groups.items(), pool.map(one, groups.items()), strict=True):
+            if err is not None:
+                report.bad_files[f"SDS {item[0][0]}.{item[0][1]} day {item[0][3]}"] = err
+                continue
+            report.files_read += 1
+            col.feed(st)

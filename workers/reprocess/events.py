@@ -1,0 +1,379 @@
+"""Event catalogs to reprocess: origins and P picks from QuakeML, HYPO71 phase cards or CSV.
+
+Every reader returns :class:`EventRecord` objects (origin time, hypocentre when known, and the
+P picks with their station codes as written in the input). Station codes may be incomplete
+(HYPO71 gives only a 4-letter station; QuakeML may leave the location or channel empty): the
+archive reader resolves them against the waveforms (:mod:`workers.reprocess.archive`).
+
+* QuakeML (anything :func:`obspy.read_events` reads): the preferred origin (else the first),
+  the picks whose phase hint (or arrival phase) starts with ``P``, and per station the
+  arrival's azimuth (deg) and distance (deg) when given -- from which station coordinates can
+  be derived when there is no StationXML (:func:`stations_from_arrivals`).
+* HYPO71 phase cards (a file or a folder of ``*.dat``/``*.pha``/``*.phs``): columns 1-4
+  station, 5 onset (I/E), 6 ``P``, 7 first motion (U/D/blank), 8 weight, 10-19 ``YYMMDDhhmm``
+  and 20-24 the seconds counted from that minute (may exceed 60). One event per file (or per
+  block ended by a terminator line). Origins come from a separate file (QuakeML or the CSV
+  events file) matched by event id (the file stem) or, failing that, by the nearest origin
+  time before the first pick; without one the event has polarities only.
+* CSV pair: ``events.csv`` (event_id, time, latitude, longitude, depth_km[, magnitude]) and
+  ``picks.csv`` (event_id, station_id as NET.STA.LOC.CHA, phase, time); times ISO-8601 or
+  epoch seconds.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HYPO71_SUFFIXES = (".dat", ".pha", ".phs", ".hyp", ".txt")
+_EVENT_ID_BAD = re.compile(r"[^A-Za-z0-9_.\-:]")
+
+
+@dataclass
+class PickRecord:
+    """One P pick of the input: station codes as given ('' where unknown), time in epoch s."""
+
+    network: str
+    station: str
+    location: str
+    channel: str
+    time_epoch_s: float
+    phase: str = "P"
+    analyst_polarity: int = 0  # +1 / -1 / 0 (none), as read by the analyst when the input has it
+    onset: str = ""  # 'impulsive' / 'emergent' / ''
+
+    @property
+    def label(self) -> str:
+        return f"{self.network}.{self.station}.{self.location}.{self.channel}"
+
+
+@dataclass
+class EventRecord:
+    """An event to reprocess. ``latitude_deg`` etc. are None when no origin is known."""
+
+    event_id: str
+    time_epoch_s: float
+    latitude_deg: float | None = None
+    longitude_deg: float | None = None
+    depth_km: float | None = None
+    magnitude: float | None = None
+    picks: list[PickRecord] = field(default_factory=list)
+    # station code -> (azimuth_deg, distance_deg) from the input's arrivals (QuakeML)
+    arrival_geometry: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
+
+    @property
+    def located(self) -> bool:
+        return None not in (self.latitude_deg, self.longitude_deg, self.depth_km)
+
+
+def _epoch(value: str) -> float:
+    from obspy import UTCDateTime
+
+    text = str(value).strip()
+    try:
+        return float(text)
+    except ValueError:
+        return float(UTCDateTime(text).timestamp)
+
+
+def clean_event_id(text: str) -> str:
+    """An event id usable in Redis keys, file names and QuakeML ids."""
+    out = _EVENT_ID_BAD.sub("_", text.strip().rstrip("/").split("/")[-1].split("=")[-1])
+    return out or "event"
+
+
+# --------------------------------------------------------------------------- QuakeML
+
+
+def read_quakeml(path: str | Path) -> list[EventRecord]:
+    """Events of a QuakeML file (see the module docstring)."""
+    from obspy import read_events
+
+    out = []
+    for ev in read_events(str(path)):
+        origin = ev.preferred_origin() or (ev.origins[0] if ev.origins else None)
+        mag = ev.preferred_magnitude() or (ev.magnitudes[0] if ev.magnitudes else None)
+        phase_of = {}
+        geometry = {}
+        if origin is not None:
+            for a in origin.arrivals:
+                phase_of[str(a.pick_id)] = a.phase or ""
+        picks = []
+        for p in ev.picks:
+            phase = (p.phase_hint or phase_of.get(str(p.resource_id), "") or "").strip()
+            if not phase.upper().startswith("P"):
+                continue
+            w = p.waveform_id
+            pol = {"positive": 1, "negative": -1}.get(p.polarity or "", 0)
+            picks.append(
+                PickRecord(
+                    network=w.network_code or "",
+                    station=w.station_code or "",
+                    location=w.location_code or "",
+                    channel=w.channel_code or "",
+                    time_epoch_s=float(p.time.timestamp),
+                    phase="P",
+                    analyst_polarity=pol,
+                    onset=p.onset or "",
+                )
+            )
+        if origin is not None:
+            by_id = {str(p.resource_id): p for p in ev.picks}
+            for a in origin.arrivals:
+                p = by_id.get(str(a.pick_id))
+                if p is None or a.azimuth is None or a.distance is None:
+                    continue
+                key = (p.waveform_id.network_code or "", p.waveform_id.station_code or "")
+                geometry[key] = (float(a.azimuth), float(a.distance))
+        if origin is None:
+            if not picks:
+                continue
+            t0 = min(p.time_epoch_s for p in picks)
+            rec = EventRecord(clean_event_id(str(ev.resource_id)), t0, picks=picks)
+        else:
+            depth = origin.depth / 1000.0 if origin.depth is not None else None
+            rec = EventRecord(
+                clean_event_id(str(ev.resource_id)),
+                float(origin.time.timestamp),
+                origin.latitude,
+                origin.longitude,
+                depth,
+                float(mag.mag) if mag is not None and mag.mag is not None else None,
+                picks,
+                geometry,
+            )
+        out.append(rec)
+    return out
+
+
+def stations_from_arrivals(events: list[EventRecord]) -> dict[tuple[str, str], tuple[float, float]]:
+    """(network, station) -> (latitude, longitude) from the arrivals' azimuth and distance.
+
+    The point at great-circle distance ``distance_deg`` along ``azimuth_deg`` from the
+    epicentre (spherical Earth; QuakeML distances are degrees of arc); the mean over events.
+    """
+    acc: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for ev in events:
+        if ev.latitude_deg is None or ev.longitude_deg is None:
+            continue
+        for key, (az, dist) in ev.arrival_geometry.items():
+            acc.setdefault(key, []).append(destination(ev.latitude_deg, ev.longitude_deg, az, dist))
+    return {
+        k: (sum(a for a, _ in v) / len(v), sum(b for _, b in v) / len(v)) for k, v in acc.items()
+    }
+
+
+def destination(lat_deg: float, lon_deg: float, azimuth_deg: float, distance_deg: float):
+    """(lat, lon) at ``distance_deg`` of arc along ``azimuth_deg`` on a sphere."""
+    p1, l1 = math.radians(lat_deg), math.radians(lon_deg)
+    az, d = math.radians(azimuth_deg), math.radians(distance_deg)
+    p2 = math.asin(math.sin(p1) * math.cos(d) + math.cos(p1) * math.sin(d) * math.cos(az))
+    l2 = l1 + math.atan2(
+        math.sin(az) * math.sin(d) * math.cos(p1), math.cos(d) - math.sin(p1) * math.sin(p2)
+    )
+    lon = (math.degrees(l2) + 540.0) % 360.0 - 180.0
+    return math.degrees(p2), lon
+
+
+# --------------------------------------------------------------------------- HYPO71
+
+
+def parse_hypo71_card(line: str) -> PickRecord | None:
+    """One HYPO71 phase card's P reading, or None for a card without one (terminator, S only)."""
+    line = line.rstrip("\r\n")
+    if len(line) < 24 or line[5:6].upper() != "P":
+        return None
+    station = line[0:4].strip()
+    stamp = line[9:19].strip()
+    secs = line[19:24].strip()
+    if not station or len(stamp) != 10 or not stamp.isdigit() or not secs:
+        return None
+    from obspy import UTCDateTime
+
+    try:
+        yy, mo, dd, hh, mi = (int(stamp[i : i + 2]) for i in range(0, 10, 2))
+        year = 2000 + yy if yy < 70 else 1900 + yy
+        t = UTCDateTime(year, mo, dd, hh, mi) + float(secs)
+    except ValueError:
+        return None
+    motion = line[6:7].upper()
+    return PickRecord(
+        network="",
+        station=station,
+        location="",
+        channel="",
+        time_epoch_s=float(t.timestamp),
+        analyst_polarity={"U": 1, "C": 1, "+": 1, "D": -1, "-": -1}.get(motion, 0),
+        onset={"I": "impulsive", "E": "emergent"}.get(line[4:5].upper(), ""),
+    )
+
+
+def read_hypo71(path: str | Path, origins: list[EventRecord] | None = None) -> list[EventRecord]:
+    """Events of HYPO71 phase files (a file or a folder), located from ``origins`` if given."""
+    path = Path(path)
+    files = (
+        sorted(f for f in path.iterdir() if f.suffix.lower() in HYPO71_SUFFIXES)
+        if path.is_dir()
+        else [path]
+    )
+    by_id = {o.event_id: o for o in origins or []}
+    out = []
+    for f in files:
+        blocks: list[list[PickRecord]] = [[]]
+        for line in f.read_text(errors="replace").splitlines():
+            if not line.strip() or (line.strip() and line[:4].strip() == "" and blocks[-1]):
+                if blocks[-1]:
+                    blocks.append([])
+                continue
+            rec = parse_hypo71_card(line)
+            if rec is not None:
+                blocks[-1].append(rec)
+        blocks = [b for b in blocks if b]
+        for i, picks in enumerate(blocks):
+            eid = clean_event_id(f.stem if len(blocks) == 1 else f"{f.stem}_{i + 1}")
+            first = min(p.time_epoch_s for p in picks)
+            origin = by_id.get(eid) or _nearest_origin(origins or [], first)
+            if origin is not None:
+                out.append(
+                    EventRecord(
+                        origin.event_id if eid not in by_id else eid,
+                        origin.time_epoch_s,
+                        origin.latitude_deg,
+                        origin.longitude_deg,
+                        origin.depth_km,
+                        origin.magnitude,
+                        picks,
+                    )
+                )
+            else:
+                out.append(EventRecord(eid, first, picks=picks))
+    return out
+
+
+def _nearest_origin(origins: list[EventRecord], first_pick_s: float) -> EventRecord | None:
+    """The latest origin within 120 s before the first pick."""
+    best = None
+    for o in origins:
+        lead = first_pick_s - o.time_epoch_s
+        if 0.0 <= lead <= 120.0 and (best is None or o.time_epoch_s > best.time_epoch_s):
+            best = o
+    return best
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+def read_events_csv(path: str | Path) -> list[EventRecord]:
+    """The events file of the CSV pair (picks empty)."""
+    rows = _csv_rows(path, ("event_id", "time", "latitude", "longitude", "depth_km"))
+    out = []
+    for r in rows:
+        mag = (r.get("magnitude") or "").strip()
+        out.append(
+            EventRecord(
+                clean_event_id(r["event_id"]),
+                _epoch(r["time"]),
+                float(r["latitude"]),
+                float(r["longitude"]),
+                float(r["depth_km"]),
+                float(mag) if mag else None,
+            )
+        )
+    return out
+
+
+def read_csv_pair(events_path: str | Path, picks_path: str | Path) -> list[EventRecord]:
+    """Events of the CSV pair; picks of unknown events are an error naming them."""
+    events = {e.event_id: e for e in read_events_csv(events_path)}
+    rows = _csv_rows(picks_path, ("event_id", "station_id", "phase", "time"))
+    unknown = set()
+    for r in rows:
+        eid = clean_event_id(r["event_id"])
+        if not r["phase"].strip().upper().startswith("P"):
+            continue
+        if eid not in events:
+            unknown.add(eid)
+            continue
+        parts = r["station_id"].strip().split(".")
+        if len(parts) != 4:
+            raise ValueError(f"{picks_path}: station_id {r['station_id']!r} is not NET.STA.LOC.CHA")
+        pol = (r.get("polarity") or "").strip()
+        events[eid].picks.append(
+            PickRecord(*parts, time_epoch_s=_epoch(r["time"]), analyst_polarity=_sign(pol))
+        )
+    if unknown:
+        raise ValueError(f"{picks_path}: picks of events not in {events_path}: {sorted(unknown)}")
+    return list(events.values())
+
+
+def _sign(text: str) -> int:
+    t = text.strip().upper()
+    if t in ("1", "+1", "+", "U", "C", "UP", "POSITIVE"):
+        return 1
+    if t in ("-1", "-", "D", "DOWN", "NEGATIVE"):
+        return -1
+    return 0
+
+
+def _csv_rows(path: str | Path, need: tuple[str, ...]) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        cols = [c.strip() for c in reader.fieldnames or []]
+        missing = [c for c in need if c not in cols]
+        if missing:
+            raise ValueError(f"{path}: missing column(s) {missing}; need {list(need)}, got {cols}")
+        return [{k.strip(): (v or "") for k, v in r.items() if k} for r in reader]
+
+
+# --------------------------------------------------------------------------- dispatch
+
+
+def detect_format(path: str | Path) -> str:
+    """'quakeml', 'hypo71' or 'csv' from the path (folder of phase files = hypo71)."""
+    p = Path(path)
+    if p.is_dir():
+        return "hypo71"
+    suffix = p.suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    if suffix in HYPO71_SUFFIXES:
+        return "hypo71"
+    head = p.read_bytes()[:2000].lstrip()
+    if head.startswith(b"<"):
+        return "quakeml"
+    return "hypo71"
+
+
+def read_events(
+    events: list[str], *, origins: str | None = None, fmt: str | None = None
+) -> list[EventRecord]:
+    """Events from ``events`` (one path, or two for the CSV pair: events then picks)."""
+    if not events:
+        raise ValueError("--events: expected a file (or two for the CSV pair)")
+    kind = fmt or detect_format(events[0])
+    if kind == "csv":
+        if len(events) != 2:
+            raise ValueError("--events: the CSV form takes two files: events.csv picks.csv")
+        recs = read_csv_pair(events[0], events[1])
+    elif kind == "quakeml":
+        recs = read_quakeml(events[0])
+    elif kind == "hypo71":
+        known = None
+        if origins:
+            okind = detect_format(origins)
+            known = read_events_csv(origins) if okind == "csv" else read_quakeml(origins)
+        recs = []
+        for e in events:
+            recs.extend(read_hypo71(e, known))
+    else:
+        raise ValueError(f"unknown events format {kind!r} (quakeml, hypo71, csv)")
+    seen: dict[str, int] = {}
+    for r in recs:  # unique ids
+        n = seen.get(r.event_id, 0)
+        seen[r.event_id] = n + 1
+        if n:
+            r.event_id = f"{r.event_id}_{n + 1}"
+    return sorted(recs, key=lambda r: (r.time_epoch_s, r.event_id))
