@@ -1,0 +1,393 @@
+"""The learned P/S picker: PhaseNet probabilities on sliding windows, turned into picks.
+
+Pure functions over arrays (units in the names) and one model wrapper:
+
+* :func:`to_grid` resamples a channel onto a 100 Hz grid of sample times (polyphase
+  anti-alias filter, then interpolation onto the exact grid; a 100 Hz channel on the grid is
+  read as is);
+* :func:`window_starts` and :func:`accepted_region` lay sliding windows on a station's grid:
+  window ``k`` starts at grid sample ``k * stride``; its picks are taken from the part that
+  ends ``tail`` samples before the window's end and starts ``stride + overlap`` samples
+  earlier (the first window of a segment takes everything before that end). Every grid
+  sample is thus read by exactly one window at a fixed position (or two inside the
+  ``overlap``, where the later pick of the same phase within ``min_separation`` is dropped),
+  so the picks depend neither on how packets cut the data nor on when the windows ran;
+* :func:`find_peaks` returns, for one phase's probability trace, the maximum of each run
+  above the threshold, with a sub-sample offset from a parabola through it and its
+  neighbours;
+* :class:`PhaseNetModel` loads the converted weights with their card and turns raw windows
+  ``(batch, 3, samples)`` (E, N, Z) into probabilities ``(batch, 3, samples)`` (noise, P, S),
+  normalising each window's channels as PhaseNet was trained; CPU or CUDA, batched.
+
+A station with only a vertical channel is read with zero horizontals (PhaseNet's own inputs
+where a component is dead: the per-channel normalisation leaves a flat channel zero).
+
+.. seealso:: Zhu, W. & Beroza, G. C. (2019), GJI 216(1), 261-273. Münchmeyer, J. et al.
+   (2022), Which picker fits my data? A quantitative evaluation of deep learning based
+   seismic pickers, JGR 127 (SeisBench's overlapping windows).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+from scipy import signal as sps
+
+GRID_RATE_HZ = 100.0
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "model_weights"
+DEFAULT_MODEL = "phasenet_original"
+RESAMPLE_PAD_S = 0.5  # raw seconds on each side of a window for the resampling filter
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+@dataclass(frozen=True)
+class PickerParams:
+    """Learned-picker settings (seconds, probabilities); see ``[detect]`` in the config."""
+
+    model: str = ""  # "" = model_weights/phasenet_original
+    p_threshold: float = 0.3
+    s_threshold: float = 0.3
+    window_s: float = 30.0
+    stride_s: float = 2.0
+    tail_s: float = 1.5
+    overlap_s: float = 0.5
+    min_separation_s: float = 1.0
+    device: str = "auto"
+    batch_size: int = 256
+    component_wait_s: float = 10.0
+    window_after_s: float = 1.0  # pick window after the pick: the polarity model's 0.64 s + margin
+
+    def __post_init__(self) -> None:
+        for name in ("p_threshold", "s_threshold"):
+            v = getattr(self, name)
+            if not 0 < v < 1:
+                raise ValueError(f"detect.{name}: expected in (0, 1), got {v!r}")
+        for name in ("window_s", "stride_s", "min_separation_s", "batch_size", "window_after_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"detect.{name}: expected > 0, got {getattr(self, name)!r}")
+        for name in ("tail_s", "overlap_s", "component_wait_s"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"detect.{name}: expected >= 0, got {getattr(self, name)!r}")
+        if self.tail_s + self.stride_s + self.overlap_s >= self.window_s:
+            raise ValueError("detect: tail_s + stride_s + overlap_s must be < window_s")
+
+    @property
+    def window_n(self) -> int:
+        return int(round(self.window_s * GRID_RATE_HZ))
+
+    @property
+    def stride_n(self) -> int:
+        return max(1, int(round(self.stride_s * GRID_RATE_HZ)))
+
+    @property
+    def tail_n(self) -> int:
+        return int(round(self.tail_s * GRID_RATE_HZ))
+
+    @property
+    def overlap_n(self) -> int:
+        return int(round(self.overlap_s * GRID_RATE_HZ))
+
+
+# --------------------------------------------------------------------------- numerics
+
+
+def resampling_ratio(rate_hz: float, out_rate_hz: float = GRID_RATE_HZ) -> tuple[int, int]:
+    """``(up, down)`` with ``up / down`` close to ``out_rate_hz / rate_hz``."""
+    if not rate_hz > 0:
+        raise ValueError(f"sampling rate: expected > 0, got {rate_hz!r}")
+    frac = Fraction(out_rate_hz / rate_hz).limit_denominator(1000)
+    return frac.numerator, frac.denominator
+
+
+def to_grid(
+    x: np.ndarray, rate_hz: float, first_index: float, grid_positions: np.ndarray
+) -> np.ndarray:
+    """Samples of channel ``x`` (rate ``rate_hz``; ``x[0]`` is the channel's sample
+    ``first_index``) at ``grid_positions`` (fractional channel sample indices, spaced
+    ``rate_hz / 100``), anti-alias filtered when the channel is faster than 100 Hz.
+
+    A channel at 100 Hz whose grid positions are whole samples is read as is; other rates go
+    through :func:`scipy.signal.resample_poly` (Kaiser-windowed FIR, zero phase) and linear
+    interpolation between its outputs onto the exact positions. ``x`` must cover the positions
+    with :data:`RESAMPLE_PAD_S` to spare for a clean filter edge."""
+    x = np.asarray(x, dtype=np.float64)
+    pos = np.asarray(grid_positions, dtype=np.float64) - first_index
+    if rate_hz == GRID_RATE_HZ:
+        whole = np.rint(pos)
+        if np.all(np.abs(pos - whole) < 1e-6):
+            return x[whole.astype(np.int64)]
+        return np.interp(pos, np.arange(x.size), x)
+    up, down = resampling_ratio(rate_hz)
+    y = sps.resample_poly(x, up, down)
+    return np.interp(pos * up / down, np.arange(y.size), y)
+
+
+def window_starts(first_n: int, end_n: int, window_n: int, stride_n: int) -> range:
+    """Grid starts of the windows ``k * stride_n >= first_n`` that end by ``end_n``."""
+    k0 = -(-first_n // stride_n)
+    k1 = (end_n - window_n) // stride_n
+    return range(k0 * stride_n, (k1 + 1) * stride_n, stride_n) if k1 >= k0 else range(0)
+
+
+def accepted_region(start_n: int, first_start_n: int, params: PickerParams) -> tuple[int, int]:
+    """``(lo, hi)`` grid samples whose picks window ``start_n`` gives (see the module
+    docstring); ``first_start_n`` is the segment's first window."""
+    hi = start_n + params.window_n - params.tail_n
+    if start_n == first_start_n:
+        return start_n, hi
+    return hi - params.stride_n - params.overlap_n, hi
+
+
+def _parabolic_offset(left: float, mid: float, right: float) -> float:
+    denom = left - 2.0 * mid + right
+    if denom == 0 or not np.isfinite(denom):
+        return 0.0
+    return float(np.clip(0.5 * (left - right) / denom, -0.5, 0.5))
+
+
+def find_peaks(prob: np.ndarray, threshold: float) -> list[tuple[float, float]]:
+    """``[(index, probability)]``: the maximum of each run of ``prob`` above ``threshold``
+    (fractional index from a parabola through the maximum and its neighbours), in order."""
+    prob = np.asarray(prob, dtype=np.float64)
+    above = prob > threshold
+    if not above.any():
+        return []
+    edges = np.diff(above.astype(np.int8), prepend=0, append=0)
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    out = []
+    for a, b in zip(starts, stops, strict=True):
+        k = a + int(np.argmax(prob[a:b]))
+        off = 0.0
+        if 0 < k < prob.size - 1:
+            off = _parabolic_offset(prob[k - 1], prob[k], prob[k + 1])
+        out.append((k + off, float(prob[k])))
+    return out
+
+
+def find_peaks_py(prob: np.ndarray, threshold: float) -> list[tuple[float, float]]:
+    """Slow twin of :func:`find_peaks` (a sample loop over the runs)."""
+    out, run = [], []
+    values = [float(v) for v in prob] + [-np.inf]
+    for i, v in enumerate(values):
+        if v > threshold:
+            run.append(i)
+        elif run:
+            k = max(run, key=lambda j: (values[j], -j))
+            off = 0.0
+            if 0 < k < len(values) - 2:
+                off = _parabolic_offset(values[k - 1], values[k], values[k + 1])
+            out.append((k + off, values[k]))
+            run = []
+    return out
+
+
+# --------------------------------------------------------------------------- the model
+
+
+def card_path(model: str = "") -> Path:
+    """The model card of ``model`` (a name in model_weights/, a ``.pt``/``.json`` path, or
+    ``""`` for the default)."""
+    if not model:
+        return WEIGHTS_DIR / f"{DEFAULT_MODEL}.json"
+    p = Path(model)
+    if p.suffix in (".pt", ".json"):
+        return p.with_suffix(".json")
+    return WEIGHTS_DIR / f"{model}.json"
+
+
+class PhaseNetModel:
+    """Converted PhaseNet weights with their card; :meth:`predict` on raw windows."""
+
+    def __init__(self, model, card: dict, device) -> None:
+        self.model, self.card, self.device = model, card, device
+
+    @classmethod
+    def load(cls, model: str = "", device: str = "auto", threads: int | None = None):
+        """Load a card and its weights (``device``: ``auto`` = CUDA when present)."""
+        import torch
+
+        from stream.phasenet import PhaseNet
+
+        path = card_path(model)
+        card = json.loads(path.read_text())
+        if card.get("architecture", {}).get("class") != "PhaseNet":
+            raise ValueError(f"{path}: not a PhaseNet model card")
+        pre = card.get("preprocessing", {})
+        if pre.get("sampling_rate_hz") != GRID_RATE_HZ or pre.get("components") != ["E", "N", "Z"]:
+            raise ValueError(f"{path}: expected 100 Hz E/N/Z input, card says {pre!r}")
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if threads:
+            torch.set_num_threads(int(threads))
+        net = PhaseNet(**card["architecture"]["args"])
+        state = torch.load(path.with_suffix(".pt"), map_location="cpu", weights_only=True)
+        net.load_state_dict(state)
+        return cls(net.eval().to(device), card, torch.device(device))
+
+    def predict(self, windows: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Probabilities ``(batch, 3, samples)`` (noise, P, S) of raw windows ``(batch, 3,
+        samples)`` in the order E, N, Z at 100 Hz (NaN samples read as the channel's mean)."""
+        import torch
+
+        from stream.phasenet import normalise_windows
+
+        x = np.asarray(windows, dtype=np.float32)
+        if x.ndim != 3 or x.shape[1] != 3:
+            raise ValueError(f"windows: expected (batch, 3, samples), got {x.shape}")
+        out = np.empty_like(x)
+        with torch.inference_mode():
+            for i in range(0, x.shape[0], batch_size):
+                chunk = normalise_windows(_nan_to_mean(x[i : i + batch_size]))
+                t = torch.from_numpy(chunk).to(self.device)
+                out[i : i + batch_size] = self.model(t).float().cpu().numpy()
+        return out
+
+
+def _nan_to_mean(x: np.ndarray) -> np.ndarray:
+    bad = ~np.isfinite(x)
+    if not bad.any():
+        return x
+    x = x.copy()
+    x[bad] = 0.0
+    count = np.maximum((~bad).sum(axis=-1, keepdims=True), 1)
+    mean = x.sum(axis=-1, keepdims=True) / count
+    return np.where(bad, mean, x)
+
+
+
+# --------------------------------------------------------------------------- station windows
+
+SEGMENT_GRID_NS = 10_000_000  # 100 Hz grid spacing in ns
+NS_PER_S = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class StationPick:
+    """A pick on a station's grid: ``phase`` (P or S), epoch seconds, peak probability,
+    grid index (fractional) and the absolute time in ns (integer part)."""
+
+    phase: str
+    time_epoch_s: float
+    probability: float
+    grid_index: float
+
+
+def raw_span(
+    view, anchor_ns: int, start_n: int, n: int
+) -> tuple[int, int, np.ndarray] | None:
+    """``(lo, hi, positions)``: the raw samples ``lo..hi-1`` of a channel ``view`` (a
+    :class:`stream.buffer.ChannelBuffer`) needed for grid samples ``start_n .. start_n+n-1``
+    of a grid anchored at ``anchor_ns``, and the grid's positions in that channel's samples
+    (``None`` while the channel does not hold them)."""
+    rate = float(view.sampling_rate_hz)
+    first_s = (anchor_ns + start_n * SEGMENT_GRID_NS - view.segment_start_ns) / 1e9
+    pos = first_s * rate + np.arange(n) * (rate / GRID_RATE_HZ)
+    pad = 0 if rate == GRID_RATE_HZ else int(math.ceil(RESAMPLE_PAD_S * rate))
+    lo = int(math.floor(pos[0] + 1e-9)) - pad
+    hi = int(math.ceil(pos[-1] - 1e-9)) + 1 + pad
+    if lo < view.start_index or hi > view.end_index:
+        return None
+    return lo, hi, pos
+
+
+def station_window(views, anchor_ns: int, start_n: int, n: int) -> np.ndarray | None:
+    """Raw window ``(3, n)`` (E, N, Z on the 100 Hz grid) of a station's channel ``views``
+    (three entries, ``None`` for a missing component: zeros); ``None`` while the vertical
+    does not cover it. A horizontal that does not cover it is zero."""
+    out = np.zeros((3, n))
+    for c, view in enumerate(views):
+        if view is None or view.sampling_rate_hz is None:
+            if c == 2:
+                return None
+            continue
+        span = raw_span(view, anchor_ns, start_n, n)
+        if span is None:
+            if c == 2:
+                return None
+            continue
+        lo, hi, pos = span
+        out[c] = to_grid(view.get(lo, hi), float(view.sampling_rate_hz), lo, pos)
+    return out
+
+
+def picks_in_window(
+    prob: np.ndarray,
+    start_n: int,
+    first_start_n: int,
+    anchor_ns: int,
+    params: PickerParams,
+    last_s: dict[str, float],
+) -> list[StationPick]:
+    """The picks window ``start_n`` gives (its accepted region, see :func:`accepted_region`)
+    from probabilities ``prob`` ``(3, n)``; ``last_s`` (phase -> epoch s of the last pick)
+    is updated: a pick within ``min_separation_s`` after the last of its phase is dropped."""
+    lo, hi = accepted_region(start_n, first_start_n, params)
+    found: list[StationPick] = []
+    for row, phase, threshold in ((1, "P", params.p_threshold), (2, "S", params.s_threshold)):
+        for index, p in find_peaks(prob[row], threshold):
+            grid = start_n + index
+            if not lo <= grid < hi:
+                continue
+            t = (anchor_ns + grid * SEGMENT_GRID_NS) / 1e9
+            if t - last_s.get(phase, -np.inf) <= params.min_separation_s:
+                continue
+            last_s[phase] = t
+            found.append(StationPick(phase, t, p, grid))
+    found.sort(key=lambda s: s.grid_index)
+    return found
+
+
+def pick_traces(
+    model: PhaseNetModel,
+    traces: list,
+    params: PickerParams | None = None,
+) -> list[StationPick]:
+    """All picks of one station's record in one pass: ``traces`` are obspy-like traces in the
+    order E, N, Z (``None`` for a missing horizontal); the grid is anchored at the vertical's
+    first sample. The same windows, regions and rules as the stream stage."""
+    from stream.buffer import ChannelBuffer
+
+    params = params or PickerParams()
+    views = []
+    for tr in traces:
+        if tr is None:
+            views.append(None)
+            continue
+        buf = ChannelBuffer(tr.stats.npts / tr.stats.sampling_rate + 10.0, max_fill_s=0.0)
+        buf.append(int(tr.stats.starttime.ns), float(tr.stats.sampling_rate), tr.data)
+        views.append(buf)
+    anchor = views[2].segment_start_ns
+    first = first_window_start(views[2], anchor, params.stride_n)
+    starts = []
+    k = first
+    while raw_span(views[2], anchor, k, params.window_n) is not None:
+        starts.append(k)
+        k += params.stride_n
+    if not starts:
+        return []
+    windows = np.stack([station_window(views, anchor, s, params.window_n) for s in starts])
+    probs = model.predict(windows, params.batch_size)
+    last: dict[str, float] = {}
+    out = []
+    for s, prob in zip(starts, probs, strict=True):
+        out += picks_in_window(prob, s, first, anchor, params, last)
+    return out
+
+
+def first_window_start(view, anchor_ns: int, stride_n: int) -> int:
+    """The first window start (a multiple of ``stride_n`` on the grid anchored at
+    ``anchor_ns``) whose samples the channel ``view`` holds from the start, the resampling pad
+    included."""
+    rate = float(view.sampling_rate_hz)
+    pad_s = 0.0 if rate == GRID_RATE_HZ else math.ceil(RESAMPLE_PAD_S * rate) / rate
+    first_ns = view.segment_start_ns + view.start_index * NS_PER_S / rate
+    lead_s = (first_ns - anchor_ns) / NS_PER_S + pad_s
+    n = max(0, int(math.ceil(lead_s * GRID_RATE_HZ - 1e-6)))
+    return -(-n // stride_n) * stride_n
