@@ -21,7 +21,9 @@ nearest pick of its phase on its station: counts within 0.1 s and 0.5 s.
 * **pr**: the real Puerto Rico hour (../shared/data/pr2017_noise, EH? of 3 stations): P and
   S picks per station-hour, and those not within ``--near-s`` of an onset listed in
   firstmotion/data/pr2017_onsets.json (labelled or left out) on any of the stations: the
-  false-pick figure (an upper bound: the hour holds small events nobody listed).
+  false-pick figure (an upper bound: the hour holds small events nobody listed), and of
+  those the picks with no pick of their phase at another station within 5 s (isolated: what
+  no event explains; the stations are within ~40 km).
 
 ``--sweep`` prints the P counts for a range of thresholds (the operating threshold is chosen
 on TexNet and reported on INGV and PR).
@@ -57,7 +59,9 @@ def station_groups(st: Stream) -> dict[str, list]:
     for tr in st:
         comp = tr.stats.channel[-1]
         if comp in HORIZONTAL:
-            key = f"{tr.stats.network}.{tr.stats.station}.{tr.stats.location}.{tr.stats.channel[:2]}"
+            key = (
+                f"{tr.stats.network}.{tr.stats.station}.{tr.stats.location}.{tr.stats.channel[:2]}"
+            )
             groups[key][HORIZONTAL[comp]] = tr
     return {k: v for k, v in groups.items() if v[2] is not None}
 
@@ -126,8 +130,8 @@ def texnet_readings() -> tuple[dict, list] | None:
             if phase not in ("P", "S"):
                 continue
             w = pick.waveform_id
-            keys = [k for k in g if k.split(":")[1].split(".")[:2] == [w.network_code,
-                                                                         w.station_code]]  # fmt: skip
+            want = [w.network_code, w.station_code]
+            keys = [k for k in g if k.split(":")[1].split(".")[:2] == want]
             if keys:
                 readings.append((keys[0], phase, pick.time.timestamp))
     return groups, readings
@@ -188,7 +192,9 @@ def report(name: str, res: dict, thresholds) -> None:
                   f"{s['within_0.5']} within 0.5 s")  # fmt: skip
 
 
-def pr_false_picks(model, params: PickerParams, z_only: bool, near_s: float, thresholds) -> dict:
+def pr_false_picks(
+    model, params: PickerParams, z_only: bool, near_s: float, thresholds, coincidence_s: float = 5.0
+) -> dict:
     base = SHARED / "pr2017_noise"
     if not base.is_dir():
         return {}
@@ -205,15 +211,28 @@ def pr_false_picks(model, params: PickerParams, z_only: bool, near_s: float, thr
     for thr in thresholds:
         row = {}
         for phase in ("P", "S"):
-            times = np.concatenate([f[phase][f[phase + "p"] >= thr] for f in found.values()])
+            per = {k: f[phase][f[phase + "p"] >= thr] for k, f in found.items()}
+            times = np.concatenate(list(per.values()))
             far = [t for t in times if nearest_error(listed, t) > near_s]
-            row[phase] = {"picks": int(times.size), "not_near_listed": len(far)}
+            # nor within coincidence_s of a pick of that phase at another station: isolated
+            alone = [
+                t
+                for k, v in per.items()
+                for t in v
+                if nearest_error(listed, t) > near_s
+                and all(nearest_error(w, t) > coincidence_s for j, w in per.items() if j != k)
+            ]
+            row[phase] = {"picks": int(times.size), "not_near_listed": len(far),
+                          "isolated": len(alone)}  # fmt: skip
         out[thr] = row
         print(f"pr: {hours:.2f} station-hours, p >= {thr:.2f}: P picks {row['P']['picks']} "
               f"({row['P']['picks'] / hours:.1f}/station-hour), not within {near_s:g} s of a "
               f"listed onset: {row['P']['not_near_listed']} "
-              f"({row['P']['not_near_listed'] / hours:.1f}/station-hour); S picks "
-              f"{row['S']['picks']} ({row['S']['not_near_listed']} not near)")  # fmt: skip
+              f"({row['P']['not_near_listed'] / hours:.1f}/station-hour), of those with no P "
+              f"at another station within {coincidence_s:g} s: {row['P']['isolated']} "
+              f"({row['P']['isolated'] / hours:.1f}/station-hour); S picks "
+              f"{row['S']['picks']} ({row['S']['not_near_listed']} not near, "
+              f"{row['S']['isolated']} isolated)")  # fmt: skip
     st_picks = sum(f["stalta"].size for f in found.values())
     print(f"pr: stalta+aic: {st_picks} P picks ({st_picks / hours:.1f}/station-hour)")
     out["stalta_picks"] = st_picks
@@ -227,6 +246,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--s-threshold", type=float, default=PickerParams.s_threshold)
     ap.add_argument("--stride-s", type=float, default=PickerParams.stride_s)
     ap.add_argument("--tail-s", type=float, default=PickerParams.tail_s)
+    ap.add_argument("--highpass-hz", type=float, default=PickerParams.highpass_hz)
     ap.add_argument("--z-only", action="store_true")
     ap.add_argument("--near-s", type=float, default=10.0)
     ap.add_argument("--threads", type=int, default=1)
@@ -236,11 +256,12 @@ def main(argv: list[str] | None = None) -> None:
     model = PhaseNetModel.load(device="cpu", threads=args.threads)
     low = min(args.p_threshold, args.s_threshold, 0.1 if args.sweep else 1.0)
     params = PickerParams(p_threshold=low, s_threshold=low, stride_s=args.stride_s,
-                          tail_s=args.tail_s)  # fmt: skip
-    thresholds = sorted({args.p_threshold, args.s_threshold}
-                        | ({0.1, 0.2, 0.3, 0.4, 0.5, 0.6} if args.sweep else set()))  # fmt: skip
+                          tail_s=args.tail_s, highpass_hz=args.highpass_hz)  # fmt: skip
+    sweep = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8} if args.sweep else set()
+    thresholds = sorted({args.p_threshold, args.s_threshold} | sweep)
     print(f"settings: stride {params.stride_s} s, tail {params.tail_s} s, window "
-          f"{params.window_s} s, z_only={args.z_only}")  # fmt: skip
+          f"{params.window_s} s, high-pass {params.highpass_hz} Hz, "
+          f"z_only={args.z_only}")  # fmt: skip
     results: dict = {}
     for name, loader in (("texnet", texnet_readings), ("ingv", ingv_readings)):
         if name not in args.sets:

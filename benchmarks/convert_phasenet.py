@@ -27,24 +27,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stream.phasenet import LABELS, from_tf_variables
+from stream.phasenet import LABELS, from_tf_variables, self_check_input
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("FIRSTMOTION_SHARED", ROOT.parent / "shared"))
 OUT = ROOT / "model_weights"
 NAME = "phasenet_original"
 SELF_CHECK_SAMPLES = [0, 1, 100, 1499, 1500, 2999]
-
-
-def self_check_input() -> np.ndarray:
-    """Fixed input ``(1, 3, 3000)``: unit noise with a pulse at sample 1500 on all channels."""
-    rng = np.random.default_rng(20190701)
-    x = rng.standard_normal((1, 3, 3000)).astype(np.float32)
-    t = np.arange(3000)
-    x[:, :, 1500:] += (8.0 * np.exp(-(t[1500:] - 1500) / 50.0) * np.sin(t[1500:] / 3.0)).astype(
-        np.float32
-    )
-    return x
 
 
 def reference_difference(model: torch.nn.Module, source: Path) -> float:
@@ -82,8 +71,14 @@ def main(argv: list[str] | None = None) -> None:
         "min_firstmotion_version": "0.1.0",
         "architecture": {
             "class": "PhaseNet",
-            "args": {"in_channels": 3, "classes": 3, "depth": 5, "filters_root": 8,
-                     "kernel_size": 7, "stride": 4},  # fmt: skip
+            "args": {
+                "in_channels": 3,
+                "classes": 3,
+                "depth": 5,
+                "filters_root": 8,
+                "kernel_size": 7,
+                "stride": 4,
+            },  # fmt: skip
             "n_parameters": int(sum(p.numel() for p in model.parameters())),
             "padding": "TensorFlow 'same' (asymmetric), skip concatenation [skip, cropped up]",
             "batch_norm_eps": 1e-3,
@@ -116,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
             "reference": "reference_input.npy[:, :3000] -> reference_output.npy (TensorFlow)",
         },
         "self_check": {
-            "input": "benchmarks/convert_phasenet.py:self_check_input()",
+            "input": "stream.phasenet.self_check_input()",
             "samples": SELF_CHECK_SAMPLES,
             "probabilities": check[:, SELF_CHECK_SAMPLES].T.round(7).tolist(),
             "column_sums": check.sum(axis=1).round(4).tolist(),

@@ -13,8 +13,8 @@ through the network in one forward pass.
 
 Picks: a P pick carries the raw vertical window from ``window_before_s`` before to
 ``PickerParams.window_after_s`` (1 s) after it (what the polarity stage reads; sent as soon
-as that much has arrived), an S pick the same window; both carry ``phase``, ``time_epoch_s`` and the peak
-``probability``. Their ``station_id`` is the vertical channel's id.
+as that much has arrived), an S pick the same window; both carry ``phase``,
+``time_epoch_s`` and the peak ``probability``. Their ``station_id`` is the vertical channel's id.
 
 Restart: :meth:`snapshot` of a vertical channel holds the station's grid anchor, its next
 and first window starts and each channel's buffer position; of a horizontal, its buffer
@@ -53,6 +53,7 @@ from stream.picker import (
 
 COMPONENT_INDEX = {"E": 0, "1": 0, "N": 1, "2": 1, "Z": 2}
 S_SUFFIX = "|S"
+MIN_RATE_HZ = 20.0  # slower channels (LH?, VH?) are not picked
 
 
 @dataclass
@@ -119,7 +120,7 @@ class PhaseStage:
         if jobs:
             windows = np.stack([w for _, _, w in jobs])
             self.windows_run += len(jobs)
-            probs = self.model.predict(windows, self.picker.batch_size)
+            probs = self.model.predict(windows, self.picker.batch_size, self.picker.highpass_hz)
             for (key, start, _), prob in zip(jobs, probs, strict=True):
                 self._take(key, start, prob)
         for key in sorted(touched):
@@ -146,14 +147,14 @@ class PhaseStage:
 
     def _params_key(self) -> list:
         p = self.picker
-        return ["phasenet", p.window_s, p.stride_s, p.tail_s, p.overlap_s, p.model]
+        return ["phasenet", p.window_s, p.stride_s, p.tail_s, p.overlap_s, p.model, p.highpass_hz]
 
     @staticmethod
     def _station_key(seed_id: str) -> str:
         return seed_id[:-1]  # NET.STA.LOC.BI
 
     def _append(self, packet) -> AppendResult | None:
-        if not self.wants(packet.channel):
+        if not self.wants(packet.channel) or packet.sampling_rate_hz < MIN_RATE_HZ:
             return None
         sid = packet.seed_id
         key = self._station_key(sid)

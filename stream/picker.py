@@ -63,6 +63,7 @@ class PickerParams:
     batch_size: int = 256
     component_wait_s: float = 10.0
     window_after_s: float = 1.0  # pick window after the pick: the polarity model's 0.64 s + margin
+    highpass_hz: float = 1.0  # causal high-pass of each window before the network; 0: none
 
     def __post_init__(self) -> None:
         for name in ("p_threshold", "s_threshold"):
@@ -72,7 +73,7 @@ class PickerParams:
         for name in ("window_s", "stride_s", "min_separation_s", "batch_size", "window_after_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"detect.{name}: expected > 0, got {getattr(self, name)!r}")
-        for name in ("tail_s", "overlap_s", "component_wait_s"):
+        for name in ("tail_s", "overlap_s", "component_wait_s", "highpass_hz"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"detect.{name}: expected >= 0, got {getattr(self, name)!r}")
         if self.tail_s + self.stride_s + self.overlap_s >= self.window_s:
@@ -231,9 +232,12 @@ class PhaseNetModel:
         net.load_state_dict(state)
         return cls(net.eval().to(device), card, torch.device(device))
 
-    def predict(self, windows: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    def predict(
+        self, windows: np.ndarray, batch_size: int = 256, highpass_hz: float = 0.0
+    ) -> np.ndarray:
         """Probabilities ``(batch, 3, samples)`` (noise, P, S) of raw windows ``(batch, 3,
-        samples)`` in the order E, N, Z at 100 Hz (NaN samples read as the channel's mean)."""
+        samples)`` in the order E, N, Z at 100 Hz (NaN samples read as the channel's mean;
+        ``highpass_hz`` > 0: :func:`highpass_windows` first)."""
         import torch
 
         from stream.phasenet import normalise_windows
@@ -244,10 +248,33 @@ class PhaseNetModel:
         out = np.empty_like(x)
         with torch.inference_mode():
             for i in range(0, x.shape[0], batch_size):
-                chunk = normalise_windows(_nan_to_mean(x[i : i + batch_size]))
+                chunk = _nan_to_mean(x[i : i + batch_size])
+                if highpass_hz > 0:
+                    chunk = highpass_windows(chunk, highpass_hz)
+                chunk = normalise_windows(chunk)
                 t = torch.from_numpy(chunk).to(self.device)
                 out[i : i + batch_size] = self.model(t).float().cpu().numpy()
         return out
+
+
+def highpass_windows(x: np.ndarray, corner_hz: float, order: int = 4) -> np.ndarray:
+    """Causal Butterworth high-pass of windows ``(..., samples)`` at 100 Hz, started from
+    rest at each channel's first sample (no step from a DC offset): broadband records carry
+    microseism and drift far larger than a small event's P, which the per-window
+    normalisation would otherwise scale the P down to nothing against."""
+    sos = _highpass_sos(float(corner_hz), int(order))
+    x = np.asarray(x, dtype=np.float64)
+    return sps.sosfilt(sos, x - x[..., :1], axis=-1).astype(np.float32)
+
+
+_SOS_CACHE: dict[tuple[float, int], np.ndarray] = {}
+
+
+def _highpass_sos(corner_hz: float, order: int) -> np.ndarray:
+    key = (corner_hz, order)
+    if key not in _SOS_CACHE:
+        _SOS_CACHE[key] = sps.butter(order, corner_hz, "highpass", fs=GRID_RATE_HZ, output="sos")
+    return _SOS_CACHE[key]
 
 
 def _nan_to_mean(x: np.ndarray) -> np.ndarray:
@@ -259,7 +286,6 @@ def _nan_to_mean(x: np.ndarray) -> np.ndarray:
     count = np.maximum((~bad).sum(axis=-1, keepdims=True), 1)
     mean = x.sum(axis=-1, keepdims=True) / count
     return np.where(bad, mean, x)
-
 
 
 # --------------------------------------------------------------------------- station windows
@@ -279,9 +305,7 @@ class StationPick:
     grid_index: float
 
 
-def raw_span(
-    view, anchor_ns: int, start_n: int, n: int
-) -> tuple[int, int, np.ndarray] | None:
+def raw_span(view, anchor_ns: int, start_n: int, n: int) -> tuple[int, int, np.ndarray] | None:
     """``(lo, hi, positions)``: the raw samples ``lo..hi-1`` of a channel ``view`` (a
     :class:`stream.buffer.ChannelBuffer`) needed for grid samples ``start_n .. start_n+n-1``
     of a grid anchored at ``anchor_ns``, and the grid's positions in that channel's samples
@@ -373,7 +397,7 @@ def pick_traces(
     if not starts:
         return []
     windows = np.stack([station_window(views, anchor, s, params.window_n) for s in starts])
-    probs = model.predict(windows, params.batch_size)
+    probs = model.predict(windows, params.batch_size, params.highpass_hz)
     last: dict[str, float] = {}
     out = []
     for s, prob in zip(starts, probs, strict=True):
