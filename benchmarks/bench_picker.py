@@ -3,7 +3,7 @@
 Run from the repository root::
 
     .venv/bin/python benchmarks/bench_picker.py [--sets texnet,ingv,pr] [--p-threshold 0.3] \\
-        [--s-threshold 0.3] [--z-only] [--threads 1] [--sweep] [--json out.json]
+        [--s-threshold 0.3] [--z-only [zeros|copy]] [--threads 1] [--sweep] [--json out.json]
 
 (``FIRSTMOTION_SHARED`` names the shared data folder when it is not ``../shared``.)
 
@@ -38,6 +38,7 @@ import os
 import re
 import time
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -66,13 +67,13 @@ def station_groups(st: Stream) -> dict[str, list]:
     return {k: v for k, v in groups.items() if v[2] is not None}
 
 
-def pick_groups(model, groups: dict[str, list], params: PickerParams, z_only: bool) -> dict:
+def pick_groups(model, groups: dict[str, list], params: PickerParams, z_only: str) -> dict:
     """``{station key: (P times, P probs, S times, S probs, STA/LTA times)}``."""
     out = {}
     for key, traces in groups.items():
         if z_only:
             traces = [None, None, traces[2]]
-        picks = pick_traces(model, traces, params)
+        picks = pick_traces(model, traces, replace(params, vertical_only=z_only or "copy"))
         z = traces[2]
         rate = z.stats.sampling_rate
         dets = detect_once(z.data.astype(float), rate, DetectParams())
@@ -193,7 +194,7 @@ def report(name: str, res: dict, thresholds) -> None:
 
 
 def pr_false_picks(
-    model, params: PickerParams, z_only: bool, near_s: float, thresholds, coincidence_s: float = 5.0
+    model, params: PickerParams, z_only: str, near_s: float, thresholds, coincidence_s: float = 5.0
 ) -> dict:
     base = SHARED / "pr2017_noise"
     if not base.is_dir():
@@ -247,7 +248,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--stride-s", type=float, default=PickerParams.stride_s)
     ap.add_argument("--tail-s", type=float, default=PickerParams.tail_s)
     ap.add_argument("--highpass-hz", type=float, default=PickerParams.highpass_hz)
-    ap.add_argument("--z-only", action="store_true")
+    ap.add_argument(
+        "--z-only",
+        nargs="?",
+        const="zeros",
+        default="",
+        choices=["zeros", "copy"],
+        help="vertical only: horizontals as zeros (the stage's way) or copies of Z",
+    )
     ap.add_argument("--near-s", type=float, default=10.0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--sweep", action="store_true")

@@ -7,7 +7,7 @@ production. The default (``--mode pipeline``):
 1. writes a synthetic scenario (``firstmotion scenario``) with known mechanisms;
 2. starts a real Redis (``REDIS_URL`` if set, else a private ``redis-server``);
 3. starts the replay SeedLink server on the scenario's miniSEED (accelerated real time);
-4. starts every stage: ``firstmotion stream`` (SeedLink ingest, STA/LTA + AIC picks),
+4. starts every stage: ``firstmotion stream`` (SeedLink ingest, learned P/S picks),
    ``worker polarity``, ``worker associate``, ``worker mechanism`` and ``worker catalog``
    (which serves the live page); each serves Prometheus ``/metrics``;
 5. waits until the stream has read all data and every consumer group is idle, then stops the
@@ -601,7 +601,7 @@ def _run_pipeline(
     web_port = _port_or_free(args.web_port)
     commands = {
         "stream": _cli(
-            "stream", "--seedlink", f"127.0.0.1:{port}", "--streams", "*_*:??Z",
+            "stream", "--seedlink", f"127.0.0.1:{port}", "--streams", "*_*",
             "--inventory", inventory, "--redis", url, "--exit-when-idle-s", "5",
             "--statefile", str(ctx["out"] / "seedlink.state"),
         ),

@@ -86,7 +86,9 @@ class PhaseStage:
         self.coordinates = dict(coordinates or {})
         self.last_pick_epoch_s: dict[str, float] = dict(last_pick_epoch_s or {})
         self.resume_channels = dict(resume_channels or {})
-        self.model = model or PhaseNetModel.load(self.picker.model, self.picker.device)
+        self.model = model or PhaseNetModel.load(
+            self.picker.model, self.picker.device, threads=self.picker.threads
+        )
         self.buffers: dict[str, ChannelBuffer] = {}
         self.stations: dict[str, _Station] = {}
         self.suppressed = 0
@@ -213,7 +215,7 @@ class PhaseStage:
         while raw_span(z, st.anchor_ns, st.next_start, n) is not None:
             if not self._horizontals_ready(views, st):
                 break
-            w = station_window(views, st.anchor_ns, st.next_start, n)
+            w = station_window(views, st.anchor_ns, st.next_start, n, self.picker.vertical_only)
             if w is None:
                 break
             out.append((key, st.next_start, w))

@@ -64,6 +64,8 @@ class PickerParams:
     component_wait_s: float = 10.0
     window_after_s: float = 1.0  # pick window after the pick: the polarity model's 0.64 s + margin
     highpass_hz: float = 1.0  # causal high-pass of each window before the network; 0: none
+    threads: int = 1  # torch CPU threads (one core per stream process; more contend)
+    vertical_only: str = "copy"  # a station without horizontals: Z copied into them, or "zeros"
 
     def __post_init__(self) -> None:
         for name in ("p_threshold", "s_threshold"):
@@ -76,6 +78,8 @@ class PickerParams:
         for name in ("tail_s", "overlap_s", "component_wait_s", "highpass_hz"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"detect.{name}: expected >= 0, got {getattr(self, name)!r}")
+        if self.vertical_only not in ("copy", "zeros"):
+            raise ValueError(f"vertical_only: expected copy or zeros, got {self.vertical_only!r}")
         if self.tail_s + self.stride_s + self.overlap_s >= self.window_s:
             raise ValueError("detect: tail_s + stride_s + overlap_s must be < window_s")
 
@@ -321,11 +325,16 @@ def raw_span(view, anchor_ns: int, start_n: int, n: int) -> tuple[int, int, np.n
     return lo, hi, pos
 
 
-def station_window(views, anchor_ns: int, start_n: int, n: int) -> np.ndarray | None:
+def station_window(
+    views, anchor_ns: int, start_n: int, n: int, vertical_only: str = "copy"
+) -> np.ndarray | None:
     """Raw window ``(3, n)`` (E, N, Z on the 100 Hz grid) of a station's channel ``views``
-    (three entries, ``None`` for a missing component: zeros); ``None`` while the vertical
-    does not cover it. A horizontal that does not cover it is zero."""
+    (three entries, ``None`` for a missing component); ``None`` while the vertical does not
+    cover it. A horizontal that does not cover it is zero; when neither does (a vertical-only
+    station), both are copies of the vertical (``vertical_only="copy"``) or zeros
+    (``"zeros"``)."""
     out = np.zeros((3, n))
+    have = [False, False, False]
     for c, view in enumerate(views):
         if view is None or view.sampling_rate_hz is None:
             if c == 2:
@@ -338,6 +347,9 @@ def station_window(views, anchor_ns: int, start_n: int, n: int) -> np.ndarray | 
             continue
         lo, hi, pos = span
         out[c] = to_grid(view.get(lo, hi), float(view.sampling_rate_hz), lo, pos)
+        have[c] = True
+    if not (have[0] or have[1]) and vertical_only == "copy":
+        out[0] = out[1] = out[2]
     return out
 
 
@@ -396,7 +408,9 @@ def pick_traces(
         k += params.stride_n
     if not starts:
         return []
-    windows = np.stack([station_window(views, anchor, s, params.window_n) for s in starts])
+    windows = np.stack(
+        [station_window(views, anchor, s, params.window_n, params.vertical_only) for s in starts]
+    )
     probs = model.predict(windows, params.batch_size, params.highpass_hz)
     last: dict[str, float] = {}
     out = []
