@@ -4,7 +4,7 @@ GPU, when present) keeps up with in real time.
 Run from the repository root::
 
     .venv/bin/python benchmarks/bench_picker_capacity.py [--cpu-stations 150] \\
-        [--gpu-stations 3000] [--seconds 60] [--stride-s 2.0]
+        [--gpu-stations 3000] [--seconds 30] [--stride-s 2.0] [--latency-s 0]
 
 Two measurements per device, in the same run:
 
@@ -18,6 +18,12 @@ Two measurements per device, in the same run:
   passes, peak picking, pick assembly): stations x data seconds / wall seconds is the number
   of stations it keeps up with. The first 30 s of data only fill the buffers, so the
   figure counts the data after them.
+
+* **latency** (``--latency-s``, 0 to skip): a scenario (``--latency-stations`` stations, 2
+  events) replayed in real time by the replay SeedLink server, ``firstmotion stream``'s
+  process (learned picker, ``*_*``) publishing to a real Redis; per P pick, its creation time
+  minus the wall time at which the replay released the record holding the onset (p50/p95),
+  and minus the wall time the replay clock passed the onset (record fill included).
 
 The CPU figures are for one thread (``torch.set_num_threads(1)``); the GPU ones use one
 device (the CPU thread feeding it is part of the stage figure). The CPU baseline is measured
@@ -84,6 +90,78 @@ def stage_rate(model: PhaseNetModel, n_stations: int, data_s: float, stride_s: f
     }
 
 
+def latency(duration_s: float, n_stations: int) -> dict:
+    """P-pick latency at real-time replay (see the module docstring)."""
+    import glob
+    import io
+    import tempfile
+    import threading
+    from pathlib import Path
+
+    from obspy import read
+
+    from firstmotion.bus import Bus
+    from firstmotion.messages import decode
+    from firstmotion.redis_server import RedisServer
+    from stream.ingest import IngestParams, StreamProcess
+    from stream.replay import ReplayServer, ReplayThread
+    from stream.scenario import ScenarioConfig, make_scenario, write_scenario
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = ScenarioConfig(
+            n_stations=n_stations, n_events=2, duration_s=duration_s, region_km=60.0, seed=5
+        )
+        write_scenario(make_scenario(cfg), tmp)
+        files = sorted(glob.glob(f"{tmp}/mseed/*.mseed"))
+        records: dict[str, list[tuple[float, float]]] = {}
+        for path in files:
+            raw = Path(path).read_bytes()
+            for i in range(0, len(raw), 512):
+                tr = read(io.BytesIO(raw[i : i + 512]))[0]
+                end = tr.stats.endtime.timestamp + tr.stats.delta
+                records.setdefault(tr.id, []).append((tr.stats.starttime.timestamp, end))
+        server = RedisServer().start()
+        try:
+            replay = ReplayThread(ReplayServer(files, port=0))
+            host, port = replay.start()
+            proc = StreamProcess(
+                IngestParams(f"{host}:{port}", streams=("*_*",), selectors="???", netto_s=10,
+                             netdly_s=1),
+                StageParams(), Bus.from_url(server.url), exit_when_idle_s=5.0,
+            )  # fmt: skip
+            thread = threading.Thread(target=proc.run, daemon=True)
+            thread.start()
+            thread.join(duration_s + 120)
+            origin_wall_s = replay.server.started_ns / 1e9
+            data_start_s = float(replay.server.plan.start_ns.min()) / 1e9
+            replay.stop()
+            picks = [decode(f) for _, f in Bus.from_url(server.url).client.xrange("fm:picks")]
+        finally:
+            server.stop()
+    from_record, from_onset = [], []
+    for p in picks:
+        if p.phase != "P":
+            continue
+        ends = [e for s0, e in records.get(p.station_id, []) if s0 <= p.time_epoch_s < e]
+        if ends:
+            from_record.append(p.created_epoch_s - (origin_wall_s + ends[0] - data_start_s))
+        from_onset.append(p.created_epoch_s - (origin_wall_s + p.time_epoch_s - data_start_s))
+    rec, ons = np.asarray(from_record), np.asarray(from_onset)
+    out = {
+        "p_picks": int(ons.size),
+        "from_record_p50_s": float(np.median(rec)),
+        "from_record_p95_s": float(np.percentile(rec, 95)),
+        "from_onset_p50_s": float(np.median(ons)),
+        "from_onset_p95_s": float(np.percentile(ons, 95)),
+    }
+    print(f"latency: {ons.size} P picks, {n_stations} stations, {duration_s:g} s real-time replay: "
+          f"record holding the onset received -> pick in Redis p50 "
+          f"{out['from_record_p50_s']:.2f} s, p95 {out['from_record_p95_s']:.2f} s; onset -> "
+          f"pick p50 {out['from_onset_p50_s']:.2f} s, "
+          f"p95 {out['from_onset_p95_s']:.2f} s")  # fmt: skip
+    return out
+
+
 def run_device(device: str, n_stations: int, args) -> dict:
     model = PhaseNetModel.load(device=device)
     net = network_rate(model, args.batch, args.network_s, PickerParams().highpass_hz)
@@ -103,6 +181,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--network-s", type=float, default=5.0, help="wall seconds per network test")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--stride-s", type=float, default=PickerParams.stride_s)
+    ap.add_argument("--latency-s", type=float, default=0.0, help="real-time replay length")
+    ap.add_argument("--latency-stations", type=int, default=10)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     cpu = run_device("cpu", args.cpu_stations, args)
@@ -114,6 +194,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"cuda / cpu: network {net:.1f} x, stage {stage:.1f} x")
     else:
         print("cuda: not available (CPU only)")
+    if args.latency_s > 0:
+        latency(args.latency_s, args.latency_stations)
 
 
 if __name__ == "__main__":

@@ -643,6 +643,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "config; none: uni-station mode with --selectors)",
     )
     parser.add_argument(
+        "--picker",
+        choices=("phasenet", "stalta"),
+        help="phasenet (learned P/S, three components) or stalta (default: config detect.picker)",
+    )
+    parser.add_argument(
         "--selectors",
         help="default selectors (default: every component the picker needs: ??? for the "
         "learned picker, ??Z for STA/LTA)",
@@ -712,7 +717,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         streams = parse_streams(args.streams) if args.streams else tuple(sl.streams)
-        selectors = args.selectors or default_selectors(settings.detect.picker)
+        picker = args.picker or settings.detect.picker
+        selectors = args.selectors or default_selectors(picker)
         ingest = IngestParams(
             server=server, streams=streams, selectors=selectors,
             statefile=args.statefile if args.statefile is not None else sl.statefile,
@@ -730,7 +736,7 @@ def run(args: argparse.Namespace) -> int:
                 if args.window_after_s is not None
                 else settings.detect.window_after_s
             ),
-            picker=settings.detect.picker,
+            picker=picker,
             picker_params=picker_params(settings.detect, args.window_after_s),
         )
         redis_url = args.redis or settings.redis.url

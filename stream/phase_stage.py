@@ -48,6 +48,7 @@ from stream.picker import (
     first_window_start,
     picks_in_window,
     raw_span,
+    refine_picks,
     station_window,
 )
 
@@ -247,7 +248,7 @@ class PhaseStage:
                 "S": self.last_pick_epoch_s.get(zid + S_SUFFIX, -np.inf)}  # fmt: skip
         before = dict(last)
         found = picks_in_window(prob, start, st.first_start, st.anchor_ns, self.picker, last)
-        st.pending += found
+        st.pending += refine_picks(found, self.buffers[zid], self.picker)
         for phase, k in (("P", zid), ("S", zid + S_SUFFIX)):
             if last[phase] != before[phase]:
                 self.last_pick_epoch_s[k] = last[phase]

@@ -108,6 +108,23 @@ def test_to_grid_reads_100_hz_as_is_and_resamples_other_rates_without_aliasing()
     assert np.abs(y - want).max() < 0.02
 
 
+def test_p_onset_refinement_moves_an_early_pick_onto_the_onset_and_no_further():
+    from stream.picker import REFINE_MAX_SHIFT_S, refine_p_onset
+
+    rate, onset = 100.0, 800
+    rng = np.random.default_rng(5)
+    z = rng.standard_normal(1200) + 500.0  # DC offset: raw counts
+    t = np.arange(1200 - onset)
+    z[onset:] += 20 * np.sin(2 * np.pi * 5 * t / rate) * np.exp(-t / 60)
+    refined = refine_p_onset(z, rate, onset - 3.0)  # a pick 30 ms early
+    # on the onset, late by at most 30 ms: the causal band-pass delays it, as the detector's
+    assert -0.5 <= refined - onset <= 3.0
+    quiet = rng.standard_normal(1200)
+    moved = refine_p_onset(quiet, rate, 800.0)
+    assert abs(moved - 800.0) <= REFINE_MAX_SHIFT_S * rate
+    assert refine_p_onset(z, rate, 20.0) == 20.0  # not enough samples before: unchanged
+
+
 # --------------------------------------------------------------------------- scenario
 
 
