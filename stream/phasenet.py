@@ -49,6 +49,8 @@ class SameConv1d(nn.Conv1d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         before, after = tf_same_padding(x.shape[-1], self.kernel_size[0], self.stride[0])
+        if before == after:  # symmetric: the convolution pads itself (no padded copy)
+            return F.conv1d(x, self.weight, self.bias, self.stride, before)
         return super().forward(F.pad(x, (before, after)))
 
 

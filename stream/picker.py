@@ -128,6 +128,9 @@ def to_grid(
     x = np.asarray(x, dtype=np.float64)
     pos = np.asarray(grid_positions, dtype=np.float64) - first_index
     if rate_hz == GRID_RATE_HZ:
+        k = round(float(pos[0]))
+        if abs(pos[0] - k) < 1e-6 and abs(pos[-1] - (k + pos.size - 1)) < 1e-6:
+            return x[k : k + pos.size]  # on the grid: the samples themselves
         whole = np.rint(pos)
         if np.all(np.abs(pos - whole) < 1e-6):
             return x[whole.astype(np.int64)]
@@ -318,14 +321,15 @@ def raw_span(view, anchor_ns: int, start_n: int, n: int) -> tuple[int, int, np.n
     of a grid anchored at ``anchor_ns``, and the grid's positions in that channel's samples
     (``None`` while the channel does not hold them)."""
     rate = float(view.sampling_rate_hz)
-    first_s = (anchor_ns + start_n * SEGMENT_GRID_NS - view.segment_start_ns) / 1e9
-    pos = first_s * rate + np.arange(n) * (rate / GRID_RATE_HZ)
+    first = (anchor_ns + start_n * SEGMENT_GRID_NS - view.segment_start_ns) / 1e9 * rate
+    step = rate / GRID_RATE_HZ
+    last = first + (n - 1) * step
     pad = 0 if rate == GRID_RATE_HZ else int(math.ceil(RESAMPLE_PAD_S * rate))
-    lo = int(math.floor(pos[0] + 1e-9)) - pad
-    hi = int(math.ceil(pos[-1] - 1e-9)) + 1 + pad
+    lo = int(math.floor(first + 1e-9)) - pad
+    hi = int(math.ceil(last - 1e-9)) + 1 + pad
     if lo < view.start_index or hi > view.end_index:
         return None
-    return lo, hi, pos
+    return lo, hi, first + np.arange(n) * step
 
 
 def station_window(
