@@ -119,6 +119,7 @@ class IngestMetrics:
     newest_data: Any
     picks_dropped: Any
     last_processed: Any
+    nan_samples: Any = None
 
     @classmethod
     def create(cls) -> IngestMetrics:
@@ -167,6 +168,11 @@ class IngestMetrics:
                 "firstmotion_stream_picks_dropped_total",
                 "Detections not published: repeats of a published pick, one-sample glitches",
                 ("reason",),
+            ),
+            nan_samples=m.counter(
+                "firstmotion_stream_nan_samples_total",
+                "NaN or infinite samples received (the learned picker reads them as the "
+                "channel's mean within a window)",
             ),
         )
 
@@ -538,7 +544,10 @@ class StreamProcess:
         self.newest_data_end_ns = max(self.newest_data_end_ns, packet.end_ns)
         m.newest_data.set(packet.end_ns / 1e9)
         repeats, glitches = self.stage.suppressed, self.stage.glitches
+        nans = getattr(self.stage, "nan_samples", 0)
         result, picks = self.stage.process(packet)
+        if m.nan_samples is not None and getattr(self.stage, "nan_samples", 0) > nans:
+            m.nan_samples.inc(self.stage.nan_samples - nans)
         if result is not None:
             m.packets.labels(outcome=result.outcome).inc()
             if result.n_filled:
