@@ -11,8 +11,8 @@ Checks the port on the reference pair first (TensorFlow's output of the original
 reference input's first 3,000 samples): the largest absolute difference is written into the
 card, and the conversion stops if it exceeds 1e-5. Also records, for a fixed pseudo-random
 input, the converted network's output at a few samples (``self_check`` in the card), so a test
-can verify the shipped ``.pt`` without the reference files. Keeps the card's ``metrics`` and
-``thresholds`` from an earlier conversion (``benchmarks/bench_picker.py`` measures them).
+can verify the shipped ``.pt`` without the reference files. Keeps the card's ``metrics``,
+``operating`` and ``thresholds`` from an earlier conversion (``benchmarks/bench_picker.py`` measures them).
 """
 
 from __future__ import annotations
@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> None:
         },
         "torch_version": torch.__version__,
         "weights_sha256": hashlib.sha256(pt.read_bytes()).hexdigest(),
+        "operating": old.get("operating", {}),
         "metrics": old.get("metrics", {}),
     }
     card_path.write_text(json.dumps(card, indent=2) + "\n")
