@@ -12,7 +12,8 @@ reference input's first 3,000 samples): the largest absolute difference is writt
 card, and the conversion stops if it exceeds 1e-5. Also records, for a fixed pseudo-random
 input, the converted network's output at a few samples (``self_check`` in the card), so a test
 can verify the shipped ``.pt`` without the reference files. Keeps the card's ``metrics``,
-``operating`` and ``thresholds`` from an earlier conversion (``benchmarks/bench_picker.py`` measures them).
+``operating`` and ``thresholds`` from an earlier conversion (``benchmarks/bench_picker.py``
+measures them).
 """
 
 from __future__ import annotations
