@@ -293,7 +293,7 @@ class PhaseStage:
             samples=np.asarray(samples, dtype=np.float32),
             snr=snr,
             amplitude=amplitude,
-            probability=float(sp.probability),
+            probability=min(max(float(sp.probability), 0.0), 1.0),
             latitude_deg=lat,
             longitude_deg=lon,
             elevation_m=elev,
