@@ -90,7 +90,7 @@ def stage_rate(model: PhaseNetModel, n_stations: int, data_s: float, stride_s: f
     }
 
 
-def latency(duration_s: float, n_stations: int) -> dict:
+def latency(duration_s: float, n_stations: int, streams: str = "*_*") -> dict:
     """P-pick latency at real-time replay (see the module docstring)."""
     import glob
     import io
@@ -125,7 +125,7 @@ def latency(duration_s: float, n_stations: int) -> dict:
             replay = ReplayThread(ReplayServer(files, port=0))
             host, port = replay.start()
             proc = StreamProcess(
-                IngestParams(f"{host}:{port}", streams=("*_*",), selectors="???", netto_s=10,
+                IngestParams(f"{host}:{port}", streams=(streams,), selectors="???", netto_s=10,
                              netdly_s=1),
                 StageParams(), Bus.from_url(server.url), exit_when_idle_s=5.0,
             )  # fmt: skip
@@ -154,7 +154,8 @@ def latency(duration_s: float, n_stations: int) -> dict:
         "from_onset_p50_s": float(np.median(ons)),
         "from_onset_p95_s": float(np.percentile(ons, 95)),
     }
-    print(f"latency: {ons.size} P picks, {n_stations} stations, {duration_s:g} s real-time replay: "
+    print(f"latency ({streams}): {ons.size} P picks, {n_stations} stations, {duration_s:g} s "
+          f"real-time replay: "
           f"record holding the onset received -> pick in Redis p50 "
           f"{out['from_record_p50_s']:.2f} s, p95 {out['from_record_p95_s']:.2f} s; onset -> "
           f"pick p50 {out['from_onset_p50_s']:.2f} s, "
@@ -183,6 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--stride-s", type=float, default=PickerParams.stride_s)
     ap.add_argument("--latency-s", type=float, default=0.0, help="real-time replay length")
     ap.add_argument("--latency-stations", type=int, default=10)
+    ap.add_argument("--latency-streams", default="*_*", help="e.g. '*_*:??Z': vertical only")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     cpu = run_device("cpu", args.cpu_stations, args)
@@ -195,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         print("cuda: not available (CPU only)")
     if args.latency_s > 0:
-        latency(args.latency_s, args.latency_stations)
+        latency(args.latency_s, args.latency_stations, args.latency_streams)
 
 
 if __name__ == "__main__":
