@@ -256,13 +256,16 @@ class PhaseNetModel:
         if x.ndim != 3 or x.shape[1] != 3:
             raise ValueError(f"windows: expected (batch, 3, samples), got {x.shape}")
         out = np.empty_like(x)
+        on_gpu = self.device.type != "cpu"
         with torch.inference_mode():
             for i in range(0, x.shape[0], batch_size):
                 chunk = _nan_to_mean(x[i : i + batch_size])
-                if highpass_hz > 0:
-                    chunk = highpass_windows(chunk, highpass_hz)
-                chunk = normalise_windows(chunk)
-                t = torch.from_numpy(chunk).to(self.device)
+                if on_gpu:  # filter and normalise on the device: the CPU thread only feeds it
+                    t = prepare_windows_torch(torch.from_numpy(chunk).to(self.device), highpass_hz)
+                else:
+                    if highpass_hz > 0:
+                        chunk = highpass_windows(chunk, highpass_hz)
+                    t = torch.from_numpy(normalise_windows(chunk))
                 out[i : i + batch_size] = self.model(t).float().cpu().numpy()
         return out
 
@@ -278,6 +281,36 @@ def highpass_windows(x: np.ndarray, corner_hz: float, order: int = 4) -> np.ndar
 
 
 _SOS_CACHE: dict[tuple[float, int], np.ndarray] = {}
+_IMPULSE_CACHE: dict[tuple[float, int], np.ndarray] = {}
+
+
+def highpass_impulse_response(corner_hz: float, n: int, order: int = 4) -> np.ndarray:
+    """The first ``n`` samples of :func:`highpass_windows`' filter's impulse response: a
+    causal filter started from rest is exactly the convolution with it over ``n`` samples."""
+    key = (float(corner_hz), int(n))
+    if key not in _IMPULSE_CACHE:
+        impulse = np.zeros(int(n))
+        impulse[0] = 1.0
+        _IMPULSE_CACHE[key] = sps.sosfilt(_highpass_sos(float(corner_hz), order), impulse)
+    return _IMPULSE_CACHE[key]
+
+
+def prepare_windows_torch(x, highpass_hz: float):
+    """:func:`highpass_windows` (as an FFT convolution with the filter's impulse response)
+    and :func:`stream.phasenet.normalise_windows` on a torch tensor ``(batch, 3, samples)``
+    on any device (float rounding apart, the same numbers as the numpy path)."""
+    import torch
+
+    x = x.to(torch.float64)
+    if highpass_hz > 0:
+        n = x.shape[-1]
+        h = torch.from_numpy(highpass_impulse_response(highpass_hz, n)).to(x.device)
+        spec = torch.fft.rfft(x - x[..., :1], 2 * n) * torch.fft.rfft(h, 2 * n)
+        x = torch.fft.irfft(spec, 2 * n)[..., :n]
+    x = x - x.mean(dim=-1, keepdim=True)
+    std = x.std(dim=-1, keepdim=True, unbiased=False)
+    x = torch.where(std > 0, x / torch.where(std > 0, std, torch.ones_like(std)), 0.0)
+    return x.to(torch.float32)
 
 
 def _highpass_sos(corner_hz: float, order: int) -> np.ndarray:

@@ -125,6 +125,19 @@ def test_p_onset_refinement_moves_an_early_pick_onto_the_onset_and_no_further():
     assert refine_p_onset(z, rate, 20.0) == 20.0  # not enough samples before: unchanged
 
 
+def test_device_preparation_equals_the_numpy_path():
+    from stream.phasenet import normalise_windows
+    from stream.picker import highpass_windows, prepare_windows_torch
+
+    rng = np.random.default_rng(1)
+    x = (rng.standard_normal((4, 3, 3000)) * 50 + 1e4).astype(np.float32)
+    x[1, 0] = 7.0  # a flat channel stays zero
+    want = normalise_windows(highpass_windows(x, 1.0))
+    got = prepare_windows_torch(torch.from_numpy(x), 1.0).numpy()
+    assert np.abs(got - want).max() < 1e-4
+    assert np.all(got[1, 0] == 0)
+
+
 # --------------------------------------------------------------------------- scenario
 
 
