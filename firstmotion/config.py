@@ -122,6 +122,7 @@ class SeedLinkSettings:
 
 
 DETECT_REFINE_METHODS = ("aic", "kurtosis", "none")
+DETECT_PICKERS = ("phasenet", "stalta")
 # the polarity network's precisions (workers.polarity.classifier maps them to torch dtypes)
 POLARITY_PRECISIONS = ("float32", "bfloat16")
 
@@ -158,12 +159,31 @@ class DetectSettings:
     dead_time_s: float = 2.0
     window_before_s: float = 2.0
     window_after_s: float = 2.0
+    # the learned picker (PhaseNet) is the default; "stalta" is the classic STA/LTA + AIC
+    picker: str = "phasenet"
+    phasenet_model: str = _path(default="")  # "" = model_weights/phasenet_original
+    p_threshold: float = 0.3
+    s_threshold: float = 0.3
+    phasenet_stride_s: float = 2.0
+    phasenet_tail_s: float = 1.5
+    phasenet_highpass_hz: float = 1.0
+    phasenet_window_after_s: float = 1.0
+    phasenet_device: str = "auto"
 
     def _problems(self) -> list[str]:
         out = _positive(
             "detect", self, "sta_s", "lta_s", "trigger_on", "trigger_off", "freqmin_hz",
             "freqmax_hz", "refine_window_s", "window_before_s", "window_after_s",
+            "phasenet_stride_s", "phasenet_window_after_s",
         )  # fmt: skip
+        out += _non_negative("detect", self, "phasenet_tail_s", "phasenet_highpass_hz")
+        if self.picker not in DETECT_PICKERS:
+            out.append(
+                f"detect.picker: expected one of {list(DETECT_PICKERS)}, got {self.picker!r}"
+            )
+        for name in ("p_threshold", "s_threshold"):
+            if not 0 < getattr(self, name) < 1:
+                out.append(f"detect.{name}: expected in (0, 1), got {getattr(self, name)!r}")
         out += _non_negative("detect", self, "min_snr", "dead_time_s")
         out += detect_order_problems(self)
         if self.refine not in DETECT_REFINE_METHODS:

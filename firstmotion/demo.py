@@ -71,6 +71,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "times and true origins, to judge the polarity model and the inversion alone",
     )
     parser.add_argument("--speed", type=float, default=20.0, help="replay speed (x real time)")
+    parser.add_argument(
+        "--picker",
+        choices=("stalta", "phasenet"),
+        default="stalta",
+        help="the stream's picker (default stalta: the scenario's S waves carry vertical "
+        "motion that the learned picker, trained on real data, reads as P; docs/picker.md)",
+    )
     parser.add_argument("--metrics-port", type=int, default=9400, help="first stage's port")
     parser.add_argument("--web-port", type=int, default=8080, help="live catalog page")
     parser.add_argument(
@@ -607,7 +614,9 @@ def _run_pipeline(
     web_port = _port_or_free(args.web_port)
     commands = {
         "stream": _cli(
-            "stream", "--seedlink", f"127.0.0.1:{port}", "--streams", "*_*:??Z",
+            "stream", "--seedlink", f"127.0.0.1:{port}",
+            "--streams", "*_*" if args.picker == "phasenet" else "*_*:??Z",
+            "--picker", args.picker,
             "--inventory", inventory, "--redis", url, "--exit-when-idle-s", "5",
             "--statefile", str(ctx["out"] / "seedlink.state"),
         ),

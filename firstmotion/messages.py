@@ -467,7 +467,8 @@ def make_pick_id(station_id: str, time_epoch_s: float) -> str:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Pick(Message):
-    """A P pick with its waveform window (raw counts or velocity, vertical component)."""
+    """A P or S pick (``phase``) with its waveform window (raw counts or velocity, vertical
+    component)."""
 
     pick_id: str
     station_id: str
@@ -484,11 +485,13 @@ class Pick(Message):
     elevation_m: float | None = None
     method: str = "stalta+aic"
     created_epoch_s: float = field(default_factory=time.time)
+    probability: float = 1.0  # the picker's confidence (PhaseNet peak; 1 for STA/LTA)
 
     _checks: ClassVar[dict[str, Check]] = {
         "pick_id": _str(),
         "station_id": _station_id,
         "phase": _str(max_len=8),
+        "probability": _num(0.0, 1.0),
         "time_epoch_s": _TIME,
         "sampling_rate_hz": _num(0.0, MAX_SAMPLING_RATE_HZ, positive=True),
         "start_time_epoch_s": _TIME,

@@ -85,7 +85,11 @@ class RingArray:
         """A copy of values ``start .. stop-1``; ``ValueError`` when not all are held."""
         if not self.start <= start <= stop <= self.end:
             raise ValueError(f"values {start}..{stop} not held (have {self.start}..{self.end})")
-        return self._data[np.arange(start, stop) % self._data.size]
+        cap = self._data.size
+        a, n = start % cap, stop - start
+        if a + n <= cap:  # one stretch of the ring: a slice (copied)
+            return self._data[a : a + n].copy()
+        return np.concatenate((self._data[a:], self._data[: a + n - cap]))
 
 
 class ChannelBuffer:

@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stream.stage import Packet, StageParams, StreamStage
+from stream.stage import Packet, StageParams, make_stage
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +119,7 @@ class IngestMetrics:
     newest_data: Any
     picks_dropped: Any
     last_processed: Any
+    nan_samples: Any = None
 
     @classmethod
     def create(cls) -> IngestMetrics:
@@ -167,6 +168,11 @@ class IngestMetrics:
                 "firstmotion_stream_picks_dropped_total",
                 "Detections not published: repeats of a published pick, one-sample glitches",
                 ("reason",),
+            ),
+            nan_samples=m.counter(
+                "firstmotion_stream_nan_samples_total",
+                "NaN or infinite samples received (the learned picker reads them as the "
+                "channel's mean within a window)",
             ),
         )
 
@@ -498,11 +504,13 @@ class StreamProcess:
         self.metrics = IngestMetrics.create()
         resume, last, channels = load_statefile(ingest.statefile)
         self._initial = (resume, channels)
-        self.stage = StreamStage(
+        self.stage = make_stage(
             stage_params, coordinates=coordinates, last_pick_epoch_s=last, resume_channels=channels
         )
         d = stage_params.detect
         warmup_s = 3 * d.lta_s + stage_params.window_before_s + d.lookahead_s()
+        if hasattr(self.stage, "warmup_s"):  # the learned picker re-reads a window and more
+            warmup_s = max(warmup_s, self.stage.warmup_s())
         self.checkpoints = Checkpoints(warmup_s)
         self.queue: queue.Queue = queue.Queue(maxsize=ingest.queue_packets)
         self.reader = SeedLinkReader(ingest, self.queue, resume=resume, metrics=self.metrics)
@@ -536,7 +544,10 @@ class StreamProcess:
         self.newest_data_end_ns = max(self.newest_data_end_ns, packet.end_ns)
         m.newest_data.set(packet.end_ns / 1e9)
         repeats, glitches = self.stage.suppressed, self.stage.glitches
+        nans = getattr(self.stage, "nan_samples", 0)
         result, picks = self.stage.process(packet)
+        if m.nan_samples is not None and getattr(self.stage, "nan_samples", 0) > nans:
+            m.nan_samples.inc(self.stage.nan_samples - nans)
         if result is not None:
             m.packets.labels(outcome=result.outcome).inc()
             if result.n_filled:
@@ -640,7 +651,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="NET_STA[:SELECTORS],... e.g. 'PR_PR15:EHZ,PR_PR34' or '*_*:??Z' (default: "
         "config; none: uni-station mode with --selectors)",
     )
-    parser.add_argument("--selectors", default="??Z", help="default selectors (default ??Z)")
+    parser.add_argument(
+        "--picker",
+        choices=("phasenet", "stalta"),
+        help="phasenet (learned P/S, three components) or stalta (default: config detect.picker)",
+    )
+    parser.add_argument(
+        "--selectors",
+        help="default selectors (default: every component the picker needs: ??? for the "
+        "learned picker, ??Z for STA/LTA)",
+    )
     parser.add_argument(
         "--inventory",
         help="StationXML with station coordinates for the picks (default: inventory.stationxml)",
@@ -663,6 +683,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--exit-when-idle-s", type=float, help="exit once no data arrived for this long"
     )
+
+
+def default_selectors(picker: str) -> str:
+    """SeedLink selectors for stream entries without their own: every component the picker
+    needs (the learned picker reads three components, STA/LTA the vertical)."""
+    return "???" if picker == "phasenet" else "??Z"
+
+
+def picker_params(detect, window_after_s: float | None = None):
+    """The learned picker's :class:`~stream.picker.PickerParams` from the ``[detect]``
+    settings (``window_after_s``: the command line's pick window, if given)."""
+    from stream.picker import PickerParams
+
+    return PickerParams(
+        model=detect.phasenet_model, p_threshold=detect.p_threshold,
+        s_threshold=detect.s_threshold, stride_s=detect.phasenet_stride_s,
+        tail_s=detect.phasenet_tail_s, highpass_hz=detect.phasenet_highpass_hz,
+        device=detect.phasenet_device,
+        window_after_s=(window_after_s if window_after_s is not None
+                        else detect.phasenet_window_after_s),
+    )  # fmt: skip
 
 
 def _settings(args: argparse.Namespace):
@@ -688,8 +729,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         streams = parse_streams(args.streams) if args.streams else tuple(sl.streams)
+        picker = args.picker or settings.detect.picker
+        selectors = args.selectors or default_selectors(picker)
         ingest = IngestParams(
-            server=server, streams=streams, selectors=args.selectors,
+            server=server, streams=streams, selectors=selectors,
             statefile=args.statefile if args.statefile is not None else sl.statefile,
             netto_s=sl.netto_s, netdly_s=sl.netdly_s, timeout_s=sl.timeout_s,
         )  # fmt: skip
@@ -705,6 +748,8 @@ def run(args: argparse.Namespace) -> int:
                 if args.window_after_s is not None
                 else settings.detect.window_after_s
             ),
+            picker=picker,
+            picker_params=picker_params(settings.detect, args.window_after_s),
         )
         redis_url = args.redis or settings.redis.url
         bus = Bus.from_url(redis_url, settings.redis.prefix, maxlen=settings.redis.stream_maxlen)

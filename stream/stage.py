@@ -33,6 +33,9 @@ import numpy as np
 from firstmotion.messages import Pick
 from stream.buffer import NS_PER_S, AppendResult, ChannelBuffer
 from stream.detect import ChannelDetector, Detection, DetectParams, single_sample_glitch
+from stream.picker import PickerParams
+
+PICKERS = ("phasenet", "stalta")
 
 Coordinates = tuple[float, float, float]  # latitude_deg, longitude_deg, elevation_m
 
@@ -80,7 +83,9 @@ class StageParams:
     window_after_s: float = 4.0
     buffer_s: float = 120.0
     max_fill_s: float = 1.0
-    components: str = "Z"  # last letter of the channels to detect on
+    components: str = "Z"  # last letter of the channels to detect on (STA/LTA)
+    picker: str = "phasenet"  # make_stage: "phasenet" (PhaseStage) or "stalta" (StreamStage)
+    picker_params: PickerParams = field(default_factory=PickerParams)
 
     def __post_init__(self) -> None:
         for name in ("window_before_s", "window_after_s", "buffer_s"):
@@ -93,6 +98,10 @@ class StageParams:
             raise ValueError(
                 f"buffer_s: expected >= {need:g} s for the windows, got {self.buffer_s}"
             )
+        if self.picker not in PICKERS:
+            raise ValueError(f"detect.picker: expected one of {list(PICKERS)}, got {self.picker!r}")
+        if self.picker == "phasenet" and self.buffer_s < self.picker_params.window_s + 10.0:
+            raise ValueError(f"buffer_s: expected >= window_s + 10 s, got {self.buffer_s}")
         if not self.components:
             raise ValueError("components: expected channel component letters such as 'Z'")
 
@@ -105,8 +114,22 @@ class _Channel:
     pending: list[Detection] = field(default_factory=list)
 
 
+def make_stage(params: StageParams | None = None, **kwargs):
+    """The stage of ``params.picker``: :class:`stream.phase_stage.PhaseStage` (the learned
+    picker, three components) or :class:`StreamStage` (STA/LTA + AIC on verticals); same
+    interface, same keyword arguments."""
+    params = params or StageParams()
+    if params.picker == "phasenet":
+        from stream.phase_stage import PhaseStage
+
+        return PhaseStage(params, **kwargs)
+    kwargs.pop("model", None)
+    return StreamStage(params, **kwargs)
+
+
 class StreamStage:
-    """Buffers, detectors and pick assembly for every channel (see the module docstring)."""
+    """Buffers, STA/LTA detectors and pick assembly for every channel (see the module
+    docstring); :func:`make_stage` chooses between it and the learned picker's stage."""
 
     def __init__(
         self,

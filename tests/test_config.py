@@ -30,7 +30,7 @@ EXAMPLE = REPO / "firstmotion.example.toml"
 def test_example_config_validates():
     s = load_settings(EXAMPLE, environ={})
     assert s.redis.url == "redis://127.0.0.1:6379/0"
-    assert s.seedlink.streams == ("PR_PR15:EHZ", "PR_PR16:EHZ")
+    assert s.seedlink.streams == ("PR_PR15:EH?", "PR_PR16:EH?")
     assert s.mechanism.min_polarities == 8 and s.mechanism.n_trials == 30
     assert s.seedlink.statefile == str(REPO / "firstmotion.seedlink.state")  # file-relative
 

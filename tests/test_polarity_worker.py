@@ -93,6 +93,23 @@ def test_worker_classifies_every_pick_and_acks(bus):
     assert reg.get_sample_value("firstmotion_polarity_queue_lag_seconds_count") >= len(picks)
 
 
+def test_worker_acks_s_picks_without_reading_them(bus):
+    from dataclasses import replace
+
+    p_picks = [make_pick(i) for i in range(3)]
+    s_picks = [replace(make_pick(10 + i), phase="S", pick_id=f"s{i}") for i in range(3)]
+    for p in [p_picks[0], *s_picks, *p_picks[1:]]:
+        bus.publish("picks", p)
+    consumer = build_consumer(bus, tiny_classifier(), max_batch=8, max_wait_ms=10, name="w1")
+    consumer.run(drain=True, timeout_s=60)
+    assert set(outputs(bus)) == {p.pick_id for p in p_picks}
+    assert bus.pending_count("picks", "polarity") == 0
+    skipped = registry().get_sample_value(
+        "firstmotion_polarity_windows_total", {"outcome": "not_p"}
+    )
+    assert skipped >= 3
+
+
 def test_dynamic_batching_waits_to_fill_but_not_longer_than_max_wait(bus):
     for i in range(40):
         bus.publish("picks", make_pick(i))

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from obspy import UTCDateTime, read
 
 from firstmotion.bus import Bus
@@ -59,7 +60,7 @@ def _packets_in_release_order(paths: list[str]) -> list[Packet]:
 
 
 def _offline_picks(paths: list[str]) -> list[tuple[str, float]]:
-    stage = StreamStage(StageParams())
+    stage = StreamStage(StageParams(picker="stalta"))
     picks = []
     for packet in _packets_in_release_order(paths):
         picks += stage.process(packet)[1]
@@ -71,14 +72,24 @@ def _redis_picks(client) -> list[Pick]:
 
 
 def _process(
-    address, redis_url, *, statefile: str = "", idle_s: float = 3.0, streams: str = "*_*:??Z"
+    address,
+    redis_url,
+    *,
+    statefile: str = "",
+    idle_s: float = 3.0,
+    streams: str = "*_*:??Z",
+    picker: str = "stalta",
+    selectors: str = "??Z",
 ) -> StreamProcess:
+    """A stream process; STA/LTA unless ``picker`` says otherwise (these tests check the
+    classic detector's picks; the learned picker's path has its own test below)."""
     host, port = address
     ingest = IngestParams(
         server=f"{host}:{port}", streams=parse_streams(streams), statefile=statefile,
-        netto_s=3.0, netdly_s=0.3, timeout_s=5.0,
+        netto_s=3.0, netdly_s=0.3, timeout_s=5.0, selectors=selectors,
     )  # fmt: skip
-    return StreamProcess(ingest, StageParams(), Bus.from_url(redis_url), exit_when_idle_s=idle_s)
+    params = StageParams(picker=picker)
+    return StreamProcess(ingest, params, Bus.from_url(redis_url), exit_when_idle_s=idle_s)
 
 
 def _run_in_thread(proc: StreamProcess) -> threading.Thread:
@@ -138,7 +149,7 @@ def test_replayed_scenario_gives_picks_at_the_true_p_times(scenario_dir, redis_c
     errors, strong = [], 0
     for event in truth["events"]:
         for s in event["stations"]:
-            if not s["p_in_data"] or s["snr"] < 10:
+            if not s["p_in_data"] or (s["snr"] or 0) < 10:
                 continue
             strong += 1
             tp = UTCDateTime(s["p_time"]).timestamp
@@ -162,6 +173,52 @@ def test_replayed_scenario_gives_picks_at_the_true_p_times(scenario_dir, redis_c
     assert p.samples.size == int(10 * rate) + int(4 * rate) + 1 and p.pick_index == int(10 * rate)
     assert abs(p.start_time_epoch_s + p.pick_index / rate - p.time_epoch_s) <= 0.5 / rate
     assert proc.metrics.stage.items_out._value.get() >= len(picks)
+
+
+@pytest.fixture(scope="module")
+def small_scenario_dir(tmp_path_factory) -> Path:
+    from stream.scenario import ScenarioConfig, make_scenario, write_scenario
+
+    out = tmp_path_factory.mktemp("stream_scenario_small")
+    cfg = ScenarioConfig(n_stations=5, n_events=1, duration_s=90.0, region_km=40.0, seed=3)
+    write_scenario(make_scenario(cfg), out)
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_learned_picker_over_seedlink_takes_three_components_and_gives_p_and_s(
+    small_scenario_dir, redis_client, redis_url
+):
+    from stream.phase_stage import PhaseStage
+
+    scenario_dir = small_scenario_dir
+    torch.set_num_threads(1)
+    with serve_in_thread(_mseed(scenario_dir), speed=None) as address:
+        proc = _process(address, redis_url, idle_s=2.0, streams="*_*", picker="phasenet",
+                        selectors="???")  # fmt: skip
+        assert isinstance(proc.stage, PhaseStage)
+        assert proc.run() == 0
+    picks = _redis_picks(redis_client)
+    stage = PhaseStage(StageParams(), model=proc.stage.model)
+    offline = []
+    for packet in _packets_in_release_order(_mseed(scenario_dir)):
+        offline += stage.process(packet)[1]
+    key = sorted((p.station_id, p.phase, p.time_epoch_s) for p in picks)
+    assert key == sorted((p.station_id, p.phase, p.time_epoch_s) for p in offline)
+    assert {p.phase for p in picks} == {"P", "S"}
+    assert {k.split(".")[-1][-1] for k in proc.stage.buffers} == {"Z", "N", "E"}
+    truth = json.loads((scenario_dir / "truth.json").read_text())
+    hits = total = 0
+    for event in truth["events"]:
+        for s in event["stations"]:
+            if not s["p_in_data"] or (s["snr"] or 0) < 10:
+                continue
+            total += 1
+            tp = UTCDateTime(s["p_time"]).timestamp
+            hits += any(p.phase == "P" and p.station_id == s["station_id"]
+                        and abs(p.time_epoch_s - tp) <= 0.15 for p in picks)  # fmt: skip
+    assert total >= 3 and hits >= 0.8 * total, (hits, total)
 
 
 def test_reconnect_after_disconnect_resumes_by_sequence(scenario_dir, redis_client, redis_url):
@@ -300,7 +357,7 @@ PR_NOISE = ROOT.parent / "shared" / "data" / "pr2017_noise"
 def test_false_picks_per_hour_on_real_puerto_rico_noise_are_bounded():
     paths = sorted(str(p) for p in PR_NOISE.glob("*EHZ*"))
     assert len(paths) == 3
-    stage = StreamStage(StageParams())
+    stage = StreamStage(StageParams(picker="stalta"))
     picks, n_samples = [], 0
     for path in paths:  # real miniSEED (FLOAT64 records), fed in 3 s packets
         for tr in read(path):

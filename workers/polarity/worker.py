@@ -15,7 +15,7 @@ pick and the model.
 
 Metrics (besides the standard ``firstmotion_stage_*`` series with ``stage="polarity"``, which
 include the batch-size histogram): ``firstmotion_polarity_inference_seconds`` (histogram per
-batch), ``firstmotion_polarity_windows_total{outcome=up|down|unknown|bad}`` (its rate is the
+batch), ``firstmotion_polarity_windows_total{outcome=up|down|unknown|bad|not_p}`` (its rate is the
 windows/s), ``firstmotion_polarity_queue_lag_seconds`` (histogram of pick creation to
 classification), and the stage's pending/backlog gauges.
 """
@@ -73,7 +73,12 @@ class PolarityHandler:
             if not isinstance(d.message, Pick):
                 kind = type(d.message).__name__
                 raise TypeError(f"entry {d.entry_id}: expected a Pick, got {kind}")
+            if d.message.phase != "P":  # S picks are for the associator: acknowledged, unread
+                self.windows.labels(outcome="not_p").inc()
+                continue
             picks.append(d.message)
+        if not picks:
+            return []
         t0 = time.perf_counter()
         results = classify_picks(self.clf, picks)
         self.inference_s.observe(time.perf_counter() - t0)

@@ -1,0 +1,295 @@
+"""The learned P/S picker against analyst picks on real data, STA/LTA in the same run.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/bench_picker.py [--sets texnet,ingv,pr] [--p-threshold 0.3] \\
+        [--s-threshold 0.3] [--z-only [zeros|copy]] [--threads 1] [--sweep] [--json out.json]
+
+(``FIRSTMOTION_SHARED`` names the shared data folder when it is not ``../shared``.)
+
+Each station's record is picked in one pass by :func:`stream.picker.pick_traces` (the
+stream stage's windows, regions and rules: 30 s windows, ``stride_s`` apart, picks from each
+window's accepted region), three components (E/N or 1/2 and Z; ``--z-only``: the
+horizontals left out, read as zeros). STA/LTA + AIC (:func:`stream.detect.detect_once`,
+default settings) runs on the vertical of the same records. For every analyst reading, the
+nearest pick of its phase on its station: counts within 0.1 s and 0.5 s.
+
+* **texnet**: the two TexNet events (../shared/data/texnet2017), analyst P and S in the
+  QuakeML (40 and 200 Hz; 2-minute records);
+* **ingv**: five central-Italy events (../shared/data/ingv_fmpc), the HYPO71 P and S
+  readings of INGV's analysts (station codes as the README says: T107 is T0107);
+* **pr**: the real Puerto Rico hour (../shared/data/pr2017_noise, EH? of 3 stations): P and
+  S picks per station-hour, and those not within ``--near-s`` of an onset listed in
+  firstmotion/data/pr2017_onsets.json (labelled or left out) on any of the stations: the
+  false-pick figure (an upper bound: the hour holds small events nobody listed), and of
+  those the picks with no pick of their phase at another station within 5 s (isolated: what
+  no event explains; the stations are within ~40 km).
+
+``--sweep`` prints the P counts for a range of thresholds (the operating threshold is chosen
+on TexNet and reported on INGV and PR).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import re
+import time
+from collections import defaultdict
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from obspy import Stream, UTCDateTime, read
+
+from stream.detect import DetectParams, detect_once
+from stream.picker import PhaseNetModel, PickerParams, pick_traces
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("FIRSTMOTION_SHARED", ROOT.parent / "shared")) / "data"
+HORIZONTAL = {"E": 0, "1": 0, "N": 1, "2": 1, "Z": 2}
+
+
+def station_groups(st: Stream) -> dict[str, list]:
+    """``{NET.STA.LOC.BI: [E, N, Z]}`` (traces or ``None``; merged; only groups with a Z)."""
+    st = st.copy()
+    st.merge(fill_value="interpolate")
+    groups: dict[str, list] = defaultdict(lambda: [None, None, None])
+    for tr in st:
+        comp = tr.stats.channel[-1]
+        if comp in HORIZONTAL:
+            key = (
+                f"{tr.stats.network}.{tr.stats.station}.{tr.stats.location}.{tr.stats.channel[:2]}"
+            )
+            groups[key][HORIZONTAL[comp]] = tr
+    return {k: v for k, v in groups.items() if v[2] is not None}
+
+
+def pick_groups(model, groups: dict[str, list], params: PickerParams, z_only: str) -> dict:
+    """``{station key: (P times, P probs, S times, S probs, STA/LTA times)}``."""
+    out = {}
+    for key, traces in groups.items():
+        if z_only:
+            traces = [None, None, traces[2]]
+        picks = pick_traces(model, traces, replace(params, vertical_only=z_only or "copy"))
+        z = traces[2]
+        rate = z.stats.sampling_rate
+        dets = detect_once(z.data.astype(float), rate, DetectParams())
+        out[key] = {
+            "P": np.array([p.time_epoch_s for p in picks if p.phase == "P"]),
+            "Pp": np.array([p.probability for p in picks if p.phase == "P"]),
+            "S": np.array([p.time_epoch_s for p in picks if p.phase == "S"]),
+            "Sp": np.array([p.probability for p in picks if p.phase == "S"]),
+            "stalta": np.array([z.stats.starttime.timestamp + d.onset_index / rate for d in dets]),
+        }
+    return out
+
+
+def nearest_error(times: np.ndarray, t: float) -> float:
+    return float(np.min(np.abs(times - t))) if times.size else np.inf
+
+
+def score(readings: list[tuple[str, str, float]], found: dict, thresholds=(0.3,)) -> dict:
+    """Counts within 0.1 / 0.5 s per phase (and STA/LTA for P)."""
+    res: dict = {}
+    for phase in ("P", "S"):
+        rows = [(k, t) for k, ph, t in readings if ph == phase and k in found]
+        res[phase] = {"n": len(rows)}
+        for thr in thresholds:
+            errs = []
+            for k, t in rows:
+                keep = found[k][phase + "p"] >= thr
+                errs.append(nearest_error(found[k][phase][keep], t))
+            e = np.asarray(errs)
+            res[phase][thr] = {
+                "within_0.1": int(np.sum(e <= 0.1)),
+                "within_0.5": int(np.sum(e <= 0.5)),
+                "median_abs_err_0.5": float(np.median(e[e <= 0.5])) if np.any(e <= 0.5) else None,
+            }
+        if phase == "P":
+            e = np.asarray([nearest_error(found[k]["stalta"], t) for k, t in rows])
+            res["stalta_P"] = {"within_0.1": int(np.sum(e <= 0.1)),
+                               "within_0.5": int(np.sum(e <= 0.5))}  # fmt: skip
+    return res
+
+
+def texnet_readings() -> tuple[dict, list] | None:
+    base = SHARED / "texnet2017"
+    if not base.is_dir():
+        return None
+    from obspy import read_events
+
+    groups, readings = {}, []
+    for name in ("texnet2017cvmt", "texnet2017dfac"):
+        g = station_groups(read(str(base / f"{name}.mseed")))
+        g = {f"{name}:{k}": v for k, v in g.items()}
+        groups.update(g)
+        for pick in read_events(str(base / f"{name}.qml"))[0].picks:
+            phase = (pick.phase_hint or "")[:1].upper()
+            if phase not in ("P", "S"):
+                continue
+            w = pick.waveform_id
+            want = [w.network_code, w.station_code]
+            keys = [k for k in g if k.split(":")[1].split(".")[:2] == want]
+            if keys:
+                readings.append((keys[0], phase, pick.time.timestamp))
+    return groups, readings
+
+
+def parse_hypo71(path: Path) -> list[tuple[str, str, float]]:
+    """``[(station code, phase, epoch s)]`` from HYPO71 phase cards (P and S)."""
+    out = []
+    for line in path.read_bytes().decode("ascii", "replace").splitlines():
+        line = line.rstrip("\r")
+        if len(line) < 24 or line[5] != "P" or not re.match(r"\d{10}", line[9:19]):
+            continue
+        minute = UTCDateTime.strptime(line[9:19], "%y%m%d%H%M")
+        code = line[:4].strip()
+        out.append((code, "P", (minute + float(line[19:24])).timestamp))
+        s_text = line[31:36].strip() if len(line) >= 36 else ""
+        if s_text and len(line) > 37 and line[37] == "S":
+            out.append((code, "S", (minute + float(s_text)).timestamp))
+    return out
+
+
+def ingv_readings() -> tuple[dict, list] | None:
+    base = SHARED / "ingv_fmpc"
+    if not base.is_dir():
+        return None
+    groups, readings = {}, []
+    for dat in sorted((base / "Phases_file").glob("*.dat")):
+        event = dat.stem
+        st = Stream()
+        for f in sorted(glob.glob(str(base / "mseed" / f"{event}_mseed" / "*.mseed"))):
+            st += read(f)
+        g = {f"{event}:{k}": v for k, v in station_groups(st).items()}
+        groups.update(g)
+        by_sta: dict[str, list[str]] = defaultdict(list)
+        for k in g:
+            by_sta[k.split(":")[1].split(".")[1]].append(k)
+        for code, phase, t in parse_hypo71(dat):
+            names = [code, code[0] + "0" + code[1:]] if len(code) == 4 else [code]
+            keys = [k for n in names for k in by_sta.get(n, [])]
+            keys.sort(key=lambda k: k.split(".")[-1][0] != "H" or k.endswith("HN"))
+            if keys:
+                readings.append((keys[0], phase, t))
+    return groups, readings
+
+
+def report(name: str, res: dict, thresholds) -> None:
+    for phase in ("P", "S"):
+        r = res[phase]
+        for thr in thresholds:
+            c = r[thr]
+            print(f"{name}: {phase}: {r['n']} analyst readings, phasenet (p >= {thr:.2f}): "
+                  f"{c['within_0.1']} within 0.1 s, {c['within_0.5']} within 0.5 s"
+                  + (f", median |err| {c['median_abs_err_0.5']:.3f} s"
+                     if c["median_abs_err_0.5"] is not None else ""))  # fmt: skip
+        if phase == "P":
+            s = res["stalta_P"]
+            print(f"{name}: P: stalta+aic: {s['within_0.1']} within 0.1 s, "
+                  f"{s['within_0.5']} within 0.5 s")  # fmt: skip
+
+
+def pr_false_picks(
+    model, params: PickerParams, z_only: str, near_s: float, thresholds, coincidence_s: float = 5.0
+) -> dict:
+    base = SHARED / "pr2017_noise"
+    if not base.is_dir():
+        return {}
+    st = Stream()
+    for f in sorted(glob.glob(str(base / "*.mseed"))):
+        st += read(f)
+    groups = station_groups(st)
+    labels = json.loads((ROOT / "firstmotion/data/pr2017_onsets.json").read_text())
+    listed = np.array(sorted(UTCDateTime(o["time"]).timestamp
+                             for o in labels["onsets"] + labels["left_out"]))  # fmt: skip
+    found = pick_groups(model, groups, params, z_only)
+    hours = sum(g[2].stats.npts / g[2].stats.sampling_rate for g in groups.values()) / 3600
+    out = {"station_hours": hours}
+    for thr in thresholds:
+        row = {}
+        for phase in ("P", "S"):
+            per = {k: f[phase][f[phase + "p"] >= thr] for k, f in found.items()}
+            times = np.concatenate(list(per.values()))
+            far = [t for t in times if nearest_error(listed, t) > near_s]
+            # nor within coincidence_s of a pick of that phase at another station: isolated
+            alone = [
+                t
+                for k, v in per.items()
+                for t in v
+                if nearest_error(listed, t) > near_s
+                and all(nearest_error(w, t) > coincidence_s for j, w in per.items() if j != k)
+            ]
+            row[phase] = {"picks": int(times.size), "not_near_listed": len(far),
+                          "isolated": len(alone)}  # fmt: skip
+        out[thr] = row
+        print(f"pr: {hours:.2f} station-hours, p >= {thr:.2f}: P picks {row['P']['picks']} "
+              f"({row['P']['picks'] / hours:.1f}/station-hour), not within {near_s:g} s of a "
+              f"listed onset: {row['P']['not_near_listed']} "
+              f"({row['P']['not_near_listed'] / hours:.1f}/station-hour), of those with no P "
+              f"at another station within {coincidence_s:g} s: {row['P']['isolated']} "
+              f"({row['P']['isolated'] / hours:.1f}/station-hour); S picks "
+              f"{row['S']['picks']} ({row['S']['not_near_listed']} not near, "
+              f"{row['S']['isolated']} isolated)")  # fmt: skip
+    st_picks = sum(f["stalta"].size for f in found.values())
+    print(f"pr: stalta+aic: {st_picks} P picks ({st_picks / hours:.1f}/station-hour)")
+    out["stalta_picks"] = st_picks
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sets", default="texnet,ingv,pr")
+    ap.add_argument("--p-threshold", type=float, default=PickerParams.p_threshold)
+    ap.add_argument("--s-threshold", type=float, default=PickerParams.s_threshold)
+    ap.add_argument("--stride-s", type=float, default=PickerParams.stride_s)
+    ap.add_argument("--tail-s", type=float, default=PickerParams.tail_s)
+    ap.add_argument("--highpass-hz", type=float, default=PickerParams.highpass_hz)
+    ap.add_argument(
+        "--z-only",
+        nargs="?",
+        const="zeros",
+        default="",
+        choices=["zeros", "copy"],
+        help="vertical only: horizontals as zeros (the stage's way) or copies of Z",
+    )
+    ap.add_argument("--near-s", type=float, default=10.0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--sweep", action="store_true")
+    ap.add_argument("--json", default="")
+    args = ap.parse_args(argv)
+    model = PhaseNetModel.load(device="cpu", threads=args.threads)
+    low = min(args.p_threshold, args.s_threshold, 0.1 if args.sweep else 1.0)
+    params = PickerParams(p_threshold=low, s_threshold=low, stride_s=args.stride_s,
+                          tail_s=args.tail_s, highpass_hz=args.highpass_hz)  # fmt: skip
+    sweep = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8} if args.sweep else set()
+    thresholds = sorted({args.p_threshold, args.s_threshold} | sweep)
+    print(f"settings: stride {params.stride_s} s, tail {params.tail_s} s, window "
+          f"{params.window_s} s, high-pass {params.highpass_hz} Hz, "
+          f"z_only={args.z_only}")  # fmt: skip
+    results: dict = {}
+    for name, loader in (("texnet", texnet_readings), ("ingv", ingv_readings)):
+        if name not in args.sets:
+            continue
+        t0 = time.perf_counter()
+        loaded = loader()
+        if loaded is None:
+            print(f"{name}: skipped (data not found under {SHARED})")
+            continue
+        groups, readings = loaded
+        found = pick_groups(model, groups, params, args.z_only)
+        res = score(readings, found, thresholds)
+        report(name, res, thresholds)
+        results[name] = res
+        print(f"{name}: {len(groups)} stations, {time.perf_counter() - t0:.1f} s")
+    if "pr" in args.sets:
+        results["pr"] = pr_false_picks(model, params, args.z_only, args.near_s, thresholds)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1, default=str) + "\n")
+
+
+if __name__ == "__main__":
+    main()

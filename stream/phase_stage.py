@@ -1,0 +1,318 @@
+"""The stream stage with the learned picker: packets of three components in, P and S picks out.
+
+:class:`PhaseStage` has :class:`stream.stage.StreamStage`'s interface (``process``,
+``snapshot``, ``wants``, ``last_pick_epoch_s``, counters). Channels are grouped into stations
+by ``NET.STA.LOC`` and the first two letters of the channel code (``HHZ``, ``HHN``, ``HHE``
+or ``HH1``/``HH2``); each channel has its own :class:`~stream.buffer.ChannelBuffer` (gaps up
+to ``max_fill_s`` filled, longer gaps a new segment). A station's 100 Hz grid is anchored at
+its vertical's segment start; windows of :class:`~stream.picker.PickerParams` run as soon as
+the vertical holds them, the horizontals too (a horizontal more than ``component_wait_s``
+behind the vertical, or absent, is read as zeros: a vertical-only station is picked on Z
+alone). All windows ready after a packet (or a batch of packets, :meth:`process_many`) go
+through the network in one forward pass.
+
+Picks: a P pick carries the raw vertical window from ``window_before_s`` before to
+``PickerParams.window_after_s`` (1 s) after it (what the polarity stage reads; sent as soon
+as that much has arrived), an S pick the same window; both carry ``phase``,
+``time_epoch_s`` and the peak ``probability``. Their ``station_id`` is the vertical channel's id.
+
+Restart: :meth:`snapshot` of a vertical channel holds the station's grid anchor, its next
+and first window starts and each channel's buffer position; of a horizontal, its buffer
+position. A restarted process continues the grid there; windows whose samples arrived before
+the restart are skipped (the stream process resumes at a checkpoint that lags more than a
+window behind, so those windows ran before it), and picks no later than the last one
+published per station and phase (``last_pick_epoch_s``, keys ``<Z id>`` for P and
+``<Z id>|S`` for S) plus ``min_separation_s`` are dropped.
+
+NaN or infinite samples are counted (:attr:`PhaseStage.nan_samples`) and read as the
+channel's mean within the window.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from firstmotion.messages import Pick
+from stream.buffer import NS_PER_S, AppendResult, ChannelBuffer
+from stream.picker import (
+    RESAMPLE_PAD_S,
+    SEGMENT_GRID_NS,
+    PhaseNetModel,
+    PickerParams,
+    StationPick,
+    first_window_start,
+    picks_in_window,
+    raw_span,
+    refine_picks,
+    station_window,
+)
+
+COMPONENT_INDEX = {"E": 0, "1": 0, "N": 1, "2": 1, "Z": 2}
+S_SUFFIX = "|S"
+MIN_RATE_HZ = 20.0  # slower channels (LH?, VH?) are not picked
+
+
+@dataclass
+class _Station:
+    channels: list[str | None] = field(default_factory=lambda: [None, None, None])
+    anchor_ns: int | None = None
+    z_segment: int = -1
+    next_start: int = 0
+    first_start: int = 0
+    resumed: bool = False
+    pending: list[StationPick] = field(default_factory=list)
+
+
+class PhaseStage:
+    """Buffers, learned picker and pick assembly for every station (module docstring)."""
+
+    def __init__(
+        self,
+        params=None,
+        *,
+        coordinates: Mapping | None = None,
+        last_pick_epoch_s: Mapping[str, float] | None = None,
+        resume_channels: Mapping[str, dict] | None = None,
+        model: PhaseNetModel | None = None,
+    ) -> None:
+        from stream.stage import StageParams
+
+        self.params = params or StageParams()
+        self.picker: PickerParams = self.params.picker_params
+        self.coordinates = dict(coordinates or {})
+        self.last_pick_epoch_s: dict[str, float] = dict(last_pick_epoch_s or {})
+        self.resume_channels = dict(resume_channels or {})
+        self.model = model or PhaseNetModel.load(
+            self.picker.model, self.picker.device, threads=self.picker.threads
+        )
+        self.buffers: dict[str, ChannelBuffer] = {}
+        self.stations: dict[str, _Station] = {}
+        self.suppressed = 0
+        self.glitches = 0  # not used by the learned picker (kept for the stage interface)
+        self.nan_samples = 0
+        self.windows_run = 0
+
+    # ----------------------------------------------------------------- interface
+
+    def wants(self, channel: str) -> bool:
+        return bool(channel) and channel[-1] in COMPONENT_INDEX
+
+    def warmup_s(self) -> float:
+        """Data time a restart must re-read so that no window is skipped."""
+        p = self.picker
+        return p.window_s + p.stride_s + 2 * RESAMPLE_PAD_S + self.params.window_before_s + 5.0
+
+    def process(self, packet) -> tuple[AppendResult | None, list[Pick]]:
+        """Add one packet; returns what its buffer did and the picks completed by it."""
+        results, picks = self.process_many([packet])
+        return results[0], picks
+
+    def process_many(self, packets) -> tuple[list[AppendResult | None], list[Pick]]:
+        """Add packets (any channels), then run every window they completed in one batch."""
+        results = [self._append(p) for p in packets]
+        touched = {self._station_key(p.seed_id) for p, r in zip(packets, results, strict=True) if r}
+        jobs = []
+        for key in sorted(touched):
+            jobs += self._ready_windows(key)
+        picks: list[Pick] = []
+        if jobs:
+            windows = np.stack([w for _, _, w in jobs])
+            self.windows_run += len(jobs)
+            probs = self.model.predict(windows, self.picker.batch_size, self.picker.highpass_hz)
+            for (key, start, _), prob in zip(jobs, probs, strict=True):
+                self._take(key, start, prob)
+        for key in sorted(touched):
+            picks += self._ship(key, packets[-1].received_wall_s if packets else 0.0)
+        return results, picks
+
+    def snapshot(self, seed_id: str) -> dict | None:
+        buf = self.buffers.get(seed_id)
+        if buf is None or buf.sampling_rate_hz is None:
+            return None
+        snap = {
+            "segment_start_ns": buf.segment_start_ns,
+            "sampling_rate_hz": buf.sampling_rate_hz,
+            "n_samples": buf.end_index,
+            "params": self._params_key(),
+        }
+        st = self.stations.get(self._station_key(seed_id))
+        if st is not None and st.channels[2] == seed_id and st.anchor_ns is not None:
+            snap["station"] = {"anchor_ns": st.anchor_ns, "next_start": st.next_start,
+                               "first_start": st.first_start}  # fmt: skip
+        return snap
+
+    # ----------------------------------------------------------------- internals
+
+    def _params_key(self) -> list:
+        p = self.picker
+        return ["phasenet", p.window_s, p.stride_s, p.tail_s, p.overlap_s, p.model, p.highpass_hz]
+
+    @staticmethod
+    def _station_key(seed_id: str) -> str:
+        return seed_id[:-1]  # NET.STA.LOC.BI
+
+    def _append(self, packet) -> AppendResult | None:
+        if not self.wants(packet.channel) or packet.sampling_rate_hz < MIN_RATE_HZ:
+            return None
+        sid = packet.seed_id
+        key = self._station_key(sid)
+        st = self.stations.setdefault(key, _Station())
+        comp = COMPONENT_INDEX[packet.channel[-1]]
+        st.channels[comp] = sid
+        buf = self.buffers.get(sid)
+        if buf is None:
+            buf = ChannelBuffer(self.params.buffer_s, max_fill_s=self.params.max_fill_s)
+            self.buffers[sid] = buf
+            snap = self.resume_channels.pop(sid, None)
+            if (
+                snap is not None
+                and snap.get("params") == self._params_key()
+                and snap["sampling_rate_hz"] == packet.sampling_rate_hz
+            ):
+                buf.resume(int(snap["segment_start_ns"]), float(snap["sampling_rate_hz"]),
+                           int(snap["n_samples"]))  # fmt: skip
+                if comp == 2 and "station" in snap:
+                    s = snap["station"]
+                    st.anchor_ns, st.z_segment = int(s["anchor_ns"]), buf.segment
+                    st.next_start, st.first_start = int(s["next_start"]), int(s["first_start"])
+                    st.resumed = True
+        samples = np.asarray(packet.samples, dtype=np.float64)
+        bad = int(np.count_nonzero(~np.isfinite(samples)))
+        self.nan_samples += bad
+        result = buf.append(packet.start_ns, packet.sampling_rate_hz, samples)
+        if result.outcome == "rewind":
+            self.last_pick_epoch_s.pop(sid, None)
+            self.last_pick_epoch_s.pop(sid + S_SUFFIX, None)
+        if comp == 2 and buf.segment != st.z_segment:  # a new vertical segment: a new grid
+            st.z_segment = buf.segment
+            st.anchor_ns = buf.segment_start_ns
+            start = first_window_start(buf, st.anchor_ns, self.picker.stride_n)
+            st.first_start = st.next_start = start
+            st.pending = []
+            st.resumed = False
+        return result
+
+    def _views(self, st: _Station) -> list:
+        return [self.buffers.get(c) if c else None for c in st.channels]
+
+    def _ready_windows(self, key: str) -> list[tuple[str, int, np.ndarray]]:
+        st = self.stations[key]
+        if st.anchor_ns is None or st.channels[2] is None:
+            return []
+        views = self._views(st)
+        z = views[2]
+        n = self.picker.window_n
+        out = []
+        if st.resumed:  # skip the windows whose samples came before the restart
+            first_held = first_window_start(z, st.anchor_ns, self.picker.stride_n)
+            if first_held > st.next_start:
+                st.next_start = first_held
+            st.resumed = False
+        while raw_span(z, st.anchor_ns, st.next_start, n) is not None:
+            if not self._horizontals_ready(views, st):
+                break
+            w = station_window(views, st.anchor_ns, st.next_start, n, self.picker.vertical_only)
+            if w is None:
+                break
+            out.append((key, st.next_start, w))
+            st.next_start += self.picker.stride_n
+        return out
+
+    def _horizontals_ready(self, views, st: _Station) -> bool:
+        """Each horizontal holds the window, lags the vertical by more than
+        ``component_wait_s``, begins after the window starts, or is absent (the last three are
+        read as zeros); otherwise the window waits for it."""
+        z_end = views[2].end_time_ns()
+        window_start_ns = st.anchor_ns + st.next_start * SEGMENT_GRID_NS
+        for view in views[:2]:
+            if view is None or view.sampling_rate_hz is None or view.end_index == 0:
+                continue
+            if raw_span(view, st.anchor_ns, st.next_start, self.picker.window_n) is not None:
+                continue
+            if z_end - view.end_time_ns() > self.picker.component_wait_s * NS_PER_S:
+                continue
+            if view.time_ns(view.start_index) > window_start_ns:
+                continue
+            return False
+        return True
+
+    def _take(self, key: str, start: int, prob: np.ndarray) -> None:
+        st = self.stations[key]
+        zid = st.channels[2]
+        last = {"P": self.last_pick_epoch_s.get(zid, -np.inf),
+                "S": self.last_pick_epoch_s.get(zid + S_SUFFIX, -np.inf)}  # fmt: skip
+        before = dict(last)
+        found = picks_in_window(prob, start, st.first_start, st.anchor_ns, self.picker, last)
+        st.pending += refine_picks(found, self.buffers[zid], self.picker)
+        for phase, k in (("P", zid), ("S", zid + S_SUFFIX)):
+            if last[phase] != before[phase]:
+                self.last_pick_epoch_s[k] = last[phase]
+
+    def _ship(self, key: str, now_s: float) -> list[Pick]:
+        st = self.stations[key]
+        if not st.pending:
+            return []
+        zid = st.channels[2]
+        z = self.buffers[zid]
+        rate = float(z.sampling_rate_hz)
+        out = []
+        keep = []
+        for sp in st.pending:
+            index = (sp.time_epoch_s * NS_PER_S - z.segment_start_ns) / NS_PER_S * rate
+            nearest = int(round(index))
+            stop = nearest + int(math.ceil(self.picker.window_after_s * rate)) + 1
+            if stop > z.end_index:
+                keep.append(sp)
+                continue
+            start = max(z.start_index, nearest - int(math.ceil(self.params.window_before_s * rate)))
+            if nearest < start:  # the pick is older than the buffer: drop
+                continue
+            out.append(self._pick(zid, z, sp, start, z.get(start, stop), nearest - start))
+        st.pending = keep
+        return out
+
+    def _pick(self, zid: str, z: ChannelBuffer, sp: StationPick, start: int, samples, index):
+        lat, lon, elev = self.coordinates.get(
+            zid, self.coordinates.get(".".join(zid.split(".")[:2]), (None,) * 3)
+        )
+        rate = float(z.sampling_rate_hz)
+        snr, amplitude = _snr_amplitude(samples, index, rate)
+        return Pick(
+            pick_id=f"{zid}:{sp.phase}:{sp.time_epoch_s:.3f}",
+            station_id=zid,
+            phase=sp.phase,
+            time_epoch_s=sp.time_epoch_s,
+            sampling_rate_hz=rate,
+            start_time_epoch_s=z.time_ns(start) / NS_PER_S,
+            pick_index=index,
+            samples=np.asarray(samples, dtype=np.float32),
+            snr=snr,
+            amplitude=amplitude,
+            probability=min(max(float(sp.probability), 0.0), 1.0),
+            latitude_deg=lat,
+            longitude_deg=lon,
+            elevation_m=elev,
+            method="phasenet",
+            created_epoch_s=time.time(),
+        )
+
+
+def _snr_amplitude(x: np.ndarray, index: int, rate: float) -> tuple[float, float]:
+    """RMS of the first differences over 1 s after ``index`` over that of the 2 s before
+    (microseism and drift do not count), and the peak demeaned amplitude in the second after."""
+    x = np.asarray(x, dtype=np.float64)
+    x = np.where(np.isfinite(x), x, np.nanmean(x[np.isfinite(x)]) if np.isfinite(x).any() else 0)
+    after = x[index : index + max(2, int(rate))]
+    before = x[max(0, index - int(2 * rate)) : index]
+    amplitude = float(np.max(np.abs(after - np.mean(before if before.size else after))))
+    if before.size < 3 or after.size < 3:
+        return 0.0, amplitude
+    noise = float(np.sqrt(np.mean(np.diff(before) ** 2)))
+    sig = float(np.sqrt(np.mean(np.diff(after) ** 2)))
+    snr = sig / noise if noise > 0 else 1e6
+    return float(min(snr, 1e6)), amplitude

@@ -1,0 +1,527 @@
+"""The learned P/S picker: PhaseNet probabilities on sliding windows, turned into picks.
+
+Pure functions over arrays (units in the names) and one model wrapper:
+
+* :func:`to_grid` resamples a channel onto a 100 Hz grid of sample times (polyphase
+  anti-alias filter, then interpolation onto the exact grid; a 100 Hz channel on the grid is
+  read as is);
+* :func:`window_starts` and :func:`accepted_region` lay sliding windows on a station's grid:
+  window ``k`` starts at grid sample ``k * stride``; its picks are taken from the part that
+  ends ``tail`` samples before the window's end and starts ``stride + overlap`` samples
+  earlier (the first window of a segment takes everything before that end). Every grid
+  sample is thus read by exactly one window at a fixed position (or two inside the
+  ``overlap``, where the later pick of the same phase within ``min_separation`` is dropped),
+  so the picks depend neither on how packets cut the data nor on when the windows ran;
+* :func:`find_peaks` returns, for one phase's probability trace, the maximum of each run
+  above the threshold, with a sub-sample offset from a parabola through it and its
+  neighbours;
+* :class:`PhaseNetModel` loads the converted weights with their card and turns raw windows
+  ``(batch, 3, samples)`` (E, N, Z) into probabilities ``(batch, 3, samples)`` (noise, P, S),
+  normalising each window's channels as PhaseNet was trained; CPU or CUDA, batched.
+
+A station with only a vertical channel is read with zero horizontals (PhaseNet's own inputs
+where a component is dead: the per-channel normalisation leaves a flat channel zero).
+
+.. seealso:: Zhu, W. & Beroza, G. C. (2019), GJI 216(1), 261-273. Münchmeyer, J. et al.
+   (2022), Which picker fits my data? A quantitative evaluation of deep learning based
+   seismic pickers, JGR 127 (SeisBench's overlapping windows).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+from scipy import signal as sps
+
+GRID_RATE_HZ = 100.0
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "model_weights"
+DEFAULT_MODEL = "phasenet_original"
+RESAMPLE_PAD_S = 0.5  # raw seconds on each side of a window for the resampling filter
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+@dataclass(frozen=True)
+class PickerParams:
+    """Learned-picker settings (seconds, probabilities); see ``[detect]`` in the config."""
+
+    model: str = ""  # "" = model_weights/phasenet_original
+    p_threshold: float = 0.3
+    s_threshold: float = 0.3
+    window_s: float = 30.0
+    stride_s: float = 2.0
+    tail_s: float = 1.5
+    overlap_s: float = 0.5
+    min_separation_s: float = 1.0
+    device: str = "auto"
+    batch_size: int = 256
+    component_wait_s: float = 10.0
+    window_after_s: float = 1.0  # pick window after the pick: the polarity model's 0.64 s + margin
+    highpass_hz: float = 1.0  # causal high-pass of each window before the network; 0: none
+    threads: int = 1  # torch CPU threads (one core per stream process; more contend)
+    vertical_only: str = "copy"  # a station without horizontals: Z copied into them, or "zeros"
+    p_refine: str = "aic"  # P onsets refined on the band-passed vertical (refine_p_onset), "none"
+
+    def __post_init__(self) -> None:
+        for name in ("p_threshold", "s_threshold"):
+            v = getattr(self, name)
+            if not 0 < v < 1:
+                raise ValueError(f"detect.{name}: expected in (0, 1), got {v!r}")
+        for name in ("window_s", "stride_s", "min_separation_s", "batch_size", "window_after_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"detect.{name}: expected > 0, got {getattr(self, name)!r}")
+        for name in ("tail_s", "overlap_s", "component_wait_s", "highpass_hz"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"detect.{name}: expected >= 0, got {getattr(self, name)!r}")
+        if self.p_refine not in ("aic", "none"):
+            raise ValueError(f"p_refine: expected aic or none, got {self.p_refine!r}")
+        if self.vertical_only not in ("copy", "zeros"):
+            raise ValueError(f"vertical_only: expected copy or zeros, got {self.vertical_only!r}")
+        if self.tail_s + self.stride_s + self.overlap_s >= self.window_s:
+            raise ValueError("detect: tail_s + stride_s + overlap_s must be < window_s")
+
+    @property
+    def window_n(self) -> int:
+        return int(round(self.window_s * GRID_RATE_HZ))
+
+    @property
+    def stride_n(self) -> int:
+        return max(1, int(round(self.stride_s * GRID_RATE_HZ)))
+
+    @property
+    def tail_n(self) -> int:
+        return int(round(self.tail_s * GRID_RATE_HZ))
+
+    @property
+    def overlap_n(self) -> int:
+        return int(round(self.overlap_s * GRID_RATE_HZ))
+
+
+# --------------------------------------------------------------------------- numerics
+
+
+def resampling_ratio(rate_hz: float, out_rate_hz: float = GRID_RATE_HZ) -> tuple[int, int]:
+    """``(up, down)`` with ``up / down`` close to ``out_rate_hz / rate_hz``."""
+    if not rate_hz > 0:
+        raise ValueError(f"sampling rate: expected > 0, got {rate_hz!r}")
+    frac = Fraction(out_rate_hz / rate_hz).limit_denominator(1000)
+    return frac.numerator, frac.denominator
+
+
+def to_grid(
+    x: np.ndarray, rate_hz: float, first_index: float, grid_positions: np.ndarray
+) -> np.ndarray:
+    """Samples of channel ``x`` (rate ``rate_hz``; ``x[0]`` is the channel's sample
+    ``first_index``) at ``grid_positions`` (fractional channel sample indices, spaced
+    ``rate_hz / 100``), anti-alias filtered when the channel is faster than 100 Hz.
+
+    A channel at 100 Hz whose grid positions are whole samples is read as is; other rates go
+    through :func:`scipy.signal.resample_poly` (Kaiser-windowed FIR, zero phase) and linear
+    interpolation between its outputs onto the exact positions. ``x`` must cover the positions
+    with :data:`RESAMPLE_PAD_S` to spare for a clean filter edge."""
+    x = np.asarray(x, dtype=np.float64)
+    pos = np.asarray(grid_positions, dtype=np.float64) - first_index
+    if rate_hz == GRID_RATE_HZ:
+        k = round(float(pos[0]))
+        if abs(pos[0] - k) < 1e-6 and abs(pos[-1] - (k + pos.size - 1)) < 1e-6:
+            return x[k : k + pos.size]  # on the grid: the samples themselves
+        whole = np.rint(pos)
+        if np.all(np.abs(pos - whole) < 1e-6):
+            return x[whole.astype(np.int64)]
+        return np.interp(pos, np.arange(x.size), x)
+    up, down = resampling_ratio(rate_hz)
+    y = sps.resample_poly(x, up, down)
+    return np.interp(pos * up / down, np.arange(y.size), y)
+
+
+def window_starts(first_n: int, end_n: int, window_n: int, stride_n: int) -> range:
+    """Grid starts of the windows ``k * stride_n >= first_n`` that end by ``end_n``."""
+    k0 = -(-first_n // stride_n)
+    k1 = (end_n - window_n) // stride_n
+    return range(k0 * stride_n, (k1 + 1) * stride_n, stride_n) if k1 >= k0 else range(0)
+
+
+def accepted_region(start_n: int, first_start_n: int, params: PickerParams) -> tuple[int, int]:
+    """``(lo, hi)`` grid samples whose picks window ``start_n`` gives (see the module
+    docstring); ``first_start_n`` is the segment's first window."""
+    hi = start_n + params.window_n - params.tail_n
+    if start_n == first_start_n:
+        return start_n, hi
+    return hi - params.stride_n - params.overlap_n, hi
+
+
+def _parabolic_offset(left: float, mid: float, right: float) -> float:
+    denom = left - 2.0 * mid + right
+    if denom == 0 or not np.isfinite(denom):
+        return 0.0
+    return float(np.clip(0.5 * (left - right) / denom, -0.5, 0.5))
+
+
+def find_peaks(prob: np.ndarray, threshold: float) -> list[tuple[float, float]]:
+    """``[(index, probability)]``: the maximum of each run of ``prob`` above ``threshold``
+    (fractional index from a parabola through the maximum and its neighbours), in order."""
+    prob = np.asarray(prob, dtype=np.float64)
+    above = prob > threshold
+    if not above.any():
+        return []
+    edges = np.diff(above.astype(np.int8), prepend=0, append=0)
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    out = []
+    for a, b in zip(starts, stops, strict=True):
+        k = a + int(np.argmax(prob[a:b]))
+        off = 0.0
+        if 0 < k < prob.size - 1:
+            off = _parabolic_offset(prob[k - 1], prob[k], prob[k + 1])
+        out.append((k + off, float(prob[k])))
+    return out
+
+
+def find_peaks_py(prob: np.ndarray, threshold: float) -> list[tuple[float, float]]:
+    """Slow twin of :func:`find_peaks` (a sample loop over the runs)."""
+    out, run = [], []
+    values = [float(v) for v in prob] + [-np.inf]
+    for i, v in enumerate(values):
+        if v > threshold:
+            run.append(i)
+        elif run:
+            k = max(run, key=lambda j: (values[j], -j))
+            off = 0.0
+            if 0 < k < len(values) - 2:
+                off = _parabolic_offset(values[k - 1], values[k], values[k + 1])
+            out.append((k + off, values[k]))
+            run = []
+    return out
+
+
+# --------------------------------------------------------------------------- the model
+
+
+def card_path(model: str = "") -> Path:
+    """The model card of ``model`` (a name in model_weights/, a ``.pt``/``.json`` path, or
+    ``""`` for the default)."""
+    if not model:
+        return WEIGHTS_DIR / f"{DEFAULT_MODEL}.json"
+    p = Path(model)
+    if p.suffix in (".pt", ".json"):
+        return p.with_suffix(".json")
+    return WEIGHTS_DIR / f"{model}.json"
+
+
+class PhaseNetModel:
+    """Converted PhaseNet weights with their card; :meth:`predict` on raw windows."""
+
+    def __init__(self, model, card: dict, device) -> None:
+        self.model, self.card, self.device = model, card, device
+
+    @classmethod
+    def load(cls, model: str = "", device: str = "auto", threads: int | None = None):
+        """Load a card and its weights (``device``: ``auto`` = CUDA when present)."""
+        import torch
+
+        from stream.phasenet import PhaseNet
+
+        path = card_path(model)
+        card = json.loads(path.read_text())
+        if card.get("architecture", {}).get("class") != "PhaseNet":
+            raise ValueError(f"{path}: not a PhaseNet model card")
+        pre = card.get("preprocessing", {})
+        if pre.get("sampling_rate_hz") != GRID_RATE_HZ or pre.get("components") != ["E", "N", "Z"]:
+            raise ValueError(f"{path}: expected 100 Hz E/N/Z input, card says {pre!r}")
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if threads:
+            torch.set_num_threads(int(threads))
+        net = PhaseNet(**card["architecture"]["args"])
+        state = torch.load(path.with_suffix(".pt"), map_location="cpu", weights_only=True)
+        net.load_state_dict(state)
+        return cls(net.eval().to(device), card, torch.device(device))
+
+    def predict(
+        self, windows: np.ndarray, batch_size: int = 256, highpass_hz: float = 0.0
+    ) -> np.ndarray:
+        """Probabilities ``(batch, 3, samples)`` (noise, P, S) of raw windows ``(batch, 3,
+        samples)`` in the order E, N, Z at 100 Hz (NaN samples read as the channel's mean;
+        ``highpass_hz`` > 0: :func:`highpass_windows` first)."""
+        import torch
+
+        from stream.phasenet import normalise_windows
+
+        x = np.asarray(windows, dtype=np.float32)
+        if x.ndim != 3 or x.shape[1] != 3:
+            raise ValueError(f"windows: expected (batch, 3, samples), got {x.shape}")
+        out = np.empty_like(x)
+        on_gpu = self.device.type != "cpu"
+        with torch.inference_mode():
+            for i in range(0, x.shape[0], batch_size):
+                chunk = _nan_to_mean(x[i : i + batch_size])
+                if on_gpu:  # filter and normalise on the device: the CPU thread only feeds it
+                    t = prepare_windows_torch(torch.from_numpy(chunk).to(self.device), highpass_hz)
+                else:
+                    if highpass_hz > 0:
+                        chunk = highpass_windows(chunk, highpass_hz)
+                    t = torch.from_numpy(normalise_windows(chunk))
+                out[i : i + batch_size] = self.model(t).float().cpu().numpy()
+        return out
+
+
+def highpass_windows(x: np.ndarray, corner_hz: float, order: int = 4) -> np.ndarray:
+    """Causal Butterworth high-pass of windows ``(..., samples)`` at 100 Hz, started from
+    rest at each channel's first sample (no step from a DC offset): broadband records carry
+    microseism and drift far larger than a small event's P, which the per-window
+    normalisation would otherwise scale the P down to nothing against."""
+    sos = _highpass_sos(float(corner_hz), int(order))
+    x = np.asarray(x, dtype=np.float64)
+    return sps.sosfilt(sos, x - x[..., :1], axis=-1).astype(np.float32)
+
+
+_SOS_CACHE: dict[tuple[float, int], np.ndarray] = {}
+_IMPULSE_CACHE: dict[tuple[float, int], np.ndarray] = {}
+
+
+def highpass_impulse_response(corner_hz: float, n: int, order: int = 4) -> np.ndarray:
+    """The first ``n`` samples of :func:`highpass_windows`' filter's impulse response: a
+    causal filter started from rest is exactly the convolution with it over ``n`` samples."""
+    key = (float(corner_hz), int(n))
+    if key not in _IMPULSE_CACHE:
+        impulse = np.zeros(int(n))
+        impulse[0] = 1.0
+        _IMPULSE_CACHE[key] = sps.sosfilt(_highpass_sos(float(corner_hz), order), impulse)
+    return _IMPULSE_CACHE[key]
+
+
+def prepare_windows_torch(x, highpass_hz: float):
+    """:func:`highpass_windows` (as an FFT convolution with the filter's impulse response)
+    and :func:`stream.phasenet.normalise_windows` on a torch tensor ``(batch, 3, samples)``
+    on any device (float rounding apart, the same numbers as the numpy path)."""
+    import torch
+
+    x = x.to(torch.float64)
+    if highpass_hz > 0:
+        n = x.shape[-1]
+        h = torch.from_numpy(highpass_impulse_response(highpass_hz, n)).to(x.device)
+        spec = torch.fft.rfft(x - x[..., :1], 2 * n) * torch.fft.rfft(h, 2 * n)
+        x = torch.fft.irfft(spec, 2 * n)[..., :n]
+    x = x - x.mean(dim=-1, keepdim=True)
+    std = x.std(dim=-1, keepdim=True, unbiased=False)
+    x = torch.where(std > 0, x / torch.where(std > 0, std, torch.ones_like(std)), 0.0)
+    return x.to(torch.float32)
+
+
+def _highpass_sos(corner_hz: float, order: int) -> np.ndarray:
+    key = (corner_hz, order)
+    if key not in _SOS_CACHE:
+        _SOS_CACHE[key] = sps.butter(order, corner_hz, "highpass", fs=GRID_RATE_HZ, output="sos")
+    return _SOS_CACHE[key]
+
+
+def _nan_to_mean(x: np.ndarray) -> np.ndarray:
+    bad = ~np.isfinite(x)
+    if not bad.any():
+        return x
+    x = x.copy()
+    x[bad] = 0.0
+    count = np.maximum((~bad).sum(axis=-1, keepdims=True), 1)
+    mean = x.sum(axis=-1, keepdims=True) / count
+    return np.where(bad, mean, x)
+
+
+# --------------------------------------------------------------------------- station windows
+
+SEGMENT_GRID_NS = 10_000_000  # 100 Hz grid spacing in ns
+NS_PER_S = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class StationPick:
+    """A pick on a station's grid: ``phase`` (P or S), epoch seconds, peak probability,
+    grid index (fractional) and the absolute time in ns (integer part)."""
+
+    phase: str
+    time_epoch_s: float
+    probability: float
+    grid_index: float
+
+
+def raw_span(view, anchor_ns: int, start_n: int, n: int) -> tuple[int, int, np.ndarray] | None:
+    """``(lo, hi, positions)``: the raw samples ``lo..hi-1`` of a channel ``view`` (a
+    :class:`stream.buffer.ChannelBuffer`) needed for grid samples ``start_n .. start_n+n-1``
+    of a grid anchored at ``anchor_ns``, and the grid's positions in that channel's samples
+    (``None`` while the channel does not hold them)."""
+    rate = float(view.sampling_rate_hz)
+    first = (anchor_ns + start_n * SEGMENT_GRID_NS - view.segment_start_ns) / 1e9 * rate
+    step = rate / GRID_RATE_HZ
+    last = first + (n - 1) * step
+    pad = 0 if rate == GRID_RATE_HZ else int(math.ceil(RESAMPLE_PAD_S * rate))
+    lo = int(math.floor(first + 1e-9)) - pad
+    hi = int(math.ceil(last - 1e-9)) + 1 + pad
+    if lo < view.start_index or hi > view.end_index:
+        return None
+    return lo, hi, first + np.arange(n) * step
+
+
+def station_window(
+    views, anchor_ns: int, start_n: int, n: int, vertical_only: str = "copy"
+) -> np.ndarray | None:
+    """Raw window ``(3, n)`` (E, N, Z on the 100 Hz grid) of a station's channel ``views``
+    (three entries, ``None`` for a missing component); ``None`` while the vertical does not
+    cover it. A horizontal that does not cover it is zero; when neither does (a vertical-only
+    station), both are copies of the vertical (``vertical_only="copy"``) or zeros
+    (``"zeros"``)."""
+    out = np.zeros((3, n))
+    have = [False, False, False]
+    for c, view in enumerate(views):
+        if view is None or view.sampling_rate_hz is None:
+            if c == 2:
+                return None
+            continue
+        span = raw_span(view, anchor_ns, start_n, n)
+        if span is None:
+            if c == 2:
+                return None
+            continue
+        lo, hi, pos = span
+        out[c] = to_grid(view.get(lo, hi), float(view.sampling_rate_hz), lo, pos)
+        have[c] = True
+    if not (have[0] or have[1]) and vertical_only == "copy":
+        out[0] = out[1] = out[2]
+    return out
+
+
+REFINE_CONTEXT_S = 5.0  # band-pass settling before the refinement window
+REFINE_BEFORE_S = 0.5
+REFINE_AFTER_S = 0.25
+REFINE_MAX_SHIFT_S = 0.2
+
+
+def refine_p_onset(z: np.ndarray, rate_hz: float, index: float) -> float:
+    """A P onset (fractional sample index into raw vertical samples ``z``) refined from a
+    PhaseNet pick at ``index``: Maeda's AIC minimum (:func:`stream.detect.aic_onset`) on the
+    causally band-passed (1-20 Hz, as the STA/LTA detector) samples from ``REFINE_BEFORE_S``
+    before to ``REFINE_AFTER_S`` after the pick; the pick itself when the minimum is more than
+    ``REFINE_MAX_SHIFT_S`` away or the samples do not reach. The probability peak of PhaseNet
+    sits on average slightly before clear onsets (its training labels are Gaussians around
+    analyst picks); the polarity stage reads the first swing after the pick, as the detector
+    places it."""
+    from stream.detect import aic_onset, bandpass_causal, design_bandpass
+
+    z = np.asarray(z, dtype=np.float64)
+    ctx = int(round(REFINE_CONTEXT_S * rate_hz))
+    before = int(round(REFINE_BEFORE_S * rate_hz))
+    after = int(round(REFINE_AFTER_S * rate_hz))
+    i = int(round(index))
+    lo, hi = i - before - ctx, i + after
+    if lo < 0 or hi > z.size or not np.all(np.isfinite(z[lo:hi])):
+        return float(index)
+    y, _ = bandpass_causal(z[lo:hi], design_bandpass(1.0, 20.0, rate_hz))
+    onset = aic_onset(y[ctx:])
+    if not np.isfinite(onset):
+        return float(index)
+    refined = lo + ctx + onset
+    return refined if abs(refined - index) <= REFINE_MAX_SHIFT_S * rate_hz else float(index)
+
+
+def picks_in_window(
+    prob: np.ndarray,
+    start_n: int,
+    first_start_n: int,
+    anchor_ns: int,
+    params: PickerParams,
+    last_s: dict[str, float],
+) -> list[StationPick]:
+    """The picks window ``start_n`` gives (its accepted region, see :func:`accepted_region`)
+    from probabilities ``prob`` ``(3, n)``; ``last_s`` (phase -> epoch s of the last pick)
+    is updated: a pick within ``min_separation_s`` after the last of its phase is dropped."""
+    lo, hi = accepted_region(start_n, first_start_n, params)
+    found: list[StationPick] = []
+    for row, phase, threshold in ((1, "P", params.p_threshold), (2, "S", params.s_threshold)):
+        for index, p in find_peaks(prob[row], threshold):
+            grid = start_n + index
+            if not lo <= grid < hi:
+                continue
+            t = (anchor_ns + grid * SEGMENT_GRID_NS) / 1e9
+            if t - last_s.get(phase, -np.inf) <= params.min_separation_s:
+                continue
+            last_s[phase] = t
+            found.append(StationPick(phase, t, p, grid))
+    found.sort(key=lambda s: s.grid_index)
+    return found
+
+
+def refine_picks(picks: list[StationPick], z_view, params: PickerParams) -> list[StationPick]:
+    """P picks with :func:`refine_p_onset` applied on the vertical's buffer ``z_view`` (a
+    :class:`stream.buffer.ChannelBuffer`; S picks and ``p_refine="none"`` unchanged)."""
+    if params.p_refine == "none":
+        return picks
+    from dataclasses import replace
+
+    rate = float(z_view.sampling_rate_hz)
+    out = []
+    for sp in picks:
+        if sp.phase == "P":
+            index = (sp.time_epoch_s * NS_PER_S - z_view.segment_start_ns) / NS_PER_S * rate
+            lo = max(z_view.start_index, int(index) - int((REFINE_CONTEXT_S + 1.0) * rate))
+            hi = min(z_view.end_index, int(index) + int((REFINE_AFTER_S + 0.1) * rate))
+            if hi > lo:
+                new = lo + refine_p_onset(z_view.get(lo, hi), rate, index - lo)
+                if new != index:
+                    t = (z_view.segment_start_ns + new * NS_PER_S / rate) / NS_PER_S
+                    sp = replace(sp, time_epoch_s=t)
+        out.append(sp)
+    return out
+
+
+def pick_traces(
+    model: PhaseNetModel,
+    traces: list,
+    params: PickerParams | None = None,
+) -> list[StationPick]:
+    """All picks of one station's record in one pass: ``traces`` are obspy-like traces in the
+    order E, N, Z (``None`` for a missing horizontal); the grid is anchored at the vertical's
+    first sample. The same windows, regions and rules as the stream stage."""
+    from stream.buffer import ChannelBuffer
+
+    params = params or PickerParams()
+    views = []
+    for tr in traces:
+        if tr is None:
+            views.append(None)
+            continue
+        buf = ChannelBuffer(tr.stats.npts / tr.stats.sampling_rate + 10.0, max_fill_s=0.0)
+        buf.append(int(tr.stats.starttime.ns), float(tr.stats.sampling_rate), tr.data)
+        views.append(buf)
+    anchor = views[2].segment_start_ns
+    first = first_window_start(views[2], anchor, params.stride_n)
+    starts = []
+    k = first
+    while raw_span(views[2], anchor, k, params.window_n) is not None:
+        starts.append(k)
+        k += params.stride_n
+    if not starts:
+        return []
+    windows = np.stack(
+        [station_window(views, anchor, s, params.window_n, params.vertical_only) for s in starts]
+    )
+    probs = model.predict(windows, params.batch_size, params.highpass_hz)
+    last: dict[str, float] = {}
+    out = []
+    for s, prob in zip(starts, probs, strict=True):
+        out += refine_picks(picks_in_window(prob, s, first, anchor, params, last), views[2], params)
+    return out
+
+
+def first_window_start(view, anchor_ns: int, stride_n: int) -> int:
+    """The first window start (a multiple of ``stride_n`` on the grid anchored at
+    ``anchor_ns``) whose samples the channel ``view`` holds from the start, the resampling pad
+    included."""
+    rate = float(view.sampling_rate_hz)
+    pad_s = 0.0 if rate == GRID_RATE_HZ else math.ceil(RESAMPLE_PAD_S * rate) / rate
+    first_ns = view.segment_start_ns + view.start_index * NS_PER_S / rate
+    lead_s = (first_ns - anchor_ns) / NS_PER_S + pad_s
+    n = max(0, int(math.ceil(lead_s * GRID_RATE_HZ - 1e-6)))
+    return -(-n // stride_n) * stride_n

@@ -1,0 +1,313 @@
+"""The learned P/S picker: the PhaseNet port, window picking, and the streaming stage."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from obspy import UTCDateTime
+
+from stream.phase_stage import PhaseStage
+from stream.phasenet import (
+    PhaseNet,
+    from_tf_variables,
+    self_check_input,
+    tf_same_padding,
+)
+from stream.picker import (
+    PhaseNetModel,
+    PickerParams,
+    card_path,
+    find_peaks,
+    find_peaks_py,
+    pick_traces,
+    to_grid,
+)
+from stream.stage import Packet, StageParams, make_stage
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("FIRSTMOTION_SHARED", REPO.parent / "shared"))
+ORIGINAL = SHARED / "models" / "phasenet_original"
+
+
+@pytest.fixture(scope="module")
+def model() -> PhaseNetModel:
+    torch.set_num_threads(1)
+    return PhaseNetModel.load(device="cpu")
+
+
+# --------------------------------------------------------------------------- the port
+
+
+@pytest.mark.skipif(
+    not (ORIGINAL / "variables.npz").exists(),
+    reason=f"the original PhaseNet variables are not at {ORIGINAL} (set FIRSTMOTION_SHARED)",
+)
+def test_port_reproduces_the_original_tensorflow_output():
+    net = from_tf_variables(str(ORIGINAL / "variables.npz"))
+    x = np.load(ORIGINAL / "reference_input.npy")[:, :3000, 0, :].transpose(0, 2, 1)
+    want = np.load(ORIGINAL / "reference_output.npy")
+    with torch.no_grad():
+        got = net(torch.from_numpy(np.ascontiguousarray(x)))[0].numpy().T
+    assert got.shape == want.shape == (3000, 3)
+    assert np.abs(got - want).max() < 2e-6  # float32 rounding (measured 3.3e-7)
+    assert int(np.argmax(got[:, 1])) == int(np.argmax(want[:, 1]))
+    assert int(np.argmax(got[:, 2])) == int(np.argmax(want[:, 2]))
+
+
+def test_shipped_weights_give_the_output_recorded_at_conversion(model):
+    card = json.loads(card_path().read_text())
+    check = card["self_check"]
+    with torch.no_grad():
+        out = model.model(torch.from_numpy(self_check_input()))[0].numpy()
+    got = out[:, check["samples"]].T
+    assert np.allclose(got, np.asarray(check["probabilities"]), atol=1e-5)
+    assert card["conversion"]["reference_max_abs_difference"] < 1e-5
+    assert (card_path().parent / card["licence"]["file"]).read_text().startswith("MIT License")
+
+
+def test_tensorflow_same_padding_and_lengths():
+    assert tf_same_padding(3000, 7, 4) == (1, 2)
+    assert tf_same_padding(750, 7, 4) == (2, 3)
+    assert tf_same_padding(47, 7, 4) == (2, 2)
+    assert tf_same_padding(3000, 7, 1) == (3, 3)
+    net = PhaseNet().eval()
+    for n in (3000, 3001, 1024, 777):
+        with torch.no_grad():
+            y = net(torch.zeros(2, 3, n))
+        assert y.shape == (2, 3, n)
+        assert torch.allclose(y.sum(dim=1), torch.ones(2, n), atol=1e-5)
+
+
+# --------------------------------------------------------------------------- numerics
+
+
+def test_find_peaks_matches_its_slow_twin():
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        prob = np.convolve(rng.random(400) ** 6, np.hanning(15), mode="same") / 3
+        fast, slow = find_peaks(prob, 0.3), find_peaks_py(prob, 0.3)
+        assert len(fast) == len(slow)
+        for (i, p), (j, q) in zip(fast, slow, strict=True):
+            assert abs(i - j) < 1e-9 and p == q
+
+
+def test_to_grid_reads_100_hz_as_is_and_resamples_other_rates_without_aliasing():
+    x = np.arange(1000.0)
+    assert np.array_equal(to_grid(x, 100.0, 0, np.arange(10, 20)), x[10:20])
+    t200 = np.arange(4000) / 200.0
+    low = np.sin(2 * np.pi * 3.0 * t200)
+    alias = np.sin(2 * np.pi * 80.0 * t200)  # above the 50 Hz Nyquist of the grid: removed
+    pos = np.arange(200, 1800) * 2.0  # grid samples 200..1799 in 200 Hz samples
+    y = to_grid(low + alias, 200.0, 0, pos)
+    want = np.sin(2 * np.pi * 3.0 * np.arange(200, 1800) / 100.0)
+    assert np.abs(y - want).max() < 0.02
+
+
+def test_p_onset_refinement_moves_an_early_pick_onto_the_onset_and_no_further():
+    from stream.picker import REFINE_MAX_SHIFT_S, refine_p_onset
+
+    rate, onset = 100.0, 800
+    rng = np.random.default_rng(5)
+    z = rng.standard_normal(1200) + 500.0  # DC offset: raw counts
+    t = np.arange(1200 - onset)
+    z[onset:] += 20 * np.sin(2 * np.pi * 5 * t / rate) * np.exp(-t / 60)
+    refined = refine_p_onset(z, rate, onset - 3.0)  # a pick 30 ms early
+    # on the onset, late by at most 30 ms: the causal band-pass delays it, as the detector's
+    assert -0.5 <= refined - onset <= 3.0
+    quiet = rng.standard_normal(1200)
+    moved = refine_p_onset(quiet, rate, 800.0)
+    assert abs(moved - 800.0) <= REFINE_MAX_SHIFT_S * rate
+    assert refine_p_onset(z, rate, 20.0) == 20.0  # not enough samples before: unchanged
+
+
+def test_device_preparation_equals_the_numpy_path():
+    from stream.phasenet import normalise_windows
+    from stream.picker import highpass_windows, prepare_windows_torch
+
+    rng = np.random.default_rng(1)
+    x = (rng.standard_normal((4, 3, 3000)) * 50 + 1e4).astype(np.float32)
+    x[1, 0] = 7.0  # a flat channel stays zero
+    want = normalise_windows(highpass_windows(x, 1.0))
+    got = prepare_windows_torch(torch.from_numpy(x), 1.0).numpy()
+    assert np.abs(got - want).max() < 1e-4
+    assert np.all(got[1, 0] == 0)
+
+
+# --------------------------------------------------------------------------- scenario
+
+
+@pytest.fixture(scope="module")
+def scenario():
+    from stream.scenario import ScenarioConfig, make_scenario
+
+    sc = make_scenario(
+        ScenarioConfig(n_stations=6, n_events=1, duration_s=120.0, region_km=40.0, seed=3)
+    )
+    return sc.stream(), sc.truth["events"][0]["stations"]
+
+
+def _station_traces(st, station_id):
+    net, sta, _, _ = station_id.split(".")
+    comp = {t.stats.channel[-1]: t for t in st.select(network=net, station=sta)}
+    return [comp["E"], comp["N"], comp["Z"]]
+
+
+def _packets(st, seed=0, z_only=False):
+    rng = np.random.default_rng(seed)
+    out = []
+    for tr in st:
+        if z_only and not tr.stats.channel.endswith("Z"):
+            continue
+        rate, i = tr.stats.sampling_rate, 0
+        while i < tr.stats.npts:
+            step = int(rng.uniform(0.3, 4.0) * rate)
+            out.append(
+                Packet(
+                    *tr.id.split("."),
+                    tr.stats.starttime.ns + round(i * 1e9 / rate),
+                    rate,
+                    tr.data[i : i + step],
+                )  # fmt: skip
+            )
+            i += step
+    out.sort(key=lambda p: (p.end_ns, p.seed_id))
+    return out
+
+
+def _errors(picks, rows, phase):
+    """Per true arrival of ``phase``, the nearest pick's error (s) on its station."""
+    key = "p_time" if phase == "P" else "s_time"
+    out = []
+    for s in rows:
+        t = UTCDateTime(s[key]).timestamp
+        times = [
+            p.time_epoch_s for p in picks if p.phase == phase and p.station_id == s["station_id"]
+        ]
+        out.append(min((abs(x - t) for x in times), default=np.inf))
+    return np.asarray(out)
+
+
+def test_picker_finds_p_and_s_of_a_scenario_event(model, scenario):
+    st, rows = scenario
+    picks = []
+    for s in rows:
+        for p in pick_traces(model, _station_traces(st, s["station_id"])):
+            picks.append(type("P", (), {"phase": p.phase, "time_epoch_s": p.time_epoch_s,
+                                        "station_id": s["station_id"]}))  # fmt: skip
+    p_err, s_err = _errors(picks, rows, "P"), _errors(picks, rows, "S")
+    assert np.sum(p_err <= 0.05) >= 4, p_err  # of 6 (measured 4; the others within 0.13 s)
+    assert np.sum(s_err <= 0.05) >= 1, s_err
+    assert np.sum(p_err <= 0.15) == len(rows)
+
+
+def test_packets_in_any_cut_give_the_picks_of_one_pass(model, scenario):
+    st, rows = scenario
+    one = []
+    for s in rows:
+        one += [(s["station_id"], p.phase, round(p.time_epoch_s, 4))
+                for p in pick_traces(model, _station_traces(st, s["station_id"]))]  # fmt: skip
+    stage = PhaseStage(StageParams(), model=model)
+    got = []
+    for packet in _packets(st, seed=1):
+        got += stage.process(packet)[1]
+    assert sorted(one) == sorted((p.station_id, p.phase, round(p.time_epoch_s, 4)) for p in got)
+    assert {p.phase for p in got} == {"P", "S"}
+    for p in got:
+        assert p.method == "phasenet" and 0 < p.probability <= 1
+        assert p.samples.size > p.pick_index
+        assert p.samples.size - p.pick_index - 1 == int(np.ceil(1.0 * p.sampling_rate_hz))
+
+
+def test_batched_packets_give_the_same_picks(model, scenario):
+    st, _ = scenario
+    packets = _packets(st, seed=2)
+    single = PhaseStage(StageParams(), model=model)
+    want = [p.pick_id for pk in packets for p in single.process(pk)[1]]
+    batched = PhaseStage(StageParams(), model=model)
+    got = []
+    for i in range(0, len(packets), 37):
+        got += [p.pick_id for p in batched.process_many(packets[i : i + 37])[1]]
+    assert sorted(got) == sorted(want) and len(want) > 5
+
+
+def test_restart_from_snapshots_gives_the_same_picks(model, scenario):
+    st, _ = scenario
+    packets = _packets(st, seed=4)
+    whole = PhaseStage(StageParams(), model=model)
+    want = sorted(p.pick_id for pk in packets for p in whole.process(pk)[1])
+    # the stream process's checkpoint: snapshots at a packet ~5 s in; the process goes on to
+    # checkpoint + warmup and stops; the restarted one resumes right after the checkpoint
+    first = PhaseStage(StageParams(), model=model)
+    t0 = min(p.start_ns for p in packets)
+    checkpoint_ns = t0 + int(5e9)
+    stop_ns = checkpoint_ns + int(first.warmup_s() * 1e9)
+    published, snaps, resume_ns = [], {}, {}
+    for pk in packets:
+        if pk.end_ns > stop_ns:
+            break
+        published += first.process(pk)[1]
+        if pk.end_ns <= checkpoint_ns:
+            snaps[pk.seed_id] = json.loads(json.dumps(first.snapshot(pk.seed_id)))
+            resume_ns[pk.seed_id] = pk.end_ns  # the server resends each channel from there
+    again = PhaseStage(
+        StageParams(),
+        model=model,
+        resume_channels=snaps,
+        last_pick_epoch_s=json.loads(json.dumps(first.last_pick_epoch_s)),
+    )
+    for pk in packets:
+        if pk.start_ns >= resume_ns.get(pk.seed_id, 0):
+            published += again.process(pk)[1]
+    assert sorted(p.pick_id for p in published) == want
+    assert any(p.time_epoch_s * 1e9 > stop_ns for p in published)  # picks after the restart
+
+
+def test_vertical_only_stations_are_picked(model, scenario):
+    st, rows = scenario
+    stage = make_stage(StageParams(), model=model)
+    picks = []
+    for packet in _packets(st, seed=5, z_only=True):
+        picks += stage.process(packet)[1]
+    p_err = _errors(picks, rows, "P")
+    assert np.sum(p_err <= 0.1) >= 4, p_err
+
+
+def test_gaps_and_nan_samples_are_counted_and_do_not_crash(model, scenario):
+    st, rows = scenario
+    packets = _packets(st, seed=6)
+    rng = np.random.default_rng(0)
+    n_nan = 0
+    fed = []
+    for i, pk in enumerate(packets):
+        if i % 17 == 5:  # dropped packets: short gaps are filled, long ones start a segment
+            continue
+        x = np.asarray(pk.samples, dtype=np.float64).copy()
+        if i % 11 == 3 and x.size:
+            k = rng.integers(0, x.size, 3)
+            x[k] = np.nan
+            n_nan += int(np.isnan(x).sum())
+        fed.append(Packet(pk.network, pk.station, pk.location, pk.channel, pk.start_ns,
+                          pk.sampling_rate_hz, x))  # fmt: skip
+    stage = PhaseStage(StageParams(), model=model)
+    picks = []
+    for pk in fed:
+        picks += stage.process(pk)[1]
+    assert stage.nan_samples == n_nan > 0
+    assert all(np.isfinite(p.time_epoch_s) and 0 < p.probability <= 1 for p in picks)
+    assert np.sum(_errors(picks, rows, "P") <= 0.15) >= 3
+
+
+def test_config_chooses_the_picker():
+    assert StageParams().picker == "phasenet"
+    with pytest.raises(ValueError, match="detect.picker"):
+        StageParams(picker="magic")
+    from stream.stage import StreamStage
+
+    assert isinstance(make_stage(StageParams(picker="stalta")), StreamStage)
+    with pytest.raises(ValueError):
+        PickerParams(p_threshold=1.5)
