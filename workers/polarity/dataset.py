@@ -32,7 +32,16 @@ Each example is a raw vertical row at a random sampling rate (40-500 Hz) holding
   removed, as most dataloggers deliver by default, which rings *before* a sharp onset (a
   precursor of either sign, up to ~9% of the step: Scherbaum & Bouin 1997), else its minimum
   phase twin (causal). The label and the SNR come from the first lobe of the signal before
-  that FIR (the ground's first motion in the model's band), never from the precursor.
+  that FIR (the ground's first motion in the model's band), never from the precursor;
+* (dataset 9, off by default) for ``sharp_onset_fraction`` of the signals an impulsive source
+  with its corner near the row's Nyquist and t* under a sample, so the onset carries energy up
+  to the FIR corner and a linear-phase FIR rings 1-9% of the swing before it (the default
+  sources ring ~0.1%: they carry little energy near the corner); for ``weak_first_fraction``
+  a true weak first lobe followed 10-80 ms later by a 3-50x larger arrival of the opposite
+  sign, labelled with the first lobe's sign (a physical first lobe has the source pulse's
+  width; a FIR precursor oscillates at ~2-2.5 samples, grows towards the onset and starts half
+  the filter's length before it); for ``wide_pick_error_fraction`` the onset lies uniformly
+  within +-60 ms of the pick (real pickers: -20..+27 ms for 10-90%, tails to 50 ms), labelled.
 
 The windows go through exactly the serving path (:func:`workers.polarity.preprocess.
 linear_windows`, then :func:`~workers.polarity.preprocess.normalise_windows`). Since the
@@ -80,7 +89,7 @@ LABEL_UP, LABEL_DOWN, LABEL_UNKNOWN = 0, 1, 2
 # the stream stage's measured pick errors, packaged with firstmotion (see detector_pick_errors)
 _DETECTOR_ERRORS = Path(synth.__file__).resolve().parent / "data" / "detector_pick_errors.json"
 # bump when the generated windows change for the same configuration (invalidates caches)
-DATASET_VERSION = 8
+DATASET_VERSION = 9
 # drawn uniformly: 100 and 200 Hz (the common rates) twice as often as the others
 TRAINING_RATES_HZ = (40.0, 50.0, 80.0, 100.0, 100.0, 125.0, 200.0, 200.0, 250.0, 500.0)
 PROFILE_OUTPUT = {
@@ -158,6 +167,30 @@ class SamplerConfig:
     digitizer_linear_phase_share: float = 0.75
     digitizer_corner_range: tuple[float, float] = (0.38, 0.47)
     digitizer_taps_range: tuple[int, int] = (31, 161)
+    # sharp impulsive onsets (all off by default: the windows of dataset 8 are unchanged): a
+    # share of the sources with a corner near the row's Nyquist and t* under a sample, so the
+    # onset carries energy up to the FIR corner and a linear-phase FIR rings before it at a
+    # realistic size (1-9% of the swing: the Gibbs precursor of the datalogger's final
+    # decimation stage, Scherbaum & Bouin 1997); they pass a digitizer FIR with probability
+    # ``sharp_digitizer_fraction`` (linear phase as ``digitizer_linear_phase_share``)
+    sharp_onset_fraction: float = 0.0
+    sharp_corner_fraction_range: tuple[float, float] = (0.1, 0.45)  # of the row's rate
+    sharp_tstar_samples_range: tuple[float, float] = (0.02, 1.0)  # t* in samples of the row
+    sharp_digitizer_fraction: float = 0.85
+    # the Kaiser beta of those rows' FIRs (the other rows' FIRs: 4-10); a smaller beta keeps
+    # more of the ideal low-pass's Gibbs ringing, as the steep equiripple final stages of real
+    # dataloggers do (up to 8.95% of a step before it)
+    sharp_kaiser_beta_range: tuple[float, float] = (4.0, 10.0)
+    # true small first motions: a weak first lobe followed, within the pulse's own width or a
+    # little later, by a larger arrival of the opposite sign; labelled with the FIRST lobe's
+    # sign (the ground's first motion), so the model must tell it from a FIR precursor by shape
+    weak_first_fraction: float = 0.0
+    weak_first_delay_s_range: tuple[float, float] = (0.01, 0.08)
+    weak_first_ratio_range: tuple[float, float] = (3.0, 50.0)  # later arrival / first lobe
+    # wider pick errors: for this share the onset lies uniformly within the range from the
+    # pick (real pickers: -20..+27 ms for 10-90%, tails to 50 ms) and keeps its label
+    wide_pick_error_fraction: float = 0.0
+    wide_pick_error_s_range: tuple[float, float] = (-0.06, 0.06)
     real_noise_fraction: float = 0.5
     drift_fraction: float = 0.3
     drift_ratio_range: tuple[float, float] = (1.0, 1000.0)
@@ -328,6 +361,8 @@ class WindowSampler:
                 err = _log_uniform(rng, *cfg.mispick_offset_s_range) * rng.choice([-1.0, 1.0])
             elif self.pick_error_s is not None:
                 err = float(self.pick_error_s)
+            elif cfg.wide_pick_error_fraction > 0 and rng.random() < cfg.wide_pick_error_fraction:
+                err = float(rng.uniform(*cfg.wide_pick_error_s_range))
             elif cfg.detector_error_fraction > 0 and rng.random() < cfg.detector_error_fraction:
                 table = detector_pick_errors()
                 err = -float(table[rng.integers(table.size)])  # a late pick: onset before it
@@ -340,13 +375,19 @@ class WindowSampler:
                     )
                 )
             onset = cfg.pick_s + err
-            fc = min(_log_uniform(rng, *cfg.corner_hz_range), 0.45 * rate_hz)
-            tstar = _log_uniform(rng, *cfg.tstar_s_range)
-            emergence = (
-                _log_uniform(rng, *cfg.emergence_s_range)
-                if rng.random() < cfg.emergent_fraction
-                else 0.0
-            )
+            sharp = cfg.sharp_onset_fraction > 0 and rng.random() < cfg.sharp_onset_fraction
+            if sharp:  # broadband up to the FIR corner: impulsive, corner near Nyquist
+                fc = min(_log_uniform(rng, *cfg.sharp_corner_fraction_range), 0.45) * rate_hz
+                tstar = _log_uniform(rng, *cfg.sharp_tstar_samples_range) / rate_hz
+                emergence = 0.0
+            else:
+                fc = min(_log_uniform(rng, *cfg.corner_hz_range), 0.45 * rate_hz)
+                tstar = _log_uniform(rng, *cfg.tstar_s_range)
+                emergence = (
+                    _log_uniform(rng, *cfg.emergence_s_range)
+                    if rng.random() < cfg.emergent_fraction
+                    else 0.0
+                )
             profile_output = list(PROFILE_OUTPUT.values())[rng.integers(len(PROFILE_OUTPUT))]
             output = profile_output if rng.random() < 0.8 else synth.OUTPUTS[rng.integers(3)]
             envelope[i] = (
@@ -360,12 +401,25 @@ class WindowSampler:
             )  # fmt: skip
             prim[i] = pulse
             sec[i] = self._later_arrivals(pulse, rate_hz)
+            if cfg.weak_first_fraction > 0 and rng.random() < cfg.weak_first_fraction:
+                # a larger arrival of the opposite sign after a weak first lobe (at least two
+                # samples later: one sample before a sharp onset is what a FIR rings)
+                d = max(int(round(rng.uniform(*cfg.weak_first_delay_s_range) * rate_hz)), 2)
+                ratio = _log_uniform(rng, *cfg.weak_first_ratio_range)
+                if d < n:
+                    sec[i][d:] -= ratio * pulse[:-d]
             if envelope[i]:
                 ramp = synth.emergence_ramp(n, rate_hz, onset, emergence)
                 prim[i] *= ramp
                 sec[i] *= ramp
                 pulse = prim[i]
-            fir = self._digitizer_fir(rate_hz)
+            fir = (
+                self._digitizer_fir(
+                    rate_hz, cfg.sharp_digitizer_fraction, cfg.sharp_kaiser_beta_range
+                )
+                if sharp
+                else self._digitizer_fir(rate_hz)
+            )
             if fir is not None:
                 taps, delay = fir
                 causal.append(pulse + sec[i])
@@ -376,16 +430,25 @@ class WindowSampler:
             prim, sec, mispicked, envelope, through_fir, np.array(causal).reshape(-1, n)
         )
 
-    def _digitizer_fir(self, rate_hz: float) -> tuple[np.ndarray, int] | None:
-        """A datalogger's anti-alias FIR at ``rate_hz`` and the delay its timing removes, or
-        None (no draw at all when ``digitizer_fraction`` is 0)."""
+    def _digitizer_fir(
+        self,
+        rate_hz: float,
+        fraction: float | None = None,
+        kaiser_beta_range: tuple[float, float] = (4.0, 10.0),
+    ) -> tuple[np.ndarray, int] | None:
+        """A datalogger's anti-alias FIR at ``rate_hz`` with probability ``fraction`` (default
+        ``digitizer_fraction``) and the delay its timing removes, or None (no draw at all when
+        the fraction is 0)."""
         rng, cfg = self.rng, self.cfg
-        if cfg.digitizer_fraction <= 0 or rng.random() >= cfg.digitizer_fraction:
+        fraction = cfg.digitizer_fraction if fraction is None else fraction
+        if fraction <= 0 or rng.random() >= fraction:
             return None
         lo, hi = cfg.digitizer_taps_range
         n_taps = 2 * int(rng.integers(lo // 2, hi // 2 + 1)) + 1
         corner = rng.uniform(*cfg.digitizer_corner_range)  # fraction of the sampling rate
-        taps = signal.firwin(n_taps, 2.0 * corner, window=("kaiser", rng.uniform(4.0, 10.0)))
+        taps = signal.firwin(
+            n_taps, 2.0 * corner, window=("kaiser", rng.uniform(*kaiser_beta_range))
+        )
         if rng.random() < cfg.digitizer_linear_phase_share:
             return taps, (n_taps - 1) // 2  # zero phase once the delay is removed
         return signal.minimum_phase(taps, method="homomorphic"), 0
