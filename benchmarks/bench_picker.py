@@ -45,7 +45,7 @@ import numpy as np
 from obspy import Stream, UTCDateTime, read
 
 from stream.detect import DetectParams, detect_once
-from stream.picker import PhaseNetModel, PickerParams, pick_traces
+from stream.picker import PhaseNetModel, PickerParams, p_onset_snr, pick_traces
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("FIRSTMOTION_SHARED", ROOT.parent / "shared")) / "data"
@@ -77,8 +77,11 @@ def pick_groups(model, groups: dict[str, list], params: PickerParams, z_only: st
         z = traces[2]
         rate = z.stats.sampling_rate
         dets = detect_once(z.data.astype(float), rate, DetectParams())
+        z0 = z.stats.starttime.timestamp
+        ptimes = [p.time_epoch_s for p in picks if p.phase == "P"]
         out[key] = {
-            "P": np.array([p.time_epoch_s for p in picks if p.phase == "P"]),
+            "P": np.array(ptimes),
+            "Psnr": np.array([p_onset_snr(z.data, rate, (t - z0) * rate) for t in ptimes]),
             "Pp": np.array([p.probability for p in picks if p.phase == "P"]),
             "S": np.array([p.time_epoch_s for p in picks if p.phase == "S"]),
             "Sp": np.array([p.probability for p in picks if p.phase == "S"]),
@@ -225,6 +228,11 @@ def pr_false_picks(
             ]
             row[phase] = {"picks": int(times.size), "not_near_listed": len(far),
                           "isolated": len(alone)}  # fmt: skip
+            if phase == "P":  # onset SNR (1-20 Hz vertical) of the picks near / not near
+                snr = np.concatenate([f["Psnr"][f["Pp"] >= thr] for f in found.values()])
+                is_far = np.array([nearest_error(listed, t) > near_s for t in times], bool)
+                row["P"]["snr_quartiles_not_near"] = _quartiles(snr[is_far])
+                row["P"]["snr_quartiles_near"] = _quartiles(snr[~is_far])
         out[thr] = row
         print(f"pr: {hours:.2f} station-hours, p >= {thr:.2f}: P picks {row['P']['picks']} "
               f"({row['P']['picks'] / hours:.1f}/station-hour), not within {near_s:g} s of a "
@@ -233,11 +241,17 @@ def pr_false_picks(
               f"at another station within {coincidence_s:g} s: {row['P']['isolated']} "
               f"({row['P']['isolated'] / hours:.1f}/station-hour); S picks "
               f"{row['S']['picks']} ({row['S']['not_near_listed']} not near, "
-              f"{row['S']['isolated']} isolated)")  # fmt: skip
+              f"{row['S']['isolated']} isolated); onset SNR quartiles of the P picks not near "
+              f"{row['P']['snr_quartiles_not_near']}, "
+              f"near {row['P']['snr_quartiles_near']}")  # fmt: skip
     st_picks = sum(f["stalta"].size for f in found.values())
     print(f"pr: stalta+aic: {st_picks} P picks ({st_picks / hours:.1f}/station-hour)")
     out["stalta_picks"] = st_picks
     return out
+
+
+def _quartiles(x: np.ndarray) -> list[float]:
+    return [round(float(v), 2) for v in np.percentile(x, [25, 50, 75])] if x.size else []
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -248,6 +262,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--stride-s", type=float, default=PickerParams.stride_s)
     ap.add_argument("--tail-s", type=float, default=PickerParams.tail_s)
     ap.add_argument("--highpass-hz", type=float, default=PickerParams.highpass_hz)
+    ap.add_argument(
+        "--p-min-snr",
+        type=float,
+        default=PickerParams.p_min_snr,
+        help="P onset SNR gate (1-20 Hz vertical, as STA/LTA's min_snr); 0: none",
+    )
     ap.add_argument(
         "--z-only",
         nargs="?",
@@ -264,11 +284,13 @@ def main(argv: list[str] | None = None) -> None:
     model = PhaseNetModel.load(device="cpu", threads=args.threads)
     low = min(args.p_threshold, args.s_threshold, 0.1 if args.sweep else 1.0)
     params = PickerParams(p_threshold=low, s_threshold=low, stride_s=args.stride_s,
-                          tail_s=args.tail_s, highpass_hz=args.highpass_hz)  # fmt: skip
+                          tail_s=args.tail_s, highpass_hz=args.highpass_hz,
+                          p_min_snr=args.p_min_snr)  # fmt: skip
     sweep = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8} if args.sweep else set()
     thresholds = sorted({args.p_threshold, args.s_threshold} | sweep)
     print(f"settings: stride {params.stride_s} s, tail {params.tail_s} s, window "
-          f"{params.window_s} s, high-pass {params.highpass_hz} Hz, "
+          f"{params.window_s} s, high-pass {params.highpass_hz} Hz, P SNR gate "
+          f"{params.p_min_snr}, "
           f"z_only={args.z_only}")  # fmt: skip
     results: dict = {}
     for name, loader in (("texnet", texnet_readings), ("ingv", ingv_readings)):

@@ -167,6 +167,7 @@ class DetectSettings:
     phasenet_stride_s: float = 2.0
     phasenet_tail_s: float = 1.5
     phasenet_highpass_hz: float = 1.0
+    phasenet_min_snr: float = 2.0  # P onset SNR on the 1-20 Hz vertical (as min_snr); 0 = none
     phasenet_window_after_s: float = 1.0
     phasenet_device: str = "auto"
 
@@ -176,7 +177,9 @@ class DetectSettings:
             "freqmax_hz", "refine_window_s", "window_before_s", "window_after_s",
             "phasenet_stride_s", "phasenet_window_after_s",
         )  # fmt: skip
-        out += _non_negative("detect", self, "phasenet_tail_s", "phasenet_highpass_hz")
+        out += _non_negative(
+            "detect", self, "phasenet_tail_s", "phasenet_highpass_hz", "phasenet_min_snr"
+        )
         if self.picker not in DETECT_PICKERS:
             out.append(
                 f"detect.picker: expected one of {list(DETECT_PICKERS)}, got {self.picker!r}"

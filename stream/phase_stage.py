@@ -150,7 +150,16 @@ class PhaseStage:
 
     def _params_key(self) -> list:
         p = self.picker
-        return ["phasenet", p.window_s, p.stride_s, p.tail_s, p.overlap_s, p.model, p.highpass_hz]
+        return [
+            "phasenet",
+            p.window_s,
+            p.stride_s,
+            p.tail_s,
+            p.overlap_s,
+            p.model,
+            p.highpass_hz,
+            p.p_min_snr,
+        ]
 
     @staticmethod
     def _station_key(seed_id: str) -> str:

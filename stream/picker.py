@@ -67,6 +67,7 @@ class PickerParams:
     threads: int = 1  # torch CPU threads (one core per stream process; more contend)
     vertical_only: str = "copy"  # a station without horizontals: Z copied into them, or "zeros"
     p_refine: str = "aic"  # P onsets refined on the band-passed vertical (refine_p_onset), "none"
+    p_min_snr: float = 2.0  # P picks need this onset SNR on the band-passed vertical (0: no gate)
 
     def __post_init__(self) -> None:
         for name in ("p_threshold", "s_threshold"):
@@ -76,7 +77,7 @@ class PickerParams:
         for name in ("window_s", "stride_s", "min_separation_s", "batch_size", "window_after_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"detect.{name}: expected > 0, got {getattr(self, name)!r}")
-        for name in ("tail_s", "overlap_s", "component_wait_s", "highpass_hz"):
+        for name in ("tail_s", "overlap_s", "component_wait_s", "highpass_hz", "p_min_snr"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"detect.{name}: expected >= 0, got {getattr(self, name)!r}")
         if self.p_refine not in ("aic", "none"):
@@ -426,6 +427,32 @@ def refine_p_onset(z: np.ndarray, rate_hz: float, index: float) -> float:
     return refined if abs(refined - index) <= REFINE_MAX_SHIFT_S * rate_hz else float(index)
 
 
+SNR_NOISE_S = 2.0  # as the STA/LTA detector (DetectParams.snr_noise_s, snr_signal_s)
+SNR_SIGNAL_S = 1.0
+
+
+def p_onset_snr(z: np.ndarray, rate_hz: float, index: float, signal_s: float = SNR_SIGNAL_S):
+    """The onset SNR of a P pick at ``index`` (fractional sample index into raw vertical
+    samples ``z``), measured as the STA/LTA detector measures its ``min_snr``: RMS of the
+    causally band-passed (1-20 Hz) vertical over ``signal_s`` after the onset over its RMS
+    over the :data:`SNR_NOISE_S` before (:func:`stream.detect.snr_and_amplitude`), the filter
+    settled over :data:`REFINE_CONTEXT_S` before that. ``inf`` (no gate) when ``z`` does not
+    hold those samples or holds non-finite ones: a pick is never dropped for want of data."""
+    from stream.detect import bandpass_causal, design_bandpass, snr_and_amplitude
+
+    z = np.asarray(z, dtype=np.float64)
+    i = int(math.ceil(index))
+    noise_n = int(round(SNR_NOISE_S * rate_hz))
+    signal_n = max(2, int(round(signal_s * rate_hz)))
+    lo = i - noise_n - int(round(REFINE_CONTEXT_S * rate_hz))
+    hi = i + signal_n
+    if lo < 0 or hi > z.size or not np.all(np.isfinite(z[lo:hi])):
+        return float("inf")
+    y, _ = bandpass_causal(z[lo:hi], design_bandpass(1.0, 20.0, rate_hz))
+    snr, _ = snr_and_amplitude(y, index - lo, noise_n, signal_n)
+    return float(snr)
+
+
 def picks_in_window(
     prob: np.ndarray,
     start_n: int,
@@ -455,20 +482,29 @@ def picks_in_window(
 
 def refine_picks(picks: list[StationPick], z_view, params: PickerParams) -> list[StationPick]:
     """P picks with :func:`refine_p_onset` applied on the vertical's buffer ``z_view`` (a
-    :class:`stream.buffer.ChannelBuffer`; S picks and ``p_refine="none"`` unchanged)."""
-    if params.p_refine == "none":
-        return picks
+    :class:`stream.buffer.ChannelBuffer`; S picks and ``p_refine="none"`` unchanged), and
+    without the P picks whose onset SNR (:func:`p_onset_snr`, over the ``signal_s`` that
+    ``tail_s`` guarantees after the pick, at most 1 s) is below ``p_min_snr``."""
     from dataclasses import replace
 
     rate = float(z_view.sampling_rate_hz)
+    signal_s = min(SNR_SIGNAL_S, max(0.1, params.tail_s - REFINE_MAX_SHIFT_S - 0.05))
     out = []
     for sp in picks:
         if sp.phase == "P":
             index = (sp.time_epoch_s * NS_PER_S - z_view.segment_start_ns) / NS_PER_S * rate
-            lo = max(z_view.start_index, int(index) - int((REFINE_CONTEXT_S + 1.0) * rate))
-            hi = min(z_view.end_index, int(index) + int((REFINE_AFTER_S + 0.1) * rate))
+            back = REFINE_CONTEXT_S + SNR_NOISE_S + 1.0
+            lo = max(z_view.start_index, int(index) - int(back * rate))
+            ahead = REFINE_MAX_SHIFT_S + signal_s + 0.1
+            hi = min(z_view.end_index, int(index) + int(ahead * rate))
             if hi > lo:
-                new = lo + refine_p_onset(z_view.get(lo, hi), rate, index - lo)
+                z = z_view.get(lo, hi)
+                new = index
+                if params.p_refine != "none":
+                    new = lo + refine_p_onset(z, rate, index - lo)
+                gate = params.p_min_snr
+                if gate > 0 and p_onset_snr(z, rate, new - lo, signal_s) < gate:
+                    continue
                 if new != index:
                     t = (z_view.segment_start_ns + new * NS_PER_S / rate) / NS_PER_S
                     sp = replace(sp, time_epoch_s=t)

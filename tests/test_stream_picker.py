@@ -125,6 +125,48 @@ def test_p_onset_refinement_moves_an_early_pick_onto_the_onset_and_no_further():
     assert refine_p_onset(z, rate, 20.0) == 20.0  # not enough samples before: unchanged
 
 
+def test_p_onset_snr_measures_the_energy_jump_on_the_vertical():
+    from stream.picker import p_onset_snr
+
+    rate, onset = 100.0, 1000
+    rng = np.random.default_rng(7)
+    z = rng.standard_normal(1400) + 300.0
+    t = np.arange(1400 - onset)
+    loud = z.copy()
+    loud[onset:] += 8 * np.sin(2 * np.pi * 6 * t / rate) * np.exp(-t / 80)
+    assert p_onset_snr(loud, rate, onset) > 3.0
+    assert p_onset_snr(z, rate, onset) < 1.5  # noise: no jump
+    assert p_onset_snr(loud, rate, 300.0) == np.inf  # not enough samples before: no gate
+    nan = loud.copy()
+    nan[900] = np.nan
+    assert p_onset_snr(nan, rate, onset) == np.inf
+
+
+def test_snr_gate_drops_p_picks_on_noise_and_keeps_onsets_and_s_picks():
+    from stream.buffer import ChannelBuffer
+    from stream.picker import StationPick, refine_picks
+
+    rate, onset, t0_ns = 100.0, 1500, 1_600_000_000 * 10**9
+    rng = np.random.default_rng(11)
+    z = rng.standard_normal(2000) * 3 + 1000.0
+    t = np.arange(2000 - onset)
+    z[onset:] += 30 * np.sin(2 * np.pi * 5 * t / rate) * np.exp(-t / 100)
+    buf = ChannelBuffer(60.0, max_fill_s=0.0)
+    buf.append(t0_ns, rate, z)
+
+    def at(i, phase="P"):
+        return StationPick(phase, t0_ns / 1e9 + i / rate, 0.5, float(i))
+
+    picks = [at(900), at(900, "S"), at(onset)]
+    kept = refine_picks(picks, buf, PickerParams(p_min_snr=2.0))
+    assert [(p.phase, round(p.grid_index)) for p in kept] == [("S", 900), ("P", onset)]
+    assert abs(kept[1].time_epoch_s - picks[2].time_epoch_s) <= 0.05
+    ungated = refine_picks(picks, buf, PickerParams(p_min_snr=0.0))
+    assert [p.phase for p in ungated] == ["P", "S", "P"]
+    with pytest.raises(ValueError, match="p_min_snr"):
+        PickerParams(p_min_snr=-1.0)
+
+
 def test_device_preparation_equals_the_numpy_path():
     from stream.phasenet import normalise_windows
     from stream.picker import highpass_windows, prepare_windows_torch
