@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 from scipy.signal import hilbert
 
+from stream.scenario.build import make_scenario
+from stream.scenario.config import ScenarioConfig
 from stream.scenario.free_surface import apply_coefficient, surface_motion, to_zne
 from stream.scenario.waveforms import free_surface_p
 
@@ -93,3 +95,36 @@ def test_apply_coefficient_is_a_phase_shift():
     # energy kept for a unit-modulus coefficient
     c = np.exp(0.7j)
     assert np.sum(apply_coefficient(u, c) ** 2) == pytest.approx(np.sum(u**2), rel=1e-3)
+
+
+def test_site_velocities_are_checked():
+    with pytest.raises(ValueError, match="site velocities"):
+        ScenarioConfig(site_vp_km_s=1.0, site_vs_km_s=2.0)
+    with pytest.raises(ValueError, match="site velocities"):
+        ScenarioConfig(site_vp_km_s=1.6, site_vs_km_s=None)
+    ScenarioConfig(site_vp_km_s=None, site_vs_km_s=None)  # the model's top layer
+
+
+def _s_peaks(sc) -> tuple[np.ndarray, np.ndarray]:
+    """Peak |counts| on Z and on the larger horizontal in the 1.5 s from each true S."""
+    fs = sc.config.sampling_rate_hz
+    z, h = [], []
+    for i, e in enumerate(sc.events):
+        for j in range(len(sc.stations)):
+            k = int((e.origin_time_s + sc.geometry.s_travel_time_s[i, j]) * fs)
+            w = np.abs(sc.counts[j, :, k : k + int(1.5 * fs)].astype(float))
+            if w.shape[1]:
+                z.append(w[0].max())
+                h.append(w[1:].max())
+    return np.array(z), np.array(h)
+
+
+def test_scenario_s_moves_mostly_the_horizontals():
+    small = {"n_stations": 10, "n_events": 2, "duration_s": 120.0, "region_km": 60.0, "seed": 7}
+    z, h = _s_peaks(make_scenario(ScenarioConfig(**small)))
+    assert np.mean(z < h) >= 0.9 and np.median(z / h) < 0.4
+    # at the model's 5.5/3.175 km/s top layer the S rays meet the surface near 60 degrees, past
+    # the SV critical angle, where the free surface gives SV more vertical than radial motion
+    rock = make_scenario(ScenarioConfig(**small, site_vp_km_s=None, site_vs_km_s=None))
+    z_rock, h_rock = _s_peaks(rock)
+    assert np.median(z_rock / h_rock) > 2 * np.median(z / h)
