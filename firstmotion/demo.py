@@ -74,9 +74,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--picker",
         choices=("stalta", "phasenet"),
-        default="stalta",
-        help="the stream's picker (default stalta: the scenario's S waves carry vertical "
-        "motion that the learned picker, trained on real data, reads as P; docs/picker.md)",
+        default="phasenet",
+        help="the stream's picker (default phasenet, on every component; stalta on the "
+        "verticals only; docs/picker.md)",
     )
     parser.add_argument("--metrics-port", type=int, default=9400, help="first stage's port")
     parser.add_argument("--web-port", type=int, default=8080, help="live catalog page")

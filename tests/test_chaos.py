@@ -183,8 +183,11 @@ def run_pipeline(scenario: Path, work: Path, redis_url: str, prefix: str, chaos:
         if chaos:
             time.sleep(1.0)  # polarity-b is now blocked in its read
             procs["polarity-b"].send_signal(signal.SIGSTOP)
+        # STA/LTA on the verticals: this test is about the stages' robustness; the learned
+        # picker reads many of the scenario's S as P and opens extra events (docs/picker.md)
         start("stream", _cli("stream", "--seedlink", f"127.0.0.1:{seedlink}", "--streams",
-                             "*_*:??Z", "--inventory", inventory, "--exit-when-idle-s", "5",
+                             "*_*:??Z", "--picker", "stalta", "--inventory", inventory,
+                             "--exit-when-idle-s", "5",
                              "--statefile", str(work / "seedlink.state")))  # fmt: skip
         if chaos:
 

@@ -46,6 +46,11 @@ class ScenarioConfig:
     min_first_motion_snr: float = 1.0
     coda: bool = True
     reversed_stations: int = 0  # stations whose Z is wired upside down (metadata unaware)
+    # P and S velocities right at the surface (km/s), which set the angle at which rays meet
+    # the free surface (sin j = p v); None: the velocity model's top layer. The default is a
+    # rock site (Vs30 ~ 800 m/s), where S arrives steeply and moves mostly the horizontals.
+    site_vp_km_s: float | None = 1.6
+    site_vs_km_s: float | None = 0.8
 
     def __post_init__(self) -> None:
         if self.n_stations < 1 or self.n_events < 0:
@@ -87,6 +92,9 @@ class ScenarioConfig:
             or (self.sensitivity is not None and self.sensitivity <= 0)
         ):
             raise ValueError("q_p, q_s and sensitivity must be > 0")
+        vp, vs = self.site_vp_km_s, self.site_vs_km_s
+        if (vp is None) != (vs is None) or (vp is not None and not 0 < vs < vp):
+            raise ValueError(f"site velocities must both be None or 0 < vs < vp, got {vp}, {vs}")
 
     def sensor_spec(self):
         """The :class:`stream.scenario.sensors.Sensor` of every station."""

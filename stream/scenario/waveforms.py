@@ -9,9 +9,11 @@ For each (event, station) pair (Aki & Richards 2002, eq. 4.97 for a smoothly var
 * the pulse: :func:`firstmotion.synth.p_pulse` (``normalize=False``: Brune moment rate with the
   causal t* operator) in ground velocity, ``t* = travel time / Q``; P corner frequency from
   Brune's formula, S corner frequency 1.5 times lower (Madariaga 1976);
-* the free surface: P projected with the exact free-surface displacement coefficients for an
-  incident P wave (Aki & Richards 2002, sec. 5.2.5; ``2`` on Z at vertical incidence), S with a
-  factor 2 along the SV/SH directions (mode conversions ignored);
+* the free surface: P, SV and SH through the exact free-surface coefficients
+  (:mod:`stream.scenario.free_surface`; Aki & Richards 2002, sec. 5.2.5: P ``2`` on Z and SV
+  ``2`` on the radial at vertical incidence, SH ``2`` on the transverse only), evaluated with
+  the site velocities (``ScenarioConfig.site_vp_km_s``/``site_vs_km_s``, the angle at the
+  surface ``asin(p v_site)``; the amplitudes keep the top layer's impedance);
 * optional scattered coda after each direct pulse (random, exponentially decaying, starting
   after the pulse's first lobe so the first motion is untouched);
 * noise: :func:`firstmotion.synth.ambient_noise` with a per-station level (horizontals 1.4x),
@@ -37,6 +39,7 @@ from firstmotion.synth import (
 from firstmotion.velocity import VelocityModel
 from stream.scenario.config import ScenarioConfig
 from stream.scenario.events import Event
+from stream.scenario.free_surface import apply_coefficient, surface_motion, to_zne
 from stream.scenario.geometry import PairGeometry
 from stream.scenario.network import Station
 from stream.scenario.sensors import Sensor, apply_response
@@ -124,6 +127,12 @@ def _add(trace: np.ndarray, start: int, seg: np.ndarray) -> None:
         trace[lo:hi] += seg[lo - start : hi - start]
 
 
+def _add_zne(traces: np.ndarray, start: int, zne: tuple[np.ndarray, ...]) -> None:
+    """Add the (Z, N, E) segments to the station's three traces from sample ``start``."""
+    for c, seg in enumerate(zne):
+        _add(traces[c], start, seg)
+
+
 def _pulse_segment(
     arrival_s: float,
     fs: float,
@@ -198,7 +207,10 @@ def synthesize(
          for k, e in enumerate(events)]
     )  # fmt: skip
     fc_s = fc_p / 1.5
-    wx, wz = free_surface_p(g.p_ray_parameter_s_km, vp0, vs0)
+    site_vp = config.site_vp_km_s if config.site_vp_km_s is not None else vp0
+    site_vs = config.site_vs_km_s if config.site_vs_km_s is not None else vs0
+    wx, _, wz = surface_motion("P", g.p_ray_parameter_s_km, site_vp, site_vs)
+    svx, _, svz = surface_motion("SV", g.s_ray_parameter_s_km, site_vp, site_vs)
     emergent = rng.random((n_ev, n_st)) < config.emergent_fraction
     emergence = np.where(emergent, rng.uniform(0.05, 0.3, (n_ev, n_st)), 0.0)
     origin = np.array([e.origin_time_s for e in events])[:, None]
@@ -227,7 +239,7 @@ def synthesize(
             k0 = int(np.floor(t_p[i, j] * fs))
             pre = data[jd, 0, max(k0 - int(fs) + 1, 0) : max(k0 + 1, 0)]
             noise_rms[i, j] = float(detrended_rms(pre)[0]) if pre.size >= 3 else float("nan")
-        baz = np.radians(g.back_azimuth_deg[:, j] + 180.0)  # radial = away from the source
+        baz = g.back_azimuth_deg[:, j]
         for i in range(n_ev):
             coda_s = CODA_DECAYS * P_CODA_DECAY_S if config.coda else 0.0
             start, u = _pulse_segment(t_p[i, j], fs, fc_p[i], tstar_p[i, j], coda_s, sensor)
@@ -240,23 +252,18 @@ def synthesize(
             if emergence[i, j] > 0:  # emergent: the onset ramps up, the coda stays large
                 ramp = emergence_ramp(u.size, fs, t_p[i, j] - start / fs, emergence[i, j])
                 uz, ur, ut = uz * ramp, ur * ramp, ut * ramp
-            first_motion[i, j] = first_lobe_peak((wz[i, j] * amp_p[i, j] * uz)[None])[0][0]
-            radial = wx[i, j] * amp_p[i, j] * ur
-            transverse = 0.5 * amp_p[i, j] * ut
-            _add(data[jd, 0], start, wz[i, j] * amp_p[i, j] * uz)
-            _add(data[jd, 1], start, radial * np.cos(baz[i]) - transverse * np.sin(baz[i]))
-            _add(data[jd, 2], start, radial * np.sin(baz[i]) + transverse * np.cos(baz[i]))
-            # S: SV (radial -cos j, up +sin j at the receiver) and SH, free-surface factor 2
+            up = apply_coefficient(amp_p[i, j] * uz, wz[i, j])
+            first_motion[i, j] = first_lobe_peak(up[None])[0][0]
+            radial = apply_coefficient(amp_p[i, j] * ur, wx[i, j])
+            _add_zne(data[jd], start, to_zne(up, radial, 0.5 * amp_p[i, j] * ut, baz[i]))
+            # S: SV and SH through the free surface (SH: transverse only)
             coda_s = CODA_DECAYS * S_CODA_DECAY_S if config.coda else 0.0
             start, u = _pulse_segment(t_s[i, j], fs, fc_s[i], tstar_s[i, j], coda_s, sensor)
             if config.coda:
                 u = _with_coda(u, fs, S_CODA_RATIO, S_CODA_DECAY_S, rng)
-            inc = np.radians(g.s_incidence_deg[i, j])
-            radial = -2.0 * np.cos(inc) * amp_sv[i, j] * u
-            transverse = 2.0 * amp_sh[i, j] * u
-            _add(data[jd, 0], start, 2.0 * np.sin(inc) * amp_sv[i, j] * u)
-            _add(data[jd, 1], start, radial * np.cos(baz[i]) - transverse * np.sin(baz[i]))
-            _add(data[jd, 2], start, radial * np.sin(baz[i]) + transverse * np.cos(baz[i]))
+            up = apply_coefficient(amp_sv[i, j] * u, svz[i, j])
+            radial = apply_coefficient(amp_sv[i, j] * u, svx[i, j])
+            _add_zne(data[jd], start, to_zne(up, radial, 2.0 * amp_sh[i, j] * u, baz[i]))
             k = int(np.floor(t_p[i, j] * fs)) + 1
             p_in_data[i, j] = 0 <= k < n and not gaps[j, 0, max(k - int(fs), 0) : k + 1].any()
         if st.reversed:  # a sensor wired upside down: the metadata still says dip -90
