@@ -457,14 +457,14 @@ def test_cli_worker_associate_drains(redis_url, redis_client, scenario):
     assert bus.pending_count("picks", GROUP) == 0
 
 
-def test_worker_ignores_s_and_future_picks_and_associates_before_stopping(
+def test_worker_ignores_unused_phases_and_future_picks_and_associates_before_stopping(
     redis_client, scenario, associator
 ):
     import time
 
     bus = Bus(redis_client)
     picks = scenario_picks(scenario, seed=9)
-    s_pick = replace(picks.messages[0], pick_id="s-pick", phase="S")
+    s_pick = replace(picks.messages[0], pick_id="s-pick", phase="Lg")  # a phase not associated
     # a station with a bad clock: an hour ahead of now
     late = time.time() + 3600.0
     future = replace(picks.messages[0], pick_id="future", time_epoch_s=late,

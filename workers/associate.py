@@ -50,25 +50,22 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from firstmotion.bus import Bus, Delivery, add_stage_arguments, run_loop, run_stage
-from firstmotion.messages import Message, Origin, Pick
+from firstmotion.messages import CatalogEvent, Message, Origin, Pick
 from firstmotion.metrics import counter, gauge, histogram
 from workers.associate_locate import (
     AssociateParams,
     Associator,
-    KnownEvent,
     LocatedEvent,
     StationCoords,
     WindowPick,
     associate,
     locate,
-    match_events,
-    origin_changed,
     station_key,
 )
+from workers.associate_online import OnlineAssociator, StepResult
 
 __all__ = [
     "AssociateParams",
@@ -116,18 +113,6 @@ def new_event_id(time_epoch_s: float, seq: int) -> str:
     return f"ev{stamp}-{seq:05d}"
 
 
-@dataclass(frozen=True)
-class _OpenEvent:
-    event_id: str
-    revision: int
-    origin: Origin
-
-    def known(self) -> KnownEvent:
-        return KnownEvent(
-            self.event_id, self.origin, frozenset(a.pick_id for a in self.origin.arrivals)
-        )
-
-
 class AssociateWorker:
     """The associator stage: window, association runs, event identity and state in Redis.
 
@@ -148,6 +133,8 @@ class AssociateWorker:
         max_deliveries: int = 5,
         debounce_s: float = 1.0,
         debounce_picks: int = 200,
+        keep: Any = None,
+        state_tag: str = "",
     ) -> None:
         if debounce_s < 0 or debounce_picks < 1:
             raise ValueError(
@@ -160,6 +147,7 @@ class AssociateWorker:
         self.params: AssociateParams = self.associator.params
         self.inventory = dict(stations or {})
         self.stations: dict[str, StationCoords] = dict(self.inventory)
+        self.state_tag = state_tag
         self.block_ms = block_ms
         self.debounce_s = debounce_s
         self.debounce_picks = debounce_picks
@@ -168,9 +156,8 @@ class AssociateWorker:
             block_ms=block_ms, lease_ms=lease_ms, max_deliveries=max_deliveries,
             stage="associate",
         )  # fmt: skip
-        self.window: dict[str, WindowPick] = {}
-        self.open: dict[str, _OpenEvent] = {}
-        self.newest_s = 0.0
+        self.keep = keep
+        self.engine = self._new_engine()
         self.dirty = False
         self.new_since_run = 0
         self.last_run_monotonic = 0.0
@@ -185,6 +172,10 @@ class AssociateWorker:
         self.origins_total = counter(
             "firstmotion_associate_origins_total", "origin revisions published"
         )
+        self.retracted_total = counter(
+            "firstmotion_associate_retracted_total",
+            "events retracted (merged into another, or false): CatalogEvent status deleted",
+        )
         self.seconds = histogram(
             "firstmotion_associate_seconds",
             "wall time of one association run (PyOcto + location)",
@@ -195,40 +186,72 @@ class AssociateWorker:
 
     # -- keys
     def _k(self, *parts: str) -> str:
-        return self.bus.key("assoc:" + ":".join(parts))
+        """A state key; a shard's keys carry its tag in braces (one Redis Cluster slot)."""
+        tag = f"{{{self.state_tag}}}:" if self.state_tag else ""
+        return self.bus.key("assoc:" + tag + ":".join(parts))
+
+    def _pick_key(self, pick_id: str) -> str:
+        return self._k("pick", pick_id)
 
     @property
     def retain_s(self) -> float:
         """How long (pick time) an unassociated pick stays in the window after the newest."""
-        p = self.params
-        return self.associator.max_travel_time_s + p.wait_s + p.window_s
+        return self.engine.retain_s
+
+    @property
+    def window(self) -> dict[str, WindowPick]:
+        return self.engine.window
+
+    @property
+    def open(self) -> dict[str, Origin]:
+        """Open (published) events: id -> last published origin."""
+        return {
+            e.event_id: e.published
+            for e in self.engine.events.values()
+            if e.event_id is not None and e.published is not None
+        }
+
+    @property
+    def newest_s(self) -> float:
+        return self.engine.newest_s
+
+    def _new_engine(self) -> OnlineAssociator:
+        return OnlineAssociator(self.associator, self.stations, new_id=self._new_id,
+                                keep=self.keep)  # fmt: skip
+
+    def _new_id(self, time_epoch_s: float) -> str:
+        seq = int(self.client.incr(self.bus.key("assoc:seq")))
+        return new_event_id(time_epoch_s, seq)
 
     # -- state
     def load_state(self) -> None:
         """Reload the window and the open events from Redis (a restarted worker continues)."""
         client = self.client
+        self.engine = self._new_engine()
         newest = client.hget(self._k("meta"), "newest_pick_s")
-        self.newest_s = float(newest) if newest is not None else 0.0
-        self.window.clear()
+        picks = []
         for pick_id, raw in client.hgetall(self._k("window")).items():
             row = json.loads(raw)
             pid = pick_id.decode() if isinstance(pick_id, bytes) else pick_id
-            self.window[pid] = WindowPick(pid, row["station_id"], float(row["t"]))
+            picks.append(WindowPick(pid, row["station_id"], float(row["t"]),
+                                    row.get("phase", "P")))  # fmt: skip
             if row.get("lat") is not None:
                 self._learn_station(row["station_id"], row["lat"], row["lon"], row.get("elev"))
-        self.open.clear()
+        self.engine.add(picks)
+        if newest is not None:
+            self.engine.newest_s = max(self.engine.newest_s, float(newest))
+        origins = []
         for eid_raw in client.zrange(self._k("open"), 0, -1):
             eid = eid_raw.decode() if isinstance(eid_raw, bytes) else eid_raw
             state = client.hgetall(self._k("event", eid))
-            if b"origin" not in state:
-                continue
-            origin = Origin.from_json(state[b"origin"])
-            self.open[eid] = _OpenEvent(eid, int(state[b"revision"]), origin)
-        self.dirty = bool(self.window)
+            if b"origin" in state:
+                origins.append(Origin.from_json(state[b"origin"]))
+        self.engine.restore(origins)
+        self.dirty = bool(self.engine.fresh)
         self._loaded = True
         self._gauges()
         log.info("associator state: %d picks in the window, %d open events",
-                 len(self.window), len(self.open))  # fmt: skip
+                 len(self.window), len(origins))  # fmt: skip
 
     def _learn_station(self, station_id: str, lat: Any, lon: Any, elev: Any) -> bool:
         key = station_key(station_id)
@@ -236,36 +259,44 @@ class AssociateWorker:
             return True
         if lat is None or lon is None:
             return key in self.stations
-        self.stations[key] = StationCoords(float(lat), float(lon), float(elev or 0.0))
+        if key not in self.stations:
+            self.stations[key] = StationCoords(float(lat), float(lon), float(elev or 0.0))
         return True
 
     def _gauges(self) -> None:
-        self.window_gauge.set(len(self.window))
-        self.open_gauge.set(len(self.open))
+        self.window_gauge.set(len(self.engine.window))
+        self.open_gauge.set(len(self.engine.events))
 
     # -- input
     def handle_picks(self, batch: list[Delivery]) -> list[tuple[str, Message]]:
-        """Put new P picks into the window (Redis first, then memory); outputs nothing (the
-        Consumer acknowledges the batch after this returns)."""
+        """Put new picks (P, and S when used) into the window (Redis first, then memory);
+        outputs nothing (the Consumer acknowledges the batch after this returns)."""
         if not self._loaded:
             self.load_state()
+        phases = self.engine.phases
         picks: list[Pick] = []
         for d in batch:
             m = d.message
-            if not isinstance(m, Pick) or m.phase.upper() != "P":
+            if not isinstance(m, Pick) or m.phase.upper() not in phases:
                 self.picks_total.labels(outcome="not_p").inc()
                 continue
             picks.append(m)
         if not picks:
             return []
-        owners = self.client.mget([self._k("pick", p.pick_id) for p in picks])
+        owners = self.client.mget([self._pick_key(p.pick_id) for p in picks])
         pipe = self.client.pipeline(transaction=True)
         accepted: list[Pick] = []
-        newest = self.newest_s
+        newest = self.engine.newest_s
         wall_s = time.time()
+        open_ids = {e.event_id for e in self.engine.events.values()}
+        seen: set[str] = set()
         for p, owner in zip(picks, owners, strict=True):
             owner_id = owner.decode() if isinstance(owner, bytes) else owner
-            if p.pick_id in self.window or (owner_id is not None and owner_id not in self.open):
+            if (
+                p.pick_id in self.engine.window
+                or p.pick_id in seen
+                or (owner_id is not None and owner_id not in open_ids)
+            ):
                 self.picks_total.labels(outcome="duplicate").inc()
                 continue
             if p.time_epoch_s > wall_s + MAX_FUTURE_S:
@@ -281,19 +312,24 @@ class AssociateWorker:
                     self._warned.add(key)
                     log.warning("no coordinates for %s (pick or --inventory): picks dropped", key)
                 continue
-            row = {
-                "station_id": p.station_id, "t": p.time_epoch_s, "lat": p.latitude_deg,
-                "lon": p.longitude_deg, "elev": p.elevation_m,
-            }  # fmt: skip
-            pipe.hset(self._k("window"), p.pick_id, json.dumps(row))
+            seen.add(p.pick_id)
             accepted.append(p)
             newest = max(newest, p.time_epoch_s)
         if accepted:
+            rows = {
+                p.pick_id: json.dumps({
+                    "station_id": p.station_id, "t": p.time_epoch_s, "lat": p.latitude_deg,
+                    "lon": p.longitude_deg, "elev": p.elevation_m, "phase": p.phase.upper(),
+                })
+                for p in accepted
+            }  # fmt: skip
+            pipe.hset(self._k("window"), mapping=rows)
             pipe.hset(self._k("meta"), "newest_pick_s", repr(newest))
             pipe.execute()
-            for p in accepted:
-                self.window[p.pick_id] = WindowPick(p.pick_id, p.station_id, p.time_epoch_s)
-            self.newest_s = newest
+            self.engine.add(
+                WindowPick(p.pick_id, p.station_id, p.time_epoch_s, p.phase.upper())
+                for p in accepted
+            )
             self.picks_total.labels(outcome="windowed").inc(len(accepted))
             self.dirty = True
             self.new_since_run += len(accepted)
@@ -302,90 +338,71 @@ class AssociateWorker:
 
     # -- association
     def associate_now(self) -> list[Origin]:
-        """Associate the window, publish changed origins and write the state (one MULTI/EXEC).
-        Returns the published origins."""
+        """One step of the incremental associator; publish its origins and retractions and
+        write the state (one MULTI/EXEC). Returns the published origins."""
         if not self._loaded:
             self.load_state()
         t_start = time.perf_counter()
-        p = self.params
-        found = self.associator.associate(list(self.window.values()), self.stations)
-        opened = list(self.open.values())
-        matches = match_events([e.known() for e in opened], found, p)
-
-        pipe = self.client.pipeline(transaction=True)
-        published: list[Origin] = []
-        updated: dict[str, _OpenEvent] = {}
-        pick_drops: list[str] = []
-        pick_sets: list[tuple[str, str]] = []
-        for ev, m in zip(found, matches, strict=True):
-            if m is None:
-                seq = int(self.client.incr(self._k("seq")))
-                eid, revision, old_ids = new_event_id(ev.time_epoch_s, seq), 0, frozenset()
-            else:
-                prev = opened[m]
-                if not origin_changed(prev.origin, ev, p):
-                    continue
-                eid, revision = prev.event_id, prev.revision + 1
-                old_ids = frozenset(a.pick_id for a in prev.origin.arrivals)
-            origin = ev.origin(eid, revision)
-            published.append(origin)
-            updated[eid] = _OpenEvent(eid, revision, origin)
-            pick_drops += sorted(old_ids - ev.pick_ids)
-            pick_sets += [(a.pick_id, eid) for a in origin.arrivals]
-        for origin in published:
-            pipe.xadd(self.bus.key(OUTPUT_STREAM), _encode(origin), maxlen=self.bus.maxlen,
-                      approximate=True)  # fmt: skip
-            key = self._k("event", origin.event_id)
-            pipe.hset(key, mapping={"origin": origin.to_json(), "revision": origin.revision})
-            pipe.expire(key, STATE_TTL_S)
-            pipe.zadd(self._k("open"), {origin.event_id: origin.time_epoch_s})
-        if pick_drops:
-            pipe.delete(*[self._k("pick", pid) for pid in pick_drops])
-        for pid, eid in pick_sets:
-            pipe.set(self._k("pick", pid), eid, ex=STATE_TTL_S)
-
-        # close events past their last possible arrival + wait_s; age out stray picks
-        state = {**self.open, **updated}
-        horizon = self.associator.max_travel_time_s + p.wait_s
-        wall = time.time()
-        closing = [
-            e
-            for e in state.values()
-            if e.origin.time_epoch_s + horizon < self.newest_s
-            and wall - e.origin.created_epoch_s >= p.close_wall_s
-        ]
-        leaving = {a.pick_id for e in closing for a in e.origin.arrivals}
-        owned = {a.pick_id for e in state.values() for a in e.origin.arrivals}
-        cutoff = self.newest_s - self.retain_s
-        leaving |= {
-            pid for pid, wp in self.window.items() if wp.time_epoch_s < cutoff and pid not in owned
+        before = {
+            e.event_id: e.published
+            for e in self.engine.events.values()
+            if e.event_id is not None and e.published is not None
         }
-        leaving &= set(self.window)
-        if closing:
-            pipe.zrem(self._k("open"), *[e.event_id for e in closing])
-        if leaving:
-            pipe.hdel(self._k("window"), *sorted(leaving))
-        pipe.execute()
-
-        closed_ids = {e.event_id for e in closing}
-        self.open = {eid: e for eid, e in state.items() if eid not in closed_ids}
-        for pid in leaving:
-            self.window.pop(pid, None)
+        result: StepResult = self.engine.step(time.time())
+        self._write(result, before)
+        published = result.origins
         new_events = sum(1 for o in published if o.revision == 0)
         self.events_total.inc(new_events)
         self.origins_total.inc(len(published))
-        self.consumer.metrics.items_out.inc(len(published))
+        self.retracted_total.inc(len(result.retracted))
+        self.consumer.metrics.items_out.inc(len(published) + len(result.retracted))
         self.consumer.metrics.last_processed.set(time.time())
         self.seconds.observe(time.perf_counter() - t_start)
-        self.dirty = False
+        self.dirty = bool(self.engine.fresh)
         self.new_since_run = 0
         self.last_run_monotonic = time.monotonic()
         self.runs += 1
         self._gauges()
-        if published:
-            log.info("association: %d events found, %d origins published (%d new), %d closed",
-                     len(found), len(published), new_events, len(closing))  # fmt: skip
+        if published or result.retracted:
+            log.info("association: %d origins published (%d new), %d retracted, %d closed",
+                     len(published), new_events, len(result.retracted),
+                     len(result.closed))  # fmt: skip
         return published
+
+    def _write(self, result: StepResult, before: dict[str, Origin]) -> None:
+        pipe = self.client.pipeline(transaction=True)
+        out = self.bus.key(OUTPUT_STREAM)
+        previous = dict(before)
+        for origin in result.retracted:
+            retraction = CatalogEvent(event_id=origin.event_id, revision=origin.revision,
+                                      status="deleted", origin=origin)  # fmt: skip
+            pipe.xadd(out, _encode(retraction), maxlen=self.bus.maxlen, approximate=True)
+            pipe.delete(self._k("event", origin.event_id))
+            pipe.zrem(self._k("open"), origin.event_id)
+            ids = [a.pick_id for a in origin.arrivals]
+            if ids:
+                pipe.delete(*[self._pick_key(i) for i in ids])
+            previous.pop(origin.event_id, None)
+        for origin in result.origins:
+            pipe.xadd(out, _encode(origin), maxlen=self.bus.maxlen, approximate=True)
+            key = self._k("event", origin.event_id)
+            pipe.hset(key, mapping={"origin": origin.to_json(), "revision": origin.revision})
+            pipe.expire(key, STATE_TTL_S)
+            pipe.zadd(self._k("open"), {origin.event_id: origin.time_epoch_s})
+            old = previous.get(origin.event_id)
+            old_ids = {a.pick_id for a in old.arrivals} if old is not None else set()
+            new_ids = {a.pick_id for a in origin.arrivals}
+            gone = sorted(old_ids - new_ids)
+            if gone:
+                pipe.delete(*[self._pick_key(i) for i in gone])
+            for pid in sorted(new_ids - old_ids):
+                pipe.set(self._pick_key(pid), origin.event_id, ex=STATE_TTL_S)
+            previous[origin.event_id] = origin
+        if result.closed:
+            pipe.zrem(self._k("open"), *result.closed)
+        if result.left:
+            pipe.hdel(self._k("window"), *sorted(set(result.left)))
+        pipe.execute()
 
     def _associate_guarded(self) -> None:
         """:meth:`associate_now`, but a failing association (a bug, a degenerate window) does
@@ -403,7 +420,7 @@ class AssociateWorker:
             self.dirty = False
             self.new_since_run = 0
             self.last_run_monotonic = time.monotonic()
-            log.exception("association of %d windowed picks failed", len(self.window))
+            log.exception("association of %d windowed picks failed", len(self.engine.window))
 
     def _due(self, took: int) -> bool:
         if not self.dirty:
