@@ -337,9 +337,10 @@ class AssociateWorker:
         return []
 
     # -- association
-    def associate_now(self) -> list[Origin]:
+    def associate_now(self, *, flush: bool = False) -> list[Origin]:
         """One step of the incremental associator; publish its origins and retractions and
-        write the state (one MULTI/EXEC). Returns the published origins."""
+        write the state (one MULTI/EXEC). Returns the published origins. ``flush``: settle
+        and close every open event (the end of a drained input)."""
         if not self._loaded:
             self.load_state()
         t_start = time.perf_counter()
@@ -348,7 +349,7 @@ class AssociateWorker:
             for e in self.engine.events.values()
             if e.event_id is not None and e.published is not None
         }
-        result: StepResult = self.engine.step(time.time())
+        result: StepResult = self.engine.step(time.time(), flush=flush)
         self._write(result, before)
         published = result.origins
         new_events = sum(1 for o in published if o.revision == 0)
@@ -404,7 +405,7 @@ class AssociateWorker:
             pipe.hdel(self._k("window"), *sorted(set(result.left)))
         pipe.execute()
 
-    def _associate_guarded(self) -> None:
+    def _associate_guarded(self, *, flush: bool = False) -> None:
         """:meth:`associate_now`, but a failing association (a bug, a degenerate window) does
         not crash-loop the worker: the picks are safe in Redis, the error is logged with its
         traceback and counted in ``firstmotion_stage_errors_total``, and the next new pick
@@ -412,7 +413,7 @@ class AssociateWorker:
         import redis
 
         try:
-            self.associate_now()
+            self.associate_now(flush=flush)
         except redis.RedisError:
             raise
         except Exception:
@@ -474,6 +475,8 @@ class AssociateWorker:
         )
         if self.dirty:  # stopped with windowed picks not yet associated: do it now
             self._associate_guarded()
+        if drain and not self._stop.is_set():  # the input ended: settle what is open
+            self._associate_guarded(flush=True)
         return self.consumer.processed
 
 

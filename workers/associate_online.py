@@ -56,6 +56,7 @@ from workers.associate_locate import (
 )
 
 GRID_REBUILD_S = 30.0
+WIDE_GATHER = 3.0  # the first gather at settlement: this many times max_residual_s
 
 __all__ = ["NetworkGrid", "OnlineAssociator", "OpenEvent", "StepResult", "station_support"]
 
@@ -177,23 +178,29 @@ class NetworkGrid:
         return {picks[i].pick_id for i in np.unique(u[member])}
 
     def best_start(
-        self, picks: list[WindowPick], n_first: int = 12
+        self, picks: list[WindowPick], n_max: int = 40, cap_s: float = 2.0
     ) -> tuple[float, float, float, float] | None:
-        """(x_km, y_km, depth_km, t0_s) in :attr:`proj`'s plane of the node that best fits the
-        ``n_first`` earliest P picks of ``picks`` (L1 misfit about the median origin time):
-        a start that depends only on the pick set, not on how it was found."""
-        first = sorted(
+        """(x_km, y_km, depth_km, t0_s) in :attr:`proj`'s plane of the node that best fits
+        ``picks``' P picks (up to ``n_max`` of them, evenly spaced in pick-id order; misfit
+        the L1 norm about the median origin time, each term capped at ``cap_s`` so outliers
+        do not steer it): a start that depends only on the pick set, not on how it was found."""
+        use = sorted(
             (pk for pk in picks if pk.phase == "P" and pk.station_key in self.index),
-            key=lambda k: (k.time_epoch_s, k.pick_id),
-        )[:n_first]
-        if not first:
+            key=lambda k: k.pick_id,
+        )
+        if not use:
             return None
-        c = np.array([self.index[pk.station_key] for pk in first])
-        r = np.array([pk.time_epoch_s for pk in first])[None, :] - self.tt_p[:, c]
+        if len(use) > n_max:
+            use = [use[i] for i in np.linspace(0, len(use) - 1, n_max).round().astype(int)]
+        c = np.array([self.index[pk.station_key] for pk in use])
+        r = np.array([pk.time_epoch_s for pk in use])[None, :] - self.tt_p[:, c]
         t0 = np.median(r, axis=1)
-        cost = np.abs(r - t0[:, None]).sum(axis=1)
+        cost = np.minimum(np.abs(r - t0[:, None]), cap_s).sum(axis=1)
         b = int(np.argmin(cost))
-        return float(self.node_x[b]), float(self.node_y[b]), float(self.node_z[b]), float(t0[b])
+        # the capped misfit's own origin time: the median of the terms within the cap
+        near = np.abs(r[b] - t0[b]) < cap_s
+        t_best = float(np.median(r[b][near])) if near.any() else float(t0[b])
+        return float(self.node_x[b]), float(self.node_y[b]), float(self.node_z[b]), t_best
 
 
 # --------------------------------------------------------------------------- engine
@@ -248,6 +255,7 @@ class OnlineAssociator:
         self.new_id = new_id
         self.keep = keep or (lambda _lat, _lon: True)
         self.window: dict[str, WindowPick] = {}
+        self.arrived: dict[str, float] = {}  # pick id -> wall time it arrived
         self.owner: dict[str, int] = {}
         self.events: dict[int, OpenEvent] = {}
         self.fresh: set[str] = set()
@@ -281,12 +289,16 @@ class OnlineAssociator:
             self._grid_built_s = time.monotonic()
         return self._grid
 
-    def add(self, picks: Iterable[WindowPick]) -> int:
+    def add(self, picks: Iterable[WindowPick], wall_s: float | None = None) -> int:
+        """New picks into the window (``wall_s``: when they arrived, default now); returns
+        how many were new."""
+        stamp = time.time() if wall_s is None else float(wall_s)
         n = 0
         for pk in picks:
             if pk.pick_id in self.window or pk.phase not in self.phases:
                 continue
             self.window[pk.pick_id] = pk
+            self.arrived[pk.pick_id] = stamp
             self.fresh.add(pk.pick_id)
             self.newest_s = max(self.newest_s, pk.time_epoch_s)
             n += 1
@@ -406,29 +418,35 @@ class OnlineAssociator:
         self._dirty.add(key)
 
     # -- the step
-    def step(self, wall_s: float) -> StepResult:
+    def step(self, wall_s: float, *, flush: bool = False) -> StepResult:
         """Attach, nucleate, merge, settle, publish, age out (module doc); ``wall_s`` the wall
-        clock (events stay open ``close_wall_s`` after their last change)."""
+        clock (events stay open ``close_wall_s`` after their last change). ``flush``: the
+        input has ended (a drained backfill): settle every open event now."""
         result = StepResult()
         self._dirty.clear()
         fresh = self._picks(pid for pid in self.fresh if pid not in self.owner)
         self.fresh.clear()
-        if fresh and self.stations:
-            self._attach(fresh)
-            for key in sorted(self._dirty):
-                if key in self.events:
-                    self._relocate(key, wall_s, result)
-            self._dirty.clear()
-            unowned = [k for k in fresh if k.pick_id not in self.owner]
-            if unowned:
-                self._nucleate(unowned, wall_s, result)
-            for key in sorted(self._dirty):
-                if key in self.events:
-                    self._relocate(key, wall_s, result)
+        try:
+            if fresh and self.stations:
+                self._attach(fresh)
+                for key in sorted(self._dirty):
+                    if key in self.events:
+                        self._relocate(key, wall_s, result)
+                self._dirty.clear()
+                unowned = [k for k in fresh if k.pick_id not in self.owner]
+                if unowned:
+                    self._nucleate(unowned, wall_s, result)
+                for key in sorted(self._dirty):
+                    if key in self.events:
+                        self._relocate(key, wall_s, result)
+        except Exception:
+            # keep the picks for the next attempt (a failed step publishes nothing)
+            self.fresh.update(k.pick_id for k in fresh if k.pick_id not in self.owner)
+            raise
         self._merge(wall_s, result)
-        self._settle(wall_s, result)
+        self._settle(wall_s, result, flush=flush)
         self._publish(wall_s, result)
-        self._age_out(result)
+        self._age_out(wall_s, result)
         return result
 
     def _attach(self, fresh: list[WindowPick]) -> None:
@@ -537,27 +555,31 @@ class OnlineAssociator:
                     break
 
     # -- settling
-    def _gather(self, ev: LocatedEvent, taken: set[str]) -> list[WindowPick]:
-        """The window's picks that fit ``ev`` best per station and phase (see module doc)."""
+    def _gather(
+        self, ev: LocatedEvent, taken: set[str], tolerance_s: float | None = None
+    ) -> list[WindowPick]:
+        """The window's picks that fit ``ev`` best per station and phase, within
+        ``tolerance_s`` (default ``max_residual_s``); none of ``taken``."""
         p = self.params
+        tol = p.max_residual_s if tolerance_s is None else tolerance_s
         t0 = ev.time_epoch_s
         cands = [k for k in self.window.values()
                  if k.pick_id not in taken
-                 and t0 - p.max_residual_s <= k.time_epoch_s
-                 <= t0 + self.max_tt_s + p.max_residual_s]  # fmt: skip
+                 and t0 - tol <= k.time_epoch_s <= t0 + self.max_tt_s + tol]  # fmt: skip
         cands.sort(key=lambda k: k.pick_id)
         res = self._residuals(ev, cands)
         best: dict[tuple[str, str], tuple[float, str]] = {}
         for k, r in zip(cands, res, strict=True):
-            if r <= p.max_residual_s:
+            if r <= tol:
                 slot = (k.station_key, k.phase)
                 if slot not in best or (r, k.pick_id) < best[slot]:
                     best[slot] = (r, k.pick_id)
         return self._picks(pid for _, pid in best.values())
 
     def _canonical(self, ev: LocatedEvent, taken: set[str]) -> LocatedEvent | None:
-        """The fixed point gather -> locate (from the grid's best node for the set)."""
-        picks = self._gather(ev, taken)
+        """The fixed point gather -> locate (from the grid's best node for the set), from a
+        first gather with a wide tolerance (a preliminary location can be off by seconds)."""
+        picks = self._gather(ev, taken, WIDE_GATHER * self.params.max_residual_s)
         seen: list[frozenset[str]] = []
         loc = None
         for _ in range(6):
@@ -573,15 +595,15 @@ class OnlineAssociator:
             loc = self._locate(picks, self.grid().best_start(picks), from_latlon=False)
         return loc
 
-    def _settle(self, wall_s: float, result: StepResult) -> None:
+    def _settle(self, wall_s: float, result: StepResult, *, flush: bool = False) -> None:
         p = self.params
         taken: set[str] = set()
         due = []
         for key, ev in self.events.items():
             has_s = any(a.phase == "S" for a in ev.located.arrivals)
             horizon = (self.max_tt_s if has_s else self.max_tt_p) + p.wait_s
-            if (ev.located.time_epoch_s + horizon < self.newest_s
-                    and wall_s - ev.changed_wall_s >= p.close_wall_s):  # fmt: skip
+            if flush or (ev.located.time_epoch_s + horizon < self.newest_s
+                         and wall_s - ev.changed_wall_s >= p.close_wall_s):  # fmt: skip
                 due.append(key)
         due.sort(key=lambda k: (self.events[k].located.time_epoch_s, k))
         for key in due:
@@ -602,8 +624,7 @@ class OnlineAssociator:
             ev = self.events.pop(key)
             for pid in final.pick_ids:
                 self.owner.pop(pid, None)
-                self.window.pop(pid, None)
-                self.fresh.discard(pid)
+                self._forget(pid)
                 result.left.append(pid)
             if ev.event_id is not None:
                 result.closed.append(ev.event_id)
@@ -649,14 +670,26 @@ class OnlineAssociator:
         for key in sorted(self.events, key=lambda k: (self.events[k].located.time_epoch_s, k)):
             self._emit(key, result)
 
-    def _age_out(self, result: StepResult) -> None:
+    def _age_out(self, wall_s: float, result: StepResult) -> None:
+        """Unassociated picks leave ``retain_s`` after the newest pick and ``close_wall_s``
+        after they arrived (picks delivered out of order within that time are still all
+        here), but never while an open event could still gather them when it settles."""
         cutoff = self.newest_s - self.retain_s
+        if self.events:
+            earliest = min(e.located.time_epoch_s for e in self.events.values())
+            cutoff = min(cutoff, earliest - self.params.max_residual_s - 1.0)
+        wall_cut = wall_s - self.params.close_wall_s
         old = [pid for pid, k in self.window.items()
-               if k.time_epoch_s < cutoff and pid not in self.owner]  # fmt: skip
+               if k.time_epoch_s < cutoff and pid not in self.owner
+               and pid not in self.fresh and self.arrived.get(pid, 0.0) <= wall_cut]  # fmt: skip
         for pid in old:
-            del self.window[pid]
-            self.fresh.discard(pid)
+            self._forget(pid)
         result.left.extend(old)
+
+    def _forget(self, pid: str) -> None:
+        self.window.pop(pid, None)
+        self.arrived.pop(pid, None)
+        self.fresh.discard(pid)
 
 
 def _stub_arrival(pk: WindowPick):
