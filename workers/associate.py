@@ -55,6 +55,7 @@ from typing import Any
 from firstmotion.bus import Bus, Delivery, add_stage_arguments, run_loop, run_stage
 from firstmotion.messages import CatalogEvent, Message, Origin, Pick
 from firstmotion.metrics import counter, gauge, histogram
+from firstmotion.shard import Shard
 from workers.associate_locate import (
     AssociateParams,
     Associator,
@@ -86,7 +87,7 @@ INPUT_STREAM = "picks"
 OUTPUT_STREAM = "origins"
 STATE_TTL_S = 7 * 24 * 3600
 ASSOCIATION_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
-PICK_OUTCOMES = ("windowed", "duplicate", "no_station", "not_p", "future")
+PICK_OUTCOMES = ("windowed", "duplicate", "no_station", "not_p", "future", "other_shard")
 MAX_FUTURE_S = 60.0
 
 
@@ -133,8 +134,7 @@ class AssociateWorker:
         max_deliveries: int = 5,
         debounce_s: float = 1.0,
         debounce_picks: int = 200,
-        keep: Any = None,
-        state_tag: str = "",
+        shard: Shard | None = None,
     ) -> None:
         if debounce_s < 0 or debounce_picks < 1:
             raise ValueError(
@@ -147,16 +147,17 @@ class AssociateWorker:
         self.params: AssociateParams = self.associator.params
         self.inventory = dict(stations or {})
         self.stations: dict[str, StationCoords] = dict(self.inventory)
-        self.state_tag = state_tag
+        self.shard = shard or Shard()
+        self.group = self.shard.group(GROUP)
         self.block_ms = block_ms
         self.debounce_s = debounce_s
         self.debounce_picks = debounce_picks
         self.consumer = bus.consumer(
-            INPUT_STREAM, GROUP, self.handle_picks, name=name, batch_size=batch_size,
+            INPUT_STREAM, self.group, self.handle_picks, name=name, batch_size=batch_size,
             block_ms=block_ms, lease_ms=lease_ms, max_deliveries=max_deliveries,
             stage="associate",
         )  # fmt: skip
-        self.keep = keep
+        self.reach_km = self.params.max_distance_km + self.params.margin_km
         self.engine = self._new_engine()
         self.dirty = False
         self.new_since_run = 0
@@ -187,7 +188,7 @@ class AssociateWorker:
     # -- keys
     def _k(self, *parts: str) -> str:
         """A state key; a shard's keys carry its tag in braces (one Redis Cluster slot)."""
-        tag = f"{{{self.state_tag}}}:" if self.state_tag else ""
+        tag = f"{{{self.shard.tag}}}:" if self.shard.sharded else ""
         return self.bus.key("assoc:" + tag + ":".join(parts))
 
     def _pick_key(self, pick_id: str) -> str:
@@ -217,7 +218,7 @@ class AssociateWorker:
 
     def _new_engine(self) -> OnlineAssociator:
         return OnlineAssociator(self.associator, self.stations, new_id=self._new_id,
-                                keep=self.keep)  # fmt: skip
+                                keep=self.shard.owns)  # fmt: skip
 
     def _new_id(self, time_epoch_s: float) -> str:
         seq = int(self.client.incr(self.bus.key("assoc:seq")))
@@ -312,6 +313,11 @@ class AssociateWorker:
                     self._warned.add(key)
                     log.warning("no coordinates for %s (pick or --inventory): picks dropped", key)
                 continue
+            if self.shard.sharded:
+                c = self.stations[station_key(p.station_id)]
+                if not self.shard.wants_station(c.latitude_deg, c.longitude_deg, self.reach_km):
+                    self.picks_total.labels(outcome="other_shard").inc()
+                    continue
             seen.add(p.pick_id)
             accepted.append(p)
             newest = max(newest, p.time_epoch_s)
@@ -462,7 +468,7 @@ class AssociateWorker:
         def done(took: int) -> bool:
             if not drain or took or self.dirty:
                 return False
-            return self.bus.pending_count(INPUT_STREAM, GROUP) == 0
+            return self.bus.pending_count(INPUT_STREAM, self.group) == 0
 
         run_loop(
             step,
@@ -497,6 +503,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="1-D model file (overrides associate.velocity_model)")  # fmt: skip
     parser.add_argument("--debounce-s", type=float, default=1.0,
                         help="associate at most this often while picks keep coming")  # fmt: skip
+    parser.add_argument("--shard", default="0/1",
+                        help="INDEX/COUNT: this replica's share of the epicentres "
+                             "(longitude bands, see firstmotion.shard)")  # fmt: skip
+    parser.add_argument("--shard-band-deg", type=float, default=2.0,
+                        help="width of the longitude bands dealt to the replicas")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -511,7 +522,7 @@ def run(args: argparse.Namespace) -> int:
     associator = Associator(model, AssociateParams.from_settings(settings.associate))
     worker = AssociateWorker(
         bus, associator, stations=stations, name=args.name, debounce_s=args.debounce_s,
-        **settings.redis.consumer_options(),
+        shard=Shard.parse(args.shard, args.shard_band_deg), **settings.redis.consumer_options(),
     )  # fmt: skip
     n = run_stage(
         worker,

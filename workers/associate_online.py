@@ -31,7 +31,7 @@ One step
    is closed: its picks leave the window.
 5. Unassociated picks older than the window's retention leave.
 
-``keep(lat, lon)`` (a shard's region test, :mod:`workers.associate_shard`) decides which events
+``keep(lat, lon)`` (a shard's region test, :mod:`firstmotion.shard`) decides which events
 this associator publishes; others are still built (their picks stay claimed) but never
 published, so an event on a shard border is made once.
 """
