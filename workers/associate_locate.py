@@ -180,8 +180,8 @@ class AssociateParams:
     revise_min_time_s: float = 0.05  # ... or the origin time this much (or the picks changed)
     close_wall_s: float = 10.0  # an event stays open at least this long after its last revision
     n_threads: int = 1
-    use_s: bool = True  # associate and locate with S picks too (depth)
-    min_station_ratio: float = 0.3  # see workers.associate_online.station_support
+    use_s: bool = AssociateSettings.use_s  # associate and locate with S picks too (depth)
+    min_station_ratio: float = AssociateSettings.min_station_ratio  # see station_support
 
     def __post_init__(self) -> None:
         problems = [
@@ -202,7 +202,8 @@ class AssociateParams:
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> AssociateParams:
         """From :class:`firstmotion.config.AssociateSettings` (plus keyword overrides)."""
-        keys = ("min_picks", "window_s", "max_distance_km", "max_residual_s", "wait_s")
+        keys = ("min_picks", "window_s", "max_distance_km", "max_residual_s", "wait_s", "use_s",
+                "min_station_ratio")  # fmt: skip
         kwargs = {k: getattr(settings, k) for k in keys}
         kwargs.update(overrides)
         return cls(**kwargs)
