@@ -56,6 +56,8 @@ from workers.associate_locate import (
 )
 
 GRID_REBUILD_S = 30.0
+NUCLEATE_MAX = 40  # PyOcto sees at most this many picks per round (its cost grows steeply)
+NUCLEATE_ROUNDS = 8  # rounds of nucleate -> attach the rest, per step
 WIDE_GATHER = 3.0  # the first gather at settlement: this many times max_residual_s
 
 __all__ = ["NetworkGrid", "OnlineAssociator", "OpenEvent", "StepResult", "station_support"]
@@ -95,7 +97,7 @@ class NetworkGrid:
     """Coarse nodes over the known stations (plus ``margin_km``) with P travel times to every
     station: the nucleation pre-filter and the order-free location start."""
 
-    DEPTHS_KM = (2.0, 8.0, 16.0, 28.0)
+    DEPTHS_KM = (2.0, 8.0, 16.0, 28.0)  # on the travel-time table's 0.5 km depth nodes
 
     def __init__(self, associator: Associator, stations: Mapping[str, StationCoords]):
         p = associator.params
@@ -124,9 +126,13 @@ class NetworkGrid:
         d_max = float(table.distance_km[-1])
         dist = np.hypot(self.node_x[:, None] - sx[None, :], self.node_y[:, None] - sy[None, :])
         self.dist_km = dist
-        z = np.broadcast_to(self.node_z[:, None], dist.shape)
-        self.tt_p = table.travel_time(np.minimum(dist, d_max), z).astype(np.float64)
-        self.tt_s = table.travel_time(np.minimum(dist, d_max), z, "S").astype(np.float64)
+        # node depths lie on the table's depth nodes: 1-D interpolation in distance suffices
+        self.tt_p = np.empty(dist.shape)
+        for z in depths:
+            rows = self.node_z == z
+            j = int(np.argmin(np.abs(table.depth_km - z)))
+            column = table.grids["P_time_s"][:, j]
+            self.tt_p[rows] = np.interp(np.minimum(dist[rows], d_max), table.distance_km, column)
         # each node's K nearest stations: the nucleation counts only their picks
         k = min(len(self.keys), max(p.min_picks, math.ceil(p.min_picks / p.min_station_ratio)))
         near = np.argsort(dist, axis=1, kind="stable")[:, :k]
@@ -389,9 +395,8 @@ class OnlineAssociator:
         """Replace event ``key``'s solution (``None``: it died; retract it if published)."""
         ev = self.events[key]
         for pid in ev.pick_ids:
-            if self.owner.get(pid) == key:
+            if self.owner.get(pid) == key:  # back to the pool (not fresh: no re-attach loop)
                 del self.owner[pid]
-                self.fresh.add(pid)
         if located is None:
             del self.events[key]
             if ev.published is not None:
@@ -433,12 +438,17 @@ class OnlineAssociator:
                     if key in self.events:
                         self._relocate(key, wall_s, result)
                 self._dirty.clear()
-                unowned = [k for k in fresh if k.pick_id not in self.owner]
-                if unowned:
-                    self._nucleate(unowned, wall_s, result)
-                for key in sorted(self._dirty):
-                    if key in self.events:
-                        self._relocate(key, wall_s, result)
+                for _ in range(NUCLEATE_ROUNDS):
+                    unowned = [k for k in fresh if k.pick_id not in self.owner]
+                    made = self._nucleate(unowned, wall_s, result) if unowned else 0
+                    self._relocate_dirty(wall_s, result)
+                    if not made:
+                        break
+                    # the rest of a new event's picks join it (cheaper than PyOcto on them)
+                    rest = [k for k in fresh if k.pick_id not in self.owner]
+                    if rest:
+                        self._attach(rest)
+                        self._relocate_dirty(wall_s, result)
         except Exception:
             # keep the picks for the next attempt (a failed step publishes nothing)
             self.fresh.update(k.pick_id for k in fresh if k.pick_id not in self.owner)
@@ -448,6 +458,12 @@ class OnlineAssociator:
         self._publish(wall_s, result)
         self._age_out(wall_s, result)
         return result
+
+    def _relocate_dirty(self, wall_s: float, result: StepResult) -> None:
+        for key in sorted(self._dirty):
+            if key in self.events:
+                self._relocate(key, wall_s, result)
+        self._dirty.clear()
 
     def _attach(self, fresh: list[WindowPick]) -> None:
         if not self.events:
@@ -481,8 +497,12 @@ class OnlineAssociator:
         start = (loc.latitude_deg, loc.longitude_deg, loc.depth_km, loc.time_epoch_s)
         self._set_event(key, self._locate(picks, start), wall_s, result)
 
-    def _nucleate(self, unowned_new: list[WindowPick], wall_s: float, result: StepResult) -> None:
+    def _nucleate(self, unowned_new: list[WindowPick], wall_s: float, result: StepResult) -> int:
+        """New events from the unassociated picks around ``unowned_new`` (PyOcto on the
+        earliest ``NUCLEATE_MAX`` grid-supported picks); returns how many were made or joined
+        an open event."""
         p = self.params
+        made = 0
         lo = unowned_new[0].time_epoch_s - self.max_tt_p - p.max_residual_s
         hi = unowned_new[-1].time_epoch_s + self.max_tt_p + p.max_residual_s
         pool = [k for k in self.window.values()
@@ -490,12 +510,13 @@ class OnlineAssociator:
         pool.sort(key=lambda k: (k.time_epoch_s, k.pick_id))
         ids = self.grid().supported(pool, p.min_picks)
         if not ids & {k.pick_id for k in unowned_new}:
-            return
-        cands = [k for k in pool if k.pick_id in ids]
+            return 0
+        cands = [k for k in pool if k.pick_id in ids][:NUCLEATE_MAX]
         for found in self.associator.associate(cands, self.stations, self.grid().proj):
             result.found += 1
             if not self._supported(found):
                 continue
+            made += 1
             twin = self._twin(found)
             key = twin if twin is not None else self._new_key()
             if twin is None:
@@ -511,6 +532,7 @@ class OnlineAssociator:
                                           tuple(_stub_arrival(k) for k in self._picks(merged)),
                                           ev.located.rms_s)  # fmt: skip
                 self._dirty.add(twin)
+        return made
 
     def _twin(self, found: LocatedEvent) -> int | None:
         p = self.params
