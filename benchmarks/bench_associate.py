@@ -494,6 +494,7 @@ def bench_stream(n_stations: int, n_events: int, duration_s: float, speed: float
             "true_events": len(events), "epi": sc["epi"], "dz": sc["dz"],
             "latency": [first_lat[e] for e in latest if e in first_lat],
             "backlog": backlog, "retracted": len(retracted),
+            "revisions": sum(1 for _, m in bus.messages("origins") if isinstance(m, Origin)),
         }  # fmt: skip
         if speed is not None:
             out["empty_after_s"] = empty_after
@@ -519,7 +520,7 @@ def print_stream(label: str, r: dict) -> None:
         f"{cpu_rate:7.0f} picks/CPU-s | events {r['matched']}/{r['true_events']} found, "
         f"{extra} extra, {r['retracted']} retracted | epi med {fmt_err(r['epi'])} km | "
         f"first-origin latency p50 {np.nanpercentile(lat, 50):.2f} s p95 "
-        f"{np.nanpercentile(lat, 95):.2f} s"
+        f"{np.nanpercentile(lat, 95):.2f} s | {r.get('revisions', 0)} origin revisions"
     )
     if "empty_after_s" in r:
         peak = max(b for _, b in r["backlog"]) if r["backlog"] else 0
