@@ -400,11 +400,12 @@ def bench_stream(n_stations: int, n_events: int, duration_s: float, speed: float
     coords, picks, events, event_of = make_case(n_stations, n_events, seed, duration_s, s_picks)
     msgs = _pick_messages(picks, coords)
     ctx = mp.get_context("fork")
+    stop, done, results = ctx.Event(), ctx.Event(), ctx.Queue()
+    procs = []
     server = RedisServer().start()
     try:
         client = redis.Redis.from_url(server.url)
         bus = Bus(client)
-        stop, done, results = ctx.Event(), ctx.Event(), ctx.Queue()
         shards = [f"{i}/{replicas}" for i in range(replicas)] if replicas > 1 else ["0/1"]
         procs = [ctx.Process(target=_replica, args=(server.url, sh, stop, done, results,
                                                     speed is None)) for sh in shards]  # fmt: skip
@@ -420,16 +421,17 @@ def bench_stream(n_stations: int, n_events: int, duration_s: float, speed: float
             worst = 0
             for g in groups:
                 try:
-                    info = {d[b"name"].decode(): d for d in client.xinfo_groups("fm:picks")}
+                    rows = client.xinfo_groups("fm:picks")
                 except redis.ResponseError:
                     return len(published_at)
+                info = {_text(d["name"]): d for d in rows}
                 row = info.get(g)
                 if row is None:
                     worst = max(worst, len(published_at))
                     continue
-                last = row[b"last-delivered-id"]
-                worst = max(worst, len(client.xrange("fm:picks", min=b"(" + last, count=100_000))
-                            + int(row[b"pending"]))  # fmt: skip
+                last = _text(row["last-delivered-id"])
+                unread = len(client.xrange("fm:picks", min="(" + last, count=100_000))
+                worst = max(worst, unread + int(row["pending"]))
             return worst
 
         if speed is None:
@@ -500,7 +502,17 @@ def bench_stream(n_stations: int, n_events: int, duration_s: float, speed: float
             out["empty_after_s"] = empty_after
         return out
     finally:
+        stop.set()
+        done.set()
+        for pr in procs:
+            pr.join(timeout=5)
+            if pr.is_alive():
+                pr.terminate()
         server.stop()
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _group_of(shard: str) -> str:

@@ -1,45 +1,38 @@
-"""``firstmotion worker associate``: P picks in, located events (Origins with arrivals) out.
+"""``firstmotion worker associate``: P and S picks in, located events (Origins) out.
 
 Consumes ``<prefix>picks`` in its own consumer group ``associate`` (the polarity worker reads
 the same stream in group ``polarity``) and publishes :class:`firstmotion.messages.Origin`
-revisions to ``<prefix>origins``; stages meet only through Redis.
+revisions to ``<prefix>origins``, and retractions of events found false or merged into another
+(:class:`firstmotion.messages.CatalogEvent` with status ``deleted``, which the catalog honours);
+stages meet only through Redis. The method (incremental attach / nucleate / merge / settle,
+order-free settled events) is :mod:`workers.associate_online`'s; docs/association.md.
 
-* Each P pick is written to the sliding window ``<prefix>assoc:window`` (hash pick id -> time,
-  station, coordinates) and then acknowledged (the Consumer's commit), so an acknowledged pick
-  is never lost. Station coordinates come from the pick (latitude/longitude/elevation) or from
-  a StationXML ``--inventory``; picks at stations with neither are counted and dropped.
+* Each pick (P; S when ``associate.use_s``) is written to the window ``<prefix>assoc:window``
+  (hash pick id -> time, station, coordinates, phase) and then acknowledged (the Consumer's
+  commit), so an acknowledged pick is never lost. Station coordinates come from the pick or
+  from a StationXML ``--inventory``; picks at stations with neither are counted and dropped.
 * Whenever new picks arrived, debounced (at once when the stream goes idle, else at most every
-  ``debounce_s`` of wall time or after ``debounce_picks`` new picks), the whole window is
-  associated and located (:class:`workers.associate_locate.Associator`: PyOcto with the 1-D
-  model of :mod:`firstmotion.velocity`, then least squares on the exact travel-time table).
-* Identity: each solution continues the open event it shares the most picks with, else the one
-  within ``match_time_s`` / ``match_distance_km`` (:func:`~workers.associate_locate.
-  match_events`); otherwise it is a new event with a new id (``ev<UTC origin time>-<seq>``).
-  An Origin is published when the event is new, its pick set changed or its hypocentre moved
-  (:func:`~workers.associate_locate.origin_changed`); each publication gets the next revision.
-* An event closes once the newest pick time is ``wait_s`` past its last possible P arrival
-  (origin + travel time to ``max_distance_km``) and its last revision is ``close_wall_s`` old in
-  wall time: its picks leave the window and it gets no more revisions. Unassociated picks
-  leave the window ``max travel time + wait_s + window_s`` after the newest pick (after the
-  association run that saw them: picks that arrive out of order, e.g. reclaimed from a crashed
-  consumer or a backfill, are still associated).
+  ``debounce_s`` of wall time or after ``debounce_picks`` new picks), one engine step runs and
+  its origins and retractions are published. New events get ids ``ev<UTC origin time>-<seq>``
+  from the shared counter ``<prefix>assoc:seq``; each publication the event's next revision.
+* With ``--shard i/N`` (:mod:`firstmotion.shard`) the replica reads in group
+  ``associate-<i>of<N>``, keeps stations near its longitude bands, publishes only events located
+  in them, and its state keys carry ``{s<i>of<N>}``.
 
-At-least-once and restarts: the published Origins, the event state (``<prefix>assoc:event:<id>``
-hash with the last origin and revision; ``<prefix>assoc:open`` sorted set; ``<prefix>assoc:
-pick:<pick_id>`` -> event id) and the window changes of one association are written in ONE
-MULTI/EXEC, so a crash publishes and records a revision or neither. A restarted worker reloads
-the window and the open events; a redelivered pick that is already in the window or
-belongs to a closed event is ignored, and re-associating unchanged picks publishes nothing.
-Run exactly one associator per Redis (the window lives in one process; deploy/k8s runs one
-replica).
+At-least-once and restarts: the published Origins and retractions, the event state
+(``<prefix>assoc:event:<id>`` hash with the last origin and revision; ``<prefix>assoc:open``
+sorted set; ``<prefix>assoc:pick:<pick_id>`` -> event id) and the window changes of one step are
+written in ONE MULTI/EXEC, so a crash publishes and records a revision or neither. A restarted
+worker reloads the window and the open events; a redelivered pick that is already in the window
+or belongs to a closed event is ignored, and re-associating unchanged picks publishes nothing.
 
 Metrics (besides ``firstmotion_stage_*`` with ``stage="associate"``):
-``firstmotion_associate_picks_total{outcome}`` (windowed, duplicate, no_station, not_p,
-future: a pick time more than ``MAX_FUTURE_S`` ahead of the wall clock, a station with a bad
-clock, which would otherwise close every open event),
-``firstmotion_associate_events_total`` (new events), ``firstmotion_associate_origins_total``
-(published revisions), ``firstmotion_associate_seconds`` (one association run, histogram),
-``firstmotion_associate_window_picks`` and ``firstmotion_associate_open_events`` (gauges).
+``firstmotion_associate_picks_total{outcome}`` (windowed, duplicate, no_station, not_p: a phase
+not associated, future: a pick time more than ``MAX_FUTURE_S`` ahead of the wall clock, a station
+with a bad clock, other_shard), ``firstmotion_associate_events_total`` (new events),
+``firstmotion_associate_origins_total`` (published revisions),
+``firstmotion_associate_retracted_total``, ``firstmotion_associate_seconds`` (one step,
+histogram), ``firstmotion_associate_window_picks`` and ``firstmotion_associate_open_events``.
 """
 
 from __future__ import annotations
@@ -132,7 +125,7 @@ class AssociateWorker:
         block_ms: int = 1000,
         lease_ms: int = 60_000,
         max_deliveries: int = 5,
-        debounce_s: float = 1.0,
+        debounce_s: float = 0.25,
         debounce_picks: int = 200,
         shard: Shard | None = None,
     ) -> None:
@@ -501,7 +494,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="StationXML with coordinates for picks that carry none")  # fmt: skip
     parser.add_argument("--velocity-model", default=None,
                         help="1-D model file (overrides associate.velocity_model)")  # fmt: skip
-    parser.add_argument("--debounce-s", type=float, default=1.0,
+    parser.add_argument("--debounce-s", type=float, default=0.25,
                         help="associate at most this often while picks keep coming")  # fmt: skip
     parser.add_argument("--shard", default="0/1",
                         help="INDEX/COUNT: this replica's share of the epicentres "
