@@ -59,6 +59,9 @@ GRID_REBUILD_S = 30.0
 NUCLEATE_MAX = 40  # PyOcto sees at most this many picks per round (its cost grows steeply)
 NUCLEATE_ROUNDS = 8  # rounds of nucleate -> attach the rest, per step
 WIDE_GATHER = 3.0  # the first gather at settlement: this many times max_residual_s
+JOINT_TIME_S = 10.0  # two solutions this close in origin time ...
+JOINT_DISTANCE_KM = 80.0  # ... and epicentre are tested as one earthquake (joint location)
+JOINT_KEEP = 0.8  # one earthquake when the joint location keeps this share of their stations
 
 __all__ = ["NetworkGrid", "OnlineAssociator", "OpenEvent", "StepResult", "station_support"]
 
@@ -534,23 +537,46 @@ class OnlineAssociator:
                 self._dirty.add(twin)
         return made
 
-    def _twin(self, found: LocatedEvent) -> int | None:
+    def _close(self, a: LocatedEvent, b: LocatedEvent) -> bool:
+        """Close enough in time and space to be one earthquake mislocated twice."""
+        if abs(a.time_epoch_s - b.time_epoch_s) > JOINT_TIME_S:
+            return False
+        d = _epicentral_km(a.latitude_deg, a.longitude_deg, b.latitude_deg, b.longitude_deg)
+        return d <= JOINT_DISTANCE_KM
+
+    def _joint(self, big: LocatedEvent, small: LocatedEvent) -> LocatedEvent | None:
+        """The two as one event, if one hypocentre explains them: the union of their picks
+        located from ``big``'s hypocentre keeps at least ``JOINT_KEEP`` of the stations (two
+        different earthquakes' picks cannot fit one origin)."""
         p = self.params
+        ids = big.pick_ids | small.pick_ids
+        picks = self._picks(ids)
+        slots = {(k.station_key, k.phase) for k in picks}
+        start = (big.latitude_deg, big.longitude_deg, big.depth_km, big.time_epoch_s)
+        joint = self._locate(picks, start)
+        if joint is None or len(joint.arrivals) < JOINT_KEEP * len(slots):
+            return None
+        if len(joint.arrivals) < p.min_picks:
+            return None
+        return joint
+
+    def _twin(self, found: LocatedEvent) -> int | None:
+        """The open event ``found`` is a second solution of (see :meth:`_joint`), if any."""
         best = None
         for key in sorted(self.events):
             o = self.events[key].located
-            dt = abs(o.time_epoch_s - found.time_epoch_s)
-            if dt > p.match_time_s:
+            if not self._close(o, found):
                 continue
-            d = _epicentral_km(o.latitude_deg, o.longitude_deg, found.latitude_deg,
-                               found.longitude_deg)  # fmt: skip
-            if d <= p.match_distance_km and (best is None or dt < best[0]):
-                best = (dt, key)
+            big, small = (o, found) if len(o.arrivals) >= len(found.arrivals) else (found, o)
+            joint = self._joint(big, small)
+            if joint is not None and (best is None or len(joint.arrivals) > best[0]):
+                best = (len(joint.arrivals), key)
         return None if best is None else best[1]
 
     def _merge(self, wall_s: float, result: StepResult) -> None:
-        """Open events of one earthquake (within match_time_s and match_distance_km) become one."""
-        p = self.params
+        """Open events that one hypocentre explains (:meth:`_joint`) become one; a published
+        one that disappears is retracted."""
+        tried: set[tuple] = set()
         changed = True
         while changed:
             changed = False
@@ -558,19 +584,18 @@ class OnlineAssociator:
             for i, a in enumerate(keys):
                 for b in keys[i + 1 :]:
                     ea, eb = self.events[a].located, self.events[b].located
-                    if eb.time_epoch_s - ea.time_epoch_s > p.match_time_s:
+                    if eb.time_epoch_s - ea.time_epoch_s > JOINT_TIME_S:
                         break
-                    d = _epicentral_km(ea.latitude_deg, ea.longitude_deg, eb.latitude_deg,
-                                       eb.longitude_deg)  # fmt: skip
-                    if d > p.match_distance_km:
+                    sig = (ea.pick_ids, eb.pick_ids)
+                    if sig in tried or not self._close(ea, eb):
                         continue
+                    tried.add(sig)
                     big, small = (a, b) if len(ea.arrivals) >= len(eb.arrivals) else (b, a)
-                    keep_ev, gone = self.events[big], self.events[small]
-                    picks = self._picks(keep_ev.pick_ids | gone.pick_ids)
-                    loc = keep_ev.located
-                    start = (loc.latitude_deg, loc.longitude_deg, loc.depth_km, loc.time_epoch_s)
+                    joint = self._joint(self.events[big].located, self.events[small].located)
+                    if joint is None:
+                        continue
                     self._set_event(small, None, wall_s, result)
-                    self._set_event(big, self._locate(picks, start), wall_s, result)
+                    self._set_event(big, joint, wall_s, result)
                     changed = True
                     break
                 if changed:
