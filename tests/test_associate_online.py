@@ -226,3 +226,40 @@ def test_worker_retracts_a_false_event_with_a_deleted_catalog_event(redis_client
         assert plan.states[eid].status == "deleted"
     finally:
         assoc.close()
+
+
+def test_one_earthquake_found_twice_is_merged_and_the_copy_retracted(scenario, associator):
+    """A second solution of the same earthquake, located 40 km and 4 s off (what a few early
+    picks can give), joins the first: one event stays, the published copy is retracted."""
+    from workers.associate_locate import LocatedEvent
+    from workers.associate_online import OpenEvent
+
+    picks = scenario_picks(scenario, seed=25)
+    first = sorted(
+        (p for p in window_picks(picks) if picks.event_of[p.pick_id] == 0),
+        key=lambda p: p.time_epoch_s,
+    )
+    counter = iter(range(1, 100))
+    eng = OnlineAssociator(associator, stations_of(scenario), new_id=lambda t: f"e{next(counter)}")
+    eng.add(first[:12], 0.0)
+    made = eng.step(0.0)
+    assert [o.event_id for o in made.origins] == ["e1"] and not made.retracted
+    good = next(iter(eng.events.values())).located
+    eng.add(first[12:], 0.0)  # the rest, held back from attaching: a split in the making
+    eng.fresh.clear()
+    rest = tuple(
+        replace(a, pick_id=p.pick_id, station_id=p.station_id)
+        for a, p in zip(good.arrivals * 3, first[12:], strict=False)
+    )
+    copy = LocatedEvent(good.time_epoch_s + 4.0, good.latitude_deg + 0.36, good.longitude_deg,
+                        good.depth_km, rest, 0.5)  # fmt: skip
+    eng.events[99] = OpenEvent("e-copy", copy, copy.origin("e-copy", 0), 0.0, True)
+    for pid in copy.pick_ids:
+        eng.owner[pid] = 99
+    out = eng.step(1.0)
+    assert [o.event_id for o in out.retracted] == ["e-copy"]
+    assert len(eng.events) == 1
+    merged = next(iter(eng.events.values()))
+    assert merged.event_id == "e1"
+    assert len(merged.pick_ids) >= 0.9 * len(first)
+    assert any(o.event_id == "e1" and o.revision == 1 for o in out.origins)

@@ -594,8 +594,13 @@ class OnlineAssociator:
                     joint = self._joint(self.events[big].located, self.events[small].located)
                     if joint is None:
                         continue
-                    self._set_event(small, None, wall_s, result)
-                    self._set_event(big, joint, wall_s, result)
+                    # the id that stays: the published one, the older of two (fewer changes
+                    # of id for the catalog's readers)
+                    pa, pb = (self.events[k].published is not None for k in (a, b))
+                    stay = (min(a, b) if pa == pb else (a if pa else b)) if pa or pb else big
+                    gone = b if stay == a else a
+                    self._set_event(gone, None, wall_s, result)
+                    self._set_event(stay, joint, wall_s, result)
                     changed = True
                     break
                 if changed:
