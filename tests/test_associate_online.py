@@ -253,7 +253,7 @@ def test_one_earthquake_found_twice_is_merged_and_the_copy_retracted(scenario, a
     )
     copy = LocatedEvent(good.time_epoch_s + 4.0, good.latitude_deg + 0.36, good.longitude_deg,
                         good.depth_km, rest, 0.5)  # fmt: skip
-    eng.events[99] = OpenEvent("e-copy", copy, copy.origin("e-copy", 0), 0.0, True)
+    eng.events[99] = OpenEvent("e-copy", copy, copy.origin("e-copy", 0), 0.0, True, 0)
     for pid in copy.pick_ids:
         eng.owner[pid] = 99
     out = eng.step(1.0)

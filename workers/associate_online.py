@@ -224,14 +224,11 @@ class OpenEvent:
     published: Origin | None = None
     changed_wall_s: float = 0.0
     supported: bool = False
+    revision: int = -1  # of the last publication (retracted or not)
 
     @property
     def pick_ids(self) -> frozenset[str]:
         return self.located.pick_ids
-
-    @property
-    def revision(self) -> int:
-        return -1 if self.published is None else self.published.revision
 
 
 @dataclass
@@ -321,7 +318,7 @@ class OnlineAssociator:
             located = LocatedEvent(o.time_epoch_s, o.latitude_deg, o.longitude_deg, o.depth_km,
                                    arrivals, o.rms_s or 0.0)  # fmt: skip
             k = self._new_key()
-            self.events[k] = OpenEvent(o.event_id, located, o, o.created_epoch_s, True)
+            self.events[k] = OpenEvent(o.event_id, located, o, o.created_epoch_s, True, o.revision)
             for a in arrivals:
                 self.owner[a.pick_id] = k
         self.fresh = {pid for pid in self.window if pid not in self.owner}
@@ -716,6 +713,7 @@ class OnlineAssociator:
             ev.event_id = self.new_id(loc.time_epoch_s)
         origin = loc.origin(ev.event_id, ev.revision + 1)
         ev.published = origin
+        ev.revision = origin.revision
         result.origins.append(origin)
 
     def _publish(self, wall_s: float, result: StepResult) -> None:
