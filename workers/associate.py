@@ -159,6 +159,7 @@ class AssociateWorker:
         self._loaded = False
         self._stop = threading.Event()
         self._warned: set[str] = set()
+        self._learned: dict[str, str] = {}  # stations learned from picks, not yet in Redis
         self.picks_total = counter(
             "firstmotion_associate_picks_total", "P picks taken by the associator", ("outcome",)
         )
@@ -223,6 +224,11 @@ class AssociateWorker:
         client = self.client
         self.engine = self._new_engine()
         newest = client.hget(self._k("meta"), "newest_pick_s")
+        for key_raw, raw in client.hgetall(self.bus.key("assoc:stations")).items():
+            key = key_raw.decode() if isinstance(key_raw, bytes) else key_raw
+            if key not in self.stations:
+                lat, lon, elev = json.loads(raw)
+                self.stations[key] = StationCoords(float(lat), float(lon), float(elev))
         picks = []
         for pick_id, raw in client.hgetall(self._k("window")).items():
             row = json.loads(raw)
@@ -255,6 +261,7 @@ class AssociateWorker:
             return key in self.stations
         if key not in self.stations:
             self.stations[key] = StationCoords(float(lat), float(lon), float(elev or 0.0))
+            self._learned[key] = json.dumps([float(lat), float(lon), float(elev or 0.0)])
         return True
 
     def _gauges(self) -> None:
@@ -323,6 +330,9 @@ class AssociateWorker:
                 for p in accepted
             }  # fmt: skip
             pipe.hset(self._k("window"), mapping=rows)
+            if self._learned:  # remembered across restarts (the network, for support checks)
+                pipe.hset(self.bus.key("assoc:stations"), mapping=self._learned)
+                self._learned = {}
             pipe.hset(self._k("meta"), "newest_pick_s", repr(newest))
             pipe.execute()
             self.engine.add(

@@ -271,6 +271,7 @@ class OnlineAssociator:
         self._grid_built_s = 0.0
         self._dirty: set[int] = set()
         self._settled: list[LocatedEvent] = []  # recently settled solutions (duplicates)
+        self._st_cache: tuple[dict[str, int], np.ndarray, np.ndarray] | None = None
         p = self.params
         self.max_tt_p = associator.max_travel_time_s
         self.max_tt_s = self.max_tt_p * associator.vp_vs
@@ -354,13 +355,21 @@ class OnlineAssociator:
         sx0, sy0, sz0, st0 = start_xy
         return a.locate_picks(usable, self.stations, (sx0, sy0, sz0, st0 - t_ref), t_ref, proj)
 
+    def _station_arrays(self) -> tuple[dict[str, int], np.ndarray, np.ndarray]:
+        """Index and coordinates of every known station (cached until one is learned)."""
+        if self._st_cache is None or len(self._st_cache[0]) != len(self.stations):
+            keys = sorted(self.stations)
+            lat = np.array([self.stations[k].latitude_deg for k in keys])
+            lon = np.array([self.stations[k].longitude_deg for k in keys])
+            self._st_cache = ({k: i for i, k in enumerate(keys)}, lat, lon)
+        return self._st_cache
+
     def _supported(self, ev: LocatedEvent) -> bool:
         p = self.params
-        grid = self.grid()
-        d_all, _ = geodesic_distance_azimuth(ev.latitude_deg, ev.longitude_deg, grid.st_lat,
-                                             grid.st_lon)  # fmt: skip
+        index, lat, lon = self._station_arrays()
+        d_all, _ = geodesic_distance_azimuth(ev.latitude_deg, ev.longitude_deg, lat, lon)
         picked = sorted({a.station_id.rsplit(".", 1)[0] for a in ev.arrivals if a.phase == "P"})
-        idx = [grid.index[k] for k in picked if k in grid.index]
+        idx = [index[k] for k in picked if k in index]
         return station_support(d_all[idx], d_all, p.min_picks, p.min_station_ratio)
 
     def _residuals(self, ev: LocatedEvent, picks: list[WindowPick]) -> np.ndarray:
