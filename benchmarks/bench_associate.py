@@ -26,6 +26,16 @@ Worker latency (unless ``--skip-worker``): the associate worker in a thread on a
 revision it caused readable in ``fm:origins`` (XREAD BLOCK), p50/p95/max, with the default
 debounce (the worker associates as soon as the stream goes idle).
 
+Streaming (``--stream [--stations 300 --events 20 --duration 900 --speeds max,10,20
+--replicas 1,2 --s-picks]``): the scenario's picks (as above, in ``--duration`` s of data) as
+``Pick`` messages with 300-sample windows through associator *processes* (``--shard i/N`` for N
+replicas) on a private ``redis-server``, replayed at each speed (``max``: all published first,
+then drained). Prints per replica picks per wall second and per CPU second (the one-core rate),
+events found / extra / retracted against the truth, the latency from the completing pick (the
+last published pick of an event's first origin) to that origin, the origin revisions, and for
+paced runs the backlog (unread + pending picks of the slowest replica) every second and how long
+after the data's end it emptied.
+
 The machine may be shared with other work: both sides run in the same invocation so the ratio
 is fair; rerun when quiet for absolute numbers.
 """

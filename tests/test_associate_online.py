@@ -117,6 +117,7 @@ def noise_picks(stations, rate_per_s: float, duration_s: float, seed: int) -> li
     return out
 
 
+@pytest.mark.slow
 def test_noise_picks_on_a_dense_network_make_no_events():
     """Four picks agree on some origin every few seconds among 300 stations' noise: PyOcto
     alone reports such events, the associator's station support does not."""

@@ -55,6 +55,7 @@ def standing(bus: Bus) -> dict[str, Origin]:
     return {e: o for e, o in latest.items() if e not in retracted}
 
 
+@pytest.mark.slow
 def test_two_associator_replicas_make_the_events_of_one(redis_client, scenario):
     assoc = Associator(VelocityModel.default(), AssociateParams(min_picks=6))
     try:
