@@ -57,7 +57,7 @@ from workers.associate_locate import (
 
 GRID_REBUILD_S = 30.0
 NUCLEATE_MAX = 40  # PyOcto sees at most this many picks per round (its cost grows steeply)
-NUCLEATE_ROUNDS = 8  # rounds of nucleate -> attach the rest, per step
+NUCLEATE_ROUNDS = 8  # rounds of nucleate (one cluster each) -> attach the rest, per step
 WIDE_GATHER = 3.0  # the first gather at settlement: this many times max_residual_s
 JOINT_TIME_S = 10.0  # two solutions this close in origin time ...
 JOINT_DISTANCE_KM = 80.0  # ... and epicentre are tested as one earthquake (joint location)
@@ -151,9 +151,16 @@ class NetworkGrid:
         vp0 = float(associator.model.vp_km_s[0])
         self.tolerance_s = (0.71 * step + 0.5 * 12.0) / vp0 / 2.0 + 0.3
 
-    def supported(self, picks: list[WindowPick], min_picks: int) -> set[str]:
-        """Ids of the P picks that, at some node, agree on an origin time with at least
-        ``min_picks - 1`` other picks of that node's nearest stations."""
+    def cluster(
+        self, picks: list[WindowPick], min_picks: int, fresh: set[str] | frozenset[str]
+    ) -> set[str]:
+        """Ids of the strongest cluster that holds a ``fresh`` pick: the P picks of one node's
+        nearest stations whose implied origin times agree (within :attr:`tolerance_s`), at
+        least ``min_picks`` of them; empty when no node has such a cluster.
+
+        A cluster holds one earthquake's picks (or a coincidence of noise picks), never the
+        picks of an earlier event that failed to nucleate: the caller hands PyOcto one cluster
+        at a time."""
         rows_n, rows_t, rows_u = [], [], []
         for u, pk in enumerate(picks):
             s = self.index.get(pk.station_key)
@@ -177,14 +184,16 @@ class NetworkGrid:
         key, u = key[order], u[order]
         lo = np.searchsorted(key, key - self.tolerance_s, side="left")
         hi = np.searchsorted(key, key + self.tolerance_s, side="right")
-        strong = (hi - lo) >= min_picks
-        if not strong.any():
+        is_fresh = np.array([picks[i].pick_id in fresh for i in u], dtype=np.int64)
+        cum = np.concatenate([[0], np.cumsum(is_fresh)])
+        n_fresh = cum[hi] - cum[lo]
+        count = hi - lo
+        ok = (count >= min_picks) & (n_fresh > 0)
+        if not ok.any():
             return set()
-        mark = np.zeros(key.size + 1, np.int64)
-        np.add.at(mark, lo[strong], 1)
-        np.add.at(mark, hi[strong], -1)
-        member = np.cumsum(mark[:-1]) > 0
-        return {picks[i].pick_id for i in np.unique(u[member])}
+        score = np.where(ok, count * 1_000_000 + n_fresh, -1)
+        b = int(np.argmax(score))
+        return {picks[i].pick_id for i in np.unique(u[lo[b] : hi[b]])}
 
     def best_start(
         self, picks: list[WindowPick], n_max: int = 40, cap_s: float = 2.0
@@ -272,6 +281,7 @@ class OnlineAssociator:
         self._dirty: set[int] = set()
         self._settled: list[LocatedEvent] = []  # recently settled solutions (duplicates)
         self._st_cache: tuple[dict[str, int], np.ndarray, np.ndarray] | None = None
+        self._tried: set[str] = set()
         p = self.params
         self.max_tt_p = associator.max_travel_time_s
         self.max_tt_s = self.max_tt_p * associator.vp_vs
@@ -447,12 +457,15 @@ class OnlineAssociator:
                     if key in self.events:
                         self._relocate(key, wall_s, result)
                 self._dirty.clear()
+                self._tried = set()
                 for _ in range(NUCLEATE_ROUNDS):
                     unowned = [k for k in fresh if k.pick_id not in self.owner]
-                    made = self._nucleate(unowned, wall_s, result) if unowned else 0
+                    made = self._nucleate(unowned, wall_s, result) if unowned else -1
                     self._relocate_dirty(wall_s, result)
-                    if not made:
+                    if made < 0:  # no cluster left to try
                         break
+                    if not made:
+                        continue
                     # the rest of a new event's picks join it (cheaper than PyOcto on them)
                     rest = [k for k in fresh if k.pick_id not in self.owner]
                     if rest:
@@ -507,9 +520,10 @@ class OnlineAssociator:
         self._set_event(key, self._locate(picks, start), wall_s, result)
 
     def _nucleate(self, unowned_new: list[WindowPick], wall_s: float, result: StepResult) -> int:
-        """New events from the unassociated picks around ``unowned_new`` (PyOcto on the
-        earliest ``NUCLEATE_MAX`` grid-supported picks); returns how many were made or joined
-        an open event."""
+        """New events from the unassociated picks around ``unowned_new``: PyOcto on the
+        strongest grid cluster (:meth:`NetworkGrid.cluster`) holding a new pick not tried in
+        this step; returns how many events were made or joined an open event, -1 when no
+        cluster was left to try."""
         p = self.params
         made = 0
         lo = unowned_new[0].time_epoch_s - self.max_tt_p - p.max_residual_s
@@ -517,10 +531,12 @@ class OnlineAssociator:
         pool = [k for k in self.window.values()
                 if k.pick_id not in self.owner and lo <= k.time_epoch_s <= hi]  # fmt: skip
         pool.sort(key=lambda k: (k.time_epoch_s, k.pick_id))
-        ids = self.grid().supported(pool, p.min_picks)
-        if not ids & {k.pick_id for k in unowned_new}:
-            return 0
+        fresh = {k.pick_id for k in unowned_new} - self._tried
+        ids = self.grid().cluster(pool, p.min_picks, fresh)
+        if not ids:
+            return -1
         cands = [k for k in pool if k.pick_id in ids][:NUCLEATE_MAX]
+        self._tried |= fresh & ids  # a fresh pick leads one PyOcto run per step at most
         for found in self.associator.associate(cands, self.stations, self.grid().proj):
             result.found += 1
             if not self._supported(found):
