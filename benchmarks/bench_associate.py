@@ -552,6 +552,44 @@ def print_stream(label: str, r: dict) -> None:
               f"data ended; over time (every ~{every} s): {series}")  # fmt: skip
 
 
+def bench_s_depth(station_counts=(15, 30), seeds=(1, 2, 3), n_events: int = 5) -> None:
+    """Depth error of the settled events with and without S picks (true S + 0.1 s noise),
+    through the incremental engine (picks in time order, 10 per step)."""
+    from firstmotion.velocity import VelocityModel
+    from workers.associate_locate import AssociateParams, Associator
+    from workers.associate_online import OnlineAssociator
+
+    print("\nS picks and depth (incremental engine, settled events)")
+    for n_st in station_counts:
+        for s_picks in (False, True):
+            dz, found, n_true = [], 0, 0
+            for seed in seeds:
+                coords, picks, events, event_of = make_case(n_st, n_events, seed, None, s_picks)
+                assoc = Associator(VelocityModel.default(), AssociateParams(min_picks=4))
+                ids = iter(range(1, 10_000))
+                eng = OnlineAssociator(assoc, dict(coords), new_id=lambda t, i=ids: f"e{next(i)}")
+                pub, gone = {}, set()
+                results = []
+                for k in range(0, len(picks), 10):
+                    eng.add(picks[k : k + 10], 0.0)
+                    results.append(eng.step(0.0))
+                results.append(eng.step(100.0, flush=True))
+                for r in results:
+                    pub.update({o.event_id: o for o in r.origins})
+                    gone |= {o.event_id for o in r.retracted}
+                rows = [(o.time_epoch_s, o.latitude_deg, o.longitude_deg, o.depth_km,
+                         [x.pick_id for x in o.arrivals])
+                        for e, o in pub.items() if e not in gone]  # fmt: skip
+                sc = score(rows, events, event_of)
+                dz += sc["dz"]
+                found += sc["matched"]
+                n_true += len(events)
+                assoc.close()
+            print(f"{n_st:>4} stations, {'P+S' if s_picks else 'P  '}: {found}/{n_true} found; "
+                  f"depth error median {statistics.median(dz):.2f} km, "
+                  f"p90 {np.percentile(dz, 90):.2f} km, max {max(dz):.2f} km")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
@@ -571,7 +609,11 @@ def main() -> None:
     )
     ap.add_argument("--replicas", default="1,2")
     ap.add_argument("--s-picks", action="store_true", help="add S picks at every station")
+    ap.add_argument("--s-depth", action="store_true", help="only the S-picks depth comparison")
     args = ap.parse_args()
+    if args.s_depth:
+        bench_s_depth()
+        return
     if args.stream:
         print(f"streaming: {args.stations} stations, {args.events} events in {args.duration:.0f} s"
               f" of data, 20% false picks{', S picks' if args.s_picks else ''}")  # fmt: skip
