@@ -26,6 +26,16 @@ Worker latency (unless ``--skip-worker``): the associate worker in a thread on a
 revision it caused readable in ``fm:origins`` (XREAD BLOCK), p50/p95/max, with the default
 debounce (the worker associates as soon as the stream goes idle).
 
+Streaming (``--stream [--stations 300 --events 20 --duration 900 --speeds max,10,20
+--replicas 1,2 --s-picks]``): the scenario's picks (as above, in ``--duration`` s of data) as
+``Pick`` messages with 300-sample windows through associator *processes* (``--shard i/N`` for N
+replicas) on a private ``redis-server``, replayed at each speed (``max``: all published first,
+then drained). Prints per replica picks per wall second and per CPU second (the one-core rate),
+events found / extra / retracted against the truth, the latency from the completing pick (the
+last published pick of an event's first origin) to that origin, the origin revisions, and for
+paced runs the backlog (unread + pending picks of the slowest replica) every second and how long
+after the data's end it emptied.
+
 The machine may be shared with other work: both sides run in the same invocation so the ratio
 is fair; rerun when quiet for absolute numbers.
 """
@@ -53,8 +63,15 @@ FALSE_FRACTION = 0.2
 T0_EPOCH_S = 1_735_689_600.0
 
 
-def make_case(n_stations: int, n_events: int, seed: int):
-    """(stations dict, WindowPick list, truth events, pick -> event index or -1)."""
+def make_case(
+    n_stations: int,
+    n_events: int,
+    seed: int,
+    duration_s: float | None = None,
+    s_picks: bool = False,
+):
+    """(stations dict, WindowPick list, truth events, pick -> event index or -1); with
+    ``s_picks`` also S picks (true S time + 0.1 s noise) at every station."""
     from firstmotion.velocity import VelocityModel
     from stream.scenario.build import _rngs
     from stream.scenario.config import ScenarioConfig
@@ -63,7 +80,7 @@ def make_case(n_stations: int, n_events: int, seed: int):
     from stream.scenario.network import make_stations
     from workers.associate_locate import StationCoords, WindowPick
 
-    duration_s = 60.0 * n_events + 30.0
+    duration_s = duration_s or 60.0 * n_events + 30.0
     cfg = ScenarioConfig(n_stations=n_stations, n_events=n_events, duration_s=duration_s, seed=seed)
     rngs = _rngs(cfg.seed)
     stations = make_stations(cfg, rngs["stations"])
@@ -79,6 +96,12 @@ def make_case(n_stations: int, n_events: int, seed: int):
             pid = f"{sid}@{t:.3f}"
             picks.append(WindowPick(pid, sid, t))
             event_of[pid] = i
+            if s_picks:
+                ts = T0_EPOCH_S + ev.origin_time_s + g.s_travel_time_s[i, j]
+                ts += rng.normal(0.0, 2 * PICK_SIGMA_S)
+                pid = f"{sid}@{ts:.3f}S"
+                picks.append(WindowPick(pid, sid, ts, "S"))
+                event_of[pid] = i
     for _ in range(int(round(FALSE_FRACTION * len(picks)))):
         st = stations[rng.integers(len(stations))]
         sid = f"{st.network}.{st.code}..HHZ"
@@ -318,11 +341,289 @@ def bench_worker(n_stations: int, n_events: int) -> None:
         server.stop()
 
 
+# --------------------------------------------------------------------------- streaming
+
+
+def _pick_messages(picks, coords, n_samples: int = 300):
+    from firstmotion.messages import Pick
+
+    samples = np.zeros(n_samples, np.float32)
+    out = []
+    for p in picks:
+        c = coords[".".join(p.station_id.split(".")[:3])]
+        out.append(
+            Pick(
+                pick_id=p.pick_id, station_id=p.station_id, phase=p.phase,
+                time_epoch_s=p.time_epoch_s, sampling_rate_hz=100.0,
+                start_time_epoch_s=p.time_epoch_s - 1.0, pick_index=100, samples=samples,
+                snr=5.0, amplitude=1.0, latitude_deg=c.latitude_deg,
+                longitude_deg=c.longitude_deg, elevation_m=c.elevation_m,
+            )
+        )  # fmt: skip
+    return out
+
+
+def _replica(url: str, shard: str, stop, done, results, drain: bool) -> None:
+    """One associator process (its own Redis connection); reports processed picks and CPU."""
+    import resource
+
+    import redis
+
+    from firstmotion.bus import Bus
+    from firstmotion.shard import Shard
+    from firstmotion.velocity import VelocityModel
+    from workers.associate import AssociateWorker
+    from workers.associate_locate import AssociateParams, Associator
+
+    bus = Bus(redis.Redis.from_url(url))
+    assoc = Associator(VelocityModel.default(), AssociateParams())
+    sh = Shard.parse(shard)
+    worker = AssociateWorker(bus, assoc, block_ms=50, shard=sh, debounce_s=0.25)
+    worker.warm_up()
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.perf_counter()
+    if drain:
+        done.wait()
+        worker.run(drain=True, timeout_s=3600)
+    else:
+        threading.Thread(target=lambda: (stop.wait(), worker.request_stop()), daemon=True).start()
+        worker.run()
+        worker.associate_now(flush=True)
+    wall = time.perf_counter() - t0
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
+    results.put((shard, worker.consumer.processed, wall, cpu))
+
+
+def bench_stream(n_stations: int, n_events: int, duration_s: float, speed: float | None,
+                 replicas: int, s_picks: bool, seed: int = 13) -> dict:  # fmt: skip
+    """Picks of a scenario through associator process(es) on a private Redis: replayed at
+    ``speed`` x real time (None: all published first, then drained as fast as possible)."""
+    import multiprocessing as mp
+
+    import redis
+
+    from firstmotion.bus import Bus
+    from firstmotion.messages import CatalogEvent, Origin
+    from firstmotion.redis_server import RedisServer
+
+    coords, picks, events, event_of = make_case(n_stations, n_events, seed, duration_s, s_picks)
+    msgs = _pick_messages(picks, coords)
+    ctx = mp.get_context("fork")
+    stop, done, results = ctx.Event(), ctx.Event(), ctx.Queue()
+    procs = []
+    server = RedisServer().start()
+    try:
+        client = redis.Redis.from_url(server.url)
+        bus = Bus(client)
+        shards = [f"{i}/{replicas}" for i in range(replicas)] if replicas > 1 else ["0/1"]
+        procs = [ctx.Process(target=_replica, args=(server.url, sh, stop, done, results,
+                                                    speed is None)) for sh in shards]  # fmt: skip
+        for pr in procs:
+            pr.start()
+        time.sleep(3.0)  # imports and tables
+        published_at: dict[str, float] = {}
+        backlog: list[tuple[float, int]] = []
+        t_start = time.perf_counter()
+        groups = [_group_of(sh) for sh in shards]
+
+        def lag() -> int:
+            worst = 0
+            for g in groups:
+                try:
+                    rows = client.xinfo_groups("fm:picks")
+                except redis.ResponseError:
+                    return len(published_at)
+                info = {_text(d["name"]): d for d in rows}
+                row = info.get(g)
+                if row is None:
+                    worst = max(worst, len(published_at))
+                    continue
+                last = _text(row["last-delivered-id"])
+                unread = len(client.xrange("fm:picks", min="(" + last, count=100_000))
+                worst = max(worst, unread + int(row["pending"]))
+            return worst
+
+        if speed is None:
+            for k in range(0, len(msgs), 500):
+                bus.publish_many("picks", msgs[k : k + 500])
+            t_pub = time.perf_counter()
+            for m in msgs:
+                published_at[m.pick_id] = time.time()
+            done.set()
+            t_data_end = t_pub
+        else:
+            t_data0 = msgs[0].time_epoch_s
+            next_sample = 0.0
+            k = 0
+            while k < len(msgs):
+                now = time.perf_counter() - t_start
+                upto = t_data0 + now * speed
+                j = k
+                while j < len(msgs) and msgs[j].time_epoch_s <= upto:
+                    j += 1
+                if j > k:
+                    bus.publish_many("picks", msgs[k:j])
+                    wall = time.time()
+                    for m in msgs[k:j]:
+                        published_at[m.pick_id] = wall
+                    k = j
+                if now >= next_sample:
+                    backlog.append((now, lag()))
+                    next_sample += 1.0
+                time.sleep(0.01)
+            t_data_end = time.perf_counter()
+            while True:
+                now = time.perf_counter() - t_start
+                b = lag()
+                backlog.append((now, b))
+                if b == 0 or now - (t_data_end - t_start) > 300:
+                    break
+                time.sleep(1.0)
+            empty_after = time.perf_counter() - t_data_end
+            stop.set()
+        stats = [results.get(timeout=600) for _ in procs]
+        for pr in procs:
+            pr.join(timeout=30)
+        latest: dict[str, Origin] = {}
+        first_lat: dict[str, float] = {}
+        retracted: set[str] = set()
+        for _, m in bus.messages("origins"):
+            if isinstance(m, CatalogEvent):
+                retracted.add(m.event_id)
+                continue
+            latest[m.event_id] = m
+            retracted.discard(m.event_id)
+            if m.event_id not in first_lat:
+                done_at = max(published_at.get(a.pick_id, 0.0) for a in m.arrivals)
+                first_lat[m.event_id] = m.created_epoch_s - done_at
+        final = [o for e, o in latest.items() if e not in retracted]
+        rows = [(o.time_epoch_s, o.latitude_deg, o.longitude_deg, o.depth_km,
+                 [a.pick_id for a in o.arrivals]) for o in final]  # fmt: skip
+        sc = score(rows, events, event_of)
+        out = {
+            "picks": len(msgs), "stats": stats, "found": sc["found"], "matched": sc["matched"],
+            "true_events": len(events), "epi": sc["epi"], "dz": sc["dz"],
+            "latency": [first_lat[e] for e in latest if e in first_lat],
+            "backlog": backlog, "retracted": len(retracted),
+            "revisions": sum(1 for _, m in bus.messages("origins") if isinstance(m, Origin)),
+        }  # fmt: skip
+        if speed is not None:
+            out["empty_after_s"] = empty_after
+        return out
+    finally:
+        stop.set()
+        done.set()
+        for pr in procs:
+            pr.join(timeout=5)
+            if pr.is_alive():
+                pr.terminate()
+        server.stop()
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _group_of(shard: str) -> str:
+    from firstmotion.shard import Shard
+
+    return Shard.parse(shard).group("associate")
+
+
+def print_stream(label: str, r: dict) -> None:
+    stats = r["stats"]
+    rate = min(n / w for _, n, w, _ in stats)
+    cpu_rate = min(n / max(c, 1e-9) for _, n, _, c in stats)
+    lat = np.array(r["latency"]) if r["latency"] else np.array([np.nan])
+    extra = r["found"] - r["matched"]
+    print(
+        f"{label:<22} picks {r['picks']:>6} | per replica {rate:7.0f} picks/s wall, "
+        f"{cpu_rate:7.0f} picks/CPU-s | events {r['matched']}/{r['true_events']} found, "
+        f"{extra} extra, {r['retracted']} retracted | epi med {fmt_err(r['epi'])} km | "
+        f"first-origin latency p50 {np.nanpercentile(lat, 50):.2f} s p95 "
+        f"{np.nanpercentile(lat, 95):.2f} s | {r.get('revisions', 0)} origin revisions"
+    )
+    if "empty_after_s" in r:
+        peak = max(b for _, b in r["backlog"]) if r["backlog"] else 0
+        every = max(1, len(r["backlog"]) // 12)
+        series = " ".join(f"{b}" for _, b in r["backlog"][::every])
+        print(f"{'':<22} backlog peak {peak} picks, empty {r['empty_after_s']:.0f} s after the "
+              f"data ended; over time (every ~{every} s): {series}")  # fmt: skip
+
+
+def bench_s_depth(station_counts=(15, 30), seeds=(1, 2, 3), n_events: int = 5) -> None:
+    """Depth error of the settled events with and without S picks (true S + 0.1 s noise),
+    through the incremental engine (picks in time order, 10 per step)."""
+    from firstmotion.velocity import VelocityModel
+    from workers.associate_locate import AssociateParams, Associator
+    from workers.associate_online import OnlineAssociator
+
+    print("\nS picks and depth (incremental engine, settled events)")
+    for n_st in station_counts:
+        for s_picks in (False, True):
+            dz, found, n_true = [], 0, 0
+            for seed in seeds:
+                coords, picks, events, event_of = make_case(n_st, n_events, seed, None, s_picks)
+                assoc = Associator(VelocityModel.default(), AssociateParams(min_picks=4))
+                ids = iter(range(1, 10_000))
+                eng = OnlineAssociator(assoc, dict(coords), new_id=lambda t, i=ids: f"e{next(i)}")
+                pub, gone = {}, set()
+                results = []
+                for k in range(0, len(picks), 10):
+                    eng.add(picks[k : k + 10], 0.0)
+                    results.append(eng.step(0.0))
+                results.append(eng.step(100.0, flush=True))
+                for r in results:
+                    pub.update({o.event_id: o for o in r.origins})
+                    gone |= {o.event_id for o in r.retracted}
+                rows = [(o.time_epoch_s, o.latitude_deg, o.longitude_deg, o.depth_km,
+                         [x.pick_id for x in o.arrivals])
+                        for e, o in pub.items() if e not in gone]  # fmt: skip
+                sc = score(rows, events, event_of)
+                dz += sc["dz"]
+                found += sc["matched"]
+                n_true += len(events)
+                assoc.close()
+            print(f"{n_st:>4} stations, {'P+S' if s_picks else 'P  '}: {found}/{n_true} found; "
+                  f"depth error median {statistics.median(dz):.2f} km, "
+                  f"p90 {np.percentile(dz, 90):.2f} km, max {max(dz):.2f} km")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--skip-worker", action="store_true")
+    ap.add_argument(
+        "--stream",
+        action="store_true",
+        help="only the streaming runs (associator processes on a private Redis)",
+    )
+    ap.add_argument("--stations", type=int, default=300)
+    ap.add_argument("--events", type=int, default=20)
+    ap.add_argument("--duration", type=float, default=900.0)
+    ap.add_argument(
+        "--speeds",
+        default="max,10,20",
+        help="replay speeds (x real time); 'max': publish all, then drain",
+    )
+    ap.add_argument("--replicas", default="1,2")
+    ap.add_argument("--s-picks", action="store_true", help="add S picks at every station")
+    ap.add_argument("--s-depth", action="store_true", help="only the S-picks depth comparison")
     args = ap.parse_args()
+    if args.s_depth:
+        bench_s_depth()
+        return
+    if args.stream:
+        print(f"streaming: {args.stations} stations, {args.events} events in {args.duration:.0f} s"
+              f" of data, 20% false picks{', S picks' if args.s_picks else ''}")  # fmt: skip
+        for n_rep in (int(x) for x in args.replicas.split(",")):
+            for sp in args.speeds.split(","):
+                speed = None if sp == "max" else float(sp)
+                r = bench_stream(args.stations, args.events, args.duration, speed, n_rep,
+                                 args.s_picks)  # fmt: skip
+                print_stream(f"{n_rep} replica(s), {sp}{'x' if speed else ''}", r)
+        return
     cases = [(15, 2), (30, 5), (60, 10), (120, 20)]
     bench_core(cases, args.repeats)
     if not args.skip_worker:

@@ -232,11 +232,14 @@ class AssociateSettings:
     max_distance_km: float = 200.0
     max_residual_s: float = 1.5
     wait_s: float = 10.0
+    use_s: bool = True  # associate and locate S picks too
+    min_station_ratio: float = 0.3  # of the stations nearest an event, the share that picked it
 
     def _problems(self) -> list[str]:
         return _positive(
-            "associate", self, "min_picks", "window_s", "max_distance_km", "max_residual_s"
-        ) + _non_negative("associate", self, "wait_s")
+            "associate", self, "min_picks", "window_s", "max_distance_km", "max_residual_s",
+            "min_station_ratio",
+        ) + _non_negative("associate", self, "wait_s")  # fmt: skip
 
 
 @dataclass(frozen=True)

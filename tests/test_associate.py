@@ -15,7 +15,7 @@ import pytest
 
 from firstmotion.bus import Bus
 from firstmotion.geodesy import distance_azimuth
-from firstmotion.messages import Origin, Pick, make_pick_id
+from firstmotion.messages import CatalogEvent, Origin, Pick, make_pick_id
 from firstmotion.velocity import VelocityModel, trace_rays
 from workers.associate import (
     GROUP,
@@ -288,13 +288,20 @@ def publish(bus: Bus, picks: list[Pick]) -> None:
 
 
 def latest_origins(bus: Bus) -> tuple[dict[str, Origin], dict[str, list[int]]]:
+    """The standing events (last origin of each event not retracted) and every event's
+    published revisions; retractions are CatalogEvents with status deleted."""
     latest: dict[str, Origin] = {}
     revisions: dict[str, list[int]] = defaultdict(list)
+    retracted: set[str] = set()
     for _, msg in bus.messages("origins"):
+        if isinstance(msg, CatalogEvent):
+            assert msg.status == "deleted" and msg.event_id in latest
+            retracted.add(msg.event_id)
+            continue
         assert isinstance(msg, Origin)
         revisions[msg.event_id].append(msg.revision)
         latest[msg.event_id] = msg
-    return latest, dict(revisions)
+    return {e: o for e, o in latest.items() if e not in retracted}, dict(revisions)
 
 
 def make_worker(bus: Bus, associator: Associator, **kw) -> AssociateWorker:
@@ -457,14 +464,14 @@ def test_cli_worker_associate_drains(redis_url, redis_client, scenario):
     assert bus.pending_count("picks", GROUP) == 0
 
 
-def test_worker_ignores_s_and_future_picks_and_associates_before_stopping(
+def test_worker_ignores_unused_phases_and_future_picks_and_associates_before_stopping(
     redis_client, scenario, associator
 ):
     import time
 
     bus = Bus(redis_client)
     picks = scenario_picks(scenario, seed=9)
-    s_pick = replace(picks.messages[0], pick_id="s-pick", phase="S")
+    s_pick = replace(picks.messages[0], pick_id="s-pick", phase="Lg")  # a phase not associated
     # a station with a bad clock: an hour ahead of now
     late = time.time() + 3600.0
     future = replace(picks.messages[0], pick_id="future", time_epoch_s=late,

@@ -1,45 +1,38 @@
-"""``firstmotion worker associate``: P picks in, located events (Origins with arrivals) out.
+"""``firstmotion worker associate``: P and S picks in, located events (Origins) out.
 
 Consumes ``<prefix>picks`` in its own consumer group ``associate`` (the polarity worker reads
 the same stream in group ``polarity``) and publishes :class:`firstmotion.messages.Origin`
-revisions to ``<prefix>origins``; stages meet only through Redis.
+revisions to ``<prefix>origins``, and retractions of events found false or merged into another
+(:class:`firstmotion.messages.CatalogEvent` with status ``deleted``, which the catalog honours);
+stages meet only through Redis. The method (incremental attach / nucleate / merge / settle,
+order-free settled events) is :mod:`workers.associate_online`'s; docs/association.md.
 
-* Each P pick is written to the sliding window ``<prefix>assoc:window`` (hash pick id -> time,
-  station, coordinates) and then acknowledged (the Consumer's commit), so an acknowledged pick
-  is never lost. Station coordinates come from the pick (latitude/longitude/elevation) or from
-  a StationXML ``--inventory``; picks at stations with neither are counted and dropped.
+* Each pick (P; S when ``associate.use_s``) is written to the window ``<prefix>assoc:window``
+  (hash pick id -> time, station, coordinates, phase) and then acknowledged (the Consumer's
+  commit), so an acknowledged pick is never lost. Station coordinates come from the pick or
+  from a StationXML ``--inventory``; picks at stations with neither are counted and dropped.
 * Whenever new picks arrived, debounced (at once when the stream goes idle, else at most every
-  ``debounce_s`` of wall time or after ``debounce_picks`` new picks), the whole window is
-  associated and located (:class:`workers.associate_locate.Associator`: PyOcto with the 1-D
-  model of :mod:`firstmotion.velocity`, then least squares on the exact travel-time table).
-* Identity: each solution continues the open event it shares the most picks with, else the one
-  within ``match_time_s`` / ``match_distance_km`` (:func:`~workers.associate_locate.
-  match_events`); otherwise it is a new event with a new id (``ev<UTC origin time>-<seq>``).
-  An Origin is published when the event is new, its pick set changed or its hypocentre moved
-  (:func:`~workers.associate_locate.origin_changed`); each publication gets the next revision.
-* An event closes once the newest pick time is ``wait_s`` past its last possible P arrival
-  (origin + travel time to ``max_distance_km``) and its last revision is ``close_wall_s`` old in
-  wall time: its picks leave the window and it gets no more revisions. Unassociated picks
-  leave the window ``max travel time + wait_s + window_s`` after the newest pick (after the
-  association run that saw them: picks that arrive out of order, e.g. reclaimed from a crashed
-  consumer or a backfill, are still associated).
+  ``debounce_s`` of wall time or after ``debounce_picks`` new picks), one engine step runs and
+  its origins and retractions are published. New events get ids ``ev<UTC origin time>-<seq>``
+  from the shared counter ``<prefix>assoc:seq``; each publication the event's next revision.
+* With ``--shard i/N`` (:mod:`firstmotion.shard`) the replica reads in group
+  ``associate-<i>of<N>``, keeps stations near its longitude bands, publishes only events located
+  in them, and its state keys carry ``{s<i>of<N>}``.
 
-At-least-once and restarts: the published Origins, the event state (``<prefix>assoc:event:<id>``
-hash with the last origin and revision; ``<prefix>assoc:open`` sorted set; ``<prefix>assoc:
-pick:<pick_id>`` -> event id) and the window changes of one association are written in ONE
-MULTI/EXEC, so a crash publishes and records a revision or neither. A restarted worker reloads
-the window and the open events; a redelivered pick that is already in the window or
-belongs to a closed event is ignored, and re-associating unchanged picks publishes nothing.
-Run exactly one associator per Redis (the window lives in one process; deploy/k8s runs one
-replica).
+At-least-once and restarts: the published Origins and retractions, the event state
+(``<prefix>assoc:event:<id>`` hash with the last origin and revision; ``<prefix>assoc:open``
+sorted set; ``<prefix>assoc:pick:<pick_id>`` -> event id) and the window changes of one step are
+written in ONE MULTI/EXEC, so a crash publishes and records a revision or neither. A restarted
+worker reloads the window and the open events; a redelivered pick that is already in the window
+or belongs to a closed event is ignored, and re-associating unchanged picks publishes nothing.
 
 Metrics (besides ``firstmotion_stage_*`` with ``stage="associate"``):
-``firstmotion_associate_picks_total{outcome}`` (windowed, duplicate, no_station, not_p,
-future: a pick time more than ``MAX_FUTURE_S`` ahead of the wall clock, a station with a bad
-clock, which would otherwise close every open event),
-``firstmotion_associate_events_total`` (new events), ``firstmotion_associate_origins_total``
-(published revisions), ``firstmotion_associate_seconds`` (one association run, histogram),
-``firstmotion_associate_window_picks`` and ``firstmotion_associate_open_events`` (gauges).
+``firstmotion_associate_picks_total{outcome}`` (windowed, duplicate, no_station, not_p: a phase
+not associated, future: a pick time more than ``MAX_FUTURE_S`` ahead of the wall clock, a station
+with a bad clock, other_shard), ``firstmotion_associate_events_total`` (new events),
+``firstmotion_associate_origins_total`` (published revisions),
+``firstmotion_associate_retracted_total``, ``firstmotion_associate_seconds`` (one step,
+histogram), ``firstmotion_associate_window_picks`` and ``firstmotion_associate_open_events``.
 """
 
 from __future__ import annotations
@@ -50,25 +43,23 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from firstmotion.bus import Bus, Delivery, add_stage_arguments, run_loop, run_stage
-from firstmotion.messages import Message, Origin, Pick
+from firstmotion.messages import CatalogEvent, Message, Origin, Pick
 from firstmotion.metrics import counter, gauge, histogram
+from firstmotion.shard import Shard
 from workers.associate_locate import (
     AssociateParams,
     Associator,
-    KnownEvent,
     LocatedEvent,
     StationCoords,
     WindowPick,
     associate,
     locate,
-    match_events,
-    origin_changed,
     station_key,
 )
+from workers.associate_online import OnlineAssociator, StepResult
 
 __all__ = [
     "AssociateParams",
@@ -89,7 +80,7 @@ INPUT_STREAM = "picks"
 OUTPUT_STREAM = "origins"
 STATE_TTL_S = 7 * 24 * 3600
 ASSOCIATION_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
-PICK_OUTCOMES = ("windowed", "duplicate", "no_station", "not_p", "future")
+PICK_OUTCOMES = ("windowed", "duplicate", "no_station", "not_p", "future", "other_shard")
 MAX_FUTURE_S = 60.0
 
 
@@ -116,18 +107,6 @@ def new_event_id(time_epoch_s: float, seq: int) -> str:
     return f"ev{stamp}-{seq:05d}"
 
 
-@dataclass(frozen=True)
-class _OpenEvent:
-    event_id: str
-    revision: int
-    origin: Origin
-
-    def known(self) -> KnownEvent:
-        return KnownEvent(
-            self.event_id, self.origin, frozenset(a.pick_id for a in self.origin.arrivals)
-        )
-
-
 class AssociateWorker:
     """The associator stage: window, association runs, event identity and state in Redis.
 
@@ -146,8 +125,9 @@ class AssociateWorker:
         block_ms: int = 1000,
         lease_ms: int = 5_000,
         max_deliveries: int = 5,
-        debounce_s: float = 1.0,
+        debounce_s: float = 0.25,
         debounce_picks: int = 200,
+        shard: Shard | None = None,
     ) -> None:
         if debounce_s < 0 or debounce_picks < 1:
             raise ValueError(
@@ -160,17 +140,18 @@ class AssociateWorker:
         self.params: AssociateParams = self.associator.params
         self.inventory = dict(stations or {})
         self.stations: dict[str, StationCoords] = dict(self.inventory)
+        self.shard = shard or Shard()
+        self.group = self.shard.group(GROUP)
         self.block_ms = block_ms
         self.debounce_s = debounce_s
         self.debounce_picks = debounce_picks
         self.consumer = bus.consumer(
-            INPUT_STREAM, GROUP, self.handle_picks, name=name, batch_size=batch_size,
+            INPUT_STREAM, self.group, self.handle_picks, name=name, batch_size=batch_size,
             block_ms=block_ms, lease_ms=lease_ms, max_deliveries=max_deliveries,
             stage="associate",
         )  # fmt: skip
-        self.window: dict[str, WindowPick] = {}
-        self.open: dict[str, _OpenEvent] = {}
-        self.newest_s = 0.0
+        self.reach_km = self.params.max_distance_km + self.params.margin_km
+        self.engine = self._new_engine()
         self.dirty = False
         self.new_since_run = 0
         self.last_run_monotonic = 0.0
@@ -178,12 +159,17 @@ class AssociateWorker:
         self._loaded = False
         self._stop = threading.Event()
         self._warned: set[str] = set()
+        self._learned: dict[str, str] = {}  # stations learned from picks, not yet in Redis
         self.picks_total = counter(
             "firstmotion_associate_picks_total", "P picks taken by the associator", ("outcome",)
         )
         self.events_total = counter("firstmotion_associate_events_total", "new events created")
         self.origins_total = counter(
             "firstmotion_associate_origins_total", "origin revisions published"
+        )
+        self.retracted_total = counter(
+            "firstmotion_associate_retracted_total",
+            "events retracted (merged into another, or false): CatalogEvent status deleted",
         )
         self.seconds = histogram(
             "firstmotion_associate_seconds",
@@ -195,40 +181,77 @@ class AssociateWorker:
 
     # -- keys
     def _k(self, *parts: str) -> str:
-        return self.bus.key("assoc:" + ":".join(parts))
+        """A state key; a shard's keys carry its tag in braces (one Redis Cluster slot)."""
+        tag = f"{{{self.shard.tag}}}:" if self.shard.sharded else ""
+        return self.bus.key("assoc:" + tag + ":".join(parts))
+
+    def _pick_key(self, pick_id: str) -> str:
+        return self._k("pick", pick_id)
 
     @property
     def retain_s(self) -> float:
         """How long (pick time) an unassociated pick stays in the window after the newest."""
-        p = self.params
-        return self.associator.max_travel_time_s + p.wait_s + p.window_s
+        return self.engine.retain_s
+
+    @property
+    def window(self) -> dict[str, WindowPick]:
+        return self.engine.window
+
+    @property
+    def open(self) -> dict[str, Origin]:
+        """Open (published) events: id -> last published origin."""
+        return {
+            e.event_id: e.published
+            for e in self.engine.events.values()
+            if e.event_id is not None and e.published is not None
+        }
+
+    @property
+    def newest_s(self) -> float:
+        return self.engine.newest_s
+
+    def _new_engine(self) -> OnlineAssociator:
+        return OnlineAssociator(self.associator, self.stations, new_id=self._new_id,
+                                keep=self.shard.owns)  # fmt: skip
+
+    def _new_id(self, time_epoch_s: float) -> str:
+        seq = int(self.client.incr(self.bus.key("assoc:seq")))
+        return new_event_id(time_epoch_s, seq)
 
     # -- state
     def load_state(self) -> None:
         """Reload the window and the open events from Redis (a restarted worker continues)."""
         client = self.client
+        self.engine = self._new_engine()
         newest = client.hget(self._k("meta"), "newest_pick_s")
-        self.newest_s = float(newest) if newest is not None else 0.0
-        self.window.clear()
+        for key_raw, raw in client.hgetall(self.bus.key("assoc:stations")).items():
+            key = key_raw.decode() if isinstance(key_raw, bytes) else key_raw
+            if key not in self.stations:
+                lat, lon, elev = json.loads(raw)
+                self.stations[key] = StationCoords(float(lat), float(lon), float(elev))
+        picks = []
         for pick_id, raw in client.hgetall(self._k("window")).items():
             row = json.loads(raw)
             pid = pick_id.decode() if isinstance(pick_id, bytes) else pick_id
-            self.window[pid] = WindowPick(pid, row["station_id"], float(row["t"]))
+            picks.append(WindowPick(pid, row["station_id"], float(row["t"]),
+                                    row.get("phase", "P")))  # fmt: skip
             if row.get("lat") is not None:
                 self._learn_station(row["station_id"], row["lat"], row["lon"], row.get("elev"))
-        self.open.clear()
+        self.engine.add(picks)
+        if newest is not None:
+            self.engine.newest_s = max(self.engine.newest_s, float(newest))
+        origins = []
         for eid_raw in client.zrange(self._k("open"), 0, -1):
             eid = eid_raw.decode() if isinstance(eid_raw, bytes) else eid_raw
             state = client.hgetall(self._k("event", eid))
-            if b"origin" not in state:
-                continue
-            origin = Origin.from_json(state[b"origin"])
-            self.open[eid] = _OpenEvent(eid, int(state[b"revision"]), origin)
-        self.dirty = bool(self.window)
+            if b"origin" in state:
+                origins.append(Origin.from_json(state[b"origin"]))
+        self.engine.restore(origins)
+        self.dirty = bool(self.engine.fresh)
         self._loaded = True
         self._gauges()
         log.info("associator state: %d picks in the window, %d open events",
-                 len(self.window), len(self.open))  # fmt: skip
+                 len(self.window), len(origins))  # fmt: skip
 
     def _learn_station(self, station_id: str, lat: Any, lon: Any, elev: Any) -> bool:
         key = station_key(station_id)
@@ -236,36 +259,45 @@ class AssociateWorker:
             return True
         if lat is None or lon is None:
             return key in self.stations
-        self.stations[key] = StationCoords(float(lat), float(lon), float(elev or 0.0))
+        if key not in self.stations:
+            self.stations[key] = StationCoords(float(lat), float(lon), float(elev or 0.0))
+            self._learned[key] = json.dumps([float(lat), float(lon), float(elev or 0.0)])
         return True
 
     def _gauges(self) -> None:
-        self.window_gauge.set(len(self.window))
-        self.open_gauge.set(len(self.open))
+        self.window_gauge.set(len(self.engine.window))
+        self.open_gauge.set(len(self.engine.events))
 
     # -- input
     def handle_picks(self, batch: list[Delivery]) -> list[tuple[str, Message]]:
-        """Put new P picks into the window (Redis first, then memory); outputs nothing (the
-        Consumer acknowledges the batch after this returns)."""
+        """Put new picks (P, and S when used) into the window (Redis first, then memory);
+        outputs nothing (the Consumer acknowledges the batch after this returns)."""
         if not self._loaded:
             self.load_state()
+        phases = self.engine.phases
         picks: list[Pick] = []
         for d in batch:
             m = d.message
-            if not isinstance(m, Pick) or m.phase.upper() != "P":
+            if not isinstance(m, Pick) or m.phase.upper() not in phases:
                 self.picks_total.labels(outcome="not_p").inc()
                 continue
             picks.append(m)
         if not picks:
             return []
-        owners = self.client.mget([self._k("pick", p.pick_id) for p in picks])
+        owners = self.client.mget([self._pick_key(p.pick_id) for p in picks])
         pipe = self.client.pipeline(transaction=True)
         accepted: list[Pick] = []
-        newest = self.newest_s
+        newest = self.engine.newest_s
         wall_s = time.time()
+        open_ids = {e.event_id for e in self.engine.events.values()}
+        seen: set[str] = set()
         for p, owner in zip(picks, owners, strict=True):
             owner_id = owner.decode() if isinstance(owner, bytes) else owner
-            if p.pick_id in self.window or (owner_id is not None and owner_id not in self.open):
+            if (
+                p.pick_id in self.engine.window
+                or p.pick_id in seen
+                or (owner_id is not None and owner_id not in open_ids)
+            ):
                 self.picks_total.labels(outcome="duplicate").inc()
                 continue
             if p.time_epoch_s > wall_s + MAX_FUTURE_S:
@@ -281,19 +313,32 @@ class AssociateWorker:
                     self._warned.add(key)
                     log.warning("no coordinates for %s (pick or --inventory): picks dropped", key)
                 continue
-            row = {
-                "station_id": p.station_id, "t": p.time_epoch_s, "lat": p.latitude_deg,
-                "lon": p.longitude_deg, "elev": p.elevation_m,
-            }  # fmt: skip
-            pipe.hset(self._k("window"), p.pick_id, json.dumps(row))
+            if self.shard.sharded:
+                c = self.stations[station_key(p.station_id)]
+                if not self.shard.wants_station(c.latitude_deg, c.longitude_deg, self.reach_km):
+                    self.picks_total.labels(outcome="other_shard").inc()
+                    continue
+            seen.add(p.pick_id)
             accepted.append(p)
             newest = max(newest, p.time_epoch_s)
         if accepted:
+            rows = {
+                p.pick_id: json.dumps({
+                    "station_id": p.station_id, "t": p.time_epoch_s, "lat": p.latitude_deg,
+                    "lon": p.longitude_deg, "elev": p.elevation_m, "phase": p.phase.upper(),
+                })
+                for p in accepted
+            }  # fmt: skip
+            pipe.hset(self._k("window"), mapping=rows)
+            if self._learned:  # remembered across restarts (the network, for support checks)
+                pipe.hset(self.bus.key("assoc:stations"), mapping=self._learned)
+                self._learned = {}
             pipe.hset(self._k("meta"), "newest_pick_s", repr(newest))
             pipe.execute()
-            for p in accepted:
-                self.window[p.pick_id] = WindowPick(p.pick_id, p.station_id, p.time_epoch_s)
-            self.newest_s = newest
+            self.engine.add(
+                WindowPick(p.pick_id, p.station_id, p.time_epoch_s, p.phase.upper())
+                for p in accepted
+            )
             self.picks_total.labels(outcome="windowed").inc(len(accepted))
             self.dirty = True
             self.new_since_run += len(accepted)
@@ -301,93 +346,75 @@ class AssociateWorker:
         return []
 
     # -- association
-    def associate_now(self) -> list[Origin]:
-        """Associate the window, publish changed origins and write the state (one MULTI/EXEC).
-        Returns the published origins."""
+    def associate_now(self, *, flush: bool = False) -> list[Origin]:
+        """One step of the incremental associator; publish its origins and retractions and
+        write the state (one MULTI/EXEC). Returns the published origins. ``flush``: settle
+        and close every open event (the end of a drained input)."""
         if not self._loaded:
             self.load_state()
         t_start = time.perf_counter()
-        p = self.params
-        found = self.associator.associate(list(self.window.values()), self.stations)
-        opened = list(self.open.values())
-        matches = match_events([e.known() for e in opened], found, p)
-
-        pipe = self.client.pipeline(transaction=True)
-        published: list[Origin] = []
-        updated: dict[str, _OpenEvent] = {}
-        pick_drops: list[str] = []
-        pick_sets: list[tuple[str, str]] = []
-        for ev, m in zip(found, matches, strict=True):
-            if m is None:
-                seq = int(self.client.incr(self._k("seq")))
-                eid, revision, old_ids = new_event_id(ev.time_epoch_s, seq), 0, frozenset()
-            else:
-                prev = opened[m]
-                if not origin_changed(prev.origin, ev, p):
-                    continue
-                eid, revision = prev.event_id, prev.revision + 1
-                old_ids = frozenset(a.pick_id for a in prev.origin.arrivals)
-            origin = ev.origin(eid, revision)
-            published.append(origin)
-            updated[eid] = _OpenEvent(eid, revision, origin)
-            pick_drops += sorted(old_ids - ev.pick_ids)
-            pick_sets += [(a.pick_id, eid) for a in origin.arrivals]
-        for origin in published:
-            pipe.xadd(self.bus.key(OUTPUT_STREAM), _encode(origin), maxlen=self.bus.maxlen,
-                      approximate=True)  # fmt: skip
-            key = self._k("event", origin.event_id)
-            pipe.hset(key, mapping={"origin": origin.to_json(), "revision": origin.revision})
-            pipe.expire(key, STATE_TTL_S)
-            pipe.zadd(self._k("open"), {origin.event_id: origin.time_epoch_s})
-        if pick_drops:
-            pipe.delete(*[self._k("pick", pid) for pid in pick_drops])
-        for pid, eid in pick_sets:
-            pipe.set(self._k("pick", pid), eid, ex=STATE_TTL_S)
-
-        # close events past their last possible arrival + wait_s; age out stray picks
-        state = {**self.open, **updated}
-        horizon = self.associator.max_travel_time_s + p.wait_s
-        wall = time.time()
-        closing = [
-            e
-            for e in state.values()
-            if e.origin.time_epoch_s + horizon < self.newest_s
-            and wall - e.origin.created_epoch_s >= p.close_wall_s
-        ]
-        leaving = {a.pick_id for e in closing for a in e.origin.arrivals}
-        owned = {a.pick_id for e in state.values() for a in e.origin.arrivals}
-        cutoff = self.newest_s - self.retain_s
-        leaving |= {
-            pid for pid, wp in self.window.items() if wp.time_epoch_s < cutoff and pid not in owned
+        before = {
+            e.event_id: e.published
+            for e in self.engine.events.values()
+            if e.event_id is not None and e.published is not None
         }
-        leaving &= set(self.window)
-        if closing:
-            pipe.zrem(self._k("open"), *[e.event_id for e in closing])
-        if leaving:
-            pipe.hdel(self._k("window"), *sorted(leaving))
-        pipe.execute()
-
-        closed_ids = {e.event_id for e in closing}
-        self.open = {eid: e for eid, e in state.items() if eid not in closed_ids}
-        for pid in leaving:
-            self.window.pop(pid, None)
+        result: StepResult = self.engine.step(time.time(), flush=flush)
+        self._write(result, before)
+        published = result.origins
         new_events = sum(1 for o in published if o.revision == 0)
         self.events_total.inc(new_events)
         self.origins_total.inc(len(published))
-        self.consumer.metrics.items_out.inc(len(published))
+        self.retracted_total.inc(len(result.retracted))
+        self.consumer.metrics.items_out.inc(len(published) + len(result.retracted))
         self.consumer.metrics.last_processed.set(time.time())
         self.seconds.observe(time.perf_counter() - t_start)
-        self.dirty = False
+        self.dirty = bool(self.engine.fresh)
         self.new_since_run = 0
         self.last_run_monotonic = time.monotonic()
         self.runs += 1
         self._gauges()
-        if published:
-            log.info("association: %d events found, %d origins published (%d new), %d closed",
-                     len(found), len(published), new_events, len(closing))  # fmt: skip
+        if published or result.retracted:
+            log.info("association: %d origins published (%d new), %d retracted, %d closed",
+                     len(published), new_events, len(result.retracted),
+                     len(result.closed))  # fmt: skip
         return published
 
-    def _associate_guarded(self) -> None:
+    def _write(self, result: StepResult, before: dict[str, Origin]) -> None:
+        pipe = self.client.pipeline(transaction=True)
+        out = self.bus.key(OUTPUT_STREAM)
+        previous = dict(before)
+        for origin in result.retracted:
+            retraction = CatalogEvent(event_id=origin.event_id, revision=origin.revision,
+                                      status="deleted", origin=origin)  # fmt: skip
+            pipe.xadd(out, _encode(retraction), maxlen=self.bus.maxlen, approximate=True)
+            pipe.delete(self._k("event", origin.event_id))
+            pipe.zrem(self._k("open"), origin.event_id)
+            ids = [a.pick_id for a in origin.arrivals]
+            if ids:
+                pipe.delete(*[self._pick_key(i) for i in ids])
+            previous.pop(origin.event_id, None)
+        for origin in result.origins:
+            pipe.xadd(out, _encode(origin), maxlen=self.bus.maxlen, approximate=True)
+            key = self._k("event", origin.event_id)
+            pipe.hset(key, mapping={"origin": origin.to_json(), "revision": origin.revision})
+            pipe.expire(key, STATE_TTL_S)
+            pipe.zadd(self._k("open"), {origin.event_id: origin.time_epoch_s})
+            old = previous.get(origin.event_id)
+            old_ids = {a.pick_id for a in old.arrivals} if old is not None else set()
+            new_ids = {a.pick_id for a in origin.arrivals}
+            gone = sorted(old_ids - new_ids)
+            if gone:
+                pipe.delete(*[self._pick_key(i) for i in gone])
+            for pid in sorted(new_ids - old_ids):
+                pipe.set(self._pick_key(pid), origin.event_id, ex=STATE_TTL_S)
+            previous[origin.event_id] = origin
+        if result.closed:
+            pipe.zrem(self._k("open"), *result.closed)
+        if result.left:
+            pipe.hdel(self._k("window"), *sorted(set(result.left)))
+        pipe.execute()
+
+    def _associate_guarded(self, *, flush: bool = False) -> None:
         """:meth:`associate_now`, but a failing association (a bug, a degenerate window) does
         not crash-loop the worker: the picks are safe in Redis, the error is logged with its
         traceback and counted in ``firstmotion_stage_errors_total``, and the next new pick
@@ -395,7 +422,7 @@ class AssociateWorker:
         import redis
 
         try:
-            self.associate_now()
+            self.associate_now(flush=flush)
         except redis.RedisError:
             raise
         except Exception:
@@ -403,7 +430,7 @@ class AssociateWorker:
             self.dirty = False
             self.new_since_run = 0
             self.last_run_monotonic = time.monotonic()
-            log.exception("association of %d windowed picks failed", len(self.window))
+            log.exception("association of %d windowed picks failed", len(self.engine.window))
 
     def _due(self, took: int) -> bool:
         if not self.dirty:
@@ -449,7 +476,7 @@ class AssociateWorker:
         def done(took: int) -> bool:
             if not drain or took or self.dirty:
                 return False
-            return self.bus.pending_count(INPUT_STREAM, GROUP) == 0
+            return self.bus.pending_count(INPUT_STREAM, self.group) == 0
 
         run_loop(
             step,
@@ -466,6 +493,8 @@ class AssociateWorker:
                 self._associate_guarded()
             except redis.RedisError as exc:  # the picks stay in the window for the next start
                 log.error("final association skipped: %s", exc)
+        if drain and not self._stop.is_set():  # the input ended: settle what is open
+            self._associate_guarded(flush=True)
         return self.consumer.processed
 
 
@@ -485,8 +514,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: inventory.stationxml)")  # fmt: skip
     parser.add_argument("--velocity-model", default=None,
                         help="1-D model file (overrides associate.velocity_model)")  # fmt: skip
-    parser.add_argument("--debounce-s", type=float, default=1.0,
+    parser.add_argument("--debounce-s", type=float, default=0.25,
                         help="associate at most this often while picks keep coming")  # fmt: skip
+    parser.add_argument("--shard", default="0/1",
+                        help="INDEX/COUNT: this replica's share of the epicentres "
+                             "(longitude bands, see firstmotion.shard)")  # fmt: skip
+    parser.add_argument("--shard-band-deg", type=float, default=2.0,
+                        help="width of the longitude bands dealt to the replicas")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -502,7 +536,7 @@ def run(args: argparse.Namespace) -> int:
     associator = Associator(model, AssociateParams.from_settings(settings.associate))
     worker = AssociateWorker(
         bus, associator, stations=stations, name=args.name, debounce_s=args.debounce_s,
-        **settings.redis.consumer_options(),
+        shard=Shard.parse(args.shard, args.shard_band_deg), **settings.redis.consumer_options(),
     )  # fmt: skip
     n = run_stage(
         worker,

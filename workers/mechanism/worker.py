@@ -24,8 +24,9 @@ At-least-once and restarts: the event state (origin, last published mechanism, r
 in Redis; the "last published" fields are written in the SAME MULTI/EXEC that publishes the
 Mechanism and acknowledges the input, so a crash either publishes and records a revision or
 neither. Stored polarities/origins are plain idempotent writes. A restarted worker continues
-from Redis. Run one mechanism worker per Redis (or shard events across workers): two replicas
-evaluating the same event could both publish the same revision number.
+from Redis. Replicas shard the events (``--shard i/N``, :mod:`firstmotion.shard`: by a hash of
+the event id, each in its own consumer group); two unsharded replicas evaluating the same event
+could both publish the same revision number.
 
 Metrics (besides ``firstmotion_stage_*`` with ``stage="mechanism"``):
 ``firstmotion_mechanism_inversions_total``, ``firstmotion_mechanism_inversion_seconds``
@@ -49,6 +50,7 @@ from firstmotion.config import MechanismSettings
 from firstmotion.kagan import kagan_angle_deg
 from firstmotion.messages import Mechanism, MechanismPick, Message, Origin, Polarity
 from firstmotion.metrics import counter, histogram
+from firstmotion.shard import Shard
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +93,11 @@ class MechanismStage:
     must be atomic with publication are staged and flushed by :class:`StateCommitConsumer`.
     """
 
-    def __init__(self, bus: Bus, params: WorkerParams, reversals=None) -> None:
+    def __init__(
+        self, bus: Bus, params: WorkerParams, reversals=None, shard: Shard | None = None
+    ) -> None:
         self.bus = bus
+        self.shard = shard or Shard()
         self.client = bus.client
         self.params = params
         self.reversals = reversals
@@ -129,14 +134,14 @@ class MechanismStage:
             pipe.get(self._k("pick", p.pick_id))
         res = pipe.execute()[len(pols) :]
         events = sorted({r.decode() for r in res if r})
-        return self._evaluate_all(events)
+        return self._evaluate_all([e for e in events if self.shard.owns_event(e)])
 
     def handle_origins(self, batch: list[Delivery]) -> list[tuple[str, Message]]:
         self.staged = []
         events = []
         for d in batch:
             o = d.message
-            if not isinstance(o, Origin):
+            if not isinstance(o, Origin) or not self.shard.owns_event(o.event_id):
                 continue
             key = self._k("event", o.event_id)
             old = self.client.hget(key, "origin_revision")
@@ -318,13 +323,15 @@ class MechanismWorker:
         batch_size: int = 64,
         lease_ms: int = 5_000,
         max_deliveries: int = 5,
+        shard: Shard | None = None,
     ) -> None:
         self.bus = bus
-        self.stage = MechanismStage(bus, params or WorkerParams(), reversals)
+        self.shard = shard or Shard()
+        self.stage = MechanismStage(bus, params or WorkerParams(), reversals, self.shard)
         self.block_ms = block_ms
         self.batch_size = batch_size
         self.loop = MultiConsumer.of(
-            bus, GROUP,
+            bus, self.shard.group(GROUP),
             {ORIGINS: self.stage.handle_origins, POLARITIES: self.stage.handle_polarities},
             consumer_cls=StateCommitConsumer, label="mechanism worker",
             name=name, batch_size=batch_size, block_ms=block_ms, lease_ms=lease_ms,
@@ -346,6 +353,9 @@ class MechanismWorker:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_stage_arguments(parser)
+    parser.add_argument(
+        "--shard", default="0/1", help="INDEX/COUNT: this replica's share of the events (by id)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -361,6 +371,7 @@ def run(args: argparse.Namespace) -> int:
         WorkerParams.from_settings(ms),
         reversals=reversals,
         name=args.name,
+        shard=Shard.parse(args.shard),
         **settings.redis.consumer_options(),
     )
     n = run_stage(
