@@ -12,8 +12,9 @@ from test_catalog import T0, make_mechanism, make_origin
 
 from firstmotion.bus import Bus
 from firstmotion.messages import CatalogEvent
+from firstmotion.quakeml import pick_time_epoch_s
 from workers.catalog import CatalogWorker, retract_origin
-from workers.catalog_export import CSV_COLUMNS, export, pick_time_epoch_s
+from workers.catalog_export import CSV_COLUMNS, export
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ import pytest
 
 from firstmotion.cli import main
 from firstmotion.kagan import kagan_angle_deg
+from firstmotion.plot import project_lower_hemisphere
 from firstmotion.radiation import p_polarity
-from workers.mechanism.plot import project_lower_hemisphere
 from workers.mechanism.reversals import Reversal, ReversalList, read_reversals, station_code
 
 HASH1 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hash1"

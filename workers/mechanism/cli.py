@@ -219,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
             out.write(json.dumps({"event_id": ev.event_id, **m.to_dict()}) + "\n")
             n_out += 1
             if args.plot_dir is not None:
-                from workers.mechanism.plot import plot_mechanism
+                from firstmotion.plot import plot_mechanism
 
                 plot_mechanism(
                     args.plot_dir / f"{ev.event_id}.png",

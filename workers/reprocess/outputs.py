@@ -3,7 +3,7 @@
 * ``polarities.csv``: :data:`POLARITY_COLUMNS`, one row per classified pick (polarity +1 up,
   -1 down, 0 unknown; the three probabilities of the polarity model);
 * ``mechanisms.csv``: :data:`MECHANISM_COLUMNS`, one row per event with a mechanism;
-* ``catalog.xml``: QuakeML 1.2 (through :func:`workers.catalog_export.to_obspy_catalog`): each
+* ``catalog.xml``: QuakeML 1.2 (through :func:`firstmotion.quakeml.to_obspy_catalog`): each
   event's origin with its arrivals, every classified P pick with ``polarity`` set and the
   probabilities in a comment (``p_up=...; p_down=...; p_unknown=...``), and the
   FocalMechanism (both nodal planes, quality, misfit, station polarity count, azimuthal gap);
@@ -136,7 +136,7 @@ def to_catalog(rows: list[dict]) -> Any:
     from obspy.core.event import Catalog, Comment, Event, Pick, ResourceIdentifier, WaveformStreamID
 
     from firstmotion.messages import CatalogEvent, Mechanism, Origin
-    from workers.catalog_export import _uri_part, to_obspy_catalog
+    from firstmotion.quakeml import to_obspy_catalog, uri_part
 
     polarity_word = {1: "positive", -1: "negative", 0: "undecidable"}
     cat = Catalog()
@@ -156,7 +156,7 @@ def to_catalog(rows: list[dict]) -> Any:
         base = str(ev.resource_id)
         by_id = {str(p.resource_id): p for p in ev.picks}
         for p in _classified(r):
-            rid = f"{base}/pick/{_uri_part(p['pick_id'])}"
+            rid = f"{base}/pick/{uri_part(p['pick_id'])}"
             pick = by_id.get(rid)
             if pick is None:
                 net, sta, loc, cha = p["station_id"].split(".")
@@ -183,7 +183,7 @@ def to_catalog(rows: list[dict]) -> Any:
 def write_beachballs(rows: list[dict], folder: Path, max_plots: int | None = None) -> int:
     import numpy as np
 
-    from workers.mechanism.plot import plot_mechanism
+    from firstmotion.plot import plot_mechanism
 
     folder.mkdir(parents=True, exist_ok=True)
     n = 0
