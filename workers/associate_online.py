@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -62,6 +62,7 @@ WIDE_GATHER = 3.0  # the first gather at settlement: this many times max_residua
 JOINT_TIME_S = 10.0  # two solutions this close in origin time ...
 JOINT_DISTANCE_KM = 80.0  # ... and epicentre are tested as one earthquake (joint location)
 JOINT_KEEP = 0.8  # one earthquake when the joint location keeps this share of their stations
+DISTINCT_ARRIVAL_S = 1.0  # two picks of one station and phase this far apart: two arrivals
 
 __all__ = ["NetworkGrid", "OnlineAssociator", "OpenEvent", "StepResult", "station_support"]
 
@@ -71,6 +72,17 @@ def _epicentral_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
     a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
     return 2.0 * 6371.0 * math.asin(min(1.0, math.sqrt(a)))
+
+
+def distinct_arrivals(a: Mapping[tuple[str, str], float], b: Mapping[tuple[str, str], float]) -> int:
+    """How many arrivals of ``a`` ((station, phase) -> time) are not ``b``'s: at a station and
+    phase ``b`` has too, more than ``DISTINCT_ARRIVAL_S`` away. Two solutions close in time and
+    space are one earthquake found twice when few of their arrivals are distinct (the same
+    onsets, or picks at stations only one has); a burst of earthquakes seconds apart gives
+    every station two distinct arrivals."""
+    return sum(
+        1 for slot, t in a.items() if slot in b and abs(b[slot] - t) > DISTINCT_ARRIVAL_S
+    )
 
 
 def station_support(
@@ -279,7 +291,8 @@ class OnlineAssociator:
         self._grid: NetworkGrid | None = None
         self._grid_built_s = 0.0
         self._dirty: set[int] = set()
-        self._settled: list[LocatedEvent] = []  # recently settled solutions (duplicates)
+        # recently settled solutions with their arrival times (duplicates, see _twin_settled)
+        self._settled: list[tuple[LocatedEvent, dict[tuple[str, str], float]]] = []
         self._st_cache: tuple[dict[str, int], np.ndarray, np.ndarray] | None = None
         self._tried: set[str] = set()
         p = self.params
@@ -571,6 +584,8 @@ class OnlineAssociator:
         located from ``big``'s hypocentre keeps at least ``JOINT_KEEP`` of the stations (two
         different earthquakes' picks cannot fit one origin)."""
         p = self.params
+        if distinct_arrivals(self._times(small), self._times(big)) >= p.min_picks:
+            return None  # two earthquakes (a burst): many stations have both onsets
         ids = big.pick_ids | small.pick_ids
         picks = self._picks(ids)
         slots = {(k.station_key, k.phase) for k in picks}
@@ -581,6 +596,15 @@ class OnlineAssociator:
         if len(joint.arrivals) < p.min_picks:
             return None
         return joint
+
+    def _times(self, ev: LocatedEvent) -> dict[tuple[str, str], float]:
+        """(station, phase) -> pick time of ``ev``'s arrivals still in the window."""
+        out = {}
+        for a in ev.arrivals:
+            k = self.window.get(a.pick_id)
+            if k is not None:
+                out[(k.station_key, a.phase)] = k.time_epoch_s
+        return out
 
     def _twin(self, found: LocatedEvent) -> int | None:
         """The open event ``found`` is a second solution of (see :meth:`_joint`), if any."""
@@ -633,7 +657,13 @@ class OnlineAssociator:
         self, ev: LocatedEvent, taken: set[str], tolerance_s: float | None = None
     ) -> list[WindowPick]:
         """The window's picks that fit ``ev`` best per station and phase, within
-        ``tolerance_s`` (default ``max_residual_s``); none of ``taken``."""
+        ``tolerance_s`` (default ``max_residual_s``); none of ``taken``.
+
+        With S in use, a pick labelled P that is later than the P its station already gives
+        the event and fits the S prediction is taken as the station's S (a picker that reads
+        only P, or a learned picker that labelled an S onset P, still gives the location its
+        S): each pick fills at most one slot, P first.
+        """
         p = self.params
         tol = p.max_residual_s if tolerance_s is None else tolerance_s
         t0 = ev.time_epoch_s
@@ -648,7 +678,23 @@ class OnlineAssociator:
                 slot = (k.station_key, k.phase)
                 if slot not in best or (r, k.pick_id) < best[slot]:
                     best[slot] = (r, k.pick_id)
-        return self._picks(pid for _, pid in best.values())
+        chosen = self._picks(pid for _, pid in best.values())
+        if "S" not in self.phases:
+            return chosen
+        used = {pid for _, pid in best.values()}
+        p_time = {k.station_key: k.time_epoch_s for k in chosen if k.phase == "P"}
+        late = [replace(k, phase="S") for k in cands
+                if k.phase == "P" and k.pick_id not in used and k.station_key in p_time
+                and k.time_epoch_s > p_time[k.station_key] + DISTINCT_ARRIVAL_S]  # fmt: skip
+        if not late:
+            return chosen
+        as_s: dict[str, tuple[float, WindowPick]] = {}
+        for k, r in zip(late, self._residuals(ev, late), strict=True):
+            if r <= tol and (k.station_key, "S") not in best:
+                if k.station_key not in as_s or (r, k.pick_id) < (as_s[k.station_key][0],
+                                                                   as_s[k.station_key][1].pick_id):
+                    as_s[k.station_key] = (r, k)
+        return chosen + [k for _, k in (as_s[s] for s in sorted(as_s))]
 
     def _canonical(self, ev: LocatedEvent, taken: set[str]) -> LocatedEvent | None:
         """The fixed point gather -> locate (from the grid's best node for the set), from a
@@ -689,6 +735,7 @@ class OnlineAssociator:
                 final = None
             if final is not None and self._twin_settled(final, result):
                 final = None
+            times = {} if final is None else self._times(final)
             if final is None:
                 self._set_event(key, None, wall_s, result)
                 continue
@@ -702,7 +749,7 @@ class OnlineAssociator:
                 result.left.append(pid)
             if ev.event_id is not None:
                 result.closed.append(ev.event_id)
-            self._settled.append(final)
+            self._settled.append((final, times))
         for key in sorted(self._dirty):
             if key in self.events:
                 self._relocate(key, wall_s, result)
@@ -711,8 +758,11 @@ class OnlineAssociator:
     def _twin_settled(self, final: LocatedEvent, result: StepResult) -> bool:
         p = self.params
         horizon = self.newest_s - self.retain_s - 60.0
-        self._settled[:] = [e for e in self._settled if e.time_epoch_s >= horizon]
-        for e in self._settled:
+        self._settled[:] = [e for e in self._settled if e[0].time_epoch_s >= horizon]
+        times = self._times(final)
+        for e, e_times in self._settled:
+            if distinct_arrivals(times, e_times) >= p.min_picks:
+                continue  # another earthquake of a burst, not this one found twice
             if (
                 abs(e.time_epoch_s - final.time_epoch_s) <= p.match_time_s
                 and _epicentral_km(

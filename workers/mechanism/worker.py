@@ -11,7 +11,7 @@ are joined per event by pick id:
 * an Origin (the newest revision wins) is stored in ``<prefix>mech:event:<event_id>`` with its
   arrivals (pick id, azimuth, takeoff, distance) mapped to the event, then re-evaluated.
 
-Evaluation: the arrivals with a known, non-zero polarity (within ``max_distance_km``), station
+Evaluation: the P arrivals (first motions are read on P only, never S) with a known, non-zero polarity (within ``max_distance_km``), station
 reversals applied (``mechanism.reversals_file``), weights from the classifier's probabilities
 (:func:`workers.mechanism.weight_from_probabilities`: |p_up - p_down|). With >= ``min_polarities``
 of them the event is inverted (:func:`workers.mechanism.invert`, trials drawn with a fixed seed
@@ -174,7 +174,8 @@ class MechanismStage:
             return None
         origin = Origin.from_json(state[b"origin"])
         arrivals = sorted(
-            (a for a in origin.arrivals if a.distance_km <= self.params.max_distance_km),
+            (a for a in origin.arrivals
+             if a.phase.upper() == "P" and a.distance_km <= self.params.max_distance_km),  # fmt: skip
             key=lambda a: a.pick_id,
         )
         if not arrivals:
