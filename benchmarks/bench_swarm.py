@@ -226,7 +226,8 @@ def _print(result: dict[str, Any]) -> None:
         f"({100 * s['share']:.0f}%)  events {result['events_found']}/{result['events_true']} "
         f"(+{result['false_events']} false)  epicentre {f(result['epicentre_median_km'])} km  "
         f"depth {f(result['depth_median_km'])} km  mechanisms {result['mechanisms']} "
-        f"A-C {result['mechanisms_a_to_c']} Kagan(A-C) {f(result['kagan_median_a_to_c_deg'], '.0f')}"
+        f"A-C {result['mechanisms_a_to_c']} "
+        f"Kagan(A-C) {f(result['kagan_median_a_to_c_deg'], '.0f')}"
         f"  [{result['wall_s']:.0f} s]",
         flush=True,
     )
@@ -252,7 +253,7 @@ def main() -> None:
     times = sorted(e["origin_time_s"] for e in truth["events"])
     print(f"scenario: {len(truth['events'])} events, {len(truth['stations'])} stations, "
           f"{n_vis} visible P; origin-time gaps < 10 s: "
-          f"{sum(1 for a, b in zip(times, times[1:]) if b - a < 10)}")  # fmt: skip
+          f"{sum(1 for a, b in zip(times, times[1:], strict=False) if b - a < 10)}")  # fmt: skip
     results = []
     for picker in [p.strip() for p in args.pickers.split(",") if p.strip()]:
         res = run_pipeline(

@@ -74,15 +74,15 @@ def _epicentral_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2.0 * 6371.0 * math.asin(min(1.0, math.sqrt(a)))
 
 
-def distinct_arrivals(a: Mapping[tuple[str, str], float], b: Mapping[tuple[str, str], float]) -> int:
+def distinct_arrivals(
+    a: Mapping[tuple[str, str], float], b: Mapping[tuple[str, str], float]
+) -> int:
     """How many arrivals of ``a`` ((station, phase) -> time) are not ``b``'s: at a station and
     phase ``b`` has too, more than ``DISTINCT_ARRIVAL_S`` away. Two solutions close in time and
     space are one earthquake found twice when few of their arrivals are distinct (the same
     onsets, or picks at stations only one has); a burst of earthquakes seconds apart gives
     every station two distinct arrivals."""
-    return sum(
-        1 for slot, t in a.items() if slot in b and abs(b[slot] - t) > DISTINCT_ARRIVAL_S
-    )
+    return sum(1 for slot, t in a.items() if slot in b and abs(b[slot] - t) > DISTINCT_ARRIVAL_S)
 
 
 def station_support(
@@ -690,11 +690,28 @@ class OnlineAssociator:
             return chosen
         as_s: dict[str, tuple[float, WindowPick]] = {}
         for k, r in zip(late, self._residuals(ev, late), strict=True):
-            if r <= tol and (k.station_key, "S") not in best:
-                if k.station_key not in as_s or (r, k.pick_id) < (as_s[k.station_key][0],
-                                                                   as_s[k.station_key][1].pick_id):
+            if (
+                r <= tol
+                and (k.station_key, "S") not in best
+                and not self._other_p(k.pick_id, ev, r)
+            ):
+                if k.station_key not in as_s or (r, k.pick_id) < (
+                    as_s[k.station_key][0],
+                    as_s[k.station_key][1].pick_id,
+                ):
                     as_s[k.station_key] = (r, k)
         return chosen + [k for _, k in (as_s[s] for s in sorted(as_s))]
+
+    def _other_p(self, pick_id: str, ev: LocatedEvent, s_residual_s: float) -> bool:
+        """Whether ``pick_id`` is better explained as the P of another open event (a burst's
+        next earthquake, whose P can fall where this one's S is due) than as this one's S
+        (residual ``s_residual_s``); S onsets taken for P make poor events (large residuals)."""
+        key = self.owner.get(pick_id)
+        other = self.events.get(key) if key is not None else None
+        if other is None or abs(other.located.time_epoch_s - ev.time_epoch_s) <= DISTINCT_ARRIVAL_S:
+            return False
+        res = [abs(a.residual_s or 0.0) for a in other.located.arrivals if a.pick_id == pick_id]
+        return bool(res) and res[0] <= s_residual_s
 
     def _canonical(self, ev: LocatedEvent, taken: set[str]) -> LocatedEvent | None:
         """The fixed point gather -> locate (from the grid's best node for the set), from a

@@ -239,8 +239,10 @@ def synthesize(
             if real is not None:
                 data[jd, c] = real[c] * (level * acc_factor)
             else:
-                data[jd, c] = ambient_noise(n, fs, rng, profile=noise_profile,
-                                           level=level * acc_factor, spikes_per_hour=spikes)  # fmt: skip
+                data[jd, c] = ambient_noise(
+                    n, fs, rng, profile=noise_profile, level=level * acc_factor,
+                    spikes_per_hour=spikes,
+                )  # fmt: skip
             data[jd, c] += rng.normal(0.0, DIGITIZER_NOISE_COUNTS / sensor.sensitivity, n)
             if config.gaps and rng.random() < 0.15:
                 gaps[j, c] = _gap_mask(n, fs, rng)
