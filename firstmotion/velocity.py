@@ -11,7 +11,8 @@ Two columns (``depth_km vp_km_s``, the ``vz`` files of HASH and SKHASH) are read
 (:meth:`VelocityModel.from_depth_vp`), with Vs = Vp / 1.73, or Vp / R where the file carries a
 ``# vp_vs: R`` line (the S times the associator predicts and locates with). Each row is the TOP
 of a constant-velocity layer (depths strictly increasing, the first 0); the last row is the
-half-space below. The built-in default is ``firstmotion/data/socal_hk1977.txt`` (Hadley & Kanamori 1977, southern California).
+half-space below. The built-in default is ``firstmotion/data/socal_hk1977.txt`` (Hadley &
+Kanamori 1977, southern California).
 
 Ray theory in a flat stack of constant-velocity layers (Shearer 2009, ch. 4; the "layer-cake"
 models of HYPOINVERSE and HASH's ``vmodel``): the first arrival at epicentral distance ``d``

@@ -15,7 +15,8 @@ Evaluation: the P arrivals (first motions are read on P only, never on S) with a
 non-zero polarity (within ``max_distance_km``), station reversals applied
 (``mechanism.reversals_file``), weights from the classifier's probabilities
 (:func:`workers.mechanism.weight_from_probabilities`: |p_up - p_down|). With >=
-``min_polarities`` of them the event is inverted (:func:`workers.mechanism.invert`, trials drawn with a fixed seed
+``min_polarities`` of them the event is inverted (:func:`workers.mechanism.invert`, trials
+drawn with a fixed seed
 from the picks in pick-id order, so the same inputs give the same answer). A Mechanism is
 published to ``<prefix>mechanisms`` when it is the event's first, when it moved by more than
 ``revise_min_change_deg`` (Kagan angle) from the last published one, or when its quality letter
