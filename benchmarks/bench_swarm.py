@@ -69,7 +69,7 @@ def build_scenario(out: Path, seed: int, noise_dir: Path | None) -> dict[str, An
         swarm_radius_km=4.0, burst_fraction=0.4, burst_gap_s=6.0,
         magnitude_range=(0.5, 2.5), depth_range_km=(1.0, 8.0), velocity_model=str(model),
         noise_dir=str(noise_dir) if noise_dir else None, sensor="short_period",
-        noise_level_range_m_s=(5e-9, 5e-8), centre_lat_deg=18.0, centre_lon_deg=-66.5,
+        noise_level_range_m_s=(1e-7, 1e-6), centre_lat_deg=18.0, centre_lon_deg=-66.5,
     )  # fmt: skip
     truth_path = out / "scenario" / "truth.json"
     if truth_path.exists():
@@ -241,6 +241,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("/tmp/bench_swarm"))
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
     ap.add_argument("--synthetic-noise", action="store_true", help="not the real noise hour")
+    ap.add_argument(
+        "--stage-root", type=Path, default=None,
+        help="run the stages from this checkout (PYTHONPATH), e.g. another branch for a "
+        "before/after on the same scenario; default: this one",
+    )  # fmt: skip
     args = ap.parse_args()
     noise = None if args.synthetic_noise else _shared() / "data" / "pr2017_noise"
     if noise is not None and not noise.exists():
@@ -256,12 +261,15 @@ def main() -> None:
           f"{sum(1 for a, b in zip(times, times[1:], strict=False) if b - a < 10)}")  # fmt: skip
     results = []
     for picker in [p.strip() for p in args.pickers.split(",") if p.strip()]:
+        env = {} if args.stage_root is None else {"PYTHONPATH": str(args.stage_root.resolve())}
         res = run_pipeline(
-            picker, args.out / "scenario", args.out / "swarm_1d.txt", args.out, args.speed, {}
+            picker, args.out / "scenario", args.out / "swarm_1d.txt", args.out, args.speed, env
         )
         _print(res)
         results.append(res)
     if args.json:
+        for res in results:
+            res["stage_root"] = str(args.stage_root or ROOT)
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"seed": args.seed, "speed": args.speed,
                                          "results": results}, indent=1, default=float))  # fmt: skip

@@ -49,6 +49,7 @@ from stream.picker import (
     picks_in_window,
     raw_span,
     refine_picks,
+    second_look_picks,
     station_window,
 )
 
@@ -79,6 +80,7 @@ class PhaseStage:
         last_pick_epoch_s: Mapping[str, float] | None = None,
         resume_channels: Mapping[str, dict] | None = None,
         model: PhaseNetModel | None = None,
+        second_look_state: Mapping[str, dict] | None = None,
     ) -> None:
         from stream.stage import StageParams
 
@@ -86,6 +88,14 @@ class PhaseStage:
         self.picker: PickerParams = self.params.picker_params
         self.coordinates = dict(coordinates or {})
         self.last_pick_epoch_s: dict[str, float] = dict(last_pick_epoch_s or {})
+        # per vertical channel id: {"due": [trigger pick epoch s of pending second looks],
+        # "recent": {phase: [epoch s of recent picks]}} (saved with last_pick_epoch_s)
+        self.second_looks: dict[str, dict] = {
+            k: {"due": [float(x) for x in v.get("due", [])],
+                "recent": {ph: [float(x) for x in ts] for ph, ts in v.get("recent", {}).items()}}
+            for k, v in (second_look_state or {}).items()
+        }  # fmt: skip
+        self.second_looks_run = 0
         self.resume_channels = dict(resume_channels or {})
         self.model = model or PhaseNetModel.load(
             self.picker.model, self.picker.device, threads=self.picker.threads
@@ -126,6 +136,16 @@ class PhaseStage:
             probs = self.model.predict(windows, self.picker.batch_size, self.picker.highpass_hz)
             for (key, start, _), prob in zip(jobs, probs, strict=True):
                 self._take(key, start, prob)
+        # second looks after the first pass (they read its picks); a look's picks trigger none
+        looks = []
+        for key in sorted(touched):
+            looks += self._ready_looks(key)
+        if looks:
+            windows = np.stack([w for _, _, w in looks])
+            self.second_looks_run += len(looks)
+            probs = self.model.predict(windows, self.picker.batch_size, self.picker.highpass_hz)
+            for (key, start, _), prob in zip(looks, probs, strict=True):
+                self._take_look(key, start, prob)
         for key in sorted(touched):
             picks += self._ship(key, packets[-1].received_wall_s if packets else 0.0)
         return results, picks
@@ -159,6 +179,7 @@ class PhaseStage:
             p.model,
             p.highpass_hz,
             p.p_min_snr,
+            p.second_look_s,
         ]
 
     @staticmethod
@@ -232,16 +253,17 @@ class PhaseStage:
             st.next_start += self.picker.stride_n
         return out
 
-    def _horizontals_ready(self, views, st: _Station) -> bool:
-        """Each horizontal holds the window, lags the vertical by more than
-        ``component_wait_s``, begins after the window starts, or is absent (the last three are
-        read as zeros); otherwise the window waits for it."""
+    def _horizontals_ready(self, views, st: _Station, start: int | None = None) -> bool:
+        """Each horizontal holds the window (``start``, default the next first-pass one),
+        lags the vertical by more than ``component_wait_s``, begins after the window starts,
+        or is absent (the last three are read as zeros); otherwise the window waits for it."""
+        start = st.next_start if start is None else start
         z_end = views[2].end_time_ns()
-        window_start_ns = st.anchor_ns + st.next_start * SEGMENT_GRID_NS
+        window_start_ns = st.anchor_ns + start * SEGMENT_GRID_NS
         for view in views[:2]:
             if view is None or view.sampling_rate_hz is None or view.end_index == 0:
                 continue
-            if raw_span(view, st.anchor_ns, st.next_start, self.picker.window_n) is not None:
+            if raw_span(view, st.anchor_ns, start, self.picker.window_n) is not None:
                 continue
             if z_end - view.end_time_ns() > self.picker.component_wait_s * NS_PER_S:
                 continue
@@ -261,6 +283,62 @@ class PhaseStage:
         for phase, k in (("P", zid), ("S", zid + S_SUFFIX)):
             if last[phase] != before[phase]:
                 self.last_pick_epoch_s[k] = last[phase]
+        if self.picker.second_look_s > 0 and found:
+            look = self.second_looks.setdefault(zid, {"due": [], "recent": {}})
+            for sp in found:
+                look["recent"].setdefault(sp.phase, []).append(sp.time_epoch_s)
+                if sp.phase == "P":
+                    look["due"].append(sp.time_epoch_s)
+            self._prune(look, found[-1].time_epoch_s)
+
+    def _prune(self, look: dict, newest_s: float) -> None:
+        """Forget picks too old to be within ``min_separation_s`` of a look's region."""
+        horizon = newest_s - self.picker.window_s - self.picker.second_look_s
+        for phase, times in look["recent"].items():
+            look["recent"][phase] = [t for t in times if t >= horizon]
+
+    def _look_start(self, st: _Station, trigger_s: float) -> int:
+        """Grid start of the second look whose window ends ``second_look_s`` after the
+        trigger pick (rounded onto the grid)."""
+        grid = int(round((trigger_s * NS_PER_S - st.anchor_ns) / SEGMENT_GRID_NS))
+        return grid + self.picker.second_look_n - self.picker.window_n
+
+    def _ready_looks(self, key: str) -> list[tuple[str, int, np.ndarray]]:
+        """Second-look windows whose data have arrived (the horizontals as for the first
+        pass); looks the buffer can no longer give are dropped."""
+        st = self.stations[key]
+        zid = st.channels[2]
+        look = self.second_looks.get(zid)
+        if st.anchor_ns is None or zid is None or not look or not look["due"]:
+            return []
+        views = self._views(st)
+        z = views[2]
+        n = self.picker.window_n
+        out, keep = [], []
+        for trigger in sorted(look["due"]):
+            start = self._look_start(st, trigger)
+            end_ns = st.anchor_ns + (start + n) * SEGMENT_GRID_NS
+            if raw_span(z, st.anchor_ns, start, n) is None:
+                pad_ns = (RESAMPLE_PAD_S + 1.0) * NS_PER_S
+                if z.end_time_ns() < end_ns + pad_ns:
+                    keep.append(trigger)  # its data are still to come
+                continue  # or no longer held (before the buffer, another segment): dropped
+            if not self._horizontals_ready(views, st, start):
+                keep.append(trigger)
+                continue
+            w = station_window(views, st.anchor_ns, start, n, self.picker.vertical_only)
+            if w is None:
+                continue
+            out.append((key, start, w))
+        look["due"] = keep
+        return out
+
+    def _take_look(self, key: str, start: int, prob: np.ndarray) -> None:
+        st = self.stations[key]
+        zid = st.channels[2]
+        look = self.second_looks.setdefault(zid, {"due": [], "recent": {}})
+        found = second_look_picks(prob, start, st.anchor_ns, self.picker, look["recent"])
+        st.pending += refine_picks(found, self.buffers[zid], self.picker)
 
     def _ship(self, key: str, now_s: float) -> list[Pick]:
         st = self.stations[key]

@@ -68,6 +68,7 @@ class PickerParams:
     vertical_only: str = "copy"  # a station without horizontals: Z copied into them, or "zeros"
     p_refine: str = "aic"  # P onsets refined on the band-passed vertical (refine_p_onset), "none"
     p_min_snr: float = 2.0  # P picks need this onset SNR on the band-passed vertical (0: no gate)
+    second_look_s: float = 18.0  # after a P pick, one more window with this much data after it
 
     def __post_init__(self) -> None:
         for name in ("p_threshold", "s_threshold"):
@@ -77,7 +78,8 @@ class PickerParams:
         for name in ("window_s", "stride_s", "min_separation_s", "batch_size", "window_after_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"detect.{name}: expected > 0, got {getattr(self, name)!r}")
-        for name in ("tail_s", "overlap_s", "component_wait_s", "highpass_hz", "p_min_snr"):
+        for name in ("tail_s", "overlap_s", "component_wait_s", "highpass_hz", "p_min_snr",
+                     "second_look_s"):  # fmt: skip
             if not getattr(self, name) >= 0:
                 raise ValueError(f"detect.{name}: expected >= 0, got {getattr(self, name)!r}")
         if self.p_refine not in ("aic", "none"):
@@ -86,6 +88,12 @@ class PickerParams:
             raise ValueError(f"vertical_only: expected copy or zeros, got {self.vertical_only!r}")
         if self.tail_s + self.stride_s + self.overlap_s >= self.window_s:
             raise ValueError("detect: tail_s + stride_s + overlap_s must be < window_s")
+        margin = self.tail_s + self.overlap_s + self.min_separation_s
+        if self.second_look_s and not margin < self.second_look_s < self.window_s:
+            raise ValueError(
+                "detect: phasenet_second_look_tail_s must be 0 or between tail_s + overlap_s "
+                f"+ min_separation_s and window_s, got {self.second_look_s}"
+            )
 
     @property
     def window_n(self) -> int:
@@ -98,6 +106,10 @@ class PickerParams:
     @property
     def tail_n(self) -> int:
         return int(round(self.tail_s * GRID_RATE_HZ))
+
+    @property
+    def second_look_n(self) -> int:
+        return int(round(self.second_look_s * GRID_RATE_HZ))
 
     @property
     def overlap_n(self) -> int:
@@ -480,6 +492,50 @@ def picks_in_window(
     return found
 
 
+def second_look_region(start_n: int, params: PickerParams) -> tuple[int, int]:
+    """``(lo, hi)`` grid samples a second look (window ``start_n``, placed so that its
+    trigger pick lies ``second_look_s`` before the window's end) reads picks from: from the
+    trigger to ``tail_s + overlap_s + min_separation_s`` before the end. Every first-pass pick
+    that could duplicate one of them (within ``min_separation_s``) comes from a window that
+    ends no later than this one, so it is known when the second look runs, whatever the packet
+    order."""
+    hi = start_n + params.window_n
+    margin = params.tail_n + params.overlap_n + int(round(params.min_separation_s * GRID_RATE_HZ))
+    return hi - params.second_look_n, hi - margin
+
+
+def second_look_picks(
+    prob: np.ndarray,
+    start_n: int,
+    anchor_ns: int,
+    params: PickerParams,
+    recent_s: dict[str, list[float]],
+) -> list[StationPick]:
+    """The picks a second look adds: peaks of its region (:func:`second_look_region`) more
+    than ``min_separation_s`` from every recent pick of their phase (``recent_s``: phase ->
+    epoch seconds, first pass and earlier second looks; updated).
+
+    The first pass reads each sample once, near the end of a window (``tail_s`` of data after
+    it): an onset that follows another within seconds (the next earthquake of a burst, an S
+    close behind its P) can stay below the threshold there. The second look reads the data
+    after a P pick with ``second_look_s`` of context after it."""
+    lo, hi = second_look_region(start_n, params)
+    found: list[StationPick] = []
+    for row, phase, threshold in ((1, "P", params.p_threshold), (2, "S", params.s_threshold)):
+        times = recent_s.setdefault(phase, [])
+        for index, p in find_peaks(prob[row], threshold):
+            grid = start_n + index
+            if not lo <= grid < hi:
+                continue
+            t = (anchor_ns + grid * SEGMENT_GRID_NS) / 1e9
+            if any(abs(t - x) <= params.min_separation_s for x in times):
+                continue
+            times.append(t)
+            found.append(StationPick(phase, t, p, grid))
+    found.sort(key=lambda s: s.grid_index)
+    return found
+
+
 def refine_picks(picks: list[StationPick], z_view, params: PickerParams) -> list[StationPick]:
     """P picks with :func:`refine_p_onset` applied on the vertical's buffer ``z_view`` (a
     :class:`stream.buffer.ChannelBuffer`; S picks and ``p_refine="none"`` unchanged), and
@@ -546,8 +602,33 @@ def pick_traces(
     probs = model.predict(windows, params.batch_size, params.highpass_hz)
     last: dict[str, float] = {}
     out = []
+    found: list[StationPick] = []
     for s, prob in zip(starts, probs, strict=True):
-        out += refine_picks(picks_in_window(prob, s, first, anchor, params, last), views[2], params)
+        new = picks_in_window(prob, s, first, anchor, params, last)
+        found += new
+        out += refine_picks(new, views[2], params)
+    if params.second_look_s <= 0:
+        return out
+    # second looks (the stream stage's rule): one window per first-pass P pick, in order
+    recent: dict[str, list[float]] = {}
+    for sp in found:
+        recent.setdefault(sp.phase, []).append(sp.time_epoch_s)
+    looks = []
+    for sp in found:
+        if sp.phase != "P":
+            continue
+        grid = int(round((sp.time_epoch_s * NS_PER_S - anchor) / SEGMENT_GRID_NS))
+        start = grid + params.second_look_n - params.window_n
+        if raw_span(views[2], anchor, start, params.window_n) is not None:
+            looks.append(start)
+    if looks:
+        windows = np.stack(
+            [station_window(views, anchor, s, params.window_n, params.vertical_only)
+             for s in looks]  # fmt: skip
+        )
+        probs = model.predict(windows, params.batch_size, params.highpass_hz)
+        for s, prob in zip(looks, probs, strict=True):
+            out += refine_picks(second_look_picks(prob, s, anchor, params, recent), views[2], params)
     return out
 
 
