@@ -188,7 +188,9 @@ def run_pipeline(
             log = open(logs / f"{name}.log", "wb")  # noqa: SIM115 (closed with the stack)
             stack.callback(log.close)
             cmd = [*cmd, "--metrics-port", str(demo._free_port())]
-            procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+            procs[name] = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=env.get("PYTHONPATH")
+            )  # ``python -m`` puts the working folder first on the path
         stack.callback(stop_processes, procs, 20.0)
         streams = [p for n, p in procs.items() if n.startswith("stream_")]
         for p in streams:

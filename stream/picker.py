@@ -623,12 +623,16 @@ def pick_traces(
             looks.append(start)
     if looks:
         windows = np.stack(
-            [station_window(views, anchor, s, params.window_n, params.vertical_only)
-             for s in looks]  # fmt: skip
+            [
+                station_window(views, anchor, s, params.window_n, params.vertical_only)
+                for s in looks
+            ]  # fmt: skip
         )
         probs = model.predict(windows, params.batch_size, params.highpass_hz)
         for s, prob in zip(looks, probs, strict=True):
-            out += refine_picks(second_look_picks(prob, s, anchor, params, recent), views[2], params)
+            out += refine_picks(
+                second_look_picks(prob, s, anchor, params, recent), views[2], params
+            )
     return out
 
 
