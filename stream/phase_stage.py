@@ -88,14 +88,13 @@ class PhaseStage:
         self.picker: PickerParams = self.params.picker_params
         self.coordinates = dict(coordinates or {})
         self.last_pick_epoch_s: dict[str, float] = dict(last_pick_epoch_s or {})
-        # per vertical channel id: {"due": [trigger pick epoch s of pending second looks],
-        # "recent": {phase: [epoch s of recent picks]}} (saved with last_pick_epoch_s)
+        # per vertical channel id: {"recent": {phase: [epoch s of recent picks]}}, what the
+        # second look compares with (saved in the statefile with last_pick_epoch_s)
         self.second_looks: dict[str, dict] = {
-            k: {"due": [float(x) for x in v.get("due", [])],
-                "recent": {ph: [float(x) for x in ts] for ph, ts in v.get("recent", {}).items()}}
+            k: {"recent": {ph: [float(x) for x in ts] for ph, ts in v.get("recent", {}).items()}}
             for k, v in (second_look_state or {}).items()
-        }  # fmt: skip
-        self.second_looks_run = 0
+        }
+        self.second_look_picks = 0
         self.resume_channels = dict(resume_channels or {})
         self.model = model or PhaseNetModel.load(
             self.picker.model, self.picker.device, threads=self.picker.threads
@@ -136,16 +135,6 @@ class PhaseStage:
             probs = self.model.predict(windows, self.picker.batch_size, self.picker.highpass_hz)
             for (key, start, _), prob in zip(jobs, probs, strict=True):
                 self._take(key, start, prob)
-        # second looks after the first pass (they read its picks); a look's picks trigger none
-        looks = []
-        for key in sorted(touched):
-            looks += self._ready_looks(key)
-        if looks:
-            windows = np.stack([w for _, _, w in looks])
-            self.second_looks_run += len(looks)
-            probs = self.model.predict(windows, self.picker.batch_size, self.picker.highpass_hz)
-            for (key, start, _), prob in zip(looks, probs, strict=True):
-                self._take_look(key, start, prob)
         for key in sorted(touched):
             picks += self._ship(key, packets[-1].received_wall_s if packets else 0.0)
         return results, picks
@@ -283,62 +272,19 @@ class PhaseStage:
         for phase, k in (("P", zid), ("S", zid + S_SUFFIX)):
             if last[phase] != before[phase]:
                 self.last_pick_epoch_s[k] = last[phase]
-        if self.picker.second_look_s > 0 and found:
-            look = self.second_looks.setdefault(zid, {"due": [], "recent": {}})
+        if self.picker.second_look_s > 0:
+            look = self.second_looks.setdefault(zid, {"recent": {}})
             for sp in found:
                 look["recent"].setdefault(sp.phase, []).append(sp.time_epoch_s)
-                if sp.phase == "P":
-                    look["due"].append(sp.time_epoch_s)
-            self._prune(look, found[-1].time_epoch_s)
-
-    def _prune(self, look: dict, newest_s: float) -> None:
-        """Forget picks too old to be within ``min_separation_s`` of a look's region."""
-        horizon = newest_s - self.picker.window_s - self.picker.second_look_s
-        for phase, times in look["recent"].items():
-            look["recent"][phase] = [t for t in times if t >= horizon]
-
-    def _look_start(self, st: _Station, trigger_s: float) -> int:
-        """Grid start of the second look whose window ends ``second_look_s`` after the
-        trigger pick (rounded onto the grid)."""
-        grid = int(round((trigger_s * NS_PER_S - st.anchor_ns) / SEGMENT_GRID_NS))
-        return grid + self.picker.second_look_n - self.picker.window_n
-
-    def _ready_looks(self, key: str) -> list[tuple[str, int, np.ndarray]]:
-        """Second-look windows whose data have arrived (the horizontals as for the first
-        pass); looks the buffer can no longer give are dropped."""
-        st = self.stations[key]
-        zid = st.channels[2]
-        look = self.second_looks.get(zid)
-        if st.anchor_ns is None or zid is None or not look or not look["due"]:
-            return []
-        views = self._views(st)
-        z = views[2]
-        n = self.picker.window_n
-        out, keep = [], []
-        for trigger in sorted(look["due"]):
-            start = self._look_start(st, trigger)
-            end_ns = st.anchor_ns + (start + n) * SEGMENT_GRID_NS
-            if raw_span(z, st.anchor_ns, start, n) is None:
-                pad_ns = (RESAMPLE_PAD_S + 1.0) * NS_PER_S
-                if z.end_time_ns() < end_ns + pad_ns:
-                    keep.append(trigger)  # its data are still to come
-                continue  # or no longer held (before the buffer, another segment): dropped
-            if not self._horizontals_ready(views, st, start):
-                keep.append(trigger)
-                continue
-            w = station_window(views, st.anchor_ns, start, n, self.picker.vertical_only)
-            if w is None:
-                continue
-            out.append((key, start, w))
-        look["due"] = keep
-        return out
-
-    def _take_look(self, key: str, start: int, prob: np.ndarray) -> None:
-        st = self.stations[key]
-        zid = st.channels[2]
-        look = self.second_looks.setdefault(zid, {"due": [], "recent": {}})
-        found = second_look_picks(prob, start, st.anchor_ns, self.picker, look["recent"])
-        st.pending += refine_picks(found, self.buffers[zid], self.picker)
+            again = second_look_picks(prob, start, st.anchor_ns, self.picker, look["recent"])
+            self.second_look_picks += len(again)
+            st.pending += refine_picks(again, self.buffers[zid], self.picker)
+            # picks before this window's start no longer matter to a second look
+            window_s = (st.anchor_ns + start * SEGMENT_GRID_NS) / NS_PER_S
+            for phase, times in look["recent"].items():
+                look["recent"][phase] = [
+                    t for t in times if t >= window_s - self.picker.min_separation_s
+                ]
 
     def _ship(self, key: str, now_s: float) -> list[Pick]:
         st = self.stations[key]

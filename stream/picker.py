@@ -68,7 +68,7 @@ class PickerParams:
     vertical_only: str = "copy"  # a station without horizontals: Z copied into them, or "zeros"
     p_refine: str = "aic"  # P onsets refined on the band-passed vertical (refine_p_onset), "none"
     p_min_snr: float = 2.0  # P picks need this onset SNR on the band-passed vertical (0: no gate)
-    second_look_s: float = 18.0  # after a P pick, one more window with this much data after it
+    second_look_s: float = 18.0  # each window read again this long before its end; 0: not
 
     def __post_init__(self) -> None:
         for name in ("p_threshold", "s_threshold"):
@@ -88,11 +88,13 @@ class PickerParams:
             raise ValueError(f"vertical_only: expected copy or zeros, got {self.vertical_only!r}")
         if self.tail_s + self.stride_s + self.overlap_s >= self.window_s:
             raise ValueError("detect: tail_s + stride_s + overlap_s must be < window_s")
-        margin = self.tail_s + self.overlap_s + self.min_separation_s
-        if self.second_look_s and not margin < self.second_look_s < self.window_s:
+        lo = self.tail_s + self.stride_s + self.overlap_s + self.min_separation_s
+        hi = self.window_s - self.stride_s - self.overlap_s
+        if self.second_look_s and not lo <= self.second_look_s <= hi:
             raise ValueError(
-                "detect: phasenet_second_look_tail_s must be 0 or between tail_s + overlap_s "
-                f"+ min_separation_s and window_s, got {self.second_look_s}"
+                "detect: phasenet_second_look_tail_s must be 0 or in [tail_s + stride_s + "
+                f"overlap_s + min_separation_s, window_s - stride_s - overlap_s] = [{lo:g}, "
+                f"{hi:g}], got {self.second_look_s}"
             )
 
     @property
@@ -493,15 +495,11 @@ def picks_in_window(
 
 
 def second_look_region(start_n: int, params: PickerParams) -> tuple[int, int]:
-    """``(lo, hi)`` grid samples a second look (window ``start_n``, placed so that its
-    trigger pick lies ``second_look_s`` before the window's end) reads picks from: from the
-    trigger to ``tail_s + overlap_s + min_separation_s`` before the end. Every first-pass pick
-    that could duplicate one of them (within ``min_separation_s``) comes from a window that
-    ends no later than this one, so it is known when the second look runs, whatever the packet
-    order."""
-    hi = start_n + params.window_n
-    margin = params.tail_n + params.overlap_n + int(round(params.min_separation_s * GRID_RATE_HZ))
-    return hi - params.second_look_n, hi - margin
+    """``(lo, hi)`` grid samples the second look of window ``start_n`` reads: the stride (plus
+    the overlap) that ends ``second_look_s`` before the window's end. Consecutive windows'
+    regions tile the record, as the first pass's do."""
+    hi = start_n + params.window_n - params.second_look_n
+    return hi - params.stride_n - params.overlap_n, hi
 
 
 def second_look_picks(
@@ -511,14 +509,20 @@ def second_look_picks(
     params: PickerParams,
     recent_s: dict[str, list[float]],
 ) -> list[StationPick]:
-    """The picks a second look adds: peaks of its region (:func:`second_look_region`) more
-    than ``min_separation_s`` from every recent pick of their phase (``recent_s``: phase ->
-    epoch seconds, first pass and earlier second looks; updated).
+    """The picks the second look of window ``start_n`` adds: peaks of its region
+    (:func:`second_look_region`) more than ``min_separation_s`` from every recent pick of their
+    phase (``recent_s``: phase -> epoch seconds of the first pass's and earlier second looks'
+    picks; updated).
 
-    The first pass reads each sample once, near the end of a window (``tail_s`` of data after
-    it): an onset that follows another within seconds (the next earthquake of a burst, an S
-    close behind its P) can stay below the threshold there. The second look reads the data
-    after a P pick with ``second_look_s`` of context after it."""
+    The first pass reads each sample once, near the end of a window, with ``tail_s`` of data
+    after it; PhaseNet there often stays below its threshold on an onset it reads with
+    certainty given more of what follows (seconds of coda, the S): on the swarm proxy
+    (docs/swarm.md) a P it gives 0.02 with 2 s after the onset gets 0.9 with 20 s. The second
+    look reads the same probabilities ``second_look_s`` before the window's end: no extra
+    forward pass, picks that late. Every first-pass pick within ``min_separation_s`` of the
+    region comes from this window or an earlier one (``second_look_s`` is at least ``tail_s +
+    stride_s + overlap_s + min_separation_s``), so the outcome does not depend on the packets.
+    """
     lo, hi = second_look_region(start_n, params)
     found: list[StationPick] = []
     for row, phase, threshold in ((1, "P", params.p_threshold), (2, "S", params.s_threshold)):
@@ -601,38 +605,16 @@ def pick_traces(
     )
     probs = model.predict(windows, params.batch_size, params.highpass_hz)
     last: dict[str, float] = {}
+    recent: dict[str, list[float]] = {}
     out = []
-    found: list[StationPick] = []
     for s, prob in zip(starts, probs, strict=True):
         new = picks_in_window(prob, s, first, anchor, params, last)
-        found += new
         out += refine_picks(new, views[2], params)
-    if params.second_look_s <= 0:
-        return out
-    # second looks (the stream stage's rule): one window per first-pass P pick, in order
-    recent: dict[str, list[float]] = {}
-    for sp in found:
-        recent.setdefault(sp.phase, []).append(sp.time_epoch_s)
-    looks = []
-    for sp in found:
-        if sp.phase != "P":
-            continue
-        grid = int(round((sp.time_epoch_s * NS_PER_S - anchor) / SEGMENT_GRID_NS))
-        start = grid + params.second_look_n - params.window_n
-        if raw_span(views[2], anchor, start, params.window_n) is not None:
-            looks.append(start)
-    if looks:
-        windows = np.stack(
-            [
-                station_window(views, anchor, s, params.window_n, params.vertical_only)
-                for s in looks
-            ]  # fmt: skip
-        )
-        probs = model.predict(windows, params.batch_size, params.highpass_hz)
-        for s, prob in zip(looks, probs, strict=True):
-            out += refine_picks(
-                second_look_picks(prob, s, anchor, params, recent), views[2], params
-            )
+        if params.second_look_s > 0:
+            for sp in new:
+                recent.setdefault(sp.phase, []).append(sp.time_epoch_s)
+            again = second_look_picks(prob, s, anchor, params, recent)
+            out += refine_picks(again, views[2], params)
     return out
 
 
