@@ -238,12 +238,16 @@ class AssociateSettings:
     wait_s: float = 10.0
     use_s: bool = True  # associate and locate S picks too
     min_station_ratio: float = 0.3  # of the stations nearest an event, the share that picked it
+    # a located event keeps picks within residual_floor_s + residual_fraction x travel time
+    # (at most max_residual_s): tight across a small network, max_residual_s far away
+    residual_floor_s: float = 0.5
+    residual_fraction: float = 0.1
 
     def _problems(self) -> list[str]:
         return _positive(
             "associate", self, "min_picks", "window_s", "max_distance_km", "max_residual_s",
-            "min_station_ratio",
-        ) + _non_negative("associate", self, "wait_s")  # fmt: skip
+            "min_station_ratio", "residual_floor_s",
+        ) + _non_negative("associate", self, "wait_s", "residual_fraction")  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -395,9 +395,12 @@ class OnlineAssociator:
         idx = [index[k] for k in picked if k in index]
         return station_support(d_all[idx], d_all, p.min_picks, p.min_station_ratio)
 
-    def _residuals(self, ev: LocatedEvent, picks: list[WindowPick]) -> np.ndarray:
+    def _residuals(
+        self, ev: LocatedEvent, picks: list[WindowPick], *, tolerance: bool = False
+    ) -> np.ndarray:
         """|observed - predicted| (s) of ``picks`` for ``ev``'s hypocentre (inf beyond
-        ``max_distance_km`` or for unknown stations)."""
+        ``max_distance_km`` or for unknown stations); with ``tolerance``, divided by each
+        pick's :meth:`~workers.associate_locate.Associator.tolerance_s` (<= 1 fits)."""
         a = self.associator
         p = self.params
         out = np.full(len(picks), np.inf)
@@ -418,6 +421,8 @@ class OnlineAssociator:
             tt = np.where(is_s, table.travel_time(d, z, "S"), tt)
         t = np.array([picks[i].time_epoch_s for i in rows])
         r = np.abs(t - ev.time_epoch_s - tt - a.static_s(elev, is_s))
+        if tolerance:
+            r = r / a.tolerance_s(tt)
         r[dist > p.max_distance_km] = np.inf
         out[rows] = r
         return out
@@ -657,7 +662,8 @@ class OnlineAssociator:
         self, ev: LocatedEvent, taken: set[str], tolerance_s: float | None = None
     ) -> list[WindowPick]:
         """The window's picks that fit ``ev`` best per station and phase, within
-        ``tolerance_s`` (default ``max_residual_s``); none of ``taken``.
+        ``tolerance_s`` (default: each pick's :meth:`Associator.tolerance_s
+        <workers.associate_locate.Associator.tolerance_s>`); none of ``taken``.
 
         With S in use, a pick labelled P that is later than the P its station already gives
         the event and fits the S prediction is taken as the station's S (a picker that reads
@@ -671,10 +677,12 @@ class OnlineAssociator:
                  if k.pick_id not in taken
                  and t0 - tol <= k.time_epoch_s <= t0 + self.max_tt_s + tol]  # fmt: skip
         cands.sort(key=lambda k: k.pick_id)
-        res = self._residuals(ev, cands)
+        scaled = tolerance_s is None  # residuals in units of each pick's tolerance
+        lim = 1.0 if scaled else tol
+        res = self._residuals(ev, cands, tolerance=scaled)
         best: dict[tuple[str, str], tuple[float, str]] = {}
         for k, r in zip(cands, res, strict=True):
-            if r <= tol:
+            if r <= lim:
                 slot = (k.station_key, k.phase)
                 if slot not in best or (r, k.pick_id) < best[slot]:
                     best[slot] = (r, k.pick_id)
@@ -689,11 +697,13 @@ class OnlineAssociator:
         if not late:
             return chosen
         as_s: dict[str, tuple[float, WindowPick]] = {}
-        for k, r in zip(late, self._residuals(ev, late), strict=True):
+        absolute = self._residuals(ev, late)
+        fit = self._residuals(ev, late, tolerance=scaled)
+        for k, r, r_abs in zip(late, fit, absolute, strict=True):
             if (
-                r <= tol
+                r <= lim
                 and (k.station_key, "S") not in best
-                and not self._other_p(k.pick_id, ev, r)
+                and not self._other_p(k.pick_id, ev, r_abs)
             ):
                 if k.station_key not in as_s or (r, k.pick_id) < (
                     as_s[k.station_key][0],
