@@ -335,3 +335,31 @@ def test_distinct_arrivals_counts_only_onsets_far_apart_at_shared_slots():
     b = {("X.A", "P"): 10.3, ("X.B", "P"): 13.5, ("X.C", "S"): 12.0}
     assert distinct_arrivals(a, b) == 1  # B only: A is the same onset, C and D not shared
     assert distinct_arrivals(a, a) == 0
+
+
+def test_residual_tolerance_grows_with_travel_time(scenario):
+    assoc = Associator(VelocityModel.default(), AssociateParams(min_picks=6))
+    try:
+        assert np.allclose(assoc.tolerance_s(np.array([0.0, 2.0, 5.0, 10.0, 30.0])),
+                           [0.5, 0.7, 1.0, 1.5, 1.5])  # fmt: skip
+    finally:
+        assoc.close()
+    stations = stations_of(scenario)
+    lat, lon = scenario.config.centre_lat_deg, scenario.config.centre_lon_deg
+    picks = _synthetic_picks(stations, [(lat, lon, 5.0, 1.7e9)])
+    near = min(picks, key=lambda k: k.time_epoch_s)  # travel time ~1.3 s: tolerance ~0.6 s
+    late = replace(near, pick_id=near.pick_id + "x", time_epoch_s=near.time_epoch_s + 1.4)
+    picks = sorted([k for k in picks if k is not near] + [late], key=lambda k: k.time_epoch_s)
+    for params, kept in ((AssociateParams(min_picks=6), False),
+                         (AssociateParams(min_picks=6, residual_fraction=0.0,
+                                          residual_floor_s=1.5), True)):  # fmt: skip
+        assoc = Associator(VelocityModel.default(), params)
+        try:
+            events, _ = run_engine(assoc, stations, picks, batch=10)
+        finally:
+            assoc.close()
+        assert len(events) == 1
+        (o,) = events.values()
+        got = {a.pick_id: (a.phase, a.residual_s) for a in o.arrivals}
+        assert (late.pick_id in got) == kept, got.get(late.pick_id)
+        assert abs(o.time_epoch_s - 1.7e9) < 0.2
