@@ -170,6 +170,9 @@ class DetectSettings:
     phasenet_min_snr: float = 2.0  # P onset SNR on the 1-20 Hz vertical (as min_snr); 0 = none
     phasenet_window_after_s: float = 1.0
     phasenet_device: str = "auto"
+    # after each P pick, one more window with this much data after it (an onset seconds after
+    # another: a burst's next earthquake, an S); 0 = none
+    phasenet_second_look_tail_s: float = 18.0
 
     def _problems(self) -> list[str]:
         out = _positive(
@@ -178,8 +181,9 @@ class DetectSettings:
             "phasenet_stride_s", "phasenet_window_after_s",
         )  # fmt: skip
         out += _non_negative(
-            "detect", self, "phasenet_tail_s", "phasenet_highpass_hz", "phasenet_min_snr"
-        )
+            "detect", self, "phasenet_tail_s", "phasenet_highpass_hz", "phasenet_min_snr",
+            "phasenet_second_look_tail_s",
+        )  # fmt: skip
         if self.picker not in DETECT_PICKERS:
             out.append(
                 f"detect.picker: expected one of {list(DETECT_PICKERS)}, got {self.picker!r}"
@@ -234,12 +238,16 @@ class AssociateSettings:
     wait_s: float = 10.0
     use_s: bool = True  # associate and locate S picks too
     min_station_ratio: float = 0.3  # of the stations nearest an event, the share that picked it
+    # a located event keeps picks within residual_floor_s + residual_fraction x travel time
+    # (at most max_residual_s): tight across a small network, max_residual_s far away
+    residual_floor_s: float = 0.5
+    residual_fraction: float = 0.1
 
     def _problems(self) -> list[str]:
         return _positive(
             "associate", self, "min_picks", "window_s", "max_distance_km", "max_residual_s",
-            "min_station_ratio",
-        ) + _non_negative("associate", self, "wait_s")  # fmt: skip
+            "min_station_ratio", "residual_floor_s",
+        ) + _non_negative("associate", self, "wait_s", "residual_fraction")  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -493,23 +493,37 @@ def _distance_km(event: dict[str, Any], origin: Origin) -> float:
 def match_events(
     truth: dict[str, Any], catalog: list[tuple[Origin, Any]]
 ) -> dict[str, tuple[Origin, Any] | None]:
-    """Each truth event's catalog event: closest in origin time within 3 s and 25 km."""
-    from obspy import UTCDateTime
+    """Each truth event's catalog event, one to one: origin times within 3 s and epicentres
+    within 25 km; the most pairs, then the smallest summed (time / 3 s + distance / 25 km).
 
-    used: set[str] = set()
-    out: dict[str, tuple[Origin, Any] | None] = {}
-    for event in truth["events"]:
+    An optimal assignment (not a greedy pass in truth order): in a burst of earthquakes seconds
+    apart, the first truth event must not take the catalog event of the second when that
+    leaves the second without one.
+    """
+    from obspy import UTCDateTime
+    from scipy.optimize import linear_sum_assignment
+
+    events = truth["events"]
+    out: dict[str, tuple[Origin, Any] | None] = {e["event_id"]: None for e in events}
+    if not events or not catalog:
+        return out
+    cost = np.zeros((len(events), len(catalog)))
+    ok = np.zeros(cost.shape, dtype=bool)
+    for i, event in enumerate(events):
         t0 = UTCDateTime(event["origin_time"]).timestamp
-        best = None
-        for origin, mech in catalog:
-            if origin.event_id in used or abs(origin.time_epoch_s - t0) > MATCH_TIME_S:
+        for j, (origin, _) in enumerate(catalog):
+            dt = abs(origin.time_epoch_s - t0)
+            if dt > MATCH_TIME_S:
                 continue
             dist_km = _distance_km(event, origin)
-            if dist_km <= MATCH_DISTANCE_KM and (best is None or dist_km < best[0]):
-                best = (dist_km, origin, mech)
-        out[event["event_id"]] = None if best is None else (best[1], best[2])
-        if best is not None:
-            used.add(best[1].event_id)
+            if dist_km <= MATCH_DISTANCE_KM:
+                ok[i, j] = True
+                # each pair's cost is below 2; the bonus makes one more pair always worth more
+                cost[i, j] = dt / MATCH_TIME_S + dist_km / MATCH_DISTANCE_KM - 2.0 * cost.size
+    rows, cols = linear_sum_assignment(cost)
+    for i, j in zip(rows, cols, strict=True):
+        if ok[i, j]:
+            out[events[i]["event_id"]] = catalog[j]
     return out
 
 

@@ -8,9 +8,11 @@ Model file format (plain text, ``#`` starts a comment; ``# name: NAME`` names th
     ...
 
 Two columns (``depth_km vp_km_s``, the ``vz`` files of HASH and SKHASH) are read too
-(:meth:`VelocityModel.from_depth_vp`). Each row is the TOP of a constant-velocity layer
-(depths strictly increasing, the first 0); the last row is the half-space below. The built-in
-default is ``firstmotion/data/socal_hk1977.txt`` (Hadley & Kanamori 1977, southern California).
+(:meth:`VelocityModel.from_depth_vp`), with Vs = Vp / 1.73, or Vp / R where the file carries a
+``# vp_vs: R`` line (the S times the associator predicts and locates with). Each row is the TOP
+of a constant-velocity layer (depths strictly increasing, the first 0); the last row is the
+half-space below. The built-in default is ``firstmotion/data/socal_hk1977.txt`` (Hadley &
+Kanamori 1977, southern California).
 
 Ray theory in a flat stack of constant-velocity layers (Shearer 2009, ch. 4; the "layer-cake"
 models of HYPOINVERSE and HASH's ``vmodel``): the first arrival at epicentral distance ``d``
@@ -80,12 +82,18 @@ class VelocityModel:
     def from_text(cls, text: str, name: str = "model") -> VelocityModel:
         """Parse the plain-text format of the module docstring."""
         rows = []
+        vp_vs = VP_VS_DEFAULT
         for line in text.splitlines():
             stripped = line.strip()
             if stripped.startswith("#"):
                 key, _, value = stripped.lstrip("#").partition(":")
-                if key.strip().lower() == "name" and value.strip():
+                key = key.strip().lower()
+                if key == "name" and value.strip():
                     name = value.strip()
+                elif key in ("vp_vs", "vp/vs") and value.strip():
+                    vp_vs = float(value)
+                    if not vp_vs > 1.0:
+                        raise ValueError(f"velocity model vp_vs must be > 1, got {vp_vs}")
                 continue
             if not stripped:
                 continue
@@ -100,7 +108,7 @@ class VelocityModel:
         if len({len(r) for r in rows}) != 1:
             raise ValueError("velocity model rows mix 2 and 4 columns")
         if len(rows[0]) == 2:
-            return cls.from_depth_vp(np.array(rows), name=name)
+            return cls.from_depth_vp(np.array(rows), name=name, vp_vs=vp_vs)
         a = np.array(rows)
         return cls(a[:, 0], a[:, 1], a[:, 2], a[:, 3], name=name)
 

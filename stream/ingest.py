@@ -464,11 +464,24 @@ def load_statefile(
     return resume, last, channels
 
 
+def load_second_looks(path: str) -> dict[str, dict]:
+    """The learned picker's second-look state of a statefile (pending looks and recent
+    picks per vertical channel, :class:`stream.phase_stage.PhaseStage`); empty if none."""
+    if not path or not Path(path).exists():
+        return {}
+    try:
+        looks = json.loads(Path(path).read_text(encoding="utf-8")).get("second_looks", {})
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"statefile {path}: unreadable ({exc}); move it away") from None
+    return dict(looks) if isinstance(looks, dict) else {}
+
+
 def save_statefile(
     path: str,
     resume: dict[str, tuple[int, str]],
     last_pick_epoch_s: dict[str, float],
     channels: dict[str, dict] | None = None,
+    second_looks: dict[str, dict] | None = None,
 ) -> None:
     """Write the statefile atomically (temporary file + rename)."""
     data = {
@@ -478,6 +491,8 @@ def save_statefile(
         "channels": dict(sorted((channels or {}).items())),
         "saved_epoch_s": time.time(),
     }
+    if second_looks:
+        data["second_looks"] = dict(sorted(second_looks.items()))
     tmp = f"{path}.tmp"
     Path(tmp).write_text(json.dumps(data, indent=1), encoding="utf-8")
     os.replace(tmp, path)
@@ -505,8 +520,9 @@ class StreamProcess:
         resume, last, channels = load_statefile(ingest.statefile)
         self._initial = (resume, channels)
         self.stage = make_stage(
-            stage_params, coordinates=coordinates, last_pick_epoch_s=last, resume_channels=channels
-        )
+            stage_params, coordinates=coordinates, last_pick_epoch_s=last, resume_channels=channels,
+            second_look_state=load_second_looks(ingest.statefile),
+        )  # fmt: skip
         d = stage_params.detect
         warmup_s = 3 * d.lta_s + stage_params.window_before_s + d.lookahead_s()
         if hasattr(self.stage, "warmup_s"):  # the learned picker re-reads a window and more
@@ -533,7 +549,8 @@ class StreamProcess:
     def save_state(self) -> None:
         if self.ingest.statefile:
             resume, channels = self.checkpoints.state(*self._initial)
-            save_statefile(self.ingest.statefile, resume, self.stage.last_pick_epoch_s, channels)
+            save_statefile(self.ingest.statefile, resume, self.stage.last_pick_epoch_s, channels,
+                           getattr(self.stage, "second_looks", None))  # fmt: skip
         self._last_save = time.monotonic()
 
     def handle(self, key: str | None, packet: Packet) -> int:
@@ -700,6 +717,7 @@ def picker_params(detect, window_after_s: float | None = None):
         model=detect.phasenet_model, p_threshold=detect.p_threshold,
         s_threshold=detect.s_threshold, stride_s=detect.phasenet_stride_s,
         tail_s=detect.phasenet_tail_s, highpass_hz=detect.phasenet_highpass_hz,
+        second_look_s=detect.phasenet_second_look_tail_s,
         device=detect.phasenet_device, p_min_snr=detect.phasenet_min_snr,
         window_after_s=(window_after_s if window_after_s is not None
                         else detect.phasenet_window_after_s),

@@ -49,6 +49,7 @@ from stream.picker import (
     picks_in_window,
     raw_span,
     refine_picks,
+    second_look_picks,
     station_window,
 )
 
@@ -79,6 +80,7 @@ class PhaseStage:
         last_pick_epoch_s: Mapping[str, float] | None = None,
         resume_channels: Mapping[str, dict] | None = None,
         model: PhaseNetModel | None = None,
+        second_look_state: Mapping[str, dict] | None = None,
     ) -> None:
         from stream.stage import StageParams
 
@@ -86,6 +88,13 @@ class PhaseStage:
         self.picker: PickerParams = self.params.picker_params
         self.coordinates = dict(coordinates or {})
         self.last_pick_epoch_s: dict[str, float] = dict(last_pick_epoch_s or {})
+        # per vertical channel id: {"recent": {phase: [epoch s of recent picks]}}, what the
+        # second look compares with (saved in the statefile with last_pick_epoch_s)
+        self.second_looks: dict[str, dict] = {
+            k: {"recent": {ph: [float(x) for x in ts] for ph, ts in v.get("recent", {}).items()}}
+            for k, v in (second_look_state or {}).items()
+        }
+        self.second_look_picks = 0
         self.resume_channels = dict(resume_channels or {})
         self.model = model or PhaseNetModel.load(
             self.picker.model, self.picker.device, threads=self.picker.threads
@@ -159,6 +168,7 @@ class PhaseStage:
             p.model,
             p.highpass_hz,
             p.p_min_snr,
+            p.second_look_s,
         ]
 
     @staticmethod
@@ -232,16 +242,17 @@ class PhaseStage:
             st.next_start += self.picker.stride_n
         return out
 
-    def _horizontals_ready(self, views, st: _Station) -> bool:
-        """Each horizontal holds the window, lags the vertical by more than
-        ``component_wait_s``, begins after the window starts, or is absent (the last three are
-        read as zeros); otherwise the window waits for it."""
+    def _horizontals_ready(self, views, st: _Station, start: int | None = None) -> bool:
+        """Each horizontal holds the window (``start``, default the next first-pass one),
+        lags the vertical by more than ``component_wait_s``, begins after the window starts,
+        or is absent (the last three are read as zeros); otherwise the window waits for it."""
+        start = st.next_start if start is None else start
         z_end = views[2].end_time_ns()
-        window_start_ns = st.anchor_ns + st.next_start * SEGMENT_GRID_NS
+        window_start_ns = st.anchor_ns + start * SEGMENT_GRID_NS
         for view in views[:2]:
             if view is None or view.sampling_rate_hz is None or view.end_index == 0:
                 continue
-            if raw_span(view, st.anchor_ns, st.next_start, self.picker.window_n) is not None:
+            if raw_span(view, st.anchor_ns, start, self.picker.window_n) is not None:
                 continue
             if z_end - view.end_time_ns() > self.picker.component_wait_s * NS_PER_S:
                 continue
@@ -261,6 +272,19 @@ class PhaseStage:
         for phase, k in (("P", zid), ("S", zid + S_SUFFIX)):
             if last[phase] != before[phase]:
                 self.last_pick_epoch_s[k] = last[phase]
+        if self.picker.second_look_s > 0:
+            look = self.second_looks.setdefault(zid, {"recent": {}})
+            for sp in found:
+                look["recent"].setdefault(sp.phase, []).append(sp.time_epoch_s)
+            again = second_look_picks(prob, start, st.anchor_ns, self.picker, look["recent"])
+            self.second_look_picks += len(again)
+            st.pending += refine_picks(again, self.buffers[zid], self.picker)
+            # picks before this window's start no longer matter to a second look
+            window_s = (st.anchor_ns + start * SEGMENT_GRID_NS) / NS_PER_S
+            for phase, times in look["recent"].items():
+                look["recent"][phase] = [
+                    t for t in times if t >= window_s - self.picker.min_separation_s
+                ]
 
     def _ship(self, key: str, now_s: float) -> list[Pick]:
         st = self.stations[key]

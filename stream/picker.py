@@ -68,6 +68,7 @@ class PickerParams:
     vertical_only: str = "copy"  # a station without horizontals: Z copied into them, or "zeros"
     p_refine: str = "aic"  # P onsets refined on the band-passed vertical (refine_p_onset), "none"
     p_min_snr: float = 2.0  # P picks need this onset SNR on the band-passed vertical (0: no gate)
+    second_look_s: float = 18.0  # each window read again this long before its end; 0: not
 
     def __post_init__(self) -> None:
         for name in ("p_threshold", "s_threshold"):
@@ -77,7 +78,8 @@ class PickerParams:
         for name in ("window_s", "stride_s", "min_separation_s", "batch_size", "window_after_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"detect.{name}: expected > 0, got {getattr(self, name)!r}")
-        for name in ("tail_s", "overlap_s", "component_wait_s", "highpass_hz", "p_min_snr"):
+        for name in ("tail_s", "overlap_s", "component_wait_s", "highpass_hz", "p_min_snr",
+                     "second_look_s"):  # fmt: skip
             if not getattr(self, name) >= 0:
                 raise ValueError(f"detect.{name}: expected >= 0, got {getattr(self, name)!r}")
         if self.p_refine not in ("aic", "none"):
@@ -86,6 +88,14 @@ class PickerParams:
             raise ValueError(f"vertical_only: expected copy or zeros, got {self.vertical_only!r}")
         if self.tail_s + self.stride_s + self.overlap_s >= self.window_s:
             raise ValueError("detect: tail_s + stride_s + overlap_s must be < window_s")
+        lo = self.tail_s + self.stride_s + self.overlap_s + self.min_separation_s
+        hi = self.window_s - self.stride_s - self.overlap_s
+        if self.second_look_s and not lo <= self.second_look_s <= hi:
+            raise ValueError(
+                "detect: phasenet_second_look_tail_s must be 0 or in [tail_s + stride_s + "
+                f"overlap_s + min_separation_s, window_s - stride_s - overlap_s] = [{lo:g}, "
+                f"{hi:g}], got {self.second_look_s}"
+            )
 
     @property
     def window_n(self) -> int:
@@ -98,6 +108,10 @@ class PickerParams:
     @property
     def tail_n(self) -> int:
         return int(round(self.tail_s * GRID_RATE_HZ))
+
+    @property
+    def second_look_n(self) -> int:
+        return int(round(self.second_look_s * GRID_RATE_HZ))
 
     @property
     def overlap_n(self) -> int:
@@ -480,6 +494,52 @@ def picks_in_window(
     return found
 
 
+def second_look_region(start_n: int, params: PickerParams) -> tuple[int, int]:
+    """``(lo, hi)`` grid samples the second look of window ``start_n`` reads: the stride (plus
+    the overlap) that ends ``second_look_s`` before the window's end. Consecutive windows'
+    regions tile the record, as the first pass's do."""
+    hi = start_n + params.window_n - params.second_look_n
+    return hi - params.stride_n - params.overlap_n, hi
+
+
+def second_look_picks(
+    prob: np.ndarray,
+    start_n: int,
+    anchor_ns: int,
+    params: PickerParams,
+    recent_s: dict[str, list[float]],
+) -> list[StationPick]:
+    """The picks the second look of window ``start_n`` adds: peaks of its region
+    (:func:`second_look_region`) more than ``min_separation_s`` from every recent pick of their
+    phase (``recent_s``: phase -> epoch seconds of the first pass's and earlier second looks'
+    picks; updated).
+
+    The first pass reads each sample once, near the end of a window, with ``tail_s`` of data
+    after it; PhaseNet there often stays below its threshold on an onset it reads with
+    certainty given more of what follows (seconds of coda, the S): on the swarm proxy
+    (docs/swarm.md) a P it gives 0.02 with 2 s after the onset gets 0.9 with 20 s. The second
+    look reads the same probabilities ``second_look_s`` before the window's end: no extra
+    forward pass, picks that late. Every first-pass pick within ``min_separation_s`` of the
+    region comes from this window or an earlier one (``second_look_s`` is at least ``tail_s +
+    stride_s + overlap_s + min_separation_s``), so the outcome does not depend on the packets.
+    """
+    lo, hi = second_look_region(start_n, params)
+    found: list[StationPick] = []
+    for row, phase, threshold in ((1, "P", params.p_threshold), (2, "S", params.s_threshold)):
+        times = recent_s.setdefault(phase, [])
+        for index, p in find_peaks(prob[row], threshold):
+            grid = start_n + index
+            if not lo <= grid < hi:
+                continue
+            t = (anchor_ns + grid * SEGMENT_GRID_NS) / 1e9
+            if any(abs(t - x) <= params.min_separation_s for x in times):
+                continue
+            times.append(t)
+            found.append(StationPick(phase, t, p, grid))
+    found.sort(key=lambda s: s.grid_index)
+    return found
+
+
 def refine_picks(picks: list[StationPick], z_view, params: PickerParams) -> list[StationPick]:
     """P picks with :func:`refine_p_onset` applied on the vertical's buffer ``z_view`` (a
     :class:`stream.buffer.ChannelBuffer`; S picks and ``p_refine="none"`` unchanged), and
@@ -545,9 +605,16 @@ def pick_traces(
     )
     probs = model.predict(windows, params.batch_size, params.highpass_hz)
     last: dict[str, float] = {}
+    recent: dict[str, list[float]] = {}
     out = []
     for s, prob in zip(starts, probs, strict=True):
-        out += refine_picks(picks_in_window(prob, s, first, anchor, params, last), views[2], params)
+        new = picks_in_window(prob, s, first, anchor, params, last)
+        out += refine_picks(new, views[2], params)
+        if params.second_look_s > 0:
+            for sp in new:
+                recent.setdefault(sp.phase, []).append(sp.time_epoch_s)
+            again = second_look_picks(prob, s, anchor, params, recent)
+            out += refine_picks(again, views[2], params)
     return out
 
 

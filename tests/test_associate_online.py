@@ -264,3 +264,102 @@ def test_one_earthquake_found_twice_is_merged_and_the_copy_retracted(scenario, a
     assert merged.event_id == "e1"
     assert len(merged.pick_ids) >= 0.9 * len(first)
     assert any(o.event_id == "e1" and o.revision == 1 for o in out.origins)
+
+
+def _synthetic_picks(stations, hypocentres, *, with_s_as_p: bool = False) -> list[WindowPick]:
+    """Exact P times (and S times labelled P) of ``hypocentres`` (lat, lon, depth, t0) at
+    ``stations`` within 60 km, default model."""
+    from workers.associate_locate import geodesic_distance_azimuth
+
+    model = VelocityModel.default()
+    keys = sorted(stations)
+    lat = np.array([stations[k].latitude_deg for k in keys])
+    lon = np.array([stations[k].longitude_deg for k in keys])
+    out = []
+    for lat0, lon0, z, t0 in hypocentres:
+        d, _ = geodesic_distance_azimuth(lat0, lon0, lat, lon)
+        zz = np.full(d.shape, z)
+        for phase in ("P", "S") if with_s_as_p else ("P",):
+            tt = trace_rays(model, d, zz, phase).time_s
+            for k, dk, t in zip(keys, d, tt, strict=True):
+                if dk <= 60.0:
+                    sid = f"{k}.HHZ"
+                    out.append(WindowPick(make_pick_id(sid, t0 + t), sid, t0 + t, "P"))
+    return sorted(out, key=lambda k: k.time_epoch_s)
+
+
+def test_a_burst_of_two_earthquakes_seconds_apart_gives_two_events(scenario, associator):
+    stations = stations_of(scenario)
+    lat, lon = scenario.config.centre_lat_deg, scenario.config.centre_lon_deg
+    t0 = 1.7e9
+    picks = _synthetic_picks(stations, [(lat, lon, 8.0, t0), (lat + 0.01, lon, 8.0, t0 + 2.5)])
+    events, _ = run_engine(associator, stations, picks, batch=7)
+    times = sorted(o.time_epoch_s for o in events.values())
+    assert len(times) == 2, times
+    assert abs(times[0] - t0) < 0.3 and abs(times[1] - t0 - 2.5) < 0.3
+    for o in events.values():  # each keeps its own onsets: one per station, no mixing
+        assert len({a.station_id for a in o.arrivals}) == len(o.arrivals)
+        assert all(abs(a.residual_s) < 0.3 for a in o.arrivals)
+
+
+def test_a_late_p_that_fits_the_s_prediction_becomes_s(scenario, associator):
+    stations = stations_of(scenario)
+    lat, lon = scenario.config.centre_lat_deg, scenario.config.centre_lon_deg
+    picks = _synthetic_picks(stations, [(lat, lon, 9.0, 1.7e9)], with_s_as_p=True)
+    events, _ = run_engine(associator, stations, picks, batch=10)
+    assert len(events) == 1
+    (o,) = events.values()
+    p = [a for a in o.arrivals if a.phase == "P"]
+    s = [a for a in o.arrivals if a.phase == "S"]
+    assert len(p) >= 6 and len(s) >= 0.8 * len(p)
+    by_id = {k.pick_id: k for k in picks}
+    for a in s:  # the S arrival is the later pick of its station
+        later = max(
+            (k for k in picks if k.station_id == a.station_id), key=lambda k: k.time_epoch_s
+        )
+        assert by_id[a.pick_id] == later
+    assert abs(o.depth_km - 9.0) < 1.0
+    # without S the same picks give P arrivals only
+    assoc = Associator(VelocityModel.default(), AssociateParams(min_picks=6, use_s=False))
+    try:
+        events, _ = run_engine(assoc, stations, picks, batch=10)
+        assert all(a.phase == "P" for o in events.values() for a in o.arrivals)
+    finally:
+        assoc.close()
+
+
+def test_distinct_arrivals_counts_only_onsets_far_apart_at_shared_slots():
+    from workers.associate_online import distinct_arrivals
+
+    a = {("X.A", "P"): 10.0, ("X.B", "P"): 11.0, ("X.C", "P"): 12.0, ("X.D", "P"): 9.0}
+    b = {("X.A", "P"): 10.3, ("X.B", "P"): 13.5, ("X.C", "S"): 12.0}
+    assert distinct_arrivals(a, b) == 1  # B only: A is the same onset, C and D not shared
+    assert distinct_arrivals(a, a) == 0
+
+
+def test_residual_tolerance_grows_with_travel_time(scenario):
+    assoc = Associator(VelocityModel.default(), AssociateParams(min_picks=6))
+    try:
+        assert np.allclose(assoc.tolerance_s(np.array([0.0, 2.0, 5.0, 10.0, 30.0])),
+                           [0.5, 0.7, 1.0, 1.5, 1.5])  # fmt: skip
+    finally:
+        assoc.close()
+    stations = stations_of(scenario)
+    lat, lon = scenario.config.centre_lat_deg, scenario.config.centre_lon_deg
+    picks = _synthetic_picks(stations, [(lat, lon, 5.0, 1.7e9)])
+    near = min(picks, key=lambda k: k.time_epoch_s)  # travel time ~1.3 s: tolerance ~0.6 s
+    late = replace(near, pick_id=near.pick_id + "x", time_epoch_s=near.time_epoch_s + 1.4)
+    picks = sorted([k for k in picks if k is not near] + [late], key=lambda k: k.time_epoch_s)
+    for params, kept in ((AssociateParams(min_picks=6), False),
+                         (AssociateParams(min_picks=6, residual_fraction=0.0,
+                                          residual_floor_s=1.5), True)):  # fmt: skip
+        assoc = Associator(VelocityModel.default(), params)
+        try:
+            events, _ = run_engine(assoc, stations, picks, batch=10)
+        finally:
+            assoc.close()
+        assert len(events) == 1
+        (o,) = events.values()
+        got = {a.pick_id: (a.phase, a.residual_s) for a in o.arrivals}
+        assert (late.pick_id in got) == kept, got.get(late.pick_id)
+        assert abs(o.time_epoch_s - 1.7e9) < 0.2

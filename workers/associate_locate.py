@@ -19,8 +19,9 @@ Method
 3. Each PyOcto event is relocated by iterative least squares (Geiger's method as
    scipy's trust-region ``least_squares`` with a soft-L1 loss) on the exact travel-time table
    (:class:`firstmotion.velocity.TravelTimeTable`), starting at PyOcto's hypocentre; picks with
-   ``|residual| > max_residual_s`` are dropped and the event relocated (an event left with
-   fewer than ``min_picks`` picks is dropped).
+   ``|residual|`` beyond :meth:`Associator.tolerance_s` (``residual_floor_s +
+   residual_fraction`` x travel time, at most ``max_residual_s``) are dropped and the event
+   relocated (an event left with fewer than ``min_picks`` picks is dropped).
 4. Arrivals: WGS84 distance and azimuth source -> station (:mod:`firstmotion.geodesy`),
    takeoff angle from vertical-UP at the located depth (``TravelTimeTable.lookup``: 0 up,
    180 down), residual ``t_obs - t0 - T``.
@@ -144,7 +145,7 @@ _POSITIVE_PARAMS = (
 )  # fmt: skip
 _NON_NEGATIVE_PARAMS = (
     "wait_s", "margin_km", "min_interevent_s", "revise_min_move_km", "revise_min_time_s",
-    "close_wall_s", "min_station_ratio",
+    "close_wall_s", "min_station_ratio", "residual_floor_s", "residual_fraction",
 )  # fmt: skip
 
 
@@ -182,6 +183,10 @@ class AssociateParams:
     n_threads: int = 1
     use_s: bool = AssociateSettings.use_s  # associate and locate with S picks too (depth)
     min_station_ratio: float = AssociateSettings.min_station_ratio  # see station_support
+    # the residual a located event keeps: residual_floor_s + residual_fraction x travel time,
+    # at most max_residual_s (picking error plus a model error that grows along the ray)
+    residual_floor_s: float = AssociateSettings.residual_floor_s
+    residual_fraction: float = AssociateSettings.residual_fraction
 
     def __post_init__(self) -> None:
         problems = [
@@ -203,7 +208,7 @@ class AssociateParams:
     def from_settings(cls, settings: Any, **overrides: Any) -> AssociateParams:
         """From :class:`firstmotion.config.AssociateSettings` (plus keyword overrides)."""
         keys = ("min_picks", "window_s", "max_distance_km", "max_residual_s", "wait_s", "use_s",
-                "min_station_ratio")  # fmt: skip
+                "min_station_ratio", "residual_floor_s", "residual_fraction")  # fmt: skip
         kwargs = {k: getattr(settings, k) for k in keys}
         kwargs.update(overrides)
         return cls(**kwargs)
@@ -494,6 +499,15 @@ class Associator:
         """The largest Vp/Vs of the model (S travel times are at most this times P's)."""
         return float(np.max(self.model.vp_km_s / self.model.vs_km_s))
 
+    def tolerance_s(self, travel_time_s: np.ndarray) -> np.ndarray:
+        """The largest residual a pick with this predicted travel time keeps in a located
+        event: ``residual_floor_s + residual_fraction * T``, at most ``max_residual_s``. A
+        fixed 1.5 s suits a regional network; across a 20 km swarm network (P in 1-5 s) it
+        lets the picks of two earthquakes seconds apart fit one false hypocentre."""
+        p = self.params
+        tt = np.maximum(np.asarray(travel_time_s, dtype=float), 0.0)
+        return np.minimum(p.max_residual_s, p.residual_floor_s + p.residual_fraction * tt)
+
     def static_s(self, elevation_m: np.ndarray, is_s: np.ndarray) -> np.ndarray:
         """Vertical static (s) of a station above datum for P (or S where ``is_s``)."""
         v = np.where(is_s, float(self.model.vs_km_s[0]), float(self.model.vp_km_s[0]))
@@ -549,7 +563,8 @@ class Associator:
                 b = best.get((k.station_key, k.phase))
                 if b is None or abs(res[i]) < abs(res[b]):
                     best[(k.station_key, k.phase)] = i
-            keep = sorted(i for i in best.values() if abs(res[i]) <= p.max_residual_s)
+            tol = self.tolerance_s(t - sol[3] - res)  # observed - origin - residual = T
+            keep = sorted(i for i in best.values() if abs(res[i]) <= tol[i])
             if len(keep) == len(chosen):
                 break
             chosen = [chosen[i] for i in keep]

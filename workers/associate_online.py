@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -62,6 +62,7 @@ WIDE_GATHER = 3.0  # the first gather at settlement: this many times max_residua
 JOINT_TIME_S = 10.0  # two solutions this close in origin time ...
 JOINT_DISTANCE_KM = 80.0  # ... and epicentre are tested as one earthquake (joint location)
 JOINT_KEEP = 0.8  # one earthquake when the joint location keeps this share of their stations
+DISTINCT_ARRIVAL_S = 1.0  # two picks of one station and phase this far apart: two arrivals
 
 __all__ = ["NetworkGrid", "OnlineAssociator", "OpenEvent", "StepResult", "station_support"]
 
@@ -71,6 +72,17 @@ def _epicentral_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
     a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
     return 2.0 * 6371.0 * math.asin(min(1.0, math.sqrt(a)))
+
+
+def distinct_arrivals(
+    a: Mapping[tuple[str, str], float], b: Mapping[tuple[str, str], float]
+) -> int:
+    """How many arrivals of ``a`` ((station, phase) -> time) are not ``b``'s: at a station and
+    phase ``b`` has too, more than ``DISTINCT_ARRIVAL_S`` away. Two solutions close in time and
+    space are one earthquake found twice when few of their arrivals are distinct (the same
+    onsets, or picks at stations only one has); a burst of earthquakes seconds apart gives
+    every station two distinct arrivals."""
+    return sum(1 for slot, t in a.items() if slot in b and abs(b[slot] - t) > DISTINCT_ARRIVAL_S)
 
 
 def station_support(
@@ -279,7 +291,8 @@ class OnlineAssociator:
         self._grid: NetworkGrid | None = None
         self._grid_built_s = 0.0
         self._dirty: set[int] = set()
-        self._settled: list[LocatedEvent] = []  # recently settled solutions (duplicates)
+        # recently settled solutions with their arrival times (duplicates, see _twin_settled)
+        self._settled: list[tuple[LocatedEvent, dict[tuple[str, str], float]]] = []
         self._st_cache: tuple[dict[str, int], np.ndarray, np.ndarray] | None = None
         self._tried: set[str] = set()
         p = self.params
@@ -382,9 +395,12 @@ class OnlineAssociator:
         idx = [index[k] for k in picked if k in index]
         return station_support(d_all[idx], d_all, p.min_picks, p.min_station_ratio)
 
-    def _residuals(self, ev: LocatedEvent, picks: list[WindowPick]) -> np.ndarray:
+    def _residuals(
+        self, ev: LocatedEvent, picks: list[WindowPick], *, tolerance: bool = False
+    ) -> np.ndarray:
         """|observed - predicted| (s) of ``picks`` for ``ev``'s hypocentre (inf beyond
-        ``max_distance_km`` or for unknown stations)."""
+        ``max_distance_km`` or for unknown stations); with ``tolerance``, divided by each
+        pick's :meth:`~workers.associate_locate.Associator.tolerance_s` (<= 1 fits)."""
         a = self.associator
         p = self.params
         out = np.full(len(picks), np.inf)
@@ -405,6 +421,8 @@ class OnlineAssociator:
             tt = np.where(is_s, table.travel_time(d, z, "S"), tt)
         t = np.array([picks[i].time_epoch_s for i in rows])
         r = np.abs(t - ev.time_epoch_s - tt - a.static_s(elev, is_s))
+        if tolerance:
+            r = r / a.tolerance_s(tt)
         r[dist > p.max_distance_km] = np.inf
         out[rows] = r
         return out
@@ -571,6 +589,8 @@ class OnlineAssociator:
         located from ``big``'s hypocentre keeps at least ``JOINT_KEEP`` of the stations (two
         different earthquakes' picks cannot fit one origin)."""
         p = self.params
+        if distinct_arrivals(self._times(small), self._times(big)) >= p.min_picks:
+            return None  # two earthquakes (a burst): many stations have both onsets
         ids = big.pick_ids | small.pick_ids
         picks = self._picks(ids)
         slots = {(k.station_key, k.phase) for k in picks}
@@ -581,6 +601,15 @@ class OnlineAssociator:
         if len(joint.arrivals) < p.min_picks:
             return None
         return joint
+
+    def _times(self, ev: LocatedEvent) -> dict[tuple[str, str], float]:
+        """(station, phase) -> pick time of ``ev``'s arrivals still in the window."""
+        out = {}
+        for a in ev.arrivals:
+            k = self.window.get(a.pick_id)
+            if k is not None:
+                out[(k.station_key, a.phase)] = k.time_epoch_s
+        return out
 
     def _twin(self, found: LocatedEvent) -> int | None:
         """The open event ``found`` is a second solution of (see :meth:`_joint`), if any."""
@@ -633,7 +662,14 @@ class OnlineAssociator:
         self, ev: LocatedEvent, taken: set[str], tolerance_s: float | None = None
     ) -> list[WindowPick]:
         """The window's picks that fit ``ev`` best per station and phase, within
-        ``tolerance_s`` (default ``max_residual_s``); none of ``taken``."""
+        ``tolerance_s`` (default: each pick's :meth:`Associator.tolerance_s
+        <workers.associate_locate.Associator.tolerance_s>`); none of ``taken``.
+
+        With S in use, a pick labelled P that is later than the P its station already gives
+        the event and fits the S prediction is taken as the station's S (a picker that reads
+        only P, or a learned picker that labelled an S onset P, still gives the location its
+        S): each pick fills at most one slot, P first.
+        """
         p = self.params
         tol = p.max_residual_s if tolerance_s is None else tolerance_s
         t0 = ev.time_epoch_s
@@ -641,14 +677,51 @@ class OnlineAssociator:
                  if k.pick_id not in taken
                  and t0 - tol <= k.time_epoch_s <= t0 + self.max_tt_s + tol]  # fmt: skip
         cands.sort(key=lambda k: k.pick_id)
-        res = self._residuals(ev, cands)
+        scaled = tolerance_s is None  # residuals in units of each pick's tolerance
+        lim = 1.0 if scaled else tol
+        res = self._residuals(ev, cands, tolerance=scaled)
         best: dict[tuple[str, str], tuple[float, str]] = {}
         for k, r in zip(cands, res, strict=True):
-            if r <= tol:
+            if r <= lim:
                 slot = (k.station_key, k.phase)
                 if slot not in best or (r, k.pick_id) < best[slot]:
                     best[slot] = (r, k.pick_id)
-        return self._picks(pid for _, pid in best.values())
+        chosen = self._picks(pid for _, pid in best.values())
+        if "S" not in self.phases:
+            return chosen
+        used = {pid for _, pid in best.values()}
+        p_time = {k.station_key: k.time_epoch_s for k in chosen if k.phase == "P"}
+        late = [replace(k, phase="S") for k in cands
+                if k.phase == "P" and k.pick_id not in used and k.station_key in p_time
+                and k.time_epoch_s > p_time[k.station_key] + DISTINCT_ARRIVAL_S]  # fmt: skip
+        if not late:
+            return chosen
+        as_s: dict[str, tuple[float, WindowPick]] = {}
+        absolute = self._residuals(ev, late)
+        fit = self._residuals(ev, late, tolerance=scaled)
+        for k, r, r_abs in zip(late, fit, absolute, strict=True):
+            if (
+                r <= lim
+                and (k.station_key, "S") not in best
+                and not self._other_p(k.pick_id, ev, r_abs)
+            ):
+                if k.station_key not in as_s or (r, k.pick_id) < (
+                    as_s[k.station_key][0],
+                    as_s[k.station_key][1].pick_id,
+                ):
+                    as_s[k.station_key] = (r, k)
+        return chosen + [k for _, k in (as_s[s] for s in sorted(as_s))]
+
+    def _other_p(self, pick_id: str, ev: LocatedEvent, s_residual_s: float) -> bool:
+        """Whether ``pick_id`` is better explained as the P of another open event (a burst's
+        next earthquake, whose P can fall where this one's S is due) than as this one's S
+        (residual ``s_residual_s``); S onsets taken for P make poor events (large residuals)."""
+        key = self.owner.get(pick_id)
+        other = self.events.get(key) if key is not None else None
+        if other is None or abs(other.located.time_epoch_s - ev.time_epoch_s) <= DISTINCT_ARRIVAL_S:
+            return False
+        res = [abs(a.residual_s or 0.0) for a in other.located.arrivals if a.pick_id == pick_id]
+        return bool(res) and res[0] <= s_residual_s
 
     def _canonical(self, ev: LocatedEvent, taken: set[str]) -> LocatedEvent | None:
         """The fixed point gather -> locate (from the grid's best node for the set), from a
@@ -689,6 +762,7 @@ class OnlineAssociator:
                 final = None
             if final is not None and self._twin_settled(final, result):
                 final = None
+            times = {} if final is None else self._times(final)
             if final is None:
                 self._set_event(key, None, wall_s, result)
                 continue
@@ -702,7 +776,7 @@ class OnlineAssociator:
                 result.left.append(pid)
             if ev.event_id is not None:
                 result.closed.append(ev.event_id)
-            self._settled.append(final)
+            self._settled.append((final, times))
         for key in sorted(self._dirty):
             if key in self.events:
                 self._relocate(key, wall_s, result)
@@ -711,8 +785,11 @@ class OnlineAssociator:
     def _twin_settled(self, final: LocatedEvent, result: StepResult) -> bool:
         p = self.params
         horizon = self.newest_s - self.retain_s - 60.0
-        self._settled[:] = [e for e in self._settled if e.time_epoch_s >= horizon]
-        for e in self._settled:
+        self._settled[:] = [e for e in self._settled if e[0].time_epoch_s >= horizon]
+        times = self._times(final)
+        for e, e_times in self._settled:
+            if distinct_arrivals(times, e_times) >= p.min_picks:
+                continue  # another earthquake of a burst, not this one found twice
             if (
                 abs(e.time_epoch_s - final.time_epoch_s) <= p.match_time_s
                 and _epicentral_km(

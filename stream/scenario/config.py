@@ -51,6 +51,14 @@ class ScenarioConfig:
     # rock site (Vs30 ~ 800 m/s), where S arrives steeply and moves mostly the horizontals.
     site_vp_km_s: float | None = 1.6
     site_vs_km_s: float | None = 0.8
+    # A swarm: epicentres within this radius (km) of the centre (None: the inner 70% of the
+    # network); ``burst_fraction`` of the events follow an earlier one within ``burst_gap_s``.
+    swarm_radius_km: float | None = None
+    burst_fraction: float = 0.0
+    burst_gap_s: float = 5.0
+    # Real noise: three-component miniSEED under this folder replaces the synthetic noise,
+    # scaled per station to its level (:mod:`stream.scenario.real_noise`); None: synthetic.
+    noise_dir: str | None = None
 
     def __post_init__(self) -> None:
         if self.n_stations < 1 or self.n_events < 0:
@@ -95,6 +103,12 @@ class ScenarioConfig:
         vp, vs = self.site_vp_km_s, self.site_vs_km_s
         if (vp is None) != (vs is None) or (vp is not None and not 0 < vs < vp):
             raise ValueError(f"site velocities must both be None or 0 < vs < vp, got {vp}, {vs}")
+
+        if self.swarm_radius_km is not None and self.swarm_radius_km <= 0:
+            raise ValueError(f"swarm_radius_km must be > 0, got {self.swarm_radius_km}")
+        if not 0.0 <= self.burst_fraction < 1.0 or self.burst_gap_s <= 0:
+            raise ValueError(f"need 0 <= burst_fraction < 1 and burst_gap_s > 0, got "
+                             f"{self.burst_fraction}, {self.burst_gap_s}")  # fmt: skip
 
     def sensor_spec(self):
         """The :class:`stream.scenario.sensors.Sensor` of every station."""

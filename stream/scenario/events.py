@@ -52,10 +52,33 @@ def origin_times_s(n: int, duration_s: float, rng: np.random.Generator) -> np.nd
     return np.sort(lead + slot * (np.arange(n) + rng.uniform(0.25, 0.75, n)))
 
 
+def burst_times_s(
+    n: int, duration_s: float, burst_fraction: float, gap_s: float, rng: np.random.Generator
+) -> np.ndarray:
+    """``n`` origin times where ``round(burst_fraction * n)`` events follow an earlier one by
+    0.3-1 ``gap_s`` (a burst: several earthquakes seconds apart) and the rest are spread as
+    :func:`origin_times_s`; a follower goes after the last event of its leader's burst. Sorted."""
+    n_follow = int(round(burst_fraction * n))
+    times = list(origin_times_s(n - n_follow, duration_s, rng))
+    bursts = [[t] for t in times]
+    for _ in range(n_follow):
+        burst = bursts[int(rng.integers(0, len(bursts)))] if bursts else None
+        if burst is None:
+            bursts.append([float(origin_times_s(1, duration_s, rng)[0])])
+            continue
+        burst.append(burst[-1] + float(rng.uniform(0.3, 1.0)) * gap_s)
+    return np.sort(np.array([t for b in bursts for t in b], dtype=float))
+
+
 def make_events(config: ScenarioConfig, rng: np.random.Generator) -> list[Event]:
     n = config.n_events
-    half = 0.35 * config.region_km  # epicentres in the inner 70% of the network
-    north, east = rng.uniform(-half, half, n), rng.uniform(-half, half, n)
+    if config.swarm_radius_km is not None:  # uniform over a disc about the centre
+        r = config.swarm_radius_km * np.sqrt(rng.uniform(0.0, 1.0, n))
+        theta = rng.uniform(0.0, 2.0 * np.pi, n)
+        north, east = r * np.cos(theta), r * np.sin(theta)
+    else:
+        half = 0.35 * config.region_km  # epicentres in the inner 70% of the network
+        north, east = rng.uniform(-half, half, n), rng.uniform(-half, half, n)
     lat, lon = offset_latlon(config.centre_lat_deg, config.centre_lon_deg, north, east)
     depth = rng.uniform(*config.depth_range_km, n)
     mag = rng.uniform(*config.magnitude_range, n)
@@ -66,7 +89,10 @@ def make_events(config: ScenarioConfig, rng: np.random.Generator) -> list[Event]
         rake = rng.uniform(-180.0, 180.0, n)
     else:
         strike, dip, rake = (np.full(n, v, dtype=float) for v in config.mechanism)
-    times = origin_times_s(n, config.duration_s, rng)
+    if config.burst_fraction > 0:
+        times = burst_times_s(n, config.duration_s, config.burst_fraction, config.burst_gap_s, rng)
+    else:
+        times = origin_times_s(n, config.duration_s, rng)
     return [
         Event(f"fm{config.seed:04d}e{k + 1:03d}", round(float(times[k]), 3),
               round(float(lat[k]), 6), round(float(lon[k]), 6), round(float(depth[k]), 3),

@@ -220,6 +220,11 @@ def synthesize(
     noise_profile = config.noise_profile or sensor.kind
     acc_factor = ACCELEROMETER_NOISE_PER_VELOCITY_NOISE if sensor.output == "acceleration" else 1.0
 
+    real_noise = None
+    if config.noise_dir:
+        from stream.scenario.real_noise import load_noise
+
+        real_noise = load_noise(config.noise_dir, fs)
     counts = np.zeros((n_st, 3, n), dtype=np.int32)
     data = np.zeros((1, 3, n))  # the current station's ground velocity (m/s)
     gaps = np.zeros((n_st, 3, n), dtype=bool)
@@ -228,10 +233,16 @@ def synthesize(
     p_in_data = np.zeros((n_ev, n_st), dtype=bool)
     for j, st in enumerate(tqdm(stations, desc="scenario", unit="station", disable=not progress)):
         jd = 0  # row of `data` holding this station
+        real = None if real_noise is None else real_noise.segment(j, n, rng)
         for c in range(3):
             level = st.noise_rms_m_s * (1.0 if c == 0 else HORIZONTAL_NOISE_FACTOR)
-            data[jd, c] = ambient_noise(n, fs, rng, profile=noise_profile, level=level * acc_factor,
-                                       spikes_per_hour=spikes)  # fmt: skip
+            if real is not None:
+                data[jd, c] = real[c] * (level * acc_factor)
+            else:
+                data[jd, c] = ambient_noise(
+                    n, fs, rng, profile=noise_profile, level=level * acc_factor,
+                    spikes_per_hour=spikes,
+                )  # fmt: skip
             data[jd, c] += rng.normal(0.0, DIGITIZER_NOISE_COUNTS / sensor.sensitivity, n)
             if config.gaps and rng.random() < 0.15:
                 gaps[j, c] = _gap_mask(n, fs, rng)

@@ -11,10 +11,12 @@ are joined per event by pick id:
 * an Origin (the newest revision wins) is stored in ``<prefix>mech:event:<event_id>`` with its
   arrivals (pick id, azimuth, takeoff, distance) mapped to the event, then re-evaluated.
 
-Evaluation: the arrivals with a known, non-zero polarity (within ``max_distance_km``), station
-reversals applied (``mechanism.reversals_file``), weights from the classifier's probabilities
-(:func:`workers.mechanism.weight_from_probabilities`: |p_up - p_down|). With >= ``min_polarities``
-of them the event is inverted (:func:`workers.mechanism.invert`, trials drawn with a fixed seed
+Evaluation: the P arrivals (first motions are read on P only, never on S) with a known,
+non-zero polarity (within ``max_distance_km``), station reversals applied
+(``mechanism.reversals_file``), weights from the classifier's probabilities
+(:func:`workers.mechanism.weight_from_probabilities`: |p_up - p_down|). With >=
+``min_polarities`` of them the event is inverted (:func:`workers.mechanism.invert`, trials
+drawn with a fixed seed
 from the picks in pick-id order, so the same inputs give the same answer). A Mechanism is
 published to ``<prefix>mechanisms`` when it is the event's first, when it moved by more than
 ``revise_min_change_deg`` (Kagan angle) from the last published one, or when its quality letter
@@ -174,7 +176,11 @@ class MechanismStage:
             return None
         origin = Origin.from_json(state[b"origin"])
         arrivals = sorted(
-            (a for a in origin.arrivals if a.distance_km <= self.params.max_distance_km),
+            (
+                a
+                for a in origin.arrivals
+                if a.phase.upper() == "P" and a.distance_km <= self.params.max_distance_km
+            ),  # fmt: skip
             key=lambda a: a.pick_id,
         )
         if not arrivals:
