@@ -225,7 +225,7 @@ class PhaseNetModel:
         """Load a card and its weights (``device``: ``auto`` = CUDA when present)."""
         import torch
 
-        from stream.phasenet import PhaseNet
+        from stream.phasenet import InferencePhaseNet, PhaseNet
 
         path = card_path(model)
         card = json.loads(path.read_text())
@@ -241,7 +241,8 @@ class PhaseNetModel:
         net = PhaseNet(**card["architecture"]["args"])
         state = torch.load(path.with_suffix(".pt"), map_location="cpu", weights_only=True)
         net.load_state_dict(state)
-        return cls(net.eval().to(device), card, torch.device(device))
+        fast = InferencePhaseNet(net.eval()).eval()  # batch norm folded, channels-last
+        return cls(fast.to(device), card, torch.device(device))
 
     def predict(
         self, windows: np.ndarray, batch_size: int = 256, highpass_hz: float = 0.0
@@ -276,9 +277,13 @@ def highpass_windows(x: np.ndarray, corner_hz: float, order: int = 4) -> np.ndar
     rest at each channel's first sample (no step from a DC offset): broadband records carry
     microseism and drift far larger than a small event's P, which the per-window
     normalisation would otherwise scale the P down to nothing against."""
-    sos = _highpass_sos(float(corner_hz), int(order))
+    b, a, zi = _highpass_ba(float(corner_hz), int(order))
     x = np.asarray(x, dtype=np.float64)
-    return sps.sosfilt(sos, x - x[..., :1], axis=-1).astype(np.float32)
+    # the filter's state for a constant input x[0] (no output: a high-pass has no DC gain), so
+    # the same as filtering x - x[0] from rest; the direct form in float64 (a 4th-order filter
+    # at 1/100 of the rate is accurate so, and a third faster than second-order sections)
+    y, _ = sps.lfilter(b, a, x, axis=-1, zi=zi * x[..., :1])
+    return y.astype(np.float32)
 
 
 _SOS_CACHE: dict[tuple[float, int], np.ndarray] = {}
@@ -312,6 +317,18 @@ def prepare_windows_torch(x, highpass_hz: float):
     std = x.std(dim=-1, keepdim=True, unbiased=False)
     x = torch.where(std > 0, x / torch.where(std > 0, std, torch.ones_like(std)), 0.0)
     return x.to(torch.float32)
+
+
+_BA_CACHE: dict[tuple[float, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+
+def _highpass_ba(corner_hz: float, order: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(b, a, zi)`` of the high-pass: transfer function and the step-response state."""
+    key = (corner_hz, order)
+    if key not in _BA_CACHE:
+        b, a = sps.butter(order, corner_hz, "highpass", fs=GRID_RATE_HZ)
+        _BA_CACHE[key] = (b, a, sps.lfilter_zi(b, a))
+    return _BA_CACHE[key]
 
 
 def _highpass_sos(corner_hz: float, order: int) -> np.ndarray:
