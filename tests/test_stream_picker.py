@@ -13,6 +13,7 @@ from obspy import UTCDateTime
 
 from stream.phase_stage import PhaseStage
 from stream.phasenet import (
+    InferencePhaseNet,
     PhaseNet,
     from_tf_variables,
     self_check_input,
@@ -68,6 +69,74 @@ def test_shipped_weights_give_the_output_recorded_at_conversion(model):
     assert np.allclose(got, np.asarray(check["probabilities"]), atol=1e-5)
     assert card["conversion"]["reference_max_abs_difference"] < 1e-5
     assert (card_path().parent / card["licence"]["file"]).read_text().startswith("MIT License")
+
+
+@pytest.mark.skipif(
+    not (ORIGINAL / "variables.npz").exists(),
+    reason=f"the original PhaseNet variables are not at {ORIGINAL} (set FIRSTMOTION_SHARED)",
+)
+def test_inference_form_reproduces_the_original_tensorflow_output():
+    net = InferencePhaseNet(from_tf_variables(str(ORIGINAL / "variables.npz"))).eval()
+    x = np.load(ORIGINAL / "reference_input.npy")[:, :3000, 0, :].transpose(0, 2, 1)
+    want = np.load(ORIGINAL / "reference_output.npy")
+    with torch.no_grad():
+        got = net(torch.from_numpy(np.ascontiguousarray(x)))[0].numpy().T
+    assert got.shape == want.shape == (3000, 3)
+    assert np.abs(got - want).max() < 2e-6
+
+
+def test_inference_form_equals_the_training_form_at_any_length():
+    torch.manual_seed(0)
+    net = PhaseNet()
+    for m in net.modules():  # batch-norm statistics away from the identity
+        if isinstance(m, torch.nn.BatchNorm1d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.3, 0.3)
+    net.eval()
+    fast = InferencePhaseNet(net).eval()
+    for n in (3000, 3001, 2999, 1024, 777, 50):
+        x = torch.randn(3, 3, n)
+        with torch.no_grad():
+            want, got = net.logits(x), fast.logits(x)
+        assert got.shape == want.shape == (3, 3, n)
+        assert (got - want).abs().max() < 1e-4 * (1 + want.abs().max())
+        assert torch.allclose(fast(x).sum(dim=1), torch.ones(3, n), atol=1e-5)
+
+
+def test_polyphase_weight_is_the_cropped_transposed_convolution():
+    from stream.phasenet import polyphase_weight
+
+    torch.manual_seed(1)
+    for k, s, before in ((7, 4, 1), (7, 2, 2), (5, 3, 0), (3, 4, 1)):
+        w = torch.randn(5, 4, k, dtype=torch.float64)
+        x = torch.randn(2, 5, 23, dtype=torch.float64)
+        n = x.shape[-1]
+        full = torch.nn.functional.conv_transpose1d(x, w, stride=s)
+        want = full[..., before : before + n * s]
+        if want.shape[-1] < n * s:  # the full output is shorter than n * s: zeros after it
+            want = torch.nn.functional.pad(want, (0, n * s - want.shape[-1]))
+        pw, left = polyphase_weight(w, s, before)
+        y = torch.nn.functional.conv1d(
+            torch.nn.functional.pad(x, (left, pw.shape[-1] - 1 - left)), pw
+        )
+        got = y.view(2, s, 4, n).permute(0, 2, 3, 1).reshape(2, 4, n * s)
+        assert torch.allclose(got, want, atol=1e-12)
+
+
+def test_highpass_equals_second_order_sections_from_rest():
+    from scipy import signal as sps
+
+    from stream.picker import highpass_windows
+
+    rng = np.random.default_rng(2)
+    x = (rng.standard_normal((4, 3, 3000)) * 50 + 20_000).astype(np.float32)  # DC offset
+    sos = sps.butter(4, 1.0, "highpass", fs=100.0, output="sos")
+    want = sps.sosfilt(sos, x.astype(np.float64) - x[..., :1], axis=-1)
+    got = highpass_windows(x, 1.0)
+    assert np.abs(got - want).max() < 1e-4 * np.abs(want).max()
+    assert abs(float(got[..., 0].max())) < 1e-3  # from rest: no step from the offset
 
 
 def test_tensorflow_same_padding_and_lengths():
