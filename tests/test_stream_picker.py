@@ -422,3 +422,75 @@ def test_config_chooses_the_picker():
     assert isinstance(make_stage(StageParams(picker="stalta")), StreamStage)
     with pytest.raises(ValueError):
         PickerParams(p_threshold=1.5)
+
+
+# --------------------------------------------------------------------------- hot stride, settling
+
+
+def test_hot_window_is_followed_by_one_a_hot_stride_later_and_the_chain_ends_on_the_stride():
+    from stream.picker import accepted_region, is_hot, next_window_start
+
+    p = PickerParams()  # stride 2 s, hot stride 0.5 s
+    quiet, rising = np.zeros((3, p.window_n)), np.zeros((3, p.window_n))
+    quiet[0] = rising[0] = 1.0
+    rising[1, -20] = p.hot_p  # P probability reaching hot_p in the window's last tail_s
+    assert not is_hot(quiet, p) and is_hot(rising, p)
+    early = np.zeros((3, p.window_n))
+    early[1, -p.tail_n - 10] = 0.9  # already accepted: not what makes a window hot
+    assert not is_hot(early, p)
+    assert next_window_start(400, False, p) == 600
+    chain = [400]
+    while len(chain) < 10:
+        chain.append(next_window_start(chain[-1], True, p))
+    assert chain[:5] == [400, 450, 500, 550, 600]  # the chain meets the stride grid
+    # accepted regions of the run windows tile the grid: each starts overlap_s before the
+    # previous one ends
+    for prev, cur in zip(chain, chain[1:], strict=False):
+        lo, hi = accepted_region(cur, 0, p, prev)
+        assert hi - lo == (cur - prev) + p.overlap_n
+        assert lo + p.overlap_n == accepted_region(prev, 0, p)[1]
+    assert not is_hot(rising, PickerParams(hot_stride_s=0.0))
+    with pytest.raises(ValueError, match="multiple"):
+        PickerParams(stride_s=2.0, hot_stride_s=0.3)
+
+
+def test_hot_windows_run_around_arrivals_only_and_packets_still_give_one_pass(model, scenario):
+    st, rows = scenario
+    hot, off = StageParams(), StageParams(picker_params=PickerParams(hot_stride_s=0.0))
+    packets = _packets(st, seed=3)
+    runs = {}
+    for name, params in (("hot", hot), ("off", off)):
+        stage = PhaseStage(params, model=model)
+        got = [p for pk in packets for p in stage.process(pk)[1]]
+        runs[name] = (stage.windows_run, got)
+    # the hot stride adds windows (around the event's arrivals) but few: quiet stations keep
+    # the stride; the packets give the picks of one pass with the hot stride too
+    assert runs["off"][0] < runs["hot"][0] < 1.5 * runs["off"][0]
+    one = []
+    for s in rows:
+        one += [(s["station_id"], p.phase, round(p.time_epoch_s, 4))
+                for p in pick_traces(model, _station_traces(st, s["station_id"]))]  # fmt: skip
+    got = runs["hot"][1]
+    assert sorted(one) == sorted((p.station_id, p.phase, round(p.time_epoch_s, 4)) for p in got)
+    assert np.sum(_errors(got, rows, "P") <= 0.15) == len(rows)
+
+
+def test_p_picks_settle_when_the_vertical_holds_their_gate_window_whatever_the_tail(
+    model, scenario
+):
+    """With a short tail a P pick is found before the vertical holds the 1 s after it that its
+    refinement and SNR gate read: it waits for those samples, and the picks equal one pass."""
+    st, rows = scenario
+    params = PickerParams(tail_s=0.5)
+    one = []
+    for s in rows:
+        traces = _station_traces(st, s["station_id"])
+        one += [(s["station_id"], p.phase, round(p.time_epoch_s, 4))
+                for p in pick_traces(model, traces, params)]  # fmt: skip
+    stage = PhaseStage(StageParams(picker_params=params), model=model)
+    got, waited = [], 0
+    for pk in _packets(st, seed=5):
+        got += stage.process(pk)[1]
+        waited += sum(len(x.settling) for x in stage.stations.values())
+    assert waited > 0  # some P picks did wait for their samples
+    assert sorted(one) == sorted((p.station_id, p.phase, round(p.time_epoch_s, 4)) for p in got)
