@@ -70,6 +70,7 @@ class PickerParams:
     p_min_snr: float = 2.0  # P picks need this onset SNR on the band-passed vertical (0: no gate)
     hot_stride_s: float = 0.5  # after a window with P rising in its tail, the next one this soon
     hot_p: float = 0.1  # ... "rising": P probability at least this in the window's last tail_s
+    hot_pick_p: float = 0.5  # a hot-stride window gives P picks of at least this probability
 
     def __post_init__(self) -> None:
         for name in ("p_threshold", "s_threshold"):
@@ -88,8 +89,8 @@ class PickerParams:
             raise ValueError(f"vertical_only: expected copy or zeros, got {self.vertical_only!r}")
         if self.tail_s + self.stride_s + self.overlap_s >= self.window_s:
             raise ValueError("detect: tail_s + stride_s + overlap_s must be < window_s")
-        if self.hot_stride_s < 0 or not 0 < self.hot_p < 1:
-            raise ValueError("detect: hot_stride_s must be >= 0 and hot_p in (0, 1)")
+        if self.hot_stride_s < 0 or not (0 < self.hot_p < 1 and 0 < self.hot_pick_p < 1):
+            raise ValueError("detect: hot_stride_s must be >= 0, hot_p and hot_pick_p in (0, 1)")
         if self.hot_stride_s > 0 and self.stride_n % self.hot_stride_n:
             raise ValueError(
                 f"detect: stride_s {self.stride_s:g} must be a multiple of hot_stride_s "
@@ -520,13 +521,21 @@ def picks_in_window(
     last_s: dict[str, float],
     previous_n: int | None = None,
 ) -> list[StationPick]:
-    """The picks window ``start_n`` gives (its accepted region, see :func:`accepted_region`;
-    ``previous_n`` the window run before it) from probabilities ``prob`` ``(3, n)``;
-    ``last_s`` (phase -> epoch s of the last pick) is updated: a pick within
-    ``min_separation_s`` after the last of its phase is dropped."""
-    lo, hi = accepted_region(start_n, first_start_n, params, previous_n)
+    """The picks window ``start_n`` gives (its accepted region, see :func:`accepted_region`)
+    from probabilities ``prob`` ``(3, n)``; ``last_s`` (phase -> epoch s of the last pick)
+    is updated: a pick within ``min_separation_s`` after the last of its phase is dropped.
+
+    A hot-stride window (``start_n`` off the stride grid; ``previous_n`` the window run before
+    it) gives only P picks of at least ``hot_pick_p`` from the samples since that window's
+    region: an early announcement of a clear P. The windows on the stride read their whole
+    region as without the hot stride (their repeat of a hot pick is dropped as any repeat),
+    so what they find is never lost and a hot window adds only clear P picks, sooner."""
+    hot = bool(params.hot_stride_n) and start_n % params.stride_n != 0
+    lo, hi = accepted_region(start_n, first_start_n, params, previous_n if hot else None)
     found: list[StationPick] = []
-    for row, phase, threshold in ((1, "P", params.p_threshold), (2, "S", params.s_threshold)):
+    rows = ((1, "P", max(params.p_threshold, params.hot_pick_p)),) if hot else (
+        (1, "P", params.p_threshold), (2, "S", params.s_threshold))  # fmt: skip
+    for row, phase, threshold in rows:
         for index, p in find_peaks(prob[row], threshold):
             grid = start_n + index
             if not lo <= grid < hi:
