@@ -70,7 +70,7 @@ class PickerParams:
     p_min_snr: float = 2.0  # P picks need this onset SNR on the band-passed vertical (0: no gate)
     hot_stride_s: float = 0.5  # after a window with P rising in its tail, the next one this soon
     hot_p: float = 0.1  # ... "rising": P probability at least this in the window's last tail_s
-    hot_pick_p: float = 0.5  # a hot-stride window gives P picks of at least this probability
+    hot_pick_p: float = 0.7  # a hot-stride window gives P picks of at least this probability
 
     def __post_init__(self) -> None:
         for name in ("p_threshold", "s_threshold"):
