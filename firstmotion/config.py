@@ -169,6 +169,8 @@ class DetectSettings:
     phasenet_highpass_hz: float = 1.0
     phasenet_min_snr: float = 2.0  # P onset SNR on the 1-20 Hz vertical (as min_snr); 0 = none
     phasenet_window_after_s: float = 1.0
+    phasenet_hot_stride_s: float = 0.5  # next window this soon after one with P rising; 0 = off
+    phasenet_hot_pick_p: float = 0.7  # P picks of those windows need this probability
     phasenet_device: str = "auto"
 
     def _problems(self) -> list[str]:
@@ -178,8 +180,13 @@ class DetectSettings:
             "phasenet_stride_s", "phasenet_window_after_s",
         )  # fmt: skip
         out += _non_negative(
-            "detect", self, "phasenet_tail_s", "phasenet_highpass_hz", "phasenet_min_snr"
-        )
+            "detect", self, "phasenet_tail_s", "phasenet_highpass_hz", "phasenet_min_snr",
+            "phasenet_hot_stride_s",
+        )  # fmt: skip
+        if not 0 < self.phasenet_hot_pick_p < 1:
+            out.append(
+                f"detect.phasenet_hot_pick_p: expected in (0, 1), got {self.phasenet_hot_pick_p!r}"
+            )
         if self.picker not in DETECT_PICKERS:
             out.append(
                 f"detect.picker: expected one of {list(DETECT_PICKERS)}, got {self.picker!r}"

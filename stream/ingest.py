@@ -747,6 +747,7 @@ def picker_params(detect, window_after_s: float | None = None):
         s_threshold=detect.s_threshold, stride_s=detect.phasenet_stride_s,
         tail_s=detect.phasenet_tail_s, highpass_hz=detect.phasenet_highpass_hz,
         device=detect.phasenet_device, p_min_snr=detect.phasenet_min_snr,
+        hot_stride_s=detect.phasenet_hot_stride_s, hot_pick_p=detect.phasenet_hot_pick_p,
         window_after_s=(window_after_s if window_after_s is not None
                         else detect.phasenet_window_after_s),
     )  # fmt: skip
