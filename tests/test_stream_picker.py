@@ -458,14 +458,33 @@ def test_hot_windows_run_around_arrivals_only_and_packets_still_give_one_pass(mo
     st, rows = scenario
     hot, off = StageParams(), StageParams(picker_params=PickerParams(hot_stride_s=0.0))
     packets = _packets(st, seed=3)
-    runs = {}
+    runs, when = {}, {}
     for name, params in (("hot", hot), ("off", off)):
         stage = PhaseStage(params, model=model)
-        got = [p for pk in packets for p in stage.process(pk)[1]]
+        got = []
+        for i, pk in enumerate(packets):
+            for p in stage.process(pk)[1]:
+                got.append(p)
+                when[name, p.station_id, p.phase, round(p.time_epoch_s, 1)] = i
         runs[name] = (stage.windows_run, got)
     # the hot stride adds windows (around the event's arrivals) but few: quiet stations keep
     # the stride; the packets give the picks of one pass with the hot stride too
     assert runs["off"][0] < runs["hot"][0] < 1.5 * runs["off"][0]
+    # the same arrivals picked (clear P sooner, from a hot window, at a nearby time)
+    count = {n: sorted((p.station_id, p.phase) for p in runs[n][1]) for n in runs}
+    assert count["hot"] == count["off"]
+    sooner = 0
+    for p in runs["hot"][1]:
+        same = [i for (n, sid, ph, t), i in when.items()
+                if n == "off" and sid == p.station_id and ph == p.phase
+                and abs(t - p.time_epoch_s) < 0.5]  # fmt: skip
+        assert len(same) == 1
+        i_hot = when["hot", p.station_id, p.phase, round(p.time_epoch_s, 1)]
+        assert i_hot <= same[0]
+        sooner += i_hot < same[0]
+        if i_hot < same[0]:
+            assert p.phase == "P" and p.probability >= hot.picker_params.hot_pick_p
+    assert sooner > 0
     one = []
     for s in rows:
         one += [(s["station_id"], p.phase, round(p.time_epoch_s, 4))
