@@ -206,6 +206,11 @@ def latency(
 def run_device(device: str, n_stations: int, args) -> dict:
     model = PhaseNetModel.load(device=device)
     net = network_rate(model, args.batch, args.network_s, PickerParams().highpass_hz)
+    if device == "cpu":  # the training-form module (batch norm apart, channels first)
+        slow = PhaseNetModel.load(device=device, fast=False)
+        base = network_rate(slow, args.batch, args.network_s, PickerParams().highpass_hz)
+        print(f"cpu: network, training form {base:,.0f} windows/s, inference form "
+              f"{net:,.0f} windows/s: {net / base:.2f} x")  # fmt: skip
     st = stage_rate(model, n_stations, args.seconds, args.stride_s)
     print(f"{device}: network {net:,.0f} windows/s -> {net * args.stride_s:,.0f} stations at a "
           f"{args.stride_s:g} s stride; stage: {st['stations']} stations x {st['data_s']:.0f} s "

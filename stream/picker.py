@@ -260,8 +260,11 @@ class PhaseNetModel:
         self.model, self.card, self.device = model, card, device
 
     @classmethod
-    def load(cls, model: str = "", device: str = "auto", threads: int | None = None):
-        """Load a card and its weights (``device``: ``auto`` = CUDA when present)."""
+    def load(
+        cls, model: str = "", device: str = "auto", threads: int | None = None, fast: bool = True
+    ):
+        """Load a card and its weights (``device``: ``auto`` = CUDA when present; ``fast``:
+        served as :class:`stream.phasenet.InferencePhaseNet`, else the training form)."""
         import torch
 
         from stream.phasenet import InferencePhaseNet, PhaseNet
@@ -280,8 +283,8 @@ class PhaseNetModel:
         net = PhaseNet(**card["architecture"]["args"])
         state = torch.load(path.with_suffix(".pt"), map_location="cpu", weights_only=True)
         net.load_state_dict(state)
-        fast = InferencePhaseNet(net.eval()).eval()  # batch norm folded, channels-last
-        return cls(fast.to(device), card, torch.device(device))
+        net = InferencePhaseNet(net.eval()).eval() if fast else net.eval()
+        return cls(net.to(device), card, torch.device(device))
 
     def predict(
         self, windows: np.ndarray, batch_size: int = 256, highpass_hz: float = 0.0
