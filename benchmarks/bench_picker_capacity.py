@@ -164,8 +164,11 @@ def latency(
         chans = [c for c in records if c.startswith(base) and len(c) == len(p.station_id)]
         anchor = min(s0 for s0, _ in records[p.station_id])
         need = p.time_epoch_s + picker.tail_s
-        k = math.ceil((need - anchor - picker.window_s) / picker.stride_s + 1e-9)
-        grid_end = anchor + k * picker.stride_s + picker.window_s
+        step = picker.stride_s
+        if picker.hot_stride_n and p.probability >= picker.hot_pick_p:
+            step = picker.hot_stride_s  # a clear P: picked by a hot-stride window
+        k = math.ceil((need - anchor - picker.window_s) / step + 1e-9)
+        grid_end = anchor + k * step + picker.window_s
         have = [released(c, need) for c in chans]
         have_grid = [released(c, grid_end) for c in chans]
         if None in have or None in have_grid:
@@ -199,7 +202,8 @@ def latency(
         print("  parts p50 / p95 (s): " + "; ".join(
             f"{k} {out[f'{k}_p50_s']:.2f} / {out[f'{k}_p95_s']:.2f}" for k in parts
         ) + "  (buffering: records bringing pick + tail on every component; grid: records "
-            "bringing the grid window's end; processing: the rest)")  # fmt: skip
+            "bringing the end of the window that picks it, on the stride or, for a P of at "
+            "least hot_pick_p, the hot stride; processing: the rest)")  # fmt: skip
     return out
 
 
