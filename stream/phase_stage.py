@@ -169,6 +169,7 @@ class PhaseStage:
             p.p_min_snr,
             p.hot_stride_s,
             p.hot_p,
+            p.hot_pick_p,
         ]
 
     @staticmethod
