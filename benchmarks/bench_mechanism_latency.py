@@ -4,20 +4,19 @@
 Run from the repository root::
 
     .venv/bin/python benchmarks/bench_mechanism_latency.py [--n-stations 30] [--n-events 4] \\
-        [--duration-s 240] [--speed 1] [--stride-s 2] [--tail-s 1.5]
+        [--duration-s 240] [--speed 1] [--config firstmotion.toml]
 
 A synthetic scenario (:mod:`stream.scenario`) is served by the replay SeedLink server in this
 process (real time, ``--speed 1``), and ``firstmotion stream`` (learned picker),
 ``worker polarity``, ``worker associate``, ``worker mechanism`` and ``worker catalog`` run as
 in ``firstmotion demo`` (its command lines). Every mechanism the mechanism worker publishes
-(each revision) lists the P picks it used; its latency is its creation time minus the wall time
-at which the replay released the record holding the onset of one of them (below). Reported per revision and for each origin's first mechanism (p50/p95),
-with the P-pick latency (record holding the onset -> pick in Redis) of the same run. The
-reference record of a revision is that of the pick it waited for (the one published last of
-those it used); from the newest record it used is printed too (smaller where a pick from an
-earlier record was published later). At
-``--speed`` above 1 the wall times are scaled back to data seconds (the stages' own work is
-then a larger share).
+(each revision) lists the P picks it used; its latency is its creation time minus the wall
+time at which the replay released the record holding the onset of the pick it waited for
+(the one of them published last). Reported per revision and for each event's first
+mechanism (p50/p95), with the P-pick latency (record holding the onset -> pick in Redis) of
+the same run, and the revisions' latency from the newest record they used (smaller where a
+pick from an earlier record was published later). At ``--speed`` above 1 the wall times are
+scaled back to data seconds (the stages' own work is then a larger share).
 """
 
 from __future__ import annotations
