@@ -12,6 +12,10 @@ Pure functions over arrays (units in the names) and one model wrapper:
   sample is thus read by exactly one window at a fixed position (or two inside the
   ``overlap``, where the later pick of the same phase within ``min_separation`` is dropped),
   so the picks depend neither on how packets cut the data nor on when the windows ran;
+* the hot stride (:func:`is_hot`, :func:`next_window_start`): after a window whose P
+  probability reaches ``hot_p`` in its last ``tail_s``, the next window starts
+  ``hot_stride_s`` later, not at the next stride; such a window gives only P picks of at
+  least ``hot_pick_p`` (a clear P, sooner), the windows on the stride run as without it;
 * :func:`find_peaks` returns, for one phase's probability trace, the maximum of each run
   above the threshold, with a sub-sample offset from a parabola through it and its
   neighbours;
