@@ -261,6 +261,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--s-threshold", type=float, default=PickerParams.s_threshold)
     ap.add_argument("--stride-s", type=float, default=PickerParams.stride_s)
     ap.add_argument("--tail-s", type=float, default=PickerParams.tail_s)
+    ap.add_argument(
+        "--hot-stride-s",
+        type=float,
+        default=PickerParams.hot_stride_s,
+        help="stride after a window with P rising in its tail (0: off)",
+    )
+    ap.add_argument("--hot-p", type=float, default=PickerParams.hot_p)
+    ap.add_argument("--hot-pick-p", type=float, default=PickerParams.hot_pick_p)
     ap.add_argument("--highpass-hz", type=float, default=PickerParams.highpass_hz)
     ap.add_argument(
         "--p-min-snr",
@@ -285,10 +293,12 @@ def main(argv: list[str] | None = None) -> None:
     low = min(args.p_threshold, args.s_threshold, 0.1 if args.sweep else 1.0)
     params = PickerParams(p_threshold=low, s_threshold=low, stride_s=args.stride_s,
                           tail_s=args.tail_s, highpass_hz=args.highpass_hz,
-                          p_min_snr=args.p_min_snr)  # fmt: skip
+                          p_min_snr=args.p_min_snr, hot_stride_s=args.hot_stride_s,
+                          hot_p=args.hot_p, hot_pick_p=args.hot_pick_p)  # fmt: skip
     sweep = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8} if args.sweep else set()
     thresholds = sorted({args.p_threshold, args.s_threshold} | sweep)
-    print(f"settings: stride {params.stride_s} s, tail {params.tail_s} s, window "
+    print(f"settings: stride {params.stride_s} s (hot {params.hot_stride_s} s at P >= "
+          f"{params.hot_p}, hot picks P >= {params.hot_pick_p}), tail {params.tail_s} s, window "
           f"{params.window_s} s, high-pass {params.highpass_hz} Hz, P SNR gate "
           f"{params.p_min_snr}, "
           f"z_only={args.z_only}")  # fmt: skip

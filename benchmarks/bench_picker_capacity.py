@@ -33,6 +33,7 @@ in the same run; the ratio GPU/CPU is printed. The machine may be shared: rerun 
 from __future__ import annotations
 
 import argparse
+import math
 import time
 
 import numpy as np
@@ -90,7 +91,9 @@ def stage_rate(model: PhaseNetModel, n_stations: int, data_s: float, stride_s: f
     }
 
 
-def latency(duration_s: float, n_stations: int, streams: str = "*_*") -> dict:
+def latency(
+    duration_s: float, n_stations: int, streams: str = "*_*", picker: PickerParams | None = None
+) -> dict:
     """P-pick latency at real-time replay (see the module docstring)."""
     import glob
     import io
@@ -114,6 +117,7 @@ def latency(duration_s: float, n_stations: int, streams: str = "*_*") -> dict:
         write_scenario(make_scenario(cfg), tmp)
         files = sorted(glob.glob(f"{tmp}/mseed/*.mseed"))
         records: dict[str, list[tuple[float, float]]] = {}
+        picker = picker or PickerParams()
         for path in files:
             raw = Path(path).read_bytes()
             for i in range(0, len(raw), 512):
@@ -127,7 +131,7 @@ def latency(duration_s: float, n_stations: int, streams: str = "*_*") -> dict:
             proc = StreamProcess(
                 IngestParams(f"{host}:{port}", streams=(streams,), selectors="???", netto_s=10,
                              netdly_s=1),
-                StageParams(), Bus.from_url(server.url), exit_when_idle_s=5.0,
+                StageParams(picker_params=picker), Bus.from_url(server.url), exit_when_idle_s=5.0,
             )  # fmt: skip
             thread = threading.Thread(target=proc.run, daemon=True)
             thread.start()
@@ -139,33 +143,78 @@ def latency(duration_s: float, n_stations: int, streams: str = "*_*") -> dict:
         finally:
             server.stop()
     from_record, from_onset = [], []
+    parts: dict[str, list[float]] = {"buffering": [], "grid": [], "processing": []}
+
+    def released(channel: str, t: float) -> float | None:
+        """Data time at which ``channel``'s record holding data time ``t`` ends (released)."""
+        ends = [e for _, e in records.get(channel, []) if e >= t]
+        return min(ends) if ends else None
+
     for p in picks:
         if p.phase != "P":
             continue
         ends = [e for s0, e in records.get(p.station_id, []) if s0 <= p.time_epoch_s < e]
-        if ends:
-            from_record.append(p.created_epoch_s - (origin_wall_s + ends[0] - data_start_s))
         from_onset.append(p.created_epoch_s - (origin_wall_s + p.time_epoch_s - data_start_s))
+        if not ends:
+            continue
+        from_record.append(p.created_epoch_s - (origin_wall_s + ends[0] - data_start_s))
+        # the parts: the records that bring pick + tail on every component (buffering), the
+        # records that bring the end of the first grid window holding it (grid), the rest
+        base = p.station_id[:-1]
+        chans = [c for c in records if c.startswith(base) and len(c) == len(p.station_id)]
+        anchor = min(s0 for s0, _ in records[p.station_id])
+        need = p.time_epoch_s + picker.tail_s
+        step = picker.stride_s
+        if picker.hot_stride_n and p.probability >= picker.hot_pick_p:
+            step = picker.hot_stride_s  # a clear P: picked by a hot-stride window
+        k = math.ceil((need - anchor - picker.window_s) / step + 1e-9)
+        grid_end = anchor + k * step + picker.window_s
+        have = [released(c, need) for c in chans]
+        have_grid = [released(c, grid_end) for c in chans]
+        if None in have or None in have_grid:
+            continue
+        t_rec, t_need, t_grid = ends[0], max(have), max(have_grid)
+        t_made = p.created_epoch_s - origin_wall_s + data_start_s
+        parts["buffering"].append(max(0.0, t_need - t_rec))
+        parts["grid"].append(max(0.0, t_grid - max(t_need, t_rec)))
+        parts["processing"].append(t_made - max(t_grid, t_rec))
     rec, ons = np.asarray(from_record), np.asarray(from_onset)
+    durations = [e - s0 for recs in records.values() for s0, e in recs]
     out = {
         "p_picks": int(ons.size),
         "from_record_p50_s": float(np.median(rec)),
         "from_record_p95_s": float(np.percentile(rec, 95)),
         "from_onset_p50_s": float(np.median(ons)),
         "from_onset_p95_s": float(np.percentile(ons, 95)),
+        "record_s_p50": float(np.median(durations)),
+        **{f"{k}_p50_s": float(np.median(v)) for k, v in parts.items() if v},
+        **{f"{k}_p95_s": float(np.percentile(v, 95)) for k, v in parts.items() if v},
     }
-    print(f"latency ({streams}): {ons.size} P picks, {n_stations} stations, {duration_s:g} s "
-          f"real-time replay: "
+    print(f"latency ({streams}; stride {picker.stride_s:g} s, tail {picker.tail_s:g} s, "
+          f"window after {picker.window_after_s:g} s): {ons.size} P picks, {n_stations} "
+          f"stations, {duration_s:g} s real-time replay (records of "
+          f"{out['record_s_p50']:.1f} s p50): "
           f"record holding the onset received -> pick in Redis p50 "
           f"{out['from_record_p50_s']:.2f} s, p95 {out['from_record_p95_s']:.2f} s; onset -> "
           f"pick p50 {out['from_onset_p50_s']:.2f} s, "
           f"p95 {out['from_onset_p95_s']:.2f} s")  # fmt: skip
+    if parts["processing"]:
+        print("  parts p50 / p95 (s): " + "; ".join(
+            f"{k} {out[f'{k}_p50_s']:.2f} / {out[f'{k}_p95_s']:.2f}" for k in parts
+        ) + "  (buffering: records bringing pick + tail on every component; grid: records "
+            "bringing the end of the window that picks it, on the stride or, for a P of at "
+            "least hot_pick_p, the hot stride; processing: the rest)")  # fmt: skip
     return out
 
 
 def run_device(device: str, n_stations: int, args) -> dict:
     model = PhaseNetModel.load(device=device)
     net = network_rate(model, args.batch, args.network_s, PickerParams().highpass_hz)
+    if device == "cpu":  # the training-form module (batch norm apart, channels first)
+        slow = PhaseNetModel.load(device=device, fast=False)
+        base = network_rate(slow, args.batch, args.network_s, PickerParams().highpass_hz)
+        print(f"cpu: network, training form {base:,.0f} windows/s, inference form "
+              f"{net:,.0f} windows/s: {net / base:.2f} x")  # fmt: skip
     st = stage_rate(model, n_stations, args.seconds, args.stride_s)
     print(f"{device}: network {net:,.0f} windows/s -> {net * args.stride_s:,.0f} stations at a "
           f"{args.stride_s:g} s stride; stage: {st['stations']} stations x {st['data_s']:.0f} s "
@@ -185,6 +234,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--latency-s", type=float, default=0.0, help="real-time replay length")
     ap.add_argument("--latency-stations", type=int, default=10)
     ap.add_argument("--latency-streams", default="*_*", help="e.g. '*_*:??Z': vertical only")
+    ap.add_argument("--tail-s", type=float, default=PickerParams.tail_s, help="latency run")
+    ap.add_argument("--window-after-s", type=float, default=PickerParams.window_after_s)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     cpu = run_device("cpu", args.cpu_stations, args)
@@ -197,7 +248,10 @@ def main(argv: list[str] | None = None) -> None:
     else:
         print("cuda: not available (CPU only)")
     if args.latency_s > 0:
-        latency(args.latency_s, args.latency_stations, args.latency_streams)
+        picker = PickerParams(
+            stride_s=args.stride_s, tail_s=args.tail_s, window_after_s=args.window_after_s
+        )
+        latency(args.latency_s, args.latency_stations, args.latency_streams, picker)
 
 
 if __name__ == "__main__":

@@ -169,9 +169,11 @@ class DetectSettings:
     phasenet_highpass_hz: float = 1.0
     phasenet_min_snr: float = 2.0  # P onset SNR on the 1-20 Hz vertical (as min_snr); 0 = none
     phasenet_window_after_s: float = 1.0
+    phasenet_hot_stride_s: float = 0.5  # next window this soon after one with P rising; 0 = off
+    phasenet_hot_pick_p: float = 0.7  # P picks of those windows need this probability
     phasenet_device: str = "auto"
-    # after each P pick, one more window with this much data after it (an onset seconds after
-    # another: a burst's next earthquake, an S); 0 = none
+    # each window's probabilities read again this long before its end: onsets PhaseNet is sure
+    # of only given the coda after them (no extra forward pass; picks that late); 0 = none
     phasenet_second_look_tail_s: float = 18.0
 
     def _problems(self) -> list[str]:
@@ -182,8 +184,12 @@ class DetectSettings:
         )  # fmt: skip
         out += _non_negative(
             "detect", self, "phasenet_tail_s", "phasenet_highpass_hz", "phasenet_min_snr",
-            "phasenet_second_look_tail_s",
+            "phasenet_second_look_tail_s", "phasenet_hot_stride_s",
         )  # fmt: skip
+        if not 0 < self.phasenet_hot_pick_p < 1:
+            out.append(
+                f"detect.phasenet_hot_pick_p: expected in (0, 1), got {self.phasenet_hot_pick_p!r}"
+            )
         if self.picker not in DETECT_PICKERS:
             out.append(
                 f"detect.picker: expected one of {list(DETECT_PICKERS)}, got {self.picker!r}"

@@ -59,6 +59,7 @@ log = logging.getLogger(__name__)
 STATEFILE_VERSION = 1
 STATE_SAVE_INTERVAL_S = 2.0
 QUEUE_PACKETS = 10_000
+BATCH_PACKETS = 512  # packets handled together (one forward pass for their windows)
 MAX_BACKOFF_S = 30.0
 READ_POLL_S = 0.25
 
@@ -536,6 +537,7 @@ class StreamProcess:
         self.n_packets = 0
         self.newest_data_end_ns = 0
         self._publish_failed = False
+        self._carry: tuple[str | None, Packet] | None = None  # the next batch's first packet
         self._last_save = 0.0
         self.metrics.newest_age.set_function(self._newest_age_s)
 
@@ -555,17 +557,34 @@ class StreamProcess:
 
     def handle(self, key: str | None, packet: Packet) -> int:
         """Process one packet and publish its picks; returns how many."""
+        return self.handle_many([(key, packet)])
+
+    def handle_many(self, items: list[tuple[str | None, Packet]]) -> int:
+        """Process packets of distinct channels together (the learned picker runs every window
+        they complete in one forward pass: :meth:`stream.phase_stage.PhaseStage.process_many`)
+        and publish their picks before recording any checkpoint; returns how many picks."""
         m = self.metrics
-        m.stage.items_in.inc()
-        self.n_packets += 1
-        self.newest_data_end_ns = max(self.newest_data_end_ns, packet.end_ns)
-        m.newest_data.set(packet.end_ns / 1e9)
+        m.stage.items_in.inc(len(items))
+        self.n_packets += len(items)
+        for _, packet in items:
+            self.newest_data_end_ns = max(self.newest_data_end_ns, packet.end_ns)
+        m.newest_data.set(self.newest_data_end_ns / 1e9)
         repeats, glitches = self.stage.suppressed, self.stage.glitches
         nans = getattr(self.stage, "nan_samples", 0)
-        result, picks = self.stage.process(packet)
+        packets = [p for _, p in items]
+        if len(packets) > 1 and hasattr(self.stage, "process_many"):
+            results, picks = self.stage.process_many(packets)
+        else:
+            results, picks = [], []
+            for packet in packets:
+                result, got = self.stage.process(packet)
+                results.append(result)
+                picks += got
         if m.nan_samples is not None and getattr(self.stage, "nan_samples", 0) > nans:
             m.nan_samples.inc(self.stage.nan_samples - nans)
-        if result is not None:
+        for result in results:
+            if result is None:
+                continue
             m.packets.labels(outcome=result.outcome).inc()
             if result.n_filled:
                 m.gap_samples.inc(result.n_filled)
@@ -582,10 +601,31 @@ class StreamProcess:
             self.n_picks += len(picks)
         m.stage.last_processed.set(time.time())
         m.last_processed.set(time.time())
-        if key is not None:
-            snapshot = self.stage.snapshot(packet.seed_id) if result is not None else None
-            self.checkpoints.processed(key, packet, snapshot)
+        for (key, packet), result in zip(items, results, strict=True):
+            if key is not None:
+                snapshot = self.stage.snapshot(packet.seed_id) if result is not None else None
+                self.checkpoints.processed(key, packet, snapshot)
         return len(picks)
+
+    def _take_batch(self, first: tuple[str | None, Packet]) -> list[tuple[str | None, Packet]]:
+        """``first`` and the packets already queued after it, up to ``BATCH_PACKETS`` and
+        one per channel (a channel's second packet waits for the next batch, so that each
+        checkpoint's snapshot is its channel's state right after its packet)."""
+        batch, seen = [first], {first[1].seed_id}
+        while len(batch) < BATCH_PACKETS:
+            if self._carry is not None:
+                item, self._carry = self._carry, None
+            else:
+                try:
+                    item = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+            if item[1].seed_id in seen:
+                self._carry = item
+                break
+            batch.append(item)
+            seen.add(item[1].seed_id)
+        return batch
 
     def _publish(self, picks: list) -> None:
         """Publish, retrying with backoff while Redis is unreachable: meanwhile the queue fills
@@ -616,7 +656,10 @@ class StreamProcess:
         try:
             while not self.stop_event.is_set():
                 try:
-                    key, packet = self.queue.get(timeout=0.2)
+                    if self._carry is not None:
+                        item, self._carry = self._carry, None
+                    else:
+                        item = self.queue.get(timeout=0.2)
                 except queue.Empty:
                     age = self._newest_age_s()
                     if self.exit_when_idle_s is not None and age >= self.exit_when_idle_s:
@@ -630,7 +673,7 @@ class StreamProcess:
                     continue
                 watchdog_fired = False
                 self.metrics.queue_depth.set(self.queue.qsize())
-                self.handle(key, packet)
+                self.handle_many(self._take_batch(item))
                 self._maybe_save()
         finally:
             self.reader.stop()
@@ -649,11 +692,14 @@ class StreamProcess:
     def _drain(self, grace_s: float = 10.0) -> None:
         deadline = time.monotonic() + grace_s
         while time.monotonic() < deadline:
-            try:
-                key, packet = self.queue.get_nowait()
-            except queue.Empty:
-                return
-            self.handle(key, packet)
+            if self._carry is not None:
+                item, self._carry = self._carry, None
+            else:
+                try:
+                    item = self.queue.get_nowait()
+                except queue.Empty:
+                    return
+            self.handle_many(self._take_batch(item))
 
 
 # --------------------------------------------------------------------------- command line
@@ -719,6 +765,7 @@ def picker_params(detect, window_after_s: float | None = None):
         tail_s=detect.phasenet_tail_s, highpass_hz=detect.phasenet_highpass_hz,
         second_look_s=detect.phasenet_second_look_tail_s,
         device=detect.phasenet_device, p_min_snr=detect.phasenet_min_snr,
+        hot_stride_s=detect.phasenet_hot_stride_s, hot_pick_p=detect.phasenet_hot_pick_p,
         window_after_s=(window_after_s if window_after_s is not None
                         else detect.phasenet_window_after_s),
     )  # fmt: skip

@@ -46,10 +46,13 @@ from stream.picker import (
     PickerParams,
     StationPick,
     first_window_start,
+    is_hot,
+    next_window_start,
     picks_in_window,
     raw_span,
     refine_picks,
     second_look_picks,
+    settle_ready,
     station_window,
 )
 
@@ -66,7 +69,9 @@ class _Station:
     next_start: int = 0
     first_start: int = 0
     resumed: bool = False
+    previous: int | None = None  # start of the window run last (None: the first to come)
     pending: list[StationPick] = field(default_factory=list)
+    settling: list[StationPick] = field(default_factory=list)  # P picks awaiting samples
 
 
 class PhaseStage:
@@ -125,11 +130,13 @@ class PhaseStage:
         """Add packets (any channels), then run every window they completed in one batch."""
         results = [self._append(p) for p in packets]
         touched = {self._station_key(p.seed_id) for p, r in zip(packets, results, strict=True) if r}
-        jobs = []
-        for key in sorted(touched):
-            jobs += self._ready_windows(key)
         picks: list[Pick] = []
-        if jobs:
+        while True:  # rounds: with the hot stride, a window's successor depends on its output
+            jobs = []
+            for key in sorted(touched):
+                jobs += self._ready_windows(key)
+            if not jobs:
+                break
             windows = np.stack([w for _, _, w in jobs])
             self.windows_run += len(jobs)
             probs = self.model.predict(windows, self.picker.batch_size, self.picker.highpass_hz)
@@ -152,7 +159,8 @@ class PhaseStage:
         st = self.stations.get(self._station_key(seed_id))
         if st is not None and st.channels[2] == seed_id and st.anchor_ns is not None:
             snap["station"] = {"anchor_ns": st.anchor_ns, "next_start": st.next_start,
-                               "first_start": st.first_start}  # fmt: skip
+                               "first_start": st.first_start,
+                               "previous": st.previous}  # fmt: skip
         return snap
 
     # ----------------------------------------------------------------- internals
@@ -169,6 +177,9 @@ class PhaseStage:
             p.highpass_hz,
             p.p_min_snr,
             p.second_look_s,
+            p.hot_stride_s,
+            p.hot_p,
+            p.hot_pick_p,
         ]
 
     @staticmethod
@@ -199,6 +210,7 @@ class PhaseStage:
                     s = snap["station"]
                     st.anchor_ns, st.z_segment = int(s["anchor_ns"]), buf.segment
                     st.next_start, st.first_start = int(s["next_start"]), int(s["first_start"])
+                    st.previous = None if s.get("previous") is None else int(s["previous"])
                     st.resumed = True
         samples = np.asarray(packet.samples, dtype=np.float64)
         bad = int(np.count_nonzero(~np.isfinite(samples)))
@@ -212,7 +224,9 @@ class PhaseStage:
             st.anchor_ns = buf.segment_start_ns
             start = first_window_start(buf, st.anchor_ns, self.picker.stride_n)
             st.first_start = st.next_start = start
+            st.previous = None
             st.pending = []
+            st.settling = []
             st.resumed = False
         return result
 
@@ -221,7 +235,7 @@ class PhaseStage:
 
     def _ready_windows(self, key: str) -> list[tuple[str, int, np.ndarray]]:
         st = self.stations[key]
-        if st.anchor_ns is None or st.channels[2] is None:
+        if st.anchor_ns is None or st.channels[2] is None or st.next_start < 0:
             return []
         views = self._views(st)
         z = views[2]
@@ -230,7 +244,7 @@ class PhaseStage:
         if st.resumed:  # skip the windows whose samples came before the restart
             first_held = first_window_start(z, st.anchor_ns, self.picker.stride_n)
             if first_held > st.next_start:
-                st.next_start = first_held
+                st.next_start, st.previous = first_held, None
             st.resumed = False
         while raw_span(z, st.anchor_ns, st.next_start, n) is not None:
             if not self._horizontals_ready(views, st):
@@ -239,6 +253,9 @@ class PhaseStage:
             if w is None:
                 break
             out.append((key, st.next_start, w))
+            if self.picker.hot_stride_n:  # the next start follows from this window's output
+                st.next_start = -1
+                break
             st.next_start += self.picker.stride_n
         return out
 
@@ -267,8 +284,13 @@ class PhaseStage:
         last = {"P": self.last_pick_epoch_s.get(zid, -np.inf),
                 "S": self.last_pick_epoch_s.get(zid + S_SUFFIX, -np.inf)}  # fmt: skip
         before = dict(last)
-        found = picks_in_window(prob, start, st.first_start, st.anchor_ns, self.picker, last)
-        st.pending += refine_picks(found, self.buffers[zid], self.picker)
+        found = picks_in_window(
+            prob, start, st.first_start, st.anchor_ns, self.picker, last, st.previous
+        )
+        st.settling += found
+        st.previous = start
+        if self.picker.hot_stride_n:
+            st.next_start = next_window_start(start, is_hot(prob, self.picker), self.picker)
         for phase, k in (("P", zid), ("S", zid + S_SUFFIX)):
             if last[phase] != before[phase]:
                 self.last_pick_epoch_s[k] = last[phase]
@@ -276,9 +298,11 @@ class PhaseStage:
             look = self.second_looks.setdefault(zid, {"recent": {}})
             for sp in found:
                 look["recent"].setdefault(sp.phase, []).append(sp.time_epoch_s)
+            if start % self.picker.stride_n:  # a hot-stride window: no second look
+                return
             again = second_look_picks(prob, start, st.anchor_ns, self.picker, look["recent"])
             self.second_look_picks += len(again)
-            st.pending += refine_picks(again, self.buffers[zid], self.picker)
+            st.settling += again
             # picks before this window's start no longer matter to a second look
             window_s = (st.anchor_ns + start * SEGMENT_GRID_NS) / NS_PER_S
             for phase, times in look["recent"].items():
@@ -288,6 +312,12 @@ class PhaseStage:
 
     def _ship(self, key: str, now_s: float) -> list[Pick]:
         st = self.stations[key]
+        if st.settling:  # P onsets refined and gated once the vertical holds what they read
+            zid = st.channels[2]
+            ready = [sp for sp in st.settling if settle_ready(sp, self.buffers[zid])]
+            if ready:
+                st.settling = [sp for sp in st.settling if sp not in ready]
+                st.pending += refine_picks(ready, self.buffers[zid], self.picker)
         if not st.pending:
             return []
         zid = st.channels[2]

@@ -216,3 +216,137 @@ def self_check_input() -> np.ndarray:
     t = np.arange(1500, 3000)
     x[:, :, 1500:] += (8.0 * np.exp(-(t - 1500) / 50.0) * np.sin(t / 3.0)).astype(np.float32)
     return x
+
+
+# --------------------------------------------------------------------------- inference form
+
+
+def _fold_bn(weight: torch.Tensor, bias: torch.Tensor | None, bn: nn.BatchNorm1d, out_dim: int):
+    """``(weight, bias)`` of a convolution followed by batch norm in eval mode, as one
+    convolution: each output channel scaled by ``gamma / sqrt(var + eps)``, the bias shifted
+    (``out_dim``: the weight's output-channel axis, 0 for a convolution, 1 for a transposed
+    one)."""
+    w = weight.detach().double()
+    scale = bn.weight.detach().double() / torch.sqrt(bn.running_var.detach().double() + bn.eps)
+    shape = [1] * w.ndim
+    shape[out_dim] = -1
+    b = bias.detach().double() if bias is not None else torch.zeros_like(scale)
+    folded_b = (b - bn.running_mean.detach().double()) * scale + bn.bias.detach().double()
+    return (w * scale.reshape(shape)).float().contiguous(), folded_b.float().contiguous()
+
+
+def polyphase_weight(weight: torch.Tensor, stride: int, before: int) -> tuple[torch.Tensor, int]:
+    """A transposed convolution (torch weight ``(in, out, k)``, stride ``stride``) cropped from
+    ``before`` as one ordinary convolution: ``(weight (stride * out, in, taps), left_pad)``
+    whose output channel ``r * out + o`` is output sample ``stride * m + r`` of channel ``o``.
+
+    Output ``u = s m + r`` of the cropped transposed convolution is ``sum_d x[m + d]
+    W[r + before - s d]`` over the taps ``0 <= r + before - s d < k``: a correlation over the
+    input offsets ``d``, the same for every ``m`` (exact, no interpolation)."""
+    cin, cout, k = weight.shape
+    s = int(stride)
+    offsets = sorted({d for r in range(s) for d in range(-k, k + 1) if 0 <= r + before - s * d < k})
+    d_lo = offsets[0]
+    taps = offsets[-1] - d_lo + 1
+    w = torch.zeros(s, cout, cin, taps, dtype=weight.dtype)
+    for r in range(s):
+        for t in range(taps):
+            kk = r + before - s * (d_lo + t)
+            if 0 <= kk < k:
+                w[r, :, :, t] = weight[:, :, kk].T
+    return w.reshape(s * cout, cin, taps).contiguous(), -d_lo
+
+
+CL = torch.channels_last
+
+
+def _cl(w: torch.Tensor) -> torch.Tensor:
+    """A 1-D convolution weight ``(out, in, k)`` as a channels-last 2-D one ``(out, in, 1, k)``."""
+    return w.unsqueeze(2).contiguous(memory_format=CL)
+
+
+class InferencePhaseNet(nn.Module):
+    """The same network as a :class:`PhaseNet` in eval mode, rearranged for inference: every
+    batch norm folded into the convolution before it; every transposed convolution written as
+    one ordinary convolution over the stride's phases (:func:`polyphase_weight`, exact); the
+    signals carried as channels-last 2-D tensors ``(batch, channels, 1, samples)`` stored
+    sample-major, the layout oneDNN's CPU convolutions run fastest on (about 2-3x the
+    channels-first 1-D form on the full-rate layers), in which interleaving the stride's
+    phases is a free reshape. TensorFlow's ``'same'`` padding is given to the convolution
+    where it is symmetric. Equal to the training form up to float rounding (tested);
+    input ``(batch, 3, samples)``, output ``(batch, classes, samples)`` as :class:`PhaseNet`."""
+
+    def __init__(self, net: PhaseNet) -> None:
+        super().__init__()
+        self.depth, self.stride = net.depth, net.stride
+        self.kernel = net.inc.kernel_size[0]
+
+        def conv(c, bn):
+            w, b = _fold_bn(c.weight, c.bias, bn, 0)
+            return nn.Parameter(_cl(w), requires_grad=False), nn.Parameter(b, requires_grad=False)
+
+        self.inc_w, self.inc_b = conv(net.inc, net.in_bn)
+        self.down = nn.ParameterList()
+        for level in range(self.depth):
+            self.down.extend(conv(net.down_conv[level], net.down_bn[level]))
+        self.pool = nn.ParameterList()
+        for level in range(self.depth - 1):
+            self.pool.extend(conv(net.pool_conv[level], net.pool_bn[level]))
+        self.merge = nn.ParameterList()
+        for i in range(self.depth - 1):
+            self.merge.extend(conv(net.merge_conv[i], net.merge_bn[i]))
+        self.up = nn.ParameterList()
+        self.up_channels: list[int] = []
+        self.up_pad: list[int] = []
+        s, k = self.stride, self.kernel
+        before, _ = tf_same_padding(s, k, s)  # the crop of n * s outputs (the same for every n)
+        for i in range(self.depth - 1):
+            w, b = _fold_bn(net.up_conv[i].weight, None, net.up_bn[i], 1)
+            pw, pad = polyphase_weight(w, s, before)
+            self.up.append(nn.Parameter(_cl(pw), requires_grad=False))
+            self.up.append(nn.Parameter(b.repeat(s), requires_grad=False))
+            self.up_channels.append(w.shape[1])
+            self.up_pad.append(pad)
+        self.out_w = nn.Parameter(_cl(net.out.weight.detach()), requires_grad=False)
+        self.out_b = nn.Parameter(net.out.bias.detach().clone(), requires_grad=False)
+
+    @staticmethod
+    def _conv(x, w, b, stride: int, before: int, after: int):
+        if before == after:
+            return F.conv2d(x, w, b, (1, stride), (0, before))
+        x = F.pad(x, (before, after)).contiguous(memory_format=CL)
+        return F.conv2d(x, w, b, (1, stride))
+
+    def _same(self, x, w, b, stride: int = 1):
+        before, after = tf_same_padding(x.shape[-1], w.shape[-1], stride)
+        return torch.relu_(self._conv(x, w, b, stride, before, after))
+
+    def _up(self, x, i: int):
+        w, b = self.up[2 * i], self.up[2 * i + 1]
+        left = self.up_pad[i]
+        y = torch.relu_(self._conv(x, w, b, 1, left, w.shape[-1] - 1 - left))
+        batch, n, s, c = y.shape[0], x.shape[-1], self.stride, self.up_channels[i]
+        # channels-last (batch, s * c, 1, n) is stored (batch, n, s, c): phase r of sample m
+        # is output s m + r, so (batch, c, 1, n * s) is the same memory
+        y = y.contiguous(memory_format=CL).permute(0, 2, 3, 1).reshape(batch, 1, n * s, c)
+        return y.permute(0, 3, 1, 2)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.unsqueeze(2).contiguous(memory_format=CL)
+        x = self._same(x, self.inc_w, self.inc_b)
+        skips = []
+        for level in range(self.depth):
+            x = self._same(x, self.down[2 * level], self.down[2 * level + 1])
+            skips.append(x)
+            if level < self.depth - 1:
+                x = self._same(x, self.pool[2 * level], self.pool[2 * level + 1], self.stride)
+        for i, level in enumerate(range(self.depth - 2, -1, -1)):
+            skip = skips[level]
+            x = self._up(x, i)
+            offset = (x.shape[-1] - skip.shape[-1]) // 2
+            x = torch.cat([skip, x[..., offset : offset + skip.shape[-1]]], dim=1)
+            x = self._same(x.contiguous(memory_format=CL), self.merge[2 * i], self.merge[2 * i + 1])
+        return F.conv2d(x, self.out_w, self.out_b)[:, :, 0, :]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.logits(x), dim=1)

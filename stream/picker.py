@@ -12,6 +12,10 @@ Pure functions over arrays (units in the names) and one model wrapper:
   sample is thus read by exactly one window at a fixed position (or two inside the
   ``overlap``, where the later pick of the same phase within ``min_separation`` is dropped),
   so the picks depend neither on how packets cut the data nor on when the windows ran;
+* the hot stride (:func:`is_hot`, :func:`next_window_start`): after a window whose P
+  probability reaches ``hot_p`` in its last ``tail_s``, the next window starts
+  ``hot_stride_s`` later, not at the next stride; such a window gives only P picks of at
+  least ``hot_pick_p`` (a clear P, sooner), the windows on the stride run as without it;
 * :func:`find_peaks` returns, for one phase's probability trace, the maximum of each run
   above the threshold, with a sub-sample offset from a parabola through it and its
   neighbours;
@@ -69,6 +73,9 @@ class PickerParams:
     p_refine: str = "aic"  # P onsets refined on the band-passed vertical (refine_p_onset), "none"
     p_min_snr: float = 2.0  # P picks need this onset SNR on the band-passed vertical (0: no gate)
     second_look_s: float = 18.0  # each window read again this long before its end; 0: not
+    hot_stride_s: float = 0.5  # after a window with P rising in its tail, the next one this soon
+    hot_p: float = 0.1  # ... "rising": P probability at least this in the window's last tail_s
+    hot_pick_p: float = 0.7  # a hot-stride window gives P picks of at least this probability
 
     def __post_init__(self) -> None:
         for name in ("p_threshold", "s_threshold"):
@@ -96,6 +103,13 @@ class PickerParams:
                 f"overlap_s + min_separation_s, window_s - stride_s - overlap_s] = [{lo:g}, "
                 f"{hi:g}], got {self.second_look_s}"
             )
+        if self.hot_stride_s < 0 or not (0 < self.hot_p < 1 and 0 < self.hot_pick_p < 1):
+            raise ValueError("detect: hot_stride_s must be >= 0, hot_p and hot_pick_p in (0, 1)")
+        if self.hot_stride_s > 0 and self.stride_n % self.hot_stride_n:
+            raise ValueError(
+                f"detect: stride_s {self.stride_s:g} must be a multiple of hot_stride_s "
+                f"{self.hot_stride_s:g}"
+            )
 
     @property
     def window_n(self) -> int:
@@ -104,6 +118,12 @@ class PickerParams:
     @property
     def stride_n(self) -> int:
         return max(1, int(round(self.stride_s * GRID_RATE_HZ)))
+
+    @property
+    def hot_stride_n(self) -> int:
+        """Grid samples of the hot stride; 0: off (or not shorter than the stride)."""
+        n = int(round(self.hot_stride_s * GRID_RATE_HZ))
+        return n if 0 < n < self.stride_n else 0
 
     @property
     def tail_n(self) -> int:
@@ -162,13 +182,36 @@ def window_starts(first_n: int, end_n: int, window_n: int, stride_n: int) -> ran
     return range(k0 * stride_n, (k1 + 1) * stride_n, stride_n) if k1 >= k0 else range(0)
 
 
-def accepted_region(start_n: int, first_start_n: int, params: PickerParams) -> tuple[int, int]:
+def accepted_region(
+    start_n: int, first_start_n: int, params: PickerParams, previous_n: int | None = None
+) -> tuple[int, int]:
     """``(lo, hi)`` grid samples whose picks window ``start_n`` gives (see the module
-    docstring); ``first_start_n`` is the segment's first window."""
+    docstring); ``first_start_n`` is the segment's first window, ``previous_n`` the start of
+    the window run before it (default ``start_n - stride``; a hot stride makes it closer)."""
     hi = start_n + params.window_n - params.tail_n
     if start_n == first_start_n:
         return start_n, hi
-    return hi - params.stride_n - params.overlap_n, hi
+    step = params.stride_n if previous_n is None else start_n - previous_n
+    return hi - step - params.overlap_n, hi
+
+
+def is_hot(prob: np.ndarray, params: PickerParams) -> bool:
+    """Whether a window's P probability (``prob`` ``(3, n)``) reaches ``hot_p`` in its last
+    ``tail_s`` (at least the hot stride): samples no window has accepted yet, where a P is
+    arriving. Always ``False`` with the hot stride off."""
+    if not params.hot_stride_n:
+        return False
+    tail = max(params.tail_n, params.hot_stride_n)
+    return bool(np.max(prob[1, -tail:]) >= params.hot_p)
+
+
+def next_window_start(start_n: int, hot: bool, params: PickerParams) -> int:
+    """The start of the window to run after the one at ``start_n``: ``hot_stride_s`` later
+    after a hot window (:func:`is_hot`), else the next multiple of ``stride_s`` (windows on
+    the stride run whatever happens, so a hot run always ends on the stride grid)."""
+    if hot and params.hot_stride_n:
+        return start_n + params.hot_stride_n
+    return (start_n // params.stride_n + 1) * params.stride_n
 
 
 def _parabolic_offset(left: float, mid: float, right: float) -> float:
@@ -235,11 +278,14 @@ class PhaseNetModel:
         self.model, self.card, self.device = model, card, device
 
     @classmethod
-    def load(cls, model: str = "", device: str = "auto", threads: int | None = None):
-        """Load a card and its weights (``device``: ``auto`` = CUDA when present)."""
+    def load(
+        cls, model: str = "", device: str = "auto", threads: int | None = None, fast: bool = True
+    ):
+        """Load a card and its weights (``device``: ``auto`` = CUDA when present; ``fast``:
+        served as :class:`stream.phasenet.InferencePhaseNet`, else the training form)."""
         import torch
 
-        from stream.phasenet import PhaseNet
+        from stream.phasenet import InferencePhaseNet, PhaseNet
 
         path = card_path(model)
         card = json.loads(path.read_text())
@@ -255,7 +301,8 @@ class PhaseNetModel:
         net = PhaseNet(**card["architecture"]["args"])
         state = torch.load(path.with_suffix(".pt"), map_location="cpu", weights_only=True)
         net.load_state_dict(state)
-        return cls(net.eval().to(device), card, torch.device(device))
+        net = InferencePhaseNet(net.eval()).eval() if fast else net.eval()
+        return cls(net.to(device), card, torch.device(device))
 
     def predict(
         self, windows: np.ndarray, batch_size: int = 256, highpass_hz: float = 0.0
@@ -290,9 +337,16 @@ def highpass_windows(x: np.ndarray, corner_hz: float, order: int = 4) -> np.ndar
     rest at each channel's first sample (no step from a DC offset): broadband records carry
     microseism and drift far larger than a small event's P, which the per-window
     normalisation would otherwise scale the P down to nothing against."""
-    sos = _highpass_sos(float(corner_hz), int(order))
+    b, a, zi = _highpass_ba(float(corner_hz), int(order))
     x = np.asarray(x, dtype=np.float64)
-    return sps.sosfilt(sos, x - x[..., :1], axis=-1).astype(np.float32)
+    # the filter's state for a constant input x[0] (no output: a high-pass has no DC gain), so
+    # the same as filtering x - x[0] from rest; the direct form in float64 (a 4th-order filter
+    # at 1/100 of the rate is accurate so, and a third faster than second-order sections)
+    y, _ = sps.lfilter(b, a, x, axis=-1, zi=zi * x[..., :1])
+    flat = np.ptp(x, axis=-1) == 0  # exactly zero (not rounding noise the normalisation scales)
+    if flat.any():
+        y[flat] = 0.0
+    return y.astype(np.float32)
 
 
 _SOS_CACHE: dict[tuple[float, int], np.ndarray] = {}
@@ -326,6 +380,18 @@ def prepare_windows_torch(x, highpass_hz: float):
     std = x.std(dim=-1, keepdim=True, unbiased=False)
     x = torch.where(std > 0, x / torch.where(std > 0, std, torch.ones_like(std)), 0.0)
     return x.to(torch.float32)
+
+
+_BA_CACHE: dict[tuple[float, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+
+def _highpass_ba(corner_hz: float, order: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(b, a, zi)`` of the high-pass: transfer function and the step-response state."""
+    key = (corner_hz, order)
+    if key not in _BA_CACHE:
+        b, a = sps.butter(order, corner_hz, "highpass", fs=GRID_RATE_HZ)
+        _BA_CACHE[key] = (b, a, sps.lfilter_zi(b, a))
+    return _BA_CACHE[key]
 
 
 def _highpass_sos(corner_hz: float, order: int) -> np.ndarray:
@@ -474,13 +540,23 @@ def picks_in_window(
     anchor_ns: int,
     params: PickerParams,
     last_s: dict[str, float],
+    previous_n: int | None = None,
 ) -> list[StationPick]:
     """The picks window ``start_n`` gives (its accepted region, see :func:`accepted_region`)
     from probabilities ``prob`` ``(3, n)``; ``last_s`` (phase -> epoch s of the last pick)
-    is updated: a pick within ``min_separation_s`` after the last of its phase is dropped."""
-    lo, hi = accepted_region(start_n, first_start_n, params)
+    is updated: a pick within ``min_separation_s`` after the last of its phase is dropped.
+
+    A hot-stride window (``start_n`` off the stride grid; ``previous_n`` the window run before
+    it) gives only P picks of at least ``hot_pick_p`` from the samples since that window's
+    region: an early announcement of a clear P. The windows on the stride read their whole
+    region as without the hot stride (their repeat of a hot pick is dropped as any repeat),
+    so what they find is never lost and a hot window adds only clear P picks, sooner."""
+    hot = bool(params.hot_stride_n) and start_n % params.stride_n != 0
+    lo, hi = accepted_region(start_n, first_start_n, params, previous_n if hot else None)
     found: list[StationPick] = []
-    for row, phase, threshold in ((1, "P", params.p_threshold), (2, "S", params.s_threshold)):
+    rows = ((1, "P", max(params.p_threshold, params.hot_pick_p)),) if hot else (
+        (1, "P", params.p_threshold), (2, "S", params.s_threshold))  # fmt: skip
+    for row, phase, threshold in rows:
         for index, p in find_peaks(prob[row], threshold):
             grid = start_n + index
             if not lo <= grid < hi:
@@ -543,12 +619,13 @@ def second_look_picks(
 def refine_picks(picks: list[StationPick], z_view, params: PickerParams) -> list[StationPick]:
     """P picks with :func:`refine_p_onset` applied on the vertical's buffer ``z_view`` (a
     :class:`stream.buffer.ChannelBuffer`; S picks and ``p_refine="none"`` unchanged), and
-    without the P picks whose onset SNR (:func:`p_onset_snr`, over the ``signal_s`` that
-    ``tail_s`` guarantees after the pick, at most 1 s) is below ``p_min_snr``."""
+    without the P picks whose onset SNR (:func:`p_onset_snr`, over 1 s after the onset) is
+    below ``p_min_snr``. The stream refines a P pick once the vertical holds what this reads
+    (:func:`settle_ready`); a record that ends before has no gate."""
     from dataclasses import replace
 
     rate = float(z_view.sampling_rate_hz)
-    signal_s = min(SNR_SIGNAL_S, max(0.1, params.tail_s - REFINE_MAX_SHIFT_S - 0.05))
+    signal_s = SNR_SIGNAL_S
     out = []
     for sp in picks:
         if sp.phase == "P":
@@ -572,6 +649,20 @@ def refine_picks(picks: list[StationPick], z_view, params: PickerParams) -> list
     return out
 
 
+SETTLE_AHEAD_S = REFINE_MAX_SHIFT_S + SNR_SIGNAL_S + 0.1  # what refine_picks reads after a P
+
+
+def settle_ready(sp: StationPick, z_view) -> bool:
+    """Whether the vertical's buffer ``z_view`` holds every sample :func:`refine_picks` reads
+    for pick ``sp`` (an S pick needs none): until then a P pick waits, so that its onset and
+    gate are those of one pass over the record, whatever the tail."""
+    if sp.phase != "P":
+        return True
+    rate = float(z_view.sampling_rate_hz)
+    index = (sp.time_epoch_s * NS_PER_S - z_view.segment_start_ns) / NS_PER_S * rate
+    return z_view.end_index >= int(index) + int(SETTLE_AHEAD_S * rate)
+
+
 def pick_traces(
     model: PhaseNetModel,
     traces: list,
@@ -593,6 +684,14 @@ def pick_traces(
         views.append(buf)
     anchor = views[2].segment_start_ns
     first = first_window_start(views[2], anchor, params.stride_n)
+
+    def window(start: int) -> np.ndarray | None:
+        if raw_span(views[2], anchor, start, params.window_n) is None:
+            return None
+        return station_window(views, anchor, start, params.window_n, params.vertical_only)
+
+    # the windows on the stride run whatever happens: one batch; then, round by round, the
+    # hot-stride windows after each hot window (a chain that ends on the next stride window)
     starts = []
     k = first
     while raw_span(views[2], anchor, k, params.window_n) is not None:
@@ -600,22 +699,40 @@ def pick_traces(
         k += params.stride_n
     if not starts:
         return []
-    windows = np.stack(
-        [station_window(views, anchor, s, params.window_n, params.vertical_only) for s in starts]
-    )
-    probs = model.predict(windows, params.batch_size, params.highpass_hz)
+    probs = dict(zip(starts, _predict(model, [window(s) for s in starts], params), strict=True))
+    todo = list(starts)
+    while todo:
+        nxt = []
+        for s in todo:
+            n = next_window_start(s, is_hot(probs[s], params), params)
+            if n % params.stride_n and n not in probs:
+                nxt.append(n)
+        ready = [(n, w) for n in nxt if (w := window(n)) is not None]
+        if not ready:
+            break
+        got = _predict(model, [w for _, w in ready], params)
+        probs.update(zip([n for n, _ in ready], got, strict=True))
+        todo = [n for n, _ in ready]
     last: dict[str, float] = {}
     recent: dict[str, list[float]] = {}
     out = []
-    for s, prob in zip(starts, probs, strict=True):
-        new = picks_in_window(prob, s, first, anchor, params, last)
-        out += refine_picks(new, views[2], params)
+    previous = None
+    s = first
+    while s in probs:
+        found = picks_in_window(probs[s], s, first, anchor, params, last, previous)
+        out += refine_picks(found, views[2], params)
         if params.second_look_s > 0:
-            for sp in new:
+            for sp in found:
                 recent.setdefault(sp.phase, []).append(sp.time_epoch_s)
-            again = second_look_picks(prob, s, anchor, params, recent)
-            out += refine_picks(again, views[2], params)
+            if s % params.stride_n == 0:  # windows on the stride only: their regions tile
+                again = second_look_picks(probs[s], s, anchor, params, recent)
+                out += refine_picks(again, views[2], params)
+        previous, s = s, next_window_start(s, is_hot(probs[s], params), params)
     return out
+
+
+def _predict(model: PhaseNetModel, windows: list, params: PickerParams) -> list[np.ndarray]:
+    return list(model.predict(np.stack(windows), params.batch_size, params.highpass_hz))
 
 
 def first_window_start(view, anchor_ns: int, stride_n: int) -> int:

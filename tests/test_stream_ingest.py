@@ -514,3 +514,23 @@ def test_idle_link_is_kept_alive_not_dropped_every_netto(scenario_dir, redis_cli
     assert len(connects) == 1
     assert len(keepalives) >= 2
     assert proc.n_packets == _z_records(scenario_dir)  # every Z record once
+
+
+def test_queued_packets_are_handled_together_one_per_channel(redis_url):
+    """The process takes what is queued as one batch (one forward pass for the windows they
+    complete), each channel once: a channel's second packet starts the next batch."""
+    proc = _process(("127.0.0.1", 1), redis_url)  # never started: no connection
+    handled: list[list[str]] = []
+    proc.handle_many = lambda items: handled.append([p.seed_id for _, p in items]) or 0
+    ids = ["XX.A..HHZ", "XX.A..HHN", "XX.B..HHZ", "XX.A..HHZ", "XX.B..HHZ", "XX.C..HHZ"]
+    packets = [
+        Packet(*sid.split("."), 10**18 + i * 10**8, 100.0, np.zeros(10))
+        for i, sid in enumerate(ids)
+    ]
+    for p in packets[1:]:
+        proc.queue.put((None, p))
+    proc.handle_many(proc._take_batch((None, packets[0])))
+    while proc._carry is not None:
+        item, proc._carry = proc._carry, None
+        proc.handle_many(proc._take_batch(item))
+    assert handled == [ids[:3], ids[3:]]

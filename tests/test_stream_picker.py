@@ -13,6 +13,7 @@ from obspy import UTCDateTime
 
 from stream.phase_stage import PhaseStage
 from stream.phasenet import (
+    InferencePhaseNet,
     PhaseNet,
     from_tf_variables,
     self_check_input,
@@ -68,6 +69,74 @@ def test_shipped_weights_give_the_output_recorded_at_conversion(model):
     assert np.allclose(got, np.asarray(check["probabilities"]), atol=1e-5)
     assert card["conversion"]["reference_max_abs_difference"] < 1e-5
     assert (card_path().parent / card["licence"]["file"]).read_text().startswith("MIT License")
+
+
+@pytest.mark.skipif(
+    not (ORIGINAL / "variables.npz").exists(),
+    reason=f"the original PhaseNet variables are not at {ORIGINAL} (set FIRSTMOTION_SHARED)",
+)
+def test_inference_form_reproduces_the_original_tensorflow_output():
+    net = InferencePhaseNet(from_tf_variables(str(ORIGINAL / "variables.npz"))).eval()
+    x = np.load(ORIGINAL / "reference_input.npy")[:, :3000, 0, :].transpose(0, 2, 1)
+    want = np.load(ORIGINAL / "reference_output.npy")
+    with torch.no_grad():
+        got = net(torch.from_numpy(np.ascontiguousarray(x)))[0].numpy().T
+    assert got.shape == want.shape == (3000, 3)
+    assert np.abs(got - want).max() < 2e-6
+
+
+def test_inference_form_equals_the_training_form_at_any_length():
+    torch.manual_seed(0)
+    net = PhaseNet()
+    for m in net.modules():  # batch-norm statistics away from the identity
+        if isinstance(m, torch.nn.BatchNorm1d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.3, 0.3)
+    net.eval()
+    fast = InferencePhaseNet(net).eval()
+    for n in (3000, 3001, 2999, 1024, 777, 50):
+        x = torch.randn(3, 3, n)
+        with torch.no_grad():
+            want, got = net.logits(x), fast.logits(x)
+        assert got.shape == want.shape == (3, 3, n)
+        assert (got - want).abs().max() < 1e-4 * (1 + want.abs().max())
+        assert torch.allclose(fast(x).sum(dim=1), torch.ones(3, n), atol=1e-5)
+
+
+def test_polyphase_weight_is_the_cropped_transposed_convolution():
+    from stream.phasenet import polyphase_weight
+
+    torch.manual_seed(1)
+    for k, s, before in ((7, 4, 1), (7, 2, 2), (5, 3, 0), (3, 4, 1)):
+        w = torch.randn(5, 4, k, dtype=torch.float64)
+        x = torch.randn(2, 5, 23, dtype=torch.float64)
+        n = x.shape[-1]
+        full = torch.nn.functional.conv_transpose1d(x, w, stride=s)
+        want = full[..., before : before + n * s]
+        if want.shape[-1] < n * s:  # the full output is shorter than n * s: zeros after it
+            want = torch.nn.functional.pad(want, (0, n * s - want.shape[-1]))
+        pw, left = polyphase_weight(w, s, before)
+        y = torch.nn.functional.conv1d(
+            torch.nn.functional.pad(x, (left, pw.shape[-1] - 1 - left)), pw
+        )
+        got = y.view(2, s, 4, n).permute(0, 2, 3, 1).reshape(2, 4, n * s)
+        assert torch.allclose(got, want, atol=1e-12)
+
+
+def test_highpass_equals_second_order_sections_from_rest():
+    from scipy import signal as sps
+
+    from stream.picker import highpass_windows
+
+    rng = np.random.default_rng(2)
+    x = (rng.standard_normal((4, 3, 3000)) * 50 + 20_000).astype(np.float32)  # DC offset
+    sos = sps.butter(4, 1.0, "highpass", fs=100.0, output="sos")
+    want = sps.sosfilt(sos, x.astype(np.float64) - x[..., :1], axis=-1)
+    got = highpass_windows(x, 1.0)
+    assert np.abs(got - want).max() < 1e-4 * np.abs(want).max()
+    assert abs(float(got[..., 0].max())) < 1e-3  # from rest: no step from the offset
 
 
 def test_tensorflow_same_padding_and_lengths():
@@ -444,3 +513,94 @@ def test_second_look_settings_are_checked():
     with pytest.raises(ValueError, match="second_look"):
         PickerParams(second_look_s=30.0)  # a whole window
     assert PickerParams(second_look_s=0.0).second_look_s == 0.0
+
+
+# --------------------------------------------------------------------------- hot stride, settling
+
+
+def test_hot_window_is_followed_by_one_a_hot_stride_later_and_the_chain_ends_on_the_stride():
+    from stream.picker import accepted_region, is_hot, next_window_start
+
+    p = PickerParams()  # stride 2 s, hot stride 0.5 s
+    quiet, rising = np.zeros((3, p.window_n)), np.zeros((3, p.window_n))
+    quiet[0] = rising[0] = 1.0
+    rising[1, -20] = p.hot_p  # P probability reaching hot_p in the window's last tail_s
+    assert not is_hot(quiet, p) and is_hot(rising, p)
+    early = np.zeros((3, p.window_n))
+    early[1, -p.tail_n - 10] = 0.9  # already accepted: not what makes a window hot
+    assert not is_hot(early, p)
+    assert next_window_start(400, False, p) == 600
+    chain = [400]
+    while len(chain) < 10:
+        chain.append(next_window_start(chain[-1], True, p))
+    assert chain[:5] == [400, 450, 500, 550, 600]  # the chain meets the stride grid
+    # accepted regions of the run windows tile the grid: each starts overlap_s before the
+    # previous one ends
+    for prev, cur in zip(chain, chain[1:], strict=False):
+        lo, hi = accepted_region(cur, 0, p, prev)
+        assert hi - lo == (cur - prev) + p.overlap_n
+        assert lo + p.overlap_n == accepted_region(prev, 0, p)[1]
+    assert not is_hot(rising, PickerParams(hot_stride_s=0.0))
+    with pytest.raises(ValueError, match="multiple"):
+        PickerParams(stride_s=2.0, hot_stride_s=0.3)
+
+
+def test_hot_windows_run_around_arrivals_only_and_packets_still_give_one_pass(model, scenario):
+    st, rows = scenario
+    hot, off = StageParams(), StageParams(picker_params=PickerParams(hot_stride_s=0.0))
+    packets = _packets(st, seed=3)
+    runs, when = {}, {}
+    for name, params in (("hot", hot), ("off", off)):
+        stage = PhaseStage(params, model=model)
+        got = []
+        for i, pk in enumerate(packets):
+            for p in stage.process(pk)[1]:
+                got.append(p)
+                when[name, p.station_id, p.phase, round(p.time_epoch_s, 1)] = i
+        runs[name] = (stage.windows_run, got)
+    # the hot stride adds windows (around the event's arrivals) but few: quiet stations keep
+    # the stride; the packets give the picks of one pass with the hot stride too
+    assert runs["off"][0] < runs["hot"][0] < 1.5 * runs["off"][0]
+    # the same arrivals picked (clear P sooner, from a hot window, at a nearby time)
+    count = {n: sorted((p.station_id, p.phase) for p in runs[n][1]) for n in runs}
+    assert count["hot"] == count["off"]
+    sooner = 0
+    for p in runs["hot"][1]:
+        same = [i for (n, sid, ph, t), i in when.items()
+                if n == "off" and sid == p.station_id and ph == p.phase
+                and abs(t - p.time_epoch_s) < 0.5]  # fmt: skip
+        assert len(same) == 1
+        i_hot = when["hot", p.station_id, p.phase, round(p.time_epoch_s, 1)]
+        assert i_hot <= same[0]
+        sooner += i_hot < same[0]
+        if i_hot < same[0]:
+            assert p.phase == "P" and p.probability >= hot.picker_params.hot_pick_p
+    assert sooner > 0
+    one = []
+    for s in rows:
+        one += [(s["station_id"], p.phase, round(p.time_epoch_s, 4))
+                for p in pick_traces(model, _station_traces(st, s["station_id"]))]  # fmt: skip
+    got = runs["hot"][1]
+    assert sorted(one) == sorted((p.station_id, p.phase, round(p.time_epoch_s, 4)) for p in got)
+    assert np.sum(_errors(got, rows, "P") <= 0.15) == len(rows)
+
+
+def test_p_picks_settle_when_the_vertical_holds_their_gate_window_whatever_the_tail(
+    model, scenario
+):
+    """With a short tail a P pick is found before the vertical holds the 1 s after it that its
+    refinement and SNR gate read: it waits for those samples, and the picks equal one pass."""
+    st, rows = scenario
+    params = PickerParams(tail_s=0.5)
+    one = []
+    for s in rows:
+        traces = _station_traces(st, s["station_id"])
+        one += [(s["station_id"], p.phase, round(p.time_epoch_s, 4))
+                for p in pick_traces(model, traces, params)]  # fmt: skip
+    stage = PhaseStage(StageParams(picker_params=params), model=model)
+    got, waited = [], 0
+    for pk in _packets(st, seed=5):
+        got += stage.process(pk)[1]
+        waited += sum(len(x.settling) for x in stage.stations.values())
+    assert waited > 0  # some P picks did wait for their samples
+    assert sorted(one) == sorted((p.station_id, p.phase, round(p.time_epoch_s, 4)) for p in got)
