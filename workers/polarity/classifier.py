@@ -72,6 +72,9 @@ READING_KEYS = (
     "refine_unknown",
     "refine_max_s",
     "conflict_min_snr",
+    "precursor_native_check",
+    "precursor_max_native_hz",
+    "precursor_max_rise_ratio",
 )
 
 
