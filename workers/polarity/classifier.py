@@ -75,6 +75,8 @@ READING_KEYS = (
     "precursor_native_check",
     "precursor_max_native_hz",
     "precursor_max_rise_ratio",
+    "refine_confident_beyond_s",
+    "refine_far_min_confidence",
 )
 
 
@@ -358,7 +360,9 @@ class PolarityClassifier:
         evidence sees an onset 2 or more samples before the pick, or 2 samples to
         ``reading.refine_max_s`` after it (an onset further after the pick may be a later swing
         behind a weak first motion; the card says why its bound), where the second read
-        agrees with the first lobe it is centred on, and rows whose read contradicts a
+        agrees with the first lobe it is centred on (and, for an onset more than
+        ``reading.refine_confident_beyond_s`` after the pick, has a confidence of at least
+        ``reading.refine_far_min_confidence``), and rows whose read contradicts a
         lobe of at least ``reading.conflict_min_snr`` noise sigmas (0: off), are read again
         with the window at the evidence's onset. A contradiction that the second read does not
         resolve in the evidence's favour is returned as a conflict (the row becomes unknown).
@@ -387,10 +391,15 @@ class PolarityClassifier:
         rows = np.atleast_2d(data)[redo]
         lin2, reasons2 = linear_windows(rows, sampling_rate, picks_1d[redo] + step, self.config)
         probs2, ev2 = self.read_windows(lin2, reasons2, batch_size, float(sampling_rate))
-        pol2, _ = self.decide(probs2)
+        pol2, conf2 = self.decide(probs2)
         idx = np.flatnonzero(redo)
         # a second read counts only where it agrees with the first lobe it was centred on
         keep = (pol2 != 0) & (pol2 == ev2.read_sign) & (~against[idx] | (pol2 == ev.read_sign[idx]))
+        # and, for an onset far after the pick (maybe a later swing behind a weak first
+        # motion), only where it is confident
+        far_s = float(self.reading.get("refine_confident_beyond_s", np.inf))
+        far = offset[idx] > far_s * self.config.sampling_rate_hz + 1e-9
+        keep &= ~far | (conf2 >= float(self.reading.get("refine_far_min_confidence", 0.0)))
         take = idx[keep]
         probs[take] = probs2[keep]
         conflict[take] = False
