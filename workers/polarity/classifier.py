@@ -42,7 +42,12 @@ from numpy.typing import ArrayLike
 
 from firstmotion import __version__ as FIRSTMOTION_VERSION
 from firstmotion.config import POLARITY_PRECISIONS
-from workers.polarity.evidence import Evidence, first_lobe_evidence
+from workers.polarity.evidence import (
+    PRECURSOR_MAX_NATIVE_HZ,
+    PRECURSOR_MAX_RISE_RATIO,
+    Evidence,
+    first_lobe_evidence,
+)
 from workers.polarity.fircorrect import fir_precursor_correction
 from workers.polarity.model import LABELS, build_model
 from workers.polarity.preprocess import (
@@ -53,7 +58,7 @@ from workers.polarity.preprocess import (
 )
 
 CARD_FORMAT_VERSION = 1
-DEFAULT_MODEL_NAME = "polarity_v6"
+DEFAULT_MODEL_NAME = "polarity_v8"
 # autocast dtype of each precision (None: no autocast)
 PRECISIONS = {p: None if p == "float32" else getattr(torch, p) for p in POLARITY_PRECISIONS}
 REASON_LOW_CONFIDENCE = "low_confidence"
@@ -67,6 +72,11 @@ READING_KEYS = (
     "refine_unknown",
     "refine_max_s",
     "conflict_min_snr",
+    "precursor_native_check",
+    "precursor_max_native_hz",
+    "precursor_max_rise_ratio",
+    "refine_confident_beyond_s",
+    "refine_far_min_confidence",
 )
 
 
@@ -312,7 +322,7 @@ class PolarityClassifier:
                 }
             )
         lin, reasons = linear_windows(data, sampling_rate, picks, self.config)
-        probs, ev = self.read_windows(lin, reasons, batch_size)
+        probs, ev = self.read_windows(lin, reasons, batch_size, float(sampling_rate))
         polarity, confidence = self.decide(probs)
         extra: dict = {}
         conflict = np.zeros(polarity.shape, dtype=bool)
@@ -348,10 +358,11 @@ class PolarityClassifier:
     def _recheck(self, data, sampling_rate, picks, reasons, probs, ev, batch_size):
         """The onset refinement of :meth:`classify`: rows the network left unknown while the
         evidence sees an onset 2 or more samples before the pick, or 2 samples to
-        ``reading.refine_max_s`` after it (0.05 s covers 94% of the stream picker's errors on
-        the INGV onsets; an onset further after the pick may be a later swing behind a weak
-        first motion), where the second read
-        agrees with the first lobe it is centred on, and rows whose read contradicts a
+        ``reading.refine_max_s`` after it (an onset further after the pick may be a later swing
+        behind a weak first motion; the card says why its bound), where the second read
+        agrees with the first lobe it is centred on (and, for an onset more than
+        ``reading.refine_confident_beyond_s`` after the pick, has a confidence of at least
+        ``reading.refine_far_min_confidence``), and rows whose read contradicts a
         lobe of at least ``reading.conflict_min_snr`` noise sigmas (0: off), are read again
         with the window at the evidence's onset. A contradiction that the second read does not
         resolve in the evidence's favour is returned as a conflict (the row becomes unknown).
@@ -379,11 +390,16 @@ class PolarityClassifier:
         step = np.rint(offset[redo] * float(sampling_rate) / self.config.sampling_rate_hz)
         rows = np.atleast_2d(data)[redo]
         lin2, reasons2 = linear_windows(rows, sampling_rate, picks_1d[redo] + step, self.config)
-        probs2, ev2 = self.read_windows(lin2, reasons2, batch_size)
-        pol2, _ = self.decide(probs2)
+        probs2, ev2 = self.read_windows(lin2, reasons2, batch_size, float(sampling_rate))
+        pol2, conf2 = self.decide(probs2)
         idx = np.flatnonzero(redo)
         # a second read counts only where it agrees with the first lobe it was centred on
         keep = (pol2 != 0) & (pol2 == ev2.read_sign) & (~against[idx] | (pol2 == ev.read_sign[idx]))
+        # and, for an onset far after the pick (maybe a later swing behind a weak first
+        # motion), only where it is confident
+        far_s = float(self.reading.get("refine_confident_beyond_s", np.inf))
+        far = offset[idx] > far_s * self.config.sampling_rate_hz + 1e-9
+        keep &= ~far | (conf2 >= float(self.reading.get("refine_far_min_confidence", 0.0)))
         take = idx[keep]
         probs[take] = probs2[keep]
         conflict[take] = False
@@ -396,7 +412,11 @@ class PolarityClassifier:
         return probs, ev, offset, conflict, moved
 
     def read_windows(
-        self, lin: np.ndarray, reasons: np.ndarray, batch_size: int = 1024
+        self,
+        lin: np.ndarray,
+        reasons: np.ndarray,
+        batch_size: int = 1024,
+        native_rate_hz: ArrayLike | None = None,
     ) -> tuple[np.ndarray, Evidence | None]:
         """Probabilities (N, 3) of linear windows (:func:`linear_windows`) and their evidence
         (None without a ``reading`` section in the card). Rows with a reason get [0, 0, 1].
@@ -412,17 +432,24 @@ class PolarityClassifier:
         ok = reasons == REASON_OK
         if ok.any():
             probs[ok] = self.window_probabilities(windows[ok], batch_size)
-        return self.check_evidence(probs, lin, ok)
+        return self.check_evidence(probs, lin, ok, native_rate_hz)
 
     def check_evidence(
-        self, probs: np.ndarray, lin: np.ndarray, ok: np.ndarray | None = None
+        self,
+        probs: np.ndarray,
+        lin: np.ndarray,
+        ok: np.ndarray | None = None,
+        native_rate_hz: ArrayLike | None = None,
     ) -> tuple[np.ndarray, Evidence | None]:
         """The precursor check of :meth:`read_windows` on probabilities (N, 3) of windows
         whose first channel (or linear form) is ``lin`` (N, W): the evidence is in noise
-        sigmas, so normalised windows give the same. Returns (probs, evidence); probs is
-        changed in place."""
+        sigmas, so normalised windows give the same. ``native_rate_hz`` (scalar or (N,)):
+        the rows' sampling rate before resampling, for the card's native precursor check
+        (``reading.precursor_native_check``; None: unknown, the rate bound is not applied).
+        Returns (probs, evidence); probs is changed in place."""
         if not self.reading:
             return probs, None
+        native = bool(self.reading.get("precursor_native_check", False))
         ev = first_lobe_evidence(
             lin,
             self.config.window_pre_samples,
@@ -431,6 +458,17 @@ class PolarityClassifier:
             precursor_max_ratio=float(self.reading.get("precursor_max_ratio", 0.0)),
             precursor_max_width_s=float(self.reading.get("precursor_max_width_s", 0.06)),
             read_main_swing=bool(self.reading.get("read_main_swing", False)),
+            native_rate_hz=native_rate_hz,
+            precursor_max_native_hz=float(
+                self.reading.get("precursor_max_native_hz", PRECURSOR_MAX_NATIVE_HZ)
+            )
+            if native
+            else 0.0,
+            precursor_max_rise_ratio=float(
+                self.reading.get("precursor_max_rise_ratio", PRECURSOR_MAX_RISE_RATIO)
+            )
+            if native
+            else 0.0,
         )
         ok = np.ones(probs.shape[0], dtype=bool) if ok is None else ok
         lobe_up = probs[:, 0] >= probs[:, 1]
@@ -439,13 +477,19 @@ class PolarityClassifier:
         probs[swap] = probs[swap][:, [1, 0, 2]]
         return probs, ev
 
-    def prepared_probabilities(self, windows: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    def prepared_probabilities(
+        self,
+        windows: np.ndarray,
+        batch_size: int = 1024,
+        native_rate_hz: ArrayLike | None = None,
+    ) -> np.ndarray:
         """:meth:`window_probabilities` of preprocessed windows followed by the card's
-        precursor check (the evidence of their first channel); the onset refinement of
-        :meth:`classify` needs the raw rows and is not applied."""
+        precursor check (the evidence of their first channel; ``native_rate_hz`` as in
+        :meth:`check_evidence`); the onset refinement of :meth:`classify` needs the raw rows
+        and is not applied."""
         probs = self.window_probabilities(windows, batch_size)
         first = windows[:, 0] if windows.ndim == 3 else windows
-        return self.check_evidence(probs, first)[0]
+        return self.check_evidence(probs, first, native_rate_hz=native_rate_hz)[0]
 
 
 def _select_rows(ev: Evidence, rows: np.ndarray) -> Evidence:

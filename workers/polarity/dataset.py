@@ -292,6 +292,10 @@ class WindowSampler:
         self.pick_error_s = pick_error_s
         self.rng = np.random.default_rng(seed)
         self._synthetic: dict[tuple[str, float], np.ndarray] = {}
+        # evaluation only: a list to which each sample() call appends its raw rows, one
+        # (row indices, rate in Hz, rows (n, L) float64, pick sample) per rate, to run them
+        # through the whole reader (classify) rather than the network alone
+        self.raw_rows: list | None = None
 
     # ----------------------------------------------------------- noise sources
     def _synthetic_noise(self, profile: str, rate_hz: float, n: int) -> np.ndarray:
@@ -535,6 +539,8 @@ class WindowSampler:
                 ok = visible & ~mispicked  # a first motion at the pick, to be read
                 sign = rng.choice([-1.0, 1.0], size=k.size)
                 mixed[k] += (sign * gain)[:, None] * (prim_w + sec_w)
+                if self.raw_rows is not None:
+                    noise[k] += (sign * gain)[:, None] * (sig.prim + sig.sec)
                 row_label = np.where(sign > 0, LABEL_UP, LABEL_DOWN)
                 readable = (target >= cfg.unknown_below_snr) & ~(
                     sig.envelope & (target < cfg.envelope_unknown_below_snr)
@@ -544,6 +550,8 @@ class WindowSampler:
                 snr[rows[k]] = np.where(ok, target, 0.0)
             win, reasons = normalise_windows(mixed, reasons, pre)
             windows[rows] = win
+            if self.raw_rows is not None:
+                self.raw_rows.append((rows, float(rate), noise, int(pick[0])))
         return windows, labels, snr, rates.astype(np.float32)
 
 

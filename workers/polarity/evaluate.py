@@ -152,7 +152,7 @@ def evaluate_synthetic(
     data = generate_dataset(
         n, clf.config, SamplerConfig().hard(), seed=seed, real_noise=real_noise, progress=False
     )
-    probs = clf.prepared_probabilities(data["windows"])
+    probs = clf.prepared_probabilities(data["windows"], native_rate_hz=data["rate_hz"])
     polarity, confidence = clf.decide(probs)
     metrics = classification_metrics(probs, data["labels"], polarity, confidence, data["snr"])
     metrics["seed"] = seed
@@ -171,7 +171,9 @@ def evaluate_synthetic(
         real_noise=real_noise,
         progress=False,
     )
-    off_polarity, _ = clf.decide(clf.prepared_probabilities(off["windows"]))
+    off_polarity, _ = clf.decide(
+        clf.prepared_probabilities(off["windows"], native_rate_hz=off["rate_hz"])
+    )
     metrics["mispicked_unknown_rate"] = float(np.mean(off_polarity == 0))
     metrics["n_mispicked"] = int(off_polarity.size)
     truth = POLARITY_OF_LABEL[data["labels"]]
@@ -190,6 +192,7 @@ def evaluate_synthetic(
     metrics["sharp_onsets_100hz"] = evaluate_sharp_onsets(
         clf, max(200, n // 10), seed + 5, real_noise
     )
+    metrics["whole_reader"] = evaluate_whole_reader(clf, max(400, n // 4), seed + 1000, real_noise)
     if plot_path:
         plot_synthetic(probs, data["labels"], polarity, data["snr"], plot_path)
     return metrics
@@ -681,7 +684,9 @@ def evaluate_linear_phase_fir(
             loud_fraction=0.0,
         )
         data = generate_dataset(n, clf.config, cfg, seed=seed, real_noise=real_noise)
-        polarity, _ = clf.decide(clf.prepared_probabilities(data["windows"]))
+        polarity, _ = clf.decide(
+            clf.prepared_probabilities(data["windows"], native_rate_hz=data["rate_hz"])
+        )
         out[name] = signed_outcomes(polarity, data["labels"])
     return out
 
@@ -720,7 +725,9 @@ def evaluate_sharp_onsets(
     out = {}
     for i, (name, cfg) in enumerate(kinds.items()):
         data = generate_dataset(n, clf.config, cfg, seed=seed + i, real_noise=real_noise)
-        polarity, _ = clf.decide(clf.prepared_probabilities(data["windows"]))
+        polarity, _ = clf.decide(
+            clf.prepared_probabilities(data["windows"], native_rate_hz=data["rate_hz"])
+        )
         out[name] = signed_outcomes(polarity, data["labels"])
     return out
 
@@ -738,7 +745,9 @@ def evaluate_odd_rates(
     for rate in ODD_RATES_HZ:
         cfg = replace(SamplerConfig().hard(), rates_hz=(rate,), noise_only_fraction=0.0)
         data = generate_dataset(n, clf.config, cfg, seed=seed, real_noise=real_noise)
-        polarity, _ = clf.decide(clf.prepared_probabilities(data["windows"]))
+        polarity, _ = clf.decide(
+            clf.prepared_probabilities(data["windows"], native_rate_hz=data["rate_hz"])
+        )
         clear = data["snr"] >= 5
         out[f"{rate:g}"] = signed_outcomes(polarity[clear], data["labels"][clear])
     return out
@@ -770,11 +779,73 @@ def evaluate_pick_errors(
         band = {}
         for e in errors_s:
             sampler = WindowSampler(clf.config, cfg, real_noise, seed, pick_error_s=e)
-            windows, labels, _, _ = sampler.sample(n)
-            polarity, _ = clf.decide(clf.prepared_probabilities(windows))
+            windows, labels, _, rates = sampler.sample(n)
+            polarity, _ = clf.decide(clf.prepared_probabilities(windows, native_rate_hz=rates))
             outcome = signed_outcomes(polarity, labels)
             band[f"{e:+g}"] = {k: v if k == "n" else round(v, 4) for k, v in outcome.items()}
         out[f"snr_{lo:g}_{hi:g}"] = band
+    return out
+
+
+def evaluate_reader(
+    clf: PolarityClassifier,
+    n: int,
+    seed: int,
+    real_noise: list | None = None,
+    config: SamplerConfig | None = None,
+    pick_error_s: float | None = None,
+) -> dict:
+    """The whole reader (:meth:`PolarityClassifier.classify` on the raw rows, with its
+    evidence check and onset re-reads) on ``n`` rows of ``config`` (default the hard mix):
+    right / wrong-sign / unknown of the onsets with SNR >= 5 (or all up/down onsets with a
+    fixed ``pick_error_s``) and the unknown rate of the rows with nothing to read at the pick
+    (noise only, or mispicked)."""
+    cfg = config or SamplerConfig().hard()
+    sampler = WindowSampler(clf.config, cfg, real_noise, seed, pick_error_s=pick_error_s)
+    polarity, labels, snr = [], [], []
+    for start in range(0, n, 2000):
+        sampler.raw_rows = []
+        _, lab, sn, _ = sampler.sample(min(2000, n - start))
+        pol = np.zeros(lab.size, dtype=np.int8)
+        for rows, rate, raw, pick in sampler.raw_rows:
+            pol[rows] = clf.classify(raw, rate, np.full(rows.size, pick)).polarity
+        polarity.append(pol)
+        labels.append(lab)
+        snr.append(sn)
+    polarity, labels, snr = (np.concatenate(v) for v in (polarity, labels, snr))
+    truth = POLARITY_OF_LABEL[labels]
+    sel = (truth != 0) & ((snr >= 5) if pick_error_s is None else True)
+    out = {k: v if k == "n" else round(v, 4) for k, v in signed_outcomes(
+        polarity[sel], labels[sel]).items()}  # fmt: skip
+    nothing = snr == 0
+    if pick_error_s is None and nothing.any():
+        out["nothing_to_read_unknown_rate"] = round(float(np.mean(polarity[nothing] == 0)), 4)
+    return out
+
+
+def evaluate_whole_reader(
+    clf: PolarityClassifier, n: int, seed: int, real_noise: list | None = None
+) -> dict:
+    """:func:`evaluate_reader` on the hard mix (``n`` rows, ``seed``), and on onsets with
+    SNR 3-100 (``n // 4`` rows each) exactly 50 ms before and after their picks (``+0.05``:
+    the onset after the pick, an early pick) and 50 ms after them among weak first motions
+    before larger swings of the other sign (an early pick sees the swing first)."""
+    onsets = replace(
+        SamplerConfig().hard(),
+        noise_only_fraction=0.0,
+        mispick_fraction=0.0,
+        snr_range=(3.0, 100.0),
+        loud_fraction=0.0,
+    )
+    out = {"hard_snr_ge_5": evaluate_reader(clf, n, seed, real_noise)}
+    for e in (-0.05, 0.05):
+        out[f"onset_after_pick_{e:+g}_s"] = evaluate_reader(
+            clf, n // 4, seed + 1, real_noise, onsets, pick_error_s=e
+        )
+    weak = replace(onsets, rates_hz=(100.0,), weak_first_fraction=1.0)
+    out["weak_first_motion_onset_after_pick_+0.05_s"] = evaluate_reader(
+        clf, n // 4, seed + 2, real_noise, weak, pick_error_s=0.05
+    )
     return out
 
 

@@ -42,6 +42,15 @@ from numpy.typing import ArrayLike
 from scipy import signal
 
 GIBBS_FRACTION = 0.0895  # overshoot of an ideal low-pass at a step (Gibbs), the FIR bound
+# a datalogger's anti-alias FIR has its corner at 0.38-0.47x its output rate: its ringing is in
+# the model's band (below the 50 Hz Nyquist of its 100 Hz rate) only on channels sampled under
+# 50 / 0.38 Hz; faster channels' precursors are filtered out before the window is read
+FIR_CORNER_MIN_FRACTION = 0.38
+PRECURSOR_MAX_NATIVE_HZ = 50.0 / FIR_CORNER_MIN_FRACTION  # 131.6 Hz
+# a FIR precursor lobe is at most this fraction of the swing's largest one-sample rise (model
+# rate): the bound of linear-phase FIRs of real dataloggers (Kaiser / equiripple, 31-161 taps,
+# corner 0.38-0.47x) on ideal and t*-attenuated steps, simulated in tests/test_polarity_evidence.py
+PRECURSOR_MAX_RISE_RATIO = 0.2
 
 
 @dataclass(frozen=True)
@@ -112,13 +121,23 @@ def first_lobe_evidence(
     precursor_max_ratio: float = GIBBS_FRACTION,
     precursor_max_width_s: float = 0.06,
     read_main_swing: bool = False,
+    native_rate_hz: ArrayLike | None = None,
+    precursor_max_native_hz: float = 0.0,
+    precursor_max_rise_ratio: float = 0.0,
     before_s: float = 0.1,
     after_s: float = 0.15,
 ) -> Evidence:
     """Evidence of linear windows ``win`` (N, W) at ``rate_hz`` with the pick at
     ``pick_sample``; see the module docstring. ``precursor_max_ratio = 0`` never flags a
     precursor; ``read_main_swing``: the read lobe after a precursor is the main swing (else
-    always the first lobe)."""
+    always the first lobe).
+
+    The native check (each bound 0: off): a lobe is flagged only where a FIR's ringing can be
+    in the window, the channel's ``native_rate_hz`` (scalar or (N,); None: unknown, taken as
+    in band) under ``precursor_max_native_hz``, and where its peak is at most
+    ``precursor_max_rise_ratio`` of the main swing's largest one-sample rise (a FIR's
+    precursor is a fraction of the step that follows it, and that step is sharp: an emergent
+    swing that rises slowly after a lobe did not make that lobe ring)."""
     win = np.asarray(win, dtype=np.float64)
     n, w = win.shape
     quiet_end = max(2, pick_sample - int(round(before_s * rate_hz)))
@@ -149,6 +168,14 @@ def first_lobe_evidence(
         & (first_peak <= precursor_max_ratio * main_peak)
         & (width_s <= precursor_max_width_s)
     )
+    if precursor_max_rise_ratio > 0:
+        rise = np.diff(z, axis=1, prepend=z[:, :1]) * main_sign[:, None]
+        in_swing = (cols > first_at[:, None]) & (cols <= main_at[:, None])
+        max_rise = np.where(in_swing, rise, 0.0).max(axis=1, initial=0.0)
+        precursor &= first_peak <= precursor_max_rise_ratio * max_rise
+    if precursor_max_native_hz > 0 and native_rate_hz is not None:
+        native = np.broadcast_to(np.asarray(native_rate_hz, dtype=np.float64), (n,))
+        precursor &= native < precursor_max_native_hz
     main_read = precursor & read_main_swing
     read_sign = np.where(main_read, main_sign, first_sign).astype(np.int8)
     read_peak = np.where(main_read, main_peak, first_peak)
