@@ -14,7 +14,8 @@ from firstmotion.velocity import VelocityModel
 from stream.scenario.config import ScenarioConfig
 from stream.scenario.events import burst_times_s, make_events
 
-NOISE = Path(os.environ.get("FIRSTMOTION_SHARED", "/nonexistent")) / "data" / "pr2017_noise"
+SHARED = Path(os.environ.get("FIRSTMOTION_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+NOISE = SHARED / "data" / "pr2017_noise"
 
 
 def _write_noise(folder: Path, n: int = 3000, fs: float = 100.0) -> None:
