@@ -613,13 +613,9 @@ class StreamProcess:
         checkpoint's snapshot is its channel's state right after its packet)."""
         batch, seen = [first], {first[1].seed_id}
         while len(batch) < BATCH_PACKETS:
-            if self._carry is not None:
-                item, self._carry = self._carry, None
-            else:
-                try:
-                    item = self.queue.get_nowait()
-                except queue.Empty:
-                    break
+            item = self._next_queued()
+            if item is None:
+                break
             if item[1].seed_id in seen:
                 self._carry = item
                 break
@@ -692,14 +688,20 @@ class StreamProcess:
     def _drain(self, grace_s: float = 10.0) -> None:
         deadline = time.monotonic() + grace_s
         while time.monotonic() < deadline:
-            if self._carry is not None:
-                item, self._carry = self._carry, None
-            else:
-                try:
-                    item = self.queue.get_nowait()
-                except queue.Empty:
-                    return
+            item = self._next_queued()
+            if item is None:
+                return
             self.handle_many(self._take_batch(item))
+
+    def _next_queued(self) -> tuple[str | None, Packet] | None:
+        """The packet a batch left over, else the next queued one; ``None`` when none waits."""
+        if self._carry is not None:
+            item, self._carry = self._carry, None
+            return item
+        try:
+            return self.queue.get_nowait()
+        except queue.Empty:
+            return None
 
 
 # --------------------------------------------------------------------------- command line
