@@ -55,6 +55,18 @@ def to_obspy_catalog(events: list[CatalogEvent]) -> Any:
     from obspy.core.event import Event as QEvent
     from obspy.core.event import Origin as QOrigin
 
+    def pick(resource_id, pick_id: str, station_id: str, phase: str, polarity: int) -> Pick:
+        net, sta, loc, cha = station_id.split(".")
+        t = pick_time_epoch_s(pick_id)
+        return Pick(
+            resource_id=resource_id,
+            time=UTCDateTime(t) if t is not None else None,
+            waveform_id=WaveformStreamID(net, sta, loc, cha),
+            phase_hint=phase,
+            polarity=POLARITY_WORDS.get(polarity),
+            evaluation_mode="automatic",
+        )
+
     cat = Catalog(
         resource_id=ResourceIdentifier("smi:firstmotion/catalog"),
         creation_info=CreationInfo(agency_id="FM", author="firstmotion", creation_time=None),
@@ -93,18 +105,8 @@ def to_obspy_catalog(events: list[CatalogEvent]) -> Any:
         for a in o.arrivals:
             pid = ResourceIdentifier(f"{base}/pick/{uri_part(a.pick_id)}")
             pick_ids[a.pick_id] = pid
-            net, sta, loc, cha = a.station_id.split(".")
-            t = pick_time_epoch_s(a.pick_id)
-            picks.append(
-                Pick(
-                    resource_id=pid,
-                    time=UTCDateTime(t) if t is not None else None,
-                    waveform_id=WaveformStreamID(net, sta, loc, cha),
-                    phase_hint=a.phase,
-                    polarity=POLARITY_WORDS.get(polarity_of.get(a.pick_id, 0)),
-                    evaluation_mode="automatic",
-                )
-            )
+            picks.append(pick(pid, a.pick_id, a.station_id, a.phase,
+                              polarity_of.get(a.pick_id, 0)))  # fmt: skip
             origin.arrivals.append(
                 Arrival(
                     pick_id=pid,
@@ -119,18 +121,7 @@ def to_obspy_catalog(events: list[CatalogEvent]) -> Any:
             if p.pick_id in pick_ids:
                 continue
             pid = ResourceIdentifier(f"{base}/pick/{uri_part(p.pick_id)}")
-            net, sta, loc, cha = p.station_id.split(".")
-            t = pick_time_epoch_s(p.pick_id)
-            picks.append(
-                Pick(
-                    resource_id=pid,
-                    time=UTCDateTime(t) if t is not None else None,
-                    waveform_id=WaveformStreamID(net, sta, loc, cha),
-                    phase_hint="P",
-                    polarity=POLARITY_WORDS[p.polarity],
-                    evaluation_mode="automatic",
-                )
-            )
+            picks.append(pick(pid, p.pick_id, p.station_id, "P", p.polarity))
             origin.arrivals.append(
                 Arrival(
                     pick_id=pid, phase="P", azimuth=p.azimuth_deg,
