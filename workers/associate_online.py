@@ -53,6 +53,7 @@ from workers.associate_locate import (
     WindowPick,
     geodesic_distance_azimuth,
     origin_changed,
+    p_stations,
 )
 
 GRID_REBUILD_S = 30.0
@@ -361,7 +362,7 @@ class OnlineAssociator:
         """Locate with screening; ``start`` is (lat, lon, depth, t0) or, with
         ``from_latlon=False``, the grid's (x, y, depth, t0) in the grid's plane."""
         usable = [k for k in picks if k.station_key in self.stations]
-        if len({k.station_key for k in usable if k.phase == "P"}) < self.params.min_picks:
+        if p_stations(usable) < self.params.min_picks:
             return None
         a = self.associator
         if from_latlon:
@@ -391,9 +392,14 @@ class OnlineAssociator:
         p = self.params
         index, lat, lon = self._station_arrays()
         d_all, _ = geodesic_distance_azimuth(ev.latitude_deg, ev.longitude_deg, lat, lon)
-        picked = sorted({a.station_id.rsplit(".", 1)[0] for a in ev.arrivals if a.phase == "P"})
+        picked = sorted({a.station_id.rsplit(".", 1)[0] for a in ev.arrivals
+                         if a.phase == "P" and not self._is_candidate(a.pick_id)})  # fmt: skip
         idx = [index[k] for k in picked if k in index]
         return station_support(d_all[idx], d_all, p.min_picks, p.min_station_ratio)
+
+    def _is_candidate(self, pick_id: str) -> bool:
+        k = self.window.get(pick_id)
+        return k is not None and k.candidate
 
     def _residuals(
         self, ev: LocatedEvent, picks: list[WindowPick], *, tolerance: bool = False
@@ -523,12 +529,24 @@ class OnlineAssociator:
             key = keys[int(best[c])]
             pk = fresh[c]
             ev = self.events[key]
+            if pk.candidate and not self._candidate_fits(ev.located, pk):
+                continue
             ev.located = LocatedEvent(
                 ev.located.time_epoch_s, ev.located.latitude_deg, ev.located.longitude_deg,
                 ev.located.depth_km, ev.located.arrivals + (_stub_arrival(pk),), ev.located.rms_s,
             )  # fmt: skip
             self.owner[pk.pick_id] = key
             self._dirty.add(key)
+
+    def _candidate_fits(self, ev: LocatedEvent, pk: WindowPick) -> bool:
+        """Whether candidate onset ``pk`` joins ``ev``: the event has no P at its station and
+        it fits the predicted P within the residual a located event keeps
+        (:meth:`~workers.associate_locate.Associator.tolerance_s`), not ``max_residual_s``."""
+        station = pk.station_key
+        for a in ev.arrivals:
+            if a.phase == "P" and a.station_id.rsplit(".", 1)[0] == station:
+                return False
+        return bool(self._residuals(ev, [pk], tolerance=True)[0] <= 1.0)
 
     def _relocate(self, key: int, wall_s: float, result: StepResult) -> None:
         ev = self.events[key]
@@ -546,8 +564,9 @@ class OnlineAssociator:
         made = 0
         lo = unowned_new[0].time_epoch_s - self.max_tt_p - p.max_residual_s
         hi = unowned_new[-1].time_epoch_s + self.max_tt_p + p.max_residual_s
-        pool = [k for k in self.window.values()
-                if k.pick_id not in self.owner and lo <= k.time_epoch_s <= hi]  # fmt: skip
+        pool = [k for k in self.window.values()  # candidate onsets never nucleate
+                if k.pick_id not in self.owner and not k.candidate
+                and lo <= k.time_epoch_s <= hi]  # fmt: skip
         pool.sort(key=lambda k: (k.time_epoch_s, k.pick_id))
         fresh = {k.pick_id for k in unowned_new} - self._tried
         ids = self.grid().cluster(pool, p.min_picks, fresh)
@@ -607,7 +626,7 @@ class OnlineAssociator:
         out = {}
         for a in ev.arrivals:
             k = self.window.get(a.pick_id)
-            if k is not None:
+            if k is not None and not k.candidate:
                 out[(k.station_key, a.phase)] = k.time_epoch_s
         return out
 
@@ -680,19 +699,25 @@ class OnlineAssociator:
         scaled = tolerance_s is None  # residuals in units of each pick's tolerance
         lim = 1.0 if scaled else tol
         res = self._residuals(ev, cands, tolerance=scaled)
-        best: dict[tuple[str, str], tuple[float, str]] = {}
-        for k, r in zip(cands, res, strict=True):
-            if r <= lim:
+        # a candidate onset fills a station's P only where no pick does, and only within the
+        # residual rule (also in the wide first gather)
+        fits = np.ones(len(cands), dtype=bool)
+        if any(k.candidate for k in cands):
+            fits = self._residuals(ev, cands, tolerance=True) <= 1.0
+        best: dict[tuple[str, str], tuple[bool, float, str]] = {}
+        for k, r, f in zip(cands, res, fits, strict=True):
+            if r <= lim and (f or not k.candidate):
                 slot = (k.station_key, k.phase)
-                if slot not in best or (r, k.pick_id) < best[slot]:
-                    best[slot] = (r, k.pick_id)
-        chosen = self._picks(pid for _, pid in best.values())
+                if slot not in best or (k.candidate, r, k.pick_id) < best[slot]:
+                    best[slot] = (k.candidate, r, k.pick_id)
+        chosen = self._picks(pid for *_, pid in best.values())
         if "S" not in self.phases:
             return chosen
-        used = {pid for _, pid in best.values()}
+        used = {pid for *_, pid in best.values()}
         p_time = {k.station_key: k.time_epoch_s for k in chosen if k.phase == "P"}
         late = [replace(k, phase="S") for k in cands
-                if k.phase == "P" and k.pick_id not in used and k.station_key in p_time
+                if k.phase == "P" and not k.candidate and k.pick_id not in used
+                and k.station_key in p_time
                 and k.time_epoch_s > p_time[k.station_key] + DISTINCT_ARRIVAL_S]  # fmt: skip
         if not late:
             return chosen
