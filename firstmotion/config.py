@@ -178,8 +178,8 @@ class DetectSettings:
     # candidate P onsets (Pick.candidate; the associator takes one only at the P time a located
     # event predicts): PhaseNet peaks in [phasenet_candidate_p, p_threshold) and STA/LTA
     # onsets of ratio >= phasenet_candidate_stalta, gated at phasenet_candidate_min_snr; 0 = off
-    phasenet_candidate_p: float = 0.0
-    phasenet_candidate_stalta: float = 0.0
+    phasenet_candidate_p: float = 0.1
+    phasenet_candidate_stalta: float = 3.0
     phasenet_candidate_min_snr: float = 2.0
 
     def _problems(self) -> list[str]:

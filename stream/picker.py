@@ -79,8 +79,8 @@ class PickerParams:
     # candidate P onsets (flagged, never an event on their own; the associator attaches them
     # where a located event predicts a P): PhaseNet peaks in [candidate_p, p_threshold) and
     # STA/LTA onsets of ratio >= candidate_stalta on the 1-20 Hz vertical; 0 turns each off
-    candidate_p: float = 0.0
-    candidate_stalta: float = 0.0
+    candidate_p: float = 0.1
+    candidate_stalta: float = 3.0
     candidate_min_snr: float = 2.0  # the onset SNR gate of candidates (as p_min_snr)
 
     def __post_init__(self) -> None:
