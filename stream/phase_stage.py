@@ -97,8 +97,13 @@ class PhaseStage:
         self.last_pick_epoch_s: dict[str, float] = dict(last_pick_epoch_s or {})
         # per vertical channel id: {"recent": {phase: [epoch s of recent picks]}}, what the
         # second look compares with (saved in the statefile with last_pick_epoch_s)
+        # and the start (epoch s) of the last window whose second look ran: a restarted stream
+        # re-runs windows from its checkpoint, and their second looks ran before
         self.second_looks: dict[str, dict] = {
-            k: {"recent": {ph: [float(x) for x in ts] for ph, ts in v.get("recent", {}).items()}}
+            k: {
+                "recent": {ph: [float(x) for x in ts] for ph, ts in v.get("recent", {}).items()},
+                **({"done_s": float(v["done_s"])} if "done_s" in v else {}),
+            }  # fmt: skip
             for k, v in (second_look_state or {}).items()
         }
         self.second_look_picks = 0
@@ -224,6 +229,7 @@ class PhaseStage:
             self.last_pick_epoch_s.pop(sid, None)
             self.last_pick_epoch_s.pop(sid + S_SUFFIX, None)
             self.last_pick_epoch_s.pop(sid + CANDIDATE_SUFFIX, None)
+            self.second_looks.get(sid, {}).pop("done_s", None)
         if comp == 2 and buf.segment != st.z_segment:  # a new vertical segment: a new grid
             st.z_segment = buf.segment
             st.anchor_ns = buf.segment_start_ns
@@ -311,11 +317,14 @@ class PhaseStage:
                 look["recent"].setdefault(sp.phase, []).append(sp.time_epoch_s)
             if start % self.picker.stride_n:  # a hot-stride window: no second look
                 return
+            window_s = (st.anchor_ns + start * SEGMENT_GRID_NS) / NS_PER_S
+            if window_s <= look.get("done_s", -np.inf):  # it ran before a restart
+                return
+            look["done_s"] = window_s
             again = second_look_picks(prob, start, st.anchor_ns, self.picker, look["recent"])
             self.second_look_picks += len(again)
             st.settling += again
             # picks before this window's start no longer matter to a second look
-            window_s = (st.anchor_ns + start * SEGMENT_GRID_NS) / NS_PER_S
             for phase, times in look["recent"].items():
                 look["recent"][phase] = [
                     t for t in times if t >= window_s - self.picker.min_separation_s
