@@ -176,8 +176,9 @@ class DetectSettings:
     # of only given the coda after them (no extra forward pass; picks that late); 0 = none
     phasenet_second_look_tail_s: float = 18.0
     # candidate P onsets (Pick.candidate; the associator takes one only at the P time a located
-    # event predicts): PhaseNet peaks in [phasenet_candidate_p, p_threshold) and STA/LTA
-    # onsets of ratio >= phasenet_candidate_stalta, gated at phasenet_candidate_min_snr; 0 = off
+    # event predicts): PhaseNet peaks in [phasenet_candidate_p, p_threshold) and P picks the
+    # onset SNR gate drops (ungated), and STA/LTA onsets of ratio >= phasenet_candidate_stalta
+    # with an onset SNR >= phasenet_candidate_min_snr; 0 turns each source off
     phasenet_candidate_p: float = 0.1
     phasenet_candidate_stalta: float = 3.0
     phasenet_candidate_min_snr: float = 2.0
@@ -262,11 +263,12 @@ class AssociateSettings:
     residual_fraction: float = 0.1
     # candidate P onsets (Pick.candidate) join located events at the P time they predict
     use_candidates: bool = True
+    candidate_fit: float = 1.0  # ... within this share of the residual rule above
 
     def _problems(self) -> list[str]:
         return _positive(
             "associate", self, "min_picks", "window_s", "max_distance_km", "max_residual_s",
-            "min_station_ratio", "residual_floor_s",
+            "min_station_ratio", "residual_floor_s", "candidate_fit",
         ) + _non_negative("associate", self, "wait_s", "residual_fraction")  # fmt: skip
 
 

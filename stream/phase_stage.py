@@ -382,7 +382,7 @@ class PhaseStage:
             elevation_m=elev,
             method="phasenet",
             created_epoch_s=time.time(),
-            candidate=sp.candidate,
+            candidate=bool(sp.candidate),
         )
 
 

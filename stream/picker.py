@@ -78,10 +78,11 @@ class PickerParams:
     hot_pick_p: float = 0.7  # a hot-stride window gives P picks of at least this probability
     # candidate P onsets (flagged, never an event on their own; the associator attaches them
     # where a located event predicts a P): PhaseNet peaks in [candidate_p, p_threshold) and
-    # STA/LTA onsets of ratio >= candidate_stalta on the 1-20 Hz vertical; 0 turns each off
+    # the P picks the onset SNR gate drops (not gated), and STA/LTA onsets of ratio >=
+    # candidate_stalta on the 1-20 Hz vertical (gated at candidate_min_snr); 0 turns each off
     candidate_p: float = 0.1
     candidate_stalta: float = 3.0
-    candidate_min_snr: float = 2.0  # the onset SNR gate of candidates (as p_min_snr)
+    candidate_min_snr: float = 2.0
 
     def __post_init__(self) -> None:
         for name in ("p_threshold", "s_threshold"):
@@ -437,13 +438,14 @@ NS_PER_S = 1_000_000_000
 @dataclass(frozen=True)
 class StationPick:
     """A pick on a station's grid: ``phase`` (P or S), epoch seconds, peak probability,
-    grid index (fractional); ``candidate``: a candidate P onset (:func:`candidate_picks`)."""
+    grid index (fractional); ``candidate``: ``""`` for a pick, else what made the candidate P
+    onset (:func:`candidate_picks`): ``"phasenet"`` or ``"stalta"``."""
 
     phase: str
     time_epoch_s: float
     probability: float
     grid_index: float
-    candidate: bool = False
+    candidate: str = ""
 
 
 def raw_span(view, anchor_ns: int, start_n: int, n: int) -> tuple[int, int, np.ndarray] | None:
@@ -653,19 +655,20 @@ def candidate_picks(
     candidates of one pass, as for picks."""
     lo, hi = accepted_region(start_n, first_start_n, params)
     sep = params.min_separation_s
-    onsets: list[tuple[float, float]] = []
+    onsets: list[tuple[float, float, str]] = []
     if params.candidate_p > 0:
         for index, p in find_peaks(prob[1], params.candidate_p):
             if p < params.p_threshold and lo <= start_n + index < hi:
-                onsets.append((index, p))
+                onsets.append((index, p, "phasenet"))
     if params.candidate_stalta > 0:
         w = int(round(CANDIDATE_P_SEARCH_S * GRID_RATE_HZ))
         for k, _ in stalta_onsets(z, params.candidate_stalta, lo - start_n, hi - start_n):
-            onsets.append((float(k), float(np.max(prob[1, max(0, k - w) : k + w + 1]))))
+            p = float(np.max(prob[1, max(0, k - w) : k + w + 1]))
+            onsets.append((float(k), p, "stalta"))
     onsets.sort()
     picked = [sp.time_epoch_s for sp in found if sp.phase == "P"]
     out: list[StationPick] = []
-    for index, p in onsets:
+    for index, p, source in onsets:
         grid = start_n + index
         t = (anchor_ns + grid * SEGMENT_GRID_NS) / 1e9
         if t - last_s.get("Pc", -np.inf) <= sep or t - last_s.get("P", -np.inf) <= sep:
@@ -673,7 +676,7 @@ def candidate_picks(
         if any(abs(t - x) <= sep for x in picked):
             continue
         last_s["Pc"] = t
-        out.append(StationPick("P", t, min(float(p), 1.0), grid, candidate=True))
+        out.append(StationPick("P", t, min(float(p), 1.0), grid, candidate=source))
     return out
 
 
@@ -727,7 +730,9 @@ def refine_picks(picks: list[StationPick], z_view, params: PickerParams) -> list
     """P picks with :func:`refine_p_onset` applied on the vertical's buffer ``z_view`` (a
     :class:`stream.buffer.ChannelBuffer`; S picks and ``p_refine="none"`` unchanged), and
     without the P picks whose onset SNR (:func:`p_onset_snr`, over 1 s after the onset) is
-    below ``p_min_snr``. The stream refines a P pick once the vertical holds what this reads
+    below ``p_min_snr`` (with ``candidate_p`` > 0 they stay, as candidate onsets of PhaseNet:
+    ungated, they count only where an event predicts them); STA/LTA candidate onsets need
+    ``candidate_min_snr``. The stream refines a P pick once the vertical holds what this reads
     (:func:`settle_ready`); a record that ends before has no gate."""
     from dataclasses import replace
 
@@ -746,9 +751,13 @@ def refine_picks(picks: list[StationPick], z_view, params: PickerParams) -> list
                 new = index
                 if params.p_refine != "none":
                     new = lo + refine_p_onset(z, rate, index - lo)
-                gate = params.candidate_min_snr if sp.candidate else params.p_min_snr
+                gate = {"": params.p_min_snr, "stalta": params.candidate_min_snr}.get(
+                    sp.candidate, 0.0
+                )
                 if gate > 0 and p_onset_snr(z, rate, new - lo, signal_s) < gate:
-                    continue
+                    if sp.candidate or not params.candidate_p > 0:
+                        continue
+                    sp = replace(sp, candidate="phasenet")  # a pick the gate drops
                 if new != index:
                     t = (z_view.segment_start_ns + new * NS_PER_S / rate) / NS_PER_S
                     sp = replace(sp, time_epoch_s=t)

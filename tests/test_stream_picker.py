@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -227,9 +228,20 @@ def test_snr_gate_drops_p_picks_on_noise_and_keeps_onsets_and_s_picks():
         return StationPick(phase, t0_ns / 1e9 + i / rate, 0.5, float(i))
 
     picks = [at(900), at(900, "S"), at(onset)]
-    kept = refine_picks(picks, buf, PickerParams(p_min_snr=2.0))
+    kept = refine_picks(picks, buf, PickerParams(p_min_snr=2.0, candidate_p=0.0))
     assert [(p.phase, round(p.grid_index)) for p in kept] == [("S", 900), ("P", onset)]
     assert abs(kept[1].time_epoch_s - picks[2].time_epoch_s) <= 0.05
+    # with candidate onsets on, the dropped P stays as one (the associator alone decides)
+    flagged = refine_picks(picks, buf, PickerParams(p_min_snr=2.0, candidate_p=0.1))
+    assert [(p.phase, round(p.grid_index), p.candidate) for p in flagged] == [
+        ("P", 900, "phasenet"),
+        ("S", 900, ""),
+        ("P", onset, ""),
+    ]
+    # a candidate of the STA/LTA detector needs candidate_min_snr
+    stalta = [replace(picks[0], candidate="stalta")]
+    assert refine_picks(stalta, buf, PickerParams(candidate_min_snr=2.0)) == []
+    assert len(refine_picks(stalta, buf, PickerParams(candidate_min_snr=0.0))) == 1
     ungated = refine_picks(picks, buf, PickerParams(p_min_snr=0.0))
     assert [p.phase for p in ungated] == ["P", "S", "P"]
     with pytest.raises(ValueError, match="p_min_snr"):
@@ -639,8 +651,8 @@ def test_candidate_onsets_are_flagged_and_kept_apart_from_picks():
     last: dict[str, float] = {}
     found = picks_in_window(prob, 0, 0, 0, params, last)
     cands = candidate_picks(prob, np.zeros(params.window_n), 0, 0, 0, params, last, found)
-    assert [(sp.grid_index, sp.candidate) for sp in found] == [(1000.0, False)]
-    assert [(round(sp.grid_index), sp.candidate) for sp in cands] == [(2000, True)]
+    assert [(sp.grid_index, sp.candidate) for sp in found] == [(1000.0, "")]
+    assert [(round(sp.grid_index), sp.candidate) for sp in cands] == [(2000, "phasenet")]
     assert cands[0].probability == pytest.approx(0.2)
     assert last["Pc"] == pytest.approx(20.0)
     # off: none
@@ -658,7 +670,7 @@ def test_candidate_onsets_of_packets_in_any_cut_equal_one_pass(model, scenario):
     one = []
     for s in rows:
         traces = _station_traces(st, s["station_id"])
-        one += [(s["station_id"], p.phase, p.candidate, round(p.time_epoch_s, 4))
+        one += [(s["station_id"], p.phase, bool(p.candidate), round(p.time_epoch_s, 4))
                 for p in pick_traces(model, traces, LOOSE)]  # fmt: skip
     assert sum(c for _, _, c, _ in one) >= 3  # candidates to compare
     stage = PhaseStage(StageParams(picker_params=LOOSE), model=model)

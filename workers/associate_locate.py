@@ -148,7 +148,7 @@ def station_key(station_id: str) -> str:
 _POSITIVE_PARAMS = (
     "min_picks", "window_s", "max_distance_km", "max_residual_s", "max_depth_km", "table_step_km",
     "node_size_km", "node_size_location_km", "velocity_tolerance_s", "match_time_s",
-    "match_distance_km", "n_threads",
+    "match_distance_km", "n_threads", "candidate_fit",
 )  # fmt: skip
 _NON_NEGATIVE_PARAMS = (
     "wait_s", "margin_km", "min_interevent_s", "revise_min_move_km", "revise_min_time_s",
@@ -195,6 +195,8 @@ class AssociateParams:
     residual_floor_s: float = AssociateSettings.residual_floor_s
     residual_fraction: float = AssociateSettings.residual_fraction
     use_candidates: bool = AssociateSettings.use_candidates  # candidate onsets join events
+    # a candidate joins within this share of the residual a located event keeps
+    candidate_fit: float = AssociateSettings.candidate_fit
 
     def __post_init__(self) -> None:
         problems = [
@@ -217,7 +219,7 @@ class AssociateParams:
         """From :class:`firstmotion.config.AssociateSettings` (plus keyword overrides)."""
         keys = ("min_picks", "window_s", "max_distance_km", "max_residual_s", "wait_s", "use_s",
                 "min_station_ratio", "residual_floor_s", "residual_fraction",
-                "use_candidates")  # fmt: skip
+                "use_candidates", "candidate_fit")  # fmt: skip
         kwargs = {k: getattr(settings, k) for k in keys}
         kwargs.update(overrides)
         return cls(**kwargs)

@@ -546,7 +546,7 @@ class OnlineAssociator:
         for a in ev.arrivals:
             if a.phase == "P" and a.station_id.rsplit(".", 1)[0] == station:
                 return False
-        return bool(self._residuals(ev, [pk], tolerance=True)[0] <= 1.0)
+        return bool(self._residuals(ev, [pk], tolerance=True)[0] <= self.params.candidate_fit)
 
     def _relocate(self, key: int, wall_s: float, result: StepResult) -> None:
         ev = self.events[key]
@@ -703,7 +703,7 @@ class OnlineAssociator:
         # residual rule (also in the wide first gather)
         fits = np.ones(len(cands), dtype=bool)
         if any(k.candidate for k in cands):
-            fits = self._residuals(ev, cands, tolerance=True) <= 1.0
+            fits = self._residuals(ev, cands, tolerance=True) <= p.candidate_fit
         best: dict[tuple[str, str], tuple[bool, float, str]] = {}
         for k, r, f in zip(cands, res, fits, strict=True):
             if r <= lim and (f or not k.candidate):
