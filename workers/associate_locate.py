@@ -590,7 +590,7 @@ class Associator:
             return None
         x, y, z, t0 = (float(v) for v in sol)
         lat, lon = proj.to_latlon(x, y)
-        arrivals = self._arrivals(chosen, res, lat, lon, z, table, stations)
+        arrivals = self.arrivals_at(chosen, res, lat, lon, z, table, stations)
         return LocatedEvent(
             time_epoch_s=t_ref + t0,
             latitude_deg=lat,
@@ -600,7 +600,9 @@ class Associator:
             rms_s=float(np.sqrt(np.mean(res**2))),
         )
 
-    def _arrivals(self, chosen, res, lat, lon, depth_km, table, stations) -> tuple[Arrival, ...]:
+    def arrivals_at(self, chosen, res, lat, lon, depth_km, table, stations) -> tuple[Arrival, ...]:
+        """Arrivals of picks ``chosen`` (signed residuals ``res``, s) at the hypocentre (lat, lon
+        degrees, depth_km): azimuth, takeoff (the table's ray) and distance."""
         st_lat = np.array([stations[k.station_key].latitude_deg for k in chosen])
         st_lon = np.array([stations[k.station_key].longitude_deg for k in chosen])
         dist, az = geodesic_distance_azimuth(lat, lon, st_lat, st_lon)

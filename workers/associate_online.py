@@ -402,7 +402,12 @@ class OnlineAssociator:
         return k is not None and k.candidate
 
     def _residuals(
-        self, ev: LocatedEvent, picks: list[WindowPick], *, tolerance: bool = False
+        self,
+        ev: LocatedEvent,
+        picks: list[WindowPick],
+        *,
+        tolerance: bool = False,
+        signed: bool = False,
     ) -> np.ndarray:
         """|observed - predicted| (s) of ``picks`` for ``ev``'s hypocentre (inf beyond
         ``max_distance_km`` or for unknown stations); with ``tolerance``, divided by each
@@ -426,7 +431,9 @@ class OnlineAssociator:
         if is_s.any():
             tt = np.where(is_s, table.travel_time(d, z, "S"), tt)
         t = np.array([picks[i].time_epoch_s for i in rows])
-        r = np.abs(t - ev.time_epoch_s - tt - a.static_s(elev, is_s))
+        r = t - ev.time_epoch_s - tt - a.static_s(elev, is_s)
+        if not signed:
+            r = np.abs(r)
         if tolerance:
             r = r / a.tolerance_s(tt)
         r[dist > p.max_distance_km] = np.inf
@@ -512,7 +519,10 @@ class OnlineAssociator:
         self._dirty.clear()
 
     def _attach(self, fresh: list[WindowPick]) -> None:
-        if not self.events:
+        # candidate onsets join an event only when it settles (:meth:`_gather`): the open
+        # events, their merges and the nucleation of others go as without them
+        fresh = [k for k in fresh if not k.candidate]
+        if not self.events or not fresh:
             return
         keys = sorted(self.events)
         res = np.full((len(keys), len(fresh)), np.inf)
@@ -529,24 +539,12 @@ class OnlineAssociator:
             key = keys[int(best[c])]
             pk = fresh[c]
             ev = self.events[key]
-            if pk.candidate and not self._candidate_fits(ev.located, pk):
-                continue
             ev.located = LocatedEvent(
                 ev.located.time_epoch_s, ev.located.latitude_deg, ev.located.longitude_deg,
                 ev.located.depth_km, ev.located.arrivals + (_stub_arrival(pk),), ev.located.rms_s,
             )  # fmt: skip
             self.owner[pk.pick_id] = key
             self._dirty.add(key)
-
-    def _candidate_fits(self, ev: LocatedEvent, pk: WindowPick) -> bool:
-        """Whether candidate onset ``pk`` joins ``ev``: the event has no P at its station and
-        it fits the predicted P within the residual a located event keeps
-        (:meth:`~workers.associate_locate.Associator.tolerance_s`), not ``max_residual_s``."""
-        station = pk.station_key
-        for a in ev.arrivals:
-            if a.phase == "P" and a.station_id.rsplit(".", 1)[0] == station:
-                return False
-        return bool(self._residuals(ev, [pk], tolerance=True)[0] <= self.params.candidate_fit)
 
     def _relocate(self, key: int, wall_s: float, result: StepResult) -> None:
         ev = self.events[key]
@@ -612,10 +610,14 @@ class OnlineAssociator:
             return None  # two earthquakes (a burst): many stations have both onsets
         ids = big.pick_ids | small.pick_ids
         picks = self._picks(ids)
-        slots = {(k.station_key, k.phase) for k in picks}
+        # the picks decide (a candidate onset that no longer fits says nothing)
+        slots = {(k.station_key, k.phase) for k in picks if not k.candidate}
         start = (big.latitude_deg, big.longitude_deg, big.depth_km, big.time_epoch_s)
         joint = self._locate(picks, start)
-        if joint is None or len(joint.arrivals) < JOINT_KEEP * len(slots):
+        if joint is None:
+            return None
+        kept = sum(1 for a in joint.arrivals if not self._is_candidate(a.pick_id))
+        if kept < JOINT_KEEP * len(slots):
             return None
         if len(joint.arrivals) < p.min_picks:
             return None
@@ -682,7 +684,8 @@ class OnlineAssociator:
     ) -> list[WindowPick]:
         """The window's picks that fit ``ev`` best per station and phase, within
         ``tolerance_s`` (default: each pick's :meth:`Associator.tolerance_s
-        <workers.associate_locate.Associator.tolerance_s>`); none of ``taken``.
+        <workers.associate_locate.Associator.tolerance_s>`); none of ``taken``, no candidate
+        onset (:meth:`_with_candidates`).
 
         With S in use, a pick labelled P that is later than the P its station already gives
         the event and fits the S prediction is taken as the station's S (a picker that reads
@@ -693,30 +696,25 @@ class OnlineAssociator:
         tol = p.max_residual_s if tolerance_s is None else tolerance_s
         t0 = ev.time_epoch_s
         cands = [k for k in self.window.values()
-                 if k.pick_id not in taken
+                 if k.pick_id not in taken and not k.candidate
                  and t0 - tol <= k.time_epoch_s <= t0 + self.max_tt_s + tol]  # fmt: skip
         cands.sort(key=lambda k: k.pick_id)
         scaled = tolerance_s is None  # residuals in units of each pick's tolerance
         lim = 1.0 if scaled else tol
         res = self._residuals(ev, cands, tolerance=scaled)
-        # a candidate onset fills a station's P only where no pick does, and only within the
-        # residual rule (also in the wide first gather)
-        fits = np.ones(len(cands), dtype=bool)
-        if any(k.candidate for k in cands):
-            fits = self._residuals(ev, cands, tolerance=True) <= p.candidate_fit
-        best: dict[tuple[str, str], tuple[bool, float, str]] = {}
-        for k, r, f in zip(cands, res, fits, strict=True):
-            if r <= lim and (f or not k.candidate):
+        best: dict[tuple[str, str], tuple[float, str]] = {}
+        for k, r in zip(cands, res, strict=True):
+            if r <= lim:
                 slot = (k.station_key, k.phase)
-                if slot not in best or (k.candidate, r, k.pick_id) < best[slot]:
-                    best[slot] = (k.candidate, r, k.pick_id)
-        chosen = self._picks(pid for *_, pid in best.values())
+                if slot not in best or (r, k.pick_id) < best[slot]:
+                    best[slot] = (r, k.pick_id)
+        chosen = self._picks(pid for _, pid in best.values())
         if "S" not in self.phases:
             return chosen
-        used = {pid for *_, pid in best.values()}
+        used = {pid for _, pid in best.values()}
         p_time = {k.station_key: k.time_epoch_s for k in chosen if k.phase == "P"}
         late = [replace(k, phase="S") for k in cands
-                if k.phase == "P" and not k.candidate and k.pick_id not in used
+                if k.phase == "P" and k.pick_id not in used
                 and k.station_key in p_time
                 and k.time_epoch_s > p_time[k.station_key] + DISTINCT_ARRIVAL_S]  # fmt: skip
         if not late:
@@ -747,6 +745,37 @@ class OnlineAssociator:
             return False
         res = [abs(a.residual_s or 0.0) for a in other.located.arrivals if a.pick_id == pick_id]
         return bool(res) and res[0] <= s_residual_s
+
+    def _with_candidates(self, ev: LocatedEvent, taken: set[str]) -> LocatedEvent:
+        """``ev`` (a settled solution of the picks) with the candidate onsets that fit it: at
+        each station without a P arrival, the candidate closest to the predicted P within
+        ``candidate_fit`` of the residual rule (:meth:`~workers.associate_locate.Associator.
+        tolerance_s`), none of ``taken``. They add arrivals (polarities for the mechanism),
+        not a new location: the event, its hypocentre and whether it stands are the picks'
+        (event-guided picking: docs/association.md)."""
+        p = self.params
+        have = {a.station_id.rsplit(".", 1)[0] for a in ev.arrivals if a.phase == "P"}
+        t0 = ev.time_epoch_s
+        cands = [k for k in self.window.values()
+                 if k.candidate and k.pick_id not in taken and k.station_key not in have
+                 and t0 <= k.time_epoch_s <= t0 + self.max_tt_p + p.max_residual_s]  # fmt: skip
+        if not cands:
+            return ev
+        cands.sort(key=lambda k: k.pick_id)
+        fit = self._residuals(ev, cands, tolerance=True)
+        best: dict[str, tuple[float, str, int]] = {}
+        for i, (k, f) in enumerate(zip(cands, fit, strict=True)):
+            if f <= p.candidate_fit and (k.station_key not in best
+                                         or (f, k.pick_id) < best[k.station_key][:2]):  # fmt: skip
+                best[k.station_key] = (float(f), k.pick_id, i)
+        if not best:
+            return ev
+        chosen = [cands[best[s][2]] for s in sorted(best)]
+        res = self._residuals(ev, chosen, signed=True)
+        table = self.associator.tables(p.max_distance_km + p.table_step_km).table
+        added = self.associator.arrivals_at(chosen, res, ev.latitude_deg, ev.longitude_deg,
+                                            ev.depth_km, table, self.stations)  # fmt: skip
+        return replace(ev, arrivals=ev.arrivals + added)
 
     def _canonical(self, ev: LocatedEvent, taken: set[str]) -> LocatedEvent | None:
         """The fixed point gather -> locate (from the grid's best node for the set), from a
@@ -787,6 +816,8 @@ class OnlineAssociator:
                 final = None
             if final is not None and self._twin_settled(final, result):
                 final = None
+            if final is not None:
+                final = self._with_candidates(final, taken)
             times = {} if final is None else self._times(final)
             if final is None:
                 self._set_event(key, None, wall_s, result)
