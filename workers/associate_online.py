@@ -339,7 +339,11 @@ class OnlineAssociator:
         """Open events from their last published origins (a restarted worker); their picks
         must be in the window already."""
         for o in origins:
-            arrivals = tuple(a for a in o.arrivals if a.pick_id in self.window)
+            # the picks' arrivals (candidate onsets are added anew at each publication)
+            win = self.window
+            arrivals = tuple(
+                a for a in o.arrivals if a.pick_id in win and not win[a.pick_id].candidate
+            )
             located = LocatedEvent(o.time_epoch_s, o.latitude_deg, o.longitude_deg, o.depth_km,
                                    arrivals, o.rms_s or 0.0)  # fmt: skip
             k = self._new_key()
@@ -857,9 +861,15 @@ class OnlineAssociator:
         return False
 
     # -- output
-    def _emit(self, key: int, result: StepResult) -> None:
+    def _emit(self, key: int, result: StepResult, taken: set[str] | None = None) -> None:
+        """Publish event ``key``'s solution if it changed; an open event's (``taken``: the
+        candidate onsets other events published in this step) with the candidate onsets that
+        fit it (:meth:`_with_candidates`; its hypocentre stays the picks')."""
         ev = self.events[key]
         loc = ev.located
+        if taken is not None:
+            loc = self._with_candidates(loc, taken | self.owner.keys())
+            taken.update(a.pick_id for a in loc.arrivals if self._is_candidate(a.pick_id))
         if not self.keep(loc.latitude_deg, loc.longitude_deg):
             if ev.published is not None:  # moved out of this shard's region
                 result.retracted.append(ev.published)
@@ -875,8 +885,9 @@ class OnlineAssociator:
         result.origins.append(origin)
 
     def _publish(self, wall_s: float, result: StepResult) -> None:
+        taken: set[str] = set()
         for key in sorted(self.events, key=lambda k: (self.events[k].located.time_epoch_s, k)):
-            self._emit(key, result)
+            self._emit(key, result, taken)
 
     def _age_out(self, wall_s: float, result: StepResult) -> None:
         """Unassociated picks leave ``retain_s`` after the newest pick and ``close_wall_s``
