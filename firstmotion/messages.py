@@ -486,8 +486,9 @@ class Pick(Message):
     method: str = "stalta+aic"
     created_epoch_s: float = field(default_factory=time.time)
     probability: float = 1.0  # the picker's confidence (PhaseNet peak; 1 for STA/LTA)
-    # a candidate P onset below the picker's threshold: never an event on its own; the
-    # associator takes it only at the P time a located event predicts (absent: False)
+    # a candidate P onset the picker does not vouch for (below its threshold or gate): never
+    # an event on its own; the associator takes it only at a located event's predicted P
+    # (absent: False)
     candidate: bool = False
 
     _checks: ClassVar[dict[str, Check]] = {
