@@ -31,6 +31,11 @@ One step
    is closed: its picks leave the window.
 5. Unassociated picks older than the window's retention leave.
 
+Candidate onsets (``WindowPick.candidate``, ``Pick.candidate``: weak or masked P the picker
+does not vouch for) take no part in 1-4: each published revision adds, at stations without a
+P, the one that fits the predicted P (:meth:`OnlineAssociator._with_candidates`), so the
+events and their hypocentres are the picks' (event-guided picking).
+
 ``keep(lat, lon)`` (a shard's region test, :mod:`firstmotion.shard`) decides which events
 this associator publishes; others are still built (their picks stay claimed) but never
 published, so an event on a shard border is made once.
@@ -751,8 +756,8 @@ class OnlineAssociator:
         return bool(res) and res[0] <= s_residual_s
 
     def _with_candidates(self, ev: LocatedEvent, taken: set[str]) -> LocatedEvent:
-        """``ev`` (a settled solution of the picks) with the candidate onsets that fit it: at
-        each station without a P arrival, the candidate closest to the predicted P within
+        """``ev`` (a solution of the picks, open or settled) with the candidate onsets that fit
+        it: at each station without a P arrival, the candidate closest to the predicted P within
         ``candidate_fit`` of the residual rule (:meth:`~workers.associate_locate.Associator.
         tolerance_s`), none of ``taken``. They add arrivals (polarities for the mechanism),
         not a new location: the event, its hypocentre and whether it stands are the picks'
