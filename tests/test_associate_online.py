@@ -451,3 +451,41 @@ def test_worker_keeps_the_candidate_flag_across_a_restart(redis_client, scenario
         assert p.pick_id + "x" in worker.engine.window
     finally:
         off.close()
+
+
+def test_open_events_publish_fitting_candidates_and_a_restart_rebuilds_them_from_picks(
+    scenario, associator
+):
+    """An open event's published revision carries the candidate that fits it (its
+    hypocentre is the picks'); a restarted engine restores the event from its picks alone."""
+    picks = scenario_picks(scenario, seed=28)
+    stations = stations_of(scenario)
+    wp = window_picks(picks)
+    ev0 = sorted((p for p in wp if picks.event_of[p.pick_id] == 0), key=lambda p: p.pick_id)
+    lone = [p for p in ev0
+            if not any(q.station_id == p.station_id and q is not p
+                       and abs(q.time_epoch_s - p.time_epoch_s) < 5.0 for q in wp)]  # fmt: skip
+    gone = lone[0]
+    cand = _as_candidate(gone, 0.05)
+    feed = [p for p in wp if p.pick_id != gone.pick_id]
+    end = max(p.time_epoch_s for p in ev0) + 1.0
+    early = sorted([p for p in feed if p.time_epoch_s <= end] + [cand],
+                   key=lambda p: p.time_epoch_s)  # fmt: skip
+
+    def engine():
+        return OnlineAssociator(associator, dict(stations), new_id=lambda t: f"e{t:.0f}")
+
+    eng = engine()
+    eng.add(early, 1000.0)
+    result = eng.step(1000.0)
+    with_cand = [o for o in result.origins if cand.pick_id in {a.pick_id for a in o.arrivals}]
+    assert len(with_cand) == 1
+    origin = with_cand[0]
+    key = next(k for k, e in eng.events.items() if e.event_id == origin.event_id)
+    assert cand.pick_id not in eng.events[key].pick_ids  # the solution is the picks'
+    again = engine()
+    again.add(early, 2000.0)
+    again.restore([origin])
+    restored = next(e for e in again.events.values() if e.event_id == origin.event_id)
+    assert cand.pick_id not in restored.pick_ids
+    assert len(restored.pick_ids) == len(origin.arrivals) - 1
