@@ -68,7 +68,8 @@ def station_groups(st: Stream) -> dict[str, list]:
 
 
 def pick_groups(model, groups: dict[str, list], params: PickerParams, z_only: str) -> dict:
-    """``{station key: (P times, P probs, S times, S probs, STA/LTA times)}``."""
+    """``{station key: (P times, P probs, S times, S probs, STA/LTA times, candidate P
+    onset times)}``."""
     out = {}
     for key, traces in groups.items():
         if z_only:
@@ -78,9 +79,12 @@ def pick_groups(model, groups: dict[str, list], params: PickerParams, z_only: st
         rate = z.stats.sampling_rate
         dets = detect_once(z.data.astype(float), rate, DetectParams())
         z0 = z.stats.starttime.timestamp
+        cands = np.array([p.time_epoch_s for p in picks if p.candidate])
+        picks = [p for p in picks if not p.candidate]
         ptimes = [p.time_epoch_s for p in picks if p.phase == "P"]
         out[key] = {
             "P": np.array(ptimes),
+            "Pc": cands,
             "Psnr": np.array([p_onset_snr(z.data, rate, (t - z0) * rate) for t in ptimes]),
             "Pp": np.array([p.probability for p in picks if p.phase == "P"]),
             "S": np.array([p.time_epoch_s for p in picks if p.phase == "S"]),
@@ -112,6 +116,16 @@ def score(readings: list[tuple[str, str, float]], found: dict, thresholds=(0.3,)
                 "median_abs_err_0.5": float(np.median(e[e <= 0.5])) if np.any(e <= 0.5) else None,
             }
         if phase == "P":
+            # readings without a P pick (p >= the operating threshold) but with a candidate
+            # onset: what event-guided association could add at most
+            thr = min(thresholds, key=lambda x: abs(x - PickerParams.p_threshold))
+            for lim in (0.1, 0.5):
+                res["candidate_P_" + str(lim)] = sum(
+                    1 for k, t in rows
+                    if nearest_error(found[k]["P"][found[k]["Pp"] >= thr], t) > lim
+                    and nearest_error(found[k]["Pc"], t) <= lim
+                )  # fmt: skip
+            res["candidates"] = int(sum(found[k]["Pc"].size for k in {k for k, _ in rows}))
             e = np.asarray([nearest_error(found[k]["stalta"], t) for k, t in rows])
             res["stalta_P"] = {"within_0.1": int(np.sum(e <= 0.1)),
                                "within_0.5": int(np.sum(e <= 0.5))}  # fmt: skip
@@ -191,6 +205,11 @@ def report(name: str, res: dict, thresholds) -> None:
                   + (f", median |err| {c['median_abs_err_0.5']:.3f} s"
                      if c["median_abs_err_0.5"] is not None else ""))  # fmt: skip
         if phase == "P":
+            print(
+                f"{name}: P: candidate onsets ({res['candidates']} at these stations; "
+                "never picks on their own): a reading with no pick but a candidate within "
+                f"0.1 s: {res['candidate_P_0.1']}, within 0.5 s: {res['candidate_P_0.5']}"
+            )
             s = res["stalta_P"]
             print(f"{name}: P: stalta+aic: {s['within_0.1']} within 0.1 s, "
                   f"{s['within_0.5']} within 0.5 s")  # fmt: skip
@@ -244,6 +263,14 @@ def pr_false_picks(
               f"{row['S']['isolated']} isolated); onset SNR quartiles of the P picks not near "
               f"{row['P']['snr_quartiles_not_near']}, "
               f"near {row['P']['snr_quartiles_near']}")  # fmt: skip
+    cands = np.concatenate([f["Pc"] for f in found.values()])
+    far = np.array([nearest_error(listed, t) > near_s for t in cands], bool)
+    out["candidates"] = {"onsets": int(cands.size), "not_near_listed": int(far.sum())}
+    print(
+        f"pr: candidate P onsets (flagged; false P only where an event takes them): "
+        f"{cands.size} ({cands.size / hours:.1f}/station-hour), not within {near_s:g} s of a "
+        f"listed onset: {int(far.sum())} ({far.sum() / hours:.1f}/station-hour)"
+    )
     st_picks = sum(f["stalta"].size for f in found.values())
     print(f"pr: stalta+aic: {st_picks} P picks ({st_picks / hours:.1f}/station-hour)")
     out["stalta_picks"] = st_picks
@@ -284,6 +311,19 @@ def main(argv: list[str] | None = None) -> None:
         choices=["zeros", "copy"],
         help="vertical only: horizontals as zeros (the stage's way) or copies of Z",
     )
+    ap.add_argument(
+        "--candidate-p",
+        type=float,
+        default=PickerParams.candidate_p,
+        help="candidate P onsets: PhaseNet peaks from this (0: none)",
+    )
+    ap.add_argument(
+        "--candidate-stalta",
+        type=float,
+        default=PickerParams.candidate_stalta,
+        help="candidate P onsets: STA/LTA ratio from this (0: none)",
+    )
+    ap.add_argument("--candidate-min-snr", type=float, default=PickerParams.candidate_min_snr)
     ap.add_argument("--near-s", type=float, default=10.0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--sweep", action="store_true")
@@ -294,7 +334,10 @@ def main(argv: list[str] | None = None) -> None:
     params = PickerParams(p_threshold=low, s_threshold=low, stride_s=args.stride_s,
                           tail_s=args.tail_s, highpass_hz=args.highpass_hz,
                           p_min_snr=args.p_min_snr, hot_stride_s=args.hot_stride_s,
-                          hot_p=args.hot_p, hot_pick_p=args.hot_pick_p)  # fmt: skip
+                          hot_p=args.hot_p, hot_pick_p=args.hot_pick_p,
+                          candidate_p=args.candidate_p if args.candidate_p < low else 0.0,
+                          candidate_stalta=args.candidate_stalta,
+                          candidate_min_snr=args.candidate_min_snr)  # fmt: skip
     sweep = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8} if args.sweep else set()
     thresholds = sorted({args.p_threshold, args.s_threshold} | sweep)
     print(f"settings: stride {params.stride_s} s (hot {params.hot_stride_s} s at P >= "

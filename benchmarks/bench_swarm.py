@@ -19,7 +19,9 @@ mechanism`` and ``worker catalog``. Scores:
 
 * P (S) picks: of the visible reference P (S) arrivals (P in the data with a first-motion SNR
   >= ``VISIBLE_SNR``; every S in the data), the share with a pick of that phase at the station
-  within 0.5 s (any phase label for "any phase");
+  within 0.5 s (any phase label for "any phase"); candidate P onsets (``Pick.candidate``)
+  count only where a catalog event took them as an arrival (``P_with_all_candidates``: every
+  candidate counted, an upper bound; ``candidates``: published and associated);
 * events: truth events matched one to one (:func:`firstmotion.demo.match_events`: 3 s, 25 km),
   false events; epicentre and depth median absolute error;
 * mechanisms: count by quality, Kagan angle to the truth (median, of quality A-C).
@@ -85,8 +87,35 @@ def _station_key(station_id: str) -> str:
     return ".".join(station_id.split(".")[:2])
 
 
-def score_picks(truth: dict[str, Any], picks: list) -> dict[str, Any]:
-    """Share of the visible reference arrivals picked within ``PICK_TOLERANCE_S``."""
+def score_picks(truth: dict[str, Any], picks: list, associated: set[str]) -> dict[str, Any]:
+    """Share of the visible reference arrivals picked within ``PICK_TOLERANCE_S``: by the picks
+    (candidate onsets only where an event in the catalog took them, ``associated`` pick ids),
+    and (``P_with_all_candidates``) by every pick, candidates included."""
+    used = [p for p in picks if not getattr(p, "candidate", False) or p.pick_id in associated]
+    out = _score_picks(truth, used)
+    every = _score_picks(truth, picks)
+    out["P_with_all_candidates"] = every["P"]
+    from obspy import UTCDateTime
+
+    cands = [p for p in picks if getattr(p, "candidate", False)]
+    true_p: dict[str, list[float]] = {}
+    for ev in truth["events"]:
+        for arr in ev["stations"]:
+            key = _station_key(arr["station_id"])
+            true_p.setdefault(key, []).append(UTCDateTime(arr["p_time"]).timestamp)
+    taken = [p for p in cands if p.pick_id in associated]
+    right = sum(
+        1
+        for p in taken
+        if any(abs(t - p.time_epoch_s) <= PICK_TOLERANCE_S
+               for t in true_p.get(_station_key(p.station_id), []))
+    )  # fmt: skip
+    # associated: taken by a catalog event; at_a_true_p: of those, within 0.5 s of a true P
+    out["candidates"] = {"published": len(cands), "associated": len(taken), "at_a_true_p": right}
+    return out
+
+
+def _score_picks(truth: dict[str, Any], picks: list) -> dict[str, Any]:
     from obspy import UTCDateTime
 
     by_station: dict[tuple[str, str], list[float]] = {}
@@ -204,8 +233,9 @@ def run_pipeline(
         mechanisms = [m for _, m in bus.messages("mechanisms")]
         origins = [m for _, m in bus.messages("origins") if isinstance(m, Origin)]
     rows, false_events = demo.summarise_pipeline(truth, catalog, polarities, mechanisms)
+    associated = {a.pick_id for o, _ in catalog for a in o.arrivals}
     result = {"picker": picker, "wall_s": round(time.perf_counter() - t0, 1),
-              "picks": score_picks(truth, picks), **score_events(rows, false_events),
+              "picks": score_picks(truth, picks, associated), **score_events(rows, false_events),
               "n_origin_messages": len(origins)}  # fmt: skip
     result["events"] = [
         {k: r.get(k) for k in ("event_id", "magnitude", "detected", "epicentre_error_km",
@@ -224,7 +254,12 @@ def _print(result: dict[str, Any]) -> None:
 
     print(
         f"{result['picker']:<16} P {p['within_0.5s']}/{p['reference']} "
-        f"({100 * p['share']:.0f}%)  S {s['within_0.5s']}/{s['reference']} "
+        f"({100 * p['share']:.0f}%; every candidate counted "
+        f"{result['picks']['P_with_all_candidates']['within_0.5s']}, candidates "
+        f"{result['picks']['candidates']['associated']}/"
+        f"{result['picks']['candidates']['published']} associated, "
+        f"{result['picks']['candidates']['at_a_true_p']} at a true P)  "
+        f"S {s['within_0.5s']}/{s['reference']} "
         f"({100 * s['share']:.0f}%)  events {result['events_found']}/{result['events_true']} "
         f"(+{result['false_events']} false)  epicentre {f(result['epicentre_median_km'])} km  "
         f"depth {f(result['depth_median_km'])} km  mechanisms {result['mechanisms']} "

@@ -175,6 +175,13 @@ class DetectSettings:
     # each window's probabilities read again this long before its end: onsets PhaseNet is sure
     # of only given the coda after them (no extra forward pass; picks that late); 0 = none
     phasenet_second_look_tail_s: float = 18.0
+    # candidate P onsets (Pick.candidate; the associator takes one only at the P time a located
+    # event predicts): PhaseNet peaks in [phasenet_candidate_p, p_threshold) and P picks the
+    # onset SNR gate drops (ungated), and STA/LTA onsets of ratio >= phasenet_candidate_stalta
+    # with an onset SNR >= phasenet_candidate_min_snr; 0 turns each source off
+    phasenet_candidate_p: float = 0.1
+    phasenet_candidate_stalta: float = 3.0
+    phasenet_candidate_min_snr: float = 2.0
 
     def _problems(self) -> list[str]:
         out = _positive(
@@ -184,8 +191,14 @@ class DetectSettings:
         )  # fmt: skip
         out += _non_negative(
             "detect", self, "phasenet_tail_s", "phasenet_highpass_hz", "phasenet_min_snr",
-            "phasenet_second_look_tail_s", "phasenet_hot_stride_s",
+            "phasenet_second_look_tail_s", "phasenet_hot_stride_s", "phasenet_candidate_stalta",
+            "phasenet_candidate_min_snr",
         )  # fmt: skip
+        if not 0 <= self.phasenet_candidate_p < self.p_threshold:
+            out.append(
+                "detect.phasenet_candidate_p: expected 0 (off) or in (0, p_threshold), got "
+                f"{self.phasenet_candidate_p!r}"
+            )
         if not 0 < self.phasenet_hot_pick_p < 1:
             out.append(
                 f"detect.phasenet_hot_pick_p: expected in (0, 1), got {self.phasenet_hot_pick_p!r}"
@@ -248,11 +261,14 @@ class AssociateSettings:
     # (at most max_residual_s): tight across a small network, max_residual_s far away
     residual_floor_s: float = 0.5
     residual_fraction: float = 0.1
+    # candidate P onsets (Pick.candidate) join located events at the P time they predict
+    use_candidates: bool = True
+    candidate_fit: float = 1.0  # ... within this share of the residual rule above
 
     def _problems(self) -> list[str]:
         return _positive(
             "associate", self, "min_picks", "window_s", "max_distance_km", "max_residual_s",
-            "min_station_ratio", "residual_floor_s",
+            "min_station_ratio", "residual_floor_s", "candidate_fit",
         ) + _non_negative("associate", self, "wait_s", "residual_fraction")  # fmt: skip
 
 

@@ -486,11 +486,16 @@ class Pick(Message):
     method: str = "stalta+aic"
     created_epoch_s: float = field(default_factory=time.time)
     probability: float = 1.0  # the picker's confidence (PhaseNet peak; 1 for STA/LTA)
+    # a candidate P onset the picker does not vouch for (below its threshold or gate): never
+    # an event on its own; the associator takes it only at a located event's predicted P
+    # (absent: False)
+    candidate: bool = False
 
     _checks: ClassVar[dict[str, Check]] = {
         "pick_id": _str(),
         "station_id": _station_id,
         "phase": _str(max_len=8),
+        "candidate": _bool,
         "probability": _num(0.0, 1.0),
         "time_epoch_s": _TIME,
         "sampling_rate_hz": _num(0.0, MAX_SAMPLING_RATE_HZ, positive=True),

@@ -768,6 +768,8 @@ def picker_params(detect, window_after_s: float | None = None):
         second_look_s=detect.phasenet_second_look_tail_s,
         device=detect.phasenet_device, p_min_snr=detect.phasenet_min_snr,
         hot_stride_s=detect.phasenet_hot_stride_s, hot_pick_p=detect.phasenet_hot_pick_p,
+        candidate_p=detect.phasenet_candidate_p, candidate_stalta=detect.phasenet_candidate_stalta,
+        candidate_min_snr=detect.phasenet_candidate_min_snr,
         window_after_s=(window_after_s if window_after_s is not None
                         else detect.phasenet_window_after_s),
     )  # fmt: skip

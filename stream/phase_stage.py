@@ -45,6 +45,7 @@ from stream.picker import (
     PhaseNetModel,
     PickerParams,
     StationPick,
+    candidate_picks,
     first_window_start,
     is_hot,
     next_window_start,
@@ -58,6 +59,7 @@ from stream.picker import (
 
 COMPONENT_INDEX = {"E": 0, "1": 0, "N": 1, "2": 1, "Z": 2}
 S_SUFFIX = "|S"
+CANDIDATE_SUFFIX = "|Pc"  # last_pick_epoch_s key of a station's last candidate P onset
 MIN_RATE_HZ = 20.0  # slower channels (LH?, VH?) are not picked
 
 
@@ -95,11 +97,17 @@ class PhaseStage:
         self.last_pick_epoch_s: dict[str, float] = dict(last_pick_epoch_s or {})
         # per vertical channel id: {"recent": {phase: [epoch s of recent picks]}}, what the
         # second look compares with (saved in the statefile with last_pick_epoch_s)
+        # and the start (epoch s) of the last window whose second look ran: a restarted stream
+        # re-runs windows from its checkpoint, and their second looks ran before
         self.second_looks: dict[str, dict] = {
-            k: {"recent": {ph: [float(x) for x in ts] for ph, ts in v.get("recent", {}).items()}}
+            k: {
+                "recent": {ph: [float(x) for x in ts] for ph, ts in v.get("recent", {}).items()},
+                **({"done_s": float(v["done_s"])} if "done_s" in v else {}),
+            }  # fmt: skip
             for k, v in (second_look_state or {}).items()
         }
         self.second_look_picks = 0
+        self.candidate_picks = 0
         self.resume_channels = dict(resume_channels or {})
         self.model = model or PhaseNetModel.load(
             self.picker.model, self.picker.device, threads=self.picker.threads
@@ -140,8 +148,8 @@ class PhaseStage:
             windows = np.stack([w for _, _, w in jobs])
             self.windows_run += len(jobs)
             probs = self.model.predict(windows, self.picker.batch_size, self.picker.highpass_hz)
-            for (key, start, _), prob in zip(jobs, probs, strict=True):
-                self._take(key, start, prob)
+            for (key, start, w), prob in zip(jobs, probs, strict=True):
+                self._take(key, start, prob, w[2])
         for key in sorted(touched):
             picks += self._ship(key, packets[-1].received_wall_s if packets else 0.0)
         return results, picks
@@ -180,6 +188,7 @@ class PhaseStage:
             p.hot_stride_s,
             p.hot_p,
             p.hot_pick_p,
+            *((p.candidate_p, p.candidate_stalta, p.candidate_min_snr) if p.candidates else ()),
         ]
 
     @staticmethod
@@ -219,6 +228,8 @@ class PhaseStage:
         if result.outcome == "rewind":
             self.last_pick_epoch_s.pop(sid, None)
             self.last_pick_epoch_s.pop(sid + S_SUFFIX, None)
+            self.last_pick_epoch_s.pop(sid + CANDIDATE_SUFFIX, None)
+            self.second_looks.get(sid, {}).pop("done_s", None)
         if comp == 2 and buf.segment != st.z_segment:  # a new vertical segment: a new grid
             st.z_segment = buf.segment
             st.anchor_ns = buf.segment_start_ns
@@ -278,20 +289,26 @@ class PhaseStage:
             return False
         return True
 
-    def _take(self, key: str, start: int, prob: np.ndarray) -> None:
+    def _take(self, key: str, start: int, prob: np.ndarray, z: np.ndarray) -> None:
         st = self.stations[key]
         zid = st.channels[2]
         last = {"P": self.last_pick_epoch_s.get(zid, -np.inf),
-                "S": self.last_pick_epoch_s.get(zid + S_SUFFIX, -np.inf)}  # fmt: skip
+                "S": self.last_pick_epoch_s.get(zid + S_SUFFIX, -np.inf),
+                "Pc": self.last_pick_epoch_s.get(zid + CANDIDATE_SUFFIX, -np.inf)}  # fmt: skip
         before = dict(last)
         found = picks_in_window(
             prob, start, st.first_start, st.anchor_ns, self.picker, last, st.previous
         )
         st.settling += found
+        if self.picker.candidates and start % self.picker.stride_n == 0:
+            cands = candidate_picks(prob, z, start, st.first_start, st.anchor_ns, self.picker,
+                                    last, found)  # fmt: skip
+            self.candidate_picks += len(cands)
+            st.settling += cands
         st.previous = start
         if self.picker.hot_stride_n:
             st.next_start = next_window_start(start, is_hot(prob, self.picker), self.picker)
-        for phase, k in (("P", zid), ("S", zid + S_SUFFIX)):
+        for phase, k in (("P", zid), ("S", zid + S_SUFFIX), ("Pc", zid + CANDIDATE_SUFFIX)):
             if last[phase] != before[phase]:
                 self.last_pick_epoch_s[k] = last[phase]
         if self.picker.second_look_s > 0:
@@ -300,11 +317,14 @@ class PhaseStage:
                 look["recent"].setdefault(sp.phase, []).append(sp.time_epoch_s)
             if start % self.picker.stride_n:  # a hot-stride window: no second look
                 return
+            window_s = (st.anchor_ns + start * SEGMENT_GRID_NS) / NS_PER_S
+            if window_s <= look.get("done_s", -np.inf):  # it ran before a restart
+                return
+            look["done_s"] = window_s
             again = second_look_picks(prob, start, st.anchor_ns, self.picker, look["recent"])
             self.second_look_picks += len(again)
             st.settling += again
             # picks before this window's start no longer matter to a second look
-            window_s = (st.anchor_ns + start * SEGMENT_GRID_NS) / NS_PER_S
             for phase, times in look["recent"].items():
                 look["recent"][phase] = [
                     t for t in times if t >= window_s - self.picker.min_separation_s
@@ -346,7 +366,7 @@ class PhaseStage:
         rate = float(z.sampling_rate_hz)
         snr, amplitude = _snr_amplitude(samples, index, rate)
         return Pick(
-            pick_id=f"{zid}:{sp.phase}:{sp.time_epoch_s:.3f}",
+            pick_id=f"{zid}:{'Pc' if sp.candidate else sp.phase}:{sp.time_epoch_s:.3f}",
             station_id=zid,
             phase=sp.phase,
             time_epoch_s=sp.time_epoch_s,
@@ -362,6 +382,7 @@ class PhaseStage:
             elevation_m=elev,
             method="phasenet",
             created_epoch_s=time.time(),
+            candidate=bool(sp.candidate),
         )
 
 

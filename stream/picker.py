@@ -76,6 +76,13 @@ class PickerParams:
     hot_stride_s: float = 0.5  # after a window with P rising in its tail, the next one this soon
     hot_p: float = 0.1  # ... "rising": P probability at least this in the window's last tail_s
     hot_pick_p: float = 0.7  # a hot-stride window gives P picks of at least this probability
+    # candidate P onsets (flagged, never an event on their own; the associator attaches them
+    # where a located event predicts a P): PhaseNet peaks in [candidate_p, p_threshold) and
+    # the P picks the onset SNR gate drops (not gated), and STA/LTA onsets of ratio >=
+    # candidate_stalta on the 1-20 Hz vertical (gated at candidate_min_snr); 0 turns each off
+    candidate_p: float = 0.1
+    candidate_stalta: float = 3.0
+    candidate_min_snr: float = 2.0
 
     def __post_init__(self) -> None:
         for name in ("p_threshold", "s_threshold"):
@@ -86,9 +93,14 @@ class PickerParams:
             if not getattr(self, name) > 0:
                 raise ValueError(f"detect.{name}: expected > 0, got {getattr(self, name)!r}")
         for name in ("tail_s", "overlap_s", "component_wait_s", "highpass_hz", "p_min_snr",
-                     "second_look_s"):  # fmt: skip
+                     "second_look_s", "candidate_stalta", "candidate_min_snr"):  # fmt: skip
             if not getattr(self, name) >= 0:
                 raise ValueError(f"detect.{name}: expected >= 0, got {getattr(self, name)!r}")
+        if not 0 <= self.candidate_p < self.p_threshold:
+            raise ValueError(
+                f"detect.phasenet_candidate_p: expected 0 (off) or in (0, p_threshold = "
+                f"{self.p_threshold:g}), got {self.candidate_p!r}"
+            )
         if self.p_refine not in ("aic", "none"):
             raise ValueError(f"p_refine: expected aic or none, got {self.p_refine!r}")
         if self.vertical_only not in ("copy", "zeros"):
@@ -110,6 +122,11 @@ class PickerParams:
                 f"detect: stride_s {self.stride_s:g} must be a multiple of hot_stride_s "
                 f"{self.hot_stride_s:g}"
             )
+
+    @property
+    def candidates(self) -> bool:
+        """Whether candidate P onsets are made (:func:`candidate_picks`)."""
+        return self.candidate_p > 0 or self.candidate_stalta > 0
 
     @property
     def window_n(self) -> int:
@@ -421,12 +438,14 @@ NS_PER_S = 1_000_000_000
 @dataclass(frozen=True)
 class StationPick:
     """A pick on a station's grid: ``phase`` (P or S), epoch seconds, peak probability,
-    grid index (fractional) and the absolute time in ns (integer part)."""
+    grid index (fractional); ``candidate``: ``""`` for a pick, else what made the candidate P
+    onset (:func:`candidate_picks`): ``"phasenet"`` or ``"stalta"``."""
 
     phase: str
     time_epoch_s: float
     probability: float
     grid_index: float
+    candidate: str = ""
 
 
 def raw_span(view, anchor_ns: int, start_n: int, n: int) -> tuple[int, int, np.ndarray] | None:
@@ -570,6 +589,97 @@ def picks_in_window(
     return found
 
 
+CANDIDATE_STA_S = 0.5  # STA/LTA of candidate onsets: STA over the 0.5 s from a sample ...
+CANDIDATE_LTA_S = 5.0  # ... over the LTA of the 5 s before it (energy, 1-20 Hz vertical)
+CANDIDATE_SETTLE_S = 5.0  # band-pass settling from the window's first sample
+CANDIDATE_DISTANCE_N = 50  # STA/LTA maxima at least 0.5 s apart ...
+CANDIDATE_PROMINENCE = 1.0  # ... standing out by this much from the ratio around them
+CANDIDATE_P_SEARCH_S = 0.1  # a candidate's probability: the P peak within this of it
+
+
+def stalta_onsets(z: np.ndarray, threshold: float, lo: int, hi: int) -> list[tuple[int, float]]:
+    """``[(index, ratio)]``: the maximum of each run of the STA/LTA ratio of ``z`` (raw
+    vertical samples at 100 Hz) at or above ``threshold``, for maxima in ``lo <= index < hi``.
+
+    The ratio at sample ``i``: mean energy of the causally band-passed (1-20 Hz, started from
+    ``z[0]``) vertical over :data:`CANDIDATE_STA_S` from ``i`` over its mean over the
+    :data:`CANDIDATE_LTA_S` before ``i``, so it peaks at an onset; samples with less than
+    :data:`CANDIDATE_SETTLE_S` + the LTA before them or the STA after them have none. It sees
+    an energy jump where PhaseNet does not: the P of an earthquake in the coda of a larger one
+    seconds before (docs/swarm.md)."""
+    from stream.detect import bandpass_causal, design_bandpass
+
+    z = np.asarray(z, dtype=np.float64)
+    z = np.where(np.isfinite(z), z, 0.0)
+    y, _ = bandpass_causal(z - z[0], design_bandpass(1.0, 20.0, GRID_RATE_HZ))
+    ns = int(round(CANDIDATE_STA_S * GRID_RATE_HZ))
+    nl = int(round(CANDIDATE_LTA_S * GRID_RATE_HZ))
+    first = nl + int(round(CANDIDATE_SETTLE_S * GRID_RATE_HZ))
+    c = np.concatenate([[0.0], np.cumsum(y * y)])
+    i = np.arange(first, z.size - ns + 1)
+    if i.size == 0:
+        return []
+    sta = (c[i + ns] - c[i]) / ns
+    lta = (c[i] - c[i - nl]) / nl
+    ratio = np.zeros(z.size)
+    ratio[i] = sta / np.maximum(lta, 1e-30)
+    # local maxima, not one per run: in a larger earthquake's coda the ratio can stay above
+    # the threshold for seconds, over the next onset
+    peaks, props = sps.find_peaks(ratio, height=threshold, distance=CANDIDATE_DISTANCE_N,
+                                  prominence=CANDIDATE_PROMINENCE)  # fmt: skip
+    return [(int(k), float(r)) for k, r in zip(peaks, props["peak_heights"], strict=True)
+            if lo <= k < hi]  # fmt: skip
+
+
+def candidate_picks(
+    prob: np.ndarray,
+    z: np.ndarray,
+    start_n: int,
+    first_start_n: int,
+    anchor_ns: int,
+    params: PickerParams,
+    last_s: dict[str, float],
+    found: list[StationPick],
+) -> list[StationPick]:
+    """Candidate P onsets of window ``start_n`` (a window on the stride) in its accepted
+    region: runs of the P probability whose peak is in ``[candidate_p, p_threshold)`` and
+    STA/LTA onsets (:func:`stalta_onsets`, ratio >= ``candidate_stalta``) of the window's raw
+    vertical ``z`` (grid samples); none within ``min_separation_s`` of a P pick of the window
+    (``found``), the last P pick or the last candidate (``last_s["P"]``, ``last_s["Pc"]``;
+    updated). Their probability is PhaseNet's P peak within :data:`CANDIDATE_P_SEARCH_S`.
+
+    A candidate is a weak or masked onset the picker does not vouch for: it carries
+    ``candidate=True`` on the wire, never makes an event, and counts only where the associator
+    finds it at the P time a located event predicts (event-guided picking). Everything it
+    reads is the window's own (probabilities and samples), so packets and restarts give the
+    candidates of one pass, as for picks."""
+    lo, hi = accepted_region(start_n, first_start_n, params)
+    sep = params.min_separation_s
+    onsets: list[tuple[float, float, str]] = []
+    if params.candidate_p > 0:
+        for index, p in find_peaks(prob[1], params.candidate_p):
+            if p < params.p_threshold and lo <= start_n + index < hi:
+                onsets.append((index, p, "phasenet"))
+    if params.candidate_stalta > 0:
+        w = int(round(CANDIDATE_P_SEARCH_S * GRID_RATE_HZ))
+        for k, _ in stalta_onsets(z, params.candidate_stalta, lo - start_n, hi - start_n):
+            p = float(np.max(prob[1, max(0, k - w) : k + w + 1]))
+            onsets.append((float(k), p, "stalta"))
+    onsets.sort()
+    picked = [sp.time_epoch_s for sp in found if sp.phase == "P"]
+    out: list[StationPick] = []
+    for index, p, source in onsets:
+        grid = start_n + index
+        t = (anchor_ns + grid * SEGMENT_GRID_NS) / 1e9
+        if t - last_s.get("Pc", -np.inf) <= sep or t - last_s.get("P", -np.inf) <= sep:
+            continue
+        if any(abs(t - x) <= sep for x in picked):
+            continue
+        last_s["Pc"] = t
+        out.append(StationPick("P", t, min(float(p), 1.0), grid, candidate=source))
+    return out
+
+
 def second_look_region(start_n: int, params: PickerParams) -> tuple[int, int]:
     """``(lo, hi)`` grid samples the second look of window ``start_n`` reads: the stride (plus
     the overlap) that ends ``second_look_s`` before the window's end. Consecutive windows'
@@ -620,7 +730,9 @@ def refine_picks(picks: list[StationPick], z_view, params: PickerParams) -> list
     """P picks with :func:`refine_p_onset` applied on the vertical's buffer ``z_view`` (a
     :class:`stream.buffer.ChannelBuffer`; S picks and ``p_refine="none"`` unchanged), and
     without the P picks whose onset SNR (:func:`p_onset_snr`, over 1 s after the onset) is
-    below ``p_min_snr``. The stream refines a P pick once the vertical holds what this reads
+    below ``p_min_snr`` (with ``candidate_p`` > 0 they stay, as candidate onsets of PhaseNet:
+    ungated, they count only where an event predicts them); STA/LTA candidate onsets need
+    ``candidate_min_snr``. The stream refines a P pick once the vertical holds what this reads
     (:func:`settle_ready`); a record that ends before has no gate."""
     from dataclasses import replace
 
@@ -639,9 +751,13 @@ def refine_picks(picks: list[StationPick], z_view, params: PickerParams) -> list
                 new = index
                 if params.p_refine != "none":
                     new = lo + refine_p_onset(z, rate, index - lo)
-                gate = params.p_min_snr
+                gate = {"": params.p_min_snr, "stalta": params.candidate_min_snr}.get(
+                    sp.candidate, 0.0
+                )
                 if gate > 0 and p_onset_snr(z, rate, new - lo, signal_s) < gate:
-                    continue
+                    if sp.candidate or not params.candidate_p > 0:
+                        continue
+                    sp = replace(sp, candidate="phasenet")  # a pick the gate drops
                 if new != index:
                     t = (z_view.segment_start_ns + new * NS_PER_S / rate) / NS_PER_S
                     sp = replace(sp, time_epoch_s=t)
@@ -721,6 +837,9 @@ def pick_traces(
     while s in probs:
         found = picks_in_window(probs[s], s, first, anchor, params, last, previous)
         out += refine_picks(found, views[2], params)
+        if params.candidates and s % params.stride_n == 0:
+            maybe = candidate_picks(probs[s], window(s)[2], s, first, anchor, params, last, found)
+            out += refine_picks(maybe, views[2], params)
         if params.second_look_s > 0:
             for sp in found:
                 recent.setdefault(sp.phase, []).append(sp.time_epoch_s)

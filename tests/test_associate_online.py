@@ -363,3 +363,129 @@ def test_residual_tolerance_grows_with_travel_time(scenario):
         got = {a.pick_id: (a.phase, a.residual_s) for a in o.arrivals}
         assert (late.pick_id in got) == kept, got.get(late.pick_id)
         assert abs(o.time_epoch_s - 1.7e9) < 0.2
+
+
+def _as_candidate(p: WindowPick, shift_s: float = 0.0) -> WindowPick:
+    t = p.time_epoch_s + shift_s
+    return WindowPick(f"{p.station_id}:Pc:{t:.3f}", p.station_id, t, "P", candidate=True)
+
+
+def test_candidate_onsets_alone_never_make_an_event(scenario, associator):
+    """Every true P of the scenario flagged as a candidate onset: no event, in the engine or
+    in PyOcto's whole-set association."""
+    picks = scenario_picks(scenario, seed=24)
+    cands = [_as_candidate(p) for p in window_picks(picks)]
+    stations = stations_of(scenario)
+    assert associator.associate(cands, stations) == []
+    events, _ = run_engine(associator, stations, cands, batch=20)
+    assert events == {}
+
+
+def test_candidates_join_a_located_event_only_at_its_predicted_p(scenario, associator):
+    """At stations whose pick is taken away, a candidate at the true P time joins the event;
+    one 3 s off does not; at a station that has its pick, a candidate near it is not used;
+    the events are the same in any order and batch split."""
+    picks = scenario_picks(scenario, seed=25)
+    stations = stations_of(scenario)
+    wp = window_picks(picks)
+    # true picks with no false pick near them at their station (a pick that fits keeps the
+    # station's P before any candidate)
+    true = [p for p in wp if picks.event_of[p.pick_id] == 0
+            and not any(q.station_id == p.station_id and q is not p
+                        and abs(q.time_epoch_s - p.time_epoch_s) < 5.0 for q in wp)]  # fmt: skip
+    true.sort(key=lambda p: p.pick_id)
+    assert len(true) >= 8
+    missing, off, doubled = true[:4], true[4:6], true[6:8]
+    drop = {p.pick_id for p in missing + off}
+    good = [_as_candidate(p, 0.05) for p in missing]
+    bad = [_as_candidate(p, 3.0) for p in off]
+    twin = [_as_candidate(p, 0.3) for p in doubled]
+    feed = sorted([p for p in wp if p.pick_id not in drop] + good + bad + twin,
+                  key=lambda p: p.time_epoch_s)  # fmt: skip
+    events, _ = run_engine(associator, stations, feed, batch=len(feed))
+    ids = {a.pick_id for o in events.values() for a in o.arrivals}
+    assert {p.pick_id for p in good} <= ids
+    assert not ids & {p.pick_id for p in bad + twin}
+    assert {p.pick_id for p in doubled} <= ids  # the picks, not the candidates beside them
+    rng = np.random.default_rng(7)
+    for batch in (1, 17):
+        order = [feed[i] for i in rng.permutation(len(feed))]
+        got, _ = run_engine(associator, stations, order, batch)
+        assert signature(got) == signature(events), batch
+
+
+def test_candidates_do_not_count_toward_min_picks(scenario, associator):
+    """An event whose true picks are below min_picks (6 here) once candidates are left out
+    is not made, whatever candidates join it."""
+    picks = scenario_picks(scenario, seed=26)
+    stations = stations_of(scenario)
+    wp = window_picks(picks)
+    ev0 = sorted((p for p in wp if picks.event_of[p.pick_id] == 0), key=lambda p: p.time_epoch_s)
+    others = [p for p in wp if picks.event_of[p.pick_id] != 0]
+    few = ev0[:5] + [_as_candidate(p) for p in ev0[5:]]
+    feed = sorted(others + few, key=lambda p: p.time_epoch_s)
+    events, _ = run_engine(associator, stations, feed, batch=10)
+    t0 = picks.start_epoch_s + scenario.truth["events"][0]["origin_time_s"]
+    assert not [o for o in events.values() if abs(o.time_epoch_s - t0) < 3.0]
+    assert len(events) == len(scenario.truth["events"]) - 1
+
+
+def test_worker_keeps_the_candidate_flag_across_a_restart(redis_client, scenario, associator):
+    """A candidate onset on the wire reaches the window as one (and stays one when a
+    restarted worker reloads its window); with use_candidates off it is not windowed."""
+    bus = Bus(redis_client)
+    picks = scenario_picks(scenario, seed=27)
+    p = replace(picks.messages[0], pick_id=picks.messages[0].pick_id + "c", candidate=True)
+    publish(bus, [p])
+    AssociateWorker(bus, associator, block_ms=50).run(drain=True, timeout_s=60)
+    again = AssociateWorker(bus, associator, block_ms=50)
+    again.load_state()
+    assert again.engine.window[p.pick_id].candidate
+    redis_client.flushall()
+    off = Associator(VelocityModel.default(), AssociateParams(min_picks=6, use_candidates=False))
+    try:
+        publish(bus, [p, replace(p, pick_id=p.pick_id + "x", candidate=False)])
+        worker = AssociateWorker(bus, off, block_ms=50)
+        worker.run(drain=True, timeout_s=60)
+        assert p.pick_id not in worker.engine.window
+        assert p.pick_id + "x" in worker.engine.window
+    finally:
+        off.close()
+
+
+def test_open_events_publish_fitting_candidates_and_a_restart_rebuilds_them_from_picks(
+    scenario, associator
+):
+    """An open event's published revision carries the candidate that fits it (its
+    hypocentre is the picks'); a restarted engine restores the event from its picks alone."""
+    picks = scenario_picks(scenario, seed=28)
+    stations = stations_of(scenario)
+    wp = window_picks(picks)
+    ev0 = sorted((p for p in wp if picks.event_of[p.pick_id] == 0), key=lambda p: p.pick_id)
+    lone = [p for p in ev0
+            if not any(q.station_id == p.station_id and q is not p
+                       and abs(q.time_epoch_s - p.time_epoch_s) < 5.0 for q in wp)]  # fmt: skip
+    gone = lone[0]
+    cand = _as_candidate(gone, 0.05)
+    feed = [p for p in wp if p.pick_id != gone.pick_id]
+    end = max(p.time_epoch_s for p in ev0) + 1.0
+    early = sorted([p for p in feed if p.time_epoch_s <= end] + [cand],
+                   key=lambda p: p.time_epoch_s)  # fmt: skip
+
+    def engine():
+        return OnlineAssociator(associator, dict(stations), new_id=lambda t: f"e{t:.0f}")
+
+    eng = engine()
+    eng.add(early, 1000.0)
+    result = eng.step(1000.0)
+    with_cand = [o for o in result.origins if cand.pick_id in {a.pick_id for a in o.arrivals}]
+    assert len(with_cand) == 1
+    origin = with_cand[0]
+    key = next(k for k, e in eng.events.items() if e.event_id == origin.event_id)
+    assert cand.pick_id not in eng.events[key].pick_ids  # the solution is the picks'
+    again = engine()
+    again.add(early, 2000.0)
+    again.restore([origin])
+    restored = next(e for e in again.events.values() if e.event_id == origin.event_id)
+    assert cand.pick_id not in restored.pick_ids
+    assert len(restored.pick_ids) == len(origin.arrivals) - 1

@@ -87,6 +87,9 @@ def test_environment_overrides_file():
         ({"mechanism": {"min_polarities": "8"}}, "mechanism.min_polarities: expected an integer"),
         ({"metrics": {"port": 70000}}, "metrics.port: expected a port 0..65535, got 70000"),
         ({"catalog": 5}, "catalog: expected a [catalog] table"),
+        ({"detect": {"phasenet_candidate_p": 0.3}}, "detect.phasenet_candidate_p: expected 0"),
+        ({"detect": {"phasenet_candidate_stalta": -1}}, "detect.phasenet_candidate_stalta"),
+        ({"associate": {"candidate_fit": 0}}, "associate.candidate_fit: expected a positive"),
     ],
 )
 def test_bad_values_explain_themselves(doc, expected):

@@ -189,6 +189,18 @@ def test_pick_does_not_alias_the_callers_array():
     assert pick.samples[0] == 1.0
 
 
+def test_candidate_flag_travels_and_a_pick_without_it_is_no_candidate():
+    pick = make_pick(candidate=True)
+    assert Pick.from_json(pick.to_json()).candidate is True
+    assert decode(encode(pick)).candidate is True
+    assert pick != make_pick()
+    old = json.loads(make_pick().to_json())
+    del old["candidate"]  # a message from a producer that predates the field
+    assert Pick.from_dict(old).candidate is False
+    with pytest.raises(MessageError, match="Pick.candidate"):
+        Pick.from_dict({**old, "candidate": "yes"})
+
+
 def test_pick_equality_sees_the_samples():
     assert make_pick() != make_pick(samples=np.zeros(400))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -227,9 +228,20 @@ def test_snr_gate_drops_p_picks_on_noise_and_keeps_onsets_and_s_picks():
         return StationPick(phase, t0_ns / 1e9 + i / rate, 0.5, float(i))
 
     picks = [at(900), at(900, "S"), at(onset)]
-    kept = refine_picks(picks, buf, PickerParams(p_min_snr=2.0))
+    kept = refine_picks(picks, buf, PickerParams(p_min_snr=2.0, candidate_p=0.0))
     assert [(p.phase, round(p.grid_index)) for p in kept] == [("S", 900), ("P", onset)]
     assert abs(kept[1].time_epoch_s - picks[2].time_epoch_s) <= 0.05
+    # with candidate onsets on, the dropped P stays as one (the associator alone decides)
+    flagged = refine_picks(picks, buf, PickerParams(p_min_snr=2.0, candidate_p=0.1))
+    assert [(p.phase, round(p.grid_index), p.candidate) for p in flagged] == [
+        ("P", 900, "phasenet"),
+        ("S", 900, ""),
+        ("P", onset, ""),
+    ]
+    # a candidate of the STA/LTA detector needs candidate_min_snr
+    stalta = [replace(picks[0], candidate="stalta")]
+    assert refine_picks(stalta, buf, PickerParams(candidate_min_snr=2.0)) == []
+    assert len(refine_picks(stalta, buf, PickerParams(candidate_min_snr=0.0))) == 1
     ungated = refine_picks(picks, buf, PickerParams(p_min_snr=0.0))
     assert [p.phase for p in ungated] == ["P", "S", "P"]
     with pytest.raises(ValueError, match="p_min_snr"):
@@ -604,3 +616,117 @@ def test_p_picks_settle_when_the_vertical_holds_their_gate_window_whatever_the_t
         waited += sum(len(x.settling) for x in stage.stations.values())
     assert waited > 0  # some P picks did wait for their samples
     assert sorted(one) == sorted((p.station_id, p.phase, round(p.time_epoch_s, 4)) for p in got)
+
+
+def test_stalta_onsets_find_an_onset_in_the_coda_of_a_larger_one():
+    """A second earthquake's onset 4 s into the first one's decaying coda (where PhaseNet
+    gives such onsets almost nothing, docs/swarm.md): both onsets are found, none before."""
+    from stream.picker import stalta_onsets
+
+    rng = np.random.default_rng(3)
+    n = 3000
+    t = np.arange(n) / 100.0
+    z = rng.normal(0.0, 1.0, n)
+    for onset, amp in ((15.0, 400.0), (19.0, 600.0)):
+        after = t >= onset
+        z[after] += amp * np.exp(-(t[after] - onset) / 1.5) * rng.normal(0.0, 1.0, after.sum())
+    found = stalta_onsets(z, 3.0, 0, n - 200)
+    assert any(abs(k / 100.0 - 15.0) <= 0.15 for k, _ in found), found
+    assert any(abs(k / 100.0 - 19.0) <= 0.15 for k, _ in found), found
+    assert not any(k / 100.0 < 14.5 for k, _ in found)  # noise alone: no onset
+    assert stalta_onsets(np.zeros(n), 3.0, 0, n) == []  # a flat channel has none
+
+
+def test_candidate_onsets_are_flagged_and_kept_apart_from_picks():
+    """P peaks in [candidate_p, p_threshold) become candidate onsets, except within
+    min_separation_s of a pick; peaks above the threshold stay picks, below candidate_p
+    nothing."""
+    from stream.picker import candidate_picks, picks_in_window
+
+    params = PickerParams(candidate_p=0.1, candidate_stalta=0.0)
+    prob = np.zeros((3, params.window_n))
+    for index, p in ((1000, 0.5), (1050, 0.2), (2000, 0.2), (2500, 0.05)):
+        prob[1, index - 5 : index + 6] = p * np.hanning(11)
+        prob[1, index] = p
+    last: dict[str, float] = {}
+    found = picks_in_window(prob, 0, 0, 0, params, last)
+    cands = candidate_picks(prob, np.zeros(params.window_n), 0, 0, 0, params, last, found)
+    assert [(sp.grid_index, sp.candidate) for sp in found] == [(1000.0, "")]
+    assert [(round(sp.grid_index), sp.candidate) for sp in cands] == [(2000, "phasenet")]
+    assert cands[0].probability == pytest.approx(0.2)
+    assert last["Pc"] == pytest.approx(20.0)
+    # off: none
+    off = PickerParams(candidate_p=0.0, candidate_stalta=0.0)
+    assert not off.candidates
+    with pytest.raises(ValueError):
+        PickerParams(candidate_p=0.3)  # must be below p_threshold
+
+
+LOOSE = PickerParams(candidate_p=0.05, candidate_stalta=2.0, candidate_min_snr=0.0)
+
+
+def test_candidate_onsets_of_packets_in_any_cut_equal_one_pass(model, scenario):
+    st, rows = scenario
+    one = []
+    for s in rows:
+        traces = _station_traces(st, s["station_id"])
+        one += [(s["station_id"], p.phase, bool(p.candidate), round(p.time_epoch_s, 4))
+                for p in pick_traces(model, traces, LOOSE)]  # fmt: skip
+    assert sum(c for _, _, c, _ in one) >= 3  # candidates to compare
+    stage = PhaseStage(StageParams(picker_params=LOOSE), model=model)
+    got = []
+    for packet in _packets(st, seed=6):
+        got += stage.process(packet)[1]
+    assert sorted(one) == sorted(
+        (p.station_id, p.phase, p.candidate, round(p.time_epoch_s, 4)) for p in got
+    )
+    assert stage.candidate_picks == sum(p.candidate for p in got)
+    assert all(":Pc:" in p.pick_id and p.phase == "P" for p in got if p.candidate)
+    # a candidate and a pick of one station are more than min_separation_s apart
+    for sid in {p.station_id for p in got}:
+        cand = [p.time_epoch_s for p in got if p.station_id == sid and p.candidate]
+        real = [p.time_epoch_s for p in got if p.station_id == sid and p.phase == "P"
+                and not p.candidate]  # fmt: skip
+        assert all(abs(a - b) > LOOSE.min_separation_s for a in cand for b in real)
+
+
+@pytest.mark.parametrize("candidates", [True, False])
+def test_restart_late_in_a_record_repeats_no_second_look_and_keeps_candidates(
+    model, scenario, candidates
+):
+    """A checkpoint 40 s into the record: the restarted stage re-runs the windows after it,
+    whose second looks ran before the restart (the statefile keeps the last one); before,
+    their second looks published picks again."""
+    st, _ = scenario
+    packets = _packets(st, seed=8)
+    off = PickerParams(candidate_p=0.0, candidate_stalta=0.0)
+    params = StageParams(picker_params=LOOSE if candidates else off)
+    whole = PhaseStage(params, model=model)
+    want = sorted(p.pick_id for pk in packets for p in whole.process(pk)[1])
+    first = PhaseStage(params, model=model)
+    t0 = min(p.start_ns for p in packets)
+    checkpoint_ns = t0 + int(40e9)
+    stop_ns = checkpoint_ns + int(first.warmup_s() * 1e9)
+    published, snaps, resume_ns = [], {}, {}
+    for pk in packets:
+        if pk.end_ns > stop_ns:
+            break
+        published += first.process(pk)[1]
+        if pk.end_ns <= checkpoint_ns:
+            snaps[pk.seed_id] = json.loads(json.dumps(first.snapshot(pk.seed_id)))
+            resume_ns[pk.seed_id] = pk.end_ns
+    if candidates:
+        assert any(k.endswith("|Pc") for k in first.last_pick_epoch_s)  # in the statefile
+    again = PhaseStage(
+        params, model=model, resume_channels=snaps,
+        last_pick_epoch_s=json.loads(json.dumps(first.last_pick_epoch_s)),
+        second_look_state=json.loads(json.dumps(first.second_looks)),
+    )  # fmt: skip
+    for pk in packets:
+        if pk.start_ns >= resume_ns.get(pk.seed_id, 0):
+            published += again.process(pk)[1]
+    assert sorted(p.pick_id for p in published) == want
+    assert any(":Pc:" in pid for pid in want) == candidates
+    # a statefile of another candidate setting is not resumed (the settings key differs)
+    other = PhaseStage(StageParams(), model=model)
+    assert other._params_key() != whole._params_key()

@@ -28,8 +28,9 @@ or belongs to a closed event is ignored, and re-associating unchanged picks publ
 
 Metrics (besides ``firstmotion_stage_*`` with ``stage="associate"``):
 ``firstmotion_associate_picks_total{outcome}`` (windowed, duplicate, no_station, not_p: a phase
-not associated, future: a pick time more than ``MAX_FUTURE_S`` ahead of the wall clock, a station
-with a bad clock, other_shard), ``firstmotion_associate_events_total`` (new events),
+not associated, candidate: a candidate onset with ``associate.use_candidates`` off, future: a
+pick time more than ``MAX_FUTURE_S`` ahead of the wall clock, a station with a bad clock,
+other_shard), ``firstmotion_associate_events_total`` (new events),
 ``firstmotion_associate_origins_total`` (published revisions),
 ``firstmotion_associate_retracted_total``, ``firstmotion_associate_seconds`` (one step,
 histogram), ``firstmotion_associate_window_picks`` and ``firstmotion_associate_open_events``.
@@ -80,7 +81,15 @@ INPUT_STREAM = "picks"
 OUTPUT_STREAM = "origins"
 STATE_TTL_S = 7 * 24 * 3600
 ASSOCIATION_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
-PICK_OUTCOMES = ("windowed", "duplicate", "no_station", "not_p", "future", "other_shard")
+PICK_OUTCOMES = (
+    "windowed",
+    "duplicate",
+    "no_station",
+    "not_p",
+    "candidate",
+    "future",
+    "other_shard",
+)
 MAX_FUTURE_S = 60.0
 
 
@@ -234,7 +243,7 @@ class AssociateWorker:
             row = json.loads(raw)
             pid = pick_id.decode() if isinstance(pick_id, bytes) else pick_id
             picks.append(WindowPick(pid, row["station_id"], float(row["t"]),
-                                    row.get("phase", "P")))  # fmt: skip
+                                    row.get("phase", "P"), bool(row.get("candidate"))))  # fmt: skip
             if row.get("lat") is not None:
                 self._learn_station(row["station_id"], row["lat"], row["lon"], row.get("elev"))
         self.engine.add(picks)
@@ -281,6 +290,9 @@ class AssociateWorker:
             if not isinstance(m, Pick) or m.phase.upper() not in phases:
                 self.picks_total.labels(outcome="not_p").inc()
                 continue
+            if m.candidate and not self.engine.params.use_candidates:
+                self.picks_total.labels(outcome="candidate").inc()
+                continue
             picks.append(m)
         if not picks:
             return []
@@ -326,6 +338,7 @@ class AssociateWorker:
                 p.pick_id: json.dumps({
                     "station_id": p.station_id, "t": p.time_epoch_s, "lat": p.latitude_deg,
                     "lon": p.longitude_deg, "elev": p.elevation_m, "phase": p.phase.upper(),
+                    **({"candidate": True} if p.candidate else {}),
                 })
                 for p in accepted
             }  # fmt: skip
@@ -336,7 +349,7 @@ class AssociateWorker:
             pipe.hset(self._k("meta"), "newest_pick_s", repr(newest))
             pipe.execute()
             self.engine.add(
-                WindowPick(p.pick_id, p.station_id, p.time_epoch_s, p.phase.upper())
+                WindowPick(p.pick_id, p.station_id, p.time_epoch_s, p.phase.upper(), p.candidate)
                 for p in accepted
             )
             self.picks_total.labels(outcome="windowed").inc(len(accepted))

@@ -48,7 +48,7 @@ import math
 import struct
 import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,10 +93,17 @@ class WindowPick:
     station_id: str  # NET.STA.LOC.CHA
     time_epoch_s: float
     phase: str = "P"
+    candidate: bool = False  # a candidate P onset: never nucleates, no P station of its own
 
     @property
     def station_key(self) -> str:
         return station_key(self.station_id)
+
+
+def p_stations(picks: Iterable[WindowPick]) -> int:
+    """Stations with a P pick that is not a candidate onset: what ``min_picks`` counts (a
+    candidate adds an arrival to an event, never the picks an event needs)."""
+    return len({k.station_key for k in picks if k.phase == "P" and not k.candidate})
 
 
 @dataclass(frozen=True)
@@ -141,7 +148,7 @@ def station_key(station_id: str) -> str:
 _POSITIVE_PARAMS = (
     "min_picks", "window_s", "max_distance_km", "max_residual_s", "max_depth_km", "table_step_km",
     "node_size_km", "node_size_location_km", "velocity_tolerance_s", "match_time_s",
-    "match_distance_km", "n_threads",
+    "match_distance_km", "n_threads", "candidate_fit",
 )  # fmt: skip
 _NON_NEGATIVE_PARAMS = (
     "wait_s", "margin_km", "min_interevent_s", "revise_min_move_km", "revise_min_time_s",
@@ -187,6 +194,9 @@ class AssociateParams:
     # at most max_residual_s (picking error plus a model error that grows along the ray)
     residual_floor_s: float = AssociateSettings.residual_floor_s
     residual_fraction: float = AssociateSettings.residual_fraction
+    use_candidates: bool = AssociateSettings.use_candidates  # candidate onsets join events
+    # a candidate joins within this share of the residual a located event keeps
+    candidate_fit: float = AssociateSettings.candidate_fit
 
     def __post_init__(self) -> None:
         problems = [
@@ -208,7 +218,8 @@ class AssociateParams:
     def from_settings(cls, settings: Any, **overrides: Any) -> AssociateParams:
         """From :class:`firstmotion.config.AssociateSettings` (plus keyword overrides)."""
         keys = ("min_picks", "window_s", "max_distance_km", "max_residual_s", "wait_s", "use_s",
-                "min_station_ratio", "residual_floor_s", "residual_fraction")  # fmt: skip
+                "min_station_ratio", "residual_floor_s", "residual_fraction",
+                "use_candidates", "candidate_fit")  # fmt: skip
         kwargs = {k: getattr(settings, k) for k in keys}
         kwargs.update(overrides)
         return cls(**kwargs)
@@ -410,8 +421,8 @@ class Associator:
         stations: Mapping[str, StationCoords],
         proj: _Projection | None = None,
     ) -> list[LocatedEvent]:
-        """Associate ``picks`` (P, and S when ``params.use_s``) into events and locate them;
-        events sorted by origin time.
+        """Associate ``picks`` (P, and S when ``params.use_s``; candidate onsets never) into
+        events and locate them; events sorted by origin time.
 
         ``stations`` maps ``NET.STA.LOC`` (see :func:`station_key`) to coordinates; picks at
         stations without coordinates are ignored. ``proj``: the local plane (default: one
@@ -419,7 +430,11 @@ class Associator:
         """
         p = self.params
         phases = ("P", "S") if p.use_s else ("P",)
-        usable = [pk for pk in picks if pk.station_key in stations and pk.phase in phases]
+        usable = [
+            pk
+            for pk in picks
+            if pk.station_key in stations and pk.phase in phases and not pk.candidate
+        ]
         keys = sorted({pk.station_key for pk in usable})
         n_p = len({pk.station_key for pk in usable if pk.phase == "P"})
         if n_p < p.min_picks:
@@ -545,7 +560,7 @@ class Associator:
         chosen = sorted(picks, key=lambda k: (k.time_epoch_s, k.pick_id))
         guess = start
         for _ in range(4):
-            if len({k.station_key for k in chosen if k.phase == "P"}) < p.min_picks:
+            if p_stations(chosen) < p.min_picks:
                 return None
             j = np.array([index[k.station_key] for k in chosen])
             is_s = np.array([k.phase == "S" for k in chosen])
@@ -558,10 +573,11 @@ class Associator:
             if not screen:
                 break
             # one pick per station and phase (the best fitting), none beyond the residual limit
+            # (a pick before a candidate onset)
             best: dict[tuple[str, str], int] = {}
             for i, k in enumerate(chosen):
                 b = best.get((k.station_key, k.phase))
-                if b is None or abs(res[i]) < abs(res[b]):
+                if b is None or (k.candidate, abs(res[i])) < (chosen[b].candidate, abs(res[b])):
                     best[(k.station_key, k.phase)] = i
             tol = self.tolerance_s(t - sol[3] - res)  # observed - origin - residual = T
             keep = sorted(i for i in best.values() if abs(res[i]) <= tol[i])
@@ -570,11 +586,11 @@ class Associator:
             chosen = [chosen[i] for i in keep]
         else:
             return None
-        if len({k.station_key for k in chosen if k.phase == "P"}) < p.min_picks:
+        if p_stations(chosen) < p.min_picks:
             return None
         x, y, z, t0 = (float(v) for v in sol)
         lat, lon = proj.to_latlon(x, y)
-        arrivals = self._arrivals(chosen, res, lat, lon, z, table, stations)
+        arrivals = self.arrivals_at(chosen, res, lat, lon, z, table, stations)
         return LocatedEvent(
             time_epoch_s=t_ref + t0,
             latitude_deg=lat,
@@ -584,7 +600,9 @@ class Associator:
             rms_s=float(np.sqrt(np.mean(res**2))),
         )
 
-    def _arrivals(self, chosen, res, lat, lon, depth_km, table, stations) -> tuple[Arrival, ...]:
+    def arrivals_at(self, chosen, res, lat, lon, depth_km, table, stations) -> tuple[Arrival, ...]:
+        """Arrivals of picks ``chosen`` (signed residuals ``res``, s) at the hypocentre (lat, lon
+        degrees, depth_km): azimuth, takeoff (the table's ray) and distance."""
         st_lat = np.array([stations[k.station_key].latitude_deg for k in chosen])
         st_lon = np.array([stations[k.station_key].longitude_deg for k in chosen])
         dist, az = geodesic_distance_azimuth(lat, lon, st_lat, st_lon)

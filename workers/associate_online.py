@@ -31,6 +31,11 @@ One step
    is closed: its picks leave the window.
 5. Unassociated picks older than the window's retention leave.
 
+Candidate onsets (``WindowPick.candidate``, ``Pick.candidate``: weak or masked P the picker
+does not vouch for) take no part in 1-4: each published revision adds, at stations without a
+P, the one that fits the predicted P (:meth:`OnlineAssociator._with_candidates`), so the
+events and their hypocentres are the picks' (event-guided picking).
+
 ``keep(lat, lon)`` (a shard's region test, :mod:`firstmotion.shard`) decides which events
 this associator publishes; others are still built (their picks stay claimed) but never
 published, so an event on a shard border is made once.
@@ -53,6 +58,7 @@ from workers.associate_locate import (
     WindowPick,
     geodesic_distance_azimuth,
     origin_changed,
+    p_stations,
 )
 
 GRID_REBUILD_S = 30.0
@@ -338,7 +344,11 @@ class OnlineAssociator:
         """Open events from their last published origins (a restarted worker); their picks
         must be in the window already."""
         for o in origins:
-            arrivals = tuple(a for a in o.arrivals if a.pick_id in self.window)
+            # the picks' arrivals (candidate onsets are added anew at each publication)
+            win = self.window
+            arrivals = tuple(
+                a for a in o.arrivals if a.pick_id in win and not win[a.pick_id].candidate
+            )
             located = LocatedEvent(o.time_epoch_s, o.latitude_deg, o.longitude_deg, o.depth_km,
                                    arrivals, o.rms_s or 0.0)  # fmt: skip
             k = self._new_key()
@@ -361,7 +371,7 @@ class OnlineAssociator:
         """Locate with screening; ``start`` is (lat, lon, depth, t0) or, with
         ``from_latlon=False``, the grid's (x, y, depth, t0) in the grid's plane."""
         usable = [k for k in picks if k.station_key in self.stations]
-        if len({k.station_key for k in usable if k.phase == "P"}) < self.params.min_picks:
+        if p_stations(usable) < self.params.min_picks:
             return None
         a = self.associator
         if from_latlon:
@@ -391,12 +401,22 @@ class OnlineAssociator:
         p = self.params
         index, lat, lon = self._station_arrays()
         d_all, _ = geodesic_distance_azimuth(ev.latitude_deg, ev.longitude_deg, lat, lon)
-        picked = sorted({a.station_id.rsplit(".", 1)[0] for a in ev.arrivals if a.phase == "P"})
+        picked = sorted({a.station_id.rsplit(".", 1)[0] for a in ev.arrivals
+                         if a.phase == "P" and not self._is_candidate(a.pick_id)})  # fmt: skip
         idx = [index[k] for k in picked if k in index]
         return station_support(d_all[idx], d_all, p.min_picks, p.min_station_ratio)
 
+    def _is_candidate(self, pick_id: str) -> bool:
+        k = self.window.get(pick_id)
+        return k is not None and k.candidate
+
     def _residuals(
-        self, ev: LocatedEvent, picks: list[WindowPick], *, tolerance: bool = False
+        self,
+        ev: LocatedEvent,
+        picks: list[WindowPick],
+        *,
+        tolerance: bool = False,
+        signed: bool = False,
     ) -> np.ndarray:
         """|observed - predicted| (s) of ``picks`` for ``ev``'s hypocentre (inf beyond
         ``max_distance_km`` or for unknown stations); with ``tolerance``, divided by each
@@ -420,7 +440,9 @@ class OnlineAssociator:
         if is_s.any():
             tt = np.where(is_s, table.travel_time(d, z, "S"), tt)
         t = np.array([picks[i].time_epoch_s for i in rows])
-        r = np.abs(t - ev.time_epoch_s - tt - a.static_s(elev, is_s))
+        r = t - ev.time_epoch_s - tt - a.static_s(elev, is_s)
+        if not signed:
+            r = np.abs(r)
         if tolerance:
             r = r / a.tolerance_s(tt)
         r[dist > p.max_distance_km] = np.inf
@@ -506,7 +528,10 @@ class OnlineAssociator:
         self._dirty.clear()
 
     def _attach(self, fresh: list[WindowPick]) -> None:
-        if not self.events:
+        # candidate onsets join an event only when it settles (:meth:`_gather`): the open
+        # events, their merges and the nucleation of others go as without them
+        fresh = [k for k in fresh if not k.candidate]
+        if not self.events or not fresh:
             return
         keys = sorted(self.events)
         res = np.full((len(keys), len(fresh)), np.inf)
@@ -546,8 +571,9 @@ class OnlineAssociator:
         made = 0
         lo = unowned_new[0].time_epoch_s - self.max_tt_p - p.max_residual_s
         hi = unowned_new[-1].time_epoch_s + self.max_tt_p + p.max_residual_s
-        pool = [k for k in self.window.values()
-                if k.pick_id not in self.owner and lo <= k.time_epoch_s <= hi]  # fmt: skip
+        pool = [k for k in self.window.values()  # candidate onsets never nucleate
+                if k.pick_id not in self.owner and not k.candidate
+                and lo <= k.time_epoch_s <= hi]  # fmt: skip
         pool.sort(key=lambda k: (k.time_epoch_s, k.pick_id))
         fresh = {k.pick_id for k in unowned_new} - self._tried
         ids = self.grid().cluster(pool, p.min_picks, fresh)
@@ -593,10 +619,14 @@ class OnlineAssociator:
             return None  # two earthquakes (a burst): many stations have both onsets
         ids = big.pick_ids | small.pick_ids
         picks = self._picks(ids)
-        slots = {(k.station_key, k.phase) for k in picks}
+        # the picks decide (a candidate onset that no longer fits says nothing)
+        slots = {(k.station_key, k.phase) for k in picks if not k.candidate}
         start = (big.latitude_deg, big.longitude_deg, big.depth_km, big.time_epoch_s)
         joint = self._locate(picks, start)
-        if joint is None or len(joint.arrivals) < JOINT_KEEP * len(slots):
+        if joint is None:
+            return None
+        kept = sum(1 for a in joint.arrivals if not self._is_candidate(a.pick_id))
+        if kept < JOINT_KEEP * len(slots):
             return None
         if len(joint.arrivals) < p.min_picks:
             return None
@@ -607,7 +637,7 @@ class OnlineAssociator:
         out = {}
         for a in ev.arrivals:
             k = self.window.get(a.pick_id)
-            if k is not None:
+            if k is not None and not k.candidate:
                 out[(k.station_key, a.phase)] = k.time_epoch_s
         return out
 
@@ -663,7 +693,8 @@ class OnlineAssociator:
     ) -> list[WindowPick]:
         """The window's picks that fit ``ev`` best per station and phase, within
         ``tolerance_s`` (default: each pick's :meth:`Associator.tolerance_s
-        <workers.associate_locate.Associator.tolerance_s>`); none of ``taken``.
+        <workers.associate_locate.Associator.tolerance_s>`); none of ``taken``, no candidate
+        onset (:meth:`_with_candidates`).
 
         With S in use, a pick labelled P that is later than the P its station already gives
         the event and fits the S prediction is taken as the station's S (a picker that reads
@@ -674,7 +705,7 @@ class OnlineAssociator:
         tol = p.max_residual_s if tolerance_s is None else tolerance_s
         t0 = ev.time_epoch_s
         cands = [k for k in self.window.values()
-                 if k.pick_id not in taken
+                 if k.pick_id not in taken and not k.candidate
                  and t0 - tol <= k.time_epoch_s <= t0 + self.max_tt_s + tol]  # fmt: skip
         cands.sort(key=lambda k: k.pick_id)
         scaled = tolerance_s is None  # residuals in units of each pick's tolerance
@@ -692,7 +723,8 @@ class OnlineAssociator:
         used = {pid for _, pid in best.values()}
         p_time = {k.station_key: k.time_epoch_s for k in chosen if k.phase == "P"}
         late = [replace(k, phase="S") for k in cands
-                if k.phase == "P" and k.pick_id not in used and k.station_key in p_time
+                if k.phase == "P" and k.pick_id not in used
+                and k.station_key in p_time
                 and k.time_epoch_s > p_time[k.station_key] + DISTINCT_ARRIVAL_S]  # fmt: skip
         if not late:
             return chosen
@@ -722,6 +754,37 @@ class OnlineAssociator:
             return False
         res = [abs(a.residual_s or 0.0) for a in other.located.arrivals if a.pick_id == pick_id]
         return bool(res) and res[0] <= s_residual_s
+
+    def _with_candidates(self, ev: LocatedEvent, taken: set[str]) -> LocatedEvent:
+        """``ev`` (a solution of the picks, open or settled) with the candidate onsets that fit
+        it: at each station without a P arrival, the candidate closest to the predicted P within
+        ``candidate_fit`` of the residual rule (:meth:`~workers.associate_locate.Associator.
+        tolerance_s`), none of ``taken``. They add arrivals (polarities for the mechanism),
+        not a new location: the event, its hypocentre and whether it stands are the picks'
+        (event-guided picking: docs/association.md)."""
+        p = self.params
+        have = {a.station_id.rsplit(".", 1)[0] for a in ev.arrivals if a.phase == "P"}
+        t0 = ev.time_epoch_s
+        cands = [k for k in self.window.values()
+                 if k.candidate and k.pick_id not in taken and k.station_key not in have
+                 and t0 <= k.time_epoch_s <= t0 + self.max_tt_p + p.max_residual_s]  # fmt: skip
+        if not cands:
+            return ev
+        cands.sort(key=lambda k: k.pick_id)
+        fit = self._residuals(ev, cands, tolerance=True)
+        best: dict[str, tuple[float, str, int]] = {}
+        for i, (k, f) in enumerate(zip(cands, fit, strict=True)):
+            if f <= p.candidate_fit and (k.station_key not in best
+                                         or (f, k.pick_id) < best[k.station_key][:2]):  # fmt: skip
+                best[k.station_key] = (float(f), k.pick_id, i)
+        if not best:
+            return ev
+        chosen = [cands[best[s][2]] for s in sorted(best)]
+        res = self._residuals(ev, chosen, signed=True)
+        table = self.associator.tables(p.max_distance_km + p.table_step_km).table
+        added = self.associator.arrivals_at(chosen, res, ev.latitude_deg, ev.longitude_deg,
+                                            ev.depth_km, table, self.stations)  # fmt: skip
+        return replace(ev, arrivals=ev.arrivals + added)
 
     def _canonical(self, ev: LocatedEvent, taken: set[str]) -> LocatedEvent | None:
         """The fixed point gather -> locate (from the grid's best node for the set), from a
@@ -762,6 +825,8 @@ class OnlineAssociator:
                 final = None
             if final is not None and self._twin_settled(final, result):
                 final = None
+            if final is not None:
+                final = self._with_candidates(final, taken)
             times = {} if final is None else self._times(final)
             if final is None:
                 self._set_event(key, None, wall_s, result)
@@ -801,9 +866,15 @@ class OnlineAssociator:
         return False
 
     # -- output
-    def _emit(self, key: int, result: StepResult) -> None:
+    def _emit(self, key: int, result: StepResult, taken: set[str] | None = None) -> None:
+        """Publish event ``key``'s solution if it changed; an open event's (``taken``: the
+        candidate onsets other events published in this step) with the candidate onsets that
+        fit it (:meth:`_with_candidates`; its hypocentre stays the picks')."""
         ev = self.events[key]
         loc = ev.located
+        if taken is not None:
+            loc = self._with_candidates(loc, taken | self.owner.keys())
+            taken.update(a.pick_id for a in loc.arrivals if self._is_candidate(a.pick_id))
         if not self.keep(loc.latitude_deg, loc.longitude_deg):
             if ev.published is not None:  # moved out of this shard's region
                 result.retracted.append(ev.published)
@@ -819,8 +890,9 @@ class OnlineAssociator:
         result.origins.append(origin)
 
     def _publish(self, wall_s: float, result: StepResult) -> None:
+        taken: set[str] = set()
         for key in sorted(self.events, key=lambda k: (self.events[k].located.time_epoch_s, k)):
-            self._emit(key, result)
+            self._emit(key, result, taken)
 
     def _age_out(self, wall_s: float, result: StepResult) -> None:
         """Unassociated picks leave ``retain_s`` after the newest pick and ``close_wall_s``
