@@ -121,6 +121,7 @@ class IngestMetrics:
     picks_dropped: Any
     last_processed: Any
     nan_samples: Any = None
+    picks: Any = None  # published, by phase and kind (pick, candidate)
 
     @classmethod
     def create(cls) -> IngestMetrics:
@@ -174,6 +175,12 @@ class IngestMetrics:
                 "firstmotion_stream_nan_samples_total",
                 "NaN or infinite samples received (the learned picker reads them as the "
                 "channel's mean within a window)",
+            ),
+            picks=m.counter(
+                "firstmotion_stream_picks_total",
+                "Picks published, by phase (P, S) and kind (pick; candidate: a P onset the "
+                "associator takes only at a located event's predicted P)",
+                ("phase", "kind"),
             ),
         )
 
@@ -597,6 +604,9 @@ class StreamProcess:
             now = time.time()
             for pick in picks:
                 m.latency.observe(max(0.0, now - pick.time_epoch_s))
+                if m.picks is not None:
+                    kind = "candidate" if getattr(pick, "candidate", False) else "pick"
+                    m.picks.labels(phase=pick.phase, kind=kind).inc()
             m.stage.items_out.inc(len(picks))
             self.n_picks += len(picks)
         m.stage.last_processed.set(time.time())

@@ -330,6 +330,14 @@ def test_command_serves_health_and_metrics_and_stops_on_sigterm(
                 text = r.read().decode()
             assert 'firstmotion_stream_packets_total{outcome="contiguous"}' in text
             assert "firstmotion_stream_pick_latency_seconds_bucket" in text
+
+            def counted() -> bool:
+                with urllib.request.urlopen(base + "/metrics", timeout=2) as r:
+                    return (
+                        'firstmotion_stream_picks_total{kind="pick",phase="P"}' in r.read().decode()
+                    )
+
+            _wait(counted, 10, "published P picks counted")
             # deploy/prometheus/alerts.yml's FirstmotionDataStalled reads this one
             assert "firstmotion_stream_last_processed_timestamp_seconds " in text
             proc.send_signal(signal.SIGTERM)
