@@ -468,7 +468,7 @@ def make_pick_id(station_id: str, time_epoch_s: float) -> str:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Pick(Message):
     """A P or S pick (``phase``) with its waveform window (raw counts or velocity, vertical
-    component)."""
+    component) and, optionally, its three-component amplitude and the noise before it."""
 
     pick_id: str
     station_id: str
@@ -486,6 +486,10 @@ class Pick(Message):
     method: str = "stalta+aic"
     created_epoch_s: float = field(default_factory=time.time)
     probability: float = 1.0  # the picker's confidence (PhaseNet peak; 1 for STA/LTA)
+    # three-component peak vector amplitude after the pick and before it (band-passed counts,
+    # stream.amplitude): what S/P amplitude ratios are made of; None where not measured
+    vector_amplitude: float | None = None
+    vector_noise: float | None = None
 
     _checks: ClassVar[dict[str, Check]] = {
         "pick_id": _str(),
@@ -504,6 +508,8 @@ class Pick(Message):
         "elevation_m": _OPT_ELEV,
         "method": _str(),
         "created_epoch_s": _TIME,
+        "vector_amplitude": _num(0.0, optional=True),
+        "vector_noise": _num(0.0, optional=True),
     }
 
     def to_dict_meta(self) -> dict[str, Any]:
