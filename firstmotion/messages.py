@@ -686,6 +686,7 @@ class Mechanism(Message):
     azimuthal_gap_deg: float | None = None
     takeoff_gap_deg: float | None = None
     created_epoch_s: float = field(default_factory=time.time)
+    n_sp_ratios: int = 0  # S/P amplitude ratios used with the polarities
 
     _checks: ClassVar[dict[str, Check]] = {
         "event_id": _str(),
@@ -710,6 +711,7 @@ class Mechanism(Message):
         "azimuthal_gap_deg": _num(0.0, 360.0, optional=True, tol=_ANGLE_TOL_DEG),
         "takeoff_gap_deg": _num(0.0, 180.0, optional=True, tol=_ANGLE_TOL_DEG),
         "created_epoch_s": _TIME,
+        "n_sp_ratios": _COUNT,
     }
 
 
