@@ -207,6 +207,11 @@ def run_pipeline(
     result = {"picker": picker, "wall_s": round(time.perf_counter() - t0, 1),
               "picks": score_picks(truth, picks), **score_events(rows, false_events),
               "n_origin_messages": len(origins)}  # fmt: skip
+    last: dict[str, Any] = {}
+    for m in mechanisms:  # the newest revision of each event's mechanism
+        last[m.event_id] = m
+    result["sp_ratios_per_mechanism"] = sorted(m.n_sp_ratios for m in last.values())
+    result["polarities_per_mechanism"] = sorted(m.n_polarities for m in last.values())
     result["events"] = [
         {k: r.get(k) for k in ("event_id", "magnitude", "detected", "epicentre_error_km",
                                "depth_error_km", "n_picks", "quality", "kagan_deg",
@@ -230,6 +235,8 @@ def _print(result: dict[str, Any]) -> None:
         f"depth {f(result['depth_median_km'])} km  mechanisms {result['mechanisms']} "
         f"A-C {result['mechanisms_a_to_c']} "
         f"Kagan(A-C) {f(result['kagan_median_a_to_c_deg'], '.0f')}"
+        f"  polarities/ratios per mechanism {result['polarities_per_mechanism']}"
+        f"/{result['sp_ratios_per_mechanism']}"
         f"  [{result['wall_s']:.0f} s]",
         flush=True,
     )

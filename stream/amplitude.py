@@ -35,10 +35,10 @@ class AmplitudeParams:
 
     window_s: float = 0.5  # after the pick
     lead_s: float = 0.05  # before the pick (an onset picked a little late)
-    noise_s: float = 1.0  # noise window length
+    noise_s: float = 0.5  # noise window length (as the signal window)
     gap_s: float = 0.2  # between the noise window's end and the pick (pick error)
     pad_s: float = 2.0  # filter settling before the noise window
-    band_hz: tuple[float, float] = (1.0, 20.0)
+    band_hz: tuple[float, float] = (2.0, 20.0)
     order: int = 4
 
     def __post_init__(self) -> None:
