@@ -203,6 +203,11 @@ def run_pipeline(
         polarities = [m for _, m in bus.messages("polarities")]
         mechanisms = [m for _, m in bus.messages("mechanisms")]
         origins = [m for _, m in bus.messages("origins") if isinstance(m, Origin)]
+    with open(logs / "messages.jsonl", "w") as f:  # what the stages published, for diagnosis
+        for m in [*origins, *mechanisms]:
+            f.write(m.to_json().decode() + "\n")
+        for p in picks:
+            f.write(json.dumps(p.to_dict_meta()) + "\n")
     rows, false_events = demo.summarise_pipeline(truth, catalog, polarities, mechanisms)
     result = {"picker": picker, "wall_s": round(time.perf_counter() - t0, 1),
               "picks": score_picks(truth, picks), **score_events(rows, false_events),

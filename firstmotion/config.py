@@ -278,13 +278,21 @@ class MechanismSettings:
     sp_qbadfrac: float = 0.3  # assumed log10 error of a ratio (0.3: a factor of 2)
     sp_qbadmin: float = 2.0  # floor of the allowed amplitude misfit per event (log10 units)
     sp_correction_log10: float = 0.0  # added to every observed log10(S/P) (network correction)
+    sp_max_residual_s: float = 0.25  # P and S arrivals' |travel-time residual| for a ratio
 
     def _problems(self) -> list[str]:
         out = _positive(
             "mechanism", self, "min_polarities", "dang_deg", "n_trials", "cangle_deg",
             "max_azimuth_gap_deg", "max_takeoff_gap_deg", "max_distance_km", "sp_qbadfrac",
         )  # fmt: skip
-        out += _non_negative("mechanism", self, "revise_min_change_deg", "sp_ratmin", "sp_qbadmin")
+        out += _non_negative(
+            "mechanism",
+            self,
+            "revise_min_change_deg",
+            "sp_ratmin",
+            "sp_qbadmin",
+            "sp_max_residual_s",
+        )
         if not -3.0 <= self.sp_correction_log10 <= 3.0:
             out.append(
                 f"mechanism.sp_correction_log10: expected -3..3, got {self.sp_correction_log10}"

@@ -27,10 +27,11 @@ def _pick(pid, sid, phase, t, amp, noise):
                 vector_noise=noise)  # fmt: skip
 
 
-def _event(noisy=(), close=()):
+def _event(noisy=(), close=(), late=()):
     """12 stations with a P and an S arrival; P polarities; picks whose amplitudes make the
     truth's S/P ratio (log10 noise 0.1). Stations in ``noisy`` have an S barely above the
-    noise, those in ``close`` an S 0.3 s after the P (inside the P amplitude window)."""
+    noise, those in ``close`` an S 0.3 s after the P (inside the P amplitude window), those in
+    ``late`` an S arrival 0.8 s behind its prediction (a mispick)."""
     az, to = _geometry()
     pol = p_polarity(*TRUTH, az, to)
     ratio = predicted_log_ratio(*TRUTH, az, to) + np.random.default_rng(4).normal(0, 0.1, N)
@@ -41,9 +42,10 @@ def _event(noisy=(), close=()):
         ts = tp + (0.3 if k in close else 1.5)
         p_id, s_id = f"{sid}:P:{tp:.3f}", f"{sid}:S:{ts:.3f}"
         for pid, phase in ((p_id, "P"), (s_id, "S")):
+            res = 0.8 if phase == "S" and k in late else 0.05
             arrivals.append(Arrival(pick_id=pid, station_id=sid, phase=phase,
                                     azimuth_deg=float(az[k]), takeoff_deg=float(to[k]),
-                                    distance_km=10.0))  # fmt: skip
+                                    distance_km=10.0, residual_s=res))  # fmt: skip
         probs = (0.95, 0.03, 0.02) if pol[k] > 0 else (0.03, 0.95, 0.02)
         polarities.append(Polarity(pick_id=p_id, station_id=sid, time_epoch_s=tp,
                                    polarity=int(pol[k]), probabilities=probs, confidence=0.95,
@@ -92,11 +94,12 @@ def test_ratios_are_used_when_enabled_and_narrow_the_solution(bus, redis_client)
 
 
 def test_picks_after_the_origin_revise_it_and_unusable_ratios_are_left_out(bus):
-    origin, pols, picks = _event(noisy=(1, 2), close=(5,))
+    origin, pols, picks = _event(noisy=(1, 2), close=(5,), late=(7,))
     params = WorkerParams(sp_ratios=True, revise_min_change_deg=0.0)
     ms = _run(bus, params, origin, pols, picks, picks_first=False)
-    # S/N 2 < sp_ratmin 3 at two stations, an S inside the P window at a third
-    assert ms[-1].n_sp_ratios == N - 3
+    # S/N 2 < sp_ratmin 3 at two stations, an S inside the P window at a third, an S arrival
+    # 0.8 s off its prediction at a fourth
+    assert ms[-1].n_sp_ratios == N - 4
     assert ms[0].n_sp_ratios < ms[-1].n_sp_ratios  # the first solution came before the picks
 
 

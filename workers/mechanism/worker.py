@@ -91,6 +91,7 @@ class WorkerParams:
     sp_qbadfrac: float = _DEFAULTS.sp_qbadfrac
     sp_qbadmin: float = _DEFAULTS.sp_qbadmin
     sp_correction_log10: float = _DEFAULTS.sp_correction_log10
+    sp_max_residual_s: float = _DEFAULTS.sp_max_residual_s
 
     @classmethod
     def from_settings(cls, s: Any) -> WorkerParams:
@@ -192,14 +193,25 @@ class MechanismStage:
         """Observed log10(S/P) per station (station_id -> value) of the stations with a P
         arrival in ``p_arrivals`` and an S arrival of ``origin`` whose picks both carry
         amplitudes: both amplitudes >= ``sp_ratmin`` x the noise before the P, the S more than
-        :data:`SP_MIN_SEPARATION_S` after the P; plus ``sp_correction_log10``."""
+        :data:`SP_MIN_SEPARATION_S` after the P, both arrivals' travel-time residuals within
+        ``sp_max_residual_s`` (a mispicked S reads the wrong amplitude); plus
+        ``sp_correction_log10``."""
         from workers.mechanism.amplitude import observed_log_ratio
 
         s_arrivals = {}
         for a in sorted(origin.arrivals, key=lambda a: a.pick_id):
             if a.phase.upper() == "S":
                 s_arrivals.setdefault(a.station_id, a)
-        pairs = [(a, s_arrivals[a.station_id]) for a in p_arrivals if a.station_id in s_arrivals]
+        limit = self.params.sp_max_residual_s
+
+        def fits(a) -> bool:
+            return a.residual_s is None or abs(a.residual_s) <= limit
+
+        pairs = [
+            (a, s_arrivals[a.station_id])
+            for a in p_arrivals
+            if a.station_id in s_arrivals and fits(a) and fits(s_arrivals[a.station_id])
+        ]
         if not pairs:
             return {}
         keys = [self._k("amp", a.pick_id) for pair in pairs for a in pair]
