@@ -12,8 +12,9 @@ inverted from its TRUE rays (azimuth, P takeoff) and TRUE polarities at all 12 s
   plus each ``--correction`` (log10), and the measured ratios' bias and scatter against the
   true ones.
 
-Prints, per case, the count of mechanisms by quality and the median Kagan angle to the truth
-of the A-C ones (and of all). No pipeline: this bounds what perfect picks and amplitudes give.
+Prints, per case, the count of mechanisms by quality, the median Kagan angle to the truth
+of the A-C ones (and of all), and how many A-C ones are more than 30 degrees off. No
+pipeline: this bounds what perfect picks and amplitudes give.
 
     FIRSTMOTION_SHARED=../shared PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_sp_ratios.py \
         [--out /tmp/bench_swarm] [--noise 0,0.15,0.3] [--bias 0,-0.3]
@@ -50,7 +51,8 @@ def _summary(name: str, rows: list[tuple[str, float]]) -> str:
     med = f"{np.median(good):.0f}" if good else "-"
     return (
         f"{name:38s} A {q['A']:2d}  B {q['B']:2d}  C {q['C']:2d}  D {q['D']:2d}   "
-        f"Kagan median A-C {med:>3s} deg, all {np.median([k for _, k in rows]):.0f} deg"
+        f"Kagan median A-C {med:>3s} deg, all {np.median([k for _, k in rows]):.0f} deg; "
+        f"A-C > 30 deg: {sum(1 for k in good if k > 30)}"
     )
 
 

@@ -22,6 +22,16 @@ published to ``<prefix>mechanisms`` when it is the event's first, when it moved 
 ``revise_min_change_deg`` (Kagan angle) from the last published one, or when its quality letter
 changed; each publication gets the next revision number.
 
+S/P amplitude ratios (``mechanism.sp_ratios``, off by default): the worker also reads
+``<prefix>picks`` (same group) and keeps each pick's three-component amplitude and pre-pick
+noise (``Pick.vector_amplitude``/``vector_noise``, measured by the PhaseNet stream stage) under
+``<prefix>mech:amp:<pick_id>``; a pick arriving after its origin re-evaluates the event. At a
+station with both a P and an S arrival, log10(S amplitude / P amplitude) joins the inversion
+(:meth:`MechanismStage.sp_log_ratios`: S/N >= ``sp_ratmin`` against the noise before the P,
+the S more than :data:`SP_MIN_SEPARATION_S` after the P, residuals within
+``sp_max_residual_s``, plus ``sp_correction_log10``), HASH's second data type
+(:mod:`workers.mechanism.amplitude`). ``Mechanism.n_sp_ratios`` says how many were used.
+
 At-least-once and restarts: the event state (origin, last published mechanism, revision) lives
 in Redis; the "last published" fields are written in the SAME MULTI/EXEC that publishes the
 Mechanism and acknowledges the input, so a crash either publishes and records a revision or
