@@ -219,3 +219,36 @@ def test_polarities_and_ratios_agree_with_skhash():
     k = kagan_angle_deg(exact.strike, exact.dip, exact.rake, sk["strike"], sk["dip"], sk["rake"])
     assert float(k) < 5.0
     assert exact.probability == pytest.approx(sk["probability"], abs=0.06)
+
+
+def test_cli_reads_ratios_from_jsonl(tmp_path):
+    from firstmotion.cli import main
+
+    az, to = _network()
+    sdr = (200.0, 45.0, 90.0)
+    pol = p_polarity(*sdr, az, to)
+    sp = predicted_log_ratio(*sdr, az, to)
+    picks = [
+        {"station": f"S{k}", "azimuth_deg": float(az[k]), "takeoff_deg": float(to[k]),
+         "polarity": int(pol[k]), "sp_log_ratio": None if k == 0 else float(sp[k])}
+        for k in range(12)
+    ]  # fmt: skip
+    inp = tmp_path / "events.jsonl"
+    inp.write_text(
+        json.dumps({"event_id": "with", "picks": picks})
+        + "\n"
+        + json.dumps(
+            {
+                "event_id": "without",
+                "picks": [{k: v for k, v in p.items() if k != "sp_log_ratio"} for p in picks],
+            }
+        )  # fmt: skip
+        + "\n"
+    )
+    out = tmp_path / "mechs.jsonl"
+    assert main(["invert", "--input", str(inp), "--output", str(out), "--no-progress"]) == 0
+    rows = {r["event_id"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert rows["with"]["n_sp_ratios"] == 11 and rows["without"]["n_sp_ratios"] == 0
+    ref = invert(az, to, pol, sp_log_ratio=np.where(np.arange(12) == 0, np.nan, sp))
+    assert rows["with"]["n_accepted"] == ref.n_accepted
+    assert rows["with"]["probability"] > rows["without"]["probability"]
