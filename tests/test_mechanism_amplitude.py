@@ -15,6 +15,7 @@ from workers.mechanism import invert
 from workers.mechanism.amplitude import (
     amplitude_allowances,
     amplitude_misfit_table,
+    amplitude_misfit_table_numpy,
     joint_accepted_mask,
     log_ratio_from_projections,
     log_ratio_skhash_table,
@@ -118,6 +119,20 @@ def test_amplitude_misfit_table_is_zero_at_the_true_mechanism():
     assert afit.shape == (1, grid.n_mech)
     assert afit[0, k] < 1e-6
     assert np.sum(afit[0] < 1e-6) <= 4  # the equivalent representations only
+
+
+def test_compiled_amplitude_misfit_equals_its_numpy_twin():
+    rng = np.random.default_rng(5)
+    grid = focal_grid(5.0)
+    az, to = rng.uniform(0, 360, (9, 7)), rng.uniform(0, 180, (9, 7))
+    az[0, 0], to[0, 0] = 0.0, 180.0  # straight down: nodal for many grid mechanisms
+    rays = rays_from_angles(az, to)
+    obs = rng.normal(0.8, 0.6, 9)
+    fast = amplitude_misfit_table(rays, obs, grid)
+    slow = amplitude_misfit_table_numpy(rays, obs, grid)
+    assert fast.shape == slow.shape == (7, grid.n_mech)
+    np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-8)
+    assert np.ptp(slow) > 1.0
 
 
 def _network(seed=3):
