@@ -392,7 +392,8 @@ class MechanismStage:
         from workers.mechanism import invert
 
         az = np.linspace(0.0, 330.0, 12)
-        invert(az, np.full(12, 120.0), np.where(az < 180.0, 1, -1), n_trials=2)
+        sp = np.full(12, 0.5) if self.params.sp_ratios else None
+        invert(az, np.full(12, 120.0), np.where(az < 180.0, 1, -1), n_trials=2, sp_log_ratio=sp)
 
     def committed(self, outputs: list[tuple[str, Message]]) -> None:
         """Bookkeeping after a successful commit."""
