@@ -232,11 +232,21 @@ def run_pipeline(
         polarities = [m for _, m in bus.messages("polarities")]
         mechanisms = [m for _, m in bus.messages("mechanisms")]
         origins = [m for _, m in bus.messages("origins") if isinstance(m, Origin)]
+    with open(logs / "messages.jsonl", "w") as f:  # what the stages published, for diagnosis
+        for m in [*origins, *mechanisms]:
+            f.write(m.to_json().decode() + "\n")
+        for p in picks:
+            f.write(json.dumps(p.to_dict_meta()) + "\n")
     rows, false_events = demo.summarise_pipeline(truth, catalog, polarities, mechanisms)
     associated = {a.pick_id for o, _ in catalog for a in o.arrivals}
     result = {"picker": picker, "wall_s": round(time.perf_counter() - t0, 1),
               "picks": score_picks(truth, picks, associated), **score_events(rows, false_events),
               "n_origin_messages": len(origins)}  # fmt: skip
+    last: dict[str, Any] = {}
+    for m in mechanisms:  # the newest revision of each event's mechanism
+        last[m.event_id] = m
+    result["sp_ratios_per_mechanism"] = sorted(m.n_sp_ratios for m in last.values())
+    result["polarities_per_mechanism"] = sorted(m.n_polarities for m in last.values())
     result["events"] = [
         {k: r.get(k) for k in ("event_id", "magnitude", "detected", "epicentre_error_km",
                                "depth_error_km", "n_picks", "quality", "kagan_deg",
@@ -265,6 +275,8 @@ def _print(result: dict[str, Any]) -> None:
         f"depth {f(result['depth_median_km'])} km  mechanisms {result['mechanisms']} "
         f"A-C {result['mechanisms_a_to_c']} "
         f"Kagan(A-C) {f(result['kagan_median_a_to_c_deg'], '.0f')}"
+        f"  polarities/ratios per mechanism {result['polarities_per_mechanism']}"
+        f"/{result['sp_ratios_per_mechanism']}"
         f"  [{result['wall_s']:.0f} s]",
         flush=True,
     )

@@ -287,13 +287,32 @@ class MechanismSettings:
     max_distance_km: float = 120.0
     reversals_file: str = _path(default="")
     revise_min_change_deg: float = 10.0
+    # S/P amplitude ratios (HASH's second data type; workers/mechanism/amplitude.py): at a
+    # station with a P and an S arrival whose picks carry three-component amplitudes
+    sp_ratios: bool = False
+    sp_ratmin: float = 3.0  # both amplitudes >= this times the noise before the P
+    sp_qbadfrac: float = 0.3  # assumed log10 error of a ratio (0.3: a factor of 2)
+    sp_qbadmin: float = 2.0  # floor of the allowed amplitude misfit per event (log10 units)
+    sp_correction_log10: float = 0.0  # added to every observed log10(S/P) (network correction)
+    sp_max_residual_s: float = 0.25  # P and S arrivals' |travel-time residual| for a ratio
 
     def _problems(self) -> list[str]:
         out = _positive(
             "mechanism", self, "min_polarities", "dang_deg", "n_trials", "cangle_deg",
-            "max_azimuth_gap_deg", "max_takeoff_gap_deg", "max_distance_km",
+            "max_azimuth_gap_deg", "max_takeoff_gap_deg", "max_distance_km", "sp_qbadfrac",
         )  # fmt: skip
-        out += _non_negative("mechanism", self, "revise_min_change_deg")
+        out += _non_negative(
+            "mechanism",
+            self,
+            "revise_min_change_deg",
+            "sp_ratmin",
+            "sp_qbadmin",
+            "sp_max_residual_s",
+        )
+        if not -3.0 <= self.sp_correction_log10 <= 3.0:
+            out.append(
+                f"mechanism.sp_correction_log10: expected -3..3, got {self.sp_correction_log10}"
+            )
         for name in ("badfrac", "prob_max"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:

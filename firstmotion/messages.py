@@ -468,7 +468,7 @@ def make_pick_id(station_id: str, time_epoch_s: float) -> str:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Pick(Message):
     """A P or S pick (``phase``) with its waveform window (raw counts or velocity, vertical
-    component)."""
+    component) and, optionally, its three-component amplitude and the noise before it."""
 
     pick_id: str
     station_id: str
@@ -490,6 +490,10 @@ class Pick(Message):
     # an event on its own; the associator takes it only at a located event's predicted P
     # (absent: False)
     candidate: bool = False
+    # three-component peak vector amplitude after the pick and before it (band-passed counts,
+    # stream.amplitude): what S/P amplitude ratios are made of; None where not measured
+    vector_amplitude: float | None = None
+    vector_noise: float | None = None
 
     _checks: ClassVar[dict[str, Check]] = {
         "pick_id": _str(),
@@ -509,6 +513,8 @@ class Pick(Message):
         "elevation_m": _OPT_ELEV,
         "method": _str(),
         "created_epoch_s": _TIME,
+        "vector_amplitude": _num(0.0, optional=True),
+        "vector_noise": _num(0.0, optional=True),
     }
 
     def to_dict_meta(self) -> dict[str, Any]:
@@ -685,6 +691,7 @@ class Mechanism(Message):
     azimuthal_gap_deg: float | None = None
     takeoff_gap_deg: float | None = None
     created_epoch_s: float = field(default_factory=time.time)
+    n_sp_ratios: int = 0  # S/P amplitude ratios used with the polarities
 
     _checks: ClassVar[dict[str, Check]] = {
         "event_id": _str(),
@@ -709,6 +716,7 @@ class Mechanism(Message):
         "azimuthal_gap_deg": _num(0.0, 360.0, optional=True, tol=_ANGLE_TOL_DEG),
         "takeoff_gap_deg": _num(0.0, 180.0, optional=True, tol=_ANGLE_TOL_DEG),
         "created_epoch_s": _TIME,
+        "n_sp_ratios": _COUNT,
     }
 
 

@@ -15,6 +15,9 @@ Picks: a P pick carries the raw vertical window from ``window_before_s`` before 
 ``PickerParams.window_after_s`` (1 s) after it (what the polarity stage reads; sent as soon
 as that much has arrived), an S pick the same window; both carry ``phase``,
 ``time_epoch_s`` and the peak ``probability``. Their ``station_id`` is the vertical channel's id.
+Each pick also carries the peak three-component vector amplitude in the half second after it
+and the noise before it (:mod:`stream.amplitude`, on the components that hold those windows
+when the pick ships; none when the vertical does not).
 
 Restart: :meth:`snapshot` of a vertical channel holds the station's grid anchor, its next
 and first window starts and each channel's buffer position; of a horizontal, its buffer
@@ -38,6 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from firstmotion.messages import Pick
+from stream.amplitude import AmplitudeParams, span_samples, vector_amplitude
 from stream.buffer import NS_PER_S, AppendResult, ChannelBuffer
 from stream.picker import (
     RESAMPLE_PAD_S,
@@ -60,6 +64,7 @@ from stream.picker import (
 COMPONENT_INDEX = {"E": 0, "1": 0, "N": 1, "2": 1, "Z": 2}
 S_SUFFIX = "|S"
 CANDIDATE_SUFFIX = "|Pc"  # last_pick_epoch_s key of a station's last candidate P onset
+AMPLITUDE = AmplitudeParams()  # the picks' three-component amplitudes (S/P ratios)
 MIN_RATE_HZ = 20.0  # slower channels (LH?, VH?) are not picked
 
 
@@ -355,16 +360,39 @@ class PhaseStage:
             start = max(z.start_index, nearest - int(math.ceil(self.params.window_before_s * rate)))
             if nearest < start:  # the pick is older than the buffer: drop
                 continue
-            out.append(self._pick(zid, z, sp, start, z.get(start, stop), nearest - start))
+            vec = self._vector_amplitude(st, sp.time_epoch_s)
+            out.append(self._pick(zid, z, sp, start, z.get(start, stop), nearest - start, vec))
         st.pending = keep
         return out
 
-    def _pick(self, zid: str, z: ChannelBuffer, sp: StationPick, start: int, samples, index):
+    def _vector_amplitude(self, st: _Station, time_epoch_s: float) -> tuple:
+        """(peak vector amplitude, noise) of a pick (:func:`stream.amplitude.vector_amplitude`)
+        on the vertical and the horizontals whose buffers hold its windows; (None, None) when
+        the vertical does not."""
+        z = self.buffers[st.channels[2]]
+        rate = float(z.sampling_rate_hz)
+        before, after = span_samples(AMPLITUDE, rate)
+        rows = []
+        for view in [z] + [v for v in self._views(st)[:2] if v is not None]:
+            if view.sampling_rate_hz != rate:
+                continue
+            i = int(round((time_epoch_s * NS_PER_S - view.segment_start_ns) / NS_PER_S * rate))
+            if i - before < view.start_index or i + after > view.end_index:
+                if view is z:
+                    return None, None
+                continue
+            rows.append(view.get(i - before, i + after))
+        return vector_amplitude(np.stack(rows), rate, before, AMPLITUDE)
+
+    def _pick(
+        self, zid: str, z: ChannelBuffer, sp: StationPick, start: int, samples, index, vec=None
+    ):
         lat, lon, elev = self.coordinates.get(
             zid, self.coordinates.get(".".join(zid.split(".")[:2]), (None,) * 3)
         )
         rate = float(z.sampling_rate_hz)
         snr, amplitude = _snr_amplitude(samples, index, rate)
+        vec_amp, vec_noise = vec if vec is not None else (None, None)
         return Pick(
             pick_id=f"{zid}:{'Pc' if sp.candidate else sp.phase}:{sp.time_epoch_s:.3f}",
             station_id=zid,
@@ -383,6 +411,8 @@ class PhaseStage:
             method="phasenet",
             created_epoch_s=time.time(),
             candidate=bool(sp.candidate),
+            vector_amplitude=vec_amp,
+            vector_noise=vec_noise,
         )
 
 

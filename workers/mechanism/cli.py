@@ -4,7 +4,11 @@ JSONL input, one event per line (DESIGN.md)::
 
     {"event_id": "...", "origin_time"?: ISO-8601 or epoch s,
      "picks": [{"station", "azimuth_deg", "takeoff_deg", "polarity", "weight"?,
-                "azimuth_trials"?, "takeoff_trials"?, "azimuth_unc_deg"?, "takeoff_unc_deg"?}]}
+                "azimuth_trials"?, "takeoff_trials"?, "azimuth_unc_deg"?, "takeoff_unc_deg"?,
+                "sp_log_ratio"?}]}
+
+``sp_log_ratio``: the pick's station's observed log10(S/P amplitude) (HASH's second data
+type, :mod:`workers.mechanism.amplitude`); null or absent where there is none.
 
 SKHASH CSV input (``--format skhash-csv``): columns ``event_id``, ``station`` (optionally
 ``network``, ``location``, ``channel``), ``p_polarity`` (signed weight), ``azimuth``,
@@ -46,6 +50,7 @@ class EventPicks:
     takeoff_unc_deg: np.ndarray | None = None
     azimuth_trials: np.ndarray | None = None
     takeoff_trials: np.ndarray | None = None
+    sp_log_ratio: np.ndarray | None = None  # NaN where a pick has none
 
 
 def _time_s(value) -> float | None:
@@ -80,6 +85,12 @@ def _event_from_json(obj: dict, where: str) -> EventPicks:
         if any(key not in p for p in picks):
             raise ValueError(f"{where}: event {event_id}: every pick needs {key!r}")
     weight = col("weight")
+    sp = [p.get("sp_log_ratio") for p in picks]
+    sp_log_ratio = (
+        None
+        if all(v is None for v in sp)
+        else np.array([np.nan if v is None else v for v in sp], dtype=float)
+    )
     return EventPicks(
         event_id=event_id,
         time_s=time_s,
@@ -92,6 +103,7 @@ def _event_from_json(obj: dict, where: str) -> EventPicks:
         takeoff_unc_deg=col("takeoff_unc_deg"),
         azimuth_trials=col("azimuth_trials"),
         takeoff_trials=col("takeoff_trials"),
+        sp_log_ratio=sp_log_ratio,
     )
 
 
@@ -153,6 +165,8 @@ def invert_event(ev: EventPicks, reversals=None, **params):
     if reversals is not None and len(reversals):
         pol = reversals.apply(ev.station, ev.time_s, pol)
     kwargs = dict(params)
+    if ev.sp_log_ratio is not None:
+        kwargs["sp_log_ratio"] = ev.sp_log_ratio
     if ev.azimuth_trials is not None:
         kwargs.update(azimuth_trials=ev.azimuth_trials, takeoff_trials=ev.takeoff_trials)
     else:

@@ -6,7 +6,8 @@ Pipeline (Hardebeck & Shearer 2002, as implemented by SKHASH 1.1.5, Skoumal et a
    uncertainties with trial 0 unperturbed);
 2. grid search (:mod:`workers.mechanism.search`): weighted misfit of the 5-degree grid's 31,032
    mechanisms in every trial; accepted set = mechanisms with misfit <= max(min + nextra, ntotal)
-   in at least one trial;
+   in at least one trial; with S/P amplitude ratios (:mod:`workers.mechanism.amplitude`,
+   HASH's second data type) the amplitude misfit must be acceptable in the same trial too;
 3. probability (SKHASH ``mech_probability``): average the accepted set, keep those within
    ``cangle`` of the average, re-average; the fraction kept is the probability; the rest are
    averaged again for up to five multiple solutions while their probability >= ``prob_max``;
@@ -34,11 +35,21 @@ except ImportError:  # pragma: no cover
 
 from firstmotion.kagan import sdr_from_vectors
 from firstmotion.radiation import p_radiation
+from workers.mechanism.amplitude import (
+    MIN_AMP,
+    QBADFRAC,
+    QBADMIN,
+    amplitude_allowances,
+    amplitude_misfit_table,
+    joint_accepted_mask,
+    log_ratio_from_projections,
+)
 from workers.mechanism.grid import focal_grid
 from workers.mechanism.search import (
     accepted_mask,
     accepted_set,
     misfit_allowances,
+    misfit_table,
     misfit_table_numpy,
     misfit_table_torch,
     rays_from_angles,
@@ -98,6 +109,9 @@ class Mechanism:
     azimuthal_gap_deg: float
     takeoff_gap_deg: float
     solutions: tuple[Solution, ...] = field(default_factory=tuple)
+    n_sp_ratios: int = 0
+    sp_misfit_log10: float | None = None  # mean |observed - predicted| log10(S/P)
+    amplitude_criterion_loosened: bool = False
 
     @property
     def multiple(self) -> bool:
@@ -491,19 +505,30 @@ def misfit_and_stdr(
     azimuth_deg: np.ndarray,
     takeoff_deg: np.ndarray,
     weight: np.ndarray,
+    *,
+    sp_azimuth_deg: np.ndarray | None = None,
+    sp_takeoff_deg: np.ndarray | None = None,
 ) -> tuple[float, float]:
     """(misfit fraction, station distribution ratio) of a mechanism (HASH ``get_misf``).
 
     Each polarity counts r = sqrt(|P radiation|) (near-nodal rays count little): misfit =
     sum(r over wrongly predicted) / sum(r); STDR = sum(r |w|) / sum(|w|). As in SKHASH's
     ``calculate_misfit``, the polarity weights enter the STDR but not the misfit fraction.
+    Rays with an S/P ratio (``sp_azimuth_deg``/``sp_takeoff_deg``) enter the STDR too, each
+    with weight 1: (sum(r |w|) + sum(r_sp)) / (sum(|w|) + n_sp), as SKHASH.
     """
     amp = p_radiation(strike_deg, dip_deg, rake_deg, azimuth_deg, takeoff_deg)
     r = np.sqrt(np.abs(amp))
     wrong = amp * weight < 0
     total = r.sum()
     mfrac = float(r[wrong].sum() / total) if total > 0 else 0.0
-    stdr = float((r * np.abs(weight)).sum() / np.abs(weight).sum())
+    num = float((r * np.abs(weight)).sum())
+    den = float(np.abs(weight).sum())
+    if sp_azimuth_deg is not None and len(sp_azimuth_deg):
+        amp_sp = p_radiation(strike_deg, dip_deg, rake_deg, sp_azimuth_deg, sp_takeoff_deg)
+        num += float(np.sqrt(np.abs(amp_sp)).sum())
+        den += float(len(sp_azimuth_deg))
+    stdr = num / den if den > 0 else 0.0
     return mfrac, stdr
 
 
@@ -625,8 +650,14 @@ def invert(
     threads: int = 1,
     max_azimuthal_gap_deg: float = QUALITY_MAX_AZIMUTHAL_GAP_DEG,
     max_takeoff_gap_deg: float = QUALITY_MAX_TAKEOFF_GAP_DEG,
+    sp_log_ratio: ArrayLike | None = None,
+    qbadfrac: float = QBADFRAC,
+    qbadmin: float = QBADMIN,
+    min_amp: float = MIN_AMP,
+    sp_table: bool = False,
 ) -> Mechanism:
-    """Focal mechanism from P first-motion polarities by the HASH grid search.
+    """Focal mechanism from P first-motion polarities (and optionally S/P amplitude ratios)
+    by the HASH grid search.
 
     Parameters
     ----------
@@ -646,6 +677,13 @@ def invert(
         dense algebra on a CUDA device when available, else CPU); identical answers.
     threads : threads for the "numba" grid search (the normals are split between them);
         identical answers. 1 (default) suits a worker process per core.
+    sp_log_ratio : (n,) observed log10(S/P amplitude) per row, NaN where none (see
+        :func:`workers.mechanism.amplitude.observed_log_ratio`). A row may carry a ratio with
+        polarity 0. Without ratios (None or all NaN) the inversion is polarities only.
+    qbadfrac, qbadmin, min_amp : the amplitude misfit allowances and nodal floor (SKHASH's
+        defaults 0.3, 2.0, 0.0005; :mod:`workers.mechanism.amplitude`).
+    sp_table : predict ratios through SKHASH's 1-degree lookup tables instead of exactly (to
+        reproduce SKHASH in comparisons).
 
     Returns
     -------
@@ -683,13 +721,43 @@ def invert(
     n_pol = int(use.sum())
     if n_pol == 0:
         raise ValueError("no usable polarities (all unknown or zero weight)")
+    if sp_log_ratio is None:
+        has_sp = np.zeros(n, dtype=bool)
+        sp = np.full(n, np.nan)
+    else:
+        sp = np.asarray(sp_log_ratio, dtype=float)
+        if sp.shape != (n,):
+            raise ValueError(f"sp_log_ratio has shape {sp.shape}, expected ({n},)")
+        if np.any(np.isinf(sp)):
+            raise ValueError("sp_log_ratio contains infinite values (NaN marks no ratio)")
+        has_sp = np.isfinite(sp)
+    n_sp = int(has_sp.sum())
+    sp_az, sp_to, sp_obs = az[has_sp], to[has_sp], sp[has_sp]
+    sp_az_tr, sp_to_tr = az_tr[has_sp], to_tr[has_sp]
+    # the gaps span every ray used, polarity or ratio (SKHASH: every row of the event)
+    gap_rows = use | has_sp
+    agap, pgap = max_gaps_deg(az[gap_rows], to[gap_rows])
     az, to, signed = az[use], to[use], (pol * w)[use]
     az_tr, to_tr = az_tr[use], to_tr[use]
 
     grid = focal_grid(dang_deg)
     rays = rays_from_angles(az_tr, to_tr)
     nextra, ntotal = misfit_allowances(float(np.abs(signed).sum()), badfrac, badmin)
-    if backend == "numba":
+    loosened = False
+    if n_sp:
+        if backend == "torch":
+            fit = misfit_table_torch(rays, signed, grid)
+        elif backend == "numpy":
+            fit = misfit_table_numpy(rays, signed, grid)
+        else:
+            fit = misfit_table(rays, signed, grid)
+        afit = amplitude_misfit_table(
+            rays_from_angles(sp_az_tr, sp_to_tr), sp_obs, grid, min_amp=min_amp, table=sp_table
+        )
+        qextra, qtotal = amplitude_allowances(n_sp, qbadfrac, qbadmin)
+        mask, loosened = joint_accepted_mask(fit, afit, nextra, ntotal, qextra, qtotal)
+        accepted = np.flatnonzero(mask)
+    elif backend == "numba":
         accepted, _ = accepted_set(rays, signed, grid, nextra, ntotal, threads=threads)
     else:
         if backend == "torch":
@@ -701,12 +769,17 @@ def invert(
         grid.normal[accepted], grid.slip[accepted], cangle_deg, prob_max
     )
 
-    agap, pgap = max_gaps_deg(az, to)
     solutions = []
+    sp_misfits = []
     for c in clusters:
         strike, dip, rake = (float(v) for v in sdr_from_vectors(c.normal, c.slip))
         aux = [float(v) for v in sdr_from_vectors(c.slip, c.normal)]
-        mfrac, stdr = misfit_and_stdr(strike, dip, rake, az, to, signed)
+        mfrac, stdr = misfit_and_stdr(
+            strike, dip, rake, az, to, signed, sp_azimuth_deg=sp_az, sp_takeoff_deg=sp_to
+        )
+        if n_sp:
+            sp_pred = _predicted_log_ratio_vectors(c.normal, c.slip, sp_az, sp_to, min_amp)
+            sp_misfits.append(float(np.mean(np.abs(sp_obs - sp_pred))))
         q = quality_letter(
             c.probability,
             c.fault_rms_deg,
@@ -755,7 +828,18 @@ def invert(
         azimuthal_gap_deg=agap,
         takeoff_gap_deg=pgap,
         solutions=tuple(solutions),
+        n_sp_ratios=n_sp,
+        sp_misfit_log10=sp_misfits[0] if sp_misfits else None,
+        amplitude_criterion_loosened=loosened,
     )
+
+
+def _predicted_log_ratio_vectors(
+    normal: np.ndarray, slip: np.ndarray, azimuth_deg, takeoff_deg, min_amp: float
+) -> np.ndarray:
+    """Predicted log10(4.9 S/P) on rays for a mechanism given by its vectors."""
+    rays = rays_from_angles(azimuth_deg, takeoff_deg).T  # (n, 3)
+    return log_ratio_from_projections(rays @ normal, rays @ slip, min_amp)
 
 
 def weight_from_probabilities(probabilities: ArrayLike) -> tuple[np.ndarray, np.ndarray]:

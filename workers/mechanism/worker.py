@@ -22,6 +22,16 @@ published to ``<prefix>mechanisms`` when it is the event's first, when it moved 
 ``revise_min_change_deg`` (Kagan angle) from the last published one, or when its quality letter
 changed; each publication gets the next revision number.
 
+S/P amplitude ratios (``mechanism.sp_ratios``, off by default): the worker also reads
+``<prefix>picks`` (same group) and keeps each pick's three-component amplitude and pre-pick
+noise (``Pick.vector_amplitude``/``vector_noise``, measured by the PhaseNet stream stage) under
+``<prefix>mech:amp:<pick_id>``; a pick arriving after its origin re-evaluates the event. At a
+station with both a P and an S arrival, log10(S amplitude / P amplitude) joins the inversion
+(:meth:`MechanismStage.sp_log_ratios`: S/N >= ``sp_ratmin`` against the noise before the P,
+the S more than :data:`SP_MIN_SEPARATION_S` after the P, residuals within
+``sp_max_residual_s``, plus ``sp_correction_log10``), HASH's second data type
+(:mod:`workers.mechanism.amplitude`). ``Mechanism.n_sp_ratios`` says how many were used.
+
 At-least-once and restarts: the event state (origin, last published mechanism, revision) lives
 in Redis; the "last published" fields are written in the SAME MULTI/EXEC that publishes the
 Mechanism and acknowledges the input, so a crash either publishes and records a revision or
@@ -50,7 +60,7 @@ import numpy as np
 from firstmotion.bus import Bus, Consumer, Delivery, MultiConsumer, add_stage_arguments, run_stage
 from firstmotion.config import MechanismSettings
 from firstmotion.kagan import kagan_angle_deg
-from firstmotion.messages import Mechanism, MechanismPick, Message, Origin, Polarity
+from firstmotion.messages import Mechanism, MechanismPick, Message, Origin, Pick, Polarity
 from firstmotion.metrics import counter, histogram
 from firstmotion.shard import Shard
 
@@ -60,6 +70,10 @@ GROUP = "mechanism"
 ORIGINS = "origins"
 POLARITIES = "polarities"
 OUTPUT_STREAM = "mechanisms"
+PICKS = "picks"
+# the P amplitude is read over 0.5 s after the pick (plus 0.05 s before it: the stream stage's
+# stream.amplitude defaults); an S pick closer to the P than this falls inside that window
+SP_MIN_SEPARATION_S = 0.55
 STATE_TTL_S = 7 * 24 * 3600
 INVERSION_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
@@ -82,6 +96,12 @@ class WorkerParams:
     revise_min_change_deg: float = _DEFAULTS.revise_min_change_deg
     max_azimuth_gap_deg: float = _DEFAULTS.max_azimuth_gap_deg
     max_takeoff_gap_deg: float = _DEFAULTS.max_takeoff_gap_deg
+    sp_ratios: bool = _DEFAULTS.sp_ratios
+    sp_ratmin: float = _DEFAULTS.sp_ratmin
+    sp_qbadfrac: float = _DEFAULTS.sp_qbadfrac
+    sp_qbadmin: float = _DEFAULTS.sp_qbadmin
+    sp_correction_log10: float = _DEFAULTS.sp_correction_log10
+    sp_max_residual_s: float = _DEFAULTS.sp_max_residual_s
 
     @classmethod
     def from_settings(cls, s: Any) -> WorkerParams:
@@ -158,6 +178,70 @@ class MechanismStage:
             events.append(o.event_id)
         return self._evaluate_all(sorted(set(events)))
 
+    def handle_picks(self, batch: list[Delivery]) -> list[tuple[str, Message]]:
+        """Keep the three-component amplitude of every pick that carries one (S/P ratios);
+        re-evaluate the events its pick already belongs to."""
+        self.staged = []
+        picks = [
+            d.message
+            for d in batch
+            if isinstance(d.message, Pick) and d.message.vector_amplitude is not None
+        ]
+        if not picks:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for p in picks:
+            value = {"a": p.vector_amplitude, "n": p.vector_noise, "t": p.time_epoch_s}
+            pipe.set(self._k("amp", p.pick_id), json.dumps(value), ex=STATE_TTL_S)
+        for p in picks:
+            pipe.get(self._k("pick", p.pick_id))
+        res = pipe.execute()[len(picks) :]
+        events = sorted({r.decode() for r in res if r})
+        return self._evaluate_all([e for e in events if self.shard.owns_event(e)])
+
+    def sp_log_ratios(self, origin: Origin, p_arrivals: list) -> dict[str, float]:
+        """Observed log10(S/P) per station (station_id -> value) of the stations with a P
+        arrival in ``p_arrivals`` and an S arrival of ``origin`` whose picks both carry
+        amplitudes: both amplitudes >= ``sp_ratmin`` x the noise before the P, the S more than
+        :data:`SP_MIN_SEPARATION_S` after the P, both arrivals' travel-time residuals within
+        ``sp_max_residual_s`` (a mispicked S reads the wrong amplitude); plus
+        ``sp_correction_log10``."""
+        from workers.mechanism.amplitude import observed_log_ratio
+
+        s_arrivals = {}
+        for a in sorted(origin.arrivals, key=lambda a: a.pick_id):
+            if a.phase.upper() == "S":
+                s_arrivals.setdefault(a.station_id, a)
+        limit = self.params.sp_max_residual_s
+
+        def fits(a) -> bool:
+            return a.residual_s is None or abs(a.residual_s) <= limit
+
+        pairs = [
+            (a, s_arrivals[a.station_id])
+            for a in p_arrivals
+            if a.station_id in s_arrivals and fits(a) and fits(s_arrivals[a.station_id])
+        ]
+        if not pairs:
+            return {}
+        keys = [self._k("amp", a.pick_id) for pair in pairs for a in pair]
+        raw = self.client.mget(keys)
+        out: dict[str, float] = {}
+        for i, (pa, _) in enumerate(pairs):
+            rp, rs = raw[2 * i], raw[2 * i + 1]
+            if rp is None or rs is None or pa.station_id in out:
+                continue
+            ap, as_ = json.loads(rp), json.loads(rs)
+            if as_["t"] - ap["t"] < SP_MIN_SEPARATION_S:
+                continue
+            noise = ap["n"] if ap["n"] is not None else 0.0
+            value = float(
+                observed_log_ratio(ap["a"], as_["a"], noise, noise, ratmin=self.params.sp_ratmin)
+            )
+            if np.isfinite(value):
+                out[pa.station_id] = value + self.params.sp_correction_log10
+        return out
+
     # -- evaluation
     def _evaluate_all(self, event_ids: list[str]) -> list[tuple[str, Message]]:
         out = []
@@ -185,6 +269,7 @@ class MechanismStage:
         )
         if not arrivals:
             return None
+        ratios = self.sp_log_ratios(origin, arrivals) if self.params.sp_ratios else {}
         raw = self.client.mget([self._k("pol", a.pick_id) for a in arrivals])
         rows = []
         for a, r in zip(arrivals, raw, strict=True):
@@ -207,12 +292,33 @@ class MechanismStage:
         pol, weight = pol[use], weight[use]
         az = np.array([a.azimuth_deg for a, _ in rows])
         to = np.array([a.takeoff_deg for a, _ in rows])
+        sp = None
+        if ratios:  # a ratio rides on its station's polarity row, or on a row of its own
+            with_pol = {a.station_id for a, _ in rows}
+            extra = []
+            for a in arrivals:
+                if a.station_id in ratios and a.station_id not in with_pol:
+                    extra.append(a)
+                    with_pol.add(a.station_id)
+            sp = np.array(
+                [ratios.get(a.station_id, np.nan) for a, _ in rows]
+                + [ratios[a.station_id] for a in extra]
+            )
+            az = np.concatenate([az, [a.azimuth_deg for a in extra]])
+            to = np.concatenate([to, [a.takeoff_deg for a in extra]])
+            pol_in = np.concatenate([pol, np.zeros(len(extra))])
+            weight_in = np.concatenate([weight, np.zeros(len(extra))])
+        else:
+            pol_in, weight_in = pol, weight
         t0 = time.perf_counter()
         m = invert(
             az,
             to,
-            pol,
-            weight,
+            pol_in,
+            weight_in,
+            sp_log_ratio=sp,
+            qbadfrac=self.params.sp_qbadfrac,
+            qbadmin=self.params.sp_qbadmin,
             n_trials=self.params.n_trials,
             dang_deg=self.params.dang_deg,
             badfrac=self.params.badfrac,
@@ -266,6 +372,7 @@ class MechanismStage:
             ),
             azimuthal_gap_deg=m.azimuthal_gap_deg,
             takeoff_gap_deg=m.takeoff_gap_deg,
+            n_sp_ratios=m.n_sp_ratios,
         )
         published = {"strike": m.strike, "dip": m.dip, "rake": m.rake, "quality": m.quality}
         self.staged.append(
@@ -285,7 +392,8 @@ class MechanismStage:
         from workers.mechanism import invert
 
         az = np.linspace(0.0, 330.0, 12)
-        invert(az, np.full(12, 120.0), np.where(az < 180.0, 1, -1), n_trials=2)
+        sp = np.full(12, 0.5) if self.params.sp_ratios else None
+        invert(az, np.full(12, 120.0), np.where(az < 180.0, 1, -1), n_trials=2, sp_log_ratio=sp)
 
     def committed(self, outputs: list[tuple[str, Message]]) -> None:
         """Bookkeeping after a successful commit."""
@@ -336,14 +444,16 @@ class MechanismWorker:
         self.stage = MechanismStage(bus, params or WorkerParams(), reversals, self.shard)
         self.block_ms = block_ms
         self.batch_size = batch_size
+        handlers = {ORIGINS: self.stage.handle_origins, POLARITIES: self.stage.handle_polarities}
+        if self.stage.params.sp_ratios:  # the picks' amplitudes make the S/P ratios
+            handlers[PICKS] = self.stage.handle_picks
         self.loop = MultiConsumer.of(
-            bus, self.shard.group(GROUP),
-            {ORIGINS: self.stage.handle_origins, POLARITIES: self.stage.handle_polarities},
+            bus, self.shard.group(GROUP), handlers,
             consumer_cls=StateCommitConsumer, label="mechanism worker",
             name=name, batch_size=batch_size, block_ms=block_ms, lease_ms=lease_ms,
             max_deliveries=max_deliveries, mech_stage=self.stage,
         )  # fmt: skip
-        self.origins, self.polarities = self.loop.consumers
+        self.origins, self.polarities = self.loop.consumers[:2]
 
     def request_stop(self) -> None:
         self.loop.request_stop()
