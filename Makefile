@@ -4,6 +4,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+SKHASH_PY := benchmarks/.venv-skhash/bin/python
 
 .PHONY: demo test venv lint clean bench
 
@@ -16,10 +17,14 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# SKHASH (numpy<2) in its own virtualenv: the reference the mechanism tests compare with
+$(SKHASH_PY):
+	PYTHON=$(PYTHON) bash benchmarks/skhash_env.sh
+
 demo: $(STAMP)
 	$(VENV)/bin/firstmotion demo
 
-test: $(STAMP)
+test: $(STAMP) $(SKHASH_PY)
 	$(PY) -m pytest -ra tests
 
 lint: $(STAMP)
