@@ -287,6 +287,7 @@ class MechanismSettings:
     max_distance_km: float = 120.0
     reversals_file: str = _path(default="")
     revise_min_change_deg: float = 10.0
+    revise_min_new_polarities: int = 4  # ... or it uses this many more polarities
     # S/P amplitude ratios (HASH's second data type; workers/mechanism/amplitude.py): at a
     # station with a P and an S arrival whose picks carry three-component amplitudes
     sp_ratios: bool = False
@@ -300,6 +301,7 @@ class MechanismSettings:
         out = _positive(
             "mechanism", self, "min_polarities", "dang_deg", "n_trials", "cangle_deg",
             "max_azimuth_gap_deg", "max_takeoff_gap_deg", "max_distance_km", "sp_qbadfrac",
+            "revise_min_new_polarities",
         )  # fmt: skip
         out += _non_negative(
             "mechanism",

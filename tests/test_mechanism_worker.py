@@ -169,3 +169,30 @@ def test_metrics_count_inversions_and_revisions(bus):
     assert value("firstmotion_mechanism_inversions_total") >= before + 1
     assert value("firstmotion_mechanism_revisions_total") == before_rev + n
     assert value("firstmotion_mechanism_inversion_seconds_count") >= 1
+
+
+@pytest.mark.parametrize("new_polarities", [4, 1000])
+def test_a_revision_follows_the_polarity_count_when_the_solution_holds(
+    redis_client, redis_url, new_polarities
+):
+    """Polarities arriving one by one: with the solution not allowed to 'move' (180° needed),
+    a revision comes when its quality changes or, with ``revise_min_new_polarities``, when it
+    uses that many more polarities; the catalog's last revision then counts (nearly) all."""
+    redis_client.flushdb()
+    bus = Bus.from_url(redis_url)
+    origin, pols = _event(seed=1)  # its quality settles at 20 of the 30 polarities
+    bus.publish("origins", origin)
+    params = WorkerParams(revise_min_change_deg=180.0, revise_min_new_polarities=new_polarities)
+    w = MechanismWorker(bus, params, name="w1")
+    for p in pols:
+        bus.publish("polarities", p)
+        w.run(drain=True, timeout_s=60)
+    ms = _mechanisms(bus)
+    counts = [m.n_polarities for m in ms]
+    for a, b in zip(ms, ms[1:], strict=False):  # each revision had a reason
+        assert a.quality != b.quality or b.n_polarities - a.n_polarities >= new_polarities
+    if new_polarities == 4:
+        assert counts[-1] >= len(pols) - 3
+    else:  # quality changes alone leave the count behind
+        assert counts[-1] < len(pols) - 3
+    bus.close()

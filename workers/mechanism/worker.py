@@ -19,8 +19,10 @@ non-zero polarity (within ``max_distance_km``), station reversals applied
 drawn with a fixed seed
 from the picks in pick-id order, so the same inputs give the same answer). A Mechanism is
 published to ``<prefix>mechanisms`` when it is the event's first, when it moved by more than
-``revise_min_change_deg`` (Kagan angle) from the last published one, or when its quality letter
-changed; each publication gets the next revision number.
+``revise_min_change_deg`` (Kagan angle) from the last published one, when its quality letter
+changed, or when it uses at least ``revise_min_new_polarities`` more polarities than the last
+published one (the catalog then shows the solution of the data at hand, not of the first eight
+stations); each publication gets the next revision number.
 
 S/P amplitude ratios (``mechanism.sp_ratios``, off by default): the worker also reads
 ``<prefix>picks`` (same group) and keeps each pick's three-component amplitude and pre-pick
@@ -94,6 +96,7 @@ class WorkerParams:
     prob_max: float = _DEFAULTS.prob_max
     max_distance_km: float = _DEFAULTS.max_distance_km
     revise_min_change_deg: float = _DEFAULTS.revise_min_change_deg
+    revise_min_new_polarities: int = _DEFAULTS.revise_min_new_polarities
     max_azimuth_gap_deg: float = _DEFAULTS.max_azimuth_gap_deg
     max_takeoff_gap_deg: float = _DEFAULTS.max_takeoff_gap_deg
     sp_ratios: bool = _DEFAULTS.sp_ratios
@@ -336,7 +339,12 @@ class MechanismStage:
             moved = float(
                 kagan_angle_deg(m.strike, m.dip, m.rake, last["strike"], last["dip"], last["rake"])
             )
-            if moved <= self.params.revise_min_change_deg and m.quality == last["quality"]:
+            grown = m.n_polarities - int(last.get("n_polarities", m.n_polarities))
+            if (
+                moved <= self.params.revise_min_change_deg
+                and m.quality == last["quality"]
+                and grown < self.params.revise_min_new_polarities
+            ):
                 return None
         revision = int(state.get(b"revision", b"0")) + 1
         versions = sorted({p.model_version for _, p in rows})
@@ -374,7 +382,8 @@ class MechanismStage:
             takeoff_gap_deg=m.takeoff_gap_deg,
             n_sp_ratios=m.n_sp_ratios,
         )
-        published = {"strike": m.strike, "dip": m.dip, "rake": m.rake, "quality": m.quality}
+        published = {"strike": m.strike, "dip": m.dip, "rake": m.rake, "quality": m.quality,
+                     "n_polarities": int(m.n_polarities)}  # fmt: skip
         self.staged.append(
             (
                 self._k("event", event_id),
