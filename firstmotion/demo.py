@@ -551,9 +551,11 @@ def summarise_pipeline(
             labels = {a["station_id"]: int(a["polarity"]) for a in event["stations"]}
             _count_polarities(
                 row,
-                [
+                [  # P arrivals only: a P-labelled pick the associator took as the S has a
+                    # polarity read, but it is not a first motion
                     (labels.get(a.station_id, 0), pol_by_pick.get(a.pick_id))
                     for a in origin.arrivals
+                    if a.phase == "P"
                 ],
             )
             if mech is not None:

@@ -94,3 +94,29 @@ def test_percentiles_ignore_missing_values():
     assert p["n"] == 3 and p["p50"] == 2.0 and p["max"] == 3.0
     assert math.isclose(p["p90"], 2.8)
     assert percentiles([]) == {"n": 0, "p50": None, "p90": None, "max": None}
+
+
+def test_pipeline_rows_judge_p_arrivals_only():
+    """A P-labelled pick the associator took as the S arrival has a polarity read (the polarity
+    stage reads every P-labelled pick), but it is not a first motion: not counted."""
+    from firstmotion.demo import summarise_pipeline
+
+    truth = {"events": [{
+        "event_id": "e1", "origin_time": _iso(T), "latitude": 10.0, "longitude": 20.0,
+        "depth_km": 5.0, "magnitude": 2.0, "strike": 10.0, "dip": 50.0, "rake": 90.0,
+        "stations": [{"station_id": "FM.A..HHZ", "polarity": 1},
+                     {"station_id": "FM.B..HHZ", "polarity": -1}],
+    }]}  # fmt: skip
+    arrivals = (
+        NS(pick_id="pA", station_id="FM.A..HHZ", phase="P"),
+        NS(pick_id="pB", station_id="FM.B..HHZ", phase="P"),
+        NS(pick_id="pA2", station_id="FM.A..HHZ", phase="S"),  # a P-labelled pick at the S
+    )
+    origin = NS(event_id="c1", time_epoch_s=T + 0.2, latitude_deg=10.0, longitude_deg=20.0,
+                depth_km=5.5, arrivals=arrivals)  # fmt: skip
+    pols = [NS(pick_id="pA", polarity=1), NS(pick_id="pB", polarity=-1),
+            NS(pick_id="pA2", polarity=-1)]  # fmt: skip
+    rows, false_events = summarise_pipeline(truth, [(origin, None)], pols, [])
+    assert false_events == 0 and rows[0]["detected"]
+    assert (rows[0]["polarity_correct"], rows[0]["polarity_wrong"]) == (2, 0)
+    assert rows[0]["n_picks"] == 3
