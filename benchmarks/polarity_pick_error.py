@@ -3,40 +3,105 @@ the first motion at those picks.
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/polarity_pick_error.py [--json F]
+    .venv/bin/python benchmarks/polarity_pick_error.py [--pickers stalta,phasenet] [--json F]
 
 For every labelled real onset (INGV analysts' 88 readings, our Puerto Rico and Unterhaching
-onsets) the STA/LTA + AIC detector of :mod:`stream.detect` runs once over the whole trace; the
-detection nearest the labelled onset is its pick when it lies within 0.5 s. Printed: the pick
-error (detector - label, seconds: median, 10/90th percentiles, share within 20/50 ms) and,
-at the detector's picks, right / wrong / unknown of the shipped model, of polarity_v5 (the
-network without the evidence check) and of the naive rule
+onsets) each picker runs once over the whole record: the STA/LTA + AIC detector of
+:mod:`stream.detect` on the vertical, and the learned picker (PhaseNet,
+:func:`stream.picker.pick_traces`, the stream stage's windows and rules at its operating
+threshold) on the station's three components (INGV; the Puerto Rico and Unterhaching rows
+are read from their vertical alone, as the stage reads a Z-only station). The P pick nearest
+the labelled onset is the picker's pick when it lies within 0.5 s. Printed per picker: the
+pick error (pick - label, seconds: median, 10/90th percentiles, share within 20/50 ms) and,
+at its picks, right / wrong / unknown of the shipped model, of polarity_v5 (the network
+without the evidence check) and of the naive rule
 (:func:`workers.polarity.evidence.naive_polarity`) on the same rows.
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import json
+from pathlib import Path
 
 import numpy as np
 import torch
+from obspy import Trace, UTCDateTime, read
 
 from stream.detect import DetectParams, detect_once, nearest_onsets
+from stream.picker import PhaseNetModel, PickerParams, pick_traces
 from workers.polarity import PolarityClassifier
 from workers.polarity.evaluate import load_ingv_fmpc, load_pr2017_onsets, load_uh2010_onsets
 from workers.polarity.evidence import naive_polarity
+
+
+HORIZONTAL = {"E": 0, "1": 0, "N": 1, "2": 1, "Z": 2}
+
+
+def _ingv_components(onset: dict) -> list:
+    """E, N, Z traces (None where missing) of an INGV row's station and instrument."""
+    from workers.polarity.evaluate import shared_data_dir
+
+    net, sta, _loc, cha = onset["station_id"].split(".")
+    folder = shared_data_dir() / "ingv_fmpc" / "mseed" / f"{onset['event']}_mseed"
+    traces: list = [None, None, None]
+    for f in sorted(glob.glob(str(folder / f"*.{net}.{sta}*.{cha[:2]}?.mseed"))):
+        if Path(f).name.split(".")[2].strip("_") != sta:
+            continue
+        st = read(f).merge(fill_value="interpolate")
+        comp = st[0].stats.channel[-1]
+        if comp in HORIZONTAL:
+            traces[HORIZONTAL[comp]] = st[0]
+    return traces
+
+
+def _vertical_only(onset: dict) -> list:
+    """[None, None, Z] of a row (its raw vertical, its start from the labelled pick)."""
+    rate = onset["sampling_rate_hz"]
+    net, sta, loc, cha = onset["station_id"].split(".")
+    start = UTCDateTime(onset["time"]) - onset["pick_index"] / rate
+    z = Trace(
+        np.asarray(onset["data"], dtype=np.float64),
+        header={"network": net, "station": sta, "location": loc, "channel": cha,
+                "sampling_rate": rate, "starttime": start},
+    )  # fmt: skip
+    return [None, None, z]
+
+
+def learned_p_index(model, onset: dict, components: list, cache: dict) -> float:
+    """Sample index (in the row) of the learned picker's P pick nearest the labelled onset
+    (NaN when it picked no P)."""
+    key = (onset["station_id"], onset.get("event"), id(onset["data"]))
+    if key not in cache:
+        picks = pick_traces(model, components, PickerParams(vertical_only="copy"))
+        cache[key] = np.array(
+            [p.time_epoch_s for p in picks if p.phase == "P" and not p.candidate]
+        )
+    times = cache[key]
+    if not times.size:
+        return float("nan")
+    rate = onset["sampling_rate_hz"]
+    start = UTCDateTime(onset["time"]).timestamp - onset["pick_index"] / rate
+    t = times[np.argmin(np.abs(times - UTCDateTime(onset["time"]).timestamp))]
+    return (t - start) * rate
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", default=None)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--pickers", default="stalta,phasenet", help="comma list of stalta, phasenet"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     readers = {"shipped": PolarityClassifier.load(device="cpu")}
     readers["polarity_v5"] = PolarityClassifier.load("polarity_v5", device="cpu")
-    out = {}
+    pickers = [p.strip() for p in args.pickers.split(",") if p.strip()]
+    phasenet = PhaseNetModel.load(device="cpu", threads=args.threads) if (
+        "phasenet" in pickers) else None  # fmt: skip
+    out: dict = {"shipped_model": readers["shipped"].card.get("name")}
     for name, loader in (
         ("ingv", load_ingv_fmpc),
         ("pr2017", load_pr2017_onsets),
@@ -45,44 +110,56 @@ def main() -> None:
         onsets = loader()
         if not onsets:
             continue
-        errors, outcomes = [], {k: [] for k in (*readers, "naive")}
-        missed = 0
-        cache: dict = {}
-        for o in onsets:
-            rate = o["sampling_rate_hz"]
-            key = (o["station_id"], id(o["data"]))
-            if key not in cache:
-                cache[key] = detect_once(o["data"], rate, DetectParams())
-            nearest = nearest_onsets(cache[key], [o["pick_index"]])[0]
-            if not np.isfinite(nearest) or abs(nearest - o["pick_index"]) > 0.5 * rate:
-                missed += 1
-                continue
-            pick = int(round(nearest))
-            errors.append((nearest - o["pick_index"]) / rate)
-            for k, clf in readers.items():
-                pol = clf.classify(o["data"][None, :], rate, [pick]).polarity[0]
-                outcomes[k].append(int(pol) * o["polarity"])
-            outcomes["naive"].append(
-                int(naive_polarity(o["data"], rate, [pick])[0]) * o["polarity"]
-            )
-        e = np.array(errors)
-        out[name] = {
-            "n_labelled": len(onsets),
-            "n_picked_within_0.5_s": int(e.size),
-            "missed": missed,
-            "pick_error_s": {
-                "median": round(float(np.median(e)), 4) if e.size else None,
-                "p10": round(float(np.percentile(e, 10)), 4) if e.size else None,
-                "p90": round(float(np.percentile(e, 90)), 4) if e.size else None,
-                "within_0.02_s": round(float(np.mean(np.abs(e) <= 0.02)), 3) if e.size else None,
-                "within_0.05_s": round(float(np.mean(np.abs(e) <= 0.05)), 3) if e.size else None,
-            },
-            "at_detector_picks": {
-                k: {"right": v.count(1), "wrong_sign": v.count(-1), "unknown": v.count(0)}
-                for k, v in outcomes.items()
-            },
-        }
-        print(name, json.dumps(out[name]))
+        out[name] = {}
+        for picker in pickers:
+            errors, outcomes = [], {k: [] for k in (*readers, "naive")}
+            missed = 0
+            cache: dict = {}
+            for o in onsets:
+                rate = o["sampling_rate_hz"]
+                if picker == "stalta":
+                    key = (o["station_id"], id(o["data"]))
+                    if key not in cache:
+                        cache[key] = detect_once(o["data"], rate, DetectParams())
+                    nearest = nearest_onsets(cache[key], [o["pick_index"]])[0]
+                else:
+                    comps = _ingv_components(o) if name == "ingv" else _vertical_only(o)
+                    if comps[2] is None:
+                        comps = _vertical_only(o)
+                    nearest = learned_p_index(phasenet, o, comps, cache)
+                if not np.isfinite(nearest) or abs(nearest - o["pick_index"]) > 0.5 * rate:
+                    missed += 1
+                    continue
+                pick = int(round(nearest))
+                errors.append((nearest - o["pick_index"]) / rate)
+                for k, clf in readers.items():
+                    pol = clf.classify(o["data"][None, :], rate, [pick]).polarity[0]
+                    outcomes[k].append(int(pol) * o["polarity"])
+                outcomes["naive"].append(
+                    int(naive_polarity(o["data"], rate, [pick])[0]) * o["polarity"]
+                )
+            e = np.array(errors)
+            out[name][picker] = {
+                "n_labelled": len(onsets),
+                "n_picked_within_0.5_s": int(e.size),
+                "missed": missed,
+                "pick_error_s": {
+                    "median": round(float(np.median(e)), 4) if e.size else None,
+                    "p10": round(float(np.percentile(e, 10)), 4) if e.size else None,
+                    "p90": round(float(np.percentile(e, 90)), 4) if e.size else None,
+                    "within_0.02_s": round(float(np.mean(np.abs(e) <= 0.02)), 3)
+                    if e.size
+                    else None,
+                    "within_0.05_s": round(float(np.mean(np.abs(e) <= 0.05)), 3)
+                    if e.size
+                    else None,
+                },
+                "at_picks": {
+                    k: {"right": v.count(1), "wrong_sign": v.count(-1), "unknown": v.count(0)}
+                    for k, v in outcomes.items()
+                },
+            }
+            print(name, picker, json.dumps(out[name][picker]), flush=True)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(out, fh, indent=2)

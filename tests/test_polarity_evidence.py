@@ -280,6 +280,48 @@ def shipped_reader():
     return PolarityClassifier.load(device="cpu")
 
 
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_first_lobe_reads_a_strong_onset_the_network_leaves_unknown(monkeypatch, sign):
+    """A row the network leaves unknown is read from its first lobe where the lobe stands
+    ``reading.evidence_min_snr`` sigmas out of the noise and the network leans to its sign;
+    the network's probabilities are kept, the reason says ``first_lobe``."""
+    from workers.polarity import PolarityClassifier
+
+    clf = PolarityClassifier.load(device="cpu")
+    assert clf.reading["evidence_min_snr"] == 12.0
+    lean = [0.3, 0.05, 0.65] if sign > 0 else [0.05, 0.3, 0.65]  # unknown wins, leans to sign
+    probs = np.array(lean, dtype=np.float32)
+    monkeypatch.setattr(
+        clf, "window_probabilities", lambda w, batch_size=1024: np.tile(probs, (len(w), 1))
+    )
+    x, k = _step_rows(sign)
+    res = clf.classify(x[None, :], RATE, [k])
+    assert res.first_lobe_snr[0] >= 12.0 and res.first_lobe_sign[0] == sign  # the premise
+    assert res.polarity[0] == sign and res.reason[0] == "first_lobe"
+    np.testing.assert_allclose(res.probabilities[0], probs)
+    assert res.confidence[0] == pytest.approx(0.3)
+    # the network leaning the other way: no read
+    flipped = probs[[1, 0, 2]]
+    monkeypatch.setattr(
+        clf, "window_probabilities", lambda w, batch_size=1024: np.tile(flipped, (len(w), 1))
+    )
+    res = clf.classify(x[None, :], RATE, [k])
+    assert res.polarity[0] == 0 and res.reason[0] == "low_confidence"
+    monkeypatch.setattr(
+        clf, "window_probabilities", lambda w, batch_size=1024: np.tile(probs, (len(w), 1))
+    )
+    # a lobe under the bound: no read
+    weak = np.random.default_rng(1).normal(0.0, 1.0, x.size)
+    weak[k:] += sign * 5.0 * np.exp(-np.arange(x.size - k) / RATE / 0.05)
+    res = clf.classify(weak[None, :], RATE, [k])
+    assert 4.0 <= res.first_lobe_snr[0] < 12.0, res.first_lobe_snr
+    assert res.polarity[0] == 0
+    # switched off in the card
+    clf.reading["evidence_min_snr"] = 0.0
+    res = clf.classify(x[None, :], RATE, [k])
+    assert res.polarity[0] == 0 and res.reason[0] == "low_confidence"
+
+
 def test_polarity_message_round_trips_the_evidence():
     msg = Polarity(
         pick_id="IV.CAMP..HHZ@1294948781.500",
@@ -387,11 +429,20 @@ def test_shipped_reader_on_ingv_analyst_first_motions_beside_the_naive_rule(ship
     is (81 right, 5 wrong: lobes of 1-12% of the main swing before it, which the analysts did
     not read); with the picks moved it reads more than v5 (68-69 right) and gives the wrong
     sign far less often than the naive rule (11-14 wrong); with the picks 50 ms early
-    polarity_v8 reads 74 (v6: 72)."""
+    polarity_v8 reads 74 (v6: 72), polarity_v9 77. polarity_v9's first-lobe reads (rows the
+    network leaves unknown with a lobe of 12+ sigmas) are all the analysts' sign."""
     picks = _ingv()
     right, wrong, _ = _outcomes(shipped_reader, picks, 0.0)
-    assert right >= 81 and wrong <= 5, (right, wrong)
-    for shift, least in ((-0.05, 74), (0.05, 79)):
+    assert right >= 82 and wrong <= 5, (right, wrong)
+    lobe_reads = []
+    for p in picks:
+        for shift_s in (-0.05, 0.0, 0.05):
+            k = p["pick_index"] + int(round(shift_s * p["sampling_rate_hz"]))
+            res = shipped_reader.classify(p["data"][None, :], p["sampling_rate_hz"], [k])
+            if res.reason[0] == "first_lobe":
+                lobe_reads.append(int(res.polarity[0]) * p["polarity"])
+    assert len(lobe_reads) >= 3 and all(v == 1 for v in lobe_reads), lobe_reads
+    for shift, least in ((-0.05, 77), (0.05, 79)):
         right, wrong, _ = _outcomes(shipped_reader, picks, shift)
         n_right, n_wrong, _ = _outcomes(None, picks, shift, naive=True)
         assert right >= least and wrong <= 7, (shift, right, wrong)

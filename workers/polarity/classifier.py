@@ -58,11 +58,12 @@ from workers.polarity.preprocess import (
 )
 
 CARD_FORMAT_VERSION = 1
-DEFAULT_MODEL_NAME = "polarity_v8"
+DEFAULT_MODEL_NAME = "polarity_v9"
 # autocast dtype of each precision (None: no autocast)
 PRECISIONS = {p: None if p == "float32" else getattr(torch, p) for p in POLARITY_PRECISIONS}
 REASON_LOW_CONFIDENCE = "low_confidence"
 REASON_EVIDENCE_CONFLICT = "evidence_conflict"
+REASON_FIRST_LOBE = "first_lobe"
 # the card's optional ``reading`` section (see PolarityClassifier.classify)
 READING_KEYS = (
     "k_sigma",
@@ -77,6 +78,7 @@ READING_KEYS = (
     "precursor_max_rise_ratio",
     "refine_confident_beyond_s",
     "refine_far_min_confidence",
+    "evidence_min_snr",
 )
 
 
@@ -333,6 +335,9 @@ class PolarityClassifier:
             polarity, confidence = self.decide(probs)
             polarity[conflict] = 0
             confidence[conflict] = probs[conflict, 2]
+            lobe = self._lobe_reads(polarity, probs, ev, conflict, reasons)
+            polarity[lobe] = ev.read_sign[lobe]
+            confidence[lobe] = probs[lobe, np.where(ev.read_sign[lobe] > 0, 0, 1)]
             extra = {
                 "first_lobe_sign": ev.first_sign.astype(np.int8),
                 "first_lobe_snr": ev.first_snr.astype(np.float32),
@@ -347,12 +352,34 @@ class PolarityClassifier:
         reasons = reasons.astype(object)
         reasons[ok & (polarity == 0)] = REASON_LOW_CONFIDENCE
         reasons[ok & conflict] = REASON_EVIDENCE_CONFLICT
+        if ev is not None:
+            reasons[ok & lobe] = REASON_FIRST_LOBE
         return PolarityResult(
             polarity=polarity,
             probabilities=probs,
             confidence=confidence,
             reason=reasons.astype(str),
             **extra,
+        )
+
+    def _lobe_reads(self, polarity, probs, ev, conflict, reasons) -> np.ndarray:
+        """Rows (bool (N,)) the network leaves unknown that the first-lobe evidence reads:
+        a first lobe of at least ``reading.evidence_min_snr`` noise sigmas (0: off), not
+        flagged as a precursor, of the sign the network leans to (its up/down probabilities
+        ordered as the lobe), where no contradiction was found."""
+        min_snr = float(self.reading.get("evidence_min_snr", 0.0))
+        if min_snr <= 0:
+            return np.zeros(polarity.shape, dtype=bool)
+        strong = np.nan_to_num(ev.read_snr, nan=0.0) >= min_snr
+        lean = np.where(probs[:, 0] > probs[:, 1], 1, np.where(probs[:, 1] > probs[:, 0], -1, 0))
+        return (
+            (reasons == REASON_OK)
+            & (polarity == 0)
+            & ~conflict
+            & ~ev.precursor
+            & (ev.read_sign != 0)
+            & (ev.read_sign == lean)
+            & strong
         )
 
     def _recheck(self, data, sampling_rate, picks, reasons, probs, ev, batch_size):

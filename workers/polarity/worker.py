@@ -40,6 +40,9 @@ INPUT_STREAM = "picks"
 OUTPUT_STREAM = "polarities"
 GROUP = "polarity"
 INFERENCE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+# reasons of a read window (classifier's REASON_OK, REASON_LOW_CONFIDENCE, REASON_FIRST_LOBE);
+# any other reason is a bad window (NaN, flat, too short)
+READ_REASONS = ("", "low_confidence", "first_lobe")
 LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
@@ -92,7 +95,7 @@ class PolarityHandler:
             if polarity != 0 and confidence < self.min_confidence:
                 polarity, reason = 0, "low_confidence"
             outcome = {1: "up", -1: "down"}.get(polarity, "unknown")
-            if reason not in ("", "low_confidence"):
+            if reason not in READ_REASONS:
                 outcome = "bad"
             outcomes[outcome] += 1
             observe(max(0.0, now - pick.created_epoch_s))
