@@ -554,6 +554,9 @@ class Polarity(Message):
     probabilities: tuple[float, float, float]
     confidence: float
     model_version: str
+    # "" (read by the network), "first_lobe" (read from the first lobe where the network
+    # left it unknown), "low_confidence" / "evidence_conflict" (unknown), or why the window
+    # could not be read ("nan", "flat", "too_short")
     reason: str = ""
     latitude_deg: float | None = None
     longitude_deg: float | None = None
