@@ -35,7 +35,6 @@ from workers.polarity import PolarityClassifier
 from workers.polarity.evaluate import load_ingv_fmpc, load_pr2017_onsets, load_uh2010_onsets
 from workers.polarity.evidence import naive_polarity
 
-
 HORIZONTAL = {"E": 0, "1": 0, "N": 1, "2": 1, "Z": 2}
 
 
@@ -75,9 +74,7 @@ def learned_p_index(model, onset: dict, components: list, cache: dict) -> float:
     key = (onset["station_id"], onset.get("event"), id(onset["data"]))
     if key not in cache:
         picks = pick_traces(model, components, PickerParams(vertical_only="copy"))
-        cache[key] = np.array(
-            [p.time_epoch_s for p in picks if p.phase == "P" and not p.candidate]
-        )
+        cache[key] = np.array([p.time_epoch_s for p in picks if p.phase == "P" and not p.candidate])
     times = cache[key]
     if not times.size:
         return float("nan")

@@ -243,3 +243,29 @@ def test_shipped_model_worker_reads_clear_onsets(bus):
     got = np.array([out[p.pick_id].polarity for p in picks])
     want = np.array([1 if i % 2 else -1 for i in range(16)])
     assert np.mean(got == want) >= 0.9, got
+
+
+def test_first_lobe_reads_are_published_and_counted_as_reads(bus, monkeypatch):
+    """A read the card's first-lobe rule makes (the network left it unknown) goes out with
+    its sign, the network's probabilities and reason ``first_lobe``, and counts as up."""
+    clf = PolarityClassifier.load(str(SHIPPED.with_suffix("")), device="cpu")
+    probs = np.array([0.3, 0.05, 0.65], dtype=np.float32)  # unknown wins, leans up
+    monkeypatch.setattr(
+        clf, "window_probabilities", lambda w, batch_size=1024: np.tile(probs, (len(w), 1))
+    )
+    pick = make_pick(0, sign=1.0)
+    bus.publish("picks", pick)
+    reg = registry()
+    labels = {"outcome": "up"}
+    before = reg.get_sample_value("firstmotion_polarity_windows_total", labels) or 0.0
+    bad = reg.get_sample_value("firstmotion_polarity_windows_total", {"outcome": "bad"}) or 0.0
+    consumer = build_consumer(bus, clf, max_batch=8, max_wait_ms=10, name="w-lobe")
+    assert consumer.run(drain=True, timeout_s=60) == 1
+    m = outputs(bus)[pick.pick_id]
+    assert m.polarity == 1 and m.reason == "first_lobe", m
+    assert m.first_lobe_sign == 1 and m.first_lobe_snr >= 12.0
+    np.testing.assert_allclose(m.probabilities, probs, atol=1e-6)
+    assert reg.get_sample_value("firstmotion_polarity_windows_total", labels) == before + 1
+    assert (
+        reg.get_sample_value("firstmotion_polarity_windows_total", {"outcome": "bad"}) or 0.0
+    ) == bad
