@@ -552,6 +552,21 @@ def p_onset_snr(z: np.ndarray, rate_hz: float, index: float, signal_s: float = S
     return float(snr)
 
 
+PS_SAME_ONSET_S = 0.2  # a P peak with more S probability than its own this close: an S onset
+
+
+def read_as_s(prob: np.ndarray, index: float, p: float) -> bool:
+    """Whether the P peak ``p`` at window sample ``index`` of probabilities ``prob`` ``(3, n)``
+    is an onset PhaseNet reads as S more than as P: the S probability within
+    :data:`PS_SAME_ONSET_S` of it exceeds ``p``. One onset has one phase; without this rule
+    the S onset of a near station, picked as S and again as a weaker P, gives the associator
+    P picks that fit a shallow event seconds after the real one (an S ghost)."""
+    w = int(round(PS_SAME_ONSET_S * GRID_RATE_HZ))
+    k = int(round(index))
+    seg = prob[2, max(0, k - w) : k + w + 1]
+    return bool(seg.size) and float(seg.max()) > p
+
+
 def picks_in_window(
     prob: np.ndarray,
     start_n: int,
@@ -579,6 +594,8 @@ def picks_in_window(
         for index, p in find_peaks(prob[row], threshold):
             grid = start_n + index
             if not lo <= grid < hi:
+                continue
+            if phase == "P" and read_as_s(prob, index, p):
                 continue
             t = (anchor_ns + grid * SEGMENT_GRID_NS) / 1e9
             if t - last_s.get(phase, -np.inf) <= params.min_separation_s:
@@ -669,6 +686,8 @@ def candidate_picks(
     picked = [sp.time_epoch_s for sp in found if sp.phase == "P"]
     out: list[StationPick] = []
     for index, p, source in onsets:
+        if read_as_s(prob, index, max(p, params.s_threshold)):  # an S pick's onset
+            continue
         grid = start_n + index
         t = (anchor_ns + grid * SEGMENT_GRID_NS) / 1e9
         if t - last_s.get("Pc", -np.inf) <= sep or t - last_s.get("P", -np.inf) <= sep:
@@ -716,6 +735,8 @@ def second_look_picks(
         for index, p in find_peaks(prob[row], threshold):
             grid = start_n + index
             if not lo <= grid < hi:
+                continue
+            if phase == "P" and read_as_s(prob, index, p):
                 continue
             t = (anchor_ns + grid * SEGMENT_GRID_NS) / 1e9
             if any(abs(t - x) <= params.min_separation_s for x in times):

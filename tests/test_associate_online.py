@@ -328,6 +328,56 @@ def test_a_late_p_that_fits_the_s_prediction_becomes_s(scenario, associator):
         assoc.close()
 
 
+def _picks_with_s_twins(stations, hypocentre, n_twin: int, seed: int = 0) -> list[WindowPick]:
+    """P and S picks of one earthquake at ``stations`` within 60 km, and at the ``n_twin``
+    nearest a second pick of the S onset labelled P (within 80 ms of it), as a learned
+    picker gives when it reads an S onset as both phases."""
+    from workers.associate_locate import geodesic_distance_azimuth
+
+    lat0, lon0, z, t0 = hypocentre
+    rng = np.random.default_rng(seed)
+    model = VelocityModel.default()
+    keys = sorted(stations)
+    lat = np.array([stations[k].latitude_deg for k in keys])
+    lon = np.array([stations[k].longitude_deg for k in keys])
+    d, _ = geodesic_distance_azimuth(lat0, lon0, lat, lon)
+    tp = trace_rays(model, d, np.full(d.shape, z), "P").time_s
+    ts = trace_rays(model, d, np.full(d.shape, z), "S").time_s
+    out = []
+    for rank, i in enumerate(np.argsort(d)):
+        if d[i] > 60.0:
+            continue
+        sid = f"{keys[i]}.HHZ"
+        out.append(WindowPick(make_pick_id(sid, t0 + tp[i]), sid, t0 + tp[i], "P"))
+        out.append(WindowPick(make_pick_id(sid, t0 + ts[i]) + ":S", sid, t0 + ts[i], "S"))
+        if rank < n_twin:
+            t = t0 + ts[i] + rng.uniform(-0.08, 0.08)
+            out.append(WindowPick(make_pick_id(sid, t), sid, t, "P"))
+    return sorted(out, key=lambda k: k.time_epoch_s)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_s_onsets_also_picked_as_p_make_no_second_event(scenario, associator, batch, monkeypatch):
+    """A picker that reads the S onsets of the nearest stations as P too (twins of their S
+    picks) gives one earthquake, not a shallow ghost seconds after it: an event whose P
+    picks another event explains as its S is neither published nor kept."""
+    stations = stations_of(scenario)
+    lat, lon = scenario.config.centre_lat_deg, scenario.config.centre_lon_deg
+    t0 = 1.7e9
+    picks = _picks_with_s_twins(stations, (lat, lon, 6.0, t0), n_twin=12)
+    events, retracted = run_engine(associator, stations, picks, batch=batch)
+    assert len(events) == 1 and not retracted, (events, retracted)
+    (o,) = events.values()
+    assert abs(o.time_epoch_s - t0) < 0.1 and abs(o.depth_km - 6.0) < 1.0
+    assert sum(a.phase == "S" for a in o.arrivals) >= 20
+    # without the check the twins make a second event, at the surface, seconds later
+    monkeypatch.setattr(OnlineAssociator, "_s_ghost", lambda self, ev, key: False)
+    events, _ = run_engine(associator, stations, picks, batch=batch)
+    assert len(events) == 2
+    ghost = max(events.values(), key=lambda e: e.time_epoch_s)
+    assert ghost.time_epoch_s - t0 > 2.0 and ghost.depth_km < 2.0
+
+
 def test_distinct_arrivals_counts_only_onsets_far_apart_at_shared_slots():
     from workers.associate_online import distinct_arrivals
 

@@ -662,6 +662,55 @@ def test_candidate_onsets_are_flagged_and_kept_apart_from_picks():
         PickerParams(candidate_p=0.3)  # must be below p_threshold
 
 
+def test_an_onset_read_more_as_s_than_as_p_gives_no_p_pick_or_candidate():
+    """One onset has one phase: a P peak with more S probability than its own within
+    PS_SAME_ONSET_S is the S onset (no P pick, no candidate, in the first pass and the second
+    look); a P peak with a weaker S beside it stays a P pick."""
+    from stream.picker import (
+        PS_SAME_ONSET_S,
+        candidate_picks,
+        picks_in_window,
+        second_look_picks,
+        second_look_region,
+    )
+
+    params = PickerParams(candidate_p=0.1, candidate_stalta=0.0)
+    near = int(round(PS_SAME_ONSET_S * 100)) - 5  # grid samples inside the bound
+    lo, hi = second_look_region(0, params)
+
+    def peaks(rows):
+        prob = np.zeros((3, params.window_n))
+        for row, index, p in rows:
+            prob[row, index - 5 : index + 6] = np.maximum(
+                prob[row, index - 5 : index + 6], p * np.hanning(11)
+            )
+            prob[row, index] = p
+        return prob
+
+    assert (lo, hi) == (950, 1200)  # the second look's region of this window
+    rows = [(1, 300, 0.5), (1, 1500, 0.6), (2, 1500 + near, 0.9), (1, 2000, 0.8),
+            (2, 2000 + near, 0.5), (1, 2500, 0.2), (2, 2500 - near, 0.8),
+            (1, lo + 100, 0.6), (2, lo + 100 + near, 0.95)]  # fmt: skip
+    prob = peaks(rows)
+    last: dict[str, float] = {}
+    found = picks_in_window(prob, 0, 0, 0, params, last)
+    p_picks = [round(sp.grid_index) for sp in found if sp.phase == "P"]
+    s_picks = [round(sp.grid_index) for sp in found if sp.phase == "S"]
+    assert 300 in p_picks and 2000 in p_picks
+    assert 1500 not in p_picks and lo + 100 not in p_picks
+    assert {1500 + near, 2000 + near} <= set(s_picks)
+    cands = candidate_picks(prob, np.zeros(params.window_n), 0, 0, 0, params, last, found)
+    assert all(abs(sp.grid_index - 2500) > 50 for sp in cands), cands
+    late = second_look_picks(prob, 0, 0, params, {})
+    assert [sp.phase for sp in late if abs(sp.grid_index - lo - 100) < 5] == []
+    assert [sp.phase for sp in late if abs(sp.grid_index - lo - 100 - near) < 5] == ["S"]
+    # without the S beside it, the same P peak is a pick
+    alone = peaks([r for r in rows if r[1] not in (1500 + near, 2500 - near)])
+    assert 1500 in [round(sp.grid_index) for sp in picks_in_window(alone, 0, 0, 0, params, {})]
+    assert [round(sp.grid_index) for sp in candidate_picks(
+        alone, np.zeros(params.window_n), 0, 0, 0, params, {}, [])] == [2500]  # fmt: skip
+
+
 LOOSE = PickerParams(candidate_p=0.05, candidate_stalta=2.0, candidate_min_snr=0.0)
 
 

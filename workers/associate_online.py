@@ -29,6 +29,8 @@ One step
    :func:`station_support` or has fewer than ``min_picks`` P stations is retracted (``deleted``),
    one whose pick set another settled event already took is merged into it. A settled event
    is closed: its picks leave the window.
+   An *S ghost* (:meth:`OnlineAssociator._s_ghost`: an event that stands on another event's S
+   onsets, picked again as P) is neither published while open nor kept at settlement.
 5. Unassociated picks older than the window's retention leave.
 
 Candidate onsets (``WindowPick.candidate``, ``Pick.candidate``: weak or masked P the picker
@@ -69,6 +71,7 @@ JOINT_TIME_S = 10.0  # two solutions this close in origin time ...
 JOINT_DISTANCE_KM = 80.0  # ... and epicentre are tested as one earthquake (joint location)
 JOINT_KEEP = 0.8  # one earthquake when the joint location keeps this share of their stations
 DISTINCT_ARRIVAL_S = 1.0  # two picks of one station and phase this far apart: two arrivals
+S_TWIN_S = 0.2  # a P-labelled pick this close to an S of its station is that S picked twice
 
 __all__ = ["NetworkGrid", "OnlineAssociator", "OpenEvent", "StepResult", "station_support"]
 
@@ -823,6 +826,8 @@ class OnlineAssociator:
             final = self._canonical(ev.located, taken)
             if final is not None and not self._supported(final):
                 final = None
+            if final is not None and self._s_ghost(final, key):
+                final = None
             if final is not None and self._twin_settled(final, result):
                 final = None
             if final is not None:
@@ -846,6 +851,40 @@ class OnlineAssociator:
             if key in self.events:
                 self._relocate(key, wall_s, result)
         self._dirty.clear()
+
+    def _s_ghost(self, ev: LocatedEvent, key: int) -> bool:
+        """Whether ``ev`` stands on S onsets picked twice: at least half of its P stations have
+        their P pick within ``S_TWIN_S`` of an S arrival of an earlier event (the picker read
+        that event's S onset as S and again as P), and fewer than ``min_picks`` remain
+        without them. A burst's next earthquake keeps its own: its P coincides with the first
+        one's S at a few stations at most, and a small one that loses one station of four to
+        such a coincidence stands."""
+        own = [self.window[a.pick_id] for a in ev.arrivals
+               if a.phase == "P" and a.pick_id in self.window
+               and not self.window[a.pick_id].candidate]  # fmt: skip
+        stations = {k.station_key for k in own}
+        if len(stations) < self.params.min_picks:
+            return False  # _supported decides
+        t0 = ev.time_epoch_s
+        s_times: dict[str, list[float]] = {}  # the earlier events' S arrivals
+        for other_key, other in self.events.items():
+            o = other.located
+            if other_key == key or not 0.0 < t0 - o.time_epoch_s <= self.max_tt_s:
+                continue
+            for a in o.arrivals:
+                k = self.window.get(a.pick_id)
+                if a.phase == "S" and k is not None and a.pick_id not in ev.pick_ids:
+                    s_times.setdefault(k.station_key, []).append(k.time_epoch_s)
+        for o, times in self._settled:
+            if 0.0 < t0 - o.time_epoch_s <= self.max_tt_s:
+                for (station, phase), t in times.items():
+                    if phase == "S":
+                        s_times.setdefault(station, []).append(t)
+        left = {k.station_key for k in own
+                if not any(abs(k.time_epoch_s - t) <= S_TWIN_S
+                           for t in s_times.get(k.station_key, ()))}  # fmt: skip
+        gone = len(stations) - len(left)
+        return len(left) < self.params.min_picks and 2 * gone >= len(stations)
 
     def _twin_settled(self, final: LocatedEvent, result: StepResult) -> bool:
         p = self.params
@@ -881,6 +920,11 @@ class OnlineAssociator:
                 ev.published = None
             return
         if ev.published is not None and not origin_changed(ev.published, loc, self.params):
+            return
+        if taken is not None and self._s_ghost(ev.located, key):  # checked when it changes
+            if ev.published is not None:
+                result.retracted.append(ev.published)
+                ev.published = None
             return
         if ev.event_id is None:
             ev.event_id = self.new_id(loc.time_epoch_s)
