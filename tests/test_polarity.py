@@ -848,3 +848,18 @@ def test_shipped_model_on_the_demo_scenarios_rarely_gives_the_wrong_sign(shipped
     assert total > 800
     assert wrong <= 0.006 * total, (wrong, total)
     assert right >= 0.95 * total, (right, total)
+
+
+def test_inference_form_folds_batch_norm_and_gives_the_same_logits(shipped):
+    """The classifier runs the network with batch norm folded into the convolutions: no
+    BatchNorm1d left, logits equal to the trained module's to float32 rounding."""
+    from workers.polarity.model import inference_form
+
+    net = inference_form(shipped.model)
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in net.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm1d) for m in shipped.model.modules())
+    x = torch.randn(256, 2, 128, generator=torch.Generator().manual_seed(0)) * 3
+    with torch.inference_mode():
+        a, b = shipped.model(x), net(x)
+    scale = float(a.abs().max())
+    assert float((a - b).abs().max()) <= 1e-5 * scale, (float((a - b).abs().max()), scale)

@@ -49,7 +49,7 @@ from workers.polarity.evidence import (
     first_lobe_evidence,
 )
 from workers.polarity.fircorrect import fir_precursor_correction
-from workers.polarity.model import LABELS, build_model
+from workers.polarity.model import LABELS, build_model, inference_form
 from workers.polarity.preprocess import (
     REASON_OK,
     PreprocessConfig,
@@ -198,6 +198,8 @@ class PolarityClassifier:
         self.device = _resolve_device(device)
         self.precision = precision
         self.model = model.to(self.device).eval()
+        # what runs: batch norm folded into the convolutions (same output to rounding)
+        self._net = inference_form(self.model)
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -246,15 +248,20 @@ class PolarityClassifier:
         with torch.inference_mode(), cast:
             for start in range(0, windows.shape[0], batch_size):
                 chunk = torch.from_numpy(np.ascontiguousarray(windows[start : start + batch_size]))
-                logits = self.model(chunk.to(self.device, non_blocking=True))
+                logits = self._net(chunk.to(self.device, non_blocking=True))
                 out[start : start + chunk.shape[0]] = logits.float().cpu().numpy()
         return out
 
     def window_probabilities(self, windows: np.ndarray, batch_size: int = 1024) -> np.ndarray:
         """Flip-augmented, temperature-scaled probabilities (N, 3) float32 of windows."""
         windows = np.asarray(windows, dtype=np.float32)
-        direct = _softmax(self.window_logits(windows, batch_size) / self.temperature)
-        flipped = _softmax(self.window_logits(-windows, batch_size) / self.temperature)
+        n = windows.shape[0]
+        # the window and its flip side by side: one pass of twice the batch
+        both = np.empty((2 * n, *windows.shape[1:]), dtype=np.float32)
+        both[0::2] = windows
+        np.negative(windows, out=both[1::2])
+        logits = self.window_logits(both, 2 * batch_size) / self.temperature
+        direct, flipped = _softmax(logits[0::2]), _softmax(logits[1::2])
         probs = np.empty_like(direct)
         probs[:, 0] = (direct[:, 0] + flipped[:, 1]) / 2
         probs[:, 1] = (direct[:, 1] + flipped[:, 0]) / 2
