@@ -30,12 +30,11 @@ import torch
 from obspy import Trace, UTCDateTime, read
 
 from stream.detect import DetectParams, detect_once, nearest_onsets
+from stream.phase_stage import COMPONENT_INDEX
 from stream.picker import PhaseNetModel, PickerParams, pick_traces
 from workers.polarity import PolarityClassifier
 from workers.polarity.evaluate import load_ingv_fmpc, load_pr2017_onsets, load_uh2010_onsets
 from workers.polarity.evidence import naive_polarity
-
-HORIZONTAL = {"E": 0, "1": 0, "N": 1, "2": 1, "Z": 2}
 
 
 def _ingv_components(onset: dict) -> list:
@@ -50,8 +49,8 @@ def _ingv_components(onset: dict) -> list:
             continue
         st = read(f).merge(fill_value="interpolate")
         comp = st[0].stats.channel[-1]
-        if comp in HORIZONTAL:
-            traces[HORIZONTAL[comp]] = st[0]
+        if comp in COMPONENT_INDEX:
+            traces[COMPONENT_INDEX[comp]] = st[0]
     return traces
 
 
@@ -78,10 +77,9 @@ def learned_p_index(model, onset: dict, components: list, cache: dict) -> float:
     times = cache[key]
     if not times.size:
         return float("nan")
-    rate = onset["sampling_rate_hz"]
-    start = UTCDateTime(onset["time"]).timestamp - onset["pick_index"] / rate
-    t = times[np.argmin(np.abs(times - UTCDateTime(onset["time"]).timestamp))]
-    return (t - start) * rate
+    labelled = UTCDateTime(onset["time"]).timestamp
+    t = times[np.argmin(np.abs(times - labelled))]
+    return onset["pick_index"] + (t - labelled) * onset["sampling_rate_hz"]
 
 
 def main() -> None:

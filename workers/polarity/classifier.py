@@ -335,6 +335,7 @@ class PolarityClassifier:
         polarity, confidence = self.decide(probs)
         extra: dict = {}
         conflict = np.zeros(polarity.shape, dtype=bool)
+        lobe = np.zeros(polarity.shape, dtype=bool)
         if ev is not None:
             probs, ev, offset, conflict, moved = self._recheck(
                 data, sampling_rate, picks, reasons, probs, ev, batch_size
@@ -359,8 +360,7 @@ class PolarityClassifier:
         reasons = reasons.astype(object)
         reasons[ok & (polarity == 0)] = REASON_LOW_CONFIDENCE
         reasons[ok & conflict] = REASON_EVIDENCE_CONFLICT
-        if ev is not None:
-            reasons[ok & lobe] = REASON_FIRST_LOBE
+        reasons[ok & lobe] = REASON_FIRST_LOBE
         return PolarityResult(
             polarity=polarity,
             probabilities=probs,
@@ -378,7 +378,7 @@ class PolarityClassifier:
         if min_snr <= 0:
             return np.zeros(polarity.shape, dtype=bool)
         strong = np.nan_to_num(ev.read_snr, nan=0.0) >= min_snr
-        lean = np.where(probs[:, 0] > probs[:, 1], 1, np.where(probs[:, 1] > probs[:, 0], -1, 0))
+        lean = np.sign(probs[:, 0] - probs[:, 1])  # the sign the network leans to (0: none)
         return (
             (reasons == REASON_OK)
             & (polarity == 0)
