@@ -1,0 +1,102 @@
+"""Re-associate a swarm-proxy run's picks offline: a deterministic before/after for the associator.
+
+Run from the repository root, after ``benchmarks/bench_swarm.py`` (which leaves the stages'
+messages in ``OUT/logs_<picker>/messages.jsonl``)::
+
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/swarm_reassociate.py [--out /tmp/bench_swarm] \\
+        [--picker phasenet] [--verbose]
+
+The live run settles events on the wall clock of a 20x replay, so its event counts move by
++-2 between runs of the same stages. Here the run's picks are fed to
+:class:`workers.associate_online.OnlineAssociator` in the order and at the wall times the stream
+stage published them (``Pick.created_epoch_s``), stepping every 0.25 s as the worker does, then
+flushed; the events are matched to the scenario's truth with
+:func:`firstmotion.demo.match_events` (as ``bench_swarm.py``). Same picks, same code: same
+answer, so an associator change is measured on the same picks before and after it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from obspy import UTCDateTime
+
+from firstmotion import demo
+from firstmotion.config import load_settings
+from firstmotion.velocity import VelocityModel
+from workers.associate import stations_from_inventory
+from workers.associate_locate import AssociateParams, Associator, WindowPick
+from workers.associate_online import OnlineAssociator
+
+STEP_S = 0.25  # the worker's debounce
+
+
+def reassociate(out: Path, picker: str = "phasenet") -> tuple[dict, list, dict]:
+    """Truth, the catalog standing at the end (origin, None) and the truth matches."""
+    scen = out / "scenario"
+    truth = json.loads((scen / "truth.json").read_text())
+    rows = [json.loads(line) for line in open(out / f"logs_{picker}" / "messages.jsonl")]
+    picks = sorted((r for r in rows if r.get("type") == "Pick"),
+                   key=lambda r: r["created_epoch_s"])  # fmt: skip
+    if not picks:
+        raise SystemExit(f"no picks in {out}/logs_{picker}/messages.jsonl")
+    settings = load_settings(None)
+    assoc = Associator(VelocityModel.from_file(str(scen / "velocity_model.txt")),
+                       AssociateParams.from_settings(settings.associate))  # fmt: skip
+    counter = iter(range(1, 1_000_000))
+    engine = OnlineAssociator(assoc, stations_from_inventory(str(scen / "stations.xml")),
+                              new_id=lambda t: f"ev{next(counter):05d}")  # fmt: skip
+    standing: dict[str, object] = {}
+
+    def take(result) -> None:
+        for o in result.origins:
+            standing[o.event_id] = o
+        for o in result.retracted:
+            standing.pop(o.event_id, None)
+
+    i = 0
+    wall = picks[0]["created_epoch_s"]
+    while i < len(picks):
+        batch = []
+        while i < len(picks) and picks[i]["created_epoch_s"] <= wall:
+            p = picks[i]
+            i += 1
+            batch.append(WindowPick(p["pick_id"], p["station_id"], p["time_epoch_s"],
+                                    p["phase"].upper(), bool(p.get("candidate"))))  # fmt: skip
+        if batch:
+            engine.add(batch, wall)
+        take(engine.step(wall))
+        wall += STEP_S
+    take(engine.step(wall + 1000.0, flush=True))
+    assoc.close()
+    catalog = [(o, None) for o in standing.values()]
+    return truth, catalog, demo.match_events(truth, catalog)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, default=Path("/tmp/bench_swarm"))
+    ap.add_argument("--picker", default="phasenet")
+    ap.add_argument("--verbose", action="store_true", help="every truth and false event")
+    args = ap.parse_args()
+    truth, catalog, matches = reassociate(args.out, args.picker)
+    matched = {id(v[0]) for v in matches.values() if v is not None}
+    false = [o for o, _ in catalog if id(o) not in matched]
+    found = sum(v is not None for v in matches.values())
+    print(f"events {found}/{len(truth['events'])} (+{len(false)} false)")
+    if args.verbose:
+        t0 = UTCDateTime(truth["start_time"]).timestamp
+        for e in truth["events"]:
+            hit = matches[e["event_id"]]
+            print(f"  {e['event_id']} Mw {e['magnitude']:.2f} t {e['origin_time_s']:7.2f} s  "
+                  + (f"found, {len(hit[0].arrivals)} arrivals" if hit else "missed"))  # fmt: skip
+        for o in sorted(false, key=lambda o: o.time_epoch_s):
+            print(f"  false t {o.time_epoch_s - t0:7.2f} s  {o.latitude_deg:.3f} "
+                  f"{o.longitude_deg:.3f} {o.depth_km:.1f} km  {len(o.arrivals)} arrivals  "
+                  f"rms {o.rms_s or 0.0:.2f} s")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
