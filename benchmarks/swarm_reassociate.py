@@ -37,11 +37,12 @@ def reassociate(out: Path, picker: str = "phasenet") -> tuple[dict, list, dict]:
     """Truth, the catalog standing at the end (origin, None) and the truth matches."""
     scen = out / "scenario"
     truth = json.loads((scen / "truth.json").read_text())
-    rows = [json.loads(line) for line in open(out / f"logs_{picker}" / "messages.jsonl")]
+    path = out / f"logs_{picker.replace('+', '_')}" / "messages.jsonl"  # as bench_swarm.py
+    rows = [json.loads(line) for line in open(path)]
     picks = sorted((r for r in rows if r.get("type") == "Pick"),
                    key=lambda r: r["created_epoch_s"])  # fmt: skip
     if not picks:
-        raise SystemExit(f"no picks in {out}/logs_{picker}/messages.jsonl")
+        raise SystemExit(f"no picks in {path}")
     settings = load_settings(None)
     assoc = Associator(VelocityModel.from_file(str(scen / "velocity_model.txt")),
                        AssociateParams.from_settings(settings.associate))  # fmt: skip
@@ -82,8 +83,8 @@ def main() -> None:
     ap.add_argument("--verbose", action="store_true", help="every truth and false event")
     args = ap.parse_args()
     truth, catalog, matches = reassociate(args.out, args.picker)
-    matched = {id(v[0]) for v in matches.values() if v is not None}
-    false = [o for o, _ in catalog if id(o) not in matched]
+    matched = {v[0].event_id for v in matches.values() if v is not None}
+    false = [o for o, _ in catalog if o.event_id not in matched]
     found = sum(v is not None for v in matches.values())
     print(f"events {found}/{len(truth['events'])} (+{len(false)} false)")
     if args.verbose:
