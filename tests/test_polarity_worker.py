@@ -269,3 +269,47 @@ def test_first_lobe_reads_are_published_and_counted_as_reads(bus, monkeypatch):
     assert (
         reg.get_sample_value("firstmotion_polarity_windows_total", {"outcome": "bad"}) or 0.0
     ) == bad
+
+
+def test_worker_counts_every_read_reason_as_read_not_bad():
+    """A window read but left unknown (low confidence, an evidence conflict) or read from its
+    first lobe counts as up/down/unknown in the windows metric, never as a bad window."""
+    from dataclasses import replace as dc_replace
+
+    from workers.polarity.classifier import (
+        READ_REASONS,
+        REASON_EVIDENCE_CONFLICT,
+        REASON_FIRST_LOBE,
+        REASON_LOW_CONFIDENCE,
+    )
+    from workers.polarity.worker import PolarityHandler
+
+    assert {REASON_EVIDENCE_CONFLICT, REASON_FIRST_LOBE, REASON_LOW_CONFIDENCE} <= set(READ_REASONS)
+    reasons = [REASON_EVIDENCE_CONFLICT, REASON_FIRST_LOBE, REASON_LOW_CONFIDENCE, "nan"]
+
+    class Relabelled:
+        """The tiny classifier, its reasons replaced row by row."""
+
+        def __init__(self) -> None:
+            self.inner = tiny_classifier()
+            self.card = self.inner.card
+
+        def classify(self, data, rate, picks):
+            res = self.inner.classify(data, rate, picks)
+            return dc_replace(res, reason=np.array(reasons[: len(picks)]))
+
+    from firstmotion.bus import Delivery
+
+    handler = PolarityHandler(Relabelled())
+    picks = [make_pick(100 + i) for i in range(4)]
+    metric = handler.windows
+
+    def count(outcome: str) -> float:
+        return metric.labels(outcome=outcome)._value.get()
+
+    before = {o: count(o) for o in ("up", "down", "unknown", "bad")}
+    out = handler([Delivery(f"{i}-0", p, 1) for i, p in enumerate(picks)])
+    assert [m.reason for _s, m in out] == reasons
+    after = {o: count(o) - before[o] for o in before}
+    assert after["bad"] == 1  # the NaN row only
+    assert after["up"] + after["down"] + after["unknown"] == 3

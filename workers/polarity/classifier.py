@@ -64,6 +64,9 @@ PRECISIONS = {p: None if p == "float32" else getattr(torch, p) for p in POLARITY
 REASON_LOW_CONFIDENCE = "low_confidence"
 REASON_EVIDENCE_CONFLICT = "evidence_conflict"
 REASON_FIRST_LOBE = "first_lobe"
+# the reasons of a window that was read (up, down or unknown); any other reason is a window
+# that could not be read (NaN, flat, too short)
+READ_REASONS = (REASON_OK, REASON_LOW_CONFIDENCE, REASON_EVIDENCE_CONFLICT, REASON_FIRST_LOBE)
 # the card's optional ``reading`` section (see PolarityClassifier.classify)
 READING_KEYS = (
     "k_sigma",
@@ -96,8 +99,10 @@ class PolarityResult:
 
     polarity int8 (N,) +1 up, -1 down, 0 unknown; probabilities float32 (N, 3) columns
     [up, down, unknown]; confidence float32 (N,) probability of the returned class; reason
-    str array (N,): '' for a classified window, else 'nan', 'flat', 'too_short' (bad window,
-    probabilities [0, 0, 1]) or 'low_confidence' (classified unknown by the model).
+    str array (N,): '' for a window the network read, 'first_lobe' (read from its first lobe
+    where the network left it unknown), 'low_confidence' or 'evidence_conflict' (read,
+    unknown), else why it could not be read: 'nan', 'flat', 'too_short' (probabilities
+    [0, 0, 1]); :data:`READ_REASONS` are the reasons of read windows.
     """
 
     polarity: np.ndarray

@@ -33,6 +33,7 @@ from firstmotion.bus import Bus, Consumer, Delivery, add_stage_arguments, run_st
 from firstmotion.config import POLARITY_PRECISIONS, PolaritySettings
 from firstmotion.messages import Message, Pick, Polarity
 from firstmotion.metrics import counter, histogram
+from workers.polarity.classifier import READ_REASONS, REASON_LOW_CONFIDENCE
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +41,6 @@ INPUT_STREAM = "picks"
 OUTPUT_STREAM = "polarities"
 GROUP = "polarity"
 INFERENCE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
-# reasons of a read window (classifier's REASON_OK, REASON_LOW_CONFIDENCE, REASON_FIRST_LOBE);
-# any other reason is a bad window (NaN, flat, too short)
-READ_REASONS = ("", "low_confidence", "first_lobe")
 LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
@@ -93,7 +91,7 @@ class PolarityHandler:
             picks, results, strict=True
         ):
             if polarity != 0 and confidence < self.min_confidence:
-                polarity, reason = 0, "low_confidence"
+                polarity, reason = 0, REASON_LOW_CONFIDENCE
             outcome = {1: "up", -1: "down"}.get(polarity, "unknown")
             if reason not in READ_REASONS:
                 outcome = "bad"
