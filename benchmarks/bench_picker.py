@@ -304,6 +304,12 @@ def main(argv: list[str] | None = None) -> None:
         help="P onset SNR gate (1-20 Hz vertical, as STA/LTA's min_snr); 0: none",
     )
     ap.add_argument(
+        "--s-min-snr",
+        type=float,
+        default=PickerParams.s_min_snr,
+        help="S onset SNR gate (the larger of the 1-20 Hz horizontals, same measure); 0: none",
+    )
+    ap.add_argument(
         "--z-only",
         nargs="?",
         const="zeros",
@@ -333,7 +339,8 @@ def main(argv: list[str] | None = None) -> None:
     low = min(args.p_threshold, args.s_threshold, 0.1 if args.sweep else 1.0)
     params = PickerParams(p_threshold=low, s_threshold=low, stride_s=args.stride_s,
                           tail_s=args.tail_s, highpass_hz=args.highpass_hz,
-                          p_min_snr=args.p_min_snr, hot_stride_s=args.hot_stride_s,
+                          p_min_snr=args.p_min_snr, s_min_snr=args.s_min_snr,
+                          hot_stride_s=args.hot_stride_s,
                           hot_p=args.hot_p, hot_pick_p=args.hot_pick_p,
                           candidate_p=args.candidate_p if args.candidate_p < low else 0.0,
                           candidate_stalta=args.candidate_stalta,
@@ -343,7 +350,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"settings: stride {params.stride_s} s (hot {params.hot_stride_s} s at P >= "
           f"{params.hot_p}, hot picks P >= {params.hot_pick_p}), tail {params.tail_s} s, window "
           f"{params.window_s} s, high-pass {params.highpass_hz} Hz, P SNR gate "
-          f"{params.p_min_snr}, "
+          f"{params.p_min_snr}, S SNR gate {params.s_min_snr}, "
           f"z_only={args.z_only}")  # fmt: skip
     results: dict = {}
     for name, loader in (("texnet", texnet_readings), ("ingv", ingv_readings)):

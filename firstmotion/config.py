@@ -168,6 +168,7 @@ class DetectSettings:
     phasenet_tail_s: float = 1.5
     phasenet_highpass_hz: float = 1.0
     phasenet_min_snr: float = 2.0  # P onset SNR on the 1-20 Hz vertical (as min_snr); 0 = none
+    phasenet_s_min_snr: float = 2.0  # S onset SNR on the 1-20 Hz horizontals (same); 0 = none
     phasenet_window_after_s: float = 1.0
     phasenet_hot_stride_s: float = 0.5  # next window this soon after one with P rising; 0 = off
     phasenet_hot_pick_p: float = 0.7  # P picks of those windows need this probability
@@ -191,8 +192,8 @@ class DetectSettings:
         )  # fmt: skip
         out += _non_negative(
             "detect", self, "phasenet_tail_s", "phasenet_highpass_hz", "phasenet_min_snr",
-            "phasenet_second_look_tail_s", "phasenet_hot_stride_s", "phasenet_candidate_stalta",
-            "phasenet_candidate_min_snr",
+            "phasenet_s_min_snr", "phasenet_second_look_tail_s", "phasenet_hot_stride_s",
+            "phasenet_candidate_stalta", "phasenet_candidate_min_snr",
         )  # fmt: skip
         if not 0 <= self.phasenet_candidate_p < self.p_threshold:
             out.append(

@@ -777,6 +777,7 @@ def picker_params(detect, window_after_s: float | None = None):
         tail_s=detect.phasenet_tail_s, highpass_hz=detect.phasenet_highpass_hz,
         second_look_s=detect.phasenet_second_look_tail_s,
         device=detect.phasenet_device, p_min_snr=detect.phasenet_min_snr,
+        s_min_snr=detect.phasenet_s_min_snr,
         hot_stride_s=detect.phasenet_hot_stride_s, hot_pick_p=detect.phasenet_hot_pick_p,
         candidate_p=detect.phasenet_candidate_p, candidate_stalta=detect.phasenet_candidate_stalta,
         candidate_min_snr=detect.phasenet_candidate_min_snr,

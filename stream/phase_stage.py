@@ -154,7 +154,7 @@ class PhaseStage:
             self.windows_run += len(jobs)
             probs = self.model.predict(windows, self.picker.batch_size, self.picker.highpass_hz)
             for (key, start, w), prob in zip(jobs, probs, strict=True):
-                self._take(key, start, prob, w[2])
+                self._take(key, start, prob, w)
         for key in sorted(touched):
             picks += self._ship(key, packets[-1].received_wall_s if packets else 0.0)
         return results, picks
@@ -189,6 +189,7 @@ class PhaseStage:
             p.model,
             p.highpass_hz,
             p.p_min_snr,
+            p.s_min_snr,
             p.second_look_s,
             p.hot_stride_s,
             p.hot_p,
@@ -294,7 +295,7 @@ class PhaseStage:
             return False
         return True
 
-    def _take(self, key: str, start: int, prob: np.ndarray, z: np.ndarray) -> None:
+    def _take(self, key: str, start: int, prob: np.ndarray, window: np.ndarray) -> None:
         st = self.stations[key]
         zid = st.channels[2]
         last = {"P": self.last_pick_epoch_s.get(zid, -np.inf),
@@ -302,12 +303,12 @@ class PhaseStage:
                 "Pc": self.last_pick_epoch_s.get(zid + CANDIDATE_SUFFIX, -np.inf)}  # fmt: skip
         before = dict(last)
         found = picks_in_window(
-            prob, start, st.first_start, st.anchor_ns, self.picker, last, st.previous
+            prob, start, st.first_start, st.anchor_ns, self.picker, last, st.previous, window
         )
         st.settling += found
         if self.picker.candidates and start % self.picker.stride_n == 0:
-            cands = candidate_picks(prob, z, start, st.first_start, st.anchor_ns, self.picker,
-                                    last, found)  # fmt: skip
+            cands = candidate_picks(prob, window[2], start, st.first_start, st.anchor_ns,
+                                    self.picker, last, found)  # fmt: skip
             self.candidate_picks += len(cands)
             st.settling += cands
         st.previous = start
@@ -326,7 +327,8 @@ class PhaseStage:
             if window_s <= look.get("done_s", -np.inf):  # it ran before a restart
                 return
             look["done_s"] = window_s
-            again = second_look_picks(prob, start, st.anchor_ns, self.picker, look["recent"])
+            again = second_look_picks(prob, start, st.anchor_ns, self.picker, look["recent"],
+                                      window)  # fmt: skip
             self.second_look_picks += len(again)
             st.settling += again
             # picks before this window's start no longer matter to a second look

@@ -72,6 +72,7 @@ class PickerParams:
     vertical_only: str = "copy"  # a station without horizontals: Z copied into them, or "zeros"
     p_refine: str = "aic"  # P onsets refined on the band-passed vertical (refine_p_onset), "none"
     p_min_snr: float = 2.0  # P picks need this onset SNR on the band-passed vertical (0: no gate)
+    s_min_snr: float = 2.0  # S picks need this onset SNR on a band-passed horizontal (0: no gate)
     second_look_s: float = 18.0  # each window read again this long before its end; 0: not
     hot_stride_s: float = 0.5  # after a window with P rising in its tail, the next one this soon
     hot_p: float = 0.1  # ... "rising": P probability at least this in the window's last tail_s
@@ -93,7 +94,8 @@ class PickerParams:
             if not getattr(self, name) > 0:
                 raise ValueError(f"detect.{name}: expected > 0, got {getattr(self, name)!r}")
         for name in ("tail_s", "overlap_s", "component_wait_s", "highpass_hz", "p_min_snr",
-                     "second_look_s", "candidate_stalta", "candidate_min_snr"):  # fmt: skip
+                     "s_min_snr", "second_look_s", "candidate_stalta",
+                     "candidate_min_snr"):  # fmt: skip
             if not getattr(self, name) >= 0:
                 raise ValueError(f"detect.{name}: expected >= 0, got {getattr(self, name)!r}")
         if not 0 <= self.candidate_p < self.p_threshold:
@@ -567,6 +569,26 @@ def read_as_s(prob: np.ndarray, index: float, p: float) -> bool:
     return bool(seg.size) and float(seg.max()) > p
 
 
+def s_onset_snr(window: np.ndarray, index: float) -> float:
+    """The onset SNR of an S pick at sample ``index`` of a station window ``(3, n)`` (E, N, Z
+    on the 100 Hz grid, as the network reads it): the larger of :func:`p_onset_snr` on the two
+    horizontals, which the S moves; on the vertical where both horizontals are zeros (a station
+    without horizontals read with ``vertical_only = "zeros"``; with ``"copy"`` they are the
+    vertical). ``inf`` where the window does not hold the samples the measure reads."""
+    rows = [c for c in (0, 1) if np.any(window[c])] or [2]
+    return max(p_onset_snr(window[c], GRID_RATE_HZ, index) for c in rows)
+
+
+def s_gated(window: np.ndarray | None, index: float, params: PickerParams) -> bool:
+    """Whether an S peak at window sample ``index`` fails the S onset SNR gate
+    (``params.s_min_snr``; never without the window's samples)."""
+    return (
+        window is not None
+        and params.s_min_snr > 0
+        and s_onset_snr(window, index) < params.s_min_snr
+    )
+
+
 def picks_in_window(
     prob: np.ndarray,
     start_n: int,
@@ -575,6 +597,7 @@ def picks_in_window(
     params: PickerParams,
     last_s: dict[str, float],
     previous_n: int | None = None,
+    window: np.ndarray | None = None,
 ) -> list[StationPick]:
     """The picks window ``start_n`` gives (its accepted region, see :func:`accepted_region`)
     from probabilities ``prob`` ``(3, n)``; ``last_s`` (phase -> epoch s of the last pick)
@@ -584,7 +607,10 @@ def picks_in_window(
     it) gives only P picks of at least ``hot_pick_p`` from the samples since that window's
     region: an early announcement of a clear P. The windows on the stride read their whole
     region as without the hot stride (their repeat of a hot pick is dropped as any repeat),
-    so what they find is never lost and a hot window adds only clear P picks, sooner."""
+    so what they find is never lost and a hot window adds only clear P picks, sooner.
+
+    ``window`` (the window's samples, ``(3, n)``) gates the S peaks (:func:`s_gated`): an S
+    pick needs an energy jump on the horizontals, as a P pick needs one on the vertical."""
     hot = bool(params.hot_stride_n) and start_n % params.stride_n != 0
     lo, hi = accepted_region(start_n, first_start_n, params, previous_n if hot else None)
     found: list[StationPick] = []
@@ -596,6 +622,8 @@ def picks_in_window(
             if not lo <= grid < hi:
                 continue
             if phase == "P" and read_as_s(prob, index, p):
+                continue
+            if phase == "S" and s_gated(window, index, params):
                 continue
             t = (anchor_ns + grid * SEGMENT_GRID_NS) / 1e9
             if t - last_s.get(phase, -np.inf) <= params.min_separation_s:
@@ -713,6 +741,7 @@ def second_look_picks(
     anchor_ns: int,
     params: PickerParams,
     recent_s: dict[str, list[float]],
+    window: np.ndarray | None = None,
 ) -> list[StationPick]:
     """The picks the second look of window ``start_n`` adds: peaks of its region
     (:func:`second_look_region`) more than ``min_separation_s`` from every recent pick of their
@@ -727,6 +756,7 @@ def second_look_picks(
     forward pass, picks that late. Every first-pass pick within ``min_separation_s`` of the
     region comes from this window or an earlier one (``second_look_s`` is at least ``tail_s +
     stride_s + overlap_s + min_separation_s``), so the outcome does not depend on the packets.
+    S peaks are gated on ``window``'s samples as in :func:`picks_in_window`.
     """
     lo, hi = second_look_region(start_n, params)
     found: list[StationPick] = []
@@ -737,6 +767,8 @@ def second_look_picks(
             if not lo <= grid < hi:
                 continue
             if phase == "P" and read_as_s(prob, index, p):
+                continue
+            if phase == "S" and s_gated(window, index, params):
                 continue
             t = (anchor_ns + grid * SEGMENT_GRID_NS) / 1e9
             if any(abs(t - x) <= params.min_separation_s for x in times):
@@ -856,16 +888,17 @@ def pick_traces(
     previous = None
     s = first
     while s in probs:
-        found = picks_in_window(probs[s], s, first, anchor, params, last, previous)
+        w = window(s)
+        found = picks_in_window(probs[s], s, first, anchor, params, last, previous, w)
         out += refine_picks(found, views[2], params)
         if params.candidates and s % params.stride_n == 0:
-            maybe = candidate_picks(probs[s], window(s)[2], s, first, anchor, params, last, found)
+            maybe = candidate_picks(probs[s], w[2], s, first, anchor, params, last, found)
             out += refine_picks(maybe, views[2], params)
         if params.second_look_s > 0:
             for sp in found:
                 recent.setdefault(sp.phase, []).append(sp.time_epoch_s)
             if s % params.stride_n == 0:  # windows on the stride only: their regions tile
-                again = second_look_picks(probs[s], s, anchor, params, recent)
+                again = second_look_picks(probs[s], s, anchor, params, recent, w)
                 out += refine_picks(again, views[2], params)
         previous, s = s, next_window_start(s, is_hot(probs[s], params), params)
     return out

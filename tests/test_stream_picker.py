@@ -779,3 +779,37 @@ def test_restart_late_in_a_record_repeats_no_second_look_and_keeps_candidates(
     # a statefile of another candidate setting is not resumed (the settings key differs)
     other = PhaseStage(StageParams(), model=model)
     assert other._params_key() != whole._params_key()
+
+
+def test_s_gate_needs_an_energy_jump_on_the_horizontals():
+    """An S peak is kept only where a horizontal's 1-20 Hz energy jumps at it (the P gate's
+    measure and value); a vertical-only window is measured on the vertical."""
+    from stream.picker import picks_in_window, s_onset_snr
+
+    rng = np.random.default_rng(5)
+    params = PickerParams()
+    n, onset = params.window_n, params.window_n - 200  # in the first pass's accepted region
+    window = rng.standard_normal((3, n))
+    t = np.arange(n - onset)
+    burst = 20 * np.sin(2 * np.pi * 4 * t / 100.0) * np.exp(-t / 150)
+    with_s = window.copy()
+    with_s[0, onset:] += burst  # the S moves the E component
+    assert s_onset_snr(with_s, onset) > 3.0
+    assert s_onset_snr(window, onset) < 1.5
+    z_only = np.stack([np.zeros(n), np.zeros(n), with_s[0]])
+    assert s_onset_snr(z_only, onset) > 3.0  # no horizontals: the vertical
+    prob = np.zeros((3, n), np.float32)
+    prob[0] = 1.0
+    prob[2, onset - 10 : onset + 11] = np.hanning(21) * 0.8
+    prob[0] -= prob[2]
+
+    def s_picks(w, p=params):
+        found = picks_in_window(prob, 0, 0, 0, p, {}, None, w)
+        return [sp for sp in found if sp.phase == "S"]
+
+    assert len(s_picks(with_s)) == 1 and abs(s_picks(with_s)[0].grid_index - onset) <= 1
+    assert s_picks(window) == []  # noise: dropped
+    assert len(s_picks(window, PickerParams(s_min_snr=0.0))) == 1  # gate off
+    assert len(s_picks(None)) == 1  # without the samples: never dropped
+    with pytest.raises(ValueError, match="s_min_snr"):
+        PickerParams(s_min_snr=-1.0)
