@@ -572,11 +572,18 @@ def read_as_s(prob: np.ndarray, index: float, p: float) -> bool:
 def s_onset_snr(window: np.ndarray, index: float) -> float:
     """The onset SNR of an S pick at sample ``index`` of a station window ``(3, n)`` (E, N, Z
     on the 100 Hz grid, as the network reads it): the larger of :func:`p_onset_snr` on the two
-    horizontals, which the S moves; on the vertical where both horizontals are zeros (a station
-    without horizontals read with ``vertical_only = "zeros"``; with ``"copy"`` they are the
-    vertical). ``inf`` where the window does not hold the samples the measure reads."""
-    rows = [c for c in (0, 1) if np.any(window[c])] or [2]
+    horizontals, which the S moves; on the vertical where both horizontals are flat (a station
+    without horizontals read with ``vertical_only = "zeros"``, or dead channels; with
+    ``"copy"`` they are the vertical). ``inf`` where the window does not hold the samples the
+    measure reads."""
+    rows = [c for c in (0, 1) if _varies(window[c])] or [2]
     return max(p_onset_snr(window[c], GRID_RATE_HZ, index) for c in rows)
+
+
+def _varies(x: np.ndarray) -> bool:
+    """Whether the finite samples of ``x`` are not all one value (NaN samples aside)."""
+    finite = x[np.isfinite(x)]
+    return bool(finite.size) and bool(finite.max() > finite.min())
 
 
 def s_gated(window: np.ndarray | None, index: float, params: PickerParams) -> bool:

@@ -798,6 +798,11 @@ def test_s_gate_needs_an_energy_jump_on_the_horizontals():
     assert s_onset_snr(window, onset) < 1.5
     z_only = np.stack([np.zeros(n), np.zeros(n), with_s[0]])
     assert s_onset_snr(z_only, onset) > 3.0  # no horizontals: the vertical
+    dead = z_only + np.array([[5.0], [-3.0], [0.0]])  # flat, not zero: dead horizontals
+    assert s_onset_snr(dead, onset) == s_onset_snr(z_only, onset)
+    gap = with_s.copy()
+    gap[0, onset + 50] = np.nan  # a NaN in the measured span: never dropped for it
+    assert s_onset_snr(gap, onset) == np.inf
     prob = np.zeros((3, n), np.float32)
     prob[0] = 1.0
     prob[2, onset - 10 : onset + 11] = np.hanning(21) * 0.8
