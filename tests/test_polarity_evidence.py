@@ -411,6 +411,69 @@ def test_polarity_show_writes_a_png(tmp_path):
     assert main(missing) == 1
 
 
+def test_polarity_show_from_the_catalog_reads_the_window_the_stream_sent(
+    tmp_path, redis_client, redis_url, capsys
+):
+    """``polarity show --event ID --station NET.STA`` finds the event's P pick at the station
+    in the catalog (Redis), its window in fm:picks and the published read in fm:polarities;
+    it says what is missing otherwise."""
+    from firstmotion.bus import Bus
+    from firstmotion.cli import main
+    from firstmotion.messages import Arrival, Origin, Pick, make_pick_id
+    from workers.catalog import CatalogRules, CatalogWorker
+
+    x, k = _step_rows(-1.0, onset_s=5.0)
+    t0, station = 1_700_000_000.0, "XX.STA..HHZ"
+    t_pick = t0 + k / 100.0
+    pick = Pick(
+        pick_id=make_pick_id(station, t_pick), station_id=station, time_epoch_s=t_pick,
+        sampling_rate_hz=100.0, start_time_epoch_s=t0, pick_index=k, samples=x[: k + 200],
+        snr=40.0, amplitude=40.0,
+    )  # fmt: skip
+    arrivals = tuple(
+        Arrival(
+            pick_id=pid,
+            station_id=sid,
+            azimuth_deg=10.0 * i,
+            takeoff_deg=100.0,
+            distance_km=10.0,
+            residual_s=0.0,
+        )  # fmt: skip
+        for i, (pid, sid) in enumerate(
+            [(pick.pick_id, station)]
+            + [(make_pick_id(f"XX.S{i}..HHZ", t_pick + i), f"XX.S{i}..HHZ") for i in range(1, 5)]
+        )
+    )
+    origin = Origin(event_id="ev1", revision=0, time_epoch_s=t_pick - 2.0, latitude_deg=35.0,
+                    longitude_deg=-117.0, depth_km=5.0, arrivals=arrivals)  # fmt: skip
+    bus = Bus.from_url(redis_url)
+    bus.publish("picks", pick)
+    published = Polarity(pick_id=pick.pick_id, station_id=station, time_epoch_s=t_pick,
+                         polarity=-1, probabilities=(0.05, 0.9, 0.05), confidence=0.9,
+                         model_version="live@1")  # fmt: skip
+    bus.publish("polarities", published)
+    bus.publish("origins", origin)
+    CatalogWorker(bus, CatalogRules(), block_ms=50, lease_ms=500).run(drain=True, timeout_s=20)
+    bus.close()
+
+    out = tmp_path / "fig.png"
+    base = ["polarity", "show", "--redis", redis_url, "--out", str(out)]
+    capsys.readouterr()
+    assert main([*base, "--event", "ev1", "--station", "XX.STA"]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    shown = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert shown["station_id"] == station and shown["event_id"] == "ev1"
+    assert shown["polarity"] == "down"  # the window the stream sent: a clear down onset
+    assert shown["published"]["model_version"] == "live@1"
+    assert shown["published"]["polarity"] == "down"
+    # what is missing is said, with exit status 1
+    assert main([*base, "--event", "nope", "--station", "XX.STA"]) == 1
+    assert main([*base, "--event", "ev1", "--station", "YY.OTHER"]) == 1
+    redis_client.delete("fm:picks")  # trimmed
+    assert main([*base, "--event", "ev1", "--station", "XX.STA"]) == 1
+    assert main([*base, "--event", "ev1"]) == 2  # --station is needed
+
+
 def _outcomes(clf, picks, shift_s: float, naive: bool = False) -> tuple[int, int, int]:
     got = []
     for p in picks:

@@ -4,9 +4,13 @@
 
     firstmotion polarity show --mseed F.mseed --pick 2011-01-13T19:59:41.50 \\
         [--station IV.CAMP..HHZ] [--model NAME_OR_PATH] --out fig.png
+    firstmotion polarity show --event EVENT_ID --station IV.CAMP [--redis URL] --out fig.png
 
 Reads the vertical trace (``--station`` NET.STA.LOC.CHA, else the first trace whose channel
-ends in Z), classifies the pick through :meth:`PolarityClassifier.classify` and draws three
+ends in Z) or, with ``--event``, takes a catalog event's P arrival at ``--station`` (NET.STA or
+more of the id) and the window the stream stage sent with that pick (``fm:picks``; the read the
+polarity stage published for it, ``fm:polarities``, is printed beside the new one), classifies
+the pick through :meth:`PolarityClassifier.classify` and draws three
 panels: the raw trace around the pick; the model's input window (the unit-peak channel, the
 noise-scaled channel on a second axis) with the pick, the onset the reading refers to and the
 first lobe marked; the window in noise sigmas around the onset with the 4-sigma band, so the
@@ -29,10 +33,19 @@ NAMES = {1: "up", -1: "down", 0: "unknown"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--mseed", required=True, help="miniSEED file holding the vertical")
-    parser.add_argument("--pick", required=True, help="P pick time (UTC, ISO-8601)")
-    parser.add_argument("--station", default=None, help="NET.STA.LOC.CHA (default: first *Z)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--mseed", help="miniSEED file holding the vertical (with --pick)")
+    source.add_argument("--event", help="catalog event id: its P pick at --station, from Redis")
+    parser.add_argument("--pick", default=None, help="P pick time (UTC, ISO-8601; with --mseed)")
+    parser.add_argument(
+        "--station",
+        default=None,
+        help="NET.STA.LOC.CHA (with --mseed; default: first *Z); NET.STA or more (with --event)",
+    )
     parser.add_argument("--model", default=None, help="model stem or shipped name (default)")
+    parser.add_argument("--redis", default=None, help="Redis URL (default: redis.url of config)")
+    parser.add_argument("--config", default=None, help="TOML config file (with --event)")
+    parser.add_argument("--prefix", default=None, help="key prefix (default: redis.prefix)")
     parser.add_argument("--out", required=True, help="PNG to write")
 
 
@@ -61,6 +74,60 @@ def read_pick(mseed: str, pick: str, station: str | None = None) -> dict:
         "pick_index": int(round((when - tr.stats.starttime) * rate)),
         "time": str(when),
     }
+
+
+def station_matches(station_id: str, wanted: str) -> bool:
+    """Whether ``station_id`` (NET.STA.LOC.CHA) is the station ``wanted`` names: its first
+    components (NET.STA, NET.STA.LOC or the whole id)."""
+    want = wanted.split(".")
+    return station_id.split(".")[: len(want)] == want
+
+
+def _find(bus, stream: str, kind: type, pick_id: str, chunk: int = 1000):
+    """The last ``kind`` message of ``stream`` with ``pick_id`` (a scan; None when absent)."""
+    found, start = None, "-"
+    while True:
+        rows = bus.messages(stream, start=start, count=chunk)
+        for _entry, msg in rows:
+            if isinstance(msg, kind) and msg.pick_id == pick_id:
+                found = msg
+        if len(rows) < chunk:
+            return found
+        start = "(" + rows[-1][0]
+
+
+def read_catalog_pick(bus, prefix: str, event_id: str, station: str) -> tuple[dict, object]:
+    """The window the stream stage sent with catalog event ``event_id``'s P pick at
+    ``station``, as :func:`read_pick` gives it, and the polarity stage's read of it (a
+    :class:`~firstmotion.messages.Polarity`, or None when not in ``fm:polarities``).
+    ``ValueError`` saying what is missing: the event, a P arrival at the station, or the pick
+    (trimmed from ``fm:picks`` by ``redis.stream_maxlen``)."""
+    import obspy
+
+    from firstmotion.messages import Pick, Polarity
+    from workers.catalog import CatalogReader
+
+    event = CatalogReader(bus.client, prefix).event(event_id)
+    if event is None:
+        raise ValueError(f"no event {event_id!r} in the catalog ({prefix}event:{event_id})")
+    p_arrivals = [a for a in event.origin.arrivals if a.phase == "P"]
+    at = [a for a in p_arrivals if station_matches(a.station_id, station)]
+    if not at:
+        have = ", ".join(sorted({a.station_id for a in p_arrivals})) or "none"
+        raise ValueError(f"event {event_id} has no P arrival at {station} (P arrivals: {have})")
+    pick = _find(bus, "picks", Pick, at[0].pick_id)
+    if pick is None:
+        raise ValueError(
+            f"pick {at[0].pick_id} is no longer in {prefix}picks (trimmed by redis.stream_maxlen?)"
+        )
+    p = {
+        "station_id": pick.station_id,
+        "sampling_rate_hz": float(pick.sampling_rate_hz),
+        "data": np.asarray(pick.samples, dtype=np.float64),
+        "pick_index": int(pick.pick_index),
+        "time": str(obspy.UTCDateTime(pick.time_epoch_s)),
+    }
+    return p, _find(bus, "polarities", Polarity, pick.pick_id)
 
 
 def describe(res, j: int = 0) -> dict:
@@ -167,19 +234,61 @@ def plot_pick(clf, p: dict, path: str) -> dict:
     return info
 
 
+def _live(read) -> dict | None:
+    """The polarity stage's published read, for the JSON beside the new one."""
+    if read is None:
+        return None
+    return {
+        "polarity": NAMES[int(read.polarity)],
+        "p_up": round(read.probabilities[0], 4),
+        "p_down": round(read.probabilities[1], 4),
+        "p_unknown": round(read.probabilities[2], 4),
+        "reason": read.reason,
+        "model_version": read.model_version,
+    }
+
+
+def _from_catalog(args: argparse.Namespace) -> tuple[dict, dict]:
+    import redis
+
+    from firstmotion.bus import Bus, describe_redis_error
+    from firstmotion.config import load_settings
+
+    settings = load_settings(args.config)
+    url = args.redis or settings.redis.require_url()
+    prefix = settings.redis.prefix if args.prefix is None else args.prefix
+    bus = Bus.from_url(url, prefix, socket_timeout_s=10.0)
+    try:
+        p, read = read_catalog_pick(bus, prefix, args.event, args.station)
+    except redis.RedisError as exc:
+        raise ValueError(describe_redis_error(exc, url)) from None
+    finally:
+        bus.close()
+    return p, {"event_id": args.event, "published": _live(read)}
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
     from workers.polarity.classifier import PolarityClassifier
 
-    torch.set_num_threads(1)
-    clf = PolarityClassifier.load(args.model, device="cpu")
+    if args.mseed and not args.pick:
+        log.error("--mseed needs --pick (the P pick time)")
+        return 2
+    if args.event and not args.station:
+        log.error("--event needs --station (NET.STA or more of the station id)")
+        return 2
     try:
-        p = read_pick(args.mseed, args.pick, args.station)
+        if args.event:
+            p, extra = _from_catalog(args)
+        else:
+            p, extra = read_pick(args.mseed, args.pick, args.station), {}
     except ValueError as exc:
         log.error("%s", exc)
         return 1
+    torch.set_num_threads(1)
+    clf = PolarityClassifier.load(args.model, device="cpu")
     info = plot_pick(clf, p, args.out)
-    print(json.dumps({"station_id": p["station_id"], "time": p["time"], **info}))
+    print(json.dumps({"station_id": p["station_id"], "time": p["time"], **info, **extra}))
     log.info("wrote %s", args.out)
     return 0
