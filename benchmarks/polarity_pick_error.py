@@ -23,14 +23,12 @@ from __future__ import annotations
 import argparse
 import glob
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
-from obspy import Trace, UTCDateTime, read
+from obspy import Stream, Trace, UTCDateTime, read
 
 from stream.detect import DetectParams, detect_once, nearest_onsets
-from stream.phase_stage import COMPONENT_INDEX
 from stream.picker import PhaseNetModel, PickerParams, pick_traces
 from workers.polarity import PolarityClassifier
 from workers.polarity.evaluate import load_ingv_fmpc, load_pr2017_onsets, load_uh2010_onsets
@@ -38,20 +36,19 @@ from workers.polarity.evidence import naive_polarity
 
 
 def _ingv_components(onset: dict) -> list:
-    """E, N, Z traces (None where missing) of an INGV row's station and instrument."""
+    """E, N, Z traces (None where missing) of an INGV row's station and instrument, grouped
+    as ``bench_picker.py`` groups them."""
+    from bench_picker import station_groups
+
     from workers.polarity.evaluate import shared_data_dir
 
-    net, sta, _loc, cha = onset["station_id"].split(".")
+    net, sta, loc, cha = onset["station_id"].split(".")
     folder = shared_data_dir() / "ingv_fmpc" / "mseed" / f"{onset['event']}_mseed"
-    traces: list = [None, None, None]
+    st = Stream()
     for f in sorted(glob.glob(str(folder / f"*.{net}.{sta}*.{cha[:2]}?.mseed"))):
-        if Path(f).name.split(".")[2].strip("_") != sta:
-            continue
-        st = read(f).merge(fill_value="interpolate")
-        comp = st[0].stats.channel[-1]
-        if comp in COMPONENT_INDEX:
-            traces[COMPONENT_INDEX[comp]] = st[0]
-    return traces
+        st += read(f)
+    groups = station_groups(st)
+    return groups.get(f"{net}.{sta}.{loc}.{cha[:2]}", [None, None, None])
 
 
 def _vertical_only(onset: dict) -> list:
