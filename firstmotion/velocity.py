@@ -9,10 +9,15 @@ Model file format (plain text, ``#`` starts a comment; ``# name: NAME`` names th
 
 Two columns (``depth_km vp_km_s``, the ``vz`` files of HASH and SKHASH) are read too
 (:meth:`VelocityModel.from_depth_vp`), with Vs = Vp / 1.73, or Vp / R where the file carries a
-``# vp_vs: R`` line (the S times the associator predicts and locates with). Each row is the TOP
-of a constant-velocity layer (depths strictly increasing, the first 0); the last row is the
-half-space below. The built-in default is ``firstmotion/data/socal_hk1977.txt`` (Hadley &
-Kanamori 1977, southern California).
+``# vp_vs: R`` line (the S times the associator predicts and locates with); three columns are
+``depth_km vp_km_s vs_km_s`` (density from Gardner's rule); five or six are TauP ``.nd`` rows
+(``depth vp vs rho qp [qs]``, the Q columns ignored; the named discontinuity lines
+``mantle``, ``outer-core``, ``inner-core`` skipped); NonLinLoc ``LAYER depth vp_top vp_grad
+vs_top vs_grad rho_top rho_grad`` lines are read when their gradients are 0. Each row is the
+TOP of a constant-velocity layer (the first at depth 0); the last row is the half-space below.
+A depth listed twice keeps its last row (a velocity step: the ``.nd`` form of an interface).
+The built-in default is ``firstmotion/data/socal_hk1977.txt`` (Hadley & Kanamori 1977,
+southern California).
 
 Ray theory in a flat stack of constant-velocity layers (Shearer 2009, ch. 4; the "layer-cake"
 models of HYPOINVERSE and HASH's ``vmodel``): the first arrival at epicentral distance ``d``
@@ -50,6 +55,36 @@ from numpy.typing import ArrayLike
 DEFAULT_MODEL_FILE = Path(__file__).resolve().parent / "data" / "socal_hk1977.txt"
 PHASES = ("P", "S")
 VP_VS_DEFAULT = 1.73
+
+
+ND_DISCONTINUITIES = ("mantle", "outer-core", "inner-core")  # named lines of TauP .nd files
+
+
+def _last_of_each_depth(rows) -> list[list[float]]:
+    """Rows (depth first) with a depth listed twice in a row kept once, its last row: a
+    velocity step, the bottom of one layer and the top of the next at one depth."""
+    out: list[list[float]] = []
+    for row in rows:
+        row = [float(v) for v in row]
+        if out and row[0] == out[-1][0]:
+            out[-1] = row
+        else:
+            out.append(row)
+    return out
+
+
+def _nonlinloc_layer(values: list[str], line: str) -> list[float]:
+    """``[depth, vp, vs, rho]`` of a NonLinLoc ``LAYER`` line (constant layers only)."""
+    try:
+        depth, vp, vp_grad, vs, vs_grad, rho, rho_grad = (float(v) for v in values[:7])
+    except ValueError:
+        raise ValueError(
+            f"NonLinLoc LAYER line needs depth vp_top vp_grad vs_top vs_grad rho_top rho_grad, "
+            f"got {line!r}"
+        ) from None
+    if vp_grad or vs_grad or rho_grad:
+        raise ValueError(f"NonLinLoc LAYER with a gradient: only constant layers, got {line!r}")
+    return [depth, vp, vs, rho]
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,22 +130,30 @@ class VelocityModel:
                     if not vp_vs > 1.0:
                         raise ValueError(f"velocity model vp_vs must be > 1, got {vp_vs}")
                 continue
-            if not stripped:
+            if not stripped or stripped.lower() in ND_DISCONTINUITIES:
                 continue
             parts = stripped.replace(",", " ").split()
-            if len(parts) not in (2, 4):
+            if parts[0].upper() == "LAYER":  # NonLinLoc
+                rows.append(_nonlinloc_layer(parts[1:], line))
+                continue
+            if len(parts) not in (2, 3, 4, 5, 6):
                 raise ValueError(
-                    f"velocity model row needs 4 columns (or 2: depth_km vp_km_s), got {line!r}"
+                    "velocity model row needs depth_km vp_km_s [vs_km_s [rho_g_cm3 [qp [qs]]]] "
+                    f"(2 to 6 columns) or a NonLinLoc LAYER line, got {line!r}"
                 )
-            rows.append([float(p) for p in parts])
+            try:
+                rows.append([float(p) for p in parts[: min(len(parts), 4)]])
+            except ValueError:
+                raise ValueError(f"velocity model row is not numbers: {line!r}") from None
         if not rows:
             raise ValueError("velocity model has no layers")
         if len({len(r) for r in rows}) != 1:
-            raise ValueError("velocity model rows mix 2 and 4 columns")
+            raise ValueError("velocity model rows mix different numbers of columns")
         if len(rows[0]) == 2:
             return cls.from_depth_vp(np.array(rows), name=name, vp_vs=vp_vs)
-        a = np.array(rows)
-        return cls(a[:, 0], a[:, 1], a[:, 2], a[:, 3], name=name)
+        a = np.array(_last_of_each_depth(rows))
+        rho = a[:, 3] if a.shape[1] == 4 else 1.74 * a[:, 1] ** 0.25
+        return cls(a[:, 0], a[:, 1], a[:, 2], rho, name=name)
 
     @classmethod
     def from_depth_vp(
@@ -124,16 +167,8 @@ class VelocityModel:
         ``vp / vp_vs`` and density Gardner's ``1.74 * vp**0.25`` g/cm3: only P rays matter for
         first motions.
         """
-        a = np.asarray(rows, dtype=float).reshape(-1, 2)
-        depth: list[float] = []
-        vp: list[float] = []
-        for d, v in a:
-            if depth and d == depth[-1]:
-                vp[-1] = v
-                continue
-            depth.append(d)
-            vp.append(v)
-        d_arr, vp_arr = np.array(depth), np.array(vp)
+        a = np.array(_last_of_each_depth(np.asarray(rows, dtype=float).reshape(-1, 2)))
+        d_arr, vp_arr = a[:, 0], a[:, 1]
         return cls(d_arr, vp_arr, vp_arr / vp_vs, 1.74 * vp_arr**0.25, name=name)
 
     @classmethod

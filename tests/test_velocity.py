@@ -39,8 +39,14 @@ def test_bad_models_and_queries_raise():
         VelocityModel(np.array([0.0, 5.0, 4.0]), np.ones(3) * 6, np.ones(3) * 3, np.ones(3))
     with pytest.raises(ValueError, match="vp > vs"):
         VelocityModel(np.array([0.0]), np.array([3.0]), np.array([4.0]), np.array([2.0]))
-    with pytest.raises(ValueError, match="4 columns"):
-        VelocityModel.from_text("0 6 3.5\n")
+    with pytest.raises(ValueError, match="2 to 6 columns"):
+        VelocityModel.from_text("0 6 3.5 2.7 1 2 3\n")
+    with pytest.raises(ValueError, match="not numbers"):
+        VelocityModel.from_text("0 6 3.5\n5 six 3.6\n")
+    with pytest.raises(ValueError, match="mix"):
+        VelocityModel.from_text("0 6 3.5\n5 6.2\n")
+    with pytest.raises(ValueError, match="gradient"):
+        VelocityModel.from_text("LAYER 0.0 5.0 0.1 2.9 0.0 2.7 0.0\n")
     with pytest.raises(ValueError, match=">= 0"):
         trace_rays(VelocityModel.default(), -1.0, 5.0)
     with pytest.raises(ValueError, match="phase"):
@@ -108,3 +114,31 @@ def test_interface_rows_are_piecewise_constant(model):
     assert rows["vs"].shape == rows["rho"].shape == (8,)
     with pytest.raises(ValueError, match="exceed"):
         model.interface_rows(10.0)
+
+
+def test_three_column_taup_nd_and_nonlinloc_files_give_the_same_layers():
+    """The layered model written as depth/vp/vs rows, as a TauP .nd (each interface twice,
+    Q columns, a named discontinuity) and as NonLinLoc LAYER lines: the same layers."""
+    three = "0 5.5 3.2\n5.5 6.3 3.6\n16 6.7 3.9\n"
+    nd = (
+        "0.0 5.5 3.2 2.6 600 300\n5.5 5.5 3.2 2.6 600 300\n5.5 6.3 3.6 2.7 600 300\n"
+        "16 6.3 3.6 2.7 600 300\n16 6.7 3.9 2.8 600 300\nmantle\n40 6.7 3.9 2.8 600 300\n"
+        "40 7.8 4.4 3.3 600 300\n"
+    )
+    nll = (
+        "LAYER 0.0 5.5 0.0 3.2 0.0 2.6 0.0\nLAYER 5.5 6.3 0.0 3.6 0.0 2.7 0.0\n"
+        "LAYER 16.0 6.7 0.0 3.9 0.0 2.8 0.0\n"
+    )
+    a, b, c = (VelocityModel.from_text(t) for t in (three, nd, nll))
+    np.testing.assert_array_equal(a.depth_km, [0.0, 5.5, 16.0])
+    np.testing.assert_array_equal(b.depth_km, [0.0, 5.5, 16.0, 40.0])
+    np.testing.assert_array_equal(c.depth_km, a.depth_km)
+    for m in (b, c):
+        np.testing.assert_array_equal(m.vp_km_s[:3], a.vp_km_s)
+        np.testing.assert_array_equal(m.vs_km_s[:3], a.vs_km_s)
+    np.testing.assert_allclose(a.rho_g_cm3, 1.74 * a.vp_km_s**0.25)  # Gardner without rho
+    np.testing.assert_array_equal(c.rho_g_cm3, [2.6, 2.7, 2.8])
+    assert b.vp_km_s[-1] == 7.8  # the row below the interface
+    ta = trace_rays(a, 8.0, 30.0)
+    tc = trace_rays(c, 8.0, 30.0)
+    assert ta.time_s == pytest.approx(tc.time_s)
