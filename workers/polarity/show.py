@@ -104,13 +104,14 @@ def read_catalog_pick(bus, prefix: str, event_id: str, station: str) -> tuple[di
     (trimmed from ``fm:picks`` by ``redis.stream_maxlen``)."""
     import obspy
 
-    from firstmotion.messages import Pick, Polarity
-    from workers.catalog import CatalogReader
+    from firstmotion.messages import Origin, Pick, Polarity
 
-    event = CatalogReader(bus.client, prefix).event(event_id)
-    if event is None:
+    # the catalog's contract: <prefix>event:<id> is a hash whose "origin" is the Origin's JSON
+    stored = bus.client.hget(f"{prefix}event:{event_id}", "origin")
+    if stored is None:
         raise ValueError(f"no event {event_id!r} in the catalog ({prefix}event:{event_id})")
-    p_arrivals = [a for a in event.origin.arrivals if a.phase == "P"]
+    origin = Origin.from_json(stored)
+    p_arrivals = [a for a in origin.arrivals if a.phase == "P"]
     at = [a for a in p_arrivals if station_matches(a.station_id, station)]
     if not at:
         have = ", ".join(sorted({a.station_id for a in p_arrivals})) or "none"
