@@ -444,15 +444,39 @@ def test_polarity_show_from_the_catalog_reads_the_window_the_stream_sent(
             + [(make_pick_id(f"XX.S{i}..HHZ", t_pick + i), f"XX.S{i}..HHZ") for i in range(1, 5)]
         )
     )
-    origin = Origin(event_id="ev1", revision=0, time_epoch_s=t_pick - 2.0, latitude_deg=35.0,
-                    longitude_deg=-117.0, depth_km=5.0, arrivals=arrivals)  # fmt: skip
     bus = Bus.from_url(redis_url)
+
+    def fillers(n, offset):  # other stations' picks: the scan pages through them
+        return [
+            Pick(
+                pick_id=make_pick_id(f"XX.F{i}..HHZ", t_pick + offset + i),
+                station_id=f"XX.F{i}..HHZ",
+                time_epoch_s=t_pick + offset + i,
+                sampling_rate_hz=100.0,
+                start_time_epoch_s=t_pick + offset + i - 1.0,
+                pick_index=100,
+                samples=x[:200],
+                snr=5.0,
+                amplitude=1.0,
+            )  # fmt: skip
+            for i in range(n)
+        ]
+
+    bus.publish_many("picks", fillers(700, -900.0))
+    redis_client.xadd("fm:picks", {"data": "not a message"})  # skipped, not fatal
     bus.publish("picks", pick)
+    bus.publish_many("picks", fillers(700, 100.0))
     published = Polarity(pick_id=pick.pick_id, station_id=station, time_epoch_s=t_pick,
                          polarity=-1, probabilities=(0.05, 0.9, 0.05), confidence=0.9,
                          model_version="live@1")  # fmt: skip
     bus.publish("polarities", published)
-    bus.publish("origins", origin)
+    import time
+
+    for event_id, created in (("ev1", time.time() + 1.0), ("ev2", time.time() - 3600.0)):
+        # ev2: an associator clock an hour behind Redis's (the pick is read on from there)
+        bus.publish("origins", Origin(event_id=event_id, revision=0, time_epoch_s=t_pick - 2.0,
+                                      latitude_deg=35.0, longitude_deg=-117.0, depth_km=5.0,
+                                      arrivals=arrivals, created_epoch_s=created))  # fmt: skip
     CatalogWorker(bus, CatalogRules(), block_ms=50, lease_ms=500).run(drain=True, timeout_s=20)
     bus.close()
 
@@ -466,6 +490,8 @@ def test_polarity_show_from_the_catalog_reads_the_window_the_stream_sent(
     assert shown["polarity"] == "down"  # the window the stream sent: a clear down onset
     assert shown["published"]["model_version"] == "live@1"
     assert shown["published"]["polarity"] == "down"
+    assert main([*base, "--event", "ev2", "--station", "XX.STA..HHZ"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["polarity"] == "down"
     # what is missing is said, with exit status 1
     assert main([*base, "--event", "nope", "--station", "XX.STA"]) == 1
     assert main([*base, "--event", "ev1", "--station", "YY.OTHER"]) == 1

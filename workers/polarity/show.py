@@ -83,17 +83,39 @@ def station_matches(station_id: str, wanted: str) -> bool:
     return station_id.split(".")[: len(want)] == want
 
 
-def _find(bus, stream: str, kind: type, pick_id: str, chunk: int = 1000):
-    """The last ``kind`` message of ``stream`` with ``pick_id`` (a scan; None when absent)."""
-    found, start = None, "-"
+def _scan(bus, stream: str, kind: type, pick_id: str, *, after: str | None = None,
+          before: str | None = None, chunk: int = 500):  # fmt: skip
+    """``(entry_id, message)`` of the ``kind`` message of ``stream`` with ``pick_id``, or
+    ``None``: read forwards from entry ``after`` (exclusive) or backwards from entry ``before``
+    (inclusive), ``chunk`` entries at a time, skipping entries that do not decode."""
+    from firstmotion.messages import MessageError, decode
+
+    key = bus.key(stream)
+    cursor = before if after is None else after
     while True:
-        rows = bus.messages(stream, start=start, count=chunk)
-        for _entry, msg in rows:
+        if after is None:
+            rows = bus.client.xrevrange(key, max=cursor or "+", min="-", count=chunk)
+        else:
+            rows = bus.client.xrange(key, min=f"({cursor}" if cursor else "-", max="+",
+                                     count=chunk)  # fmt: skip
+        for entry_id, fields in rows:
+            try:
+                msg = decode(fields)
+            except MessageError:
+                continue
             if isinstance(msg, kind) and msg.pick_id == pick_id:
-                found = msg
+                return entry_id.decode() if isinstance(entry_id, bytes) else entry_id, msg
         if len(rows) < chunk:
-            return found
-        start = "(" + rows[-1][0]
+            return None
+        last = rows[-1][0]
+        last = last.decode() if isinstance(last, bytes) else last
+        if after is None:  # the next page ends just before the last entry read
+            ms, seq = (int(v) for v in last.split("-"))
+            if ms == 0 and seq == 0:
+                return None
+            cursor = f"{ms}-{seq - 1}" if seq else f"{ms - 1}-{2**64 - 1}"
+        else:
+            cursor = last
 
 
 def read_catalog_pick(bus, prefix: str, event_id: str, station: str) -> tuple[dict, object]:
@@ -116,11 +138,15 @@ def read_catalog_pick(bus, prefix: str, event_id: str, station: str) -> tuple[di
     if not at:
         have = ", ".join(sorted({a.station_id for a in p_arrivals})) or "none"
         raise ValueError(f"event {event_id} has no P arrival at {station} (P arrivals: {have})")
-    pick = _find(bus, "picks", Pick, at[0].pick_id)
-    if pick is None:
+    # the pick was published before the origin that holds it: read back from there, then on
+    before = f"{int(origin.created_epoch_s * 1000) + 1}-0"
+    found = _scan(bus, "picks", Pick, at[0].pick_id, before=before)
+    found = found or _scan(bus, "picks", Pick, at[0].pick_id, after=before)
+    if found is None:
         raise ValueError(
             f"pick {at[0].pick_id} is no longer in {prefix}picks (trimmed by redis.stream_maxlen?)"
         )
+    pick_entry, pick = found
     p = {
         "station_id": pick.station_id,
         "sampling_rate_hz": float(pick.sampling_rate_hz),
@@ -128,7 +154,10 @@ def read_catalog_pick(bus, prefix: str, event_id: str, station: str) -> tuple[di
         "pick_index": int(pick.pick_index),
         "time": str(obspy.UTCDateTime(pick.time_epoch_s)),
     }
-    return p, _find(bus, "polarities", Polarity, pick.pick_id)
+    # its read was published after the pick: read on from the pick's entry time
+    ms = int(pick_entry.split("-")[0])
+    read = _scan(bus, "polarities", Polarity, pick.pick_id, after=f"{ms - 1}-{2**64 - 1}")
+    return p, read[1] if read else None
 
 
 def describe(res, j: int = 0) -> dict:
