@@ -178,13 +178,45 @@ def score_events(rows: list[dict[str, Any]], false_events: int) -> dict[str, Any
 def run_pipeline(
     picker: str, scen: Path, model: Path, out: Path, speed: float, extra_env: dict[str, str]
 ) -> dict[str, Any]:
+    """:func:`run_stages` on the scenario, scored against its truth."""
+    from firstmotion import demo
+
+    truth = json.loads((scen / "truth.json").read_text())
+    run = run_stages(picker, scen, model, out, speed, extra_env)
+    catalog, picks, mechanisms = run["catalog"], run["picks"], run["mechanisms"]
+    rows, false_events = demo.summarise_pipeline(truth, catalog, run["polarities"], mechanisms)
+    associated = {a.pick_id for o, _ in catalog for a in o.arrivals}
+    result = {"picker": picker, "wall_s": run["wall_s"],
+              "picks": score_picks(truth, picks, associated), **score_events(rows, false_events),
+              "n_origin_messages": len(run["origins"])}  # fmt: skip
+    last: dict[str, Any] = {}
+    for m in mechanisms:  # the newest revision of each event's mechanism
+        last[m.event_id] = m
+    result["sp_ratios_per_mechanism"] = sorted(m.n_sp_ratios for m in last.values())
+    result["polarities_per_mechanism"] = sorted(m.n_polarities for m in last.values())
+    result["events"] = [
+        {k: r.get(k) for k in ("event_id", "magnitude", "detected", "epicentre_error_km",
+                               "depth_error_km", "n_picks", "quality", "kagan_deg",
+                               "n_polarities", "polarity_correct", "polarity_wrong")}
+        for r in rows
+    ]  # fmt: skip
+    return result
+
+
+def run_stages(
+    picker: str, scen: Path, model: Path, out: Path, speed: float, extra_env: dict[str, str]
+) -> dict[str, Any]:
+    """Every stage on ``scen/mseed`` replayed over SeedLink (``scen/stations.xml``, velocity
+    model ``model``) on a private Redis until the stages are quiet: the catalog standing at
+    the end (``[(origin, mechanism)]``), every pick, polarity, mechanism and origin message,
+    and the wall time. What the stages published is also written to
+    ``out/logs_<picker>/messages.jsonl`` for diagnosis."""
     from firstmotion import demo
     from firstmotion.bus import Bus
-    from firstmotion.messages import Origin, Pick
+    from firstmotion.messages import Origin, Pick, Polarity
     from firstmotion.redis_server import RedisServer
     from firstmotion.run import stop_processes
 
-    truth = json.loads((scen / "truth.json").read_text())
     logs = out / f"logs_{picker.replace('+', '_')}"
     logs.mkdir(parents=True, exist_ok=True)
     inventory = str(scen / "stations.xml")
@@ -229,31 +261,17 @@ def run_pipeline(
         stop_processes(procs, 20.0)
         catalog = demo.read_catalog(bus)
         picks = [m for _, m in bus.messages("picks") if isinstance(m, Pick)]
-        polarities = [m for _, m in bus.messages("polarities")]
+        polarities = [m for _, m in bus.messages("polarities") if isinstance(m, Polarity)]
         mechanisms = [m for _, m in bus.messages("mechanisms")]
         origins = [m for _, m in bus.messages("origins") if isinstance(m, Origin)]
     with open(logs / "messages.jsonl", "w") as f:  # what the stages published, for diagnosis
-        for m in [*origins, *mechanisms]:
+        for m in [*origins, *mechanisms, *polarities]:
             f.write(m.to_json().decode() + "\n")
         for p in picks:
             f.write(json.dumps(p.to_dict_meta()) + "\n")
-    rows, false_events = demo.summarise_pipeline(truth, catalog, polarities, mechanisms)
-    associated = {a.pick_id for o, _ in catalog for a in o.arrivals}
-    result = {"picker": picker, "wall_s": round(time.perf_counter() - t0, 1),
-              "picks": score_picks(truth, picks, associated), **score_events(rows, false_events),
-              "n_origin_messages": len(origins)}  # fmt: skip
-    last: dict[str, Any] = {}
-    for m in mechanisms:  # the newest revision of each event's mechanism
-        last[m.event_id] = m
-    result["sp_ratios_per_mechanism"] = sorted(m.n_sp_ratios for m in last.values())
-    result["polarities_per_mechanism"] = sorted(m.n_polarities for m in last.values())
-    result["events"] = [
-        {k: r.get(k) for k in ("event_id", "magnitude", "detected", "epicentre_error_km",
-                               "depth_error_km", "n_picks", "quality", "kagan_deg",
-                               "n_polarities", "polarity_correct", "polarity_wrong")}
-        for r in rows
-    ]  # fmt: skip
-    return result
+    return {"catalog": catalog, "picks": picks, "polarities": polarities,
+            "mechanisms": mechanisms, "origins": origins,
+            "wall_s": round(time.perf_counter() - t0, 1)}  # fmt: skip
 
 
 def _print(result: dict[str, Any]) -> None:
