@@ -465,6 +465,13 @@ def test_polarity_show_from_the_catalog_reads_the_window_the_stream_sent(
     bus.publish_many("picks", fillers(700, -900.0))
     redis_client.xadd("fm:picks", {"data": "not a message"})  # skipped, not fatal
     bus.publish("picks", pick)
+    up, _ = _step_rows(1.0, onset_s=5.0, seed=3)
+    for i in (1, 2):  # two more arrivals' windows, up onsets (S3, S4: none sent)
+        sid = f"XX.S{i}..HHZ"
+        bus.publish("picks", Pick(pick_id=make_pick_id(sid, t_pick + i), station_id=sid,
+                                  time_epoch_s=t_pick + i, sampling_rate_hz=100.0,
+                                  start_time_epoch_s=t_pick + i - k / 100.0, pick_index=k,
+                                  samples=up[: k + 200], snr=40.0, amplitude=40.0))  # fmt: skip
     bus.publish_many("picks", fillers(700, 100.0))
     published = Polarity(pick_id=pick.pick_id, station_id=station, time_epoch_s=t_pick,
                          polarity=-1, probabilities=(0.05, 0.9, 0.05), confidence=0.9,
@@ -492,12 +499,20 @@ def test_polarity_show_from_the_catalog_reads_the_window_the_stream_sent(
     assert shown["published"]["polarity"] == "down"
     assert main([*base, "--event", "ev2", "--station", "XX.STA..HHZ"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["polarity"] == "down"
+    # the whole event on one page: a line per P arrival, by azimuth
+    page = tmp_path / "event.png"
+    assert main([*base[:-1], str(page), "--event", "ev1"]) == 0
+    assert page.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    lines = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]
+    assert [x["station_id"] for x in lines] == [a.station_id for a in arrivals]  # by azimuth
+    assert [x["polarity"] for x in lines] == ["down", "up", "up", None, None]
+    assert lines[0]["published"]["model_version"] == "live@1" and lines[1]["published"] is None
     # what is missing is said, with exit status 1
     assert main([*base, "--event", "nope", "--station", "XX.STA"]) == 1
+    assert main([*base, "--event", "nope"]) == 1
     assert main([*base, "--event", "ev1", "--station", "YY.OTHER"]) == 1
     redis_client.delete("fm:picks")  # trimmed
     assert main([*base, "--event", "ev1", "--station", "XX.STA"]) == 1
-    assert main([*base, "--event", "ev1"]) == 2  # --station is needed
 
 
 def _outcomes(clf, picks, shift_s: float, naive: bool = False) -> tuple[int, int, int]:

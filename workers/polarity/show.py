@@ -4,19 +4,24 @@
 
     firstmotion polarity show --mseed F.mseed --pick 2011-01-13T19:59:41.50 \\
         [--station IV.CAMP..HHZ] [--model NAME_OR_PATH] --out fig.png
-    firstmotion polarity show --event EVENT_ID --station IV.CAMP [--redis URL] --out fig.png
+    firstmotion polarity show --event EVENT_ID [--station IV.CAMP] [--redis URL] --out fig.png
 
 Reads the vertical trace (``--station`` NET.STA.LOC.CHA, else the first trace whose channel
 ends in Z) or, with ``--event``, takes a catalog event's P arrival at ``--station`` (NET.STA or
 more of the id) and the window the stream stage sent with that pick (``fm:picks``; the read the
 polarity stage published for it, ``fm:polarities``, is printed beside the new one), classifies
-the pick through :meth:`PolarityClassifier.classify` and draws three
-panels: the raw trace around the pick; the model's input window (the unit-peak channel, the
-noise-scaled channel on a second axis) with the pick, the onset the reading refers to and the
-first lobe marked; the window in noise sigmas around the onset with the 4-sigma band, so the
-first lobe, a precursor and the main swing can be checked by eye. The title gives the
-probabilities, the decision and the evidence (first-lobe sign and size in noise sigmas, onset
-sharpness, the onset offset, the precursor flag). The same numbers are printed as JSON.
+the pick through :meth:`PolarityClassifier.classify` and draws three panels: the raw trace
+around the pick; the model's input window (the unit-peak channel, the noise-scaled channel on
+a second axis) with the pick, the onset the reading refers to and the first lobe marked; the
+window in noise sigmas around the onset with the 4-sigma band, so the first lobe, a precursor
+and the main swing can be checked by eye. The title gives the probabilities, the decision and
+the evidence (first-lobe sign and size in noise sigmas, onset sharpness, the onset offset, the
+precursor flag). The same numbers are printed as JSON.
+
+``--event`` without ``--station`` draws the whole event on one page: a panel per P arrival, by
+azimuth, the window in noise sigmas as the model reads it, coloured by the read (red up, blue
+down, grey unknown), with the station's azimuth and takeoff angle: the first motions a
+mechanism was made from, checked at a glance. One JSON line per arrival.
 """
 
 from __future__ import annotations
@@ -40,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--station",
         default=None,
-        help="NET.STA.LOC.CHA (with --mseed; default: first *Z); NET.STA or more (with --event)",
+        help="NET.STA.LOC.CHA (with --mseed; default: first *Z); NET.STA or more (with --event; "
+        "without it, every P arrival of the event on one page)",
     )
     parser.add_argument("--model", default=None, help="model stem or shipped name (default)")
     parser.add_argument("--redis", default=None, help="Redis URL (default: redis.url of config)")
@@ -83,16 +89,23 @@ def station_matches(station_id: str, wanted: str) -> bool:
     return station_id.split(".")[: len(want)] == want
 
 
-def _scan(bus, stream: str, kind: type, pick_id: str, *, after: str | None = None,
-          before: str | None = None, chunk: int = 500):  # fmt: skip
-    """``(entry_id, message)`` of the ``kind`` message of ``stream`` with ``pick_id``, or
-    ``None``: read forwards from entry ``after`` (exclusive) or backwards from entry ``before``
-    (inclusive), ``chunk`` entries at a time, skipping entries that do not decode."""
+def _scan(
+    bus, stream: str, kind: type, pick_ids: set[str], *, after: str | None = None,
+    before: str | None = None, chunk: int = 500,
+) -> dict[str, tuple[str, object]]:  # fmt: skip
+    """``{pick_id: (entry_id, message)}`` of the ``kind`` messages of ``stream`` with these
+    pick ids (the first met of each): read forwards from entry ``after`` (exclusive) or
+    backwards from entry ``before`` (inclusive), ``chunk`` entries at a time, until all are
+    found or the stream ends; entries that do not decode are skipped."""
     from firstmotion.messages import MessageError, decode
+
+    def text(v) -> str:
+        return v.decode() if isinstance(v, bytes) else v
 
     key = bus.key(stream)
     cursor = before if after is None else after
-    while True:
+    found: dict[str, tuple[str, object]] = {}
+    while len(found) < len(pick_ids):
         if after is None:
             rows = bus.client.xrevrange(key, max=cursor or "+", min="-", count=chunk)
         else:
@@ -103,19 +116,61 @@ def _scan(bus, stream: str, kind: type, pick_id: str, *, after: str | None = Non
                 msg = decode(fields)
             except MessageError:
                 continue
-            if isinstance(msg, kind) and msg.pick_id == pick_id:
-                return entry_id.decode() if isinstance(entry_id, bytes) else entry_id, msg
+            if isinstance(msg, kind) and msg.pick_id in pick_ids and msg.pick_id not in found:
+                found[msg.pick_id] = (text(entry_id), msg)
         if len(rows) < chunk:
-            return None
-        last = rows[-1][0]
-        last = last.decode() if isinstance(last, bytes) else last
+            break
+        last = text(rows[-1][0])
         if after is None:  # the next page ends just before the last entry read
             ms, seq = (int(v) for v in last.split("-"))
             if ms == 0 and seq == 0:
-                return None
+                break
             cursor = f"{ms}-{seq - 1}" if seq else f"{ms - 1}-{2**64 - 1}"
         else:
             cursor = last
+    return found
+
+
+def _stored_origin(bus, prefix: str, event_id: str):
+    """The catalog's origin of ``event_id`` (the catalog's contract: ``<prefix>event:<id>`` is
+    a hash whose ``origin`` is the Origin's JSON); ``ValueError`` when there is none."""
+    from firstmotion.messages import Origin
+
+    stored = bus.client.hget(f"{prefix}event:{event_id}", "origin")
+    if stored is None:
+        raise ValueError(f"no event {event_id!r} in the catalog ({prefix}event:{event_id})")
+    return Origin.from_json(stored)
+
+
+def _windows_and_reads(bus, origin, pick_ids: list[str]) -> tuple[dict, dict]:
+    """The Pick messages of ``pick_ids`` (read back from the origin's creation, then on, for
+    a clock skewed against Redis's) and the Polarity messages published for them (read on
+    from the earliest pick's entry)."""
+    from firstmotion.messages import Pick, Polarity
+
+    wanted = set(pick_ids)
+    before = f"{int(origin.created_epoch_s * 1000) + 1}-0"
+    picks = _scan(bus, "picks", Pick, wanted, before=before)
+    if len(picks) < len(wanted):
+        picks |= _scan(bus, "picks", Pick, wanted - set(picks), after=before)
+    reads: dict = {}
+    if picks:
+        ms = min(int(entry.split("-")[0]) for entry, _ in picks.values())
+        reads = _scan(bus, "polarities", Polarity, set(picks), after=f"{ms - 1}-{2**64 - 1}")
+    return ({k: m for k, (_e, m) in picks.items()}, {k: m for k, (_e, m) in reads.items()})
+
+
+def _pick_view(pick) -> dict:
+    """A Pick message's window in the form :func:`read_pick` gives."""
+    import obspy
+
+    return {
+        "station_id": pick.station_id,
+        "sampling_rate_hz": float(pick.sampling_rate_hz),
+        "data": np.asarray(pick.samples, dtype=np.float64),
+        "pick_index": int(pick.pick_index),
+        "time": str(obspy.UTCDateTime(pick.time_epoch_s)),
+    }
 
 
 def read_catalog_pick(bus, prefix: str, event_id: str, station: str) -> tuple[dict, object]:
@@ -124,40 +179,33 @@ def read_catalog_pick(bus, prefix: str, event_id: str, station: str) -> tuple[di
     :class:`~firstmotion.messages.Polarity`, or None when not in ``fm:polarities``).
     ``ValueError`` saying what is missing: the event, a P arrival at the station, or the pick
     (trimmed from ``fm:picks`` by ``redis.stream_maxlen``)."""
-    import obspy
-
-    from firstmotion.messages import Origin, Pick, Polarity
-
-    # the catalog's contract: <prefix>event:<id> is a hash whose "origin" is the Origin's JSON
-    stored = bus.client.hget(f"{prefix}event:{event_id}", "origin")
-    if stored is None:
-        raise ValueError(f"no event {event_id!r} in the catalog ({prefix}event:{event_id})")
-    origin = Origin.from_json(stored)
+    origin = _stored_origin(bus, prefix, event_id)
     p_arrivals = [a for a in origin.arrivals if a.phase == "P"]
     at = [a for a in p_arrivals if station_matches(a.station_id, station)]
     if not at:
         have = ", ".join(sorted({a.station_id for a in p_arrivals})) or "none"
         raise ValueError(f"event {event_id} has no P arrival at {station} (P arrivals: {have})")
-    # the pick was published before the origin that holds it: read back from there, then on
-    before = f"{int(origin.created_epoch_s * 1000) + 1}-0"
-    found = _scan(bus, "picks", Pick, at[0].pick_id, before=before)
-    found = found or _scan(bus, "picks", Pick, at[0].pick_id, after=before)
-    if found is None:
+    picks, reads = _windows_and_reads(bus, origin, [at[0].pick_id])
+    if at[0].pick_id not in picks:
         raise ValueError(
             f"pick {at[0].pick_id} is no longer in {prefix}picks (trimmed by redis.stream_maxlen?)"
         )
-    pick_entry, pick = found
-    p = {
-        "station_id": pick.station_id,
-        "sampling_rate_hz": float(pick.sampling_rate_hz),
-        "data": np.asarray(pick.samples, dtype=np.float64),
-        "pick_index": int(pick.pick_index),
-        "time": str(obspy.UTCDateTime(pick.time_epoch_s)),
-    }
-    # its read was published after the pick: read on from the pick's entry time
-    ms = int(pick_entry.split("-")[0])
-    read = _scan(bus, "polarities", Polarity, pick.pick_id, after=f"{ms - 1}-{2**64 - 1}")
-    return p, read[1] if read else None
+    return _pick_view(picks[at[0].pick_id]), reads.get(at[0].pick_id)
+
+
+def read_catalog_event(bus, prefix: str, event_id: str) -> tuple[object, list[tuple]]:
+    """Catalog event ``event_id``'s origin and, for each of its P arrivals (by azimuth),
+    ``(arrival, window as read_pick gives it or None when trimmed, published Polarity or
+    None)``."""
+    origin = _stored_origin(bus, prefix, event_id)
+    p_arrivals = sorted((a for a in origin.arrivals if a.phase == "P"),
+                        key=lambda a: a.azimuth_deg)  # fmt: skip
+    picks, reads = _windows_and_reads(bus, origin, [a.pick_id for a in p_arrivals])
+    rows = []
+    for a in p_arrivals:
+        pick = picks.get(a.pick_id)
+        rows.append((a, None if pick is None else _pick_view(pick), reads.get(a.pick_id)))
+    return origin, rows
 
 
 def describe(res, j: int = 0) -> dict:
@@ -264,6 +312,84 @@ def plot_pick(clf, p: dict, path: str) -> dict:
     return info
 
 
+def plot_event(clf, origin, rows: list[tuple], path: str) -> list[dict]:
+    """One page for an event: a panel per P arrival (by azimuth) with its window in noise
+    sigmas as the model reads it (model band; 0.25 s before to 0.35 s after the onset read,
+    the first lobe kept visible when the swings after it are far larger), the pick and the read;
+    returns per arrival its station, azimuth, takeoff, the read (:func:`describe`) and the
+    published read."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from workers.polarity.preprocess import linear_windows
+
+    cfg = clf.config
+    colours = {"up": "tab:red", "down": "tab:blue", "unknown": "0.5"}
+    n = max(1, len(rows))
+    ncols = min(4, n)
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.2 * nrows + 0.6),
+                             squeeze=False)  # fmt: skip
+    out = []
+    for ax, (arrival, p, read) in zip(axes.ravel(), rows, strict=False):
+        row = {"station_id": arrival.station_id, "azimuth_deg": round(arrival.azimuth_deg, 1),
+               "takeoff_deg": round(arrival.takeoff_deg, 1), "published": _live(read)}  # fmt: skip
+        if p is None:
+            ax.text(0.5, 0.5, "window no longer\nin the picks stream", ha="center",
+                    va="center", transform=ax.transAxes, fontsize=8)  # fmt: skip
+            ax.set_title(arrival.station_id, fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            out.append({**row, "polarity": None})
+            continue
+        rate_in, k = p["sampling_rate_hz"], p["pick_index"]
+        res = clf.classify(p["data"][None, :], rate_in, [k])
+        info = describe(res)
+        moved_s = float(res.window_offset_s[0]) if res.window_offset_s is not None else 0.0
+        k_read = k + int(round(moved_s * rate_in))
+        lin, _ = linear_windows(p["data"][None, :], rate_in, [k_read], cfg)
+        rate = cfg.sampling_rate_hz
+        t = (np.arange(cfg.window_samples) - cfg.window_pre_samples) / rate + moved_s
+        quiet_end = max(2, cfg.window_pre_samples - int(round(0.1 * rate)))
+        sigma = float(lin[0, :quiet_end].std()) or 1.0
+        z = lin[0] / sigma
+        ax.plot(t, z, lw=0.8, color=colours[info["polarity"]])
+        ax.axhspan(-4, 4, color="grey", alpha=0.15)
+        ax.axvline(0, color="k", lw=0.6)
+        onset_s = info.get("onset_offset_s") or 0.0
+        ax.set_xlim(onset_s - 0.25, onset_s + 0.35)  # the first motion, not the coda
+        near = (t > onset_s - 0.25) & (t < onset_s + 0.35)
+        lobe = info.get("first_lobe_snr") or 10.0
+        if near.any() and 3 * lobe < float(np.max(np.abs(z[near]))):
+            ax.set_ylim(-max(8.0, 3 * lobe), max(8.0, 3 * lobe))  # the first lobe stays visible
+        ax.tick_params(labelsize=6)
+        ax.set_title(
+            f"{arrival.station_id}  az {arrival.azimuth_deg:.0f}  takeoff "
+            f"{arrival.takeoff_deg:.0f}\n"
+            f"{info['polarity']} (up {info['p_up']:.2f} down {info['p_down']:.2f})"
+            f"{' ' + info['reason'] if info['reason'] else ''}",
+            fontsize=7,
+        )
+        out.append({**row, **info})
+    for ax in axes.ravel()[len(rows) :]:
+        ax.axis("off")
+    import obspy
+
+    fig.suptitle(
+        f"{origin.event_id}  {obspy.UTCDateTime(origin.time_epoch_s)}  {origin.latitude_deg:.3f} "
+        f"{origin.longitude_deg:.3f} {origin.depth_km:.1f} km: P first motions in noise sigmas "
+        "(grey: 4 sigmas; red up, blue down, grey unknown)",
+        fontsize=8,
+    )
+    fig.tight_layout(rect=(0.0, 0.0, 1.0, 1.0 - 0.4 / fig.get_figheight()))
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=72)
+    plt.close(fig)
+    return out
+
+
 def _live(read) -> dict | None:
     """The polarity stage's published read, for the JSON beside the new one."""
     if read is None:
@@ -278,7 +404,8 @@ def _live(read) -> dict | None:
     }
 
 
-def _from_catalog(args: argparse.Namespace) -> tuple[dict, dict]:
+def _from_catalog(args: argparse.Namespace, reader):
+    """``reader(bus, prefix)`` on the configured Redis; Redis errors as ``ValueError``."""
     import redis
 
     from firstmotion.bus import Bus, describe_redis_error
@@ -289,12 +416,11 @@ def _from_catalog(args: argparse.Namespace) -> tuple[dict, dict]:
     prefix = settings.redis.prefix if args.prefix is None else args.prefix
     bus = Bus.from_url(url, prefix, socket_timeout_s=10.0)
     try:
-        p, read = read_catalog_pick(bus, prefix, args.event, args.station)
+        return reader(bus, prefix)
     except redis.RedisError as exc:
         raise ValueError(describe_redis_error(exc, url)) from None
     finally:
         bus.close()
-    return p, {"event_id": args.event, "published": _live(read)}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -305,12 +431,14 @@ def run(args: argparse.Namespace) -> int:
     if args.mseed and not args.pick:
         log.error("--mseed needs --pick (the P pick time)")
         return 2
-    if args.event and not args.station:
-        log.error("--event needs --station (NET.STA or more of the station id)")
-        return 2
     try:
-        if args.event:
-            p, extra = _from_catalog(args)
+        if args.event and not args.station:  # the whole event on one page
+            origin, rows = _from_catalog(args, lambda bus, prefix: read_catalog_event(
+                bus, prefix, args.event))  # fmt: skip
+        elif args.event:
+            p, read = _from_catalog(args, lambda bus, prefix: read_catalog_pick(
+                bus, prefix, args.event, args.station))  # fmt: skip
+            extra = {"event_id": args.event, "published": _live(read)}
         else:
             p, extra = read_pick(args.mseed, args.pick, args.station), {}
     except ValueError as exc:
@@ -318,6 +446,14 @@ def run(args: argparse.Namespace) -> int:
         return 1
     torch.set_num_threads(1)
     clf = PolarityClassifier.load(args.model, device="cpu")
+    if args.event and not args.station:
+        if not rows:
+            log.error("event %s has no P arrival", args.event)
+            return 1
+        for row in plot_event(clf, origin, rows, args.out):
+            print(json.dumps({"event_id": args.event, **row}))
+        log.info("wrote %s", args.out)
+        return 0
     info = plot_pick(clf, p, args.out)
     print(json.dumps({"station_id": p["station_id"], "time": p["time"], **info, **extra}))
     log.info("wrote %s", args.out)
