@@ -44,7 +44,10 @@ COMMANDS: dict[str, Command | dict[str, Command]] = {
     "polarity": {
         "train": ("workers.polarity.train", "train the polarity model"),
         "eval": ("workers.polarity.evaluate", "evaluate a polarity model"),
-        "show": ("workers.polarity.show", "plot one pick's window as the model sees it"),
+        "show": (
+            "workers.polarity.show",
+            "plot a pick's window (or an event's) as the model sees it",
+        ),
     },
     "catalog": {
         "export": ("workers.catalog_export", "export the live catalog (QuakeML, JSON, CSV)"),

@@ -40,7 +40,9 @@ NAMES = {1: "up", -1: "down", 0: "unknown"}
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--mseed", help="miniSEED file holding the vertical (with --pick)")
-    source.add_argument("--event", help="catalog event id: its P pick at --station, from Redis")
+    source.add_argument(
+        "--event", help="catalog event id: its P pick at --station (or all of them), from Redis"
+    )
     parser.add_argument("--pick", default=None, help="P pick time (UTC, ISO-8601; with --mseed)")
     parser.add_argument(
         "--station",
