@@ -519,3 +519,20 @@ def test_a_failing_association_is_logged_and_counted_not_fatal(
     again.run(drain=True, timeout_s=60)
     latest, _ = latest_origins(bus)
     check_solutions(scenario, picks, list(latest.values()))
+
+
+def test_a_network_too_sparse_for_the_settings_is_named_at_start():
+    """Stations 150 km apart with the local-network defaults (200 km): a warning naming the
+    keys to raise; the same stations 15 km apart, or a 400 km reach: none."""
+    from workers.associate import sparse_network_warning
+    from workers.associate_locate import AssociateParams, StationCoords
+
+    def grid(step_deg):
+        return {f"XX.S{i}{j}.": StationCoords(30.0 + i * step_deg, -100.0 + j * step_deg)
+                for i in range(3) for j in range(3)}  # fmt: skip
+
+    wide = sparse_network_warning(grid(1.35), AssociateParams())
+    assert wide is not None and "max_distance_km" in wide and "window_s" in wide
+    assert sparse_network_warning(grid(0.135), AssociateParams()) is None
+    assert sparse_network_warning(grid(1.35), AssociateParams(max_distance_km=400.0)) is None
+    assert sparse_network_warning(dict(list(grid(1.35).items())[:4]), AssociateParams()) is None

@@ -46,6 +46,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from firstmotion.bus import Bus, Delivery, add_stage_arguments, run_loop, run_stage
 from firstmotion.messages import CatalogEvent, Message, Origin, Pick
 from firstmotion.metrics import counter, gauge, histogram
@@ -108,6 +110,37 @@ def stations_from_inventory(path: str) -> dict[str, StationCoords]:
                     float(src.latitude), float(src.longitude), float(src.elevation or 0.0)
                 )
     return out
+
+
+def sparse_network_warning(stations: Mapping[str, StationCoords], params) -> str | None:
+    """A warning when the stations are too far apart for the association settings: the median
+    distance from a station to its ``min_picks``-th nearest other station is beyond half of
+    ``max_distance_km`` (an event there is picked at stations that far and farther, its picks
+    spread over tens of seconds), else None. The local-network defaults then find nothing
+    (docs/association.md: TexNet, 13 stations 100-334 km from its events, 0 of 2 events with
+    the defaults, 2 of 2 with regional settings)."""
+    coords = list(stations.values())
+    k = int(params.min_picks)
+    if len(coords) <= k:
+        return None
+    if len(coords) > 2000:  # an estimate is enough: every n-th station
+        coords = coords[:: len(coords) // 2000 + 1]
+    lat = np.radians([c.latitude_deg for c in coords])
+    lon = np.radians([c.longitude_deg for c in coords])
+    dlat, dlon = lat[:, None] - lat[None], lon[:, None] - lon[None]
+    hav = np.sin(dlat / 2) ** 2 + np.cos(lat[:, None]) * np.cos(lat[None]) * np.sin(dlon / 2) ** 2
+    dist = np.sort(2 * 6371.0 * np.arcsin(np.sqrt(np.clip(hav, 0.0, 1.0))), axis=1)
+    spacing = float(np.median(dist[:, k]))  # column 0 is the station itself
+    if spacing <= 0.5 * params.max_distance_km:
+        return None
+    return (
+        f"{len(stations)} stations: the median distance from a station to its {k}th nearest "
+        f"is {spacing:.0f} km, beyond half of associate.max_distance_km "
+        f"({params.max_distance_km:g} km): events may not be associated. For a regional "
+        "network raise associate.max_distance_km, associate.window_s (an event's picks "
+        "arrive over tens of seconds) and, with a velocity model not made for the region, "
+        "associate.max_residual_s (docs/association.md)"
+    )
 
 
 def new_event_id(time_epoch_s: float, seq: int) -> str:
@@ -546,7 +579,11 @@ def run(args: argparse.Namespace) -> int:
     model = VelocityModel.from_file(model_file) if model_file else VelocityModel.default()
     inventory = args.inventory or settings.inventory.stationxml
     stations = stations_from_inventory(inventory) if inventory else {}
-    associator = Associator(model, AssociateParams.from_settings(settings.associate))
+    params = AssociateParams.from_settings(settings.associate)
+    warning = sparse_network_warning(stations, params)
+    if warning:
+        log.warning("%s", warning)
+    associator = Associator(model, params)
     worker = AssociateWorker(
         bus, associator, stations=stations, name=args.name, debounce_s=args.debounce_s,
         shard=Shard.parse(args.shard, args.shard_band_deg), **settings.redis.consumer_options(),
