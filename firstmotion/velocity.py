@@ -11,8 +11,8 @@ Two columns (``depth_km vp_km_s``, the ``vz`` files of HASH and SKHASH) are read
 (:meth:`VelocityModel.from_depth_vp`), with Vs = Vp / 1.73, or Vp / R where the file carries a
 ``# vp_vs: R`` line (the S times the associator predicts and locates with); three columns are
 ``depth_km vp_km_s vs_km_s`` (density from Gardner's rule); five or six are TauP ``.nd`` rows
-(``depth vp vs rho qp [qs]``, the Q columns ignored; the named discontinuity lines
-``mantle``, ``outer-core``, ``inner-core`` skipped); NonLinLoc ``LAYER depth vp_top vp_grad
+(``depth vp vs rho qp [qs]``, the Q columns ignored; a ``mantle`` line skipped, the core
+from ``outer-core`` on not read); NonLinLoc ``LAYER depth vp_top vp_grad
 vs_top vs_grad rho_top rho_grad`` lines are read when their gradients are 0. Each row is the
 TOP of a constant-velocity layer (the first at depth 0); the last row is the half-space below.
 A depth listed twice keeps its last row (a velocity step: the ``.nd`` form of an interface).
@@ -130,6 +130,8 @@ class VelocityModel:
                     if not vp_vs > 1.0:
                         raise ValueError(f"velocity model vp_vs must be > 1, got {vp_vs}")
                 continue
+            if stripped.lower() in ("outer-core", "inner-core"):
+                break  # a whole-Earth .nd file: the core (Vs 0) is not for these rays
             if not stripped or stripped.lower() in ND_DISCONTINUITIES:
                 continue
             parts = stripped.replace(",", " ").split()

@@ -118,12 +118,13 @@ def test_interface_rows_are_piecewise_constant(model):
 
 def test_three_column_taup_nd_and_nonlinloc_files_give_the_same_layers():
     """The layered model written as depth/vp/vs rows, as a TauP .nd (each interface twice,
-    Q columns, a named discontinuity) and as NonLinLoc LAYER lines: the same layers."""
+    Q columns, named discontinuities, a core with no S that is not read) and as NonLinLoc
+    LAYER lines: the same layers."""
     three = "0 5.5 3.2\n5.5 6.3 3.6\n16 6.7 3.9\n"
     nd = (
         "0.0 5.5 3.2 2.6 600 300\n5.5 5.5 3.2 2.6 600 300\n5.5 6.3 3.6 2.7 600 300\n"
         "16 6.3 3.6 2.7 600 300\n16 6.7 3.9 2.8 600 300\nmantle\n40 6.7 3.9 2.8 600 300\n"
-        "40 7.8 4.4 3.3 600 300\n"
+        "40 7.8 4.4 3.3 600 300\nouter-core\n2889 8.0 0.0 9.9 600 0\n"
     )
     nll = (
         "LAYER 0.0 5.5 0.0 3.2 0.0 2.6 0.0\nLAYER 5.5 6.3 0.0 3.6 0.0 2.7 0.0\n"
