@@ -4,7 +4,8 @@ Run from the repository root (``FIRSTMOTION_SHARED`` names the shared folder whe
 ``../shared``)::
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_texnet_pipeline.py [--pickers phasenet] \\
-        [--velocity-model FILE] [--out /tmp/bench_texnet] [--json out.json]
+        [--velocity-model FILE] [--associate KEY=VALUE ...] [--out /tmp/bench_texnet] \\
+        [--json out.json] [--plot map.png]
 
 ``$FIRSTMOTION_SHARED/data/texnet2017`` holds two West-Texas earthquakes (ML 1.85 and 1.63,
 five days apart, 13 and 12 stations mostly 100-334 km away, 40 and 200 Hz, two minutes of
@@ -195,6 +196,67 @@ def score(truth: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def plot_map(truth: dict[str, Any], run: dict[str, Any], scen: Path, path: Path) -> None:
+    """Stations (filled where a P pick lies within 0.5 s of an analyst's P), the analysts'
+    epicentres and the pipeline's, joined."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from obspy import UTCDateTime, read_inventory
+
+    from firstmotion import demo
+
+    picked = set()
+    for e in truth["events"]:
+        for a in e["stations"]:
+            if "p_time" not in a:
+                continue
+            t = UTCDateTime(a["p_time"]).timestamp
+            if any(_station(p.station_id) == a["station_id"] and p.phase == "P"
+                   and not p.candidate and abs(p.time_epoch_s - t) <= 0.5
+                   for p in run["picks"]):  # fmt: skip
+                picked.add(a["station_id"])
+    fig, ax = plt.subplots(figsize=(7, 6))
+    for net in read_inventory(str(scen / "stations.xml")):
+        for sta in net:
+            key = f"{net.code}.{sta.code}"
+            ax.plot(sta.longitude, sta.latitude, "^", ms=9, mec="k",
+                    mfc="tab:green" if key in picked else "white")  # fmt: skip
+            ax.annotate(sta.code, (sta.longitude, sta.latitude), fontsize=7,
+                        xytext=(4, 4), textcoords="offset points")  # fmt: skip
+    matches = demo.match_events(truth, run["catalog"])
+    notes = []
+    for i, e in enumerate(truth["events"]):
+        ax.plot(e["longitude"], e["latitude"], "*", ms=16, color="gold", mec="k")
+        ax.annotate(str(i + 1), (e["longitude"], e["latitude"]), fontsize=9, weight="bold",
+                    xytext=(-14, 6) if i % 2 == 0 else (8, -14),
+                    textcoords="offset points")  # fmt: skip
+        hit = matches[e["event_id"]]
+        note = f"{i + 1}: {e['event_id']} ML {e['magnitude']:.2f}"
+        if hit is not None:
+            o = hit[0]
+            ax.plot([e["longitude"], o.longitude_deg], [e["latitude"], o.latitude_deg], "r-",
+                    lw=0.8)  # fmt: skip
+            ax.plot(o.longitude_deg, o.latitude_deg, "o", ms=7, mfc="none", mec="r")
+            note += f", located {demo._distance_km(e, o):.1f} km off"
+        else:
+            note += ", not found"
+        notes.append(note)
+    ax.plot([], [], "^", mfc="tab:green", mec="k", label="station, P picked within 0.5 s")
+    ax.plot([], [], "^", mfc="white", mec="k", label="station, no P pick")
+    ax.plot([], [], "*", color="gold", mec="k", label="analysts' epicentre")
+    ax.plot([], [], "o", mfc="none", mec="r", label="located by the pipeline")
+    ax.legend(fontsize=7, loc="lower left")
+    ax.set(xlabel="longitude", ylabel="latitude", aspect=1.0 / np.cos(np.radians(31.5)),
+           title="TexNet 2017 through every stage\n" + "; ".join(notes))  # fmt: skip
+    ax.title.set_fontsize(9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
 def main() -> None:
     from bench_swarm import run_stages
 
@@ -206,6 +268,7 @@ def main() -> None:
     ap.add_argument("--velocity-model", type=Path, default=DEFAULT_MODEL_FILE)
     ap.add_argument("--out", type=Path, default=Path("/tmp/bench_texnet"))
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--plot", type=Path, default=None, help="station and epicentre map (PNG)")
     ap.add_argument(
         "--associate", action="append", default=[], metavar="KEY=VALUE",
         help="an [associate] setting for the stages (repeatable); the defaults suit a local "
@@ -226,6 +289,8 @@ def main() -> None:
         res = {"picker": picker, "associate": args.associate, **score(truth, run)}
         print(json.dumps(res, indent=1, default=str))
         results.append(res)
+        if args.plot:
+            plot_map(truth, run, args.out / "scenario", args.plot)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"results": results}, indent=1, default=str))
