@@ -11,12 +11,33 @@ uses obspy gets the same numbers as the scenario's truth.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.typing import ArrayLike
 
 WGS84_A_M = 6378137.0
 WGS84_F = 1.0 / 298.257223563
 KM_PER_DEG = 111.19492664455873  # km per degree of arc on the 6371 km sphere (QuakeML distance)
+EARTH_RADIUS_KM = 6371.0  # the mean radius of the sphere the haversine distances use
+
+
+def epicentral_km(lat1_deg: float, lon1_deg: float, lat2_deg: float, lon2_deg: float) -> float:
+    """Great-circle distance (km) between two points on the 6371 km sphere (haversine): enough
+    to compare epicentres and station spacings (:func:`distance_azimuth` for the WGS84
+    geodesic). Plain floats, for the associator's loops; :func:`pairwise_km` for arrays."""
+    p1, p2 = math.radians(lat1_deg), math.radians(lat2_deg)
+    dp, dl = p2 - p1, math.radians(lon2_deg - lon1_deg)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2.0 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
+
+
+def pairwise_km(lat_deg: ArrayLike, lon_deg: ArrayLike) -> np.ndarray:
+    """``(n, n)`` great-circle distances (km) between ``n`` points, as :func:`epicentral_km`."""
+    lat, lon = np.radians(np.asarray(lat_deg, float)), np.radians(np.asarray(lon_deg, float))
+    dp, dl = lat[:, None] - lat[None], lon[:, None] - lon[None]
+    a = np.sin(dp / 2) ** 2 + np.cos(lat[:, None]) * np.cos(lat[None]) * np.sin(dl / 2) ** 2
+    return 2.0 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
 
 
 def distance_azimuth(

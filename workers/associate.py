@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from firstmotion.bus import Bus, Delivery, add_stage_arguments, run_loop, run_stage
+from firstmotion.geodesy import pairwise_km
 from firstmotion.messages import CatalogEvent, Message, Origin, Pick
 from firstmotion.metrics import counter, gauge, histogram
 from firstmotion.shard import Shard
@@ -125,11 +126,8 @@ def sparse_network_warning(stations: Mapping[str, StationCoords], params) -> str
         return None
     if len(coords) > 2000:  # an estimate is enough: every n-th station
         coords = coords[:: len(coords) // 2000 + 1]
-    lat = np.radians([c.latitude_deg for c in coords])
-    lon = np.radians([c.longitude_deg for c in coords])
-    dlat, dlon = lat[:, None] - lat[None], lon[:, None] - lon[None]
-    hav = np.sin(dlat / 2) ** 2 + np.cos(lat[:, None]) * np.cos(lat[None]) * np.sin(dlon / 2) ** 2
-    dist = np.sort(2 * 6371.0 * np.arcsin(np.sqrt(np.clip(hav, 0.0, 1.0))), axis=1)
+    dist = np.sort(pairwise_km([c.latitude_deg for c in coords],
+                               [c.longitude_deg for c in coords]), axis=1)  # fmt: skip
     spacing = float(np.median(dist[:, k]))  # column 0 is the station itself
     if spacing <= 0.5 * params.max_distance_km:
         return None

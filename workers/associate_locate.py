@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 
 from firstmotion.config import AssociateSettings
+from firstmotion.geodesy import epicentral_km
 from firstmotion.messages import Arrival, Origin
 from firstmotion.velocity import TravelTimeTable, VelocityModel, trace_rays
 
@@ -680,14 +681,6 @@ class KnownEvent:
     pick_ids: frozenset[str] = field(default_factory=frozenset)
 
 
-def _epicentral_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Haversine distance (km, mean Earth radius): enough to compare identities."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2.0 * 6371.0 * math.asin(min(1.0, math.sqrt(a)))
-
-
 def match_events(
     known: Sequence[KnownEvent], found: Sequence[LocatedEvent], params: AssociateParams
 ) -> list[int | None]:
@@ -704,7 +697,7 @@ def match_events(
         for j, k in enumerate(known):
             shared = len(ids & k.pick_ids)
             dt = abs(f.time_epoch_s - k.origin.time_epoch_s)
-            dist = _epicentral_km(
+            dist = epicentral_km(
                 f.latitude_deg, f.longitude_deg, k.origin.latitude_deg, k.origin.longitude_deg
             )
             if shared:
@@ -731,7 +724,7 @@ def origin_changed(previous: Origin, new: LocatedEvent, params: AssociateParams)
         return True
     if abs(previous.time_epoch_s - new.time_epoch_s) >= params.revise_min_time_s:
         return True
-    horiz = _epicentral_km(
+    horiz = epicentral_km(
         previous.latitude_deg, previous.longitude_deg, new.latitude_deg, new.longitude_deg
     )
     return math.hypot(horiz, previous.depth_km - new.depth_km) >= params.revise_min_move_km

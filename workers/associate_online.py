@@ -52,6 +52,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from firstmotion.geodesy import epicentral_km
 from firstmotion.messages import Origin
 from workers.associate_locate import (
     Associator,
@@ -74,13 +75,6 @@ DISTINCT_ARRIVAL_S = 1.0  # two picks of one station and phase this far apart: t
 S_TWIN_S = 0.2  # a P-labelled pick this close to an S of its station is that S picked twice
 
 __all__ = ["NetworkGrid", "OnlineAssociator", "OpenEvent", "StepResult", "station_support"]
-
-
-def _epicentral_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2.0 * 6371.0 * math.asin(min(1.0, math.sqrt(a)))
 
 
 def distinct_arrivals(
@@ -610,7 +604,7 @@ class OnlineAssociator:
         """Close enough in time and space to be one earthquake mislocated twice."""
         if abs(a.time_epoch_s - b.time_epoch_s) > JOINT_TIME_S:
             return False
-        d = _epicentral_km(a.latitude_deg, a.longitude_deg, b.latitude_deg, b.longitude_deg)
+        d = epicentral_km(a.latitude_deg, a.longitude_deg, b.latitude_deg, b.longitude_deg)
         return d <= JOINT_DISTANCE_KM
 
     def _joint(self, big: LocatedEvent, small: LocatedEvent) -> LocatedEvent | None:
@@ -896,7 +890,7 @@ class OnlineAssociator:
                 continue  # another earthquake of a burst, not this one found twice
             if (
                 abs(e.time_epoch_s - final.time_epoch_s) <= p.match_time_s
-                and _epicentral_km(
+                and epicentral_km(
                     e.latitude_deg, e.longitude_deg, final.latitude_deg, final.longitude_deg
                 )
                 <= p.match_distance_km
