@@ -37,6 +37,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench_swarm import _station_key, run_stages  # noqa: E402
+
 NAMES = ("texnet2017cvmt", "texnet2017dfac")
 
 
@@ -125,10 +127,6 @@ def build_folder(out: Path) -> dict[str, Any]:
     return truth
 
 
-def _station(station_id: str) -> str:
-    return ".".join(station_id.split(".")[:2])
-
-
 def score(truth: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
     """Picks, events and polarities of one run (:func:`bench_swarm.run_stages`) against the
     analysts."""
@@ -141,7 +139,7 @@ def score(truth: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"wall_s": run["wall_s"], "picks": {}, "events": []}
     by: dict[tuple[str, str], list[float]] = {}
     for p in picks:
-        by.setdefault((_station(p.station_id), p.phase.upper()), []).append(p.time_epoch_s)
+        by.setdefault((_station_key(p.station_id), p.phase.upper()), []).append(p.time_epoch_s)
     for phase in ("P", "S"):
         errs = []
         for e in truth["events"]:
@@ -169,10 +167,10 @@ def score(truth: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
             labels = {a["station_id"]: a["polarity"] for a in e["stations"] if a["polarity"]}
             judged = []
             for a in o.arrivals:
-                label = labels.get(_station(a.station_id))
+                label = labels.get(_station_key(a.station_id))
                 if a.phase == "P" and label:
                     read = pols.get(a.pick_id)
-                    judged.append(f"{_station(a.station_id)} analyst {names[label]}, read "
+                    judged.append(f"{_station_key(a.station_id)} analyst {names[label]}, read "
                                   f"{names[read.polarity] if read else 'none'}")  # fmt: skip
             row.update(
                 epicentre_error_km=round(demo._distance_km(e, o), 2),
@@ -213,7 +211,7 @@ def plot_map(truth: dict[str, Any], run: dict[str, Any], scen: Path, path: Path)
             if "p_time" not in a:
                 continue
             t = UTCDateTime(a["p_time"]).timestamp
-            if any(_station(p.station_id) == a["station_id"] and p.phase == "P"
+            if any(_station_key(p.station_id) == a["station_id"] and p.phase == "P"
                    and not p.candidate and abs(p.time_epoch_s - t) <= 0.5
                    for p in run["picks"]):  # fmt: skip
                 picked.add(a["station_id"])
@@ -258,8 +256,6 @@ def plot_map(truth: dict[str, Any], run: dict[str, Any], scen: Path, path: Path)
 
 
 def main() -> None:
-    from bench_swarm import run_stages
-
     from firstmotion.velocity import DEFAULT_MODEL_FILE
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
