@@ -133,14 +133,15 @@ def _scan(
     return found
 
 
-def _stored_origin(bus, prefix: str, event_id: str):
+def _stored_origin(bus, event_id: str):
     """The catalog's origin of ``event_id`` (the catalog's contract: ``<prefix>event:<id>`` is
     a hash whose ``origin`` is the Origin's JSON); ``ValueError`` when there is none."""
     from firstmotion.messages import Origin
 
-    stored = bus.client.hget(f"{prefix}event:{event_id}", "origin")
+    key = bus.key(f"event:{event_id}")
+    stored = bus.client.hget(key, "origin")
     if stored is None:
-        raise ValueError(f"no event {event_id!r} in the catalog ({prefix}event:{event_id})")
+        raise ValueError(f"no event {event_id!r} in the catalog ({key})")
     return Origin.from_json(stored)
 
 
@@ -175,13 +176,13 @@ def _pick_view(pick) -> dict:
     }
 
 
-def read_catalog_pick(bus, prefix: str, event_id: str, station: str) -> tuple[dict, object]:
+def read_catalog_pick(bus, event_id: str, station: str) -> tuple[dict, object]:
     """The window the stream stage sent with catalog event ``event_id``'s P pick at
     ``station``, as :func:`read_pick` gives it, and the polarity stage's read of it (a
     :class:`~firstmotion.messages.Polarity`, or None when not in ``fm:polarities``).
     ``ValueError`` saying what is missing: the event, a P arrival at the station, or the pick
     (trimmed from ``fm:picks`` by ``redis.stream_maxlen``)."""
-    origin = _stored_origin(bus, prefix, event_id)
+    origin = _stored_origin(bus, event_id)
     p_arrivals = [a for a in origin.arrivals if a.phase == "P"]
     at = [a for a in p_arrivals if station_matches(a.station_id, station)]
     if not at:
@@ -190,16 +191,17 @@ def read_catalog_pick(bus, prefix: str, event_id: str, station: str) -> tuple[di
     picks, reads = _windows_and_reads(bus, origin, [at[0].pick_id])
     if at[0].pick_id not in picks:
         raise ValueError(
-            f"pick {at[0].pick_id} is no longer in {prefix}picks (trimmed by redis.stream_maxlen?)"
+            f"pick {at[0].pick_id} is no longer in {bus.key('picks')} (trimmed by "
+            "redis.stream_maxlen?)"
         )
     return _pick_view(picks[at[0].pick_id]), reads.get(at[0].pick_id)
 
 
-def read_catalog_event(bus, prefix: str, event_id: str) -> tuple[object, list[tuple]]:
+def read_catalog_event(bus, event_id: str) -> tuple[object, list[tuple]]:
     """Catalog event ``event_id``'s origin and, for each of its P arrivals (by azimuth),
     ``(arrival, window as read_pick gives it or None when trimmed, published Polarity or
     None)``."""
-    origin = _stored_origin(bus, prefix, event_id)
+    origin = _stored_origin(bus, event_id)
     p_arrivals = sorted((a for a in origin.arrivals if a.phase == "P"),
                         key=lambda a: a.azimuth_deg)  # fmt: skip
     picks, reads = _windows_and_reads(bus, origin, [a.pick_id for a in p_arrivals])
@@ -407,7 +409,8 @@ def _live(read) -> dict | None:
 
 
 def _from_catalog(args: argparse.Namespace, reader):
-    """``reader(bus, prefix)`` on the configured Redis; Redis errors as ``ValueError``."""
+    """``reader(bus)`` on the configured Redis (``--prefix`` or ``redis.prefix``); Redis errors
+    as ``ValueError``."""
     import redis
 
     from firstmotion.bus import Bus, describe_redis_error
@@ -418,7 +421,7 @@ def _from_catalog(args: argparse.Namespace, reader):
     prefix = settings.redis.prefix if args.prefix is None else args.prefix
     bus = Bus.from_url(url, prefix, socket_timeout_s=10.0)
     try:
-        return reader(bus, prefix)
+        return reader(bus)
     except redis.RedisError as exc:
         raise ValueError(describe_redis_error(exc, url)) from None
     finally:
@@ -435,11 +438,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         if args.event and not args.station:  # the whole event on one page
-            origin, rows = _from_catalog(args, lambda bus, prefix: read_catalog_event(
-                bus, prefix, args.event))  # fmt: skip
+            origin, rows = _from_catalog(args, lambda bus: read_catalog_event(bus, args.event))
         elif args.event:
-            p, read = _from_catalog(args, lambda bus, prefix: read_catalog_pick(
-                bus, prefix, args.event, args.station))  # fmt: skip
+            p, read = _from_catalog(
+                args, lambda bus: read_catalog_pick(bus, args.event, args.station)
+            )
             extra = {"event_id": args.event, "published": _live(read)}
         else:
             p, extra = read_pick(args.mseed, args.pick, args.station), {}
