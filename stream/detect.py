@@ -35,13 +35,13 @@ the tests cross-check them, as obspy does for its C routines.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import signal as sps
 
 from firstmotion.config import DETECT_REFINE_METHODS, DetectSettings, detect_order_problems
+from firstmotion.filters import butter_sos, sos_steady_state
 from stream.buffer import RingArray
 
 REFINE_METHODS = DETECT_REFINE_METHODS
@@ -126,28 +126,7 @@ def design_bandpass(
         raise ValueError(
             f"band {freqmin_hz}-{freqmax_hz} Hz does not fit a {sampling_rate_hz} Hz channel"
         )
-    # a copy of the shared design: scipy's filters need a writable array
-    return _butter_band(
-        float(freqmin_hz), float(high_hz), float(sampling_rate_hz), int(order)
-    ).copy()
-
-
-@functools.lru_cache(maxsize=64)
-def _butter_band(low_hz: float, high_hz: float, rate_hz: float, order: int) -> np.ndarray:
-    """The band-pass design, made once per band and rate (scipy's design costs ~1 ms, as much
-    as filtering a 30 s window); read-only, as it is shared (callers get a copy)."""
-    sos = sps.butter(order, [low_hz, high_hz], btype="band", fs=rate_hz, output="sos")
-    sos.flags.writeable = False
-    return sos
-
-
-@functools.lru_cache(maxsize=64)
-def _unit_steady_state(sos_bytes: bytes, n_sections: int) -> np.ndarray:
-    """``sosfilt_zi`` of the sections (the state of a unit constant input), made once per
-    design; read-only."""
-    zi = sps.sosfilt_zi(np.frombuffer(sos_bytes, dtype=np.float64).reshape(n_sections, 6))
-    zi.flags.writeable = False
-    return zi
+    return butter_sos(order, (freqmin_hz, high_hz), "bandpass", sampling_rate_hz)[0]
 
 
 def bandpass_causal(
@@ -159,8 +138,7 @@ def bandpass_causal(
     (no step response from a DC offset in raw counts)."""
     x = np.asarray(x, dtype=np.float64)
     if zi is None:
-        sos = np.asarray(sos, dtype=np.float64)
-        zi = _unit_steady_state(sos.tobytes(), sos.shape[0]) * (x[0] if x.size else 0.0)
+        zi = sos_steady_state(sos) * (x[0] if x.size else 0.0)
     if x.size == 0:
         return x.copy(), np.array(zi, dtype=np.float64)
     y, zf = sps.sosfilt(sos, x, zi=zi)

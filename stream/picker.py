@@ -33,6 +33,7 @@ where a component is dead: the per-channel normalisation leaves a flat channel z
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ from pathlib import Path
 
 import numpy as np
 from scipy import signal as sps
+
+from firstmotion.filters import butter_ba, butter_sos
 
 GRID_RATE_HZ = 100.0
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "model_weights"
@@ -356,7 +359,7 @@ def highpass_windows(x: np.ndarray, corner_hz: float, order: int = 4) -> np.ndar
     rest at each channel's first sample (no step from a DC offset): broadband records carry
     microseism and drift far larger than a small event's P, which the per-window
     normalisation would otherwise scale the P down to nothing against."""
-    b, a, zi = _highpass_ba(float(corner_hz), int(order))
+    b, a, zi = butter_ba(order, corner_hz, "highpass", GRID_RATE_HZ)
     x = np.asarray(x, dtype=np.float64)
     # the filter's state for a constant input x[0] (no output: a high-pass has no DC gain), so
     # the same as filtering x - x[0] from rest; the direct form in float64 (a 4th-order filter
@@ -368,19 +371,20 @@ def highpass_windows(x: np.ndarray, corner_hz: float, order: int = 4) -> np.ndar
     return y.astype(np.float32)
 
 
-_SOS_CACHE: dict[tuple[float, int], np.ndarray] = {}
-_IMPULSE_CACHE: dict[tuple[float, int], np.ndarray] = {}
-
-
 def highpass_impulse_response(corner_hz: float, n: int, order: int = 4) -> np.ndarray:
     """The first ``n`` samples of :func:`highpass_windows`' filter's impulse response: a
-    causal filter started from rest is exactly the convolution with it over ``n`` samples."""
-    key = (float(corner_hz), int(n))
-    if key not in _IMPULSE_CACHE:
-        impulse = np.zeros(int(n))
-        impulse[0] = 1.0
-        _IMPULSE_CACHE[key] = sps.sosfilt(_highpass_sos(float(corner_hz), order), impulse)
-    return _IMPULSE_CACHE[key]
+    causal filter started from rest is exactly the convolution with it over ``n`` samples
+    (read-only: made once per corner and length)."""
+    return _impulse_response(float(corner_hz), int(n), int(order))
+
+
+@functools.lru_cache(maxsize=16)
+def _impulse_response(corner_hz: float, n: int, order: int) -> np.ndarray:
+    impulse = np.zeros(n)
+    impulse[0] = 1.0
+    h = sps.sosfilt(butter_sos(order, corner_hz, "highpass", GRID_RATE_HZ)[0], impulse)
+    h.flags.writeable = False
+    return h
 
 
 def prepare_windows_torch(x, highpass_hz: float):
@@ -392,32 +396,13 @@ def prepare_windows_torch(x, highpass_hz: float):
     x = x.to(torch.float64)
     if highpass_hz > 0:
         n = x.shape[-1]
-        h = torch.from_numpy(highpass_impulse_response(highpass_hz, n)).to(x.device)
+        h = torch.tensor(highpass_impulse_response(highpass_hz, n), device=x.device)
         spec = torch.fft.rfft(x - x[..., :1], 2 * n) * torch.fft.rfft(h, 2 * n)
         x = torch.fft.irfft(spec, 2 * n)[..., :n]
     x = x - x.mean(dim=-1, keepdim=True)
     std = x.std(dim=-1, keepdim=True, unbiased=False)
     x = torch.where(std > 0, x / torch.where(std > 0, std, torch.ones_like(std)), 0.0)
     return x.to(torch.float32)
-
-
-_BA_CACHE: dict[tuple[float, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-
-
-def _highpass_ba(corner_hz: float, order: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(b, a, zi)`` of the high-pass: transfer function and the step-response state."""
-    key = (corner_hz, order)
-    if key not in _BA_CACHE:
-        b, a = sps.butter(order, corner_hz, "highpass", fs=GRID_RATE_HZ)
-        _BA_CACHE[key] = (b, a, sps.lfilter_zi(b, a))
-    return _BA_CACHE[key]
-
-
-def _highpass_sos(corner_hz: float, order: int) -> np.ndarray:
-    key = (corner_hz, order)
-    if key not in _SOS_CACHE:
-        _SOS_CACHE[key] = sps.butter(order, corner_hz, "highpass", fs=GRID_RATE_HZ, output="sos")
-    return _SOS_CACHE[key]
 
 
 def _nan_to_mean(x: np.ndarray) -> np.ndarray:

@@ -62,6 +62,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import signal
 
+from firstmotion.filters import butter_sos
+
 MIN_SAMPLING_RATE_HZ = 40.0
 REASON_OK = ""
 REASON_NAN = "nan"
@@ -142,12 +144,6 @@ def model_resampling(input_rate_hz: float, config: PreprocessConfig) -> tuple[in
     return up, down
 
 
-@lru_cache(maxsize=16)
-def _highpass_sos(corner_hz: float, order: int, rate_hz: float) -> tuple[np.ndarray, np.ndarray]:
-    sos = signal.butter(order, corner_hz, btype="highpass", fs=rate_hz, output="sos")
-    return sos, signal.sosfilt_zi(sos)
-
-
 @lru_cache(maxsize=32)
 def _lowpass_sos(edge: float) -> tuple[np.ndarray, np.ndarray]:
     """The anti-alias low-pass: Chebyshev II, order 8, 60 dB down from ``edge`` (a fraction of
@@ -208,7 +204,7 @@ def causal_highpass(x: np.ndarray, corner_hz: float, order: int, rate_hz: float)
     The filter state is initialised as if the first sample had been constant forever, so a
     row that does not start at zero does not ring; no sample depends on later samples.
     """
-    sos, zi = _highpass_sos(float(corner_hz), int(order), float(rate_hz))
+    sos, zi = butter_sos(order, corner_hz, "highpass", rate_hz)
     if x.ndim == 1:
         return signal.sosfilt(sos, x, zi=zi * x[0])[0]
     zi_rows = zi[:, None, :] * x[None, :, :1]
