@@ -302,13 +302,22 @@ class Bus:
         return bus
 
     @classmethod
-    def from_settings(cls, redis_settings: Any, *, url: str | None = None) -> Bus:
-        """From ``Settings.redis`` (url, prefix, stream_maxlen); ``url`` (a command's
-        ``--redis``) overrides the configured URL, which must be set otherwise."""
+    def from_settings(
+        cls,
+        redis_settings: Any,
+        *,
+        url: str | None = None,
+        prefix: str | None = None,
+        socket_timeout_s: float = 30.0,
+    ) -> Bus:
+        """From ``Settings.redis`` (url, prefix, stream_maxlen); ``url`` and ``prefix`` (a
+        command's ``--redis`` and ``--prefix``) override the configured ones; the URL must be
+        set one way or the other."""
         return cls.from_url(
             url or redis_settings.require_url(),
-            redis_settings.prefix,
+            redis_settings.prefix if prefix is None else prefix,
             maxlen=redis_settings.stream_maxlen,
+            socket_timeout_s=socket_timeout_s,
         )
 
     def close(self) -> None:

@@ -134,17 +134,17 @@ def run(args: argparse.Namespace) -> int:
     from workers.catalog import CatalogReader
 
     settings = load_settings(args.config)
-    url = args.redis or settings.redis.require_url()
-    prefix = settings.redis.prefix if args.prefix is None else args.prefix
     if args.limit is not None and args.limit <= 0:
         print(f"--limit: expected a positive integer, got {args.limit}", file=sys.stderr)
         return 2
-    bus = Bus.from_url(url, prefix, socket_timeout_s=10.0)
+    bus = Bus.from_settings(
+        settings.redis, url=args.redis, prefix=args.prefix, socket_timeout_s=10.0
+    )
     try:
-        reader = CatalogReader(bus.client, prefix)
+        reader = CatalogReader(bus.client, bus.prefix)
         events = reader.all_events(include_deleted=args.include_deleted)
     except redis.RedisError as exc:  # say what went wrong in one line, no traceback
-        print(f"firstmotion catalog export: {describe_redis_error(exc, url)}", file=sys.stderr)
+        print(f"firstmotion catalog export: {describe_redis_error(exc, bus.url)}", file=sys.stderr)
         return 1
     finally:
         bus.close()

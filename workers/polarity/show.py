@@ -417,13 +417,13 @@ def _from_catalog(args: argparse.Namespace, reader):
     from firstmotion.config import load_settings
 
     settings = load_settings(args.config)
-    url = args.redis or settings.redis.require_url()
-    prefix = settings.redis.prefix if args.prefix is None else args.prefix
-    bus = Bus.from_url(url, prefix, socket_timeout_s=10.0)
+    bus = Bus.from_settings(
+        settings.redis, url=args.redis, prefix=args.prefix, socket_timeout_s=10.0
+    )
     try:
         return reader(bus)
     except redis.RedisError as exc:
-        raise ValueError(describe_redis_error(exc, url)) from None
+        raise ValueError(describe_redis_error(exc, bus.url)) from None
     finally:
         bus.close()
 
