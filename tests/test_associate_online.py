@@ -302,6 +302,65 @@ def test_a_burst_of_two_earthquakes_seconds_apart_gives_two_events(scenario, ass
         assert all(abs(a.residual_s) < 0.3 for a in o.arrivals)
 
 
+def _settle_in_turn(associator, stations, *groups):
+    """Each group of picks fed and settled (flushed) before the next arrives; the events
+    standing at the end (id -> last origin)."""
+    counter = iter(range(1, 100))
+    eng = OnlineAssociator(associator, dict(stations), new_id=lambda t: f"e{next(counter)}")
+    latest: dict[str, Origin] = {}
+    for wall, group in enumerate(groups):
+        eng.add(group, float(wall))
+        out = eng.step(float(wall), flush=True)
+        latest.update({o.event_id: o for o in out.origins})
+        for o in out.retracted:
+            latest.pop(o.event_id, None)
+    return latest
+
+
+def test_a_burst_follower_picked_at_other_stations_is_not_the_first_found_twice(
+    scenario, associator
+):
+    """The next earthquake of a burst 2.5 s later at the same epicentre, picked at other
+    stations than the first (the first's coda hides it at the others), is a second event: its
+    onsets fit neither the first's picks nor its predicted P and S."""
+    stations = stations_of(scenario)
+    lat, lon = scenario.config.centre_lat_deg, scenario.config.centre_lon_deg
+    t0 = 1.7e9
+    first = _synthetic_picks(stations, [(lat, lon, 6.0, t0)])
+    second = _synthetic_picks(stations, [(lat, lon, 6.0, t0 + 2.5)])
+    names = sorted({k.station_key for k in first})
+    assert len(names) >= 16
+    half = set(names[::2])
+    events = _settle_in_turn(
+        associator, stations,
+        [k for k in first if k.station_key in half],
+        [k for k in second if k.station_key not in half],
+    )  # fmt: skip
+    times = sorted(o.time_epoch_s - t0 for o in events.values())
+    assert len(times) == 2, times
+    assert abs(times[0]) < 0.3 and abs(times[1] - 2.5) < 0.3
+
+
+def test_the_same_earthquake_picked_late_at_other_stations_is_not_a_second_event(
+    scenario, associator
+):
+    """The mirror: picks of the same earthquake at the other stations, arriving after it
+    settled, fit its predicted P: a second solution of them is the first found twice."""
+    stations = stations_of(scenario)
+    lat, lon = scenario.config.centre_lat_deg, scenario.config.centre_lon_deg
+    t0 = 1.7e9
+    picks = _synthetic_picks(stations, [(lat, lon, 6.0, t0)])
+    half = set(sorted({k.station_key for k in picks})[::2])
+    events = _settle_in_turn(
+        associator, stations,
+        [k for k in picks if k.station_key in half],
+        [k for k in picks if k.station_key not in half],
+    )  # fmt: skip
+    assert len(events) == 1, sorted(o.time_epoch_s - t0 for o in events.values())
+    (o,) = events.values()
+    assert abs(o.time_epoch_s - t0) < 0.3
+
+
 def test_a_late_p_that_fits_the_s_prediction_becomes_s(scenario, associator):
     stations = stations_of(scenario)
     lat, lon = scenario.config.centre_lat_deg, scenario.config.centre_lon_deg

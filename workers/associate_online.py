@@ -886,7 +886,7 @@ class OnlineAssociator:
         self._settled[:] = [e for e in self._settled if e[0].time_epoch_s >= horizon]
         times = self._times(final)
         for e, e_times in self._settled:
-            if distinct_arrivals(times, e_times) >= p.min_picks:
+            if self._unexplained(final, e, e_times) >= p.min_picks:
                 continue  # another earthquake of a burst, not this one found twice
             if (
                 abs(e.time_epoch_s - final.time_epoch_s) <= p.match_time_s
@@ -897,6 +897,25 @@ class OnlineAssociator:
             ):
                 return True
         return False
+
+    def _unexplained(
+        self, ev: LocatedEvent, other: LocatedEvent, other_times: Mapping[tuple[str, str], float]
+    ) -> int:
+        """How many arrivals of ``ev`` the earthquake ``other`` (its arrivals ``other_times``)
+        does not explain: :func:`distinct_arrivals` where both have the station and phase, and
+        at the stations and phases only ``ev`` has, picks more than ``DISTINCT_ARRIVAL_S`` from
+        both ``other``'s predicted P and S there. A second solution of one earthquake is made of
+        its onsets (the ones it has, or its predicted ones); a burst's next earthquake has
+        onsets of its own, at stations where the first was not picked too."""
+        n = distinct_arrivals(self._times(ev), other_times)
+        own = [self.window[a.pick_id] for a in ev.arrivals
+               if a.pick_id in self.window and not self.window[a.pick_id].candidate
+               and (self.window[a.pick_id].station_key, a.phase) not in other_times]  # fmt: skip
+        if not own:
+            return n
+        as_p = self._residuals(other, [replace(k, phase="P") for k in own])
+        as_s = self._residuals(other, [replace(k, phase="S") for k in own])
+        return n + int(np.count_nonzero(np.minimum(as_p, as_s) > DISTINCT_ARRIVAL_S))
 
     # -- output
     def _emit(self, key: int, result: StepResult, taken: set[str] | None = None) -> None:
