@@ -266,9 +266,11 @@ def test_one_earthquake_found_twice_is_merged_and_the_copy_retracted(scenario, a
     assert any(o.event_id == "e1" and o.revision == 1 for o in out.origins)
 
 
-def _synthetic_picks(stations, hypocentres, *, with_s_as_p: bool = False) -> list[WindowPick]:
-    """Exact P times (and S times labelled P) of ``hypocentres`` (lat, lon, depth, t0) at
-    ``stations`` within 60 km, default model."""
+def _synthetic_picks(
+    stations, hypocentres, *, with_s_as_p: bool = False, with_s: bool = False
+) -> list[WindowPick]:
+    """Exact P times (and S times, labelled P with ``with_s_as_p``, S with ``with_s``) of
+    ``hypocentres`` (lat, lon, depth, t0) at ``stations`` within 60 km, default model."""
     from workers.associate_locate import geodesic_distance_azimuth
 
     model = VelocityModel.default()
@@ -279,12 +281,13 @@ def _synthetic_picks(stations, hypocentres, *, with_s_as_p: bool = False) -> lis
     for lat0, lon0, z, t0 in hypocentres:
         d, _ = geodesic_distance_azimuth(lat0, lon0, lat, lon)
         zz = np.full(d.shape, z)
-        for phase in ("P", "S") if with_s_as_p else ("P",):
+        for phase in ("P", "S") if with_s_as_p or with_s else ("P",):
             tt = trace_rays(model, d, zz, phase).time_s
+            label = "S" if phase == "S" and with_s else "P"
             for k, dk, t in zip(keys, d, tt, strict=True):
                 if dk <= 60.0:
                     sid = f"{k}.HHZ"
-                    out.append(WindowPick(make_pick_id(sid, t0 + t), sid, t0 + t, "P"))
+                    out.append(WindowPick(make_pick_id(sid, t0 + t), sid, t0 + t, label))
     return sorted(out, key=lambda k: k.time_epoch_s)
 
 
@@ -339,6 +342,37 @@ def test_a_burst_follower_picked_at_other_stations_is_not_the_first_found_twice(
     times = sorted(o.time_epoch_s - t0 for o in events.values())
     assert len(times) == 2, times
     assert abs(times[0]) < 0.3 and abs(times[1] - 2.5) < 0.3
+
+
+@pytest.mark.parametrize("gap_s", [1.5, 2.0, 2.5])
+def test_a_small_burst_follower_is_not_joined_to_the_first(scenario, associator, gap_s):
+    """A burst: the first earthquake picked (P and S) at half the stations, the next one
+    ``gap_s`` later at the same epicentre at six others (P, two S) and one station of the
+    first's (P; its coda hides the rest). Both are located from their own picks; one hypocentre
+    fits 80% of the union within the residual rule, but the follower has onsets the first does
+    not explain (and the first, onsets the follower does not): two earthquakes, not joined.
+    One earthquake located twice from its two halves is still joined."""
+    stations = stations_of(scenario)
+    lat, lon = scenario.config.centre_lat_deg, scenario.config.centre_lon_deg
+    t0 = 1.7e9
+    first = _synthetic_picks(stations, [(lat, lon, 6.0, t0)], with_s=True)
+    second = _synthetic_picks(stations, [(lat, lon, 6.0, t0 + gap_s)], with_s=True)
+    order = list(np.random.default_rng(0).permutation(sorted({k.station_key for k in first})))
+    half = set(order[: len(order) // 2])
+    follower = order[len(order) // 2 - 1 : len(order) // 2 + 5]  # the first's last, six more
+    g1 = [k for k in first if k.station_key in half]
+    g2 = [k for k in second if k.station_key in follower
+          and (k.phase == "P" or k.station_key in follower[1:3])]  # fmt: skip
+    eng = OnlineAssociator(associator, dict(stations), new_id=str)
+    eng.add(g1 + g2, 0.0)
+    a, b = (eng._locate(g, eng.grid().best_start(g), from_latlon=False) for g in (g1, g2))
+    assert abs(a.time_epoch_s - t0) < 0.1 and abs(b.time_epoch_s - t0 - gap_s) < 0.1
+    assert len(a.arrivals) > len(b.arrivals)
+    assert eng._joint(a, b) is None
+    rest = [k for k in first if k.station_key not in half]
+    c = eng._locate(rest, eng.grid().best_start(rest), from_latlon=False)
+    joint = eng._joint(a, c)
+    assert joint is not None and abs(joint.time_epoch_s - t0) < 0.1
 
 
 def test_the_same_earthquake_picked_late_at_other_stations_is_not_a_second_event(

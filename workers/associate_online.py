@@ -612,8 +612,9 @@ class OnlineAssociator:
         located from ``big``'s hypocentre keeps at least ``JOINT_KEEP`` of the stations (two
         different earthquakes' picks cannot fit one origin)."""
         p = self.params
-        if distinct_arrivals(self._times(small), self._times(big)) >= p.min_picks:
-            return None  # two earthquakes (a burst): many stations have both onsets
+        if min(self._unexplained(small, big, self._times(big)),
+               self._unexplained(big, small, self._times(small))) >= p.min_picks:  # fmt: skip
+            return None  # two earthquakes (a burst): each has onsets the other does not explain
         ids = big.pick_ids | small.pick_ids
         picks = self._picks(ids)
         # the picks decide (a candidate onset that no longer fits says nothing)
@@ -884,7 +885,6 @@ class OnlineAssociator:
         p = self.params
         horizon = self.newest_s - self.retain_s - 60.0
         self._settled[:] = [e for e in self._settled if e[0].time_epoch_s >= horizon]
-        times = self._times(final)
         for e, e_times in self._settled:
             if self._unexplained(final, e, e_times) >= p.min_picks:
                 continue  # another earthquake of a burst, not this one found twice
