@@ -158,6 +158,7 @@ def score(truth: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
                               for ph in ("P", "S")}  # fmt: skip
     matches = demo.match_events(truth, catalog)
     pols = {p.pick_id: p for p in run["polarities"]}
+    every = {p.pick_id: p for p in run["picks"]}
     names = {1: "up", -1: "down", 0: "unknown"}
     for e in truth["events"]:
         hit = matches[e["event_id"]]
@@ -172,6 +173,24 @@ def score(truth: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
                     read = pols.get(a.pick_id)
                     judged.append(f"{_station_key(a.station_id)} analyst {names[label]}, read "
                                   f"{names[read.polarity] if read else 'none'}")  # fmt: skip
+            # the located P arrivals at the analysts' P stations (picks and the candidate
+            # onsets the event took): what event-guided picking gives on these onsets
+            located = {_station_key(a.station_id): every[a.pick_id]
+                       for a in o.arrivals if a.phase == "P" and a.pick_id in every}  # fmt: skip
+            errs = []
+            for a in e["stations"]:
+                pk = located.get(a["station_id"])
+                if a.get("p_time") is not None and pk is not None:
+                    errs.append((abs(pk.time_epoch_s - UTCDateTime(a["p_time"]).timestamp),
+                                 pk.candidate))  # fmt: skip
+            row["analyst_p"] = sum(1 for a in e["stations"] if a.get("p_time") is not None)
+            row["located_p_within"] = {
+                str(lim): {
+                    "all": sum(1 for d, _ in errs if d <= lim),
+                    "candidates": sum(1 for d, c in errs if d <= lim and c),
+                }
+                for lim in (0.1, 0.5)
+            }
             row.update(
                 epicentre_error_km=round(demo._distance_km(e, o), 2),
                 depth_km=round(o.depth_km, 1),
