@@ -882,6 +882,9 @@ class OnlineAssociator:
         return len(left) < self.params.min_picks and 2 * gone >= len(stations)
 
     def _twin_settled(self, final: LocatedEvent, result: StepResult) -> bool:
+        """Whether ``final`` is a recently settled event found again: within ``match_time_s``
+        and ``match_distance_km`` of it, with fewer than ``min_picks`` arrivals the settled
+        event does not explain (:meth:`_unexplained`)."""
         p = self.params
         horizon = self.newest_s - self.retain_s - 60.0
         self._settled[:] = [e for e in self._settled if e[0].time_epoch_s >= horizon]
