@@ -12,6 +12,9 @@ inverted from its TRUE rays (azimuth, P takeoff) and TRUE polarities at all 12 s
   plus each ``--correction`` (log10), and the measured ratios' bias and scatter against the
   true ones.
 
+* polarities only with the misfit floor ``--badmin`` (``mechanism.badmin``: HASH's 2 leaves
+  12-polarity events quality D), true and with ``--flip`` of them flipped at random.
+
 Prints, per case, the count of mechanisms by quality, the median Kagan angle to the truth
 of the A-C ones (and of all), and how many A-C ones are more than 30 degrees off. No
 pipeline: this bounds what perfect picks and amplitudes give.
@@ -68,6 +71,8 @@ def main() -> None:
     ap.add_argument("--bias", default="0", help="log10 biases (comma list)")
     ap.add_argument("--correction", default="0,0.4", help="log10 corrections of the measured")
     ap.add_argument("--ratmin", type=float, default=3.0, help="S/N floor of the measured")
+    ap.add_argument("--badmin", default="2,1", help="misfit floors, polarities only (list)")
+    ap.add_argument("--flip", default="0,0.05,0.1", help="shares of polarities flipped (list)")
     args = ap.parse_args()
     truth = build_scenario(args.out, args.seed, _shared() / "data" / "pr2017_noise")
     events = list(_rows(truth))
@@ -84,6 +89,17 @@ def main() -> None:
         return out
 
     print(_summary("polarities only", run(None)))
+    # the misfit floor (mechanism.badmin) with polarities only, true and partly flipped
+    for flip in [float(f) for f in args.flip.split(",")]:
+        for badmin in [float(b) for b in args.badmin.split(",")]:
+            flips = np.random.default_rng(1)
+            out = []
+            for e, az, to, pol, _ in events:
+                read = pol * np.where(flips.random(pol.size) < flip, -1, 1)
+                m = invert(az, to, read, badmin=badmin)
+                sdr = (e["strike"], e["dip"], e["rake"])
+                out.append((m.quality, float(kagan_angle_deg(m.strike, m.dip, m.rake, *sdr))))
+            print(_summary(f"polarities, {flip:.0%} flipped, badmin {badmin:g}", out))
     for bias in [float(b) for b in args.bias.split(",")]:
         for noise in [float(x) for x in args.noise.split(",")]:
             print(_summary(f"+ ratios, noise {noise:g}, bias {bias:+g} (log10)", run(noise, bias)))

@@ -281,6 +281,10 @@ class MechanismSettings:
     dang_deg: float = 5.0
     n_trials: int = 30
     badfrac: float = 0.1
+    # misfit allowance floor, in polarities (HASH/SKHASH: 2). With ~12 polarities the floor, not
+    # badfrac, sets the accepted set: 2 leaves every such event quality D; 1 (at most one
+    # polarity wrong) is what a small network sets (docs/mechanism.md)
+    badmin: float = 2.0
     cangle_deg: float = 45.0
     prob_max: float = 0.25
     max_azimuth_gap_deg: float = 90.0
@@ -308,6 +312,7 @@ class MechanismSettings:
             "mechanism",
             self,
             "revise_min_change_deg",
+            "badmin",
             "sp_ratmin",
             "sp_qbadmin",
             "sp_max_residual_s",

@@ -314,6 +314,26 @@ def test_synthetic_recovery_clean_and_with_ten_percent_flipped():
     assert all(q != "A" for q in np.array(flip_quality)[far]), (flip_err[far], flip_quality)
 
 
+def test_badmin_sets_what_twelve_polarities_can_claim():
+    """With 12 well-spread perfect polarities HASH's floor of two allowed misfits (badmin 2)
+    accepts so many planes that every mechanism is quality D; a floor of one (a small
+    network's setting) gives most of them B or C, near the truth at the median."""
+    rng = np.random.default_rng(7)
+    az, to = _spread_network(12)
+    floor2, floor1 = [], []
+    for sdr in _random_mechanisms(rng, 30):
+        pol = p_polarity(*sdr, az, to).astype(float)
+        for badmin, rows in ((2.0, floor2), (1.0, floor1)):
+            m = invert(az, to, pol, badmin=badmin)
+            rows.append((m.quality, float(kagan_angle_deg(m.strike, m.dip, m.rake, *sdr))))
+    assert all(q == "D" for q, _ in floor2)
+    good = np.array([k for q, k in floor1 if q in "ABC"])
+    assert good.size >= 20, floor1
+    assert np.median(good) <= 25.0
+    # the accepted set shrinks, so the uncertainty the quality reports shrinks with it
+    assert np.median([k for _, k in floor1]) <= np.median([k for _, k in floor2]) + 5.0
+
+
 def test_flipped_polarities_lower_the_quality():
     sdr = (40.0, 55.0, 80.0)
     az, to = _spread_network(30)

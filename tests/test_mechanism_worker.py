@@ -196,3 +196,28 @@ def test_a_revision_follows_the_polarity_count_when_the_solution_holds(
     else:  # quality changes alone leave the count behind
         assert counts[-1] < len(pols) - 3
     bus.close()
+
+
+def test_the_worker_inverts_with_the_configured_misfit_floor(redis_client, redis_url):
+    """``mechanism.badmin`` reaches the inversion: twelve perfect polarities are quality D at
+    HASH's floor of two allowed misfits and better at one."""
+    from firstmotion.config import settings_from_dict
+
+    origin, pols = _event(n=12, seed=3)
+    quality = {}
+    for badmin in ("2", "1"):
+        env = {"FIRSTMOTION_MECHANISM__BADMIN": badmin}
+        params = WorkerParams.from_settings(settings_from_dict({}, environ=env).mechanism)
+        assert params.badmin == float(badmin)
+        b = Bus.from_url(redis_url, f"fm-badmin{badmin}:")
+        try:
+            b.publish("origins", origin)
+            for p in pols:
+                b.publish("polarities", p)
+            MechanismWorker(b, params, name="w").run(drain=True, timeout_s=60)
+            (m,) = _mechanisms(b)
+            assert m.n_polarities == 12
+            quality[badmin] = m.quality
+        finally:
+            b.close()
+    assert quality["2"] == "D" and quality["1"] < "D", quality

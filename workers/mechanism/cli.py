@@ -193,6 +193,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-trials", type=int, default=30, help="trials when none are given")
     parser.add_argument("--dang", type=float, default=5.0, help="grid spacing, degrees")
     parser.add_argument("--badfrac", type=float, default=0.1, help="fraction assumed bad")
+    parser.add_argument(
+        "--badmin", type=float, default=2.0, help="misfit allowance floor, polarities (HASH: 2)"
+    )
     parser.add_argument("--cangle", type=float, default=45.0, help="averaging angle, degrees")
     parser.add_argument("--prob-max", type=float, default=0.25, help="multiples threshold")
     parser.add_argument("--seed", type=int, default=0, help="seed for drawn trials")
@@ -211,6 +214,7 @@ def run(args: argparse.Namespace) -> int:
         n_trials=args.n_trials,
         dang_deg=args.dang,
         badfrac=args.badfrac,
+        badmin=args.badmin,
         cangle_deg=args.cangle,
         prob_max=args.prob_max,
         seed=args.seed,

@@ -92,6 +92,7 @@ class WorkerParams:
     dang_deg: float = _DEFAULTS.dang_deg
     n_trials: int = _DEFAULTS.n_trials
     badfrac: float = _DEFAULTS.badfrac
+    badmin: float = _DEFAULTS.badmin
     cangle_deg: float = _DEFAULTS.cangle_deg
     prob_max: float = _DEFAULTS.prob_max
     max_distance_km: float = _DEFAULTS.max_distance_km
@@ -325,6 +326,7 @@ class MechanismStage:
             n_trials=self.params.n_trials,
             dang_deg=self.params.dang_deg,
             badfrac=self.params.badfrac,
+            badmin=self.params.badmin,
             cangle_deg=self.params.cangle_deg,
             prob_max=self.params.prob_max,
             seed=0,
