@@ -4,7 +4,7 @@ Run from the repository root, after ``benchmarks/bench_swarm.py`` (which leaves 
 messages in ``OUT/logs_<picker>/messages.jsonl``)::
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/swarm_reassociate.py [--out /tmp/bench_swarm] \\
-        [--picker phasenet] [--verbose]
+        [--picker phasenet] [--verbose] [--plot timeline.png]
 
 The live run settles events on the wall clock of a 20x replay, so its event counts move by
 +-2 between runs of the same stages. Here the run's picks are fed to
@@ -76,13 +76,53 @@ def reassociate(out: Path, picker: str = "phasenet") -> tuple[dict, list, dict]:
     return truth, catalog, demo.match_events(truth, catalog)
 
 
+def plot_timeline(truth: dict, catalog: list, matches: dict, path: Path) -> None:
+    """The swarm on one time axis: the true earthquakes (top, size by magnitude; filled when
+    found, red when missed), the catalog's events (bottom; grey crosses are false), and a
+    line from each earthquake to the event matched to it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t0 = UTCDateTime(truth["start_time"]).timestamp
+    fig, ax = plt.subplots(figsize=(12, 3.2))
+    matched = {v[0].event_id: k for k, v in matches.items() if v is not None}
+    for e in truth["events"]:
+        hit = matches[e["event_id"]]
+        size = 20 + 40 * max(e["magnitude"], 0.0) ** 2
+        colour = "tab:blue" if hit else "tab:red"
+        ax.scatter(e["origin_time_s"], 1.0, s=size, c=colour, edgecolors="k", zorder=3)
+        if hit:
+            ax.plot([e["origin_time_s"], hit[0].time_epoch_s - t0], [1.0, 0.0], c="0.6", lw=0.8)
+    for o, _ in catalog:
+        t = o.time_epoch_s - t0
+        if o.event_id in matched:
+            ax.scatter(t, 0.0, s=30, c="tab:blue", marker="v", zorder=3)
+        else:
+            ax.scatter(t, 0.0, s=40, c="0.4", marker="x", zorder=3)
+    found = sum(v is not None for v in matches.values())
+    ax.set_yticks([0.0, 1.0], ["catalog", "earthquakes"])
+    ax.set_ylim(-0.5, 1.5)
+    ax.set_xlabel("origin time (s from the start of the scenario)")
+    ax.set_title(f"{found} of {len(truth['events'])} earthquakes found (blue), missed (red); "
+                 f"{len(catalog) - len(matched)} false events (grey x)")  # fmt: skip
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=Path("/tmp/bench_swarm"))
     ap.add_argument("--picker", default="phasenet")
     ap.add_argument("--verbose", action="store_true", help="every truth and false event")
+    ap.add_argument("--plot", type=Path, default=None, help="timeline of the events (PNG)")
     args = ap.parse_args()
     truth, catalog, matches = reassociate(args.out, args.picker)
+    if args.plot:
+        plot_timeline(truth, catalog, matches, args.plot)
     matched = {v[0].event_id for v in matches.values() if v is not None}
     false = [o for o, _ in catalog if o.event_id not in matched]
     found = sum(v is not None for v in matches.values())
