@@ -12,6 +12,9 @@ inverted from its TRUE rays (azimuth, P takeoff) and TRUE polarities at all 12 s
   plus each ``--correction`` (log10), and the measured ratios' bias and scatter against the
   true ones.
 
+* the network correction estimated from the data themselves: minus the median of the
+  measured ratios less those the events' polarity-only mechanisms of quality A-C (misfit
+  floor 1) predict; the measured ratios inverted with it too;
 * polarities only with the misfit floor ``--badmin`` (``mechanism.badmin``: HASH's 2 leaves
   12-polarity events quality D), true and with ``--flip`` of them flipped at random.
 
@@ -63,6 +66,7 @@ def main() -> None:
     from benchmarks.bench_swarm import _shared, build_scenario
     from firstmotion.kagan import kagan_angle_deg
     from workers.mechanism import invert
+    from workers.mechanism.amplitude import predicted_log_ratio
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=Path("/tmp/bench_swarm"))
@@ -116,13 +120,28 @@ def main() -> None:
         f"{np.median(np.abs(diff - np.median(diff))):.2f}, "
         f"correlation {np.corrcoef(meas_all[ok], true_all[ok])[0, 1]:.2f}"
     )
-    for corr in [float(c) for c in args.correction.split(",")]:
-        out = []
-        for (e, az, to, pol, _), sp in zip(events, measured, strict=True):
-            m = invert(az, to, pol, sp_log_ratio=sp + corr)
-            truth_sdr = (e["strike"], e["dip"], e["rake"])
-            out.append((m.quality, float(kagan_angle_deg(m.strike, m.dip, m.rake, *truth_sdr))))
-        print(_summary(f"+ measured ratios, correction {corr:+g}", out))
+    # the network's correction from its own data: the measured ratios against the ones the
+    # events' polarity-only mechanisms of quality A-C (misfit floor 1) predict
+    residuals, n_mech = [], 0
+    for (_, az, to, pol, _), sp in zip(events, measured, strict=True):
+        m = invert(az, to, pol, badmin=1.0)
+        ok = np.isfinite(sp)
+        if m.quality in "ABC" and ok.any():
+            pred = predicted_log_ratio(m.strike, m.dip, m.rake, az[ok], to[ok])
+            residuals.extend(sp[ok] - pred)
+            n_mech += 1
+    calibrated = -float(np.median(residuals)) if residuals else 0.0
+    print(f"calibrated from {n_mech} A-C polarity mechanisms (badmin 1), {len(residuals)} "
+          f"ratios: correction {calibrated:+.2f}")  # fmt: skip
+    corrections = [float(c) for c in args.correction.split(",")] + [round(calibrated, 2)]
+    for corr in corrections:
+        for badmin in [float(b) for b in args.badmin.split(",")]:
+            out = []
+            for (e, az, to, pol, _), sp in zip(events, measured, strict=True):
+                m = invert(az, to, pol, sp_log_ratio=sp + corr, badmin=badmin)
+                sdr = (e["strike"], e["dip"], e["rake"])
+                out.append((m.quality, float(kagan_angle_deg(m.strike, m.dip, m.rake, *sdr))))
+            print(_summary(f"+ measured ratios {corr:+g}, badmin {badmin:g}", out))
 
 
 def _measured(scenario: Path, truth: dict, ratmin: float) -> list[np.ndarray]:
