@@ -210,3 +210,57 @@ def test_reversal_list_empty_and_length_mismatch():
     with pytest.raises(ValueError, match="station ids"):
         rev.apply(["A"], None, [1, 1])
     assert len(ReversalList()) == 0
+
+
+def _events_with_biased_ratios(n_events: int, bias: float) -> tuple[list[dict], dict]:
+    """12-station JSONL events whose ratios are ``bias`` log10 off the truth (0.1 scatter)."""
+    from workers.mechanism.amplitude import predicted_log_ratio
+
+    rng = np.random.default_rng(21)
+    events, truth = [], {}
+    for k in range(n_events):
+        sdr = (rng.uniform(0, 360), rng.uniform(30, 85), rng.uniform(-170, 170))
+        az, to = np.sort(rng.uniform(0, 360, 12)), rng.uniform(95, 150, 12)
+        pol = p_polarity(*sdr, az, to)
+        sp = predicted_log_ratio(*sdr, az, to) + bias + rng.normal(0, 0.1, 12)
+        picks = [
+            {"station": f"XX.S{i:02d}..HHZ", "azimuth_deg": float(az[i]),
+             "takeoff_deg": float(to[i]), "polarity": int(pol[i]),
+             "sp_log_ratio": None if i % 4 == 3 else float(sp[i])}
+            for i in range(12)
+        ]  # fmt: skip
+        events.append({"event_id": f"ev{k}", "picks": picks})
+        truth[f"ev{k}"] = sdr
+    return events, truth
+
+
+def test_cli_adds_the_sp_correction_to_every_ratio(tmp_path):
+    """Ratios 0.4 log10 low everywhere (an uncorrected network effect): ``--sp-correction
+    0.4`` undoes it, the mechanisms come closer to the truth, and each row says which
+    correction its ratios had."""
+    events, truth = _events_with_biased_ratios(12, -0.4)
+    inp = tmp_path / "events.jsonl"
+    inp.write_text("".join(json.dumps(e) + "\n" for e in events))
+    runs = {}
+    for corr in ("0", "0.4"):
+        out = tmp_path / f"{corr}.jsonl"
+        args = ["invert", "--input", str(inp), "--output", str(out), "--no-progress",
+                "--sp-correction", corr]  # fmt: skip
+        assert main(args) == 0
+        runs[corr] = [json.loads(line) for line in out.open()]
+        assert {r["sp_correction_log10"] for r in runs[corr]} == {float(corr)}
+        assert all(r["n_sp_ratios"] == 9 for r in runs[corr])
+
+    def kagan(rows):
+        return np.median(
+            [kagan_angle_deg(r["strike"], r["dip"], r["rake"], *truth[r["event_id"]]) for r in rows]
+        )
+
+    assert kagan(runs["0.4"]) < kagan(runs["0"])
+    # events without ratios carry no correction field
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text(json.dumps(_synthetic_events(1)[0][0]) + "\n")
+    out = tmp_path / "plain_out.jsonl"
+    assert main(["invert", "--input", str(plain), "--output", str(out), "--no-progress",
+                 "--sp-correction", "0.4"]) == 0  # fmt: skip
+    assert "sp_correction_log10" not in json.loads(out.read_text())

@@ -8,7 +8,9 @@ JSONL input, one event per line (DESIGN.md)::
                 "sp_log_ratio"?}]}
 
 ``sp_log_ratio``: the pick's station's observed log10(S/P amplitude) (HASH's second data
-type, :mod:`workers.mechanism.amplitude`); null or absent where there is none.
+type, :mod:`workers.mechanism.amplitude`); null or absent where there is none. Every ratio
+gets ``--sp-correction`` added (the network's correction, as ``mechanism.sp_correction_log10``
+in the worker); the rows of events with ratios say which in ``sp_correction_log10``.
 
 SKHASH CSV input (``--format skhash-csv``): columns ``event_id``, ``station`` (optionally
 ``network``, ``location``, ``channel``), ``p_polarity`` (signed weight), ``azimuth``,
@@ -157,16 +159,22 @@ def read_skhash_csv(path: Path) -> list[EventPicks]:
     return events
 
 
-def invert_event(ev: EventPicks, reversals=None, **params):
-    """Apply reversals, then invert one event; returns (Mechanism, polarity used)."""
+def _polarity(ev: EventPicks, reversals=None) -> np.ndarray:
+    """The event's polarities with the station reversals applied."""
+    if reversals is not None and len(reversals):
+        return reversals.apply(ev.station, ev.time_s, ev.polarity)
+    return ev.polarity
+
+
+def invert_event(ev: EventPicks, reversals=None, sp_correction_log10: float = 0.0, **params):
+    """Apply reversals (and the network's S/P correction to the event's ratios), then invert
+    one event; returns (Mechanism, polarity used)."""
     from workers.mechanism import invert
 
-    pol = ev.polarity
-    if reversals is not None and len(reversals):
-        pol = reversals.apply(ev.station, ev.time_s, pol)
+    pol = _polarity(ev, reversals)
     kwargs = dict(params)
     if ev.sp_log_ratio is not None:
-        kwargs["sp_log_ratio"] = ev.sp_log_ratio
+        kwargs["sp_log_ratio"] = ev.sp_log_ratio + sp_correction_log10
     if ev.azimuth_trials is not None:
         kwargs.update(azimuth_trials=ev.azimuth_trials, takeoff_trials=ev.takeoff_trials)
     else:
@@ -199,6 +207,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cangle", type=float, default=45.0, help="averaging angle, degrees")
     parser.add_argument("--prob-max", type=float, default=0.25, help="multiples threshold")
     parser.add_argument("--seed", type=int, default=0, help="seed for drawn trials")
+    parser.add_argument(
+        "--sp-correction", type=float, default=0.0, help="added to every sp_log_ratio (log10)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -219,6 +230,7 @@ def run(args: argparse.Namespace) -> int:
         prob_max=args.prob_max,
         seed=args.seed,
     )
+    correction = args.sp_correction
     args.output.parent.mkdir(parents=True, exist_ok=True)
     n_out = n_skipped = 0
     with args.output.open("w") as out:
@@ -233,8 +245,11 @@ def run(args: argparse.Namespace) -> int:
                 )
                 n_skipped += 1
                 continue
-            m, pol = invert_event(ev, reversals, **params)
-            out.write(json.dumps({"event_id": ev.event_id, **m.to_dict()}) + "\n")
+            m, pol = invert_event(ev, reversals, correction, **params)
+            row = {"event_id": ev.event_id, **m.to_dict()}
+            if ev.sp_log_ratio is not None:
+                row["sp_correction_log10"] = round(correction, 4)
+            out.write(json.dumps(row) + "\n")
             n_out += 1
             if args.plot_dir is not None:
                 from firstmotion.plot import plot_mechanism
