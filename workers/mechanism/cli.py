@@ -159,19 +159,14 @@ def read_skhash_csv(path: Path) -> list[EventPicks]:
     return events
 
 
-def _polarity(ev: EventPicks, reversals=None) -> np.ndarray:
-    """The event's polarities with the station reversals applied."""
-    if reversals is not None and len(reversals):
-        return reversals.apply(ev.station, ev.time_s, ev.polarity)
-    return ev.polarity
-
-
 def invert_event(ev: EventPicks, reversals=None, sp_correction_log10: float = 0.0, **params):
     """Apply reversals (and the network's S/P correction to the event's ratios), then invert
     one event; returns (Mechanism, polarity used)."""
     from workers.mechanism import invert
 
-    pol = _polarity(ev, reversals)
+    pol = ev.polarity
+    if reversals is not None and len(reversals):
+        pol = reversals.apply(ev.station, ev.time_s, pol)
     kwargs = dict(params)
     if ev.sp_log_ratio is not None:
         kwargs["sp_log_ratio"] = ev.sp_log_ratio + sp_correction_log10
