@@ -221,3 +221,15 @@ def test_the_worker_inverts_with_the_configured_misfit_floor(redis_client, redis
         finally:
             b.close()
     assert quality["2"] == "D" and quality["1"] < "D", quality
+
+
+def test_a_small_network_is_told_about_the_misfit_floor():
+    from workers.mechanism.worker import misfit_floor_hint
+
+    hint = misfit_floor_hint(12, WorkerParams())
+    assert hint is not None and "mechanism.badmin = 1" in hint and "12 stations" in hint
+    assert misfit_floor_hint(29, WorkerParams()) is not None  # round(1.45) = 1 < 2
+    assert misfit_floor_hint(30, WorkerParams()) is None  # badfrac's 2 (half to even) decides
+    assert misfit_floor_hint(300, WorkerParams()) is None
+    assert misfit_floor_hint(12, WorkerParams(badmin=1.0)) is None  # already set
+    assert misfit_floor_hint(12, WorkerParams(badfrac=0.5)) is None  # round(3.0) >= 2

@@ -478,6 +478,31 @@ class MechanismWorker:
         return self.loop.run(drain=drain, timeout_s=timeout_s)
 
 
+def misfit_floor_hint(n_stations: int, params: WorkerParams) -> str | None:
+    """A hint when the network is so small that HASH's misfit floor (``badmin``), not
+    ``badfrac``, sets the accepted set of every event (even one with a polarity at every
+    station): with ~12 stations and the floor of two, every mechanism is quality D
+    (docs/mechanism.md). None when ``badfrac`` decides for a full-network event, or the floor
+    is already below two."""
+    if params.badmin < 2.0 or n_stations <= 0:
+        return None
+    if round(n_stations * params.badfrac * 0.5) >= params.badmin:
+        return None
+    return (
+        f"{n_stations} stations: an event has at most {n_stations} polarities, so the misfit "
+        f"floor mechanism.badmin = {params.badmin:g} (HASH's), not mechanism.badfrac "
+        f"({params.badfrac:g}), sets how many planes are accepted; on about a dozen stations "
+        "that leaves every mechanism quality D. A network this small may set "
+        "mechanism.badmin = 1 (at most one wrong polarity; docs/mechanism.md)"
+    )
+
+
+def _station_count(stationxml: str) -> int:
+    from obspy import read_inventory
+
+    return sum(len(net) for net in read_inventory(stationxml))
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_stage_arguments(parser)
     parser.add_argument(
@@ -493,9 +518,14 @@ def run(args: argparse.Namespace) -> int:
     bus = Bus.from_settings(settings.redis, url=args.redis)
     ms = settings.mechanism
     reversals = read_reversals(ms.reversals_file) if ms.reversals_file else None
+    params = WorkerParams.from_settings(ms)
+    if settings.inventory.stationxml:
+        hint = misfit_floor_hint(_station_count(settings.inventory.stationxml), params)
+        if hint:
+            log.warning("%s", hint)
     worker = MechanismWorker(
         bus,
-        WorkerParams.from_settings(ms),
+        params,
         reversals=reversals,
         name=args.name,
         shard=Shard.parse(args.shard),
