@@ -267,10 +267,16 @@ class AssociateSettings:
     candidate_fit: float = 1.0  # ... within this share of the residual rule above
 
     def _problems(self) -> list[str]:
-        return _positive(
+        out = _positive(
             "associate", self, "min_picks", "window_s", "max_distance_km", "max_residual_s",
             "min_station_ratio", "residual_floor_s", "candidate_fit",
         ) + _non_negative("associate", self, "wait_s", "residual_fraction")  # fmt: skip
+        if isinstance(self.min_picks, int) and 0 < self.min_picks < 4:
+            out.append(
+                f"associate.min_picks: expected >= 4 (an event is first located from its P "
+                f"picks alone: four unknowns), got {self.min_picks}"
+            )
+        return out
 
 
 @dataclass(frozen=True)

@@ -632,3 +632,16 @@ def test_open_events_publish_fitting_candidates_and_a_restart_rebuilds_them_from
     restored = next(e for e in again.events.values() if e.event_id == origin.event_id)
     assert cand.pick_id not in restored.pick_ids
     assert len(restored.pick_ids) == len(origin.arrivals) - 1
+
+
+def test_min_picks_below_four_is_refused_with_the_reason():
+    """An event is first located from its P picks alone (four unknowns): three would never
+    locate (the least-squares location needs four picks), so the setting is refused, in the
+    engine's parameters and in the config check."""
+    from firstmotion.config import ConfigError, settings_from_dict
+
+    with pytest.raises(ValueError, match="min_picks: expected >= 4"):
+        AssociateParams(min_picks=3)
+    with pytest.raises(ConfigError, match="associate.min_picks: expected >= 4"):
+        settings_from_dict({"associate": {"min_picks": 3}}, environ={})
+    assert AssociateParams(min_picks=4).min_picks == 4

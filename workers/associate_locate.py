@@ -146,6 +146,8 @@ def station_key(station_id: str) -> str:
     return ".".join(parts[:3])
 
 
+MIN_LOCATE_PICKS = 4  # four unknowns (x, y, depth, origin time)
+
 _POSITIVE_PARAMS = (
     "min_picks", "window_s", "max_distance_km", "max_residual_s", "max_depth_km", "table_step_km",
     "node_size_km", "node_size_location_km", "velocity_tolerance_s", "match_time_s",
@@ -210,8 +212,11 @@ class AssociateParams:
             for name in _NON_NEGATIVE_PARAMS
             if not getattr(self, name) >= 0
         ]
-        if self.min_picks < 3:
-            problems.append(f"min_picks: expected >= 3 (4 unknowns), got {self.min_picks}")
+        if self.min_picks < MIN_LOCATE_PICKS:
+            problems.append(
+                f"min_picks: expected >= {MIN_LOCATE_PICKS} (an event is first located from its "
+                f"P picks alone: four unknowns), got {self.min_picks}"
+            )
         if problems:
             raise ValueError("associate parameters: " + "; ".join(problems))
 
@@ -315,7 +320,11 @@ def locate(
     t = np.asarray(rel_time_s, float)
     sx, sy = np.asarray(station_x_km, float), np.asarray(station_y_km, float)
     static = np.asarray(static_s, float)
-    if not (t.shape == sx.shape == sy.shape == static.shape) or t.ndim != 1 or t.size < 4:
+    if (
+        not (t.shape == sx.shape == sy.shape == static.shape)
+        or t.ndim != 1
+        or t.size < MIN_LOCATE_PICKS
+    ):
         raise ValueError("locate: need >= 4 picks with matching times and station coordinates")
     d_max = float(table.distance_km[-1])
     z_hi = min(max_depth_km, float(table.depth_km[-1]))
@@ -547,7 +556,7 @@ class Associator:
         """Locate ``picks`` from ``start`` = (x_km, y_km, depth_km, t0 - t_ref) in ``proj``'s
         plane; with ``screen``, keep one pick per station and phase (the best fitting) and none
         beyond ``max_residual_s`` (relocating after each cut). ``None`` when fewer than
-        ``min_picks`` P stations remain."""
+        ``min_picks`` P stations or fewer than four picks remain."""
         p = self.params
         if index is None:
             keys = sorted({k.station_key for k in picks})
@@ -561,7 +570,7 @@ class Associator:
         chosen = sorted(picks, key=lambda k: (k.time_epoch_s, k.pick_id))
         guess = start
         for _ in range(4):
-            if p_stations(chosen) < p.min_picks:
+            if p_stations(chosen) < p.min_picks or len(chosen) < MIN_LOCATE_PICKS:
                 return None
             j = np.array([index[k.station_key] for k in chosen])
             is_s = np.array([k.phase == "S" for k in chosen])
