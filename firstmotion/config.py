@@ -246,6 +246,9 @@ class PolaritySettings:
         return out
 
 
+MIN_LOCATE_PICKS = 4  # a hypocentre has four unknowns (x, y, depth, origin time)
+
+
 @dataclass(frozen=True)
 class AssociateSettings:
     """Association and location (PyOcto with a 1-D velocity model)."""
@@ -271,10 +274,10 @@ class AssociateSettings:
             "associate", self, "min_picks", "window_s", "max_distance_km", "max_residual_s",
             "min_station_ratio", "residual_floor_s", "candidate_fit",
         ) + _non_negative("associate", self, "wait_s", "residual_fraction")  # fmt: skip
-        if isinstance(self.min_picks, int) and 0 < self.min_picks < 4:
+        if isinstance(self.min_picks, int) and 0 < self.min_picks < MIN_LOCATE_PICKS:
             out.append(
-                f"associate.min_picks: expected >= 4 (an event is first located from its P "
-                f"picks alone: four unknowns), got {self.min_picks}"
+                f"associate.min_picks: expected >= {MIN_LOCATE_PICKS} (an event is first located "
+                f"from its P picks alone: four unknowns), got {self.min_picks}"
             )
         return out
 

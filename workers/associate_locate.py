@@ -55,7 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from firstmotion.config import AssociateSettings
+from firstmotion.config import MIN_LOCATE_PICKS, AssociateSettings
 from firstmotion.geodesy import epicentral_km
 from firstmotion.messages import Arrival, Origin
 from firstmotion.velocity import TravelTimeTable, VelocityModel, trace_rays
@@ -145,8 +145,6 @@ def station_key(station_id: str) -> str:
         raise ValueError(f"station_id: expected NET.STA.LOC.CHA, got {station_id!r}")
     return ".".join(parts[:3])
 
-
-MIN_LOCATE_PICKS = 4  # four unknowns (x, y, depth, origin time)
 
 _POSITIVE_PARAMS = (
     "min_picks", "window_s", "max_distance_km", "max_residual_s", "max_depth_km", "table_step_km",
