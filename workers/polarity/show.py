@@ -134,14 +134,15 @@ def _scan(
 
 
 def _stored_origin(bus, event_id: str):
-    """The catalog's origin of ``event_id`` (read by :class:`workers.catalog.CatalogReader`);
-    ``ValueError`` when there is none."""
-    from workers.catalog import CatalogReader
+    """The catalog's origin of ``event_id`` (the catalog's contract: ``<prefix>event:<id>`` is
+    a hash whose ``origin`` is the Origin's JSON); ``ValueError`` when there is none."""
+    from firstmotion.messages import Origin
 
-    event = CatalogReader(bus.client, bus.prefix).event(event_id)
-    if event is None:
-        raise ValueError(f"no event {event_id!r} in the catalog ({bus.key(f'event:{event_id}')})")
-    return event.origin
+    key = bus.key(f"event:{event_id}")
+    stored = bus.client.hget(key, "origin")
+    if stored is None:
+        raise ValueError(f"no event {event_id!r} in the catalog ({key})")
+    return Origin.from_json(stored)
 
 
 def _windows_and_reads(bus, origin, pick_ids: list[str]) -> tuple[dict, dict]:
