@@ -225,7 +225,6 @@ def run(args: argparse.Namespace) -> int:
         prob_max=args.prob_max,
         seed=args.seed,
     )
-    correction = args.sp_correction
     args.output.parent.mkdir(parents=True, exist_ok=True)
     n_out = n_skipped = 0
     with args.output.open("w") as out:
@@ -240,10 +239,10 @@ def run(args: argparse.Namespace) -> int:
                 )
                 n_skipped += 1
                 continue
-            m, pol = invert_event(ev, reversals, correction, **params)
+            m, pol = invert_event(ev, reversals, args.sp_correction, **params)
             row = {"event_id": ev.event_id, **m.to_dict()}
             if ev.sp_log_ratio is not None:
-                row["sp_correction_log10"] = round(correction, 4)
+                row["sp_correction_log10"] = round(args.sp_correction, 4)
             out.write(json.dumps(row) + "\n")
             n_out += 1
             if args.plot_dir is not None:
