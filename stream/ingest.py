@@ -836,11 +836,9 @@ def run(args: argparse.Namespace) -> int:
         coordinates = None
         inventory = args.inventory or settings.inventory.stationxml
         if inventory:
-            from obspy import read_inventory
-
             from stream.stage import coordinates_from_inventory
 
-            coordinates = coordinates_from_inventory(read_inventory(inventory))
+            coordinates = coordinates_from_inventory(inventory)
         proc = StreamProcess(
             ingest, stage_params, bus, coordinates=coordinates,
             exit_when_idle_s=args.exit_when_idle_s,

@@ -273,17 +273,12 @@ def _station(seed_id: str) -> str:
 
 
 def coordinates_from_inventory(inventory) -> dict[str, Coordinates]:
-    """``{NET.STA.LOC.CHA and NET.STA: (lat, lon, elevation_m)}`` from an obspy Inventory
-    (channel coordinates where given, else the station's)."""
+    """``{NET.STA.LOC.CHA and NET.STA: (lat, lon, elevation_m)}`` from a StationXML path or
+    an obspy Inventory (channel coordinates where given, else the station's)."""
+    from firstmotion.inventory import read_sites
+
     out: dict[str, Coordinates] = {}
-    for net in inventory:
-        for sta in net:
-            coords = (float(sta.latitude), float(sta.longitude), float(sta.elevation))
-            out[f"{net.code}.{sta.code}"] = coords
-            for cha in sta:
-                lat = cha.latitude if cha.latitude is not None else sta.latitude
-                lon = cha.longitude if cha.longitude is not None else sta.longitude
-                elev = cha.elevation if cha.elevation is not None else sta.elevation
-                key = f"{net.code}.{sta.code}.{cha.location_code}.{cha.code}"
-                out[key] = (float(lat), float(lon), float(elev))
+    for s in read_sites(inventory):
+        key = s.station_id if s.channel is None else f"{s.station_id}.{s.location}.{s.channel}"
+        out[key] = (s.latitude, s.longitude, s.elevation_m)
     return out

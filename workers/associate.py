@@ -99,17 +99,18 @@ MAX_FUTURE_S = 60.0
 def stations_from_inventory(path: str) -> dict[str, StationCoords]:
     """``NET.STA.LOC`` -> coordinates from a StationXML file (channel coordinates, else the
     station's), for picks that carry none."""
-    from obspy import read_inventory
+    from firstmotion.inventory import read_sites
 
     out: dict[str, StationCoords] = {}
-    for net in read_inventory(path):
-        for sta in net:
-            locs = {cha.location_code: cha for cha in sta} or {"": None}
-            for loc, cha in locs.items():
-                src = cha if cha is not None and cha.latitude is not None else sta
-                out[f"{net.code}.{sta.code}.{loc}"] = StationCoords(
-                    float(src.latitude), float(src.longitude), float(src.elevation or 0.0)
-                )
+    bare: dict[str, StationCoords] = {}  # stations without channels: location ""
+    for s in read_sites(path):
+        coords = StationCoords(s.latitude, s.longitude, s.elevation_m)
+        if s.channel is None:
+            bare[s.station_id] = coords
+        else:  # a location's coordinates are its last channel's
+            bare.pop(s.station_id, None)
+            out[f"{s.station_id}.{s.location}"] = coords
+    out.update({f"{sid}.": coords for sid, coords in bare.items()})
     return out
 
 

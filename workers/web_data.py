@@ -274,10 +274,6 @@ def read_stress(client: Any, prefix: str) -> list[dict[str, Any]]:
 
 def read_station_coordinates(path: str) -> dict[str, tuple[float, float]]:
     """``NET.STA`` -> (latitude, longitude) from a StationXML file (the map's stations)."""
-    from obspy import read_inventory
+    from firstmotion.inventory import read_sites
 
-    out: dict[str, tuple[float, float]] = {}
-    for net in read_inventory(path):
-        for sta in net:
-            out[f"{net.code}.{sta.code}"] = (float(sta.latitude), float(sta.longitude))
-    return out
+    return {s.station_id: (s.latitude, s.longitude) for s in read_sites(path) if s.channel is None}

@@ -498,9 +498,9 @@ def misfit_floor_hint(n_stations: int, params: WorkerParams) -> str | None:
 
 
 def _station_count(stationxml: str) -> int:
-    from obspy import read_inventory
+    from firstmotion.inventory import read_sites
 
-    return sum(len(net) for net in read_inventory(stationxml))
+    return len({s.station_id for s in read_sites(stationxml)})
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

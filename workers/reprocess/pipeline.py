@@ -77,17 +77,13 @@ MAX_LISTED = 100  # opposite readings named in report.json (all are counted)
 
 def read_station_coordinates(path: str | Path) -> dict[tuple[str, str], tuple[float, float, float]]:
     """(network, station) -> (latitude, longitude, elevation_m) of a StationXML file."""
-    from obspy import read_inventory
+    from firstmotion.inventory import read_sites
 
-    out = {}
-    for net in read_inventory(str(path)):
-        for sta in net:
-            out[(net.code, sta.code)] = (
-                float(sta.latitude),
-                float(sta.longitude),
-                float(sta.elevation or 0.0),
-            )
-    return out
+    return {
+        (s.network, s.station): (s.latitude, s.longitude, s.elevation_m)
+        for s in read_sites(path)
+        if s.channel is None
+    }
 
 
 def event_arrivals(
