@@ -228,6 +228,9 @@ class PolaritySettings:
     max_batch: int = 256
     max_wait_ms: int = 50
     min_confidence: float = 0.0
+    # read each pick after removing its channel's linear-phase FIR precursor (the FIR stages
+    # of inventory.stationxml's response; docs/polarity.md "FIR correction")
+    fir_correction: bool = False
 
     def _problems(self) -> list[str]:
         out = _positive("polarity", self, "max_batch")

@@ -565,12 +565,14 @@ class Polarity(Message):
     # the evidence a seismologist checks (None/0/False from models without it): sign and peak
     # (noise sigmas) of the first lobe beyond 4 noise sigmas, the read lobe's rise (noise
     # sigmas per 10 ms), the onset the reading refers to, and whether the first lobe was read
-    # as a datalogger FIR precursor of the opposite main swing
+    # as a datalogger FIR precursor of the opposite main swing; ``fir_corrected``: the window
+    # was read after the channel's linear-phase FIR stages (StationXML) were made minimum-phase
     first_lobe_sign: int = 0
     first_lobe_snr: float | None = None
     onset_sharpness: float | None = None
     onset_time_epoch_s: float | None = None
     precursor: bool = False
+    fir_corrected: bool = False
 
     _checks: ClassVar[dict[str, Check]] = {
         "pick_id": _str(),
@@ -590,6 +592,7 @@ class Polarity(Message):
         "onset_sharpness": _num(0.0, optional=True),
         "onset_time_epoch_s": _num(0.0, optional=True),
         "precursor": _bool,
+        "fir_corrected": _bool,
     }
 
 

@@ -579,3 +579,111 @@ def test_shipped_reader_on_ingv_analyst_first_motions_beside_the_naive_rule(ship
     # the onset read is before the late pick, about where the analyst put it (-0.05 s)
     assert all(-0.16 <= m <= 0.0 for m in moved), moved
     assert abs(np.median(moved) + 0.05) <= 0.03, moved
+
+
+def _fir_inventory(taps: np.ndarray, rate: float = 100.0):
+    """An Inventory: XX.STA..HHZ (from 2020) whose response has the linear-phase FIR
+    ``taps`` (ODD symmetry, half the coefficients) at ``rate``; XX.STA..HHN without a
+    response."""
+    from obspy import UTCDateTime
+    from obspy.core.inventory import Channel, Inventory, Network, Station
+    from obspy.core.inventory.response import FIRResponseStage, Response
+
+    half = taps[: taps.size // 2 + 1].tolist()
+    stage = FIRResponseStage(
+        1, 1.0, 1.0, "COUNTS", "COUNTS", symmetry="ODD", coefficients=half,
+        decimation_input_sample_rate=rate, decimation_factor=1, decimation_offset=0,
+        decimation_delay=0.0, decimation_correction=0.0,
+    )  # fmt: skip
+    z = Channel("HHZ", "", 0.0, 0.0, 0.0, 0.0, sample_rate=rate,
+                start_date=UTCDateTime(2020, 1, 1))  # fmt: skip
+    z.response = Response(response_stages=[stage])
+    n = Channel("HHN", "", 0.0, 0.0, 0.0, 0.0, sample_rate=rate)
+    sta = Station("STA", 0.0, 0.0, 0.0, channels=[z, n])
+    return Inventory([Network("XX", stations=[sta])], source="test")
+
+
+def test_channel_firs_by_channel_and_epoch():
+    from obspy import UTCDateTime
+
+    from workers.polarity.fircorrect import ChannelFirs
+
+    taps, _ = _linear_phase_step()
+    firs = ChannelFirs(_fir_inventory(taps))
+    assert len(firs) == 1 and firs.channels == 2
+    t = UTCDateTime(2021, 5, 1).timestamp
+    (stage,) = firs.get("XX.STA..HHZ", t)
+    assert np.allclose(stage[0], taps) and stage[1] == 100.0
+    assert firs.get("XX.STA..HHZ", t) is firs.get("XX.STA..HHZ", t + 60.0)  # one group
+    assert firs.get("XX.STA..HHZ", UTCDateTime(2019, 1, 1).timestamp) == ()  # before the epoch
+    assert firs.get("XX.STA..HHN", t) == ()  # no response
+    assert firs.get("XX.OTHER..HHZ", t) == ()
+
+
+def test_worker_reads_a_pick_after_its_channels_fir_correction(shipped_reader):
+    from obspy import UTCDateTime
+
+    from firstmotion.messages import Pick
+    from workers.polarity.fircorrect import ChannelFirs
+    from workers.polarity.worker import PolarityHandler
+
+    class Delivery:
+        def __init__(self, message):
+            self.message, self.entry_id = message, "1-0"
+
+    taps, y = _linear_phase_step()
+    rng = np.random.default_rng(1)
+    row = (1e3 * y + rng.normal(0.0, 1.0, y.size)).astype(np.float32)
+    start = UTCDateTime(2021, 5, 1).timestamp
+    picks = [
+        Pick(
+            pick_id=f"XX.STA..{cha}@1",
+            station_id=f"XX.STA..{cha}",
+            time_epoch_s=start + 10.0,
+            sampling_rate_hz=100.0,
+            start_time_epoch_s=start,
+            pick_index=1000,
+            samples=row,
+            snr=40.0,
+            amplitude=40.0,
+        )
+        for cha in ("HHZ", "HHN")  # HHN: the same record on a channel without a FIR
+    ]
+    firs = ChannelFirs(_fir_inventory(taps))
+    handler = PolarityHandler(shipped_reader, firs=firs)
+    before = handler.fir_corrected._value.get()
+    (_, fixed), (_, plain) = handler([Delivery(p) for p in picks])
+    assert fixed.fir_corrected and not plain.fir_corrected
+    assert fixed.polarity == 1 and fixed.first_lobe_sign == 1  # the step, not its precursor
+    assert plain.first_lobe_sign == -1  # uncorrected, the precursor comes first
+    assert handler.fir_corrected._value.get() - before == 1
+    assert Polarity.from_json(fixed.to_json()).fir_corrected
+    # the message without the field (older workers) decodes as not corrected
+    old = json.loads(fixed.to_json())
+    del old["fir_corrected"]
+    assert Polarity.from_dict(old).fir_corrected is False
+
+
+def test_fir_correction_without_responses_is_refused(tmp_path):
+    from firstmotion.cli import main
+
+    assert main(["worker", "polarity", "--fir-correction", "--redis", "redis://127.0.0.1:1"]) == 2
+    code = main(["reprocess", "--events", str(tmp_path / "e.xml"), "--waveforms",
+                 str(tmp_path), "--output", str(tmp_path / "out"), "--fir-correction"])  # fmt: skip
+    assert code == 2
+
+
+def test_show_reads_the_window_fir_corrected():
+    from workers.polarity.fircorrect import ChannelFirs
+    from workers.polarity.show import fir_corrected
+
+    taps, y = _linear_phase_step()
+    firs = ChannelFirs(_fir_inventory(taps))
+    p = {"station_id": "XX.STA..HHZ", "time": "2021-05-01T00:00:10", "sampling_rate_hz": 100.0,
+         "data": 1e3 * y, "pick_index": 1000}  # fmt: skip
+    got = fir_corrected(p, firs)
+    assert got["fir_corrected"] and np.abs(got["data"][:1000]).max() < 5.0  # was > 80
+    assert np.abs(p["data"][:1000]).max() > 80.0  # the input is left as it was
+    assert not fir_corrected({**p, "station_id": "XX.STA..HHN"}, firs)["fir_corrected"]
+    gap = {**p, "data": np.where(np.arange(y.size) == 5, np.nan, p["data"])}
+    assert not fir_corrected(gap, firs)["fir_corrected"]

@@ -20,6 +20,11 @@ FIR stages out of an obspy :class:`~obspy.core.inventory.response.Response`;
 
 from __future__ import annotations
 
+import functools
+import math
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy import signal
@@ -59,11 +64,26 @@ def fir_precursor_correction(
     arr = np.asarray(x, dtype=np.float64)
     one = arr.ndim == 1
     rows = arr[None, :] if one else arr
-    h = np.asarray(taps, dtype=np.float64)
+    h = np.ascontiguousarray(taps, dtype=np.float64)
     fir_rate = float(fir_rate_hz or rate_hz)
     n = rows.shape[1]
     pad = int(np.ceil(2 * h.size * rate_hz / fir_rate)) + 16
     n_fft = int(2 ** np.ceil(np.log2(n + pad)))
+    corr = _correction(h.tobytes(), fir_rate, float(rate_hz), n_fft, float(stopband_floor))
+    base = rows[:, :1]
+    taper = 0.5 * (1.0 + np.cos(np.linspace(0.0, np.pi, n_fft - n)))  # last value -> 0
+    padded = np.concatenate([rows - base, (rows[:, -1:] - base) * taper[None, :]], axis=1)
+    out = np.fft.irfft(np.fft.rfft(padded, axis=1) * corr[None, :], n_fft, axis=1)[:, :n] + base
+    return out[0] if one else out
+
+
+@functools.lru_cache(maxsize=256)
+def _correction(
+    taps: bytes, fir_rate: float, rate_hz: float, n_fft: int, stopband_floor: float
+) -> np.ndarray:
+    """``H_min / H_0`` on the rfft grid of ``n_fft`` samples at ``rate_hz`` (read-only; one
+    design per FIR, rate and length: a worker corrects many windows of the same channels)."""
+    h = np.frombuffer(taps, dtype=np.float64)
     f = np.fft.rfftfreq(n_fft, 1.0 / rate_hz)
     _, h_lin = signal.freqz(h, worN=f, fs=fir_rate)
     delay = (h.size - 1) / 2.0 / fir_rate
@@ -72,11 +92,8 @@ def fir_precursor_correction(
     live = np.abs(h_zero) > stopband_floor * np.abs(h_zero).max()
     corr = np.ones(f.size, dtype=complex)
     corr[live] = h_min[live] / h_zero[live]
-    base = rows[:, :1]
-    taper = 0.5 * (1.0 + np.cos(np.linspace(0.0, np.pi, n_fft - n)))  # last value -> 0
-    padded = np.concatenate([rows - base, (rows[:, -1:] - base) * taper[None, :]], axis=1)
-    out = np.fft.irfft(np.fft.rfft(padded, axis=1) * corr[None, :], n_fft, axis=1)[:, :n] + base
-    return out[0] if one else out
+    corr.flags.writeable = False
+    return corr
 
 
 def expand_symmetric(coefficients: ArrayLike, symmetry: str) -> np.ndarray:
@@ -113,3 +130,50 @@ def linear_phase_firs(response) -> list[tuple[np.ndarray, float]]:
         if np.allclose(taps, taps[::-1], rtol=1e-6, atol=1e-12 * np.abs(taps).max()):
             out.append((taps, float(rate)))
     return out
+
+
+Firs = tuple[tuple[np.ndarray, float], ...]
+
+
+class ChannelFirs:
+    """The linear-phase FIR stages of every channel of an obspy ``Inventory`` with a
+    response, by SEED id (``NET.STA.LOC.CHA``) and epoch: what
+    ``PolarityClassifier.classify(..., fir=...)`` takes for a pick on that channel.
+
+    :meth:`get` gives the same tuple object for every pick of one channel epoch (callers may
+    batch by it), and ``()`` for a channel that is not in the inventory, has no response, or
+    whose response has no symmetric FIR stage (nothing to correct)."""
+
+    def __init__(self, inventory: Any) -> None:
+        self._epochs: dict[str, list[tuple[float, float, Firs]]] = {}
+        self.channels = 0  # channels in the inventory
+        for net in inventory:
+            for sta in net:
+                for cha in sta:
+                    self.channels += 1
+                    if cha.response is None:
+                        continue
+                    firs = tuple(linear_phase_firs(cha.response))
+                    if not firs:
+                        continue
+                    start = cha.start_date.timestamp if cha.start_date else -math.inf
+                    end = cha.end_date.timestamp if cha.end_date else math.inf
+                    sid = f"{net.code}.{sta.code}.{cha.location_code}.{cha.code}"
+                    self._epochs.setdefault(sid, []).append((start, end, firs))
+
+    @classmethod
+    def read(cls, path: str | Path) -> ChannelFirs:
+        """From a StationXML file (with its responses)."""
+        from obspy import read_inventory
+
+        return cls(read_inventory(str(path)))
+
+    def __len__(self) -> int:
+        """Channel epochs with a linear-phase FIR stage."""
+        return sum(len(v) for v in self._epochs.values())
+
+    def get(self, station_id: str, time_epoch_s: float) -> Firs:
+        for start, end, firs in self._epochs.get(station_id, ()):
+            if start <= time_epoch_s < end:
+                return firs
+        return ()

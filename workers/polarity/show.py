@@ -54,6 +54,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--redis", default=None, help="Redis URL (default: redis.url of config)")
     parser.add_argument("--config", default=None, help="TOML config file (with --event)")
     parser.add_argument("--prefix", default=None, help="key prefix (default: redis.prefix)")
+    parser.add_argument(
+        "--stationxml", default=None,
+        help="StationXML with responses: read each window after removing its channel's "
+        "linear-phase FIR precursor (as the polarity stage does with polarity.fir_correction)",
+    )  # fmt: skip
     parser.add_argument("--out", required=True, help="PNG to write")
 
 
@@ -212,6 +217,26 @@ def read_catalog_event(bus, event_id: str) -> tuple[object, list[tuple]]:
     return origin, rows
 
 
+def fir_corrected(p: dict | None, firs) -> dict | None:
+    """Window ``p`` (as :func:`read_pick` gives it) with its channel's linear-phase FIR
+    precursor removed and ``fir_corrected`` set (``firs``: a
+    :class:`~workers.polarity.fircorrect.ChannelFirs`; a channel without FIR stages, or a
+    window with a gap, stays as it is with ``fir_corrected`` False)."""
+    if p is None or firs is None:
+        return p
+    import obspy
+
+    from workers.polarity.fircorrect import fir_precursor_correction
+
+    stages = firs.get(p["station_id"], obspy.UTCDateTime(p["time"]).timestamp)
+    data = np.asarray(p["data"], dtype=np.float64)
+    if not stages or not np.isfinite(data).all():
+        return {**p, "fir_corrected": False}
+    for taps, rate in stages:
+        data = fir_precursor_correction(data, p["sampling_rate_hz"], taps, rate)
+    return {**p, "data": data, "fir_corrected": True}
+
+
 def describe(res, j: int = 0) -> dict:
     """The decision, probabilities and evidence of row ``j`` of a classifier result."""
     out = {
@@ -264,7 +289,8 @@ def plot_pick(clf, p: dict, path: str) -> dict:
     raw = p["data"][lo:hi]
     a.plot((np.arange(lo, hi) - k) / rate_in, raw - raw[: k - lo].mean(), lw=0.7, color="k")
     a.axvline(0, color="r", lw=0.8, label="pick")
-    a.set(ylabel="counts (demeaned)", title=f"{p['station_id']}  pick {p['time']}  raw")
+    kind = "FIR-corrected" if p.get("fir_corrected") else "raw"
+    a.set(ylabel="counts (demeaned)", title=f"{p['station_id']}  pick {p['time']}  {kind}")
     a.legend(loc="upper left", fontsize=8)
 
     unit = win[0, 0] if win.ndim == 3 else win[0]
@@ -376,6 +402,8 @@ def plot_event(clf, origin, rows: list[tuple], path: str) -> list[dict]:
             f"{' ' + info['reason'] if info['reason'] else ''}",
             fontsize=7,
         )
+        if "fir_corrected" in p:
+            info["fir_corrected"] = p["fir_corrected"]
         out.append({**row, **info})
     for ax in axes.ravel()[len(rows) :]:
         ax.axis("off")
@@ -449,6 +477,15 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         log.error("%s", exc)
         return 1
+    if args.stationxml:
+        from workers.polarity.fircorrect import ChannelFirs
+
+        firs = ChannelFirs.read(args.stationxml)
+        if args.event and not args.station:
+            rows = [(a, fir_corrected(p, firs), read) for a, p, read in rows]
+        else:
+            p = fir_corrected(p, firs)
+            extra["fir_corrected"] = p["fir_corrected"]
     torch.set_num_threads(1)
     clf = PolarityClassifier.load(args.model, device="cpu")
     if args.event and not args.station:

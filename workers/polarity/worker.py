@@ -47,9 +47,10 @@ LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.
 class PolarityHandler:
     """Classify a batch of Pick deliveries; returns ``[("polarities", Polarity), ...]``."""
 
-    def __init__(self, classifier, *, min_confidence: float = 0.0) -> None:
+    def __init__(self, classifier, *, min_confidence: float = 0.0, firs=None) -> None:
         self.clf = classifier
         self.min_confidence = float(min_confidence)
+        self.firs = firs  # ChannelFirs: remove the channels' FIR precursors first (None: off)
         card = classifier.card
         self.model_version = f"{card.get('name', 'polarity')}@{card.get('weights_sha256', '')[:8]}"
         self.inference_s = histogram(
@@ -61,6 +62,10 @@ class PolarityHandler:
             "firstmotion_polarity_windows_total",
             "Windows classified, by outcome",
             ("outcome",),
+        )
+        self.fir_corrected = counter(
+            "firstmotion_polarity_fir_corrected_total",
+            "P picks read after removing their channel's linear-phase FIR precursor",
         )
         self.lag = histogram(
             "firstmotion_polarity_queue_lag_seconds",
@@ -81,8 +86,10 @@ class PolarityHandler:
         if not picks:
             return []
         t0 = time.perf_counter()
-        results = classify_picks(self.clf, picks)
+        results = classify_picks(self.clf, picks, self.firs)
         self.inference_s.observe(time.perf_counter() - t0)
+        if self.firs is not None:
+            self.fir_corrected.inc(sum(1 for r in results if r[4].get("fir_corrected")))
         now = time.time()
         out: list[tuple[str, Message]] = []
         outcomes: Counter[str] = Counter()
@@ -122,21 +129,31 @@ class PolarityHandler:
         return out
 
 
-def classify_picks(clf, picks: list[Pick]) -> list[tuple[int, list[float], float, str, dict]]:
+def classify_picks(
+    clf, picks: list[Pick], firs=None
+) -> list[tuple[int, list[float], float, str, dict]]:
     """(polarity, probabilities, confidence, reason, evidence) per pick, batched by (rate,
-    length); evidence holds the :class:`Polarity` evidence fields the model gives (none for a
-    model without them)."""
-    groups: dict[tuple[float, int], list[int]] = defaultdict(list)
+    length, FIR stages); evidence holds the :class:`Polarity` evidence fields the model gives
+    (none for a model without them). ``firs``: a
+    :class:`~workers.polarity.fircorrect.ChannelFirs`; a pick on a channel with linear-phase
+    FIR stages is read after their precursor is removed (``fir_corrected`` in its evidence
+    dict, not a message field)."""
+    groups: dict[tuple[float, int, int], list[int]] = defaultdict(list)
+    stages: dict[int, tuple] = {0: ()}
     for i, p in enumerate(picks):
-        groups[(float(p.sampling_rate_hz), int(p.samples.size))].append(i)
+        fir = firs.get(p.station_id, p.time_epoch_s) if firs is not None else ()
+        stages.setdefault(id(fir) if fir else 0, fir)
+        groups[(float(p.sampling_rate_hz), int(p.samples.size), id(fir) if fir else 0)].append(i)
     out: list = [None] * len(picks)
-    for (rate, _n), idx in groups.items():
+    for (rate, _n, fir_key), idx in groups.items():
         if rate < 40.0:  # the model's floor: say so per pick instead of failing the batch
             for i in idx:
                 out[i] = (0, [0.0, 0.0, 1.0], 1.0, "rate_below_40_hz", {})
             continue
         data = np.stack([picks[i].samples for i in idx])
-        res = clf.classify(data, rate, np.array([picks[i].pick_index for i in idx]))
+        fir = stages[fir_key]
+        at = np.array([picks[i].pick_index for i in idx])
+        res = clf.classify(data, rate, at, fir=list(fir)) if fir else clf.classify(data, rate, at)
         rows = zip(
             res.polarity.tolist(),
             res.probabilities.tolist(),
@@ -145,7 +162,8 @@ def classify_picks(clf, picks: list[Pick]) -> list[tuple[int, list[float], float
             strict=True,
         )
         for j, (i, row) in enumerate(zip(idx, rows, strict=True)):
-            out[i] = (*row, _evidence_fields(res, j, picks[i]))
+            evidence = _evidence_fields(res, j, picks[i])
+            out[i] = (*row, {**evidence, "fir_corrected": True} if fir else evidence)
     return out
 
 
@@ -179,10 +197,12 @@ def build_consumer(
     block_ms: int = 1000,
     lease_ms: int = 5_000,
     max_deliveries: int = 5,
+    firs=None,
 ) -> Consumer:
     """The polarity stage's consumer on ``bus`` (group ``polarity``), with the bus's dynamic
-    batching (``max_wait_ms``); defaults as ``[polarity]`` of the config."""
-    handler = PolarityHandler(classifier, min_confidence=min_confidence)
+    batching (``max_wait_ms``); defaults as ``[polarity]`` of the config; ``firs``: the
+    channels' FIR stages to correct (:class:`~workers.polarity.fircorrect.ChannelFirs`)."""
+    handler = PolarityHandler(classifier, min_confidence=min_confidence, firs=firs)
     return Consumer(
         bus,
         INPUT_STREAM,
@@ -205,6 +225,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--precision", default=None, choices=POLARITY_PRECISIONS,
         help="network precision (default: polarity.precision; bfloat16 runs under autocast)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--inventory", default=None,
+        help="StationXML with responses (default: inventory.stationxml; for --fir-correction)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--fir-correction", action="store_true", default=None,
+        help="remove each channel's linear-phase FIR precursor (its StationXML FIR stages) "
+        "before reading (default: polarity.fir_correction)",
     )  # fmt: skip
     parser.add_argument("--max-batch", type=int, default=None)
     parser.add_argument("--max-wait-ms", type=int, default=None)
@@ -232,6 +261,22 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, args.threads))
     clf = PolarityClassifier.load(model, device=device, precision=args.precision or pol.precision)
     log.info("polarity model %s on %s, %s", clf.card.get("name"), clf.device, clf.precision)
+    firs = None
+    if args.fir_correction or pol.fir_correction:
+        inventory = args.inventory or settings.inventory.stationxml
+        if not inventory:
+            log.error(
+                "FIR correction needs the channels' responses: give --inventory or "
+                "inventory.stationxml (a StationXML with responses)"
+            )
+            return 2
+        from workers.polarity.fircorrect import ChannelFirs
+
+        firs = ChannelFirs.read(inventory)
+        log.info(
+            "FIR correction: %d of %d channel epochs in %s have linear-phase FIR stages",
+            len(firs), firs.channels, inventory,
+        )  # fmt: skip
     consumer = build_consumer(
         bus,
         clf,
@@ -239,6 +284,7 @@ def run(args: argparse.Namespace) -> int:
         max_wait_ms=pol.max_wait_ms if args.max_wait_ms is None else args.max_wait_ms,
         min_confidence=pol.min_confidence,
         name=args.name,
+        firs=firs,
         **settings.redis.consumer_options(),
     )
     n = run_stage(

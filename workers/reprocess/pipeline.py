@@ -224,6 +224,7 @@ class Options:
     max_plots: int | None = None
     progress: bool = True
     config: str | None = None
+    fir_correction: bool = False
 
 
 def _start_workers(opts: Options, url: str, log_dir: Path) -> dict[str, subprocess.Popen]:
@@ -242,6 +243,8 @@ def _start_workers(opts: Options, url: str, log_dir: Path) -> dict[str, subproce
             "--device",
             opts.device,
             *cfg,
+            *(["--inventory", str(opts.inventory)] if opts.inventory else []),
+            *(["--fir-correction"] if opts.fir_correction else []),
         ]
         for i in range(opts.polarity_replicas)
     }
@@ -711,6 +714,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "polarities are stored)",
     )  # fmt: skip
     parser.add_argument("--device", default="auto", help="polarity device: auto, cpu, cuda[:N]")
+    parser.add_argument(
+        "--fir-correction", action="store_true",
+        help="local polarity workers remove each channel's linear-phase FIR precursor (the "
+        "--inventory responses' FIR stages) before reading",
+    )  # fmt: skip
     parser.add_argument("--resume", action="store_true", help="skip events done before a kill")
     parser.add_argument(
         "--external-workers", action="store_true",
@@ -734,8 +742,12 @@ def run(args: argparse.Namespace) -> int:
         mechanism_replicas=max(1, args.mechanism_replicas),
         device=args.device, resume=args.resume, external_workers=args.external_workers,
         readers=args.readers, chunk_picks=args.chunk_picks, max_plots=args.max_plots,
-        progress=not args.no_progress, config=args.config,
+        progress=not args.no_progress, config=args.config, fir_correction=args.fir_correction,
     )  # fmt: skip
+    if args.fir_correction and not args.inventory:
+        print("firstmotion reprocess: --fir-correction needs --inventory (the responses)",
+              file=sys.stderr)  # fmt: skip
+        return 2
     report = reprocess(opts)
     print(summary_text(report))
     return 0
