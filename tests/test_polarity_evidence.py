@@ -668,9 +668,10 @@ def test_fir_correction_without_responses_is_refused(tmp_path):
     from firstmotion.cli import main
 
     assert main(["worker", "polarity", "--fir-correction", "--redis", "redis://127.0.0.1:1"]) == 2
-    code = main(["reprocess", "--events", str(tmp_path / "e.xml"), "--waveforms",
-                 str(tmp_path), "--output", str(tmp_path / "out"), "--fir-correction"])  # fmt: skip
-    assert code == 2
+    args = ["reprocess", "--events", str(tmp_path / "e.xml"), "--waveforms", str(tmp_path),
+            "--output", str(tmp_path / "out"), "--no-progress"]  # fmt: skip
+    assert main([*args, "--fir-correction"]) == 2
+    assert not (tmp_path / "out").exists()  # refused before anything ran
 
 
 def test_show_reads_the_window_fir_corrected():

@@ -322,3 +322,13 @@ def test_reprocess_killed_and_resumed_equals_one_run(scenario, tmp_path):
     for name in ("polarities.csv", "mechanisms.csv", "skhash/polarities.csv"):
         assert (one / name).read_text() == (two / name).read_text(), name
     assert len((one / "polarities.csv").read_text().splitlines()) > 20
+
+
+def test_cli_says_which_input_is_missing(tmp_path, capsys):
+    from firstmotion.cli import main
+
+    missing = tmp_path / "nowhere.xml"
+    code = main(["reprocess", "--events", str(missing), "--waveforms", str(tmp_path),
+                 "--output", str(tmp_path / "out"), "--no-progress"])  # fmt: skip
+    assert code == 2
+    assert f"no such file: {missing}" in capsys.readouterr().err

@@ -748,7 +748,11 @@ def run(args: argparse.Namespace) -> int:
         print("firstmotion reprocess: --fir-correction needs --inventory (the responses)",
               file=sys.stderr)  # fmt: skip
         return 2
-    report = reprocess(opts)
+    try:
+        report = reprocess(opts)
+    except FileNotFoundError as exc:  # an input named on the command line that is not there
+        print(f"firstmotion reprocess: no such file: {exc.filename}", file=sys.stderr)
+        return 2
     print(summary_text(report))
     return 0
 
