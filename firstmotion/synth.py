@@ -81,12 +81,19 @@ def _min_phase_log_spectrum(n_fft: int, dt_s: float) -> np.ndarray:
 
 
 def _fine_displacement(
-    t_fine_s: np.ndarray, fc_hz: np.ndarray, tstar_s: np.ndarray, dt_fine_s: float
+    t_fine_s: np.ndarray,
+    fc_hz: np.ndarray,
+    tstar_s: np.ndarray,
+    dt_fine_s: float,
+    emergence_s: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Brune displacement convolved with the min-phase t* operator, rows (n, len(t_fine))."""
+    """Brune displacement (its moment rate times the emergence ramp, when given) convolved
+    with the min-phase t* operator, rows (n, len(t_fine))."""
     n_t = t_fine_s.size
     wc = 2.0 * np.pi * fc_hz[:, None]
     brune = t_fine_s[None, :] * np.exp(-wc * t_fine_s[None, :])
+    if emergence_s is not None:  # a source whose moment rate builds up slowly
+        brune = brune * _ramp(t_fine_s[None, :], np.asarray(emergence_s)[:, None])
     if not np.any(tstar_s > 0):
         return brune
     n_fft = 1 << int(np.ceil(np.log2(2 * n_t)))
@@ -145,9 +152,9 @@ def _ramp(tau_s: np.ndarray, emergence_s: np.ndarray) -> np.ndarray:
 def emergence_ramp(
     n_samples: int, sampling_rate_hz: float, onset_s: float, emergence_s: float
 ) -> np.ndarray:
-    """The multiplicative onset ramp :func:`p_pulse` applies for ``emergence_s`` (0 before the
-    onset, ``sin^2`` rise to 1 over ``emergence_s``): apply it to a pulse plus its coda to make
-    an emergent onset whose later arrivals stay large."""
+    """The ``sin^2`` onset ramp of ``emergence_s`` (0 before the onset, rising to 1 over
+    ``emergence_s``) on the sample grid (:func:`p_pulse` applies the same ramp to the source's
+    moment rate): applied to the arrivals after the direct P, their energy builds up with it."""
     tau = np.arange(n_samples) / sampling_rate_hz - onset_s
     return np.where(tau > 0, _ramp(tau, np.float64(emergence_s)), 0.0)
 
@@ -175,7 +182,7 @@ def _pulses(
     span_s = min(span_s, n_samples * dt - float(np.min(onset_s)) + 3 * dt)
     n_f = int(np.ceil(span_s / dt_f)) + 2
     t_f = np.arange(n_f) * dt_f
-    disp = _fine_displacement(t_f, fc_hz, tstar_s, dt_f)
+    disp = _fine_displacement(t_f, fc_hz, tstar_s, dt_f, emergence_s)
     integral = np.concatenate(
         [
             np.zeros((disp.shape[0], 1)),
@@ -204,7 +211,6 @@ def _pulses(
         # past the computed support the pulse is ~0; drop the held last value of the interp
         y = np.where(tk > span_s, 0.0, y)
         out[sel] = y
-    out *= _ramp(tau, emergence_s[:, None])
     out[tau <= 0] = 0.0
     if not normalize:  # t exp(-wc t) has area 1 / wc^2
         return out * (2.0 * np.pi * fc_hz[:, None]) ** 2
@@ -230,8 +236,12 @@ def p_pulse(
     and the first non-zero sample is positive (first motion up). The first lobe (from the first
     non-zero sample to the first sign change) has peak 1. ``output`` is the ground motion kind
     (``"displacement"``, ``"velocity"``, ``"acceleration"``). ``emergence_s > 0`` multiplies the
-    onset by a ``sin^2`` ramp rising over that many seconds: an emergent onset, whose first lobe
-    (still normalised to 1) may be smaller than later ones.
+    source's moment rate (the Brune pulse, before attenuation and differentiation) by a
+    ``sin^2`` ramp rising over that many seconds: a source that builds up slowly, whose onset
+    rises slowly in every output. The far-field displacement of a rupture keeps one sign, so
+    the first lobe of its velocity and acceleration keeps the source's sign and is not made
+    small against the swings after it (a ramp on the velocity itself would imply a
+    displacement that changes sign: slip reversing, not a slow onset).
 
     ``normalize=False`` returns the physical shape instead: the far-field displacement pulse
     scaled to unit area (the moment-rate function of a unit moment, 1/s), or its derivatives

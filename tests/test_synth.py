@@ -76,6 +76,23 @@ def test_emergent_onset_is_slower_but_still_positive():
     assert synth.first_lobe_peak(slow[None])[0][0] == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("fc_hz", [1.0, 3.0, 10.0])
+@pytest.mark.parametrize("emergence_s", [0.05, 0.3])
+def test_emergent_source_keeps_a_one_signed_displacement(fc_hz, emergence_s):
+    """A slow onset is a source whose moment rate builds up slowly: the far-field displacement
+    (the running sum of the velocity, the double sum of the acceleration) never changes sign,
+    so the velocity's first lobe is not a small precursor of a larger opposite swing."""
+    for output, sums in (("velocity", 1), ("acceleration", 2)):
+        x = synth.p_pulse(800, FS, 1.0, fc_hz, 0.01, output=output, emergence_s=emergence_s)
+        disp = x
+        for _ in range(sums):
+            disp = np.cumsum(disp)
+        assert disp.min() >= -1e-3 * np.abs(disp).max(), output
+    vel = synth.p_pulse(800, FS, 1.0, fc_hz, 0.01, emergence_s=emergence_s)
+    peak, _ = synth.first_lobe_peak(vel[None])
+    assert np.abs(vel).max() <= 1.5 * peak[0]  # the first lobe is the largest, or nearly
+
+
 def test_pulse_rejects_bad_input():
     with pytest.raises(ValueError, match="output"):
         synth.p_pulse(100, FS, 0.1, 5.0, 0.01, output="strain")

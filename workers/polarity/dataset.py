@@ -22,11 +22,16 @@ Each example is a raw vertical row at a random sampling rate (40-500 Hz) holding
   reads the first motion AT the pick rather than any onset in view;
 * later arrivals (reflections and conversions, site reverberation in a soft layer, a scattered
   coda building up over 0.05-1.5 s), all strictly after the onset, so that the first lobe is
-  often the smallest swing of the P train, as on regional records; t* up to 0.12 s; for
-  ``envelope_emergence_share`` of the emergent onsets the ramp is an envelope over the direct P
-  *and* its later arrivals (scattered energy builds up with the onset, as the scenario
-  generator makes it), so a later swing of either sign can outgrow the first lobe: those are
-  labelled unknown below a first-lobe SNR of ``envelope_unknown_below_snr`` (3);
+  often the smallest swing of the P train, as on regional records; t* up to 0.12 s; emergent
+  onsets are sources whose moment rate builds up over ``emergence_s``
+  (:func:`firstmotion.synth.p_pulse`: the far-field displacement keeps one sign); for
+  ``envelope_emergence_share`` of them the later arrivals build up under the same ramp
+  (scattered energy growing with the onset), so a later swing of either sign can outgrow the
+  first lobe: those are labelled unknown below a first-lobe SNR of
+  ``envelope_unknown_below_snr`` (3). Until dataset 10 the ramp multiplied the recorded
+  velocity (or acceleration) of the direct P itself, which implies a displacement that
+  changes sign and made small first lobes before larger opposite swings that no rupture makes
+  (docs/polarity-history.md, ``polarity_v10``);
 * for ``digitizer_fraction`` of the signals, the datalogger's anti-alias FIR at the row's rate
   (Kaiser-window low-pass, corner 0.38-0.47 of the rate): mostly linear phase with its delay
   removed, as most dataloggers deliver by default, which rings *before* a sharp onset (a
@@ -89,7 +94,7 @@ LABEL_UP, LABEL_DOWN, LABEL_UNKNOWN = 0, 1, 2
 # the stream stage's measured pick errors, packaged with firstmotion (see detector_pick_errors)
 _DETECTOR_ERRORS = Path(synth.__file__).resolve().parent / "data" / "detector_pick_errors.json"
 # bump when the generated windows change for the same configuration (invalidates caches)
-DATASET_VERSION = 9
+DATASET_VERSION = 10
 # drawn uniformly: 100 and 200 Hz (the common rates) twice as often as the others
 TRAINING_RATES_HZ = (40.0, 50.0, 80.0, 100.0, 100.0, 125.0, 200.0, 200.0, 250.0, 500.0)
 PROFILE_OUTPUT = {
@@ -142,10 +147,10 @@ class SamplerConfig:
     tstar_s_range: tuple[float, float] = (0.001, 0.12)
     emergent_fraction: float = 0.3
     emergence_s_range: tuple[float, float] = (0.02, 0.4)
-    # emergent onsets whose ramp is an envelope over the direct P AND the later arrivals (the
-    # scattered energy builds up with it, as in stream.scenario), so a later swing of either
-    # sign may outgrow the direct P's first lobe; such rows are unknown below
-    # ``envelope_unknown_below_snr`` (first-lobe SNR). 0: the ramp shapes the direct P only
+    # emergent onsets whose later arrivals build up under the source's ramp (the scattered
+    # energy grows with it), so a later swing of either sign may outgrow the direct P's first
+    # lobe; such rows are unknown below ``envelope_unknown_below_snr`` (first-lobe SNR). 0: the
+    # ramp shapes the direct P's source only
     # (polarity_v3 and before: read with the wrong sign 43% of the scenario's emergent onsets
     # at first-lobe SNR < 3, README "the scenario set")
     envelope_emergence_share: float = 0.5
@@ -399,10 +404,8 @@ class WindowSampler:
                 and cfg.envelope_emergence_share > 0
                 and rng.random() < cfg.envelope_emergence_share
             )
-            pulse = synth.p_pulse(
-                n, rate_hz, onset, fc, tstar, output=output,
-                emergence_s=0.0 if envelope[i] else emergence,
-            )  # fmt: skip
+            pulse = synth.p_pulse(n, rate_hz, onset, fc, tstar, output=output,
+                                  emergence_s=emergence)  # fmt: skip
             prim[i] = pulse
             sec[i] = self._later_arrivals(pulse, rate_hz)
             if cfg.weak_first_fraction > 0 and rng.random() < cfg.weak_first_fraction:
@@ -412,11 +415,8 @@ class WindowSampler:
                 ratio = _log_uniform(rng, *cfg.weak_first_ratio_range)
                 if d < n:
                     sec[i][d:] -= ratio * pulse[:-d]
-            if envelope[i]:
-                ramp = synth.emergence_ramp(n, rate_hz, onset, emergence)
-                prim[i] *= ramp
-                sec[i] *= ramp
-                pulse = prim[i]
+            if envelope[i]:  # the scattered energy builds up with the slow source
+                sec[i] *= synth.emergence_ramp(n, rate_hz, onset, emergence)
             fir = (
                 self._digitizer_fir(
                     rate_hz, cfg.sharp_digitizer_fraction, cfg.sharp_kaiser_beta_range
