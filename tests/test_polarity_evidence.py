@@ -529,15 +529,24 @@ def _outcomes(clf, picks, shift_s: float, naive: bool = False) -> tuple[int, int
 
 @pytest.mark.slow
 def test_shipped_reader_on_ingv_analyst_first_motions_beside_the_naive_rule(shipped_reader):
-    """The INGV analysts' 88 readings. At their picks the shipped reader is where polarity_v5
-    is (81 right, 5 wrong: lobes of 1-12% of the main swing before it, which the analysts did
-    not read); with the picks moved it reads more than v5 (68-69 right) and gives the wrong
-    sign far less often than the naive rule (11-14 wrong); with the picks 50 ms early
-    polarity_v8 reads 74 (v6: 72), polarity_v9 77. polarity_v9's first-lobe reads (rows the
-    network leaves unknown with a lobe of 12+ sigmas) are all the analysts' sign."""
+    """The INGV analysts' 88 readings. At their picks the shipped reader reads 85 right and 2
+    wrong (polarity_v9: 82 and 5): the three first lobes it flags as possible FIR precursors
+    (1-3% of the swing after them, 2011) are read as the main swing, as the analysts did; the
+    two left are lobes of 12-14% (2014), above the bound. With the picks moved it reads more
+    than v5 (68-69 right) and gives the wrong sign far less often than the naive rule (11-14
+    wrong). Its first-lobe reads (rows the network leaves unknown with a lobe of 12+ sigmas)
+    are all the analysts' sign."""
     picks = _ingv()
     right, wrong, _ = _outcomes(shipped_reader, picks, 0.0)
-    assert right >= 82 and wrong <= 5, (right, wrong)
+    assert right >= 85 and wrong <= 2, (right, wrong)
+    flagged = []
+    for p in picks:
+        res = shipped_reader.classify(p["data"][None, :], p["sampling_rate_hz"], [p["pick_index"]])
+        if res.precursor[0]:
+            against = int(res.polarity[0]) == -int(res.first_lobe_sign[0])
+            flagged.append((int(res.polarity[0]) * p["polarity"], against))
+    # read against their first lobe, with the analysts
+    assert len(flagged) >= 3 and all(v == 1 and a for v, a in flagged), flagged
     lobe_reads = []
     for p in picks:
         for shift_s in (-0.05, 0.0, 0.05):
@@ -546,10 +555,10 @@ def test_shipped_reader_on_ingv_analyst_first_motions_beside_the_naive_rule(ship
             if res.reason[0] == "first_lobe":
                 lobe_reads.append(int(res.polarity[0]) * p["polarity"])
     assert len(lobe_reads) >= 3 and all(v == 1 for v in lobe_reads), lobe_reads
-    for shift, least in ((-0.05, 77), (0.05, 79)):
+    for shift, least, most in ((-0.05, 80, 3), (0.05, 82, 4)):
         right, wrong, _ = _outcomes(shipped_reader, picks, shift)
         n_right, n_wrong, _ = _outcomes(None, picks, shift, naive=True)
-        assert right >= least and wrong <= 7, (shift, right, wrong)
+        assert right >= least and wrong <= most, (shift, right, wrong)
         assert wrong <= n_wrong - 4, (shift, wrong, n_wrong)
     # with the pick 50 ms early, reads the network alone left unknown are made at onsets
     # more than 50 ms after the pick (refine_max_s 0.08) where the second read is confident
