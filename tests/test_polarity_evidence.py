@@ -5,6 +5,7 @@ analysts' first motions beside the naive rule."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -658,11 +659,14 @@ def test_worker_reads_a_pick_after_its_channels_fir_correction(shipped_reader):
         )
         for cha in ("HHZ", "HHN")  # HHN: the same record on a channel without a FIR
     ]
+    gap = row.copy()
+    gap[100] = np.nan  # a gap: read as it is (the correction would spread it)
+    picks.append(replace(picks[0], pick_id="XX.STA..HHZ@2", samples=gap))
     firs = ChannelFirs(_fir_inventory(taps))
     handler = PolarityHandler(shipped_reader, firs=firs)
     before = handler.fir_corrected._value.get()
-    (_, fixed), (_, plain) = handler([Delivery(p) for p in picks])
-    assert fixed.fir_corrected and not plain.fir_corrected
+    (_, fixed), (_, plain), (_, gapped) = handler([Delivery(p) for p in picks])
+    assert fixed.fir_corrected and not plain.fir_corrected and not gapped.fir_corrected
     assert fixed.polarity == 1 and fixed.first_lobe_sign == 1  # the step, not its precursor
     assert plain.first_lobe_sign == -1  # uncorrected, the precursor comes first
     assert handler.fir_corrected._value.get() - before == 1

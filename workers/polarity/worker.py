@@ -136,8 +136,8 @@ def classify_picks(
     length, FIR stages); evidence holds the :class:`Polarity` evidence fields the model gives
     (none for a model without them). ``firs``: a
     :class:`~workers.polarity.fircorrect.ChannelFirs`; a pick on a channel with linear-phase
-    FIR stages is read after their precursor is removed (``fir_corrected`` in its evidence
-    dict, not a message field)."""
+    FIR stages and no gap in its window is read after their precursor is removed
+    (``fir_corrected`` in its evidence fields)."""
     groups: dict[tuple[float, int, int], list[int]] = defaultdict(list)
     stages: dict[int, tuple] = {0: ()}
     for i, p in enumerate(picks):
@@ -154,6 +154,7 @@ def classify_picks(
         fir = stages[fir_key]
         at = np.array([picks[i].pick_index for i in idx])
         res = clf.classify(data, rate, at, fir=list(fir)) if fir else clf.classify(data, rate, at)
+        corrected = np.isfinite(data).all(axis=1) if fir else np.zeros(len(idx), dtype=bool)
         rows = zip(
             res.polarity.tolist(),
             res.probabilities.tolist(),
@@ -163,7 +164,7 @@ def classify_picks(
         )
         for j, (i, row) in enumerate(zip(idx, rows, strict=True)):
             evidence = _evidence_fields(res, j, picks[i])
-            out[i] = (*row, {**evidence, "fir_corrected": True} if fir else evidence)
+            out[i] = (*row, {**evidence, "fir_corrected": True} if corrected[j] else evidence)
     return out
 
 
