@@ -250,6 +250,7 @@ class PolaritySettings:
 
 
 MIN_LOCATE_PICKS = 4  # a hypocentre has four unknowns (x, y, depth, origin time)
+MISFIT_FLOORS = ("reads", "fixed")  # mechanism.misfit_floor
 
 
 @dataclass(frozen=True)
@@ -293,9 +294,13 @@ class MechanismSettings:
     dang_deg: float = 5.0
     n_trials: int = 30
     badfrac: float = 0.1
-    # misfit allowance floor, in polarities (HASH/SKHASH: 2). With ~12 polarities the floor, not
-    # badfrac, sets the accepted set: 2 leaves every such event quality D; 1 (at most one
-    # polarity wrong) is what a small network sets (docs/mechanism.md)
+    # the misfit allowance floor, in polarities: below ~30 polarities it, not badfrac, sets the
+    # accepted set. "reads": the fewest wrong reads more than which are 5% unlikely, from each
+    # read's own probabilities (at least read_error_floor wrong each): 1 for 8-18 sure reads,
+    # 2 from 19, more for unsure ones. "fixed": badmin, HASH's and SKHASH's 2, which leaves
+    # every event of a dozen polarities quality D (docs/mechanism.md)
+    misfit_floor: str = "reads"
+    read_error_floor: float = 0.02
     badmin: float = 2.0
     cangle_deg: float = 45.0
     prob_max: float = 0.25
@@ -337,6 +342,15 @@ class MechanismSettings:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 out.append(f"mechanism.{name}: expected 0..1, got {value}")
+        if self.misfit_floor not in MISFIT_FLOORS:
+            out.append(
+                f"mechanism.misfit_floor: expected one of {', '.join(MISFIT_FLOORS)}, "
+                f"got {self.misfit_floor!r}"
+            )
+        if not 0.0 <= self.read_error_floor < 0.5:
+            out.append(
+                f"mechanism.read_error_floor: expected 0 to below 0.5, got {self.read_error_floor}"
+            )
         if self.dang_deg > 30:
             out.append(f"mechanism.dang_deg: expected <= 30 degrees, got {self.dang_deg}")
         return out

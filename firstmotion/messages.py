@@ -698,6 +698,9 @@ class Mechanism(Message):
     takeoff_gap_deg: float | None = None
     created_epoch_s: float = field(default_factory=time.time)
     n_sp_ratios: int = 0  # S/P amplitude ratios used with the polarities
+    # the misfit floor the accepted set used (polarities; mechanism.misfit_floor): a plane
+    # was accepted with up to max(this, badfrac share) misfits above the best
+    misfit_floor: float | None = None
 
     _checks: ClassVar[dict[str, Check]] = {
         "event_id": _str(),
@@ -723,6 +726,7 @@ class Mechanism(Message):
         "takeoff_gap_deg": _num(0.0, 180.0, optional=True, tol=_ANGLE_TOL_DEG),
         "created_epoch_s": _TIME,
         "n_sp_ratios": _COUNT,
+        "misfit_floor": _num(0.0, 1e6, optional=True),
     }
 
 

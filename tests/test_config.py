@@ -85,6 +85,8 @@ def test_environment_overrides_file():
         ({"polarity": {"precision": "float16"}}, "polarity.precision: expected 'float32'"),
         ({"mechanism": {"badfrac": -0.1}}, "mechanism.badfrac: expected 0..1"),
         ({"mechanism": {"badmin": -1}}, "mechanism.badmin: expected"),
+        ({"mechanism": {"misfit_floor": "hash"}}, "mechanism.misfit_floor: expected one of"),
+        ({"mechanism": {"read_error_floor": 0.5}}, "mechanism.read_error_floor: expected 0"),
         ({"mechanism": {"min_polarities": "8"}}, "mechanism.min_polarities: expected an integer"),
         ({"metrics": {"port": 70000}}, "metrics.port: expected a port 0..65535, got 70000"),
         ({"catalog": 5}, "catalog: expected a [catalog] table"),

@@ -8,7 +8,12 @@ import pytest
 
 from firstmotion.kagan import kagan_angle_deg
 from firstmotion.radiation import p_polarity
-from workers.mechanism import invert, weight_from_probabilities
+from workers.mechanism import (
+    invert,
+    misfit_floor_from_reads,
+    read_error_probability,
+    weight_from_probabilities,
+)
 from workers.mechanism.grid import focal_grid
 from workers.mechanism.invert import draw_trials, max_gaps_deg, quality_letter
 from workers.mechanism.search import (
@@ -332,6 +337,40 @@ def test_badmin_sets_what_twelve_polarities_can_claim():
     assert np.median(good) <= 25.0
     # the accepted set shrinks, so the uncertainty the quality reports shrinks with it
     assert np.median([k for _, k in floor1]) <= np.median([k for _, k in floor2]) + 5.0
+
+
+def test_misfit_floor_from_reads_is_the_poisson_binomial_quantile():
+    """Against brute force over every combination of wrong reads: the floor k is the
+    smallest with P(more than k wrong) <= 5%."""
+    import itertools
+
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        q = rng.uniform(0.0, 0.4, rng.integers(1, 9))
+        tail = np.zeros(q.size + 2)
+        for wrong in itertools.product((0, 1), repeat=q.size):
+            w = np.array(wrong)
+            tail[: w.sum()] += np.prod(np.where(w == 1, q, 1 - q))  # adds to P(K > k), k < sum
+        expected = int(np.argmax(tail <= 0.05 + 1e-12))
+        assert misfit_floor_from_reads(q) == expected, (q, tail)
+    # sure reads at the 2% floor: one for 8 to 18 polarities, two from 19 (HASH's fixed 2)
+    assert [misfit_floor_from_reads(np.full(n, 0.02)) for n in (8, 12, 18, 19, 30)] == [
+        1, 1, 1, 2, 2]  # fmt: skip
+    assert misfit_floor_from_reads(np.full(12, 0.15)) >= 3  # unsure reads: a wider set
+    assert misfit_floor_from_reads([]) == 0
+    with pytest.raises(ValueError):
+        misfit_floor_from_reads([0.1, 1.5])
+
+
+def test_read_error_probability_is_the_opposite_signs_share_with_a_floor():
+    p = np.array([[0.99, 0.005, 0.005], [0.6, 0.3, 0.1], [0.1, 0.1, 0.8], [0.0, 0.0, 1.0]])
+    q = read_error_probability(p, floor=0.02)
+    np.testing.assert_allclose(q, [0.02, 1 / 3, 0.5, 0.5])
+    np.testing.assert_allclose(read_error_probability(p[:1], floor=0.0), [0.005 / 0.995])
+    with pytest.raises(ValueError):
+        read_error_probability(p[:, :2])
+    with pytest.raises(ValueError):
+        read_error_probability(p, floor=0.7)
 
 
 def test_flipped_polarities_lower_the_quality():

@@ -180,9 +180,13 @@ def test_a_revision_follows_the_polarity_count_when_the_solution_holds(
     uses that many more polarities; the catalog's last revision then counts (nearly) all."""
     redis_client.flushdb()
     bus = Bus.from_url(redis_url)
-    origin, pols = _event(seed=1)  # its quality settles at 20 of the 30 polarities
+    origin, pols = _event(seed=1)  # at HASH's fixed floor its quality settles at 20 of 30
     bus.publish("origins", origin)
-    params = WorkerParams(revise_min_change_deg=180.0, revise_min_new_polarities=new_polarities)
+    params = WorkerParams(
+        misfit_floor="fixed",
+        revise_min_change_deg=180.0,
+        revise_min_new_polarities=new_polarities,
+    )
     w = MechanismWorker(bus, params, name="w1")
     for p in pols:
         bus.publish("polarities", p)
@@ -198,38 +202,58 @@ def test_a_revision_follows_the_polarity_count_when_the_solution_holds(
     bus.close()
 
 
-def test_the_worker_inverts_with_the_configured_misfit_floor(redis_client, redis_url):
-    """``mechanism.badmin`` reaches the inversion: twelve perfect polarities are quality D at
-    HASH's floor of two allowed misfits and better at one."""
+def test_the_worker_takes_the_misfit_floor_from_the_reads(redis_client, redis_url):
+    """Twelve polarities: HASH's fixed floor of two allowed misfits leaves the mechanism
+    quality D; the floor from the reads is one for sure reads (better than D) and grows for
+    unsure ones (D again), and the message says which floor was used."""
+    from dataclasses import replace
+
     from firstmotion.config import settings_from_dict
 
     origin, pols = _event(n=12, seed=3)
-    quality = {}
-    for badmin in ("2", "1"):
-        env = {"FIRSTMOTION_MECHANISM__BADMIN": badmin}
+
+    def reads(up: float, down: float) -> list:
+        return [
+            replace(p, probabilities=(up, down, 1 - up - down) if p.polarity > 0
+                    else (down, up, 1 - up - down))
+            for p in pols
+        ]  # fmt: skip
+
+    cases = {
+        "fixed": ({"FIRSTMOTION_MECHANISM__MISFIT_FLOOR": "fixed"}, reads(0.99, 0.005)),
+        "sure": ({}, reads(0.99, 0.005)),
+        "unsure": ({}, reads(0.8, 0.15)),
+    }
+    out = {}
+    for name, (env, rows) in cases.items():
         params = WorkerParams.from_settings(settings_from_dict({}, environ=env).mechanism)
-        assert params.badmin == float(badmin)
-        b = Bus.from_url(redis_url, f"fm-badmin{badmin}:")
+        b = Bus.from_url(redis_url, f"fm-floor-{name}:")
         try:
             b.publish("origins", origin)
-            for p in pols:
+            for p in rows:
                 b.publish("polarities", p)
             MechanismWorker(b, params, name="w").run(drain=True, timeout_s=60)
             (m,) = _mechanisms(b)
             assert m.n_polarities == 12
-            quality[badmin] = m.quality
+            out[name] = (m.quality, m.misfit_floor)
         finally:
             b.close()
-    assert quality["2"] == "D" and quality["1"] < "D", quality
+    assert out["fixed"] == ("D", 2.0), out
+    assert out["sure"][1] == 1.0 and out["sure"][0] < "D", out
+    assert out["unsure"][1] >= 3.0 and out["unsure"][0] == "D", out
 
 
 def test_a_small_network_is_told_about_the_misfit_floor():
+    from dataclasses import replace
+
     from workers.mechanism.worker import misfit_floor_hint
 
-    hint = misfit_floor_hint(12, WorkerParams())
-    assert hint is not None and "mechanism.badmin = 1" in hint and "12 stations" in hint
-    assert misfit_floor_hint(29, WorkerParams()) is not None  # round(1.45) = 1 < 2
-    assert misfit_floor_hint(30, WorkerParams()) is None  # badfrac's 2 (half to even) decides
-    assert misfit_floor_hint(300, WorkerParams()) is None
-    assert misfit_floor_hint(12, WorkerParams(badmin=1.0)) is None  # already set
-    assert misfit_floor_hint(12, WorkerParams(badfrac=0.5)) is None  # round(3.0) >= 2
+    fixed = WorkerParams(misfit_floor="fixed")
+    hint = misfit_floor_hint(12, fixed)
+    assert hint is not None and 'misfit_floor = "reads"' in hint and "12 stations" in hint
+    assert misfit_floor_hint(29, fixed) is not None  # round(1.45) = 1 < 2
+    assert misfit_floor_hint(30, fixed) is None  # badfrac's 2 (half to even) decides
+    assert misfit_floor_hint(300, fixed) is None
+    assert misfit_floor_hint(12, replace(fixed, badmin=1.0)) is None  # already set
+    assert misfit_floor_hint(12, replace(fixed, badfrac=0.5)) is None  # round(3.0) >= 2
+    assert misfit_floor_hint(12, WorkerParams()) is None  # the default floor follows the reads

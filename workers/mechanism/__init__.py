@@ -3,6 +3,20 @@
 ``from workers.mechanism import invert`` is the stable entry point (see DESIGN.md).
 """
 
-from workers.mechanism.invert import Mechanism, Solution, invert, weight_from_probabilities
+from workers.mechanism.invert import (
+    Mechanism,
+    Solution,
+    invert,
+    misfit_floor_from_reads,
+    read_error_probability,
+    weight_from_probabilities,
+)
 
-__all__ = ["Mechanism", "Solution", "invert", "weight_from_probabilities"]
+__all__ = [
+    "Mechanism",
+    "Solution",
+    "invert",
+    "misfit_floor_from_reads",
+    "read_error_probability",
+    "weight_from_probabilities",
+]

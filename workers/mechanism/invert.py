@@ -856,3 +856,46 @@ def weight_from_probabilities(probabilities: ArrayLike) -> tuple[np.ndarray, np.
     polarity = np.where(diff >= 0, 1, -1).astype(np.int8)
     polarity[np.argmax(p, axis=1) == 2] = 0
     return polarity, np.abs(diff)
+
+
+# The reader's wrong-sign rate measured on real analyst first motions (2 of 110 at the
+# analysts' picks, 13 of 400 at the pipeline's own picks of the swarm proxy): no read is
+# trusted beyond it, however sure the classifier says it is (docs/mechanism.md).
+READ_ERROR_FLOOR = 0.02
+MISFIT_FLOOR_CONFIDENCE = 0.95
+
+
+def read_error_probability(probabilities: ArrayLike, floor: float = READ_ERROR_FLOOR) -> np.ndarray:
+    """Each read's chance of having the wrong sign, from classifier probabilities (n, 3)
+    [up, down, unknown]: the opposite sign's share of the signed probability,
+    min(p_up, p_down) / (p_up + p_down) (0.5 where both are 0), at least ``floor``."""
+    p = np.asarray(probabilities, dtype=float)
+    if p.ndim != 2 or p.shape[1] != 3:
+        raise ValueError(f"probabilities must be (n, 3) [up, down, unknown], got {p.shape}")
+    if not 0.0 <= floor <= 0.5:
+        raise ValueError(f"floor must be within [0, 0.5], got {floor}")
+    signed = p[:, 0] + p[:, 1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        q = np.where(signed > 0, np.minimum(p[:, 0], p[:, 1]) / signed, 0.5)
+    return np.maximum(q, floor)
+
+
+def misfit_floor_from_reads(p_wrong: ArrayLike, confidence: float = MISFIT_FLOOR_CONFIDENCE) -> int:
+    """The misfit floor (``badmin``) the reads themselves justify: the fewest wrong
+    polarities k such that more than k of them are wrong with probability at most
+    1 - ``confidence``, the reads independent, read i wrong with ``p_wrong[i]`` (the
+    Poisson-binomial distribution, computed exactly).
+
+    HASH's fixed floor of 2 assumes hand-read polarities; twelve reads each 2% likely wrong
+    give 1 (two or more wrong: 2.3%), twenty give 2, and uncertain reads more.
+    """
+    q = np.asarray(p_wrong, dtype=float).ravel()
+    if np.any((q < 0) | (q > 1)) or not np.all(np.isfinite(q)):
+        raise ValueError("p_wrong must be probabilities in [0, 1]")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be within (0, 1), got {confidence}")
+    dist = np.ones(1)
+    for qi in q:  # P(K = k) after each read
+        dist = np.concatenate([dist * (1.0 - qi), [0.0]]) + np.concatenate([[0.0], dist * qi])
+    tail = 1.0 - np.cumsum(dist)  # P(K > k)
+    return int(np.argmax(tail <= 1.0 - confidence + 1e-12))

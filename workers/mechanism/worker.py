@@ -16,8 +16,11 @@ non-zero polarity (within ``max_distance_km``), station reversals applied
 (``mechanism.reversals_file``), weights from the classifier's probabilities
 (:func:`workers.mechanism.weight_from_probabilities`: |p_up - p_down|). With >=
 ``min_polarities`` of them the event is inverted (:func:`workers.mechanism.invert`, trials
-drawn with a fixed seed
-from the picks in pick-id order, so the same inputs give the same answer). A Mechanism is
+drawn with a fixed seed from the picks in pick-id order, so the same inputs give the same
+answer), with the misfit floor taken from the reads (``mechanism.misfit_floor = "reads"``:
+:func:`workers.mechanism.misfit_floor_from_reads` of each read's chance of the wrong sign,
+at least ``read_error_floor``) or fixed (``"fixed"``: ``badmin``); ``Mechanism.misfit_floor``
+says which floor was used. A Mechanism is
 published to ``<prefix>mechanisms`` when it is the event's first, when it moved by more than
 ``revise_min_change_deg`` (Kagan angle) from the last published one, when its quality letter
 changed, or when it uses at least ``revise_min_new_polarities`` more polarities than the last
@@ -92,6 +95,8 @@ class WorkerParams:
     dang_deg: float = _DEFAULTS.dang_deg
     n_trials: int = _DEFAULTS.n_trials
     badfrac: float = _DEFAULTS.badfrac
+    misfit_floor: str = _DEFAULTS.misfit_floor
+    read_error_floor: float = _DEFAULTS.read_error_floor
     badmin: float = _DEFAULTS.badmin
     cangle_deg: float = _DEFAULTS.cangle_deg
     prob_max: float = _DEFAULTS.prob_max
@@ -257,7 +262,12 @@ class MechanismStage:
 
     def evaluate(self, event_id: str) -> Mechanism | None:
         """Invert the event if it has enough polarities; the Mechanism to publish, or None."""
-        from workers.mechanism import invert, weight_from_probabilities
+        from workers.mechanism import (
+            invert,
+            misfit_floor_from_reads,
+            read_error_probability,
+            weight_from_probabilities,
+        )
 
         state = self.client.hgetall(self._k("event", event_id))
         if b"origin" not in state:
@@ -286,7 +296,8 @@ class MechanismStage:
         if len(rows) < self.params.min_polarities:
             return None
         pol = np.array([p.polarity for _, p in rows], dtype=float)
-        _, weight = weight_from_probabilities(np.array([p.probabilities for _, p in rows]))
+        probabilities = np.array([p.probabilities for _, p in rows])
+        _, weight = weight_from_probabilities(probabilities)
         if self.reversals is not None and len(self.reversals):
             pol = self.reversals.apply([a.station_id for a, _ in rows], origin.time_epoch_s, pol)
         use = weight > 0
@@ -294,6 +305,14 @@ class MechanismStage:
             return None
         rows = [r for r, u in zip(rows, use, strict=True) if u]
         pol, weight = pol[use], weight[use]
+        if self.params.misfit_floor == "reads":
+            badmin = float(
+                misfit_floor_from_reads(
+                    read_error_probability(probabilities[use], self.params.read_error_floor)
+                )
+            )
+        else:
+            badmin = self.params.badmin
         az = np.array([a.azimuth_deg for a, _ in rows])
         to = np.array([a.takeoff_deg for a, _ in rows])
         sp = None
@@ -326,7 +345,7 @@ class MechanismStage:
             n_trials=self.params.n_trials,
             dang_deg=self.params.dang_deg,
             badfrac=self.params.badfrac,
-            badmin=self.params.badmin,
+            badmin=badmin,
             cangle_deg=self.params.cangle_deg,
             prob_max=self.params.prob_max,
             seed=0,
@@ -383,6 +402,7 @@ class MechanismStage:
             azimuthal_gap_deg=m.azimuthal_gap_deg,
             takeoff_gap_deg=m.takeoff_gap_deg,
             n_sp_ratios=m.n_sp_ratios,
+            misfit_floor=badmin,
         )
         published = {"strike": m.strike, "dip": m.dip, "rake": m.rake, "quality": m.quality,
                      "n_polarities": int(m.n_polarities)}  # fmt: skip
@@ -479,12 +499,12 @@ class MechanismWorker:
 
 
 def misfit_floor_hint(n_stations: int, params: WorkerParams) -> str | None:
-    """A hint when the network is so small that HASH's misfit floor (``badmin``), not
-    ``badfrac``, sets the accepted set of every event (even one with a polarity at every
-    station): with ~12 stations and the floor of two, every mechanism is quality D
-    (docs/mechanism.md). None when ``badfrac`` decides for a full-network event, or the floor
-    is already below two."""
-    if params.badmin < 2.0 or n_stations <= 0:
+    """A hint when the fixed misfit floor (``mechanism.misfit_floor = "fixed"``, ``badmin``),
+    not ``badfrac``, sets the accepted set of every event of a network this small (even one
+    with a polarity at every station): with ~12 stations and HASH's floor of two, every
+    mechanism is quality D (docs/mechanism.md). None with the floor from the reads, when
+    ``badfrac`` decides for a full-network event, or when the fixed floor is below two."""
+    if params.misfit_floor != "fixed" or params.badmin < 2.0 or n_stations <= 0:
         return None
     if round(n_stations * params.badfrac * 0.5) >= params.badmin:
         return None
@@ -492,8 +512,8 @@ def misfit_floor_hint(n_stations: int, params: WorkerParams) -> str | None:
         f"{n_stations} stations: an event has at most {n_stations} polarities, so the misfit "
         f"floor mechanism.badmin = {params.badmin:g} (HASH's), not mechanism.badfrac "
         f"({params.badfrac:g}), sets how many planes are accepted; on about a dozen stations "
-        "that leaves every mechanism quality D. A network this small may set "
-        "mechanism.badmin = 1 (at most one wrong polarity; docs/mechanism.md)"
+        'that leaves every mechanism quality D. mechanism.misfit_floor = "reads" (the '
+        "default) takes the floor from the reads' own probabilities (docs/mechanism.md)"
     )
 
 
