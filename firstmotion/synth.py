@@ -80,6 +80,20 @@ def _min_phase_log_spectrum(n_fft: int, dt_s: float) -> np.ndarray:
     return out
 
 
+def _rise_kernel_spectrum(n_fft: int, dt_s: float, rise_s: np.ndarray) -> np.ndarray:
+    """Spectra (rows) of unit-area rise kernels, (pi / 2E) sin(pi t / E) on [0, E]: the
+    derivative of the ``sin^2`` ramp of :func:`_ramp`, so a moment rate convolved with it
+    builds up over E (a unit impulse where E is shorter than a sample)."""
+    t = np.arange(n_fft) * dt_s
+    rise = np.asarray(rise_s, dtype=float)[:, None]
+    safe = np.where(rise > dt_s, rise, 1.0)
+    k = np.where((rise > dt_s) & (t < safe), np.sin(np.pi * t / safe), 0.0)
+    area = np.sum(k, axis=1, keepdims=True)
+    k = np.where(area > 0, k / np.where(area > 0, area, 1.0), 0.0)
+    k[:, 0] = np.where(area[:, 0] > 0, k[:, 0], 1.0)  # no rise: the identity
+    return np.fft.rfft(k, n_fft, axis=1)
+
+
 def _fine_displacement(
     t_fine_s: np.ndarray,
     fc_hz: np.ndarray,
@@ -87,18 +101,20 @@ def _fine_displacement(
     dt_fine_s: float,
     emergence_s: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Brune displacement (its moment rate times the emergence ramp, when given) convolved
-    with the min-phase t* operator, rows (n, len(t_fine))."""
+    """Brune displacement (its moment rate convolved with a rise over ``emergence_s``, when
+    given: the same moment released more slowly) convolved with the min-phase t* operator,
+    rows (n, len(t_fine))."""
     n_t = t_fine_s.size
     wc = 2.0 * np.pi * fc_hz[:, None]
     brune = t_fine_s[None, :] * np.exp(-wc * t_fine_s[None, :])
-    if emergence_s is not None:  # a source whose moment rate builds up slowly
-        brune = brune * _ramp(t_fine_s[None, :], np.asarray(emergence_s)[:, None])
-    if not np.any(tstar_s > 0):
+    rising = emergence_s is not None and np.any(np.asarray(emergence_s) > dt_fine_s)
+    if not np.any(tstar_s > 0) and not rising:
         return brune
     n_fft = 1 << int(np.ceil(np.log2(2 * n_t)))
     log_a = _min_phase_log_spectrum(n_fft, dt_fine_s)
     spec = np.fft.rfft(brune, n_fft, axis=1) * np.exp(tstar_s[:, None] * log_a[None, :])
+    if rising:  # a source whose moment rate builds up slowly
+        spec = spec * _rise_kernel_spectrum(n_fft, dt_fine_s, np.asarray(emergence_s))
     out = np.fft.irfft(spec, n_fft, axis=1)[:, :n_t]
     # cepstral aliasing leaves ~1e-12 ripples of either sign ahead of the smooth causal rise:
     # zero everything before the operator's response first exceeds 1e-9 of its peak
@@ -153,8 +169,9 @@ def emergence_ramp(
     n_samples: int, sampling_rate_hz: float, onset_s: float, emergence_s: float
 ) -> np.ndarray:
     """The ``sin^2`` onset ramp of ``emergence_s`` (0 before the onset, rising to 1 over
-    ``emergence_s``) on the sample grid (:func:`p_pulse` applies the same ramp to the source's
-    moment rate): applied to the arrivals after the direct P, their energy builds up with it."""
+    ``emergence_s``) on the sample grid (:func:`p_pulse` builds the source's moment rate up
+    with its derivative): applied to the arrivals after the direct P, their energy builds up
+    with it."""
     tau = np.arange(n_samples) / sampling_rate_hz - onset_s
     return np.where(tau > 0, _ramp(tau, np.float64(emergence_s)), 0.0)
 
@@ -235,17 +252,19 @@ def p_pulse(
     Samples are at ``k / sampling_rate_hz``; every sample at or before ``onset_s`` is exactly 0
     and the first non-zero sample is positive (first motion up). The first lobe (from the first
     non-zero sample to the first sign change) has peak 1. ``output`` is the ground motion kind
-    (``"displacement"``, ``"velocity"``, ``"acceleration"``). ``emergence_s > 0`` multiplies the
-    source's moment rate (the Brune pulse, before attenuation and differentiation) by a
-    ``sin^2`` ramp rising over that many seconds: a source that builds up slowly, whose onset
-    rises slowly in every output. The far-field displacement of a rupture keeps one sign, so
-    the first lobe of its velocity and acceleration keeps the source's sign and is not made
-    small against the swings after it (a ramp on the velocity itself would imply a
-    displacement that changes sign: slip reversing, not a slow onset).
+    (``"displacement"``, ``"velocity"``, ``"acceleration"``). ``emergence_s > 0`` convolves the
+    source's moment rate (the Brune pulse, before attenuation and differentiation) with a
+    smooth rise of that duration (the derivative of a ``sin^2`` ramp, unit area): the same
+    moment released over a longer rise time, whose onset rises slowly in every output. The
+    far-field displacement of a rupture keeps one sign, so the first lobe of its velocity and
+    acceleration keeps the source's sign and is not made small against the swings after it
+    (a ramp on the velocity itself would imply a displacement that changes sign: slip
+    reversing, not a slow onset).
 
     ``normalize=False`` returns the physical shape instead: the far-field displacement pulse
-    scaled to unit area (the moment-rate function of a unit moment, 1/s), or its derivatives
-    (1/s^2, 1/s^3), so ``M0 * R / (4 pi rho v^3 r) * pulse`` is ground motion in SI units.
+    scaled to unit area (the moment-rate function of a unit moment, 1/s, with or without an
+    emergence), or its derivatives (1/s^2, 1/s^3), so ``M0 * R / (4 pi rho v^3 r) * pulse`` is
+    ground motion in SI units.
 
     .. seealso:: Brune (1970); Azimi et al. (1968); module docstring.
     """

@@ -9,6 +9,7 @@ from scipy.signal import butter, sosfilt
 
 from firstmotion.cli import main
 from firstmotion.radiation import p_radiation
+from firstmotion.synth import first_lobe_peak as synth_first_lobe_peak
 from firstmotion.velocity import VelocityModel, taup_model
 from stream.scenario import ScenarioConfig, make_scenario, write_scenario
 from stream.scenario.network import spread_points_km
@@ -110,6 +111,36 @@ def _check_onsets_and_first_motions(sc, out: Path) -> int:
 def test_p_onsets_and_first_motions_in_the_miniseed(written):
     sc, out, _ = written
     assert _check_onsets_and_first_motions(sc, out) >= 5
+
+
+def test_an_emergent_p_is_a_slower_source_not_a_ramped_recording():
+    """An emergent onset releases the same moment more slowly: the far-field displacement
+    keeps one sign and its area (the moment), and the velocity's first lobe is not a small
+    precursor of a larger opposite swing, as a ramp on the recorded velocity made it."""
+    from stream.scenario.waveforms import _pulse_segment
+
+    fs = 100.0
+    for fc_hz in (2.0, 8.0):
+        start, sharp = _pulse_segment(10.0, fs, fc_hz, 0.01)
+        start_slow, slow = _pulse_segment(10.0, fs, fc_hz, 0.01, emergence_s=0.3)
+        assert start_slow == start and slow.size >= sharp.size
+        disp_sharp, disp_slow = np.cumsum(sharp) / fs, np.cumsum(slow) / fs
+        assert disp_slow.sum() == pytest.approx(disp_sharp.sum(), rel=0.02)  # the same moment
+        assert disp_slow.min() >= -1e-3 * disp_slow.max()
+        (peak,), _ = synth_first_lobe_peak(slow[None])
+        assert np.abs(slow).max() <= 1.5 * peak
+        (sharp_peak,), _ = synth_first_lobe_peak(sharp[None])
+        # the onset rises more slowly: half the first lobe's peak comes later
+        half_slow = np.argmax(slow >= 0.5 * peak)
+        assert half_slow >= np.argmax(sharp >= 0.5 * sharp_peak) + 0.03 * fs
+
+
+def test_emergent_onsets_keep_their_first_motion_in_the_miniseed(tmp_path):
+    config = ScenarioConfig(seed=7, magnitude_range=(2.5, 3.2), emergent_fraction=1.0, **SMALL)
+    sc = make_scenario(config)
+    write_scenario(sc, tmp_path)
+    assert all(row["emergence_s"] > 0 for _, row in _pairs(sc.truth))
+    assert _check_onsets_and_first_motions(sc, tmp_path) >= 5
 
 
 @pytest.mark.parametrize("rate_hz", [40.0, 200.0])

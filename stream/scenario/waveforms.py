@@ -32,7 +32,6 @@ from firstmotion.synth import (
     ambient_noise,
     brune_corner_frequency_hz,
     detrended_rms,
-    emergence_ramp,
     first_lobe_peak,
     p_pulse,
 )
@@ -140,14 +139,20 @@ def _pulse_segment(
     tstar_s: float,
     min_length_s: float = 0.0,
     sensor: Sensor | None = None,
+    emergence_s: float = 0.0,
 ) -> tuple[int, np.ndarray]:
     """(start sample, pulse for a unit moment as the sensor records it: ground velocity or
     acceleration through its causal response) with the onset at ``arrival_s``; the segment is
-    long enough for the pulse (and at least ``min_length_s``, room for a coda)."""
+    long enough for the pulse (and at least ``min_length_s``, room for a coda). An
+    ``emergence_s`` ramps the source's moment rate up over that time (the same moment), so the
+    onset rises slowly in every output and the first lobe keeps its sign and size."""
     start = int(np.floor(arrival_s * fs)) - 2
-    length_s = min(MAX_PULSE_S, max(25.0 / fc_hz + 30.0 * tstar_s + 1.0, min_length_s))
+    length_s = min(
+        MAX_PULSE_S, max(25.0 / fc_hz + 30.0 * tstar_s + 1.0 + emergence_s, min_length_s)
+    )
     seg = p_pulse(int(length_s * fs), fs, arrival_s - start / fs, fc_hz, tstar_s,
-                  output=sensor.output if sensor else "velocity", normalize=False)  # fmt: skip
+                  output=sensor.output if sensor else "velocity", emergence_s=emergence_s,
+                  normalize=False)  # fmt: skip
     if sensor is not None:
         seg = apply_response(seg, sensor, fs)
     return start, seg
@@ -253,16 +258,16 @@ def synthesize(
         baz = g.back_azimuth_deg[:, j]
         for i in range(n_ev):
             coda_s = CODA_DECAYS * P_CODA_DECAY_S if config.coda else 0.0
-            start, u = _pulse_segment(t_p[i, j], fs, fc_p[i], tstar_p[i, j], coda_s, sensor)
+            # emergent: the source's moment rate builds up (the coda scatters what it radiates)
+            start, u = _pulse_segment(
+                t_p[i, j], fs, fc_p[i], tstar_p[i, j], coda_s, sensor, emergence[i, j]
+            )
             if config.coda:
                 uz = _with_coda(u, fs, P_CODA_RATIO, P_CODA_DECAY_S, rng)
                 ur = _with_coda(u, fs, P_CODA_RATIO, P_CODA_DECAY_S, rng)
                 ut = _with_coda(u, fs, P_CODA_RATIO, P_CODA_DECAY_S, rng) - u
             else:
                 uz, ur, ut = u, u, np.zeros_like(u)
-            if emergence[i, j] > 0:  # emergent: the onset ramps up, the coda stays large
-                ramp = emergence_ramp(u.size, fs, t_p[i, j] - start / fs, emergence[i, j])
-                uz, ur, ut = uz * ramp, ur * ramp, ut * ramp
             up = apply_coefficient(amp_p[i, j] * uz, wz[i, j])
             first_motion[i, j] = first_lobe_peak(up[None])[0][0]
             radial = apply_coefficient(amp_p[i, j] * ur, wx[i, j])

@@ -94,7 +94,7 @@ LABEL_UP, LABEL_DOWN, LABEL_UNKNOWN = 0, 1, 2
 # the stream stage's measured pick errors, packaged with firstmotion (see detector_pick_errors)
 _DETECTOR_ERRORS = Path(synth.__file__).resolve().parent / "data" / "detector_pick_errors.json"
 # bump when the generated windows change for the same configuration (invalidates caches)
-DATASET_VERSION = 10
+DATASET_VERSION = 11
 # drawn uniformly: 100 and 200 Hz (the common rates) twice as often as the others
 TRAINING_RATES_HZ = (40.0, 50.0, 80.0, 100.0, 100.0, 125.0, 200.0, 200.0, 250.0, 500.0)
 PROFILE_OUTPUT = {
