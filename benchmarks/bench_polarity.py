@@ -9,7 +9,9 @@ Timed in the same run, on the same threads:
 * ``shipped, model only``: the shipped PolarityCNN on preprocessed windows, with the flip
   test-time augmentation (two forward passes per window), as served;
 * ``shipped, classify()``: the full path from raw 100 Hz (and 200 Hz) rows of 8 s: windowing,
-  demean, resampling, causal high-pass, normalisation, TTA, decision;
+  demean, resampling, causal high-pass, normalisation, TTA, decision, the reading (noise
+  rows, and rows with an onset of 2-50 noise sigmas at the pick, where the reads under 0.9
+  confidence are read again with the pick moved, the shift check);
 * ``window_probabilities()``: preprocessed windows to probabilities (TTA, temperature,
   softmax) as the classifier serves them, float32 and ``precision="bfloat16"`` (the network
   under :func:`torch.autocast`; same decisions as float32, see tests/test_polarity.py), and
@@ -106,6 +108,15 @@ def main() -> int:
                 lambda raw=raw, picks=picks, rate=rate, c=c: c.classify(raw, rate, picks),
                 args.repeats,
             )
+    # rows with an onset at the pick (random sign, 2-50 noise sigmas): the reads the network
+    # is unsure of are read twice more by the shift check (card reading.shift_check_s)
+    raw = rng.standard_normal((b, 800))
+    tail = np.exp(-np.arange(300) / 5.0) * np.sin(np.pi * np.arange(300) / 12.0)
+    raw[:, 500:] += (rng.choice([-1.0, 1.0], b) * rng.uniform(2.0, 50.0, b))[:, None] * tail
+    picks = np.full(b, 500)
+    rows["shipped, classify() 100 Hz rows with onsets"] = b / timed(
+        lambda: clf.classify(raw, 100.0, picks), args.repeats
+    )
     base = rows["Ross-2018-sized baseline, model only (TTA)"]
     print(f"{'path':<45} {'windows/s':>12} {'x baseline':>11}")
     for name, rate in rows.items():

@@ -555,7 +555,8 @@ class Polarity(Message):
     confidence: float
     model_version: str
     # "" (read by the network), "first_lobe" (read from the first lobe where the network
-    # left it unknown), "low_confidence" / "evidence_conflict" (unknown), or why the window
+    # left it unknown), "low_confidence" / "evidence_conflict" / "pick_sensitive" (unknown;
+    # the last: the read of the other sign with the pick moved 30 ms), or why the window
     # could not be read ("nan", "flat", "too_short")
     reason: str = ""
     latitude_deg: float | None = None

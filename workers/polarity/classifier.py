@@ -58,15 +58,22 @@ from workers.polarity.preprocess import (
 )
 
 CARD_FORMAT_VERSION = 1
-DEFAULT_MODEL_NAME = "polarity_v10"
+DEFAULT_MODEL_NAME = "polarity_v11"
 # autocast dtype of each precision (None: no autocast)
 PRECISIONS = {p: None if p == "float32" else getattr(torch, p) for p in POLARITY_PRECISIONS}
 REASON_LOW_CONFIDENCE = "low_confidence"
 REASON_EVIDENCE_CONFLICT = "evidence_conflict"
 REASON_FIRST_LOBE = "first_lobe"
+REASON_PICK_SENSITIVE = "pick_sensitive"
 # the reasons of a window that was read (up, down or unknown); any other reason is a window
 # that could not be read (NaN, flat, too short)
-READ_REASONS = (REASON_OK, REASON_LOW_CONFIDENCE, REASON_EVIDENCE_CONFLICT, REASON_FIRST_LOBE)
+READ_REASONS = (
+    REASON_OK,
+    REASON_LOW_CONFIDENCE,
+    REASON_EVIDENCE_CONFLICT,
+    REASON_FIRST_LOBE,
+    REASON_PICK_SENSITIVE,
+)
 # the card's optional ``reading`` section (see PolarityClassifier.classify)
 READING_KEYS = (
     "k_sigma",
@@ -82,6 +89,8 @@ READING_KEYS = (
     "refine_confident_beyond_s",
     "refine_far_min_confidence",
     "evidence_min_snr",
+    "shift_check_s",
+    "shift_check_below",
 )
 
 
@@ -100,8 +109,9 @@ class PolarityResult:
     polarity int8 (N,) +1 up, -1 down, 0 unknown; probabilities float32 (N, 3) columns
     [up, down, unknown]; confidence float32 (N,) probability of the returned class; reason
     str array (N,): '' for a window the network read, 'first_lobe' (read from its first lobe
-    where the network left it unknown), 'low_confidence' or 'evidence_conflict' (read,
-    unknown), else why it could not be read: 'nan', 'flat', 'too_short' (probabilities
+    where the network left it unknown), 'low_confidence', 'evidence_conflict' or
+    'pick_sensitive' (read, unknown: the read of the other sign with the pick moved), else
+    why it could not be read: 'nan', 'flat', 'too_short' (probabilities
     [0, 0, 1]); :data:`READ_REASONS` are the reasons of read windows.
     """
 
@@ -291,6 +301,7 @@ class PolarityClassifier:
         *,
         batch_size: int = 1024,
         fir: list[tuple[ArrayLike, float]] | None = None,
+        shift_check: bool = True,
     ) -> PolarityResult:
         """Classify the P first motion of each row.
 
@@ -302,7 +313,10 @@ class PolarityClassifier:
         checked against the first-lobe evidence: a lobe the evidence reads as a datalogger
         precursor of a much larger opposite swing gives the swing's sign (the network's up/down
         probabilities swap), and a row the network leaves unknown while the evidence sees an
-        onset away from the pick is read again with the window centred on that onset.
+        onset away from the pick is read again with the window centred on that onset; and a
+        read under ``reading.shift_check_below`` confidence that the reader gives the other
+        sign with the pick moved ``reading.shift_check_s`` earlier or later becomes unknown
+        (reason ``pick_sensitive``; ``shift_check=False`` skips this check).
 
         ``fir``: the linear-phase FIR stages the rows passed, as (taps, input rate in Hz)
         (:func:`workers.polarity.fircorrect.linear_phase_firs` of the channel's StationXML
@@ -324,6 +338,7 @@ class PolarityClassifier:
                     sampling_rate,
                     picks[i : i + batch_size],
                     batch_size=batch_size,
+                    shift_check=shift_check,
                 )
                 for i in range(0, data.shape[0], batch_size)
             ]
@@ -362,10 +377,16 @@ class PolarityClassifier:
         ok = reasons == REASON_OK
         polarity[~ok] = 0
         confidence[~ok] = 1.0
+        sensitive = np.zeros(polarity.shape, dtype=bool)
+        if shift_check and ev is not None:
+            sensitive = self._pick_sensitive(data, sampling_rate, picks, polarity, confidence, ok)
+            polarity[sensitive] = 0
+            confidence[sensitive] = probs[sensitive, 2]
         reasons = reasons.astype(object)
         reasons[ok & (polarity == 0)] = REASON_LOW_CONFIDENCE
         reasons[ok & conflict] = REASON_EVIDENCE_CONFLICT
         reasons[ok & lobe] = REASON_FIRST_LOBE
+        reasons[sensitive] = REASON_PICK_SENSITIVE
         return PolarityResult(
             polarity=polarity,
             probabilities=probs,
@@ -373,6 +394,31 @@ class PolarityClassifier:
             reason=reasons.astype(str),
             **extra,
         )
+
+    def _pick_sensitive(self, data, sampling_rate, picks, polarity, confidence, ok) -> np.ndarray:
+        """Rows (bool (N,)) whose read is not the reader's own with the pick moved: each read
+        (up or down) under ``reading.shift_check_below`` confidence is made again, by the
+        whole reader, with the pick ``reading.shift_check_s`` earlier and later (0: off);
+        where either gives the other sign, the read depends on where within the pickers'
+        error the pick fell, and is not a first motion to invert. An unknown or unreadable
+        neighbour does not contradict."""
+        shift_s = float(self.reading.get("shift_check_s", 0.0))
+        below = float(self.reading.get("shift_check_below", 1.0))
+        rows = np.flatnonzero(ok & (polarity != 0) & (confidence < below))
+        step = int(round(shift_s * float(sampling_rate)))
+        if shift_s <= 0 or step < 1 or rows.size == 0:
+            return np.zeros(polarity.shape, dtype=bool)
+        data2 = np.atleast_2d(data)[rows]
+        base = np.atleast_1d(picks)[rows]
+        moved = self.classify(
+            np.concatenate([data2, data2]),
+            sampling_rate,
+            np.concatenate([base - step, base + step]),
+            shift_check=False,
+        ).polarity.reshape(2, rows.size)
+        out = np.zeros(polarity.shape, dtype=bool)
+        out[rows] = (moved == -polarity[rows]).any(axis=0)
+        return out
 
     def _lobe_reads(self, polarity, probs, ev, conflict, reasons) -> np.ndarray:
         """Rows (bool (N,)) the network leaves unknown that the first-lobe evidence reads:
