@@ -25,7 +25,10 @@ position. A restarted process continues the grid there; windows whose samples ar
 the restart are skipped (the stream process resumes at a checkpoint that lags more than a
 window behind, so those windows ran before it), and picks no later than the last one
 published per station and phase (``last_pick_epoch_s``, keys ``<Z id>`` for P and
-``<Z id>|S`` for S) plus ``min_separation_s`` are dropped.
+``<Z id>|S`` for S) plus ``min_separation_s`` are dropped. A P pick whose refined onset falls
+within ``min_separation_s`` of one shipped before is dropped too
+(:func:`stream.picker.separate_refined`; the recent onsets are saved with the second-look
+state).
 
 NaN or infinite samples are counted (:attr:`PhaseStage.nan_samples`) and read as the
 channel's mean within the window.
@@ -57,6 +60,7 @@ from stream.picker import (
     raw_span,
     refine_picks,
     second_look_picks,
+    separate_refined,
     settle_ready,
     station_window,
 )
@@ -103,11 +107,13 @@ class PhaseStage:
         # per vertical channel id: {"recent": {phase: [epoch s of recent picks]}}, what the
         # second look compares with (saved in the statefile with last_pick_epoch_s)
         # and the start (epoch s) of the last window whose second look ran: a restarted stream
-        # re-runs windows from its checkpoint, and their second looks ran before
+        # re-runs windows from its checkpoint, and their second looks ran before; and
+        # "onsets": the refined P onsets shipped lately (stream.picker.separate_refined)
         self.second_looks: dict[str, dict] = {
             k: {
                 "recent": {ph: [float(x) for x in ts] for ph, ts in v.get("recent", {}).items()},
                 **({"done_s": float(v["done_s"])} if "done_s" in v else {}),
+                **({"onsets": [float(x) for x in v["onsets"]]} if v.get("onsets") else {}),
             }  # fmt: skip
             for k, v in (second_look_state or {}).items()
         }
@@ -236,6 +242,7 @@ class PhaseStage:
             self.last_pick_epoch_s.pop(sid + S_SUFFIX, None)
             self.last_pick_epoch_s.pop(sid + CANDIDATE_SUFFIX, None)
             self.second_looks.get(sid, {}).pop("done_s", None)
+            self.second_looks.get(sid, {}).pop("onsets", None)
         if comp == 2 and buf.segment != st.z_segment:  # a new vertical segment: a new grid
             st.z_segment = buf.segment
             st.anchor_ns = buf.segment_start_ns
@@ -344,7 +351,9 @@ class PhaseStage:
             ready = [sp for sp in st.settling if settle_ready(sp, self.buffers[zid])]
             if ready:
                 st.settling = [sp for sp in st.settling if sp not in ready]
-                st.pending += refine_picks(ready, self.buffers[zid], self.picker)
+                onsets = self.second_looks.setdefault(zid, {"recent": {}}).setdefault("onsets", [])
+                refined = refine_picks(ready, self.buffers[zid], self.picker)
+                st.pending += separate_refined(refined, onsets, self.picker)
         if not st.pending:
             return []
         zid = st.channels[2]

@@ -810,6 +810,31 @@ def refine_picks(picks: list[StationPick], z_view, params: PickerParams) -> list
     return out
 
 
+def separate_refined(
+    picks: list[StationPick], recent_s: list[float], params: PickerParams
+) -> list[StationPick]:
+    """``picks`` (refined by :func:`refine_picks`) without the P picks whose onset lies within
+    ``min_separation_s`` of a refined P onset of the station already kept (``recent_s``: their
+    epoch seconds, updated with those kept and pruned to what a later pick can still reach).
+
+    The picker keeps its P picks ``min_separation_s`` apart on the probability peaks; the
+    refinement then moves each onset by up to ``REFINE_MAX_SHIFT_S``, so two peaks 1.2 s apart
+    could become onsets 0.8 s apart, two reads of one onset. Candidate onsets (ungated, used
+    only where an event predicts them) and S picks pass unchanged."""
+    out = []
+    for sp in picks:
+        if sp.phase == "P" and not sp.candidate:
+            t = sp.time_epoch_s
+            if any(abs(t - x) <= params.min_separation_s for x in recent_s):
+                continue
+            recent_s.append(t)
+        out.append(sp)
+    if recent_s:  # a later pick is at most a window (a second look) before the newest
+        reach = params.window_s + 2 * (params.min_separation_s + REFINE_MAX_SHIFT_S)
+        recent_s[:] = [x for x in recent_s if x >= max(recent_s) - reach]
+    return out
+
+
 SETTLE_AHEAD_S = REFINE_MAX_SHIFT_S + SNR_SIGNAL_S + 0.1  # what refine_picks reads after a P
 
 
@@ -876,13 +901,14 @@ def pick_traces(
         todo = [n for n, _ in ready]
     last: dict[str, float] = {}
     recent: dict[str, list[float]] = {}
+    onsets: list[float] = []  # the refined P onsets kept (separate_refined)
     out = []
     previous = None
     s = first
     while s in probs:
         w = window(s)
         found = picks_in_window(probs[s], s, first, anchor, params, last, previous, w)
-        out += refine_picks(found, views[2], params)
+        out += separate_refined(refine_picks(found, views[2], params), onsets, params)
         if params.candidates and s % params.stride_n == 0:
             maybe = candidate_picks(probs[s], w[2], s, first, anchor, params, last, found)
             out += refine_picks(maybe, views[2], params)
@@ -891,7 +917,7 @@ def pick_traces(
                 recent.setdefault(sp.phase, []).append(sp.time_epoch_s)
             if s % params.stride_n == 0:  # windows on the stride only: their regions tile
                 again = second_look_picks(probs[s], s, anchor, params, recent, w)
-                out += refine_picks(again, views[2], params)
+                out += separate_refined(refine_picks(again, views[2], params), onsets, params)
         previous, s = s, next_window_start(s, is_hot(probs[s], params), params)
     return out
 

@@ -23,10 +23,12 @@ from stream.phasenet import (
 from stream.picker import (
     PhaseNetModel,
     PickerParams,
+    StationPick,
     card_path,
     find_peaks,
     find_peaks_py,
     pick_traces,
+    separate_refined,
     to_grid,
 )
 from stream.stage import Packet, StageParams, make_stage
@@ -512,6 +514,7 @@ def test_restart_with_a_pending_second_look_gives_the_same_picks(model):
     assert x.pick_id not in {p.pick_id for p in published}
     state = json.loads(json.dumps(first.second_looks))  # as the statefile keeps it
     assert state[x.station_id]["recent"]
+    assert any(abs(t - trigger) < 0.3 for t in state[x.station_id]["onsets"])  # refined onsets
     again = PhaseStage(
         StageParams(), model=model, resume_channels=snaps, second_look_state=state,
         last_pick_epoch_s=json.loads(json.dumps(first.last_pick_epoch_s)),
@@ -520,6 +523,42 @@ def test_restart_with_a_pending_second_look_gives_the_same_picks(model):
         if pk.start_ns >= resume_ns.get(pk.seed_id, 0):
             published += again.process(pk)[1]
     assert sorted(p.pick_id for p in published) == want
+
+
+def test_refined_p_onsets_are_kept_a_minimum_separation_apart():
+    params = PickerParams()
+    t0 = 1.7e9
+
+    def p(dt, phase="P", candidate=""):
+        return StationPick(phase, t0 + dt, 0.5, 0.0, candidate)
+
+    recent: list[float] = []
+    # peaks 1.2 s apart whose onsets the refinement moved to 0.84 s apart: one onset
+    kept = separate_refined([p(0.0), p(0.84), p(2.0), p(0.5, "S"), p(1.5, candidate="stalta")],
+                            recent, params)  # fmt: skip
+    assert [(k.phase, round(k.time_epoch_s - t0, 2), k.candidate) for k in kept] == [
+        ("P", 0.0, ""), ("P", 2.0, ""), ("S", 0.5, ""), ("P", 1.5, "stalta")]  # fmt: skip
+    # a later call (a second look, a packet later) compares with the onsets kept before,
+    # before or after them
+    assert separate_refined([p(2.9), p(-0.95), p(3.01)], recent, params) == [p(3.01)]
+    # onsets older than a window before the newest are forgotten
+    separate_refined([p(100.0)], recent, params)
+    assert min(recent) > t0 + 100.0 - params.window_s - 5.0
+    assert separate_refined([p(3.5)], recent, params) == [p(3.5)]
+
+
+def test_the_stream_drops_a_p_pick_whose_onset_is_near_one_shipped_before_a_restart(model):
+    st, rows = _small_scenario(4)
+    packets = _packets(st, seed=5)
+    plain = PhaseStage(StageParams(), model=model)
+    got = [p for pk in packets for p in plain.process(pk)[1]]
+    p0 = min((p for p in got if p.phase == "P" and not p.candidate), key=lambda p: p.time_epoch_s)
+    # the state a process that shipped an onset 0.8 s before this one leaves in its statefile
+    state = {p0.station_id: {"recent": {}, "onsets": [p0.time_epoch_s - 0.8]}}
+    seeded = PhaseStage(StageParams(), model=model, second_look_state=json.loads(json.dumps(state)))
+    again = [p for pk in packets for p in seeded.process(pk)[1]]
+    assert p0.pick_id not in {p.pick_id for p in again}
+    assert {p.pick_id for p in got} - {p.pick_id for p in again} == {p0.pick_id}
 
 
 def test_statefile_keeps_the_second_looks(tmp_path):
