@@ -154,7 +154,7 @@ def labelled_picks(model, sets: str) -> dict[str, list[tuple[float, float, bool]
 
     from obspy import Stream, UTCDateTime, read
 
-    params = PickerParams(p_threshold=0.1, s_threshold=0.1, p_min_snr=0.0)
+    params = PickerParams(p_threshold=0.1, s_threshold=0.1, p_min_snr=0.0, candidate_p=0.0)
     out = {}
     for name, loader in (("texnet", bp.texnet_readings), ("ingv", bp.ingv_readings)):
         if name not in sets:

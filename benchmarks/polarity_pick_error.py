@@ -12,8 +12,10 @@ onsets) each picker runs once over the whole record: the STA/LTA + AIC detector 
 threshold) on the station's three components (INGV; the Puerto Rico and Unterhaching rows
 are read from their vertical alone, as the stage reads a Z-only station). The P pick nearest
 the labelled onset is the picker's pick when it lies within 0.5 s. Printed per picker: the
-pick error (pick - label, seconds: median, 10/90th percentiles, share within 20/50 ms) and,
-at its picks, right / wrong / unknown of the shipped model, of polarity_v5 (the network
+pick error (pick time - label, seconds: median, 10/90th percentiles, share within 20/50 ms),
+the same for the sample the polarity stage reads at (``read_at_error_s``: the learned
+picker's refined onset, :attr:`stream.picker.StationPick.onset_s`; the STA/LTA pick itself)
+and, there, right / wrong / unknown of the shipped model, of polarity_v5 (the network
 without the evidence check) and of the naive rule
 (:func:`workers.polarity.evidence.naive_polarity`) on the same rows.
 """
@@ -64,19 +66,35 @@ def _vertical_only(onset: dict) -> list:
     return [None, None, z]
 
 
-def learned_p_index(model, onset: dict, components: list, cache: dict) -> float:
-    """Sample index (in the row) of the learned picker's P pick nearest the labelled onset
-    (NaN when it picked no P)."""
+def learned_p_index(model, onset: dict, components: list, cache: dict) -> tuple[float, float]:
+    """Sample indices (in the row) of the learned picker's P pick nearest the labelled onset:
+    its time (PhaseNet's peak) and its refined onset, where the stream stage's window puts
+    the polarity read (NaN, NaN when it picked no P)."""
     key = (onset["station_id"], onset.get("event"), id(onset["data"]))
     if key not in cache:
         picks = pick_traces(model, components, PickerParams(vertical_only="copy"))
-        cache[key] = np.array([p.time_epoch_s for p in picks if p.phase == "P" and not p.candidate])
+        cache[key] = np.array(
+            [(p.time_epoch_s, p.onset_s) for p in picks if p.phase == "P" and not p.candidate]
+        ).reshape(-1, 2)
     times = cache[key]
     if not times.size:
-        return float("nan")
+        return float("nan"), float("nan")
     labelled = UTCDateTime(onset["time"]).timestamp
-    t = times[np.argmin(np.abs(times - labelled))]
-    return onset["pick_index"] + (t - labelled) * onset["sampling_rate_hz"]
+    t, at = times[np.argmin(np.abs(times[:, 0] - labelled))]
+    rate = onset["sampling_rate_hz"]
+    return onset["pick_index"] + (t - labelled) * rate, onset["pick_index"] + (at - labelled) * rate
+
+
+def _error_stats(e: np.ndarray) -> dict:
+    if not e.size:
+        return dict.fromkeys(("median", "p10", "p90", "within_0.02_s", "within_0.05_s"))
+    return {
+        "median": round(float(np.median(e)), 4),
+        "p10": round(float(np.percentile(e, 10)), 4),
+        "p90": round(float(np.percentile(e, 90)), 4),
+        "within_0.02_s": round(float(np.mean(np.abs(e) <= 0.02)), 3),
+        "within_0.05_s": round(float(np.mean(np.abs(e) <= 0.05)), 3),
+    }
 
 
 def main() -> None:
@@ -104,7 +122,7 @@ def main() -> None:
             continue
         out[name] = {}
         for picker in pickers:
-            errors, outcomes = [], {k: [] for k in (*readers, "naive")}
+            errors, onset_errors, outcomes = [], [], {k: [] for k in (*readers, "naive")}
             missed = 0
             cache: dict = {}
             for o in onsets:
@@ -114,16 +132,18 @@ def main() -> None:
                     if key not in cache:
                         cache[key] = detect_once(o["data"], rate, DetectParams())
                     nearest = nearest_onsets(cache[key], [o["pick_index"]])[0]
+                    at = nearest
                 else:
                     comps = _ingv_components(o) if name == "ingv" else _vertical_only(o)
                     if comps[2] is None:
                         comps = _vertical_only(o)
-                    nearest = learned_p_index(phasenet, o, comps, cache)
+                    nearest, at = learned_p_index(phasenet, o, comps, cache)
                 if not np.isfinite(nearest) or abs(nearest - o["pick_index"]) > 0.5 * rate:
                     missed += 1
                     continue
-                pick = int(round(nearest))
+                pick = int(round(at))  # where the stream stage's window puts the read
                 errors.append((nearest - o["pick_index"]) / rate)
+                onset_errors.append((at - o["pick_index"]) / rate)
                 for k, clf in readers.items():
                     pol = clf.classify(o["data"][None, :], rate, [pick]).polarity[0]
                     outcomes[k].append(int(pol) * o["polarity"])
@@ -135,17 +155,8 @@ def main() -> None:
                 "n_labelled": len(onsets),
                 "n_picked_within_0.5_s": int(e.size),
                 "missed": missed,
-                "pick_error_s": {
-                    "median": round(float(np.median(e)), 4) if e.size else None,
-                    "p10": round(float(np.percentile(e, 10)), 4) if e.size else None,
-                    "p90": round(float(np.percentile(e, 90)), 4) if e.size else None,
-                    "within_0.02_s": round(float(np.mean(np.abs(e) <= 0.02)), 3)
-                    if e.size
-                    else None,
-                    "within_0.05_s": round(float(np.mean(np.abs(e) <= 0.05)), 3)
-                    if e.size
-                    else None,
-                },
+                "pick_error_s": _error_stats(e),
+                "read_at_error_s": _error_stats(np.array(onset_errors)),
                 "at_picks": {
                     k: {"right": v.count(1), "wrong_sign": v.count(-1), "unknown": v.count(0)}
                     for k, v in outcomes.items()

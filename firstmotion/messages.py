@@ -476,6 +476,9 @@ class Pick(Message):
     time_epoch_s: float
     sampling_rate_hz: float
     start_time_epoch_s: float
+    # the sample of ``samples`` where the first motion is read: the P onset (the learned
+    # picker refines it by AIC, and it may lie up to 0.2 s from time_epoch_s, the arrival
+    # time the picker gives); for other picks the sample at time_epoch_s
     pick_index: int
     samples: np.ndarray
     snr: float

@@ -12,9 +12,10 @@ alone). All windows ready after a packet (or a batch of packets, :meth:`process_
 through the network in one forward pass.
 
 Picks: a P pick carries the raw vertical window from ``window_before_s`` before to
-``PickerParams.window_after_s`` (1 s) after it (what the polarity stage reads; sent as soon
-as that much has arrived), an S pick the same window; both carry ``phase``,
-``time_epoch_s`` and the peak ``probability``. Their ``station_id`` is the vertical channel's id.
+``PickerParams.window_after_s`` (1 s) after its refined onset (``pick_index``: what the
+polarity stage reads; sent as soon as that much has arrived), an S pick the same window
+about its time; both carry ``phase``, ``time_epoch_s`` (PhaseNet's peak: the arrival time)
+and the peak ``probability``. Their ``station_id`` is the vertical channel's id.
 Each pick also carries the peak three-component vector amplitude in the half second after it
 and the noise before it (:mod:`stream.amplitude`, on the components that hold those windows
 when the pick ships; none when the vertical does not).
@@ -362,7 +363,7 @@ class PhaseStage:
         out = []
         keep = []
         for sp in st.pending:
-            index = (sp.time_epoch_s * NS_PER_S - z.segment_start_ns) / NS_PER_S * rate
+            index = (sp.onset_s * NS_PER_S - z.segment_start_ns) / NS_PER_S * rate
             nearest = int(round(index))
             stop = nearest + int(math.ceil(self.picker.window_after_s * rate)) + 1
             if stop > z.end_index:
@@ -371,7 +372,7 @@ class PhaseStage:
             start = max(z.start_index, nearest - int(math.ceil(self.params.window_before_s * rate)))
             if nearest < start:  # the pick is older than the buffer: drop
                 continue
-            vec = self._vector_amplitude(st, sp.time_epoch_s)
+            vec = self._vector_amplitude(st, sp.onset_s)
             out.append(self._pick(zid, z, sp, start, z.get(start, stop), nearest - start, vec))
         st.pending = keep
         return out

@@ -73,7 +73,7 @@ class PickerParams:
     highpass_hz: float = 1.0  # causal high-pass of each window before the network; 0: none
     threads: int = 1  # torch CPU threads (one core per stream process; more contend)
     vertical_only: str = "copy"  # a station without horizontals: Z copied into them, or "zeros"
-    p_refine: str = "aic"  # P onsets refined on the band-passed vertical (refine_p_onset), "none"
+    p_refine: str = "aic"  # P onsets (the polarity read) refined by AIC (refine_p_onset), "none"
     p_min_snr: float = 2.0  # P picks need this onset SNR on the band-passed vertical (0: no gate)
     s_min_snr: float = 2.0  # S picks need this onset SNR on a band-passed horizontal (0: no gate)
     second_look_s: float = 18.0  # each window read again this long before its end; 0: not
@@ -426,13 +426,23 @@ NS_PER_S = 1_000_000_000
 class StationPick:
     """A pick on a station's grid: ``phase`` (P or S), epoch seconds, peak probability,
     grid index (fractional); ``candidate``: ``""`` for a pick, else what made the candidate P
-    onset (:func:`candidate_picks`): ``"phasenet"`` or ``"stalta"``."""
+    onset (:func:`candidate_picks`): ``"phasenet"`` or ``"stalta"``; ``onset_epoch_s``: a P
+    pick's onset refined by :func:`refine_picks` (None: not refined), where the polarity
+    stage reads its first motion, while ``time_epoch_s`` stays PhaseNet's peak, the arrival
+    time (docs/picker.md: the peak is the closer to analysts' onsets, the refined onset the
+    better place to read the first swing)."""
 
     phase: str
     time_epoch_s: float
     probability: float
     grid_index: float
     candidate: str = ""
+    onset_epoch_s: float | None = None
+
+    @property
+    def onset_s(self) -> float:
+        """Epoch seconds of the first motion: the refined onset, else the pick's time."""
+        return self.time_epoch_s if self.onset_epoch_s is None else self.onset_epoch_s
 
 
 def raw_span(view, anchor_ns: int, start_n: int, n: int) -> tuple[int, int, np.ndarray] | None:
@@ -772,8 +782,10 @@ def second_look_picks(
 
 
 def refine_picks(picks: list[StationPick], z_view, params: PickerParams) -> list[StationPick]:
-    """P picks with :func:`refine_p_onset` applied on the vertical's buffer ``z_view`` (a
-    :class:`stream.buffer.ChannelBuffer`; S picks and ``p_refine="none"`` unchanged), and
+    """P picks with their onset (``onset_epoch_s``) refined by :func:`refine_p_onset` on the
+    vertical's buffer ``z_view`` (a :class:`stream.buffer.ChannelBuffer`; S picks unchanged,
+    ``p_refine="none"``: the onset is the pick's time; the time stays PhaseNet's peak, an
+    STA/LTA candidate's becomes its onset), and
     without the P picks whose onset SNR (:func:`p_onset_snr`, over 1 s after the onset) is
     below ``p_min_snr`` (with ``candidate_p`` > 0 they stay, as candidate onsets of PhaseNet:
     ungated, they count only where an event predicts them); STA/LTA candidate onsets need
@@ -803,9 +815,10 @@ def refine_picks(picks: list[StationPick], z_view, params: PickerParams) -> list
                     if sp.candidate or not params.candidate_p > 0:
                         continue
                     sp = replace(sp, candidate="phasenet")  # a pick the gate drops
-                if new != index:
-                    t = (z_view.segment_start_ns + new * NS_PER_S / rate) / NS_PER_S
-                    sp = replace(sp, time_epoch_s=t)
+                t = (z_view.segment_start_ns + new * NS_PER_S / rate) / NS_PER_S
+                # an STA/LTA candidate's time is its ratio's maximum: the onset is its time
+                sp = replace(sp, **{"time_epoch_s" if sp.candidate == "stalta" else
+                                    "onset_epoch_s": t})  # fmt: skip
         out.append(sp)
     return out
 
@@ -824,7 +837,7 @@ def separate_refined(
     out = []
     for sp in picks:
         if sp.phase == "P" and not sp.candidate:
-            t = sp.time_epoch_s
+            t = sp.onset_s
             if any(abs(t - x) <= params.min_separation_s for x in recent_s):
                 continue
             recent_s.append(t)

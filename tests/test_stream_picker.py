@@ -332,15 +332,25 @@ def test_picker_finds_p_and_s_of_a_scenario_event(model, scenario):
 
 def test_packets_in_any_cut_give_the_picks_of_one_pass(model, scenario):
     st, rows = scenario
-    one = []
+    one, onsets = [], {}
     for s in rows:
-        one += [(s["station_id"], p.phase, round(p.time_epoch_s, 4))
-                for p in pick_traces(model, _station_traces(st, s["station_id"]))]  # fmt: skip
+        for p in pick_traces(model, _station_traces(st, s["station_id"])):
+            one.append((s["station_id"], p.phase, round(p.time_epoch_s, 4)))
+            onsets[one[-1]] = p.onset_s
     stage = PhaseStage(StageParams(), model=model)
     got = []
     for packet in _packets(st, seed=1):
         got += stage.process(packet)[1]
     assert sorted(one) == sorted((p.station_id, p.phase, round(p.time_epoch_s, 4)) for p in got)
+    # the time is PhaseNet's peak; the window (the polarity read) is at the refined onset
+    moved = 0
+    for p in got:
+        onset = onsets[(p.station_id, p.phase, round(p.time_epoch_s, 4))]
+        at = p.start_time_epoch_s + p.pick_index / p.sampling_rate_hz
+        assert abs(at - onset) <= 0.5 / p.sampling_rate_hz + 1e-6
+        assert abs(onset - p.time_epoch_s) <= 0.2 + 1e-6
+        moved += p.phase == "P" and abs(onset - p.time_epoch_s) >= 1 / p.sampling_rate_hz
+    assert moved  # the refinement moved some onsets off the peak
     assert {p.phase for p in got} == {"P", "S"}
     for p in got:
         assert p.method == "phasenet" and 0 < p.probability <= 1
