@@ -21,10 +21,12 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
 from obspy import UTCDateTime
 
 from firstmotion import demo
 from firstmotion.config import load_settings
+from firstmotion.geodesy import epicentral_km
 from firstmotion.velocity import VelocityModel
 from workers.associate import stations_from_inventory
 from workers.associate_locate import AssociateParams, Associator, WindowPick
@@ -126,7 +128,17 @@ def main() -> None:
     matched = {v[0].event_id for v in matches.values() if v is not None}
     false = [o for o, _ in catalog if o.event_id not in matched]
     found = sum(v is not None for v in matches.values())
-    print(f"events {found}/{len(truth['events'])} (+{len(false)} false)")
+    epi, dep = [], []
+    for e in truth["events"]:
+        hit = matches[e["event_id"]]
+        if hit:
+            o = hit[0]
+            epi.append(epicentral_km(e["latitude"], e["longitude"], o.latitude_deg,
+                                     o.longitude_deg))  # fmt: skip
+            dep.append(abs(o.depth_km - e["depth_km"]))
+    print(f"events {found}/{len(truth['events'])} (+{len(false)} false)"
+          + (f", epicentre median {np.median(epi):.2f} km, depth median {np.median(dep):.2f} km"
+             f" (p90 {np.percentile(dep, 90):.2f} km)" if epi else ""))  # fmt: skip
     if args.verbose:
         t0 = UTCDateTime(truth["start_time"]).timestamp
         for e in truth["events"]:

@@ -251,6 +251,7 @@ class PolaritySettings:
 
 MIN_LOCATE_PICKS = 4  # a hypocentre has four unknowns (x, y, depth, origin time)
 MISFIT_FLOORS = ("reads", "fixed")  # mechanism.misfit_floor
+FINAL_LOSSES = ("cauchy", "soft_l1")  # associate.final_loss
 
 
 @dataclass(frozen=True)
@@ -272,12 +273,21 @@ class AssociateSettings:
     # candidate P onsets (Pick.candidate) join located events at the P time they predict
     use_candidates: bool = True
     candidate_fit: float = 1.0  # ... within this share of the residual rule above
+    # the published hypocentre: the event's picks relocated under this loss from the
+    # association's solution ("cauchy": an outlying pick barely pulls it); "soft_l1": the
+    # association's own solution as it is
+    final_loss: str = "cauchy"
 
     def _problems(self) -> list[str]:
         out = _positive(
             "associate", self, "min_picks", "window_s", "max_distance_km", "max_residual_s",
             "min_station_ratio", "residual_floor_s", "candidate_fit",
         ) + _non_negative("associate", self, "wait_s", "residual_fraction")  # fmt: skip
+        if self.final_loss not in FINAL_LOSSES:
+            out.append(
+                f"associate.final_loss: expected one of {', '.join(FINAL_LOSSES)}, "
+                f"got {self.final_loss!r}"
+            )
         if isinstance(self.min_picks, int) and 0 < self.min_picks < MIN_LOCATE_PICKS:
             out.append(
                 f"associate.min_picks: expected >= {MIN_LOCATE_PICKS} (an event is first located "

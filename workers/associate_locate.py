@@ -55,7 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from firstmotion.config import MIN_LOCATE_PICKS, AssociateSettings
+from firstmotion.config import FINAL_LOSSES, MIN_LOCATE_PICKS, AssociateSettings
 from firstmotion.geodesy import epicentral_km
 from firstmotion.messages import Arrival, Origin
 from firstmotion.velocity import TravelTimeTable, VelocityModel, trace_rays
@@ -198,6 +198,8 @@ class AssociateParams:
     use_candidates: bool = AssociateSettings.use_candidates  # candidate onsets join events
     # a candidate joins within this share of the residual a located event keeps
     candidate_fit: float = AssociateSettings.candidate_fit
+    # the published hypocentre: the picks relocated under this loss ("soft_l1": as associated)
+    final_loss: str = AssociateSettings.final_loss
 
     def __post_init__(self) -> None:
         problems = [
@@ -210,6 +212,8 @@ class AssociateParams:
             for name in _NON_NEGATIVE_PARAMS
             if not getattr(self, name) >= 0
         ]
+        if self.final_loss not in FINAL_LOSSES:
+            problems.append(f"final_loss: expected one of {FINAL_LOSSES}, got {self.final_loss!r}")
         if self.min_picks < MIN_LOCATE_PICKS:
             problems.append(
                 f"min_picks: expected >= {MIN_LOCATE_PICKS} (an event is first located from its "
@@ -223,7 +227,7 @@ class AssociateParams:
         """From :class:`firstmotion.config.AssociateSettings` (plus keyword overrides)."""
         keys = ("min_picks", "window_s", "max_distance_km", "max_residual_s", "wait_s", "use_s",
                 "min_station_ratio", "residual_floor_s", "residual_fraction",
-                "use_candidates", "candidate_fit")  # fmt: skip
+                "use_candidates", "candidate_fit", "final_loss")  # fmt: skip
         kwargs = {k: getattr(settings, k) for k in keys}
         kwargs.update(overrides)
         return cls(**kwargs)
@@ -304,10 +308,13 @@ def locate(
     max_depth_km: float,
     f_scale_s: float = 0.2,
     is_s: np.ndarray | None = None,
+    loss: str = "soft_l1",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Least-squares hypocentre ``(x_km, y_km, depth_km, t0_s)`` and residuals (s).
 
-    Minimises the soft-L1 norm of ``t_i - t0 - T(r_i, z) - static_i`` (Geiger's method with a
+    Minimises the ``loss`` (scipy's robust losses at scale ``f_scale_s``: "soft_l1" grows
+    linearly for residuals well beyond it, "cauchy" logarithmically, so that an outlying pick
+    barely pulls the solution) of ``t_i - t0 - T(r_i, z) - static_i`` (Geiger's method with a
     robust loss; scipy ``least_squares``, trust-region reflective, depth bounded to
     ``[0, max_depth_km]``), ``r_i`` the horizontal distance to station ``i``, ``T`` the
     table's P time (its S time where ``is_s``: S picks constrain depth and origin time).
@@ -346,7 +353,7 @@ def locate(
     lo = np.array([-np.inf, -np.inf, 0.0, -np.inf])
     hi = np.array([np.inf, np.inf, z_hi, np.inf])
     sol = least_squares(
-        resid, x0, bounds=(lo, hi), loss="soft_l1", f_scale=f_scale_s, x_scale=[1, 1, 1, 0.2],
+        resid, x0, bounds=(lo, hi), loss=loss, f_scale=f_scale_s, x_scale=[1, 1, 1, 0.2],
         diff_step=1e-4, max_nfev=200,
     )  # fmt: skip
     return sol.x, resid(sol.x)
@@ -550,11 +557,13 @@ class Associator:
         elev_m: np.ndarray | None = None,
         screen: bool = True,
         table: TravelTimeTable | None = None,
+        loss: str = "soft_l1",
     ) -> LocatedEvent | None:
         """Locate ``picks`` from ``start`` = (x_km, y_km, depth_km, t0 - t_ref) in ``proj``'s
-        plane; with ``screen``, keep one pick per station and phase (the best fitting) and none
-        beyond ``max_residual_s`` (relocating after each cut). ``None`` when fewer than
-        ``min_picks`` P stations or fewer than four picks remain."""
+        plane (:func:`locate` with ``loss``); with ``screen``, keep one pick per station and
+        phase (the best fitting) and none beyond ``max_residual_s`` (relocating after each
+        cut). ``None`` when fewer than ``min_picks`` P stations or fewer than four picks
+        remain."""
         p = self.params
         if index is None:
             keys = sorted({k.station_key for k in picks})
@@ -575,7 +584,7 @@ class Associator:
             t = np.array([k.time_epoch_s - t_ref for k in chosen])
             sol, res = locate(
                 t, sx[j], sy[j], self.static_s(elev_m[j], is_s), guess, table,
-                max_depth_km=p.max_depth_km, is_s=is_s,
+                max_depth_km=p.max_depth_km, is_s=is_s, loss=loss,
             )  # fmt: skip
             guess = tuple(sol)
             if not screen:
@@ -724,7 +733,9 @@ def match_events(
     return out
 
 
-def origin_changed(previous: Origin, new: LocatedEvent, params: AssociateParams) -> bool:
+def origin_changed(
+    previous: Origin | LocatedEvent, new: LocatedEvent, params: AssociateParams
+) -> bool:
     """True when ``new`` differs materially from ``previous``: another set of picks, a
     hypocentre moved by >= ``revise_min_move_km`` or an origin time by >= ``revise_min_time_s``."""
     if frozenset(a.pick_id for a in previous.arrivals) != new.pick_ids:

@@ -249,6 +249,7 @@ class OpenEvent:
     changed_wall_s: float = 0.0
     supported: bool = False
     revision: int = -1  # of the last publication (retracted or not)
+    basis: LocatedEvent | None = None  # the solution the last publication was made from
 
     @property
     def pick_ids(self) -> frozenset[str]:
@@ -364,9 +365,11 @@ class OnlineAssociator:
                       key=lambda k: (k.time_epoch_s, k.pick_id))  # fmt: skip
 
     def _locate(self, picks: list[WindowPick], start: tuple[float, float, float, float] | None,
-                *, from_latlon: bool = True) -> LocatedEvent | None:  # fmt: skip
-        """Locate with screening; ``start`` is (lat, lon, depth, t0) or, with
-        ``from_latlon=False``, the grid's (x, y, depth, t0) in the grid's plane."""
+                *, from_latlon: bool = True, screen: bool = True,
+                loss: str = "soft_l1") -> LocatedEvent | None:  # fmt: skip
+        """Locate (with ``screen``, screening the picks; see :meth:`Associator.locate_picks
+        <workers.associate_locate.Associator.locate_picks>`); ``start`` is (lat, lon, depth,
+        t0) or, with ``from_latlon=False``, the grid's (x, y, depth, t0) in the grid's plane."""
         usable = [k for k in picks if k.station_key in self.stations]
         if p_stations(usable) < self.params.min_picks:
             return None
@@ -383,7 +386,36 @@ class OnlineAssociator:
             start_xy = start
         t_ref = math.floor(usable[0].time_epoch_s)
         sx0, sy0, sz0, st0 = start_xy
-        return a.locate_picks(usable, self.stations, (sx0, sy0, sz0, st0 - t_ref), t_ref, proj)
+        return a.locate_picks(usable, self.stations, (sx0, sy0, sz0, st0 - t_ref), t_ref, proj,
+                              screen=screen, loss=loss)  # fmt: skip
+
+    def _final(self, loc: LocatedEvent) -> LocatedEvent:
+        """The solution to publish: ``loc``'s picks (each as the phase it is an arrival of)
+        relocated from ``loc`` under ``final_loss``, the candidate onsets' arrivals then taken
+        at the new hypocentre (they add arrivals, not a location); ``loc`` itself with
+        ``final_loss = "soft_l1"`` or where the relocation fails. The association decides which
+        picks make an event with the soft-L1 solution; the published hypocentre need not follow
+        a pick the residual rule still admits but that no other pick agrees with (a later
+        phase taken as P at the nearest station pulls a soft-L1 depth by kilometres)."""
+        if self.params.final_loss == "soft_l1":
+            return loc
+        picks, cands = [], []
+        for a in loc.arrivals:
+            k = self.window.get(a.pick_id)
+            if k is not None:
+                (cands if k.candidate else picks).append(replace(k, phase=a.phase))
+        start = (loc.latitude_deg, loc.longitude_deg, loc.depth_km, loc.time_epoch_s)
+        new = self._locate(picks, start, screen=False, loss=self.params.final_loss)
+        if new is None or len(new.arrivals) != len(picks):
+            return loc
+        if cands:
+            res = self._residuals(new, cands, signed=True)
+            table = self.associator.tables(self.params.max_distance_km
+                                           + self.params.table_step_km).table  # fmt: skip
+            added = self.associator.arrivals_at(cands, res, new.latitude_deg, new.longitude_deg,
+                                                new.depth_km, table, self.stations)  # fmt: skip
+            new = replace(new, arrivals=new.arrivals + added)
+        return new
 
     def _station_arrays(self) -> tuple[dict[str, int], np.ndarray, np.ndarray]:
         """Index and coordinates of every known station (cached until one is learned)."""
@@ -935,7 +967,9 @@ class OnlineAssociator:
                 result.retracted.append(ev.published)
                 ev.published = None
             return
-        if ev.published is not None and not origin_changed(ev.published, loc, self.params):
+        if ev.published is not None and not origin_changed(
+            ev.basis if ev.basis is not None else ev.published, loc, self.params
+        ):
             return
         if taken is not None and self._s_ghost(ev.located, key):  # checked when it changes
             if ev.published is not None:
@@ -944,8 +978,9 @@ class OnlineAssociator:
             return
         if ev.event_id is None:
             ev.event_id = self.new_id(loc.time_epoch_s)
-        origin = loc.origin(ev.event_id, ev.revision + 1)
+        origin = self._final(loc).origin(ev.event_id, ev.revision + 1)
         ev.published = origin
+        ev.basis = loc
         ev.revision = origin.revision
         result.origins.append(origin)
 
