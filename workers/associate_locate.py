@@ -558,12 +558,13 @@ class Associator:
         screen: bool = True,
         table: TravelTimeTable | None = None,
         loss: str = "soft_l1",
+        scale_s: float = 0.2,
     ) -> LocatedEvent | None:
         """Locate ``picks`` from ``start`` = (x_km, y_km, depth_km, t0 - t_ref) in ``proj``'s
-        plane (:func:`locate` with ``loss``); with ``screen``, keep one pick per station and
-        phase (the best fitting) and none beyond ``max_residual_s`` (relocating after each
-        cut). ``None`` when fewer than ``min_picks`` P stations or fewer than four picks
-        remain."""
+        plane (:func:`locate` with ``loss`` at scale ``scale_s``); with ``screen``, keep one
+        pick per station and phase (the best fitting) and none beyond ``max_residual_s``
+        (relocating after each cut). ``None`` when fewer than ``min_picks`` P stations or
+        fewer than four picks remain."""
         p = self.params
         if index is None:
             keys = sorted({k.station_key for k in picks})
@@ -584,7 +585,7 @@ class Associator:
             t = np.array([k.time_epoch_s - t_ref for k in chosen])
             sol, res = locate(
                 t, sx[j], sy[j], self.static_s(elev_m[j], is_s), guess, table,
-                max_depth_km=p.max_depth_km, is_s=is_s, loss=loss,
+                max_depth_km=p.max_depth_km, is_s=is_s, loss=loss, f_scale_s=scale_s,
             )  # fmt: skip
             guess = tuple(sol)
             if not screen:

@@ -71,6 +71,7 @@ WIDE_GATHER = 3.0  # the first gather at settlement: this many times max_residua
 JOINT_TIME_S = 10.0  # two solutions this close in origin time ...
 JOINT_DISTANCE_KM = 80.0  # ... and epicentre are tested as one earthquake (joint location)
 JOINT_KEEP = 0.8  # one earthquake when the joint location keeps this share of their stations
+LOCATE_SCALE_S = 0.2  # the location loss's scale (s): the association's; the published at least
 DISTINCT_ARRIVAL_S = 1.0  # two picks of one station and phase this far apart: two arrivals
 S_TWIN_S = 0.2  # a P-labelled pick this close to an S of its station is that S picked twice
 
@@ -366,7 +367,8 @@ class OnlineAssociator:
 
     def _locate(self, picks: list[WindowPick], start: tuple[float, float, float, float] | None,
                 *, from_latlon: bool = True, screen: bool = True,
-                loss: str = "soft_l1") -> LocatedEvent | None:  # fmt: skip
+                loss: str = "soft_l1", scale_s: float = LOCATE_SCALE_S,
+                ) -> LocatedEvent | None:  # fmt: skip
         """Locate (with ``screen``, screening the picks; see :meth:`Associator.locate_picks
         <workers.associate_locate.Associator.locate_picks>`); ``start`` is (lat, lon, depth,
         t0) or, with ``from_latlon=False``, the grid's (x, y, depth, t0) in the grid's plane."""
@@ -387,7 +389,7 @@ class OnlineAssociator:
         t_ref = math.floor(usable[0].time_epoch_s)
         sx0, sy0, sz0, st0 = start_xy
         return a.locate_picks(usable, self.stations, (sx0, sy0, sz0, st0 - t_ref), t_ref, proj,
-                              screen=screen, loss=loss)  # fmt: skip
+                              screen=screen, loss=loss, scale_s=scale_s)  # fmt: skip
 
     def _final(self, loc: LocatedEvent) -> LocatedEvent:
         """The solution to publish: ``loc``'s picks (each as the phase it is an arrival of)
@@ -405,7 +407,13 @@ class OnlineAssociator:
             if k is not None:
                 (cands if k.candidate else picks).append(replace(k, phase=a.phase))
         start = (loc.latitude_deg, loc.longitude_deg, loc.depth_km, loc.time_epoch_s)
-        new = self._locate(picks, start, screen=False, loss=self.params.final_loss)
+        # the loss's scale: the picks' own residual spread (MAD), at least the association's
+        # 0.2 s: a network whose model errors spread the residuals keeps them all in play
+        res = np.array(
+            [a.residual_s or 0.0 for a in loc.arrivals if not self._is_candidate(a.pick_id)]
+        )
+        scale = max(LOCATE_SCALE_S, 1.4826 * float(np.median(np.abs(res - np.median(res)))))
+        new = self._locate(picks, start, screen=False, loss=self.params.final_loss, scale_s=scale)
         if new is None or len(new.arrivals) != len(picks):
             return loc
         if cands:
