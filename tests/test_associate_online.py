@@ -422,6 +422,17 @@ def test_a_late_p_that_fits_the_s_prediction_becomes_s(scenario, associator):
         assoc.close()
 
 
+def _one_event(params: AssociateParams, stations, picks) -> Origin:
+    """The one event ``picks`` make with an associator of ``params`` (asserted one)."""
+    assoc = Associator(VelocityModel.default(), params)
+    try:
+        events, _ = run_engine(assoc, stations, picks, batch=10)
+    finally:
+        assoc.close()
+    assert len(events) == 1, events
+    return next(iter(events.values()))
+
+
 def test_the_published_hypocentre_is_not_pulled_by_a_late_pick_at_the_nearest_station(
     scenario, associator
 ):
@@ -430,30 +441,16 @@ def test_the_published_hypocentre_is_not_pulled_by_a_late_pick_at_the_nearest_st
     the published hypocentre is the picks relocated under the Cauchy loss
     (``associate.final_loss``), which that one pick pulls less than half as far as the
     soft-L1 solution it is relocated from."""
-    from workers.associate_locate import geodesic_distance_azimuth
-
     stations = stations_of(scenario)
     lat, lon = scenario.config.centre_lat_deg, scenario.config.centre_lon_deg
     t0, depth = 1.7e9, 6.0
     picks = _synthetic_picks(stations, [(lat, lon, depth, t0)], with_s=True)
-    keys = sorted(stations)
-    d, _ = geodesic_distance_azimuth(
-        lat, lon, np.array([stations[k].latitude_deg for k in keys]),
-        np.array([stations[k].longitude_deg for k in keys]),
-    )  # fmt: skip
-    nearest = f"{keys[int(np.argmin(d))]}.HHZ"
-    late = [k for k in picks if k.station_id == nearest and k.phase == "P"][0]
-    moved = WindowPick(late.pick_id, late.station_id, late.time_epoch_s + 0.45, "P")
+    late = min(picks, key=lambda k: k.time_epoch_s)  # the nearest station's P
+    moved = replace(late, time_epoch_s=late.time_epoch_s + 0.45)
     picks = sorted([moved if k is late else k for k in picks], key=lambda k: k.time_epoch_s)
     errors = {}
     for loss in ("soft_l1", "cauchy"):
-        assoc = Associator(VelocityModel.default(), AssociateParams(min_picks=6, final_loss=loss))
-        try:
-            events, _ = run_engine(assoc, stations, picks, batch=10)
-        finally:
-            assoc.close()
-        assert len(events) == 1
-        (o,) = events.values()
+        o = _one_event(AssociateParams(min_picks=6, final_loss=loss), stations, picks)
         assert moved.pick_id in {a.pick_id for a in o.arrivals}  # the association keeps it
         epi = epicentral_km(lat, lon, o.latitude_deg, o.longitude_deg)
         errors[loss] = (epi, abs(o.depth_km - depth), abs(o.time_epoch_s - t0))
@@ -546,13 +543,7 @@ def test_residual_tolerance_grows_with_travel_time(scenario):
     for params, kept in ((AssociateParams(min_picks=6), False),
                          (AssociateParams(min_picks=6, residual_fraction=0.0,
                                           residual_floor_s=1.5), True)):  # fmt: skip
-        assoc = Associator(VelocityModel.default(), params)
-        try:
-            events, _ = run_engine(assoc, stations, picks, batch=10)
-        finally:
-            assoc.close()
-        assert len(events) == 1
-        (o,) = events.values()
+        o = _one_event(params, stations, picks)
         got = {a.pick_id: (a.phase, a.residual_s) for a in o.arrivals}
         assert (late.pick_id in got) == kept, got.get(late.pick_id)
         assert abs(o.time_epoch_s - 1.7e9) < 0.2
