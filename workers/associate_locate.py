@@ -297,6 +297,9 @@ class _Projection:
 # --------------------------------------------------------------------------- location
 
 
+LOCATE_SCALE_S = 0.2  # the location loss's scale (s): residuals well beyond it weigh less
+
+
 def locate(
     rel_time_s: np.ndarray,
     station_x_km: np.ndarray,
@@ -306,7 +309,7 @@ def locate(
     table: TravelTimeTable,
     *,
     max_depth_km: float,
-    f_scale_s: float = 0.2,
+    f_scale_s: float = LOCATE_SCALE_S,
     is_s: np.ndarray | None = None,
     loss: str = "soft_l1",
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -558,7 +561,7 @@ class Associator:
         screen: bool = True,
         table: TravelTimeTable | None = None,
         loss: str = "soft_l1",
-        scale_s: float = 0.2,
+        scale_s: float = LOCATE_SCALE_S,
     ) -> LocatedEvent | None:
         """Locate ``picks`` from ``start`` = (x_km, y_km, depth_km, t0 - t_ref) in ``proj``'s
         plane (:func:`locate` with ``loss`` at scale ``scale_s``); with ``screen``, keep one

@@ -55,6 +55,7 @@ import numpy as np
 from firstmotion.geodesy import epicentral_km
 from firstmotion.messages import Origin
 from workers.associate_locate import (
+    LOCATE_SCALE_S,
     Associator,
     LocatedEvent,
     StationCoords,
@@ -71,7 +72,6 @@ WIDE_GATHER = 3.0  # the first gather at settlement: this many times max_residua
 JOINT_TIME_S = 10.0  # two solutions this close in origin time ...
 JOINT_DISTANCE_KM = 80.0  # ... and epicentre are tested as one earthquake (joint location)
 JOINT_KEEP = 0.8  # one earthquake when the joint location keeps this share of their stations
-LOCATE_SCALE_S = 0.2  # the location loss's scale (s): the association's; the published at least
 DISTINCT_ARRIVAL_S = 1.0  # two picks of one station and phase this far apart: two arrivals
 S_TWIN_S = 0.2  # a P-labelled pick this close to an S of its station is that S picked twice
 
@@ -416,14 +416,7 @@ class OnlineAssociator:
         new = self._locate(picks, start, screen=False, loss=self.params.final_loss, scale_s=scale)
         if new is None or len(new.arrivals) != len(picks):
             return loc
-        if cands:
-            res = self._residuals(new, cands, signed=True)
-            table = self.associator.tables(self.params.max_distance_km
-                                           + self.params.table_step_km).table  # fmt: skip
-            added = self.associator.arrivals_at(cands, res, new.latitude_deg, new.longitude_deg,
-                                                new.depth_km, table, self.stations)  # fmt: skip
-            new = replace(new, arrivals=new.arrivals + added)
-        return new
+        return self._with_arrivals(new, cands) if cands else new
 
     def _station_arrays(self) -> tuple[dict[str, int], np.ndarray, np.ndarray]:
         """Index and coordinates of every known station (cached until one is learned)."""
@@ -817,10 +810,15 @@ class OnlineAssociator:
                 best[k.station_key] = (float(f), k.pick_id, i)
         if not best:
             return ev
-        chosen = [cands[best[s][2]] for s in sorted(best)]
-        res = self._residuals(ev, chosen, signed=True)
+        return self._with_arrivals(ev, [cands[best[s][2]] for s in sorted(best)])
+
+    def _with_arrivals(self, ev: LocatedEvent, picks: list[WindowPick]) -> LocatedEvent:
+        """``ev`` with ``picks`` added as arrivals measured at its hypocentre (residual,
+        azimuth, takeoff, distance); the hypocentre stays."""
+        p = self.params
+        res = self._residuals(ev, picks, signed=True)
         table = self.associator.tables(p.max_distance_km + p.table_step_km).table
-        added = self.associator.arrivals_at(chosen, res, ev.latitude_deg, ev.longitude_deg,
+        added = self.associator.arrivals_at(picks, res, ev.latitude_deg, ev.longitude_deg,
                                             ev.depth_km, table, self.stations)  # fmt: skip
         return replace(ev, arrivals=ev.arrivals + added)
 
