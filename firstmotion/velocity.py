@@ -73,6 +73,15 @@ def _last_of_each_depth(rows) -> list[list[float]]:
     return out
 
 
+def _from_top(depth_km: np.ndarray) -> tuple[np.ndarray, float]:
+    """Layer tops below sea level -> (tops below the model's top, the top below sea level): a
+    first row above sea level is the model's top; one below it reaches up to sea level."""
+    depth = np.asarray(depth_km, dtype=float).copy()
+    top = min(float(depth[0]), 0.0)
+    depth[0] = top
+    return depth - top, top
+
+
 def _nonlinloc_layer(values: list[str], line: str) -> list[float]:
     """``[depth, vp, vs, rho]`` of a NonLinLoc ``LAYER`` line (constant layers only)."""
     try:
@@ -89,13 +98,16 @@ def _nonlinloc_layer(values: list[str], line: str) -> list[float]:
 
 @dataclass(frozen=True, eq=False)
 class VelocityModel:
-    """A stack of constant-velocity layers; ``depth_km[i]`` is the top of layer ``i``."""
+    """A stack of constant-velocity layers; ``depth_km[i]`` is the top of layer ``i``, counted
+    from the model's top, which is ``top_km`` below sea level (0, or < 0 for a model that
+    starts above sea level)."""
 
     depth_km: np.ndarray
     vp_km_s: np.ndarray
     vs_km_s: np.ndarray
     rho_g_cm3: np.ndarray
     name: str = "model"
+    top_km: float = 0.0
 
     def __post_init__(self) -> None:
         arrays = [np.asarray(a, dtype=float).copy() for a in self._columns()]
@@ -104,6 +116,10 @@ class VelocityModel:
         depth, vp, vs, rho = arrays
         if depth[0] != 0.0 or np.any(np.diff(depth) <= 0):
             raise ValueError(f"layer tops must start at 0 and increase strictly, got {depth}")
+        top = float(self.top_km)
+        if not (np.isfinite(top) and top <= 0.0):
+            raise ValueError(f"top_km (the model's top below sea level) must be <= 0, got {top}")
+        object.__setattr__(self, "top_km", top)
         if np.any(vp <= 0) or np.any(vs <= 0) or np.any(rho <= 0) or np.any(vs >= vp):
             raise ValueError("need vp > vs > 0 and rho > 0 in every layer")
         for name, a in zip(("depth_km", "vp_km_s", "vs_km_s", "rho_g_cm3"), arrays, strict=True):
@@ -112,6 +128,21 @@ class VelocityModel:
 
     def _columns(self) -> tuple[np.ndarray, ...]:
         return (self.depth_km, self.vp_km_s, self.vs_km_s, self.rho_g_cm3)
+
+    def model_depth_km(self, depth_km: ArrayLike) -> np.ndarray:
+        """Depth below the model's top of a depth below sea level (what rays are traced from)."""
+        return np.asarray(depth_km, dtype=float) - self.top_km
+
+    def sea_level_depth_km(self, model_depth_km: ArrayLike) -> np.ndarray:
+        """Depth below sea level of a depth below the model's top (what catalogs report)."""
+        return np.asarray(model_depth_km, dtype=float) + self.top_km
+
+    def height_above_top_km(self, elevation_m: ArrayLike) -> np.ndarray:
+        """A station's height (km) above the model's top, the station taken at sea level when
+        it is below it (as with a model whose top is sea level): negative for a station
+        below a top above sea level. Rays are traced to the top; this height makes the
+        vertical static (``height / v_top``)."""
+        return np.maximum(np.asarray(elevation_m, dtype=float), 0.0) / 1000.0 + self.top_km
 
     @classmethod
     def from_text(cls, text: str, name: str = "model") -> VelocityModel:
@@ -155,7 +186,8 @@ class VelocityModel:
             return cls.from_depth_vp(np.array(rows), name=name, vp_vs=vp_vs)
         a = np.array(_last_of_each_depth(rows))
         rho = a[:, 3] if a.shape[1] == 4 else 1.74 * a[:, 1] ** 0.25
-        return cls(a[:, 0], a[:, 1], a[:, 2], rho, name=name)
+        depth, top = _from_top(a[:, 0])
+        return cls(depth, a[:, 1], a[:, 2], rho, name=name, top_km=top)
 
     @classmethod
     def from_depth_vp(
@@ -170,8 +202,8 @@ class VelocityModel:
         first motions.
         """
         a = np.array(_last_of_each_depth(np.asarray(rows, dtype=float).reshape(-1, 2)))
-        d_arr, vp_arr = a[:, 0], a[:, 1]
-        return cls(d_arr, vp_arr, vp_arr / vp_vs, 1.74 * vp_arr**0.25, name=name)
+        (d_arr, top), vp_arr = _from_top(a[:, 0]), a[:, 1]
+        return cls(d_arr, vp_arr, vp_arr / vp_vs, 1.74 * vp_arr**0.25, name=name, top_km=top)
 
     @classmethod
     def from_file(cls, path: str | Path) -> VelocityModel:
@@ -195,8 +227,8 @@ class VelocityModel:
             "# columns: depth_km vp_km_s vs_km_s rho_g_cm3",
             "# each row is the TOP of a constant-velocity layer; the last row is the half-space.",
         ]
-        for row in zip(*self._columns(), strict=True):
-            lines.append(" ".join(f"{v:.4f}" for v in row))
+        for depth, *rest in zip(*self._columns(), strict=True):
+            lines.append(" ".join(f"{v:.4f}" for v in (depth + self.top_km, *rest)))
         return "\n".join(lines) + "\n"
 
     def write(self, path: str | Path) -> Path:

@@ -686,3 +686,46 @@ def test_min_picks_below_four_is_refused_with_the_reason():
     with pytest.raises(ConfigError, match="associate.min_picks: expected >= 4"):
         settings_from_dict({"associate": {"min_picks": 3}}, environ={})
     assert AssociateParams(min_picks=4).min_picks == 4
+
+
+def test_a_model_above_sea_level_locates_below_sea_level():
+    """A volcano's 1-D model starting 2 km above sea level (4 km/s down to 12 km), stations
+    at 0.2-1.9 km elevation, an earthquake 5 km below sea level: exact straight-ray P and S
+    times from the hypocentre to each station where it stands. The published depth is below
+    sea level (not below the model's top: 2 km more), with the stations' negative statics
+    (below the top); a restarted associator reads the origin back in the model's frame."""
+    model = VelocityModel.from_text("# vp_vs: 1.75\n-2.0 4.0\n12.0 6.0\n")
+    rng = np.random.default_rng(5)
+    lat0, lon0, depth, t0 = 19.4, -155.3, 5.0, 1.7e9
+    north, east = rng.uniform(-8.0, 8.0, (2, 14))
+    elev = rng.uniform(200.0, 1900.0, 14)
+    km_per_deg_lon = 111.2 * np.cos(np.radians(lat0))
+    stations = {
+        f"HV.V{k:02d}.": StationCoords(lat0 + n / 111.2, lon0 + e / km_per_deg_lon, float(h))
+        for k, (n, e, h) in enumerate(zip(north, east, elev, strict=True))
+    }
+    picks = []
+    for (key, st), h in zip(stations.items(), elev, strict=True):
+        d = epicentral_km(lat0, lon0, st.latitude_deg, st.longitude_deg)
+        r = np.hypot(d, depth + h / 1000.0)
+        for phase, v in (("P", 4.0), ("S", 4.0 / 1.75)):
+            t = t0 + r / v
+            picks.append(WindowPick(make_pick_id(f"{key}.HHZ", t), f"{key}.HHZ", t, phase))
+    picks.sort(key=lambda k: k.time_epoch_s)
+    assoc = Associator(model, AssociateParams(min_picks=6))
+    try:
+        events, _ = run_engine(assoc, stations, picks, batch=10)
+        assert len(events) == 1, events
+        o = next(iter(events.values()))
+        assert epicentral_km(lat0, lon0, o.latitude_deg, o.longitude_deg) < 0.3
+        assert abs(o.depth_km - depth) < 0.4, o.depth_km  # 4.95 km
+        # the statics are vertical: oblique rays keep residuals of a few hundredths of a second
+        assert abs(o.time_epoch_s - t0) < 0.15 and o.rms_s < 0.1  # 0.10 s, 0.07 s
+        assert len(o.arrivals) == len(picks)
+        eng = OnlineAssociator(assoc, dict(stations), new_id=lambda t: "e1")
+        eng.add(picks, 1000.0)
+        eng.restore([o])
+        (ev,) = eng.events.values()
+        assert ev.located.depth_km == pytest.approx(o.depth_km + 2.0)
+    finally:
+        assoc.close()

@@ -332,3 +332,23 @@ def test_cli_says_which_input_is_missing(tmp_path, capsys):
                  "--output", str(tmp_path / "out"), "--no-progress"])  # fmt: skip
     assert code == 2
     assert f"no such file: {missing}" in capsys.readouterr().err
+
+
+def test_catalog_depths_below_sea_level_meet_a_model_above_it():
+    """A catalog depth is below sea level; with a model whose top is 2 km above it the rays
+    leave from 2 km deeper in the model (the same takeoff as a sea-level model 2 km deeper)."""
+    from firstmotion.velocity import trace_rays
+    from workers.reprocess.events import EventRecord
+    from workers.reprocess.pipeline import event_arrivals
+
+    model = VelocityModel.from_text("-2.0 3.5\n3.0 5.0\n10.0 6.2\n")
+    ev = EventRecord("ev1", 1.7e9, latitude_deg=19.4, longitude_deg=-155.3, depth_km=4.0)
+    coords = {("HV", "A"): (19.45, -155.3, 1000.0), ("HV", "B"): (19.4, -155.2, 300.0)}
+    picks = [("p1", "HV.A..HHZ", 1.7e9 + 2.0), ("p2", "HV.B..HHZ", 1.7e9 + 2.5)]
+    arrivals, missing = event_arrivals(ev, picks, coords, model)
+    assert not missing
+    d = np.array([a.distance_km for a in arrivals])
+    expect = trace_rays(model, d, np.full(2, 6.0), "P").takeoff_deg
+    np.testing.assert_allclose([a.takeoff_deg for a in arrivals], expect)
+    wrong = trace_rays(model, d, np.full(2, 4.0), "P").takeoff_deg  # depth taken from the top
+    assert np.all(np.abs(expect - wrong) > 2.0)

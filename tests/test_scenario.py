@@ -359,3 +359,23 @@ def test_low_gain_sensor_noise_is_not_quantized_to_zero():
     per_channel = sc.counts.reshape(-1, sc.counts.shape[-1])
     assert np.all(np.std(per_channel, axis=1) >= 0.8)
     assert np.all(np.mean(per_channel == 0, axis=1) < 0.6)
+
+
+def test_a_model_above_sea_level_puts_stations_on_its_top(tmp_path):
+    """With a model that starts 1.5 km above sea level the stations stand on its top (1,500 m
+    elevation) and the truth's depths are below sea level: the model's depth range less
+    1.5 km, each P time that of the ray from the model depth (depth + 1.5 km) to the top."""
+    from firstmotion.velocity import trace_rays
+
+    path = tmp_path / "volcano.txt"
+    path.write_text("# vp_vs: 1.76\n-1.5 3.0\n1.0 4.8\n6.0 6.0\n")
+    sc = make_scenario(
+        ScenarioConfig(seed=4, velocity_model=str(path), depth_range_km=(3.0, 6.0), **SMALL)
+    )
+    assert sc.model.top_km == -1.5
+    assert all(s.elevation_m == 1500.0 for s in sc.stations)
+    for ev in sc.truth["events"]:
+        assert 1.5 <= ev["depth_km"] <= 4.5
+        row = ev["stations"][0]
+        t = trace_rays(sc.model, [row["distance_km"]], ev["depth_km"] + 1.5, "P").time_s
+        assert row["p_time_s"] - ev["origin_time_s"] == pytest.approx(float(t[0]), abs=1e-4)

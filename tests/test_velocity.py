@@ -143,3 +143,31 @@ def test_three_column_taup_nd_and_nonlinloc_files_give_the_same_layers():
     ta = trace_rays(a, 8.0, 30.0)
     tc = trace_rays(c, 8.0, 30.0)
     assert ta.time_s == pytest.approx(tc.time_s)
+
+
+def test_a_model_that_starts_above_sea_level_has_its_top_there(tmp_path):
+    """Volcano and mountain models start at the highest station (a negative depth): the top
+    is kept (``top_km``), the layers count from it, and the file round-trips; a first row
+    below sea level reaches up to it (HASH reads the first velocity up to the surface)."""
+    m = VelocityModel.from_text("# vp_vs: 1.75\n-2.0 3.5\n0.0 4.5\n5.0 6.0\n")
+    assert m.top_km == -2.0
+    np.testing.assert_allclose(m.depth_km, [0.0, 2.0, 7.0])
+    np.testing.assert_allclose(m.vs_km_s, m.vp_km_s / 1.75)
+    np.testing.assert_allclose(m.model_depth_km([-2.0, 0.0, 4.0]), [0.0, 2.0, 6.0])
+    np.testing.assert_allclose(m.sea_level_depth_km(6.0), 4.0)
+    # heights above the top: a station at 1.5 km is 0.5 km below it; below sea level = at it
+    np.testing.assert_allclose(m.height_above_top_km([1500.0, 2500.0, -300.0]), [-0.5, 0.5, -2.0])
+    back = VelocityModel.from_file(m.write(tmp_path / "volcano.txt"))
+    assert back.top_km == -2.0
+    np.testing.assert_allclose(back.depth_km, m.depth_km)
+    np.testing.assert_allclose(back.vp_km_s, m.vp_km_s)
+    nll = VelocityModel.from_text(
+        "LAYER -2.0 3.5 0.0 2.0 0.0 2.4 0.0\nLAYER 0.0 4.5 0.0 2.6 0.0 2.5 0.0\n"
+    )
+    assert nll.top_km == -2.0 and list(nll.depth_km) == [0.0, 2.0]
+    deep = VelocityModel.from_text("0.5 4.0\n5.0 6.0\n")
+    assert deep.top_km == 0.0 and list(deep.depth_km) == [0.0, 5.0]
+    assert VelocityModel.default().top_km == 0.0
+    with pytest.raises(ValueError, match="top_km"):
+        VelocityModel(np.array([0.0]), np.array([5.0]), np.array([3.0]), np.array([2.6]),
+                      top_km=1.0)  # fmt: skip

@@ -26,8 +26,12 @@ Method
    takeoff angle from vertical-UP at the located depth (``TravelTimeTable.lookup``: 0 up,
    180 down), residual ``t_obs - t0 - T``.
 
-Stations are treated as at depth 0 for the rays (as HASH and the scenario do); an elevation
-above datum adds ``elevation / vp_surface`` to the predicted time (vertical static).
+Stations are treated as at the model's top for the rays (as HASH and the scenario do); a
+station's height above that top adds ``height / v_top`` to the predicted time (vertical
+static; negative for a station below the top of a model that starts above sea level, and a
+station below sea level counts as at sea level). Depths in here are below the model's top;
+the published :class:`Origin` is below sea level (``LocatedEvent.origin(top_km=)``, the
+model's ``top_km``; the same for a model whose top is sea level).
 
 :func:`match_events` gives a new solution the identity of an earlier one (shared picks first,
 then origin-time and epicentre closeness); :func:`origin_changed` says whether a solution
@@ -122,15 +126,18 @@ class LocatedEvent:
     def pick_ids(self) -> frozenset[str]:
         return frozenset(a.pick_id for a in self.arrivals)
 
-    def origin(self, event_id: str, revision: int, method: str = "pyocto+lsq") -> Origin:
-        """The wire :class:`Origin` of this solution."""
+    def origin(
+        self, event_id: str, revision: int, method: str = "pyocto+lsq", top_km: float = 0.0
+    ) -> Origin:
+        """The wire :class:`Origin` of this solution, whose ``depth_km`` is below the model's
+        top, ``top_km`` below sea level (the Origin's depth is below sea level)."""
         return Origin(
             event_id=event_id,
             revision=revision,
             time_epoch_s=self.time_epoch_s,
             latitude_deg=self.latitude_deg,
             longitude_deg=self.longitude_deg,
-            depth_km=self.depth_km,
+            depth_km=self.depth_km + top_km,
             arrivals=self.arrivals,
             rms_s=self.rms_s,
             method=method,
@@ -507,7 +514,7 @@ class Associator:
             time_slicing=max(1200.0, span_s + 1.0), n_threads=p.n_threads,
         )  # fmt: skip
         station_df = pd.DataFrame(
-            {"id": keys, "x": sx, "y": sy, "z": -np.asarray(elev_m, float) / 1000.0}
+            {"id": keys, "x": sx, "y": sy, "z": -self.model.height_above_top_km(elev_m)}
         )
         pick_df = pd.DataFrame(
             {
@@ -542,9 +549,12 @@ class Associator:
         return np.minimum(p.max_residual_s, p.residual_floor_s + p.residual_fraction * tt)
 
     def static_s(self, elevation_m: np.ndarray, is_s: np.ndarray) -> np.ndarray:
-        """Vertical static (s) of a station above datum for P (or S where ``is_s``)."""
+        """Vertical static (s) of a station for P (or S where ``is_s``): its height above the
+        model's top (:meth:`~firstmotion.velocity.VelocityModel.height_above_top_km`; negative,
+        and so the static, for a station below a top above sea level) over the top layer's
+        velocity."""
         v = np.where(is_s, float(self.model.vs_km_s[0]), float(self.model.vp_km_s[0]))
-        return np.maximum(np.asarray(elevation_m, float), 0.0) / 1000.0 / v
+        return self.model.height_above_top_km(elevation_m) / v
 
     def locate_picks(
         self,

@@ -304,6 +304,8 @@ class OnlineAssociator:
         self.max_tt_p = associator.max_travel_time_s
         self.max_tt_s = self.max_tt_p * associator.vp_vs
         self.phases = ("P", "S") if p.use_s else ("P",)
+        # solutions are below the model's top, origins below sea level
+        self._top_km = float(associator.model.top_km)
 
     # -- state
     @property
@@ -348,10 +350,12 @@ class OnlineAssociator:
             arrivals = tuple(
                 a for a in o.arrivals if a.pick_id in win and not win[a.pick_id].candidate
             )
-            located = LocatedEvent(o.time_epoch_s, o.latitude_deg, o.longitude_deg, o.depth_km,
+            depth = o.depth_km - self._top_km  # below the model's top, as the solutions are
+            located = LocatedEvent(o.time_epoch_s, o.latitude_deg, o.longitude_deg, depth,
                                    arrivals, o.rms_s or 0.0)  # fmt: skip
             k = self._new_key()
-            self.events[k] = OpenEvent(o.event_id, located, o, o.created_epoch_s, True, o.revision)
+            self.events[k] = OpenEvent(o.event_id, located, o, o.created_epoch_s, True, o.revision,
+                                       basis=located)  # fmt: skip
             for a in arrivals:
                 self.owner[a.pick_id] = k
         self.fresh = {pid for pid in self.window if pid not in self.owner}
@@ -984,7 +988,7 @@ class OnlineAssociator:
             return
         if ev.event_id is None:
             ev.event_id = self.new_id(loc.time_epoch_s)
-        origin = self._final(loc).origin(ev.event_id, ev.revision + 1)
+        origin = self._final(loc).origin(ev.event_id, ev.revision + 1, top_km=self._top_km)
         ev.published = origin
         ev.basis = loc
         ev.revision = origin.revision

@@ -69,13 +69,13 @@ def make_scenario(config: ScenarioConfig | None = None, progress: bool = False) 
         else VelocityModel.default()
     )
     rngs = _rngs(config.seed)
-    stations = make_stations(config, rngs["stations"])
+    stations = make_stations(config, rngs["stations"], model.top_km)
     events = make_events(config, rngs["events"])
     geometry = pair_geometry(events, stations, model)
     counts, gaps, amps = synthesize(
         config, stations, events, geometry, model, rngs["waveforms"], progress=progress
     )
-    truth = truth_dict(config, stations, events, geometry, amps)
+    truth = truth_dict(config, stations, events, geometry, amps, top_km=model.top_km)
     return Scenario(config, model, stations, events, geometry, amps, counts, gaps, truth)
 
 

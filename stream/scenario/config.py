@@ -33,7 +33,7 @@ class ScenarioConfig:
     start_time: str = "2025-01-01T00:00:00Z"
     network: str = "FM"
     magnitude_range: tuple[float, float] = (1.5, 4.0)
-    depth_range_km: tuple[float, float] = (3.0, 15.0)
+    depth_range_km: tuple[float, float] = (3.0, 15.0)  # below the velocity model's top
     stress_drop_mpa: float = 3.0
     q_p: float = 500.0
     q_s: float = 250.0

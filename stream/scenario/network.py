@@ -45,12 +45,16 @@ def spread_points_km(n: int, size_km: float, rng: np.random.Generator, candidate
     return pts[:, 0], pts[:, 1]
 
 
-def make_stations(config: ScenarioConfig, rng: np.random.Generator) -> list[Station]:
+def make_stations(
+    config: ScenarioConfig, rng: np.random.Generator, top_km: float = 0.0
+) -> list[Station]:
+    """Stations on the velocity model's top (``top_km`` below sea level: sea level, or the
+    top of a model that starts above it), where the scenario's rays start."""
     north, east = spread_points_km(config.n_stations, config.region_km, rng)
     lat, lon = offset_latlon(config.centre_lat_deg, config.centre_lon_deg, north, east)
     lo, hi = config.noise_level_range_m_s
     level = np.exp(rng.uniform(np.log(lo), np.log(hi), config.n_stations))
-    elevation = np.zeros(config.n_stations)  # at datum: the rays start at depth 0 (exact truth)
+    elevation = np.full(config.n_stations, -1000.0 * top_km)  # on the model's top (exact truth)
     flipped = np.zeros(config.n_stations, dtype=bool)
     if config.reversed_stations:
         flipped[rng.choice(config.n_stations, config.reversed_stations, replace=False)] = True

@@ -47,8 +47,11 @@ def truth_dict(
     events: list[Event],
     geometry: PairGeometry,
     amps: PairAmplitudes,
+    top_km: float = 0.0,
 ) -> dict:
-    """JSON-ready truth (see the module docstring; ``takeoff_deg`` from vertical-UP)."""
+    """JSON-ready truth (see the module docstring; ``takeoff_deg`` from vertical-UP). The
+    events' depths are below the velocity model's top; ``depth_km`` in the truth is below
+    sea level (the model's top is ``top_km`` below it)."""
     from obspy import UTCDateTime
 
     t0 = UTCDateTime(config.start_time)
@@ -96,7 +99,7 @@ def truth_dict(
             "origin_time_s": ev.origin_time_s,
             "latitude": ev.latitude_deg,
             "longitude": ev.longitude_deg,
-            "depth_km": ev.depth_km,
+            "depth_km": ev.depth_km + top_km,
             "magnitude": ev.magnitude,
             "magnitude_type": "Mw",
             "moment_nm": ev.moment_nm,

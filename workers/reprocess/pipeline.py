@@ -113,7 +113,7 @@ def event_arrivals(
     lat = np.array([c[0] for _, _, c in rows])
     lon = np.array([c[1] for _, _, c in rows])
     dist_km, az, _ = distance_azimuth(event.latitude_deg, event.longitude_deg, lat, lon)
-    depth = max(float(event.depth_km), 0.0)
+    depth = max(float(model.model_depth_km(event.depth_km)), 0.0)  # below the model's top
     rays = trace_rays(model, dist_km, np.full(dist_km.shape, depth), "P")
     out = [
         Arrival(
