@@ -330,6 +330,13 @@ def main(argv: list[str] | None = None) -> None:
         help="candidate P onsets: STA/LTA ratio from this (0: none)",
     )
     ap.add_argument("--candidate-min-snr", type=float, default=PickerParams.candidate_min_snr)
+    ap.add_argument(
+        "--p-max-hv",
+        type=float,
+        default=PickerParams.p_max_hv,
+        help="P peaks whose onset raises the horizontals more than this times the vertical "
+        "are S onsets (polarization); 0: no such check",
+    )
     ap.add_argument("--near-s", type=float, default=10.0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--sweep", action="store_true")
@@ -344,13 +351,14 @@ def main(argv: list[str] | None = None) -> None:
                           hot_p=args.hot_p, hot_pick_p=args.hot_pick_p,
                           candidate_p=args.candidate_p if args.candidate_p < low else 0.0,
                           candidate_stalta=args.candidate_stalta,
-                          candidate_min_snr=args.candidate_min_snr)  # fmt: skip
+                          candidate_min_snr=args.candidate_min_snr,
+                          p_max_hv=args.p_max_hv)  # fmt: skip
     sweep = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8} if args.sweep else set()
     thresholds = sorted({args.p_threshold, args.s_threshold} | sweep)
     print(f"settings: stride {params.stride_s} s (hot {params.hot_stride_s} s at P >= "
           f"{params.hot_p}, hot picks P >= {params.hot_pick_p}), tail {params.tail_s} s, window "
           f"{params.window_s} s, high-pass {params.highpass_hz} Hz, P SNR gate "
-          f"{params.p_min_snr}, S SNR gate {params.s_min_snr}, "
+          f"{params.p_min_snr}, S SNR gate {params.s_min_snr}, P max H/V {params.p_max_hv}, "
           f"z_only={args.z_only}")  # fmt: skip
     results: dict = {}
     for name, loader in (("texnet", texnet_readings), ("ingv", ingv_readings)):

@@ -183,6 +183,9 @@ class DetectSettings:
     phasenet_candidate_p: float = 0.1
     phasenet_candidate_stalta: float = 3.0
     phasenet_candidate_min_snr: float = 2.0
+    # a P peak or candidate whose onset raises the 2-20 Hz horizontals more than this many
+    # times the vertical is an S onset (polarization; not a P pick); 0 = no such check
+    phasenet_p_max_hv: float = 3.0
 
     def _problems(self) -> list[str]:
         out = _positive(
@@ -193,7 +196,7 @@ class DetectSettings:
         out += _non_negative(
             "detect", self, "phasenet_tail_s", "phasenet_highpass_hz", "phasenet_min_snr",
             "phasenet_s_min_snr", "phasenet_second_look_tail_s", "phasenet_hot_stride_s",
-            "phasenet_candidate_stalta", "phasenet_candidate_min_snr",
+            "phasenet_candidate_stalta", "phasenet_candidate_min_snr", "phasenet_p_max_hv",
         )  # fmt: skip
         if not 0 <= self.phasenet_candidate_p < self.p_threshold:
             out.append(

@@ -781,6 +781,7 @@ def picker_params(detect, window_after_s: float | None = None):
         hot_stride_s=detect.phasenet_hot_stride_s, hot_pick_p=detect.phasenet_hot_pick_p,
         candidate_p=detect.phasenet_candidate_p, candidate_stalta=detect.phasenet_candidate_stalta,
         candidate_min_snr=detect.phasenet_candidate_min_snr,
+        p_max_hv=detect.phasenet_p_max_hv,
         window_after_s=(window_after_s if window_after_s is not None
                         else detect.phasenet_window_after_s),
     )  # fmt: skip

@@ -202,6 +202,7 @@ class PhaseStage:
             p.hot_p,
             p.hot_pick_p,
             *((p.candidate_p, p.candidate_stalta, p.candidate_min_snr) if p.candidates else ()),
+            *((p.p_max_hv,) if p.p_max_hv else ()),
         ]
 
     @staticmethod
@@ -316,7 +317,7 @@ class PhaseStage:
         st.settling += found
         if self.picker.candidates and start % self.picker.stride_n == 0:
             cands = candidate_picks(prob, window[2], start, st.first_start, st.anchor_ns,
-                                    self.picker, last, found)  # fmt: skip
+                                    self.picker, last, found, window)  # fmt: skip
             self.candidate_picks += len(cands)
             st.settling += cands
         st.previous = start

@@ -87,6 +87,10 @@ class PickerParams:
     candidate_p: float = 0.1
     candidate_stalta: float = 3.0
     candidate_min_snr: float = 2.0
+    # a P peak (or candidate onset) whose onset raises the horizontal ground motion more than
+    # this many times the vertical is an S onset (a P arrives steeply: on real P readings
+    # the ratio stays under ~1.2, on S it is mostly above 2); 0: no such check
+    p_max_hv: float = 3.0
 
     def __post_init__(self) -> None:
         for name in ("p_threshold", "s_threshold"):
@@ -98,7 +102,7 @@ class PickerParams:
                 raise ValueError(f"detect.{name}: expected > 0, got {getattr(self, name)!r}")
         for name in ("tail_s", "overlap_s", "component_wait_s", "highpass_hz", "p_min_snr",
                      "s_min_snr", "second_look_s", "candidate_stalta",
-                     "candidate_min_snr"):  # fmt: skip
+                     "candidate_min_snr", "p_max_hv"):  # fmt: skip
             if not getattr(self, name) >= 0:
                 raise ValueError(f"detect.{name}: expected >= 0, got {getattr(self, name)!r}")
         if not 0 <= self.candidate_p < self.p_threshold:
@@ -564,6 +568,57 @@ def read_as_s(prob: np.ndarray, index: float, p: float) -> bool:
     return bool(seg.size) and float(seg.max()) > p
 
 
+HV_BAND_HZ = (2.0, 20.0)  # onset polarization: the band of stream.amplitude's S/P amplitudes
+HV_SIGNAL_S = 0.3  # ground motion from 0.05 s before the onset to this after it ...
+HV_LEAD_S = 0.05
+HV_NOISE_S = (0.6, 0.1)  # ... against the motion from 0.6 to 0.1 s before it
+HV_SETTLE_S = 3.0  # band-pass settling before the noise window
+
+
+def onset_hv_ratio(window: np.ndarray, index: float) -> float:
+    """How much more an onset at sample ``index`` of a station window ``(3, n)`` (E, N, Z on
+    the 100 Hz grid) raises the horizontal ground motion than the vertical: with ``H`` the
+    peak of sqrt(E^2 + N^2) and ``V`` the peak of abs(Z) (each causally band-passed 2-20 Hz),
+    sqrt(H_after^2 - H_before^2) / sqrt(V_after^2 - V_before^2), after = from 0.05 s before
+    the onset to 0.3 s after it, before = 0.6 to 0.1 s before it (the increase, so an onset
+    in an earlier earthquake's coda is judged by what it adds). A P wave arrives steeply and
+    moves the vertical most (free-surface P: horizontal / vertical = tan of the incidence,
+    under ~1 for the incidences of local and regional P); an S wave moves the horizontals.
+    NaN where the window does not hold the samples or they are not finite."""
+    from stream.detect import bandpass_causal, design_bandpass
+
+    k = int(round(index))
+    lo = k - int(round((HV_NOISE_S[0] + HV_SETTLE_S) * GRID_RATE_HZ))
+    hi = k + int(round(HV_SIGNAL_S * GRID_RATE_HZ)) + 1
+    if window is None or lo < 0 or hi > window.shape[1]:
+        return float("nan")
+    x = np.asarray(window[:, lo:hi], dtype=np.float64)
+    if not np.all(np.isfinite(x)):
+        return float("nan")
+    sos = design_bandpass(*HV_BAND_HZ, GRID_RATE_HZ)
+    y = np.stack([bandpass_causal(c - c[0], sos)[0] for c in x])
+    h, v = np.hypot(y[0], y[1]), np.abs(y[2])
+    k -= lo
+    b0 = k - int(round(HV_NOISE_S[0] * GRID_RATE_HZ))
+    b1 = k - int(round(HV_NOISE_S[1] * GRID_RATE_HZ))
+    a0 = k - int(round(HV_LEAD_S * GRID_RATE_HZ))
+    dh = math.sqrt(max(h[a0:].max() ** 2 - h[b0:b1].max() ** 2, 0.0))
+    dv = math.sqrt(max(v[a0:].max() ** 2 - v[b0:b1].max() ** 2, 0.0))
+    if dv == 0.0:
+        return float("inf") if dh > 0.0 else float("nan")
+    return dh / dv
+
+
+def s_polarized(window: np.ndarray | None, index: float, params: PickerParams) -> bool:
+    """Whether a P peak (or candidate onset) at window sample ``index`` is an S onset by its
+    polarization: :func:`onset_hv_ratio` above ``params.p_max_hv`` (never without the
+    samples; a vertical copied into the horizontals gives sqrt(2), under any bound >= 1.5)."""
+    if window is None or params.p_max_hv <= 0:
+        return False
+    r = onset_hv_ratio(window, index)
+    return bool(r > params.p_max_hv)
+
+
 def s_onset_snr(window: np.ndarray, index: float) -> float:
     """The onset SNR of an S pick at sample ``index`` of a station window ``(3, n)`` (E, N, Z
     on the 100 Hz grid, as the network reads it): the larger of :func:`p_onset_snr` on the two
@@ -623,7 +678,7 @@ def picks_in_window(
             grid = start_n + index
             if not lo <= grid < hi:
                 continue
-            if phase == "P" and read_as_s(prob, index, p):
+            if phase == "P" and (read_as_s(prob, index, p) or s_polarized(window, index, params)):
                 continue
             if phase == "S" and s_gated(window, index, params):
                 continue
@@ -687,6 +742,7 @@ def candidate_picks(
     params: PickerParams,
     last_s: dict[str, float],
     found: list[StationPick],
+    window: np.ndarray | None = None,
 ) -> list[StationPick]:
     """Candidate P onsets of window ``start_n`` (a window on the stride) in its accepted
     region: runs of the P probability whose peak is in ``[candidate_p, p_threshold)`` and
@@ -717,6 +773,8 @@ def candidate_picks(
     out: list[StationPick] = []
     for index, p, source in onsets:
         if read_as_s(prob, index, max(p, params.s_threshold)):  # an S pick's onset
+            continue
+        if s_polarized(window, index, params):  # an S onset by its polarization
             continue
         grid = start_n + index
         t = (anchor_ns + grid * SEGMENT_GRID_NS) / 1e9
@@ -768,7 +826,7 @@ def second_look_picks(
             grid = start_n + index
             if not lo <= grid < hi:
                 continue
-            if phase == "P" and read_as_s(prob, index, p):
+            if phase == "P" and (read_as_s(prob, index, p) or s_polarized(window, index, params)):
                 continue
             if phase == "S" and s_gated(window, index, params):
                 continue
@@ -923,7 +981,7 @@ def pick_traces(
         found = picks_in_window(probs[s], s, first, anchor, params, last, previous, w)
         out += separate_refined(refine_picks(found, views[2], params), onsets, params)
         if params.candidates and s % params.stride_n == 0:
-            maybe = candidate_picks(probs[s], w[2], s, first, anchor, params, last, found)
+            maybe = candidate_picks(probs[s], w[2], s, first, anchor, params, last, found, w)
             out += refine_picks(maybe, views[2], params)
         if params.second_look_s > 0:
             for sp in found:

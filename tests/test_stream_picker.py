@@ -883,3 +883,55 @@ def test_s_gate_needs_an_energy_jump_on_the_horizontals():
     assert len(s_picks(None)) == 1  # without the samples: never dropped
     with pytest.raises(ValueError, match="s_min_snr"):
         PickerParams(s_min_snr=-1.0)
+
+
+def test_a_p_peak_on_a_horizontal_onset_is_an_s_not_a_p():
+    """Polarization: a P arrives steeply and moves the vertical most (free-surface P:
+    horizontal / vertical = tan of the incidence), an S moves the horizontals. A PhaseNet P
+    peak on an onset that raises the horizontals more than ``p_max_hv`` (3) times the
+    vertical is not a P pick (PhaseNet takes the S for a P where it missed a weak P); an
+    onset in an S coda is judged by what it adds; a vertical copied into the horizontals
+    (sqrt 2) and a window without the samples are never dropped."""
+    from stream.picker import onset_hv_ratio, picks_in_window
+
+    rng = np.random.default_rng(8)
+    params = PickerParams()
+    n, onset = params.window_n, params.window_n - 200  # in the first pass's accepted region
+    noise = rng.standard_normal((3, n))
+    t = np.arange(n - onset)
+    pulse = 40 * np.sin(2 * np.pi * 6 * t / 100.0) * np.exp(-t / 40)
+
+    def arrival(e, nn, z, base=noise):
+        w = base.copy()
+        w[:, onset:] += np.array([[e], [nn], [z]]) * pulse
+        return w
+
+    incidence = np.radians(20.0)
+    p_wave = arrival(0.6 * np.tan(incidence), 0.8 * np.tan(incidence), 1.0)
+    s_wave = arrival(0.8, 0.6, 0.15)
+    assert onset_hv_ratio(p_wave, onset) == pytest.approx(np.tan(incidence), rel=0.15)
+    assert onset_hv_ratio(s_wave, onset) == pytest.approx(1 / 0.15, rel=0.15)
+    # an S coda (horizontals ringing at 30 noise sigmas) with a P arriving in it
+    coda = noise.copy()
+    coda[:2, onset - 300 :] += 30 * rng.standard_normal((2, n - onset + 300))
+    assert onset_hv_ratio(arrival(0.2, 0.2, 1.0, coda), onset) < 2.0  # 1.27: not an S
+    copied = arrival(1.0, 1.0, 1.0, np.repeat(noise[2:], 3, axis=0))
+    assert onset_hv_ratio(copied, onset) == pytest.approx(np.sqrt(2), rel=0.05)
+    nan = s_wave.copy()
+    nan[1, onset + 10] = np.nan
+    assert np.isnan(onset_hv_ratio(nan, onset))
+    assert np.isnan(onset_hv_ratio(s_wave[:, : onset + 10], onset))  # not enough after it
+
+    prob = np.zeros((3, n), np.float32)
+    prob[1, onset - 10 : onset + 11] = np.hanning(21) * 0.95
+    prob[0] = 1.0 - prob[1]
+
+    def p_picks(w, p=params):
+        return [sp for sp in picks_in_window(prob, 0, 0, 0, p, {}, None, w) if sp.phase == "P"]
+
+    assert len(p_picks(p_wave)) == 1 and len(p_picks(copied)) == 1
+    assert p_picks(s_wave) == []  # the S PhaseNet took for a P
+    assert len(p_picks(s_wave, PickerParams(p_max_hv=0.0))) == 1  # check off
+    assert len(p_picks(None)) == 1 and len(p_picks(nan)) == 1
+    with pytest.raises(ValueError, match="p_max_hv"):
+        PickerParams(p_max_hv=-1.0)
