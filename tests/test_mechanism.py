@@ -481,7 +481,8 @@ def _load_hash1():
 
 
 def test_hash1_agrees_with_skhash():
-    """Issue 5: rotation <= 10 deg for >= 22/24 events, median <= 5; quality equal >= 20/24."""
+    """Against SKHASH on HASH's example set: rotation <= 10 deg for >= 22/24 events, median
+    <= 5; quality equal >= 20/24."""
     events, ref = _load_hash1()
     rot, same_quality = [], 0
     for e in events:

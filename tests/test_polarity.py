@@ -629,7 +629,7 @@ def test_shipped_model_never_contradicts_texnet_analysts(shipped):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="known limitation (issue 4 target not met): ODSA, SGCY, POST and APMT are read as "
+    reason="known limitation (TexNet: 5 of 5 not met): ODSA, SGCY, POST and APMT are read as "
     "unknown; their swing at the pick is at most ~1.5x the noise cycles (noise exceedance "
     "0.21, 0.05, 0.04, 0.00 in the model's view)",
 )
