@@ -846,16 +846,21 @@ def test_restart_late_in_a_record_repeats_no_second_look_and_keeps_candidates(
     assert other._params_key() != whole._params_key()
 
 
+def _noise_window(seed: int):
+    """(params, window length, an onset in the first pass's accepted region, a (3, n) window
+    of unit noise, samples from the onset on, the generator)."""
+    rng = np.random.default_rng(seed)
+    params = PickerParams()
+    n, onset = params.window_n, params.window_n - 200
+    return params, n, onset, rng.standard_normal((3, n)), np.arange(n - onset), rng
+
+
 def test_s_gate_needs_an_energy_jump_on_the_horizontals():
     """An S peak is kept only where a horizontal's 1-20 Hz energy jumps at it (the P gate's
     measure and value); a vertical-only window is measured on the vertical."""
     from stream.picker import picks_in_window, s_onset_snr
 
-    rng = np.random.default_rng(5)
-    params = PickerParams()
-    n, onset = params.window_n, params.window_n - 200  # in the first pass's accepted region
-    window = rng.standard_normal((3, n))
-    t = np.arange(n - onset)
+    params, n, onset, window, t, rng = _noise_window(5)
     burst = 20 * np.sin(2 * np.pi * 4 * t / 100.0) * np.exp(-t / 150)
     with_s = window.copy()
     with_s[0, onset:] += burst  # the S moves the E component
@@ -894,11 +899,7 @@ def test_a_p_peak_on_a_horizontal_onset_is_an_s_not_a_p():
     (sqrt 2) and a window without the samples are never dropped."""
     from stream.picker import onset_hv_ratio, picks_in_window
 
-    rng = np.random.default_rng(8)
-    params = PickerParams()
-    n, onset = params.window_n, params.window_n - 200  # in the first pass's accepted region
-    noise = rng.standard_normal((3, n))
-    t = np.arange(n - onset)
+    params, n, onset, noise, t, rng = _noise_window(8)
     pulse = 40 * np.sin(2 * np.pi * 6 * t / 100.0) * np.exp(-t / 40)
 
     def arrival(e, nn, z, base=noise):
