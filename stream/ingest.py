@@ -472,16 +472,19 @@ def load_statefile(
     return resume, last, channels
 
 
-def load_second_looks(path: str) -> dict[str, dict]:
-    """The learned picker's second-look state of a statefile (pending looks and recent
-    picks per vertical channel, :class:`stream.phase_stage.PhaseStage`); empty if none."""
+def load_pick_memory(path: str) -> dict[str, dict]:
+    """The learned picker's memory of recent picks per vertical channel in a statefile (what
+    the second look and the refined-onset separation compare with, and the last window whose
+    second look ran; :class:`stream.phase_stage.PhaseStage`); empty if none. Statefiles
+    written before the key was named ``pick_memory`` kept it as ``second_looks``."""
     if not path or not Path(path).exists():
         return {}
     try:
-        looks = json.loads(Path(path).read_text(encoding="utf-8")).get("second_looks", {})
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ValueError(f"statefile {path}: unreadable ({exc}); move it away") from None
-    return dict(looks) if isinstance(looks, dict) else {}
+    memory = data.get("pick_memory", data.get("second_looks", {}))
+    return dict(memory) if isinstance(memory, dict) else {}
 
 
 def save_statefile(
@@ -489,7 +492,7 @@ def save_statefile(
     resume: dict[str, tuple[int, str]],
     last_pick_epoch_s: dict[str, float],
     channels: dict[str, dict] | None = None,
-    second_looks: dict[str, dict] | None = None,
+    pick_memory: dict[str, dict] | None = None,
 ) -> None:
     """Write the statefile atomically (temporary file + rename)."""
     data = {
@@ -499,8 +502,8 @@ def save_statefile(
         "channels": dict(sorted((channels or {}).items())),
         "saved_epoch_s": time.time(),
     }
-    if second_looks:
-        data["second_looks"] = dict(sorted(second_looks.items()))
+    if pick_memory:
+        data["pick_memory"] = dict(sorted(pick_memory.items()))
     tmp = f"{path}.tmp"
     Path(tmp).write_text(json.dumps(data, indent=1), encoding="utf-8")
     os.replace(tmp, path)
@@ -529,7 +532,7 @@ class StreamProcess:
         self._initial = (resume, channels)
         self.stage = make_stage(
             stage_params, coordinates=coordinates, last_pick_epoch_s=last, resume_channels=channels,
-            second_look_state=load_second_looks(ingest.statefile),
+            pick_memory_state=load_pick_memory(ingest.statefile),
         )  # fmt: skip
         d = stage_params.detect
         warmup_s = 3 * d.lta_s + stage_params.window_before_s + d.lookahead_s()
@@ -559,7 +562,7 @@ class StreamProcess:
         if self.ingest.statefile:
             resume, channels = self.checkpoints.state(*self._initial)
             save_statefile(self.ingest.statefile, resume, self.stage.last_pick_epoch_s, channels,
-                           getattr(self.stage, "second_looks", None))  # fmt: skip
+                           getattr(self.stage, "pick_memory", None))  # fmt: skip
         self._last_save = time.monotonic()
 
     def handle(self, key: str | None, packet: Packet) -> int:

@@ -97,7 +97,7 @@ class PhaseStage:
         last_pick_epoch_s: Mapping[str, float] | None = None,
         resume_channels: Mapping[str, dict] | None = None,
         model: PhaseNetModel | None = None,
-        second_look_state: Mapping[str, dict] | None = None,
+        pick_memory_state: Mapping[str, dict] | None = None,
     ) -> None:
         from stream.stage import StageParams
 
@@ -105,18 +105,18 @@ class PhaseStage:
         self.picker: PickerParams = self.params.picker_params
         self.coordinates = dict(coordinates or {})
         self.last_pick_epoch_s: dict[str, float] = dict(last_pick_epoch_s or {})
-        # per vertical channel id: {"recent": {phase: [epoch s of recent picks]}}, what the
-        # second look compares with (saved in the statefile with last_pick_epoch_s)
-        # and the start (epoch s) of the last window whose second look ran: a restarted stream
-        # re-runs windows from its checkpoint, and their second looks ran before; and
-        # "onsets": the refined P onsets shipped lately (stream.picker.separate_refined)
-        self.second_looks: dict[str, dict] = {
+        # the picker's memory per vertical channel id, saved in the statefile: "recent"
+        # ({phase: [epoch s of recent picks]}, what the second look compares with), "done_s"
+        # (the start, epoch s, of the last window whose second look ran: a restarted stream
+        # re-runs windows from its checkpoint, and their second looks ran before) and
+        # "onsets" (the refined P onsets shipped lately, stream.picker.separate_refined)
+        self.pick_memory: dict[str, dict] = {
             k: {
                 "recent": {ph: [float(x) for x in ts] for ph, ts in v.get("recent", {}).items()},
                 **({"done_s": float(v["done_s"])} if "done_s" in v else {}),
                 **({"onsets": [float(x) for x in v["onsets"]]} if v.get("onsets") else {}),
             }  # fmt: skip
-            for k, v in (second_look_state or {}).items()
+            for k, v in (pick_memory_state or {}).items()
         }
         self.second_look_picks = 0
         self.candidate_picks = 0
@@ -243,8 +243,8 @@ class PhaseStage:
             self.last_pick_epoch_s.pop(sid, None)
             self.last_pick_epoch_s.pop(sid + S_SUFFIX, None)
             self.last_pick_epoch_s.pop(sid + CANDIDATE_SUFFIX, None)
-            self.second_looks.get(sid, {}).pop("done_s", None)
-            self.second_looks.get(sid, {}).pop("onsets", None)
+            self.pick_memory.get(sid, {}).pop("done_s", None)
+            self.pick_memory.get(sid, {}).pop("onsets", None)
         if comp == 2 and buf.segment != st.z_segment:  # a new vertical segment: a new grid
             st.z_segment = buf.segment
             st.anchor_ns = buf.segment_start_ns
@@ -327,7 +327,7 @@ class PhaseStage:
             if last[phase] != before[phase]:
                 self.last_pick_epoch_s[k] = last[phase]
         if self.picker.second_look_s > 0:
-            look = self.second_looks.setdefault(zid, {"recent": {}})
+            look = self.pick_memory.setdefault(zid, {"recent": {}})
             for sp in found:
                 look["recent"].setdefault(sp.phase, []).append(sp.time_epoch_s)
             if start % self.picker.stride_n:  # a hot-stride window: no second look
@@ -353,7 +353,7 @@ class PhaseStage:
             ready = [sp for sp in st.settling if settle_ready(sp, self.buffers[zid])]
             if ready:
                 st.settling = [sp for sp in st.settling if sp not in ready]
-                onsets = self.second_looks.setdefault(zid, {"recent": {}}).setdefault("onsets", [])
+                onsets = self.pick_memory.setdefault(zid, {"recent": {}}).setdefault("onsets", [])
                 refined = refine_picks(ready, self.buffers[zid], self.picker)
                 st.pending += separate_refined(refined, onsets, self.picker)
         if not st.pending:

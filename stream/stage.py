@@ -124,7 +124,7 @@ def make_stage(params: StageParams | None = None, **kwargs):
 
         return PhaseStage(params, **kwargs)
     kwargs.pop("model", None)
-    kwargs.pop("second_look_state", None)
+    kwargs.pop("pick_memory_state", None)
     return StreamStage(params, **kwargs)
 
 

@@ -394,7 +394,7 @@ def test_restart_from_snapshots_gives_the_same_picks(model, scenario):
         model=model,
         resume_channels=snaps,
         last_pick_epoch_s=json.loads(json.dumps(first.last_pick_epoch_s)),
-        second_look_state=json.loads(json.dumps(first.second_looks)),  # the statefile's
+        pick_memory_state=json.loads(json.dumps(first.pick_memory)),  # the statefile's
     )
     for pk in packets:
         if pk.start_ns >= resume_ns.get(pk.seed_id, 0):
@@ -522,11 +522,11 @@ def test_restart_with_a_pending_second_look_gives_the_same_picks(model):
             snaps[pk.seed_id] = json.loads(json.dumps(first.snapshot(pk.seed_id)))
             resume_ns[pk.seed_id] = pk.end_ns
     assert x.pick_id not in {p.pick_id for p in published}
-    state = json.loads(json.dumps(first.second_looks))  # as the statefile keeps it
+    state = json.loads(json.dumps(first.pick_memory))  # as the statefile keeps it
     assert state[x.station_id]["recent"]
     assert any(abs(t - trigger) < 0.3 for t in state[x.station_id]["onsets"])  # refined onsets
     again = PhaseStage(
-        StageParams(), model=model, resume_channels=snaps, second_look_state=state,
+        StageParams(), model=model, resume_channels=snaps, pick_memory_state=state,
         last_pick_epoch_s=json.loads(json.dumps(first.last_pick_epoch_s)),
     )  # fmt: skip
     for pk in packets:
@@ -565,23 +565,29 @@ def test_the_stream_drops_a_p_pick_whose_onset_is_near_one_shipped_before_a_rest
     p0 = min((p for p in got if p.phase == "P" and not p.candidate), key=lambda p: p.time_epoch_s)
     # the state a process that shipped an onset 0.8 s before this one leaves in its statefile
     state = {p0.station_id: {"recent": {}, "onsets": [p0.time_epoch_s - 0.8]}}
-    seeded = PhaseStage(StageParams(), model=model, second_look_state=json.loads(json.dumps(state)))
+    seeded = PhaseStage(StageParams(), model=model, pick_memory_state=json.loads(json.dumps(state)))
     again = [p for pk in packets for p in seeded.process(pk)[1]]
     assert p0.pick_id not in {p.pick_id for p in again}
     assert {p.pick_id for p in got} - {p.pick_id for p in again} == {p0.pick_id}
 
 
-def test_statefile_keeps_the_second_looks(tmp_path):
-    from stream.ingest import load_second_looks, load_statefile, save_statefile
+def test_statefile_keeps_the_pick_memory(tmp_path):
+    from stream.ingest import load_pick_memory, load_statefile, save_statefile
 
     path = str(tmp_path / "state.json")
-    looks = {"FM.S001..HHZ": {"due": [1.7e9], "recent": {"P": [1.7e9], "S": []}}}
-    save_statefile(path, {}, {"FM.S001..HHZ": 1.7e9}, {}, looks)
-    assert load_second_looks(path) == looks
+    memory = {"FM.S001..HHZ": {"done_s": 1.7e9, "recent": {"P": [1.7e9], "S": []},
+                               "onsets": [1.7e9 - 0.02]}}  # fmt: skip
+    save_statefile(path, {}, {"FM.S001..HHZ": 1.7e9}, {}, memory)
+    assert load_pick_memory(path) == memory
     assert load_statefile(path)[1] == {"FM.S001..HHZ": 1.7e9}
+    # a statefile written before the key was named "pick_memory" is read too
+    data = json.loads(Path(path).read_text())
+    data["second_looks"] = data.pop("pick_memory")
+    Path(path).write_text(json.dumps(data))
+    assert load_pick_memory(path) == memory
     save_statefile(path, {}, {}, {})
-    assert load_second_looks(path) == {}
-    assert load_second_looks(str(tmp_path / "none.json")) == {}
+    assert load_pick_memory(path) == {}
+    assert load_pick_memory(str(tmp_path / "none.json")) == {}
 
 
 def test_second_look_settings_are_checked():
@@ -834,7 +840,7 @@ def test_restart_late_in_a_record_repeats_no_second_look_and_keeps_candidates(
     again = PhaseStage(
         params, model=model, resume_channels=snaps,
         last_pick_epoch_s=json.loads(json.dumps(first.last_pick_epoch_s)),
-        second_look_state=json.loads(json.dumps(first.second_looks)),
+        pick_memory_state=json.loads(json.dumps(first.pick_memory)),
     )  # fmt: skip
     for pk in packets:
         if pk.start_ns >= resume_ns.get(pk.seed_id, 0):
