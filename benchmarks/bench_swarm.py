@@ -3,7 +3,11 @@
 Run from the repository root::
 
     FIRSTMOTION_SHARED=../shared .venv/bin/python benchmarks/bench_swarm.py \\
-        [--pickers phasenet,stalta,phasenet+stalta] [--json benchmarks/results/swarm.json]
+        [--pickers phasenet,stalta,phasenet+stalta] [--json benchmarks/results/swarm.json] \\
+        [--model-top-km -1.5]
+
+(``--model-top-km``: the same layers under a top that far above sea level, a volcano's
+model; the stations stand on it and the truth's depths are below sea level.)
 
 The scenario (built once, deterministic in ``--seed``): 12 stations within ~25 km, 27
 earthquakes Mw 0.5-2.5 over 9 minutes inside a 4 km radius at 1-8 km depth, about 40% of them
@@ -60,12 +64,36 @@ def _shared() -> Path:
     return Path(os.environ.get("FIRSTMOTION_SHARED", ROOT.parent / "shared"))
 
 
-def build_scenario(out: Path, seed: int, noise_dir: Path | None) -> dict[str, Any]:
+def model_file(out: Path, top_km: float = 0.0) -> Path:
+    """The swarm's model file in ``out``; with ``top_km`` < 0 the same layers under a top
+    that far above sea level (a volcano's model: the stations stand on it, depths below sea
+    level are ``top_km`` shallower than below the top)."""
+    if top_km == 0.0:
+        return out / "swarm_1d.txt"
+    return out / f"swarm_1d_top{-top_km:g}km.txt"
+
+
+def model_text(top_km: float = 0.0) -> str:
+    if top_km == 0.0:
+        return MODEL_TEXT
+    lines = []
+    for line in MODEL_TEXT.splitlines():
+        if line.startswith("#") or not line.strip():
+            lines.append(line)
+            continue
+        depth, vp = (float(v) for v in line.split())
+        lines.append(f"{depth + top_km:g} {vp:g}")
+    return "\n".join(lines) + "\n"
+
+
+def build_scenario(
+    out: Path, seed: int, noise_dir: Path | None, top_km: float = 0.0
+) -> dict[str, Any]:
     from stream.scenario import ScenarioConfig, make_scenario, write_scenario
 
     out.mkdir(parents=True, exist_ok=True)
-    model = out / "swarm_1d.txt"
-    model.write_text(MODEL_TEXT)
+    model = model_file(out, top_km)
+    model.write_text(model_text(top_km))
     config = ScenarioConfig(
         seed=seed, n_stations=12, n_events=27, duration_s=540.0, region_km=40.0,
         swarm_radius_km=4.0, burst_fraction=0.4, burst_gap_s=6.0,
@@ -309,6 +337,11 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
     ap.add_argument("--synthetic-noise", action="store_true", help="not the real noise hour")
     ap.add_argument(
+        "--model-top-km", type=float, default=0.0,
+        help="the model's top this far below sea level (negative: a volcano's model above "
+        "it, the stations on its top)",
+    )  # fmt: skip
+    ap.add_argument(
         "--stage-root", type=Path, default=None,
         help="run the stages from this checkout (PYTHONPATH), e.g. another branch for a "
         "before/after on the same scenario; default: this one",
@@ -317,7 +350,9 @@ def main() -> None:
     noise = None if args.synthetic_noise else _shared() / "data" / "pr2017_noise"
     if noise is not None and not noise.exists():
         sys.exit(f"no real noise at {noise} (set FIRSTMOTION_SHARED or --synthetic-noise)")
-    truth = build_scenario(args.out, args.seed, noise)
+    if args.model_top_km > 0:
+        sys.exit("--model-top-km: expected <= 0 (a top above sea level is negative)")
+    truth = build_scenario(args.out, args.seed, noise, args.model_top_km)
     n_vis = sum(
         1 for e in truth["events"] for a in e["stations"]
         if a.get("p_in_data", True) and (a.get("snr") or 0.0) >= VISIBLE_SNR
@@ -330,8 +365,9 @@ def main() -> None:
     for picker in [p.strip() for p in args.pickers.split(",") if p.strip()]:
         env = {} if args.stage_root is None else {"PYTHONPATH": str(args.stage_root.resolve())}
         res = run_pipeline(
-            picker, args.out / "scenario", args.out / "swarm_1d.txt", args.out, args.speed, env
-        )
+            picker, args.out / "scenario", model_file(args.out, args.model_top_km), args.out,
+            args.speed, env,
+        )  # fmt: skip
         _print(res)
         results.append(res)
     if args.json:
