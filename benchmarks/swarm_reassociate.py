@@ -66,8 +66,9 @@ def reassociate(out: Path, picker: str = "phasenet") -> tuple[dict, list, dict]:
         while i < len(picks) and picks[i]["created_epoch_s"] <= wall:
             p = picks[i]
             i += 1
+            cand = assoc.params.is_candidate(bool(p.get("candidate")), p.get("probability", 1.0))
             batch.append(WindowPick(p["pick_id"], p["station_id"], p["time_epoch_s"],
-                                    p["phase"].upper(), bool(p.get("candidate"))))  # fmt: skip
+                                    p["phase"].upper(), cand))  # fmt: skip
         if batch:
             engine.add(batch, wall)
         take(engine.step(wall))

@@ -276,6 +276,10 @@ class AssociateSettings:
     # candidate P onsets (Pick.candidate) join located events at the P time they predict
     use_candidates: bool = True
     candidate_fit: float = 1.0  # ... within this share of the residual rule above
+    # a candidate PhaseNet is this sure of (probability; the onset gate dropped it) counts as
+    # a pick: it may make an event with the others (an event still needs min_picks P
+    # stations fitting one hypocentre); 0 = a candidate never counts as a pick
+    candidate_pick_p: float = 0.5
     # the published hypocentre: the event's picks relocated under this loss from the
     # association's solution ("cauchy": an outlying pick barely pulls it); "soft_l1": the
     # association's own solution as it is
@@ -286,6 +290,10 @@ class AssociateSettings:
             "associate", self, "min_picks", "window_s", "max_distance_km", "max_residual_s",
             "min_station_ratio", "residual_floor_s", "candidate_fit",
         ) + _non_negative("associate", self, "wait_s", "residual_fraction")  # fmt: skip
+        if not 0.0 <= self.candidate_pick_p <= 1.0:
+            out.append(
+                f"associate.candidate_pick_p: expected 0 (off) to 1, got {self.candidate_pick_p}"
+            )
         if self.final_loss not in FINAL_LOSSES:
             out.append(
                 f"associate.final_loss: expected one of {', '.join(FINAL_LOSSES)}, "

@@ -3,6 +3,7 @@ made of noise picks on a dense network, S picks used, and the worker's retractio
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -729,3 +730,45 @@ def test_a_model_above_sea_level_locates_below_sea_level():
         assert ev.located.depth_km == pytest.approx(o.depth_km + 2.0)
     finally:
         assoc.close()
+
+
+@pytest.mark.parametrize("pick_p", [0.5, 0.0])
+def test_a_sure_candidate_onset_counts_as_a_pick(redis_client, scenario, pick_p):
+    """A small earthquake with three P picks and two candidate onsets: one PhaseNet was sure
+    of (0.8; the picker's onset gate dropped it), one weak (0.2). With
+    ``candidate_pick_p`` 0.5 the sure one counts as a pick (so stored in the worker's window
+    state, for a restart) and the four P stations make the event (the weak one joins it as a
+    candidate); with 0 no candidate counts: three picks, no event."""
+    bus = Bus(redis_client)
+    picks = scenario_picks(scenario, seed=24)
+    first = sorted((p for p in picks.messages if picks.event_of[p.pick_id] == 0),
+                   key=lambda p: p.time_epoch_s)  # fmt: skip
+    sure = replace(first[3], candidate=True, probability=0.8)
+    weak = replace(first[4], candidate=True, probability=0.2)
+    params = AssociateParams(min_picks=4, close_wall_s=0.0, candidate_pick_p=pick_p)
+    assert params.is_candidate(True, 0.8) == (pick_p == 0.0)
+    assert params.is_candidate(True, 0.2) and not params.is_candidate(False, 0.2)
+    assoc = Associator(VelocityModel.default(), params)
+    try:
+        worker = AssociateWorker(bus, assoc, block_ms=50)
+        publish(bus, first[:3] + [sure, weak])
+        while worker.consumer.run_once(block_ms=10):
+            pass
+        rows = {p.pick_id: json.loads(redis_client.hget("fm:assoc:window", p.pick_id))
+                for p in (sure, weak)}  # fmt: skip
+        assert rows[sure.pick_id].get("candidate", False) == (pick_p == 0.0)
+        assert rows[weak.pick_id]["candidate"] is True
+        worker.associate_now()
+        worker.engine.newest_s += 1000.0
+        worker.associate_now()
+        latest, _ = latest_origins(bus)
+    finally:
+        assoc.close()
+    if pick_p == 0.0:
+        assert latest == {}
+    else:
+        assert len(latest) == 1
+        (o,) = latest.values()
+        assert {a.pick_id for a in o.arrivals} == {p.pick_id for p in first[:3] + [sure, weak]}
+    with pytest.raises(ValueError, match="candidate_pick_p"):
+        AssociateParams(candidate_pick_p=1.5)

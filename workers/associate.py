@@ -322,9 +322,10 @@ class AssociateWorker:
             if not isinstance(m, Pick) or m.phase.upper() not in phases:
                 self.picks_total.labels(outcome="not_p").inc()
                 continue
-            if m.candidate and not self.engine.params.use_candidates:
-                self.picks_total.labels(outcome="candidate").inc()
-                continue
+            if m.candidate and self.engine.params.is_candidate(m.candidate, m.probability):
+                if not self.engine.params.use_candidates:
+                    self.picks_total.labels(outcome="candidate").inc()
+                    continue
             picks.append(m)
         if not picks:
             return []
@@ -366,11 +367,16 @@ class AssociateWorker:
             accepted.append(p)
             newest = max(newest, p.time_epoch_s)
         if accepted:
+            params = self.engine.params
+
+            def cand(p: Pick) -> bool:  # a candidate onset here (a sure one counts as a pick)
+                return params.is_candidate(p.candidate, p.probability)
+
             rows = {
                 p.pick_id: json.dumps({
                     "station_id": p.station_id, "t": p.time_epoch_s, "lat": p.latitude_deg,
                     "lon": p.longitude_deg, "elev": p.elevation_m, "phase": p.phase.upper(),
-                    **({"candidate": True} if p.candidate else {}),
+                    **({"candidate": True} if cand(p) else {}),
                 })
                 for p in accepted
             }  # fmt: skip
@@ -381,7 +387,7 @@ class AssociateWorker:
             pipe.hset(self._k("meta"), "newest_pick_s", repr(newest))
             pipe.execute()
             self.engine.add(
-                WindowPick(p.pick_id, p.station_id, p.time_epoch_s, p.phase.upper(), p.candidate)
+                WindowPick(p.pick_id, p.station_id, p.time_epoch_s, p.phase.upper(), cand(p))
                 for p in accepted
             )
             self.picks_total.labels(outcome="windowed").inc(len(accepted))

@@ -205,6 +205,8 @@ class AssociateParams:
     use_candidates: bool = AssociateSettings.use_candidates  # candidate onsets join events
     # a candidate joins within this share of the residual a located event keeps
     candidate_fit: float = AssociateSettings.candidate_fit
+    # a candidate onset of at least this PhaseNet probability counts as a pick (0: never)
+    candidate_pick_p: float = AssociateSettings.candidate_pick_p
     # the published hypocentre: the picks relocated under this loss ("soft_l1": as associated)
     final_loss: str = AssociateSettings.final_loss
 
@@ -219,6 +221,8 @@ class AssociateParams:
             for name in _NON_NEGATIVE_PARAMS
             if not getattr(self, name) >= 0
         ]
+        if not 0.0 <= self.candidate_pick_p <= 1.0:
+            problems.append(f"candidate_pick_p: expected 0 to 1, got {self.candidate_pick_p!r}")
         if self.final_loss not in FINAL_LOSSES:
             problems.append(f"final_loss: expected one of {FINAL_LOSSES}, got {self.final_loss!r}")
         if self.min_picks < MIN_LOCATE_PICKS:
@@ -229,12 +233,21 @@ class AssociateParams:
         if problems:
             raise ValueError("associate parameters: " + "; ".join(problems))
 
+    def is_candidate(self, candidate: bool, probability: float) -> bool:
+        """Whether a pick flagged ``candidate`` by the picker stays a candidate onset here: one
+        PhaseNet gave at least ``candidate_pick_p`` (a confident peak the onset-SNR gate
+        dropped: a small earthquake's short P pulse is diluted in the gate's 1 s RMS) counts
+        as a pick; whether it makes an event is the network's to say (``min_picks`` P
+        stations fitting one hypocentre), as for any pick."""
+        p = self.candidate_pick_p
+        return bool(candidate) and not (p > 0 and probability >= p)
+
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> AssociateParams:
         """From :class:`firstmotion.config.AssociateSettings` (plus keyword overrides)."""
         keys = ("min_picks", "window_s", "max_distance_km", "max_residual_s", "wait_s", "use_s",
                 "min_station_ratio", "residual_floor_s", "residual_fraction",
-                "use_candidates", "candidate_fit", "final_loss")  # fmt: skip
+                "use_candidates", "candidate_fit", "candidate_pick_p", "final_loss")  # fmt: skip
         kwargs = {k: getattr(settings, k) for k in keys}
         kwargs.update(overrides)
         return cls(**kwargs)
