@@ -616,11 +616,13 @@ def test_candidates_do_not_count_toward_min_picks(scenario, associator):
 
 
 def test_worker_keeps_the_candidate_flag_across_a_restart(redis_client, scenario, associator):
-    """A candidate onset on the wire reaches the window as one (and stays one when a
-    restarted worker reloads its window); with use_candidates off it is not windowed."""
+    """A candidate onset on the wire (a weak one: PhaseNet 0.2) reaches the window as one
+    (and stays one when a restarted worker reloads its window); with use_candidates off it
+    is not windowed."""
     bus = Bus(redis_client)
     picks = scenario_picks(scenario, seed=27)
-    p = replace(picks.messages[0], pick_id=picks.messages[0].pick_id + "c", candidate=True)
+    p = replace(picks.messages[0], pick_id=picks.messages[0].pick_id + "c", candidate=True,
+                probability=0.2)  # fmt: skip
     publish(bus, [p])
     AssociateWorker(bus, associator, block_ms=50).run(drain=True, timeout_s=60)
     again = AssociateWorker(bus, associator, block_ms=50)
