@@ -322,10 +322,10 @@ class AssociateWorker:
             if not isinstance(m, Pick) or m.phase.upper() not in phases:
                 self.picks_total.labels(outcome="not_p").inc()
                 continue
-            if m.candidate and self.engine.params.is_candidate(m.candidate, m.probability):
-                if not self.engine.params.use_candidates:
-                    self.picks_total.labels(outcome="candidate").inc()
-                    continue
+            params = self.engine.params
+            if not params.use_candidates and params.is_candidate(m.candidate, m.probability):
+                self.picks_total.labels(outcome="candidate").inc()
+                continue
             picks.append(m)
         if not picks:
             return []
