@@ -28,8 +28,8 @@ window behind, so those windows ran before it), and picks no later than the last
 published per station and phase (``last_pick_epoch_s``, keys ``<Z id>`` for P and
 ``<Z id>|S`` for S) plus ``min_separation_s`` are dropped. A P pick whose refined onset falls
 within ``min_separation_s`` of one shipped before is dropped too
-(:func:`stream.picker.separate_refined`; the recent onsets are saved with the second-look
-state).
+(:func:`stream.picker.separate_refined`; the recent onsets are saved in the statefile's
+pick memory, with the second look's).
 
 NaN or infinite samples are counted (:attr:`PhaseStage.nan_samples`) and read as the
 channel's mean within the window.

@@ -619,6 +619,15 @@ def s_polarized(window: np.ndarray | None, index: float, params: PickerParams) -
     return bool(r > params.p_max_hv)
 
 
+def is_s_onset(
+    prob: np.ndarray, window: np.ndarray | None, index: float, p: float, params: PickerParams
+) -> bool:
+    """Whether a P peak ``p`` (or candidate onset) at window sample ``index`` is an S onset:
+    PhaseNet reads it as S more than as P there (:func:`read_as_s`), or its polarization
+    says S (:func:`s_polarized`)."""
+    return read_as_s(prob, index, p) or s_polarized(window, index, params)
+
+
 def s_onset_snr(window: np.ndarray, index: float) -> float:
     """The onset SNR of an S pick at sample ``index`` of a station window ``(3, n)`` (E, N, Z
     on the 100 Hz grid, as the network reads it): the larger of :func:`p_onset_snr` on the two
@@ -678,7 +687,7 @@ def picks_in_window(
             grid = start_n + index
             if not lo <= grid < hi:
                 continue
-            if phase == "P" and (read_as_s(prob, index, p) or s_polarized(window, index, params)):
+            if phase == "P" and is_s_onset(prob, window, index, p, params):
                 continue
             if phase == "S" and s_gated(window, index, params):
                 continue
@@ -772,9 +781,7 @@ def candidate_picks(
     picked = [sp.time_epoch_s for sp in found if sp.phase == "P"]
     out: list[StationPick] = []
     for index, p, source in onsets:
-        if read_as_s(prob, index, max(p, params.s_threshold)):  # an S pick's onset
-            continue
-        if s_polarized(window, index, params):  # an S onset by its polarization
+        if is_s_onset(prob, window, index, max(p, params.s_threshold), params):  # an S's onset
             continue
         grid = start_n + index
         t = (anchor_ns + grid * SEGMENT_GRID_NS) / 1e9
@@ -826,7 +833,7 @@ def second_look_picks(
             grid = start_n + index
             if not lo <= grid < hi:
                 continue
-            if phase == "P" and (read_as_s(prob, index, p) or s_polarized(window, index, params)):
+            if phase == "P" and is_s_onset(prob, window, index, p, params):
                 continue
             if phase == "S" and s_gated(window, index, params):
                 continue

@@ -367,16 +367,14 @@ class AssociateWorker:
             accepted.append(p)
             newest = max(newest, p.time_epoch_s)
         if accepted:
-            params = self.engine.params
-
-            def cand(p: Pick) -> bool:  # a candidate onset here (a sure one counts as a pick)
-                return params.is_candidate(p.candidate, p.probability)
-
+            # a candidate onset here (a sure one counts as a pick), in the state and the window
+            cand = {p.pick_id: self.engine.params.is_candidate(p.candidate, p.probability)
+                    for p in accepted}  # fmt: skip
             rows = {
                 p.pick_id: json.dumps({
                     "station_id": p.station_id, "t": p.time_epoch_s, "lat": p.latitude_deg,
                     "lon": p.longitude_deg, "elev": p.elevation_m, "phase": p.phase.upper(),
-                    **({"candidate": True} if cand(p) else {}),
+                    **({"candidate": True} if cand[p.pick_id] else {}),
                 })
                 for p in accepted
             }  # fmt: skip
@@ -387,7 +385,9 @@ class AssociateWorker:
             pipe.hset(self._k("meta"), "newest_pick_s", repr(newest))
             pipe.execute()
             self.engine.add(
-                WindowPick(p.pick_id, p.station_id, p.time_epoch_s, p.phase.upper(), cand(p))
+                WindowPick(
+                    p.pick_id, p.station_id, p.time_epoch_s, p.phase.upper(), cand[p.pick_id]
+                )
                 for p in accepted
             )
             self.picks_total.labels(outcome="windowed").inc(len(accepted))
