@@ -146,6 +146,33 @@ def test_preprocessing_is_odd_and_unit_peak():
     np.testing.assert_allclose(np.abs(w[:, 0]).max(axis=1), 1.0)
 
 
+@pytest.mark.parametrize("rate_hz", [100.0, 40.0, 200.0, 500.0, 75.19, 44.1])
+@pytest.mark.parametrize("anti_alias", ["causal", "zero_phase"])
+def test_window_matrix_is_the_filter_chain(rate_hz, anti_alias):
+    """The preprocessing's one matrix product gives the windows of the resampling and
+    high-pass recursions themselves (demeaned segments with a DC offset, drift and an onset),
+    at every rate and either anti-alias filter."""
+    from workers.polarity.preprocess import band_window_matrix, model_band, model_resampling
+
+    cfg = PreprocessConfig(anti_alias=anti_alias)
+    rng = np.random.default_rng(6)
+    pick_in = int(round(3.64 * rate_hz))
+    up, down = model_resampling(rate_hz, cfg)
+    pick_in = -(-pick_in // down) * down
+    n_in = pick_in + int(round(0.84 * rate_hz))
+    seg = rng.standard_normal((4, n_in)) * 50.0 + np.linspace(0.0, 300.0, n_in)
+    seg[:, pick_in:] += 400.0 * np.sin(np.arange(n_in - pick_in) / 3.0)
+    seg -= seg[:, :pick_in].mean(axis=1, keepdims=True)
+    pick_out = pick_in * up // down
+    ref = model_band(seg, rate_hz, cfg)[
+        :, pick_out - cfg.window_pre_samples : pick_out + cfg.window_post_samples
+    ]
+    got = seg @ band_window_matrix(rate_hz, n_in, pick_in, cfg)
+    assert got.shape == (4, cfg.window_samples)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12 * np.abs(ref).max())
+    assert np.abs(ref).max() > 1.0  # the onset reached the window
+
+
 @pytest.mark.parametrize("rate_hz", [100.0, 40.0, 125.0, 500.0, 75.19, 44.1, 213.0])
 def test_preprocessing_is_causal_before_the_pick(rate_hz):
     """Changing samples after the pick never changes the window before it, at any rate
