@@ -774,3 +774,51 @@ def test_a_sure_candidate_onset_counts_as_a_pick(redis_client, scenario, pick_p)
         assert {a.pick_id for a in o.arrivals} == {p.pick_id for p in first[:3] + [sure, weak]}
     with pytest.raises(ValueError, match="candidate_pick_p"):
         AssociateParams(candidate_pick_p=1.5)
+
+
+SWARM_MODEL = """# depth_km vp_km_s vs_km_s
+0.0 2.8 1.5909
+1.0 3.9 2.2159
+3.0 5.0 2.8409
+6.0 5.9 3.3523
+12.0 6.4 3.6364
+25.0 7.0 3.9773
+"""
+
+
+def test_one_wrong_pick_does_not_lose_the_event_the_others_fit_exactly(tmp_path):
+    """A small earthquake under a swarm network: exact P picks at its four nearest stations and
+    the S onset of a fifth labelled P (2.9 s after its P), located from the start PyOcto gave
+    on the swarm proxy (5.7 km off, 0.3 km deep). The first fit, pulled by the wrong pick to
+    the surface, puts a good pick beyond the residual rule too (0.94 s); cutting both left three
+    P stations and no event (before: ``None``).
+    Only the worst goes when the rest would be too few, and the four locate exactly."""
+    path = tmp_path / "swarm.txt"
+    path.write_text(SWARM_MODEL)
+    model = VelocityModel.from_file(str(path))
+    assoc = Associator(model, AssociateParams(min_picks=4))
+    try:
+        proj = assoc.projection(18.0, -66.2)
+        xy = {"A": (-3.1, 2.5), "B": (4.1, -10.6), "C": (11.6, -4.0), "D": (-3.7, 13.9),
+              "E": (7.1, -19.2)}  # fmt: skip
+        stations = {}
+        for code, (x, y) in xy.items():
+            lat, lon = proj.to_latlon(x, y)
+            stations[f"FM.{code}."] = StationCoords(float(lat), float(lon), 0.0)
+        hx, hy, hz, t0 = 1.55, -3.19, 5.9, 1.7e9
+        picks = []
+        for code, (x, y) in xy.items():
+            phase = "S" if code == "E" else "P"  # E's S onset, labelled P
+            tt = float(trace_rays(model, np.array([np.hypot(x - hx, y - hy)]),
+                                  np.array([hz]), phase).time_s[0])  # fmt: skip
+            sid = f"FM.{code}..EHZ"
+            picks.append(WindowPick(make_pick_id(sid, t0 + tt), sid, t0 + tt, "P"))
+        t_ref = float(np.floor(t0 + 1.0))
+        ev = assoc.locate_picks(picks, stations, (4.4, 1.77, 0.31, t0 - t_ref), t_ref, proj)
+    finally:
+        assoc.close()
+    assert ev is not None
+    assert sorted(a.station_id for a in ev.arrivals) == [f"FM.{c}..EHZ" for c in "ABCD"]
+    x, y = proj.to_xy(ev.latitude_deg, ev.longitude_deg)
+    assert abs(ev.time_epoch_s - t0) < 0.02 and abs(ev.depth_km - hz) < 0.2
+    assert np.hypot(float(x) - hx, float(y) - hy) < 0.2

@@ -603,7 +603,7 @@ class Associator:
             table = self.tables(p.max_distance_km + p.table_step_km).table
         chosen = sorted(picks, key=lambda k: (k.time_epoch_s, k.pick_id))
         guess = start
-        for _ in range(4):
+        for _ in range(max(4, len(chosen) + 1)):  # each round cuts a pick or ends
             if p_stations(chosen) < p.min_picks or len(chosen) < MIN_LOCATE_PICKS:
                 return None
             j = np.array([index[k.station_key] for k in chosen])
@@ -625,6 +625,13 @@ class Associator:
                     best[(k.station_key, k.phase)] = i
             tol = self.tolerance_s(t - sol[3] - res)  # observed - origin - residual = T
             keep = sorted(i for i in best.values() if abs(res[i]) <= tol[i])
+            if p_stations([chosen[i] for i in keep]) < p.min_picks:
+                # one wrong pick pulls the fit, and the good picks' residuals with it: cut
+                # together they leave too few to locate an event they fit exactly, so only the
+                # worst goes
+                keep = sorted(best.values())
+                beyond = [i for i in keep if abs(res[i]) > tol[i]]
+                keep.remove(max(beyond, key=lambda i: (abs(res[i]) / tol[i], chosen[i].pick_id)))
             if len(keep) == len(chosen):
                 break
             chosen = [chosen[i] for i in keep]
