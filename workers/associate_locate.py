@@ -631,7 +631,9 @@ class Associator:
                 # worst goes
                 keep = sorted(best.values())
                 beyond = [i for i in keep if abs(res[i]) > tol[i]]
-                keep.remove(max(beyond, key=lambda i: (abs(res[i]) / tol[i], chosen[i].pick_id)))
+                if beyond:
+                    worst = max(beyond, key=lambda i: (abs(res[i]) / tol[i], chosen[i].pick_id))
+                    keep.remove(worst)
             if len(keep) == len(chosen):
                 break
             chosen = [chosen[i] for i in keep]
