@@ -822,3 +822,38 @@ def test_one_wrong_pick_does_not_lose_the_event_the_others_fit_exactly(tmp_path)
     x, y = proj.to_xy(ev.latitude_deg, ev.longitude_deg)
     assert abs(ev.time_epoch_s - t0) < 0.02 and abs(ev.depth_km - hz) < 0.2
     assert np.hypot(float(x) - hx, float(y) - hy) < 0.2
+
+
+def test_a_burst_follower_whose_p_falls_on_the_first_ones_s_is_its_own_event(scenario):
+    """Two earthquakes at one place, the second its S - P time at one station later: there
+    its P is where the first one's S is due (the first has no pick there). The follower has
+    four P picks (the minimum) and their S: its P at that station is its own arrival, not the
+    first earthquake's S (the picker drops S onsets it reads as P by their polarization), so
+    it has four onsets the first does not explain and stays an event (before: merged into the
+    first, three unexplained)."""
+    stations = stations_of(scenario)
+    lat, lon = scenario.config.centre_lat_deg, scenario.config.centre_lon_deg
+    t0, depth = 1.7e9, 6.0
+    first = _synthetic_picks(stations, [(lat, lon, depth, t0)], with_s=True)
+    p_at = {k.station_key: k.time_epoch_s for k in first if k.phase == "P"}
+    s_minus_p = {k.station_key: k.time_epoch_s - p_at[k.station_key] for k in first
+                 if k.phase == "S"}  # fmt: skip
+    x = min(s_minus_p, key=lambda s: abs(s_minus_p[s] - 3.0))  # S - P of about 3 s
+    dt = s_minus_p[x]
+    first = [k for k in first if k.station_key != x]  # neither onset picked there
+    follower = _synthetic_picks(stations, [(lat, lon, depth, t0 + dt)], with_s=True)
+    # and the three nearest stations where its P is not at the first one's S
+    apart = sorted((s for s in p_at if abs(s_minus_p[s] - dt) > 1.0), key=lambda s: p_at[s])
+    mine = {x, *apart[:3]}
+    follower = [k for k in follower if k.station_key in mine]
+    picks = sorted(first + follower, key=lambda k: k.time_epoch_s)
+    assoc = Associator(VelocityModel.default(), AssociateParams(min_picks=4))
+    try:
+        events, _ = run_engine(assoc, stations, picks, batch=5)
+    finally:
+        assoc.close()
+    times = sorted(o.time_epoch_s for o in events.values())
+    assert len(times) == 2, times
+    assert abs(times[0] - t0) < 0.1 and abs(times[1] - t0 - dt) < 0.1
+    second = max(events.values(), key=lambda o: o.time_epoch_s)
+    assert {a.pick_id for a in second.arrivals} == {k.pick_id for k in follower}

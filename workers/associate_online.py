@@ -949,18 +949,19 @@ class OnlineAssociator:
         """How many arrivals of ``ev`` the earthquake ``other`` (its arrivals ``other_times``)
         does not explain: :func:`distinct_arrivals` where both have the station and phase, and
         at the stations and phases only ``ev`` has, picks more than ``DISTINCT_ARRIVAL_S`` from
-        both ``other``'s predicted P and S there. A second solution of one earthquake is made of
-        its onsets (the ones it has, or its predicted ones); a burst's next earthquake has
-        onsets of its own, at stations where the first was not picked too."""
+        ``other``'s predicted arrival of the same phase there. A second solution of one
+        earthquake is made of its onsets (the ones it has, or its predicted ones); a burst's
+        next earthquake has onsets of its own, at stations where the first was not picked too.
+        A P arrival where ``other``'s S is due is the next earthquake's P, not ``other``'s S:
+        the picker drops the S onsets it reads as P by their polarization (a burst follower
+        with four P picks, one of them at the first earthquake's S, was merged into it)."""
         n = distinct_arrivals(self._times(ev), other_times)
-        own = [self.window[a.pick_id] for a in ev.arrivals
+        own = [replace(self.window[a.pick_id], phase=a.phase) for a in ev.arrivals
                if a.pick_id in self.window and not self.window[a.pick_id].candidate
                and (self.window[a.pick_id].station_key, a.phase) not in other_times]  # fmt: skip
         if not own:
             return n
-        as_p = self._residuals(other, [replace(k, phase="P") for k in own])
-        as_s = self._residuals(other, [replace(k, phase="S") for k in own])
-        return n + int(np.count_nonzero(np.minimum(as_p, as_s) > DISTINCT_ARRIVAL_S))
+        return n + int(np.count_nonzero(self._residuals(other, own) > DISTINCT_ARRIVAL_S))
 
     # -- output
     def _emit(self, key: int, result: StepResult, taken: set[str] | None = None) -> None:
