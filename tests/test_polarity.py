@@ -173,6 +173,16 @@ def test_window_matrix_is_the_filter_chain(rate_hz, anti_alias):
     assert np.abs(ref).max() > 1.0  # the onset reached the window
 
 
+def test_a_rate_a_few_ppm_off_shares_its_ratio_s_matrix():
+    """A datalogger's reported rate a few ppm off the nominal one resamples by the same ratio:
+    the same matrix serves both (no rebuild per station)."""
+    from workers.polarity.preprocess import band_window_matrix
+
+    cfg = PreprocessConfig()
+    assert band_window_matrix(99.9998, 448, 364, cfg) is band_window_matrix(100.0, 448, 364, cfg)
+    assert band_window_matrix(200.0, 896, 728, cfg) is not band_window_matrix(100.0, 448, 364, cfg)
+
+
 @pytest.mark.parametrize("rate_hz", [100.0, 40.0, 125.0, 500.0, 75.19, 44.1, 213.0])
 def test_preprocessing_is_causal_before_the_pick(rate_hz):
     """Changing samples after the pick never changes the window before it, at any rate

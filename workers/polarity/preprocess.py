@@ -260,7 +260,11 @@ def model_band(x: np.ndarray, input_rate_hz: float, config: PreprocessConfig) ->
     """Steps 3-4 on demeaned rows (N, L) at ``input_rate_hz``: resample to the model rate (see
     :func:`model_resampling`), then the causal high-pass. Sample ``k`` of the result is at input
     sample ``k * down / up``."""
-    up, down = model_resampling(input_rate_hz, config)
+    return _band(x, *model_resampling(input_rate_hz, config), config)
+
+
+def _band(x: np.ndarray, up: int, down: int, config: PreprocessConfig) -> np.ndarray:
+    """:func:`model_band` for the resampling ratio ``up / down``."""
     if (up, down) != (1, 1):
         if config.anti_alias == "causal" and up <= 12:
             x = causal_resample(x, up, down)
@@ -271,7 +275,6 @@ def model_band(x: np.ndarray, input_rate_hz: float, config: PreprocessConfig) ->
     return causal_highpass(x, config.highpass_hz, config.highpass_order, config.sampling_rate_hz)
 
 
-@lru_cache(maxsize=16)
 def band_window_matrix(
     input_rate_hz: float, n_in: int, pick_in: int, config: PreprocessConfig
 ) -> np.ndarray:
@@ -283,14 +286,19 @@ def band_window_matrix(
     the first sample, a multiple of it), so its columns are :func:`model_band` of the unit
     impulses. One matrix product instead of the resampling and high-pass recursions over every
     segment: the preprocessing cost no longer grows with the filters' orders. Read-only, made
-    once per rate, segment length and configuration."""
-    up, down = model_resampling(input_rate_hz, config)
+    once per resampling ratio, segment length and configuration (rates a datalogger reports a
+    few ppm off share the matrix of their ratio)."""
+    return _window_matrix(*model_resampling(input_rate_hz, config), n_in, pick_in, config)
+
+
+@lru_cache(maxsize=16)
+def _window_matrix(up: int, down: int, n_in: int, pick_in: int, config: PreprocessConfig):
     pick_out = pick_in * up // down
     cols = slice(pick_out - config.window_pre_samples, pick_out + config.window_post_samples)
     out = np.empty((n_in, config.window_samples))
     for start in range(0, n_in, 256):  # bounded memory at high input rates
         eye = np.eye(min(256, n_in - start), n_in, k=start)
-        out[start : start + eye.shape[0]] = model_band(eye, input_rate_hz, config)[:, cols]
+        out[start : start + eye.shape[0]] = _band(eye, up, down, config)[:, cols]
     out.flags.writeable = False
     return out
 
@@ -303,15 +311,16 @@ def apply_window_matrix(
     machine."""
     import torch
 
-    matrix = _window_matrix_tensor(input_rate_hz, seg.shape[1], pick_in, config)
+    up, down = model_resampling(input_rate_hz, config)
+    matrix = _window_matrix_tensor(up, down, seg.shape[1], pick_in, config)
     return (torch.from_numpy(np.ascontiguousarray(seg, dtype=np.float64)) @ matrix).numpy()
 
 
 @lru_cache(maxsize=16)
-def _window_matrix_tensor(input_rate_hz, n_in, pick_in, config):
+def _window_matrix_tensor(up, down, n_in, pick_in, config):
     import torch
 
-    return torch.from_numpy(band_window_matrix(input_rate_hz, n_in, pick_in, config).copy())
+    return torch.from_numpy(_window_matrix(up, down, n_in, pick_in, config).copy())
 
 
 def _fill_gaps(seg: np.ndarray) -> np.ndarray:
