@@ -350,7 +350,8 @@ class OnlineAssociator:
             arrivals = tuple(
                 a for a in o.arrivals if a.pick_id in win and not win[a.pick_id].candidate
             )
-            depth = o.depth_km - self._top_km  # below the model's top, as the solutions are
+            # below the model's top, as the solutions are
+            depth = float(self.associator.model.model_depth_km(o.depth_km))
             located = LocatedEvent(o.time_epoch_s, o.latitude_deg, o.longitude_deg, depth,
                                    arrivals, o.rms_s or 0.0)  # fmt: skip
             k = self._new_key()

@@ -304,14 +304,13 @@ def _window_matrix(up: int, down: int, n_in: int, pick_in: int, config: Preproce
 
 
 def apply_window_matrix(
-    seg: np.ndarray, input_rate_hz: float, pick_in: int, config: PreprocessConfig
+    seg: np.ndarray, up: int, down: int, pick_in: int, config: PreprocessConfig
 ) -> np.ndarray:
-    """``seg @`` :func:`band_window_matrix` (float64), on torch's CPU threads: numpy's own BLAS
-    threads spin beside torch's between the two and halved the network's speed on a 2-core
-    machine."""
+    """``seg @`` :func:`band_window_matrix` of the resampling ratio ``up / down`` (float64),
+    on torch's CPU threads: numpy's own BLAS threads spin beside torch's between the two and
+    halved the network's speed on a 2-core machine."""
     import torch
 
-    up, down = model_resampling(input_rate_hz, config)
     matrix = _window_matrix_tensor(up, down, seg.shape[1], pick_in, config)
     return (torch.from_numpy(np.ascontiguousarray(seg, dtype=np.float64)) @ matrix).numpy()
 
@@ -403,7 +402,7 @@ def linear_windows(
 
     pre_pick = seg[:, :pre_in]
     seg = seg - pre_pick.mean(axis=1, keepdims=True)
-    win = apply_window_matrix(seg, rate, pre_in, cfg)
+    win = apply_window_matrix(seg, up, down, pre_in, cfg)
     reasons[flat & (reasons == REASON_OK)] = REASON_FLAT
     win = np.where((reasons == REASON_OK)[:, None], win, 0.0)
     return win, reasons.astype(str)
