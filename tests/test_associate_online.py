@@ -857,3 +857,83 @@ def test_a_burst_follower_whose_p_falls_on_the_first_ones_s_is_its_own_event(sce
     assert abs(times[0] - t0) < 0.1 and abs(times[1] - t0 - dt) < 0.1
     second = max(events.values(), key=lambda o: o.time_epoch_s)
     assert {a.pick_id for a in second.arrivals} == {k.pick_id for k in follower}
+
+
+def _messy_burst(stations, lat, lon, t0, rng):
+    """Two or three earthquakes 1-5 s apart within 15 km of (lat, lon): half their P and S
+    onsets picked, with 50 ms of scatter, and 3-9 noise picks over 25 s."""
+    keys = sorted(stations)
+    n = rng.integers(2, 4)
+    hyps = [(lat + rng.uniform(-0.15, 0.15), lon + rng.uniform(-0.15, 0.15), rng.uniform(2, 12),
+             t0 + (0.0 if i == 0 else rng.uniform(1.0, 5.0) * i)) for i in range(n)]  # fmt: skip
+    picks = _synthetic_picks(stations, hyps, with_s=True)
+    keep = rng.random(len(picks)) > 0.5
+    picks = [WindowPick(k.pick_id, k.station_id, k.time_epoch_s + rng.normal(0.0, 0.05), k.phase)
+             for k, kept in zip(picks, keep, strict=True) if kept]  # fmt: skip
+    for _ in range(int(rng.integers(3, 10))):
+        sid = f"{keys[rng.integers(len(keys))]}.HHZ"
+        t = t0 + rng.uniform(-5.0, 20.0)
+        picks.append(WindowPick(make_pick_id(sid, t), sid, t, "P" if rng.random() < 0.7 else "S"))
+    return [h[3] for h in hyps], sorted(picks, key=lambda k: k.time_epoch_s)
+
+
+def test_a_backlog_of_picks_is_taken_in_slices_of_pick_time(scenario, associator, monkeypatch):
+    """A step whose new picks span more than ``REVEAL_S`` (a replay faster than real time, an
+    associator that fell behind, a restart) attaches and nucleates them slice by slice in
+    pick-time order, each slice seeing only the picks up to its end, as a real-time feed
+    would have shown them; every pick is taken once."""
+    import workers.associate_online as online
+
+    stations = stations_of(scenario)
+    lat, lon = scenario.config.centre_lat_deg, scenario.config.centre_lon_deg
+    _, picks = _messy_burst(stations, lat, lon, 1.7e9, np.random.default_rng(3))
+    assert picks[-1].time_epoch_s - picks[0].time_epoch_s > 5 * online.REVEAL_S
+    eng = OnlineAssociator(associator, dict(stations), new_id=str)
+    slices, lasts, pools = [], [], []
+    take, nucleate = eng._take, eng._nucleate
+
+    def spy_take(fresh, wall_s, result, *, last):
+        slices.append([k.time_epoch_s for k in fresh])
+        lasts.append(last)
+        return take(fresh, wall_s, result, last=last)
+
+    def spy_nucleate(unowned, wall_s, result):
+        horizon = max(slices[-1])
+        pools.append(all(eng.window[i].time_epoch_s <= horizon for i in eng.window
+                         if i not in eng.owner and i not in eng._hidden))  # fmt: skip
+        return nucleate(unowned, wall_s, result)
+
+    monkeypatch.setattr(eng, "_take", spy_take)
+    monkeypatch.setattr(eng, "_nucleate", spy_nucleate)
+    eng.add(picks, 0.0)
+    eng.step(0.0)
+    assert len(slices) > 5
+    assert all(s[-1] - s[0] < online.REVEAL_S for s in slices)
+    # in order, no overlap
+    assert all(a[-1] < b[0] for a, b in zip(slices[:-1], slices[1:], strict=True))
+    assert sorted(t for s in slices for t in s) == [k.time_epoch_s for k in picks]
+    assert pools and all(pools)  # nucleation never saw a pick beyond its slice
+    assert lasts == [False] * (len(slices) - 1) + [True]
+    assert not eng._hidden and not eng._deferred and not eng._dirty
+
+
+def test_a_backlog_gives_the_events_of_a_real_time_feed(scenario):
+    """Two earthquakes 3.95 s apart, half their onsets picked, noise picks between: all the
+    picks in one step give the two earthquakes, as the same picks two at a time do (before,
+    one step nucleated them together into two solutions between them, 1.0 and 2.7 s)."""
+    stations = stations_of(scenario)
+    lat, lon = scenario.config.centre_lat_deg, scenario.config.centre_lon_deg
+    rng = np.random.default_rng(7)
+    for _ in range(9):  # the ninth draw
+        truth, picks = _messy_burst(stations, lat, lon, 1.7e9, rng)
+    assert len(truth) == 2 and abs(truth[1] - truth[0] - 3.95) < 0.01
+    assoc = Associator(VelocityModel.default(), AssociateParams(min_picks=4))
+    try:
+        backlog, _ = run_engine(assoc, stations, picks, batch=len(picks))
+        live, _ = run_engine(assoc, stations, picks, batch=2)
+    finally:
+        assoc.close()
+    for events in (backlog, live):
+        times = sorted(o.time_epoch_s for o in events.values())
+        assert len(times) == 2, [t - truth[0] for t in times]
+        assert all(abs(a - b) < 0.1 for a, b in zip(times, truth, strict=True))
