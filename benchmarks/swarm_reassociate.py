@@ -4,7 +4,7 @@ Run from the repository root, after ``benchmarks/bench_swarm.py`` (which leaves 
 messages in ``OUT/logs_<picker>/messages.jsonl``)::
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/swarm_reassociate.py [--out /tmp/bench_swarm] \\
-        [--picker phasenet] [--verbose] [--plot timeline.png]
+        [--picker phasenet] [--verbose] [--plot timeline.png] [--step-s 0.25] [--real-time]
 
 The live run settles events on the wall clock of a 20x replay, so its event counts move by
 +-2 between runs of the same stages. Here the run's picks are fed to
@@ -13,6 +13,11 @@ stage published them (``Pick.created_epoch_s``), stepping every 0.25 s as the wo
 flushed; the events are matched to the scenario's truth with
 :func:`firstmotion.demo.match_events` (as ``bench_swarm.py``). Same picks, same code: same
 answer, so an associator change is measured on the same picks before and after it.
+
+``--step-s``: another step cadence (a starved associator steps less often). ``--real-time``:
+each pick delivered as a real-time feed would deliver it, ``REAL_TIME_DELAY_S`` plus a random
+0-``REAL_TIME_SPREAD_S`` after its own time (seeded), instead of when the replay's stream stage
+published it.
 """
 
 from __future__ import annotations
@@ -33,18 +38,27 @@ from workers.associate_locate import AssociateParams, Associator, WindowPick
 from workers.associate_online import OnlineAssociator
 
 STEP_S = 0.25  # the worker's debounce
+REAL_TIME_DELAY_S = 2.5  # --real-time: a pick reaches the associator this long after its time
+REAL_TIME_SPREAD_S = 1.5  # ... plus up to this much (records, picker windows)
 
 
-def reassociate(out: Path, picker: str = "phasenet") -> tuple[dict, list, dict]:
+def reassociate(
+    out: Path, picker: str = "phasenet", *, step_s: float = STEP_S, real_time: bool = False
+) -> tuple[dict, list, dict]:
     """Truth, the catalog standing at the end (origin, None) and the truth matches."""
     scen = out / "scenario"
     truth = json.loads((scen / "truth.json").read_text())
     path = out / f"logs_{picker.replace('+', '_')}" / "messages.jsonl"  # as bench_swarm.py
     rows = [json.loads(line) for line in open(path)]
-    picks = sorted((r for r in rows if r.get("type") == "Pick"),
-                   key=lambda r: r["created_epoch_s"])  # fmt: skip
+    picks = [r for r in rows if r.get("type") == "Pick"]
     if not picks:
         raise SystemExit(f"no picks in {path}")
+    picks.sort(key=lambda r: (r["time_epoch_s"], r["pick_id"]))
+    if real_time:
+        late = np.random.default_rng(0).uniform(0.0, REAL_TIME_SPREAD_S, len(picks))
+        for r, dt in zip(picks, late, strict=True):
+            r["created_epoch_s"] = r["time_epoch_s"] + REAL_TIME_DELAY_S + float(dt)
+    picks.sort(key=lambda r: r["created_epoch_s"])
     settings = load_settings(None)
     assoc = Associator(VelocityModel.from_file(str(scen / "velocity_model.txt")),
                        AssociateParams.from_settings(settings.associate))  # fmt: skip
@@ -72,7 +86,7 @@ def reassociate(out: Path, picker: str = "phasenet") -> tuple[dict, list, dict]:
         if batch:
             engine.add(batch, wall)
         take(engine.step(wall))
-        wall += STEP_S
+        wall += step_s
     take(engine.step(wall + 1000.0, flush=True))
     assoc.close()
     catalog = [(o, None) for o in standing.values()]
@@ -122,8 +136,15 @@ def main() -> None:
     ap.add_argument("--picker", default="phasenet")
     ap.add_argument("--verbose", action="store_true", help="every truth and false event")
     ap.add_argument("--plot", type=Path, default=None, help="timeline of the events (PNG)")
+    ap.add_argument("--step-s", type=float, default=STEP_S, help="wall time between steps")
+    ap.add_argument(
+        "--real-time",
+        action="store_true",
+        help="deliver each pick a few seconds after its own time, not when published",
+    )
     args = ap.parse_args()
-    truth, catalog, matches = reassociate(args.out, args.picker)
+    truth, catalog, matches = reassociate(args.out, args.picker, step_s=args.step_s,
+                                          real_time=args.real_time)  # fmt: skip
     if args.plot:
         plot_timeline(truth, catalog, matches, args.plot)
     matched = {v[0].event_id for v in matches.values() if v is not None}
