@@ -339,6 +339,9 @@ class MechanismSettings:
     sp_qbadmin: float = 2.0  # floor of the allowed amplitude misfit per event (log10 units)
     sp_correction_log10: float = 0.0  # added to every observed log10(S/P) (network correction)
     sp_max_residual_s: float = 0.25  # P and S arrivals' |travel-time residual| for a ratio
+    # compare an event's ratios about their best-fitting level, not about zero: no network
+    # correction needed (workers/mechanism/amplitude.py)
+    sp_free_level: bool = False
 
     def _problems(self) -> list[str]:
         out = _positive(

@@ -264,3 +264,22 @@ def test_cli_adds_the_sp_correction_to_every_ratio(tmp_path):
     assert main(["invert", "--input", str(plain), "--output", str(out), "--no-progress",
                  "--sp-correction", "0.4"]) == 0  # fmt: skip
     assert "sp_correction_log10" not in json.loads(out.read_text())
+
+
+def test_cli_free_level_gives_the_mechanisms_of_unbiased_ratios(tmp_path):
+    """``--sp-free-level``: ratios 0.4 log10 low everywhere give the mechanisms the unbiased
+    ratios give (each event's level is its own), and each row says so."""
+    rows = {}
+    for bias in (0.0, -0.4):
+        events, _ = _events_with_biased_ratios(6, bias)
+        inp = tmp_path / f"events{bias}.jsonl"
+        inp.write_text("".join(json.dumps(e) + "\n" for e in events))
+        out = tmp_path / f"out{bias}.jsonl"
+        assert main(["invert", "--input", str(inp), "--output", str(out), "--no-progress",
+                     "--sp-free-level"]) == 0  # fmt: skip
+        rows[bias] = [json.loads(line) for line in out.open()]
+        assert all(r["sp_free_level"] is True and r["n_sp_ratios"] == 9 for r in rows[bias])
+    for a, b in zip(rows[0.0], rows[-0.4], strict=True):
+        assert (a["strike"], a["dip"], a["rake"], a["quality"]) == (
+            b["strike"], b["dip"], b["rake"], b["quality"]
+        )  # fmt: skip

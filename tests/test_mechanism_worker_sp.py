@@ -118,3 +118,23 @@ def test_a_correction_shifts_every_ratio(bus, redis_client):
     assert len(plain) == N and plain.keys() == shifted.keys()
     for sid, v in plain.items():
         assert shifted[sid] == pytest.approx(v + 0.25)
+
+
+def test_a_free_level_worker_is_blind_to_the_correction(bus, redis_client):
+    """With ``sp_free_level`` the worker's mechanism is the same whatever correction its
+    ratios carry (the level is the event's own); without it the correction moves it."""
+    origin, pols, picks = _event()
+    got = {}
+    for free in (False, True):
+        for corr in (0.0, 0.5):
+            redis_client.flushall()
+            params = WorkerParams(sp_ratios=True, sp_free_level=free, sp_correction_log10=corr)
+            got[free, corr] = _run(bus, params, origin, pols, picks)[-1]
+    for free in (False, True):
+        assert all(m.n_sp_ratios == N for m in (got[free, 0.0], got[free, 0.5]))
+    a, b = got[True, 0.0], got[True, 0.5]
+    assert (a.strike, a.dip, a.rake, a.quality, a.probability) == (
+        b.strike, b.dip, b.rake, b.quality, b.probability
+    )  # fmt: skip
+    c, d = got[False, 0.0], got[False, 0.5]
+    assert (c.strike, c.dip, c.rake, c.probability) != (d.strike, d.dip, d.rake, d.probability)

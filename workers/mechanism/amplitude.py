@@ -22,6 +22,13 @@ is loosened: per trial, the least amplitude misfit among the polarity-acceptable
 plus nextra (SKHASH's Python adds nextra here; HASH's Fortran adds qextra and loosens only
 a trial with no solution), floored at qtotal.
 
+A free level (``free_level``; not in HASH or SKHASH): the misfit of a mechanism is taken
+about the level that fits the event's ratios best, sum |r_i - median(r)| with r = observed -
+predicted, instead of about zero. A constant offset of every observed ratio of an event (the
+S pulse's lower corner frequency and stronger attenuation, an uncalibrated network, the
+event's own size) then changes nothing; what is compared is how the ratio varies from station
+to station, which the radiation pattern sets. One degree of freedom fewer, no calibration.
+
 Observed ratios: SKHASH takes amplitudes with their noise, keeps a station only when both
 S/N >= ``ratmin`` (3), clamps S/P to [min_sp, max_sp] = [0.0005, 2000] and takes log10
 (:func:`observed_log_ratio`).
@@ -170,9 +177,11 @@ def amplitude_misfit_table_numpy(
     *,
     min_amp: float = MIN_AMP,
     table: bool = False,
+    free_level: bool = False,
     chunk: int = 8192,
 ) -> np.ndarray:
-    """Amplitude misfit (n_trials, n_mech): sum over ratios of |observed - predicted| log10.
+    """Amplitude misfit (n_trials, n_mech): sum over ratios of |observed - predicted| log10
+    (``free_level``: about the median of observed - predicted, module docstring).
 
     ``rays`` (3, n_ratios, n_trials) unit vectors (N, E, D) of the stations with a ratio;
     ``log_ratio`` (n_ratios,) observed log10(S/P). ``table``: SKHASH's lookup tables
@@ -184,13 +193,17 @@ def amplitude_misfit_table_numpy(
         hi = min(lo + chunk, grid.n_mech)
         normal, slip = grid.normal[lo:hi].T, grid.slip[lo:hi].T
         null = grid.null[lo:hi].T
+        res = np.empty((n_sp, n_trials, hi - lo))
         for i in range(n_sp):
             r = rays[:, i, :].T  # (n_trials, 3)
             if table:
                 pred = log_ratio_skhash_table(r @ normal, r @ slip, r @ null, min_amp)
             else:
                 pred = log_ratio_from_projections(r @ normal, r @ slip, min_amp)
-            afit[:, lo:hi] += np.abs(log_ratio[i] - pred)
+            res[i] = log_ratio[i] - pred
+        if free_level and n_sp:
+            res -= np.median(res, axis=0)
+        afit[:, lo:hi] = np.abs(res).sum(axis=0)
     return afit
 
 
@@ -229,6 +242,59 @@ def _afit_kernel_py(px, py, pz, obs, nrm, b1, b2, cz, sz, min_amp, afit):  # pra
 _afit_kernel = _numba.njit(cache=True, nogil=True)(_afit_kernel_py) if _numba is not None else None
 
 
+def _afit_free_kernel_py(px, py, pz, obs, nrm, b1, b2, cz, sz, min_amp, afit):  # pragma: no cover
+    # the free-level misfit: per (normal, trial) every ratio's residual for every slip, then
+    # per slip the sum of |residual - median| (insertion sort of the few ratios)
+    n_sp, nt = px.shape
+    n_slip = cz.shape[0]
+    c_log = np.log10(SP_VELOCITY_FACTOR)
+    res = np.empty((n_slip, n_sp))
+    buf = np.empty(n_sp)
+    for j in range(nrm.shape[0]):
+        n0, n1, n2 = nrm[j, 0], nrm[j, 1], nrm[j, 2]
+        u0, u1, u2 = b1[j, 0], b1[j, 1], b1[j, 2]
+        v0, v1, v2 = b2[j, 0], b2[j, 1], b2[j, 2]
+        base = j * n_slip
+        for t in range(nt):
+            for i in range(n_sp):
+                x = px[i, t]
+                y = py[i, t]
+                z = pz[i, t]
+                a = x * n0 + y * n1 + z * n2
+                c1 = x * u0 + y * u1 + z * u2
+                c2 = x * v0 + y * v1 + z * v2
+                a2 = a * a
+                o = obs[i]
+                for k in range(n_slip):
+                    b = cz[k] * c1 + sz[k] * c2
+                    pa = abs(2.0 * a * b)
+                    bb = b * b
+                    sa = np.sqrt(max(a2 + bb - 4.0 * a2 * bb, 0.0))
+                    ratio = c_log + np.log10(max(sa, 1e-300) / max(pa, 1e-300))
+                    pred = ratio if sa >= min_amp else LOG_RATIO_S_NODAL
+                    pred = pred if pa >= min_amp else LOG_RATIO_P_NODAL
+                    res[k, i] = o - pred
+            for k in range(n_slip):
+                for i in range(n_sp):  # insertion sort into buf
+                    v = res[k, i]
+                    m = i
+                    while m > 0 and buf[m - 1] > v:
+                        buf[m] = buf[m - 1]
+                        m -= 1
+                    buf[m] = v
+                h = n_sp // 2
+                med = buf[h] if n_sp % 2 else 0.5 * (buf[h - 1] + buf[h])
+                total = 0.0
+                for i in range(n_sp):
+                    total += abs(res[k, i] - med)
+                afit[t, base + k] = total
+
+
+_afit_free_kernel = (
+    _numba.njit(cache=True, nogil=True)(_afit_free_kernel_py) if _numba is not None else None
+)
+
+
 def amplitude_misfit_table(
     rays: np.ndarray,
     log_ratio: np.ndarray,
@@ -236,14 +302,17 @@ def amplitude_misfit_table(
     *,
     min_amp: float = MIN_AMP,
     table: bool = False,
+    free_level: bool = False,
 ) -> np.ndarray:
     """As :func:`amplitude_misfit_table_numpy` (its obviously-right twin, tested to agree),
     compiled with numba when available; ``table`` always takes the numpy path."""
-    if table or _afit_kernel is None:
-        return amplitude_misfit_table_numpy(rays, log_ratio, grid, min_amp=min_amp, table=table)
+    kernel = _afit_free_kernel if free_level else _afit_kernel
     _, n_sp, n_trials = rays.shape
+    if table or kernel is None or not n_sp:
+        return amplitude_misfit_table_numpy(rays, log_ratio, grid, min_amp=min_amp, table=table,
+                                            free_level=free_level)  # fmt: skip
     afit = np.zeros((n_trials, grid.n_mech))
-    _afit_kernel(
+    kernel(
         np.ascontiguousarray(rays[0]), np.ascontiguousarray(rays[1]),
         np.ascontiguousarray(rays[2]), np.ascontiguousarray(log_ratio, dtype=float),
         grid.normal_of_normal, grid.base1, grid.base2, np.cos(grid.zeta_rad),

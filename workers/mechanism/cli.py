@@ -205,6 +205,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sp-correction", type=float, default=0.0, help="added to every sp_log_ratio (log10)"
     )
+    parser.add_argument(
+        "--sp-free-level", action="store_true",
+        help="compare each event's ratios about their best-fitting level (no correction needed)",
+    )  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -225,6 +229,8 @@ def run(args: argparse.Namespace) -> int:
         prob_max=args.prob_max,
         seed=args.seed,
     )
+    if args.sp_free_level:
+        params["sp_free_level"] = True
     args.output.parent.mkdir(parents=True, exist_ok=True)
     n_out = n_skipped = 0
     with args.output.open("w") as out:
@@ -243,6 +249,7 @@ def run(args: argparse.Namespace) -> int:
             row = {"event_id": ev.event_id, **m.to_dict()}
             if ev.sp_log_ratio is not None:
                 row["sp_correction_log10"] = round(args.sp_correction, 4)
+                row["sp_free_level"] = bool(args.sp_free_level)
             out.write(json.dumps(row) + "\n")
             n_out += 1
             if args.plot_dir is not None:

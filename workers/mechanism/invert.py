@@ -655,6 +655,7 @@ def invert(
     qbadmin: float = QBADMIN,
     min_amp: float = MIN_AMP,
     sp_table: bool = False,
+    sp_free_level: bool = False,
 ) -> Mechanism:
     """Focal mechanism from P first-motion polarities (and optionally S/P amplitude ratios)
     by the HASH grid search.
@@ -684,6 +685,9 @@ def invert(
         defaults 0.3, 2.0, 0.0005; :mod:`workers.mechanism.amplitude`).
     sp_table : predict ratios through SKHASH's 1-degree lookup tables instead of exactly (to
         reproduce SKHASH in comparisons).
+    sp_free_level : compare the ratios about the level that fits them best (the median of
+        observed - predicted) instead of about zero: a constant offset of the event's ratios
+        changes nothing (:mod:`workers.mechanism.amplitude`; not in HASH or SKHASH).
 
     Returns
     -------
@@ -752,7 +756,12 @@ def invert(
         else:
             fit = misfit_table(rays, signed, grid)
         afit = amplitude_misfit_table(
-            rays_from_angles(sp_az_tr, sp_to_tr), sp_obs, grid, min_amp=min_amp, table=sp_table
+            rays_from_angles(sp_az_tr, sp_to_tr),
+            sp_obs,
+            grid,
+            min_amp=min_amp,
+            table=sp_table,
+            free_level=sp_free_level,
         )
         qextra, qtotal = amplitude_allowances(n_sp, qbadfrac, qbadmin)
         mask, loosened = joint_accepted_mask(fit, afit, nextra, ntotal, qextra, qtotal)
@@ -779,7 +788,8 @@ def invert(
         )
         if n_sp:
             sp_pred = _predicted_log_ratio_vectors(c.normal, c.slip, sp_az, sp_to, min_amp)
-            sp_misfits.append(float(np.mean(np.abs(sp_obs - sp_pred))))
+            r = sp_obs - sp_pred
+            sp_misfits.append(float(np.mean(np.abs(r - (np.median(r) if sp_free_level else 0)))))
         q = quality_letter(
             c.probability,
             c.fault_rms_deg,

@@ -35,7 +35,8 @@ station with both a P and an S arrival, log10(S amplitude / P amplitude) joins t
 (:meth:`MechanismStage.sp_log_ratios`: S/N >= ``sp_ratmin`` against the noise before the P,
 the S more than :data:`SP_MIN_SEPARATION_S` after the P, residuals within
 ``sp_max_residual_s``, plus ``sp_correction_log10``), HASH's second data type
-(:mod:`workers.mechanism.amplitude`). ``Mechanism.n_sp_ratios`` says how many were used.
+(:mod:`workers.mechanism.amplitude`; ``mechanism.sp_free_level``: compared about the event's
+best-fitting level). ``Mechanism.n_sp_ratios`` says how many were used.
 
 At-least-once and restarts: the event state (origin, last published mechanism, revision) lives
 in Redis; the "last published" fields are written in the SAME MULTI/EXEC that publishes the
@@ -111,6 +112,7 @@ class WorkerParams:
     sp_qbadmin: float = _DEFAULTS.sp_qbadmin
     sp_correction_log10: float = _DEFAULTS.sp_correction_log10
     sp_max_residual_s: float = _DEFAULTS.sp_max_residual_s
+    sp_free_level: bool = _DEFAULTS.sp_free_level
 
     @classmethod
     def from_settings(cls, s: Any) -> WorkerParams:
@@ -342,6 +344,7 @@ class MechanismStage:
             sp_log_ratio=sp,
             qbadfrac=self.params.sp_qbadfrac,
             qbadmin=self.params.sp_qbadmin,
+            sp_free_level=self.params.sp_free_level,
             n_trials=self.params.n_trials,
             dang_deg=self.params.dang_deg,
             badfrac=self.params.badfrac,
