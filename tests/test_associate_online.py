@@ -900,7 +900,7 @@ def test_a_backlog_of_picks_is_taken_in_slices_of_pick_time(scenario, associator
     def spy_nucleate(unowned, wall_s, result):
         horizon = max(slices[-1])
         pools.append(all(eng.window[i].time_epoch_s <= horizon for i in eng.window
-                         if i not in eng.owner and i not in eng._hidden))  # fmt: skip
+                         if i not in eng.owner and not eng._hidden(eng.window[i])))  # fmt: skip
         return nucleate(unowned, wall_s, result)
 
     monkeypatch.setattr(eng, "_take", spy_take)
@@ -914,7 +914,7 @@ def test_a_backlog_of_picks_is_taken_in_slices_of_pick_time(scenario, associator
     assert sorted(t for s in slices for t in s) == [k.time_epoch_s for k in picks]
     assert pools and all(pools)  # nucleation never saw a pick beyond its slice
     assert lasts == [False] * (len(slices) - 1) + [True]
-    assert not eng._hidden and not eng._deferred and not eng._dirty
+    assert not eng._unrevealed and not eng._deferred and not eng._dirty
 
 
 def test_a_backlog_gives_the_events_of_a_real_time_feed(scenario):

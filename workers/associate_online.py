@@ -11,6 +11,9 @@ One step
    it joins the event with the smallest residual. Touched events are relocated from their last
    hypocentre (one pick per station and phase, residual screening: picks that no longer fit go
    back to the pool).
+   A step takes its new picks in slices of ``REVEAL_S`` (1 s) of pick time, in time order,
+   each seeing only the picks up to its end (steps 1 and 2 per slice), as a real-time feed
+   would have delivered them: a fast replay or a backlog forms the events real time forms.
 2. **Nucleate.** New picks that joined no event are tested for a new event: a back-projection
    on a coarse grid (:class:`NetworkGrid`) counts, at each node, the unassociated P picks of its
    ``K`` nearest stations whose implied origin times agree; only picks that reach ``min_picks``
@@ -312,7 +315,10 @@ class OnlineAssociator:
         self._settled: list[tuple[LocatedEvent, dict[tuple[str, str], float]]] = []
         self._st_cache: tuple[dict[str, int], np.ndarray, np.ndarray] | None = None
         self._tried: set[str] = set()
-        self._hidden: set[str] = set()  # new picks a step has not revealed yet (see step)
+        # a step's new picks and the end of the slice being taken: those after it are not
+        # revealed yet (see step)
+        self._unrevealed: set[str] = set()
+        self._horizon_s = math.inf
         self._deferred: set[int] = set()  # events to relocate at the step's last slice
         p = self.params
         self.max_tt_p = associator.max_travel_time_s
@@ -543,16 +549,16 @@ class OnlineAssociator:
         try:
             if fresh and self.stations:
                 slices = _reveal_chunks(fresh, REVEAL_S)
+                self._unrevealed = {k.pick_id for k in fresh}
                 for i, revealed in enumerate(slices):
-                    self._hidden = {k.pick_id for k in fresh
-                                    if k.time_epoch_s > revealed[-1].time_epoch_s}  # fmt: skip
+                    self._horizon_s = revealed[-1].time_epoch_s
                     self._take(revealed, wall_s, result, last=i == len(slices) - 1)
         except Exception:
             # keep the picks for the next attempt (a failed step publishes nothing)
             self.fresh.update(k.pick_id for k in fresh if k.pick_id not in self.owner)
             raise
         finally:
-            self._hidden = set()
+            self._unrevealed, self._horizon_s = set(), math.inf
             self._deferred = set()
         self._merge(wall_s, result)
         self._settle(wall_s, result, flush=flush)
@@ -598,6 +604,10 @@ class OnlineAssociator:
             if rest:
                 self._attach(rest)
                 self._relocate_dirty(wall_s, result)
+
+    def _hidden(self, k: WindowPick) -> bool:
+        """A new pick of this step beyond the slice being taken (not revealed yet)."""
+        return k.time_epoch_s > self._horizon_s and k.pick_id in self._unrevealed
 
     def _relocate_dirty(self, wall_s: float, result: StepResult) -> None:
         for key in sorted(self._dirty):
@@ -652,7 +662,7 @@ class OnlineAssociator:
         hi = unowned_new[-1].time_epoch_s + self.max_tt_p + p.max_residual_s
         pool = [k for k in self.window.values()  # candidate onsets never nucleate
                 if k.pick_id not in self.owner and not k.candidate
-                and lo <= k.time_epoch_s <= hi and k.pick_id not in self._hidden]  # fmt: skip
+                and lo <= k.time_epoch_s <= hi and not self._hidden(k)]  # fmt: skip
         pool.sort(key=lambda k: (k.time_epoch_s, k.pick_id))
         fresh = {k.pick_id for k in unowned_new} - self._tried
         ids = self.grid().cluster(pool, p.min_picks, fresh)
