@@ -207,12 +207,17 @@ def amplitude_misfit_table_numpy(
     return afit
 
 
-def _afit_kernel_py(px, py, pz, obs, nrm, b1, b2, cz, sz, min_amp, afit):  # pragma: no cover
+def _afit_kernel_py(px, py, pz, obs, nrm, b1, b2, cz, sz, min_amp, free, afit):  # pragma: no cover
     # amplitude_misfit_table_numpy's arithmetic per (normal, trial, ratio, slip): p.s of the
-    # normal's slips is cos(zeta) (p.b1) + sin(zeta) (p.b2), as in the polarity kernels
+    # normal's slips is cos(zeta) (p.b1) + sin(zeta) (p.b2), as in the polarity kernels; the
+    # residuals of a (normal, trial) are summed over the ratios in order, about zero or (free)
+    # about each slip's median (an insertion sort of the few ratios); afit starts at zero
     n_sp, nt = px.shape
     n_slip = cz.shape[0]
     c_log = np.log10(SP_VELOCITY_FACTOR)
+    res = np.empty((n_sp, n_slip))
+    level = np.zeros(n_slip)
+    buf = np.empty(n_sp)
     for j in range(nrm.shape[0]):
         n0, n1, n2 = nrm[j, 0], nrm[j, 1], nrm[j, 2]
         u0, u1, u2 = b1[j, 0], b1[j, 1], b1[j, 2]
@@ -236,63 +241,28 @@ def _afit_kernel_py(px, py, pz, obs, nrm, b1, b2, cz, sz, min_amp, afit):  # pra
                     ratio = c_log + np.log10(max(sa, 1e-300) / max(pa, 1e-300))
                     pred = ratio if sa >= min_amp else LOG_RATIO_S_NODAL
                     pred = pred if pa >= min_amp else LOG_RATIO_P_NODAL
-                    afit[t, base + k] += abs(o - pred)
-
-
-_afit_kernel = _numba.njit(cache=True, nogil=True)(_afit_kernel_py) if _numba is not None else None
-
-
-def _afit_free_kernel_py(px, py, pz, obs, nrm, b1, b2, cz, sz, min_amp, afit):  # pragma: no cover
-    # the free-level misfit: per (normal, trial) every ratio's residual for every slip, then
-    # per slip the sum of |residual - median| (insertion sort of the few ratios)
-    n_sp, nt = px.shape
-    n_slip = cz.shape[0]
-    c_log = np.log10(SP_VELOCITY_FACTOR)
-    res = np.empty((n_slip, n_sp))
-    buf = np.empty(n_sp)
-    for j in range(nrm.shape[0]):
-        n0, n1, n2 = nrm[j, 0], nrm[j, 1], nrm[j, 2]
-        u0, u1, u2 = b1[j, 0], b1[j, 1], b1[j, 2]
-        v0, v1, v2 = b2[j, 0], b2[j, 1], b2[j, 2]
-        base = j * n_slip
-        for t in range(nt):
-            for i in range(n_sp):
-                x = px[i, t]
-                y = py[i, t]
-                z = pz[i, t]
-                a = x * n0 + y * n1 + z * n2
-                c1 = x * u0 + y * u1 + z * u2
-                c2 = x * v0 + y * v1 + z * v2
-                a2 = a * a
-                o = obs[i]
-                for k in range(n_slip):
-                    b = cz[k] * c1 + sz[k] * c2
-                    pa = abs(2.0 * a * b)
-                    bb = b * b
-                    sa = np.sqrt(max(a2 + bb - 4.0 * a2 * bb, 0.0))
-                    ratio = c_log + np.log10(max(sa, 1e-300) / max(pa, 1e-300))
-                    pred = ratio if sa >= min_amp else LOG_RATIO_S_NODAL
-                    pred = pred if pa >= min_amp else LOG_RATIO_P_NODAL
-                    res[k, i] = o - pred
+                    if free:  # loop-invariant: compiled as two loops
+                        res[i, k] = o - pred
+                    else:
+                        afit[t, base + k] += abs(o - pred)
+            if not free:
+                continue
+            h = n_sp // 2
             for k in range(n_slip):
-                for i in range(n_sp):  # insertion sort into buf
-                    v = res[k, i]
+                for i in range(n_sp):
+                    v = res[i, k]
                     m = i
                     while m > 0 and buf[m - 1] > v:
                         buf[m] = buf[m - 1]
                         m -= 1
                     buf[m] = v
-                h = n_sp // 2
-                med = buf[h] if n_sp % 2 else 0.5 * (buf[h - 1] + buf[h])
-                total = 0.0
-                for i in range(n_sp):
-                    total += abs(res[k, i] - med)
-                afit[t, base + k] = total
+                level[k] = buf[h] if n_sp % 2 else 0.5 * (buf[h - 1] + buf[h])
+            for i in range(n_sp):
+                for k in range(n_slip):
+                    afit[t, base + k] += abs(res[i, k] - level[k])
 
 
-_afit_free_kernel = (
-    _numba.njit(cache=True, nogil=True)(_afit_free_kernel_py) if _numba is not None else None
-)
+_afit_kernel = _numba.njit(cache=True, nogil=True)(_afit_kernel_py) if _numba is not None else None
 
 
 def amplitude_misfit_table(
@@ -306,17 +276,16 @@ def amplitude_misfit_table(
 ) -> np.ndarray:
     """As :func:`amplitude_misfit_table_numpy` (its obviously-right twin, tested to agree),
     compiled with numba when available; ``table`` always takes the numpy path."""
-    kernel = _afit_free_kernel if free_level else _afit_kernel
     _, n_sp, n_trials = rays.shape
-    if table or kernel is None or not n_sp:
+    if table or _afit_kernel is None or not n_sp:
         return amplitude_misfit_table_numpy(rays, log_ratio, grid, min_amp=min_amp, table=table,
                                             free_level=free_level)  # fmt: skip
     afit = np.zeros((n_trials, grid.n_mech))
-    kernel(
+    _afit_kernel(
         np.ascontiguousarray(rays[0]), np.ascontiguousarray(rays[1]),
         np.ascontiguousarray(rays[2]), np.ascontiguousarray(log_ratio, dtype=float),
         grid.normal_of_normal, grid.base1, grid.base2, np.cos(grid.zeta_rad),
-        np.sin(grid.zeta_rad), float(min_amp), afit,
+        np.sin(grid.zeta_rad), float(min_amp), bool(free_level), afit,
     )  # fmt: skip
     return afit
 
