@@ -890,21 +890,20 @@ def test_a_backlog_of_picks_is_taken_in_slices_of_pick_time(scenario, associator
     assert picks[-1].time_epoch_s - picks[0].time_epoch_s > 5 * online.REVEAL_S
     eng = OnlineAssociator(associator, dict(stations), new_id=str)
     slices, lasts, pools = [], [], []
-    take, nucleate = eng._take, eng._nucleate
+    take, grid = eng._take, eng.grid()
+    cluster = grid.cluster
 
     def spy_take(fresh, wall_s, result, *, last):
         slices.append([k.time_epoch_s for k in fresh])
         lasts.append(last)
         return take(fresh, wall_s, result, last=last)
 
-    def spy_nucleate(unowned, wall_s, result):
-        horizon = max(slices[-1])
-        pools.append(all(eng.window[i].time_epoch_s <= horizon for i in eng.window
-                         if i not in eng.owner and not eng._hidden(eng.window[i])))  # fmt: skip
-        return nucleate(unowned, wall_s, result)
+    def spy_cluster(pool, min_picks, fresh):  # what the nucleation is shown
+        pools.append(max(k.time_epoch_s for k in pool) <= slices[-1][-1])
+        return cluster(pool, min_picks, fresh)
 
     monkeypatch.setattr(eng, "_take", spy_take)
-    monkeypatch.setattr(eng, "_nucleate", spy_nucleate)
+    monkeypatch.setattr(grid, "cluster", spy_cluster)
     eng.add(picks, 0.0)
     eng.step(0.0)
     assert len(slices) > 5
