@@ -289,7 +289,7 @@ def test_first_lobe_reads_a_strong_onset_the_network_leaves_unknown(monkeypatch,
     from workers.polarity import PolarityClassifier
 
     clf = PolarityClassifier.load(device="cpu")
-    assert clf.reading["evidence_min_snr"] == 12.0
+    assert clf.reading["evidence_min_snr"] == 5.0
     lean = [0.3, 0.05, 0.65] if sign > 0 else [0.05, 0.3, 0.65]  # unknown wins, leans to sign
     probs = np.array(lean, dtype=np.float32)
     monkeypatch.setattr(
@@ -311,12 +311,16 @@ def test_first_lobe_reads_a_strong_onset_the_network_leaves_unknown(monkeypatch,
     monkeypatch.setattr(
         clf, "window_probabilities", lambda w, batch_size=1024: np.tile(probs, (len(w), 1))
     )
-    # a lobe under the bound: no read
+    # a weak lobe: read from the card's 5 sigmas, not under the bound
     weak = np.random.default_rng(1).normal(0.0, 1.0, x.size)
-    weak[k:] += sign * 5.0 * np.exp(-np.arange(x.size - k) / RATE / 0.05)
+    weak[k:] += sign * 8.0 * np.exp(-np.arange(x.size - k) / RATE / 0.05)
     res = clf.classify(weak[None, :], RATE, [k])
-    assert 4.0 <= res.first_lobe_snr[0] < 12.0, res.first_lobe_snr
-    assert res.polarity[0] == 0
+    snr = float(res.first_lobe_snr[0])
+    assert 5.0 <= snr < 12.0 and res.first_lobe_sign[0] == sign, snr
+    assert res.polarity[0] == sign and res.reason[0] == "first_lobe"
+    clf.reading["evidence_min_snr"] = snr + 0.1
+    res = clf.classify(weak[None, :], RATE, [k])
+    assert res.polarity[0] == 0 and res.reason[0] == "low_confidence"
     # switched off in the card
     clf.reading["evidence_min_snr"] = 0.0
     res = clf.classify(x[None, :], RATE, [k])
@@ -571,17 +575,18 @@ def _outcomes(clf, picks, shift_s: float, naive: bool = False) -> tuple[int, int
 
 @pytest.mark.slow
 def test_shipped_reader_on_ingv_analyst_first_motions_beside_the_naive_rule(shipped_reader):
-    """The INGV analysts' 88 readings. At their picks the shipped reader reads 85 right and 2
+    """The INGV analysts' 88 readings. At their picks the shipped reader reads 86 right and 2
     wrong (polarity_v9: 82 and 5): the three first lobes it flags as possible FIR precursors
     (1-3% of the swing after them, 2011) are read as the main swing, as the analysts did; the
     two left are lobes of 12-14% (2014), above the bound. With the picks moved it reads more
     than v5 (68-69 right) and gives the wrong sign far less often than the naive rule (11-14
     wrong): only those two lobes (polarity_v10: 3 and 4), the reads whose sign flipped with
     the pick moved 30 ms being unknown (``pick_sensitive``). Its first-lobe reads (rows the
-    network leaves unknown with a lobe of 12+ sigmas) are all the analysts' sign."""
+    network leaves unknown with a lobe of 5+ sigmas; polarity_v11 12+, 85 right) are all the
+    analysts' sign."""
     picks = _ingv()
     right, wrong, _ = _outcomes(shipped_reader, picks, 0.0)
-    assert right >= 85 and wrong <= 2, (right, wrong)
+    assert right >= 86 and wrong <= 2, (right, wrong)
     flagged = []
     for p in picks:
         res = shipped_reader.classify(p["data"][None, :], p["sampling_rate_hz"], [p["pick_index"]])
@@ -597,8 +602,9 @@ def test_shipped_reader_on_ingv_analyst_first_motions_beside_the_naive_rule(ship
             res = shipped_reader.classify(p["data"][None, :], p["sampling_rate_hz"], [k])
             if res.reason[0] == "first_lobe":
                 lobe_reads.append(int(res.polarity[0]) * p["polarity"])
-    assert len(lobe_reads) >= 3 and all(v == 1 for v in lobe_reads), lobe_reads
-    for shift, least, most in ((-0.05, 79, 2), (0.05, 82, 2)):
+    # six, two of them lobes under 12 sigmas (polarity_v11: four)
+    assert len(lobe_reads) >= 6 and all(v == 1 for v in lobe_reads), lobe_reads
+    for shift, least, most in ((-0.05, 80, 2), (0.05, 82, 2)):
         right, wrong, _ = _outcomes(shipped_reader, picks, shift)
         n_right, n_wrong, _ = _outcomes(None, picks, shift, naive=True)
         assert right >= least and wrong <= most, (shift, right, wrong)

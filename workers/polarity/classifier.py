@@ -58,7 +58,7 @@ from workers.polarity.preprocess import (
 )
 
 CARD_FORMAT_VERSION = 1
-DEFAULT_MODEL_NAME = "polarity_v11"
+DEFAULT_MODEL_NAME = "polarity_v12"
 # autocast dtype of each precision (None: no autocast)
 PRECISIONS = {p: None if p == "float32" else getattr(torch, p) for p in POLARITY_PRECISIONS}
 # forward passes per network call on a CPU: a few hundred windows' activations stay in the
