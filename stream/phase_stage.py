@@ -7,8 +7,8 @@ or ``HH1``/``HH2``); each channel has its own :class:`~stream.buffer.ChannelBuff
 to ``max_fill_s`` filled, longer gaps a new segment). A station's 100 Hz grid is anchored at
 its vertical's segment start; windows of :class:`~stream.picker.PickerParams` run as soon as
 the vertical holds them, the horizontals too (a horizontal more than ``component_wait_s``
-behind the vertical, or absent, is read as zeros: a vertical-only station is picked on Z
-alone). All windows ready after a packet (or a batch of packets, :meth:`process_many`) go
+behind the vertical beyond its longest packet, or absent, is read as zeros: a vertical-only
+station is picked on Z alone). All windows ready after a packet (or a batch of packets, :meth:`process_many`) go
 through the network in one forward pass.
 
 Picks: a P pick carries the raw vertical window from ``window_before_s`` before to
@@ -125,6 +125,9 @@ class PhaseStage:
             self.picker.model, self.picker.device, threads=self.picker.threads
         )
         self.buffers: dict[str, ChannelBuffer] = {}
+        # per channel, the longest packet (record) seen, seconds: a horizontal whose records
+        # are that long can trail the vertical by that much and still be delivering
+        self.packet_s: dict[str, float] = {}
         self.stations: dict[str, _Station] = {}
         self.suppressed = 0
         self.glitches = 0  # not used by the learned picker (kept for the stage interface)
@@ -175,6 +178,7 @@ class PhaseStage:
             "sampling_rate_hz": buf.sampling_rate_hz,
             "n_samples": buf.end_index,
             "params": self._params_key(),
+            "packet_s": self.packet_s.get(seed_id, 0.0),
         }
         st = self.stations.get(self._station_key(seed_id))
         if st is not None and st.channels[2] == seed_id and st.anchor_ns is not None:
@@ -229,6 +233,7 @@ class PhaseStage:
             ):
                 buf.resume(int(snap["segment_start_ns"]), float(snap["sampling_rate_hz"]),
                            int(snap["n_samples"]))  # fmt: skip
+                self.packet_s[sid] = float(snap.get("packet_s", 0.0))
                 if comp == 2 and "station" in snap:
                     s = snap["station"]
                     st.anchor_ns, st.z_segment = int(s["anchor_ns"]), buf.segment
@@ -236,6 +241,9 @@ class PhaseStage:
                     st.previous = None if s.get("previous") is None else int(s["previous"])
                     st.resumed = True
         samples = np.asarray(packet.samples, dtype=np.float64)
+        duration_s = samples.size / packet.sampling_rate_hz
+        if duration_s > self.packet_s.get(sid, 0.0):
+            self.packet_s[sid] = duration_s
         bad = int(np.count_nonzero(~np.isfinite(samples)))
         self.nan_samples += bad
         result = buf.append(packet.start_ns, packet.sampling_rate_hz, samples)
@@ -287,17 +295,22 @@ class PhaseStage:
 
     def _horizontals_ready(self, views, st: _Station, start: int | None = None) -> bool:
         """Each horizontal holds the window (``start``, default the next first-pass one),
-        lags the vertical by more than ``component_wait_s``, begins after the window starts,
-        or is absent (the last three are read as zeros); otherwise the window waits for it."""
+        lags the vertical by more than ``component_wait_s`` plus its longest packet, begins
+        after the window starts, or is absent (the last three are read as zeros); otherwise
+        the window waits for it. A channel arrives in whole records cut at other times than
+        the vertical's, so one delivering records of 17 s (512 bytes at 40 Hz) trails it by up
+        to 17 s while it keeps up: the lag counts only beyond that, or the windows would
+        depend on where the records were cut."""
         start = st.next_start if start is None else start
         z_end = views[2].end_time_ns()
         window_start_ns = st.anchor_ns + start * SEGMENT_GRID_NS
-        for view in views[:2]:
+        for sid, view in zip(st.channels[:2], views[:2], strict=True):
             if view is None or view.sampling_rate_hz is None or view.end_index == 0:
                 continue
             if raw_span(view, st.anchor_ns, start, self.picker.window_n) is not None:
                 continue
-            if z_end - view.end_time_ns() > self.picker.component_wait_s * NS_PER_S:
+            allowed_s = self.picker.component_wait_s + self.packet_s.get(sid, 0.0)
+            if z_end - view.end_time_ns() > allowed_s * NS_PER_S:
                 continue
             if view.time_ns(view.start_index) > window_start_ns:
                 continue

@@ -282,7 +282,7 @@ def _station_traces(st, station_id):
     return [comp["E"], comp["N"], comp["Z"]]
 
 
-def _packets(st, seed=0, z_only=False):
+def _packets(st, seed=0, z_only=False, seconds=(0.3, 4.0)):
     rng = np.random.default_rng(seed)
     out = []
     for tr in st:
@@ -290,7 +290,7 @@ def _packets(st, seed=0, z_only=False):
             continue
         rate, i = tr.stats.sampling_rate, 0
         while i < tr.stats.npts:
-            step = int(rng.uniform(0.3, 4.0) * rate)
+            step = int(rng.uniform(*seconds) * rate)
             out.append(
                 Packet(
                     *tr.id.split("."),
@@ -356,6 +356,58 @@ def test_packets_in_any_cut_give_the_picks_of_one_pass(model, scenario):
         assert p.method == "phasenet" and 0 < p.probability <= 1
         assert p.samples.size > p.pick_index
         assert p.samples.size - p.pick_index - 1 == int(np.ceil(1.0 * p.sampling_rate_hz))
+
+
+def test_records_longer_than_the_component_wait_give_the_picks_of_one_pass(model, scenario):
+    """A 512-byte record holds ~17 s at 40 Hz (7 s of quiet 100 Hz data): each channel
+    arrives in whole records cut at its own times, so a horizontal trails the vertical by up
+    to a record while it keeps up. Such a channel is waited for (``component_wait_s`` counts
+    beyond its longest packet): the windows, and the picks, are those of one pass. (Read as
+    lagging after 10 s, its missing samples were zeros in some windows, and the picks
+    depended on where the records were cut.)"""
+    st, rows = scenario
+    one = {}
+    for s in rows:
+        for p in pick_traces(model, _station_traces(st, s["station_id"])):
+            one[(s["station_id"], p.phase, round(p.time_epoch_s, 4))] = p.probability
+    assert len(one) > 5
+    for seed in (1, 2, 3):
+        stage = PhaseStage(StageParams(), model=model)
+        got = []
+        for packet in _packets(st, seed=seed, seconds=(12.0, 20.0)):
+            got += stage.process(packet)[1]
+        keys = [(p.station_id, p.phase, round(p.time_epoch_s, 4)) for p in got]
+        assert sorted(keys) == sorted(one), seed
+        # the same windows: the same probabilities (to the batches' float rounding)
+        assert all(abs(p.probability - one[k]) < 1e-3 for k, p in zip(keys, got)), seed
+    # the longest packet travels in the snapshot, so a restarted stage waits as long
+    snap = stage.snapshot(got[0].station_id[:-1] + "E")
+    assert 12.0 <= snap["packet_s"] <= 20.0
+
+
+def test_a_horizontal_that_stops_is_read_as_zeros_and_does_not_stall_the_station(model, scenario):
+    """A horizontal that stops delivering (a dead channel) holds the windows back only until
+    it trails the vertical by ``component_wait_s`` plus its longest packet; then the station
+    is picked with that component as zeros, and its P picks are still made."""
+    st, rows = scenario
+    stop_ns = int(st[0].stats.starttime.ns + 20e9)  # every E channel stops after 20 s
+    packets = [
+        pk for pk in _packets(st, seed=4) if not (pk.channel.endswith("E") and pk.end_ns > stop_ns)
+    ]
+    stage = PhaseStage(StageParams(), model=model)
+    got = []
+    for packet in packets:
+        got += stage.process(packet)[1]
+    one = [
+        (s["station_id"], p.time_epoch_s)
+        for s in rows
+        for p in pick_traces(model, _station_traces(st, s["station_id"]))
+        if p.phase == "P"
+    ]
+    assert len(one) >= 5
+    for sid, t in one:  # each P pick of the full record is still made, nearly where it was
+        near = [p for p in got if p.station_id == sid and p.phase == "P"]
+        assert near and min(abs(p.time_epoch_s - t) for p in near) < 0.1, (sid, t)
 
 
 def test_batched_packets_give_the_same_picks(model, scenario):
