@@ -30,7 +30,10 @@ Connection handling, as DESIGN.md's operating facts ask:
   past ``watchdog_s`` the reader is told to reconnect.
 
 SIGTERM/SIGINT stop reading, process what is queued, save the statefile and exit 0.
-``--exit-when-idle-s N`` exits the same way once no packet arrived for N s (tests, demo).
+``--exit-when-idle-s N`` exits the same way once no packet arrived for N s (a replay or a
+backfill that ran out; tests, demo), and first publishes the picks that waited for samples
+that will not come (the learned picker's ``PhaseStage.flush``: a horizontal's missing end read
+as zeros, a pick's window as long as the vertical holds), as one pass over the records gives.
 """
 
 from __future__ import annotations
@@ -602,16 +605,7 @@ class StreamProcess:
             m.picks_dropped.labels(reason="repeat").inc(self.stage.suppressed - repeats)
         if self.stage.glitches > glitches:
             m.picks_dropped.labels(reason="glitch").inc(self.stage.glitches - glitches)
-        if picks:
-            self._publish(picks)
-            now = time.time()
-            for pick in picks:
-                m.latency.observe(max(0.0, now - pick.time_epoch_s))
-                if m.picks is not None:
-                    kind = "candidate" if getattr(pick, "candidate", False) else "pick"
-                    m.picks.labels(phase=pick.phase, kind=kind).inc()
-            m.stage.items_out.inc(len(picks))
-            self.n_picks += len(picks)
+        self._emit(picks)
         m.stage.last_processed.set(time.time())
         m.last_processed.set(time.time())
         for (key, packet), result in zip(items, results, strict=True):
@@ -619,6 +613,21 @@ class StreamProcess:
                 snapshot = self.stage.snapshot(packet.seed_id) if result is not None else None
                 self.checkpoints.processed(key, packet, snapshot)
         return len(picks)
+
+    def _emit(self, picks: list) -> None:
+        """Publish ``picks`` and count them."""
+        if not picks:
+            return
+        m = self.metrics
+        self._publish(picks)
+        now = time.time()
+        for pick in picks:
+            m.latency.observe(max(0.0, now - pick.time_epoch_s))
+            if m.picks is not None:
+                kind = "candidate" if getattr(pick, "candidate", False) else "pick"
+                m.picks.labels(phase=pick.phase, kind=kind).inc()
+        m.stage.items_out.inc(len(picks))
+        self.n_picks += len(picks)
 
     def _take_batch(self, first: tuple[str | None, Packet]) -> list[tuple[str | None, Packet]]:
         """``first`` and the packets already queued after it, up to ``BATCH_PACKETS`` and
@@ -662,6 +671,7 @@ class StreamProcess:
         what = ",".join(self.ingest.streams) or f"uni-station {self.ingest.selectors}"
         log.info("stream: reading %s (%s)", self.ingest.server, what)
         watchdog_fired = False
+        ran_out = False  # the data ended (--exit-when-idle-s): flush what waits for more
         try:
             while not self.stop_event.is_set():
                 try:
@@ -673,6 +683,7 @@ class StreamProcess:
                     age = self._newest_age_s()
                     if self.exit_when_idle_s is not None and age >= self.exit_when_idle_s:
                         log.info("stream: no data for %.1f s; exiting", age)
+                        ran_out = True
                         break
                     if age > self.ingest.watchdog_s and not watchdog_fired:
                         log.warning("stream: newest packet is %.0f s old; reconnecting", age)
@@ -688,6 +699,15 @@ class StreamProcess:
             self.reader.stop()
             try:
                 self._drain()
+                if ran_out and hasattr(self.stage, "flush"):
+                    flushed = self.stage.flush()
+                    if flushed:
+                        log.info(
+                            "stream: the data ended; %d picks that waited for more "
+                            "samples published with what there is",
+                            len(flushed),
+                        )
+                    self._emit(flushed)
             finally:
                 if not self._publish_failed:
                     self.save_state()
@@ -759,7 +779,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--window-after-s", type=float, help="pick window after the pick (default: config)"
     )
     parser.add_argument(
-        "--exit-when-idle-s", type=float, help="exit once no data arrived for this long"
+        "--exit-when-idle-s",
+        type=float,
+        help="exit once no data arrived for this long (the data ended: the picks waiting for "
+        "more samples are published with what there is)",
     )
 
 

@@ -8,8 +8,9 @@ to ``max_fill_s`` filled, longer gaps a new segment). A station's 100 Hz grid is
 its vertical's segment start; windows of :class:`~stream.picker.PickerParams` run as soon as
 the vertical holds them, the horizontals too (a horizontal more than ``component_wait_s``
 behind the vertical beyond its longest packet, or absent, is read as zeros: a vertical-only
-station is picked on Z alone). All windows ready after a packet (or a batch of packets, :meth:`process_many`) go
-through the network in one forward pass.
+station is picked on Z alone). All windows ready after a packet (or a batch of packets,
+:meth:`process_many`) go through the network in one forward pass; :meth:`flush` publishes
+what waits for samples when the data has ended.
 
 Picks: a P pick carries the raw vertical window from ``window_before_s`` before to
 ``PickerParams.window_after_s`` (1 s) after its refined onset (``pick_index``: what the
@@ -133,6 +134,7 @@ class PhaseStage:
         self.glitches = 0  # not used by the learned picker (kept for the stage interface)
         self.nan_samples = 0
         self.windows_run = 0
+        self._ending = False  # flush(): the data ended, nothing more will arrive
 
     # ----------------------------------------------------------------- interface
 
@@ -153,7 +155,31 @@ class PhaseStage:
         """Add packets (any channels), then run every window they completed in one batch."""
         results = [self._append(p) for p in packets]
         touched = {self._station_key(p.seed_id) for p, r in zip(packets, results, strict=True) if r}
+        self._run_windows(touched)
         picks: list[Pick] = []
+        for key in sorted(touched):
+            picks += self._ship(key, packets[-1].received_wall_s if packets else 0.0)
+        return results, picks
+
+    def flush(self) -> list[Pick]:
+        """The end of the data (a replay or a backfill that ran out; not a live stream, whose
+        restart resumes from the statefile): the windows the vertical holds but a
+        horizontal's missing end held back run with that end as zeros, and the picks waiting
+        for samples ship with what the vertical holds (a P pick's onset refined and gated on
+        what there is; its window shorter), as one pass over the records reads them. Without
+        this the last seconds of a replay kept their picks (up to ``second_look_tail_s``
+        of S picks) unpublished."""
+        self._ending = True
+        try:
+            self._run_windows(set(self.stations))
+            picks: list[Pick] = []
+            for key in sorted(self.stations):
+                picks += self._ship(key, 0.0)
+        finally:
+            self._ending = False
+        return picks
+
+    def _run_windows(self, touched: set[str]) -> None:
         while True:  # rounds: with the hot stride, a window's successor depends on its output
             jobs = []
             for key in sorted(touched):
@@ -165,9 +191,6 @@ class PhaseStage:
             probs = self.model.predict(windows, self.picker.batch_size, self.picker.highpass_hz)
             for (key, start, w), prob in zip(jobs, probs, strict=True):
                 self._take(key, start, prob, w)
-        for key in sorted(touched):
-            picks += self._ship(key, packets[-1].received_wall_s if packets else 0.0)
-        return results, picks
 
     def snapshot(self, seed_id: str) -> dict | None:
         buf = self.buffers.get(seed_id)
@@ -301,6 +324,8 @@ class PhaseStage:
         the vertical's, so one delivering records of 17 s (512 bytes at 40 Hz) trails it by up
         to 17 s while it keeps up: the lag counts only beyond that, or the windows would
         depend on where the records were cut."""
+        if self._ending:
+            return True
         start = st.next_start if start is None else start
         z_end = views[2].end_time_ns()
         window_start_ns = st.anchor_ns + start * SEGMENT_GRID_NS
@@ -363,7 +388,8 @@ class PhaseStage:
         st = self.stations[key]
         if st.settling:  # P onsets refined and gated once the vertical holds what they read
             zid = st.channels[2]
-            ready = [sp for sp in st.settling if settle_ready(sp, self.buffers[zid])]
+            z = self.buffers[zid]
+            ready = [sp for sp in st.settling if self._ending or settle_ready(sp, z)]
             if ready:
                 st.settling = [sp for sp in st.settling if sp not in ready]
                 onsets = self.pick_memory.setdefault(zid, {"recent": {}}).setdefault("onsets", [])
@@ -381,8 +407,10 @@ class PhaseStage:
             nearest = int(round(index))
             stop = nearest + int(math.ceil(self.picker.window_after_s * rate)) + 1
             if stop > z.end_index:
-                keep.append(sp)
-                continue
+                if not self._ending or nearest >= z.end_index:
+                    keep.append(sp)
+                    continue
+                stop = z.end_index
             start = max(z.start_index, nearest - int(math.ceil(self.params.window_before_s * rate)))
             if nearest < start:  # the pick is older than the buffer: drop
                 continue

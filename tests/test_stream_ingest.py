@@ -204,6 +204,7 @@ def test_learned_picker_over_seedlink_takes_three_components_and_gives_p_and_s(
     offline = []
     for packet in _packets_in_release_order(_mseed(scenario_dir)):
         offline += stage.process(packet)[1]
+    offline += stage.flush()  # the process flushes when the data runs out
     key = sorted((p.station_id, p.phase, p.time_epoch_s) for p in picks)
     assert key == sorted((p.station_id, p.phase, p.time_epoch_s) for p in offline)
     assert {p.phase for p in picks} == {"P", "S"}
@@ -469,6 +470,43 @@ def test_real_texnet_events_replayed_are_picked_near_the_analysts_p(redis_client
     # small (ML 1.6-1.9) events: most analyst P picks are below an STA/LTA trigger's reach
     assert len(close) >= 5
     assert {p.sampling_rate_hz for p in picks} >= {200.0}
+
+
+def test_real_texnet_records_over_seedlink_give_the_learned_picks_of_one_pass(
+    redis_client, redis_url
+):
+    """Real records as a SeedLink server sends them (512-byte records: ~17 s each on the 40 Hz
+    stations, cut at each channel's own times; the replay ends and the process flushes):
+    the learned picker's picks equal one pass over the same traces at every station
+    (``stream.picker.pick_traces``), time and probability."""
+    from collections import defaultdict
+
+    from obspy import read
+
+    from stream.phase_stage import COMPONENT_INDEX
+    from stream.picker import pick_traces
+
+    files = [str(TEXNET / f"{n}.mseed") for n in ("texnet2017cvmt", "texnet2017dfac")]
+    torch.set_num_threads(1)
+    with serve_in_thread(files, speed=None) as address:
+        proc = _process(address, redis_url, idle_s=2.0, streams="*_*", picker="phasenet",
+                        selectors="???")  # fmt: skip
+        assert proc.run() == 0
+    got = {(p.station_id, p.phase, round(p.time_epoch_s, 3)): p.probability
+           for p in _redis_picks(redis_client) if not p.candidate}  # fmt: skip
+    one = {}
+    for f in files:
+        groups: dict[str, list] = defaultdict(lambda: [None, None, None])
+        for tr in read(f):
+            groups[tr.id[:-1]][COMPONENT_INDEX[tr.id[-1]]] = tr
+        for traces in groups.values():
+            for p in pick_traces(proc.stage.model, traces):
+                if not p.candidate:
+                    one[(traces[2].id, p.phase, round(p.time_epoch_s, 3))] = p.probability
+    assert len(one) >= 20 and {k[1] for k in one} == {"P", "S"}
+    assert sorted(got) == sorted(one)
+    assert all(abs(got[k] - one[k]) < 1e-3 for k in one)
+    assert any(k[0].startswith("US.MNTX.") for k in one)  # 40 Hz, 17 s records
 
 
 def test_resume_commands_carry_the_last_packet_time(monkeypatch):

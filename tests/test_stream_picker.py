@@ -379,7 +379,7 @@ def test_records_longer_than_the_component_wait_give_the_picks_of_one_pass(model
         keys = [(p.station_id, p.phase, round(p.time_epoch_s, 4)) for p in got]
         assert sorted(keys) == sorted(one), seed
         # the same windows: the same probabilities (to the batches' float rounding)
-        assert all(abs(p.probability - one[k]) < 1e-3 for k, p in zip(keys, got)), seed
+        assert all(abs(p.probability - one[k]) < 1e-3 for k, p in zip(keys, got, strict=True)), seed
     # the longest packet travels in the snapshot, so a restarted stage waits as long
     snap = stage.snapshot(got[0].station_id[:-1] + "E")
     assert 12.0 <= snap["packet_s"] <= 20.0
@@ -408,6 +408,42 @@ def test_a_horizontal_that_stops_is_read_as_zeros_and_does_not_stall_the_station
     for sid, t in one:  # each P pick of the full record is still made, nearly where it was
         near = [p for p in got if p.station_id == sid and p.phase == "P"]
         assert near and min(abs(p.time_epoch_s - t) for p in near) < 0.1, (sid, t)
+
+
+def test_flush_at_the_end_of_the_data_gives_the_picks_of_one_pass(model, scenario):
+    """A replay that runs out: each station's vertical ends 3 s after its first P, its
+    horizontals 0.4 s after it. Live, the stage waits for the horizontals (they trail by
+    less than ``component_wait_s``), so those windows never run; ``flush()`` runs them with
+    the missing ends as zeros and ships the picks waiting for samples, as one pass over the
+    same records reads them."""
+    st, rows = scenario
+    cut = st.copy()
+    one = []
+    for s in rows:
+        traces = _station_traces(st, s["station_id"])
+        first_p = min(p.time_epoch_s for p in pick_traces(model, traces) if p.phase == "P")
+        net, sta = s["station_id"].split(".")[:2]
+        for tr in cut.select(network=net, station=sta):
+            end = first_p + (3.0 if tr.stats.channel.endswith("Z") else 0.4)
+            tr.trim(endtime=tr.stats.starttime.__class__(end))
+        for p in pick_traces(model, _station_traces(cut, s["station_id"])):
+            one.append((s["station_id"], p.phase, round(p.time_epoch_s, 4)))
+    assert sum(ph == "P" for _, ph, _ in one) >= len(rows)  # every station's first P
+    stage = PhaseStage(StageParams(), model=model)
+    live = []
+    for packet in _packets(cut, seed=5):
+        live += stage.process(packet)[1]
+    live_keys = {(p.station_id, p.phase, round(p.time_epoch_s, 4)) for p in live}
+    assert len(live_keys) < len(one)  # the last picks wait for samples that never come
+    flushed = stage.flush()
+    assert flushed
+    got = sorted((p.station_id, p.phase, p.time_epoch_s) for p in live + flushed)
+    assert len(got) == len(one)
+    for (sid, ph, t), (gsid, gph, gt) in zip(sorted(one), got, strict=True):
+        assert (sid, ph) == (gsid, gph) and abs(t - gt) < 2e-3, (sid, ph, t, gt)
+    for p in flushed:  # shipped with what the vertical holds
+        assert p.samples.size > p.pick_index
+    assert stage.flush() == []  # nothing is shipped twice
 
 
 def test_batched_packets_give_the_same_picks(model, scenario):
