@@ -94,6 +94,21 @@ def pick_groups(model, groups: dict[str, list], params: PickerParams, z_only: st
     return out
 
 
+def rotate_horizontals(traces: list, degrees: float) -> list:
+    """[E, N, Z] with the horizontals rotated by ``degrees`` about the vertical (as a sensor
+    whose 1 and 2 point elsewhere records them); unchanged when one is missing or they differ
+    in length."""
+    e, n, z = traces
+    if e is None or n is None or e.stats.npts != n.stats.npts:
+        return traces
+    a = np.radians(degrees)
+    x, y = e.data.astype(np.float64), n.data.astype(np.float64)
+    e2, n2 = e.copy(), n.copy()
+    e2.data = np.cos(a) * x - np.sin(a) * y
+    n2.data = np.sin(a) * x + np.cos(a) * y
+    return [e2, n2, z]
+
+
 def nearest_error(times: np.ndarray, t: float) -> float:
     return float(np.min(np.abs(times - t))) if times.size else np.inf
 
@@ -318,6 +333,13 @@ def main(argv: list[str] | None = None) -> None:
         help="vertical only: horizontals as zeros (the stage's way) or copies of Z",
     )
     ap.add_argument(
+        "--rotate-horizontals-deg",
+        type=float,
+        default=0.0,
+        help="rotate each station's two horizontals by this angle before picking (TexNet, "
+        "INGV): how much the picks depend on the horizontals' orientation",
+    )
+    ap.add_argument(
         "--candidate-p",
         type=float,
         default=PickerParams.candidate_p,
@@ -370,6 +392,9 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name}: skipped (data not found under {SHARED})")
             continue
         groups, readings = loaded
+        if args.rotate_horizontals_deg:
+            deg = args.rotate_horizontals_deg
+            groups = {k: rotate_horizontals(v, deg) for k, v in groups.items()}
         found = pick_groups(model, groups, params, args.z_only)
         res = score(readings, found, thresholds)
         report(name, res, thresholds)
