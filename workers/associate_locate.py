@@ -318,6 +318,13 @@ class _Projection:
 
 
 LOCATE_SCALE_S = 0.2  # the location loss's scale (s): residuals well beyond it weigh less
+# one pick that no hypocentre of the others fits: a fit whose rms is beyond this (s; local
+# pick errors are hundredths, a 1-D model's tenths) and that falls JACKKNIFE_GAIN-fold
+# without one pick loses that pick (locate_picks; only for events of few picks)
+JACKKNIFE_MIN_RMS_S = 0.25
+JACKKNIFE_GAIN = 3.0
+JACKKNIFE_MAX_PICKS = 16
+JACKKNIFE_NFEV = 20  # the short fits that find the pick to test
 
 
 def locate(
@@ -332,6 +339,7 @@ def locate(
     f_scale_s: float = LOCATE_SCALE_S,
     is_s: np.ndarray | None = None,
     loss: str = "soft_l1",
+    max_nfev: int = 200,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Least-squares hypocentre ``(x_km, y_km, depth_km, t0_s)`` and residuals (s).
 
@@ -377,7 +385,7 @@ def locate(
     hi = np.array([np.inf, np.inf, z_hi, np.inf])
     sol = least_squares(
         resid, x0, bounds=(lo, hi), loss=loss, f_scale=f_scale_s, x_scale=[1, 1, 1, 0.2],
-        diff_step=1e-4, max_nfev=200,
+        diff_step=1e-4, max_nfev=max_nfev,
     )  # fmt: skip
     return sol.x, resid(sol.x)
 
@@ -616,6 +624,12 @@ class Associator:
             guess = tuple(sol)
             if not screen:
                 break
+            # a wrong onset the fit absorbed: the others fit far better without it
+            drop = self._jackknife(chosen, res, guess, index, sx, sy, elev_m, t_ref, table,
+                                   loss, scale_s)  # fmt: skip
+            if drop is not None:
+                chosen = chosen[:drop] + chosen[drop + 1 :]
+                continue
             # one pick per station and phase (the best fitting), none beyond the residual limit
             # (a pick before a candidate onset)
             best: dict[tuple[str, str], int] = {}
@@ -652,6 +666,48 @@ class Associator:
             arrivals=arrivals,
             rms_s=float(np.sqrt(np.mean(res**2))),
         )
+
+    def _jackknife(self, chosen, res, sol, index, sx, sy, elev_m, t_ref, table, loss, scale_s):
+        """The index of the one pick of ``chosen`` whose removal lets the others fit
+        ``JACKKNIFE_GAIN`` times better (rms, relocated from ``sol``), when the fit of all of
+        them (residuals ``res``) has an rms beyond ``JACKKNIFE_MIN_RMS_S`` and an event keeps
+        ``min_picks`` P stations without it; else ``None``. The residual rule cannot cut such
+        a pick: a wrong onset among a few good ones drags the fit (seconds early, tens of km
+        off, at a depth bound) until every residual is within its tolerance."""
+        p = self.params
+        rms = float(np.sqrt(np.mean(res**2)))
+        if (
+            rms <= JACKKNIFE_MIN_RMS_S
+            or len(chosen) > JACKKNIFE_MAX_PICKS
+            or p_stations(chosen) <= p.min_picks
+        ):
+            return None
+
+        def rms_without(i: int, max_nfev: int) -> float | None:
+            rest = chosen[:i] + chosen[i + 1 :]
+            if p_stations(rest) < p.min_picks or len(rest) < MIN_LOCATE_PICKS:
+                return None
+            j = np.array([index[k.station_key] for k in rest])
+            is_s = np.array([k.phase == "S" for k in rest])
+            t = np.array([k.time_epoch_s - t_ref for k in rest])
+            _, r = locate(
+                t, sx[j], sy[j], self.static_s(elev_m[j], is_s), tuple(sol), table,
+                max_depth_km=p.max_depth_km, is_s=is_s, loss=loss, f_scale_s=scale_s,
+                max_nfev=max_nfev,
+            )  # fmt: skip
+            return float(np.sqrt(np.mean(r**2)))
+
+        # a short fit without each pick finds the one to test; a full fit decides
+        tried = [
+            (r, i) for i in range(len(chosen)) if (r := rms_without(i, JACKKNIFE_NFEV)) is not None
+        ]
+        if not tried:
+            return None
+        i = min(tried)[1]
+        full = rms_without(i, 200)
+        if full is not None and full * JACKKNIFE_GAIN <= rms:
+            return i
+        return None
 
     def arrivals_at(self, chosen, res, lat, lon, depth_km, table, stations) -> tuple[Arrival, ...]:
         """Arrivals of picks ``chosen`` (signed residuals ``res``, s) at the hypocentre (lat, lon
