@@ -675,11 +675,14 @@ class Associator:
         a pick: a wrong onset among a few good ones drags the fit (seconds early, tens of km
         off, at a depth bound) until every residual is within its tolerance."""
         p = self.params
-        rms = float(np.sqrt(np.mean(res**2)))
+        # the picks decide (candidate onsets, arrivals measured where the picks put the event,
+        # neither count nor go)
+        picks = [i for i, k in enumerate(chosen) if not k.candidate]
+        rms = float(np.sqrt(np.mean(res[picks] ** 2))) if picks else 0.0
         if (
             rms <= JACKKNIFE_MIN_RMS_S
             or len(chosen) > JACKKNIFE_MAX_PICKS
-            or p_stations(chosen) <= p.min_picks
+            or p_stations([chosen[i] for i in picks]) <= p.min_picks
         ):
             return None
 
@@ -695,12 +698,11 @@ class Associator:
                 max_depth_km=p.max_depth_km, is_s=is_s, loss=loss, f_scale_s=scale_s,
                 max_nfev=max_nfev,
             )  # fmt: skip
-            return float(np.sqrt(np.mean(r**2)))
+            own = np.array([not k.candidate for k in rest])
+            return float(np.sqrt(np.mean(r[own] ** 2)))
 
         # a short fit without each pick finds the one to test; a full fit decides
-        tried = [
-            (r, i) for i in range(len(chosen)) if (r := rms_without(i, JACKKNIFE_NFEV)) is not None
-        ]
+        tried = [(r, i) for i in picks if (r := rms_without(i, JACKKNIFE_NFEV)) is not None]
         if not tried:
             return None
         i = min(tried)[1]
