@@ -786,6 +786,32 @@ SWARM_MODEL = """# depth_km vp_km_s vs_km_s
 """
 
 
+def _swarm_network(tmp_path, xy: dict[str, tuple[float, float]]):
+    """The swarm proxy's velocity model, an associator (``min_picks`` 4) and stations
+    ``FM.<code>.`` at ``xy`` (km east, north of 18N 66.2W)."""
+    path = tmp_path / "swarm.txt"
+    path.write_text(SWARM_MODEL)
+    model = VelocityModel.from_file(str(path))
+    assoc = Associator(model, AssociateParams(min_picks=4))
+    proj = assoc.projection(18.0, -66.2)
+    stations = {}
+    for code, (x, y) in xy.items():
+        lat, lon = proj.to_latlon(x, y)
+        stations[f"FM.{code}."] = StationCoords(float(lat), float(lon), 0.0)
+    return model, assoc, proj, stations
+
+
+def _assert_located_at(ev, proj, codes: str, hypocentre) -> None:
+    """``ev`` has P arrivals at ``FM.<code>..EHZ`` for ``codes`` only and lies within 0.2 km
+    and 0.02 s of ``hypocentre`` = (x_km, y_km, depth_km, origin epoch s)."""
+    hx, hy, hz, t0 = hypocentre
+    assert ev is not None
+    assert sorted(a.station_id for a in ev.arrivals) == [f"FM.{c}..EHZ" for c in codes]
+    x, y = proj.to_xy(ev.latitude_deg, ev.longitude_deg)
+    assert abs(ev.time_epoch_s - t0) < 0.02 and abs(ev.depth_km - hz) < 0.2
+    assert np.hypot(float(x) - hx, float(y) - hy) < 0.2
+
+
 def test_one_wrong_pick_does_not_lose_the_event_the_others_fit_exactly(tmp_path):
     """A small earthquake under a swarm network: exact P picks at its four nearest stations and
     the S onset of a fifth labelled P (2.9 s after its P), located from the start PyOcto gave
@@ -793,18 +819,10 @@ def test_one_wrong_pick_does_not_lose_the_event_the_others_fit_exactly(tmp_path)
     the surface, puts a good pick beyond the residual rule too (0.94 s); cutting both left three
     P stations and no event (before: ``None``).
     Only the worst goes when the rest would be too few, and the four locate exactly."""
-    path = tmp_path / "swarm.txt"
-    path.write_text(SWARM_MODEL)
-    model = VelocityModel.from_file(str(path))
-    assoc = Associator(model, AssociateParams(min_picks=4))
+    xy = {"A": (-3.1, 2.5), "B": (4.1, -10.6), "C": (11.6, -4.0), "D": (-3.7, 13.9),
+          "E": (7.1, -19.2)}  # fmt: skip
+    model, assoc, proj, stations = _swarm_network(tmp_path, xy)
     try:
-        proj = assoc.projection(18.0, -66.2)
-        xy = {"A": (-3.1, 2.5), "B": (4.1, -10.6), "C": (11.6, -4.0), "D": (-3.7, 13.9),
-              "E": (7.1, -19.2)}  # fmt: skip
-        stations = {}
-        for code, (x, y) in xy.items():
-            lat, lon = proj.to_latlon(x, y)
-            stations[f"FM.{code}."] = StationCoords(float(lat), float(lon), 0.0)
         hx, hy, hz, t0 = 1.55, -3.19, 5.9, 1.7e9
         picks = []
         for code, (x, y) in xy.items():
@@ -817,11 +835,7 @@ def test_one_wrong_pick_does_not_lose_the_event_the_others_fit_exactly(tmp_path)
         ev = assoc.locate_picks(picks, stations, (4.4, 1.77, 0.31, t0 - t_ref), t_ref, proj)
     finally:
         assoc.close()
-    assert ev is not None
-    assert sorted(a.station_id for a in ev.arrivals) == [f"FM.{c}..EHZ" for c in "ABCD"]
-    x, y = proj.to_xy(ev.latitude_deg, ev.longitude_deg)
-    assert abs(ev.time_epoch_s - t0) < 0.02 and abs(ev.depth_km - hz) < 0.2
-    assert np.hypot(float(x) - hx, float(y) - hy) < 0.2
+    _assert_located_at(ev, proj, "ABCD", (hx, hy, hz, t0))
 
 
 def test_a_wrong_onset_the_fit_absorbs_is_cut_when_the_others_fit_without_it(tmp_path):
@@ -831,18 +845,10 @@ def test_a_wrong_onset_the_fit_absorbs_is_cut_when_the_others_fit_without_it(tmp
     5.7 s early 30 km east, every residual within its tolerance, rms 0.39 s). The residual
     rule cuts nothing; without the noise pick the five fit exactly, so it goes, and the
     earthquake is located where it is."""
-    path = tmp_path / "swarm.txt"
-    path.write_text(SWARM_MODEL)
-    model = VelocityModel.from_file(str(path))
-    assoc = Associator(model, AssociateParams(min_picks=4))
+    xy = {"A": (-3.1, 2.5), "B": (4.1, -10.6), "C": (11.6, -4.0), "D": (-3.7, 13.9),
+          "E": (7.1, -19.2), "F": (-15.0, -2.0)}  # fmt: skip
+    model, assoc, proj, stations = _swarm_network(tmp_path, xy)
     try:
-        proj = assoc.projection(18.0, -66.2)
-        xy = {"A": (-3.1, 2.5), "B": (4.1, -10.6), "C": (11.6, -4.0), "D": (-3.7, 13.9),
-              "E": (7.1, -19.2), "F": (-15.0, -2.0)}  # fmt: skip
-        stations = {}
-        for code, (x, y) in xy.items():
-            lat, lon = proj.to_latlon(x, y)
-            stations[f"FM.{code}."] = StationCoords(float(lat), float(lon), 0.0)
         hx, hy, hz, t0 = 1.55, -3.19, 5.9, 1.7e9
         picks = []
         for code, (x, y) in xy.items():
@@ -857,11 +863,7 @@ def test_a_wrong_onset_the_fit_absorbs_is_cut_when_the_others_fit_without_it(tmp
         ev = assoc.locate_picks(picks, stations, start, t_ref, proj)
     finally:
         assoc.close()
-    assert ev is not None
-    assert sorted(a.station_id for a in ev.arrivals) == [f"FM.{c}..EHZ" for c in "ABCDE"]
-    x, y = proj.to_xy(ev.latitude_deg, ev.longitude_deg)
-    assert abs(ev.time_epoch_s - t0) < 0.02 and abs(ev.depth_km - hz) < 0.2
-    assert np.hypot(float(x) - hx, float(y) - hy) < 0.2
+    _assert_located_at(ev, proj, "ABCDE", (hx, hy, hz, t0))
 
 
 def test_a_burst_follower_whose_p_falls_on_the_first_ones_s_is_its_own_event(scenario):

@@ -614,13 +614,8 @@ class Associator:
         for _ in range(max(4, len(chosen) + 1)):  # each round cuts a pick or ends
             if p_stations(chosen) < p.min_picks or len(chosen) < MIN_LOCATE_PICKS:
                 return None
-            j = np.array([index[k.station_key] for k in chosen])
-            is_s = np.array([k.phase == "S" for k in chosen])
             t = np.array([k.time_epoch_s - t_ref for k in chosen])
-            sol, res = locate(
-                t, sx[j], sy[j], self.static_s(elev_m[j], is_s), guess, table,
-                max_depth_km=p.max_depth_km, is_s=is_s, loss=loss, f_scale_s=scale_s,
-            )  # fmt: skip
+            sol, res = self._fit(chosen, index, sx, sy, elev_m, t_ref, table, guess, loss, scale_s)
             guess = tuple(sol)
             if not screen:
                 break
@@ -667,6 +662,19 @@ class Associator:
             rms_s=float(np.sqrt(np.mean(res**2))),
         )
 
+    def _fit(self, picks, index, sx, sy, elev_m, t_ref, table, start, loss, scale_s,
+             max_nfev=200):  # fmt: skip
+        """:func:`locate` of ``picks`` (stations by ``index`` into ``sx``, ``sy``, ``elev_m``;
+        times from ``t_ref``) from ``start``: (solution, residuals)."""
+        j = np.array([index[k.station_key] for k in picks])
+        is_s = np.array([k.phase == "S" for k in picks])
+        t = np.array([k.time_epoch_s - t_ref for k in picks])
+        return locate(
+            t, sx[j], sy[j], self.static_s(elev_m[j], is_s), start, table,
+            max_depth_km=self.params.max_depth_km, is_s=is_s, loss=loss, f_scale_s=scale_s,
+            max_nfev=max_nfev,
+        )  # fmt: skip
+
     def _jackknife(self, chosen, res, sol, index, sx, sy, elev_m, t_ref, table, loss, scale_s):
         """The index of the one pick of ``chosen`` whose removal lets the others fit
         ``JACKKNIFE_GAIN`` times better (rms, relocated from ``sol``), when the fit of all of
@@ -690,14 +698,8 @@ class Associator:
             rest = chosen[:i] + chosen[i + 1 :]
             if p_stations(rest) < p.min_picks or len(rest) < MIN_LOCATE_PICKS:
                 return None
-            j = np.array([index[k.station_key] for k in rest])
-            is_s = np.array([k.phase == "S" for k in rest])
-            t = np.array([k.time_epoch_s - t_ref for k in rest])
-            _, r = locate(
-                t, sx[j], sy[j], self.static_s(elev_m[j], is_s), tuple(sol), table,
-                max_depth_km=p.max_depth_km, is_s=is_s, loss=loss, f_scale_s=scale_s,
-                max_nfev=max_nfev,
-            )  # fmt: skip
+            _, r = self._fit(rest, index, sx, sy, elev_m, t_ref, table, tuple(sol), loss,
+                             scale_s, max_nfev)  # fmt: skip
             own = np.array([not k.candidate for k in rest])
             return float(np.sqrt(np.mean(r[own] ** 2)))
 
