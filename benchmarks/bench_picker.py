@@ -45,26 +45,11 @@ import numpy as np
 from obspy import Stream, UTCDateTime, read
 
 from stream.detect import DetectParams, detect_once
-from stream.phase_stage import COMPONENT_INDEX
+from stream.phase_stage import station_groups
 from stream.picker import PhaseNetModel, PickerParams, p_onset_snr, pick_traces
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("FIRSTMOTION_SHARED", ROOT.parent / "shared")) / "data"
-
-
-def station_groups(st: Stream) -> dict[str, list]:
-    """``{NET.STA.LOC.BI: [E, N, Z]}`` (traces or ``None``; merged; only groups with a Z)."""
-    st = st.copy()
-    st.merge(fill_value="interpolate")
-    groups: dict[str, list] = defaultdict(lambda: [None, None, None])
-    for tr in st:
-        comp = tr.stats.channel[-1]
-        if comp in COMPONENT_INDEX:
-            key = (
-                f"{tr.stats.network}.{tr.stats.station}.{tr.stats.location}.{tr.stats.channel[:2]}"
-            )
-            groups[key][COMPONENT_INDEX[comp]] = tr
-    return {k: v for k, v in groups.items() if v[2] is not None}
 
 
 def pick_groups(model, groups: dict[str, list], params: PickerParams, z_only: str) -> dict:

@@ -74,6 +74,22 @@ AMPLITUDE = AmplitudeParams()  # the picks' three-component amplitudes (S/P rati
 MIN_RATE_HZ = 20.0  # slower channels (LH?, VH?) are not picked
 
 
+def station_groups(st) -> dict[str, list]:
+    """An obspy ``Stream`` as the stage groups its channels: ``{NET.STA.LOC.BI: [E, N, Z]}``
+    (traces or ``None``, 1 and 2 as E and N; merged, gaps interpolated; only groups with a
+    vertical), the form :func:`stream.picker.pick_traces` reads."""
+    st = st.copy()
+    st.merge(fill_value="interpolate")
+    groups: dict[str, list] = {}
+    for tr in st:
+        comp = tr.stats.channel[-1]
+        if comp in COMPONENT_INDEX:
+            sta = f"{tr.stats.network}.{tr.stats.station}.{tr.stats.location}"
+            key = f"{sta}.{tr.stats.channel[:2]}"
+            groups.setdefault(key, [None, None, None])[COMPONENT_INDEX[comp]] = tr
+    return {k: v for k, v in groups.items() if v[2] is not None}
+
+
 @dataclass
 class _Station:
     channels: list[str | None] = field(default_factory=lambda: [None, None, None])

@@ -479,11 +479,9 @@ def test_real_texnet_records_over_seedlink_give_the_learned_picks_of_one_pass(
     stations, cut at each channel's own times; the replay ends and the process flushes):
     the learned picker's picks equal one pass over the same traces at every station
     (``stream.picker.pick_traces``), time and probability."""
-    from collections import defaultdict
-
     from obspy import read
 
-    from stream.phase_stage import COMPONENT_INDEX
+    from stream.phase_stage import station_groups
     from stream.picker import pick_traces
 
     files = [str(TEXNET / f"{n}.mseed") for n in ("texnet2017cvmt", "texnet2017dfac")]
@@ -496,10 +494,7 @@ def test_real_texnet_records_over_seedlink_give_the_learned_picks_of_one_pass(
            for p in _redis_picks(redis_client) if not p.candidate}  # fmt: skip
     one = {}
     for f in files:
-        groups: dict[str, list] = defaultdict(lambda: [None, None, None])
-        for tr in read(f):
-            groups[tr.id[:-1]][COMPONENT_INDEX[tr.id[-1]]] = tr
-        for traces in groups.values():
+        for traces in station_groups(read(f)).values():
             for p in pick_traces(proc.stage.model, traces):
                 if not p.candidate:
                     one[(traces[2].id, p.phase, round(p.time_epoch_s, 3))] = p.probability

@@ -690,7 +690,7 @@ class Associator:
         if (
             rms <= JACKKNIFE_MIN_RMS_S
             or len(chosen) > JACKKNIFE_MAX_PICKS
-            or p_stations([chosen[i] for i in picks]) <= p.min_picks
+            or p_stations(chosen) <= p.min_picks  # (p_stations counts no candidate)
         ):
             return None
 
