@@ -15,8 +15,9 @@ the labelled onset is the picker's pick when it lies within 0.5 s. Printed per p
 pick error (pick time - label, seconds: median, 10/90th percentiles, share within 20/50 ms),
 the same for the sample the polarity stage reads at (``read_at_error_s``: the learned
 picker's refined onset, :attr:`stream.picker.StationPick.onset_s`; the STA/LTA pick itself)
-and, there, right / wrong / unknown of the shipped model, of polarity_v5 (the network
-without the evidence check) and of the naive rule
+and, there, right / wrong / unknown of the shipped model (read as the polarity stage reads a
+pick: at its refined onset, and where that is unknown at the pick's time, PhaseNet's peak),
+of polarity_v5 (the network without the evidence check) and of the naive rule
 (:func:`workers.polarity.evidence.naive_polarity`) on the same rows.
 """
 
@@ -145,7 +146,11 @@ def main() -> None:
                 errors.append((nearest - o["pick_index"]) / rate)
                 onset_errors.append((at - o["pick_index"]) / rate)
                 for k, clf in readers.items():
-                    pol = clf.classify(o["data"][None, :], rate, [pick]).polarity[0]
+                    # as the polarity stage reads a pick: at the refined onset, and where
+                    # that is unknown at the arrival time (workers.polarity.worker)
+                    pol = clf.classify(
+                        o["data"][None, :], rate, [pick], second_index=[nearest]
+                    ).polarity[0]
                     outcomes[k].append(int(pol) * o["polarity"])
                 outcomes["naive"].append(
                     int(naive_polarity(o["data"], rate, [pick])[0]) * o["polarity"]

@@ -436,6 +436,61 @@ def test_classify_gives_evidence_per_row_and_worker_fields(shipped_reader):
     )
 
 
+def test_a_row_unknown_at_its_pick_is_read_at_its_second_onset_estimate(shipped_reader):
+    x, k = _step_rows(-1.0)
+    rows = np.stack([x, -x, x, x])
+    # 0.3 s before an impulsive onset the reader sees nothing to read
+    alone = shipped_reader.classify(rows[:2], 100.0, [k - 30, k - 30])
+    assert alone.polarity.tolist() == [0, 0]
+    assert alone.reason.tolist() == ["low_confidence"] * 2
+    res = shipped_reader.classify(
+        rows, 100.0, [k - 30, k - 30, k, k - 30], second_index=[k, k, k - 30, np.nan]
+    )
+    # read at the second estimate, the onset and window offsets counted from the given pick
+    assert res.polarity.tolist() == [-1, 1, -1, 0]
+    assert np.allclose(res.window_offset_s[:2], 0.3)
+    assert np.all(np.abs(res.onset_offset_s[:2] - 0.3) <= 0.03)
+    # a row read at its pick keeps that read (its second estimate is not consulted)
+    assert res.window_offset_s[2] == 0.0 and abs(res.onset_offset_s[2]) <= 0.03
+    assert res.reason[3] == "low_confidence"  # no second estimate
+
+
+def test_worker_reads_at_the_refined_onset_then_at_the_arrival_time(shipped_reader):
+    """A learned-picker pick carries two onset estimates: the refined onset it is read at
+    (``pick_index``) and the arrival time (``time_epoch_s``). The evidence's onset is counted
+    from the sample read at, and a pick unknown there is read at its arrival time."""
+    from firstmotion.messages import Pick
+    from workers.polarity.worker import arrival_index, classify_picks
+
+    x, k = _step_rows(-1.0)
+    start = 1_600_000_000.0
+
+    def pick(index: int, arrival_s: float) -> Pick:
+        return Pick(
+            pick_id=f"XX.STA..HHZ@{index}",
+            station_id="XX.STA..HHZ",
+            time_epoch_s=arrival_s,
+            sampling_rate_hz=100.0,
+            start_time_epoch_s=start,
+            pick_index=index,
+            samples=x.astype(np.float32),
+            snr=40.0,
+            amplitude=40.0,
+        )
+
+    onset_s = start + k / 100.0
+    # read at the onset; the arrival time 0.1 s later is not where the onset is
+    late_peak = pick(k, onset_s + 0.1)
+    # read 0.3 s before the onset (nothing to read), then at the arrival time
+    early_onset = pick(k - 30, onset_s)
+    assert arrival_index(early_onset) == pytest.approx(k)
+    assert np.isnan(arrival_index(pick(k, start + 100.0)))  # outside the window
+    for p in (late_peak, early_onset):
+        (polarity, _, _, reason, evidence) = classify_picks(shipped_reader, [p])[0]
+        assert polarity == -1 and reason == ""
+        assert abs(evidence["onset_time_epoch_s"] - onset_s) <= 0.03
+
+
 def test_polarity_show_writes_a_png(tmp_path):
     import obspy
 

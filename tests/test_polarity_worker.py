@@ -294,8 +294,8 @@ def test_worker_counts_every_read_reason_as_read_not_bad():
             self.inner = tiny_classifier()
             self.card = self.inner.card
 
-        def classify(self, data, rate, picks):
-            res = self.inner.classify(data, rate, picks)
+        def classify(self, data, rate, picks, **options):
+            res = self.inner.classify(data, rate, picks, **options)
             return dc_replace(res, reason=np.array(reasons[: len(picks)]))
 
     from firstmotion.bus import Delivery

@@ -379,3 +379,19 @@ def test_a_model_above_sea_level_puts_stations_on_its_top(tmp_path):
         row = ev["stations"][0]
         t = trace_rays(sc.model, [row["distance_km"]], ev["depth_km"] + 1.5, "P").time_s
         assert row["p_time_s"] - ev["origin_time_s"] == pytest.approx(float(t[0]), abs=1e-4)
+
+
+def test_a_scenario_written_over_another_leaves_only_its_own_miniseed(tmp_path):
+    """A folder written again (``firstmotion demo`` with other settings into the same
+    ``--out``) holds only the new scenario's records: a replay of the folder must not serve
+    an earlier scenario's stations beside it."""
+    big = make_scenario(ScenarioConfig(seed=7, **{**SMALL, "n_stations": 12}))
+    small = make_scenario(ScenarioConfig(seed=7, **{**SMALL, "n_stations": 4}))
+    write_scenario(big, tmp_path)
+    keep = tmp_path / "notes.txt"
+    keep.write_text("an operator's file\n")
+    paths = write_scenario(small, tmp_path)
+    on_disk = sorted((tmp_path / "mseed").glob("*.mseed"))
+    assert on_disk == sorted(paths["mseed"])
+    assert len({p.name.split(".")[1] for p in on_disk}) == 4  # stations
+    assert keep.exists()

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 from stream.scenario.build import Scenario
 from stream.scenario.truth import truth_catalog
+
+log = logging.getLogger(__name__)
 
 RECORD_LENGTH = 512
 ENCODING = "STEIM2"
@@ -44,9 +47,18 @@ def write_scenario(scenario: Scenario, out_dir: str | Path) -> dict[str, Path | 
     """Write everything under ``out_dir``: ``mseed/*.mseed``, ``stations.xml``,
     ``velocity_model.txt``, ``truth.json``, ``truth.xml`` (QuakeML), ``reversals.csv`` (stations
     wired upside down, SKHASH's CSV reversal format, open-ended; header only when none).
+    ``*.mseed`` files already in ``out_dir/mseed`` (an earlier scenario's) are removed first:
+    whatever reads the folder (``firstmotion replay --data``) must see this scenario alone.
     Returns the paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    stale = sorted((out / "mseed").glob("*.mseed"))
+    for path in stale:
+        path.unlink()
+    if stale:
+        log.info(
+            "removed %d miniSEED files of an earlier scenario from %s", len(stale), out / "mseed"
+        )
     mseed = write_mseed_hourly(scenario.stream(), out / "mseed")
     stationxml = out / "stations.xml"
     scenario.inventory().write(str(stationxml), format="STATIONXML")

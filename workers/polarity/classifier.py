@@ -306,6 +306,7 @@ class PolarityClassifier:
         batch_size: int = 1024,
         fir: list[tuple[ArrayLike, float]] | None = None,
         shift_check: bool = True,
+        second_index: ArrayLike | None = None,
     ) -> PolarityResult:
         """Classify the P first motion of each row.
 
@@ -326,9 +327,17 @@ class PolarityClassifier:
         (:func:`workers.polarity.fircorrect.linear_phase_firs` of the channel's StationXML
         response); their acausal precursors are removed first
         (:func:`~workers.polarity.fircorrect.fir_precursor_correction`).
+
+        ``second_index`` (N,): a second estimate of each row's onset (the learned picker's
+        arrival time beside the refined onset it reads at; NaN or the pick itself: none). A row
+        the whole reader leaves unknown at the pick (``low_confidence`` or ``pick_sensitive``)
+        is read again, by the whole reader, at its second estimate, and where that gives up or
+        down the row takes that read; ``onset_offset_s`` and ``window_offset_s`` then count
+        from the given pick as before, so they say where the read was made.
         """
         data = np.asarray(data)
         picks = np.asarray(pick_index)
+        second = None if second_index is None else np.asarray(second_index, dtype=np.float64)
         if fir:  # rows with gaps (NaN) stay as they are: a transform would spread the gap
             data = np.array(data, dtype=np.float64, ndmin=2)
             finite = np.isfinite(data).all(axis=1)
@@ -343,6 +352,7 @@ class PolarityClassifier:
                     picks[i : i + batch_size],
                     batch_size=batch_size,
                     shift_check=shift_check,
+                    second_index=None if second is None else second[i : i + batch_size],
                 )
                 for i in range(0, data.shape[0], batch_size)
             ]
@@ -391,13 +401,47 @@ class PolarityClassifier:
         reasons[ok & conflict] = REASON_EVIDENCE_CONFLICT
         reasons[ok & lobe] = REASON_FIRST_LOBE
         reasons[sensitive] = REASON_PICK_SENSITIVE
-        return PolarityResult(
+        result = PolarityResult(
             polarity=polarity,
             probabilities=probs,
             confidence=confidence,
             reason=reasons.astype(str),
             **extra,
         )
+        if second is not None and ev is not None:
+            result = self._read_second(data, sampling_rate, picks, second, result, batch_size)
+        return result
+
+    def _read_second(self, data, sampling_rate, picks, second, result, batch_size):
+        """``result`` with its unknown reads (``low_confidence``, ``pick_sensitive``) replaced
+        by the whole reader's up or down read at ``second`` (input samples), where the rows
+        have a second onset estimate at least one sample from the pick (see :meth:`classify`)."""
+        picks_1d = np.atleast_1d(picks).astype(np.float64)
+        second = np.broadcast_to(second, picks_1d.shape)
+        unsure = np.isin(result.reason, (REASON_LOW_CONFIDENCE, REASON_PICK_SENSITIVE))
+        rows = np.flatnonzero(
+            unsure & np.isfinite(second) & (np.abs(np.rint(second) - np.rint(picks_1d)) >= 1)
+        )
+        if rows.size == 0:
+            return result
+        at = np.rint(second[rows]).astype(np.int64)
+        again = self.classify(np.atleast_2d(data)[rows], sampling_rate, at, batch_size=batch_size)
+        take = again.polarity != 0
+        if not take.any():
+            return result
+        rows, src = rows[take], np.flatnonzero(take)
+        moved_s = (at[src] - np.rint(picks_1d[rows])) / float(sampling_rate)
+        out = {f: getattr(result, f) for f in PolarityResult.__dataclass_fields__}
+        for f in out:
+            value, new = out[f], getattr(again, f)
+            if value is None or new is None:
+                continue
+            value = value.copy()
+            value[rows] = new[src]
+            if f in ("onset_offset_s", "window_offset_s"):  # from the given pick
+                value[rows] = new[src] + moved_s
+            out[f] = value
+        return PolarityResult(**out)
 
     def _pick_sensitive(self, data, sampling_rate, picks, polarity, confidence, ok) -> np.ndarray:
         """Rows (bool (N,)) whose read is not the reader's own with the pick moved: each read

@@ -172,13 +172,22 @@ def _pick_view(pick) -> dict:
     """A Pick message's window in the form :func:`read_pick` gives."""
     import obspy
 
+    from workers.polarity.worker import arrival_index
+
     return {
         "station_id": pick.station_id,
         "sampling_rate_hz": float(pick.sampling_rate_hz),
         "data": np.asarray(pick.samples, dtype=np.float64),
         "pick_index": int(pick.pick_index),
+        # read there where the reader leaves the pick_index unknown, as the polarity stage
+        "second_index": arrival_index(pick),
         "time": str(obspy.UTCDateTime(pick.time_epoch_s)),
     }
+
+
+def _second(p: dict) -> list[float]:
+    """The second onset estimate of a window (:func:`_pick_view`; NaN: none)."""
+    return [float(p.get("second_index", np.nan))]
 
 
 def read_catalog_pick(bus, event_id: str, station: str) -> tuple[dict, object]:
@@ -272,7 +281,7 @@ def plot_pick(clf, p: dict, path: str) -> dict:
     from workers.polarity.preprocess import linear_windows, normalise_windows
 
     rate_in, k = p["sampling_rate_hz"], p["pick_index"]
-    res = clf.classify(p["data"][None, :], rate_in, [k])
+    res = clf.classify(p["data"][None, :], rate_in, [k], second_index=_second(p))
     info = describe(res)
     cfg = clf.config
     offset_s = info.get("onset_offset_s") or 0.0
@@ -375,7 +384,7 @@ def plot_event(clf, origin, rows: list[tuple], path: str) -> list[dict]:
             out.append({**row, "polarity": None})
             continue
         rate_in, k = p["sampling_rate_hz"], p["pick_index"]
-        res = clf.classify(p["data"][None, :], rate_in, [k])
+        res = clf.classify(p["data"][None, :], rate_in, [k], second_index=_second(p))
         info = describe(res)
         moved_s = float(res.window_offset_s[0]) if res.window_offset_s is not None else 0.0
         k_read = k + int(round(moved_s * rate_in))

@@ -153,7 +153,10 @@ def classify_picks(
         data = np.stack([picks[i].samples for i in idx])
         fir = stages[fir_key]
         at = np.array([picks[i].pick_index for i in idx])
-        res = clf.classify(data, rate, at, fir=list(fir)) if fir else clf.classify(data, rate, at)
+        # the picker's arrival time, a second estimate of the onset where it is not the
+        # sample read at (the learned picker's peak beside its refined onset)
+        second = np.array([arrival_index(picks[i]) for i in idx])
+        res = clf.classify(data, rate, at, fir=list(fir) if fir else None, second_index=second)
         corrected = np.isfinite(data).all(axis=1) if fir else np.zeros(len(idx), dtype=bool)
         rows = zip(
             res.polarity.tolist(),
@@ -168,6 +171,14 @@ def classify_picks(
     return out
 
 
+def arrival_index(pick: Pick) -> float:
+    """The sample of ``pick.samples`` at the pick's arrival time (``time_epoch_s``; the learned
+    picker's probability peak, which its ``pick_index``, the refined onset, may differ from);
+    NaN when that time lies outside the window."""
+    k = (pick.time_epoch_s - pick.start_time_epoch_s) * float(pick.sampling_rate_hz)
+    return float(k) if 0 <= k < pick.samples.size else float("nan")
+
+
 def _evidence_fields(res, j: int, pick: Pick) -> dict:
     """The :class:`Polarity` evidence fields of row ``j`` of a classifier result."""
     if getattr(res, "first_lobe_sign", None) is None:
@@ -176,8 +187,9 @@ def _evidence_fields(res, j: int, pick: Pick) -> dict:
     def finite(value: float) -> float | None:
         return float(value) if np.isfinite(value) else None
 
-    offset = finite(res.onset_offset_s[j])
-    onset = pick.time_epoch_s + offset if offset is not None else None
+    offset = finite(res.onset_offset_s[j])  # from the sample read at, pick.pick_index
+    at_s = pick.start_time_epoch_s + pick.pick_index / float(pick.sampling_rate_hz)
+    onset = at_s + offset if offset is not None else None
     return {
         "first_lobe_sign": int(res.first_lobe_sign[j]),
         "first_lobe_snr": finite(res.first_lobe_snr[j]),
