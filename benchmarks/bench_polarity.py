@@ -15,7 +15,8 @@ Timed in the same run, on the same threads:
 * ``window_probabilities()``: preprocessed windows to probabilities (TTA, temperature,
   softmax) as the classifier serves them, float32 and ``precision="bfloat16"`` (the network
   under :func:`torch.autocast`; same decisions as float32, see tests/test_polarity.py), and
-  ``classify()`` in bf16 too;
+  ``classify()`` in bf16 too (what ``precision="auto"``, the polarity worker's default,
+  serves on a CPU with bfloat16 in hardware: the header says which this CPU gets);
 * ``Ross-2018-sized baseline``: :class:`workers.polarity.model.RossPolarityCNN` (400 samples,
   32/64/128 conv filters, two 512-unit dense layers) with the same TTA; the ratio
   ``shipped / baseline`` is printed.
@@ -41,6 +42,7 @@ import numpy as np
 import torch
 
 from workers.polarity import PolarityClassifier
+from workers.polarity.classifier import resolve_precision
 from workers.polarity.model import RossPolarityCNN, count_parameters
 
 
@@ -71,9 +73,10 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     b = args.batch
+    auto = resolve_precision("auto", torch.device("cpu"))
     print(
         f"torch {torch.__version__}, {args.threads} threads, batch {b}, "
-        f"load average {os.getloadavg()[0]:.2f} (1 min)"
+        f"load average {os.getloadavg()[0]:.2f} (1 min); precision auto on this CPU: {auto}"
     )
 
     clf = PolarityClassifier.load(args.model, device="cpu")
@@ -114,13 +117,14 @@ def main() -> int:
     tail = np.exp(-np.arange(300) / 5.0) * np.sin(np.pi * np.arange(300) / 12.0)
     raw[:, 500:] += (rng.choice([-1.0, 1.0], b) * rng.uniform(2.0, 50.0, b))[:, None] * tail
     picks = np.full(b, 500)
-    rows["shipped, classify() 100 Hz rows with onsets"] = b / timed(
-        lambda: clf.classify(raw, 100.0, picks), args.repeats
-    )
+    for name, c in (("", clf), (", bf16", clf16)):
+        rows[f"shipped, classify() 100 Hz rows with onsets{name}"] = b / timed(
+            lambda c=c: c.classify(raw, 100.0, picks), args.repeats
+        )
     base = rows["Ross-2018-sized baseline, model only (TTA)"]
-    print(f"{'path':<45} {'windows/s':>12} {'x baseline':>11}")
+    print(f"{'path':<50} {'windows/s':>12} {'x baseline':>11}")
     for name, rate in rows.items():
-        print(f"{name:<45} {rate:>12,.0f} {rate / base:>10.1f}x")
+        print(f"{name:<50} {rate:>12,.0f} {rate / base:>10.1f}x")
 
     if torch.cuda.is_available():
         dev = torch.device("cuda")

@@ -123,8 +123,9 @@ class SeedLinkSettings:
 
 DETECT_REFINE_METHODS = ("aic", "kurtosis", "none")
 DETECT_PICKERS = ("phasenet", "stalta")
-# the polarity network's precisions (workers.polarity.classifier maps them to torch dtypes)
-POLARITY_PRECISIONS = ("float32", "bfloat16")
+# the polarity network's precisions (workers.polarity.classifier maps them to torch dtypes;
+# "auto": bfloat16 where the device computes it in hardware, else float32)
+POLARITY_PRECISIONS = ("float32", "bfloat16", "auto")
 
 
 def detect_order_problems(p: Any) -> list[str]:
@@ -227,7 +228,8 @@ class PolaritySettings:
 
     model: str = _path(default="")  # "" = the default weights in model_weights/
     device: str = "auto"
-    precision: str = "float32"  # or "bfloat16" (torch autocast; for GPUs)
+    # "auto": bfloat16 (torch autocast) on a GPU or a CPU with AVX512-BF16/AMX, else float32
+    precision: str = "auto"
     max_batch: int = 256
     max_wait_ms: int = 50
     min_confidence: float = 0.0

@@ -833,6 +833,24 @@ def test_precision_is_checked():
     assert clf.precision == "bfloat16"
 
 
+def test_auto_precision_is_bfloat16_where_the_device_computes_it(monkeypatch):
+    import torch
+
+    from workers.polarity.classifier import native_bf16, resolve_precision
+
+    cpu = torch.device("cpu")
+    for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        monkeypatch.setattr(torch.cpu, name, lambda: False, raising=False)
+    assert not native_bf16(cpu) and resolve_precision("auto", cpu) == "float32"
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    assert resolve_precision("auto", cpu) == "bfloat16"
+    clf = PolarityClassifier(PolarityCNN(in_channels=2), tiny_card(), precision="auto")
+    assert clf.precision == "bfloat16"
+    # an explicit precision is kept, and a device without a probe computes float32
+    assert resolve_precision("float32", cpu) == "float32"
+    assert resolve_precision("auto", torch.device("meta")) == "float32"
+
+
 def test_envelope_emergence_is_unknown_below_its_threshold():
     """Emergent onsets under an envelope over the direct P and its later arrivals (a later
     swing of either sign may outgrow the first lobe) are labelled unknown below

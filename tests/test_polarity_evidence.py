@@ -629,6 +629,24 @@ def _outcomes(clf, picks, shift_s: float, naive: bool = False) -> tuple[int, int
 
 
 @pytest.mark.slow
+def test_bfloat16_reads_the_real_analyst_rows_as_float32(shipped_reader):
+    """The precision "auto" serves on CPUs with bfloat16 in hardware: every INGV analyst row,
+    at the pick and 50 ms either side, gets the float32 read."""
+    from workers.polarity import PolarityClassifier
+
+    bf16 = PolarityClassifier(
+        shipped_reader.model, shipped_reader.card, device="cpu", precision="bfloat16"
+    )
+    picks = _ingv()
+    for shift_s in (-0.05, 0.0, 0.05):
+        for p in picks:
+            k = p["pick_index"] + int(round(shift_s * p["sampling_rate_hz"]))
+            a = shipped_reader.classify(p["data"][None, :], p["sampling_rate_hz"], [k])
+            b = bf16.classify(p["data"][None, :], p["sampling_rate_hz"], [k])
+            assert a.polarity[0] == b.polarity[0], (p["station_id"], p["event"], shift_s)
+            assert np.abs(a.probabilities - b.probabilities).max() < 0.1
+
+
 def test_shipped_reader_on_ingv_analyst_first_motions_beside_the_naive_rule(shipped_reader):
     """The INGV analysts' 88 readings. At their picks the shipped reader reads 86 right and 2
     wrong (polarity_v9: 82 and 5): the three first lobes it flags as possible FIR precursors

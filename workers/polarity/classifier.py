@@ -59,8 +59,10 @@ from workers.polarity.preprocess import (
 
 CARD_FORMAT_VERSION = 1
 DEFAULT_MODEL_NAME = "polarity_v12"
-# autocast dtype of each precision (None: no autocast)
-PRECISIONS = {p: None if p == "float32" else getattr(torch, p) for p in POLARITY_PRECISIONS}
+# autocast dtype of each precision (None: no autocast); "auto" resolves to one of them
+# (:func:`resolve_precision`)
+PRECISIONS = {p: None if p == "float32" else getattr(torch, p) for p in POLARITY_PRECISIONS
+              if p != "auto"}  # fmt: skip
 # forward passes per network call on a CPU: a few hundred windows' activations stay in the
 # cores' caches; 2,048 at once ran at half the rate of 512 (2 threads, AVX-512)
 CPU_PASSES = 512
@@ -194,6 +196,28 @@ def _resolve_device(device: str | torch.device) -> torch.device:
     return torch.device(device)
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 in hardware: a CUDA device that supports it, or a
+    CPU with AVX512-BF16 or AMX tiles (torch's oneDNN kernels use them). Elsewhere autocast to
+    bfloat16 is emulated and slower than float32."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    if device.type != "cpu":
+        return False
+    probes = (getattr(torch.cpu, name, None)
+              for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))  # fmt: skip
+    return any(bool(probe()) for probe in probes if probe is not None)
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``precision`` itself, or for ``"auto"`` bfloat16 where ``device`` computes it in
+    hardware (:func:`native_bf16`) and float32 elsewhere. On the real analyst sets both
+    precisions give the same read at every row (docs/polarity.md, throughput)."""
+    if precision != "auto":
+        return precision
+    return "bfloat16" if native_bf16(device) else "float32"
+
+
 class PolarityClassifier:
     """A trained polarity network with its model card; see :meth:`load` and :meth:`classify`."""
 
@@ -204,8 +228,10 @@ class PolarityClassifier:
         device: str | torch.device = "cpu",
         precision: str = "float32",
     ) -> None:
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+        if precision not in POLARITY_PRECISIONS:
+            raise ValueError(
+                f"precision must be one of {sorted(POLARITY_PRECISIONS)}, got {precision!r}"
+            )
         validate_card(card)
         self.card = card
         self.config = PreprocessConfig.from_dict(card["preprocessing"])
@@ -214,7 +240,7 @@ class PolarityClassifier:
         # the evidence check of classify() (empty: the network's read alone)
         self.reading = dict(card.get("reading") or {})
         self.device = _resolve_device(device)
-        self.precision = precision
+        self.precision = resolve_precision(precision, self.device)  # "auto" resolved
         self.model = model.to(self.device).eval()
         # what runs: batch norm folded into the convolutions (same output to rounding)
         self._net = inference_form(self.model)

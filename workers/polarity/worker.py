@@ -237,7 +237,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N")
     parser.add_argument(
         "--precision", default=None, choices=POLARITY_PRECISIONS,
-        help="network precision (default: polarity.precision; bfloat16 runs under autocast)",
+        help="network precision (default: polarity.precision; bfloat16 runs under autocast; "
+        "auto: bfloat16 where the device computes it in hardware, else float32)",
     )  # fmt: skip
     parser.add_argument(
         "--inventory", default=None,
