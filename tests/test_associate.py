@@ -555,3 +555,24 @@ def test_haversine_distances_agree_with_each_other_and_with_the_geodesic():
             if i != j:
                 exact = distance_azimuth(lat[i], lon[i], lat[j], lon[j])[0]
                 assert d[i, j] == pytest.approx(float(exact), rel=5e-3)
+
+
+def test_deleted_sse_equals_refitting_without_each_row():
+    """The jackknife's screen: for a linear least-squares fit the leave-one-out sums of
+    squared residuals follow from one fit's residuals and leverages."""
+    from workers.associate_locate import deleted_sse
+
+    rng = np.random.default_rng(3)
+    jac = rng.normal(size=(9, 4))
+    y = jac @ rng.normal(size=4) + rng.normal(0.0, 0.05, 9)
+    y[5] += 3.0  # an outlier the fit bends to
+    beta = np.linalg.lstsq(jac, y, rcond=None)[0]
+    got = deleted_sse(jac, y - jac @ beta)
+    for i in range(9):
+        keep = np.arange(9) != i
+        b = np.linalg.lstsq(jac[keep], y[keep], rcond=None)[0]
+        assert got[i] == pytest.approx(np.sum((y[keep] - jac[keep] @ b) ** 2), rel=1e-9)
+    assert int(np.argmin(got)) == 5
+    # a row without which the others leave a parameter free: no finite score
+    square = np.eye(3)
+    assert np.all(np.isinf(deleted_sse(square, np.zeros(3))))
