@@ -462,11 +462,12 @@ class PolarityClassifier:
             value, new = out[f], getattr(again, f)
             if value is None or new is None:
                 continue
-            value = value.copy()
+            # (reasons as objects: a fixed-width string array would cut a longer reason)
+            value = value.astype(object) if f == "reason" else value.copy()
             value[rows] = new[src]
             if f in ("onset_offset_s", "window_offset_s"):  # from the given pick
                 value[rows] = new[src] + moved_s
-            out[f] = value
+            out[f] = value.astype(str) if f == "reason" else value
         return PolarityResult(**out)
 
     def _pick_sensitive(self, data, sampling_rate, picks, polarity, confidence, ok) -> np.ndarray:
