@@ -399,8 +399,25 @@ def test_polarity_message_round_trips_the_evidence():
         Polarity.from_dict({**json.loads(msg.to_json()), "first_lobe_sign": 2})
 
 
-def test_classify_gives_evidence_per_row_and_worker_fields(shipped_reader):
+def _window_pick(x: np.ndarray, index: int, arrival_s: float, start: float):
+    """A 100 Hz Pick message of row ``x`` starting at ``start`` (epoch s), read at sample
+    ``index``, its arrival time ``arrival_s``."""
     from firstmotion.messages import Pick
+
+    return Pick(
+        pick_id=f"XX.STA..HHZ@{index}",
+        station_id="XX.STA..HHZ",
+        time_epoch_s=arrival_s,
+        sampling_rate_hz=100.0,
+        start_time_epoch_s=start,
+        pick_index=index,
+        samples=x.astype(np.float32),
+        snr=40.0,
+        amplitude=40.0,
+    )
+
+
+def test_classify_gives_evidence_per_row_and_worker_fields(shipped_reader):
     from workers.polarity.worker import classify_picks
 
     x, k = _step_rows(-1.0)
@@ -410,17 +427,7 @@ def test_classify_gives_evidence_per_row_and_worker_fields(shipped_reader):
     assert res.first_lobe_sign.tolist() == [-1, 1]
     assert np.all(res.first_lobe_snr > 10) and np.all(np.abs(res.onset_offset_s) <= 0.03)
     start = 1_600_000_000.0
-    pick = Pick(
-        pick_id="XX.STA..HHZ@1",
-        station_id="XX.STA..HHZ",
-        time_epoch_s=start + k / 100.0,
-        sampling_rate_hz=100.0,
-        start_time_epoch_s=start,
-        pick_index=k,
-        samples=x.astype(np.float32),
-        snr=40.0,
-        amplitude=40.0,
-    )
+    pick = _window_pick(x, k, start + k / 100.0, start)
     (polarity, _, _, _, evidence) = classify_picks(shipped_reader, [pick])[0]
     assert polarity == -1 and evidence["first_lobe_sign"] == -1
     assert abs(evidence["onset_time_epoch_s"] - pick.time_epoch_s) <= 0.03
@@ -466,17 +473,7 @@ def test_worker_reads_at_the_refined_onset_then_at_the_arrival_time(shipped_read
     start = 1_600_000_000.0
 
     def pick(index: int, arrival_s: float) -> Pick:
-        return Pick(
-            pick_id=f"XX.STA..HHZ@{index}",
-            station_id="XX.STA..HHZ",
-            time_epoch_s=arrival_s,
-            sampling_rate_hz=100.0,
-            start_time_epoch_s=start,
-            pick_index=index,
-            samples=x.astype(np.float32),
-            snr=40.0,
-            amplitude=40.0,
-        )
+        return _window_pick(x, index, arrival_s, start)
 
     onset_s = start + k / 100.0
     # read at the onset; the arrival time 0.1 s later is not where the onset is
