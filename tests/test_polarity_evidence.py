@@ -564,11 +564,13 @@ def test_polarity_show_from_the_catalog_reads_the_window_the_stream_sent(
     redis_client.xadd("fm:picks", {"data": "not a message"})  # skipped, not fatal
     bus.publish("picks", pick)
     up, _ = _step_rows(1.0, onset_s=5.0, seed=3)
-    for i in (1, 2):  # two more arrivals' windows, up onsets (S3, S4: none sent)
-        sid = f"XX.S{i}..HHZ"
+    for i in (1, 2):  # two more arrivals' windows, up onsets (S3, S4: none sent); S1 read
+        # at a refined onset 0.3 s early, its arrival time at the onset (read there, as the
+        # polarity stage reads it)
+        sid, at = f"XX.S{i}..HHZ", k - 30 if i == 1 else k
         bus.publish("picks", Pick(pick_id=make_pick_id(sid, t_pick + i), station_id=sid,
                                   time_epoch_s=t_pick + i, sampling_rate_hz=100.0,
-                                  start_time_epoch_s=t_pick + i - k / 100.0, pick_index=k,
+                                  start_time_epoch_s=t_pick + i - k / 100.0, pick_index=at,
                                   samples=up[: k + 200], snr=40.0, amplitude=40.0))  # fmt: skip
     bus.publish_many("picks", fillers(700, 100.0))
     published = Polarity(pick_id=pick.pick_id, station_id=station, time_epoch_s=t_pick,
@@ -604,6 +606,8 @@ def test_polarity_show_from_the_catalog_reads_the_window_the_stream_sent(
     lines = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]
     assert [x["station_id"] for x in lines] == [a.station_id for a in arrivals]  # by azimuth
     assert [x["polarity"] for x in lines] == ["down", "up", "up", None, None]
+    assert lines[1]["window_offset_s"] == pytest.approx(0.3, abs=0.011)  # read at the arrival
+    assert lines[2]["window_offset_s"] == 0.0
     assert lines[0]["published"]["model_version"] == "live@1" and lines[1]["published"] is None
     # what is missing is said, with exit status 1
     assert main([*base, "--event", "nope", "--station", "XX.STA"]) == 1
@@ -625,7 +629,6 @@ def _outcomes(clf, picks, shift_s: float, naive: bool = False) -> tuple[int, int
     return got.count(1), got.count(-1), got.count(0)
 
 
-@pytest.mark.slow
 def test_bfloat16_reads_the_real_analyst_rows_as_float32(shipped_reader):
     """The precision "auto" serves on CPUs with bfloat16 in hardware: every INGV analyst row,
     at the pick and 50 ms either side, gets the float32 read."""
@@ -644,6 +647,7 @@ def test_bfloat16_reads_the_real_analyst_rows_as_float32(shipped_reader):
             assert np.abs(a.probabilities - b.probabilities).max() < 0.1
 
 
+@pytest.mark.slow
 def test_shipped_reader_on_ingv_analyst_first_motions_beside_the_naive_rule(shipped_reader):
     """The INGV analysts' 88 readings. At their picks the shipped reader reads 86 right and 2
     wrong (polarity_v9: 82 and 5): the three first lobes it flags as possible FIR precursors

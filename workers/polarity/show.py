@@ -265,6 +265,9 @@ def describe(res, j: int = 0) -> dict:
             first_lobe_snr=num(res.first_lobe_snr[j], 1),
             onset_sharpness=num(res.onset_sharpness[j], 1),
             onset_offset_s=num(res.onset_offset_s[j], 3),
+            # where the read window was centred, from the pick (the onset refinement's move,
+            # or the stage's second onset estimate)
+            window_offset_s=num(res.window_offset_s[j], 3),
             precursor=bool(res.precursor[j]),
         )
     return out
