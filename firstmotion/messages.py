@@ -570,13 +570,16 @@ class Polarity(Message):
     # (noise sigmas) of the first lobe beyond 4 noise sigmas, the read lobe's rise (noise
     # sigmas per 10 ms), the onset the reading refers to, and whether the first lobe was read
     # as a datalogger FIR precursor of the opposite main swing; ``fir_corrected``: the window
-    # was read after the channel's linear-phase FIR stages (StationXML) were made minimum-phase
+    # was read after the channel's linear-phase FIR stages (StationXML) were made minimum-phase;
+    # ``read_at_arrival``: read at the pick's arrival time (the learned picker's peak) because
+    # the refined onset it is read at gave no sign
     first_lobe_sign: int = 0
     first_lobe_snr: float | None = None
     onset_sharpness: float | None = None
     onset_time_epoch_s: float | None = None
     precursor: bool = False
     fir_corrected: bool = False
+    read_at_arrival: bool = False
 
     _checks: ClassVar[dict[str, Check]] = {
         "pick_id": _str(),
@@ -597,6 +600,7 @@ class Polarity(Message):
         "onset_time_epoch_s": _num(0.0, optional=True),
         "precursor": _bool,
         "fir_corrected": _bool,
+        "read_at_arrival": _bool,
     }
 
 

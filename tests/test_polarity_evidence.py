@@ -482,10 +482,22 @@ def test_worker_reads_at_the_refined_onset_then_at_the_arrival_time(shipped_read
     early_onset = pick(k - 30, onset_s)
     assert arrival_index(early_onset) == pytest.approx(k)
     assert np.isnan(arrival_index(pick(k, start + 100.0)))  # outside the window
-    for p in (late_peak, early_onset):
+    for p, at_arrival in ((late_peak, False), (early_onset, True)):
         (polarity, _, _, reason, evidence) = classify_picks(shipped_reader, [p])[0]
         assert polarity == -1 and reason == ""
         assert abs(evidence["onset_time_epoch_s"] - onset_s) <= 0.03
+        assert evidence["read_at_arrival"] is at_arrival
+    # the worker says so in the message and counts it
+    from firstmotion.bus import Delivery
+    from firstmotion.messages import Polarity
+    from workers.polarity.worker import PolarityHandler
+
+    handler = PolarityHandler(shipped_reader)
+    before = handler.read_at_arrival._value.get()
+    out = handler([Delivery("1-0", late_peak, 1), Delivery("2-0", early_onset, 1)])
+    flags = [m.read_at_arrival for _s, m in out]
+    assert flags == [False, True] and handler.read_at_arrival._value.get() - before == 1
+    assert Polarity.from_json(out[1][1].to_json()).read_at_arrival
 
 
 def test_polarity_show_writes_a_png(tmp_path):

@@ -32,7 +32,7 @@ import contextlib
 import hashlib
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -135,6 +135,8 @@ class PolarityResult:
     onset_offset_s: np.ndarray | None = None
     window_offset_s: np.ndarray | None = None  # where the read window's centre is (s from pick)
     precursor: np.ndarray | None = None
+    # read at the second onset estimate (classify's second_index; None: none was given)
+    second_read: np.ndarray | None = None
 
 
 def validate_card(card: dict) -> None:
@@ -438,6 +440,13 @@ class PolarityClassifier:
             result = self._read_second(data, sampling_rate, picks, second, result, batch_size)
         return result
 
+    @staticmethod
+    def _with_second_read(result: PolarityResult, rows: np.ndarray) -> PolarityResult:
+        """``result`` with ``second_read`` set at ``rows`` (False elsewhere)."""
+        flags = np.zeros(result.polarity.shape, dtype=bool)
+        flags[rows] = True
+        return replace(result, second_read=flags)
+
     def _read_second(self, data, sampling_rate, picks, second, result, batch_size):
         """``result`` with its unknown reads (``low_confidence``, ``pick_sensitive``) replaced
         by the whole reader's up or down read at ``second`` (input samples), where the rows
@@ -448,13 +457,14 @@ class PolarityClassifier:
         rows = np.flatnonzero(
             unsure & np.isfinite(second) & (np.abs(np.rint(second) - np.rint(picks_1d)) >= 1)
         )
+        none = np.zeros(0, dtype=np.int64)
         if rows.size == 0:
-            return result
+            return self._with_second_read(result, none)
         at = np.rint(second[rows]).astype(np.int64)
         again = self.classify(np.atleast_2d(data)[rows], sampling_rate, at, batch_size=batch_size)
         take = again.polarity != 0
         if not take.any():
-            return result
+            return self._with_second_read(result, none)
         rows, src = rows[take], np.flatnonzero(take)
         moved_s = (at[src] - np.rint(picks_1d[rows])) / float(sampling_rate)
         out = {f: getattr(result, f) for f in PolarityResult.__dataclass_fields__}
@@ -468,7 +478,7 @@ class PolarityClassifier:
             if f in ("onset_offset_s", "window_offset_s"):  # from the given pick
                 value[rows] = new[src] + moved_s
             out[f] = value.astype(str) if f == "reason" else value
-        return PolarityResult(**out)
+        return self._with_second_read(PolarityResult(**out), rows)
 
     def _pick_sensitive(self, data, sampling_rate, picks, polarity, confidence, ok) -> np.ndarray:
         """Rows (bool (N,)) whose read is not the reader's own with the pick moved: each read

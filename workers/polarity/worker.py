@@ -17,7 +17,8 @@ Metrics (besides the standard ``firstmotion_stage_*`` series with ``stage="polar
 include the batch-size histogram): ``firstmotion_polarity_inference_seconds`` (histogram per
 batch), ``firstmotion_polarity_windows_total{outcome=up|down|unknown|bad|not_p}`` (its rate is the
 windows/s), ``firstmotion_polarity_queue_lag_seconds`` (histogram of pick creation to
-classification), and the stage's pending/backlog gauges.
+classification), ``firstmotion_polarity_read_at_arrival_total`` (picks read at their arrival
+time, their refined onset giving no sign), and the stage's pending/backlog gauges.
 """
 
 from __future__ import annotations
@@ -67,6 +68,11 @@ class PolarityHandler:
             "firstmotion_polarity_fir_corrected_total",
             "P picks read after removing their channel's linear-phase FIR precursor",
         )
+        self.read_at_arrival = counter(
+            "firstmotion_polarity_read_at_arrival_total",
+            "P picks read at their arrival time (the learned picker's peak) because their "
+            "refined onset gave no sign",
+        )
         self.lag = histogram(
             "firstmotion_polarity_queue_lag_seconds",
             "Seconds from pick creation to its classification",
@@ -90,6 +96,7 @@ class PolarityHandler:
         self.inference_s.observe(time.perf_counter() - t0)
         if self.firs is not None:
             self.fir_corrected.inc(sum(1 for r in results if r[4].get("fir_corrected")))
+        self.read_at_arrival.inc(sum(1 for r in results if r[4].get("read_at_arrival")))
         now = time.time()
         out: list[tuple[str, Message]] = []
         outcomes: Counter[str] = Counter()
@@ -196,6 +203,9 @@ def _evidence_fields(res, j: int, pick: Pick) -> dict:
         "onset_sharpness": finite(res.onset_sharpness[j]),
         "onset_time_epoch_s": onset if onset is not None and onset >= 0 else None,
         "precursor": bool(res.precursor[j]),
+        "read_at_arrival": bool(
+            getattr(res, "second_read", None) is not None and res.second_read[j]
+        ),
     }
 
 
