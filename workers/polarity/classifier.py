@@ -199,9 +199,9 @@ def _resolve_device(device: str | torch.device) -> torch.device:
 
 
 def native_bf16(device: torch.device) -> bool:
-    """Whether ``device`` computes bfloat16 in hardware: a CUDA device that supports it, or a
-    CPU with AVX512-BF16 or AMX tiles (torch's oneDNN kernels use them). Elsewhere autocast to
-    bfloat16 is emulated and slower than float32."""
+    """Whether ``device`` computes bfloat16 in hardware: a CUDA device of compute capability 8
+    or more, or a CPU with AVX512-BF16 or AMX tiles (torch's oneDNN kernels use them).
+    Elsewhere autocast to bfloat16 is emulated and slower than float32."""
     if device.type == "cuda":  # compute capability 8+ (emulated below: not faster)
         return bool(torch.cuda.is_bf16_supported(including_emulation=False))
     if device.type != "cpu":
