@@ -692,14 +692,18 @@ class Associator:
              max_nfev=200):  # fmt: skip
         """:func:`locate` of ``picks`` (stations by ``index`` into ``sx``, ``sy``, ``elev_m``;
         times from ``t_ref``) from ``start``: (solution, residuals)."""
-        j = np.array([index[k.station_key] for k in picks])
-        is_s = np.array([k.phase == "S" for k in picks])
+        j, is_s, static = self._rows(picks, index, elev_m)
         t = np.array([k.time_epoch_s - t_ref for k in picks])
         return locate(
-            t, sx[j], sy[j], self.static_s(elev_m[j], is_s), start, table,
-            max_depth_km=self.params.max_depth_km, is_s=is_s, loss=loss, f_scale_s=scale_s,
-            max_nfev=max_nfev,
+            t, sx[j], sy[j], static, start, table, max_depth_km=self.params.max_depth_km,
+            is_s=is_s, loss=loss, f_scale_s=scale_s, max_nfev=max_nfev,
         )  # fmt: skip
+
+    def _rows(self, picks, index, elev_m) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Of ``picks``: their stations' rows in ``index``, which are S, and their statics."""
+        j = np.array([index[k.station_key] for k in picks])
+        is_s = np.array([k.phase == "S" for k in picks])
+        return j, is_s, self.static_s(elev_m[j], is_s)
 
     def _jackknife(self, chosen, res, sol, index, sx, sy, elev_m, t_ref, table, loss, scale_s):
         """The index of the one pick of ``chosen`` whose removal lets the others fit
@@ -747,9 +751,7 @@ class Associator:
         """:func:`deleted_sse` of the fit of ``chosen`` at ``sol`` (residuals ``res``): the
         Jacobian of the predicted times by central differences (10 m, 1 ms); the depth is no
         parameter where the fit rests on a depth bound."""
-        j = np.array([index[k.station_key] for k in chosen])
-        is_s = np.array([k.phase == "S" for k in chosen])
-        static = self.static_s(elev_m[j], is_s)
+        j, is_s, static = self._rows(chosen, index, elev_m)
         z_hi = min(self.params.max_depth_km, float(table.depth_km[-1]))
         steps = np.array([0.01, 0.01, 0.01, 0.001])
         free = [0, 1, 3] if not 0.01 < sol[2] < z_hi - 0.01 else [0, 1, 2, 3]
