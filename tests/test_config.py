@@ -35,6 +35,19 @@ def test_example_config_validates():
     assert s.seedlink.statefile == str(REPO / "firstmotion.seedlink.state")  # file-relative
 
 
+def test_example_config_documents_every_key():
+    """Every section and key the settings know stands in the example file (the operators'
+    reference), and the example names none they do not know."""
+    known = Settings().to_dict()
+    documented = tomllib.loads(EXAMPLE.read_text())
+    sections = {name for name, value in known.items() if isinstance(value, dict)}
+    assert sections <= set(documented), sorted(sections - set(documented))
+    for name in sections:
+        missing = set(known[name]) - set(documented[name])
+        unknown = set(documented[name]) - set(known[name])
+        assert not missing and not unknown, (name, sorted(missing), sorted(unknown))
+
+
 def test_defaults_without_file():
     s = load_settings(environ={})
     assert s == Settings()
