@@ -19,6 +19,9 @@ inverted from its TRUE rays (azimuth, P takeoff) and TRUE polarities at all 12 s
   (``mechanism.sp_free_level``: each event's ratios compared about their best-fitting level);
 * polarities only with the misfit floor ``--badmin`` (``mechanism.badmin``: HASH's 2 leaves
   12-polarity events quality D), true and with ``--flip`` of them flipped at random.
+* polarities only (misfit floor 1) from rays perturbed by ``--ray-error`` (takeoff std, degrees;
+  azimuth half of it), with the trials drawn at each ``--trial-width`` (takeoff uncertainty;
+  azimuth the smaller of it and 5): what the trials' width does to the quality and the accuracy.
 
 Prints, per case, the count of mechanisms by quality, the median Kagan angle to the truth
 of the A-C ones (and of all), and how many A-C ones are more than 30 degrees off. No
@@ -79,6 +82,8 @@ def main() -> None:
     ap.add_argument("--ratmin", type=float, default=3.0, help="S/N floor of the measured")
     ap.add_argument("--badmin", default="2,1", help="misfit floors, polarities only (list)")
     ap.add_argument("--flip", default="0,0.05,0.1", help="shares of polarities flipped (list)")
+    ap.add_argument("--ray-error", default="0,4,8", help="takeoff error std, deg (azimuth half)")
+    ap.add_argument("--trial-width", default="10,6,3", help="trials' takeoff uncertainty, deg")
     args = ap.parse_args()
     truth = build_scenario(args.out, args.seed, _shared() / "data" / "pr2017_noise")
     events = list(_rows(truth))
@@ -106,6 +111,21 @@ def main() -> None:
                 sdr = (e["strike"], e["dip"], e["rake"])
                 out.append((m.quality, float(kagan_angle_deg(m.strike, m.dip, m.rake, *sdr))))
             print(_summary(f"polarities, {flip:.0%} flipped, badmin {badmin:g}", out))
+    # the trials' width (the takeoff and azimuth uncertainty the 30 perturbed rays are drawn
+    # from; the worker's 10 and 5 degrees) against rays as wrong as a location or a model
+    # makes them: narrower trials raise the quality, not the accuracy
+    for err in [float(x) for x in args.ray_error.split(",")]:
+        for width in [float(w) for w in args.trial_width.split(",")]:
+            wrong = np.random.default_rng(1)
+            out = []
+            for e, az, to, pol, _ in events:
+                to_e = np.clip(to + wrong.normal(0.0, err, to.size), 0.0, 180.0)
+                az_e = az + wrong.normal(0.0, err / 2, az.size)
+                m = invert(az_e, to_e, pol, badmin=1.0, takeoff_unc_deg=width,
+                           azimuth_unc_deg=min(5.0, width))  # fmt: skip
+                sdr = (e["strike"], e["dip"], e["rake"])
+                out.append((m.quality, float(kagan_angle_deg(m.strike, m.dip, m.rake, *sdr))))
+            print(_summary(f"rays off {err:g} deg, trials {width:g} deg, badmin 1", out))
     for bias in [float(b) for b in args.bias.split(",")]:
         for noise in [float(x) for x in args.noise.split(",")]:
             print(_summary(f"+ ratios, noise {noise:g}, bias {bias:+g} (log10)", run(noise, bias)))
