@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 from collections.abc import Sequence
 
 from firstmotion import __version__
 from firstmotion.log import setup_logging
+
+log = logging.getLogger(__name__)
 
 # command -> (module, help) ; grouped commands: command -> {subcommand: (module, help)}
 Command = tuple[str, str]
@@ -59,6 +62,7 @@ COMMANDS: dict[str, Command | dict[str, Command]] = {
 }
 
 NOT_BUILT_EXIT = 2
+INPUT_ERROR_EXIT = 2  # a file that is not there or cannot be read as what it should be
 
 
 def _load(module: str):
@@ -124,12 +128,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(rest)
     setup_logging(ns.log_level, json_lines=ns.log_json)
     from firstmotion.config import ConfigError
+    from firstmotion.errors import InputError
 
     try:
         return int(module.run(args) or 0)
     except ConfigError as exc:  # a bad config file or environment: say what, no traceback
         print(f"{prog}: invalid configuration:\n{exc}", file=sys.stderr)
         return 1
+    except InputError as exc:  # an input of the wrong form: which, and why
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return INPUT_ERROR_EXIT
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
+        if exc.filename is None:
+            raise
+        log.debug("%s", exc, exc_info=True)
+        print(f"{prog}: {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return INPUT_ERROR_EXIT
     except Exception as exc:  # Redis refused or away where a command cannot wait: one line
         if type(exc).__module__.split(".")[0] != "redis":
             raise

@@ -9,9 +9,13 @@ obspy is imported when a file is read, never at import.
 
 from __future__ import annotations
 
+import errno
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from firstmotion.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -32,13 +36,24 @@ class Site:
         return f"{self.network}.{self.station}"
 
 
+def read_stationxml(path: str | Path) -> Any:
+    """The obspy ``Inventory`` of a StationXML file (or any format obspy reads); an
+    :class:`~firstmotion.errors.InputError` naming the file when it is not one."""
+    from obspy import read_inventory
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
+    try:
+        return read_inventory(str(path))
+    except Exception as exc:  # obspy raises what its format readers raise
+        raise InputError(f"{path}: not StationXML obspy can read ({exc})") from None
+
+
 def read_sites(source: str | Path | Any) -> list[Site]:
     """Sites of a StationXML path or an obspy ``Inventory``: each station's row followed by
     its channels' rows (channel coordinates, else the station's), in the file's order."""
     if isinstance(source, (str, Path)):
-        from obspy import read_inventory
-
-        source = read_inventory(str(source))
+        source = read_stationxml(source)
     out: list[Site] = []
     for net in source:
         for sta in net:

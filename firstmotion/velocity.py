@@ -52,6 +52,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike
 
+from firstmotion.errors import InputError
+
 DEFAULT_MODEL_FILE = Path(__file__).resolve().parent / "data" / "socal_hk1977.txt"
 PHASES = ("P", "S")
 VP_VS_DEFAULT = 1.73
@@ -207,8 +209,14 @@ class VelocityModel:
 
     @classmethod
     def from_file(cls, path: str | Path) -> VelocityModel:
+        """A model file (:meth:`from_text`); an :class:`~firstmotion.errors.InputError` naming
+        the file when it is not one."""
         path = Path(path)
-        return cls.from_text(path.read_text(), name=path.stem)
+        text = path.read_text(errors="replace")
+        try:
+            return cls.from_text(text, name=path.stem)
+        except ValueError as exc:
+            raise InputError(f"{path}: {exc}") from None
 
     @classmethod
     def default(cls) -> VelocityModel:

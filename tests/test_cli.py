@@ -91,3 +91,69 @@ def test_bad_config_in_a_stage_exits_1_with_the_message_not_a_traceback(tmp_path
     assert rc == 1
     assert "seedlink.sever" in err and "server" in err
     assert "Traceback" not in err
+
+
+def test_a_missing_input_file_exits_2_naming_it_not_a_traceback(tmp_path, capsys):
+    missing = tmp_path / "no_such_picks.jsonl"
+    rc = cli.main(["invert", "--input", str(missing), "--output", str(tmp_path / "m.jsonl")])
+    err = capsys.readouterr().err
+    assert rc == cli.INPUT_ERROR_EXIT == 2
+    assert f"firstmotion invert: {missing}: No such file or directory" in err
+
+
+def test_an_input_of_the_wrong_form_exits_2_saying_where(tmp_path, capsys):
+    notes = tmp_path / "notes.jsonl"
+    notes.write_text('{"event_id": "e1", "picks": []}\nthis is not JSON\n')
+    rc = cli.main(["invert", "--input", str(notes), "--output", str(tmp_path / "m.jsonl")])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert f"{notes}:2: not JSON" in err and "skhash-csv" in err
+    words = tmp_path / "words.jsonl"
+    words.write_text('{"event_id": "e1", "picks": [{"azimuth_deg": "north", '
+                     '"takeoff_deg": 90, "polarity": 1}]}\n')  # fmt: skip
+    assert cli.main(["invert", "--input", str(words), "--output", str(tmp_path / "m.jsonl")]) == 2
+    assert "event e1: 'azimuth_deg' must be numbers" in capsys.readouterr().err
+
+
+def test_reprocess_refuses_events_it_cannot_read_before_starting_anything(tmp_path, capsys):
+    # a text file that is neither QuakeML, HYPO71 phase cards nor the CSV pair: no silent
+    # "0 events", and no Redis or workers started for it
+    readme = tmp_path / "README.txt"
+    readme.write_text("# an archive\nsee the folder beside\n")
+    out = tmp_path / "out"
+    rc = cli.main(["reprocess", "--events", str(readme), "--waveforms", str(tmp_path),
+                   "--output", str(out)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "no HYPO71 phase card with a P reading" in err
+    assert not out.exists()
+    cards = tmp_path / "201101131959.dat"
+    cards.write_text("CAMPIPD0 110113195941.50       43.93ISN1\n")
+    rc = cli.main(["reprocess", "--events", str(cards), "--waveforms",
+                   str(tmp_path / "nowhere" / "*.mseed"), "--output", str(out)])  # fmt: skip
+    assert rc == 2
+    assert "--waveforms: nothing matches" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_polarity_show_says_what_is_wrong_with_its_inputs(tmp_path, capfd):
+    import numpy as np
+    import obspy
+
+    mseed = tmp_path / "z.mseed"
+    header = {"network": "XX", "station": "A", "channel": "HHZ", "sampling_rate": 100.0,
+              "starttime": obspy.UTCDateTime("2024-01-01T00:00:00")}  # fmt: skip
+    obspy.Trace(np.zeros(1000, dtype=np.int32), header=header).write(str(mseed), format="MSEED")
+    text = tmp_path / "notes.txt"
+    text.write_text("not a waveform\n")
+    at = ["--pick", "2024-01-01T00:00:05"]
+    cases = [
+        (["--mseed", str(tmp_path / "nope.mseed"), *at], "no such file"),
+        (["--mseed", str(mseed), "--pick", "five past"], "--pick 'five past'"),
+        (["--mseed", str(mseed), *at, "--station", "XX.A"], "expected NET.STA.LOC.CHA"),
+        (["--mseed", str(text), *at], "not seismic data obspy can read"),
+    ]
+    for argv, said in cases:
+        assert cli.main(["polarity", "show", *argv, "--out", str(tmp_path / "w.png")]) == 1
+        err = capfd.readouterr().err
+        assert said in err and "Traceback" not in err

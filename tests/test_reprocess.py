@@ -331,7 +331,7 @@ def test_cli_says_which_input_is_missing(tmp_path, capsys):
     code = main(["reprocess", "--events", str(missing), "--waveforms", str(tmp_path),
                  "--output", str(tmp_path / "out"), "--no-progress"])  # fmt: skip
     assert code == 2
-    assert f"no such file: {missing}" in capsys.readouterr().err
+    assert f"firstmotion reprocess: {missing}: No such file or directory" in capsys.readouterr().err
 
 
 def test_catalog_depths_below_sea_level_meet_a_model_above_it():

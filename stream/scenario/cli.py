@@ -13,6 +13,7 @@ import argparse
 import logging
 import sys
 import time
+from pathlib import Path
 
 log = logging.getLogger("firstmotion.scenario")
 
@@ -88,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"firstmotion scenario: {exc}", file=sys.stderr)
         return 2
+    Path(args.out).mkdir(parents=True, exist_ok=True)  # an unwritable --out fails first
     t0 = time.perf_counter()
     scenario = make_scenario(config, progress=True)
     paths = write_scenario(scenario, args.out)

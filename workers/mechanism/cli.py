@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from firstmotion.errors import InputError
+
 log = logging.getLogger("firstmotion.invert")
 
 
@@ -60,7 +62,10 @@ def _time_s(value) -> float | None:
         return None
     if isinstance(value, (int, float)):
         return float(value)
-    t = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00").replace(" ", "T"))
+    try:
+        t = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00").replace(" ", "T"))
+    except ValueError:
+        raise InputError(f"origin time {value!r}: expected ISO-8601 or epoch seconds") from None
     if t.tzinfo is None:
         t = t.replace(tzinfo=dt.timezone.utc)
     return t.timestamp()
@@ -71,7 +76,9 @@ def _event_from_json(obj: dict, where: str) -> EventPicks:
         picks = obj["picks"]
         event_id = str(obj["event_id"])
     except KeyError as exc:
-        raise ValueError(f"{where}: missing key {exc}") from exc
+        raise InputError(f"{where}: missing key {exc}") from None
+    except TypeError:
+        raise InputError(f"{where}: expected a JSON object with event_id and picks") from None
     origin = obj.get("origin") or {}
     time_s = _time_s(obj.get("origin_time", origin.get("time")))
 
@@ -80,12 +87,15 @@ def _event_from_json(obj: dict, where: str) -> EventPicks:
         if all(v is None for v in vals):
             return None
         if any(v is None for v in vals):
-            raise ValueError(f"{where}: event {event_id}: {key!r} given for some picks only")
-        return np.asarray(vals, dtype=float)
+            raise InputError(f"{where}: event {event_id}: {key!r} given for some picks only")
+        try:
+            return np.asarray(vals, dtype=float)
+        except (TypeError, ValueError):
+            raise InputError(f"{where}: event {event_id}: {key!r} must be numbers") from None
 
     for key in ("azimuth_deg", "takeoff_deg", "polarity"):
         if any(key not in p for p in picks):
-            raise ValueError(f"{where}: event {event_id}: every pick needs {key!r}")
+            raise InputError(f"{where}: event {event_id}: every pick needs {key!r}")
     weight = col("weight")
     sp = [p.get("sp_log_ratio") for p in picks]
     sp_log_ratio = (
@@ -114,7 +124,14 @@ def read_jsonl(path: Path) -> Iterator[EventPicks]:
     with path.open() as f:
         for n, line in enumerate(f, 1):
             if line.strip():
-                yield _event_from_json(json.loads(line), f"{path}:{n}")
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise InputError(
+                        f"{path}:{n}: not JSON ({exc.msg}); expected one event "
+                        "per line, or SKHASH's CSV (--format skhash-csv)"
+                    ) from None
+                yield _event_from_json(obj, f"{path}:{n}")
 
 
 def read_skhash_csv(path: Path) -> list[EventPicks]:
@@ -125,14 +142,19 @@ def read_skhash_csv(path: Path) -> list[EventPicks]:
         )
     need = ("event_id", "p_polarity", "azimuth", "takeoff")
     if rows and any(k not in rows[0] for k in need):
-        raise ValueError(f"{path}: SKHASH CSV needs columns {need}, got {list(rows[0])}")
+        raise InputError(f"{path}: SKHASH CSV needs columns {need}, got {list(rows[0])}")
     by_event: dict[str, list[dict]] = {}
     for r in rows:
         by_event.setdefault(r["event_id"], []).append(r)
 
     def num(r: dict, key: str, default: float) -> float:
         v = (r.get(key) or "").strip()
-        return float(v) if v else default
+        try:
+            return float(v) if v else default
+        except ValueError:
+            raise InputError(
+                f"{path}: event {r['event_id']}: {key} {v!r} is not a number"
+            ) from None
 
     events = []
     for event_id, rs in by_event.items():

@@ -164,9 +164,9 @@ class ChannelFirs:
     @classmethod
     def read(cls, path: str | Path) -> ChannelFirs:
         """From a StationXML file (with its responses)."""
-        from obspy import read_inventory
+        from firstmotion.inventory import read_stationxml
 
-        return cls(read_inventory(str(path)))
+        return cls(read_stationxml(path))
 
     def __len__(self) -> int:
         """Channel epochs with a linear-phase FIR stage."""

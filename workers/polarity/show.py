@@ -68,9 +68,19 @@ def read_pick(mseed: str, pick: str, station: str | None = None) -> dict:
     the pick."""
     import obspy
 
-    when = obspy.UTCDateTime(pick)
-    stream = obspy.read(mseed)
+    try:
+        when = obspy.UTCDateTime(pick)
+    except (TypeError, ValueError):
+        raise ValueError(f"--pick {pick!r}: expected a UTC time (ISO-8601)") from None
+    try:
+        stream = obspy.read(mseed)
+    except FileNotFoundError:
+        raise ValueError(f"--mseed {mseed}: no such file") from None
+    except Exception as exc:  # obspy raises what its format readers raise
+        raise ValueError(f"--mseed {mseed}: not seismic data obspy can read ({exc})") from None
     if station:
+        if station.count(".") != 3:
+            raise ValueError(f"--station {station!r}: expected NET.STA.LOC.CHA")
         net, sta, loc, cha = station.split(".")
         stream = stream.select(network=net, station=sta, location=loc, channel=cha)
     else:

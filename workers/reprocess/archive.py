@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from firstmotion.errors import InputError
+
 log = logging.getLogger(__name__)
 
 WINDOW_BEFORE_S = 5.0  # the model needs ~3.6 s of context before the pick at any rate
@@ -120,22 +122,30 @@ def is_sds_root(path: str | Path) -> bool:
     return False
 
 
-def expand_paths(paths: Iterable[str]) -> list[Path]:
-    """Files named by ``paths`` (files, folders searched recursively, globs), sorted."""
-    out: set[Path] = set()
+def named_paths(paths: Iterable[str]) -> list[Path]:
+    """What ``paths`` name (files and folders, globs expanded), not yet walked; an
+    :class:`InputError` for a name that matches nothing."""
+    out = []
     for text in paths:
         matches = glob.glob(text, recursive=True) if any(c in text for c in "*?[") else [text]
         if not matches:
-            raise FileNotFoundError(f"--waveforms: nothing matches {text!r}")
+            raise InputError(f"--waveforms: nothing matches {text!r}")
         for m in matches:
-            p = Path(m)
-            if p.is_dir():
-                for root, _dirs, files in os.walk(p):
-                    out.update(Path(root) / f for f in files if not f.startswith("."))
-            elif p.exists():
-                out.add(p)
-            else:
-                raise FileNotFoundError(f"--waveforms: {text!r} does not exist")
+            if not Path(m).exists():
+                raise InputError(f"--waveforms: {text!r} does not exist")
+            out.append(Path(m))
+    return out
+
+
+def expand_paths(paths: Iterable[str]) -> list[Path]:
+    """Files named by ``paths`` (files, folders searched recursively, globs), sorted."""
+    out: set[Path] = set()
+    for p in named_paths(paths):
+        if p.is_dir():
+            for root, _dirs, files in os.walk(p):
+                out.update(Path(root) / f for f in files if not f.startswith("."))
+        else:
+            out.add(p)
     return sorted(out)
 
 

@@ -28,6 +28,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from firstmotion.errors import InputError
+
 HYPO71_SUFFIXES = (".dat", ".pha", ".phs", ".hyp", ".txt")
 _EVENT_ID_BAD = re.compile(r"[^A-Za-z0-9_.\-:]")
 
@@ -93,7 +95,11 @@ def read_quakeml(path: str | Path) -> list[EventRecord]:
     from obspy import read_events
 
     out = []
-    for ev in read_events(str(path)):
+    try:
+        catalog = read_events(str(path))
+    except Exception as exc:  # obspy raises what its format readers raise
+        raise InputError(f"--events {path}: not QuakeML obspy can read ({exc})") from None
+    for ev in catalog:
         origin = ev.preferred_origin() or (ev.origins[0] if ev.origins else None)
         mag = ev.preferred_magnitude() or (ev.magnitudes[0] if ev.magnitudes else None)
         phase_of = {}
@@ -299,13 +305,13 @@ def read_csv_pair(events_path: str | Path, picks_path: str | Path) -> list[Event
             continue
         parts = r["station_id"].strip().split(".")
         if len(parts) != 4:
-            raise ValueError(f"{picks_path}: station_id {r['station_id']!r} is not NET.STA.LOC.CHA")
+            raise InputError(f"{picks_path}: station_id {r['station_id']!r} is not NET.STA.LOC.CHA")
         pol = (r.get("polarity") or "").strip()
         events[eid].picks.append(
             PickRecord(*parts, time_epoch_s=_epoch(r["time"]), analyst_polarity=_sign(pol))
         )
     if unknown:
-        raise ValueError(f"{picks_path}: picks of events not in {events_path}: {sorted(unknown)}")
+        raise InputError(f"{picks_path}: picks of events not in {events_path}: {sorted(unknown)}")
     return list(events.values())
 
 
@@ -324,7 +330,7 @@ def _csv_rows(path: str | Path, need: tuple[str, ...]) -> list[dict[str, str]]:
         cols = [c.strip() for c in reader.fieldnames or []]
         missing = [c for c in need if c not in cols]
         if missing:
-            raise ValueError(f"{path}: missing column(s) {missing}; need {list(need)}, got {cols}")
+            raise InputError(f"{path}: missing column(s) {missing}; need {list(need)}, got {cols}")
         return [{k.strip(): (v or "") for k, v in r.items() if k} for r in reader]
 
 
@@ -352,11 +358,11 @@ def read_events(
 ) -> list[EventRecord]:
     """Events from ``events`` (one path, or two for the CSV pair: events then picks)."""
     if not events:
-        raise ValueError("--events: expected a file (or two for the CSV pair)")
+        raise InputError("--events: expected a file (or two for the CSV pair)")
     kind = fmt or detect_format(events[0])
     if kind == "csv":
         if len(events) != 2:
-            raise ValueError("--events: the CSV form takes two files: events.csv picks.csv")
+            raise InputError("--events: the CSV form takes two files: events.csv picks.csv")
         recs = read_csv_pair(events[0], events[1])
     elif kind == "quakeml":
         recs = read_quakeml(events[0])
@@ -368,8 +374,13 @@ def read_events(
         recs = []
         for e in events:
             recs.extend(read_hypo71(e, known))
+        if not recs:
+            raise InputError(
+                f"--events {' '.join(events)}: no HYPO71 phase card with a P reading (expected "
+                "QuakeML, HYPO71 phase cards or the CSV pair events.csv picks.csv)"
+            )
     else:
-        raise ValueError(f"unknown events format {kind!r} (quakeml, hypo71, csv)")
+        raise InputError(f"unknown events format {kind!r} (quakeml, hypo71, csv)")
     seen: dict[str, int] = {}
     for r in recs:  # unique ids
         n = seen.get(r.event_id, 0)

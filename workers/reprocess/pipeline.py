@@ -60,6 +60,7 @@ from workers.reprocess.archive import (
     expand_paths,
     index_files,
     is_sds_root,
+    named_paths,
 )
 from workers.reprocess.events import EventRecord, read_events, stations_from_arrivals
 
@@ -646,8 +647,9 @@ def reprocess(opts: Options) -> dict[str, Any]:
     from firstmotion.run import stop_processes
     from workers.reprocess.outputs import write_outputs
 
-    opts.output.mkdir(parents=True, exist_ok=True)
     events = read_events(opts.events, origins=opts.origins)
+    named_paths(opts.waveforms)  # a waveform path that is not there fails before any work
+    opts.output.mkdir(parents=True, exist_ok=True)
     journal_path = opts.output / JOURNAL
     if not opts.resume and journal_path.exists():
         journal_path.unlink()
@@ -748,11 +750,7 @@ def run(args: argparse.Namespace) -> int:
         print("firstmotion reprocess: --fir-correction needs --inventory (the responses)",
               file=sys.stderr)  # fmt: skip
         return 2
-    try:
-        report = reprocess(opts)
-    except FileNotFoundError as exc:  # an input named on the command line that is not there
-        print(f"firstmotion reprocess: no such file: {exc.filename}", file=sys.stderr)
-        return 2
+    report = reprocess(opts)  # an input missing or of the wrong form: one line (cli), exit 2
     print(summary_text(report))
     return 0
 
