@@ -157,3 +157,14 @@ def test_polarity_show_says_what_is_wrong_with_its_inputs(tmp_path, capfd):
         assert cli.main(["polarity", "show", *argv, "--out", str(tmp_path / "w.png")]) == 1
         err = capfd.readouterr().err
         assert said in err and "Traceback" not in err
+
+
+def test_polarity_eval_says_which_real_sets_it_could_not_find(tmp_path, capfd):
+    assert cli.main(["polarity", "eval", "--real-only", "--data-dir", str(tmp_path / "x")]) == 2
+    assert "--data-dir" in capfd.readouterr().err
+    assert cli.main(["polarity", "eval", "--real-only", "--data-dir", str(tmp_path)]) == 0
+    captured = capfd.readouterr()
+    for name in ("texnet2017_manual_polarities", "pr2017_onsets_read_by_us",
+                 "ingv_fmpc_analyst_polarities"):  # fmt: skip
+        assert f"{name}: no waveforms under {tmp_path}, skipped" in captured.err
+    assert "uh2010_onsets_read_by_us" in captured.out  # shipped with the package

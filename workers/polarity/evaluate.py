@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from firstmotion.errors import InputError
 from workers.polarity.classifier import PolarityClassifier
 from workers.polarity.dataset import (
     LABEL_DOWN,
@@ -863,6 +864,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--real-only", action="store_true", help="skip the synthetic sets (real data only)"
     )
+    parser.add_argument(
+        "--data-dir", default=None,
+        help="folder holding texnet2017/, pr2017_noise/, ingv_fmpc/ (default: shared/data "
+             "beside the checkout, or $FIRSTMOTION_SHARED_DATA)",
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -870,8 +876,13 @@ def run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(2)
     clf = PolarityClassifier.load(args.model, device=args.device)
-    data_dir = shared_data_dir()
+    data_dir = Path(args.data_dir) if args.data_dir else shared_data_dir()
+    if args.data_dir and not data_dir.is_dir():
+        raise InputError(f"--data-dir {data_dir}: no such folder")
     real_noise = load_real_noise(data_dir) if data_dir.exists() else []
+    if not real_noise and not args.real_only:
+        log.warning("no real noise under %s: the synthetic sets use synthetic noise only, "
+                    "so their figures are not the card's (--data-dir)", data_dir)  # fmt: skip
     metrics = (
         {}
         if args.real_only
@@ -888,6 +899,7 @@ def run(args: argparse.Namespace) -> int:
     for key, suffix, loader, who in real_sets:
         picks = loader()
         if not picks:
+            log.warning("%s: no waveforms under %s, skipped (--data-dir)", key, data_dir)
             continue
         metrics[key] = evaluate_real_picks(clf, picks)
         if args.plot:
