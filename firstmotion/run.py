@@ -43,6 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--polarity-replicas", type=int, default=1, help="polarity worker processes"
     )
     parser.add_argument("--grace-s", type=float, default=30.0, help="shutdown grace period")
+    parser.add_argument(
+        "--velocity-model", type=Path, default=None,
+        help="the network's 1-D model for the associator (overrides associate.velocity_model)",
+    )  # fmt: skip
 
 
 @dataclass
@@ -64,9 +68,14 @@ class Child:
 
 
 def stage_commands(
-    config: Path, stages: list[str], metrics_port: int, polarity_replicas: int
+    config: Path,
+    stages: list[str],
+    metrics_port: int,
+    polarity_replicas: int,
+    velocity_model: Path | None = None,
 ) -> list[tuple[str, list[str]]]:
-    """``(name, argv)`` of every child; ports: stream on ``metrics_port``, workers after it."""
+    """``(name, argv)`` of every child; ports: stream on ``metrics_port``, workers after it;
+    ``velocity_model`` goes to the associator (the one stage that traces rays)."""
     base = [sys.executable, "-m", "firstmotion.cli"]
     out: list[tuple[str, list[str]]] = []
     port = metrics_port
@@ -82,6 +91,8 @@ def stage_commands(
         for i in range(replicas):
             name = f"{stage}-{i}" if replicas > 1 else stage
             argv = [*base, "worker", stage, "--config", str(config), "--metrics-port", str(port)]
+            if stage == "associate" and velocity_model is not None:
+                argv += ["--velocity-model", str(velocity_model)]
             out.append((name, argv))
             port += 1
     return out
@@ -154,10 +165,16 @@ def run(args: argparse.Namespace) -> int:
     if not settings.redis.url:
         print("firstmotion run: redis.url is not set (config file or FIRSTMOTION_REDIS__URL)")
         return 1
+    model = args.velocity_model
+    if model is not None:  # a bad model stops everything before anything starts
+        from firstmotion.velocity import VelocityModel
+
+        model = model.resolve()
+        VelocityModel.from_file(model)  # InputError / FileNotFoundError: the CLI says which
     children = [
         Child(name, argv)
         for name, argv in stage_commands(
-            args.config, stages, settings.metrics.port, args.polarity_replicas
+            args.config, stages, settings.metrics.port, args.polarity_replicas, model
         )
     ]
     stop = threading.Event()

@@ -30,6 +30,22 @@ def test_stage_commands_give_each_stage_its_own_port():
     # a subset keeps the same ports, so dashboards do not move when a stage runs elsewhere
     sub = dict(stage_commands(Path("f.toml"), ["catalog"], 9300, polarity_replicas=2))
     assert sub["catalog"][-1] == "9305"
+    assert not any("--velocity-model" in argv for argv in cmds.values())
+
+
+def test_run_gives_the_velocity_model_to_the_associator_and_refuses_a_bad_one(tmp_path, capsys):
+    from firstmotion import cli
+
+    model = Path("/models/network.txt")
+    cmds = dict(stage_commands(Path("f.toml"), list(STAGES), 9300, 1, velocity_model=model))
+    assert cmds["associate"][-2:] == ["--velocity-model", str(model)]
+    assert [n for n, argv in cmds.items() if "--velocity-model" in argv] == ["associate"]
+    config = tmp_path / "f.toml"
+    config.write_text('[redis]\nurl = "redis://127.0.0.1:1/0"\n')
+    bad = tmp_path / "model.txt"
+    bad.write_text("depth vp vs\n0 5.5 3.2\n")
+    assert cli.main(["run", "--config", str(config), "--velocity-model", str(bad)]) == 2
+    assert f"{bad}: velocity model row is not numbers" in capsys.readouterr().err
 
 
 def _wait_http(url: str, timeout_s: float) -> None:
