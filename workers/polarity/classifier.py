@@ -54,7 +54,9 @@ from workers.polarity.preprocess import (
     REASON_OK,
     PreprocessConfig,
     linear_windows,
+    mirror_history,
     normalise_windows,
+    short_history_rows,
 )
 
 CARD_FORMAT_VERSION = 1
@@ -137,6 +139,22 @@ class PolarityResult:
     precursor: np.ndarray | None = None
     # read at the second onset estimate (classify's second_index; None: none was given)
     second_read: np.ndarray | None = None
+
+
+def _scatter(parts: list[tuple[np.ndarray, PolarityResult]], n: int) -> PolarityResult:
+    """One result of ``n`` rows from results of row subsets (boolean masks over the rows)."""
+    fields = {}
+    for f in PolarityResult.__dataclass_fields__:
+        values = [(rows, getattr(r, f)) for rows, r in parts]
+        if values[0][1] is None:
+            fields[f] = None
+            continue
+        dtype = np.result_type(*(v.dtype for _, v in values))
+        out = np.empty((n, *values[0][1].shape[1:]), dtype=dtype)
+        for rows, v in values:
+            out[rows] = v
+        fields[f] = out
+    return PolarityResult(**fields)
 
 
 def validate_card(card: dict) -> None:
@@ -340,7 +358,9 @@ class PolarityClassifier:
 
         ``data`` (N, L) raw vertical counts or velocity at ``sampling_rate`` Hz (>= 40 Hz, else
         ``ValueError``); ``pick_index`` (N,) the P pick sample in each row. Bad windows (NaN,
-        flat, too short) get polarity 0 with a reason, never an exception.
+        flat, too short) get polarity 0 with a reason, never an exception. A row holding less
+        than the model window before the pick is read with its own noise mirrored into the
+        missing history where it holds enough of it (:func:`preprocess.mirror_history`).
 
         With a ``reading`` section in the card (:meth:`read_windows`) the network's read is
         checked against the first-lobe evidence: a lobe the evidence reads as a datalogger
@@ -371,6 +391,28 @@ class PolarityClassifier:
             finite = np.isfinite(data).all(axis=1)
             for taps, fir_rate in fir:
                 data[finite] = fir_precursor_correction(data[finite], sampling_rate, taps, fir_rate)
+        if data.ndim == 1 and picks.size == 1:
+            data, picks = data[None, :], picks.reshape(1)
+        short = (
+            short_history_rows(data.shape[1], sampling_rate, picks, self.config)
+            if data.ndim == 2 and picks.shape == (data.shape[0],)
+            else np.zeros(0, dtype=bool)
+        )
+        if short.any():  # rows cut tight before the pick: read with their noise mirrored
+            rows, at = mirror_history(data[short], sampling_rate, picks[short], self.config)
+            moved = at - picks[short]
+            parts = [(short, self.classify(
+                rows, sampling_rate, at, batch_size=batch_size, shift_check=shift_check,
+                second_index=None if second is None else second[short] + moved,
+            ))]  # fmt: skip
+            if not short.all():
+                rest = ~short
+                parts.append((rest, self.classify(
+                    data[rest], sampling_rate, picks[rest], batch_size=batch_size,
+                    shift_check=shift_check,
+                    second_index=None if second is None else second[rest],
+                )))  # fmt: skip
+            return _scatter(parts, data.shape[0])
         if data.ndim == 2 and picks.ndim == 1 and data.shape[0] == picks.shape[0] > batch_size:
             # bounded memory: preprocess (N, context) float64 segments a batch at a time
             parts = [

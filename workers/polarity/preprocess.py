@@ -47,6 +47,10 @@ negation): the classifier's flip test-time augmentation relies on that.
 Rows that cannot be classified are flagged with a reason instead of raising: ``"nan"`` (NaN or
 inf inside the window), ``"too_short"`` (the pick too close to either end of the row to fill
 the model window) and ``"flat"`` (constant window, e.g. all zeros). Their windows are zeros.
+A row cut tight before the pick (less than the window's 0.64 s, as event datasets cut them)
+is read when it holds ``short_row_min_noise_s`` (0.2 s) of noise before ``pick - 0.1 s``:
+:func:`mirror_history` completes its history with that noise mirrored back in time (the
+classifier does this before step 1, so every re-read of the row sees the same history).
 
 .. seealso:: Ross, Meier & Hauksson (2018), P wave arrival picking and first-motion polarity
    determination with deep learning, JGR 123, 5120-5129 (windowing around the pick);
@@ -72,6 +76,7 @@ REASON_NAN = "nan"
 REASON_TOO_SHORT = "too_short"
 REASON_FLAT = "flat"
 NORMALISATIONS = ("max_abs", "max_abs+noise_asinh")
+NOISE_GUARD_S = 0.1  # the noise ends this long before the pick (normalisation, evidence)
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,11 @@ class PreprocessConfig:
     normalisation: str = "max_abs+noise_asinh"
     anti_alias: str = "causal"
     band_limit_same_rate: bool = True
+    # a row whose model window starts before the row does (the pick less than
+    # window_pre_samples into it) is read when it holds at least this much noise before
+    # pick - 0.1 s: its missing history is that noise mirrored (mirror_history); None: such
+    # a row is not read (reason too_short)
+    short_row_min_noise_s: float | None = 0.2
 
     def __post_init__(self) -> None:
         if self.sampling_rate_hz <= 0:
@@ -100,6 +110,8 @@ class PreprocessConfig:
             raise ValueError(
                 f"unknown anti_alias {self.anti_alias!r} (known: 'causal', 'zero_phase')"
             )
+        if self.short_row_min_noise_s is not None and not self.short_row_min_noise_s > 0:
+            raise ValueError("short_row_min_noise_s must be > 0 (or None)")
         if self.normalisation not in NORMALISATIONS:
             raise ValueError(
                 f"unknown normalisation {self.normalisation!r} (known: {NORMALISATIONS})"
@@ -246,7 +258,9 @@ def normalise_windows(
     unit[ok] = win[ok] / peak[ok, None]
     if config.n_channels == 1:
         return unit.astype(np.float32), reasons.astype(str)
-    quiet_end = max(2, config.window_pre_samples - int(round(0.1 * config.sampling_rate_hz)))
+    quiet_end = max(
+        2, config.window_pre_samples - int(round(NOISE_GUARD_S * config.sampling_rate_hz))
+    )
     noise = unit[:, :quiet_end].std(axis=1)
     noise = np.maximum(noise, 1e-6)
     out = np.zeros((n, 2, w), dtype=np.float32)
@@ -322,6 +336,69 @@ def _window_matrix_tensor(up, down, n_in, pick_in, config):
     return torch.from_numpy(_window_matrix(up, down, n_in, pick_in, config).copy())
 
 
+def _segment_samples(rate: float, cfg: PreprocessConfig) -> tuple[int, int, int, int]:
+    """Input samples of step 1 around the pick: the segment before and after it, and the
+    model window's part before and after it."""
+    out_rate = cfg.sampling_rate_hz
+    _, down = model_resampling(rate, cfg)
+    # pre length a multiple of `down` so the pick lands on an exact output sample
+    pre_in = int(math.ceil((cfg.context_pre_s + cfg.window_pre_samples / out_rate) * rate / down))
+    post_in = int(math.ceil((cfg.window_post_samples / out_rate + cfg.margin_post_s) * rate))
+    win_pre_in = int(math.ceil(cfg.window_pre_samples / out_rate * rate))
+    win_post_in = int(math.ceil(cfg.window_post_samples / out_rate * rate))
+    return pre_in * down, post_in, win_pre_in, win_post_in
+
+
+def short_history_rows(
+    n_samples: int, sampling_rate_hz: float, pick_index: ArrayLike, config: PreprocessConfig
+) -> np.ndarray:
+    """Rows (N,) bool whose model window starts before the row (the pick less than the
+    window's pre-pick part into it) but that hold at least ``config.short_row_min_noise_s``
+    of noise before ``pick - 0.1 s`` and the window after the pick: the rows
+    :func:`mirror_history` completes. All False for rates or picks ``linear_windows`` refuses."""
+    picks = np.atleast_1d(np.asarray(pick_index, dtype=np.float64))
+    rate = float(sampling_rate_hz)
+    if (
+        config.short_row_min_noise_s is None
+        or not (np.isfinite(rate) and rate >= MIN_SAMPLING_RATE_HZ)
+        or not np.all(np.isfinite(picks))
+    ):
+        return np.zeros(picks.shape, dtype=bool)
+    picks = np.rint(picks)
+    _, _, win_pre_in, win_post_in = _segment_samples(rate, config)
+    noise = picks - int(round(NOISE_GUARD_S * rate))
+    return (
+        (picks < win_pre_in)
+        & (noise >= math.ceil(config.short_row_min_noise_s * rate))
+        & (picks + win_post_in <= n_samples)
+    )
+
+
+def mirror_history(
+    data: np.ndarray, sampling_rate_hz: float, pick_index: ArrayLike, config: PreprocessConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (N, L) whose history before the pick is shorter than step 1's segment, lengthened
+    at the start by their own noise (the samples before ``pick - 0.1 s``) mirrored back in
+    time again and again; returns ``(rows, pick_index)`` of the longer rows.
+
+    The model window and the filters' history then see noise of the row's own level and
+    spectrum joined to it without a step, where a flat start would give a window no training
+    row had. The samples from ``pick - 0.1 s`` on, where the onset may begin, are never
+    copied. For event windows cut tight around a pick (a dataset's 0.5 s before it)."""
+    x = np.asarray(data, dtype=np.float64)
+    picks = np.rint(np.asarray(pick_index, dtype=np.float64)).astype(np.int64)
+    rate = float(sampling_rate_hz)
+    pre_in = _segment_samples(rate, config)[0]
+    add = max(0, int(pre_in - picks.min())) if picks.size else 0
+    guard = int(round(NOISE_GUARD_S * rate))
+    out = np.empty((x.shape[0], x.shape[1] + add))
+    out[:, add:] = x
+    for i, k in enumerate(picks):
+        noise = x[i, : max(1, k - guard)]
+        out[i, :add] = np.pad(noise, (add, 0), mode="symmetric")[:add]
+    return out, picks + add
+
+
 def _fill_gaps(seg: np.ndarray) -> np.ndarray:
     """Non-finite samples (a gap in the context before the model window) take the last finite
     value before them (the first finite one at the start; 0 in a row with none): a zero fill
@@ -369,16 +446,9 @@ def linear_windows(
     picks = np.rint(picks).astype(np.int64)
     n, n_samples = x.shape
     cfg = config
-    out_rate = cfg.sampling_rate_hz
     up, down = model_resampling(rate, cfg)
 
-    # Segment at the input rate; pre length a multiple of `down` so the pick lands on an
-    # exact output sample.
-    pre_needed_in = (cfg.context_pre_s + cfg.window_pre_samples / out_rate) * rate
-    pre_in = int(math.ceil(pre_needed_in / down)) * down
-    post_in = int(math.ceil((cfg.window_post_samples / out_rate + cfg.margin_post_s) * rate))
-    win_pre_in = int(math.ceil(cfg.window_pre_samples / out_rate * rate))
-    win_post_in = int(math.ceil(cfg.window_post_samples / out_rate * rate))
+    pre_in, post_in, win_pre_in, win_post_in = _segment_samples(rate, cfg)
 
     reasons = np.full(n, REASON_OK, dtype=object)
     if n == 0:
