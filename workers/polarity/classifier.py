@@ -53,10 +53,10 @@ from workers.polarity.model import LABELS, build_model, inference_form
 from workers.polarity.preprocess import (
     REASON_OK,
     PreprocessConfig,
+    complete_rows,
     linear_windows,
-    mirror_history,
     normalise_windows,
-    short_history_rows,
+    short_rows,
 )
 
 CARD_FORMAT_VERSION = 1
@@ -359,8 +359,8 @@ class PolarityClassifier:
         ``data`` (N, L) raw vertical counts or velocity at ``sampling_rate`` Hz (>= 40 Hz, else
         ``ValueError``); ``pick_index`` (N,) the P pick sample in each row. Bad windows (NaN,
         flat, too short) get polarity 0 with a reason, never an exception. A row holding less
-        than the model window before the pick is read with its own noise mirrored into the
-        missing history where it holds enough of it (:func:`preprocess.mirror_history`).
+        than the model window around the pick is read completed where it holds enough of it
+        (:func:`preprocess.complete_rows`: its noise mirrored before, its last value after).
 
         With a ``reading`` section in the card (:meth:`read_windows`) the network's read is
         checked against the first-lobe evidence: a lobe the evidence reads as a datalogger
@@ -394,12 +394,12 @@ class PolarityClassifier:
         if data.ndim == 1 and picks.size == 1:
             data, picks = data[None, :], picks.reshape(1)
         short = (
-            short_history_rows(data.shape[1], sampling_rate, picks, self.config)
+            short_rows(data.shape[1], sampling_rate, picks, self.config)
             if data.ndim == 2 and picks.shape == (data.shape[0],)
             else np.zeros(0, dtype=bool)
         )
-        if short.any():  # rows cut tight before the pick: read with their noise mirrored
-            rows, at = mirror_history(data[short], sampling_rate, picks[short], self.config)
+        if short.any():  # rows cut tight around the pick: read completed
+            rows, at = complete_rows(data[short], sampling_rate, picks[short], self.config)
             moved = at - picks[short]
             parts = [(short, self.classify(
                 rows, sampling_rate, at, batch_size=batch_size, shift_check=shift_check,

@@ -47,10 +47,11 @@ negation): the classifier's flip test-time augmentation relies on that.
 Rows that cannot be classified are flagged with a reason instead of raising: ``"nan"`` (NaN or
 inf inside the window), ``"too_short"`` (the pick too close to either end of the row to fill
 the model window) and ``"flat"`` (constant window, e.g. all zeros). Their windows are zeros.
-A row cut tight before the pick (less than the window's 0.64 s, as event datasets cut them)
-is read when it holds ``short_row_min_noise_s`` (0.2 s) of noise before ``pick - 0.1 s``:
-:func:`mirror_history` completes its history with that noise mirrored back in time (the
-classifier does this before step 1, so every re-read of the row sees the same history).
+A row cut tight around the pick (less than the window's 0.64 s on a side, as event datasets
+cut them) is read when it holds ``short_row_min_noise_s`` (0.2 s) of noise before ``pick -
+0.1 s`` and ``short_row_min_after_s`` (0.3 s) after the pick: :func:`complete_rows` completes
+its history with that noise mirrored back in time and its end with its last value held (the
+classifier does this before step 1, so every re-read of the row sees the same row).
 
 .. seealso:: Ross, Meier & Hauksson (2018), P wave arrival picking and first-motion polarity
    determination with deep learning, JGR 123, 5120-5129 (windowing around the pick);
@@ -93,11 +94,13 @@ class PreprocessConfig:
     normalisation: str = "max_abs+noise_asinh"
     anti_alias: str = "causal"
     band_limit_same_rate: bool = True
-    # a row whose model window starts before the row does (the pick less than
-    # window_pre_samples into it) is read when it holds at least this much noise before
-    # pick - 0.1 s: its missing history is that noise mirrored (mirror_history); None: such
-    # a row is not read (reason too_short)
+    # a row holding less than the model window before the pick is read when it holds at
+    # least this much noise before pick - 0.1 s (its missing history that noise mirrored),
+    # and one holding less than the window after the pick when it holds at least
+    # short_row_min_after_s after it (its last value held; complete_rows); None: such rows
+    # are not read (reason too_short)
     short_row_min_noise_s: float | None = 0.2
+    short_row_min_after_s: float | None = 0.3
 
     def __post_init__(self) -> None:
         if self.sampling_rate_hz <= 0:
@@ -110,8 +113,10 @@ class PreprocessConfig:
             raise ValueError(
                 f"unknown anti_alias {self.anti_alias!r} (known: 'causal', 'zero_phase')"
             )
-        if self.short_row_min_noise_s is not None and not self.short_row_min_noise_s > 0:
-            raise ValueError("short_row_min_noise_s must be > 0 (or None)")
+        for key in ("short_row_min_noise_s", "short_row_min_after_s"):
+            value = getattr(self, key)
+            if value is not None and not value > 0:
+                raise ValueError(f"{key} must be > 0 (or None)")
         if self.normalisation not in NORMALISATIONS:
             raise ValueError(
                 f"unknown normalisation {self.normalisation!r} (known: {NORMALISATIONS})"
@@ -349,54 +354,66 @@ def _segment_samples(rate: float, cfg: PreprocessConfig) -> tuple[int, int, int,
     return pre_in * down, post_in, win_pre_in, win_post_in
 
 
-def short_history_rows(
+def short_rows(
     n_samples: int, sampling_rate_hz: float, pick_index: ArrayLike, config: PreprocessConfig
 ) -> np.ndarray:
-    """Rows (N,) bool whose model window starts before the row (the pick less than the
-    window's pre-pick part into it) but that hold at least ``config.short_row_min_noise_s``
-    of noise before ``pick - 0.1 s`` and the window after the pick: the rows
-    :func:`mirror_history` completes. All False for rates or picks ``linear_windows`` refuses."""
+    """Rows (N,) bool that hold less than the model window on a side of the pick but enough
+    to be read: at least ``config.short_row_min_noise_s`` of noise before ``pick - 0.1 s``
+    where the window starts before the row, and at least ``config.short_row_min_after_s``
+    after the pick where it ends after the row. :func:`complete_rows` completes them. All
+    False for rates or picks :func:`linear_windows` refuses, and with the options off."""
     picks = np.atleast_1d(np.asarray(pick_index, dtype=np.float64))
     rate = float(sampling_rate_hz)
     if (
         config.short_row_min_noise_s is None
+        or config.short_row_min_after_s is None
         or not (np.isfinite(rate) and rate >= MIN_SAMPLING_RATE_HZ)
         or not np.all(np.isfinite(picks))
     ):
         return np.zeros(picks.shape, dtype=bool)
     picks = np.rint(picks)
     _, _, win_pre_in, win_post_in = _segment_samples(rate, config)
+    early = picks < win_pre_in
+    late = picks + win_post_in > n_samples
     noise = picks - int(round(NOISE_GUARD_S * rate))
-    return (
-        (picks < win_pre_in)
-        & (noise >= math.ceil(config.short_row_min_noise_s * rate))
-        & (picks + win_post_in <= n_samples)
-    )
+    early_ok = noise >= math.ceil(config.short_row_min_noise_s * rate)
+    late_ok = picks + math.ceil(config.short_row_min_after_s * rate) <= n_samples
+    return (early | late) & (~early | early_ok) & (~late | late_ok)
 
 
-def mirror_history(
+def complete_rows(
     data: np.ndarray, sampling_rate_hz: float, pick_index: ArrayLike, config: PreprocessConfig
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Rows (N, L) whose history before the pick is shorter than step 1's segment, lengthened
-    at the start by their own noise (the samples before ``pick - 0.1 s``) mirrored back in
-    time again and again; returns ``(rows, pick_index)`` of the longer rows.
+    """Rows (N, L) cut tight around the pick (:func:`short_rows`), lengthened to step 1's
+    segment; returns ``(rows, pick_index)`` of the longer rows.
 
-    The model window and the filters' history then see noise of the row's own level and
-    spectrum joined to it without a step, where a flat start would give a window no training
-    row had. The samples from ``pick - 0.1 s`` on, where the onset may begin, are never
-    copied. For event windows cut tight around a pick (a dataset's 0.5 s before it)."""
+    * Before the pick, by the row's own noise (the samples before ``pick - 0.1 s``) mirrored
+      back in time again and again: the model window and the filters' history see noise of
+      the row's own level and spectrum joined to it without a step, where a flat start would
+      give a window no training row had. The samples from ``pick - 0.1 s`` on, where the
+      onset may begin, are never copied.
+    * After the end, by the row's last value held: every step before the window's cut is
+      causal, so what the row holds is read as it is, and the window's end after the row is
+      flat rather than invented.
+
+    For event windows cut tight around a pick (a dataset's 0.5 s before it, 0.4 s after)."""
     x = np.asarray(data, dtype=np.float64)
     picks = np.rint(np.asarray(pick_index, dtype=np.float64)).astype(np.int64)
     rate = float(sampling_rate_hz)
-    pre_in = _segment_samples(rate, config)[0]
-    add = max(0, int(pre_in - picks.min())) if picks.size else 0
+    pre_in, post_in, _, _ = _segment_samples(rate, config)
+    before = max(0, int(pre_in - picks.min())) if picks.size else 0
+    after = max(0, int((picks + post_in).max() - x.shape[1])) if picks.size else 0
     guard = int(round(NOISE_GUARD_S * rate))
-    out = np.empty((x.shape[0], x.shape[1] + add))
-    out[:, add:] = x
+    out = np.empty((x.shape[0], before + x.shape[1] + after))
+    out[:, before : before + x.shape[1]] = x
     for i, k in enumerate(picks):
-        noise = x[i, : max(1, k - guard)]
-        out[i, :add] = np.pad(noise, (add, 0), mode="symmetric")[:add]
-    return out, picks + add
+        if before:
+            noise = x[i, : max(1, k - guard)]
+            out[i, :before] = np.pad(noise, (before, 0), mode="symmetric")[:before]
+        if after:
+            finite = x[i][np.isfinite(x[i])]
+            out[i, before + x.shape[1] :] = finite[-1] if finite.size else 0.0
+    return out, picks + before
 
 
 def _fill_gaps(seg: np.ndarray) -> np.ndarray:
