@@ -915,3 +915,14 @@ def test_ingv_rows_cut_tight_around_the_pick_are_read(shipped_reader):
             got.append(int(shipped_reader.classify(p["data"][None, a:b], rate, [k]).polarity[0])
                        * p["polarity"])  # fmt: skip
         assert got.count(1) >= least and got.count(-1) <= 2, (shift_s, got.count(1), got.count(-1))
+
+
+def test_eval_cuts_real_rows_around_their_labelled_pick():
+    from workers.polarity.evaluate import cut_row
+
+    pick = {"data": np.arange(1000.0), "sampling_rate_hz": 100.0, "pick_index": 600, "x": 1}
+    cut = cut_row(pick, 0.5, 0.4)
+    assert cut["pick_index"] == 50 and cut["data"].size == 90 and cut["x"] == 1
+    assert cut["data"][cut["pick_index"]] == 600.0
+    assert cut_row(pick, None, None)["data"].size == 1000
+    assert cut_row(pick, 9.0, None)["pick_index"] == 600  # not before the record's start

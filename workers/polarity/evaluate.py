@@ -850,6 +850,16 @@ def evaluate_whole_reader(
     return out
 
 
+def cut_row(pick: dict, before_s: float | None, after_s: float | None) -> dict:
+    """A real pick's row cut to ``before_s`` before its labelled pick and ``after_s`` after
+    it (None: as it is); the pick index follows."""
+    rate = pick["sampling_rate_hz"]
+    k = pick["pick_index"]
+    a = 0 if before_s is None else max(0, k - int(round(before_s * rate)))
+    b = None if after_s is None else k + int(round(after_s * rate))
+    return {**pick, "data": pick["data"][a:b], "pick_index": k - a}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="model stem or shipped name (default)")
     parser.add_argument("--n", type=int, default=20000, help="synthetic held-out windows")
@@ -865,6 +875,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--real-only", action="store_true", help="skip the synthetic sets (real data only)"
     )
     parser.add_argument(
+        "--cut-before-s", type=float, default=None,
+        help="real sets: cut each row this long before its labelled pick (as event datasets "
+             "cut windows; default: the whole record)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--cut-after-s", type=float, default=None,
+        help="real sets: cut each row this long after its labelled pick",
+    )  # fmt: skip
+    parser.add_argument(
         "--data-dir", default=None,
         help="folder holding texnet2017/, pr2017_noise/, ingv_fmpc/ (default: shared/data "
              "beside the checkout, or $FIRSTMOTION_SHARED_DATA)",
@@ -876,6 +895,10 @@ def run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(2)
     clf = PolarityClassifier.load(args.model, device=args.device)
+    for name in ("cut_before_s", "cut_after_s"):
+        value = getattr(args, name)
+        if value is not None and not value > 0:
+            raise InputError(f"--{name.replace('_', '-')} must be > 0, got {value}")
     data_dir = Path(args.data_dir) if args.data_dir else shared_data_dir()
     if args.data_dir and not data_dir.is_dir():
         raise InputError(f"--data-dir {data_dir}: no such folder")
@@ -901,6 +924,7 @@ def run(args: argparse.Namespace) -> int:
         if not picks:
             log.warning("%s: no waveforms under %s, skipped (--data-dir)", key, data_dir)
             continue
+        picks = [cut_row(p, args.cut_before_s, args.cut_after_s) for p in picks]
         metrics[key] = evaluate_real_picks(clf, picks)
         if args.plot:
             stem = Path(args.plot)
