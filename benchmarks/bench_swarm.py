@@ -278,8 +278,8 @@ def run_stages(
             stack.callback(log.close)
             cmd = [*cmd, "--metrics-port", str(demo._free_port())]
             procs[name] = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=env.get("PYTHONPATH")
-            )  # ``python -m`` puts the working folder first on the path
+                cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT
+            )  # ``python -m`` puts the working folder first on the path: this checkout
         stack.callback(stop_processes, procs, 20.0)
         streams = [p for n, p in procs.items() if n.startswith("stream_")]
         for p in streams:
