@@ -16,6 +16,9 @@ from ``outer-core`` on not read); NonLinLoc ``LAYER depth vp_top vp_grad
 vs_top vs_grad rho_top rho_grad`` lines are read when their gradients are 0. Each row is the
 TOP of a constant-velocity layer (the first at depth 0); the last row is the half-space below.
 A depth listed twice keeps its last row (a velocity step: the ``.nd`` form of an interface).
+Commas and semicolons separate columns as spaces do; a first line of names (a spreadsheet's
+header: ``depth_km,vp_km_s,vs_km_s``, in any order, units after ``_`` or ``(`` ignored) says
+which column is which. Velocities must be km/s: a Vp above 15 is refused as m/s.
 The built-in default is ``firstmotion/data/socal_hk1977.txt`` (Hadley & Kanamori 1977,
 southern California).
 
@@ -46,6 +49,7 @@ of a flat Earth, which differs from obspy.taup's spherical one by < 0.1 s within
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,6 +86,40 @@ def _from_top(depth_km: np.ndarray) -> tuple[np.ndarray, float]:
     top = min(float(depth[0]), 0.0)
     depth[0] = top
     return depth - top, top
+
+
+# header names of a model's columns (lower case, units after "_" or "(" dropped)
+HEADER_NAMES = {
+    "depth": ("depth", "z", "top", "depth_top", "ztop"),
+    "vp": ("vp", "p", "alpha", "pvel", "vpvel"),
+    "vs": ("vs", "s", "beta", "svel", "vsvel"),
+    "rho": ("rho", "density", "dens", "den"),
+}
+VP_MAX_KM_S = 15.0  # faster than any Earth layer a 1-D model here traces: m/s, not km/s
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _header_columns(names: list[str], line: str) -> list[int]:
+    """Column indices of depth, vp[, vs[, rho]] from a header line (``depth_km,vp_km_s,vs``)."""
+    keys = [re.split(r"[_(\[]", n.strip().lower(), maxsplit=1)[0] for n in names]
+    found = {}
+    for column, aliases in HEADER_NAMES.items():
+        hits = [i for i, k in enumerate(keys) if k in aliases]
+        if hits:
+            found[column] = hits[0]
+    if "depth" not in found or "vp" not in found or ("rho" in found and "vs" not in found):
+        raise ValueError(
+            f"velocity model header {line.strip()!r}: name the columns depth, vp[, vs[, rho]] "
+            "(units km and km/s), or give rows of numbers only"
+        )
+    return [found[c] for c in ("depth", "vp", "vs", "rho") if c in found]
 
 
 def _nonlinloc_layer(values: list[str], line: str) -> list[float]:
@@ -150,6 +188,7 @@ class VelocityModel:
     def from_text(cls, text: str, name: str = "model") -> VelocityModel:
         """Parse the plain-text format of the module docstring."""
         rows = []
+        order: list[int] | None = None  # columns named by a header line
         vp_vs = VP_VS_DEFAULT
         for line in text.splitlines():
             stripped = line.strip()
@@ -167,10 +206,18 @@ class VelocityModel:
                 break  # a whole-Earth .nd file: the core (Vs 0) is not for these rays
             if not stripped or stripped.lower() in ND_DISCONTINUITIES:
                 continue
-            parts = stripped.replace(",", " ").split()
+            parts = stripped.replace(",", " ").replace(";", " ").split()
             if parts[0].upper() == "LAYER":  # NonLinLoc
                 rows.append(_nonlinloc_layer(parts[1:], line))
                 continue
+            if not rows and order is None and not any(_is_number(p) for p in parts):
+                order = _header_columns(parts, line)  # a CSV's column names
+                continue
+            if order is not None:
+                if len(parts) < max(order) + 1:
+                    raise ValueError(f"velocity model row has fewer columns than its header: "
+                                     f"{line!r}")  # fmt: skip
+                parts = [parts[i] for i in order]
             if len(parts) not in (2, 3, 4, 5, 6):
                 raise ValueError(
                     "velocity model row needs depth_km vp_km_s [vs_km_s [rho_g_cm3 [qp [qs]]]] "
@@ -184,6 +231,10 @@ class VelocityModel:
             raise ValueError("velocity model has no layers")
         if len({len(r) for r in rows}) != 1:
             raise ValueError("velocity model rows mix different numbers of columns")
+        vp_max = max(r[1] for r in rows)
+        if vp_max > VP_MAX_KM_S:
+            raise ValueError(f"velocity model Vp up to {vp_max:g}: velocities must be km/s "
+                             f"(no Earth layer is faster than {VP_MAX_KM_S:g} km/s)")  # fmt: skip
         if len(rows[0]) == 2:
             return cls.from_depth_vp(np.array(rows), name=name, vp_vs=vp_vs)
         a = np.array(_last_of_each_depth(rows))

@@ -33,6 +33,7 @@ def test_stage_commands_give_each_stage_its_own_port():
     assert not any("--velocity-model" in argv for argv in cmds.values())
 
 
+@pytest.mark.timeout(30)  # a model taken as good starts the stages, which run until stopped
 def test_run_gives_the_velocity_model_to_the_associator_and_refuses_a_bad_one(tmp_path, capsys):
     from firstmotion import cli
 
@@ -43,9 +44,11 @@ def test_run_gives_the_velocity_model_to_the_associator_and_refuses_a_bad_one(tm
     config = tmp_path / "f.toml"
     config.write_text('[redis]\nurl = "redis://127.0.0.1:1/0"\n')
     bad = tmp_path / "model.txt"
-    bad.write_text("depth vp vs\n0 5.5 3.2\n")
+    bad.write_text("0 5500 3200\n2000 6300 3600\n")  # m/s, not km/s
     assert cli.main(["run", "--config", str(config), "--velocity-model", str(bad)]) == 2
-    assert f"{bad}: velocity model row is not numbers" in capsys.readouterr().err
+    assert f"{bad}: velocity model Vp up to 6300: velocities must be km/s" in (
+        capsys.readouterr().err
+    )
 
 
 def _wait_http(url: str, timeout_s: float) -> None:

@@ -145,6 +145,28 @@ def test_three_column_taup_nd_and_nonlinloc_files_give_the_same_layers():
     assert ta.time_s == pytest.approx(tc.time_s)
 
 
+def test_a_csv_with_a_header_names_its_columns_and_metres_per_second_are_refused():
+    """A spreadsheet's model: a header line names the columns (in any order, units after
+    "_" or "(" ignored); rows in m/s are refused rather than traced at 5,500 km/s."""
+    three = VelocityModel.from_text("0 5.5 3.2\n5.5 6.3 3.6\n16 6.7 3.9\n")
+    csv = "depth_km,vp_km_s,vs_km_s\n0,5.5,3.2\n5.5,6.3,3.6\n16,6.7,3.9\n"
+    shuffled = "Vs(km/s); Depth(km); Vp(km/s)\n3.2;0;5.5\n3.6;5.5;6.3\n3.9;16;6.7\n"
+    for text in (csv, shuffled):
+        m = VelocityModel.from_text(text)
+        np.testing.assert_array_equal(m.depth_km, three.depth_km)
+        np.testing.assert_array_equal(m.vp_km_s, three.vp_km_s)
+        np.testing.assert_array_equal(m.vs_km_s, three.vs_km_s)
+    two = VelocityModel.from_text("vp depth\n5.5 0\n6.3 5.5\n")  # vp first, Vs from vp/vs
+    np.testing.assert_array_equal(two.depth_km, [0.0, 5.5])
+    np.testing.assert_allclose(two.vs_km_s, two.vp_km_s / 1.73)
+    with pytest.raises(ValueError, match="must be km/s"):
+        VelocityModel.from_text("0 5500 3200\n5500 6300 3600\n")
+    with pytest.raises(ValueError, match="name the columns depth, vp"):
+        VelocityModel.from_text("km speed\n0 5.5\n")
+    with pytest.raises(ValueError, match="fewer columns than its header"):
+        VelocityModel.from_text("depth vp vs\n0 5.5\n")
+
+
 def test_a_model_that_starts_above_sea_level_has_its_top_there(tmp_path):
     """Volcano and mountain models start at the highest station (a negative depth): the top
     is kept (``top_km``), the layers count from it, and the file round-trips; a first row
