@@ -78,6 +78,7 @@ REASON_TOO_SHORT = "too_short"
 REASON_FLAT = "flat"
 NORMALISATIONS = ("max_abs", "max_abs+noise_asinh")
 NOISE_GUARD_S = 0.1  # the noise ends this long before the pick (normalisation, evidence)
+TREND_MIN_RISE = 2.0  # a noise span shows a trend when its line rises twice its scatter
 
 
 @dataclass(frozen=True)
@@ -388,7 +389,8 @@ def complete_rows(
     segment; returns ``(rows, pick_index)`` of the longer rows.
 
     * Before the pick, by the row's own noise (the samples before ``pick - 0.1 s``) mirrored
-      back in time again and again: the model window and the filters' history see noise of
+      back in time again and again, on its trend where it shows one
+      (:func:`_mirrored_history`): the model window and the filters' history see noise of
       the row's own level and spectrum joined to it without a step, where a flat start would
       give a window no training row had. The samples from ``pick - 0.1 s`` on, where the
       onset may begin, are never copied.
@@ -408,12 +410,31 @@ def complete_rows(
     out[:, before : before + x.shape[1]] = x
     for i, k in enumerate(picks):
         if before:
-            noise = x[i, : max(1, k - guard)]
-            out[i, :before] = np.pad(noise, (before, 0), mode="symmetric")[:before]
+            out[i, :before] = _mirrored_history(x[i, : max(1, k - guard)], before)
         if after:
             finite = x[i][np.isfinite(x[i])]
             out[i, before + x.shape[1] :] = finite[-1] if finite.size else 0.0
     return out, picks + before
+
+
+def _mirrored_history(noise: np.ndarray, n: int) -> np.ndarray:
+    """``n`` samples to go before ``noise``: its straight-line trend carried back, plus its
+    departures from that line mirrored back in time again and again. Microseisms and drift,
+    far longer than a short row, are a trend within it: mirrored as they are they would fold
+    into a V whose corner the high-pass rings at."""
+    j = np.arange(noise.size, dtype=np.float64)
+    finite = np.isfinite(noise)
+    slope, level = 0.0, 0.0
+    if finite.sum() >= 3:
+        fit_slope, fit_level = np.polyfit(j[finite], noise[finite], 1)
+        spread = np.std(noise[finite] - (fit_level + fit_slope * j[finite]))
+        # a trend only where the row shows one beyond its noise (white noise over 0.2 s
+        # fits a random slope that, carried back seconds, would be a ramp of its own)
+        if abs(fit_slope) * noise.size > TREND_MIN_RISE * spread:
+            slope, level = fit_slope, fit_level
+    rest = noise - (level + slope * j)
+    back = np.arange(-n, 0, dtype=np.float64)
+    return level + slope * back + np.pad(rest, (n, 0), mode="symmetric")[:n]
 
 
 def _fill_gaps(seg: np.ndarray) -> np.ndarray:
