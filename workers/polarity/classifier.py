@@ -141,8 +141,9 @@ class PolarityResult:
     second_read: np.ndarray | None = None
 
 
-def _scatter(parts: list[tuple[np.ndarray, PolarityResult]], n: int) -> PolarityResult:
-    """One result of ``n`` rows from results of row subsets (boolean masks over the rows)."""
+def _scatter(parts: list[tuple[np.ndarray | slice, PolarityResult]], n: int) -> PolarityResult:
+    """One result of ``n`` rows from the results of row subsets (boolean masks over the rows,
+    or slices: batches)."""
     fields = {}
     for f in PolarityResult.__dataclass_fields__:
         values = [(rows, getattr(r, f)) for rows, r in parts]
@@ -415,25 +416,16 @@ class PolarityClassifier:
             return _scatter(parts, data.shape[0])
         if data.ndim == 2 and picks.ndim == 1 and data.shape[0] == picks.shape[0] > batch_size:
             # bounded memory: preprocess (N, context) float64 segments a batch at a time
-            parts = [
-                self.classify(
-                    data[i : i + batch_size],
-                    sampling_rate,
-                    picks[i : i + batch_size],
-                    batch_size=batch_size,
+            parts = []
+            for start in range(0, data.shape[0], batch_size):
+                rows = slice(start, start + batch_size)
+                part = self.classify(
+                    data[rows], sampling_rate, picks[rows], batch_size=batch_size,
                     shift_check=shift_check,
-                    second_index=None if second is None else second[i : i + batch_size],
-                )
-                for i in range(0, data.shape[0], batch_size)
-            ]
-            return PolarityResult(
-                **{
-                    f: None
-                    if getattr(parts[0], f) is None
-                    else np.concatenate([getattr(r, f) for r in parts])
-                    for f in PolarityResult.__dataclass_fields__
-                }
-            )
+                    second_index=None if second is None else second[rows],
+                )  # fmt: skip
+                parts.append((rows, part))
+            return _scatter(parts, data.shape[0])
         lin, reasons = linear_windows(data, sampling_rate, picks, self.config)
         probs, ev = self.read_windows(lin, reasons, batch_size, float(sampling_rate))
         polarity, confidence = self.decide(probs)
