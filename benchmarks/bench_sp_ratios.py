@@ -67,9 +67,16 @@ def _summary(name: str, rows: list[tuple[str, float]]) -> str:
     )
 
 
+def _scored(event: dict, m) -> tuple[str, float]:
+    """A mechanism's quality and its Kagan angle to the event's true one."""
+    from firstmotion.kagan import kagan_angle_deg
+
+    sdr = (event["strike"], event["dip"], event["rake"])
+    return m.quality, float(kagan_angle_deg(m.strike, m.dip, m.rake, *sdr))
+
+
 def main() -> None:
     from benchmarks.bench_swarm import _shared, build_scenario
-    from firstmotion.kagan import kagan_angle_deg
     from workers.mechanism import invert
     from workers.mechanism.amplitude import predicted_log_ratio
 
@@ -94,9 +101,7 @@ def main() -> None:
         out = []
         for e, az, to, pol, ratio in events:
             sp = None if noise is None else ratio + bias + rng.normal(0, noise, ratio.size)
-            m = invert(az, to, pol, sp_log_ratio=sp)
-            truth_sdr = (e["strike"], e["dip"], e["rake"])
-            out.append((m.quality, float(kagan_angle_deg(m.strike, m.dip, m.rake, *truth_sdr))))
+            out.append(_scored(e, invert(az, to, pol, sp_log_ratio=sp)))
         return out
 
     print(_summary("polarities only", run(None)))
@@ -107,9 +112,7 @@ def main() -> None:
             out = []
             for e, az, to, pol, _ in events:
                 read = pol * np.where(flips.random(pol.size) < flip, -1, 1)
-                m = invert(az, to, read, badmin=badmin)
-                sdr = (e["strike"], e["dip"], e["rake"])
-                out.append((m.quality, float(kagan_angle_deg(m.strike, m.dip, m.rake, *sdr))))
+                out.append(_scored(e, invert(az, to, read, badmin=badmin)))
             print(_summary(f"polarities, {flip:.0%} flipped, badmin {badmin:g}", out))
     # the trials' width (the takeoff and azimuth uncertainty the 30 perturbed rays are drawn
     # from; the worker's 10 and 5 degrees) against rays as wrong as a location or a model
@@ -123,8 +126,7 @@ def main() -> None:
                 az_e = az + wrong.normal(0.0, err / 2, az.size)
                 m = invert(az_e, to_e, pol, badmin=1.0, takeoff_unc_deg=width,
                            azimuth_unc_deg=min(5.0, width))  # fmt: skip
-                sdr = (e["strike"], e["dip"], e["rake"])
-                out.append((m.quality, float(kagan_angle_deg(m.strike, m.dip, m.rake, *sdr))))
+                out.append(_scored(e, m))
             print(_summary(f"rays off {err:g} deg, trials {width:g} deg, badmin 1", out))
     for bias in [float(b) for b in args.bias.split(",")]:
         for noise in [float(x) for x in args.noise.split(",")]:
@@ -160,9 +162,7 @@ def main() -> None:
         for badmin in [float(b) for b in args.badmin.split(",")]:
             out = []
             for (e, az, to, pol, _), sp in zip(events, measured, strict=True):
-                m = invert(az, to, pol, sp_log_ratio=sp + corr, badmin=badmin)
-                sdr = (e["strike"], e["dip"], e["rake"])
-                out.append((m.quality, float(kagan_angle_deg(m.strike, m.dip, m.rake, *sdr))))
+                out.append(_scored(e, invert(az, to, pol, sp_log_ratio=sp + corr, badmin=badmin)))
             print(_summary(f"+ measured ratios {corr:+g}, badmin {badmin:g}", out))
     # the free level: each event's ratios compared about their best-fitting level (no
     # correction; mechanism.sp_free_level), measured and biased true ratios
@@ -170,12 +170,11 @@ def main() -> None:
         out, out_true = [], []
         noisy = np.random.default_rng(2)
         for (e, az, to, pol, ratio), sp in zip(events, measured, strict=True):
-            sdr = (e["strike"], e["dip"], e["rake"])
             m = invert(az, to, pol, sp_log_ratio=sp, badmin=badmin, sp_free_level=True)
-            out.append((m.quality, float(kagan_angle_deg(m.strike, m.dip, m.rake, *sdr))))
+            out.append(_scored(e, m))
             biased = ratio - 0.4 + noisy.normal(0.0, 0.3, ratio.size)
             m = invert(az, to, pol, sp_log_ratio=biased, badmin=badmin, sp_free_level=True)
-            out_true.append((m.quality, float(kagan_angle_deg(m.strike, m.dip, m.rake, *sdr))))
+            out_true.append(_scored(e, m))
         print(_summary(f"+ measured ratios, free level, badmin {badmin:g}", out))
         print(_summary(f"+ true -0.4 +0.3 noise, free level, badmin {badmin:g}", out_true))
 
