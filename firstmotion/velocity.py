@@ -18,7 +18,9 @@ TOP of a constant-velocity layer (the first at depth 0); the last row is the hal
 A depth listed twice keeps its last row (a velocity step: the ``.nd`` form of an interface).
 Commas and semicolons separate columns as spaces do; a first line of names (a spreadsheet's
 header: ``depth_km,vp_km_s,vs_km_s``, in any order, units after ``_`` or ``(`` ignored) says
-which column is which. Velocities must be km/s: a Vp above 15 is refused as m/s.
+which column is which. A first line of other text is a HYPOINVERSE ``.crh`` title (it names the
+model): the rows after it are ``vp_km_s depth_km`` (velocity first), read as the two-column
+form. Velocities must be km/s: a Vp above 15 is refused as m/s.
 The built-in default is ``firstmotion/data/socal_hk1977.txt`` (Hadley & Kanamori 1977,
 southern California).
 
@@ -91,7 +93,7 @@ def _from_top(depth_km: np.ndarray) -> tuple[np.ndarray, float]:
 # header names of a model's columns (lower case, units after "_" or "(" dropped)
 HEADER_NAMES = {
     "depth": ("depth", "z", "top", "depth_top", "ztop"),
-    "vp": ("vp", "p", "alpha", "pvel", "vpvel"),
+    "vp": ("vp", "p", "alpha", "pvel", "vpvel", "velocity", "vel", "v"),
     "vs": ("vs", "s", "beta", "svel", "vsvel"),
     "rho": ("rho", "density", "dens", "den"),
 }
@@ -120,6 +122,22 @@ def _header_columns(names: list[str], line: str) -> list[int]:
             "(units km and km/s), or give rows of numbers only"
         )
     return [found[c] for c in ("depth", "vp", "vs", "rho") if c in found]
+
+
+def _crh_row(parts: list[str], line: str, title: str, header_error: str) -> list[float]:
+    """``[depth, vp]`` of a row of a HYPOINVERSE ``.crh`` file (after its title line: the P
+    velocity, then the depth of the layer's top); a row of another form means the first line
+    was a header naming no known column (``header_error``)."""
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        vp, depth = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise ValueError(
+            f"{header_error}; read as a HYPOINVERSE .crh model (a title line, then "
+            f"`vp_km_s depth_km` rows), {line.strip()!r} is not such a row"
+        ) from None
+    return [depth, vp]
 
 
 def _nonlinloc_layer(values: list[str], line: str) -> list[float]:
@@ -189,6 +207,8 @@ class VelocityModel:
         """Parse the plain-text format of the module docstring."""
         rows = []
         order: list[int] | None = None  # columns named by a header line
+        title: tuple[str, str] | None = None  # a first line of text that names no column
+        named = False
         vp_vs = VP_VS_DEFAULT
         for line in text.splitlines():
             stripped = line.strip()
@@ -196,7 +216,7 @@ class VelocityModel:
                 key, _, value = stripped.lstrip("#").partition(":")
                 key = key.strip().lower()
                 if key == "name" and value.strip():
-                    name = value.strip()
+                    name, named = value.strip(), True
                 elif key in ("vp_vs", "vp/vs") and value.strip():
                     vp_vs = float(value)
                     if not vp_vs > 1.0:
@@ -210,8 +230,16 @@ class VelocityModel:
             if parts[0].upper() == "LAYER":  # NonLinLoc
                 rows.append(_nonlinloc_layer(parts[1:], line))
                 continue
-            if not rows and order is None and not any(_is_number(p) for p in parts):
-                order = _header_columns(parts, line)  # a CSV's column names
+            if not rows and order is None and title is None and not all(map(_is_number, parts)):
+                try:
+                    if any(map(_is_number, parts)):
+                        raise ValueError(f"velocity model row is not numbers: {line!r}")
+                    order = _header_columns(parts, line)  # a CSV's column names
+                except ValueError as exc:  # a HYPOINVERSE .crh title, if `vp depth` rows follow
+                    title = (stripped, str(exc))
+                continue
+            if title is not None:
+                rows.append(_crh_row(parts, line, *title))
                 continue
             if order is not None:
                 if len(parts) < max(order) + 1:
@@ -228,13 +256,21 @@ class VelocityModel:
             except ValueError:
                 raise ValueError(f"velocity model row is not numbers: {line!r}") from None
         if not rows:
-            raise ValueError("velocity model has no layers")
+            raise ValueError(title[1] if title else "velocity model has no layers")
         if len({len(r) for r in rows}) != 1:
             raise ValueError("velocity model rows mix different numbers of columns")
         vp_max = max(r[1] for r in rows)
         if vp_max > VP_MAX_KM_S:
             raise ValueError(f"velocity model Vp up to {vp_max:g}: velocities must be km/s "
                              f"(no Earth layer is faster than {VP_MAX_KM_S:g} km/s)")  # fmt: skip
+        if title is not None and min(r[1] for r in rows) <= 0:
+            raise ValueError(
+                f"{title[1]}; read as a HYPOINVERSE .crh model (a title line, then `vp_km_s "
+                "depth_km` rows) it has a velocity <= 0: for `depth vp` rows name the columns "
+                "(depth vp) or drop the first line"
+            )
+        if title is not None:  # a .crh title names the model
+            return cls.from_depth_vp(np.array(rows), name=name if named else title[0], vp_vs=vp_vs)
         if len(rows[0]) == 2:
             return cls.from_depth_vp(np.array(rows), name=name, vp_vs=vp_vs)
         a = np.array(_last_of_each_depth(rows))

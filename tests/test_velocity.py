@@ -167,6 +167,31 @@ def test_a_csv_with_a_header_names_its_columns_and_metres_per_second_are_refused
         VelocityModel.from_text("depth vp vs\n0 5.5\n")
 
 
+def test_a_hypoinverse_crh_model_is_read_velocity_first_and_named_by_its_title(tmp_path):
+    """HYPOINVERSE's layer-cake files: a title line, then `vp depth_top` rows (velocity
+    first). They give the layers of the same model in `depth vp` rows, named by the title;
+    a title before `depth vp` rows (a velocity of 0 when read velocity first) or before rows
+    of another form is refused with a line saying how the file was read."""
+    crh = tmp_path / "hk.crh"
+    crh.write_text("HADLEY-KANAMORI 1977\n 5.50  0.00\n 6.30  5.50\n 6.70 16.00\n 7.80 37.00\n")
+    m = VelocityModel.from_file(crh)
+    vz = VelocityModel.from_text("0 5.5\n5.5 6.3\n16 6.7\n37 7.8\n")
+    assert m.name == "HADLEY-KANAMORI 1977"
+    for column in ("depth_km", "vp_km_s", "vs_km_s"):
+        np.testing.assert_array_equal(getattr(m, column), getattr(vz, column))
+    assert trace_rays(m, 8.0, 30.0).time_s == pytest.approx(trace_rays(vz, 8.0, 30.0).time_s)
+    named = VelocityModel.from_text("# name: local\nmodel A\n3.5 -2.0\n6.0 5.0\n")
+    assert (named.name, named.top_km, named.vp_km_s.tolist()) == ("local", -2.0, [3.5, 6.0])
+    with pytest.raises(ValueError, match="velocity <= 0.*name the columns"):
+        VelocityModel.from_text("my model\n0 5.5\n5.5 6.3\n")
+    with pytest.raises(ValueError, match=r"\.crh model .*is not such a row"):
+        VelocityModel.from_text("my model\n0,5.5,3.2\n5.5,6.3,3.6\n")
+    with pytest.raises(ValueError, match="must be km/s"):
+        VelocityModel.from_text("my model\n5500 0\n6300 5.5\n")
+    spelled = VelocityModel.from_text("depth velocity\n0 5.5\n5.5 6.3\n")  # a named column
+    np.testing.assert_array_equal(spelled.vp_km_s, [5.5, 6.3])
+
+
 def test_a_model_that_starts_above_sea_level_has_its_top_there(tmp_path):
     """Volcano and mountain models start at the highest station (a negative depth): the top
     is kept (``top_km``), the layers count from it, and the file round-trips; a first row
