@@ -17,6 +17,10 @@ Timed in the same run, on the same threads:
   under :func:`torch.autocast`; same decisions as float32, see tests/test_polarity.py), and
   ``classify()`` in bf16 too (what ``precision="auto"``, the polarity worker's default,
   serves on a CPU with bfloat16 in hardware: the header says which this CPU gets);
+* ``torch threads vs row threads``: the 100 Hz classify() rows read by one reader whose
+  network runs on N torch threads (N = ``--threads``) and by ``PolarityClassifier(threads=N)``
+  (blocks of rows read by N threads at once, each on one torch thread), alternated round by
+  round (``--rounds``) so that the host's drift hits both alike;
 * ``Ross-2018-sized baseline``: :class:`workers.polarity.model.RossPolarityCNN` (400 samples,
   32/64/128 conv filters, two 512-unit dense layers) with the same TTA; the ratio
   ``shipped / baseline`` is printed.
@@ -57,6 +61,17 @@ def timed(fn, repeats: int, warmup: int = 3) -> float:
     return statistics.median(times)
 
 
+def alternated(paths, n: int, repeats: int, rounds: int) -> list[float]:
+    """Median windows/s (``n`` per call) of each ``(torch threads, fn)`` path over ``rounds``
+    rounds, each path timed ``repeats`` calls per round on its own torch thread count."""
+    rates: list[list[float]] = [[] for _ in paths]
+    for _ in range(rounds):
+        for (threads, fn), out in zip(paths, rates, strict=True):
+            torch.set_num_threads(threads)
+            out.append(n / timed(fn, repeats, warmup=1))
+    return [statistics.median(r) for r in rates]
+
+
 def tta_forward(model: torch.nn.Module, x: torch.Tensor) -> None:
     with torch.inference_mode():
         model(x)
@@ -68,6 +83,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=8, help="rounds of the alternated pair")
     parser.add_argument("--model", default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -103,9 +119,11 @@ def main() -> int:
     rows["Ross-2018-sized baseline, model only (TTA)"] = b / timed(
         lambda: tta_forward(ross, x_ross), max(3, args.repeats // 4)
     )
+    noise = {}
     for rate in (100.0, 200.0):
         raw = rng.standard_normal((b, int(8 * rate))) * 100.0
         picks = np.full(b, int(5 * rate))
+        noise[rate] = (raw, picks)
         for name, c in (("", clf), (", bf16", clf16)):
             rows[f"shipped, classify() raw {rate:g} Hz rows{name}"] = b / timed(
                 lambda raw=raw, picks=picks, rate=rate, c=c: c.classify(raw, rate, picks),
@@ -122,9 +140,32 @@ def main() -> int:
             lambda c=c: c.classify(raw, 100.0, picks), args.repeats
         )
     base = rows["Ross-2018-sized baseline, model only (TTA)"]
-    print(f"{'path':<50} {'windows/s':>12} {'x baseline':>11}")
+    print(f"{'path':<62} {'windows/s':>12} {'x baseline':>11}")
     for name, rate in rows.items():
-        print(f"{name:<50} {rate:>12,.0f} {rate / base:>10.1f}x")
+        print(f"{name:<62} {rate:>12,.0f} {rate / base:>10.1f}x")
+
+    if args.threads > 1:
+        # the same rows read in blocks by `--threads` threads, each on one torch thread
+        # (PolarityClassifier(threads=N), which sets torch's intra-op threads to 1), against
+        # one reader on N torch threads, alternated round by round: the host's drift hits both
+        print(f"classify(), {args.threads} torch threads vs {args.threads} row threads "
+              f"(alternated, {args.rounds} rounds, medians):")  # fmt: skip
+        for name, precision in (("float32", "float32"), ("bf16", "bfloat16")):
+            served = clf if precision == "float32" else clf16
+            rowed = PolarityClassifier(clf.model, clf.card, device="cpu", precision=precision,
+                                       threads=args.threads)  # fmt: skip
+            for label, (rr, pp) in (("raw 100 Hz rows", noise[100.0]),
+                                    ("100 Hz rows with onsets", (raw, picks))):  # fmt: skip
+                torch_rate, row_rate = alternated(
+                    [(args.threads, lambda c=served, rr=rr, pp=pp: c.classify(rr, 100.0, pp)),
+                     (1, lambda c=rowed, rr=rr, pp=pp: c.classify(rr, 100.0, pp))],
+                    b, max(3, args.repeats // 4), args.rounds,
+                )  # fmt: skip
+                print(
+                    f"  {label + ', ' + name:<34} torch threads {torch_rate:>9,.0f}   "
+                    f"row threads {row_rate:>9,.0f} windows/s   ({row_rate / torch_rate:.2f}x)"
+                )
+        torch.set_num_threads(args.threads)
 
     if torch.cuda.is_available():
         dev = torch.device("cuda")

@@ -12,6 +12,9 @@ Timed in the same run, against the same private ``redis-server`` (started by
   ``encode(..., binary=False)``, what older writers put on the bus) -- the baseline;
 * ``cpu, binary entries``: the same picks with their samples as raw float32 bytes beside the
   JSON (``encode``'s default);
+* ``cpu, binary, N row threads`` (with ``--threads N`` above 1): the worker as ``worker
+  polarity --threads N`` runs it, blocks of each batch's rows read by N threads, each on one
+  torch thread (the rows above run the network on N torch threads);
 * ``cuda bf16, 1 worker`` (when a CUDA device is present): the worker on the GPU (bf16);
 * ``cuda bf16, N workers``: ``--gpu-workers`` worker processes sharing the one GPU (default:
   CPU cores - 2, at most 12). One worker's Python path (decode, messages, Redis commands) costs
@@ -166,6 +169,13 @@ def main() -> int:
         drain(bus, cpu, picks[:2000], True, args.batch)  # warm-up
         rows["cpu, JSON entries (baseline)"] = drain(bus, cpu, picks[: args.n], False, args.batch)
         rows["cpu, binary entries"] = drain(bus, cpu, picks[: args.n], True, args.batch)
+        if args.threads > 1:  # `worker polarity --threads N`: it sets torch's threads to 1
+            rowed = PolarityClassifier.load(device="cpu", threads=args.threads)
+            drain(bus, rowed, picks[:2000], True, args.batch)  # warm-up
+            rows[f"cpu, binary, {args.threads} row threads"] = drain(
+                bus, rowed, picks[: args.n], True, args.batch
+            )
+            torch.set_num_threads(args.threads)
         if torch.cuda.is_available():
             gpu = PolarityClassifier.load(device="cuda", precision="bfloat16")
             big = max(args.batch, 4096)

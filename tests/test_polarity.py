@@ -70,6 +70,41 @@ def test_classify_in_chunks_equals_one_batch(untrained):
     assert list(whole.reason) == list(chunked.reason) and chunked.reason[2] == "nan"
 
 
+def test_row_threads_read_what_one_thread_reads(shipped):
+    """``threads=2`` reads blocks of rows in two threads, each on one torch thread: every
+    field of the result equals one thread's read, with the whole reader at work (onsets
+    read again with the pick moved, rows cut short and completed, a gap, second onset
+    estimates); too few rows for two blocks, or one row, are read in the calling thread;
+    an input error raised in a thread reaches the caller."""
+    kinds = ((1.0, 30.0), (-1.0, 4.0), (1.0, 2.5), (-1.0, 60.0))  # sign, SNR
+    data = np.concatenate([onset_rows(100.0, s, 40, snr, seed=20 + i)
+                           for i, (s, snr) in enumerate(kinds)])  # fmt: skip
+    picks = np.full(len(data), 500)
+    picks[[3, 50]] = [797, 40]  # rows cut short after / before the pick
+    data[7, 480:495] = np.nan
+    second = np.where(np.arange(len(data)) % 3 == 0, 504.0, np.nan)
+    torch_threads = torch.get_num_threads()
+    try:
+        rowed = PolarityClassifier(shipped.model, shipped.card, device="cpu", threads=2)
+        assert torch.get_num_threads() == 1
+        blocks = rowed._row_blocks(data, picks)
+        assert [(b.start, b.stop) for b in blocks] == [(0, 80), (80, 160)]
+        assert rowed._row_blocks(data[:63], picks[:63]) is None
+        assert rowed._row_blocks(data[0], picks[0]) is None
+        one = shipped.classify(data, 100.0, picks, second_index=second)
+        two = rowed.classify(data, 100.0, picks, second_index=second)
+        assert {"pick_sensitive", "low_confidence", "too_short"} & set(one.reason)
+        for field in one.__dataclass_fields__:
+            a, b = getattr(one, field), getattr(two, field)
+            assert (a is None) == (b is None), field
+            if a is not None:
+                np.testing.assert_array_equal(a, b, err_msg=field)
+        with pytest.raises(ValueError, match="below the minimum"):
+            rowed.classify(data, 30.0, picks)
+    finally:
+        torch.set_num_threads(torch_threads)
+
+
 def test_rate_below_40_hz_raises(untrained):
     with pytest.raises(ValueError, match="below the minimum"):
         untrained.classify(np.zeros((2, 400)), 39.9, [200, 200])

@@ -32,6 +32,7 @@ import contextlib
 import hashlib
 import io
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -68,6 +69,8 @@ PRECISIONS = {p: None if p == "float32" else getattr(torch, p) for p in POLARITY
 # forward passes per network call on a CPU: a few hundred windows' activations stay in the
 # cores' caches; 2,048 at once ran at half the rate of 512 (2 threads, AVX-512)
 CPU_PASSES = 512
+# fewest rows a thread of classify() reads as a block: below, one thread reads them all
+MIN_BLOCK_ROWS = 32
 REASON_LOW_CONFIDENCE = "low_confidence"
 REASON_EVIDENCE_CONFLICT = "evidence_conflict"
 REASON_FIRST_LOBE = "first_lobe"
@@ -240,7 +243,13 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 
 class PolarityClassifier:
-    """A trained polarity network with its model card; see :meth:`load` and :meth:`classify`."""
+    """A trained polarity network with its model card; see :meth:`load` and :meth:`classify`.
+
+    ``threads`` (CPU): :meth:`classify` reads blocks of rows in this many threads at once,
+    each block on one torch thread (the whole reader, preprocessing included, runs in
+    parallel, where torch's own threads parallelise the network alone and wait on each other
+    at every layer); with more than one, the process's torch intra-op threads are set to 1.
+    The reads are those of one thread (tested). Ignored on a GPU."""
 
     def __init__(
         self,
@@ -248,6 +257,7 @@ class PolarityClassifier:
         card: dict,
         device: str | torch.device = "cpu",
         precision: str = "float32",
+        threads: int = 1,
     ) -> None:
         if precision not in POLARITY_PRECISIONS:
             raise ValueError(
@@ -265,6 +275,12 @@ class PolarityClassifier:
         self.model = model.to(self.device).eval()
         # what runs: batch norm folded into the convolutions (same output to rounding)
         self._net = inference_form(self.model)
+        # CPU threads: blocks of rows read at once, each on one torch thread (classify())
+        self.threads = max(1, int(threads)) if self.device.type == "cpu" else 1
+        self._pool = None  # (its threads start with the first block read)
+        if self.threads > 1:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="polarity-rows")
+            torch.set_num_threads(1)
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -273,8 +289,10 @@ class PolarityClassifier:
         name_or_path: str | Path | None = None,
         device: str | torch.device = "auto",
         precision: str = "float32",
+        threads: int = 1,
     ) -> PolarityClassifier:
-        """Load ``<name>.json`` + ``<name>.pt`` to run on ``device`` at ``precision``.
+        """Load ``<name>.json`` + ``<name>.pt`` to run on ``device`` at ``precision`` (and
+        ``threads``: see :class:`PolarityClassifier`).
 
         ``None`` loads the default shipped model from the ``model_weights`` package (via
         :mod:`importlib.resources`, so it works installed); a bare name loads that shipped
@@ -302,7 +320,7 @@ class PolarityClassifier:
         model = build_model(card["architecture"]["class"], card["architecture"]["args"])
         state = torch.load(io.BytesIO(weight_bytes), map_location="cpu", weights_only=True)
         model.load_state_dict(state)
-        return cls(model, card, device=device, precision=precision)
+        return cls(model, card, device=device, precision=precision, threads=threads)
 
     # ------------------------------------------------------------------ inference
     def window_logits(self, windows: np.ndarray, batch_size: int = 1024) -> np.ndarray:
@@ -384,6 +402,46 @@ class PolarityClassifier:
         down the row takes that read; ``onset_offset_s`` and ``window_offset_s`` then count
         from the given pick as before, so they say where the read was made.
         """
+        rows = self._row_blocks(data, pick_index)
+        kwargs = {"batch_size": batch_size, "fir": fir, "shift_check": shift_check}
+        if rows is None:
+            return self._classify(data, sampling_rate, pick_index, second_index=second_index,
+                                  **kwargs)  # fmt: skip
+        data, picks = np.asarray(data), np.asarray(pick_index)
+        second = None if second_index is None else np.asarray(second_index, dtype=np.float64)
+        futures = [
+            (block, self._pool.submit(
+                self._classify, data[block], sampling_rate, picks[block],
+                second_index=None if second is None else second[block], **kwargs,
+            ))
+            for block in rows
+        ]  # fmt: skip
+        return _scatter([(block, f.result()) for block, f in futures], data.shape[0])
+
+    def _row_blocks(self, data: ArrayLike, pick_index: ArrayLike) -> list[slice] | None:
+        """Contiguous blocks of rows for the threads, or None: one thread, one row per pick
+        not given, or too few rows for a block of ``MIN_BLOCK_ROWS`` in each thread."""
+        shape, picks = np.shape(data), np.shape(pick_index)
+        if self.threads < 2 or len(shape) != 2 or picks != (shape[0],):
+            return None
+        n_blocks = min(self.threads, shape[0] // MIN_BLOCK_ROWS)
+        if n_blocks < 2:
+            return None
+        edges = np.linspace(0, shape[0], n_blocks + 1).round().astype(int)
+        return [slice(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+    def _classify(
+        self,
+        data: ArrayLike,
+        sampling_rate: float,
+        pick_index: ArrayLike,
+        *,
+        batch_size: int = 1024,
+        fir: list[tuple[ArrayLike, float]] | None = None,
+        shift_check: bool = True,
+        second_index: ArrayLike | None = None,
+    ) -> PolarityResult:
+        """:meth:`classify` in the calling thread."""
         data = np.asarray(data)
         picks = np.asarray(pick_index)
         second = None if second_index is None else np.asarray(second_index, dtype=np.float64)
@@ -402,13 +460,13 @@ class PolarityClassifier:
         if short.any():  # rows cut tight around the pick: read completed
             rows, at = complete_rows(data[short], sampling_rate, picks[short], self.config)
             moved = at - picks[short]
-            parts = [(short, self.classify(
+            parts = [(short, self._classify(
                 rows, sampling_rate, at, batch_size=batch_size, shift_check=shift_check,
                 second_index=None if second is None else second[short] + moved,
             ))]  # fmt: skip
             if not short.all():
                 rest = ~short
-                parts.append((rest, self.classify(
+                parts.append((rest, self._classify(
                     data[rest], sampling_rate, picks[rest], batch_size=batch_size,
                     shift_check=shift_check,
                     second_index=None if second is None else second[rest],
@@ -419,7 +477,7 @@ class PolarityClassifier:
             parts = []
             for start in range(0, data.shape[0], batch_size):
                 rows = slice(start, start + batch_size)
-                part = self.classify(
+                part = self._classify(
                     data[rows], sampling_rate, picks[rows], batch_size=batch_size,
                     shift_check=shift_check,
                     second_index=None if second is None else second[rows],
@@ -495,7 +553,7 @@ class PolarityClassifier:
         if rows.size == 0:
             return self._with_second_read(result, none)
         at = np.rint(second[rows]).astype(np.int64)
-        again = self.classify(np.atleast_2d(data)[rows], sampling_rate, at, batch_size=batch_size)
+        again = self._classify(np.atleast_2d(data)[rows], sampling_rate, at, batch_size=batch_size)
         take = again.polarity != 0
         if not take.any():
             return self._with_second_read(result, none)
@@ -529,7 +587,7 @@ class PolarityClassifier:
             return np.zeros(polarity.shape, dtype=bool)
         data2 = np.atleast_2d(data)[rows]
         base = np.atleast_1d(picks)[rows]
-        moved = self.classify(
+        moved = self._classify(
             np.concatenate([data2, data2]),
             sampling_rate,
             np.concatenate([base - step, base + step]),

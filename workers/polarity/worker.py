@@ -265,8 +265,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--threads",
         type=int,
         default=1,
-        help="torch CPU threads per worker (default 1: scale with more workers; on a shared "
-        "CPU 2 intra-op threads measured 30x slower than 1, see benchmarks/bench_polarity.py)",
+        help="CPU threads per worker: blocks of a batch's rows read at once, each on one torch "
+        "thread (default 1: scale with more workers; torch's own intra-op threads measured "
+        "slower, see benchmarks/bench_polarity.py); on a GPU, torch's CPU threads",
     )
 
 
@@ -283,8 +284,12 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     torch.set_num_threads(max(1, args.threads))
-    clf = PolarityClassifier.load(model, device=device, precision=args.precision or pol.precision)
-    log.info("polarity model %s on %s, %s", clf.card.get("name"), clf.device, clf.precision)
+    clf = PolarityClassifier.load(
+        model, device=device, precision=args.precision or pol.precision, threads=args.threads
+    )
+    threads = clf.threads if clf.device.type == "cpu" else torch.get_num_threads()
+    log.info("polarity model %s on %s, %s, %d thread(s)", clf.card.get("name"), clf.device,
+             clf.precision, threads)  # fmt: skip
     firs = None
     if args.fir_correction or pol.fir_correction:
         inventory = args.inventory or settings.inventory.stationxml
