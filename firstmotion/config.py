@@ -306,6 +306,16 @@ class AssociateSettings:
                 f"associate.min_picks: expected >= {MIN_LOCATE_PICKS} (an event is first located "
                 f"from its P picks alone: four unknowns), got {self.min_picks}"
             )
+        if self.velocity_model:  # read as the associator will read it
+            from firstmotion.velocity import VelocityModel
+
+            if not Path(self.velocity_model).is_file():
+                out.append(f"associate.velocity_model: no such file {self.velocity_model!r}")
+            else:
+                try:
+                    VelocityModel.from_file(self.velocity_model)
+                except (OSError, ValueError) as exc:  # InputError is a ValueError
+                    out.append(f"associate.velocity_model: {exc}")
         return out
 
 
@@ -379,6 +389,8 @@ class MechanismSettings:
             )
         if self.dang_deg > 30:
             out.append(f"mechanism.dang_deg: expected <= 30 degrees, got {self.dang_deg}")
+        if self.reversals_file and not Path(self.reversals_file).is_file():
+            out.append(f"mechanism.reversals_file: no such file {self.reversals_file!r}")
         return out
 
 

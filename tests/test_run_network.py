@@ -5,6 +5,7 @@ the reversal list and a Redis with a password; the catalog fills with the scenar
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -71,14 +72,23 @@ def test_network_config_resolves_paths_next_to_the_file(tmp_path):
     scen = tmp_path / "scenario"
     scen.mkdir()
     (scen / "stations.xml").write_text("<x/>")
+    (scen / "velocity_model.txt").write_text("0 5.5\n5.5 6.3\n")
+    (scen / "reversals.csv").write_text("station,start_time,end_time\n")
     cfg = network_config(tmp_path, scen, redis_url="redis://:pw@127.0.0.1:6379/0",
                          seedlink="127.0.0.1:18000")  # fmt: skip
     s = load_settings(cfg, environ={})
     assert s.inventory.stationxml == str(scen / "stations.xml")
     assert s.associate.velocity_model == str(scen / "velocity_model.txt")
+    assert s.mechanism.reversals_file == str(scen / "reversals.csv")
+    # every file the stages will read is checked as they will read it, all at once
     (scen / "stations.xml").unlink()
-    with pytest.raises(ValueError, match=r"inventory.stationxml: no such file"):
+    (scen / "reversals.csv").unlink()
+    (scen / "velocity_model.txt").write_text("0 5500\n5500 6300\n")  # m/s
+    with pytest.raises(ValueError) as err:
         load_settings(cfg, environ={})
+    for problem in ("inventory.stationxml: no such file", "mechanism.reversals_file: no such file",
+                    "associate.velocity_model: .*velocity_model.txt: .*must be km/s"):  # fmt: skip
+        assert re.search(problem, str(err.value)), problem
 
 
 @pytest.mark.slow
