@@ -93,6 +93,18 @@ def test_bad_config_in_a_stage_exits_1_with_the_message_not_a_traceback(tmp_path
     assert "Traceback" not in err
 
 
+def test_a_stage_given_a_reversal_file_of_the_wrong_form_exits_2_saying_why(tmp_path, capsys):
+    reversals = tmp_path / "reversals.csv"
+    reversals.write_text("station,start_time\nX,2020-01-01\n")
+    config = tmp_path / "f.toml"
+    config.write_text(f'[mechanism]\nreversals_file = "{reversals.name}"\n')
+    rc = cli.main(["worker", "mechanism", "--config", str(config), "--redis",
+                   "redis://127.0.0.1:1/0", "--drain"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err
+    assert f"mechanism.reversals_file: {reversals}: CSV reversal file needs column" in err
+
+
 def test_a_missing_input_file_exits_2_naming_it_not_a_traceback(tmp_path, capsys):
     missing = tmp_path / "no_such_picks.jsonl"
     rc = cli.main(["invert", "--input", str(missing), "--output", str(tmp_path / "m.jsonl")])

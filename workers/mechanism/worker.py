@@ -65,6 +65,7 @@ import numpy as np
 
 from firstmotion.bus import Bus, Consumer, Delivery, MultiConsumer, add_stage_arguments, run_stage
 from firstmotion.config import MechanismSettings
+from firstmotion.errors import InputError
 from firstmotion.kagan import kagan_angle_deg
 from firstmotion.messages import Mechanism, MechanismPick, Message, Origin, Pick, Polarity
 from firstmotion.metrics import counter, histogram
@@ -540,7 +541,10 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     bus = Bus.from_settings(settings.redis, url=args.redis)
     ms = settings.mechanism
-    reversals = read_reversals(ms.reversals_file) if ms.reversals_file else None
+    try:
+        reversals = read_reversals(ms.reversals_file) if ms.reversals_file else None
+    except ValueError as exc:  # one line and exit 2, as for every input of the wrong form
+        raise InputError(f"mechanism.reversals_file: {exc}") from None
     params = WorkerParams.from_settings(ms)
     if settings.inventory.stationxml:
         hint = misfit_floor_hint(_station_count(settings.inventory.stationxml), params)
