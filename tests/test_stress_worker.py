@@ -233,6 +233,8 @@ def test_cli_bad_input_is_a_message_not_a_traceback(tmp_path, capsys):
     bad.write_text("strike,dip\n10,20\n")
     out = tmp_path / "o.json"
     assert cli.main(["stress", "--input", str(bad), "--output", str(out)]) == 2
-    assert "missing CSV columns ['rake']" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"firstmotion stress: {bad}: missing CSV columns ['rake']" in err
+    assert err.count(str(bad)) == 1  # the file named once
     assert cli.main(["stress", "--input", str(bad), "--output", str(out), "--quality", "X"]) == 2
     assert not out.exists()

@@ -64,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             table = read_mechanisms(args.input)
         except (OSError, ValueError) as exc:
-            print(f"firstmotion stress: {args.input}: {exc}", file=sys.stderr)
+            where = "" if str(exc).startswith(str(args.input)) else f"{args.input}: "
+            print(f"firstmotion stress: {where}{exc}", file=sys.stderr)
             return 2
     table = table.with_quality(quality)
     kw = {"friction": args.friction, "n_bootstrap": args.bootstrap, "seed": args.seed}
