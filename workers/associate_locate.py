@@ -328,6 +328,11 @@ JACKKNIFE_NFEV = 20  # the short fits that find the pick to test
 JACKKNIFE_SCREEN = 4  # picks refitted without: those whose deletion the linearised fit favours
 
 
+def depth_bound_km(max_depth_km: float, table: TravelTimeTable) -> float:
+    """The deepest hypocentre a fit may take: ``max_depth_km``, within the table's depths."""
+    return min(float(max_depth_km), float(table.depth_km[-1]))
+
+
 def predicted_times(
     p: np.ndarray,
     sx: np.ndarray,
@@ -398,7 +403,7 @@ def locate(
         or t.size < MIN_LOCATE_PICKS
     ):
         raise ValueError("locate: need >= 4 picks with matching times and station coordinates")
-    z_hi = min(max_depth_km, float(table.depth_km[-1]))
+    z_hi = depth_bound_km(max_depth_km, table)
 
     s_rows = np.zeros(t.shape, bool) if is_s is None else np.asarray(is_s, bool)
 
@@ -752,7 +757,7 @@ class Associator:
         Jacobian of the predicted times by central differences (10 m, 1 ms); the depth is no
         parameter where the fit rests on a depth bound."""
         j, is_s, static = self._rows(chosen, index, elev_m)
-        z_hi = min(self.params.max_depth_km, float(table.depth_km[-1]))
+        z_hi = depth_bound_km(self.params.max_depth_km, table)
         steps = np.array([0.01, 0.01, 0.01, 0.001])
         free = [0, 1, 3] if not 0.01 < sol[2] < z_hi - 0.01 else [0, 1, 2, 3]
         cols = []
