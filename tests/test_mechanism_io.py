@@ -1,7 +1,9 @@
 """Mechanism I/O: reversal lists, `firstmotion invert` (JSONL and SKHASH CSV), beachball plots."""
 
+import csv
 import datetime as dt
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -283,3 +285,90 @@ def test_cli_free_level_gives_the_mechanisms_of_unbiased_ratios(tmp_path):
         assert (a["strike"], a["dip"], a["rake"], a["quality"]) == (
             b["strike"], b["dip"], b["rake"], b["quality"]
         )  # fmt: skip
+
+
+def test_check_stations_counts_and_flags_only_what_the_counts_support():
+    """The flag needs most predictions to disagree and a binomial probability under alpha
+    over the stations checked: ten of ten disagreeing is flagged; two of two among fifty
+    stations, or a station whose agreements outnumber its (many) disagreements, is not."""
+    from workers.mechanism.stationcheck import check_stations
+
+    rows = []
+    for k in range(48):  # stations wired right: 1 disagreement in 20 each
+        rows += [(f"OK{k:02d}", 1, 1, 0.0)] * 19 + [(f"OK{k:02d}", 1, -1, float(k))]
+    rows += [("REV", 1, -1, 100.0 + i) for i in range(10)]
+    rows += [("FEW", -1, 1, 5.0), ("FEW", 1, -1, 6.0), ("FEW", 0, 1, 7.0)]  # 0: no prediction
+    rows += [("MIX", 1, 1, 0.0)] * 11 + [("MIX", 1, -1, 1.0)] * 9
+    checks = {c.station: c for c in check_stations(rows)}
+    assert len(checks) == 51
+    rev = checks["REV"]
+    assert (rev.agree, rev.disagree, rev.likely_reversed) == (0, 10, True)
+    assert (rev.first_disagree_s, rev.last_disagree_s) == (100.0, 109.0)
+    assert rev.p_value < 1e-10
+    assert (checks["FEW"].n, checks["FEW"].likely_reversed) == (2, False)
+    assert checks["MIX"].p_value < 1e-4 and not checks["MIX"].likely_reversed
+    assert not any(c.likely_reversed for k, c in checks.items() if k.startswith("OK"))
+    assert check_stations(rows)[0].station == "REV"  # least probable first
+
+
+def test_invert_station_check_finds_a_reversed_station(tmp_path):
+    """`invert --station-check`: with one station upside down in every event and 5% of the
+    other polarities misread, that station alone is flagged (each event inverted without the
+    pick it predicts); with it in the reversal list, none is."""
+    events, _ = _synthetic_events(8)
+    rng = np.random.default_rng(9)
+    for e in events:
+        e["picks"][3]["polarity"] *= -1
+        for p in e["picks"][4:]:
+            if rng.random() < 0.05:
+                p["polarity"] *= -1
+    inp = tmp_path / "events.jsonl"
+    inp.write_text("".join(json.dumps(e) + "\n" for e in events))
+    (tmp_path / "rev.txt").write_text("S03 20240101 0\n")
+    for extra, flagged in (
+        ([], {"XX.S03..HHZ"}),
+        (["--reversals", str(tmp_path / "rev.txt")], set()),
+    ):
+        report = tmp_path / "stations.csv"
+        rc = main(["invert", "--input", str(inp), "--output", str(tmp_path / "m.jsonl"),
+                   "--station-check", str(report), "--no-progress", *extra])  # fmt: skip
+        assert rc == 0
+        rows = list(csv.DictReader(report.open()))
+        assert len(rows) == 25
+        assert {r["station"] for r in rows if r["likely_reversed"] == "1"} == flagged
+    s03 = next(r for r in rows if r["station"] == "XX.S03..HHZ")
+    assert int(s03["agree"]) > 0 and int(s03["disagree"]) == 0  # corrected by the list
+
+
+def test_station_check_on_hash_example_1_finds_listed_reversals():
+    """HASH's example 1 read without its reversal list (``scsn.reverse`` undone on the
+    polarities SKHASH inverted): the stations flagged as likely reversed are stations the list
+    reverses in that time span (SWM among them, read the wrong way in all 14 of its reliable
+    predictions); with the list applied, no station is flagged."""
+    if not (HASH1 / "scsn.reverse").exists():
+        pytest.skip(f"shared data absent: {HASH1}")
+    from workers.mechanism.cli import _event_from_json, station_check_rows
+    from workers.mechanism.stationcheck import check_stations
+
+    rev = read_reversals(HASH1 / "scsn.reverse")
+    raw = _parse_north1(HASH1 / "north1.phase")
+    fixed, undone, listed = [], [], set()
+    for line in (HASH1 / "inputs.jsonl").open():
+        e = json.loads(line)
+        e["origin_time"] = raw[e["event_id"]][0]
+        ev = _event_from_json(e, "inputs.jsonl")
+        pol = rev.apply(ev.station, ev.time_s, ev.polarity)  # a reversal undone by itself
+        listed |= {s for s, a, b in zip(ev.station, pol, ev.polarity, strict=True) if a != b}
+        fixed.append(ev)
+        undone.append(replace(ev, polarity=pol))
+    params = {"n_trials": 30, "seed": 0}
+    for events, expect_flags in ((undone, True), (fixed, False)):
+        rows = []
+        for ev in events:
+            rows += station_check_rows(ev, None, 8, 0.0, **params)
+        checks = check_stations(rows)
+        flagged = {c.station for c in checks if c.likely_reversed}
+        if expect_flags:
+            assert "SWM.VHZ" in flagged and flagged <= listed, flagged
+        else:
+            assert flagged == set(), flagged

@@ -29,7 +29,7 @@ import json
 import logging
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -203,6 +203,59 @@ def invert_event(ev: EventPicks, reversals=None, sp_correction_log10: float = 0.
     return m, pol
 
 
+def _subset(ev: EventPicks, keep: np.ndarray, polarity: np.ndarray) -> EventPicks:
+    """``ev`` with only the picks where ``keep`` is true, polarities ``polarity``."""
+    arrays = {f.name: getattr(ev, f.name)[keep] for f in fields(ev)
+              if isinstance(getattr(ev, f.name), np.ndarray)}  # fmt: skip
+    arrays["polarity"] = np.asarray(polarity)[keep]
+    station = tuple(s for s, k in zip(ev.station, keep.tolist(), strict=True) if k)
+    return replace(ev, station=station, **arrays)
+
+
+def station_check_rows(ev: EventPicks, reversals, min_polarities: int, sp_correction: float,
+                       **params) -> list:  # fmt: skip
+    """The :func:`workers.mechanism.stationcheck.check_stations` rows of one event: each
+    pick's polarity (after the reversal list) against the event inverted without it."""
+    from workers.mechanism.stationcheck import left_out_predictions, station_rows
+
+    pol = ev.polarity
+    if reversals is not None and len(reversals):
+        pol = reversals.apply(ev.station, ev.time_s, pol)
+    usable = (pol != 0) & (ev.weight > 0)
+    observed = np.where(usable, np.sign(pol), 0).astype(int)
+
+    def invert_without(keep: np.ndarray):
+        if int(np.sum(usable & keep)) < min_polarities:
+            return None
+        return invert_event(_subset(ev, keep, pol), None, sp_correction, **params)[0]
+
+    predicted = left_out_predictions(ev.azimuth_deg, ev.takeoff_deg, observed, invert_without)
+    return station_rows(ev.station, predicted, observed, ev.time_s)
+
+
+def write_station_check(path: Path, checks) -> None:
+    """The station check as CSV, least probable first; each likely reversed station logged."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def iso(t):
+        return "" if t is None else dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat()
+
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["station", "agree", "disagree", "p_value", "likely_reversed",
+                    "first_disagree", "last_disagree"])  # fmt: skip
+        for c in checks:
+            first, last = iso(c.first_disagree_s), iso(c.last_disagree_s)
+            w.writerow([c.station, c.agree, c.disagree, f"{c.p_value:.3g}",
+                        int(c.likely_reversed), first, last])  # fmt: skip
+            if c.likely_reversed:
+                log.warning(
+                    "station %s: %d of %d reliable predictions disagree (p=%.2g), %s to %s: "
+                    "likely reversed; a reversal-list entry for that span would correct it",
+                    c.station, c.disagree, c.n, c.p_value, first or "?", last or "?",
+                )  # fmt: skip
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", required=True, type=Path, help="events (JSONL) or SKHASH CSV")
     parser.add_argument("--output", required=True, type=Path, help="mechanisms, JSONL")
@@ -230,6 +283,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sp-free-level", action="store_true",
         help="compare each event's ratios about their best-fitting level (no correction needed)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--station-check", type=Path, default=None, metavar="CSV",
+        help="also compare each station's polarities with the events' mechanisms (each "
+        "event inverted without the pick) and write per-station counts here; stations "
+        "that are likely reversed are logged",
     )  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -289,4 +348,17 @@ def run(args: argparse.Namespace) -> int:
                     alternatives=tuple((s.strike, s.dip, s.rake) for s in m.solutions[1:]),
                 )
     log.info("wrote %d mechanisms to %s (%d events skipped)", n_out, args.output, n_skipped)
+    if args.station_check is not None:
+        from workers.mechanism.stationcheck import check_stations
+
+        rows = []
+        for ev in tqdm(events, desc="checking stations", unit="event", disable=args.no_progress):
+            rows += station_check_rows(ev, reversals, args.min_polarities, args.sp_correction,
+                                       **params)  # fmt: skip
+        checks = check_stations(rows)
+        write_station_check(args.station_check, checks)
+        log.info(
+            "station check: %d stations, %d likely reversed, written to %s",
+            len(checks), sum(c.likely_reversed for c in checks), args.station_check,
+        )  # fmt: skip
     return 0
