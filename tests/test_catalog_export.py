@@ -108,3 +108,28 @@ def test_include_deleted(filled, redis_client):
 def test_unknown_format_is_a_value_error():
     with pytest.raises(ValueError, match="format"):
         export([], "xml")
+
+
+def test_invert_reads_the_json_export_to_check_the_stations(filled, tmp_path):
+    """The live catalog's JSON export is an input of `firstmotion invert` (told by its
+    content): each event with a mechanism gives the polarities that mechanism used, so
+    `--station-check` runs on what the network's own pipeline read."""
+    from firstmotion.cli import main
+    from workers.mechanism.cli import read_catalog_json
+
+    exported = _run(filled, tmp_path, "json")
+    events = read_catalog_json(exported)
+    assert [e.event_id for e in events] == ["evM"]  # evN has no mechanism
+    want = make_mechanism("evM", quality="B", strike=123.0, origin=make_origin("evM")).picks
+    assert events[0].station == tuple(p.station_id for p in want)
+    assert events[0].polarity.tolist() == [p.polarity for p in want]
+    assert events[0].time_s == pytest.approx(T0)
+    out, report = tmp_path / "m.jsonl", tmp_path / "stations.csv"
+    rc = main(["invert", "--input", str(exported), "--output", str(out), "--min-polarities", "4",
+               "--station-check", str(report), "--no-progress"])  # fmt: skip
+    assert rc == 0
+    assert [json.loads(line)["n_polarities"] for line in out.open()] == [len(want)]
+    assert next(csv.reader(report.open()))[:3] == ["station", "agree", "disagree"]
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{"event_id": "x"}]')
+    assert main(["invert", "--input", str(bad), "--output", str(out), "--no-progress"]) == 2

@@ -1,4 +1,6 @@
-"""``firstmotion invert``: batch focal mechanisms from JSONL events or SKHASH polarity CSV.
+"""``firstmotion invert``: batch focal mechanisms from JSONL events, SKHASH polarity CSV or
+the live catalog's JSON export (``catalog export --format json``: the polarities each
+mechanism used, e.g. to check the network's stations with ``--station-check``).
 
 JSONL input, one event per line (DESIGN.md)::
 
@@ -134,6 +136,36 @@ def read_jsonl(path: Path) -> Iterator[EventPicks]:
                 yield _event_from_json(obj, f"{path}:{n}")
 
 
+def read_catalog_json(path: Path) -> list[EventPicks]:
+    """Events of a live-catalog export (``firstmotion catalog export --format json``): each
+    event with a mechanism, its polarities as the mechanism used them (station, azimuth,
+    takeoff, polarity, weight) and its origin time; events without one are left out."""
+    from firstmotion.messages import CatalogEvent
+
+    try:
+        objs = json.loads(path.read_text())
+        events = [CatalogEvent.from_dict(o) for o in objs]
+    except (json.JSONDecodeError, TypeError, ValueError, KeyError) as exc:
+        raise InputError(f"{path}: not a catalog export (a JSON array of events): {exc}") from None
+    out = []
+    for e in events:
+        picks = e.mechanism.picks if e.mechanism is not None else ()
+        if not picks:
+            continue
+        out.append(
+            EventPicks(
+                event_id=e.event_id,
+                time_s=e.origin.time_epoch_s,
+                station=tuple(p.station_id for p in picks),
+                azimuth_deg=np.array([p.azimuth_deg for p in picks], dtype=float),
+                takeoff_deg=np.array([p.takeoff_deg for p in picks], dtype=float),
+                polarity=np.array([p.polarity for p in picks], dtype=float),
+                weight=np.array([p.weight for p in picks], dtype=float),
+            )
+        )
+    return out
+
+
 def read_skhash_csv(path: Path) -> list[EventPicks]:
     """Events from SKHASH's polarity CSV (``p_polarity`` = polarity x weight)."""
     with path.open() as f:
@@ -256,14 +288,24 @@ def write_station_check(path: Path, checks) -> None:
                 )  # fmt: skip
 
 
+def _format_of(path: Path) -> str:
+    """The input format of a file with none given (see ``--format``)."""
+    if path.suffix.lower() == ".csv":
+        return "skhash-csv"
+    with path.open("rb") as fh:  # (a missing file: the command says so in one line)
+        head = fh.read(256).lstrip()
+    return "catalog-json" if head.startswith(b"[") else "jsonl"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", required=True, type=Path, help="events (JSONL) or SKHASH CSV")
     parser.add_argument("--output", required=True, type=Path, help="mechanisms, JSONL")
     parser.add_argument(
         "--format",
-        choices=("jsonl", "skhash-csv"),
+        choices=("jsonl", "skhash-csv", "catalog-json"),
         default=None,
-        help="input format (default: from the file extension, .csv = skhash-csv)",
+        help="input format (default: .csv = skhash-csv; a file holding a JSON array = "
+        "catalog-json, the live catalog's `catalog export --format json`; else jsonl)",
     )
     parser.add_argument("--plot-dir", type=Path, default=None, help="write <event_id>.png here")
     parser.add_argument("--reversals", type=Path, default=None, help="station reversal list")
@@ -298,8 +340,10 @@ def run(args: argparse.Namespace) -> int:
 
     from workers.mechanism.reversals import read_reversals
 
-    fmt = args.format or ("skhash-csv" if args.input.suffix.lower() == ".csv" else "jsonl")
-    events = read_skhash_csv(args.input) if fmt == "skhash-csv" else list(read_jsonl(args.input))
+    fmt = args.format or _format_of(args.input)
+    readers = {"skhash-csv": read_skhash_csv, "catalog-json": read_catalog_json,
+               "jsonl": lambda path: list(read_jsonl(path))}  # fmt: skip
+    events = readers[fmt](args.input)
     reversals = read_reversals(args.reversals) if args.reversals else None
     params = dict(
         n_trials=args.n_trials,
