@@ -3,6 +3,7 @@ alert hooks, the command."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -405,3 +406,67 @@ def test_command_drains_and_counts(bus, redis_client, redis_url):
     assert value("firstmotion_catalog_changes_total", kind="origin") == before + 2
     assert value("firstmotion_stage_items_in_total", stage="catalog") == before_in + 2
     assert value("firstmotion_catalog_events") == 2
+
+
+def _mechanism_with_reversed_station(event_id, quality, reversed_station="XX.S03..HHZ"):
+    """A mechanism whose polarities are those its planes radiate, but at one station read
+    upside down; 16 stations spread over the focal sphere."""
+    import numpy as np
+
+    from firstmotion.messages import MechanismPick
+    from firstmotion.radiation import p_polarity
+
+    sdr = (40.0, 70.0, -30.0)
+    i = np.arange(16) + 0.5
+    az = np.mod(i * 137.50776405, 360.0)
+    to = np.degrees(np.arccos(-i / 16))
+    pol = p_polarity(*sdr, az, to)
+    picks = tuple(
+        MechanismPick(
+            station_id=f"XX.S{k:02d}..HHZ",
+            pick_id=make_pick_id(f"XX.S{k:02d}..HHZ", T0 + 3.0 + k),
+            azimuth_deg=float(az[k]),
+            takeoff_deg=float(to[k]),
+            polarity=int(pol[k]) * (-1 if f"XX.S{k:02d}..HHZ" == reversed_station else 1),
+        )
+        for k in range(16)
+        if pol[k] != 0
+    )
+    base = make_mechanism(event_id, quality=quality)
+    return dataclasses.replace(base, strike=sdr[0], dip=sdr[1], rake=sdr[2], picks=picks,
+                               n_polarities=len(picks), n_stations=len(picks))  # fmt: skip
+
+
+def test_final_events_count_each_stations_polarities_against_their_mechanism(bus):
+    """When an event becomes final its mechanism's reliable predictions are counted per
+    station (``firstmotion_catalog_station_polarities_total``): a station read upside down
+    gathers disagreements, the others agreements; an event that is final already does not
+    count again, and a quality D mechanism counts nothing."""
+    from firstmotion.stationcheck import mechanism_agreement
+
+    def value(station, agreement):
+        name = "firstmotion_catalog_station_polarities_total"
+        labels = {"station": station, "agreement": agreement}
+        return registry().get_sample_value(name, labels) or 0.0
+
+    clock = Clock()
+    rules = CatalogRules(final_after_s=600.0, final_max_quality="B")
+    mech = _mechanism_with_reversed_station("evS1", "B")
+    reliable = dict(mechanism_agreement(mech))
+    assert reliable["XX.S03..HHZ"] is False and sum(reliable.values()) == len(reliable) - 1
+    before = {(s, a): value(s, a) for s in reliable for a in ("agree", "disagree")}
+    for eid, quality in (("evS1", "B"), ("evS2", "C"), ("evS3", "D")):
+        bus.publish("origins", make_origin(eid, t=T0 + len(eid)))
+        bus.publish("mechanisms", _mechanism_with_reversed_station(eid, quality))
+    w = worker_for(bus, rules=rules, clock=clock)
+    w.run(drain=True, timeout_s=20)  # evS1 final (B); evS2, evS3 preliminary
+    gained = lambda s, a: value(s, a) - before[(s, a)]  # noqa: E731
+    assert gained("XX.S03..HHZ", "disagree") == 1 and gained("XX.S03..HHZ", "agree") == 0
+    assert all(gained(s, "agree") == 1 for s in reliable if s != "XX.S03..HHZ")
+    bus.publish("mechanisms", dataclasses.replace(mech, revision=1))  # final already
+    w.run(drain=True, timeout_s=20)
+    clock.t += 601.0
+    assert w.stage.finalize_quiet() == 2  # evS2 (C) counts; evS3 (D) is final, counts nothing
+    assert gained("XX.S03..HHZ", "disagree") == 2
+    assert all(gained(s, "agree") == 2 and gained(s, "disagree") == 0
+               for s in reliable if s != "XX.S03..HHZ")  # fmt: skip

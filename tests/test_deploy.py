@@ -19,9 +19,16 @@ STAGE_COMMANDS = {("stream",), ("worker", "polarity"), ("worker", "associate"),
 
 
 def known_metric_names() -> set[str]:
+    from types import SimpleNamespace
+
+    from workers.catalog import CatalogStage
+
     stage_metrics("deploy_check")  # make sure the stage families exist
+    CatalogStage(SimpleNamespace(client=None))  # and the catalog's (no connection is made)
     names = set()
     for family in registry().collect():
+        if family.type == "counter":  # a labelled counter has no sample before its first use
+            names.add(f"{family.name}_total")
         for s in family.samples:
             names.add(s.name)
     return names
@@ -123,8 +130,12 @@ def test_prometheus_rules_shape():
     yaml = _yaml()
     rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
     alerts = {r["alert"]: r for g in rules["groups"] for r in g["rules"]}
-    assert {"FirstmotionStageStalled", "FirstmotionDeadLettersGrowing",
-            "FirstmotionConsumerLag"} <= set(alerts)  # fmt: skip
+    assert {"FirstmotionStageStalled", "FirstmotionDeadLettersGrowing", "FirstmotionConsumerLag",
+            "FirstmotionStationPolarityReversed"} <= set(alerts)  # fmt: skip
+    # the station rule reads the catalog's counter, by the labels it has
+    station_rule = alerts["FirstmotionStationPolarityReversed"]["expr"]
+    assert "firstmotion_catalog_station_polarities_total" in station_rule
+    assert 'agreement="disagree"' in station_rule and "by (station)" in station_rule
     assert all(r["expr"] and r["annotations"]["summary"] for r in alerts.values())
 
 

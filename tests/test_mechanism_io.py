@@ -291,7 +291,7 @@ def test_check_stations_counts_and_flags_only_what_the_counts_support():
     """The flag needs most predictions to disagree and a binomial probability under alpha
     over the stations checked: ten of ten disagreeing is flagged; two of two among fifty
     stations, or a station whose agreements outnumber its (many) disagreements, is not."""
-    from workers.mechanism.stationcheck import check_stations
+    from firstmotion.stationcheck import check_stations
 
     rows = []
     for k in range(48):  # stations wired right: 1 disagreement in 20 each
@@ -347,8 +347,8 @@ def test_station_check_on_hash_example_1_finds_listed_reversals():
     predictions); with the list applied, no station is flagged."""
     if not (HASH1 / "scsn.reverse").exists():
         pytest.skip(f"shared data absent: {HASH1}")
+    from firstmotion.stationcheck import check_stations
     from workers.mechanism.cli import _event_from_json, station_check_rows
-    from workers.mechanism.stationcheck import check_stations
 
     rev = read_reversals(HASH1 / "scsn.reverse")
     raw = _parse_north1(HASH1 / "north1.phase")

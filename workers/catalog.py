@@ -43,8 +43,13 @@ Metrics (besides ``firstmotion_stage_*`` with ``stage="catalog"``):
 ``firstmotion_catalog_changes_total{kind}`` (origin, mechanism, final, deleted),
 ``firstmotion_catalog_ignored_total{reason}`` (stale, orphan, deleted),
 ``firstmotion_catalog_alerts_total{outcome}`` (sent, failed, dropped),
-``firstmotion_catalog_events`` (events in the sorted set) and
-``firstmotion_catalog_web_requests_total{endpoint,code}``.
+``firstmotion_catalog_events`` (events in the sorted set),
+``firstmotion_catalog_web_requests_total{endpoint,code}`` and
+``firstmotion_catalog_station_polarities_total{station,agreement}`` (agree, disagree): when an
+event becomes final, each polarity its mechanism predicts reliably
+(:func:`firstmotion.stationcheck.mechanism_agreement`: quality A-C, radiation >= 0.3) is
+counted for its station, so a station read upside down gathers disagreements
+(``deploy/prometheus/alerts.yml``: ``FirstmotionStationPolarityReversed``).
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ from firstmotion.bus import Bus, Consumer, Delivery, MultiConsumer, add_stage_ar
 from firstmotion.config import CatalogSettings
 from firstmotion.messages import CatalogEvent, Mechanism, Message, MessageError, Origin
 from firstmotion.metrics import counter, gauge
+from firstmotion.stationcheck import mechanism_agreement
 
 log = logging.getLogger(__name__)
 
@@ -418,6 +424,7 @@ class Plan:
     orphans_used: set[str] = field(default_factory=set)
     alerts: list[Alert] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    finalised: list[Mechanism] = field(default_factory=list)  # mechanisms of events made final
 
 
 class CatalogStage:
@@ -445,6 +452,12 @@ class CatalogStage:
             "firstmotion_catalog_ignored_total", "Inputs that changed nothing", ("reason",)
         )
         self._size = gauge("firstmotion_catalog_events", "Events in the catalog sorted set")
+        self._station_polarities = counter(
+            "firstmotion_catalog_station_polarities_total",
+            "Polarities of final events' mechanisms that their mechanism predicts reliably, by "
+            "station and whether they agree (a station mostly disagreeing reads upside down)",
+            ("station", "agreement"),
+        )
 
     # -- keys
     def event_key(self, event_id: str) -> str:
@@ -545,6 +558,9 @@ class CatalogStage:
         if due:
             after = replace(after, alerts=after.alerts | frozenset(due))
         plan.states[after.event_id] = after
+        became_final = after.status == "final" and (before is None or before.status != "final")
+        if became_final and after.mechanism is not None:
+            plan.finalised.append(after.mechanism)
         event = after.to_catalog_event()
         plan.changes.append((kind, event))
         plan.alerts.extend(Alert(k, event) for k in due)
@@ -614,6 +630,10 @@ class CatalogStage:
             self._changes.labels(kind=kind).inc()
         for reason in plan.ignored:
             self._ignored.labels(reason=reason).inc()
+        for mechanism in plan.finalised:
+            for station, agrees in mechanism_agreement(mechanism):
+                agreement = "agree" if agrees else "disagree"
+                self._station_polarities.labels(station=station, agreement=agreement).inc()
         if self.alerts is not None:
             for alert in plan.alerts:
                 self.alerts.submit(alert)

@@ -246,9 +246,9 @@ def _subset(ev: EventPicks, keep: np.ndarray, polarity: np.ndarray) -> EventPick
 
 def station_check_rows(ev: EventPicks, reversals, min_polarities: int, sp_correction: float,
                        **params) -> list:  # fmt: skip
-    """The :func:`workers.mechanism.stationcheck.check_stations` rows of one event: each
+    """The :func:`firstmotion.stationcheck.check_stations` rows of one event: each
     pick's polarity (after the reversal list) against the event inverted without it."""
-    from workers.mechanism.stationcheck import left_out_predictions, station_rows
+    from firstmotion.stationcheck import left_out_predictions, station_rows
 
     pol = ev.polarity
     if reversals is not None and len(reversals):
@@ -393,7 +393,7 @@ def run(args: argparse.Namespace) -> int:
                 )
     log.info("wrote %d mechanisms to %s (%d events skipped)", n_out, args.output, n_skipped)
     if args.station_check is not None:
-        from workers.mechanism.stationcheck import check_stations
+        from firstmotion.stationcheck import check_stations
 
         rows = []
         for ev in tqdm(events, desc="checking stations", unit="event", disable=args.no_progress):

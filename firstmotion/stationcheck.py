@@ -84,6 +84,27 @@ def left_out_predictions(
     return out
 
 
+def mechanism_agreement(
+    mechanism, *, min_radiation: float = 0.3, qualities: str = "ABC"
+) -> list[tuple[str, bool]]:
+    """``(station, agrees)`` for each polarity of a published mechanism (a
+    :class:`firstmotion.messages.Mechanism` with its ``picks``) whose sign the mechanism
+    predicts reliably (quality in ``qualities``, radiation at least ``min_radiation``): the
+    live count, without leaving the pick out (the pick helped place the planes, so a reversed
+    station's share of disagreements is somewhat understated; the batch check,
+    :func:`left_out_predictions`, is exact)."""
+    if mechanism.quality not in qualities or not mechanism.picks:
+        return []
+    az = np.array([p.azimuth_deg for p in mechanism.picks])
+    to = np.array([p.takeoff_deg for p in mechanism.picks])
+    gamma = p_radiation(mechanism.strike, mechanism.dip, mechanism.rake, az, to)
+    return [
+        (p.station_id, bool(np.sign(g) == p.polarity))
+        for p, g in zip(mechanism.picks, np.atleast_1d(gamma).tolist(), strict=True)
+        if abs(g) >= min_radiation
+    ]
+
+
 def check_stations(
     rows: Iterable[tuple[str, int, int, float | None]], *, alpha: float = 0.05
 ) -> list[StationCheck]:
