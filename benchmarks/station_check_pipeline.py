@@ -14,7 +14,8 @@ network config that gives the inventory and velocity model but no ``mechanism.re
 (or the time is up) the catalog is exported (``catalog export --format json``) and
 ``firstmotion invert --input cat.json --station-check stations.csv`` compares each station's
 polarities with the mechanisms. Printed: events and mechanisms, the stations the scenario
-reversed, those flagged, and the station table's head.
+reversed, those flagged, the station table's head, and the catalog worker's live count
+(``firstmotion_catalog_station_polarities_total`` of the events made final in the run).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def main() -> int:
                         for r in csv.DictReader(fh)}  # fmt: skip
     truth = json.loads((scen / "truth.json").read_text())
     (out / "seedlink.state").unlink(missing_ok=True)  # a rerun reads the records again
-    port = _free_port()
+    port, metrics_port = _free_port(), _free_port()
     with RedisServer() as server:
         replay = subprocess.Popen(
             _cli("replay", "--data", str(scen / "mseed"), "--port", str(port), "--speed", "10"),
@@ -73,7 +74,7 @@ def main() -> int:
             f'statefile = "{out / "seedlink.state"}"\n'
             f'[inventory]\nstationxml = "{scen / "stations.xml"}"\n'
             f'[associate]\nvelocity_model = "{scen / "velocity_model.txt"}"\n'
-            f"[catalog]\nweb_port = {_free_port()}\n[metrics]\nport = {_free_port()}\n"
+            f"[catalog]\nweb_port = {_free_port()}\n[metrics]\nport = {metrics_port}\n"
         )
         bus = Bus.from_url(server.url)
         with (out / "run.log").open("wb") as log:
@@ -91,6 +92,7 @@ def main() -> int:
             export = _cli("catalog", "export", "--redis", server.url, "--format", "json",
                           "--output", str(out / "cat.json"))  # fmt: skip
             subprocess.run(export, check=True, cwd=ROOT)
+            live = live_counts(metrics_port)
             run.send_signal(signal.SIGTERM)
             run.wait(60)
         replay.terminate()
@@ -109,7 +111,39 @@ def main() -> int:
           f"false: {len(flagged - reversed_ids)} (of {len(rows)} stations checked)")  # fmt: skip
     for r in rows[:6]:
         print("  ", ", ".join(f"{k}={v}" for k, v in r.items()))
+    # the live count: events made final during the run (quality B or better here)
+    others = [0, 0]
+    print("live, firstmotion_catalog_station_polarities_total (agree / disagree):")
+    for station, (agree, disagree) in sorted(live.items()):
+        if station in reversed_ids:
+            print(f"   {station}: {agree:.0f} / {disagree:.0f}")
+        else:
+            others[0], others[1] = others[0] + agree, others[1] + disagree
+    print(f"   the other stations together: {others[0]:.0f} / {others[1]:.0f}")
     return 0
+
+
+def live_counts(first_port: int) -> dict[str, list[float]]:
+    """The catalog worker's per-station polarity counter, read from the run's metrics ports
+    (``firstmotion run`` gives its stages consecutive ports from ``metrics.port``)."""
+    import re
+    import urllib.request
+
+    counts: dict[str, list[float]] = {}
+    pattern = re.compile(r"^firstmotion_catalog_station_polarities_total\{(.*)\} (\S+)$")
+    for port in range(first_port, first_port + 8):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+                text = resp.read().decode()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            m = pattern.match(line)
+            if m:
+                labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
+                slot = counts.setdefault(labels["station"], [0.0, 0.0])
+                slot[labels["agreement"] == "disagree"] += float(m.group(2))
+    return counts
 
 
 if __name__ == "__main__":
