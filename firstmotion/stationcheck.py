@@ -10,7 +10,7 @@ For each pick, the event is inverted again without it (leave one out: the pick c
 its own prediction) and the mechanism predicts its sign from the P radiation pattern
 (:func:`firstmotion.radiation.p_radiation`; > 0 compression, up). A prediction counts only
 where it is reliable: the mechanism's quality is in ``qualities`` (A-C by default) and the ray
-leaves at least ``min_radiation`` of the largest P radiation (0.3: about 9 degrees or more
+leaves at least ``min_radiation`` of the largest P radiation (0.3: at least about 9 degrees
 from a nodal plane), since near a nodal plane any mechanism within its uncertainty predicts
 either sign. Each station then has ``agree`` and ``disagree`` counts. Under "the station is
 wired right" its disagreements follow a binomial law with the catalog's misfit rate ``q``
@@ -90,9 +90,9 @@ def mechanism_agreement(
     """``(station, agrees)`` for each polarity of a published mechanism (a
     :class:`firstmotion.messages.Mechanism` with its ``picks``) whose sign the mechanism
     predicts reliably (quality in ``qualities``, radiation at least ``min_radiation``): the
-    live count, without leaving the pick out (the pick helped place the planes, so a reversed
-    station's share of disagreements is somewhat understated; the batch check,
-    :func:`left_out_predictions`, is exact)."""
+    live count, without leaving the pick out: the pick helped place the planes, so a reversed
+    station's share of disagreements is understated (the batch check,
+    :func:`left_out_predictions`, inverts without it)."""
     if mechanism.quality not in qualities or not mechanism.picks:
         return []
     az = np.array([p.azimuth_deg for p in mechanism.picks])

@@ -440,8 +440,9 @@ def _mechanism_with_reversed_station(event_id, quality, reversed_station="XX.S03
 def test_final_events_count_each_stations_polarities_against_their_mechanism(bus):
     """When an event becomes final its mechanism's reliable predictions are counted per
     station (``firstmotion_catalog_station_polarities_total``): a station read upside down
-    gathers disagreements, the others agreements; an event that is final already does not
-    count again, and a quality D mechanism counts nothing."""
+    gathers disagreements, the others agreements; an event counts once (a revision of a final
+    event, or an event final again after a new origin, does not count again), and a quality
+    D mechanism counts nothing."""
     from firstmotion.stationcheck import mechanism_agreement
 
     def value(station, agreement):
@@ -470,3 +471,9 @@ def test_final_events_count_each_stations_polarities_against_their_mechanism(bus
     assert gained("XX.S03..HHZ", "disagree") == 2
     assert all(gained(s, "agree") == 2 and gained(s, "disagree") == 0
                for s in reliable if s != "XX.S03..HHZ")  # fmt: skip
+    # a new origin makes evS2 preliminary; final again (quiet) it is not counted twice
+    bus.publish("origins", make_origin("evS2", revision=1, t=T0 + 4))
+    w.run(drain=True, timeout_s=20)
+    clock.t += 601.0
+    assert w.stage.finalize_quiet() == 1
+    assert gained("XX.S03..HHZ", "disagree") == 2

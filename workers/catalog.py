@@ -46,7 +46,7 @@ Metrics (besides ``firstmotion_stage_*`` with ``stage="catalog"``):
 ``firstmotion_catalog_events`` (events in the sorted set),
 ``firstmotion_catalog_web_requests_total{endpoint,code}`` and
 ``firstmotion_catalog_station_polarities_total{station,agreement}`` (agree, disagree): when an
-event becomes final, each polarity its mechanism predicts reliably
+event first becomes final (once per event), each polarity its mechanism predicts reliably
 (:func:`firstmotion.stationcheck.mechanism_agreement`: quality A-C, radiation >= 0.3) is
 counted for its station, so a station read upside down gathers disagreements
 (``deploy/prometheus/alerts.yml``: ``FirstmotionStationPolarityReversed``).
@@ -101,6 +101,8 @@ class EventState:
     mechanism: Mechanism | None = None
     updated_epoch_s: float = 0.0
     alerts: frozenset[str] = frozenset()
+    # its polarities were counted per station (firstmotion_catalog_station_polarities_total)
+    stations_counted: bool = False
 
     def to_catalog_event(self) -> CatalogEvent:
         return CatalogEvent(
@@ -121,6 +123,7 @@ class EventState:
             "updated_epoch_s": f"{self.updated_epoch_s:.6f}",
             "origin_revision": str(self.origin.revision),
             "alerts": ",".join(sorted(self.alerts)),
+            "stations_counted": "1" if self.stations_counted else "0",
         }
         if self.mechanism is not None:
             out["mechanism"] = self.mechanism.to_json().decode()
@@ -142,6 +145,7 @@ class EventState:
             mechanism=Mechanism.from_json(mech) if mech else None,
             updated_epoch_s=float(f.get("updated_epoch_s", "0")),
             alerts=frozenset(a for a in f.get("alerts", "").split(",") if a),
+            stations_counted=f.get("stations_counted") == "1",
         )
 
 
@@ -557,10 +561,10 @@ class CatalogStage:
         due = alerts_due(before, after, self.rules)
         if due:
             after = replace(after, alerts=after.alerts | frozenset(due))
-        plan.states[after.event_id] = after
-        became_final = after.status == "final" and (before is None or before.status != "final")
-        if became_final and after.mechanism is not None:
+        if after.status == "final" and after.mechanism is not None and not after.stations_counted:
+            after = replace(after, stations_counted=True)  # once, even if final again later
             plan.finalised.append(after.mechanism)
+        plan.states[after.event_id] = after
         event = after.to_catalog_event()
         plan.changes.append((kind, event))
         plan.alerts.extend(Alert(k, event) for k in due)
