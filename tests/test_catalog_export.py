@@ -120,6 +120,13 @@ def test_invert_reads_the_json_export_to_check_the_stations(filled, tmp_path):
     exported = _run(filled, tmp_path, "json")
     events = read_catalog_json(exported)
     assert [e.event_id for e in events] == ["evM"]  # evN has no mechanism
+    everything = json.loads(exported.read_text())
+    evm = next(e for e in everything if e["event_id"] == "evM")
+    gone = dict(evm, status="deleted")  # as `--include-deleted` exports a retracted event
+    (tmp_path / "with_deleted.json").write_text(json.dumps([gone]))
+    assert read_catalog_json(tmp_path / "with_deleted.json") == []
+    (tmp_path / "with_deleted.json").write_text(json.dumps([*everything, gone]))
+    assert [e.event_id for e in read_catalog_json(tmp_path / "with_deleted.json")] == ["evM"]
     want = make_mechanism("evM", quality="B", strike=123.0, origin=make_origin("evM")).picks
     assert events[0].station == tuple(p.station_id for p in want)
     assert events[0].polarity.tolist() == [p.polarity for p in want]

@@ -139,7 +139,8 @@ def read_jsonl(path: Path) -> Iterator[EventPicks]:
 def read_catalog_json(path: Path) -> list[EventPicks]:
     """Events of a live-catalog export (``firstmotion catalog export --format json``): each
     event with a mechanism, its polarities as the mechanism used them (station, azimuth,
-    takeoff, polarity, weight) and its origin time; events without one are left out."""
+    takeoff, polarity, weight) and its origin time; events without one, and retracted ones
+    (an export with ``--include-deleted``), are left out."""
     from firstmotion.messages import CatalogEvent
 
     try:
@@ -150,7 +151,7 @@ def read_catalog_json(path: Path) -> list[EventPicks]:
     out = []
     for e in events:
         picks = e.mechanism.picks if e.mechanism is not None else ()
-        if not picks:
+        if not picks or e.status == "deleted":
             continue
         out.append(
             EventPicks(
