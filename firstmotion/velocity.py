@@ -13,7 +13,8 @@ Two columns (``depth_km vp_km_s``, the ``vz`` files of HASH and SKHASH) are read
 ``depth_km vp_km_s vs_km_s`` (density from Gardner's rule); five or six are TauP ``.nd`` rows
 (``depth vp vs rho qp [qs]``, the Q columns ignored; a ``mantle`` line skipped, the core
 from ``outer-core`` on not read); NonLinLoc ``LAYER depth vp_top vp_grad
-vs_top vs_grad rho_top rho_grad`` lines are read when their gradients are 0. Each row is the
+vs_top vs_grad rho_top rho_grad`` lines are read, a layer with a gradient as constant
+sublayers of at most 0.25 km (:func:`_constant_layers`). Each row is the
 TOP of a constant-velocity layer (the first at depth 0); the last row is the half-space below.
 A depth listed twice keeps its last row (a velocity step: the ``.nd`` form of an interface).
 Commas and semicolons separate columns as spaces do; a first line of names (a spreadsheet's
@@ -140,8 +141,13 @@ def _crh_row(parts: list[str], line: str, title: str, header_error: str) -> list
     return [depth, vp]
 
 
+GRADIENT_STEP_KM = 0.25  # a gradient layer's constant sublayers are at most this thick
+GRADIENT_HALF_SPACE_KM = 30.0  # a last layer with a gradient is followed this far down
+
+
 def _nonlinloc_layer(values: list[str], line: str) -> list[float]:
-    """``[depth, vp, vs, rho]`` of a NonLinLoc ``LAYER`` line (constant layers only)."""
+    """``[depth, vp, vs, rho, vp_grad, vs_grad, rho_grad]`` of a NonLinLoc ``LAYER`` line
+    (gradients per km, increasing downwards)."""
     try:
         depth, vp, vp_grad, vs, vs_grad, rho, rho_grad = (float(v) for v in values[:7])
     except ValueError:
@@ -149,9 +155,31 @@ def _nonlinloc_layer(values: list[str], line: str) -> list[float]:
             f"NonLinLoc LAYER line needs depth vp_top vp_grad vs_top vs_grad rho_top rho_grad, "
             f"got {line!r}"
         ) from None
-    if vp_grad or vs_grad or rho_grad:
-        raise ValueError(f"NonLinLoc LAYER with a gradient: only constant layers, got {line!r}")
-    return [depth, vp, vs, rho]
+    return [depth, vp, vs, rho, vp_grad, vs_grad, rho_grad]
+
+
+def _constant_layers(layers: list[list[float]]) -> list[list[float]]:
+    """NonLinLoc layers as constant ``[depth, vp, vs, rho]`` rows: a layer with a gradient
+    becomes sublayers of at most ``GRADIENT_STEP_KM``, each at the velocities of its middle
+    (the travel time of a vertical ray through them is that of the gradient to 1e-4); a last
+    layer with a gradient is followed ``GRADIENT_HALF_SPACE_KM`` down, then a half-space at
+    the velocities reached there."""
+    out: list[list[float]] = []
+    for i, (top, vp, vs, rho, g_vp, g_vs, g_rho) in enumerate(layers):
+        if not (g_vp or g_vs or g_rho):
+            out.append([top, vp, vs, rho])
+            continue
+        last = i + 1 == len(layers)
+        bottom = top + GRADIENT_HALF_SPACE_KM if last else layers[i + 1][0]
+        n = max(1, int(np.ceil((bottom - top) / GRADIENT_STEP_KM - 1e-9)))
+        edges = np.linspace(top, bottom, n + 1)
+        for a, b in zip(edges[:-1], edges[1:], strict=True):
+            mid = (a + b) / 2 - top
+            out.append([float(a), vp + g_vp * mid, vs + g_vs * mid, rho + g_rho * mid])
+        if last:
+            h = bottom - top
+            out.append([float(bottom), vp + g_vp * h, vs + g_vs * h, rho + g_rho * h])
+    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -206,6 +234,7 @@ class VelocityModel:
     def from_text(cls, text: str, name: str = "model") -> VelocityModel:
         """Parse the plain-text format of the module docstring."""
         rows = []
+        nonlinloc: list[list[float]] = []  # LAYER lines, gradients and all
         order: list[int] | None = None  # columns named by a header line
         title: tuple[str, str] | None = None  # a first line of text that names no column
         named = False
@@ -228,7 +257,7 @@ class VelocityModel:
                 continue
             parts = stripped.replace(",", " ").replace(";", " ").split()
             if parts[0].upper() == "LAYER":  # NonLinLoc
-                rows.append(_nonlinloc_layer(parts[1:], line))
+                nonlinloc.append(_nonlinloc_layer(parts[1:], line))
                 continue
             if not rows and order is None and title is None and not all(map(_is_number, parts)):
                 try:
@@ -255,6 +284,10 @@ class VelocityModel:
                 rows.append([float(p) for p in parts[: min(len(parts), 4)]])
             except ValueError:
                 raise ValueError(f"velocity model row is not numbers: {line!r}") from None
+        if nonlinloc:
+            if rows:
+                raise ValueError("velocity model mixes NonLinLoc LAYER lines and other rows")
+            rows = _constant_layers(nonlinloc)
         if not rows:
             raise ValueError(title[1] if title else "velocity model has no layers")
         if len({len(r) for r in rows}) != 1:

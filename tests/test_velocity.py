@@ -45,8 +45,8 @@ def test_bad_models_and_queries_raise():
         VelocityModel.from_text("0 6 3.5\n5 six 3.6\n")
     with pytest.raises(ValueError, match="mix"):
         VelocityModel.from_text("0 6 3.5\n5 6.2\n")
-    with pytest.raises(ValueError, match="gradient"):
-        VelocityModel.from_text("LAYER 0.0 5.0 0.1 2.9 0.0 2.7 0.0\n")
+    with pytest.raises(ValueError, match="mixes NonLinLoc LAYER lines and other rows"):
+        VelocityModel.from_text("LAYER 0.0 5.0 0.1 2.9 0.0 2.7 0.0\n5.0 6.0 3.5\n")
     with pytest.raises(ValueError, match=">= 0"):
         trace_rays(VelocityModel.default(), -1.0, 5.0)
     with pytest.raises(ValueError, match="phase"):
@@ -143,6 +143,26 @@ def test_three_column_taup_nd_and_nonlinloc_files_give_the_same_layers():
     ta = trace_rays(a, 8.0, 30.0)
     tc = trace_rays(c, 8.0, 30.0)
     assert ta.time_s == pytest.approx(tc.time_s)
+
+
+def test_nonlinloc_gradient_layers_give_the_gradient_s_travel_times():
+    """A NonLinLoc LAYER with a velocity gradient (volcano models often have them) becomes
+    thin constant sublayers: a vertical ray from 10 km through v(z) = 4 + 0.1 z km/s takes
+    ln(v(10) / v(0)) / 0.1 s (P and S), within 1e-4; below a gradient layer the next layer's
+    constant velocities start at its top; the last layer's gradient goes on 30 km, then a
+    half-space."""
+    m = VelocityModel.from_text(
+        "LAYER -1.0 4.0 0.1 2.3 0.05 2.4 0.0\nLAYER 14.0 6.5 0.0 3.75 0.0 2.8 0.0\n"
+    )
+    assert m.top_km == -1.0 and np.all(np.diff(m.depth_km) <= 0.25 + 1e-9)
+    below = m.layer_index(15.0)  # the constant layer under the gradient, at its own top
+    assert (m.depth_km[below], m.vp_km_s[below], m.vs_km_s[below]) == (15.0, 6.5, 3.75)
+    for phase, v0, g in (("P", 4.0, 0.1), ("S", 2.3, 0.05)):
+        t = trace_rays(m, 1e-6, 10.0, phase).time_s  # 10 km below the model's top
+        assert float(t) == pytest.approx(np.log((v0 + g * 10.0) / v0) / g, abs=1e-4)
+    last = VelocityModel.from_text("LAYER 0.0 5.0 0.02 2.9 0.01 2.7 0.0\n")
+    assert last.depth_km[-1] == 30.0
+    assert last.vp_km_s[-1] == pytest.approx(5.6) and last.vs_km_s[-1] == pytest.approx(3.2)
 
 
 def test_a_csv_with_a_header_names_its_columns_and_metres_per_second_are_refused():
