@@ -7,6 +7,7 @@ import dataclasses
 import json
 import threading
 import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -437,7 +438,7 @@ def _mechanism_with_reversed_station(event_id, quality, reversed_station="XX.S03
                                n_polarities=len(picks), n_stations=len(picks))  # fmt: skip
 
 
-def test_final_events_count_each_stations_polarities_against_their_mechanism(bus):
+def test_final_events_count_each_stations_polarities_against_their_mechanism(bus, redis_client):
     """When an event becomes final its mechanism's reliable predictions are counted per
     station (``firstmotion_catalog_station_polarities_total``): a station read upside down
     gathers disagreements, the others agreements; an event counts once (a revision of a final
@@ -477,3 +478,14 @@ def test_final_events_count_each_stations_polarities_against_their_mechanism(bus
     clock.t += 601.0
     assert w.stage.finalize_quiet() == 1
     assert gained("XX.S03..HHZ", "disagree") == 2
+    # the same counts stored with the events (the page's /api/stations reads them)
+    stored = redis_client.hgetall("fm:catalog:station_polarities")
+    assert stored[b"XX.S03..HHZ|disagree"] == b"2" and b"XX.S03..HHZ|agree" not in stored
+    assert all(stored[f"{s}|agree".encode()] == b"2" for s in reliable if s != "XX.S03..HHZ")
+    from workers.catalog import CatalogReader
+    from workers.web import start_web_server
+
+    with start_web_server(CatalogReader(redis_client), "127.0.0.1", 0) as web:
+        with urllib.request.urlopen(web.url + "/api/stations", timeout=10) as resp:
+            stations = {s["station"]: s for s in json.loads(resp.read())}
+    assert stations["XX.S03"]["polarities"] == {"agree": 0, "disagree": 2}

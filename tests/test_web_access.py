@@ -17,6 +17,7 @@ import pytest
 from test_catalog import T0, make_mechanism, make_origin
 
 from firstmotion.bus import Bus
+from firstmotion.messages import CatalogEvent
 from firstmotion.redis_server import free_port
 from workers.catalog import CatalogReader, CatalogWorker, history_entry
 from workers.web import WebAccess, host_name, is_loopback, page_client, start_web_server
@@ -236,6 +237,22 @@ def test_latencies_and_stations_from_arrivals():
     # S03: azimuth 180, 19 km: due south of the epicentre by 19 km
     assert by["XX.S03"]["latitude_deg"] == pytest.approx(35.0 - 19 / 110.95, abs=2e-3)
     assert by["XX.S03"]["longitude_deg"] == pytest.approx(-117.5, abs=1e-6)
+
+
+def test_station_polarity_counts_sum_a_stations_channels():
+    from workers.web_data import station_polarity_counts
+
+    fields = {b"XX.S01..HHZ|agree": b"3", b"XX.S01..EHZ|agree": b"2",
+              "XX.S01..HHZ|disagree": "1", b"XX.S02.00.HHZ|disagree": b"4", b"junk": b"9",
+              b"XX.S03..HHZ|maybe": b"1"}  # fmt: skip
+    assert station_polarity_counts(fields) == {
+        "XX.S01": {"agree": 5, "disagree": 1},
+        "XX.S02": {"agree": 0, "disagree": 4},
+    }
+    ev = CatalogEvent(event_id="a", revision=1, status="final", origin=make_origin("a"))
+    by = {s["station"]: s for s in stations_of_events([ev], None, station_polarity_counts(fields))}
+    assert by["XX.S01"]["polarities"] == {"agree": 5, "disagree": 1}
+    assert "polarities" not in by["XX.S04"]
 
 
 def test_stress_cells_parse_several_layouts():

@@ -49,7 +49,10 @@ Metrics (besides ``firstmotion_stage_*`` with ``stage="catalog"``):
 event first becomes final (once per event), each polarity its mechanism predicts reliably
 (:func:`firstmotion.stationcheck.mechanism_agreement`: quality A-C, radiation >= 0.3) is
 counted for its station, so a station read upside down gathers disagreements
-(``deploy/prometheus/alerts.yml``: ``FirstmotionStationPolarityReversed``).
+(``deploy/prometheus/alerts.yml``: ``FirstmotionStationPolarityReversed``); the same counts,
+over the catalog's whole life, in the hash ``<prefix>catalog:station_polarities``
+(``<station_id>|agree``, ``<station_id>|disagree``; written in the event's commit) that
+``/api/stations`` reads.
 """
 
 from __future__ import annotations
@@ -80,6 +83,8 @@ MECHANISMS = "mechanisms"
 CHANNEL = "events"
 CATALOG_KEY = "catalog"
 PRELIMINARY_KEY = "catalog:preliminary"
+# hash "<station_id>|agree" / "<station_id>|disagree" -> count over the final events
+STATION_POLARITIES_KEY = "catalog:station_polarities"
 ORPHAN_TTL_S = 7 * 24 * 3600
 HISTORY_KEY = "history"
 HISTORY_MAX = 50
@@ -428,7 +433,8 @@ class Plan:
     orphans_used: set[str] = field(default_factory=set)
     alerts: list[Alert] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
-    finalised: list[Mechanism] = field(default_factory=list)  # mechanisms of events made final
+    # (station, "agree" | "disagree") of the reliably predicted polarities of events made final
+    station_polarities: list[tuple[str, str]] = field(default_factory=list)
 
 
 class CatalogStage:
@@ -480,6 +486,10 @@ class CatalogStage:
     @property
     def preliminary_key(self) -> str:
         return self.bus.key(PRELIMINARY_KEY)
+
+    @property
+    def station_polarities_key(self) -> str:
+        return self.bus.key(STATION_POLARITIES_KEY)
 
     @property
     def channel(self) -> str:
@@ -563,7 +573,10 @@ class CatalogStage:
             after = replace(after, alerts=after.alerts | frozenset(due))
         if after.status == "final" and after.mechanism is not None and not after.stations_counted:
             after = replace(after, stations_counted=True)  # once, even if final again later
-            plan.finalised.append(after.mechanism)
+            plan.station_polarities += [
+                (station, "agree" if agrees else "disagree")
+                for station, agrees in mechanism_agreement(after.mechanism)
+            ]
         plan.states[after.event_id] = after
         event = after.to_catalog_event()
         plan.changes.append((kind, event))
@@ -623,6 +636,8 @@ class CatalogStage:
             pipe.set(self.orphan_key(eid), mech.to_json(), ex=ORPHAN_TTL_S)
         for eid in plan.orphans_used:
             pipe.delete(self.orphan_key(eid))
+        for station, agreement in plan.station_polarities:  # in the commit: counted once
+            pipe.hincrby(self.station_polarities_key, f"{station}|{agreement}", 1)
         for kind, event in plan.changes:
             pipe.publish(self.channel, event.to_json())
             history = self.history_key(event.event_id)
@@ -634,10 +649,8 @@ class CatalogStage:
             self._changes.labels(kind=kind).inc()
         for reason in plan.ignored:
             self._ignored.labels(reason=reason).inc()
-        for mechanism in plan.finalised:
-            for station, agrees in mechanism_agreement(mechanism):
-                agreement = "agree" if agrees else "disagree"
-                self._station_polarities.labels(station=station, agreement=agreement).inc()
+        for station, agreement in plan.station_polarities:
+            self._station_polarities.labels(station=station, agreement=agreement).inc()
         if self.alerts is not None:
             for alert in plan.alerts:
                 self.alerts.submit(alert)

@@ -65,7 +65,12 @@ import numpy as np
 from firstmotion.messages import CatalogEvent
 from firstmotion.metrics import ThreadedHTTPServer, counter, gauge
 from firstmotion.radiation import p_radiation
-from workers.web_data import read_health, read_stress, stations_of_events
+from workers.web_data import (
+    read_health,
+    read_station_polarities,
+    read_stress,
+    stations_of_events,
+)
 
 log = logging.getLogger(__name__)
 
@@ -588,7 +593,8 @@ def _handler_class(
                 self._send(200, "application/json", json.dumps(body), "api")
             elif path == "/api/stations":
                 events = reader.events(limit=limit)
-                body = json.dumps(stations_of_events(events, inventory))
+                polarities = read_station_polarities(reader.client, reader.prefix)
+                body = json.dumps(stations_of_events(events, inventory, polarities))
                 self._send(200, "application/json", body, "api")
             elif path == "/api/stress":
                 body = json.dumps(read_stress(reader.client, reader.prefix))

@@ -10,7 +10,9 @@ with the catalog.
   the dead letters in ``<prefix>dead``; and the latency of the newest events (origin time to
   the first location, to the newest mechanism: wall-clock seconds after the earthquake).
 * :func:`stations_of_events`: station positions placed from each origin's arrivals (azimuth
-  and distance from the epicentre), merged with the inventory's stations when one is known.
+  and distance from the epicentre), merged with the inventory's stations when one is known,
+  with each station's first motions against the final mechanisms
+  (:func:`read_station_polarities`: a vertical read upside down mostly disagrees).
 * :func:`read_stress`: the stress cells ``<prefix>stress:<cell>`` (a hash or a JSON string
   with ``shmax_azimuth_deg`` and a position); none present is an empty list.
 """
@@ -133,10 +135,37 @@ def _redis_time(client: Any) -> float:
 # --------------------------------------------------------------------------- stations
 
 
+def station_polarity_counts(fields: dict) -> dict[str, dict[str, int]]:
+    """``{NET.STA: {"agree": n, "disagree": n}}`` from the catalog's
+    ``catalog:station_polarities`` hash fields (``<station_id>|agree`` -> count; bytes or
+    str), a station's channels summed."""
+    out: dict[str, dict[str, int]] = {}
+    for key, value in fields.items():
+        key = key.decode() if isinstance(key, bytes) else str(key)
+        station_id, _, agreement = key.rpartition("|")
+        if agreement not in ("agree", "disagree") or not station_id:
+            continue
+        sta = ".".join(station_id.split(".")[:2])
+        counts = out.setdefault(sta, {"agree": 0, "disagree": 0})
+        counts[agreement] += int(value)
+    return out
+
+
+def read_station_polarities(client: Any, prefix: str) -> dict[str, dict[str, int]]:
+    """:func:`station_polarity_counts` of the stored hash (one HGETALL: a field per channel)."""
+    from workers.catalog import STATION_POLARITIES_KEY
+
+    return station_polarity_counts(client.hgetall(prefix + STATION_POLARITIES_KEY))
+
+
 def stations_of_events(
-    events: Iterable[CatalogEvent], inventory: dict[str, tuple[float, float]] | None = None
+    events: Iterable[CatalogEvent],
+    inventory: dict[str, tuple[float, float]] | None = None,
+    polarities: dict[str, dict[str, int]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Stations as ``{"station", "latitude_deg", "longitude_deg", "source"}``.
+    """Stations as ``{"station", "latitude_deg", "longitude_deg", "source"}``, with
+    ``"polarities": {"agree", "disagree"}`` where ``polarities`` (:func:`read_station_polarities`)
+    counts the station.
 
     ``inventory`` maps ``NET.STA`` to (latitude, longitude) (source ``inventory``); a station
     only seen in an origin's arrivals is placed at its azimuth and distance from that
@@ -164,6 +193,9 @@ def stations_of_events(
             )  # fmt: skip
             out[sta] = {"station": sta, "latitude_deg": round(float(lat), 5),
                         "longitude_deg": round(float(lon), 5), "source": "arrivals"}  # fmt: skip
+    for sta, counts in (polarities or {}).items():
+        if sta in out:
+            out[sta]["polarities"] = dict(counts)
     return [out[k] for k in sorted(out)]
 
 

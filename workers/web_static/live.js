@@ -133,15 +133,22 @@ function drawMap() {
   }
   // stations
   const st = el("g", { class: "stations" });
+  let nSuspect = 0;
   for (const s of state.stations) {
     const x = P.x(s.longitude_deg), y = P.y(s.latitude_deg);
     const pol = selPol[s.station];
     // as on the beachball: up (compression) filled, down (dilatation) open, unread grey
     const fill = pol === 1 ? "#1d2430" : pol === -1 ? "#ffffff" : "#cfd6df";
-    const stroke = pol ? "#1d2430" : "#8a93a3";
+    // first motions against the final mechanisms: mostly disagreeing (>= 6) = upside down?
+    const c = s.polarities || { agree: 0, disagree: 0 };
+    const suspect = c.disagree > c.agree && c.agree + c.disagree >= 6;
+    if (suspect) nSuspect += 1;
+    const stroke = suspect ? "#c0392b" : pol ? "#1d2430" : "#8a93a3";
     const tri = el("path", { d: `M${x} ${y - 7}L${x + 6} ${y + 4}L${x - 6} ${y + 4}Z`,
-      fill, stroke, "stroke-width": pol ? 1.6 : 1 });
-    tri.appendChild(el("title", {}, s.station + (pol ? (pol > 0 ? ": up" : ": down") : "")));
+      fill, stroke, "stroke-width": suspect ? 2.4 : pol ? 1.6 : 1 });
+    tri.appendChild(el("title", {}, s.station + (pol ? (pol > 0 ? ": up" : ": down") : "") +
+      (s.polarities ? ` \u00b7 first motions vs final mechanisms: ${c.agree} agree, ` +
+        `${c.disagree} disagree` + (suspect ? " (reads upside down?)" : "") : "")));
     st.appendChild(tri);
     st.appendChild(el("text", { x: x + 7, y: y + 12 }, s.station.split(".")[1] || s.station));
   }
@@ -174,7 +181,8 @@ function drawMap() {
   legend.textContent = `${state.stations.length} stations: the selected event's first motions ` +
     `\u25b2 up (compression), \u25b3 down (dilatation), grey not read \u00b7 ${evs.length} ` +
     `epicentres: beachball (lower hemisphere, red compression) or \u25cf location only` + (state.stress.length ? ` \u00b7 purple bars: SHmax of ` +
-    `${state.stress.length} stress cells` : "");
+    `${state.stress.length} stress cells` : "") + (nSuspect ? ` \u00b7 red outline: ${nSuspect} ` +
+    `station(s) whose first motions mostly disagree with the final mechanisms` : "");
 }
 
 // ------------------------------------------------------------------ selected event
