@@ -14,8 +14,9 @@ network config that gives the inventory and velocity model but no ``mechanism.re
 (or the time is up) the catalog is exported (``catalog export --format json``) and
 ``firstmotion invert --input cat.json --station-check stations.csv`` compares each station's
 polarities with the mechanisms. Printed: events and mechanisms, the stations the scenario
-reversed, those flagged, the station table's head, and the catalog worker's live count
-(``firstmotion_catalog_station_polarities_total`` of the events made final in the run).
+reversed, those flagged, the station table's head, the catalog worker's live count
+(``firstmotion_catalog_station_polarities_total`` of the events made final in the run) and
+the stations the live page outlines (``/api/stations``).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def main() -> int:
                         for r in csv.DictReader(fh)}  # fmt: skip
     truth = json.loads((scen / "truth.json").read_text())
     (out / "seedlink.state").unlink(missing_ok=True)  # a rerun reads the records again
-    port, metrics_port = _free_port(), _free_port()
+    port, metrics_port, web_port = _free_port(), _free_port(), _free_port()
     with RedisServer() as server:
         replay = subprocess.Popen(
             _cli("replay", "--data", str(scen / "mseed"), "--port", str(port), "--speed", "10"),
@@ -74,7 +75,7 @@ def main() -> int:
             f'statefile = "{out / "seedlink.state"}"\n'
             f'[inventory]\nstationxml = "{scen / "stations.xml"}"\n'
             f'[associate]\nvelocity_model = "{scen / "velocity_model.txt"}"\n'
-            f"[catalog]\nweb_port = {_free_port()}\n[metrics]\nport = {metrics_port}\n"
+            f"[catalog]\nweb_port = {web_port}\n[metrics]\nport = {metrics_port}\n"
         )
         bus = Bus.from_url(server.url)
         with (out / "run.log").open("wb") as log:
@@ -93,6 +94,7 @@ def main() -> int:
                           "--output", str(out / "cat.json"))  # fmt: skip
             subprocess.run(export, check=True, cwd=ROOT)
             live = live_counts(metrics_port)
+            page = page_counts(web_port)
             run.send_signal(signal.SIGTERM)
             run.wait(60)
         replay.terminate()
@@ -120,7 +122,21 @@ def main() -> int:
         else:
             others[0], others[1] = others[0] + agree, others[1] + disagree
     print(f"   the other stations together: {others[0]:.0f} / {others[1]:.0f}")
+    outlined = sorted(k for k, c in page.items() if c["disagree"] > c["agree"]
+                      and c["agree"] + c["disagree"] >= 6)  # fmt: skip
+    print(
+        f"the page's /api/stations: {len(page)} stations counted; outlined (most of >= 6 "
+        f"disagree): {outlined}"
+    )
     return 0
+
+
+def page_counts(web_port: int) -> dict[str, dict[str, int]]:
+    """Each station's ``polarities`` as the live page's ``/api/stations`` serves them."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/api/stations", timeout=10) as resp:
+        return {s["station"]: s["polarities"] for s in json.loads(resp.read()) if "polarities" in s}
 
 
 def live_counts(first_port: int) -> dict[str, list[float]]:
