@@ -282,10 +282,12 @@ def write_station_check(path: Path, checks) -> None:
             w.writerow([c.station, c.agree, c.disagree, f"{c.p_value:.3g}",
                         int(c.likely_reversed), first, last])  # fmt: skip
             if c.likely_reversed:
+                span = f", {first} to {last}" if first else ""
                 log.warning(
-                    "station %s: %d of %d reliable predictions disagree (p=%.2g), %s to %s: "
-                    "likely reversed; a reversal-list entry for that span would correct it",
-                    c.station, c.disagree, c.n, c.p_value, first or "?", last or "?",
+                    "station %s: %d of %d reliable predictions disagree (p=%.2g)%s: likely "
+                    "reversed; a reversal-list entry for %s would correct it",
+                    c.station, c.disagree, c.n, c.p_value, span,
+                    "that span" if first else "its time span",
                 )  # fmt: skip
 
 
