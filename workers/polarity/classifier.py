@@ -407,16 +407,22 @@ class PolarityClassifier:
         if rows is None:
             return self._classify(data, sampling_rate, pick_index, second_index=second_index,
                                   **kwargs)  # fmt: skip
-        data, picks = np.asarray(data), np.asarray(pick_index)
         second = None if second_index is None else np.asarray(second_index, dtype=np.float64)
-        futures = [
-            (block, self._pool.submit(
-                self._classify, data[block], sampling_rate, picks[block],
-                second_index=None if second is None else second[block], **kwargs,
-            ))
-            for block in rows
-        ]  # fmt: skip
-        return _scatter([(block, f.result()) for block, f in futures], data.shape[0])
+        return self._read_blocks(rows, np.asarray(data), sampling_rate, np.asarray(pick_index),
+                                 second, kwargs, self._pool)  # fmt: skip
+
+    def _read_blocks(self, blocks, data, sampling_rate, picks, second, kwargs, pool=None):
+        """Rows (N, L) read block by block (``blocks``: slices of the rows), each by
+        :meth:`_classify` with ``kwargs``, in ``pool``'s threads when given, merged into one
+        result of N rows."""
+
+        def read(block: slice) -> PolarityResult:
+            at_second = None if second is None else second[block]
+            return self._classify(data[block], sampling_rate, picks[block], **kwargs,
+                                  second_index=at_second)  # fmt: skip
+
+        results = pool.map(read, blocks) if pool is not None else map(read, blocks)
+        return _scatter(list(zip(blocks, results, strict=True)), data.shape[0])
 
     def _row_blocks(self, data: ArrayLike, pick_index: ArrayLike) -> list[slice] | None:
         """Contiguous blocks of rows for the threads, or None: one thread, one row per pick
@@ -474,16 +480,10 @@ class PolarityClassifier:
             return _scatter(parts, data.shape[0])
         if data.ndim == 2 and picks.ndim == 1 and data.shape[0] == picks.shape[0] > batch_size:
             # bounded memory: preprocess (N, context) float64 segments a batch at a time
-            parts = []
-            for start in range(0, data.shape[0], batch_size):
-                rows = slice(start, start + batch_size)
-                part = self._classify(
-                    data[rows], sampling_rate, picks[rows], batch_size=batch_size,
-                    shift_check=shift_check,
-                    second_index=None if second is None else second[rows],
-                )  # fmt: skip
-                parts.append((rows, part))
-            return _scatter(parts, data.shape[0])
+            # (the FIR correction is applied already)
+            batches = [slice(a, a + batch_size) for a in range(0, data.shape[0], batch_size)]
+            kwargs = {"batch_size": batch_size, "shift_check": shift_check}
+            return self._read_blocks(batches, data, sampling_rate, picks, second, kwargs)
         lin, reasons = linear_windows(data, sampling_rate, picks, self.config)
         probs, ev = self.read_windows(lin, reasons, batch_size, float(sampling_rate))
         polarity, confidence = self.decide(probs)
