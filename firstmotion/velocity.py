@@ -260,12 +260,15 @@ class VelocityModel:
                 nonlinloc.append(_nonlinloc_layer(parts[1:], line))
                 continue
             if not rows and order is None and title is None and not all(map(_is_number, parts)):
-                try:
-                    if any(map(_is_number, parts)):
-                        raise ValueError(f"velocity model row is not numbers: {line!r}")
-                    order = _header_columns(parts, line)  # a CSV's column names
-                except ValueError as exc:  # a HYPOINVERSE .crh title, if `vp depth` rows follow
-                    title = (stripped, str(exc))
+                # a CSV's column names, or else a HYPOINVERSE .crh title (if `vp depth` rows
+                # follow; the reason it is no header is kept for a file that is neither)
+                if any(map(_is_number, parts)):
+                    title = (stripped, f"velocity model row is not numbers: {line!r}")
+                else:
+                    try:
+                        order = _header_columns(parts, line)
+                    except ValueError as exc:
+                        title = (stripped, str(exc))
                 continue
             if title is not None:
                 rows.append(_crh_row(parts, line, *title))
@@ -296,13 +299,13 @@ class VelocityModel:
         if vp_max > VP_MAX_KM_S:
             raise ValueError(f"velocity model Vp up to {vp_max:g}: velocities must be km/s "
                              f"(no Earth layer is faster than {VP_MAX_KM_S:g} km/s)")  # fmt: skip
-        if title is not None and min(r[1] for r in rows) <= 0:
-            raise ValueError(
-                f"{title[1]}; read as a HYPOINVERSE .crh model (a title line, then `vp_km_s "
-                "depth_km` rows) it has a velocity <= 0: for `depth vp` rows name the columns "
-                "(depth vp) or drop the first line"
-            )
         if title is not None:  # a .crh title names the model
+            if min(r[1] for r in rows) <= 0:
+                raise ValueError(
+                    f"{title[1]}; read as a HYPOINVERSE .crh model (a title line, then `vp_km_s "
+                    "depth_km` rows) it has a velocity <= 0: for `depth vp` rows name the "
+                    "columns (depth vp) or drop the first line"
+                )
             return cls.from_depth_vp(np.array(rows), name=name if named else title[0], vp_vs=vp_vs)
         if len(rows[0]) == 2:
             return cls.from_depth_vp(np.array(rows), name=name, vp_vs=vp_vs)
