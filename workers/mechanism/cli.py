@@ -214,14 +214,19 @@ def read_skhash_csv(path: Path) -> list[EventPicks]:
     return events
 
 
+def corrected_polarity(ev: EventPicks, reversals=None) -> np.ndarray:
+    """The event's polarities with the station reversal list applied (as given without one)."""
+    if reversals is None or not len(reversals):
+        return ev.polarity
+    return reversals.apply(ev.station, ev.time_s, ev.polarity)
+
+
 def invert_event(ev: EventPicks, reversals=None, sp_correction_log10: float = 0.0, **params):
     """Apply reversals (and the network's S/P correction to the event's ratios), then invert
     one event; returns (Mechanism, polarity used)."""
     from workers.mechanism import invert
 
-    pol = ev.polarity
-    if reversals is not None and len(reversals):
-        pol = reversals.apply(ev.station, ev.time_s, pol)
+    pol = corrected_polarity(ev, reversals)
     kwargs = dict(params)
     if ev.sp_log_ratio is not None:
         kwargs["sp_log_ratio"] = ev.sp_log_ratio + sp_correction_log10
@@ -251,9 +256,7 @@ def station_check_rows(ev: EventPicks, reversals, min_polarities: int, sp_correc
     pick's polarity (after the reversal list) against the event inverted without it."""
     from firstmotion.stationcheck import left_out_predictions, station_rows
 
-    pol = ev.polarity
-    if reversals is not None and len(reversals):
-        pol = reversals.apply(ev.station, ev.time_s, pol)
+    pol = corrected_polarity(ev, reversals)
     usable = (pol != 0) & (ev.weight > 0)
     observed = np.where(usable, np.sign(pol), 0).astype(int)
 
