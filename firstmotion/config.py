@@ -341,6 +341,9 @@ class MechanismSettings:
     max_takeoff_gap_deg: float = 60.0
     max_distance_km: float = 120.0
     reversals_file: str = _path(default="")
+    # the vertical channels inventory.stationxml documents as reversed (dip +90, or a negative
+    # sensitivity) are added to the reversal list (firstmotion.inventory.reversed_verticals)
+    stationxml_reversals: bool = True
     revise_min_change_deg: float = 10.0
     revise_min_new_polarities: int = 4  # ... or it uses this many more polarities
     # S/P amplitude ratios (HASH's second data type; workers/mechanism/amplitude.py): at a

@@ -76,3 +76,76 @@ def read_sites(source: str | Path | Any) -> list[Site]:
                     )
                 )
     return out
+
+
+OPEN_START_S = -1e18  # as workers.mechanism.reversals: an epoch without a start or end
+OPEN_END_S = 1e18
+
+
+@dataclass(frozen=True)
+class ReversedVertical:
+    """A vertical channel's epoch whose StationXML says its counts rise as the ground moves
+    down: a first motion read on it is the ground's with the sign flipped."""
+
+    channel_id: str  # NET.STA.LOC.CHA, as picks name their vertical
+    start_s: float  # epoch seconds; OPEN_START_S / OPEN_END_S where the epoch is open
+    end_s: float
+    why: str  # what the StationXML says: "dip +90" or "negative sensitivity"
+
+
+def _sensitivity_sign(channel: Any) -> int:
+    """-1 where a channel's response says counts fall as its input rises: the overall
+    sensitivity's sign, else the product of its stages' gains; +1 without a response."""
+    response = getattr(channel, "response", None)
+    if response is None:
+        return 1
+    overall = getattr(response, "instrument_sensitivity", None)
+    value = getattr(overall, "value", None)
+    if value:
+        return 1 if float(value) > 0 else -1
+    sign = 1
+    for stage in getattr(response, "response_stages", None) or ():
+        gain = getattr(stage, "stage_gain", None)
+        if gain:
+            sign *= 1 if float(gain) > 0 else -1
+    return sign
+
+
+def _is_vertical(channel: Any) -> bool:
+    """A channel within 45 degrees of the vertical by its dip, or, where the dip is not given
+    (or 0, as metadata often leaves it), one whose code ends in Z."""
+    dip = channel.dip
+    if dip is not None and abs(float(dip)) >= 45.0:
+        return True
+    return (dip is None or float(dip) == 0.0) and str(channel.code).upper().endswith("Z")
+
+
+def reversed_verticals(source: str | Path | Any) -> list[ReversedVertical]:
+    """The vertical channel epochs of a StationXML path (or obspy ``Inventory``) whose
+    metadata documents the recorded polarity reversed against the ground motion: the sensor
+    pointing down (a dip above 45 degrees: SEED counts dip down from the horizontal, so -90
+    points up and +90 down) or a negative overall sensitivity, not both (together they
+    cancel: a down-pointing sensor of negative gain records an upward motion as positive)."""
+    if isinstance(source, (str, Path)):
+        source = read_stationxml(source)
+    out: list[ReversedVertical] = []
+    for net in source:
+        for sta in net:
+            for cha in sta:
+                if not _is_vertical(cha):
+                    continue
+                down = cha.dip is not None and float(cha.dip) >= 45.0
+                negative = _sensitivity_sign(cha) < 0
+                if down == negative:
+                    continue
+                start = OPEN_START_S if cha.start_date is None else float(cha.start_date.timestamp)
+                end = OPEN_END_S if cha.end_date is None else float(cha.end_date.timestamp)
+                out.append(
+                    ReversedVertical(
+                        f"{net.code}.{sta.code}.{cha.location_code}.{cha.code}",
+                        start,
+                        end,
+                        f"dip {float(cha.dip):+g}" if down else "negative sensitivity",
+                    )
+                )
+    return out

@@ -140,3 +140,25 @@ def test_invert_reads_the_json_export_to_check_the_stations(filled, tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('[{"event_id": "x"}]')
     assert main(["invert", "--input", str(bad), "--output", str(out), "--no-progress"]) == 2
+
+
+def test_invert_warns_that_a_catalog_export_has_its_reversals_applied(filled, tmp_path, capsys):
+    """The export's polarities are those the mechanisms used, the live reversal list and
+    StationXML reversals applied: a reversal list given again flips its stations back, so
+    `invert` says so (and still applies it: the list may hold reversals the stages lacked)."""
+    from firstmotion.cli import main
+    from workers.mechanism.cli import read_catalog_json
+
+    exported = _run(filled, tmp_path, "json")
+    first = read_catalog_json(exported)[0]
+    listed = tmp_path / "reversals.csv"
+    listed.write_text(f"station,start_time,end_time\n{first.station[0]},0,0\n")
+    out = tmp_path / "m.jsonl"
+    capsys.readouterr()
+    rc = main(["invert", "--input", str(exported), "--output", str(out), "--min-polarities",
+               "4", "--reversals", str(listed), "--no-progress"])  # fmt: skip
+    assert rc == 0
+    assert "reversal list and StationXML reversals applied" in capsys.readouterr().err
+    main(["invert", "--input", str(exported), "--output", str(out), "--min-polarities", "4",
+          "--no-progress"])  # fmt: skip
+    assert "reversals applied" not in capsys.readouterr().err

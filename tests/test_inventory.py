@@ -59,3 +59,52 @@ def test_stage_views_of_the_sites(stationxml):
         ("XX", "B"): (-10.0, 20.0, 5.0),
     }
     assert map_coordinates(str(stationxml)) == {"XX.A": (42.0, 13.0), "XX.B": (-10.0, 20.0)}
+
+
+def _vertical(code, location, dip, *, sensitivity=None, stage_gains=(), start=None, end=None):
+    from obspy.core.inventory.response import (
+        InstrumentSensitivity,
+        Response,
+        ResponseStage,
+    )
+
+    stages = [
+        ResponseStage(k + 1, gain, 1.0, "M/S", "COUNTS") for k, gain in enumerate(stage_gains)
+    ]
+    overall = (
+        None if sensitivity is None else InstrumentSensitivity(sensitivity, 1.0, "M/S", "COUNTS")
+    )
+    response = Response(instrument_sensitivity=overall, response_stages=stages)
+    return Channel(
+        code, location, 42.0, 13.0, 800.0, 0.0, dip=dip, azimuth=0.0, sample_rate=100.0,
+        start_date=start, end_date=end, response=response,
+    )  # fmt: skip
+
+
+def test_reversed_verticals_are_those_the_metadata_says_record_down_as_up(tmp_path):
+    """SEED's dip is down from the horizontal: -90 points up, +90 down. A vertical pointing
+    down, or of negative sensitivity, records the ground's up as negative counts; both
+    together cancel; horizontals are never verticals; read back from a StationXML file."""
+    from firstmotion.inventory import OPEN_END_S, OPEN_START_S, reversed_verticals
+
+    t0, t1 = UTCDateTime(2020, 1, 1), UTCDateTime(2021, 6, 1)
+    sta = Station("A", 42.0, 13.0, 800.0, creation_date=t0)
+    sta.channels = [
+        _vertical("HHZ", "00", -90.0, sensitivity=6.3e8),  # up: as recorded
+        _vertical("HHZ", "01", 90.0, sensitivity=6.3e8, start=t0, end=t1),  # down
+        _vertical("EHZ", "", -90.0, sensitivity=-1.2e8),  # up, negative gain
+        _vertical("SHZ", "", 90.0, sensitivity=-1.2e8),  # down and negative: as recorded
+        _vertical("HHN", "00", 0.0, sensitivity=-6.3e8),  # a horizontal: never
+        _vertical("HH3", "02", 88.0, sensitivity=6.3e8),  # vertical by its dip, down
+        _vertical("BHZ", "03", None, stage_gains=(1500.0, -4.2e5, 1.0)),  # no overall value
+        _vertical("LHZ", "04", 0.0, sensitivity=-1.0),  # dip left 0 on a Z: the code decides
+    ]
+    path = tmp_path / "stations.xml"
+    Inventory([Network("XX", stations=[sta])], source="test").write(str(path), "STATIONXML")
+    got = {v.channel_id: v for v in reversed_verticals(path)}
+    assert set(got) == {"XX.A.01.HHZ", "XX.A..EHZ", "XX.A.02.HH3", "XX.A.03.BHZ", "XX.A.04.LHZ"}
+    assert got["XX.A.01.HHZ"].why == "dip +90"
+    assert (got["XX.A.01.HHZ"].start_s, got["XX.A.01.HHZ"].end_s) == (t0.timestamp, t1.timestamp)
+    assert (got["XX.A..EHZ"].start_s, got["XX.A..EHZ"].end_s) == (OPEN_START_S, OPEN_END_S)
+    assert got["XX.A..EHZ"].why == got["XX.A.03.BHZ"].why == "negative sensitivity"
+    assert got["XX.A.02.HH3"].why == "dip +88"

@@ -257,3 +257,68 @@ def test_a_small_network_is_told_about_the_misfit_floor():
     assert misfit_floor_hint(12, replace(fixed, badmin=1.0)) is None  # already set
     assert misfit_floor_hint(12, replace(fixed, badfrac=0.5)) is None  # round(3.0) >= 2
     assert misfit_floor_hint(12, WorkerParams()) is None  # the default floor follows the reads
+
+
+def _stationxml_with_a_vertical_pointing_down(path, station_id):
+    from obspy.core.inventory import Channel, Inventory, Network, Station
+
+    net, sta, loc, cha = station_id.split(".")
+    station = Station(sta, 10.0, 20.0, 0.0)
+    station.channels = [Channel(cha, loc, 10.0, 20.0, 0.0, 0.0, dip=90.0, azimuth=0.0)]
+    Inventory([Network(net, stations=[station])], source="test").write(str(path), "STATIONXML")
+    return path
+
+
+def test_a_vertical_the_stationxml_documents_pointing_down_is_flipped(bus, redis_url, tmp_path):
+    """The stage's command line: ``--inventory`` documents station 3's vertical at dip +90,
+    so its recorded first motion (the ground's, negated) is flipped before inverting."""
+    from firstmotion import cli
+
+    origin, pols = _event(flip_station=3)
+    bad = pols[3]
+    xml = _stationxml_with_a_vertical_pointing_down(tmp_path / "st.xml", bad.station_id)
+    bus.publish("origins", origin)
+    for p in pols:
+        bus.publish("polarities", p)
+    config = tmp_path / "f.toml"
+    config.write_text("[mechanism]\n")
+    rc = cli.main(["worker", "mechanism", "--config", str(config), "--redis", redis_url,
+                   "--inventory", str(xml), "--drain"])  # fmt: skip
+    assert rc == 0
+    m = _mechanisms(bus)[-1]
+    used = {p.pick_id: p.polarity for p in m.picks}
+    assert used[bad.pick_id] == -bad.polarity
+    assert m.misfit < 0.05
+    # with the documented reversals off, the read stays as recorded
+    bus.client.flushdb()
+    bus.publish("origins", origin)
+    for p in pols:
+        bus.publish("polarities", p)
+    config.write_text("[mechanism]\nstationxml_reversals = false\n")
+    rc = cli.main(["worker", "mechanism", "--config", str(config), "--redis", redis_url,
+                   "--inventory", str(xml), "--drain"])  # fmt: skip
+    assert rc == 0
+    m = _mechanisms(bus)[-1]
+    assert {p.pick_id: p.polarity for p in m.picks}[bad.pick_id] == bad.polarity
+
+
+def test_documented_reversals_join_a_list_and_a_station_in_both_is_flipped_once(tmp_path):
+    from workers.mechanism.reversals import with_documented_reversals
+
+    sid = "XX.S03..HHZ"
+    xml = _stationxml_with_a_vertical_pointing_down(tmp_path / "st.xml", sid)
+    documented = with_documented_reversals(None, xml)
+    assert documented.apply([sid, "XX.S04..HHZ"], T0, [1, 1]).tolist() == [-1, 1]
+    listed = ReversalList((Reversal("S03", T0 - 1, T0 + 1), Reversal("S05", T0 - 1, T0 + 1)))
+    both = with_documented_reversals(listed, xml)
+    assert len(both) == 3
+    assert both.apply([sid, "XX.S05..HHZ"], T0, [1, 1]).tolist() == [-1, -1]
+    # a StationXML that documents none leaves the list as it was
+    from obspy.core.inventory import Channel, Inventory, Network, Station
+
+    up = Station("S03", 10.0, 20.0, 0.0)
+    up.channels = [Channel("HHZ", "", 10.0, 20.0, 0.0, 0.0, dip=-90.0, azimuth=0.0)]
+    inventory = Inventory([Network("XX", stations=[up])], source="test")
+    inventory.write(str(tmp_path / "up.xml"), "STATIONXML")
+    assert with_documented_reversals(listed, tmp_path / "up.xml") is listed
+    assert with_documented_reversals(None, tmp_path / "up.xml") is None

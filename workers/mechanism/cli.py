@@ -315,6 +315,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--plot-dir", type=Path, default=None, help="write <event_id>.png here")
     parser.add_argument("--reversals", type=Path, default=None, help="station reversal list")
+    parser.add_argument(
+        "--inventory", type=Path, default=None,
+        help="StationXML: its verticals documented as reversed (dip +90, negative "
+        "sensitivity) join the reversal list, matched by full channel id (for polarities "
+        "as recorded; a catalog export's have the live stages' reversals applied)",
+    )  # fmt: skip
     parser.add_argument("--min-polarities", type=int, default=8, help="skip smaller events")
     parser.add_argument("--n-trials", type=int, default=30, help="trials when none are given")
     parser.add_argument("--dang", type=float, default=5.0, help="grid spacing, degrees")
@@ -344,13 +350,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from workers.mechanism.reversals import read_reversals
+    from workers.mechanism.reversals import read_reversals, with_documented_reversals
 
     fmt = args.format or _format_of(args.input)
     readers = {"skhash-csv": read_skhash_csv, "catalog-json": read_catalog_json,
                "jsonl": lambda path: list(read_jsonl(path))}  # fmt: skip
     events = readers[fmt](args.input)
+    if fmt == "catalog-json" and (args.reversals or args.inventory):
+        log.warning(
+            "%s: a catalog export's polarities are those its mechanisms used, with the live "
+            "reversal list and StationXML reversals applied; --reversals / --inventory flip "
+            "the channels they name again (give them only for reversals the live stages did "
+            "not have)", args.input,
+        )  # fmt: skip
     reversals = read_reversals(args.reversals) if args.reversals else None
+    if args.inventory:
+        reversals = with_documented_reversals(reversals, args.inventory)
     params = dict(
         n_trials=args.n_trials,
         dang_deg=args.dang,

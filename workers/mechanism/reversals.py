@@ -12,20 +12,26 @@ Station matching: an entry matches a pick's station id when it equals the id, wh
 with the entry followed by a dot (``CI.PAS`` matches ``CI.PAS..HHZ``), or when it equals the id's
 station code (``PAS`` matches ``CI.PAS..HHZ``; for ids with fewer than four parts such as
 HASH's ``IR2.VHZ``, the first part).
+
+A StationXML documents a reversed vertical itself (a dip of +90, the sensor pointing down, or
+a negative sensitivity): :func:`with_documented_reversals` adds such channel epochs, keyed by
+their full channel id, to a list (the mechanism worker does with ``inventory.stationxml``).
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-OPEN_START_S = -1e18
-OPEN_END_S = 1e18
+from firstmotion.inventory import OPEN_END_S, OPEN_START_S, ReversedVertical, reversed_verticals
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,16 @@ class ReversalList:
     def __len__(self) -> int:
         return len(self.entries)
 
+    def union(self, other: ReversalList) -> ReversalList:
+        """Both lists' entries: a station listed in both is flipped once (:meth:`apply`)."""
+        return ReversalList(self.entries + other.entries)
+
+    @classmethod
+    def from_verticals(cls, verticals: Iterable[ReversedVertical]) -> ReversalList:
+        """Entries for the vertical channel epochs a StationXML documents as reversed
+        (:func:`firstmotion.inventory.reversed_verticals`), each keyed by its full channel id."""
+        return cls(tuple(Reversal(v.channel_id, v.start_s, v.end_s) for v in verticals))
+
 
 def read_reversals(path: str | Path) -> ReversalList:
     """Read a reversal file (HASH whitespace format or CSV with a header), see module doc."""
@@ -153,3 +169,24 @@ def read_reversals(path: str | Path) -> ReversalList:
         except ValueError as exc:
             raise ValueError(f"{path}:{n}: bad date in {line!r}: {exc}") from exc
     return ReversalList(tuple(entries))
+
+
+def with_documented_reversals(
+    reversals: ReversalList | None, stationxml: str | Path
+) -> ReversalList | None:
+    """``reversals`` (or None) with the vertical channels ``stationxml`` documents as
+    reversed (:func:`firstmotion.inventory.reversed_verticals`), each logged; None where
+    there are neither."""
+    documented = reversed_verticals(stationxml)
+    for v in documented:
+        also = " (also in the reversal list: flipped once)" if (
+            reversals is not None and reversals.is_reversed(v.channel_id, None)
+        ) else ""  # fmt: skip
+        log.info(
+            "%s reads upside down by its StationXML (%s)%s: its first motions are flipped "
+            "before inverting", v.channel_id, v.why, also,
+        )  # fmt: skip
+    if not documented:
+        return reversals
+    listed = ReversalList.from_verticals(documented)
+    return listed if reversals is None else reversals.union(listed)

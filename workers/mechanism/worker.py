@@ -13,7 +13,8 @@ are joined per event by pick id:
 
 Evaluation: the P arrivals (first motions are read on P only, never on S) with a known,
 non-zero polarity (within ``max_distance_km``), station reversals applied
-(``mechanism.reversals_file``), weights from the classifier's probabilities
+(``mechanism.reversals_file``, and the verticals the StationXML documents as reversed:
+``mechanism.stationxml_reversals``), weights from the classifier's probabilities
 (:func:`workers.mechanism.weight_from_probabilities`: |p_up - p_down|). With >=
 ``min_polarities`` of them the event is inverted (:func:`workers.mechanism.invert`, trials
 drawn with a fixed seed from the picks in pick-id order, so the same inputs give the same
@@ -532,11 +533,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--shard", default="0/1", help="INDEX/COUNT: this replica's share of the events (by id)"
     )
+    parser.add_argument(
+        "--inventory", default=None,
+        help="StationXML of the network (default: inventory.stationxml): its verticals "
+        "documented as reversed (dip +90, negative sensitivity) join the reversal list",
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
     from firstmotion.config import load_settings
-    from workers.mechanism.reversals import read_reversals
+    from workers.mechanism.reversals import read_reversals, with_documented_reversals
 
     settings = load_settings(args.config)
     bus = Bus.from_settings(settings.redis, url=args.redis)
@@ -546,10 +552,13 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:  # one line and exit 2, as for every input of the wrong form
         raise InputError(f"mechanism.reversals_file: {exc}") from None
     params = WorkerParams.from_settings(ms)
-    if settings.inventory.stationxml:
-        hint = misfit_floor_hint(_station_count(settings.inventory.stationxml), params)
+    stationxml = args.inventory or settings.inventory.stationxml
+    if stationxml:
+        hint = misfit_floor_hint(_station_count(stationxml), params)
         if hint:
             log.warning("%s", hint)
+        if ms.stationxml_reversals:
+            reversals = with_documented_reversals(reversals, stationxml)
     worker = MechanismWorker(
         bus,
         params,

@@ -250,7 +250,10 @@ def _start_workers(opts: Options, url: str, log_dir: Path) -> dict[str, subproce
         for i in range(opts.polarity_replicas)
     }
     for i in range(opts.mechanism_replicas):
-        cmds[f"mechanism-{i}"] = [*base, "worker", "mechanism", "--redis", url, *cfg]
+        cmds[f"mechanism-{i}"] = [
+            *base, "worker", "mechanism", "--redis", url, *cfg,
+            *(["--inventory", str(opts.inventory)] if opts.inventory else []),
+        ]  # fmt: skip
     import os
 
     env = {**os.environ, "FIRSTMOTION_REDIS__PREFIX": opts.prefix}  # the workers' key prefix
