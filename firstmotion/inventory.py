@@ -3,7 +3,9 @@
 :func:`read_sites` turns a StationXML file (or an obspy ``Inventory`` already read) into flat
 :class:`Site` rows: one per station, then one per channel with the channel's coordinates where
 the StationXML gives them and the station's otherwise (an Inventory built in code may leave
-a channel's out; a missing elevation reads as 0 m).
+a channel's out; a missing elevation reads as 0 m). :func:`reversed_verticals` gives the
+vertical channel epochs whose metadata says they record the ground's up as down (a dip of
++90 or a negative sensitivity).
 obspy is imported when a file is read, never at import.
 """
 
@@ -16,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from firstmotion.errors import InputError
+
+OPEN_START_S = -1e18  # an epoch without a start or end (also the reversal list's open ends)
+OPEN_END_S = 1e18
 
 
 @dataclass(frozen=True)
@@ -76,10 +81,6 @@ def read_sites(source: str | Path | Any) -> list[Site]:
                     )
                 )
     return out
-
-
-OPEN_START_S = -1e18  # as workers.mechanism.reversals: an epoch without a start or end
-OPEN_END_S = 1e18
 
 
 @dataclass(frozen=True)
