@@ -180,3 +180,42 @@ def test_polarity_eval_says_which_real_sets_it_could_not_find(tmp_path, capfd):
                  "ingv_fmpc_analyst_polarities"):  # fmt: skip
         assert f"{name}: no waveforms under {tmp_path}, skipped" in captured.err
     assert "uh2010_onsets_read_by_us" in captured.out  # shipped with the package
+
+
+def test_polarity_eval_reads_a_networks_own_labels(tmp_path, capfd):
+    """`polarity eval --labels truth.xml --waveforms mseed/` on a scenario: its QuakeML P
+    picks carry the true first motions, read from the records the replay would serve; the
+    report has the right / wrong counts at the pick and shifted, beside the naive rule."""
+    import json
+
+    from obspy import read_events
+
+    scen = tmp_path / "scen"
+    assert cli.main(["scenario", "--out", str(scen), "--seed", "5", "--n-stations", "8",
+                     "--n-events", "1", "--duration-s", "60"]) == 0  # fmt: skip
+    truth = [p for p in read_events(str(scen / "truth.xml"))[0].picks
+             if p.phase_hint == "P" and p.polarity in ("positive", "negative")]  # fmt: skip
+    report = tmp_path / "eval.json"
+    capfd.readouterr()
+    rc = cli.main(["polarity", "eval", "--real-only", "--labels", str(scen / "truth.xml"),
+                   "--waveforms", str(scen / "mseed"), "--json", str(report)])  # fmt: skip
+    assert rc == 0
+    got = json.loads(report.read_text())
+    assert set(got) == {"labelled", "real_reliability"}  # the user's set replaces the shipped
+    labelled = got["labelled"]
+    assert labelled["n"] == len(truth) >= 6
+    assert labelled["at_pick"]["right"] >= labelled["n"] - 1
+    assert labelled["at_pick"]["wrong_sign"] == 0
+    assert set(labelled["pick_shifted"]) == {"-0.05", "-0.02", "+0.02", "+0.05"}
+    assert labelled["naive_rule"]["at_pick"]["n"] == labelled["n"]
+    # the two go together, and an input without first motions says so
+    assert cli.main(["polarity", "eval", "--real-only", "--labels", str(scen / "truth.xml")]) == 2
+    assert "--labels and --waveforms go together" in capfd.readouterr().err
+    bare = tmp_path / "bare.xml"
+    cat = read_events(str(scen / "truth.xml"))
+    for p in cat[0].picks:
+        p.polarity = None
+    cat.write(str(bare), format="QUAKEML")
+    assert cli.main(["polarity", "eval", "--real-only", "--labels", str(bare),
+                     "--waveforms", str(scen / "mseed")]) == 2  # fmt: skip
+    assert "no P pick with a first motion" in capfd.readouterr().err

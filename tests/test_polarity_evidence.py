@@ -936,3 +936,23 @@ def test_eval_cuts_real_rows_around_their_labelled_pick():
     assert cut["data"][cut["pick_index"]] == 600.0
     assert cut_row(pick, None, None)["data"].size == 1000
     assert cut_row(pick, 9.0, None)["pick_index"] == 600  # not before the record's start
+
+
+def test_a_networks_own_labels_read_as_the_shipped_ingv_set(shipped_reader):
+    """`polarity eval --labels`: the INGV HYPO71 cards and miniSEED folder given as a
+    network's own labels give the shipped INGV set's rows (the same 88 readings with a
+    vertical, the same channels and pick times) and, read by the whole reader, the same
+    outcome row by row."""
+    from workers.polarity.evaluate import evaluate_real_picks, load_labelled
+
+    shipped = _ingv()
+    root = shared_data_dir() / "ingv_fmpc"
+    own = load_labelled([str(root / "Phases_file")], [str(root / "mseed")])
+    assert len(own) == len(shipped) == 88
+    key = lambda p: (p["station_id"], p["time"][:22])  # noqa: E731
+    assert sorted(map(key, own)) == sorted(map(key, shipped))
+    a = evaluate_real_picks(shipped_reader, own)
+    b = evaluate_real_picks(shipped_reader, shipped)
+    assert a["at_pick"] == b["at_pick"] and a["pick_shifted"] == b["pick_shifted"]
+    reads = lambda m: sorted((r["station_id"], r["time"][:22], r["model"]) for r in m["picks"])  # noqa: E731
+    assert reads(a) == reads(b)

@@ -24,6 +24,13 @@ Evaluation sets:
 * ``ingv``: the INGV analysts' 88 P first motions (U/D with a vertical trace) of five
   central-Italy earthquakes in ``shared/data/ingv_fmpc`` (HYPO71 cards, :func:`load_ingv_fmpc`).
 
+* ``labelled`` (``--labels``, instead of the sets above): a network's own analyst first
+  motions, P picks with a polarity in QuakeML, HYPO71 phase cards or the CSV pair that
+  ``firstmotion reprocess`` reads, each read from the vertical of its station in
+  ``--waveforms`` (files, folders, globs or an SDS root: :mod:`workers.reprocess.archive`),
+  cut ``LABELLED_BEFORE_S`` before and ``LABELLED_AFTER_S`` after the pick
+  (:func:`load_labelled`).
+
 Every real set is read by the model and by the naive rule
 (:func:`workers.polarity.evidence.naive_polarity`) at the labelled pick and with the pick
 moved by +-0.02 and +-0.05 s; ``real_reliability`` pools the real picks into a reliability
@@ -447,6 +454,75 @@ def load_ingv_fmpc(data_dir: Path | None = None) -> list[dict]:
     return out
 
 
+LABELLED_BEFORE_S = 60.0  # the naive rule's and the noise measure's history, with room
+LABELLED_AFTER_S = 5.0
+
+
+def load_labelled(
+    events: list[str],
+    waveforms: list[str],
+    *,
+    before_s: float = LABELLED_BEFORE_S,
+    after_s: float = LABELLED_AFTER_S,
+) -> list[dict]:
+    """A network's own analyst P first motions as real-set rows (dicts like
+    :func:`load_ingv_fmpc`): the P picks with a polarity of ``events`` (QuakeML, HYPO71 phase
+    cards or the CSV pair, :func:`workers.reprocess.events.read_events`), each with its
+    station's vertical from ``waveforms`` (:func:`workers.reprocess.archive.cut_windows`,
+    samples missing in the window NaN). Picks with no waveform and files that are not seismic
+    data are logged, counted and left out; an input with no labelled P pick, or none with a
+    waveform, is an :class:`~firstmotion.errors.InputError`."""
+    from obspy import UTCDateTime
+
+    from workers.reprocess.archive import Request, cut_windows
+    from workers.reprocess.events import read_events
+
+    labelled = {}
+    for ev in read_events(events):
+        for k, p in enumerate(ev.picks):
+            if p.analyst_polarity and p.phase.upper().startswith("P"):
+                labelled[f"{ev.event_id}#{k}"] = (ev.event_id, p)
+    if not labelled:
+        raise InputError(f"--labels {' '.join(events)}: no P pick with a first motion (U/D, "
+                         "positive/negative, +1/-1)")  # fmt: skip
+    requests = [
+        Request(key, p.network, p.station, p.location, p.channel, p.time_epoch_s)
+        for key, (_, p) in labelled.items()
+    ]
+    windows, report = cut_windows(requests, waveforms, before_s=before_s, after_s=after_s)
+    for path, why in report.bad_files.items():
+        log.warning("--waveforms: %s: %s", path, why)
+    if report.missing:
+        log.warning("%d of %d labelled picks have no vertical in --waveforms, left out: %s",
+                    len(report.missing), len(requests),
+                    "; ".join(f"{labelled[k][1].label} ({why})"
+                              for k, why in list(report.missing.items())[:10]))  # fmt: skip
+    if not windows:
+        raise InputError(f"--waveforms {' '.join(waveforms)}: no vertical trace for any of the "
+                         f"{len(requests)} labelled picks")  # fmt: skip
+    order = {key: i for i, key in enumerate(labelled)}
+    out = []
+    for w in sorted(windows, key=lambda w: order[w.key]):
+        event, p = labelled[w.key]
+        data = np.asarray(w.samples, dtype=np.float64)
+        finite = np.flatnonzero(np.isfinite(data))  # the record's span within the window
+        if finite.size == 0 or not finite[0] <= w.pick_index <= finite[-1]:
+            continue
+        row = {
+            "event": event,
+            "station_id": w.station_id,
+            "sampling_rate_hz": float(w.sampling_rate_hz),
+            "data": data[finite[0] : finite[-1] + 1],
+            "pick_index": int(w.pick_index) - int(finite[0]),
+            "time": str(UTCDateTime(p.time_epoch_s)),
+            "polarity": int(p.analyst_polarity),
+        }
+        if p.onset:
+            row["onset"] = p.onset[:1].upper()  # I / E, as the INGV set
+        out.append(row)
+    return out
+
+
 def onset_noise_exceedance(
     data: np.ndarray,
     sampling_rate_hz: float,
@@ -510,8 +586,8 @@ def evaluate_real_picks(clf: PolarityClassifier, picks: list[dict]) -> dict:
             "p_up": round(float(res.probabilities[0, 0]), 4),
             "p_down": round(float(res.probabilities[0, 1]), 4),
             "p_unknown": round(float(res.probabilities[0, 2]), 4),
-            "departure_sign_at_pick": int(np.sign(departure)),
-            "noise_exceedance": round(exceedance, 3),
+            "departure_sign_at_pick": int(np.sign(departure)) if np.isfinite(departure) else 0,
+            "noise_exceedance": _round(exceedance, 3),
         }
         if "onset" in p:
             row["onset"] = p["onset"]
@@ -884,6 +960,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="real sets: cut each row this long after its labelled pick",
     )  # fmt: skip
     parser.add_argument(
+        "--labels", nargs="+", default=None, metavar="FILE",
+        help="your analyst first motions instead of the shipped real sets: P picks with a "
+             "polarity in QuakeML, HYPO71 phase cards (a file or folder), or the CSV pair "
+             "events.csv picks.csv (a polarity column); needs --waveforms",
+    )  # fmt: skip
+    parser.add_argument(
+        "--waveforms", nargs="+", default=None, metavar="PATH",
+        help="with --labels: miniSEED (or anything obspy reads) files, folders, globs, or an "
+             "SDS archive root holding the labelled stations' verticals",
+    )  # fmt: skip
+    parser.add_argument(
         "--data-dir", default=None,
         help="folder holding texnet2017/, pr2017_noise/, ingv_fmpc/ (default: shared/data "
              "beside the checkout, or $FIRSTMOTION_SHARED_DATA)",
@@ -899,6 +986,9 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and not value > 0:
             raise InputError(f"--{name.replace('_', '-')} must be > 0, got {value}")
+    if bool(args.labels) != bool(args.waveforms):
+        raise InputError("--labels and --waveforms go together (your first motions and the "
+                         "records they were read on)")  # fmt: skip
     data_dir = Path(args.data_dir) if args.data_dir else shared_data_dir()
     if args.data_dir and not data_dir.is_dir():
         raise InputError(f"--data-dir {data_dir}: no such folder")
@@ -919,6 +1009,9 @@ def run(args: argparse.Namespace) -> int:
         ("uh2010_onsets_read_by_us", "_uh2010", load_uh2010_onsets, "our reading"),
         ("ingv_fmpc_analyst_polarities", "_ingv", lambda: load_ingv_fmpc(data_dir), "analyst"),
     )  # fmt: skip
+    if args.labels:  # the user's own labels replace the shipped sets
+        real_sets = (("labelled", "_labelled",
+                      lambda: load_labelled(args.labels, args.waveforms), "analyst"),)  # fmt: skip
     for key, suffix, loader, who in real_sets:
         picks = loader()
         if not picks:
