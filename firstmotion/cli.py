@@ -52,6 +52,9 @@ COMMANDS: dict[str, Command | dict[str, Command]] = {
             "plot a pick's window (or an event's) as the model sees it",
         ),
     },
+    "picker": {
+        "eval": ("stream.picker_eval", "the stream's pickers against your analysts' P and S"),
+    },
     "catalog": {
         "export": ("workers.catalog_export", "export the live catalog (QuakeML, JSON, CSV)"),
     },

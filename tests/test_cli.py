@@ -219,3 +219,45 @@ def test_polarity_eval_reads_a_networks_own_labels(tmp_path, capfd):
     assert cli.main(["polarity", "eval", "--real-only", "--labels", str(bare),
                      "--waveforms", str(scen / "mseed")]) == 2  # fmt: skip
     assert "no P pick with a first motion" in capfd.readouterr().err
+
+
+def test_picker_eval_scores_the_stream_pickers_on_a_networks_own_picks(tmp_path, capfd):
+    """`picker eval --labels truth.xml --waveforms mseed/` on a scenario: each true P and S
+    (the QuakeML's picks) scored by the nearest pick of the learned picker (and the STA/LTA
+    detector for P) on the station's record, as the stream stage picks it."""
+    import json
+
+    from obspy import read_events
+
+    scen = tmp_path / "scen"
+    assert cli.main(["scenario", "--out", str(scen), "--seed", "5", "--n-stations", "8",
+                     "--n-events", "1", "--duration-s", "120"]) == 0  # fmt: skip
+    picks = read_events(str(scen / "truth.xml"))[0].picks
+    report = tmp_path / "picks.json"
+    capfd.readouterr()
+    rc = cli.main(["picker", "eval", "--labels", str(scen / "truth.xml"), "--waveforms",
+                   str(scen / "mseed"), "--json", str(report)])  # fmt: skip
+    assert rc == 0
+    out = capfd.readouterr().out
+    got = json.loads(report.read_text())
+    n_p = sum(p.phase_hint == "P" for p in picks)
+    assert got["P"]["learned"]["n"] == got["P"]["stalta"]["n"] == n_p == 8
+    assert got["S"]["learned"]["n"] == sum(p.phase_hint == "S" for p in picks) == 8
+    assert got["P"]["learned"]["within_0.1_s"] >= n_p - 1  # clear synthetic onsets
+    assert got["P"]["learned"]["median_abs_error_s"] < 0.05
+    assert len(got["labels"]) == 16 and got["left_out"] == []
+    assert f"P ({n_p} labels), learned: " in out
+    # a station the waveforms do not hold is named and left out
+    st = tmp_path / "some"
+    st.mkdir()
+    for f in sorted((scen / "mseed").iterdir())[:-3]:  # the last station's three channels
+        (st / f.name).write_bytes(f.read_bytes())
+    assert cli.main(["picker", "eval", "--labels", str(scen / "truth.xml"), "--waveforms",
+                     str(st), "--json", str(report)]) == 0  # fmt: skip
+    assert "2 of 16 labels have no vertical in --waveforms" in capfd.readouterr().err
+    assert len(json.loads(report.read_text())["left_out"]) == 2
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert cli.main(["picker", "eval", "--labels", str(scen / "truth.xml"),
+                     "--waveforms", str(empty)]) == 2  # fmt: skip
+    assert "no file" in capfd.readouterr().err

@@ -77,6 +77,27 @@ def test_hypo71_card_seconds_past_sixty_and_first_motion():
     assert parse_hypo71_card("                 10") is None  # terminator
 
 
+def test_hypo71_cards_give_their_s_readings_when_asked(tmp_path):
+    """Columns 32-36 hold the S seconds from the card's minute, 37 its onset, 38 ``S``; the
+    readers give S picks only for ``phases`` with S (reprocessing reads P)."""
+    from obspy import UTCDateTime
+
+    from workers.reprocess.events import parse_hypo71_s
+
+    card = "T107IPD0 110113195961.25       63.93ISN1"
+    s = parse_hypo71_s(card, parse_hypo71_card(card))
+    assert s.phase == "S" and s.station == "T107" and s.onset == "impulsive"
+    assert s.analyst_polarity == 0  # a first motion belongs to the P
+    assert s.time_epoch_s == pytest.approx(UTCDateTime(2011, 1, 13, 20, 0, 3.93).timestamp)
+    assert parse_hypo71_s("ABCDEPU0 231114221322.50", parse_hypo71_card(
+        "ABCDEPU0 231114221322.50")) is None  # fmt: skip
+    (tmp_path / "ev1.dat").write_text(card + "\r\nABCDEPU0 110113195962.00\n")
+    assert [p.phase for p in read_hypo71(tmp_path / "ev1.dat")[0].picks] == ["P", "P"]
+    both = read_hypo71(tmp_path / "ev1.dat", phases=("P", "S"))[0].picks
+    assert [(p.station, p.phase) for p in both] == [("T107", "P"), ("T107", "S"), ("ABCD", "P")]
+    assert read_events([str(tmp_path / "ev1.dat")], phases=("S",))[0].picks[0].phase == "S"
+
+
 def test_hypo71_folder_with_origins_from_csv(tmp_path):
     (tmp_path / "ph").mkdir()
     (tmp_path / "ph" / "ev1.dat").write_text(

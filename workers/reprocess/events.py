@@ -18,6 +18,10 @@ archive reader resolves them against the waveforms (:mod:`workers.reprocess.arch
 * CSV pair: ``events.csv`` (event_id, time, latitude, longitude, depth_km[, magnitude]) and
   ``picks.csv`` (event_id, station_id as NET.STA.LOC.CHA, phase, time); times ISO-8601 or
   epoch seconds.
+
+The readers take P picks (what reprocessing reads first motions at); ``phases=("P", "S")``
+adds the S picks (QuakeML and CSV by their phase, HYPO71 the S reading of a card), as
+``firstmotion picker eval`` scores both.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from __future__ import annotations
 import csv
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from firstmotion.errors import InputError
@@ -90,8 +94,10 @@ def clean_event_id(text: str) -> str:
 # --------------------------------------------------------------------------- QuakeML
 
 
-def read_quakeml(path: str | Path) -> list[EventRecord]:
-    """Events of a QuakeML file (see the module docstring)."""
+def read_quakeml(path: str | Path, phases: tuple[str, ...] = ("P",)) -> list[EventRecord]:
+    """Events of a QuakeML file (see the module docstring); ``phases``: the picks whose phase
+    starts with one of these letters (``("P", "S")`` for a picker's figures), each with
+    that letter as its phase."""
     from obspy import read_events
 
     out = []
@@ -110,7 +116,7 @@ def read_quakeml(path: str | Path) -> list[EventRecord]:
         picks = []
         for p in ev.picks:
             phase = (p.phase_hint or phase_of.get(str(p.resource_id), "") or "").strip()
-            if not phase.upper().startswith("P"):
+            if not phase[:1].upper() or phase[:1].upper() not in phases:
                 continue
             w = p.waveform_id
             pol = {"positive": 1, "negative": -1}.get(p.polarity or "", 0)
@@ -121,7 +127,7 @@ def read_quakeml(path: str | Path) -> list[EventRecord]:
                     location=w.location_code or "",
                     channel=w.channel_code or "",
                     time_epoch_s=float(p.time.timestamp),
-                    phase="P",
+                    phase=phase[:1].upper(),
                     analyst_polarity=pol,
                     onset=p.onset or "",
                 )
@@ -217,8 +223,29 @@ def parse_hypo71_card(line: str) -> PickRecord | None:
     )
 
 
-def read_hypo71(path: str | Path, origins: list[EventRecord] | None = None) -> list[EventRecord]:
-    """Events of HYPO71 phase files (a file or a folder), located from ``origins`` if given."""
+def parse_hypo71_s(line: str, p: PickRecord) -> PickRecord | None:
+    """The S reading of the HYPO71 card ``line`` whose P reading is ``p``: columns 32-36 the
+    S seconds counted from the card's minute, 37 the onset, 38 ``S``; None without one."""
+    line = line.rstrip("\r\n")
+    secs = line[31:36].strip()
+    if len(line) < 38 or line[37:38].upper() != "S" or not secs:
+        return None
+    from obspy import UTCDateTime
+
+    try:
+        minute = UTCDateTime.strptime(line[9:19], "%y%m%d%H%M")
+        t = float((minute + float(secs)).timestamp)
+    except ValueError:
+        return None
+    onset = {"I": "impulsive", "E": "emergent"}.get(line[36:37].upper(), "")
+    return replace(p, time_epoch_s=t, phase="S", analyst_polarity=0, onset=onset)
+
+
+def read_hypo71(
+    path: str | Path, origins: list[EventRecord] | None = None, phases: tuple[str, ...] = ("P",)
+) -> list[EventRecord]:
+    """Events of HYPO71 phase files (a file or a folder), located from ``origins`` if given;
+    ``phases`` ``("P", "S")`` adds the cards' S readings (:func:`parse_hypo71_s`)."""
     path = Path(path)
     files = (
         sorted(f for f in path.iterdir() if f.suffix.lower() in HYPO71_SUFFIXES)
@@ -236,7 +263,11 @@ def read_hypo71(path: str | Path, origins: list[EventRecord] | None = None) -> l
                 continue
             rec = parse_hypo71_card(line)
             if rec is not None:
-                blocks[-1].append(rec)
+                if "P" in phases:
+                    blocks[-1].append(rec)
+                s_rec = parse_hypo71_s(line, rec) if "S" in phases else None
+                if s_rec is not None:
+                    blocks[-1].append(s_rec)
         blocks = [b for b in blocks if b]
         for i, picks in enumerate(blocks):
             eid = clean_event_id(f.stem if len(blocks) == 1 else f"{f.stem}_{i + 1}")
@@ -291,14 +322,18 @@ def read_events_csv(path: str | Path) -> list[EventRecord]:
     return out
 
 
-def read_csv_pair(events_path: str | Path, picks_path: str | Path) -> list[EventRecord]:
-    """Events of the CSV pair; picks of unknown events are an error naming them."""
+def read_csv_pair(
+    events_path: str | Path, picks_path: str | Path, phases: tuple[str, ...] = ("P",)
+) -> list[EventRecord]:
+    """Events of the CSV pair (the picks whose phase starts with one of ``phases``); picks of
+    unknown events are an error naming them."""
     events = {e.event_id: e for e in read_events_csv(events_path)}
     rows = _csv_rows(picks_path, ("event_id", "station_id", "phase", "time"))
     unknown = set()
     for r in rows:
         eid = clean_event_id(r["event_id"])
-        if not r["phase"].strip().upper().startswith("P"):
+        phase = r["phase"].strip()[:1].upper()
+        if not phase or phase not in phases:
             continue
         if eid not in events:
             unknown.add(eid)
@@ -308,8 +343,9 @@ def read_csv_pair(events_path: str | Path, picks_path: str | Path) -> list[Event
             raise InputError(f"{picks_path}: station_id {r['station_id']!r} is not NET.STA.LOC.CHA")
         pol = (r.get("polarity") or "").strip()
         events[eid].picks.append(
-            PickRecord(*parts, time_epoch_s=_epoch(r["time"]), analyst_polarity=_sign(pol))
-        )
+            PickRecord(*parts, time_epoch_s=_epoch(r["time"]), phase=phase,
+                       analyst_polarity=_sign(pol) if phase == "P" else 0)
+        )  # fmt: skip
     if unknown:
         raise InputError(f"{picks_path}: picks of events not in {events_path}: {sorted(unknown)}")
     return list(events.values())
@@ -354,18 +390,23 @@ def detect_format(path: str | Path) -> str:
 
 
 def read_events(
-    events: list[str], *, origins: str | None = None, fmt: str | None = None
+    events: list[str],
+    *,
+    origins: str | None = None,
+    fmt: str | None = None,
+    phases: tuple[str, ...] = ("P",),
 ) -> list[EventRecord]:
-    """Events from ``events`` (one path, or two for the CSV pair: events then picks)."""
+    """Events from ``events`` (one path, or two for the CSV pair: events then picks), with
+    their picks of ``phases`` (P: what reprocessing reads polarities at)."""
     if not events:
         raise InputError("--events: expected a file (or two for the CSV pair)")
     kind = fmt or detect_format(events[0])
     if kind == "csv":
         if len(events) != 2:
             raise InputError("--events: the CSV form takes two files: events.csv picks.csv")
-        recs = read_csv_pair(events[0], events[1])
+        recs = read_csv_pair(events[0], events[1], phases)
     elif kind == "quakeml":
-        recs = read_quakeml(events[0])
+        recs = read_quakeml(events[0], phases)
     elif kind == "hypo71":
         known = None
         if origins:
@@ -373,7 +414,7 @@ def read_events(
             known = read_events_csv(origins) if okind == "csv" else read_quakeml(origins)
         recs = []
         for e in events:
-            recs.extend(read_hypo71(e, known))
+            recs.extend(read_hypo71(e, known, phases))
         if not recs:
             raise InputError(
                 f"--events {' '.join(events)}: no HYPO71 phase card with a P reading (expected "

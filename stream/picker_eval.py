@@ -1,0 +1,251 @@
+"""``firstmotion picker eval``: the stream stage's pickers on a network's own analyst picks.
+
+Labels: the P and S picks of QuakeML, HYPO71 phase cards (each card's P and S readings) or
+the CSV pair ``events.csv picks.csv`` (:func:`workers.reprocess.events.read_events`).
+Waveforms: files, folders or globs of anything obspy reads, or an SDS archive root. For every
+event and labelled station, the station's record from ``before_s`` before its first label to
+``after_s`` after its last, its components grouped as the stream stage groups them
+(:func:`stream.phase_stage.station_groups`: E/N or 1/2 and Z; a station with a vertical
+only is read as the stage reads it), is picked in one pass with the stage's windows and rules
+(:func:`stream.picker.pick_traces`, the ``[detect]`` settings of ``--config`` or the
+defaults) and by STA/LTA + AIC on its vertical (:func:`stream.detect.detect_once`, P only).
+Each label is scored by the nearest pick of its phase: counts within 0.1 and 0.5 s and the
+median absolute error of those within 0.5 s. Candidate onsets (picks the stage offers only
+to an event that predicts them) are not picks and are not counted.
+
+A label whose station has no vertical in the waveforms is named in a warning and left out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from firstmotion.errors import InputError
+
+log = logging.getLogger("firstmotion.picker_eval")
+
+BEFORE_S = 60.0  # record before an event's first label: two PhaseNet windows of context
+AFTER_S = 40.0  # after its last label: the second look reads 18 s after an onset
+LIMITS_S = (0.1, 0.5)
+
+
+@dataclass(frozen=True)
+class Label:
+    """An analyst's P or S pick: station codes as given ('' where unknown)."""
+
+    event: str
+    network: str
+    station: str
+    location: str
+    channel: str
+    phase: str  # "P" or "S"
+    time_s: float
+
+
+def read_labels(paths: list[str]) -> list[Label]:
+    """The P and S picks of a catalog (QuakeML, HYPO71 cards, or the CSV pair)."""
+    from workers.reprocess.events import read_events
+
+    out = [
+        Label(ev.event_id, p.network, p.station, p.location, p.channel, p.phase, p.time_epoch_s)
+        for ev in read_events(paths, phases=("P", "S"))
+        for p in ev.picks
+    ]
+    if not out:
+        raise InputError(f"--labels {' '.join(paths)}: no P or S pick")
+    return out
+
+
+def _squeeze(code: str) -> str:
+    return code.upper().replace("0", "")
+
+
+def serves(label: Label, key: str) -> bool:
+    """Whether the station group ``key`` (``NET.STA.LOC.BI``) is the label's station: the
+    same station code (HYPO71's 4 letters match a longer code with zeros removed: ``T107``
+    is ``T0107``), and network, location and band where the label gives them."""
+    net, sta, loc, band = key.split(".")
+    if label.station != sta and not (
+        len(label.station) < len(sta) and _squeeze(label.station) == _squeeze(sta)
+    ):
+        return False
+    if label.network and label.network != net:
+        return False
+    if label.location and label.channel and label.location != loc:
+        return False
+    return not (label.channel and len(label.channel) >= 2 and label.channel[:2] != band)
+
+
+def _preference(key: str, groups: dict) -> tuple:
+    """Among a station's groups: a seismometer (instrument code H or L, not the accelerometer
+    N), then the higher rate."""
+    band = key.split(".")[-1]
+    rate = float(groups[key][2].stats.sampling_rate)
+    return (band[1:2].upper() in ("H", "L"), rate)
+
+
+def read_waveforms(paths: list[str], spans: dict[str, tuple[float, float]], stations: set[str]):
+    """An obspy Stream of the traces of ``stations`` (codes, squeezed) within any of the
+    events' ``spans`` (epoch s): every file read once, or an SDS root read per station."""
+    from obspy import Stream, UTCDateTime, read
+
+    from workers.reprocess.archive import expand_paths, is_sds_root
+
+    lo = min(a for a, _ in spans.values())
+    hi = max(b for _, b in spans.values())
+    st = Stream()
+    if len(paths) == 1 and is_sds_root(paths[0]):
+        from obspy.clients.filesystem.sds import Client
+
+        client = Client(paths[0])
+        for a, b in spans.values():
+            for net, sta, _loc, _cha in client.get_all_nslc():
+                if _squeeze(sta) in stations:
+                    st += client.get_waveforms(net, sta, "*", "*", UTCDateTime(a), UTCDateTime(b))
+        return st
+    files = expand_paths(paths)
+    if not files:
+        raise InputError(f"--waveforms {' '.join(paths)}: no file")
+    for f in files:
+        try:
+            got = read(str(f), starttime=UTCDateTime(lo), endtime=UTCDateTime(hi))
+        except Exception as exc:  # obspy raises what its format readers raise
+            log.warning("--waveforms: %s: not seismic data obspy can read (%s)", f, exc)
+            continue
+        st += Stream([tr for tr in got if _squeeze(tr.stats.station) in stations])
+    return st
+
+
+def nearest_error(times: np.ndarray, t: float) -> float:
+    """Signed error of the pick nearest ``t`` (inf without one)."""
+    if times.size == 0:
+        return float("inf")
+    d = times - t
+    return float(d[np.argmin(np.abs(d))])
+
+
+def summary(errors: list[float]) -> dict:
+    """Counts within each of :data:`LIMITS_S` and the median |error| of those within 0.5 s."""
+    e = np.abs(np.asarray(errors, dtype=np.float64))
+    close = e[e <= LIMITS_S[-1]]
+    out = {"n": int(e.size)}
+    out.update({f"within_{lim:g}_s": int(np.sum(e <= lim)) for lim in LIMITS_S})
+    out["median_abs_error_s"] = round(float(np.median(close)), 4) if close.size else None
+    return out
+
+
+def evaluate(labels: list[Label], waveforms: list[str], params, model) -> dict:
+    """The figures of the module docstring: per phase the learned picker's (and for P the
+    STA/LTA detector's) counts; per label the errors (JSON-ready)."""
+    from obspy import UTCDateTime
+    from tqdm import tqdm
+
+    from stream.detect import DetectParams, detect_once
+    from stream.phase_stage import station_groups
+    from stream.picker import pick_traces
+
+    events: dict[str, list[Label]] = {}
+    for lab in labels:
+        events.setdefault(lab.event, []).append(lab)
+    spans = {
+        ev: (min(x.time_s for x in labs) - BEFORE_S, max(x.time_s for x in labs) + AFTER_S)
+        for ev, labs in events.items()
+    }
+    st = read_waveforms(waveforms, spans, {_squeeze(x.station) for x in labels})
+    rows, missing = [], []
+    with tqdm(total=len(labels), desc="picker eval", unit="label", disable=None) as bar:
+        for ev, labs in events.items():
+            a, b = spans[ev]
+            groups = station_groups(st.slice(UTCDateTime(a), UTCDateTime(b)))
+            by_station: dict[str, list[Label]] = {}
+            for lab in labs:
+                keys = sorted((k for k in groups if serves(lab, k)),
+                              key=lambda k: _preference(k, groups), reverse=True)  # fmt: skip
+                if not keys:
+                    missing.append(f"{ev} {lab.network}.{lab.station} {lab.phase}")
+                    bar.update()
+                    continue
+                by_station.setdefault(keys[0], []).append(lab)
+            for key, here in by_station.items():
+                traces = groups[key]
+                picks = [p for p in pick_traces(model, traces, params) if not p.candidate]
+                z = traces[2]
+                rate = float(z.stats.sampling_rate)
+                z0 = z.stats.starttime.timestamp
+                found = {
+                    ph: np.array([p.time_epoch_s for p in picks if p.phase == ph])
+                    for ph in ("P", "S")
+                }
+                dets = detect_once(z.data.astype(np.float64), rate, DetectParams())
+                stalta = np.array([z0 + d.onset_index / rate for d in dets])
+                for lab in here:
+                    row = {
+                        "event": ev,
+                        "station": key,
+                        "phase": lab.phase,
+                        "time": str(UTCDateTime(lab.time_s)),
+                        "learned_error_s": nearest_error(found[lab.phase], lab.time_s),
+                    }
+                    if lab.phase == "P":
+                        row["stalta_error_s"] = nearest_error(stalta, lab.time_s)
+                    rows.append(row)
+                    bar.update()
+    if missing:
+        log.warning("%d of %d labels have no vertical in --waveforms, left out: %s",
+                    len(missing), len(labels), "; ".join(missing[:10]))  # fmt: skip
+    if not rows:
+        raise InputError(f"--waveforms {' '.join(waveforms)}: no vertical trace for any label")
+    out: dict = {}
+    for ph in ("P", "S"):
+        these = [r for r in rows if r["phase"] == ph]
+        out[ph] = {"learned": summary([r["learned_error_s"] for r in these])}
+        if ph == "P":
+            out[ph]["stalta"] = summary([r["stalta_error_s"] for r in these])
+    out["left_out"] = missing
+    for r in rows:  # JSON has no inf: no pick of the phase on the record
+        for k in ("learned_error_s", "stalta_error_s"):
+            if k in r:
+                r[k] = round(r[k], 4) if np.isfinite(r[k]) else None
+    out["labels"] = rows
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--labels", nargs="+", required=True, metavar="FILE",
+        help="analyst P and S picks: QuakeML, HYPO71 phase cards (a file or folder), or the "
+             "CSV pair events.csv picks.csv",
+    )  # fmt: skip
+    parser.add_argument(
+        "--waveforms", nargs="+", required=True, metavar="PATH",
+        help="miniSEED (or anything obspy reads) files, folders, globs, or an SDS root",
+    )  # fmt: skip
+    parser.add_argument("--config", default=None, help="TOML config: its [detect] settings")
+    parser.add_argument("--json", default=None, help="also write the figures and every label")
+
+
+def run(args: argparse.Namespace) -> int:
+    from firstmotion.config import load_settings
+    from stream.ingest import picker_params
+    from stream.picker import PhaseNetModel
+
+    settings = load_settings(args.config)
+    params = picker_params(settings.detect)
+    model = PhaseNetModel.load(params.model, device=params.device)
+    labels = read_labels(args.labels)
+    result = evaluate(labels, args.waveforms, params, model)
+    for ph in ("P", "S"):
+        for name, s in result[ph].items():
+            if s["n"]:
+                print(f"{ph} ({s['n']} labels), {name}: {s['within_0.1_s']} within 0.1 s, "
+                      f"{s['within_0.5_s']} within 0.5 s, median |error| "
+                      f"{s['median_abs_error_s']} s")  # fmt: skip
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
