@@ -247,6 +247,18 @@ def test_picker_eval_scores_the_stream_pickers_on_a_networks_own_picks(tmp_path,
     assert got["P"]["learned"]["median_abs_error_s"] < 0.05
     assert len(got["labels"]) == 16 and got["left_out"] == []
     assert f"P ({n_p} labels), learned: " in out
+    # the same records as an SDS archive give the same figures
+    from obspy import read
+
+    for tr in read(str(scen / "mseed" / "*")):
+        s = tr.stats
+        day = tmp_path / "sds" / str(s.starttime.year) / s.network / s.station / f"{s.channel}.D"
+        day.mkdir(parents=True, exist_ok=True)
+        tr.write(str(day / f"{tr.id}.D.{s.starttime.year}.{s.starttime.julday:03d}"), "MSEED")
+    sds = tmp_path / "sds.json"
+    assert cli.main(["picker", "eval", "--labels", str(scen / "truth.xml"), "--waveforms",
+                     str(tmp_path / "sds"), "--json", str(sds)]) == 0  # fmt: skip
+    assert {k: json.loads(sds.read_text())[k] for k in ("P", "S")} == {k: got[k] for k in "PS"}
     # a station the waveforms do not hold is named and left out
     st = tmp_path / "some"
     st.mkdir()
