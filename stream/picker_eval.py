@@ -3,8 +3,9 @@
 Labels: the P and S picks of QuakeML, HYPO71 phase cards (each card's P and S readings) or
 the CSV pair ``events.csv picks.csv`` (:func:`workers.reprocess.events.read_events`).
 Waveforms: files, folders or globs of anything obspy reads, or an SDS archive root. For every
-event and labelled station, the station's record from ``before_s`` before its first label to
-``after_s`` after its last, its components grouped as the stream stage groups them
+event and labelled station, the station's record from :data:`BEFORE_S` before the event's
+first label to :data:`AFTER_S` after its last (only the files holding it are read), its
+components grouped as the stream stage groups them
 (:func:`stream.phase_stage.station_groups`: E/N or 1/2 and Z; a station with a vertical
 only is read as the stage reads it), is picked in one pass with the stage's windows and rules
 (:func:`stream.picker.pick_traces`, the ``[detect]`` settings of ``--config`` or the
@@ -90,36 +91,47 @@ def _preference(key: str, groups: dict) -> tuple:
     return (band[1:2].upper() in ("H", "L"), rate)
 
 
-def read_waveforms(paths: list[str], spans: dict[str, tuple[float, float]], stations: set[str]):
-    """An obspy Stream of the traces of ``stations`` (codes, squeezed) within any of the
-    events' ``spans`` (epoch s): every file read once, or an SDS root read per station."""
-    from obspy import Stream, UTCDateTime, read
+class Waveforms:
+    """The records of ``paths``: files, folders or globs indexed once by their headers
+    (:func:`workers.reprocess.archive.index_files`), or an SDS root; :meth:`stream` reads
+    only what one event needs."""
 
-    from workers.reprocess.archive import expand_paths, is_sds_root
+    def __init__(self, paths: list[str]) -> None:
+        from workers.reprocess.archive import expand_paths, index_files, is_sds_root
 
-    lo = min(a for a, _ in spans.values())
-    hi = max(b for _, b in spans.values())
-    st = Stream()
-    if len(paths) == 1 and is_sds_root(paths[0]):
-        from obspy.clients.filesystem.sds import Client
+        self.client = None
+        self.entries = []
+        if len(paths) == 1 and is_sds_root(paths[0]):
+            from obspy.clients.filesystem.sds import Client
 
-        client = Client(paths[0])
-        for a, b in spans.values():
-            for net, sta, _loc, _cha in client.get_all_nslc():
+            self.client = Client(paths[0])
+            self.codes = {(net, sta) for net, sta, _loc, _cha in self.client.get_all_nslc()}
+            return
+        files = expand_paths(paths)
+        if not files:
+            raise InputError(f"--waveforms {' '.join(paths)}: no file")
+        self.entries, bad = index_files(files)
+        for path, why in bad.items():
+            log.warning("--waveforms: %s: %s", path, why)
+
+    def stream(self, span: tuple[float, float], stations: set[str]):
+        """An obspy Stream of every channel of ``stations`` (squeezed codes) within ``span``
+        (epoch seconds)."""
+        from obspy import Stream, UTCDateTime, read
+
+        a, b = UTCDateTime(span[0]), UTCDateTime(span[1])
+        st = Stream()
+        if self.client is not None:
+            for net, sta in sorted(self.codes):
                 if _squeeze(sta) in stations:
-                    st += client.get_waveforms(net, sta, "*", "*", UTCDateTime(a), UTCDateTime(b))
+                    st += self.client.get_waveforms(net, sta, "*", "*", a, b)
+            return st
+        for entry in self.entries:
+            if any(_squeeze(sta) in stations and e >= span[0] and s <= span[1]
+                   for _net, sta, _loc, _cha, s, e in entry.traces):  # fmt: skip
+                got = read(str(entry.path), starttime=a, endtime=b)
+                st += Stream([tr for tr in got if _squeeze(tr.stats.station) in stations])
         return st
-    files = expand_paths(paths)
-    if not files:
-        raise InputError(f"--waveforms {' '.join(paths)}: no file")
-    for f in files:
-        try:
-            got = read(str(f), starttime=UTCDateTime(lo), endtime=UTCDateTime(hi))
-        except Exception as exc:  # obspy raises what its format readers raise
-            log.warning("--waveforms: %s: not seismic data obspy can read (%s)", f, exc)
-            continue
-        st += Stream([tr for tr in got if _squeeze(tr.stats.station) in stations])
-    return st
 
 
 def nearest_error(times: np.ndarray, t: float) -> float:
@@ -157,12 +169,11 @@ def evaluate(labels: list[Label], waveforms: list[str], params, model) -> dict:
         ev: (min(x.time_s for x in labs) - BEFORE_S, max(x.time_s for x in labs) + AFTER_S)
         for ev, labs in events.items()
     }
-    st = read_waveforms(waveforms, spans, {_squeeze(x.station) for x in labels})
+    source = Waveforms(waveforms)
     rows, missing = [], []
     with tqdm(total=len(labels), desc="picker eval", unit="label", disable=None) as bar:
         for ev, labs in events.items():
-            a, b = spans[ev]
-            groups = station_groups(st.slice(UTCDateTime(a), UTCDateTime(b)))
+            groups = station_groups(source.stream(spans[ev], {_squeeze(x.station) for x in labs}))
             by_station: dict[str, list[Label]] = {}
             for lab in labs:
                 keys = sorted((k for k in groups if serves(lab, k)),
