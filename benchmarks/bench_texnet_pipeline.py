@@ -11,7 +11,7 @@ Run from the repository root (``FIRSTMOTION_SHARED`` names the shared folder whe
 five days apart, 13 and 12 stations mostly 100-334 km away, 40 and 200 Hz, two minutes of
 three-component data each) with the analysts' QuakeML: origins, P and S picks, six P
 first motions. There is no StationXML: the stations are placed from the QuakeML arrivals'
-azimuth and distance (:func:`workers.reprocess.events.stations_from_arrivals`) and written
+azimuth and distance (:func:`firstmotion.event_catalogs.stations_from_arrivals`) and written
 as a StationXML for the stages. The records are replayed by ``firstmotion replay`` (20x, the
 five-day gap skipped) through the stages as ``benchmarks/bench_swarm.py`` runs them:
 ``stream`` (the learned picker, all components), ``worker polarity``, ``worker associate``
@@ -54,7 +54,7 @@ def build_folder(out: Path) -> dict[str, Any]:
     from obspy import read_events as obspy_events
     from obspy.core.inventory import Channel, Inventory, Network, Site, Station
 
-    from workers.reprocess.events import read_events, stations_from_arrivals
+    from firstmotion.event_catalogs import read_events, stations_from_arrivals
 
     base = _shared() / "data" / "texnet2017"
     scen = out / "scenario"

@@ -1,7 +1,7 @@
 """``firstmotion picker eval``: the stream stage's pickers on a network's own analyst picks.
 
 Labels: the P and S picks of QuakeML, HYPO71 phase cards (each card's P and S readings) or
-the CSV pair ``events.csv picks.csv`` (:func:`workers.reprocess.events.read_events`).
+the CSV pair ``events.csv picks.csv`` (:func:`firstmotion.event_catalogs.read_events`).
 Waveforms: files, folders or globs of anything obspy reads, or an SDS archive root. For every
 event and labelled station, the station's record from :data:`BEFORE_S` before the event's
 first label to :data:`AFTER_S` after its last (only the files holding it are read), its
@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from firstmotion.archive import same_station, squeezed
 from firstmotion.errors import InputError
 
 log = logging.getLogger("firstmotion.picker_eval")
@@ -51,7 +52,7 @@ class Label:
 
 def read_labels(paths: list[str]) -> list[Label]:
     """The P and S picks of a catalog (QuakeML, HYPO71 cards, or the CSV pair)."""
-    from workers.reprocess.events import read_events
+    from firstmotion.event_catalogs import read_events
 
     out = [
         Label(ev.event_id, p.network, p.station, p.location, p.channel, p.phase, p.time_epoch_s)
@@ -63,41 +64,35 @@ def read_labels(paths: list[str]) -> list[Label]:
     return out
 
 
-def _squeeze(code: str) -> str:
-    return code.upper().replace("0", "")
-
-
 def serves(label: Label, key: str) -> bool:
     """Whether the station group ``key`` (``NET.STA.LOC.BI``) is the label's station: the
     same station code (HYPO71's 4 letters match a longer code with zeros removed: ``T107``
     is ``T0107``), and network, location and band where the label gives them."""
     net, sta, loc, band = key.split(".")
-    if label.station != sta and not (
-        len(label.station) < len(sta) and _squeeze(label.station) == _squeeze(sta)
-    ):
+    if not same_station(label.station, sta):
         return False
     if label.network and label.network != net:
         return False
-    if label.location and label.channel and label.location != loc:
+    if label.location and label.location != loc:
         return False
     return not (label.channel and len(label.channel) >= 2 and label.channel[:2] != band)
 
 
 def _preference(key: str, groups: dict) -> tuple:
-    """Among a station's groups: a seismometer (instrument code H or L, not the accelerometer
-    N), then the higher rate."""
+    """Among a station's groups: not an accelerometer (instrument code N), then the higher
+    rate."""
     band = key.split(".")[-1]
     rate = float(groups[key][2].stats.sampling_rate)
-    return (band[1:2].upper() in ("H", "L"), rate)
+    return (band[1:2].upper() != "N", rate)
 
 
 class Waveforms:
     """The records of ``paths``: files, folders or globs indexed once by their headers
-    (:func:`workers.reprocess.archive.index_files`), or an SDS root; :meth:`stream` reads
+    (:func:`firstmotion.archive.index_files`), or an SDS root; :meth:`stream` reads
     only what one event needs."""
 
     def __init__(self, paths: list[str]) -> None:
-        from workers.reprocess.archive import expand_paths, index_files, is_sds_root
+        from firstmotion.archive import expand_paths, index_files, is_sds_root
 
         self.client = None
         self.entries = []
@@ -123,14 +118,14 @@ class Waveforms:
         st = Stream()
         if self.client is not None:
             for net, sta in sorted(self.codes):
-                if _squeeze(sta) in stations:
+                if squeezed(sta) in stations:
                     st += self.client.get_waveforms(net, sta, "*", "*", a, b)
             return st
         for entry in self.entries:
-            if any(_squeeze(sta) in stations and e >= span[0] and s <= span[1]
+            if any(squeezed(sta) in stations and e >= span[0] and s <= span[1]
                    for _net, sta, _loc, _cha, s, e in entry.traces):  # fmt: skip
                 got = read(str(entry.path), starttime=a, endtime=b)
-                st += Stream([tr for tr in got if _squeeze(tr.stats.station) in stations])
+                st += Stream([tr for tr in got if squeezed(tr.stats.station) in stations])
         return st
 
 
@@ -173,7 +168,7 @@ def evaluate(labels: list[Label], waveforms: list[str], params, model) -> dict:
     rows, missing = [], []
     with tqdm(total=len(labels), desc="picker eval", unit="label", disable=None) as bar:
         for ev, labs in events.items():
-            groups = station_groups(source.stream(spans[ev], {_squeeze(x.station) for x in labs}))
+            groups = station_groups(source.stream(spans[ev], {squeezed(x.station) for x in labs}))
             by_station: dict[str, list[Label]] = {}
             for lab in labs:
                 keys = sorted((k for k in groups if serves(lab, k)),

@@ -14,10 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from firstmotion.messages import BINARY_SAMPLES_FIELD, Pick, decode, encode, make_pick_id
-from firstmotion.velocity import VelocityModel
-from workers.reprocess.archive import Request, cut_windows, is_sds_root
-from workers.reprocess.events import (
+from firstmotion.archive import Request, cut_windows, is_sds_root
+from firstmotion.event_catalogs import (
     destination,
     parse_hypo71_card,
     read_csv_pair,
@@ -26,6 +24,8 @@ from workers.reprocess.events import (
     read_quakeml,
     stations_from_arrivals,
 )
+from firstmotion.messages import BINARY_SAMPLES_FIELD, Pick, decode, encode, make_pick_id
+from firstmotion.velocity import VelocityModel
 from workers.reprocess.outputs import MECHANISM_COLUMNS, POLARITY_COLUMNS
 
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
@@ -82,7 +82,7 @@ def test_hypo71_cards_give_their_s_readings_when_asked(tmp_path):
     readers give S picks only for ``phases`` with S (reprocessing reads P)."""
     from obspy import UTCDateTime
 
-    from workers.reprocess.events import parse_hypo71_s
+    from firstmotion.event_catalogs import parse_hypo71_s
 
     card = "T107IPD0 110113195961.25       63.93ISN1"
     s = parse_hypo71_s(card, parse_hypo71_card(card))
@@ -185,7 +185,7 @@ def test_archive_windows_bad_file_and_missing_pick(tmp_path):
 def test_file_index_reads_only_files_serving_the_requests(tmp_path):
     from obspy import Stream
 
-    from workers.reprocess.archive import expand_paths, index_files
+    from firstmotion.archive import expand_paths, index_files
 
     Stream([_trace("ABC")]).write(str(tmp_path / "z.mseed"), format="MSEED")
     Stream([_trace("ABC", "HHN")]).write(str(tmp_path / "n.mseed"), format="MSEED")
@@ -358,8 +358,8 @@ def test_cli_says_which_input_is_missing(tmp_path, capsys):
 def test_catalog_depths_below_sea_level_meet_a_model_above_it():
     """A catalog depth is below sea level; with a model whose top is 2 km above it the rays
     leave from 2 km deeper in the model (the same takeoff as a sea-level model 2 km deeper)."""
+    from firstmotion.event_catalogs import EventRecord
     from firstmotion.velocity import trace_rays
-    from workers.reprocess.events import EventRecord
     from workers.reprocess.pipeline import event_arrivals
 
     model = VelocityModel.from_text("-2.0 3.5\n3.0 5.0\n10.0 6.2\n")

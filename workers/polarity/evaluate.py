@@ -27,7 +27,7 @@ Evaluation sets:
 * ``labelled`` (``--labels``, instead of the sets above): a network's own analyst first
   motions, P picks with a polarity in QuakeML, HYPO71 phase cards or the CSV pair that
   ``firstmotion reprocess`` reads, each read from the vertical of its station in
-  ``--waveforms`` (files, folders, globs or an SDS root: :mod:`workers.reprocess.archive`),
+  ``--waveforms`` (files, folders, globs or an SDS root: :mod:`firstmotion.archive`),
   cut ``LABELLED_BEFORE_S`` before and ``LABELLED_AFTER_S`` after the pick
   (:func:`load_labelled`).
 
@@ -467,15 +467,15 @@ def load_labelled(
 ) -> list[dict]:
     """A network's own analyst P first motions as real-set rows (dicts like
     :func:`load_ingv_fmpc`): the P picks with a polarity of ``events`` (QuakeML, HYPO71 phase
-    cards or the CSV pair, :func:`workers.reprocess.events.read_events`), each with its
-    station's vertical from ``waveforms`` (:func:`workers.reprocess.archive.cut_windows`,
+    cards or the CSV pair, :func:`firstmotion.event_catalogs.read_events`), each with its
+    station's vertical from ``waveforms`` (:func:`firstmotion.archive.cut_windows`,
     samples missing in the window NaN). Picks with no waveform and files that are not seismic
     data are logged, counted and left out; an input with no labelled P pick, or none with a
     waveform, is an :class:`~firstmotion.errors.InputError`."""
     from obspy import UTCDateTime
 
-    from workers.reprocess.archive import Request, cut_windows
-    from workers.reprocess.events import read_events
+    from firstmotion.archive import Request, cut_windows
+    from firstmotion.event_catalogs import read_events
 
     labelled = {}
     for ev in read_events(events):

@@ -118,7 +118,7 @@ def write_skhash(rows: list[dict], folder: Path) -> int:
 
 def _station_position(rows: list[dict], station_id: str) -> tuple[float, float]:
     """Station position from the first event that has it (epicentre + azimuth + distance)."""
-    from workers.reprocess.events import destination
+    from firstmotion.event_catalogs import destination
 
     for r in rows:
         for p in r["picks"]:

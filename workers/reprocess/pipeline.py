@@ -1,9 +1,9 @@
 """``firstmotion reprocess``: polarities and mechanisms for an existing catalog, from its archive.
 
 The events (origins + P picks: QuakeML, HYPO71 phase cards or a CSV pair, see
-:mod:`workers.reprocess.events`) are taken in chunks of about ``--chunk-picks`` picks, in
+:mod:`firstmotion.event_catalogs`) are taken in chunks of about ``--chunk-picks`` picks, in
 origin-time order. For each chunk a reader thread cuts the P windows from the archive
-(:mod:`workers.reprocess.archive`: each file or SDS station-day read once, readers in
+(:mod:`firstmotion.archive`: each file or SDS station-day read once, readers in
 parallel) while the previous chunk is in the workers. Then, through the same Redis streams and
 workers as the live system:
 
@@ -51,9 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from firstmotion.bus import Bus, as_text
-from firstmotion.messages import Arrival, Mechanism, Origin, Pick, Polarity, decode, make_pick_id
-from workers.reprocess.archive import (
+from firstmotion.archive import (
     ArchiveReport,
     Request,
     cut_windows,
@@ -62,7 +60,9 @@ from workers.reprocess.archive import (
     is_sds_root,
     named_paths,
 )
-from workers.reprocess.events import EventRecord, read_events, stations_from_arrivals
+from firstmotion.bus import Bus, as_text
+from firstmotion.event_catalogs import EventRecord, read_events, stations_from_arrivals
+from firstmotion.messages import Arrival, Mechanism, Origin, Pick, Polarity, decode, make_pick_id
 
 log = logging.getLogger(__name__)
 

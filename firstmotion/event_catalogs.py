@@ -1,9 +1,10 @@
-"""Event catalogs to reprocess: origins and P picks from QuakeML, HYPO71 phase cards or CSV.
+"""Event catalogs: origins and analyst picks from QuakeML, HYPO71 phase cards or CSV (the
+input of ``firstmotion reprocess``, and the labels of ``polarity eval`` and ``picker eval``).
 
 Every reader returns :class:`EventRecord` objects (origin time, hypocentre when known, and the
 P picks with their station codes as written in the input). Station codes may be incomplete
 (HYPO71 gives only a 4-letter station; QuakeML may leave the location or channel empty): the
-archive reader resolves them against the waveforms (:mod:`workers.reprocess.archive`).
+archive reader resolves them against the waveforms (:mod:`firstmotion.archive`).
 
 * QuakeML (anything :func:`obspy.read_events` reads): the preferred origin (else the first),
   the picks whose phase hint (or arrival phase) starts with ``P``, and per station the

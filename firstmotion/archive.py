@@ -84,17 +84,22 @@ class ArchiveReport:
         self.missing.update(other.missing)
 
 
-def _squeeze(code: str) -> str:
+def squeezed(code: str) -> str:
+    """A station code without its zeros, upper case: HYPO71's 4 letters against a longer code."""
     return code.upper().replace("0", "")
+
+
+def same_station(given: str, code: str) -> bool:
+    """Whether a pick's station code ``given`` names the archive's station ``code``: equal,
+    or a shorter code equal to it with zeros removed (HYPO71's ``T107`` is ``T0107``)."""
+    return given == code or (len(given) < len(code) and squeezed(given) == squeezed(code))
 
 
 def _match_score(req: Request, net: str, sta: str, loc: str, cha: str, rate: float):
     """A sortable score (higher is better) if the trace can serve the request, else None."""
     if not cha.upper().endswith("Z") or rate < MIN_RATE_HZ:
         return None
-    if req.station != sta and not (
-        len(req.station) < len(sta) and _squeeze(req.station) == _squeeze(sta)
-    ):
+    if not same_station(req.station, sta):
         return None
     if req.network and req.network != net:
         return None
@@ -156,14 +161,14 @@ class _Collector:
         self.before_s, self.after_s = before_s, after_s
         self.by_station: dict[str, list[Request]] = defaultdict(list)
         for r in requests:
-            self.by_station[_squeeze(r.station)].append(r)
+            self.by_station[squeezed(r.station)].append(r)
         # key -> trace id -> (score, rate, [(start_s, samples)])
         self.pieces: dict[str, dict[str, tuple]] = defaultdict(dict)
 
     def feed(self, stream) -> None:
         for tr in stream:
             s = tr.stats
-            cands = self.by_station.get(_squeeze(s.station))
+            cands = self.by_station.get(squeezed(s.station))
             if not cands:
                 continue
             t0, t1 = float(s.starttime.timestamp), float(s.endtime.timestamp)
@@ -225,7 +230,7 @@ class FileEntry:
         """Holds a vertical channel of one of ``stations`` (squeezed codes) within ``span``."""
         return any(
             cha.upper().endswith("Z")
-            and _squeeze(sta) in stations
+            and squeezed(sta) in stations
             and b >= span[0]
             and a <= span[1]
             for _net, sta, _loc, cha, a, b in self.traces
@@ -315,7 +320,7 @@ def cut_windows(
         _from_sds(paths[0], requests, col, report, before_s, after_s, readers)
     else:
         if index is not None:
-            stations = {_squeeze(r.station) for r in requests}
+            stations = {squeezed(r.station) for r in requests}
             todo = [e.path for e in index if e.wanted(stations, span)]
         else:
             todo = files if files is not None else expand_paths(paths)
