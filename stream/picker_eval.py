@@ -27,8 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from firstmotion.archive import same_station, squeezed
+from firstmotion.archive import expand_paths, index_files, is_sds_root, same_station, squeezed
 from firstmotion.errors import InputError
+from firstmotion.event_catalogs import read_events
 
 log = logging.getLogger("firstmotion.picker_eval")
 
@@ -52,8 +53,6 @@ class Label:
 
 def read_labels(paths: list[str]) -> list[Label]:
     """The P and S picks of a catalog (QuakeML, HYPO71 cards, or the CSV pair)."""
-    from firstmotion.event_catalogs import read_events
-
     out = [
         Label(ev.event_id, p.network, p.station, p.location, p.channel, p.phase, p.time_epoch_s)
         for ev in read_events(paths, phases=("P", "S"))
@@ -92,8 +91,6 @@ class Waveforms:
     only what one event needs."""
 
     def __init__(self, paths: list[str]) -> None:
-        from firstmotion.archive import expand_paths, index_files, is_sds_root
-
         self.client = None
         self.entries = []
         if len(paths) == 1 and is_sds_root(paths[0]):
