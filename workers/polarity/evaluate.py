@@ -501,12 +501,13 @@ def load_labelled(
         raise InputError(f"--waveforms {' '.join(waveforms)}: no vertical trace for any of the "
                          f"{len(requests)} labelled picks")  # fmt: skip
     order = {key: i for i, key in enumerate(labelled)}
-    out = []
+    out, in_gap = [], []
     for w in sorted(windows, key=lambda w: order[w.key]):
         event, p = labelled[w.key]
         data = np.asarray(w.samples, dtype=np.float64)
         finite = np.flatnonzero(np.isfinite(data))  # the record's span within the window
         if finite.size == 0 or not finite[0] <= w.pick_index <= finite[-1]:
+            in_gap.append(f"{event} {w.station_id}")
             continue
         row = {
             "event": event,
@@ -520,6 +521,10 @@ def load_labelled(
         if p.onset:
             row["onset"] = p.onset[:1].upper()  # I / E, as the INGV set
         out.append(row)
+    if in_gap:
+        log.warning("%d labelled picks lie outside their station's record (before it, after "
+                    "it or in a gap at the pick), left out: %s", len(in_gap),
+                    "; ".join(in_gap[:10]))  # fmt: skip
     return out
 
 
