@@ -95,15 +95,17 @@ def same_station(given: str, code: str) -> bool:
     return given == code or (len(given) < len(code) and squeezed(given) == squeezed(code))
 
 
+def same_site(network: str, station: str, location: str, net: str, sta: str, loc: str) -> bool:
+    """Whether a pick's network, station and location codes ('' where not given) name the
+    archive's ``net``, ``sta``, ``loc`` (:func:`same_station` for the station)."""
+    return same_station(station, sta) and network in ("", net) and location in ("", loc)
+
+
 def _match_score(req: Request, net: str, sta: str, loc: str, cha: str, rate: float):
     """A sortable score (higher is better) if the trace can serve the request, else None."""
     if not cha.upper().endswith("Z") or rate < MIN_RATE_HZ:
         return None
-    if not same_station(req.station, sta):
-        return None
-    if req.network and req.network != net:
-        return None
-    if req.location and req.location != loc:
+    if not same_site(req.network, req.station, req.location, net, sta, loc):
         return None
     if req.channel and len(req.channel) == 3 and req.channel.upper().endswith("Z"):
         if req.channel != cha:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from firstmotion.archive import expand_paths, index_files, is_sds_root, same_station, squeezed
+from firstmotion.archive import expand_paths, index_files, is_sds_root, same_site, squeezed
 from firstmotion.errors import InputError
 from firstmotion.event_catalogs import read_events
 
@@ -68,11 +68,7 @@ def serves(label: Label, key: str) -> bool:
     same station code (HYPO71's 4 letters match a longer code with zeros removed: ``T107``
     is ``T0107``), and network, location and band where the label gives them."""
     net, sta, loc, band = key.split(".")
-    if not same_station(label.station, sta):
-        return False
-    if label.network and label.network != net:
-        return False
-    if label.location and label.location != loc:
+    if not same_site(label.network, label.station, label.location, net, sta, loc):
         return False
     return not (label.channel and len(label.channel) >= 2 and label.channel[:2] != band)
 
