@@ -14,7 +14,9 @@ releases the GIL). A pick is matched to a vertical trace (channel code ending in
 station: network, location and channel must agree where the pick gives them; HYPO71's
 4-letter codes match a longer archive code that equals them with zeros removed (``T107`` ->
 ``T0107``). Among several matching channels the pick's own channel wins, then its band code,
-then the higher sampling rate. Windows run from ``before_s`` before the pick to ``after_s``
+then a seismometer over an accelerometer (instrument code N: on the small earthquakes first
+motions are read for, its self-noise hides what a velocity sensor records), then the higher
+sampling rate. Windows run from ``before_s`` before the pick to ``after_s``
 after it; samples missing inside a window are NaN (the polarity preprocessing fills gaps in the
 context and flags gaps inside the model window).
 
@@ -112,7 +114,8 @@ def _match_score(req: Request, net: str, sta: str, loc: str, cha: str, rate: flo
             return None
     exact = int(req.station == sta)
     band = int(bool(req.channel) and cha[:2] == req.channel[:2])
-    return (exact, band, rate)
+    seismometer = int(cha[1:2].upper() != "N")  # N: an accelerometer, noisier on small events
+    return (exact, band, seismometer, rate)
 
 
 def is_sds_root(path: str | Path) -> bool:

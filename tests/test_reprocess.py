@@ -180,6 +180,15 @@ def test_archive_windows_bad_file_and_missing_pick(tmp_path):
     assert got["e/1"].sampling_rate_hz == 80.0 and got["e/1"].pick_index == 400
     assert "e/2" in rep.missing and "no waveform" in rep.missing["e/2"]
     assert list(rep.bad_files) == [str(tmp_path / "notes.txt")]
+    # a station with a seismometer and a faster accelerometer: the seismometer, unless the
+    # pick names the accelerometer's band
+    Stream([_trace("T0107", "EHZ", rate=100.0, n=6000)]).write(
+        str(tmp_path / "c.mseed"), format="MSEED"
+    )
+    reqs = [Request("e/1", "", "T107", "", "", T0 + 30.0),
+            Request("e/3", "", "T107", "", "HN", T0 + 30.0)]  # fmt: skip
+    got = {w.key: w.station_id for w in cut_windows(reqs, [str(tmp_path)])[0]}
+    assert got == {"e/1": "XX.T0107..EHZ", "e/3": "XX.T0107..HNZ"}
 
 
 def test_file_index_reads_only_files_serving_the_requests(tmp_path):
