@@ -121,6 +121,13 @@ def _is_vertical(channel: Any) -> bool:
     return (dip is None or float(dip) == 0.0) and str(channel.code).upper().endswith("Z")
 
 
+def count_verticals(source: str | Path | Any) -> int:
+    """How many vertical channel epochs a StationXML path (or obspy ``Inventory``) holds."""
+    if isinstance(source, (str, Path)):
+        source = read_stationxml(source)
+    return sum(_is_vertical(cha) for net in source for sta in net for cha in sta)
+
+
 def reversed_verticals(source: str | Path | Any) -> list[ReversedVertical]:
     """The vertical channel epochs of a StationXML path (or obspy ``Inventory``) whose
     metadata documents the recorded polarity reversed against the ground motion: the sensor

@@ -322,3 +322,31 @@ def test_documented_reversals_join_a_list_and_a_station_in_both_is_flipped_once(
     inventory.write(str(tmp_path / "up.xml"), "STATIONXML")
     assert with_documented_reversals(listed, tmp_path / "up.xml") is listed
     assert with_documented_reversals(None, tmp_path / "up.xml") is None
+
+
+def test_metadata_documenting_most_verticals_reversed_is_warned_about(tmp_path, caplog):
+    """Metadata that writes +90 for verticals pointing up would turn every first motion: where
+    most of a StationXML's verticals are documented reversed, the worker says so."""
+    from obspy.core.inventory import Channel, Inventory, Network, Station
+
+    from workers.mechanism.reversals import with_documented_reversals
+
+    def inventory(dips, path):
+        stations = []
+        for k, dip in enumerate(dips):
+            sta = Station(f"S{k}", 10.0, 20.0, 0.0)
+            sta.channels = [Channel("HHZ", "", 10.0, 20.0, 0.0, 0.0, dip=dip, azimuth=0.0)]
+            stations.append(sta)
+        Inventory([Network("XX", stations=stations)], source="test").write(str(path), "STATIONXML")
+        return path
+
+    most = inventory([90.0, 90.0, 90.0, -90.0], tmp_path / "a.xml")
+    with caplog.at_level("WARNING", logger="workers.mechanism.reversals"):
+        listed = with_documented_reversals(None, most)
+    assert len(listed) == 3  # still applied: the metadata is the network's word
+    assert "documents 3 of its 4 vertical channel epochs as reversed" in caplog.text
+    caplog.clear()
+    one = inventory([90.0, -90.0, -90.0, -90.0], tmp_path / "b.xml")
+    with caplog.at_level("WARNING", logger="workers.mechanism.reversals"):
+        with_documented_reversals(None, one)
+    assert "vertical channel epochs as reversed" not in caplog.text

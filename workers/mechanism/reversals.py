@@ -29,7 +29,14 @@ from pathlib import Path
 
 import numpy as np
 
-from firstmotion.inventory import OPEN_END_S, OPEN_START_S, ReversedVertical, reversed_verticals
+from firstmotion.inventory import (
+    OPEN_END_S,
+    OPEN_START_S,
+    ReversedVertical,
+    count_verticals,
+    read_stationxml,
+    reversed_verticals,
+)
 
 log = logging.getLogger(__name__)
 
@@ -176,8 +183,18 @@ def with_documented_reversals(
 ) -> ReversalList | None:
     """``reversals`` (or None) with the vertical channels ``stationxml`` documents as
     reversed (:func:`firstmotion.inventory.reversed_verticals`), each logged; None where
-    there are neither."""
-    documented = reversed_verticals(stationxml)
+    there are neither. Where most of the file's verticals are documented so, a warning says
+    that metadata writing +90 for verticals that point up would turn every first motion."""
+    inventory = read_stationxml(stationxml)
+    documented = reversed_verticals(inventory)
+    n_verticals = count_verticals(inventory)
+    if len(documented) >= 2 and 2 * len(documented) > n_verticals:
+        log.warning(
+            "%s documents %d of its %d vertical channel epochs as reversed (dip +90 or a "
+            "negative sensitivity): if this metadata writes +90 for verticals that point up, "
+            "set mechanism.stationxml_reversals = false, or every first motion is turned",
+            stationxml, len(documented), n_verticals,
+        )  # fmt: skip
     for v in documented:
         also = " (also in the reversal list: flipped once)" if (
             reversals is not None and reversals.is_reversed(v.channel_id, None)
