@@ -215,6 +215,37 @@ def evaluate(labels: list[Label], waveforms: list[str], params, model) -> dict:
     return out
 
 
+def plot_errors(result: dict, path: str) -> None:
+    """Histograms of the signed errors within 0.5 s (pick minus label): P for the learned
+    picker and STA/LTA, S for the learned picker, each with its counts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bins = np.linspace(-LIMITS_S[-1], LIMITS_S[-1], 41)
+    panels = (("P", ("learned", "stalta")), ("S", ("learned",)))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharex=True)
+    for ax, (phase, pickers) in zip(axes, panels, strict=True):
+        for name in pickers:
+            key = f"{name}_error_s"
+            e = np.array([r[key] for r in result["labels"] if r["phase"] == phase
+                          and r.get(key) is not None and abs(r[key]) <= LIMITS_S[-1]])  # fmt: skip
+            s = result[phase][name]
+            who = "PhaseNet" if name == "learned" else "STA/LTA + AIC"
+            label = (f"{who}: {s['within_0.1_s']} / {s['within_0.5_s']} of {s['n']} "
+                     "within 0.1 / 0.5 s")  # fmt: skip
+            ax.hist(e, bins=bins, histtype="step" if name == "stalta" else "stepfilled",
+                    alpha=1.0 if name == "stalta" else 0.6, label=label)  # fmt: skip
+        for lim in LIMITS_S[:-1]:
+            ax.axvspan(-lim, lim, color="grey", alpha=0.08)
+        ax.set(xlabel=f"{phase} pick - analyst's (s)", ylabel="labels", title=f"{phase} picks")
+        ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--labels", nargs="+", required=True, metavar="FILE",
@@ -227,6 +258,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument("--config", default=None, help="TOML config: its [detect] settings")
     parser.add_argument("--json", default=None, help="also write the figures and every label")
+    parser.add_argument("--plot", default=None, help="write a PNG: the error histograms")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -247,4 +279,6 @@ def run(args: argparse.Namespace) -> int:
                       f"{s['median_abs_error_s']} s")  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    if args.plot:
+        plot_errors(result, args.plot)
     return 0

@@ -236,8 +236,10 @@ def test_picker_eval_scores_the_stream_pickers_on_a_networks_own_picks(tmp_path,
     report = tmp_path / "picks.json"
     capfd.readouterr()
     rc = cli.main(["picker", "eval", "--labels", str(scen / "truth.xml"), "--waveforms",
-                   str(scen / "mseed"), "--json", str(report)])  # fmt: skip
+                   str(scen / "mseed"), "--json", str(report), "--plot",
+                   str(tmp_path / "errors.png")])  # fmt: skip
     assert rc == 0
+    assert (tmp_path / "errors.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     out = capfd.readouterr().out
     got = json.loads(report.read_text())
     n_p = sum(p.phase_hint == "P" for p in picks)
