@@ -26,6 +26,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -179,13 +180,17 @@ def read_reversals(path: str | Path) -> ReversalList:
 
 
 def with_documented_reversals(
-    reversals: ReversalList | None, stationxml: str | Path
+    reversals: ReversalList | None, stationxml: str | Path | Any, name: str | Path = ""
 ) -> ReversalList | None:
-    """``reversals`` (or None) with the vertical channels ``stationxml`` documents as
-    reversed (:func:`firstmotion.inventory.reversed_verticals`), each logged; None where
-    there are neither. Where most of the file's verticals are documented so, a warning says
-    that metadata writing +90 for verticals that point up would turn every first motion."""
-    inventory = read_stationxml(stationxml)
+    """``reversals`` (or None) with the vertical channels ``stationxml`` (a path or an obspy
+    ``Inventory``, named ``name`` in the log) documents as reversed
+    (:func:`firstmotion.inventory.reversed_verticals`), each logged; None where there are
+    neither. Where most of the file's verticals are documented so, a warning says that
+    metadata writing +90 for verticals that point up would turn every first motion."""
+    if isinstance(stationxml, (str, Path)):
+        name = name or stationxml
+        stationxml = read_stationxml(stationxml)
+    inventory = stationxml
     documented = reversed_verticals(inventory)
     n_verticals = count_verticals(inventory)
     if len(documented) >= 2 and 2 * len(documented) > n_verticals:
@@ -193,7 +198,7 @@ def with_documented_reversals(
             "%s documents %d of its %d vertical channel epochs as reversed (dip +90 or a "
             "negative sensitivity): if this metadata writes +90 for verticals that point up, "
             "set mechanism.stationxml_reversals = false, or every first motion is turned",
-            stationxml, len(documented), n_verticals,
+            name or "the StationXML", len(documented), n_verticals,
         )  # fmt: skip
     for v in documented:
         also = " (also in the reversal list: flipped once)" if (

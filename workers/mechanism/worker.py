@@ -522,10 +522,11 @@ def misfit_floor_hint(n_stations: int, params: WorkerParams) -> str | None:
     )
 
 
-def _station_count(stationxml: str) -> int:
+def _station_count(inventory) -> int:
+    """Stations of a StationXML path or obspy ``Inventory``."""
     from firstmotion.inventory import read_sites
 
-    return len({s.station_id for s in read_sites(stationxml)})
+    return len({s.station_id for s in read_sites(inventory)})
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -554,11 +555,14 @@ def run(args: argparse.Namespace) -> int:
     params = WorkerParams.from_settings(ms)
     stationxml = args.inventory or settings.inventory.stationxml
     if stationxml:
-        hint = misfit_floor_hint(_station_count(stationxml), params)
+        from firstmotion.inventory import read_stationxml
+
+        inventory = read_stationxml(stationxml)  # once: a network's file can be large
+        hint = misfit_floor_hint(_station_count(inventory), params)
         if hint:
             log.warning("%s", hint)
         if ms.stationxml_reversals:
-            reversals = with_documented_reversals(reversals, stationxml)
+            reversals = with_documented_reversals(reversals, inventory, name=stationxml)
     worker = MechanismWorker(
         bus,
         params,
