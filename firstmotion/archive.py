@@ -231,10 +231,11 @@ class FileEntry:
     path: Path
     traces: tuple[tuple[str, str, str, str, float, float], ...]
 
-    def wanted(self, stations: set[str], span: tuple[float, float]) -> bool:
-        """Holds a vertical channel of one of ``stations`` (squeezed codes) within ``span``."""
+    def wanted(self, stations: set[str], span: tuple[float, float], verticals: bool = True) -> bool:
+        """Holds a vertical channel (any channel: ``verticals=False``) of one of ``stations``
+        (squeezed codes) within ``span``."""
         return any(
-            cha.upper().endswith("Z")
+            (not verticals or cha.upper().endswith("Z"))
             and squeezed(sta) in stations
             and b >= span[0]
             and a <= span[1]

@@ -115,8 +115,7 @@ class Waveforms:
                     st += self.client.get_waveforms(net, sta, "*", "*", a, b)
             return st
         for entry in self.entries:
-            if any(squeezed(sta) in stations and e >= span[0] and s <= span[1]
-                   for _net, sta, _loc, _cha, s, e in entry.traces):  # fmt: skip
+            if entry.wanted(stations, span, verticals=False):
                 got = read(str(entry.path), starttime=a, endtime=b)
                 st += Stream([tr for tr in got if squeezed(tr.stats.station) in stations])
         return st
