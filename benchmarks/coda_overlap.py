@@ -1,0 +1,252 @@
+"""A real P in a real earthquake's coda: does the learned picker find it?
+
+On the swarm proxy (docs/swarm.md) most visible P without a pick arrive in an earlier
+earthquake's coda, but the proxy's earthquakes are synthetic. This builds the same situation
+from real records only: at each INGV station with an analyst P reading, the station's own
+three-component record (``host``) plus a copy of itself delayed by ``D`` seconds and scaled by
+``s`` (``guest``: the same earthquake repeated, as swarm events nearly repeat, its P arriving
+``D`` after the host's P, in the host's P or S coda). The guest is demeaned and starts with a
+1 s cosine ramp, so its start makes no step. Its P is the analyst's reading plus ``D``.
+
+The composite record is picked in one pass with the stream stage's windows and rules
+(:func:`stream.picker.pick_traces`, ``[detect]`` defaults) and the guest P gets one outcome:
+a P pick within 0.1 s / 0.5 s, a candidate onset only (within 0.5 s), an S pick only, or
+nothing; with the energy jump it makes in the composite (:func:`stream.picker.p_onset_snr`,
+the picker's onset gate). Where the INGV cards hold the station's S reading, ``D`` is also
+given after the host's S.
+
+Run from the repository root::
+
+    FIRSTMOTION_SHARED=../shared PYTHONPATH=$PWD .venv/bin/python benchmarks/coda_overlap.py \\
+        [--delays 2,4,8,16,32] [--scales 1,0.3,0.1] [--json F] [--plot F.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from firstmotion.archive import squeezed
+from stream.phase_stage import station_groups
+from stream.picker import PhaseNetModel, PickerParams, p_onset_snr, pick_traces
+from stream.picker_eval import Waveforms, read_labels, serves
+
+BEFORE_S = 35.0  # record kept before the host P (INGV records start 35-50 s before it)
+AFTER_S = 40.0  # after the guest P: the second look reads 18 s after an onset
+RAMP_S = 1.0
+
+
+def shared_ingv() -> Path:
+    root = Path(os.environ.get("FIRSTMOTION_SHARED", "../shared"))
+    return root / "data" / "ingv_fmpc"
+
+
+def composite(traces: list, delay_s: float, scale: float) -> list:
+    """Each trace plus ``scale`` x itself delayed by ``delay_s`` (demeaned, its first second
+    ramped in; the delayed copy holds nothing before the record's start + ``delay_s``)."""
+    out = []
+    for tr in traces:
+        if tr is None:
+            out.append(None)
+            continue
+        x = tr.data.astype(np.float64)
+        n = int(round(delay_s * tr.stats.sampling_rate))
+        guest = np.zeros_like(x)
+        if n < x.size:
+            g = (x - x.mean())[: x.size - n] * scale
+            ramp = min(int(RAMP_S * tr.stats.sampling_rate), g.size)
+            g[:ramp] *= 0.5 - 0.5 * np.cos(np.pi * np.arange(ramp) / ramp)
+            guest[n:] = g
+        tr2 = tr.copy()
+        tr2.data = x + guest
+        out.append(tr2)
+    return out
+
+
+def outcome(picks: list, t: float) -> str:
+    """What the picker gave near the guest P time ``t`` (epoch s)."""
+    near = [p for p in picks if abs(p.time_epoch_s - t) <= 0.5]
+    ps = [p for p in near if p.phase == "P" and not p.candidate]
+    if ps:
+        best = min(abs(p.time_epoch_s - t) for p in ps)
+        return "pick 0.1 s" if best <= 0.1 else "pick 0.5 s"
+    if any(p.phase == "P" for p in near):
+        return "candidate"
+    if near:
+        return "S pick"
+    return "nothing"
+
+
+def s_outcome(picks: list, t: float) -> str:
+    """The S picks near the guest's S time ``t``: within 0.1 s, 0.5 s, or none."""
+    err = [abs(p.time_epoch_s - t) for p in picks if p.phase == "S" and not p.candidate]
+    best = min(err, default=np.inf)
+    return "pick 0.1 s" if best <= 0.1 else "pick 0.5 s" if best <= 0.5 else "nothing"
+
+
+OUTCOMES = ("pick 0.1 s", "pick 0.5 s", "candidate", "S pick", "nothing")
+
+
+def station_records(labels, waveforms: Waveforms) -> list[dict]:
+    """Per analyst P: the station's three-component group cut around it, and its S reading."""
+    events: dict[str, list] = {}
+    for lab in labels:
+        events.setdefault(lab.event, []).append(lab)
+    out = []
+    for ev, labs in events.items():
+        t0 = min(x.time_s for x in labs) - BEFORE_S
+        span = (t0, max(x.time_s for x in labs) + 400.0)
+        st = waveforms.stream(span, {squeezed(x.station) for x in labs})
+        groups = station_groups(st)
+        for lab in (x for x in labs if x.phase == "P"):
+            keys = [k for k in groups if serves(lab, k)]
+            if not keys:
+                continue
+            keys.sort(key=lambda k: (k.split(".")[-1][1:2] != "N",
+                                     groups[k][2].stats.sampling_rate), reverse=True)  # fmt: skip
+            s = [x.time_s for x in labs if x.phase == "S" and serves(x, keys[0])]
+            out.append({"event": ev, "station": keys[0], "p": lab.time_s,
+                        "s": s[0] if s else None, "traces": groups[keys[0]]})  # fmt: skip
+    return out
+
+
+def run(records, delays, scales, model, params) -> list[dict]:
+    from obspy import UTCDateTime
+
+    rows = []
+    total = len(records) * len(delays) * len(scales)
+    with tqdm(total=total, desc="coda overlap", unit="record", disable=None) as bar:
+        for rec in records:
+            for d in delays:
+                lo = UTCDateTime(rec["p"] - BEFORE_S)
+                hi = UTCDateTime(rec["p"] + d + AFTER_S)
+                cut = [None if tr is None else tr.slice(lo, hi) for tr in rec["traces"]]
+                if cut[2].stats.endtime < hi - 1.0:
+                    bar.update(len(scales))
+                    continue
+                for s in scales:
+                    tr3 = composite(cut, d, s)
+                    picks = pick_traces(model, tr3, params)
+                    guest = rec["p"] + d
+                    z = tr3[2]
+                    idx = (guest - z.stats.starttime.timestamp) * z.stats.sampling_rate
+                    host = outcome(picks, rec["p"])
+                    rows.append({
+                        "event": rec["event"], "station": rec["station"], "delay_s": d,
+                        "scale": s,
+                        "after_host_s_s": None if rec["s"] is None else round(
+                            guest - rec["s"], 2),
+                        "outcome": outcome(picks, guest), "host_outcome": host,
+                        "s_outcome": None if rec["s"] is None else s_outcome(picks, rec["s"] + d),
+                        "onset_snr": round(float(p_onset_snr(z.data, z.stats.sampling_rate,
+                                                             idx)), 2),
+                    })  # fmt: skip
+                    bar.update()
+    return rows
+
+
+def table(rows: list[dict], scales, delays) -> list[str]:
+    lines = []
+    for s in scales:
+        lines.append(f"guest scaled by {s:g}: guest P outcome per delay after the host P")
+        lines.append(f"  {'delay':>6} {'n':>4} " + " ".join(f"{o:>11}" for o in OUTCOMES)
+                     + "  onset SNR p10/50/90  host P picked (0.1 s)")  # fmt: skip
+        for d in delays:
+            sel = [r for r in rows if r["scale"] == s and r["delay_s"] == d]
+            if not sel:
+                continue
+            counts = [sum(r["outcome"] == o for r in sel) for o in OUTCOMES]
+            snr = np.percentile([r["onset_snr"] for r in sel], [10, 50, 90])
+            host = sum(r["host_outcome"] == "pick 0.1 s" for r in sel)
+            lines.append(f"  {d:>6g} {len(sel):>4} " + " ".join(f"{c:>11}" for c in counts)
+                         + f"  {snr[0]:6.2f} {snr[1]:6.2f} {snr[2]:6.2f}  {host}")  # fmt: skip
+    return lines
+
+
+def s_table(rows: list[dict], scales, delays) -> list[str]:
+    """The guest's S (stations with an S reading) beside its P, picked within 0.5 s."""
+    lines = ["guest S and P picked within 0.5 s at the stations with an S reading:"]
+    for s in scales:
+        parts = []
+        for d in delays:
+            sel = [r for r in rows if r["scale"] == s and r["delay_s"] == d and r["s_outcome"]]
+            n_s = sum(r["s_outcome"] != "nothing" for r in sel)
+            n_p = sum(r["outcome"].startswith("pick") for r in sel)
+            parts.append(f"{d:g} s: S {n_s} P {n_p} of {len(sel)}")
+        lines.append(f"  x{s:g}: " + "; ".join(parts))
+    return lines
+
+
+def in_s_coda(rows: list[dict]) -> list[str]:
+    """The guests arriving after the host's S reading, by time after it."""
+    lines = ["guest P after the host's S reading (stations with one), all scales:"]
+    bins = [(0, 5), (5, 10), (10, 20), (20, 60)]
+    for a, b in bins:
+        sel = [r for r in rows if r["after_host_s_s"] is not None and a < r["after_host_s_s"] <= b]
+        if sel:
+            got = sum(r["outcome"].startswith("pick") for r in sel)
+            lines.append(f"  {a:>2}-{b:<2} s after S: {got} of {len(sel)} picked within 0.5 s")
+    return lines
+
+
+def plot(rows: list[dict], scales, delays, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    fig, ax = plt.subplots(figsize=(9, 4.2))
+    for s in scales:
+        frac, frac_s = [], []
+        for d in delays:
+            sel = [r for r in rows if r["scale"] == s and r["delay_s"] == d]
+            frac.append(100.0 * np.mean([r["outcome"].startswith("pick") for r in sel]))
+            with_s = [r for r in sel if r["s_outcome"]]
+            frac_s.append(100.0 * np.mean([r["s_outcome"] != "nothing" for r in with_s]))
+        line = ax.plot(delays, frac, "o-", label=f"repeat at {s:g}x the amplitude: P")[0]
+        ax.plot(delays, frac_s, "s--", color=line.get_color(), alpha=0.6, label="... its S")
+    ax.set_xscale("log")
+    ax.set_xticks(delays, [f"{d:g}" for d in delays])
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.set_xlabel("repeat's P after the first P (s)")
+    ax.set_ylabel("repeat's P / S picked within 0.5 s (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title("Real INGV records: a P in the same earthquake's coda")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--delays", default="2,4,8,16,32", help="seconds after the host P")
+    ap.add_argument("--scales", default="1,0.3,0.1", help="the guest's amplitude factors")
+    ap.add_argument("--second-look-s", type=float, default=PickerParams.second_look_s)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--plot", default=None)
+    args = ap.parse_args()
+    delays = [float(x) for x in args.delays.split(",")]
+    scales = [float(x) for x in args.scales.split(",")]
+    data = shared_ingv()
+    labels = read_labels([str(data / "Phases_file")])
+    records = station_records(labels, Waveforms([str(data / "mseed")]))
+    model = PhaseNetModel.load(device="cpu", threads=args.threads)
+    rows = run(records, delays, scales, model, PickerParams(second_look_s=args.second_look_s))
+    print(f"{len(records)} INGV analyst P with a three-component record")
+    print("\n".join(table(rows, scales, delays) + s_table(rows, scales, delays) + in_s_coda(rows)))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
+    if args.plot:
+        plot(rows, scales, delays, args.plot)
+
+
+if __name__ == "__main__":
+    main()
