@@ -34,7 +34,7 @@ from tqdm import tqdm
 from firstmotion.archive import squeezed
 from stream.phase_stage import station_groups
 from stream.picker import PhaseNetModel, PickerParams, p_onset_snr, pick_traces
-from stream.picker_eval import Waveforms, read_labels, serves
+from stream.picker_eval import Waveforms, label_group, read_labels, serves
 
 BEFORE_S = 35.0  # record kept before the host P (INGV records start 35-50 s before it)
 AFTER_S = 40.0  # after the guest P: the second look reads 18 s after an onset
@@ -104,14 +104,12 @@ def station_records(labels, waveforms: Waveforms) -> list[dict]:
         st = waveforms.stream(span, {squeezed(x.station) for x in labs})
         groups = station_groups(st)
         for lab in (x for x in labs if x.phase == "P"):
-            keys = [k for k in groups if serves(lab, k)]
-            if not keys:
+            key = label_group(lab, groups)
+            if key is None:
                 continue
-            keys.sort(key=lambda k: (k.split(".")[-1][1:2] != "N",
-                                     groups[k][2].stats.sampling_rate), reverse=True)  # fmt: skip
-            s = [x.time_s for x in labs if x.phase == "S" and serves(x, keys[0])]
-            out.append({"event": ev, "station": keys[0], "p": lab.time_s,
-                        "s": s[0] if s else None, "traces": groups[keys[0]]})  # fmt: skip
+            s = [x.time_s for x in labs if x.phase == "S" and serves(x, key)]
+            out.append({"event": ev, "station": key, "p": lab.time_s,
+                        "s": s[0] if s else None, "traces": groups[key]})  # fmt: skip
     return out
 
 

@@ -81,6 +81,14 @@ def _preference(key: str, groups: dict) -> tuple:
     return (band[1:2].upper() != "N", rate)
 
 
+def label_group(label: Label, groups: dict) -> str | None:
+    """The station group (a key of :func:`stream.phase_stage.station_groups`) that reads
+    ``label``: of the groups that serve it, a seismometer before an accelerometer, then the
+    higher rate; None without one."""
+    keys = [k for k in groups if serves(label, k)]
+    return max(keys, key=lambda k: _preference(k, groups)) if keys else None
+
+
 class Waveforms:
     """The records of ``paths``: files, folders or globs indexed once by their headers
     (:func:`firstmotion.archive.index_files`), or an SDS root; :meth:`stream` reads
@@ -163,13 +171,12 @@ def evaluate(labels: list[Label], waveforms: list[str], params, model) -> dict:
             groups = station_groups(source.stream(spans[ev], {squeezed(x.station) for x in labs}))
             by_station: dict[str, list[Label]] = {}
             for lab in labs:
-                keys = sorted((k for k in groups if serves(lab, k)),
-                              key=lambda k: _preference(k, groups), reverse=True)  # fmt: skip
-                if not keys:
+                key = label_group(lab, groups)
+                if key is None:
                     missing.append(f"{ev} {lab.network}.{lab.station} {lab.phase}")
                     bar.update()
                     continue
-                by_station.setdefault(keys[0], []).append(lab)
+                by_station.setdefault(key, []).append(lab)
             for key, here in by_station.items():
                 traces = groups[key]
                 picks = [p for p in pick_traces(model, traces, params) if not p.candidate]
