@@ -13,12 +13,14 @@ The composite record is picked in one pass with the stream stage's windows and r
 a P pick within 0.1 s / 0.5 s, a candidate onset only (within 0.5 s), an S pick only, or
 nothing; with the energy jump it makes in the composite (:func:`stream.picker.p_onset_snr`,
 the picker's onset gate). Where the INGV cards hold the station's S reading, ``D`` is also
-given after the host's S.
+given after the host's S. With ``--polarity`` the shipped polarity reader reads the guest's
+first motion at the analyst's time + ``D`` and at the picker's P pick there, against the
+analyst's sign (the host's own read, without the guest, beside it).
 
 Run from the repository root::
 
     FIRSTMOTION_SHARED=../shared PYTHONPATH=$PWD .venv/bin/python benchmarks/coda_overlap.py \\
-        [--delays 2,4,8,16,32] [--scales 1,0.3,0.1] [--json F] [--plot F.png]
+        [--delays 2,4,8,16,32] [--scales 1,0.3,0.1] [--polarity] [--json F] [--plot F.png]
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import numpy as np
 from tqdm import tqdm
 
 from firstmotion.archive import squeezed
+from firstmotion.event_catalogs import read_events
 from stream.phase_stage import station_groups
 from stream.picker import PhaseNetModel, PickerParams, p_onset_snr, pick_traces
 from stream.picker_eval import Waveforms, label_group, read_labels, serves
@@ -92,8 +95,9 @@ def s_outcome(picks: list, t: float) -> str:
 OUTCOMES = ("pick 0.1 s", "pick 0.5 s", "candidate", "S pick", "nothing")
 
 
-def station_records(labels, waveforms: Waveforms) -> list[dict]:
-    """Per analyst P: the station's three-component group cut around it, and its S reading."""
+def station_records(labels, waveforms: Waveforms, polarity: dict | None = None) -> list[dict]:
+    """Per analyst P: the station's three-component group cut around it, its S reading, and
+    its first motion (``polarity``: (event, station, time) -> +1 / -1 / 0)."""
     events: dict[str, list] = {}
     for lab in labels:
         events.setdefault(lab.event, []).append(lab)
@@ -108,12 +112,24 @@ def station_records(labels, waveforms: Waveforms) -> list[dict]:
             if key is None:
                 continue
             s = [x.time_s for x in labs if x.phase == "S" and serves(x, key)]
-            out.append({"event": ev, "station": key, "p": lab.time_s,
+            motion = (polarity or {}).get((ev, lab.station, round(lab.time_s, 3)), 0)
+            out.append({"event": ev, "station": key, "p": lab.time_s, "polarity": motion,
                         "s": s[0] if s else None, "traces": groups[key]})  # fmt: skip
     return out
 
 
-def run(records, delays, scales, model, params) -> list[dict]:
+def read_at(reader, z, t: float) -> tuple[int, float]:
+    """The polarity reader's read (sign, confidence) of vertical trace ``z`` at epoch ``t``."""
+    rate = float(z.stats.sampling_rate)
+    k = int(round((t - z.stats.starttime.timestamp) * rate))
+    res = reader.classify(z.data.astype(np.float64)[None, :], rate, [k])
+    return int(res.polarity[0]), float(res.confidence[0])
+
+
+def run(records, delays, scales, model, params, reader=None) -> list[dict]:
+    """One row per record, delay and scale (JSON-ready); with a polarity ``reader``, also its
+    reads of the guest P (at the analyst's time + D, and at the picker's P pick there)
+    against the analyst's first motion."""
     from obspy import UTCDateTime
 
     rows = []
@@ -144,8 +160,75 @@ def run(records, delays, scales, model, params) -> list[dict]:
                         "onset_snr": round(float(p_onset_snr(z.data, z.stats.sampling_rate,
                                                              idx)), 2),
                     })  # fmt: skip
+                    if reader is not None and rec["polarity"]:
+                        rows[-1].update(polarity_reads(reader, rec, picks, z, cut[2], guest))
                     bar.update()
     return rows
+
+
+def polarity_reads(reader, rec: dict, picks: list, z, host_z, guest: float) -> dict:
+    """The reader's reads (x the analyst's sign: 1 right, -1 wrong, 0 unknown) of the guest P
+    at the analyst's time + D and at the picker's P pick within 0.5 s (None: no pick), and of
+    the host P alone at the analyst's time (the record without the guest)."""
+    sign = rec["polarity"]
+    at_label, conf = read_at(reader, z, guest)
+    near = [p for p in picks if p.phase == "P" and not p.candidate
+            and abs(p.time_epoch_s - guest) <= 0.5]  # fmt: skip
+    at_pick = error = pick_conf = None
+    if near:  # read where the stage reads: the refined onset (PhaseNet's peak without one)
+        best = min(near, key=lambda p: abs(p.time_epoch_s - guest))
+        onset = best.onset_epoch_s or best.time_epoch_s
+        at_pick, pick_conf = read_at(reader, z, onset)
+        at_pick *= sign
+        error = round(onset - guest, 4)
+        pick_conf = round(pick_conf, 3)
+    return {"read_at_label": at_label * sign, "read_confidence": round(conf, 3),
+            "read_at_pick": at_pick, "read_at_pick_onset_error_s": error,
+            "read_at_pick_confidence": pick_conf,
+            "host_read": read_at(reader, host_z, rec["p"])[0] * sign}  # fmt: skip
+
+
+def polarity_table(rows: list[dict], scales, delays) -> list[str]:
+    """Right-wrong-unknown of the guest P's first motion per scale and delay."""
+    rows = [r for r in rows if "read_at_label" in r]
+    if not rows:
+        return []
+
+    def rwu(values) -> str:
+        v = [x for x in values if x is not None]
+        return f"{v.count(1)}-{v.count(-1)}-{v.count(0)}"
+
+    host = {(r["event"], r["station"]): r["host_read"] for r in rows}
+    lines = [f"first motions: the host P alone at the analyst pick {rwu(list(host.values()))} "
+             "(right-wrong-unknown); the guest P at the analyst's time + D / at the picker's "
+             "P pick (rows the host reads right; wrong reads under 0.9 confidence)"]  # fmt: skip
+    for s in scales:
+        parts = []
+        for d in delays:
+            sel = [r for r in rows if r["scale"] == s and r["delay_s"] == d
+                   and r["host_read"] == 1]  # fmt: skip
+            low = sum(r["read_at_label"] == -1 and r["read_confidence"] < 0.9 for r in sel)
+            parts.append(f"{d:g} s: {rwu([r['read_at_label'] for r in sel])} / "
+                         f"{rwu([r['read_at_pick'] for r in sel])} ({low})")  # fmt: skip
+        lines.append(f"  x{s:g}: " + "; ".join(parts))
+    coda = [r for r in rows if r["read_at_pick"] is not None and r["delay_s"] <= 32
+            and r["host_read"] == 1]  # fmt: skip
+    for sign, name in ((1, "right"), (-1, "wrong"), (0, "unknown")):
+        err = [1000 * r["read_at_pick_onset_error_s"] for r in coda if r["read_at_pick"] == sign]
+        if err:
+            p10, p50, p90 = np.percentile(err, [10, 50, 90])
+            lines.append(f"  reads at the picker's picks, D <= 32 s, {name}: {len(err)}, the "
+                         f"refined onset after the analyst's (ms) p10/50/90 {p10:.0f} / "
+                         f"{p50:.0f} / {p90:.0f}, beyond 50 ms: "
+                         f"{sum(abs(e) > 50 for e in err)}")  # fmt: skip
+    sure = [
+        r["read_at_pick"]
+        for r in coda
+        if r["read_at_pick"] and r["read_at_pick_confidence"] >= 0.95
+    ]
+    lines.append(f"  of those reads at 0.95 confidence or more: {sure.count(1)} right, "
+                 f"{sure.count(-1)} wrong")  # fmt: skip
+    return lines
 
 
 def table(rows: list[dict], scales, delays) -> list[str]:
@@ -177,6 +260,23 @@ def s_table(rows: list[dict], scales, delays) -> list[str]:
             n_p = sum(r["outcome"].startswith("pick") for r in sel)
             parts.append(f"{d:g} s: S {n_s} P {n_p} of {len(sel)}")
         lines.append(f"  x{s:g}: " + "; ".join(parts))
+    coda = [r for r in rows if r["read_at_pick"] is not None and r["delay_s"] <= 32
+            and r["host_read"] == 1]  # fmt: skip
+    for sign, name in ((1, "right"), (-1, "wrong"), (0, "unknown")):
+        err = [1000 * r["read_at_pick_onset_error_s"] for r in coda if r["read_at_pick"] == sign]
+        if err:
+            p10, p50, p90 = np.percentile(err, [10, 50, 90])
+            lines.append(f"  reads at the picker's picks, D <= 32 s, {name}: {len(err)}, the "
+                         f"refined onset after the analyst's (ms) p10/50/90 {p10:.0f} / "
+                         f"{p50:.0f} / {p90:.0f}, beyond 50 ms: "
+                         f"{sum(abs(e) > 50 for e in err)}")  # fmt: skip
+    sure = [
+        r["read_at_pick"]
+        for r in coda
+        if r["read_at_pick"] and r["read_at_pick_confidence"] >= 0.95
+    ]
+    lines.append(f"  of those reads at 0.95 confidence or more: {sure.count(1)} right, "
+                 f"{sure.count(-1)} wrong")  # fmt: skip
     return lines
 
 
@@ -228,18 +328,29 @@ def main() -> None:
     ap.add_argument("--scales", default="1,0.3,0.1", help="the guest's amplitude factors")
     ap.add_argument("--second-look-s", type=float, default=PickerParams.second_look_s)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--polarity", action="store_true", help="also read the guest's first motion")
     ap.add_argument("--json", default=None)
     ap.add_argument("--plot", default=None)
     args = ap.parse_args()
     delays = [float(x) for x in args.delays.split(",")]
     scales = [float(x) for x in args.scales.split(",")]
     data = shared_ingv()
-    labels = read_labels([str(data / "Phases_file")])
-    records = station_records(labels, Waveforms([str(data / "mseed")]))
+    cards = [str(data / "Phases_file")]
+    labels = read_labels(cards)
+    motions = {(ev.event_id, p.station, round(p.time_epoch_s, 3)): p.analyst_polarity
+               for ev in read_events(cards) for p in ev.picks}  # fmt: skip
+    records = station_records(labels, Waveforms([str(data / "mseed")]), motions)
     model = PhaseNetModel.load(device="cpu", threads=args.threads)
-    rows = run(records, delays, scales, model, PickerParams(second_look_s=args.second_look_s))
+    reader = None
+    if args.polarity:
+        from workers.polarity import PolarityClassifier
+
+        reader = PolarityClassifier.load()
+    params = PickerParams(second_look_s=args.second_look_s)
+    rows = run(records, delays, scales, model, params, reader)
     print(f"{len(records)} INGV analyst P with a three-component record")
-    print("\n".join(table(rows, scales, delays) + s_table(rows, scales, delays) + in_s_coda(rows)))
+    print("\n".join(table(rows, scales, delays) + s_table(rows, scales, delays)
+                    + in_s_coda(rows) + polarity_table(rows, scales, delays)))  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
     if args.plot:
