@@ -42,6 +42,8 @@ from stream.picker_eval import Waveforms, label_group, read_labels, serves
 BEFORE_S = 35.0  # record kept before the host P (INGV records start 35-50 s before it)
 AFTER_S = 40.0  # after the guest P: the second look reads 18 s after an onset
 RAMP_S = 1.0
+LEVEL_HISTORY_S = 60.0  # the background the level before an onset is compared with
+LEVEL_FLAGS = (3.0, 10.0)  # levels reported as a possible "in a coda" flag
 
 
 def shared_ingv() -> Path:
@@ -118,6 +120,29 @@ def station_records(labels, waveforms: Waveforms, polarity: dict | None = None) 
     return out
 
 
+def pre_onset_level(z, t: float, history_s: float = LEVEL_HISTORY_S) -> float:
+    """The level a P onset at epoch ``t`` rises from against the station's background: RMS of
+    the causally band-passed (1-20 Hz) vertical over the 2 s before ``t - 0.1 s``, over the
+    smallest RMS of 2 s blocks in the ``history_s`` before that (the first 5 s of the span
+    left to the filter); NaN with less than 10 s of history. About 1 for an onset in noise,
+    the coda's level over the noise for one in an earlier earthquake's coda."""
+    from stream.detect import bandpass_causal, design_bandpass
+
+    rate = float(z.stats.sampling_rate)
+    k = int(round((t - z.stats.starttime.timestamp) * rate))
+    lo = max(0, k - int((history_s + 7.1) * rate))
+    x = z.data[lo:k].astype(np.float64)
+    y, _ = bandpass_causal(x - x[0], design_bandpass(1.0, 20.0, rate))
+    n2 = int(2 * rate)
+    before = y[-int(2.1 * rate) : -int(0.1 * rate)]
+    history = y[int(5 * rate) : -int(2.1 * rate)]
+    if history.size < 5 * n2 or before.size == 0:
+        return float("nan")
+    blocks = history[: history.size // n2 * n2].reshape(-1, n2)
+    quiet = float(np.sqrt(np.mean(blocks**2, axis=1)).min())
+    return float(np.sqrt(np.mean(before**2)) / quiet) if quiet > 0 else float("inf")
+
+
 def read_at(reader, z, t: float) -> tuple[int, float]:
     """The polarity reader's read (sign, confidence) of vertical trace ``z`` at epoch ``t``."""
     rate = float(z.stats.sampling_rate)
@@ -136,6 +161,7 @@ def run(records, delays, scales, model, params, reader=None) -> list[dict]:
     total = len(records) * len(delays) * len(scales)
     with tqdm(total=total, desc="coda overlap", unit="record", disable=None) as bar:
         for rec in records:
+            alone = None  # the host P alone at the picker's pick: its read and level
             for d in delays:
                 lo = UTCDateTime(rec["p"] - BEFORE_S)
                 hi = UTCDateTime(rec["p"] + d + AFTER_S)
@@ -161,7 +187,12 @@ def run(records, delays, scales, model, params, reader=None) -> list[dict]:
                                                              idx)), 2),
                     })  # fmt: skip
                     if reader is not None and rec["polarity"]:
+                        if alone is None:
+                            alone = polarity_reads(reader, rec, pick_traces(model, cut, params),
+                                                   cut[2], cut[2], rec["p"])  # fmt: skip
                         rows[-1].update(polarity_reads(reader, rec, picks, z, cut[2], guest))
+                        rows[-1]["host_alone_at_pick"] = alone["read_at_pick"]
+                        rows[-1]["host_alone_level"] = alone["pick_level"]
                     bar.update()
     return rows
 
@@ -174,7 +205,7 @@ def polarity_reads(reader, rec: dict, picks: list, z, host_z, guest: float) -> d
     at_label, conf = read_at(reader, z, guest)
     near = [p for p in picks if p.phase == "P" and not p.candidate
             and abs(p.time_epoch_s - guest) <= 0.5]  # fmt: skip
-    at_pick = error = pick_conf = None
+    at_pick = error = pick_conf = level = None
     if near:  # read where the stage reads: the refined onset (PhaseNet's peak without one)
         best = min(near, key=lambda p: abs(p.time_epoch_s - guest))
         onset = best.onset_epoch_s or best.time_epoch_s
@@ -182,9 +213,10 @@ def polarity_reads(reader, rec: dict, picks: list, z, host_z, guest: float) -> d
         at_pick *= sign
         error = round(onset - guest, 4)
         pick_conf = round(pick_conf, 3)
+        level = round(pre_onset_level(z, onset), 2)
     return {"read_at_label": at_label * sign, "read_confidence": round(conf, 3),
             "read_at_pick": at_pick, "read_at_pick_onset_error_s": error,
-            "read_at_pick_confidence": pick_conf,
+            "read_at_pick_confidence": pick_conf, "pick_level": level,
             "host_read": read_at(reader, host_z, rec["p"])[0] * sign}  # fmt: skip
 
 
@@ -228,6 +260,17 @@ def polarity_table(rows: list[dict], scales, delays) -> list[str]:
     ]
     lines.append(f"  of those reads at 0.95 confidence or more: {sure.count(1)} right, "
                  f"{sure.count(-1)} wrong")  # fmt: skip
+    hosts = {(r["event"], r["station"]): r for r in rows if r["host_alone_at_pick"] is not None}
+    for flag in LEVEL_FLAGS:
+        hit = [r for r in coda if r["pick_level"] >= flag]
+        iso = [r for r in hosts.values() if r["host_alone_level"] >= flag]
+        lines.append(
+            f"  level before the onset >= {flag:g}x the {LEVEL_HISTORY_S:g} s background: "
+            f"{len(hit)} of the {len(coda)} picks above, their reads "
+            f"{rwu([r['read_at_pick'] for r in hit])}; the hosts' own picks on their records "
+            f"alone {len(iso)} of {len(hosts)} (reads {rwu([r['host_alone_at_pick'] for r in iso])}"
+            f"; all {rwu([r['host_alone_at_pick'] for r in hosts.values()])})"
+        )
     return lines
 
 
@@ -260,23 +303,6 @@ def s_table(rows: list[dict], scales, delays) -> list[str]:
             n_p = sum(r["outcome"].startswith("pick") for r in sel)
             parts.append(f"{d:g} s: S {n_s} P {n_p} of {len(sel)}")
         lines.append(f"  x{s:g}: " + "; ".join(parts))
-    coda = [r for r in rows if r["read_at_pick"] is not None and r["delay_s"] <= 32
-            and r["host_read"] == 1]  # fmt: skip
-    for sign, name in ((1, "right"), (-1, "wrong"), (0, "unknown")):
-        err = [1000 * r["read_at_pick_onset_error_s"] for r in coda if r["read_at_pick"] == sign]
-        if err:
-            p10, p50, p90 = np.percentile(err, [10, 50, 90])
-            lines.append(f"  reads at the picker's picks, D <= 32 s, {name}: {len(err)}, the "
-                         f"refined onset after the analyst's (ms) p10/50/90 {p10:.0f} / "
-                         f"{p50:.0f} / {p90:.0f}, beyond 50 ms: "
-                         f"{sum(abs(e) > 50 for e in err)}")  # fmt: skip
-    sure = [
-        r["read_at_pick"]
-        for r in coda
-        if r["read_at_pick"] and r["read_at_pick_confidence"] >= 0.95
-    ]
-    lines.append(f"  of those reads at 0.95 confidence or more: {sure.count(1)} right, "
-                 f"{sure.count(-1)} wrong")  # fmt: skip
     return lines
 
 
