@@ -151,17 +151,44 @@ def read_at(reader, z, t: float) -> tuple[int, float]:
     return int(res.polarity[0]), float(res.confidence[0])
 
 
-def run(records, delays, scales, model, params, reader=None) -> list[dict]:
+def onset_snr_at(z, t: float) -> float:
+    """:func:`stream.picker.p_onset_snr` of vertical trace ``z`` at epoch ``t``."""
+    rate = float(z.stats.sampling_rate)
+    return float(p_onset_snr(z.data, rate, (t - z.stats.starttime.timestamp) * rate))
+
+
+def own_coda(rec: dict, picks: list, z) -> list[dict]:
+    """The P-phase outputs of a record alone from 0.5 to 60 s after its P reading (and more
+    than 0.5 s from its S reading): what the picker makes of a single earthquake's coda."""
+    out = []
+    for p in picks:
+        dt = p.time_epoch_s - rec["p"]
+        near_s = rec["s"] is not None and abs(p.time_epoch_s - rec["s"]) <= 0.5
+        if p.phase == "P" and 0.5 <= dt <= 60.0 and not near_s:
+            t = p.onset_epoch_s or p.time_epoch_s
+            out.append({"kind": p.candidate or "pick", "onset_snr": round(onset_snr_at(z, t), 2)})
+    return out
+
+
+def run(records, delays, scales, model, params, reader=None) -> tuple[list[dict], list[dict]]:
     """One row per record, delay and scale (JSON-ready); with a polarity ``reader``, also its
     reads of the guest P (at the analyst's time + D, and at the picker's P pick there)
-    against the analyst's first motion."""
+    against the analyst's first motion. And the P-phase outputs in each record's own coda
+    (:func:`own_coda`)."""
     from obspy import UTCDateTime
 
-    rows = []
+    rows, singles = [], []
     total = len(records) * len(delays) * len(scales)
     with tqdm(total=total, desc="coda overlap", unit="record", disable=None) as bar:
         for rec in records:
-            alone = None  # the host P alone at the picker's pick: its read and level
+            # the record alone: its own coda, and its P at the picker's pick
+            lo, hi = UTCDateTime(rec["p"] - BEFORE_S), UTCDateTime(rec["p"] + 60.0 + AFTER_S)
+            cut = [None if tr is None else tr.slice(lo, hi) for tr in rec["traces"]]
+            alone_picks = pick_traces(model, cut, params)
+            singles += own_coda(rec, alone_picks, cut[2])
+            alone = None
+            if reader is not None and rec["polarity"]:
+                alone = polarity_reads(reader, rec, alone_picks, cut[2], cut[2], rec["p"])
             for d in delays:
                 lo = UTCDateTime(rec["p"] - BEFORE_S)
                 hi = UTCDateTime(rec["p"] + d + AFTER_S)
@@ -176,25 +203,29 @@ def run(records, delays, scales, model, params, reader=None) -> list[dict]:
                     z = tr3[2]
                     idx = (guest - z.stats.starttime.timestamp) * z.stats.sampling_rate
                     host = outcome(picks, rec["p"])
+                    got = outcome(picks, guest)
+                    cand_snr = None
+                    if got == "candidate":  # the likeliest candidate P there: its energy jump
+                        c = max((p for p in picks if p.phase == "P" and p.candidate
+                                 and abs(p.time_epoch_s - guest) <= 0.5),
+                                key=lambda p: p.probability)  # fmt: skip
+                        cand_snr = round(onset_snr_at(z, c.onset_epoch_s or c.time_epoch_s), 2)
                     rows.append({
                         "event": rec["event"], "station": rec["station"], "delay_s": d,
                         "scale": s,
                         "after_host_s_s": None if rec["s"] is None else round(
                             guest - rec["s"], 2),
-                        "outcome": outcome(picks, guest), "host_outcome": host,
+                        "outcome": got, "host_outcome": host, "candidate_onset_snr": cand_snr,
                         "s_outcome": None if rec["s"] is None else s_outcome(picks, rec["s"] + d),
                         "onset_snr": round(float(p_onset_snr(z.data, z.stats.sampling_rate,
                                                              idx)), 2),
                     })  # fmt: skip
-                    if reader is not None and rec["polarity"]:
-                        if alone is None:
-                            alone = polarity_reads(reader, rec, pick_traces(model, cut, params),
-                                                   cut[2], cut[2], rec["p"])  # fmt: skip
+                    if alone is not None:
                         rows[-1].update(polarity_reads(reader, rec, picks, z, cut[2], guest))
                         rows[-1]["host_alone_at_pick"] = alone["read_at_pick"]
                         rows[-1]["host_alone_level"] = alone["pick_level"]
                     bar.update()
-    return rows
+    return rows, singles
 
 
 def polarity_reads(reader, rec: dict, picks: list, z, host_z, guest: float) -> dict:
@@ -253,6 +284,12 @@ def polarity_table(rows: list[dict], scales, delays) -> list[str]:
                          f"refined onset after the analyst's (ms) p10/50/90 {p10:.0f} / "
                          f"{p50:.0f} / {p90:.0f}, beyond 50 ms: "
                          f"{sum(abs(e) > 50 for e in err)}")  # fmt: skip
+
+    def total(key: str) -> str:
+        return rwu([r[key] for r in rows if r["delay_s"] <= 32 and r["host_read"] == 1])
+
+    lines.append(f"  D <= 32 s, every size: at the analyst's time + D {total('read_at_label')}, "
+                 f"at the picker's picks {total('read_at_pick')}")  # fmt: skip
     sure = [
         r["read_at_pick"]
         for r in coda
@@ -304,6 +341,28 @@ def s_table(rows: list[dict], scales, delays) -> list[str]:
             parts.append(f"{d:g} s: S {n_s} P {n_p} of {len(sel)}")
         lines.append(f"  x{s:g}: " + "; ".join(parts))
     return lines
+
+
+def candidates_table(rows: list[dict], singles: list[dict]) -> list[str]:
+    """The energy jump of the guests' candidate onsets beside that of the outputs in the
+    single records' own codas."""
+
+    def jumps(values) -> str:
+        v = np.asarray(values, dtype=float)
+        v = v[np.isfinite(v)]
+        if not v.size:
+            return "none"
+        p10, p50, p90 = np.percentile(v, [10, 50, 90])
+        return f"onset SNR p10/50/90 {p10:.2f} / {p50:.2f} / {p90:.2f}, >= 3: {int(np.sum(v >= 3))}"
+
+    guests = [r["candidate_onset_snr"] for r in rows if r["candidate_onset_snr"] is not None]
+    own = [x for x in singles if x["kind"] != "pick"]
+    return [
+        f"guest P with a candidate onset only: {len(guests)}, {jumps(guests)}",
+        f"the records alone, 0.5-60 s after their P (not at their S reading): "
+        f"{sum(x['kind'] == 'pick' for x in singles)} P picks, {len(own)} candidate onsets, "
+        f"{jumps([x['onset_snr'] for x in own])}",
+    ]
 
 
 def in_s_coda(rows: list[dict]) -> list[str]:
@@ -373,12 +432,13 @@ def main() -> None:
 
         reader = PolarityClassifier.load()
     params = PickerParams(second_look_s=args.second_look_s)
-    rows = run(records, delays, scales, model, params, reader)
+    rows, singles = run(records, delays, scales, model, params, reader)
     print(f"{len(records)} INGV analyst P with a three-component record")
     print("\n".join(table(rows, scales, delays) + s_table(rows, scales, delays)
+                    + candidates_table(rows, singles)
                     + in_s_coda(rows) + polarity_table(rows, scales, delays)))  # fmt: skip
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
+        Path(args.json).write_text(json.dumps({"rows": rows, "own_coda": singles}, indent=1) + "\n")
     if args.plot:
         plot(rows, scales, delays, args.plot)
 
