@@ -170,7 +170,9 @@ def own_coda(rec: dict, picks: list, z) -> list[dict]:
     return out
 
 
-def run(records, delays, scales, model, params, reader=None) -> tuple[list[dict], list[dict]]:
+def run(
+    records, delays, scales, model, params, reader=None, level_history_s=LEVEL_HISTORY_S
+) -> tuple[list[dict], list[dict]]:
     """One row per record, delay and scale (JSON-ready); with a polarity ``reader``, also its
     reads of the guest P (at the analyst's time + D, and at the picker's P pick there)
     against the analyst's first motion. And the P-phase outputs in each record's own coda
@@ -188,7 +190,9 @@ def run(records, delays, scales, model, params, reader=None) -> tuple[list[dict]
             singles += own_coda(rec, alone_picks, cut[2])
             alone = None
             if reader is not None and rec["polarity"]:
-                alone = polarity_reads(reader, rec, alone_picks, cut[2], cut[2], rec["p"])
+                alone = polarity_reads(
+                    reader, rec, alone_picks, cut[2], cut[2], rec["p"], level_history_s
+                )
             for d in delays:
                 lo = UTCDateTime(rec["p"] - BEFORE_S)
                 hi = UTCDateTime(rec["p"] + d + AFTER_S)
@@ -221,14 +225,18 @@ def run(records, delays, scales, model, params, reader=None) -> tuple[list[dict]
                                                              idx)), 2),
                     })  # fmt: skip
                     if alone is not None:
-                        rows[-1].update(polarity_reads(reader, rec, picks, z, cut[2], guest))
+                        rows[-1].update(
+                            polarity_reads(reader, rec, picks, z, cut[2], guest, level_history_s)
+                        )
                         rows[-1]["host_alone_at_pick"] = alone["read_at_pick"]
                         rows[-1]["host_alone_level"] = alone["pick_level"]
                     bar.update()
     return rows, singles
 
 
-def polarity_reads(reader, rec: dict, picks: list, z, host_z, guest: float) -> dict:
+def polarity_reads(
+    reader, rec: dict, picks: list, z, host_z, guest: float, history_s: float = LEVEL_HISTORY_S
+) -> dict:
     """The reader's reads (x the analyst's sign: 1 right, -1 wrong, 0 unknown) of the guest P
     at the analyst's time + D and at the picker's P pick within 0.5 s (None: no pick), and of
     the host P alone at the analyst's time (the record without the guest)."""
@@ -244,10 +252,11 @@ def polarity_reads(reader, rec: dict, picks: list, z, host_z, guest: float) -> d
         at_pick *= sign
         error = round(onset - guest, 4)
         pick_conf = round(pick_conf, 3)
-        level = round(pre_onset_level(z, onset), 2)
+        level = round(pre_onset_level(z, onset, history_s), 2)
     return {"read_at_label": at_label * sign, "read_confidence": round(conf, 3),
             "read_at_pick": at_pick, "read_at_pick_onset_error_s": error,
             "read_at_pick_confidence": pick_conf, "pick_level": level,
+            "level_history_s": history_s,
             "host_read": read_at(reader, host_z, rec["p"])[0] * sign}  # fmt: skip
 
 
@@ -298,11 +307,12 @@ def polarity_table(rows: list[dict], scales, delays) -> list[str]:
     lines.append(f"  of those reads at 0.95 confidence or more: {sure.count(1)} right, "
                  f"{sure.count(-1)} wrong")  # fmt: skip
     hosts = {(r["event"], r["station"]): r for r in rows if r["host_alone_at_pick"] is not None}
-    for flag in LEVEL_FLAGS:
+    for flag in LEVEL_FLAGS if coda else ():
         hit = [r for r in coda if r["pick_level"] >= flag]
         iso = [r for r in hosts.values() if r["host_alone_level"] >= flag]
         lines.append(
-            f"  level before the onset >= {flag:g}x the {LEVEL_HISTORY_S:g} s background: "
+            f"  level before the onset >= {flag:g}x the {coda[0]['level_history_s']:g} s "
+            "background: "
             f"{len(hit)} of the {len(coda)} picks above, their reads "
             f"{rwu([r['read_at_pick'] for r in hit])}; the hosts' own picks on their records "
             f"alone {len(iso)} of {len(hosts)} (reads {rwu([r['host_alone_at_pick'] for r in iso])}"
@@ -414,6 +424,9 @@ def main() -> None:
     ap.add_argument("--second-look-s", type=float, default=PickerParams.second_look_s)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--polarity", action="store_true", help="also read the guest's first motion")
+    ap.add_argument("--level-history-s", type=float, default=LEVEL_HISTORY_S,
+                    help="--polarity: the background before an onset its level is measured "
+                    "against")  # fmt: skip
     ap.add_argument("--json", default=None)
     ap.add_argument("--plot", default=None)
     args = ap.parse_args()
@@ -432,7 +445,7 @@ def main() -> None:
 
         reader = PolarityClassifier.load()
     params = PickerParams(second_look_s=args.second_look_s)
-    rows, singles = run(records, delays, scales, model, params, reader)
+    rows, singles = run(records, delays, scales, model, params, reader, args.level_history_s)
     print(f"{len(records)} INGV analyst P with a three-component record")
     print("\n".join(table(rows, scales, delays) + s_table(rows, scales, delays)
                     + candidates_table(rows, singles)
