@@ -139,8 +139,7 @@ def main() -> int:
         else:
             others[0], others[1] = others[0] + agree, others[1] + disagree
     print(f"   the other stations together: {others[0]:.0f} / {others[1]:.0f}")
-    outlined = sorted(k for k, c in page.items() if c["disagree"] > c["agree"]
-                      and c["agree"] + c["disagree"] >= 6)  # fmt: skip
+    outlined = sorted(k for k, s in page.items() if s["mostly_disagree"])
     print(
         f"the page's /api/stations: {len(page)} stations counted; outlined (most of >= 6 "
         f"disagree): {outlined}"
@@ -163,12 +162,13 @@ def document_reversed(path: Path, channel_ids: set[str], out: Path) -> Path:
     return out
 
 
-def page_counts(web_port: int) -> dict[str, dict[str, int]]:
-    """Each station's ``polarities`` as the live page's ``/api/stations`` serves them."""
+def page_counts(web_port: int) -> dict[str, dict]:
+    """Each counted station as the live page's ``/api/stations`` serves it (its
+    ``polarities`` and ``mostly_disagree``)."""
     import urllib.request
 
     with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/api/stations", timeout=10) as resp:
-        return {s["station"]: s["polarities"] for s in json.loads(resp.read()) if "polarities" in s}
+        return {s["station"]: s for s in json.loads(resp.read()) if "polarities" in s}
 
 
 def live_counts(first_port: int) -> dict[str, list[float]]:

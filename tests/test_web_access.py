@@ -252,7 +252,19 @@ def test_station_polarity_counts_sum_a_stations_channels():
     ev = CatalogEvent(event_id="a", revision=1, status="final", origin=make_origin("a"))
     by = {s["station"]: s for s in stations_of_events([ev], None, station_polarity_counts(fields))}
     assert by["XX.S01"]["polarities"] == {"agree": 5, "disagree": 1}
+    assert by["XX.S01"]["mostly_disagree"] is False
     assert "polarities" not in by["XX.S04"]
+    assert "mostly_disagree" not in by["XX.S04"]
+
+
+def test_a_station_is_outlined_when_most_of_six_or_more_disagree():
+    from workers.web_data import mostly_disagree
+
+    assert mostly_disagree({"agree": 2, "disagree": 4})
+    assert not mostly_disagree({"agree": 1, "disagree": 4})  # 5: too few to say
+    assert not mostly_disagree({"agree": 3, "disagree": 3})  # half is not most
+    assert not mostly_disagree({"agree": 5, "disagree": 1})
+    assert mostly_disagree({"disagree": 6})
 
 
 def test_stress_cells_parse_several_layouts():

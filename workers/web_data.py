@@ -151,6 +151,18 @@ def station_polarity_counts(fields: dict) -> dict[str, dict[str, int]]:
     return out
 
 
+UPSIDE_DOWN_MIN = 6  # reliable predictions before a station's disagreement is shown
+
+
+def mostly_disagree(counts: dict[str, int]) -> bool:
+    """Whether a station's first motions mostly disagree with the final mechanisms over at
+    least :data:`UPSIDE_DOWN_MIN` reliable predictions: its vertical may read upside down
+    (the rule of ``deploy/prometheus/alerts.yml``'s ``FirstmotionStationPolarityReversed``,
+    over the catalog's life; ``firstmotion invert --station-check`` confirms)."""
+    agree, disagree = counts.get("agree", 0), counts.get("disagree", 0)
+    return disagree > agree and agree + disagree >= UPSIDE_DOWN_MIN
+
+
 def read_station_polarities(client: Any, prefix: str) -> dict[str, dict[str, int]]:
     """:func:`station_polarity_counts` of the stored hash (one HGETALL: a field per channel)."""
     from workers.catalog import STATION_POLARITIES_KEY
@@ -164,8 +176,8 @@ def stations_of_events(
     polarities: dict[str, dict[str, int]] | None = None,
 ) -> list[dict[str, Any]]:
     """Stations as ``{"station", "latitude_deg", "longitude_deg", "source"}``, with
-    ``"polarities": {"agree", "disagree"}`` where ``polarities`` (:func:`read_station_polarities`)
-    counts the station.
+    ``"polarities": {"agree", "disagree"}`` and ``"mostly_disagree"`` (:func:`mostly_disagree`)
+    where ``polarities`` (:func:`read_station_polarities`) counts the station.
 
     ``inventory`` maps ``NET.STA`` to (latitude, longitude) (source ``inventory``); a station
     only seen in an origin's arrivals is placed at its azimuth and distance from that
@@ -196,6 +208,7 @@ def stations_of_events(
     for sta, counts in (polarities or {}).items():
         if sta in out:
             out[sta]["polarities"] = dict(counts)
+            out[sta]["mostly_disagree"] = mostly_disagree(counts)
     return [out[k] for k in sorted(out)]
 
 

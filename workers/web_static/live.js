@@ -139,9 +139,10 @@ function drawMap() {
     const pol = selPol[s.station];
     // as on the beachball: up (compression) filled, down (dilatation) open, unread grey
     const fill = pol === 1 ? "#1d2430" : pol === -1 ? "#ffffff" : "#cfd6df";
-    // first motions against the final mechanisms: mostly disagreeing (>= 6) = upside down?
+    // first motions against the final mechanisms: mostly disagreeing = upside down? (the
+    // server's rule, web_data.mostly_disagree)
     const c = s.polarities || { agree: 0, disagree: 0 };
-    const suspect = c.disagree > c.agree && c.agree + c.disagree >= 6;
+    const suspect = Boolean(s.mostly_disagree);
     if (suspect) nSuspect += 1;
     const stroke = suspect ? "#c0392b" : pol ? "#1d2430" : "#8a93a3";
     const tri = el("path", { d: `M${x} ${y - 7}L${x + 6} ${y + 4}L${x - 6} ${y + 4}Z`,
