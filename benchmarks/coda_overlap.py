@@ -190,9 +190,7 @@ def run(
             singles += own_coda(rec, alone_picks, cut[2])
             alone = None
             if reader is not None and rec["polarity"]:
-                alone = polarity_reads(
-                    reader, rec, alone_picks, cut[2], cut[2], rec["p"], level_history_s
-                )
+                alone = polarity_reads(reader, rec, alone_picks, cut[2], rec["p"], level_history_s)
             for d in delays:
                 lo = UTCDateTime(rec["p"] - BEFORE_S)
                 hi = UTCDateTime(rec["p"] + d + AFTER_S)
@@ -205,7 +203,6 @@ def run(
                     picks = pick_traces(model, tr3, params)
                     guest = rec["p"] + d
                     z = tr3[2]
-                    idx = (guest - z.stats.starttime.timestamp) * z.stats.sampling_rate
                     host = outcome(picks, rec["p"])
                     got = outcome(picks, guest)
                     cand_snr = None
@@ -221,13 +218,13 @@ def run(
                             guest - rec["s"], 2),
                         "outcome": got, "host_outcome": host, "candidate_onset_snr": cand_snr,
                         "s_outcome": None if rec["s"] is None else s_outcome(picks, rec["s"] + d),
-                        "onset_snr": round(float(p_onset_snr(z.data, z.stats.sampling_rate,
-                                                             idx)), 2),
+                        "onset_snr": round(onset_snr_at(z, guest), 2),
                     })  # fmt: skip
                     if alone is not None:
                         rows[-1].update(
-                            polarity_reads(reader, rec, picks, z, cut[2], guest, level_history_s)
+                            polarity_reads(reader, rec, picks, z, guest, level_history_s)
                         )
+                        rows[-1]["host_read"] = alone["read_at_label"]
                         rows[-1]["host_alone_at_pick"] = alone["read_at_pick"]
                         rows[-1]["host_alone_level"] = alone["pick_level"]
                     bar.update()
@@ -235,11 +232,12 @@ def run(
 
 
 def polarity_reads(
-    reader, rec: dict, picks: list, z, host_z, guest: float, history_s: float = LEVEL_HISTORY_S
+    reader, rec: dict, picks: list, z, guest: float, history_s: float = LEVEL_HISTORY_S
 ) -> dict:
-    """The reader's reads (x the analyst's sign: 1 right, -1 wrong, 0 unknown) of the guest P
-    at the analyst's time + D and at the picker's P pick within 0.5 s (None: no pick), and of
-    the host P alone at the analyst's time (the record without the guest)."""
+    """The reader's reads (x the analyst's sign: 1 right, -1 wrong, 0 unknown) of the P at
+    epoch ``guest`` of vertical ``z`` (the analyst's time + D) and at the picker's P pick
+    within 0.5 s of it (None: no pick), with that pick's onset error, confidence and
+    :func:`pre_onset_level`."""
     sign = rec["polarity"]
     at_label, conf = read_at(reader, z, guest)
     near = [p for p in picks if p.phase == "P" and not p.candidate
@@ -256,8 +254,7 @@ def polarity_reads(
     return {"read_at_label": at_label * sign, "read_confidence": round(conf, 3),
             "read_at_pick": at_pick, "read_at_pick_onset_error_s": error,
             "read_at_pick_confidence": pick_conf, "pick_level": level,
-            "level_history_s": history_s,
-            "host_read": read_at(reader, host_z, rec["p"])[0] * sign}  # fmt: skip
+            "level_history_s": history_s}  # fmt: skip
 
 
 def polarity_table(rows: list[dict], scales, delays) -> list[str]:
