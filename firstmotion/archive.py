@@ -13,7 +13,8 @@ Readers run in a thread pool (obspy's miniSEED decoder is C code called through 
 releases the GIL). A pick is matched to a vertical trace (channel code ending in ``Z``) of its
 station: network, location and channel must agree where the pick gives them; HYPO71's
 4-letter codes match a longer archive code that equals them with zeros removed (``T107`` ->
-``T0107``). Among several matching channels the pick's own channel wins, then its band code,
+``T0107``). Among several matching channels the pick's own channel wins, then its band code
+(and instrument code; Nordic's two-letter components give the band code alone),
 then a seismometer over an accelerometer (instrument code N: on the small earthquakes first
 motions are read for, its self-noise hides what a velocity sensor records), then the higher
 sampling rate. Windows run from ``before_s`` before the pick to ``after_s``
@@ -113,7 +114,10 @@ def _match_score(req: Request, net: str, sta: str, loc: str, cha: str, rate: flo
         if req.channel != cha:
             return None
     exact = int(req.station == sta)
-    band = int(bool(req.channel) and cha[:2] == req.channel[:2])
+    if len(req.channel) == 2:  # Nordic's component: band code and orientation ("HZ", "SZ")
+        band = int(cha[:1] == req.channel[:1])
+    else:
+        band = int(bool(req.channel) and cha[:2] == req.channel[:2])
     seismometer = int(cha[1:2].upper() != "N")  # N: an accelerometer, noisier on small events
     return (exact, band, seismometer, rate)
 

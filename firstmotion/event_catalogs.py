@@ -6,10 +6,15 @@ P picks with their station codes as written in the input). Station codes may be 
 (HYPO71 gives only a 4-letter station; QuakeML may leave the location or channel empty): the
 archive reader resolves them against the waveforms (:mod:`firstmotion.archive`).
 
-* QuakeML (anything :func:`obspy.read_events` reads): the preferred origin (else the first),
-  the picks whose phase hint (or arrival phase) starts with ``P``, and per station the
+* QuakeML, and every other event format :func:`obspy.read_events` recognises by its content
+  (SEISAN's Nordic S-files, NonLinLoc ``.hyp``, SeisComP's SCML, hypoDD's ``.pha``, ...): a
+  file, or a folder of them (one S-file per event, as SEISAN keeps them); the preferred
+  origin (else the first), the picks whose phase hint (or arrival phase) starts with ``P``,
+  their polarity (``positive`` / ``negative``; Nordic's C / D) and onset, and per station the
   arrival's azimuth (deg) and distance (deg) when given -- from which station coordinates can
-  be derived when there is no StationXML (:func:`stations_from_arrivals`).
+  be derived when there is no StationXML (:func:`stations_from_arrivals`). Nordic's
+  two-letter components (``HZ``, ``SZ``: band code and component) match the station's
+  vertical of that band (:mod:`firstmotion.archive`).
 * HYPO71 phase cards (a file or a folder of ``*.dat``/``*.pha``/``*.phs``): columns 1-4
   station, 5 onset (I/E), 6 ``P``, 7 first motion (U/D/blank), 8 weight, 10-19 ``YYMMDDhhmm``
   and 20-24 the seconds counted from that minute (may exceed 60). One event per file (or per
@@ -28,12 +33,15 @@ adds the S picks (QuakeML and CSV by their phase, HYPO71 the S reading of a card
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from firstmotion.errors import InputError
+
+log = logging.getLogger(__name__)
 
 HYPO71_SUFFIXES = (".dat", ".pha", ".phs", ".hyp", ".txt")
 _EVENT_ID_BAD = re.compile(r"[^A-Za-z0-9_.\-:]")
@@ -105,7 +113,7 @@ def read_quakeml(path: str | Path, phases: tuple[str, ...] = ("P",)) -> list[Eve
     try:
         catalog = read_events(str(path))
     except Exception as exc:  # obspy raises what its format readers raise
-        raise InputError(f"--events {path}: not QuakeML obspy can read ({exc})") from None
+        raise InputError(f"--events {path}: not an event file obspy can read ({exc})") from None
     for ev in catalog:
         origin = ev.preferred_origin() or (ev.origins[0] if ev.origins else None)
         mag = ev.preferred_magnitude() or (ev.magnitudes[0] if ev.magnitudes else None)
@@ -374,20 +382,62 @@ def _csv_rows(path: str | Path, need: tuple[str, ...]) -> list[dict[str, str]]:
 # --------------------------------------------------------------------------- dispatch
 
 
+def obspy_event_format(path: str | Path) -> str | None:
+    """The name of the obspy event format whose own content check recognises the file
+    (``QUAKEML``, ``NORDIC``, ``NLLOC_HYP``, ...; obspy's order, as :func:`obspy.read_events`
+    detects it), or None."""
+    from obspy.core.util.base import ENTRY_POINTS, buffered_load_entry_point
+
+    for ep in ENTRY_POINTS["event"].values():
+        try:
+            is_format = buffered_load_entry_point(
+                ep.dist.name, f"obspy.plugin.event.{ep.name}", "isFormat"
+            )
+            if is_format(str(path)):
+                return ep.name
+        except Exception:  # a plugin that cannot load or check is not this file's format
+            continue
+    return None
+
+
+def _files_in(folder: Path) -> list[Path]:
+    return sorted(f for f in folder.iterdir() if f.is_file() and not f.name.startswith("."))
+
+
 def detect_format(path: str | Path) -> str:
-    """'quakeml', 'hypo71' or 'csv' from the path (folder of phase files = hypo71)."""
+    """'quakeml' (any event format obspy reads), 'hypo71' or 'csv' from the path: ``.csv``;
+    XML or a file obspy's content checks recognise; else HYPO71 phase cards. A folder is
+    'quakeml' when obspy recognises one of its first files (a folder of S-files), else
+    'hypo71'."""
     p = Path(path)
     if p.is_dir():
-        return "hypo71"
-    suffix = p.suffix.lower()
-    if suffix == ".csv":
+        return "quakeml" if any(obspy_event_format(f) for f in _files_in(p)[:5]) else "hypo71"
+    if p.suffix.lower() == ".csv":
         return "csv"
-    if suffix in HYPO71_SUFFIXES:
-        return "hypo71"
-    head = p.read_bytes()[:2000].lstrip()
-    if head.startswith(b"<"):
-        return "quakeml"
+    if p.read_bytes()[:2000].lstrip().startswith(b"<") or obspy_event_format(p):
+        return "quakeml"  # NonLinLoc's .hyp too, whose suffix HYPO71 files also use
     return "hypo71"
+
+
+def read_obspy_events(paths: list[str], phases: tuple[str, ...] = ("P",)) -> list[EventRecord]:
+    """:func:`read_quakeml` of every file named (a folder: each file in it obspy recognises;
+    the others are logged and left out)."""
+    out = []
+    for text in paths:
+        path = Path(text)
+        if not path.is_dir():
+            out.extend(read_quakeml(path, phases))
+            continue
+        skipped = []
+        for f in _files_in(path):
+            if obspy_event_format(f):
+                out.extend(read_quakeml(f, phases))
+            else:
+                skipped.append(f.name)
+        if skipped:
+            log.warning("--events %s: %d file(s) not an event format obspy reads, left out: %s",
+                        path, len(skipped), ", ".join(skipped[:10]))  # fmt: skip
+    return out
 
 
 def read_events(
@@ -407,7 +457,7 @@ def read_events(
             raise InputError("--events: the CSV form takes two files: events.csv picks.csv")
         recs = read_csv_pair(events[0], events[1], phases)
     elif kind == "quakeml":
-        recs = read_quakeml(events[0], phases)
+        recs = read_obspy_events(events, phases)
     elif kind == "hypo71":
         known = None
         if origins:
@@ -419,7 +469,8 @@ def read_events(
         if not recs:
             raise InputError(
                 f"--events {' '.join(events)}: no HYPO71 phase card with a P reading (expected "
-                "QuakeML, HYPO71 phase cards or the CSV pair events.csv picks.csv)"
+                "QuakeML or another event format obspy reads, HYPO71 phase cards or the CSV "
+                "pair events.csv picks.csv)"
             )
     else:
         raise InputError(f"unknown events format {kind!r} (quakeml, hypo71, csv)")

@@ -1,6 +1,7 @@
 """``firstmotion picker eval``: the stream stage's pickers on a network's own analyst picks.
 
-Labels: the P and S picks of QuakeML, HYPO71 phase cards (each card's P and S readings) or
+Labels: the P and S picks of QuakeML (or another event format obspy reads: SEISAN's Nordic
+S-files, NonLinLoc), HYPO71 phase cards (each card's P and S readings) or
 the CSV pair ``events.csv picks.csv`` (:func:`firstmotion.event_catalogs.read_events`).
 Waveforms: files, folders or globs of anything obspy reads, or an SDS archive root. For every
 event and labelled station, the station's record from :data:`BEFORE_S` before the event's
@@ -255,8 +256,9 @@ def plot_errors(result: dict, path: str) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--labels", nargs="+", required=True, metavar="FILE",
-        help="analyst P and S picks: QuakeML, HYPO71 phase cards (a file or folder), or the "
-             "CSV pair events.csv picks.csv",
+        help="analyst P and S picks: QuakeML or another event format obspy reads (SEISAN "
+             "S-files, NonLinLoc .hyp; a file or folder), HYPO71 phase cards (a file or "
+             "folder), or the CSV pair events.csv picks.csv",
     )  # fmt: skip
     parser.add_argument(
         "--waveforms", nargs="+", required=True, metavar="PATH",

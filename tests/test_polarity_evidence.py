@@ -956,3 +956,42 @@ def test_a_networks_own_labels_read_as_the_shipped_ingv_set(shipped_reader):
     assert a["at_pick"] == b["at_pick"] and a["pick_shifted"] == b["pick_shifted"]
     reads = lambda m: sorted((r["station_id"], r["time"][:22], r["model"]) for r in m["picks"])  # noqa: E731
     assert reads(a) == reads(b)
+
+
+def test_a_networks_own_labels_as_seisan_s_files_give_the_shipped_ingv_rows(tmp_path):
+    """The INGV readings written as a folder of Nordic S-files (SEISAN's form: one file per
+    event, C / D first motions, two-letter components) and the miniSEED folder give the
+    shipped set's 88 rows, each with its analyst's sign."""
+    import warnings
+
+    from obspy import UTCDateTime
+    from obspy.core.event import Catalog, Event, Origin, Pick, WaveformStreamID
+
+    from firstmotion.event_catalogs import read_events
+    from workers.polarity.evaluate import load_labelled
+
+    shipped = _ingv()
+    root = shared_data_dir() / "ingv_fmpc"
+    key = lambda p: (p["station_id"], p["time"][:22])  # noqa: E731
+    channel = {(k[0].split(".")[1].replace("0", ""), k[1]): k[0].split(".")[3]
+               for k in map(key, shipped)}  # fmt: skip
+    folder = tmp_path / "REA"
+    folder.mkdir()
+    for ev in read_events([str(root / "Phases_file")]):
+        out = Event(origins=[Origin(time=UTCDateTime(ev.time_epoch_s), latitude=42.4,
+                                    longitude=13.4, depth=9e3)])  # fmt: skip
+        for p in ev.picks:
+            t = UTCDateTime(p.time_epoch_s)
+            cha = channel.get((p.station.replace("0", ""), str(t)[:22]), "SHZ")
+            sign = {1: "positive", -1: "negative"}[p.analyst_polarity]
+            wid = WaveformStreamID("", p.station, None, cha)
+            out.picks.append(Pick(time=t, phase_hint="P", onset=p.onset or None, polarity=sign,
+                                  waveform_id=wid))  # fmt: skip
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # obspy's writer on unset evaluation modes
+            Catalog([out]).write(str(folder / f"{ev.event_id}.S"), format="NORDIC")
+    own = load_labelled([str(folder)], [str(root / "mseed")])
+    assert len(own) == 88
+    assert sorted((key(p), p["polarity"]) for p in own) == sorted(
+        (key(p), p["polarity"]) for p in shipped
+    )

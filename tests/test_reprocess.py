@@ -148,6 +148,86 @@ def test_quakeml_picks_and_station_positions_from_arrivals(tmp_path):
     assert lon > -100.0 and lon == pytest.approx(-100.0 + 0.5 / np.cos(np.radians(30)), abs=0.01)
 
 
+def _nordic_event(t0, picks):
+    """An obspy Event located at ``t0`` with (station, channel, phase, dt, polarity, onset)
+    picks, as a SEISAN S-file would hold it."""
+    from obspy import UTCDateTime
+    from obspy.core.event import Event, Origin, Pick, WaveformStreamID
+
+    ev = Event(origins=[Origin(time=UTCDateTime(t0), latitude=42.0, longitude=13.0, depth=8e3)])
+    for sta, cha, phase, dt, pol, onset in picks:
+        wid = WaveformStreamID("", sta, None, cha)
+        ev.picks.append(Pick(time=UTCDateTime(t0 + dt), phase_hint=phase, polarity=pol,
+                             onset=onset, waveform_id=wid))  # fmt: skip
+    return ev
+
+
+def test_nordic_s_files_give_first_motions_onsets_and_s_picks(tmp_path):
+    """SEISAN's Nordic S-files (no XML, no known suffix) are read through obspy: C / D first
+    motions, I / E onsets, the two-letter component; a folder of them is one event per file,
+    other files in it named and left out."""
+    import warnings
+
+    from obspy.core.event import Catalog
+
+    from firstmotion.event_catalogs import detect_format
+
+    one = _nordic_event(T0, [("ABC", "HHZ", "P", 3.0, "positive", "impulsive"),
+                             ("DEFG", "EHZ", "P", 4.5, "negative", "emergent"),
+                             ("DEFG", "EHN", "S", 7.25, None, "emergent"),
+                             ("HIJ", "HHZ", "P", 5.0, None, "emergent")])  # fmt: skip
+    two = _nordic_event(T0 + 600, [("ABC", "HHZ", "P", 2.0, "negative", "impulsive")])
+    folder = tmp_path / "REA"
+    folder.mkdir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # obspy's writer on unset evaluation modes
+        Catalog([one]).write(str(folder / "14-2213-20L.S202311"), format="NORDIC")
+        Catalog([two]).write(str(folder / "14-2223-20L.S202311"), format="NORDIC")
+    (folder / "notes").write_text("not an S-file\n")
+    sfile = folder / "14-2213-20L.S202311"
+    assert detect_format(sfile) == "quakeml" and detect_format(folder) == "quakeml"
+
+    (ev,) = read_events([str(sfile)])
+    got = {(p.station, p.channel, p.analyst_polarity, p.onset): p.time_epoch_s for p in ev.picks}
+    assert got == pytest.approx({("ABC", "HZ", 1, "impulsive"): T0 + 3.0,
+                                 ("DEFG", "EZ", -1, "emergent"): T0 + 4.5,
+                                 ("HIJ", "HZ", 0, "emergent"): T0 + 5.0}, abs=0.01)  # fmt: skip
+    assert ev.time_epoch_s == pytest.approx(T0, abs=0.1) and ev.latitude_deg == pytest.approx(42.0)
+    with_s = read_events([str(sfile)], phases=("P", "S"))[0].picks
+    assert [(p.station, p.phase) for p in with_s if p.phase == "S"] == [("DEFG", "S")]
+
+    both = read_events([str(folder)])
+    assert [len(e.picks) for e in both] == [3, 1]
+    assert both[1].picks[0].analyst_polarity == -1
+
+
+def test_a_nordic_two_letter_component_takes_its_band_s_vertical(tmp_path):
+    """Nordic's "SZ" / "HZ" (band code and orientation) resolves to the station's vertical of
+    that band when it has several."""
+    from obspy import Stream
+
+    Stream([_trace("ABC", "HHZ"), _trace("ABC", "SHZ", seed=1, rate=200.0, n=12000)]).write(
+        str(tmp_path / "a.mseed"), format="MSEED"
+    )
+    reqs = [Request(k, "", "ABC", "", f"{k.upper()}Z", T0 + 20.0) for k in ("h", "s")]
+    wins, rep = cut_windows(reqs, [str(tmp_path)])
+    assert {w.key: w.station_id for w in wins} == {"h": "XX.ABC..HHZ", "s": "XX.ABC..SHZ"}
+    assert not rep.missing
+
+
+def test_nonlinloc_hyp_is_read_by_content_not_its_suffix(tmp_path):
+    """A NonLinLoc hypocentre-phase file shares HYPO71's ``.hyp`` suffix; its content decides
+    (obspy's reader), so its P arrivals and first motions come through."""
+    from firstmotion.event_catalogs import detect_format
+
+    hyp = tmp_path / "loc.hyp"  # a NonLinLoc 6-7 location of two P first motions and an S
+    hyp.write_text((Path(__file__).parent / "data" / "nonlinloc_loc.hyp").read_text())
+    assert detect_format(hyp) == "quakeml"
+    (ev,) = read_events([str(hyp)])
+    assert ev.depth_km == pytest.approx(5.0, abs=0.01)
+    assert {(p.station, p.analyst_polarity) for p in ev.picks} == {("ABC", 1), ("DEF", -1)}
+
+
 def test_two_column_velocity_model():
     m = VelocityModel.from_text("0.0 5.5\n5.5 6.3\n16.0 6.7\n32.0 7.8\n32.0 7.9\n")
     assert list(m.depth_km) == [0.0, 5.5, 16.0, 32.0] and m.vp_km_s[-1] == 7.9

@@ -967,8 +967,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--labels", nargs="+", default=None, metavar="FILE",
         help="your analyst first motions instead of the shipped real sets: P picks with a "
-             "polarity in QuakeML, HYPO71 phase cards (a file or folder), or the CSV pair "
-             "events.csv picks.csv (a polarity column); needs --waveforms",
+             "polarity in QuakeML or another event format obspy reads (SEISAN S-files, "
+             "NonLinLoc .hyp; a file or folder), HYPO71 phase cards (a file or folder), or the "
+             "CSV pair events.csv picks.csv (a polarity column); needs --waveforms",
     )  # fmt: skip
     parser.add_argument(
         "--waveforms", nargs="+", default=None, metavar="PATH",

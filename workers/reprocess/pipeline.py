@@ -1,6 +1,7 @@
 """``firstmotion reprocess``: polarities and mechanisms for an existing catalog, from its archive.
 
-The events (origins + P picks: QuakeML, HYPO71 phase cards or a CSV pair, see
+The events (origins + P picks: QuakeML or another event format obspy reads, HYPO71 phase
+cards or a CSV pair, see
 :mod:`firstmotion.event_catalogs`) are taken in chunks of about ``--chunk-picks`` picks, in
 origin-time order. For each chunk a reader thread cuts the P windows from the archive
 (:mod:`firstmotion.archive`: each file or SDS station-day read once, readers in
@@ -694,7 +695,8 @@ def reprocess(opts: Options) -> dict[str, Any]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--events", nargs="+", required=True,
-        help="QuakeML, HYPO71 phase file(s)/folder, or the CSV pair events.csv picks.csv",
+        help="QuakeML or another event format obspy reads (SEISAN S-files, NonLinLoc .hyp; a "
+             "file or folder), HYPO71 phase file(s)/folder, or the CSV pair events.csv picks.csv",
     )  # fmt: skip
     parser.add_argument("--origins", help="origins for HYPO71 phases (QuakeML or events CSV)")
     parser.add_argument(
