@@ -57,6 +57,7 @@ COMMANDS: dict[str, Command | dict[str, Command]] = {
     },
     "catalog": {
         "export": ("workers.catalog_export", "export the live catalog (QuakeML, JSON, CSV)"),
+        "prune": ("workers.catalog_prune", "remove events older than a date from the live catalog"),
     },
     "config": {
         "check": ("firstmotion.config", "validate a config file and print the effective config"),

@@ -416,10 +416,12 @@ class CatalogSettings:
     web_allowed_hosts: tuple[str, ...] = ()
     web_max_clients: int = 256
     web_redis_connections: int = 4
+    # events older than this (origin time) leave the live catalog; 0 = keep every event
+    retention_days: float = 0.0
 
     def _problems(self) -> list[str]:
         out = _port("catalog.web_port", self.web_port) + _non_negative(
-            "catalog", self, "final_after_s"
+            "catalog", self, "final_after_s", "retention_days"
         )
         out += _positive("catalog", self, "alert_timeout_s", "web_max_clients")
         if self.web_redis_connections < 2:

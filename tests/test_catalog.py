@@ -489,3 +489,71 @@ def test_final_events_count_each_stations_polarities_against_their_mechanism(bus
         with urllib.request.urlopen(web.url + "/api/stations", timeout=10) as resp:
             stations = {s["station"]: s for s in json.loads(resp.read())}
     assert stations["XX.S03"]["polarities"] == {"agree": 0, "disagree": 2}
+
+
+def test_retention_removes_old_events_whole_and_keeps_the_rest(bus, redis_client):
+    """A worker with ``retention_days`` removes, in its loop, the events whose origin time is
+    older than that (a retracted one too): hash, history, index entries; the newer events and
+    the station polarity counts stay. Without it every event stays."""
+    day = 86400.0
+    clock = Clock(T0 + 10 * day)
+    o_old = make_origin("evOld", t=T0)
+    bus.publish("origins", o_old)
+    bus.publish("mechanisms", make_mechanism("evOld", origin=o_old))
+    bus.publish("origins", make_origin("evGone", revision=1, t=T0 + day))
+    bus.publish("origins", make_origin("evNew", t=T0 + 8 * day))
+    keep = worker_for(bus, clock=clock)  # retention_days 0: every event stays
+    keep.run(drain=True, timeout_s=20)
+    retract_origin(bus, make_origin("evGone", revision=1, t=T0 + day))
+    keep.run(drain=True, timeout_s=20)
+    assert redis_client.zscore("fm:catalog:deleted", "evGone") == T0 + day
+    redis_client.hset("fm:catalog:station_polarities", "XX.S01..HHZ|agree", 3)
+    assert redis_client.exists("fm:event:evOld", "fm:history:evOld", "fm:event:evGone") == 3
+
+    before = registry().get_sample_value("firstmotion_catalog_pruned_total") or 0.0
+    bus.publish("origins", make_origin("evNew", revision=1, t=T0 + 8 * day))
+    worker_for(bus, clock=clock, retention_days=5.0).run(drain=True, timeout_s=20)
+    assert redis_client.zrange("fm:catalog", 0, -1) == [b"evNew"]
+    for key in ("fm:event:evOld", "fm:history:evOld", "fm:event:evGone", "fm:history:evGone"):
+        assert not redis_client.exists(key), key
+    assert redis_client.zcard("fm:catalog:deleted") == 0
+    assert redis_client.zscore("fm:catalog:preliminary", "evOld") is None
+    assert redis_client.exists("fm:event:evNew", "fm:history:evNew") == 2
+    assert redis_client.hget("fm:catalog:station_polarities", "XX.S01..HHZ|agree") == b"3"
+    assert registry().get_sample_value("firstmotion_catalog_pruned_total") == before + 2
+    with pytest.raises(ValueError, match="retention_days"):
+        worker_for(bus, retention_days=-1.0)
+
+
+def test_prune_judges_a_relocated_event_by_its_new_origin_time(bus, redis_client):
+    """An event found in the index as old but relocated (its hash newer) meanwhile stays; a
+    dry run removes nothing and names what it would."""
+    from workers.catalog import prune_catalog
+
+    bus.publish("origins", make_origin("evA", t=T0))
+    bus.publish("origins", make_origin("evB", t=T0 + 50))
+    worker_for(bus).run(drain=True, timeout_s=20)
+    assert prune_catalog(redis_client, "fm:", T0 + 100, dry_run=True) == ["evA", "evB"]
+    assert redis_client.zcard("fm:catalog") == 2
+    newer = make_origin("evB", revision=1, t=T0 + 500)  # the hash moves, the index not yet
+    redis_client.hset("fm:event:evB", "origin", newer.to_json())
+    assert prune_catalog(redis_client, "fm:", T0 + 100) == ["evA"]
+    assert redis_client.exists("fm:event:evB") and not redis_client.exists("fm:event:evA")
+    assert prune_catalog(redis_client, "fm:", T0 + 100, limit=0) == []
+
+
+def test_prune_command(bus, redis_client, redis_url, capsys):
+    from firstmotion.cli import main
+
+    bus.publish("origins", make_origin("evP", t=T0))
+    bus.publish("origins", make_origin("evQ", t=time.time() - 3600))
+    worker_for(bus).run(drain=True, timeout_s=20)
+    assert main(["catalog", "prune", "--redis", redis_url, "--older-than-days", "30",
+                 "--dry-run"]) == 0  # fmt: skip
+    assert "would remove 1 events" in capsys.readouterr().out
+    assert redis_client.zcard("fm:catalog") == 2
+    assert main(["catalog", "prune", "--redis", redis_url, "--before", "2024-01-01"]) == 0
+    assert "removed 1 events" in capsys.readouterr().out
+    assert redis_client.zrange("fm:catalog", 0, -1) == [b"evQ"]
+    assert main(["catalog", "prune", "--redis", redis_url, "--before", "yesterday-ish"]) == 2
+    assert "--before" in capsys.readouterr().err

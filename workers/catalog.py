@@ -14,8 +14,15 @@ blocking XREADGROUP over both streams, origins handled first) and maintains, per
   the events that are not deleted;
 * the list ``<prefix>history:<event_id>``: one JSON line per change (:func:`history_entry`,
   the newest ``HISTORY_MAX`` kept), the revision history the live page shows;
+* the sorted set ``<prefix>catalog:deleted`` (score origin time) of the retracted events;
 * and publishes every change as a :class:`firstmotion.messages.CatalogEvent` JSON on the
   pub/sub channel ``<prefix>events``.
+
+Retention (``catalog.retention_days``, 0 = keep every event, the default; and ``firstmotion
+catalog prune``): :func:`prune_catalog` removes the events whose origin time is older than the
+cut -- hash, history, parked mechanism and index entries, each event in one MULTI/EXEC under
+WATCH of its hash, so an event changed meanwhile is judged again by its new origin time. The
+station polarity counts keep the events' contribution (they count a station's lifetime).
 
 The hash, the sorted set, the publication and the XACK of the input are ONE MULTI/EXEC, under
 WATCH of the touched event hashes (optimistic locking: a concurrent writer makes the commit
@@ -83,6 +90,7 @@ MECHANISMS = "mechanisms"
 CHANNEL = "events"
 CATALOG_KEY = "catalog"
 PRELIMINARY_KEY = "catalog:preliminary"
+DELETED_KEY = "catalog:deleted"  # retracted events, scored by origin time (retention)
 # hash "<station_id>|agree" / "<station_id>|disagree" -> count over the final events
 STATION_POLARITIES_KEY = "catalog:station_polarities"
 ORPHAN_TTL_S = 7 * 24 * 3600
@@ -90,6 +98,8 @@ HISTORY_KEY = "history"
 HISTORY_MAX = 50
 QUALITIES = ("A", "B", "C", "D")
 FINALIZE_INTERVAL_S = 5.0
+PRUNE_INTERVAL_S = 600.0  # how often the worker applies catalog.retention_days
+PRUNE_BATCH = 1000  # events removed per pass at most (the loop stays responsive)
 
 
 # --------------------------------------------------------------------------- pure state
@@ -462,6 +472,10 @@ class CatalogStage:
             "firstmotion_catalog_ignored_total", "Inputs that changed nothing", ("reason",)
         )
         self._size = gauge("firstmotion_catalog_events", "Events in the catalog sorted set")
+        self._pruned = counter(
+            "firstmotion_catalog_pruned_total",
+            "Events removed from the catalog as older than catalog.retention_days",
+        )
         self._station_polarities = counter(
             "firstmotion_catalog_station_polarities_total",
             "Polarities of final events' mechanisms that their mechanism predicts reliably, by "
@@ -486,6 +500,10 @@ class CatalogStage:
     @property
     def preliminary_key(self) -> str:
         return self.bus.key(PRELIMINARY_KEY)
+
+    @property
+    def deleted_key(self) -> str:
+        return self.bus.key(DELETED_KEY)
 
     @property
     def station_polarities_key(self) -> str:
@@ -626,8 +644,10 @@ class CatalogStage:
                 pipe.hdel(key, "mechanism", "mechanism_revision")
             if state.status == "deleted":
                 pipe.zrem(self.catalog_key, eid)
+                pipe.zadd(self.deleted_key, {eid: state.origin.time_epoch_s})
             else:
                 pipe.zadd(self.catalog_key, {eid: state.origin.time_epoch_s})
+                pipe.zrem(self.deleted_key, eid)
             if state.status == "preliminary":
                 pipe.zadd(self.preliminary_key, {eid: state.updated_epoch_s})
             else:
@@ -690,6 +710,14 @@ class CatalogStage:
             n += 1
         return n
 
+    def prune(self, retention_days: float, limit: int = PRUNE_BATCH) -> int:
+        """Remove events older than ``retention_days`` (origin time, by the stage's clock);
+        returns how many (:func:`prune_catalog`)."""
+        before_s = float(self.clock()) - retention_days * 86400.0
+        n = len(prune_catalog(self.client, self.bus.prefix, before_s, limit=limit))
+        self._pruned.inc(n)
+        return n
+
     def refresh_size(self) -> int:
         n = int(self.client.zcard(self.catalog_key))
         self._size.set(n)
@@ -712,7 +740,8 @@ class CatalogConsumer(Consumer):
 class CatalogWorker:
     """Drives the origins and mechanisms consumers from one loop (stoppable, drainable):
     a :class:`firstmotion.bus.MultiConsumer`, origins first, finalising quiet events every
-    ``FINALIZE_INTERVAL_S``."""
+    ``FINALIZE_INTERVAL_S`` and, with ``retention_days`` (> 0), removing the events older than
+    that every ``PRUNE_INTERVAL_S``."""
 
     def __init__(
         self,
@@ -726,9 +755,14 @@ class CatalogWorker:
         lease_ms: int = 5_000,
         max_deliveries: int = 5,
         clock: Any = time.time,
+        retention_days: float = 0.0,
     ) -> None:
+        if retention_days < 0:
+            raise ValueError(f"retention_days: expected >= 0 (0 = keep), got {retention_days}")
         self.bus = bus
         self.stage = CatalogStage(bus, rules, alerts=alerts, clock=clock)
+        self.retention_days = float(retention_days)
+        self._prune_due = 0.0
         self.block_ms = block_ms
         self.batch_size = batch_size
         self.loop = MultiConsumer.of(
@@ -750,6 +784,9 @@ class CatalogWorker:
         if time.monotonic() >= self._finalize_due:
             self._finalize_due = time.monotonic() + FINALIZE_INTERVAL_S
             self.stage.finalize_quiet()
+            if self.retention_days > 0 and time.monotonic() >= self._prune_due:
+                self._prune_due = time.monotonic() + PRUNE_INTERVAL_S
+                self.stage.prune(self.retention_days)
             self.stage.refresh_size()
 
     def run(self, *, drain: bool = False, timeout_s: float | None = None) -> int:
@@ -766,6 +803,59 @@ def retract_origin(bus: Bus, origin: Origin) -> str:
         event_id=origin.event_id, revision=origin.revision, status="deleted", origin=origin
     )
     return bus.publish(ORIGINS, event)
+
+
+def prune_catalog(
+    client: Any,
+    prefix: str,
+    before_epoch_s: float,
+    *,
+    limit: int | None = None,
+    dry_run: bool = False,
+) -> list[str]:
+    """Remove the catalog's events whose origin time is before ``before_epoch_s`` (those of
+    ``<prefix>catalog`` and the retracted ones of ``<prefix>catalog:deleted``), oldest first,
+    at most ``limit``; returns their ids (``dry_run``: the ids only, nothing removed).
+
+    Each event goes in one MULTI/EXEC under WATCH of its hash: its hash, history and parked
+    mechanism, and its entries in the sorted sets. An event whose origin changed meanwhile is
+    judged by its new origin time. The station polarity counts are kept."""
+    import redis
+
+    k = lambda name: f"{prefix}{name}"  # noqa: E731
+    indices = (k(CATALOG_KEY), k(DELETED_KEY))
+    page = {} if limit is None else {"start": 0, "num": limit}
+    found: dict[str, float] = {}
+    for index in indices:
+        rows = client.zrangebyscore(index, "-inf", f"({before_epoch_s}", withscores=True, **page)
+        found.update((_s(e), float(t)) for e, t in rows)
+    ids = sorted(found, key=lambda e: (found[e], e))
+    removed: list[str] = []
+    for eid in ids:
+        if limit is not None and len(removed) >= limit:
+            break
+        if dry_run:
+            removed.append(eid)
+            continue
+        key = k(f"event:{eid}")
+        with client.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    state = EventState.from_hash(eid, pipe.hgetall(key))
+                    if state is not None and state.origin.time_epoch_s >= before_epoch_s:
+                        pipe.unwatch()
+                        break  # relocated meanwhile into the kept span
+                    pipe.multi()
+                    pipe.delete(key, k(f"{HISTORY_KEY}:{eid}"), k(f"catalog:orphan:{eid}"))
+                    for index in (*indices, k(PRELIMINARY_KEY)):
+                        pipe.zrem(index, eid)
+                    pipe.execute()
+                    removed.append(eid)
+                    break
+                except redis.WatchError:
+                    continue
+    return removed
 
 
 # --------------------------------------------------------------------------- reading
@@ -860,6 +950,7 @@ def run(args: argparse.Namespace) -> int:
         CatalogRules.from_settings(cs),
         alerts=alerts,
         name=args.name,
+        retention_days=cs.retention_days,
         **settings.redis.consumer_options(),
     )
     servers: list[Any] = []
