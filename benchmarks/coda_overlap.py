@@ -143,11 +143,14 @@ def pre_onset_level(z, t: float, history_s: float = LEVEL_HISTORY_S) -> float:
     return float(np.sqrt(np.mean(before**2)) / quiet) if quiet > 0 else float("inf")
 
 
-def read_at(reader, z, t: float) -> tuple[int, float]:
-    """The polarity reader's read (sign, confidence) of vertical trace ``z`` at epoch ``t``."""
+def read_at(reader, z, t: float, second_t: float | None = None) -> tuple[int, float]:
+    """The polarity reader's read (sign, confidence) of vertical trace ``z`` at epoch ``t``
+    (with ``second_t``, read again there where unknown at ``t``, as the polarity stage reads a
+    learned pick at its refined onset and then at PhaseNet's peak)."""
     rate = float(z.stats.sampling_rate)
-    k = int(round((t - z.stats.starttime.timestamp) * rate))
-    res = reader.classify(z.data.astype(np.float64)[None, :], rate, [k])
+    at = lambda u: int(round((u - z.stats.starttime.timestamp) * rate))  # noqa: E731
+    second = None if second_t is None else [at(second_t)]
+    res = reader.classify(z.data.astype(np.float64)[None, :], rate, [at(t)], second_index=second)
     return int(res.polarity[0]), float(res.confidence[0])
 
 
@@ -227,6 +230,7 @@ def run(
                         rows[-1]["host_read"] = alone["read_at_label"]
                         rows[-1]["host_alone_at_pick"] = alone["read_at_pick"]
                         rows[-1]["host_alone_level"] = alone["pick_level"]
+                        rows[-1]["host_alone_as_stage"] = alone["read_as_stage"]
                     bar.update()
     return rows, singles
 
@@ -242,19 +246,23 @@ def polarity_reads(
     at_label, conf = read_at(reader, z, guest)
     near = [p for p in picks if p.phase == "P" and not p.candidate
             and abs(p.time_epoch_s - guest) <= 0.5]  # fmt: skip
-    at_pick = error = pick_conf = level = None
-    if near:  # read where the stage reads: the refined onset (PhaseNet's peak without one)
+    at_pick = error = pick_conf = level = at_peak = as_stage = peak_error = None
+    if near:  # the refined onset (PhaseNet's peak without one), the peak, and as the stage
         best = min(near, key=lambda p: abs(p.time_epoch_s - guest))
         onset = best.onset_epoch_s or best.time_epoch_s
         at_pick, pick_conf = read_at(reader, z, onset)
         at_pick *= sign
+        at_peak = read_at(reader, z, best.time_epoch_s)[0] * sign
+        as_stage = read_at(reader, z, onset, best.time_epoch_s)[0] * sign
         error = round(onset - guest, 4)
+        peak_error = round(best.time_epoch_s - guest, 4)
         pick_conf = round(pick_conf, 3)
         level = round(pre_onset_level(z, onset, history_s), 2)
     return {"read_at_label": at_label * sign, "read_confidence": round(conf, 3),
             "read_at_pick": at_pick, "read_at_pick_onset_error_s": error,
             "read_at_pick_confidence": pick_conf, "pick_level": level,
-            "level_history_s": history_s}  # fmt: skip
+            "read_at_peak": at_peak, "read_at_peak_error_s": peak_error,
+            "read_as_stage": as_stage, "level_history_s": history_s}  # fmt: skip
 
 
 def polarity_table(rows: list[dict], scales, delays) -> list[str]:
@@ -296,6 +304,16 @@ def polarity_table(rows: list[dict], scales, delays) -> list[str]:
 
     lines.append(f"  D <= 32 s, every size: at the analyst's time + D {total('read_at_label')}, "
                  f"at the picker's picks {total('read_at_pick')}")  # fmt: skip
+    onset_err = [1000 * r["read_at_pick_onset_error_s"] for r in coda]
+    peak_err = [1000 * r["read_at_peak_error_s"] for r in coda]
+    if coda:
+        lines.append(
+            f"  the same picks at PhaseNet's peak {total('read_at_peak')}; as the polarity "
+            f"stage reads them (the refined onset, the peak where that is unknown) "
+            f"{total('read_as_stage')}; after the analyst's (ms) p10/50/90: refined onset "
+            + " / ".join(f"{x:.0f}" for x in np.percentile(onset_err, [10, 50, 90]))
+            + ", peak " + " / ".join(f"{x:.0f}" for x in np.percentile(peak_err, [10, 50, 90]))
+        )  # fmt: skip
     sure = [
         r["read_at_pick"]
         for r in coda
@@ -314,6 +332,11 @@ def polarity_table(rows: list[dict], scales, delays) -> list[str]:
             f"{rwu([r['read_at_pick'] for r in hit])}; the hosts' own picks on their records "
             f"alone {len(iso)} of {len(hosts)} (reads {rwu([r['host_alone_at_pick'] for r in iso])}"
             f"; all {rwu([r['host_alone_at_pick'] for r in hosts.values()])})"
+        )
+    if hosts:
+        stage = rwu([r["host_alone_as_stage"] for r in hosts.values()])
+        lines.append(
+            f"  the hosts' own picks on their records alone, as the stage reads them: {stage}"
         )
     return lines
 
