@@ -424,6 +424,11 @@ class CatalogSettings:
             "catalog", self, "final_after_s", "retention_days"
         )
         out += _positive("catalog", self, "alert_timeout_s", "web_max_clients")
+        if 0 < self.retention_days < 1:
+            out.append(
+                "catalog.retention_days: expected 0 (keep every event) or at least 1 (younger "
+                f"events may still be revised), got {self.retention_days}"
+            )
         if self.web_redis_connections < 2:
             out.append(
                 "catalog.web_redis_connections: expected >= 2 (one listens for changes), "

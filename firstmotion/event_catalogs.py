@@ -407,11 +407,16 @@ def _files_in(folder: Path) -> list[Path]:
 def detect_format(path: str | Path) -> str:
     """'quakeml' (any event format obspy reads), 'hypo71' or 'csv' from the path: ``.csv``;
     XML or a file obspy's content checks recognise; else HYPO71 phase cards. A folder is
-    'quakeml' when obspy recognises one of its first files (a folder of S-files), else
-    'hypo71'."""
+    'quakeml' when obspy recognises one of its first files (a folder of S-files) and none of
+    them is a HYPO71 file (a HYPO71 suffix obspy does not recognise: a folder of phase cards
+    may also hold the origins' QuakeML), else 'hypo71'."""
     p = Path(path)
     if p.is_dir():
-        return "quakeml" if any(obspy_event_format(f) for f in _files_in(p)[:5]) else "hypo71"
+        kinds = [
+            "quakeml" if obspy_event_format(f) else "hypo71" if f.suffix.lower() in
+            HYPO71_SUFFIXES else "" for f in _files_in(p)[:5]
+        ]  # fmt: skip
+        return "quakeml" if "quakeml" in kinds and "hypo71" not in kinds else "hypo71"
     if p.suffix.lower() == ".csv":
         return "csv"
     if p.read_bytes()[:2000].lstrip().startswith(b"<") or obspy_event_format(p):

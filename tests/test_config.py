@@ -184,3 +184,12 @@ def test_config_check_cli_exits_1_with_the_message(tmp_path, capsys):
     assert "seedlink.server: expected host:port, got 'abc'" in err
     assert main(["config", "check", str(EXAMPLE)]) == 0
     assert tomllib.loads(capsys.readouterr().out)["seedlink"]["server"] == "127.0.0.1:18000"
+
+
+def test_catalog_retention_is_zero_or_at_least_a_day():
+    assert load_settings(environ={}).catalog.retention_days == 0
+    ok = load_settings(environ={"FIRSTMOTION_CATALOG__RETENTION_DAYS": "30"})
+    assert ok.catalog.retention_days == 30
+    for bad, why in (("0.25", "at least 1"), ("-3", ">= 0")):
+        with pytest.raises(ConfigError, match=f"catalog.retention_days: expected .*{why}"):
+            load_settings(environ={"FIRSTMOTION_CATALOG__RETENTION_DAYS": bad})

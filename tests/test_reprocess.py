@@ -200,6 +200,13 @@ def test_nordic_s_files_give_first_motions_onsets_and_s_picks(tmp_path):
     assert [len(e.picks) for e in both] == [3, 1]
     assert both[1].picks[0].analyst_polarity == -1
 
+    # phase cards beside their origins' QuakeML stay a HYPO71 folder
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    (cards / "e1.dat").write_text("ABC IPU0 2311142213 23.00\n")
+    Catalog([two]).write(str(cards / "a_origins.xml"), format="QUAKEML")
+    assert detect_format(cards) == "hypo71"
+
 
 def test_a_nordic_two_letter_component_takes_its_band_s_vertical(tmp_path):
     """Nordic's "SZ" / "HZ" (band code and orientation) resolves to the station's vertical of

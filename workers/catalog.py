@@ -757,8 +757,10 @@ class CatalogWorker:
         clock: Any = time.time,
         retention_days: float = 0.0,
     ) -> None:
-        if retention_days < 0:
-            raise ValueError(f"retention_days: expected >= 0 (0 = keep), got {retention_days}")
+        if retention_days < 0 or 0 < retention_days < 1:
+            raise ValueError(
+                f"retention_days: expected 0 (keep every event) or >= 1, got {retention_days}"
+            )
         self.bus = bus
         self.stage = CatalogStage(bus, rules, alerts=alerts, clock=clock)
         self.retention_days = float(retention_days)
