@@ -25,7 +25,6 @@ import argparse
 import glob
 import io
 import tempfile
-import time
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -54,8 +53,10 @@ def percentiles(values) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from pipeline_processes import start_stages
+
     from firstmotion.bus import Bus
-    from firstmotion.demo import _cli, _free_port, _process, _wait_quiet
+    from firstmotion.demo import _wait_quiet
     from firstmotion.redis_server import RedisServer
     from stream.replay import ReplayServer, ReplayThread
     from stream.scenario import ScenarioConfig, make_scenario, write_scenario
@@ -84,29 +85,8 @@ def main(argv: list[str] | None = None) -> None:
         conf = ["--config", args.config] if args.config else []
         replay = ReplayThread(ReplayServer(files, port=0, speed=args.speed))
         # the workers first (they load their models), the replay once they are up
-        workers = {
-            "polarity": _cli("worker", "polarity", "--redis", server.url, *conf),
-            "associate": _cli("worker", "associate", "--redis", server.url,
-                              "--inventory", inventory, *conf),
-            "mechanism": _cli("worker", "mechanism", "--redis", server.url, *conf),
-            "catalog": _cli("worker", "catalog", "--redis", server.url,
-                            "--web-port", str(_free_port()), "--inventory", inventory, *conf),
-        }  # fmt: skip
-        procs = {}
-        for name, cmd in workers.items():
-            procs[name] = stack.enter_context(
-                _process([*cmd, "--metrics-port", str(_free_port())], out / f"{name}.log")
-            )
-        time.sleep(15.0)
-        host, port = replay.start()
-        stream = stack.enter_context(
-            _process(
-                [*_cli("stream", "--seedlink", f"{host}:{port}", "--streams", "*_*",
-                       "--picker", "phasenet", "--inventory", inventory, "--redis", server.url,
-                       "--exit-when-idle-s", "5", "--metrics-port", str(_free_port()), *conf)],
-                out / "stream.log",
-            )
-        )  # fmt: skip
+        procs = start_stages(stack, server.url, inventory, out, replay, conf)
+        stream = procs.pop("stream")
         stream.wait(args.duration_s / args.speed + 300)
         _wait_quiet(bus, procs, 4.0, 300.0)
         origin_wall_s = replay.server.started_ns / 1e9
@@ -114,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
         replay.stop()
         picks = {p.pick_id: p for _, p in bus.messages("picks")}
         mechanisms = [m for _, m in bus.messages("mechanisms")]
-        for name in ("stream", *workers):
+        for name in ("stream", *procs):
             log = out / f"{name}.log"
             if "Traceback" in log.read_text(errors="replace"):
                 print(f"warning: {name} logged a traceback:\n{log.read_text()[-1500:]}")

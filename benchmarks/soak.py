@@ -3,7 +3,7 @@
 Run from the repository root::
 
     .venv/bin/python benchmarks/soak.py [--n-stations 30] [--n-events 120] \\
-        [--duration-s 7200] [--speed 20] [--plot benchmarks/figures/soak.png] [--json F]
+        [--duration-s 7200] [--speed 20] [--plot docs/figures/soak.png] [--json F]
 
 A synthetic scenario (:mod:`stream.scenario`, events spread over ``--duration-s`` of data) is
 served by the replay SeedLink server at ``--speed`` times real time, and ``firstmotion
@@ -85,9 +85,10 @@ def plot(path: str, series: dict[str, tuple[np.ndarray, np.ndarray]], title: str
 
 def main(argv: list[str] | None = None) -> None:
     import redis
+    from pipeline_processes import start_stages
 
     from firstmotion.bus import Bus
-    from firstmotion.demo import _cli, _free_port, _process, _wait_quiet
+    from firstmotion.demo import _wait_quiet
     from firstmotion.redis_server import RedisServer
     from stream.replay import ReplayServer, ReplayThread
     from stream.scenario import ScenarioConfig, make_scenario, write_scenario
@@ -121,29 +122,7 @@ def main(argv: list[str] | None = None) -> None:
         inventory = str(out / "stations.xml")
         conf = ["--config", args.config] if args.config else []
         replay = ReplayThread(ReplayServer(files, port=0, speed=args.speed))
-        workers = {
-            "polarity": _cli("worker", "polarity", "--redis", server.url, *conf),
-            "associate": _cli("worker", "associate", "--redis", server.url,
-                              "--inventory", inventory, *conf),
-            "mechanism": _cli("worker", "mechanism", "--redis", server.url, *conf),
-            "catalog": _cli("worker", "catalog", "--redis", server.url,
-                            "--web-port", str(_free_port()), "--inventory", inventory, *conf),
-        }  # fmt: skip
-        procs = {}
-        for name, cmd in workers.items():
-            procs[name] = stack.enter_context(
-                _process([*cmd, "--metrics-port", str(_free_port())], out / f"{name}.log")
-            )
-        time.sleep(15.0)
-        host, port = replay.start()
-        procs["stream"] = stack.enter_context(
-            _process(
-                [*_cli("stream", "--seedlink", f"{host}:{port}", "--streams", "*_*",
-                       "--picker", "phasenet", "--inventory", inventory, "--redis", server.url,
-                       "--exit-when-idle-s", "10", "--metrics-port", str(_free_port()), *conf)],
-                out / "stream.log",
-            )
-        )  # fmt: skip
+        procs = start_stages(stack, server.url, inventory, out, replay, conf, exit_when_idle_s=10)
         redis_pid = int(client.info("server")["process_id"])
         samples: list[dict] = []
         start = time.monotonic()
