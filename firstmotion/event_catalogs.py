@@ -114,7 +114,8 @@ def read_quakeml(path: str | Path, phases: tuple[str, ...] = ("P",)) -> list[Eve
         catalog = read_events(str(path))
     except Exception as exc:  # obspy raises what its format readers raise
         raise InputError(f"--events {path}: not an event file obspy can read ({exc})") from None
-    for ev in catalog:
+    for k, ev in enumerate(catalog):
+        event_id = _obspy_event_id(ev, Path(path), k, len(catalog))
         origin = ev.preferred_origin() or (ev.origins[0] if ev.origins else None)
         mag = ev.preferred_magnitude() or (ev.magnitudes[0] if ev.magnitudes else None)
         phase_of = {}
@@ -153,11 +154,11 @@ def read_quakeml(path: str | Path, phases: tuple[str, ...] = ("P",)) -> list[Eve
             if not picks:
                 continue
             t0 = min(p.time_epoch_s for p in picks)
-            rec = EventRecord(clean_event_id(str(ev.resource_id)), t0, picks=picks)
+            rec = EventRecord(event_id, t0, picks=picks)
         else:
             depth = origin.depth / 1000.0 if origin.depth is not None else None
             rec = EventRecord(
-                clean_event_id(str(ev.resource_id)),
+                event_id,
                 float(origin.time.timestamp),
                 origin.latitude,
                 origin.longitude,
@@ -168,6 +169,26 @@ def read_quakeml(path: str | Path, phases: tuple[str, ...] = ("P",)) -> list[Eve
             )
         out.append(rec)
     return out
+
+
+_MADE_UP_ID = re.compile(r"smi:local/[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}")
+
+
+def _obspy_event_id(ev, path: Path, k: int, n: int) -> str:
+    """An event's id, the same on every read of the file (``firstmotion reprocess`` resumes
+    by it): its resource id; SEISAN's ``ID:`` where obspy keeps it (Nordic); the file's name
+    (with the event's place in it) where obspy made one up (formats without ids)."""
+    nordic = (getattr(ev, "extra", None) or {}).get("nordic_event_id")
+    if nordic:
+        try:
+            value = nordic["value"]  # obspy's AttribDict of an extra: {value, namespace}
+        except (TypeError, KeyError):
+            value = nordic
+        return clean_event_id(str(value))
+    rid = str(ev.resource_id)
+    if _MADE_UP_ID.fullmatch(rid):
+        return clean_event_id(path.stem if n == 1 else f"{path.stem}_{k + 1}")
+    return clean_event_id(rid)
 
 
 def stations_from_arrivals(events: list[EventRecord]) -> dict[tuple[str, str], tuple[float, float]]:

@@ -198,6 +198,7 @@ def test_nordic_s_files_give_first_motions_onsets_and_s_picks(tmp_path):
 
     both = read_events([str(folder)])
     assert [len(e.picks) for e in both] == [3, 1]
+    assert [e.event_id for e in both] == ["20231114221320", "20231114222320"]  # SEISAN's ID
     assert both[1].picks[0].analyst_polarity == -1
 
     # phase cards beside their origins' QuakeML stay a HYPO71 folder
@@ -231,6 +232,7 @@ def test_nonlinloc_hyp_is_read_by_content_not_its_suffix(tmp_path):
     hyp.write_text((Path(__file__).parent / "data" / "nonlinloc_loc.hyp").read_text())
     assert detect_format(hyp) == "quakeml"
     (ev,) = read_events([str(hyp)])
+    assert ev.event_id == "loc"  # no id in the file: its name, the same on every read
     assert ev.depth_km == pytest.approx(5.0, abs=0.01)
     assert {(p.station, p.analyst_polarity) for p in ev.picks} == {("ABC", 1), ("DEF", -1)}
 
