@@ -143,6 +143,7 @@ def test_quakeml_picks_and_station_positions_from_arrivals(tmp_path):
     cat.write(str(tmp_path / "c.xml"), format="QUAKEML")
     evs = read_quakeml(tmp_path / "c.xml")
     assert len(evs[0].picks) == 1 and evs[0].picks[0].analyst_polarity == 1
+    assert evs[0].event_id == str(cat[0].resource_id).split("/")[-1]  # the file's own id
     lat, lon = stations_from_arrivals(evs)[("XX", "ABC")]
     assert lat == pytest.approx(destination(30.0, -100.0, 90.0, 0.5)[0])
     assert lon > -100.0 and lon == pytest.approx(-100.0 + 0.5 / np.cos(np.radians(30)), abs=0.01)
