@@ -37,7 +37,8 @@ def _run(redis_url, tmp_path, fmt, *extra):
     from firstmotion.cli import main
 
     out = tmp_path / f"cat.{fmt}"
-    rc = main(["catalog", "export", "--redis", redis_url, "--format", fmt, "--output", str(out)])
+    rc = main(["catalog", "export", "--redis", redis_url, "--format", fmt, "--output", str(out),
+               *extra])  # fmt: skip
     assert rc == 0
     return out
 
@@ -90,6 +91,24 @@ def test_json_and_csv_exports(filled, tmp_path):
     assert rows[1]["strike"] == "123.0" and rows[1]["quality"] == "B"
     assert rows[0]["strike"] == "" and rows[0]["magnitude"] == ""
     assert rows[1]["origin_time_utc"].startswith("2023-11-14T22:13:20")
+
+
+def test_export_a_span_of_origin_times(filled, tmp_path):
+    """--since / --before keep the events with an origin time in [since, before) (UTC)."""
+    from obspy import UTCDateTime
+
+    def ids(*extra):
+        out = _run(filled, tmp_path, "json", *extra)
+        return [e["event_id"] for e in json.loads(out.read_text())]
+
+    at = lambda dt: str(UTCDateTime(T0 + dt))  # noqa: E731
+    assert ids("--before", at(30)) == ["evM"]  # evN's origin is T0 + 30: not before it
+    assert ids("--since", at(30)) == ["evN"]
+    assert ids("--since", at(-1), "--before", at(31)) == ["evN", "evM"]
+    assert ids("--since", at(31)) == []
+    from firstmotion.cli import main
+
+    assert main(["catalog", "export", "--redis", filled, "--since", "last week"]) == 2
 
 
 def test_include_deleted(filled, redis_client):

@@ -15,7 +15,9 @@ Reads the catalog keys (``<prefix>catalog`` sorted set and ``<prefix>event:<id>`
   with ``CatalogEvent.from_dict``).
 * ``csv`` -- one row per event: :data:`CSV_COLUMNS`.
 
-Deleted (retracted) events are left out unless ``--include-deleted``.
+Deleted (retracted) events are left out unless ``--include-deleted``. ``--since`` and
+``--before`` keep the events whose origin time is in ``[since, before)`` (UTC): ``--before``
+with the date given to ``firstmotion catalog prune --before`` exports what it removes.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from firstmotion.errors import InputError
 from firstmotion.messages import CatalogEvent
 from firstmotion.quakeml import to_obspy_catalog
 
@@ -42,6 +45,25 @@ CSV_COLUMNS = (
     "quality", "fault_plane_uncertainty_deg", "misfit", "probability", "n_polarities",
     "origin_revision", "mechanism_revision", "updated_epoch_s",
 )  # fmt: skip
+
+
+def utc_epoch_s(text: str, option: str) -> float:
+    """Epoch seconds of a UTC date and time given to ``option`` (ISO, as obspy reads it)."""
+    from obspy import UTCDateTime
+
+    try:
+        return float(UTCDateTime(text).timestamp)
+    except Exception:  # obspy raises several kinds on a bad date
+        raise InputError(f"{option}: not a date and time: {text!r}") from None
+
+
+def in_span(events: list[CatalogEvent], since_s: float | None, before_s: float | None):
+    """The events whose origin time is in ``[since_s, before_s)`` (None: open)."""
+    return [
+        e for e in events
+        if (since_s is None or e.origin.time_epoch_s >= since_s)
+        and (before_s is None or e.origin.time_epoch_s < before_s)
+    ]  # fmt: skip
 
 
 def _iso(epoch_s: float) -> str:
@@ -124,6 +146,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--include-deleted", action="store_true", help="also the retracted (deleted) events"
     )
+    parser.add_argument("--since", default=None, help="origin time at or after this (UTC, ISO)")
+    parser.add_argument("--before", default=None, help="origin time before this (UTC, ISO)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -137,6 +161,8 @@ def run(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit <= 0:
         print(f"--limit: expected a positive integer, got {args.limit}", file=sys.stderr)
         return 2
+    since_s = None if args.since is None else utc_epoch_s(args.since, "--since")
+    before_s = None if args.before is None else utc_epoch_s(args.before, "--before")
     bus = Bus.from_settings(
         settings.redis, url=args.redis, prefix=args.prefix, socket_timeout_s=10.0
     )
@@ -148,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     finally:
         bus.close()
+    events = in_span(events, since_s, before_s)
     if args.limit is not None:
         events = events[: args.limit]
     data = export(events, args.format)

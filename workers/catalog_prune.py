@@ -5,7 +5,7 @@ unless ``catalog.retention_days`` is set for the catalog worker. This command do
 once: the events whose origin time is more than ``--older-than-days`` ago (or before
 ``--before``), retracted ones included, with their history, leave Redis
 (:func:`workers.catalog.prune_catalog`). ``--dry-run`` only counts them. Export them first
-(``firstmotion catalog export``) to keep them.
+to keep them (``firstmotion catalog export --before`` the same date).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import sys
 import time
 
 from firstmotion.errors import InputError
+from workers.catalog_export import utc_epoch_s
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,12 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def cut_epoch_s(args: argparse.Namespace, now_s: float) -> float:
     """The origin time before which events go, from ``--older-than-days`` or ``--before``."""
     if args.before is not None:
-        from obspy import UTCDateTime
-
-        try:
-            return float(UTCDateTime(args.before).timestamp)
-        except Exception:  # obspy raises several kinds on a bad date
-            raise InputError(f"--before: not a date and time: {args.before!r}") from None
+        return utc_epoch_s(args.before, "--before")
     if not args.older_than_days > 0:
         raise InputError(f"--older-than-days: expected > 0, got {args.older_than_days}")
     return now_s - args.older_than_days * 86400.0
