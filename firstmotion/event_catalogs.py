@@ -114,9 +114,9 @@ def read_quakeml(path: str | Path, phases: tuple[str, ...] = ("P",)) -> list[Eve
         catalog = read_events(str(path))
     except Exception as exc:  # obspy raises what its format readers raise
         raise InputError(f"--events {path}: not an event file obspy can read ({exc})") from None
-    xml = Path(path).read_bytes()[:2000].lstrip().startswith(b"<")  # ids are the file's own
+    text = Path(path).read_bytes()  # to tell the file's own event ids from obspy's
     for k, ev in enumerate(catalog):
-        event_id = _obspy_event_id(ev, Path(path), k, len(catalog), xml)
+        event_id = _obspy_event_id(ev, Path(path), k, len(catalog), text)
         origin = ev.preferred_origin() or (ev.origins[0] if ev.origins else None)
         mag = ev.preferred_magnitude() or (ev.magnitudes[0] if ev.magnitudes else None)
         phase_of = {}
@@ -175,11 +175,12 @@ def read_quakeml(path: str | Path, phases: tuple[str, ...] = ("P",)) -> list[Eve
 _MADE_UP_ID = re.compile(r"smi:local/[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}")
 
 
-def _obspy_event_id(ev, path: Path, k: int, n: int, xml: bool) -> str:
-    """An event's id, the same on every read of the file (``firstmotion reprocess`` resumes
-    by it): its resource id (always, in QuakeML and other XML: the file's own); SEISAN's
-    ``ID:`` where obspy keeps it (Nordic); else the file's name (with the event's place in
-    it) where obspy made a random one up (formats without ids)."""
+def _obspy_event_id(ev, path: Path, k: int, n: int, text: bytes) -> str:
+    """An event's id, the same on every read of the file ``text`` (``firstmotion reprocess``
+    resumes by it): SEISAN's ``ID:`` where obspy keeps it (Nordic); the resource id where the
+    file holds it (QuakeML's publicID, even an obspy-style ``smi:local`` UUID); else (an event
+    without one: obspy makes up a random UUID, or none) the file's name, with the event's
+    place in it."""
     nordic = (getattr(ev, "extra", None) or {}).get("nordic_event_id")
     if nordic:
         try:
@@ -188,7 +189,7 @@ def _obspy_event_id(ev, path: Path, k: int, n: int, xml: bool) -> str:
             value = nordic
         return clean_event_id(str(value))
     rid = str(ev.resource_id)
-    if not xml and _MADE_UP_ID.fullmatch(rid):
+    if rid in ("", "None") or (_MADE_UP_ID.fullmatch(rid) and rid.encode() not in text):
         return clean_event_id(path.stem if n == 1 else f"{path.stem}_{k + 1}")
     return clean_event_id(rid)
 

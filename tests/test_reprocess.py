@@ -144,6 +144,10 @@ def test_quakeml_picks_and_station_positions_from_arrivals(tmp_path):
     evs = read_quakeml(tmp_path / "c.xml")
     assert len(evs[0].picks) == 1 and evs[0].picks[0].analyst_polarity == 1
     assert evs[0].event_id == str(cat[0].resource_id).split("/")[-1]  # the file's own id
+    xml = (tmp_path / "c.xml").read_text()
+    (tmp_path / "no_id.xml").write_text(xml.replace(f'publicID="{cat[0].resource_id}"', ""))
+    reads = [[e.event_id for e in read_quakeml(tmp_path / "no_id.xml")] for _ in range(2)]
+    assert reads == [["no_id"], ["no_id"]]  # an event without an id: its file's name, each read
     lat, lon = stations_from_arrivals(evs)[("XX", "ABC")]
     assert lat == pytest.approx(destination(30.0, -100.0, 90.0, 0.5)[0])
     assert lon > -100.0 and lon == pytest.approx(-100.0 + 0.5 / np.cos(np.radians(30)), abs=0.01)
