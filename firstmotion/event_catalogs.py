@@ -8,7 +8,8 @@ archive reader resolves them against the waveforms (:mod:`firstmotion.archive`).
 
 * QuakeML, and every other event format :func:`obspy.read_events` recognises by its content
   (SEISAN's Nordic S-files, NonLinLoc ``.hyp``, SeisComP's SCML, hypoDD's ``.pha``, ...): a
-  file, or a folder of them (one S-file per event, as SEISAN keeps them); the preferred
+  file, or a folder of them, searched through its subfolders (one S-file per event, as a
+  SEISAN database keeps them in ``REA/<DB>/<year>/<month>/``); the preferred
   origin (else the first), the picks whose phase hint (or arrival phase) starts with ``P``,
   their polarity (``positive`` / ``negative``; Nordic's C / D) and onset, and per station the
   arrival's azimuth (deg) and distance (deg) when given -- from which station coordinates can
@@ -425,7 +426,12 @@ def obspy_event_format(path: str | Path) -> str | None:
 
 
 def _files_in(folder: Path) -> list[Path]:
-    return sorted(f for f in folder.iterdir() if f.is_file() and not f.name.startswith("."))
+    """The files under ``folder`` and its subfolders (a SEISAN database keeps its S-files in
+    ``REA/<DB>/<year>/<month>/``), hidden ones left out, sorted by path."""
+    return sorted(
+        f for f in folder.rglob("*")
+        if f.is_file() and not any(part.startswith(".") for part in f.relative_to(folder).parts)
+    )  # fmt: skip
 
 
 def detect_format(path: str | Path) -> str:
@@ -449,8 +455,8 @@ def detect_format(path: str | Path) -> str:
 
 
 def read_obspy_events(paths: list[str], phases: tuple[str, ...] = ("P",)) -> list[EventRecord]:
-    """:func:`read_quakeml` of every file named (a folder: each file in it obspy recognises;
-    the others are logged and left out)."""
+    """:func:`read_quakeml` of every file named (a folder: each file in it and its subfolders
+    that obspy recognises; the others are logged and left out)."""
     out = []
     for text in paths:
         path = Path(text)

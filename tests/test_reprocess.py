@@ -183,13 +183,14 @@ def test_nordic_s_files_give_first_motions_onsets_and_s_picks(tmp_path):
                              ("HIJ", "HHZ", "P", 5.0, None, "emergent")])  # fmt: skip
     two = _nordic_event(T0 + 600, [("ABC", "HHZ", "P", 2.0, "negative", "impulsive")])
     folder = tmp_path / "REA"
-    folder.mkdir()
+    month = folder / "TEST_" / "2023" / "11"  # a SEISAN database's layout
+    month.mkdir(parents=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # obspy's writer on unset evaluation modes
-        Catalog([one]).write(str(folder / "14-2213-20L.S202311"), format="NORDIC")
-        Catalog([two]).write(str(folder / "14-2223-20L.S202311"), format="NORDIC")
-    (folder / "notes").write_text("not an S-file\n")
-    sfile = folder / "14-2213-20L.S202311"
+        Catalog([one]).write(str(month / "14-2213-20L.S202311"), format="NORDIC")
+        Catalog([two]).write(str(month / "14-2223-20L.S202311"), format="NORDIC")
+    (month / "notes").write_text("not an S-file\n")
+    sfile = month / "14-2213-20L.S202311"
     assert detect_format(sfile) == "quakeml" and detect_format(folder) == "quakeml"
 
     (ev,) = read_events([str(sfile)])
