@@ -529,18 +529,19 @@ def test_retention_removes_old_events_whole_and_keeps_the_rest(bus, redis_client
 def test_prune_judges_a_relocated_event_by_its_new_origin_time(bus, redis_client):
     """An event found in the index as old but relocated (its hash newer) meanwhile stays; a
     dry run removes nothing and names what it would."""
-    from workers.catalog import prune_catalog
+    from workers.catalog import CatalogStage
 
     bus.publish("origins", make_origin("evA", t=T0))
     bus.publish("origins", make_origin("evB", t=T0 + 50))
     worker_for(bus).run(drain=True, timeout_s=20)
-    assert prune_catalog(redis_client, "fm:", T0 + 100, dry_run=True) == ["evA", "evB"]
+    stage = CatalogStage(bus)
+    assert stage.prune_before(T0 + 100, dry_run=True) == ["evA", "evB"]
     assert redis_client.zcard("fm:catalog") == 2
     newer = make_origin("evB", revision=1, t=T0 + 500)  # the hash moves, the index not yet
     redis_client.hset("fm:event:evB", "origin", newer.to_json())
-    assert prune_catalog(redis_client, "fm:", T0 + 100) == ["evA"]
+    assert stage.prune_before(T0 + 100) == ["evA"]
     assert redis_client.exists("fm:event:evB") and not redis_client.exists("fm:event:evA")
-    assert prune_catalog(redis_client, "fm:", T0 + 100, limit=0) == []
+    assert stage.prune_before(T0 + 100, limit=0) == []
 
 
 def test_prune_command(bus, redis_client, redis_url, capsys):

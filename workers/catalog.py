@@ -19,10 +19,11 @@ blocking XREADGROUP over both streams, origins handled first) and maintains, per
   pub/sub channel ``<prefix>events``.
 
 Retention (``catalog.retention_days``, 0 = keep every event, the default; and ``firstmotion
-catalog prune``): :func:`prune_catalog` removes the events whose origin time is older than the
-cut -- hash, history, parked mechanism and index entries, each event in one MULTI/EXEC under
-WATCH of its hash, so an event changed meanwhile is judged again by its new origin time. The
-station polarity counts keep the events' contribution (they count a station's lifetime).
+catalog prune``): :meth:`CatalogStage.prune_before` removes the events whose origin time is
+older than the cut -- hash, history, parked mechanism and index entries, each event in one
+MULTI/EXEC under WATCH of its hash, so an event changed meanwhile is judged again by its new
+origin time. The station polarity counts keep the events' contribution (they count a
+station's lifetime).
 
 The hash, the sorted set, the publication and the XACK of the input are ONE MULTI/EXEC, under
 WATCH of the touched event hashes (optimistic locking: a concurrent writer makes the commit
@@ -712,11 +713,59 @@ class CatalogStage:
 
     def prune(self, retention_days: float, limit: int = PRUNE_BATCH) -> int:
         """Remove events older than ``retention_days`` (origin time, by the stage's clock);
-        returns how many (:func:`prune_catalog`)."""
+        returns how many (:meth:`prune_before`)."""
         before_s = float(self.clock()) - retention_days * 86400.0
-        n = len(prune_catalog(self.client, self.bus.prefix, before_s, limit=limit))
-        self._pruned.inc(n)
-        return n
+        return len(self.prune_before(before_s, limit=limit))
+
+    def prune_before(
+        self, before_epoch_s: float, *, limit: int | None = None, dry_run: bool = False
+    ) -> list[str]:
+        """Remove the catalog's events whose origin time is before ``before_epoch_s`` (those of
+        ``<prefix>catalog`` and the retracted ones of ``<prefix>catalog:deleted``), oldest
+        first, at most ``limit``; returns their ids (``dry_run``: the ids only, nothing
+        removed).
+
+        Each event goes in one MULTI/EXEC under WATCH of its hash: its hash, history and parked
+        mechanism, and its entries in the sorted sets. An event whose origin changed meanwhile
+        is judged by its new origin time. The station polarity counts are kept."""
+        import redis
+
+        indices = (self.catalog_key, self.deleted_key)
+        page = {} if limit is None else {"start": 0, "num": limit}
+        found: dict[str, float] = {}
+        for index in indices:
+            rows = self.client.zrangebyscore(
+                index, "-inf", f"({before_epoch_s}", withscores=True, **page
+            )
+            found.update((_s(e), float(t)) for e, t in rows)
+        removed: list[str] = []
+        for eid in sorted(found, key=lambda e: (found[e], e)):
+            if limit is not None and len(removed) >= limit:
+                break
+            if dry_run:
+                removed.append(eid)
+                continue
+            key = self.event_key(eid)
+            with self.client.pipeline(transaction=True) as pipe:
+                while True:
+                    try:
+                        pipe.watch(key)
+                        state = EventState.from_hash(eid, pipe.hgetall(key))
+                        if state is not None and state.origin.time_epoch_s >= before_epoch_s:
+                            pipe.unwatch()
+                            break  # relocated meanwhile into the kept span
+                        pipe.multi()
+                        pipe.delete(key, self.history_key(eid), self.orphan_key(eid))
+                        for index in (*indices, self.preliminary_key):
+                            pipe.zrem(index, eid)
+                        pipe.execute()
+                        removed.append(eid)
+                        break
+                    except redis.WatchError:
+                        continue
+        if not dry_run:
+            self._pruned.inc(len(removed))
+        return removed
 
     def refresh_size(self) -> int:
         n = int(self.client.zcard(self.catalog_key))
@@ -805,59 +854,6 @@ def retract_origin(bus: Bus, origin: Origin) -> str:
         event_id=origin.event_id, revision=origin.revision, status="deleted", origin=origin
     )
     return bus.publish(ORIGINS, event)
-
-
-def prune_catalog(
-    client: Any,
-    prefix: str,
-    before_epoch_s: float,
-    *,
-    limit: int | None = None,
-    dry_run: bool = False,
-) -> list[str]:
-    """Remove the catalog's events whose origin time is before ``before_epoch_s`` (those of
-    ``<prefix>catalog`` and the retracted ones of ``<prefix>catalog:deleted``), oldest first,
-    at most ``limit``; returns their ids (``dry_run``: the ids only, nothing removed).
-
-    Each event goes in one MULTI/EXEC under WATCH of its hash: its hash, history and parked
-    mechanism, and its entries in the sorted sets. An event whose origin changed meanwhile is
-    judged by its new origin time. The station polarity counts are kept."""
-    import redis
-
-    k = lambda name: f"{prefix}{name}"  # noqa: E731
-    indices = (k(CATALOG_KEY), k(DELETED_KEY))
-    page = {} if limit is None else {"start": 0, "num": limit}
-    found: dict[str, float] = {}
-    for index in indices:
-        rows = client.zrangebyscore(index, "-inf", f"({before_epoch_s}", withscores=True, **page)
-        found.update((_s(e), float(t)) for e, t in rows)
-    ids = sorted(found, key=lambda e: (found[e], e))
-    removed: list[str] = []
-    for eid in ids:
-        if limit is not None and len(removed) >= limit:
-            break
-        if dry_run:
-            removed.append(eid)
-            continue
-        key = k(f"event:{eid}")
-        with client.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    pipe.watch(key)
-                    state = EventState.from_hash(eid, pipe.hgetall(key))
-                    if state is not None and state.origin.time_epoch_s >= before_epoch_s:
-                        pipe.unwatch()
-                        break  # relocated meanwhile into the kept span
-                    pipe.multi()
-                    pipe.delete(key, k(f"{HISTORY_KEY}:{eid}"), k(f"catalog:orphan:{eid}"))
-                    for index in (*indices, k(PRELIMINARY_KEY)):
-                        pipe.zrem(index, eid)
-                    pipe.execute()
-                    removed.append(eid)
-                    break
-                except redis.WatchError:
-                    continue
-    return removed
 
 
 # --------------------------------------------------------------------------- reading

@@ -4,8 +4,8 @@ The live catalog keeps every event it is given (about 22 KB of Redis each, docs/
 unless ``catalog.retention_days`` is set for the catalog worker. This command does the same
 once: the events whose origin time is more than ``--older-than-days`` ago (or before
 ``--before``), retracted ones included, with their history, leave Redis
-(:func:`workers.catalog.prune_catalog`). ``--dry-run`` only counts them. Export them first
-to keep them (``firstmotion catalog export --before`` the same date).
+(:meth:`workers.catalog.CatalogStage.prune_before`). ``--dry-run`` only counts them. Export
+them first to keep them (``firstmotion catalog export --before`` the same date).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
     from firstmotion.bus import Bus, describe_redis_error
     from firstmotion.config import load_settings
-    from workers.catalog import prune_catalog
+    from workers.catalog import CatalogStage
 
     before_s = cut_epoch_s(args, time.time())
     settings = load_settings(args.config)
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         settings.redis, url=args.redis, prefix=args.prefix, socket_timeout_s=10.0
     )
     try:
-        ids = prune_catalog(bus.client, bus.prefix, before_s, dry_run=args.dry_run)
+        ids = CatalogStage(bus).prune_before(before_s, dry_run=args.dry_run)
     except redis.RedisError as exc:  # one line, no traceback
         print(f"firstmotion catalog prune: {describe_redis_error(exc, bus.url)}", file=sys.stderr)
         return 1
