@@ -104,20 +104,29 @@ def clean_event_id(text: str) -> str:
 # --------------------------------------------------------------------------- QuakeML
 
 
-def read_quakeml(path: str | Path, phases: tuple[str, ...] = ("P",)) -> list[EventRecord]:
-    """Events of a QuakeML file (see the module docstring); ``phases``: the picks whose phase
-    starts with one of these letters (``("P", "S")`` for a picker's figures), each with
-    that letter as its phase."""
+def read_quakeml(
+    path: str | Path, phases: tuple[str, ...] = ("P",), fmt: str | None = None
+) -> list[EventRecord]:
+    """Events of a QuakeML file, or of another event format obspy reads (``fmt``: its obspy
+    name where already known, else obspy detects it; see the module docstring); ``phases``:
+    the picks whose phase starts with one of these letters (``("P", "S")`` for a picker's
+    figures), each with that letter as its phase."""
     from obspy import read_events
 
     out = []
     try:
-        catalog = read_events(str(path))
+        catalog = read_events(str(path), format=fmt)
     except Exception as exc:  # obspy raises what its format readers raise
         raise InputError(f"--events {path}: not an event file obspy can read ({exc})") from None
-    text = Path(path).read_bytes()  # to tell the file's own event ids from obspy's
+    text: list[bytes] = []  # the file, read only to tell an id obspy made up from its own
+
+    def in_file(rid: str) -> bool:
+        if not text:
+            text.append(Path(path).read_bytes())
+        return rid.encode() in text[0]
+
     for k, ev in enumerate(catalog):
-        event_id = _obspy_event_id(ev, Path(path), k, len(catalog), text)
+        event_id = _obspy_event_id(ev, Path(path), k, len(catalog), in_file)
         origin = ev.preferred_origin() or (ev.origins[0] if ev.origins else None)
         mag = ev.preferred_magnitude() or (ev.magnitudes[0] if ev.magnitudes else None)
         phase_of = {}
@@ -176,12 +185,12 @@ def read_quakeml(path: str | Path, phases: tuple[str, ...] = ("P",)) -> list[Eve
 _MADE_UP_ID = re.compile(r"smi:local/[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}")
 
 
-def _obspy_event_id(ev, path: Path, k: int, n: int, text: bytes) -> str:
-    """An event's id, the same on every read of the file ``text`` (``firstmotion reprocess``
-    resumes by it): SEISAN's ``ID:`` where obspy keeps it (Nordic); the resource id where the
-    file holds it (QuakeML's publicID, even an obspy-style ``smi:local`` UUID); else (an event
-    without one: obspy makes up a random UUID, or none) the file's name, with the event's
-    place in it."""
+def _obspy_event_id(ev, path: Path, k: int, n: int, in_file) -> str:
+    """An event's id, the same on every read of the file (``firstmotion reprocess`` resumes
+    by it): SEISAN's ``ID:`` where obspy keeps it (Nordic); the resource id where the file
+    holds it (``in_file(rid)``: QuakeML's publicID, even an obspy-style ``smi:local`` UUID);
+    else (an event without one: obspy makes up a random UUID, or none) the file's name, with
+    the event's place in it."""
     nordic = (getattr(ev, "extra", None) or {}).get("nordic_event_id")
     if nordic:
         try:
@@ -190,7 +199,7 @@ def _obspy_event_id(ev, path: Path, k: int, n: int, text: bytes) -> str:
             value = nordic
         return clean_event_id(str(value))
     rid = str(ev.resource_id)
-    if rid in ("", "None") or (_MADE_UP_ID.fullmatch(rid) and rid.encode() not in text):
+    if rid in ("", "None") or (_MADE_UP_ID.fullmatch(rid) and not in_file(rid)):
         return clean_event_id(path.stem if n == 1 else f"{path.stem}_{k + 1}")
     return clean_event_id(rid)
 
@@ -465,8 +474,9 @@ def read_obspy_events(paths: list[str], phases: tuple[str, ...] = ("P",)) -> lis
             continue
         skipped = []
         for f in _files_in(path):
-            if obspy_event_format(f):
-                out.extend(read_quakeml(f, phases))
+            fmt = obspy_event_format(f)
+            if fmt:
+                out.extend(read_quakeml(f, phases, fmt))
             else:
                 skipped.append(f.name)
         if skipped:
