@@ -143,15 +143,17 @@ def pre_onset_level(z, t: float, history_s: float = LEVEL_HISTORY_S) -> float:
     return float(np.sqrt(np.mean(before**2)) / quiet) if quiet > 0 else float("inf")
 
 
-def read_at(reader, z, t: float, second_t: float | None = None) -> tuple[int, float]:
-    """The polarity reader's read (sign, confidence) of vertical trace ``z`` at epoch ``t``
-    (with ``second_t``, read again there where unknown at ``t``, as the polarity stage reads a
-    learned pick at its refined onset and then at PhaseNet's peak)."""
+def read_at(reader, z, t: float, second_t: float | None = None) -> tuple[int, float, bool]:
+    """The polarity reader's read (sign, confidence, whether it was made at ``second_t``) of
+    vertical trace ``z`` at epoch ``t`` (with ``second_t``, read again there where unknown at
+    ``t``, as the polarity stage reads a learned pick at its refined onset and then at
+    PhaseNet's peak)."""
     rate = float(z.stats.sampling_rate)
     at = lambda u: int(round((u - z.stats.starttime.timestamp) * rate))  # noqa: E731
     second = None if second_t is None else [at(second_t)]
     res = reader.classify(z.data.astype(np.float64)[None, :], rate, [at(t)], second_index=second)
-    return int(res.polarity[0]), float(res.confidence[0])
+    at_second = res.second_read is not None and bool(res.second_read[0])
+    return int(res.polarity[0]), float(res.confidence[0]), at_second
 
 
 def onset_snr_at(z, t: float) -> float:
@@ -243,20 +245,22 @@ def polarity_reads(
     within 0.5 s of it (None: no pick), with that pick's onset error, confidence and
     :func:`pre_onset_level`."""
     sign = rec["polarity"]
-    at_label, conf = read_at(reader, z, guest)
+    at_label, conf, _ = read_at(reader, z, guest)
     near = [p for p in picks if p.phase == "P" and not p.candidate
             and abs(p.time_epoch_s - guest) <= 0.5]  # fmt: skip
     at_pick = error = pick_conf = level = at_peak = as_stage = peak_error = None
     if near:  # the refined onset (PhaseNet's peak without one), the peak, and as the stage
         best = min(near, key=lambda p: abs(p.time_epoch_s - guest))
         onset = best.onset_epoch_s or best.time_epoch_s
-        at_pick, pick_conf = read_at(reader, z, onset)
-        at_pick *= sign
+        stage, stage_conf, at_second = read_at(reader, z, onset, best.time_epoch_s)
+        as_stage = stage * sign
+        # the read at the refined onset: the stage's, unless that was unknown (then read again
+        # at the peak; its confidence is not kept)
+        at_pick = 0 if at_second else as_stage
+        pick_conf = None if at_second else round(stage_conf, 3)
         at_peak = read_at(reader, z, best.time_epoch_s)[0] * sign
-        as_stage = read_at(reader, z, onset, best.time_epoch_s)[0] * sign
         error = round(onset - guest, 4)
         peak_error = round(best.time_epoch_s - guest, 4)
-        pick_conf = round(pick_conf, 3)
         level = round(pre_onset_level(z, onset, history_s), 2)
     return {"read_at_label": at_label * sign, "read_confidence": round(conf, 3),
             "read_at_pick": at_pick, "read_at_pick_onset_error_s": error,
