@@ -21,7 +21,9 @@ Commas and semicolons separate columns as spaces do; a first line of names (a sp
 header: ``depth_km,vp_km_s,vs_km_s``, in any order, units after ``_`` or ``(`` ignored) says
 which column is which. A first line of other text is a HYPOINVERSE ``.crh`` title (it names the
 model): the rows after it are ``vp_km_s depth_km`` (velocity first), read as the two-column
-form. Velocities must be km/s: a Vp above 15 is refused as m/s.
+form. A SEISAN ``STATION0.HYP`` file (it has HYPO71 station lines) gives the model lines that
+follow its stations (``vp depth [vs]``) and the Vp/Vs of its control line
+(:func:`_seisan_hyp`). Velocities must be km/s: a Vp above 15 is refused as m/s.
 The built-in default is ``firstmotion/data/socal_hk1977.txt`` (Hadley & Kanamori 1977,
 southern California).
 
@@ -141,6 +143,48 @@ def _crh_row(parts: list[str], line: str, title: str, header_error: str) -> list
     return [depth, vp]
 
 
+# a station line of a SEISAN STATION0.HYP file (HYPO71's): a 4-5 letter code, latitude
+# degrees and minutes with N or S, longitude with E or W (minutes with or without the point)
+HYP_STATION_LINE = re.compile(r"^.[ \w]{5}[\d ]{2}[\d .]{5}[NSns][\d ]{3}[\d .]{5}[EWew]")
+
+
+def _seisan_hyp(text: str) -> tuple[list[list[float]], float] | None:
+    """The layers (``[depth, vp]`` rows, or ``[depth, vp, vs]`` where every row gives a Vs)
+    and Vp/Vs of a SEISAN ``STATION0.HYP`` file, or None for text of another form.
+
+    The file is blocks of lines separated by blank lines: ``RESET TEST`` lines, the station
+    lines, the model (one line per layer: Vp, the depth of its top, an optional Vs, an ``N``
+    or ``B`` marking the Moho or Conrad, ``!`` comments), then the control line whose
+    columns 16-20 hold Vp/Vs (SEISAN's HYPOCENTER program; HYPO71's layout)."""
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith(("!", "#"))]
+    if not any(HYP_STATION_LINE.match(line) for line in lines):
+        return None
+    blocks: list[list[str]] = [[]]
+    for line in lines:  # (a line holding only a comment was dropped: it separates nothing)
+        if line.strip():
+            blocks[-1].append(line)
+        elif blocks[-1]:
+            blocks.append([])
+    first = next(i for i, b in enumerate(blocks) if any(HYP_STATION_LINE.match(x) for x in b))
+    if first + 1 >= len(blocks) or not blocks[first + 1]:
+        raise ValueError("a STATION0.HYP file whose station lines no model follows")
+    rows = []
+    for line in blocks[first + 1]:
+        parts = line.split("!", 1)[0].split()
+        values = [p for p in parts if p.upper() not in ("N", "B")]
+        if not 2 <= len(values) <= 3 or not all(map(_is_number, values)):
+            raise ValueError(f"STATION0.HYP model line needs `vp depth [vs] [N|B]`, got {line!r}")
+        vp, depth, *vs = (float(v) for v in values)
+        rows.append([depth, vp, *vs])
+    if len({len(r) for r in rows}) != 1:
+        rows = [r[:2] for r in rows]  # a Vs on some layers only: Vp/Vs for all
+    vp_vs = VP_VS_DEFAULT
+    control = blocks[first + 2][0] if first + 2 < len(blocks) and blocks[first + 2] else ""
+    if _is_number(control[15:20]) and float(control[15:20]) > 1.0:
+        vp_vs = float(control[15:20])
+    return rows, vp_vs
+
+
 GRADIENT_STEP_KM = 0.25  # a gradient layer's constant sublayers are at most this thick
 GRADIENT_HALF_SPACE_KM = 30.0  # a last layer with a gradient is followed this far down
 
@@ -233,6 +277,14 @@ class VelocityModel:
     @classmethod
     def from_text(cls, text: str, name: str = "model") -> VelocityModel:
         """Parse the plain-text format of the module docstring."""
+        seisan = _seisan_hyp(text)
+        if seisan is not None:
+            rows, vp_vs = seisan
+            if len(rows[0]) == 2:
+                return cls.from_depth_vp(np.array(rows), name=name, vp_vs=vp_vs)
+            a = np.array(_last_of_each_depth(rows))
+            depth, top = _from_top(a[:, 0])
+            return cls(depth, a[:, 1], a[:, 2], 1.74 * a[:, 1] ** 0.25, name=name, top_km=top)
         rows = []
         nonlinloc: list[list[float]] = []  # LAYER lines, gradients and all
         order: list[int] | None = None  # columns named by a header line

@@ -212,6 +212,54 @@ def test_a_hypoinverse_crh_model_is_read_velocity_first_and_named_by_its_title(t
     np.testing.assert_array_equal(spelled.vp_km_s, [5.5, 6.3])
 
 
+SEISAN_HYP = """RESET TEST(02)=500.0
+RESET TEST(07)=-3.0
+
+  AAA 3801.50N 1502.60E 140
+  BBBB3802.25N 1503.10E1120
+ CCCCC3759.10S 15 1.90W-100
+  DDD 3800123N 1504567E 300
+
+  4.800     0.0      ! volcanic edifice
+  5.900     2.0
+! a comment line: no block separator
+  6.500     8.0
+  7.900    25.0     N
+
+10.0  50. 200. 1.76
+AGY
+"""
+
+
+def test_a_seisan_station0_hyp_file_gives_its_model_and_vp_vs(tmp_path):
+    """SEISAN's STATION0.HYP (HYPO71's layout): stations, then the layers as `vp depth`
+    lines (a Moho mark and comments ignored), then the control line whose columns 16-20
+    hold Vp/Vs. Its model is the two-column model with that Vp/Vs; a Vs on every layer is
+    taken as given; a file whose stations no model follows is refused."""
+    hyp = tmp_path / "STATION0.HYP"
+    hyp.write_text(SEISAN_HYP)
+    m = VelocityModel.from_file(hyp)
+    vz = VelocityModel.from_text("# vp_vs: 1.76\n0 4.8\n2 5.9\n8 6.5\n25 7.9\n")
+    assert m.name == "STATION0"
+    for column in ("depth_km", "vp_km_s", "vs_km_s", "rho_g_cm3"):
+        np.testing.assert_allclose(getattr(m, column), getattr(vz, column), rtol=1e-12)
+    assert trace_rays(m, 12.0, 5.0, "S").time_s == pytest.approx(
+        trace_rays(vz, 12.0, 5.0, "S").time_s
+    )
+    # no RESET lines and no control line: Vp/Vs 1.73
+    bare = SEISAN_HYP.split("RESET TEST(07)=-3.0\n\n")[1].split("\n\n10.0")[0]
+    assert VelocityModel.from_text(bare).vs_km_s[0] == pytest.approx(4.8 / 1.73)
+    with_vs = SEISAN_HYP
+    for row, vs in (("  4.800     0.0", 2.5), ("  5.900     2.0", 3.3), ("  6.500     8.0", 3.7),
+                    ("  7.900    25.0", 4.4)):  # fmt: skip
+        with_vs = with_vs.replace(row, f"{row} {vs}")
+    np.testing.assert_array_equal(VelocityModel.from_text(with_vs).vs_km_s, [2.5, 3.3, 3.7, 4.4])
+    with pytest.raises(ValueError, match="no model follows"):
+        VelocityModel.from_text(SEISAN_HYP.split("\n  4.800")[0])
+    with pytest.raises(ValueError, match=r"STATION0\.HYP model line"):
+        VelocityModel.from_text(SEISAN_HYP.replace("  5.900     2.0", "  5.900     2.0  3.3  9"))
+
+
 def test_a_model_that_starts_above_sea_level_has_its_top_there(tmp_path):
     """Volcano and mountain models start at the highest station (a negative depth): the top
     is kept (``top_km``), the layers count from it, and the file round-trips; a first row
