@@ -23,8 +23,10 @@ archive reader resolves them against the waveforms (:mod:`firstmotion.archive`).
   events file) matched by event id (the file stem) or, failing that, by the nearest origin
   time before the first pick; without one the event has polarities only.
 * CSV pair: ``events.csv`` (event_id, time, latitude, longitude, depth_km[, magnitude]) and
-  ``picks.csv`` (event_id, station_id as NET.STA.LOC.CHA, phase, time); times ISO-8601 or
-  epoch seconds.
+  ``picks.csv`` (event_id, station_id as NET.STA.LOC.CHA, phase, time[, polarity]); times
+  ISO-8601 or epoch seconds. A picks CSV alone gives events without origins (grouped by its
+  event_id column, or without one by gaps of more than 2 minutes between picks): the form of
+  a list of analyst first motions (:func:`read_picks_csv`).
 
 The readers take P picks (what reprocessing reads first motions at); ``phases=("P", "S")``
 adds the S picks (QuakeML and CSV by their phase, HYPO71 the S reading of a card), as
@@ -375,23 +377,73 @@ def read_csv_pair(
     unknown = set()
     for r in rows:
         eid = clean_event_id(r["event_id"])
-        phase = r["phase"].strip()[:1].upper()
-        if not phase or phase not in phases:
+        pick = _csv_pick(r, picks_path, phases)
+        if pick is None:
             continue
         if eid not in events:
             unknown.add(eid)
             continue
-        parts = r["station_id"].strip().split(".")
-        if len(parts) != 4:
-            raise InputError(f"{picks_path}: station_id {r['station_id']!r} is not NET.STA.LOC.CHA")
-        pol = (r.get("polarity") or "").strip()
-        events[eid].picks.append(
-            PickRecord(*parts, time_epoch_s=_epoch(r["time"]), phase=phase,
-                       analyst_polarity=_sign(pol) if phase == "P" else 0)
-        )  # fmt: skip
+        events[eid].picks.append(pick)
     if unknown:
         raise InputError(f"{picks_path}: picks of events not in {events_path}: {sorted(unknown)}")
     return list(events.values())
+
+
+CSV_EVENT_GAP_S = 120.0  # picks CSV without event ids: a longer gap between picks starts an event
+
+
+def read_picks_csv(path: str | Path, phases: tuple[str, ...] = ("P",)) -> list[EventRecord]:
+    """Events of a picks CSV alone (station_id, phase, time[, polarity][, event_id]; the
+    picks file of the pair without its events file): events without origins, as analyst
+    labels are kept where the hypocentres live elsewhere. Picks with the same ``event_id`` are
+    one event; without that column, picks in time order are one event until a gap of more
+    than ``CSV_EVENT_GAP_S`` (named by its first pick's time)."""
+    picks = []
+    for r in _csv_rows(path, ("station_id", "phase", "time")):
+        pick = _csv_pick(r, path, phases)
+        if pick is not None:
+            eid = (r.get("event_id") or "").strip()
+            picks.append((clean_event_id(eid) if eid else "", pick))
+    picks.sort(key=lambda item: item[1].time_epoch_s)
+    events: dict[str, EventRecord] = {}
+    last_s = -math.inf
+    key = ""
+    for eid, pick in picks:
+        if not eid:  # (rows without an id: grouped by time)
+            if pick.time_epoch_s - last_s > CSV_EVENT_GAP_S:
+                key = _time_event_id(pick.time_epoch_s)
+            last_s = pick.time_epoch_s
+        ev = events.setdefault(eid or key, EventRecord(eid or key, pick.time_epoch_s))
+        ev.picks.append(pick)
+    return list(events.values())
+
+
+def _time_event_id(epoch_s: float) -> str:
+    """An event id from a time: ``YYYYmmddTHHMMSS.ff`` (UTC)."""
+    from obspy import UTCDateTime
+
+    return clean_event_id(UTCDateTime(epoch_s).strftime("%Y%m%dT%H%M%S.%f")[:18])
+
+
+def _csv_pick(r: dict[str, str], path: str | Path, phases: tuple[str, ...]) -> PickRecord | None:
+    """The pick of a picks-CSV row (None: a phase not in ``phases``); its polarity (U / D,
+    +1 / -1, positive / negative, C for compression) on P picks only."""
+    phase = r["phase"].strip()[:1].upper()
+    if not phase or phase not in phases:
+        return None
+    parts = r["station_id"].strip().split(".")
+    if len(parts) != 4:
+        raise InputError(f"{path}: station_id {r['station_id']!r} is not NET.STA.LOC.CHA")
+    pol = (r.get("polarity") or "").strip()
+    return PickRecord(*parts, time_epoch_s=_epoch(r["time"]), phase=phase,
+                      analyst_polarity=_sign(pol) if phase == "P" else 0)  # fmt: skip
+
+
+def _is_events_csv(path: str | Path) -> bool:
+    """Whether a CSV's header names the events file's columns (a hypocentre), not picks'."""
+    with open(path, newline="") as fh:
+        header = {c.strip() for c in next(csv.reader(fh), [])}
+    return {"latitude", "longitude", "depth_km"} <= header and "station_id" not in header
 
 
 def _sign(text: str) -> int:
@@ -498,9 +550,15 @@ def read_events(
         raise InputError("--events: expected a file (or two for the CSV pair)")
     kind = fmt or detect_format(events[0])
     if kind == "csv":
-        if len(events) != 2:
-            raise InputError("--events: the CSV form takes two files: events.csv picks.csv")
-        recs = read_csv_pair(events[0], events[1], phases)
+        if len(events) == 1 and not _is_events_csv(events[0]):
+            recs = read_picks_csv(events[0], phases)
+        elif len(events) != 2:
+            raise InputError(
+                "--events: the CSV form takes two files, events.csv picks.csv, or a picks CSV "
+                "alone (station_id, phase, time[, polarity])"
+            )
+        else:
+            recs = read_csv_pair(events[0], events[1], phases)
     elif kind == "quakeml":
         recs = read_obspy_events(events, phases)
     elif kind == "hypo71":

@@ -2,7 +2,8 @@
 
 Labels: the P and S picks of QuakeML (or another event format obspy reads: SEISAN's Nordic
 S-files, NonLinLoc), HYPO71 phase cards (each card's P and S readings) or
-the CSV pair ``events.csv picks.csv`` (:func:`firstmotion.event_catalogs.read_events`).
+the CSV pair ``events.csv picks.csv`` or its picks CSV alone
+(:func:`firstmotion.event_catalogs.read_events`).
 Waveforms: files, folders or globs of anything obspy reads, or an SDS archive root. For every
 event and labelled station, the station's record from :data:`BEFORE_S` before the event's
 first label to :data:`AFTER_S` after its last (only the files holding it are read), its
@@ -258,7 +259,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--labels", nargs="+", required=True, metavar="FILE",
         help="analyst P and S picks: QuakeML or another event format obspy reads (SEISAN "
              "S-files, NonLinLoc .hyp; a file or folder), HYPO71 phase cards (a file or "
-             "folder), or the CSV pair events.csv picks.csv",
+             "folder), the CSV pair events.csv picks.csv, or a picks CSV alone",
     )  # fmt: skip
     parser.add_argument(
         "--waveforms", nargs="+", required=True, metavar="PATH",

@@ -958,6 +958,32 @@ def test_a_networks_own_labels_read_as_the_shipped_ingv_set(shipped_reader):
     assert reads(a) == reads(b)
 
 
+def test_a_networks_own_labels_as_a_picks_csv_give_the_shipped_ingv_rows(tmp_path):
+    """The INGV readings as one CSV of labels (station_id with only the station code,
+    phase, time, U/D: a spreadsheet's list, no events file) and the miniSEED folder give the
+    shipped set's 88 rows, each with its analyst's sign."""
+    from obspy import UTCDateTime
+
+    from firstmotion.event_catalogs import read_events
+    from workers.polarity.evaluate import load_labelled
+
+    shipped = _ingv()
+    root = shared_data_dir() / "ingv_fmpc"
+    lines = ["station_id,phase,time,polarity"]
+    for ev in read_events([str(root / "Phases_file")]):
+        for p in ev.picks:
+            sign = {1: "U", -1: "D"}[p.analyst_polarity]
+            lines.append(f".{p.station}..,P,{UTCDateTime(p.time_epoch_s)},{sign}")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("\n".join(lines) + "\n")
+    own = load_labelled([str(labels)], [str(root / "mseed")])
+    key = lambda p: (p["station_id"], p["time"][:22])  # noqa: E731
+    assert len(own) == 88
+    assert sorted((key(p), p["polarity"]) for p in own) == sorted(
+        (key(p), p["polarity"]) for p in shipped
+    )
+
+
 def test_a_networks_own_labels_as_seisan_s_files_give_the_shipped_ingv_rows(tmp_path):
     """The INGV readings written as a folder of Nordic S-files (SEISAN's form: one file per
     event, C / D first motions, two-letter components) and the miniSEED folder give the

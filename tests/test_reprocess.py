@@ -129,6 +129,37 @@ def test_csv_pair_and_unknown_event(tmp_path):
         read_csv_pair(ev, pk)
 
 
+def test_a_picks_csv_alone_gives_events_without_origins(tmp_path):
+    """A list of analyst picks (station_id, phase, time, polarity) without an events file:
+    one event per event_id, or without that column, picks more than 2 minutes apart start a
+    new one; no origins; U / D and +1 / -1 read as first motions; an events file alone is
+    still refused."""
+    pk = tmp_path / "labels.csv"
+    pk.write_text(
+        "station_id,phase,time,polarity\n"
+        "XX.ABC..HHZ,P,2023-11-14T22:13:22Z,U\n"
+        "XX.DEF..HHZ,P,2023-11-14T22:13:23.5Z,-1\n"
+        "XX.ABC..HHN,S,2023-11-14T22:13:25Z,\n"
+        "XX.ABC..HHZ,P,2023-11-14T22:20:00Z,D\n"
+    )
+    evs = read_events([str(pk)])
+    assert [len(e.picks) for e in evs] == [2, 1] and not any(e.located for e in evs)
+    assert [p.analyst_polarity for e in evs for p in e.picks] == [1, -1, -1]
+    assert evs[0].event_id == "20231114T221322.00"
+    assert evs[0].time_epoch_s == pytest.approx(T0 + 2.0)
+    both = read_events([str(pk)], phases=("P", "S"))
+    assert [p.phase for p in both[0].picks] == ["P", "P", "S"]
+    pk.write_text(
+        "event_id,station_id,phase,time,polarity\n"
+        "a,XX.ABC..HHZ,P,1700000002,+1\nb,XX.DEF..HHZ,P,1700000003,-1\n"
+    )
+    assert [(e.event_id, len(e.picks)) for e in read_events([str(pk)])] == [("a", 1), ("b", 1)]
+    ev = tmp_path / "events.csv"
+    ev.write_text("event_id,time,latitude,longitude,depth_km\ne1,1700000000,34,-118,5\n")
+    with pytest.raises(ValueError, match="takes two files"):
+        read_events([str(ev)])
+
+
 def test_quakeml_picks_and_station_positions_from_arrivals(tmp_path):
     from obspy import UTCDateTime
     from obspy.core.event import Arrival, Catalog, Event, Origin, Pick, WaveformStreamID

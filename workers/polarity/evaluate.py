@@ -25,9 +25,9 @@ Evaluation sets:
   central-Italy earthquakes in ``shared/data/ingv_fmpc`` (HYPO71 cards, :func:`load_ingv_fmpc`).
 
 * ``labelled`` (``--labels``, instead of the sets above): a network's own analyst first
-  motions, P picks with a polarity in QuakeML, HYPO71 phase cards or the CSV pair that
-  ``firstmotion reprocess`` reads, each read from the vertical of its station in
-  ``--waveforms`` (files, folders, globs or an SDS root: :mod:`firstmotion.archive`),
+  motions, P picks with a polarity in QuakeML, HYPO71 phase cards, the CSV pair that
+  ``firstmotion reprocess`` reads or its picks CSV alone, each read from the vertical of its
+  station in ``--waveforms`` (files, folders, globs or an SDS root: :mod:`firstmotion.archive`),
   cut ``LABELLED_BEFORE_S`` before and ``LABELLED_AFTER_S`` after the pick
   (:func:`load_labelled`).
 
@@ -968,8 +968,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--labels", nargs="+", default=None, metavar="FILE",
         help="your analyst first motions instead of the shipped real sets: P picks with a "
              "polarity in QuakeML or another event format obspy reads (SEISAN S-files, "
-             "NonLinLoc .hyp; a file or folder), HYPO71 phase cards (a file or folder), or the "
-             "CSV pair events.csv picks.csv (a polarity column); needs --waveforms",
+             "NonLinLoc .hyp; a file or folder), HYPO71 phase cards (a file or folder), the CSV "
+             "pair events.csv picks.csv, or a picks CSV alone (station_id, phase, time, "
+             "polarity); needs --waveforms",
     )  # fmt: skip
     parser.add_argument(
         "--waveforms", nargs="+", default=None, metavar="PATH",

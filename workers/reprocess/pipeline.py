@@ -696,7 +696,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--events", nargs="+", required=True,
         help="QuakeML or another event format obspy reads (SEISAN S-files, NonLinLoc .hyp; a "
-             "file or folder), HYPO71 phase file(s)/folder, or the CSV pair events.csv picks.csv",
+             "file or folder), HYPO71 phase file(s)/folder, the CSV pair events.csv picks.csv, "
+             "or a picks CSV alone (events without origins)",
     )  # fmt: skip
     parser.add_argument("--origins", help="origins for HYPO71 phases (QuakeML or events CSV)")
     parser.add_argument(
