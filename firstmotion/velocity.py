@@ -23,7 +23,9 @@ which column is which. A first line of other text is a HYPOINVERSE ``.crh`` titl
 model): the rows after it are ``vp_km_s depth_km`` (velocity first), read as the two-column
 form. A SEISAN ``STATION0.HYP`` file (it has HYPO71 station lines) gives the model lines that
 follow its stations (``vp depth [vs]``) and the Vp/Vs of its control line
-(:func:`_seisan_hyp`). Velocities must be km/s: a Vp above 15 is refused as m/s.
+(:func:`_seisan_hyp`); a VELEST ``.mod`` file (a title, then the P layers and the S layers,
+each block its count and ``vel depth vdamp`` lines) its layers (:func:`_velest_mod`).
+Velocities must be km/s: a Vp above 15 is refused as m/s.
 The built-in default is ``firstmotion/data/socal_hk1977.txt`` (Hadley & Kanamori 1977,
 southern California).
 
@@ -185,6 +187,52 @@ def _seisan_hyp(text: str) -> tuple[list[list[float]], float] | None:
     return rows, vp_vs
 
 
+def _velest_block(lines: list[str], at: int) -> tuple[list[tuple[float, float]], int] | None:
+    """The ``(depth, velocity)`` layers of the VELEST block whose count line is ``lines[at]``
+    (``N`` then anything, then N lines ``vel depth vdamp ...``) and the index after it; None
+    where ``lines[at]`` is no such block."""
+    parts = lines[at].split() if at < len(lines) else []
+    if not parts or not parts[0].isdigit() or int(parts[0]) < 1:
+        return None
+    n = int(parts[0])
+    rows = []
+    for line in lines[at + 1 : at + 1 + n]:
+        values = line.split()
+        if len(values) < 3 or not all(map(_is_number, values[:3])):
+            return None
+        rows.append((float(values[1]), float(values[0])))
+    return (rows, at + 1 + n) if len(rows) == n else None
+
+
+def _velest_mod(text: str) -> list[list[float]] | None:
+    """``[depth, vp]`` rows, or ``[depth, vp, vs]`` with the S block, of a VELEST model file
+    (``.mod``: a title line; the number of P layers, then one line each, ``vel depth vdamp``,
+    the first often labelled ``P-VELOCITY MODEL``; the same for S), or None for text of another
+    form. Where the S layers' tops differ from P's, each top of either is a layer with the P
+    and S velocities of the layers it lies in."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    block = _velest_block(lines, 1)
+    if block is None or ("vel" not in lines[1].lower() and not _is_number(lines[1].strip())):
+        return None  # the count line says `vel,depth,vdamp,phase` (or is the count alone)
+    p_rows, after = block
+    s_block = _velest_block(lines, after)
+    if s_block is None:
+        if after < len(lines):
+            raise ValueError(f"VELEST model: after the P layers, {lines[after]!r} is not the S "
+                             "layer count")  # fmt: skip
+        return [[d, v] for d, v in p_rows]
+    s_rows, after = s_block
+    if after < len(lines):
+        raise ValueError(f"VELEST model: {lines[after]!r} after the S layers")
+
+    def at(rows: list[tuple[float, float]], depth: float) -> float:
+        above = [v for d, v in rows if d <= depth + 1e-9]
+        return above[-1] if above else rows[0][1]
+
+    tops = sorted({d for d, _ in p_rows} | {d for d, _ in s_rows})
+    return [[d, at(p_rows, d), at(s_rows, d)] for d in tops]
+
+
 GRADIENT_STEP_KM = 0.25  # a gradient layer's constant sublayers are at most this thick
 GRADIENT_HALF_SPACE_KM = 30.0  # a last layer with a gradient is followed this far down
 
@@ -277,6 +325,13 @@ class VelocityModel:
     @classmethod
     def from_text(cls, text: str, name: str = "model") -> VelocityModel:
         """Parse the plain-text format of the module docstring."""
+        velest = _velest_mod(text)
+        if velest is not None:
+            if len(velest[0]) == 2:
+                return cls.from_depth_vp(np.array(velest), name=name)
+            a = np.array(_last_of_each_depth(velest))
+            depth, top = _from_top(a[:, 0])
+            return cls(depth, a[:, 1], a[:, 2], 1.74 * a[:, 1] ** 0.25, name=name, top_km=top)
         seisan = _seisan_hyp(text)
         if seisan is not None:
             rows, vp_vs = seisan

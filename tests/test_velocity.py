@@ -260,6 +260,37 @@ def test_a_seisan_station0_hyp_file_gives_its_model_and_vp_vs(tmp_path):
         VelocityModel.from_text(SEISAN_HYP.replace("  5.900     2.0", "  5.900     2.0  3.3  9"))
 
 
+VELEST_MOD = """Swarm minimum 1-D model (mod1.1)     Ref. station AAA
+ 4        vel,depth,vdamp,phase (f5.2,5x,f7.2,2x,f7.3,3x,a1)
+ 3.20       -2.00  001.00            P-VELOCITY MODEL
+ 4.80        0.00  001.00
+ 5.90        2.00  001.00
+ 6.50        8.00  001.00
+ 3
+ 1.85       -2.00  001.00            S-VELOCITY MODEL
+ 2.75        0.00  001.00
+ 3.70        5.00  001.00
+"""
+
+
+def test_a_velest_model_file_gives_its_p_and_s_layers(tmp_path):
+    """VELEST's .mod: a title, then the P layers and the S layers, each block its count and
+    `vel depth vdamp` lines. The layers are each block's, a top above sea level the model's
+    top; S tops other than P's are layers too, with the velocities of the layers they lie in;
+    without the S block Vs is Vp/1.73; a line after the blocks is refused."""
+    mod = tmp_path / "swarm.mod"
+    mod.write_text(VELEST_MOD)
+    m = VelocityModel.from_file(mod)
+    assert (m.name, m.top_km) == ("swarm", -2.0)
+    np.testing.assert_allclose(m.depth_km - 2.0, [-2.0, 0.0, 2.0, 5.0, 8.0])
+    np.testing.assert_allclose(m.vp_km_s, [3.2, 4.8, 5.9, 5.9, 6.5])
+    np.testing.assert_allclose(m.vs_km_s, [1.85, 2.75, 2.75, 3.7, 3.7])
+    p_only = VelocityModel.from_text(VELEST_MOD.split(" 3\n")[0])
+    np.testing.assert_allclose(p_only.vs_km_s, np.array([3.2, 4.8, 5.9, 6.5]) / 1.73)
+    with pytest.raises(ValueError, match="after the S layers"):
+        VelocityModel.from_text(VELEST_MOD + " 9.99 99.0 1.0 extra\n")
+
+
 def test_a_model_that_starts_above_sea_level_has_its_top_there(tmp_path):
     """Volcano and mountain models start at the highest station (a negative depth): the top
     is kept (``top_km``), the layers count from it, and the file round-trips; a first row
