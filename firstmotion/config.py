@@ -11,7 +11,8 @@ names no known key is an error, as is an unknown key in the file (with a suggest
 
 Everything is validated at start-up and every problem is reported at once, one per line, in
 words a person understands: ``seedlink.server: expected host:port, got 'abc'``.
-Relative paths in the file (``associate.velocity_model``, ``mechanism.reversals_file``,
+Relative paths in the file (``associate.velocity_model``, ``associate.station_delays``,
+``mechanism.reversals_file``,
 ``seedlink.statefile``, ``inventory.stationxml``) are taken relative to the file's directory.
 
 ``firstmotion config check [FILE]`` prints the effective settings (TOML or JSON, the Redis
@@ -264,6 +265,8 @@ class AssociateSettings:
     """Association and location (PyOcto with a 1-D velocity model)."""
 
     velocity_model: str = _path(default="")  # "" = the built-in model
+    # per-station P and S delays of that model (firstmotion.station_delays); "" = none
+    station_delays: str = _path(default="")
     min_picks: int = 4
     window_s: float = 20.0
     max_distance_km: float = 200.0
@@ -316,6 +319,16 @@ class AssociateSettings:
                     VelocityModel.from_file(self.velocity_model)
                 except (OSError, ValueError) as exc:  # InputError is a ValueError
                     out.append(f"associate.velocity_model: {exc}")
+        if self.station_delays:
+            from firstmotion.station_delays import read_station_delays
+
+            if not Path(self.station_delays).is_file():
+                out.append(f"associate.station_delays: no such file {self.station_delays!r}")
+            else:
+                try:
+                    read_station_delays(self.station_delays)
+                except (OSError, ValueError) as exc:
+                    out.append(f"associate.station_delays: {exc}")
         return out
 
 

@@ -47,6 +47,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--velocity-model", type=Path, default=None,
         help="the network's 1-D model for the associator (overrides associate.velocity_model)",
     )  # fmt: skip
+    parser.add_argument(
+        "--station-delays", type=Path, default=None,
+        help="the model's station delays for the associator (overrides "
+             "associate.station_delays)",
+    )  # fmt: skip
 
 
 @dataclass
@@ -73,9 +78,11 @@ def stage_commands(
     metrics_port: int,
     polarity_replicas: int,
     velocity_model: Path | None = None,
+    station_delays: Path | None = None,
 ) -> list[tuple[str, list[str]]]:
     """``(name, argv)`` of every child; ports: stream on ``metrics_port``, workers after it;
-    ``velocity_model`` goes to the associator (the one stage that traces rays)."""
+    ``velocity_model`` and ``station_delays`` go to the associator (the one stage that
+    traces rays)."""
     base = [sys.executable, "-m", "firstmotion.cli"]
     out: list[tuple[str, list[str]]] = []
     port = metrics_port
@@ -93,6 +100,8 @@ def stage_commands(
             argv = [*base, "worker", stage, "--config", str(config), "--metrics-port", str(port)]
             if stage == "associate" and velocity_model is not None:
                 argv += ["--velocity-model", str(velocity_model)]
+            if stage == "associate" and station_delays is not None:
+                argv += ["--station-delays", str(station_delays)]
             out.append((name, argv))
             port += 1
     return out
@@ -171,10 +180,16 @@ def run(args: argparse.Namespace) -> int:
 
         model = model.resolve()
         VelocityModel.from_file(model)  # InputError / FileNotFoundError: the CLI says which
+    delays = args.station_delays
+    if delays is not None:  # as the model: checked before anything starts
+        from firstmotion.station_delays import read_station_delays
+
+        delays = delays.resolve()
+        read_station_delays(delays)
     children = [
         Child(name, argv)
         for name, argv in stage_commands(
-            args.config, stages, settings.metrics.port, args.polarity_replicas, model
+            args.config, stages, settings.metrics.port, args.polarity_replicas, model, delays
         )
     ]
     stop = threading.Event()

@@ -34,7 +34,7 @@ def test_stage_commands_give_each_stage_its_own_port():
 
 
 @pytest.mark.timeout(30)  # a model taken as good starts the stages, which run until stopped
-def test_run_gives_the_velocity_model_to_the_associator_and_refuses_a_bad_one(tmp_path, capsys):
+def test_run_gives_the_model_and_delays_to_the_associator_and_refuses_bad_ones(tmp_path, capsys):
     from firstmotion import cli
 
     model = Path("/models/network.txt")
@@ -49,6 +49,12 @@ def test_run_gives_the_velocity_model_to_the_associator_and_refuses_a_bad_one(tm
     assert f"{bad}: velocity model Vp up to 6300: velocities must be km/s" in (
         capsys.readouterr().err
     )
+    delays = Path("/models/delays.csv")
+    cmds = dict(stage_commands(Path("f.toml"), list(STAGES), 9300, 1, station_delays=delays))
+    assert cmds["associate"][-2:] == ["--station-delays", str(delays)]
+    assert [n for n, argv in cmds.items() if "--station-delays" in argv] == ["associate"]
+    assert cli.main(["run", "--config", str(config), "--station-delays", str(bad)]) == 2
+    assert f"{bad}: not a delay CSV" in capsys.readouterr().err
 
 
 def _wait_http(url: str, timeout_s: float) -> None:

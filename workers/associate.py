@@ -565,6 +565,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: inventory.stationxml)")  # fmt: skip
     parser.add_argument("--velocity-model", default=None,
                         help="1-D model file (overrides associate.velocity_model)")  # fmt: skip
+    parser.add_argument("--station-delays", default=None,
+                        help="the model's station delays: CSV station,p_delay_s,s_delay_s, "
+                             "SEISAN STATION0.HYP or a VELEST station file (overrides "
+                             "associate.station_delays)")  # fmt: skip
     parser.add_argument("--debounce-s", type=float, default=0.25,
                         help="associate at most this often while picks keep coming")  # fmt: skip
     parser.add_argument("--shard", default="0/1",
@@ -576,6 +580,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from firstmotion.config import load_settings
+    from firstmotion.station_delays import delay_for, read_station_delays
     from firstmotion.velocity import VelocityModel
 
     settings = load_settings(args.config)
@@ -588,7 +593,13 @@ def run(args: argparse.Namespace) -> int:
     warning = sparse_network_warning(stations, params)
     if warning:
         log.warning("%s", warning)
-    associator = Associator(model, params)
+    delays_file = args.station_delays or settings.associate.station_delays
+    delays = read_station_delays(delays_file) if delays_file else {}
+    if delays:
+        known = sum(delay_for(delays, k) is not None for k in stations)
+        log.info("station delays for %d stations from %s (%d of the inventory's %d)",
+                 len(delays), delays_file, known, len(stations))  # fmt: skip
+    associator = Associator(model, params, delays)
     worker = AssociateWorker(
         bus, associator, stations=stations, name=args.name, debounce_s=args.debounce_s,
         shard=Shard.parse(args.shard, args.shard_band_deg), **settings.redis.consumer_options(),

@@ -62,6 +62,7 @@ import numpy as np
 from firstmotion.config import FINAL_LOSSES, MIN_LOCATE_PICKS, AssociateSettings
 from firstmotion.geodesy import epicentral_km
 from firstmotion.messages import Arrival, Origin
+from firstmotion.station_delays import delay_for
 from firstmotion.velocity import TravelTimeTable, VelocityModel, trace_rays
 
 log = logging.getLogger(__name__)
@@ -431,9 +432,16 @@ class Associator:
     pure function of its inputs. Thread-safe.
     """
 
-    def __init__(self, model: VelocityModel | None = None, params: AssociateParams | None = None):
+    def __init__(
+        self,
+        model: VelocityModel | None = None,
+        params: AssociateParams | None = None,
+        station_delays: Mapping[str, tuple[float, float]] | None = None,
+    ):
         self.model = model or VelocityModel.default()
         self.params = params or AssociateParams()
+        # station code -> (P, S) delay s (firstmotion.station_delays), added to predicted times
+        self.station_delays = dict(station_delays or {})
         self._tables: dict[float, _Tables] = {}
         self._projections: dict[tuple[float, float], _Projection] = {}
         self._lock = threading.Lock()
@@ -608,6 +616,15 @@ class Associator:
         v = np.where(is_s, float(self.model.vs_km_s[0]), float(self.model.vp_km_s[0]))
         return self.model.height_above_top_km(elevation_m) / v
 
+    def delay_s(self, station_keys: Sequence[str], is_s: np.ndarray) -> np.ndarray:
+        """Each station's delay (s; P, or S where ``is_s``) from ``station_delays``, 0 for a
+        station without one: what the 1-D model's time there is late by."""
+        is_s = np.asarray(is_s, dtype=bool)
+        if not self.station_delays:
+            return np.zeros(is_s.shape)
+        rows = [delay_for(self.station_delays, k) or (0.0, 0.0) for k in station_keys]
+        return np.array([r[1] if s else r[0] for r, s in zip(rows, is_s, strict=True)])
+
     def locate_picks(
         self,
         picks: Sequence[WindowPick],
@@ -705,10 +722,12 @@ class Associator:
         )  # fmt: skip
 
     def _rows(self, picks, index, elev_m) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Of ``picks``: their stations' rows in ``index``, which are S, and their statics."""
+        """Of ``picks``: their stations' rows in ``index``, which are S, and their statics
+        (height and station delay)."""
         j = np.array([index[k.station_key] for k in picks])
         is_s = np.array([k.phase == "S" for k in picks])
-        return j, is_s, self.static_s(elev_m[j], is_s)
+        delay = self.delay_s([k.station_key for k in picks], is_s)
+        return j, is_s, self.static_s(elev_m[j], is_s) + delay
 
     def _jackknife(self, chosen, res, sol, index, sx, sy, elev_m, t_ref, table, loss, scale_s):
         """The index of the one pick of ``chosen`` whose removal lets the others fit

@@ -496,6 +496,8 @@ class OnlineAssociator:
             tt = np.where(is_s, table.travel_time(d, z, "S"), tt)
         t = np.array([picks[i].time_epoch_s for i in rows])
         r = t - ev.time_epoch_s - tt - a.static_s(elev, is_s)
+        if a.station_delays:
+            r = r - a.delay_s([picks[i].station_key for i in rows], is_s)
         if not signed:
             r = np.abs(r)
         if tolerance:

@@ -1,0 +1,107 @@
+"""Station delays: the per-station P and S time corrections of a network's 1-D model.
+
+A 1-D model leaves each station a systematic residual (the structure right under it, a
+sensor's timing); location programs carry them as station delays (HYPO71's and SEISAN's
+``STATION0.HYP`` columns, VELEST's station corrections, HYPOINVERSE's delays). The
+associator adds a station's delay to every time it predicts there, as SEISAN subtracts it
+from the reading (docs/association.md).
+
+:func:`read_station_delays` reads, by content:
+
+* CSV with a header naming ``station``, ``p_delay_s`` and ``s_delay_s`` (``station`` as
+  ``NET.STA`` or ``STA``);
+* SEISAN ``STATION0.HYP`` (HYPO71's station lines): the P delay in columns 28-33, the S delay
+  in 34-38 (blank: 0);
+* VELEST station files (a Fortran format line ``(a4,f7.4,a1,...)``, then ``STA lat lon elev
+  model icc ptcor stcor``): the P and S corrections.
+
+Delays are seconds, positive where the arrivals come late. :func:`delay_for` finds a
+station's row by ``NET.STA`` first, then ``STA`` (a station without one has no delay).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Mapping
+from pathlib import Path
+
+from firstmotion.errors import InputError
+from firstmotion.velocity import HYP_STATION_LINE
+
+MAX_DELAY_S = 10.0  # a station delay beyond this is no delay of a 1-D model: a unit error
+
+
+def read_station_delays(path: str | Path) -> dict[str, tuple[float, float]]:
+    """``{station code: (P delay s, S delay s)}`` of a delay file (module docstring); an
+    :class:`~firstmotion.errors.InputError` naming the file when it is none of the forms."""
+    path = Path(path)
+    text = path.read_text(errors="replace")
+    try:
+        lines = [line for line in text.splitlines() if line.strip()]
+        if not lines:
+            raise ValueError("empty")
+        if lines[0].lstrip().lower().startswith("(a"):
+            out = _velest(lines[1:])
+        elif any(HYP_STATION_LINE.match(line) for line in lines):
+            out = _seisan(lines)
+        else:
+            out = _csv(text)
+        for code, (p, s) in out.items():
+            if not (math.isfinite(p) and math.isfinite(s)) or max(abs(p), abs(s)) > MAX_DELAY_S:
+                raise ValueError(f"station {code}: delays ({p}, {s}) s beyond +-{MAX_DELAY_S:g} s")
+        if not out:
+            raise ValueError("no station delays")
+    except ValueError as exc:
+        raise InputError(
+            f"{path}: {exc} (station delays: a CSV with columns station, p_delay_s, "
+            "s_delay_s; SEISAN's STATION0.HYP; or a VELEST station file)"
+        ) from None
+    return out
+
+
+def delay_for(
+    delays: Mapping[str, tuple[float, float]], station_key: str
+) -> tuple[float, float] | None:
+    """The (P, S) delay of a station (``NET.STA`` or ``NET.STA.LOC``): its ``NET.STA`` row,
+    else its ``STA`` row, else None."""
+    parts = station_key.split(".")
+    for code in (".".join(parts[:2]), parts[1] if len(parts) > 1 else parts[0]):
+        if code in delays:
+            return delays[code]
+    return None
+
+
+def _csv(text: str) -> dict[str, tuple[float, float]]:
+    reader = csv.DictReader(text.splitlines())
+    cols = {c.strip().lower(): c for c in reader.fieldnames or []}
+    need = ("station", "p_delay_s", "s_delay_s")
+    if any(c not in cols for c in need):
+        raise ValueError(f"not a delay CSV (columns {list(cols)}; need {list(need)})")
+    out = {}
+    for row in reader:
+        code = (row[cols["station"]] or "").strip()
+        if code:
+            out[code] = (float(row[cols["p_delay_s"]] or 0), float(row[cols["s_delay_s"]] or 0))
+    return out
+
+
+def _seisan(lines: list[str]) -> dict[str, tuple[float, float]]:
+    out = {}
+    for line in lines:
+        if not HYP_STATION_LINE.match(line):
+            continue
+        code = line[1:6].strip()
+        p, s = line[27:33].strip(), line[33:38].strip()
+        out[code] = (float(p) if p else 0.0, float(s) if s else 0.0)
+    return out
+
+
+def _velest(lines: list[str]) -> dict[str, tuple[float, float]]:
+    out = {}
+    for line in lines:  # a4 (a 4-letter code touches the latitude), then free fields
+        parts = line[4:].split()
+        if len(parts) < 7:
+            raise ValueError(f"VELEST station line needs a code and 7 fields, got {line!r}")
+        out[line[:4].strip()] = (float(parts[5]), float(parts[6]))
+    return out
