@@ -58,6 +58,10 @@ COMMANDS: dict[str, Command | dict[str, Command]] = {
     "catalog": {
         "export": ("workers.catalog_export", "export the live catalog (QuakeML, JSON, CSV)"),
         "prune": ("workers.catalog_prune", "remove events older than a date from the live catalog"),
+        "station-delays": (
+            "workers.catalog_station_delays",
+            "station delays for the associator from a catalog's arrival residuals",
+        ),
     },
     "config": {
         "check": ("firstmotion.config", "validate a config file and print the effective config"),

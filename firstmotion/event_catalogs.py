@@ -486,7 +486,7 @@ def obspy_event_format(path: str | Path) -> str | None:
     return None
 
 
-def _files_in(folder: Path) -> list[Path]:
+def files_in(folder: Path) -> list[Path]:
     """The files under ``folder`` and its subfolders (a SEISAN database keeps its S-files in
     ``REA/<DB>/<year>/<month>/``), hidden ones left out, sorted by path."""
     return sorted(
@@ -505,7 +505,7 @@ def detect_format(path: str | Path) -> str:
     if p.is_dir():
         kinds = [
             "quakeml" if obspy_event_format(f) else "hypo71" if f.suffix.lower() in
-            HYPO71_SUFFIXES else "" for f in _files_in(p)[:5]
+            HYPO71_SUFFIXES else "" for f in files_in(p)[:5]
         ]  # fmt: skip
         return "quakeml" if "quakeml" in kinds and "hypo71" not in kinds else "hypo71"
     if p.suffix.lower() == ".csv":
@@ -525,7 +525,7 @@ def read_obspy_events(paths: list[str], phases: tuple[str, ...] = ("P",)) -> lis
             out.extend(read_quakeml(path, phases))
             continue
         skipped = []
-        for f in _files_in(path):
+        for f in files_in(path):
             fmt = obspy_event_format(f)
             if fmt:
                 out.extend(read_quakeml(f, phases, fmt))

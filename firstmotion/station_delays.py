@@ -17,14 +17,23 @@ from the reading (docs/association.md).
 
 Delays are seconds, positive where the arrivals come late. :func:`delay_for` finds a
 station's row by ``NET.STA`` first, then ``STA`` (a station without one has no delay).
+
+:func:`estimate_station_delays` makes them from a catalog's own arrivals, as VELEST's station
+corrections are made: per station and phase the median residual of its located arrivals,
+less the median over stations (a delay common to all is the origin time's); added to the
+delays the catalog was located with, it is the next iteration's table
+(``firstmotion catalog station-delays``).
 """
 
 from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+
+import numpy as np
 
 from firstmotion.errors import InputError
 from firstmotion.velocity import HYP_STATION_LINE
@@ -105,3 +114,49 @@ def _velest(lines: list[str]) -> dict[str, tuple[float, float]]:
             raise ValueError(f"VELEST station line needs a code and 7 fields, got {line!r}")
         out[line[:4].strip()] = (float(parts[5]), float(parts[6]))
     return out
+
+
+MAX_RESIDUAL_S = 1.0  # an arrival this far from its event's fit is a wrong pick, not a delay
+
+
+def estimate_station_delays(
+    arrivals: Iterable[tuple[str, str, float]],
+    *,
+    min_arrivals: int = 5,
+    current: Mapping[str, tuple[float, float]] | None = None,
+) -> dict[str, tuple[float, float, int, int]]:
+    """``{station: (P delay, S delay, P arrivals, S arrivals)}`` from ``(station, phase,
+    residual s)`` rows of located events (residual = observed - predicted): per station and
+    phase the median residual of at least ``min_arrivals`` arrivals within
+    ``MAX_RESIDUAL_S`` (else 0), less that phase's median over the stations so estimated;
+    plus the ``current`` delay the residuals were computed with (:func:`delay_for` of the
+    station)."""
+    if min_arrivals < 1:
+        raise ValueError(f"min_arrivals: expected >= 1, got {min_arrivals}")
+    by: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for station, phase, residual in arrivals:
+        phase = phase.strip().upper()[:1]
+        if phase in ("P", "S") and math.isfinite(residual) and abs(residual) <= MAX_RESIDUAL_S:
+            by[(station, phase)].append(float(residual))
+    stations = sorted({st for st, _ in by})
+    med = {k: float(np.median(v)) for k, v in by.items() if len(v) >= min_arrivals}
+    centre = {}
+    for phase in ("P", "S"):
+        values = [v for (_, ph), v in med.items() if ph == phase]
+        centre[phase] = float(np.median(values)) if values else 0.0
+    out = {}
+    for st in stations:
+        now = delay_for(current or {}, st) or (0.0, 0.0)
+        p = med[(st, "P")] - centre["P"] if (st, "P") in med else 0.0
+        s = med[(st, "S")] - centre["S"] if (st, "S") in med else 0.0
+        out[st] = (now[0] + p, now[1] + s, len(by.get((st, "P"), [])), len(by.get((st, "S"), [])))
+    return out
+
+
+def write_station_delays(path: str | Path, delays: Mapping[str, tuple[float, float, int, int]]):
+    """The CSV form :func:`read_station_delays` reads (with the arrival counts beside)."""
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["station", "p_delay_s", "s_delay_s", "n_p", "n_s"])
+        for st, (p, s, n_p, n_s) in sorted(delays.items()):
+            w.writerow([st, f"{p:.3f}", f"{s:.3f}", n_p, n_s])

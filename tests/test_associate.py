@@ -611,3 +611,53 @@ def test_station_delays_are_added_to_the_times_the_locator_predicts(scenario):
             assert abs(sol.depth_km - ev["depth_km"]) < 0.5
     assert errors["with"] < 0.3 and residuals["with"] < 0.01
     assert residuals["without"] > 0.1 and errors["without"] > errors["with"]
+
+
+def test_station_delays_estimated_from_the_catalogs_residuals_relocate_it_better(scenario):
+    """The loop a network runs: its events located without the stations' delays, the delays
+    estimated from the located arrivals' residuals (median per station less the median over
+    stations), the events located again with them: the estimates follow the true delays
+    (up to what the three events' locations trade with them) and the epicentres move closer
+    to the truth (0.65 / 0.28 / 0.23 km -> 0.21 km each, here)."""
+    from obspy import UTCDateTime
+
+    from firstmotion.station_delays import estimate_station_delays
+
+    rng = np.random.default_rng(8)
+    t0 = UTCDateTime(scenario.truth["start_time"]).timestamp
+    true_delay = {f"{s.network}.{s.code}": float(rng.uniform(-0.3, 0.3)) for s in scenario.stations}
+    picks = []
+    for ev in scenario.truth["events"]:
+        for row in (r for r in ev["stations"] if r["p_in_data"]):
+            key = ".".join(row["station_id"].split(".")[:2])
+            t = t0 + row["p_time_s"] + true_delay[key] + rng.normal(0.0, 0.02)
+            picks.append(WindowPick(make_pick_id(row["station_id"], t), row["station_id"], t))
+    params = AssociateParams(min_picks=6, use_s=False)
+
+    def locate(delays):
+        assoc = Associator(MODEL, params, delays)
+        try:
+            sols = assoc.associate(picks, stations_of(scenario))
+        finally:
+            assoc.close()
+        assert len(sols) == len(scenario.truth["events"])
+        errors = []
+        for sol in sorted(sols, key=lambda s: s.time_epoch_s):
+            ev = min(scenario.truth["events"],
+                     key=lambda e: abs(sol.time_epoch_s - t0 - e["origin_time_s"]))  # fmt: skip
+            errors.append(float(distance_azimuth(sol.latitude_deg, sol.longitude_deg,
+                                                 ev["latitude"], ev["longitude"])[0]))  # fmt: skip
+        return sols, np.array(errors)
+
+    first, before = locate({})
+    rows = [(".".join(a.station_id.split(".")[:2]), a.phase, a.residual_s)
+            for sol in first for a in sol.arrivals]  # fmt: skip
+    est = estimate_station_delays(rows, min_arrivals=3)
+    keys = [k for k, v in est.items() if v[2] >= 3]
+    assert len(keys) >= 20
+    truth = np.array([true_delay[k] for k in keys])
+    got = np.array([est[k][0] for k in keys])
+    assert np.corrcoef(truth, got)[0, 1] > 0.9
+    assert np.median(np.abs((got - np.median(got)) - (truth - np.median(truth)))) < 0.05
+    _, after = locate({k: est[k][:2] for k in keys})
+    assert after.max() < 0.5 and after.mean() < 0.7 * before.mean()

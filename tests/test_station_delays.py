@@ -64,3 +64,53 @@ def test_a_file_that_is_no_delay_file_is_refused_with_its_name(tmp_path):
     good = tmp_path / "delays.csv"
     good.write_text("station,p_delay_s,s_delay_s\nAAA,0.1,0.2\n")
     assert AssociateSettings(station_delays=str(good))._problems() == []
+
+
+def _catalog(path, residuals):
+    """A QuakeML catalog: one event per residual set, an arrival (P) per station."""
+    from obspy import UTCDateTime
+    from obspy.core.event import Arrival, Catalog, Event, Origin, Pick, WaveformStreamID
+
+    events = []
+    for i, per_station in enumerate(residuals):
+        o = Origin(time=UTCDateTime(1_700_000_000 + 100 * i), latitude=38.0, longitude=15.0,
+                   depth=5e3)  # fmt: skip
+        ev = Event(origins=[o])
+        for sta, r in per_station.items():
+            p = Pick(time=o.time + 3, waveform_id=WaveformStreamID("XX", sta, "", "HHZ"),
+                     phase_hint="P")  # fmt: skip
+            ev.picks.append(p)
+            o.arrivals.append(Arrival(pick_id=p.resource_id, phase="P", time_residual=r))
+        events.append(ev)
+    Catalog(events).write(str(path), format="QUAKEML")
+
+
+def test_catalog_station_delays_writes_the_median_residuals_the_associator_reads(tmp_path):
+    """`firstmotion catalog station-delays`: per station the median of its P residuals over
+    the catalog's events, less the median over stations, added to the delays the catalog was
+    located with; the CSV it writes is one the associator reads; a wrong pick's residual
+    (beyond 1 s) is left out; a station with too few arrivals gets none."""
+    from firstmotion import cli
+
+    cat = tmp_path / "catalog.xml"
+    _catalog(cat, [{"AAA": 0.30, "BBB": -0.10, "CCC": 0.00, "DDD": 0.2},
+                   {"AAA": 0.34, "BBB": -0.12, "CCC": 0.02},
+                   {"AAA": 0.26, "BBB": 3.00, "CCC": -0.02}])  # fmt: skip
+    out = tmp_path / "delays.csv"
+    assert cli.main(["catalog", "station-delays", "--input", str(cat), "--output", str(out),
+                     "--min-arrivals", "2"]) == 0  # fmt: skip
+    got = read_station_delays(out)
+    # medians AAA 0.30, BBB -0.11 (3.0 s left out), CCC 0.00; their median 0.00
+    assert got["XX.AAA"] == pytest.approx((0.30, 0.0), abs=1e-3)
+    assert got["XX.BBB"] == pytest.approx((-0.11, 0.0), abs=1e-3)
+    assert got["XX.CCC"] == pytest.approx((0.0, 0.0), abs=1e-3)
+    assert got["XX.DDD"] == (0.0, 0.0)  # one arrival
+    current = tmp_path / "current.csv"
+    current.write_text("station,p_delay_s,s_delay_s\nAAA,0.5,0.8\n")
+    assert cli.main(["catalog", "station-delays", "--input", str(cat), "--output", str(out),
+                     "--min-arrivals", "2", "--current", str(current)]) == 0  # fmt: skip
+    assert read_station_delays(out)["XX.AAA"] == pytest.approx((0.80, 0.8), abs=1e-3)
+    empty = tmp_path / "empty.xml"
+    _catalog(empty, [])
+    assert cli.main(["catalog", "station-delays", "--input", str(empty), "--output",
+                     str(out)]) == 2  # fmt: skip
