@@ -105,6 +105,14 @@ HEADER_NAMES = {
 VP_MAX_KM_S = 15.0  # faster than any Earth layer a 1-D model here traces: m/s, not km/s
 
 
+def _check_km_s(rows: list[list[float]]) -> None:
+    """Refuse rows (``[depth, vp, ...]``) whose velocities are m/s, not km/s."""
+    vp_max = max(r[1] for r in rows)
+    if vp_max > VP_MAX_KM_S:
+        raise ValueError(f"velocity model Vp up to {vp_max:g}: velocities must be km/s "
+                         f"(no Earth layer is faster than {VP_MAX_KM_S:g} km/s)")  # fmt: skip
+
+
 def _is_number(text: str) -> bool:
     try:
         float(text)
@@ -327,19 +335,10 @@ class VelocityModel:
         """Parse the plain-text format of the module docstring."""
         velest = _velest_mod(text)
         if velest is not None:
-            if len(velest[0]) == 2:
-                return cls.from_depth_vp(np.array(velest), name=name)
-            a = np.array(_last_of_each_depth(velest))
-            depth, top = _from_top(a[:, 0])
-            return cls(depth, a[:, 1], a[:, 2], 1.74 * a[:, 1] ** 0.25, name=name, top_km=top)
+            return cls._from_rows(velest, VP_VS_DEFAULT, name=name)
         seisan = _seisan_hyp(text)
         if seisan is not None:
-            rows, vp_vs = seisan
-            if len(rows[0]) == 2:
-                return cls.from_depth_vp(np.array(rows), name=name, vp_vs=vp_vs)
-            a = np.array(_last_of_each_depth(rows))
-            depth, top = _from_top(a[:, 0])
-            return cls(depth, a[:, 1], a[:, 2], 1.74 * a[:, 1] ** 0.25, name=name, top_km=top)
+            return cls._from_rows(*seisan, name=name)
         rows = []
         nonlinloc: list[list[float]] = []  # LAYER lines, gradients and all
         order: list[int] | None = None  # columns named by a header line
@@ -402,11 +401,8 @@ class VelocityModel:
             raise ValueError(title[1] if title else "velocity model has no layers")
         if len({len(r) for r in rows}) != 1:
             raise ValueError("velocity model rows mix different numbers of columns")
-        vp_max = max(r[1] for r in rows)
-        if vp_max > VP_MAX_KM_S:
-            raise ValueError(f"velocity model Vp up to {vp_max:g}: velocities must be km/s "
-                             f"(no Earth layer is faster than {VP_MAX_KM_S:g} km/s)")  # fmt: skip
         if title is not None:  # a .crh title names the model
+            _check_km_s(rows)
             if min(r[1] for r in rows) <= 0:
                 raise ValueError(
                     f"{title[1]}; read as a HYPOINVERSE .crh model (a title line, then `vp_km_s "
@@ -414,6 +410,14 @@ class VelocityModel:
                     "columns (depth vp) or drop the first line"
                 )
             return cls.from_depth_vp(np.array(rows), name=name if named else title[0], vp_vs=vp_vs)
+        return cls._from_rows(rows, vp_vs, name=name)
+
+    @classmethod
+    def _from_rows(cls, rows: list[list[float]], vp_vs: float, name: str) -> VelocityModel:
+        """A model from ``[depth, vp]`` rows (Vs = Vp / ``vp_vs``), ``[depth, vp, vs]`` or
+        ``[depth, vp, vs, rho]`` (density from Gardner's rule without one), depths below sea
+        level (:func:`_from_top`), a repeated depth a velocity step."""
+        _check_km_s(rows)
         if len(rows[0]) == 2:
             return cls.from_depth_vp(np.array(rows), name=name, vp_vs=vp_vs)
         a = np.array(_last_of_each_depth(rows))
