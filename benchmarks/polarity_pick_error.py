@@ -3,7 +3,8 @@ the first motion at those picks.
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/polarity_pick_error.py [--pickers stalta,phasenet] [--json F]
+    .venv/bin/python benchmarks/polarity_pick_error.py [--pickers stalta,phasenet] \\
+        [--resample-hz R] [--json F]
 
 For every labelled real onset (INGV analysts' 88 readings, our Puerto Rico and Unterhaching
 onsets) each picker runs once over the whole record: the STA/LTA + AIC detector of
@@ -18,7 +19,10 @@ picker's refined onset, :attr:`stream.picker.StationPick.onset_s`; the STA/LTA p
 and, there, right / wrong / unknown of the shipped model (read as the polarity stage reads a
 pick: at its refined onset, and where that is unknown at the pick's time, PhaseNet's peak),
 of polarity_v5 (the network without the evidence check) and of the naive rule
-(:func:`workers.polarity.evidence.naive_polarity`) on the same rows.
+(:func:`workers.polarity.evidence.naive_polarity`) on the same rows. ``--resample-hz R``:
+every record faster than R Hz resampled to R first (zero-phase, as
+``bench_picker.py --resample-hz`` and ``polarity_rates.py`` do): the whole chain, picks and
+reads, as a network recording at that rate has it.
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ import json
 
 import numpy as np
 import torch
+from bench_picker import resample_traces
 from obspy import Stream, Trace, UTCDateTime, read
+from polarity_rates import resample_row
 
 from stream.detect import DetectParams, detect_once, nearest_onsets
 from stream.picker import PhaseNetModel, PickerParams, pick_traces
@@ -105,6 +111,10 @@ def main() -> None:
     parser.add_argument(
         "--pickers", default="stalta,phasenet", help="comma list of stalta, phasenet"
     )
+    parser.add_argument(
+        "--resample-hz", type=float, default=0.0,
+        help="resample every record faster than this first (0: as recorded)",
+    )  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     readers = {"shipped": PolarityClassifier.load(device="cpu")}
@@ -121,6 +131,8 @@ def main() -> None:
         onsets = loader()
         if not onsets:
             continue
+        if args.resample_hz:
+            onsets = [resample_row(o, args.resample_hz) or o for o in onsets]
         out[name] = {}
         for picker in pickers:
             errors, onset_errors, outcomes = [], [], {k: [] for k in (*readers, "naive")}
@@ -138,6 +150,7 @@ def main() -> None:
                     comps = _ingv_components(o) if name == "ingv" else _vertical_only(o)
                     if comps[2] is None:
                         comps = _vertical_only(o)
+                    comps = resample_traces(comps, args.resample_hz)
                     nearest, at = learned_p_index(phasenet, o, comps, cache)
                 if not np.isfinite(nearest) or abs(nearest - o["pick_index"]) > 0.5 * rate:
                     missed += 1
