@@ -29,7 +29,9 @@ Method
 Stations are treated as at the model's top for the rays (as HASH and the scenario do); a
 station's height above that top adds ``height / v_top`` to the predicted time (vertical
 static; negative for a station below the top of a model that starts above sea level, and a
-station below sea level counts as at sea level). Depths in here are below the model's top;
+station below sea level counts as at sea level), and so does its station delay where the
+network gives one (``station_delays``, :mod:`firstmotion.station_delays`; PyOcto's coarse
+association works without them). Depths in here are below the model's top;
 the published :class:`Origin` is below sea level (``LocatedEvent.origin(top_km=)``, the
 model's ``top_km``; the same for a model whose top is sea level).
 
