@@ -15,6 +15,8 @@ from the reading (docs/association.md).
 * VELEST station files (a Fortran format line ``(a4,f7.4,a1,...)``, then ``STA lat lon elev
   model icc ptcor stcor``): the P and S corrections.
 
+A ``STATION0.HYP`` given as the velocity model brings its delays along
+(:func:`model_file_delays`), as SEISAN's location program takes them from that one file.
 Delays are seconds, positive where the arrivals come late. :func:`delay_for` finds a
 station's row by ``NET.STA`` first, then ``STA`` (a station without one has no delay).
 
@@ -67,6 +69,17 @@ def read_station_delays(path: str | Path) -> dict[str, tuple[float, float]]:
             "s_delay_s; SEISAN's STATION0.HYP; or a VELEST station file)"
         ) from None
     return out
+
+
+def model_file_delays(path: str | Path) -> dict[str, tuple[float, float]]:
+    """The station delays a velocity model file carries: a SEISAN ``STATION0.HYP`` holds its
+    model and its stations' delays in one file (SEISAN applies both); other model files hold
+    none ({}). Only delays that are not all zero count."""
+    lines = Path(path).read_text(errors="replace").splitlines()
+    if not any(HYP_STATION_LINE.match(line) for line in lines):
+        return {}
+    delays = read_station_delays(path)
+    return delays if any(p or s for p, s in delays.values()) else {}
 
 
 def delay_for(

@@ -580,7 +580,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from firstmotion.config import load_settings
-    from firstmotion.station_delays import delay_for, read_station_delays
+    from firstmotion.station_delays import delay_for, model_file_delays, read_station_delays
     from firstmotion.velocity import VelocityModel
 
     settings = load_settings(args.config)
@@ -595,6 +595,9 @@ def run(args: argparse.Namespace) -> int:
         log.warning("%s", warning)
     delays_file = args.station_delays or settings.associate.station_delays
     delays = read_station_delays(delays_file) if delays_file else {}
+    if not delays_file and model_file:  # a STATION0.HYP model brings its stations' delays
+        delays = model_file_delays(model_file)
+        delays_file = model_file
     if delays:
         known = sum(delay_for(delays, k) is not None for k in stations)
         log.info("station delays for %d stations from %s (%d of the inventory's %d)",
