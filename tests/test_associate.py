@@ -464,6 +464,29 @@ def test_cli_worker_associate_drains(redis_url, redis_client, scenario):
     assert bus.pending_count("picks", GROUP) == 0
 
 
+def publish_late_picks(bus: Bus, scenario) -> tuple[Picks, dict[str, float]]:
+    """The scenario's picks (seed 9) with every true P late by +-0.25 s, station by station
+    (a 1-D model's station delays), published; the picks and {station code: delay}."""
+    picks = scenario_picks(scenario, seed=9)
+    codes = sorted({s.code for s in scenario.stations})
+    shift = {c: 0.25 if i % 2 else -0.25 for i, c in enumerate(codes)}
+    late = [p if picks.event_of[p.pick_id] < 0 else
+            replace(p, time_epoch_s=p.time_epoch_s + shift[p.station_id.split(".")[1]])
+            for p in picks.messages]  # fmt: skip
+    publish(bus, late)
+    return picks, shift
+
+
+def median_true_residual(bus: Bus, picks: Picks) -> float:
+    """Median |residual| (s) of the true picks among the standing events' arrivals (three
+    events: the scenario's)."""
+    latest, _ = latest_origins(bus)
+    assert len(latest) == 3
+    true_ids = {pid for pid, i in picks.event_of.items() if i >= 0}
+    return float(np.median([abs(a.residual_s) for o in latest.values() for a in o.arrivals
+                            if a.pick_id in true_ids]))  # fmt: skip
+
+
 def test_cli_worker_associate_takes_station_delays_from_a_file(
     tmp_path, redis_url, redis_client, scenario
 ):
@@ -473,24 +496,13 @@ def test_cli_worker_associate_takes_station_delays_from_a_file(
     from firstmotion.cli import main
 
     bus = Bus(redis_client)
-    picks = scenario_picks(scenario, seed=9)
-    codes = sorted({s.code for s in scenario.stations})
-    shift = {c: 0.25 if i % 2 else -0.25 for i, c in enumerate(codes)}
-    late = [p if picks.event_of[p.pick_id] < 0 else
-            replace(p, time_epoch_s=p.time_epoch_s + shift[p.station_id.split(".")[1]])
-            for p in picks.messages]  # fmt: skip
-    publish(bus, late)
+    picks, shift = publish_late_picks(bus, scenario)
     delays = tmp_path / "delays.csv"
     delays.write_text("station,p_delay_s,s_delay_s\n"
-                      + "".join(f"{c},{shift[c]},0\n" for c in codes))  # fmt: skip
+                      + "".join(f"{c},{d},0\n" for c, d in shift.items()))  # fmt: skip
     assert main(["worker", "associate", "--redis", redis_url, "--drain",
                  "--station-delays", str(delays)]) == 0  # fmt: skip
-    latest, _ = latest_origins(bus)
-    assert len(latest) == 3
-    true_ids = {pid for pid, i in picks.event_of.items() if i >= 0}
-    residuals = [abs(a.residual_s) for o in latest.values() for a in o.arrivals
-                 if a.pick_id in true_ids]  # fmt: skip
-    assert np.median(residuals) < 0.1
+    assert median_true_residual(bus, picks) < 0.1
 
 
 def _hyp_station_line(code: str, lat: float, lon: float, elev_m: float, p_delay: float) -> str:
@@ -512,13 +524,7 @@ def test_a_station0_hyp_velocity_model_brings_its_station_delays(
     from firstmotion.cli import main
 
     bus = Bus(redis_client)
-    picks = scenario_picks(scenario, seed=9)
-    codes = sorted({s.code for s in scenario.stations})
-    shift = {c: 0.25 if i % 2 else -0.25 for i, c in enumerate(codes)}
-    late = [p if picks.event_of[p.pick_id] < 0 else
-            replace(p, time_epoch_s=p.time_epoch_s + shift[p.station_id.split(".")[1]])
-            for p in picks.messages]  # fmt: skip
-    publish(bus, late)
+    picks, shift = publish_late_picks(bus, scenario)
     stations = [_hyp_station_line(s.code, s.latitude_deg, s.longitude_deg, s.elevation_m,
                                   shift[s.code]) for s in scenario.stations]  # fmt: skip
     model = ["  5.500     0.0  3.175", "  6.300     5.5  3.637", "  6.700    16.0  3.868",
@@ -528,12 +534,7 @@ def test_a_station0_hyp_velocity_model_brings_its_station_delays(
                    + "\n".join(model) + "\n\n10.0  50. 200. 1.73\nAGY\n")  # fmt: skip
     assert main(["worker", "associate", "--redis", redis_url, "--drain",
                  "--velocity-model", str(hyp)]) == 0  # fmt: skip
-    latest, _ = latest_origins(bus)
-    assert len(latest) == 3
-    true_ids = {pid for pid, i in picks.event_of.items() if i >= 0}
-    residuals = [abs(a.residual_s) for o in latest.values() for a in o.arrivals
-                 if a.pick_id in true_ids]  # fmt: skip
-    assert np.median(residuals) < 0.1
+    assert median_true_residual(bus, picks) < 0.1
 
 
 def test_worker_ignores_unused_phases_and_future_picks_and_associates_before_stopping(
