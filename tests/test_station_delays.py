@@ -85,7 +85,7 @@ def _catalog(path, residuals):
     Catalog(events).write(str(path), format="QUAKEML")
 
 
-def test_catalog_station_delays_writes_the_median_residuals_the_associator_reads(tmp_path):
+def test_catalog_station_delays_writes_the_median_residuals_the_associator_reads(tmp_path, capsys):
     """`firstmotion catalog station-delays`: per station the median of its P residuals over
     the catalog's events, less the median over stations, added to the delays the catalog was
     located with; the CSV it writes is one the associator reads; a wrong pick's residual
@@ -114,3 +114,14 @@ def test_catalog_station_delays_writes_the_median_residuals_the_associator_reads
     _catalog(empty, [])
     assert cli.main(["catalog", "station-delays", "--input", str(empty), "--output",
                      str(out)]) == 2  # fmt: skip
+    # a folder: its catalogs (a README beside them skipped); a missing path is named
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    cat.rename(folder / "catalog.xml")
+    (folder / "README.txt").write_text("exports of the live catalog\n")
+    assert cli.main(["catalog", "station-delays", "--input", str(folder), "--output", str(out),
+                     "--min-arrivals", "2"]) == 0  # fmt: skip
+    assert read_station_delays(out)["XX.AAA"] == pytest.approx((0.30, 0.0), abs=1e-3)
+    assert cli.main(["catalog", "station-delays", "--input", str(tmp_path / "none.xml"),
+                     "--output", str(out)]) == 2  # fmt: skip
+    assert "none.xml: no such file or folder" in capsys.readouterr().err

@@ -38,12 +38,15 @@ def catalog_residuals(paths: list[str]) -> tuple[list[tuple[str, str, float]], i
     out), and the number of events they came from."""
     from obspy import read_events
 
-    from firstmotion.event_catalogs import files_in
+    from firstmotion.event_catalogs import files_in, obspy_event_format
 
     files: list[Path] = []
     for text in paths:
         p = Path(text)
-        files.extend(files_in(p) if p.is_dir() else [p])
+        if not p.exists():
+            raise InputError(f"{p}: no such file or folder")
+        # a folder: the files obspy recognises as events (others, such as a README, skipped)
+        files.extend([f for f in files_in(p) if obspy_event_format(f)] if p.is_dir() else [p])
     rows, events = [], 0
     for f in files:
         try:
