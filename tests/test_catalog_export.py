@@ -181,3 +181,37 @@ def test_invert_warns_that_a_catalog_export_has_its_reversals_applied(filled, tm
     main(["invert", "--input", str(exported), "--output", str(out), "--min-polarities", "4",
           "--no-progress"])  # fmt: skip
     assert "reversals applied" not in capsys.readouterr().err
+
+
+def test_station_delays_from_the_live_catalog(redis_client, redis_url, tmp_path):
+    """`firstmotion catalog station-delays --redis`: the standing events' arrivals (a
+    retracted event's left out), per station the median residual less the median over
+    stations, as from an exported file."""
+    from dataclasses import replace
+
+    from firstmotion.cli import main
+    from firstmotion.station_delays import read_station_delays
+
+    bus = Bus.from_url(redis_url)
+    late = {"XX.S00": 0.30, "XX.S01": -0.10, "XX.S02": 0.0}
+    for k, eid in enumerate(("evA", "evB", "evC", "evGone")):
+        o = make_origin(eid, t=T0 + 60 * k, n=3)
+        arrivals = tuple(replace(a, residual_s=late[a.station_id[:6]] + 0.01 * k)
+                         for a in o.arrivals)  # fmt: skip
+        if eid == "evGone":
+            arrivals = tuple(replace(a, residual_s=0.9) for a in arrivals)
+        o = replace(o, arrivals=arrivals)
+        bus.publish("origins", o)
+        if eid == "evGone":
+            retract_origin(bus, o)
+    CatalogWorker(bus, block_ms=50).run(drain=True, timeout_s=20)
+    bus.close()
+    out = tmp_path / "delays.csv"
+    assert main(["catalog", "station-delays", "--redis", redis_url, "--output", str(out),
+                 "--min-arrivals", "3"]) == 0  # fmt: skip
+    got = read_station_delays(out)
+    assert got["XX.S00"] == pytest.approx((0.30, 0.0), abs=1e-6)
+    assert got["XX.S01"] == pytest.approx((-0.10, 0.0), abs=1e-6)
+    assert got["XX.S02"] == pytest.approx((0.0, 0.0), abs=1e-6)
+    assert main(["catalog", "station-delays", "--redis", "redis://127.0.0.1:1/0", "--output",
+                 str(out)]) == 1  # fmt: skip

@@ -2,26 +2,33 @@
 
 A 1-D model leaves each station a systematic residual; the associator takes them as station
 delays (``associate.station_delays``, docs/association.md). This command estimates them from
-located events, as VELEST's station corrections are: the catalog exported by ``firstmotion
-catalog export --format quakeml`` (or any QuakeML, or other event format obspy reads, whose
-arrivals carry time residuals), per station and phase the median residual less the median
-over stations (:func:`firstmotion.station_delays.estimate_station_delays`). Given the
-delays the catalog was located with (``--current``), the result adds to them: run the
-network with it, export again, estimate again, until the delays stop moving.
+located events, as VELEST's station corrections are: the live catalog in Redis
+(``--redis``; its standing events, retracted ones left out), or a catalog file (``--input``:
+the export of ``firstmotion catalog export --format quakeml``, or any QuakeML, or other event
+format obspy reads, whose arrivals carry time residuals), per station and phase the median
+residual less the median over stations
+(:func:`firstmotion.station_delays.estimate_station_delays`). Given the delays the catalog
+was located with (``--current``), the result adds to them: run the network with it, estimate
+again, until the delays stop moving.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from firstmotion.errors import InputError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--input", required=True, nargs="+",
-                        help="the catalog: QuakeML (or another event format obspy reads) with "
-                             "arrival time residuals; files or folders")  # fmt: skip
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--input", nargs="+",
+                        help="a catalog file: QuakeML (or another event format obspy reads) "
+                             "with arrival time residuals; files or folders")  # fmt: skip
+    source.add_argument("--redis", help="the live catalog in this Redis (URL)")
+    parser.add_argument("--config", default=None, help="TOML config file (with --redis)")
+    parser.add_argument("--prefix", default=None, help="key prefix (default: redis.prefix)")
     parser.add_argument("--output", required=True, help="the delays CSV to write")
     parser.add_argument(
         "--current", default=None,
@@ -75,16 +82,47 @@ def catalog_residuals(paths: list[str]) -> tuple[list[tuple[str, str, float]], i
     return rows, events
 
 
+def live_residuals(args: argparse.Namespace) -> tuple[list[tuple[str, str, float]], int]:
+    """:func:`catalog_residuals` of the live catalog's standing events (Redis)."""
+    from firstmotion.bus import Bus
+    from firstmotion.config import load_settings
+    from workers.catalog import CatalogReader
+
+    settings = load_settings(args.config)
+    bus = Bus.from_settings(
+        settings.redis, url=args.redis, prefix=args.prefix, socket_timeout_s=10.0
+    )
+    try:
+        events = CatalogReader(bus.client, bus.prefix).all_events()
+    finally:
+        bus.close()
+    rows = [(".".join(a.station_id.split(".")[:2]), a.phase, a.residual_s)
+            for ev in events for a in ev.origin.arrivals]  # fmt: skip
+    return rows, sum(1 for ev in events if ev.origin.arrivals)
+
+
 def run(args: argparse.Namespace) -> int:
+    import redis
+
+    from firstmotion.bus import describe_redis_error
     from firstmotion.station_delays import (
         estimate_station_delays,
         read_station_delays,
         write_station_delays,
     )
 
-    rows, events = catalog_residuals(args.input)
+    if args.redis is not None:
+        try:
+            rows, events = live_residuals(args)
+        except redis.RedisError as exc:  # one line, no traceback
+            print(f"firstmotion catalog station-delays: {describe_redis_error(exc, args.redis)}",
+                  file=sys.stderr)  # fmt: skip
+            return 1
+    else:
+        rows, events = catalog_residuals(args.input)
     if not rows:
-        raise InputError(f"--input {' '.join(args.input)}: no arrival with a time residual")
+        where = f"--redis {args.redis}" if args.redis else f"--input {' '.join(args.input)}"
+        raise InputError(f"{where}: no arrival with a time residual")
     current = read_station_delays(args.current) if args.current else None
     try:
         delays = estimate_station_delays(rows, min_arrivals=args.min_arrivals, current=current)
