@@ -135,7 +135,7 @@ MAX_RESIDUAL_S = 1.0  # an arrival this far from its event's fit is a wrong pick
 def estimate_station_delays(
     arrivals: Iterable[tuple[str, str, float]],
     *,
-    min_arrivals: int = 5,
+    min_arrivals: int = 10,
     current: Mapping[str, tuple[float, float]] | None = None,
 ) -> dict[str, tuple[float, float, int, int]]:
     """``{station: (P delay, S delay, P arrivals, S arrivals)}`` from ``(station, phase,

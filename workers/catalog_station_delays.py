@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the station delays the catalog was located with (a file "
              "associate.station_delays reads): the result adds to them",
     )  # fmt: skip
-    parser.add_argument("--min-arrivals", type=int, default=5,
+    parser.add_argument("--min-arrivals", type=int, default=10,
                         help="a station's phase needs this many arrivals for a delay")  # fmt: skip
 
 
