@@ -22,7 +22,6 @@ scaled back to data seconds (the stages' own work is then a larger share).
 from __future__ import annotations
 
 import argparse
-import glob
 import io
 import tempfile
 from contextlib import ExitStack
@@ -53,31 +52,25 @@ def percentiles(values) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from pipeline_processes import start_stages
+    from pipeline_processes import (
+        add_scenario_arguments,
+        start_stages,
+        warn_tracebacks,
+        write_scenario_files,
+    )
 
     from firstmotion.bus import Bus
     from firstmotion.demo import _wait_quiet
     from firstmotion.redis_server import RedisServer
     from stream.replay import ReplayServer, ReplayThread
-    from stream.scenario import ScenarioConfig, make_scenario, write_scenario
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n-stations", type=int, default=30)
-    ap.add_argument("--n-events", type=int, default=4)
-    ap.add_argument("--duration-s", type=float, default=240.0)
-    ap.add_argument("--speed", type=float, default=1.0)
-    ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--config", help="a TOML config for the stages (e.g. [detect] settings)")
+    add_scenario_arguments(ap, n_events=4, duration_s=240.0, speed=1.0, seed=7)
     args = ap.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         out = Path(tmp)
-        cfg = ScenarioConfig(
-            n_stations=args.n_stations, n_events=args.n_events, duration_s=args.duration_s,
-            region_km=60.0, seed=args.seed,
-        )  # fmt: skip
-        write_scenario(make_scenario(cfg), str(out))
-        files = sorted(glob.glob(f"{out}/mseed/*.mseed"))
+        files = write_scenario_files(args, out)
         records = record_ends(files)
         server = stack.enter_context(RedisServer())
         bus = Bus.from_url(server.url)
@@ -94,10 +87,7 @@ def main(argv: list[str] | None = None) -> None:
         replay.stop()
         picks = {p.pick_id: p for _, p in bus.messages("picks")}
         mechanisms = [m for _, m in bus.messages("mechanisms")]
-        for name in ("stream", *procs):
-            log = out / f"{name}.log"
-            if "Traceback" in log.read_text(errors="replace"):
-                print(f"warning: {name} logged a traceback:\n{log.read_text()[-1500:]}")
+        warn_tracebacks(out, ("stream", *procs))
 
     def released_wall_s(pick) -> float | None:
         ends = [e for s0, e in records.get(pick.station_id, []) if s0 <= pick.time_epoch_s < e]

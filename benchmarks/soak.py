@@ -22,7 +22,6 @@ starved a stage (and so grew nothing) shows.
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import tempfile
 import time
@@ -85,35 +84,29 @@ def plot(path: str, series: dict[str, tuple[np.ndarray, np.ndarray]], title: str
 
 def main(argv: list[str] | None = None) -> None:
     import redis
-    from pipeline_processes import start_stages
+    from pipeline_processes import (
+        add_scenario_arguments,
+        start_stages,
+        warn_tracebacks,
+        write_scenario_files,
+    )
 
     from firstmotion.bus import Bus
     from firstmotion.demo import _wait_quiet
     from firstmotion.redis_server import RedisServer
     from stream.replay import ReplayServer, ReplayThread
-    from stream.scenario import ScenarioConfig, make_scenario, write_scenario
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n-stations", type=int, default=30)
-    ap.add_argument("--n-events", type=int, default=120)
-    ap.add_argument("--duration-s", type=float, default=7200.0)
-    ap.add_argument("--speed", type=float, default=20.0)
-    ap.add_argument("--seed", type=int, default=3)
+    add_scenario_arguments(ap, n_events=120, duration_s=7200.0, speed=20.0, seed=3)
     ap.add_argument("--sample-s", type=float, default=2.0, help="wall seconds between samples")
-    ap.add_argument("--config", help="a TOML config for the stages")
     ap.add_argument("--plot", help="memory against data time (PNG)")
     ap.add_argument("--json", help="the samples and the summary as JSON")
     args = ap.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         out = Path(tmp)
-        cfg = ScenarioConfig(
-            n_stations=args.n_stations, n_events=args.n_events, duration_s=args.duration_s,
-            region_km=60.0, seed=args.seed,
-        )  # fmt: skip
         t0 = time.monotonic()
-        write_scenario(make_scenario(cfg), str(out))
-        files = sorted(glob.glob(f"{out}/mseed/*.mseed"))
+        files = write_scenario_files(args, out)
         print(f"scenario: {args.n_stations} stations, {args.n_events} events, "
               f"{args.duration_s:g} s ({time.monotonic() - t0:.0f} s to make)")  # fmt: skip
         server = stack.enter_context(RedisServer())
@@ -157,10 +150,7 @@ def main(argv: list[str] | None = None) -> None:
             n[2] += int(client.memory_usage(key, samples=0) or 0)
             if client.type(key) == b"stream":
                 n.append(int(client.xlen(key)))  # its entries
-        for name in STAGE_NAMES:
-            log = out / f"{name}.log"
-            if "Traceback" in log.read_text(errors="replace"):
-                print(f"warning: {name} logged a traceback:\n{log.read_text()[-1500:]}")
+        warn_tracebacks(out, STAGE_NAMES)
 
     data_s = np.array([s["data_s"] for s in samples])
     names = (*STAGE_NAMES, "redis-server", "redis_used_mb")
