@@ -97,10 +97,18 @@ def rotate_horizontals(traces: list, degrees: float) -> list:
     return [e2, n2, z]
 
 
+def resample_zero_phase(x, from_hz: float, to_hz: float) -> np.ndarray:
+    """Samples ``x`` at ``from_hz`` resampled to ``to_hz``, demeaned, by a zero-phase polyphase
+    FIR (:func:`scipy.signal.resample_poly`): as a datalogger recording at ``to_hz`` gives them,
+    its linear-phase FIR's delay corrected."""
+    ratio = Fraction(to_hz / from_hz).limit_denominator(1000)
+    x = np.asarray(x, dtype=np.float64)
+    return resample_poly(x - x.mean(), ratio.numerator, ratio.denominator)
+
+
 def resample_traces(traces: list, rate_hz: float) -> list:
-    """Each trace (None kept) at ``rate_hz``, demeaned and resampled by a zero-phase polyphase
-    FIR (:func:`scipy.signal.resample_poly`; as a datalogger recording at that rate gives it,
-    its linear-phase FIR's delay corrected); its start time kept. 0: unchanged; a trace at
+    """Each trace (None kept) at ``rate_hz`` (:func:`resample_zero_phase`), its start time
+    kept. 0: unchanged; a trace at
     that rate or lower is kept as recorded (an upsampled one would keep its own datalogger's
     ringing below the new Nyquist)."""
     if not rate_hz:
@@ -110,10 +118,8 @@ def resample_traces(traces: list, rate_hz: float) -> list:
         if tr is None or tr.stats.sampling_rate <= rate_hz:
             out.append(tr)
             continue
-        ratio = Fraction(rate_hz / tr.stats.sampling_rate).limit_denominator(1000)
-        x = tr.data.astype(np.float64)
         tr2 = tr.copy()
-        tr2.data = resample_poly(x - x.mean(), ratio.numerator, ratio.denominator)
+        tr2.data = resample_zero_phase(tr.data, tr.stats.sampling_rate, rate_hz)
         tr2.stats.sampling_rate = rate_hz
         out.append(tr2)
     return out

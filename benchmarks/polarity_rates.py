@@ -24,11 +24,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
-from scipy.signal import resample_poly
+from bench_picker import resample_zero_phase
 
 from workers.polarity import PolarityClassifier
 from workers.polarity.evaluate import (
@@ -52,9 +50,7 @@ def resample_row(pick: dict, rate_hz: float) -> dict | None:
         return None
     if abs(rate_hz - own) < 1e-9:
         return pick
-    ratio = Fraction(rate_hz / own).limit_denominator(1000)
-    x = np.asarray(pick["data"], dtype=np.float64)
-    y = resample_poly(x - x.mean(), ratio.numerator, ratio.denominator)
+    y = resample_zero_phase(pick["data"], own, rate_hz)
     index = int(round(pick["pick_index"] * rate_hz / own))
     return {**pick, "data": y, "sampling_rate_hz": rate_hz, "pick_index": index}
 
