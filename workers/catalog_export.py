@@ -47,6 +47,18 @@ CSV_COLUMNS = (
 )  # fmt: skip
 
 
+def catalog_bus(args: argparse.Namespace):
+    """The :class:`~firstmotion.bus.Bus` of a catalog command's ``--redis`` / ``--config`` /
+    ``--prefix`` (a 10 s socket timeout: a command, not a stage)."""
+    from firstmotion.bus import Bus
+    from firstmotion.config import load_settings
+
+    settings = load_settings(args.config)
+    return Bus.from_settings(
+        settings.redis, url=args.redis, prefix=args.prefix, socket_timeout_s=10.0
+    )
+
+
 def utc_epoch_s(text: str, option: str) -> float:
     """Epoch seconds of a UTC date and time given to ``option`` (ISO, as obspy reads it)."""
     from obspy import UTCDateTime
@@ -153,19 +165,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import redis
 
-    from firstmotion.bus import Bus, describe_redis_error
-    from firstmotion.config import load_settings
+    from firstmotion.bus import describe_redis_error
     from workers.catalog import CatalogReader
 
-    settings = load_settings(args.config)
     if args.limit is not None and args.limit <= 0:
         print(f"--limit: expected a positive integer, got {args.limit}", file=sys.stderr)
         return 2
     since_s = None if args.since is None else utc_epoch_s(args.since, "--since")
     before_s = None if args.before is None else utc_epoch_s(args.before, "--before")
-    bus = Bus.from_settings(
-        settings.redis, url=args.redis, prefix=args.prefix, socket_timeout_s=10.0
-    )
+    bus = catalog_bus(args)
     try:
         reader = CatalogReader(bus.client, bus.prefix)
         events = reader.all_events(include_deleted=args.include_deleted)

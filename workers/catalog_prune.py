@@ -15,7 +15,7 @@ import sys
 import time
 
 from firstmotion.errors import InputError
-from workers.catalog_export import utc_epoch_s
+from workers.catalog_export import catalog_bus, utc_epoch_s
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,15 +46,11 @@ def run(args: argparse.Namespace) -> int:
     import redis
     from obspy import UTCDateTime
 
-    from firstmotion.bus import Bus, describe_redis_error
-    from firstmotion.config import load_settings
+    from firstmotion.bus import describe_redis_error
     from workers.catalog import CatalogStage
 
     before_s = cut_epoch_s(args, time.time())
-    settings = load_settings(args.config)
-    bus = Bus.from_settings(
-        settings.redis, url=args.redis, prefix=args.prefix, socket_timeout_s=10.0
-    )
+    bus = catalog_bus(args)
     try:
         ids = CatalogStage(bus).prune_before(before_s, dry_run=args.dry_run)
     except redis.RedisError as exc:  # one line, no traceback

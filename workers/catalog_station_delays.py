@@ -84,14 +84,10 @@ def catalog_residuals(paths: list[str]) -> tuple[list[tuple[str, str, float]], i
 
 def live_residuals(args: argparse.Namespace) -> tuple[list[tuple[str, str, float]], int]:
     """:func:`catalog_residuals` of the live catalog's standing events (Redis)."""
-    from firstmotion.bus import Bus
-    from firstmotion.config import load_settings
     from workers.catalog import CatalogReader
+    from workers.catalog_export import catalog_bus
 
-    settings = load_settings(args.config)
-    bus = Bus.from_settings(
-        settings.redis, url=args.redis, prefix=args.prefix, socket_timeout_s=10.0
-    )
+    bus = catalog_bus(args)
     try:
         events = CatalogReader(bus.client, bus.prefix).all_events()
     finally:
