@@ -10,16 +10,17 @@ Two layouts:
   that day's windows.
 
 Readers run in a thread pool (obspy's miniSEED decoder is C code called through ctypes, which
-releases the GIL). A pick is matched to a vertical trace (channel code ending in ``Z``) of its
-station: network, location and channel must agree where the pick gives them; HYPO71's
-4-letter codes match a longer archive code that equals them with zeros removed (``T107`` ->
-``T0107``). Among several matching channels the pick's own channel wins, then its band code
-(and instrument code; Nordic's two-letter components give the band code alone),
-then a seismometer over an accelerometer (instrument code N: on the small earthquakes first
-motions are read for, its self-noise hides what a velocity sensor records), then the higher
-sampling rate. Windows run from ``before_s`` before the pick to ``after_s``
-after it; samples missing inside a window are NaN (the polarity preprocessing fills gaps in the
-context and flags gaps inside the model window).
+releases the GIL). A pick is matched to a vertical trace (channel code ending in ``Z``, or
+Hi-net's ``U`` and K-NET's ``UD``: :func:`firstmotion.channels.is_vertical`) of its station:
+network, location and channel must agree where the pick gives them; HYPO71's 4-letter codes
+match a longer archive code that equals them with zeros removed (``T107`` -> ``T0107``). Among
+several matching channels the pick's own channel wins, then its band code (and instrument code;
+Nordic's two-letter components give the band code alone), then a seismometer over an
+accelerometer (instrument code N: on the small earthquakes first motions are read for, its
+self-noise hides what a velocity sensor records), then the higher sampling rate. Windows run
+from ``before_s`` before the pick to ``after_s`` after it; samples missing inside a window are
+NaN (the polarity preprocessing fills gaps in the context and flags gaps inside the model
+window).
 
 Problems never stop the run; they come back counted in :class:`ArchiveReport`: files that are
 not seismic data (with obspy's message), and picks without a waveform.
@@ -39,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from firstmotion.channels import is_vertical
 from firstmotion.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -106,11 +108,11 @@ def same_site(network: str, station: str, location: str, net: str, sta: str, loc
 
 def _match_score(req: Request, net: str, sta: str, loc: str, cha: str, rate: float):
     """A sortable score (higher is better) if the trace can serve the request, else None."""
-    if not cha.upper().endswith("Z") or rate < MIN_RATE_HZ:
+    if not is_vertical(cha) or rate < MIN_RATE_HZ:
         return None
     if not same_site(req.network, req.station, req.location, net, sta, loc):
         return None
-    if req.channel and len(req.channel) == 3 and req.channel.upper().endswith("Z"):
+    if req.channel and len(req.channel) == 3 and is_vertical(req.channel):
         if req.channel != cha:
             return None
     exact = int(req.station == sta)
@@ -239,7 +241,7 @@ class FileEntry:
         """Holds a vertical channel (any channel: ``verticals=False``) of one of ``stations``
         (squeezed codes) within ``span``."""
         return any(
-            (not verticals or cha.upper().endswith("Z"))
+            (not verticals or is_vertical(cha))
             and squeezed(sta) in stations
             and b >= span[0]
             and a <= span[1]
@@ -288,7 +290,8 @@ def index_files(
 
 
 def _read_file(path: Path, wanted_span: tuple[float, float] | None):
-    """obspy Stream of ``path`` (miniSEED: vertical channels only), or raise."""
+    """obspy Stream of ``path`` (miniSEED: the SEED verticals, selected inside the decoder;
+    a file without one is read whole, as its vertical may have a Japanese code), or raise."""
     from obspy import UTCDateTime, read
     from obspy.io.mseed.core import _is_mseed
 
@@ -296,7 +299,8 @@ def _read_file(path: Path, wanted_span: tuple[float, float] | None):
         kw = {}
         if wanted_span is not None:
             kw = {"starttime": UTCDateTime(wanted_span[0]), "endtime": UTCDateTime(wanted_span[1])}
-        return read(str(path), format="MSEED", sourcename="*Z", **kw)
+        st = read(str(path), format="MSEED", sourcename="*Z", **kw)
+        return st if len(st) else read(str(path), format="MSEED", **kw)
     return read(str(path))
 
 
@@ -369,9 +373,11 @@ def _from_sds(root, requests, col, report, before_s, after_s, readers) -> None:
         (net, sta, loc, _day), reqs = item
         t0 = min(r.time_epoch_s for r in reqs) - before_s - 1.0
         t1 = max(r.time_epoch_s for r in reqs) + after_s + 1.0
-        cha = "*Z"
         try:
-            return client.get_waveforms(net, sta, loc, cha, UTCDateTime(t0), UTCDateTime(t1)), None
+            st = client.get_waveforms(net, sta, loc, "*Z", UTCDateTime(t0), UTCDateTime(t1))
+            if not len(st):  # Hi-net's U, K-NET's UD (the collector keeps only verticals)
+                st = client.get_waveforms(net, sta, loc, "U*", UTCDateTime(t0), UTCDateTime(t1))
+            return st, None
         except Exception as exc:
             return None, f"{type(exc).__name__}: {exc}"
 

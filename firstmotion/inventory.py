@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from firstmotion.channels import is_vertical
 from firstmotion.errors import InputError
 
 OPEN_START_S = -1e18  # an epoch without a start or end (also the reversal list's open ends)
@@ -114,11 +115,12 @@ def _sensitivity_sign(channel: Any) -> int:
 
 def _is_vertical(channel: Any) -> bool:
     """A channel within 45 degrees of the vertical by its dip, or, where the dip is not given
-    (or 0, as metadata often leaves it), one whose code ends in Z."""
+    (or 0, as metadata often leaves it), one whose code names a vertical
+    (:func:`firstmotion.channels.is_vertical`: ending in Z; Hi-net's U, K-NET's UD)."""
     dip = channel.dip
     if dip is not None and abs(float(dip)) >= 45.0:
         return True
-    return (dip is None or float(dip) == 0.0) and str(channel.code).upper().endswith("Z")
+    return (dip is None or float(dip) == 0.0) and is_vertical(str(channel.code))
 
 
 def count_verticals(source: str | Path | Any) -> int:

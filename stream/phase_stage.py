@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from firstmotion.channels import component, sensor
 from firstmotion.messages import Pick
 from stream.amplitude import AmplitudeParams, span_samples, vector_amplitude
 from stream.buffer import NS_PER_S, AppendResult, ChannelBuffer
@@ -77,15 +78,17 @@ MIN_RATE_HZ = 20.0  # slower channels (LH?, VH?) are not picked
 def station_groups(st) -> dict[str, list]:
     """An obspy ``Stream`` as the stage groups its channels: ``{NET.STA.LOC.BI: [E, N, Z]}``
     (traces or ``None``, 1 and 2 as E and N; merged, gaps interpolated; only groups with a
-    vertical), the form :func:`stream.picker.pick_traces` reads."""
+    vertical), the form :func:`stream.picker.pick_traces` reads. Records read from files may
+    carry Japanese codes (Hi-net's U, N, E; K-NET's UD, NS, EW), grouped by
+    :func:`firstmotion.channels.sensor` (BI is then empty, or KiK-net's sensor number)."""
     st = st.copy()
     st.merge(fill_value="interpolate")
     groups: dict[str, list] = {}
     for tr in st:
-        comp = tr.stats.channel[-1]
+        comp = component(tr.stats.channel)
         if comp in COMPONENT_INDEX:
             sta = f"{tr.stats.network}.{tr.stats.station}.{tr.stats.location}"
-            key = f"{sta}.{tr.stats.channel[:2]}"
+            key = f"{sta}.{sensor(tr.stats.channel)}"
             groups.setdefault(key, [None, None, None])[COMPONENT_INDEX[comp]] = tr
     return {k: v for k, v in groups.items() if v[2] is not None}
 

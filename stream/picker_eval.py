@@ -8,7 +8,8 @@ Waveforms: files, folders or globs of anything obspy reads, or an SDS archive ro
 event and labelled station, the station's record from :data:`BEFORE_S` before the event's
 first label to :data:`AFTER_S` after its last (only the files holding it are read), its
 components grouped as the stream stage groups them
-(:func:`stream.phase_stage.station_groups`: E/N or 1/2 and Z; a station with a vertical
+(:func:`stream.phase_stage.station_groups`: E/N or 1/2 and Z, or the Japanese codes U/UD,
+N/NS and E/EW; a station with a vertical
 only is read as the stage reads it), is picked in one pass with the stage's windows and rules
 (:func:`stream.picker.pick_traces`, the ``[detect]`` settings of ``--config`` or the
 defaults) and by STA/LTA + AIC on its vertical (:func:`stream.detect.detect_once`, P only).
@@ -30,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from firstmotion.archive import expand_paths, index_files, is_sds_root, same_site, squeezed
+from firstmotion.channels import sensor
 from firstmotion.errors import InputError
 from firstmotion.event_catalogs import read_events
 
@@ -68,11 +70,14 @@ def read_labels(paths: list[str]) -> list[Label]:
 def serves(label: Label, key: str) -> bool:
     """Whether the station group ``key`` (``NET.STA.LOC.BI``) is the label's station: the
     same station code (HYPO71's 4 letters match a longer code with zeros removed: ``T107``
-    is ``T0107``), and network, location and band where the label gives them."""
+    is ``T0107``), and network, location and sensor where the label gives them (the band and
+    instrument codes of a SEED channel, the band of a two-letter Nordic one:
+    :func:`firstmotion.channels.sensor`)."""
     net, sta, loc, band = key.split(".")
     if not same_site(label.network, label.station, label.location, net, sta, loc):
         return False
-    return not (label.channel and len(label.channel) >= 2 and label.channel[:2] != band)
+    given = sensor(label.channel) if len(label.channel or "") >= 2 else ""
+    return band.startswith(given) if len(given) < 2 else band == given
 
 
 def _preference(key: str, groups: dict) -> tuple:

@@ -275,3 +275,47 @@ def test_picker_eval_scores_the_stream_pickers_on_a_networks_own_picks(tmp_path,
     assert cli.main(["picker", "eval", "--labels", str(scen / "truth.xml"),
                      "--waveforms", str(empty)]) == 2  # fmt: skip
     assert "no file" in capfd.readouterr().err
+
+
+def test_japanese_channel_codes_are_read_as_their_seed_equivalents(tmp_path):
+    """Records with Japanese channel codes (Hi-net's U, N, E as SAC; K-NET's UD, NS, EW as
+    miniSEED), labels without channel codes as JMA readings have none: `picker eval` and
+    `polarity eval --labels` give what the same records under SEED codes give."""
+    import json
+
+    from obspy import Stream, read, read_events
+
+    scen = tmp_path / "scen"
+    assert cli.main(["scenario", "--out", str(scen), "--seed", "5", "--n-stations", "6",
+                     "--n-events", "1", "--duration-s", "120"]) == 0  # fmt: skip
+    cat = read_events(str(scen / "truth.xml"))
+    for p in cat[0].picks:
+        p.waveform_id.channel_code = None
+    labels = tmp_path / "labels.xml"
+    cat.write(str(labels), format="QUAKEML")
+    japanese = tmp_path / "japanese"
+    japanese.mkdir()
+    hinet, knet = {"Z": "U", "N": "N", "E": "E"}, {"Z": "UD", "N": "NS", "E": "EW"}
+    stations = sorted({tr.stats.station for tr in read(str(scen / "mseed" / "*"))})
+    for k, tr in enumerate(read(str(scen / "mseed" / "*"))):
+        hi = stations.index(tr.stats.station) % 2 == 0
+        tr.stats.channel = (hinet if hi else knet)[tr.stats.channel[-1]]
+        name = japanese / f"{tr.id}.{k}.{'sac' if hi else 'mseed'}"
+        if hi:
+            tr.data = tr.data.astype("float32")
+        Stream([tr]).write(str(name), format="SAC" if hi else "MSEED")
+    figures = {}
+    for name, waveforms in (("seed", scen / "mseed"), ("japanese", japanese)):
+        out = tmp_path / f"{name}.json"
+        assert cli.main(["picker", "eval", "--labels", str(labels), "--waveforms",
+                         str(waveforms), "--json", str(out)]) == 0  # fmt: skip
+        got = json.loads(out.read_text())
+        assert got["left_out"] == []
+        pol = tmp_path / f"{name}_pol.json"
+        assert cli.main(["polarity", "eval", "--real-only", "--labels", str(labels),
+                         "--waveforms", str(waveforms), "--json", str(pol)]) == 0  # fmt: skip
+        reads = json.loads(pol.read_text())["labelled"]
+        signs = sorted((r["station_id"].split(".")[1], r["model"]) for r in reads["picks"])
+        figures[name] = (got["P"], got["S"], reads["n"], reads["at_pick"], signs)
+    assert figures["seed"][0]["learned"]["n"] == 6 and figures["seed"][2] >= 4
+    assert figures["japanese"] == figures["seed"]

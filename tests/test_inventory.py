@@ -98,11 +98,14 @@ def test_reversed_verticals_are_those_the_metadata_says_record_down_as_up(tmp_pa
         _vertical("HH3", "02", 88.0, sensitivity=6.3e8),  # vertical by its dip, down
         _vertical("BHZ", "03", None, stage_gains=(1500.0, -4.2e5, 1.0)),  # no overall value
         _vertical("LHZ", "04", 0.0, sensitivity=-1.0),  # dip left 0 on a Z: the code decides
+        _vertical("U", "05", 0.0, sensitivity=-1.0),  # Hi-net's up component, the same
+        _vertical("HHU", "06", 0.0, sensitivity=-1.0),  # a triaxial's inclined U: no vertical
     ]
     path = tmp_path / "stations.xml"
     Inventory([Network("XX", stations=[sta])], source="test").write(str(path), "STATIONXML")
     got = {v.channel_id: v for v in reversed_verticals(path)}
-    assert set(got) == {"XX.A.01.HHZ", "XX.A..EHZ", "XX.A.02.HH3", "XX.A.03.BHZ", "XX.A.04.LHZ"}
+    assert set(got) == {"XX.A.01.HHZ", "XX.A..EHZ", "XX.A.02.HH3", "XX.A.03.BHZ", "XX.A.04.LHZ",
+                        "XX.A.05.U"}  # fmt: skip
     assert got["XX.A.01.HHZ"].why == "dip +90"
     assert (got["XX.A.01.HHZ"].start_s, got["XX.A.01.HHZ"].end_s) == (t0.timestamp, t1.timestamp)
     assert (got["XX.A..EHZ"].start_s, got["XX.A..EHZ"].end_s) == (OPEN_START_S, OPEN_END_S)

@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from firstmotion.channels import is_vertical
+
 log = logging.getLogger(__name__)
 NAMES = {1: "up", -1: "down", 0: "unknown"}
 
@@ -84,7 +86,7 @@ def read_pick(mseed: str, pick: str, station: str | None = None) -> dict:
         net, sta, loc, cha = station.split(".")
         stream = stream.select(network=net, station=sta, location=loc, channel=cha)
     else:
-        stream = obspy.Stream([tr for tr in stream if tr.stats.channel.endswith("Z")])
+        stream = obspy.Stream([tr for tr in stream if is_vertical(tr.stats.channel)])
     held = [tr for tr in stream if tr.stats.starttime <= when < tr.stats.endtime]
     if not held:
         raise ValueError(f"no {station or 'vertical'} trace in {mseed} holds {when}")
