@@ -21,6 +21,8 @@ Timed in the same run, on the same threads:
   network runs on N torch threads (N = ``--threads``) and by ``PolarityClassifier(threads=N)``
   (blocks of rows read by N threads at once, each on one torch thread), alternated round by
   round (``--rounds``) so that the host's drift hits both alike;
+* ``glitch repair on vs off``: the 100 Hz classify() rows read with the repair of one-sample
+  glitches (``PolarityClassifier.despike``, the default) and without, alternated;
 * ``Ross-2018-sized baseline``: :class:`workers.polarity.model.RossPolarityCNN` (400 samples,
   32/64/128 conv filters, two 512-unit dense layers) with the same TTA; the ratio
   ``shipped / baseline`` is printed.
@@ -143,6 +145,21 @@ def main() -> int:
     print(f"{'path':<62} {'windows/s':>12} {'x baseline':>11}")
     for name, rate in rows.items():
         print(f"{name:<62} {rate:>12,.0f} {rate / base:>10.1f}x")
+
+    # the glitch repair (PolarityClassifier.despike, on by default) against reading the rows
+    # as given, alternated round by round on the same rows
+    as_given = PolarityClassifier(clf.model, clf.card, device="cpu")
+    as_given.despike = False
+    print(f"classify(), glitch repair on vs off (alternated, {args.rounds} rounds, medians):")
+    for label, (rr, pp) in (("raw 100 Hz rows", noise[100.0]),
+                            ("100 Hz rows with onsets", (raw, picks))):  # fmt: skip
+        on_rate, off_rate = alternated(
+            [(args.threads, lambda rr=rr, pp=pp: clf.classify(rr, 100.0, pp)),
+             (args.threads, lambda rr=rr, pp=pp: as_given.classify(rr, 100.0, pp))],
+            b, max(3, args.repeats // 4), args.rounds,
+        )  # fmt: skip
+        print(f"  {label:<34} repair on {on_rate:>9,.0f}   off {off_rate:>9,.0f} windows/s   "
+              f"({on_rate / off_rate:.2f}x)")  # fmt: skip
 
     if args.threads > 1:
         # the same rows read in blocks by `--threads` threads, each on one torch thread

@@ -270,6 +270,9 @@ class PolarityClassifier:
         self.decision_threshold = float(card["thresholds"]["decision"])
         # the evidence check of classify() (empty: the network's read alone)
         self.reading = dict(card.get("reading") or {})
+        # isolated one-sample glitches in the noise before a pick repaired before reading
+        # (preprocess.despike_segments); False reads the rows as given
+        self.despike = True
         self.device = _resolve_device(device)
         self.precision = resolve_precision(precision, self.device)  # "auto" resolved
         self.model = model.to(self.device).eval()
@@ -380,6 +383,8 @@ class PolarityClassifier:
         flat, too short) get polarity 0 with a reason, never an exception. A row holding less
         than the model window around the pick is read completed where it holds enough of it
         (:func:`preprocess.complete_rows`: its noise mirrored before, its last value after).
+        An isolated one-sample glitch in the noise before the pick (a telemetry bit error) is
+        repaired first (:func:`preprocess.despike_segments`; ``self.despike = False``: not).
 
         With a ``reading`` section in the card (:meth:`read_windows`) the network's read is
         checked against the first-lobe evidence: a lobe the evidence reads as a datalogger
@@ -484,7 +489,7 @@ class PolarityClassifier:
             batches = [slice(a, a + batch_size) for a in range(0, data.shape[0], batch_size)]
             kwargs = {"batch_size": batch_size, "shift_check": shift_check}
             return self._read_blocks(batches, data, sampling_rate, picks, second, kwargs)
-        lin, reasons = linear_windows(data, sampling_rate, picks, self.config)
+        lin, reasons = linear_windows(data, sampling_rate, picks, self.config, despike=self.despike)
         probs, ev = self.read_windows(lin, reasons, batch_size, float(sampling_rate))
         polarity, confidence = self.decide(probs)
         extra: dict = {}
@@ -651,7 +656,9 @@ class PolarityClassifier:
         picks_1d = np.rint(np.atleast_1d(picks)).astype(np.int64)
         step = np.rint(offset[redo] * float(sampling_rate) / self.config.sampling_rate_hz)
         rows = np.atleast_2d(data)[redo]
-        lin2, reasons2 = linear_windows(rows, sampling_rate, picks_1d[redo] + step, self.config)
+        lin2, reasons2 = linear_windows(
+            rows, sampling_rate, picks_1d[redo] + step, self.config, despike=self.despike
+        )
         probs2, ev2 = self.read_windows(lin2, reasons2, batch_size, float(sampling_rate))
         pol2, conf2 = self.decide(probs2)
         idx = np.flatnonzero(redo)

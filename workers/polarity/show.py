@@ -302,7 +302,7 @@ def plot_pick(clf, p: dict, path: str) -> dict:
     offset_s = info.get("onset_offset_s") or 0.0
     moved_s = float(res.window_offset_s[0]) if res.window_offset_s is not None else 0.0
     k_read = k + int(round(moved_s * rate_in))  # the window the read was made on
-    lin, reasons = linear_windows(p["data"][None, :], rate_in, [k_read], cfg)
+    lin, reasons = linear_windows(p["data"][None, :], rate_in, [k_read], cfg, despike=True)
     win, _ = normalise_windows(lin, reasons, cfg)
     rate = cfg.sampling_rate_hz
     t = (np.arange(cfg.window_samples) - cfg.window_pre_samples) / rate + moved_s
@@ -403,7 +403,7 @@ def plot_event(clf, origin, rows: list[tuple], path: str) -> list[dict]:
         info = describe(res)
         moved_s = float(res.window_offset_s[0]) if res.window_offset_s is not None else 0.0
         k_read = k + int(round(moved_s * rate_in))
-        lin, _ = linear_windows(p["data"][None, :], rate_in, [k_read], cfg)
+        lin, _ = linear_windows(p["data"][None, :], rate_in, [k_read], cfg, despike=True)
         rate = cfg.sampling_rate_hz
         t = (np.arange(cfg.window_samples) - cfg.window_pre_samples) / rate + moved_s
         quiet_end = max(2, cfg.window_pre_samples - int(round(0.1 * rate)))
