@@ -3,8 +3,8 @@
 Run from the repository root::
 
     .venv/bin/python benchmarks/bench_picker.py [--sets texnet,ingv,pr] [--p-threshold 0.3] \\
-        [--s-threshold 0.3] [--z-only [zeros|copy]] [--resample-hz R] [--threads 1] [--sweep] \\
-        [--json out.json]
+        [--s-threshold 0.3] [--z-only [zeros|copy]] [--resample-hz R] [--glitch SIZE@SECONDS] \\
+        [--threads 1] [--sweep] [--json out.json]
 
 (``FIRSTMOTION_SHARED`` names the shared data folder when it is not ``../shared``.)
 
@@ -95,6 +95,24 @@ def rotate_horizontals(traces: list, degrees: float) -> list:
     e2.data = np.cos(a) * x - np.sin(a) * y
     n2.data = np.sin(a) * x + np.cos(a) * y
     return [e2, n2, z]
+
+
+def add_glitch(traces: list, at_epoch_s: float, size: float) -> list:
+    """[E, N, Z] copies with one sample ``size`` times each component's largest deviation
+    from its median added at ``at_epoch_s`` (a telemetry bit error on every channel)."""
+    out = []
+    for tr in traces:
+        if tr is None:
+            out.append(None)
+            continue
+        tr = tr.copy()
+        x = tr.data.astype(np.float64)
+        k = int(round((at_epoch_s - tr.stats.starttime.timestamp) * tr.stats.sampling_rate))
+        if 0 <= k < x.size:
+            x[k] += size * np.max(np.abs(x - np.median(x)))
+        tr.data = x
+        out.append(tr)
+    return out
 
 
 def resample_zero_phase(x, from_hz: float, to_hz: float) -> np.ndarray:
@@ -388,6 +406,13 @@ def main(argv: list[str] | None = None) -> None:
         help="resample every record faster than this rate to it before picking (zero-phase): "
         "the pickers on the same onsets as a network recording at that rate has them",
     )
+    ap.add_argument(
+        "--glitch",
+        default="",
+        metavar="SIZE@SECONDS",
+        help="TexNet, INGV: at each station with a P reading, one sample SIZE times each "
+        "component's largest deviation, SECONDS before the P (a telemetry bit error)",
+    )
     ap.add_argument("--near-s", type=float, default=10.0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--sweep", action="store_true")
@@ -426,6 +451,11 @@ def main(argv: list[str] | None = None) -> None:
         if args.rotate_horizontals_deg:
             deg = args.rotate_horizontals_deg
             groups = {k: rotate_horizontals(v, deg) for k, v in groups.items()}
+        if args.glitch:
+            size, before_s = (float(v) for v in args.glitch.split("@"))
+            p_at = {k: t for k, ph, t in readings if ph == "P"}
+            groups = {k: add_glitch(v, p_at[k] - before_s, size) if k in p_at else v
+                      for k, v in groups.items()}  # fmt: skip
         found = pick_groups(model, groups, params, args.z_only)
         res = score(readings, found, thresholds)
         report(name, res, thresholds)

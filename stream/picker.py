@@ -44,6 +44,7 @@ import numpy as np
 from scipy import signal as sps
 
 from firstmotion.filters import butter_ba, butter_sos
+from firstmotion.glitches import repair_glitches
 
 GRID_RATE_HZ = 100.0
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "model_weights"
@@ -473,7 +474,8 @@ def station_window(
     (three entries, ``None`` for a missing component); ``None`` while the vertical does not
     cover it. A horizontal that does not cover it is zero; when neither does (a vertical-only
     station), both are copies of the vertical (``vertical_only="copy"``) or zeros
-    (``"zeros"``)."""
+    (``"zeros"``). One-sample glitches (:func:`firstmotion.glitches.repair_glitches`) are
+    repaired first: one in a window would scale the whole window down in its normalisation."""
     out = np.zeros((3, n))
     have = [False, False, False]
     for c, view in enumerate(views):
@@ -487,13 +489,22 @@ def station_window(
                 return None
             continue
         lo, hi, pos = span
-        out[c] = to_grid(view.get(lo, hi), float(view.sampling_rate_hz), lo, pos)
+        raw = view.get(lo, hi)
+        step = np.abs(np.diff(raw))
+        if step.size and step.max() > GLITCH_SCREEN * step.mean():
+            raw = repair_glitches(raw[None, :], raw.size)[0][0]
+        out[c] = to_grid(raw, float(view.sampling_rate_hz), lo, pos)
         have[c] = True
     if not (have[0] or have[1]) and vertical_only == "copy":
         out[0] = out[1] = out[2]
     return out
 
 
+# a window's channel is searched for one-sample glitches when its largest step is this many
+# times its mean step: a glitch the search would find in a quiet window (50 times the noise's
+# typical curvature) is a step ~44 times the mean; one in an earthquake's window that the
+# screen passes over is no larger than the earthquake, so the normalisation barely feels it
+GLITCH_SCREEN = 20.0
 REFINE_CONTEXT_S = 5.0  # band-pass settling before the refinement window
 REFINE_BEFORE_S = 0.5
 REFINE_AFTER_S = 0.25
@@ -869,7 +880,9 @@ def refine_picks(picks: list[StationPick], z_view, params: PickerParams) -> list
             ahead = REFINE_MAX_SHIFT_S + signal_s + 0.1
             hi = min(z_view.end_index, int(index) + int(ahead * rate))
             if hi > lo:
-                z = z_view.get(lo, hi)
+                # glitches in the noise before the onset's reach would raise the gate's noise
+                reach = int(index - lo - (REFINE_MAX_SHIFT_S + 0.1) * rate)
+                z = repair_glitches(z_view.get(lo, hi)[None, :], reach)[0][0]
                 new = index
                 if params.p_refine != "none":
                     new = lo + refine_p_onset(z, rate, index - lo)

@@ -271,7 +271,7 @@ class PolarityClassifier:
         # the evidence check of classify() (empty: the network's read alone)
         self.reading = dict(card.get("reading") or {})
         # isolated one-sample glitches in the noise before a pick repaired before reading
-        # (preprocess.despike_segments); False reads the rows as given
+        # (firstmotion.glitches.repair_glitches); False reads the rows as given
         self.despike = True
         self.device = _resolve_device(device)
         self.precision = resolve_precision(precision, self.device)  # "auto" resolved
@@ -384,7 +384,8 @@ class PolarityClassifier:
         than the model window around the pick is read completed where it holds enough of it
         (:func:`preprocess.complete_rows`: its noise mirrored before, its last value after).
         An isolated one-sample glitch in the noise before the pick (a telemetry bit error) is
-        repaired first (:func:`preprocess.despike_segments`; ``self.despike = False``: not).
+        repaired first (:func:`firstmotion.glitches.repair_glitches`; ``self.despike = False``:
+        not).
 
         With a ``reading`` section in the card (:meth:`read_windows`) the network's read is
         checked against the first-lobe evidence: a lobe the evidence reads as a datalogger

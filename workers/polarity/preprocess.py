@@ -9,7 +9,7 @@ model rate, centred on the pick:
 2. demean with the pre-pick samples (out-of-range samples take the nearest valid value, and
    samples of a gap, NaN or inf, the last valid one before them); when serving
    (``despike=True``, the classifier's reads) isolated one-sample glitches are first replaced
-   by the mean of their neighbours (:func:`despike_segments`);
+   by the mean of their neighbours (:func:`firstmotion.glitches.repair_glitches`);
 3. resample to the model rate with anti-alias filtering, never bare interpolation:
    ``anti_alias="causal"`` (default) zero-stuffs by ``up``, low-passes with a causal 8th-order
    Chebyshev type II filter (60 dB down at the lower of the two Nyquist frequencies) and keeps
@@ -73,6 +73,7 @@ from numpy.typing import ArrayLike
 from scipy import signal
 
 from firstmotion.filters import butter_sos
+from firstmotion.glitches import repair_glitches
 
 MIN_SAMPLING_RATE_HZ = 40.0
 REASON_OK = ""
@@ -82,13 +83,6 @@ REASON_FLAT = "flat"
 NORMALISATIONS = ("max_abs", "max_abs+noise_asinh")
 NOISE_GUARD_S = 0.1  # the noise ends this long before the pick (normalisation, evidence)
 TREND_MIN_RISE = 2.0  # a noise span shows a trend when its line rises twice its scatter
-# one-sample glitches (despike_segments): a residual this many times the noise's typical one,
-# the noise's typical residual the median of this many blocks' means, and the neighbours'
-# residuals within this share of the glitch's plus this many times the noise's
-SPIKE_NOISE_MULTIPLE = 50.0
-SPIKE_NOISE_BLOCKS = 8
-SPIKE_NEIGHBOUR_SHARE = 0.1
-SPIKE_NEIGHBOUR_NOISE = 3.0
 
 
 @dataclass(frozen=True)
@@ -463,57 +457,6 @@ def _fill_gaps(seg: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(filled), filled, 0.0)
 
 
-def despike_segments(seg: np.ndarray, noise_end: int) -> tuple[np.ndarray, np.ndarray]:
-    """Segments (N, L) with the isolated one-sample glitches of their noise (samples before
-    ``noise_end``) replaced, and the count replaced in each row.
-
-    A telemetry bit error or a digitiser glitch is one sample far off its neighbours, which
-    stay where the record was; ground motion recorded through a datalogger's anti-alias filter
-    cannot be: a band-limited pulse spreads over several samples (an impulse through an ideal
-    low-pass at 0.4 of the rate keeps 23% of its peak one sample away and its curvature two
-    samples away). Sample ``i`` is a glitch when its residual ``r_i = x_i - (x_{i-1} +
-    x_{i+1}) / 2`` exceeds :data:`SPIKE_NOISE_MULTIPLE` times the noise's typical ``|r|`` (the
-    median over :data:`SPIKE_NOISE_BLOCKS` blocks of ``[0, noise_end)`` of their mean ``|r|``,
-    so a glitch in one block does not raise it), its neighbours' residuals are what the glitch
-    alone gives them (``-r_i / 2``) and the next ones' are small, each within
-    :data:`SPIKE_NEIGHBOUR_SHARE` of ``|r_i|`` plus :data:`SPIKE_NEIGHBOUR_NOISE` times the
-    noise's. It takes the mean of its neighbours. Odd in the input (``-x`` gives the negated
-    result), as the flip augmentation needs; clean records come back unchanged.
-
-    Left alone: the first three samples, glitches of two or more adjacent samples, steps (a
-    mass re-centring), and everything from ``noise_end`` on: the onset and what follows it
-    (the onset of a synthetic record not band-limited can be one sample; the classifier
-    passes the noise's end 0.1 s before the pick, so an onset within 0.1 s of it is never
-    touched)."""
-    counts = np.zeros(seg.shape[0], dtype=np.int64)
-    end = min(noise_end, seg.shape[1] - 3)  # a glitch's test reads two samples past it
-    if end < 2 * SPIKE_NOISE_BLOCKS + 4:
-        return seg, counts
-    x = seg[:, : end + 3]
-    r = x[:, 1:-1] - 0.5 * (x[:, :-2] + x[:, 2:])  # r[:, j]: sample j + 1
-    a = np.abs(r)
-    m = (end - 2) // SPIKE_NOISE_BLOCKS * SPIKE_NOISE_BLOCKS
-    blocks = a[:, :m].reshape(seg.shape[0], SPIKE_NOISE_BLOCKS, -1).mean(axis=2)
-    mid = SPIKE_NOISE_BLOCKS // 2
-    scale = np.partition(blocks, [mid - 1, mid], axis=1)[:, mid - 1 : mid + 1].mean(axis=1)
-    scale = scale[:, None]
-    centre = a[:, 2:-2]  # samples 3 .. end - 1
-    big = centre > SPIKE_NOISE_MULTIPLE * scale
-    if not big.any():
-        return seg, counts
-    tol = SPIKE_NEIGHBOUR_SHARE * centre + SPIKE_NEIGHBOUR_NOISE * scale
-    half = 0.5 * r[:, 2:-2]
-    glitch = big & (np.abs(r[:, 1:-3] + half) <= tol) & (np.abs(r[:, 3:-1] + half) <= tol)
-    glitch &= (a[:, :-4] <= tol) & (a[:, 4:] <= tol)
-    if not glitch.any():
-        return seg, counts
-    rows, cols = np.nonzero(glitch)
-    out = seg.copy()
-    out[rows, cols + 3] -= r[rows, cols + 2]
-    np.add.at(counts, rows, 1)
-    return out, counts
-
-
 def linear_windows(
     data: ArrayLike,
     sampling_rate_hz: float,
@@ -526,7 +469,8 @@ def linear_windows(
 
     The training sampler runs signal and noise through this separately to measure the SNR
     the model actually sees; ``prepare_windows`` = this + :func:`normalise_windows`.
-    ``despike``: repair isolated one-sample glitches first (:func:`despike_segments`, the
+    ``despike``: repair isolated one-sample glitches in the noise first
+    (:func:`firstmotion.glitches.repair_glitches`, the
     classifier's reads; the segment is then not linear in ``data`` where one was found).
     """
     x = np.asarray(data, dtype=np.float64)
@@ -572,7 +516,7 @@ def linear_windows(
     reasons[bad_values & ~too_short] = REASON_NAN
     seg = _fill_gaps(seg)
     if despike:
-        seg, _ = despike_segments(seg, pre_in - int(round(NOISE_GUARD_S * rate)))
+        seg, _ = repair_glitches(seg, pre_in - int(round(NOISE_GUARD_S * rate)))
     flat = np.ptp(seg[:, in_window], axis=1) == 0
 
     pre_pick = seg[:, :pre_in]
