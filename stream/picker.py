@@ -513,14 +513,15 @@ REFINE_MAX_SHIFT_S = 0.2
 
 def refine_p_onset(z: np.ndarray, rate_hz: float, index: float) -> float:
     """A P onset (fractional sample index into raw vertical samples ``z``) refined from a
-    PhaseNet pick at ``index``: Maeda's AIC minimum (:func:`stream.detect.aic_onset`) on the
+    PhaseNet pick at ``index``: Maeda's AIC minimum (:func:`firstmotion.onsets.aic_onset`) on the
     causally band-passed (1-20 Hz, as the STA/LTA detector) samples from ``REFINE_BEFORE_S``
     before to ``REFINE_AFTER_S`` after the pick; the pick itself when the minimum is more than
     ``REFINE_MAX_SHIFT_S`` away or the samples do not reach. The probability peak of PhaseNet
     sits on average slightly before clear onsets (its training labels are Gaussians around
     analyst picks); the polarity stage reads the first swing after the pick, as the detector
     places it."""
-    from stream.detect import aic_onset, bandpass_causal, design_bandpass
+    from firstmotion.onsets import aic_onset
+    from stream.detect import bandpass_causal, design_bandpass
 
     z = np.asarray(z, dtype=np.float64)
     ctx = int(round(REFINE_CONTEXT_S * rate_hz))

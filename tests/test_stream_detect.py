@@ -6,12 +6,10 @@ import numpy as np
 import pytest
 from obspy.signal.trigger import recursive_sta_lta
 
+from firstmotion.onsets import aic_curve, aic_curve_py, aic_onset
 from stream.detect import (
     ChannelDetector,
     DetectParams,
-    aic_curve,
-    aic_curve_py,
-    aic_onset,
     bandpass_causal,
     design_bandpass,
     detect_once,
