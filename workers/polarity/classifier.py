@@ -47,6 +47,7 @@ from workers.polarity.evidence import (
     PRECURSOR_MAX_NATIVE_HZ,
     PRECURSOR_MAX_RISE_RATIO,
     Evidence,
+    aic_onset_near,
     first_lobe_evidence,
 )
 from workers.polarity.fircorrect import fir_precursor_correction
@@ -61,7 +62,7 @@ from workers.polarity.preprocess import (
 )
 
 CARD_FORMAT_VERSION = 1
-DEFAULT_MODEL_NAME = "polarity_v12"
+DEFAULT_MODEL_NAME = "polarity_v13"
 # autocast dtype of each precision (None: no autocast); "auto" resolves to one of them
 # (:func:`resolve_precision`)
 PRECISIONS = {p: None if p == "float32" else getattr(torch, p) for p in POLARITY_PRECISIONS
@@ -101,6 +102,7 @@ READING_KEYS = (
     "evidence_min_snr",
     "shift_check_s",
     "shift_check_below",
+    "own_onset_reach_s",
 )
 
 
@@ -142,6 +144,9 @@ class PolarityResult:
     precursor: np.ndarray | None = None
     # read at the second onset estimate (classify's second_index; None: none was given)
     second_read: np.ndarray | None = None
+    # read at the reader's own onset estimate near the pick (the card's
+    # reading.own_onset_reach_s; None: a card without it)
+    own_onset_read: np.ndarray | None = None
 
 
 def _scatter(parts: list[tuple[np.ndarray | slice, PolarityResult]], n: int) -> PolarityResult:
@@ -452,8 +457,10 @@ class PolarityClassifier:
         fir: list[tuple[ArrayLike, float]] | None = None,
         shift_check: bool = True,
         second_index: ArrayLike | None = None,
+        own_onset: bool = True,
     ) -> PolarityResult:
-        """:meth:`classify` in the calling thread."""
+        """:meth:`classify` in the calling thread (``own_onset=False``: without the reader's
+        own onset estimate, for the reads it makes itself)."""
         data = np.asarray(data)
         picks = np.asarray(pick_index)
         second = None if second_index is None else np.asarray(second_index, dtype=np.float64)
@@ -475,6 +482,7 @@ class PolarityClassifier:
             parts = [(short, self._classify(
                 rows, sampling_rate, at, batch_size=batch_size, shift_check=shift_check,
                 second_index=None if second is None else second[short] + moved,
+                own_onset=False,  # its change point would be sought in the completion
             ))]  # fmt: skip
             if not short.all():
                 rest = ~short
@@ -482,13 +490,15 @@ class PolarityClassifier:
                     data[rest], sampling_rate, picks[rest], batch_size=batch_size,
                     shift_check=shift_check,
                     second_index=None if second is None else second[rest],
+                    own_onset=own_onset,
                 )))  # fmt: skip
             return _scatter(parts, data.shape[0])
         if data.ndim == 2 and picks.ndim == 1 and data.shape[0] == picks.shape[0] > batch_size:
             # bounded memory: preprocess (N, context) float64 segments a batch at a time
             # (the FIR correction is applied already)
             batches = [slice(a, a + batch_size) for a in range(0, data.shape[0], batch_size)]
-            kwargs = {"batch_size": batch_size, "shift_check": shift_check}
+            kwargs = {"batch_size": batch_size, "shift_check": shift_check,
+                      "own_onset": own_onset}  # fmt: skip
             return self._read_blocks(batches, data, sampling_rate, picks, second, kwargs)
         lin, reasons = linear_windows(data, sampling_rate, picks, self.config, despike=self.despike)
         probs, ev = self.read_windows(lin, reasons, batch_size, float(sampling_rate))
@@ -536,19 +546,65 @@ class PolarityClassifier:
         )
         if second is not None and ev is not None:
             result = self._read_second(data, sampling_rate, picks, second, result, batch_size)
+        if own_onset and ev is not None and self.reading.get("own_onset_reach_s", 0.0) > 0:
+            result = self._read_own_onset(data, sampling_rate, picks, result, batch_size)
         return result
 
-    @staticmethod
-    def _with_second_read(result: PolarityResult, rows: np.ndarray) -> PolarityResult:
-        """``result`` with ``second_read`` set at ``rows`` (False elsewhere)."""
-        flags = np.zeros(result.polarity.shape, dtype=bool)
-        flags[rows] = True
-        return replace(result, second_read=flags)
+    def _read_own_onset(self, data, sampling_rate, picks, result, batch_size):
+        """``result`` with its unknown reads (``low_confidence``, ``pick_sensitive``) read
+        again at the reader's own estimate of the onset near the pick
+        (:func:`evidence.aic_onset_near`), where that lies within
+        ``reading.own_onset_reach_s`` of the pick and, beyond
+        ``reading.refine_confident_beyond_s``, the read there has at least
+        ``reading.refine_far_min_confidence`` (the bounds of the onset re-reads: a
+        change point further away may be a later swing behind a weak first motion)."""
+        unsure = np.flatnonzero(
+            np.isin(result.reason, (REASON_LOW_CONFIDENCE, REASON_PICK_SENSITIVE))
+        )
+        if unsure.size == 0:
+            return self._with_flag(result, "own_onset_read", unsure)
+        rows = np.atleast_2d(data)
+        picks_1d = np.atleast_1d(picks).astype(np.float64)
+        second = np.full(picks_1d.shape, np.nan)
+        for i in unsure:
+            second[i] = aic_onset_near(rows[i], sampling_rate, picks_1d[i])
+        reach = float(self.reading["own_onset_reach_s"]) * float(sampling_rate)
+        second[np.abs(second - picks_1d) > reach] = np.nan
+        far_s = float(self.reading.get("refine_confident_beyond_s", np.inf))
+        far_conf = float(self.reading.get("refine_far_min_confidence", 0.0))
+        far = far_s * float(sampling_rate)
+        return self._read_second(
+            data, sampling_rate, picks, second, result, batch_size, far, far_conf,
+            flag="own_onset_read", agree_first_lobe=True,
+        )  # fmt: skip
 
-    def _read_second(self, data, sampling_rate, picks, second, result, batch_size):
+    @staticmethod
+    def _with_flag(result: PolarityResult, name: str, rows: np.ndarray) -> PolarityResult:
+        """``result`` with its boolean field ``name`` also set at ``rows`` (False elsewhere
+        where it was None)."""
+        old = getattr(result, name)
+        flags = np.zeros(result.polarity.shape, dtype=bool) if old is None else old.copy()
+        flags[rows] = True
+        return replace(result, **{name: flags})
+
+    def _read_second(
+        self,
+        data,
+        sampling_rate,
+        picks,
+        second,
+        result,
+        batch_size,
+        far=np.inf,
+        far_confidence=0.0,
+        flag="second_read",
+        agree_first_lobe=False,
+    ):
         """``result`` with its unknown reads (``low_confidence``, ``pick_sensitive``) replaced
         by the whole reader's up or down read at ``second`` (input samples), where the rows
-        have a second onset estimate at least one sample from the pick (see :meth:`classify`)."""
+        have a second onset estimate at least one sample from the pick (see :meth:`classify`),
+        and where it is more than ``far`` samples from the pick, a read of at least
+        ``far_confidence``; the rows read so are flagged in the result's field ``flag``."""
         picks_1d = np.atleast_1d(picks).astype(np.float64)
         second = np.broadcast_to(second, picks_1d.shape)
         unsure = np.isin(result.reason, (REASON_LOW_CONFIDENCE, REASON_PICK_SENSITIVE))
@@ -557,12 +613,18 @@ class PolarityClassifier:
         )
         none = np.zeros(0, dtype=np.int64)
         if rows.size == 0:
-            return self._with_second_read(result, none)
+            return self._with_flag(result, flag, none)
         at = np.rint(second[rows]).astype(np.int64)
-        again = self._classify(np.atleast_2d(data)[rows], sampling_rate, at, batch_size=batch_size)
-        take = again.polarity != 0
+        again = self._classify(
+            np.atleast_2d(data)[rows], sampling_rate, at, batch_size=batch_size, own_onset=False
+        )
+        near = np.abs(at - np.rint(picks_1d[rows])) <= far
+        take = (again.polarity != 0) & (near | (again.confidence >= far_confidence))
+        if agree_first_lobe and result.first_lobe_sign is not None:
+            lobe = result.first_lobe_sign[rows]
+            take &= (lobe == 0) | (lobe == again.polarity)
         if not take.any():
-            return self._with_second_read(result, none)
+            return self._with_flag(result, flag, none)
         rows, src = rows[take], np.flatnonzero(take)
         moved_s = (at[src] - np.rint(picks_1d[rows])) / float(sampling_rate)
         out = {f: getattr(result, f) for f in PolarityResult.__dataclass_fields__}
@@ -576,7 +638,7 @@ class PolarityClassifier:
             if f in ("onset_offset_s", "window_offset_s"):  # from the given pick
                 value[rows] = new[src] + moved_s
             out[f] = value.astype(str) if f == "reason" else value
-        return self._with_second_read(PolarityResult(**out), rows)
+        return self._with_flag(PolarityResult(**out), flag, rows)
 
     def _pick_sensitive(self, data, sampling_rate, picks, polarity, confidence, ok) -> np.ndarray:
         """Rows (bool (N,)) whose read is not the reader's own with the pick moved: each read
@@ -598,6 +660,7 @@ class PolarityClassifier:
             sampling_rate,
             np.concatenate([base - step, base + step]),
             shift_check=False,
+            own_onset=False,
         ).polarity.reshape(2, rows.size)
         out = np.zeros(polarity.shape, dtype=bool)
         out[rows] = (moved == -polarity[rows]).any(axis=0)

@@ -243,3 +243,37 @@ def naive_polarity(
         if beyond.size:
             out[i] = np.sign(dev[beyond[0]])
     return out
+
+
+AIC_BAND_HZ = (1.0, 20.0)  # the band the detector and the picker refine P onsets in
+AIC_BEFORE_S = 0.5  # the AIC window around a pick: from this before it
+AIC_AFTER_S = 0.25  # to this after it
+AIC_CONTEXT_S = 5.0  # band-pass settling before the window (at least 1 s held)
+
+
+def aic_onset_near(row: ArrayLike, sampling_rate_hz: float, pick_index: float) -> float:
+    """An onset near a pick from the record alone: Maeda's AIC minimum
+    (:func:`firstmotion.onsets.aic_onset`) on the row causally band-passed (1-20 Hz, the band
+    the detector and the picker refine P onsets in, settled over up to :data:`AIC_CONTEXT_S`)
+    over :data:`AIC_BEFORE_S` before the pick to :data:`AIC_AFTER_S` after it; a fractional
+    sample index into ``row``, NaN where the row does not hold that (or 1 s of settling
+    before it) or holds non-finite samples there."""
+    from firstmotion.filters import butter_sos, sos_steady_state
+    from firstmotion.onsets import aic_onset
+
+    x = np.asarray(row, dtype=np.float64)
+    rate = float(sampling_rate_hz)
+    k = int(round(float(pick_index)))
+    before, after = int(round(AIC_BEFORE_S * rate)), int(round(AIC_AFTER_S * rate))
+    start = k - before
+    lo = max(0, start - int(round(AIC_CONTEXT_S * rate)))
+    if start - lo < int(rate) or k + after > x.size:
+        return float("nan")
+    seg = x[lo : k + after]
+    if not np.isfinite(seg).all():
+        return float("nan")
+    high = min(AIC_BAND_HZ[1], 0.45 * rate)
+    sos = butter_sos(4, (AIC_BAND_HZ[0], high), "bandpass", rate)[0]
+    y = signal.sosfilt(sos, seg, zi=sos_steady_state(sos) * seg[0])[0]
+    onset = aic_onset(y[start - lo :])
+    return start + onset if np.isfinite(onset) else float("nan")
