@@ -406,6 +406,10 @@ class PolarityClassifier:
         response); their acausal precursors are removed first
         (:func:`~workers.polarity.fircorrect.fir_precursor_correction`).
 
+        With ``reading.own_onset_reach_s`` in the card, a row given without a second estimate
+        and left unknown is read again at the reader's own estimate of the onset near the pick
+        (:meth:`_read_own_onset`; ``own_onset_read`` flags those reads).
+
         ``second_index`` (N,): a second estimate of each row's onset (the learned picker's
         arrival time beside the refined onset it reads at; NaN or the pick itself: none). A row
         the whole reader leaves unknown at the pick (``low_confidence`` or ``pick_sensitive``)
@@ -547,24 +551,31 @@ class PolarityClassifier:
         if second is not None and ev is not None:
             result = self._read_second(data, sampling_rate, picks, second, result, batch_size)
         if own_onset and ev is not None and self.reading.get("own_onset_reach_s", 0.0) > 0:
-            result = self._read_own_onset(data, sampling_rate, picks, result, batch_size)
+            result = self._read_own_onset(data, sampling_rate, picks, result, batch_size, second)
         return result
 
-    def _read_own_onset(self, data, sampling_rate, picks, result, batch_size):
-        """``result`` with its unknown reads (``low_confidence``, ``pick_sensitive``) read
-        again at the reader's own estimate of the onset near the pick
+    def _read_own_onset(self, data, sampling_rate, picks, result, batch_size, given=None):
+        """``result`` with its unknown reads (``low_confidence``, ``pick_sensitive``) of picks
+        given alone (no ``given`` second estimate of their onset, or that one at the pick)
+        read again at the reader's own estimate of the onset near the pick
         (:func:`evidence.aic_onset_near`), where that lies within
         ``reading.own_onset_reach_s`` of the pick and, beyond
         ``reading.refine_confident_beyond_s``, the read there has at least
         ``reading.refine_far_min_confidence`` (the bounds of the onset re-reads: a
-        change point further away may be a later swing behind a weak first motion)."""
+        change point further away may be a later swing behind a weak first motion), and its
+        sign does not contradict a first lobe already seen at the given pick (a weak first
+        motion before a larger opposite arrival, whose change point is the arrival)."""
+        picks_1d = np.atleast_1d(picks).astype(np.float64)
+        alone = np.ones(picks_1d.shape, dtype=bool)
+        if given is not None:
+            given = np.broadcast_to(given, picks_1d.shape)
+            alone = ~np.isfinite(given) | (np.abs(np.rint(given) - np.rint(picks_1d)) < 1)
         unsure = np.flatnonzero(
-            np.isin(result.reason, (REASON_LOW_CONFIDENCE, REASON_PICK_SENSITIVE))
+            alone & np.isin(result.reason, (REASON_LOW_CONFIDENCE, REASON_PICK_SENSITIVE))
         )
         if unsure.size == 0:
             return self._with_flag(result, "own_onset_read", unsure)
         rows = np.atleast_2d(data)
-        picks_1d = np.atleast_1d(picks).astype(np.float64)
         second = np.full(picks_1d.shape, np.nan)
         for i in unsure:
             second[i] = aic_onset_near(rows[i], sampling_rate, picks_1d[i])
