@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from obspy.signal.trigger import recursive_sta_lta
 
-from firstmotion.onsets import aic_curve, aic_curve_py, aic_onset
+from firstmotion.onsets import aic_curve, aic_curve_py, aic_onset, aic_onsets
 from stream.detect import (
     ChannelDetector,
     DetectParams,
@@ -106,6 +106,17 @@ def test_aic_curve_equals_slow_twin():
     rng = np.random.default_rng(3)
     x = np.concatenate([rng.normal(0, 1, 150), rng.normal(0, 8, 100)]) + 5e4
     np.testing.assert_allclose(aic_curve(x), aic_curve_py(x), rtol=1e-7)
+
+
+def test_aic_curves_and_onsets_of_many_rows_are_each_rows_own():
+    rng = np.random.default_rng(5)
+    x = rng.normal(0, 1, (12, 120)) + rng.normal(0, 1e4, (12, 1))
+    for i, k in enumerate(rng.integers(20, 100, 12)):
+        x[i, k:] *= 6
+    curves = aic_curve(x)
+    for row, curve in zip(x, curves, strict=True):
+        np.testing.assert_array_equal(curve, aic_curve(row))
+    np.testing.assert_array_equal(aic_onsets(x), [aic_onset(row) for row in x])
 
 
 @pytest.mark.parametrize("onset", [40, 101, 173])

@@ -44,10 +44,11 @@ from numpy.typing import ArrayLike
 from firstmotion import __version__ as FIRSTMOTION_VERSION
 from firstmotion.config import POLARITY_PRECISIONS
 from workers.polarity.evidence import (
+    AIC_MIN_JUMP,
     PRECURSOR_MAX_NATIVE_HZ,
     PRECURSOR_MAX_RISE_RATIO,
     Evidence,
-    aic_onset_near,
+    aic_onsets_near,
     first_lobe_evidence,
 )
 from workers.polarity.fircorrect import fir_precursor_correction
@@ -558,7 +559,7 @@ class PolarityClassifier:
         """``result`` with its unknown reads (``low_confidence``, ``pick_sensitive``) of picks
         given alone (no ``given`` second estimate of their onset, or that one at the pick)
         read again at the reader's own estimate of the onset near the pick
-        (:func:`evidence.aic_onset_near`), where that lies within
+        (:func:`evidence.aic_onsets_near`), where that lies within
         ``reading.own_onset_reach_s`` of the pick and, beyond
         ``reading.refine_confident_beyond_s``, the read there has at least
         ``reading.refine_far_min_confidence`` (the bounds of the onset re-reads: a
@@ -575,10 +576,9 @@ class PolarityClassifier:
         )
         if unsure.size == 0:
             return self._with_flag(result, "own_onset_read", unsure)
-        rows = np.atleast_2d(data)
         second = np.full(picks_1d.shape, np.nan)
-        for i in unsure:
-            second[i] = aic_onset_near(rows[i], sampling_rate, picks_1d[i])
+        onset, jump = aic_onsets_near(np.atleast_2d(data)[unsure], sampling_rate, picks_1d[unsure])
+        second[unsure] = np.where(jump >= AIC_MIN_JUMP, onset, np.nan)  # a change, not noise
         reach = float(self.reading["own_onset_reach_s"]) * float(sampling_rate)
         second[np.abs(second - picks_1d) > reach] = np.nan
         far_s = float(self.reading.get("refine_confident_beyond_s", np.inf))
