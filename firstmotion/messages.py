@@ -572,7 +572,8 @@ class Polarity(Message):
     # as a datalogger FIR precursor of the opposite main swing; ``fir_corrected``: the window
     # was read after the channel's linear-phase FIR stages (StationXML) were made minimum-phase;
     # ``read_at_arrival``: read at the pick's arrival time (the learned picker's peak) because
-    # the refined onset it is read at gave no sign
+    # the refined onset it is read at gave no sign; ``read_at_own_onset``: a pick given alone
+    # read at the reader's own onset estimate near it because the pick gave no sign
     first_lobe_sign: int = 0
     first_lobe_snr: float | None = None
     onset_sharpness: float | None = None
@@ -580,6 +581,7 @@ class Polarity(Message):
     precursor: bool = False
     fir_corrected: bool = False
     read_at_arrival: bool = False
+    read_at_own_onset: bool = False
 
     _checks: ClassVar[dict[str, Check]] = {
         "pick_id": _str(),
@@ -601,6 +603,7 @@ class Polarity(Message):
         "precursor": _bool,
         "fir_corrected": _bool,
         "read_at_arrival": _bool,
+        "read_at_own_onset": _bool,
     }
 
 

@@ -751,6 +751,33 @@ def test_unknown_rows_are_read_again_at_the_readers_own_onset(shipped_reader):
     assert all(0.03 <= w <= 0.08 for _, w in reads), reads
 
 
+def test_the_worker_says_and_counts_reads_at_its_own_onset(shipped_reader):
+    """A pick given alone (its arrival time at the sample read) 50 ms before an INGV onset the
+    reader reads only at its own onset estimate: the Polarity message says so
+    (``read_at_own_onset``, not ``read_at_arrival``) and the worker counts it."""
+    from firstmotion.bus import Delivery
+    from firstmotion.messages import Polarity
+    from workers.polarity.worker import PolarityHandler
+
+    start = 1_600_000_000.0
+    alone = None
+    for p in _ingv():
+        k = p["pick_index"] - int(round(0.05 * p["sampling_rate_hz"]))
+        if p["sampling_rate_hz"] != 100.0:
+            continue
+        res = shipped_reader.classify(p["data"][None, :], 100.0, [k])
+        if res.own_onset_read[0]:
+            alone = _window_pick(np.nan_to_num(p["data"]), k, start + k / 100.0, start)
+            break
+    assert alone is not None
+    handler = PolarityHandler(shipped_reader)
+    before = handler.read_at_own_onset._value.get()
+    [(_stream, msg)] = handler([Delivery("1-0", alone, 1)])
+    assert msg.polarity != 0 and msg.read_at_own_onset and not msg.read_at_arrival
+    assert handler.read_at_own_onset._value.get() - before == 1
+    assert Polarity.from_json(msg.to_json()).read_at_own_onset
+
+
 def test_a_reread_at_the_readers_own_onset_keeps_to_the_first_lobe_seen(shipped_reader):
     """A weak first motion before a 3-50x larger opposite arrival, the pick 50 ms early: the
     AIC change point is often the larger arrival. A re-read there whose sign contradicts a

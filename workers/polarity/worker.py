@@ -18,7 +18,9 @@ include the batch-size histogram): ``firstmotion_polarity_inference_seconds`` (h
 batch), ``firstmotion_polarity_windows_total{outcome=up|down|unknown|bad|not_p}`` (its rate is the
 windows/s), ``firstmotion_polarity_queue_lag_seconds`` (histogram of pick creation to
 classification), ``firstmotion_polarity_read_at_arrival_total`` (picks read at their arrival
-time, their refined onset giving no sign), and the stage's pending/backlog gauges.
+time, their refined onset giving no sign), ``firstmotion_polarity_read_at_own_onset_total``
+(picks given alone read at the reader's own onset estimate), and the stage's pending/backlog
+gauges.
 """
 
 from __future__ import annotations
@@ -73,6 +75,11 @@ class PolarityHandler:
             "P picks read at their arrival time (the learned picker's peak) because their "
             "refined onset gave no sign",
         )
+        self.read_at_own_onset = counter(
+            "firstmotion_polarity_read_at_own_onset_total",
+            "P picks given alone read at the reader's own onset estimate near them because "
+            "the pick gave no sign",
+        )
         self.lag = histogram(
             "firstmotion_polarity_queue_lag_seconds",
             "Seconds from pick creation to its classification",
@@ -97,6 +104,7 @@ class PolarityHandler:
         if self.firs is not None:
             self.fir_corrected.inc(sum(1 for r in results if r[4].get("fir_corrected")))
         self.read_at_arrival.inc(sum(1 for r in results if r[4].get("read_at_arrival")))
+        self.read_at_own_onset.inc(sum(1 for r in results if r[4].get("read_at_own_onset")))
         now = time.time()
         out: list[tuple[str, Message]] = []
         outcomes: Counter[str] = Counter()
@@ -205,6 +213,9 @@ def _evidence_fields(res, j: int, pick: Pick) -> dict:
         "precursor": bool(res.precursor[j]),
         "read_at_arrival": bool(
             getattr(res, "second_read", None) is not None and res.second_read[j]
+        ),
+        "read_at_own_onset": bool(
+            getattr(res, "own_onset_read", None) is not None and res.own_onset_read[j]
         ),
     }
 
