@@ -278,10 +278,12 @@ def describe(res, j: int = 0) -> dict:
             onset_sharpness=num(res.onset_sharpness[j], 1),
             onset_offset_s=num(res.onset_offset_s[j], 3),
             # where the read window was centred, from the pick (the onset refinement's move,
-            # or the stage's second onset estimate)
+            # the stage's second onset estimate, or the reader's own onset estimate)
             window_offset_s=num(res.window_offset_s[j], 3),
             precursor=bool(res.precursor[j]),
         )
+    if getattr(res, "own_onset_read", None) is not None:
+        out["read_at_own_onset"] = bool(res.own_onset_read[j])
     return out
 
 
