@@ -571,8 +571,10 @@ class PolarityClassifier:
         if given is not None:
             given = np.broadcast_to(given, picks_1d.shape)
             alone = ~np.isfinite(given) | (np.abs(np.rint(given) - np.rint(picks_1d)) < 1)
+        # where the evidence sees a first motion (a lobe of 4 noise sigmas) near the pick
+        seen = result.first_lobe_sign != 0 if result.first_lobe_sign is not None else alone
         unsure = np.flatnonzero(
-            alone & np.isin(result.reason, (REASON_LOW_CONFIDENCE, REASON_PICK_SENSITIVE))
+            alone & seen & np.isin(result.reason, (REASON_LOW_CONFIDENCE, REASON_PICK_SENSITIVE))
         )
         if unsure.size == 0:
             return self._with_flag(result, "own_onset_read", unsure)
