@@ -749,6 +749,19 @@ def test_unknown_rows_are_read_again_at_the_readers_own_onset(shipped_reader):
             reads.append((int(res.polarity[0]) * p["polarity"], float(res.window_offset_s[0])))
     assert len(reads) >= 2 and all(v == 1 for v, _ in reads), reads
     assert all(0.03 <= w <= 0.08 for _, w in reads), reads
+    # beside a row cut tight around its pick (read completed, not re-read so) in one call,
+    # a re-read row keeps its read and its flag
+    p = next(
+        p for p in _ingv() if p["sampling_rate_hz"] == 100.0
+        and shipped_reader.classify(p["data"][None, :], 100.0, [p["pick_index"] - 5])
+        .own_onset_read[0]
+    )  # fmt: skip
+    x, k = np.nan_to_num(p["data"]), p["pick_index"]
+    cut = np.concatenate([x[k - 40 :], np.full(k - 40, x[-1])])
+    both = shipped_reader.classify(np.stack([x, cut]), 100.0, [k - 5, 35])
+    alone = shipped_reader.classify(x[None, :], 100.0, [k - 5])
+    assert both.own_onset_read.tolist() == [True, False]
+    assert both.polarity[0] == alone.polarity[0] == p["polarity"]
 
 
 def test_the_worker_says_and_counts_reads_at_its_own_onset(shipped_reader):

@@ -156,13 +156,16 @@ def _scatter(parts: list[tuple[np.ndarray | slice, PolarityResult]], n: int) -> 
     fields = {}
     for f in PolarityResult.__dataclass_fields__:
         values = [(rows, getattr(r, f)) for rows, r in parts]
-        if values[0][1] is None:
+        present = [v for _, v in values if v is not None]
+        if not present:
             fields[f] = None
             continue
-        dtype = np.result_type(*(v.dtype for _, v in values))
-        out = np.empty((n, *values[0][1].shape[1:]), dtype=dtype)
+        # a field some subsets lack (a read flag of a step they skip) is False / 0 there
+        dtype = np.result_type(*(v.dtype for v in present))
+        out = np.zeros((n, *present[0].shape[1:]), dtype=dtype)
         for rows, v in values:
-            out[rows] = v
+            if v is not None:
+                out[rows] = v
         fields[f] = out
     return PolarityResult(**fields)
 
