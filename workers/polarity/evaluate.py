@@ -54,6 +54,7 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from firstmotion.channels import is_vertical
 from firstmotion.errors import InputError
 from workers.polarity.classifier import PolarityClassifier
 from workers.polarity.dataset import (
@@ -277,7 +278,7 @@ def load_texnet_polarities(data_dir: Path | None = None) -> list[dict]:
             wid = pick.waveform_id
             band = (wid.channel_code or "")[:2]
             traces = stream.select(network=wid.network_code, station=wid.station_code)
-            traces = [tr for tr in traces if tr.stats.channel.endswith("Z")]
+            traces = [tr for tr in traces if is_vertical(tr.stats.channel)]
             traces.sort(key=lambda tr: not tr.stats.channel.startswith(band))
             if not traces:
                 continue
