@@ -1,22 +1,36 @@
 """Onset times from the data alone: Maeda's AIC split of a window into two stationary parts.
 
 Used by the STA/LTA detector and the learned picker to refine P onsets (``stream``) and by the
-polarity reader for its own estimate of an onset near a given pick (``workers.polarity``).
+polarity reader for its own estimate of an onset near a given pick (``workers.polarity``):
+both through :func:`aic_onsets_near`, on the 1-20 Hz band (:data:`ONSET_BAND_HZ`).
 """
 
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
+from scipy import signal
+
+from firstmotion.filters import butter_sos, sos_steady_state
 
 _TINY = np.finfo(np.float64).tiny
+ONSET_BAND_HZ = (1.0, 20.0)  # the band P onsets are refined in (upper corner <= 0.45 x rate)
 
 
-def _parabolic_offset(y_left: float, y_mid: float, y_right: float) -> float:
-    """Offset (-0.5..0.5 samples) of the extremum of a parabola through three points."""
-    denom = y_left - 2.0 * y_mid + y_right
-    if denom == 0 or not np.isfinite(denom):
-        return 0.0
-    return float(np.clip(0.5 * (y_left - y_right) / denom, -0.5, 0.5))
+def parabolic_offsets(left: ArrayLike, mid: ArrayLike, right: ArrayLike) -> np.ndarray:
+    """Offsets (-0.5..0.5 samples) of the extrema of parabolas through three points each (0
+    where the three lie on a line or are not finite)."""
+    left, mid, right = (np.asarray(v, dtype=np.float64) for v in (left, mid, right))
+    denom = left - 2.0 * mid + right
+    ok = (denom != 0) & np.isfinite(denom)
+    with np.errstate(invalid="ignore"):  # (left - right) of infinite points
+        shift = np.clip(0.5 * (left - right) / np.where(ok, denom, 1.0), -0.5, 0.5)
+    return np.where(ok, shift, 0.0)
+
+
+def parabolic_offset(left: float, mid: float, right: float) -> float:
+    """:func:`parabolic_offsets` of one triple."""
+    return float(parabolic_offsets(left, mid, right))
 
 
 def aic_curve(x: np.ndarray) -> np.ndarray:
@@ -48,20 +62,20 @@ def aic_curve(x: np.ndarray) -> np.ndarray:
 def aic_onsets(x: np.ndarray) -> np.ndarray:
     """:func:`aic_onset` of each row of ``x`` ``(N, n)`` at once: (N,) fractional indices."""
     curve = aic_curve(np.atleast_2d(x))
+    curve = np.where(np.isfinite(curve), curve, np.inf)
     n = curve.shape[1]
-    if n < 4:
-        return np.full(curve.shape[0], np.nan)
+    out = np.full(curve.shape[0], np.nan)
+    found = np.isfinite(curve).any(axis=1)
+    if n < 4 or not found.any():
+        return out
     k = np.argmin(curve, axis=1)
-    out = k.astype(np.float64)
-    inner = (k > 1) & (k < n - 2)
-    if inner.any():
-        r = np.flatnonzero(inner)
-        left, mid, right = curve[r, k[r] - 1], curve[r, k[r]], curve[r, k[r] + 1]
-        denom = left - 2.0 * mid + right
-        ok = (denom != 0) & np.isfinite(denom)
-        shift = np.zeros(r.size)
-        shift[ok] = np.clip(0.5 * (left[ok] - right[ok]) / denom[ok], -0.5, 0.5)
-        out[r] += shift
+    out[found] = k[found]
+    inner = np.flatnonzero(found & (k > 1) & (k < n - 2))
+    if inner.size:
+        ki = k[inner]
+        out[inner] += parabolic_offsets(
+            curve[inner, ki - 1], curve[inner, ki], curve[inner, ki + 1]
+        )
     return out
 
 
@@ -86,11 +100,57 @@ def aic_onset(x: np.ndarray) -> float:
 
     The AIC minimum ``k`` is the first sample of the second segment. Returns ``nan`` when the
     window is too short (< 4 samples)."""
-    curve = aic_curve(x)
-    finite = np.isfinite(curve)
-    if not finite.any():
-        return float("nan")
-    k = int(np.argmin(np.where(finite, curve, np.inf)))
-    if 1 < k < curve.size - 2:
-        return k + _parabolic_offset(curve[k - 1], curve[k], curve[k + 1])
-    return float(k)
+    return float(aic_onsets(np.asarray(x, dtype=np.float64)[None, :])[0])
+
+
+def aic_onsets_near(
+    rows: ArrayLike,
+    sampling_rate_hz: float,
+    pick_index: ArrayLike,
+    *,
+    before_s: float,
+    after_s: float,
+    context_s: float,
+    min_context_s: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Onsets near picks from the records alone: for each row, :func:`aic_onsets` of the row
+    causally band-passed (:data:`ONSET_BAND_HZ`, started in the steady state of its first
+    sample and settled over up to ``context_s``) over ``before_s`` before the pick to
+    ``after_s`` after it: (N,) fractional sample indices into the rows, NaN where a row does
+    not hold that window, ``min_context_s`` of settling before it, or holds non-finite samples
+    there; and (N,) the jump the change point makes, the band-passed RMS after it over the RMS
+    before it within the window (NaN with the onset). Rows holding the same settling are
+    filtered together."""
+    x = np.atleast_2d(np.asarray(rows, dtype=np.float64))
+    picks = np.rint(np.atleast_1d(np.asarray(pick_index, dtype=np.float64))).astype(np.int64)
+    rate = float(sampling_rate_hz)
+    before, after = int(round(before_s * rate)), int(round(after_s * rate))
+    start = picks - before
+    context = np.minimum(int(round(context_s * rate)), start)
+    usable = (context >= int(round(min_context_s * rate))) & (picks + after <= x.shape[1])
+    out = np.full(picks.size, np.nan)
+    jump = np.full(picks.size, np.nan)
+    if not usable.any():
+        return out, jump
+    high = min(ONSET_BAND_HZ[1], 0.45 * rate)
+    sos = butter_sos(4, (ONSET_BAND_HZ[0], high), "bandpass", rate)[0]
+    steady = sos_steady_state(sos)
+    for ctx in np.unique(context[usable]):
+        idx = np.flatnonzero(usable & (context == ctx))
+        cols = (start[idx] - ctx)[:, None] + np.arange(ctx + before + after)[None, :]
+        seg = x[idx[:, None], cols]
+        finite = np.isfinite(seg).all(axis=1)
+        if not finite.any():
+            continue
+        idx, seg = idx[finite], seg[finite]
+        zi = steady[:, None, :] * seg[None, :, :1]
+        y = signal.sosfilt(sos, seg, axis=1, zi=zi)[0][:, ctx:]
+        onset = aic_onsets(y)
+        out[idx] = start[idx] + onset
+        later = np.arange(y.shape[1])[None, :] >= np.ceil(onset)[:, None]
+        power = y * y
+        mean_after = (power * later).sum(axis=1) / np.maximum(later.sum(axis=1), 1)
+        mean_before = (power * ~later).sum(axis=1) / np.maximum((~later).sum(axis=1), 1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            jump[idx] = np.sqrt(mean_after / mean_before)
+    return out, jump

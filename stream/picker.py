@@ -45,6 +45,7 @@ from scipy import signal as sps
 
 from firstmotion.filters import butter_ba, butter_sos
 from firstmotion.glitches import repair_glitches
+from firstmotion.onsets import aic_onsets_near, parabolic_offset
 
 GRID_RATE_HZ = 100.0
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "model_weights"
@@ -241,13 +242,6 @@ def next_window_start(start_n: int, hot: bool, params: PickerParams) -> int:
     return (start_n // params.stride_n + 1) * params.stride_n
 
 
-def _parabolic_offset(left: float, mid: float, right: float) -> float:
-    denom = left - 2.0 * mid + right
-    if denom == 0 or not np.isfinite(denom):
-        return 0.0
-    return float(np.clip(0.5 * (left - right) / denom, -0.5, 0.5))
-
-
 def find_peaks(prob: np.ndarray, threshold: float) -> list[tuple[float, float]]:
     """``[(index, probability)]``: the maximum of each run of ``prob`` above ``threshold``
     (fractional index from a parabola through the maximum and its neighbours), in order."""
@@ -262,7 +256,7 @@ def find_peaks(prob: np.ndarray, threshold: float) -> list[tuple[float, float]]:
         k = a + int(np.argmax(prob[a:b]))
         off = 0.0
         if 0 < k < prob.size - 1:
-            off = _parabolic_offset(prob[k - 1], prob[k], prob[k + 1])
+            off = parabolic_offset(prob[k - 1], prob[k], prob[k + 1])
         out.append((k + off, float(prob[k])))
     return out
 
@@ -278,7 +272,7 @@ def find_peaks_py(prob: np.ndarray, threshold: float) -> list[tuple[float, float
             k = max(run, key=lambda j: (values[j], -j))
             off = 0.0
             if 0 < k < len(values) - 2:
-                off = _parabolic_offset(values[k - 1], values[k], values[k + 1])
+                off = parabolic_offset(values[k - 1], values[k], values[k + 1])
             out.append((k + off, values[k]))
             run = []
     return out
@@ -512,31 +506,22 @@ REFINE_MAX_SHIFT_S = 0.2
 
 
 def refine_p_onset(z: np.ndarray, rate_hz: float, index: float) -> float:
-    """A P onset (fractional sample index into raw vertical samples ``z``) refined from a
-    PhaseNet pick at ``index``: Maeda's AIC minimum (:func:`firstmotion.onsets.aic_onset`) on the
-    causally band-passed (1-20 Hz, as the STA/LTA detector) samples from ``REFINE_BEFORE_S``
-    before to ``REFINE_AFTER_S`` after the pick; the pick itself when the minimum is more than
-    ``REFINE_MAX_SHIFT_S`` away or the samples do not reach. The probability peak of PhaseNet
-    sits on average slightly before clear onsets (its training labels are Gaussians around
-    analyst picks); the polarity stage reads the first swing after the pick, as the detector
-    places it."""
-    from firstmotion.onsets import aic_onset
-    from stream.detect import bandpass_causal, design_bandpass
-
-    z = np.asarray(z, dtype=np.float64)
-    ctx = int(round(REFINE_CONTEXT_S * rate_hz))
-    before = int(round(REFINE_BEFORE_S * rate_hz))
-    after = int(round(REFINE_AFTER_S * rate_hz))
-    i = int(round(index))
-    lo, hi = i - before - ctx, i + after
-    if lo < 0 or hi > z.size or not np.all(np.isfinite(z[lo:hi])):
-        return float(index)
-    y, _ = bandpass_causal(z[lo:hi], design_bandpass(1.0, 20.0, rate_hz))
-    onset = aic_onset(y[ctx:])
-    if not np.isfinite(onset):
-        return float(index)
-    refined = lo + ctx + onset
-    return refined if abs(refined - index) <= REFINE_MAX_SHIFT_S * rate_hz else float(index)
+    """A P onset (fractional sample index into raw vertical samples ``z``) refined from a PhaseNet
+    pick at ``index``: Maeda's AIC minimum (:func:`firstmotion.onsets.aic_onsets_near`) on
+    the causally band-passed (1-20 Hz, as the STA/LTA detector) samples from
+    ``REFINE_BEFORE_S`` before to ``REFINE_AFTER_S`` after the pick; the pick itself when
+    the minimum is more than ``REFINE_MAX_SHIFT_S`` away or the samples do not reach. The
+    probability peak of PhaseNet sits on average slightly before clear onsets (its training
+    labels are Gaussians around analyst picks); the polarity stage reads the first swing
+    after the pick, as the detector places it."""
+    onset, _ = aic_onsets_near(
+        z[None, :], rate_hz, [index], before_s=REFINE_BEFORE_S, after_s=REFINE_AFTER_S,
+        context_s=REFINE_CONTEXT_S, min_context_s=REFINE_CONTEXT_S,
+    )  # fmt: skip
+    refined = float(onset[0])
+    if np.isfinite(refined) and abs(refined - index) <= REFINE_MAX_SHIFT_S * rate_hz:
+        return refined
+    return float(index)
 
 
 SNR_NOISE_S = 2.0  # as the STA/LTA detector (DetectParams.snr_noise_s, snr_signal_s)

@@ -43,12 +43,16 @@ from numpy.typing import ArrayLike
 
 from firstmotion import __version__ as FIRSTMOTION_VERSION
 from firstmotion.config import POLARITY_PRECISIONS
+from firstmotion.onsets import aic_onsets_near
 from workers.polarity.evidence import (
+    AIC_AFTER_S,
+    AIC_BEFORE_S,
+    AIC_CONTEXT_S,
+    AIC_MIN_CONTEXT_S,
     AIC_MIN_JUMP,
     PRECURSOR_MAX_NATIVE_HZ,
     PRECURSOR_MAX_RISE_RATIO,
     Evidence,
-    aic_onsets_near,
     first_lobe_evidence,
 )
 from workers.polarity.fircorrect import fir_precursor_correction
@@ -562,8 +566,10 @@ class PolarityClassifier:
         """``result`` with its unknown reads (``low_confidence``, ``pick_sensitive``) of picks
         given alone (no ``given`` second estimate of their onset, or that one at the pick)
         read again at the reader's own estimate of the onset near the pick
-        (:func:`evidence.aic_onsets_near`), where that lies within
-        ``reading.own_onset_reach_s`` of the pick and, beyond
+        (:func:`firstmotion.onsets.aic_onsets_near`), where the evidence sees a first lobe
+        near the pick, the change point is an onset (it raises the 1-20 Hz RMS
+        :data:`evidence.AIC_MIN_JUMP` times) and lies within ``reading.own_onset_reach_s`` of
+        the pick and, beyond
         ``reading.refine_confident_beyond_s``, the read there has at least
         ``reading.refine_far_min_confidence`` (the bounds of the onset re-reads: a
         change point further away may be a later swing behind a weak first motion), and its
@@ -582,7 +588,11 @@ class PolarityClassifier:
         if unsure.size == 0:
             return self._with_flag(result, "own_onset_read", unsure)
         second = np.full(picks_1d.shape, np.nan)
-        onset, jump = aic_onsets_near(np.atleast_2d(data)[unsure], sampling_rate, picks_1d[unsure])
+        onset, jump = aic_onsets_near(
+            np.atleast_2d(data)[unsure], sampling_rate, picks_1d[unsure],
+            before_s=AIC_BEFORE_S, after_s=AIC_AFTER_S, context_s=AIC_CONTEXT_S,
+            min_context_s=AIC_MIN_CONTEXT_S,
+        )  # fmt: skip
         second[unsure] = np.where(jump >= AIC_MIN_JUMP, onset, np.nan)  # a change, not noise
         reach = float(self.reading["own_onset_reach_s"]) * float(sampling_rate)
         second[np.abs(second - picks_1d) > reach] = np.nan

@@ -245,59 +245,12 @@ def naive_polarity(
     return out
 
 
-AIC_BAND_HZ = (1.0, 20.0)  # the band the detector and the picker refine P onsets in
+# the reader's own onset estimate (firstmotion.onsets.aic_onsets_near, on the band the detector
+# and the picker refine P onsets in)
 AIC_BEFORE_S = 0.5  # the AIC window around a pick: from this before it
 AIC_AFTER_S = 0.25  # to this after it
-AIC_CONTEXT_S = 2.0  # band-pass settling before the window (at least 1 s held)
+AIC_CONTEXT_S = 2.0  # band-pass settling before the window
+AIC_MIN_CONTEXT_S = 1.0  # at least this much of it held
 # a change point is an onset where it raises that band's RMS this many times (the learned
 # picker's P onset gate and the detector's min_snr, on the same band)
 AIC_MIN_JUMP = 2.0
-
-
-def aic_onsets_near(
-    rows: ArrayLike, sampling_rate_hz: float, pick_index: ArrayLike
-) -> tuple[np.ndarray, np.ndarray]:
-    """Onsets near picks from the records alone: for each row, Maeda's AIC minimum
-    (:func:`firstmotion.onsets.aic_onsets`) on the row causally band-passed (1-20 Hz, the
-    band the detector and the picker refine P onsets in, started in the steady state of its
-    first sample and settled over up to :data:`AIC_CONTEXT_S`) over :data:`AIC_BEFORE_S`
-    before the pick to :data:`AIC_AFTER_S` after it: (N,) fractional sample indices into the
-    rows, NaN where a row does not hold that (or 1 s of settling before it) or holds
-    non-finite samples there; and (N,) the jump the change point makes, the band-passed RMS
-    after it over the RMS before it within that window (NaN with the onset). Rows holding the
-    same settling are filtered together."""
-    from firstmotion.filters import butter_sos, sos_steady_state
-    from firstmotion.onsets import aic_onsets
-
-    x = np.atleast_2d(np.asarray(rows, dtype=np.float64))
-    picks = np.rint(np.atleast_1d(np.asarray(pick_index, dtype=np.float64))).astype(np.int64)
-    rate = float(sampling_rate_hz)
-    before, after = int(round(AIC_BEFORE_S * rate)), int(round(AIC_AFTER_S * rate))
-    start = picks - before
-    context = np.minimum(int(round(AIC_CONTEXT_S * rate)), start)
-    usable = (context >= int(rate)) & (picks + after <= x.shape[1])
-    out = np.full(picks.size, np.nan)
-    jump = np.full(picks.size, np.nan)
-    if not usable.any():
-        return out, jump
-    sos = butter_sos(4, (AIC_BAND_HZ[0], min(AIC_BAND_HZ[1], 0.45 * rate)), "bandpass", rate)[0]
-    steady = sos_steady_state(sos)
-    for ctx in np.unique(context[usable]):
-        idx = np.flatnonzero(usable & (context == ctx))
-        cols = (start[idx] - ctx)[:, None] + np.arange(ctx + before + after)[None, :]
-        seg = x[idx[:, None], cols]
-        finite = np.isfinite(seg).all(axis=1)
-        if not finite.any():
-            continue
-        idx, seg = idx[finite], seg[finite]
-        zi = steady[:, None, :] * seg[None, :, :1]
-        y = signal.sosfilt(sos, seg, axis=1, zi=zi)[0][:, ctx:]
-        onset = aic_onsets(y)
-        out[idx] = start[idx] + onset
-        after = np.arange(y.shape[1])[None, :] >= np.ceil(onset)[:, None]
-        power = y * y
-        mean_after = (power * after).sum(axis=1) / np.maximum(after.sum(axis=1), 1)
-        mean_before = (power * ~after).sum(axis=1) / np.maximum((~after).sum(axis=1), 1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            jump[idx] = np.sqrt(mean_after / mean_before)
-    return out, jump
