@@ -42,6 +42,7 @@ from scipy import signal as sps
 
 from firstmotion.config import DETECT_REFINE_METHODS, DetectSettings, detect_order_problems
 from firstmotion.filters import butter_sos, sos_steady_state
+from firstmotion.glitches import GLITCH_STREAM_HELD, GlitchStream
 from firstmotion.onsets import aic_onset
 from stream.buffer import RingArray
 
@@ -419,9 +420,11 @@ class ChannelDetector:
     _cft: RingArray = field(init=False, repr=False)
     _watch: tuple[int, int, float] | None = field(default=None, init=False)
     _last_onset: float = field(default=-np.inf, init=False)
+    _glitches: GlitchStream = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         p, rate = self.params, self.sampling_rate_hz
+        self._glitches = GlitchStream(rate, self.start_index)
         self._sos = design_bandpass(p.freqmin_hz, p.freqmax_hz, rate)
         self._nsta = max(1, int(round(p.sta_s * rate)))
         self._nlta = max(self._nsta + 1, int(round(p.lta_s * rate)))
@@ -438,20 +441,34 @@ class ChannelDetector:
         self._ahead = self._refine_n + self._signal_n  # samples needed after a trigger
         # a longer chunk is fed in parts: a look still pending needs the `need` samples before
         # the chunk, so the rings must hold them after it (any chunking gives the same picks)
-        self._max_chunk = capacity - need
+        # (and the chunk comes out of the glitch test up to GLITCH_STREAM_HELD samples longer)
+        self._max_chunk = capacity - need - GLITCH_STREAM_HELD
 
     @property
     def n_samples(self) -> int:
-        """Samples fed so far (the absolute index of the next one)."""
+        """Samples band-passed so far (the absolute index of the next one): all fed but the
+        last eight, which wait for the glitch test (:class:`firstmotion.glitches.
+        GlitchStream`)."""
         return self._ring.end
+
+    @property
+    def received(self) -> int:
+        """Samples fed so far (the absolute index of the next one to feed)."""
+        return self._glitches.received
+
+    @property
+    def glitches_repaired(self) -> int:
+        """One-sample glitches repaired before the band-pass so far."""
+        return self._glitches.repaired
 
     def snapshot(self) -> dict:
         """The state that carries the detection on (JSON-ready; no history, no pending
-        triggers; a rejected trigger's watch included): continue it with :meth:`restore` after a
-        restart."""
+        triggers; a rejected trigger's watch and the samples waiting for the glitch test
+        included): continue it with :meth:`restore` after a restart."""
         t = self._trigger
         return {
-            "n_samples": self.n_samples,
+            "n_samples": self.received,
+            "glitches": self._glitches.snapshot(),
             "zi": None if self._zi is None else np.asarray(self._zi).tolist(),
             "sta": t.sta,
             "lta": t.lta,
@@ -467,9 +484,16 @@ class ChannelDetector:
         cls, params: DetectParams, sampling_rate_hz: float, snapshot: dict, history_s: float = 30.0
     ) -> ChannelDetector:
         """A detector continuing at :meth:`snapshot`'s sample with its filter and STA/LTA
-        state (band-passed history starts empty there)."""
+        state (band-passed history starts empty there) and the samples it had not yet
+        band-passed (a snapshot without them continues at its sample with a fresh glitch
+        test)."""
         n = int(snapshot["n_samples"])
+        glitches = snapshot.get("glitches")
+        if glitches is not None:
+            n = int(glitches["emitted"])
         det = cls(params, sampling_rate_hz, history_s, start_index=n)
+        if glitches is not None:
+            det._glitches = GlitchStream.restore(sampling_rate_hz, glitches)
         if snapshot["zi"] is not None:
             det._zi = np.asarray(snapshot["zi"], dtype=np.float64).reshape(det._sos.shape[0], 2)
         det._trigger = TriggerState(
@@ -497,6 +521,7 @@ class ChannelDetector:
         return self._feed(x)
 
     def _feed(self, x: np.ndarray) -> list[Detection]:
+        x = self._glitches.feed(x)
         if x.size == 0:
             return []
         y, self._zi = bandpass_causal(x, self._sos, self._zi)

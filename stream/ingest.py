@@ -124,6 +124,7 @@ class IngestMetrics:
     picks_dropped: Any
     last_processed: Any
     nan_samples: Any = None
+    glitches_repaired: Any = None
     picks: Any = None  # published, by phase and kind (pick, candidate)
 
     @classmethod
@@ -173,6 +174,11 @@ class IngestMetrics:
                 "firstmotion_stream_picks_dropped_total",
                 "Detections not published: repeats of a published pick, one-sample glitches",
                 ("reason",),
+            ),
+            glitches_repaired=m.counter(
+                "firstmotion_stream_glitches_repaired_total",
+                "One-sample glitches (telemetry bit errors) repaired before the STA/LTA "
+                "detector (the learned picker repairs them in each window it reads, uncounted)",
             ),
             nan_samples=m.counter(
                 "firstmotion_stream_nan_samples_total",
@@ -584,6 +590,7 @@ class StreamProcess:
         m.newest_data.set(self.newest_data_end_ns / 1e9)
         repeats, glitches = self.stage.suppressed, self.stage.glitches
         nans = getattr(self.stage, "nan_samples", 0)
+        repaired = getattr(self.stage, "glitches_repaired", 0)
         packets = [p for _, p in items]
         if len(packets) > 1 and hasattr(self.stage, "process_many"):
             results, picks = self.stage.process_many(packets)
@@ -595,6 +602,9 @@ class StreamProcess:
                 picks += got
         if m.nan_samples is not None and getattr(self.stage, "nan_samples", 0) > nans:
             m.nan_samples.inc(self.stage.nan_samples - nans)
+        now_repaired = getattr(self.stage, "glitches_repaired", 0)
+        if m.glitches_repaired is not None and now_repaired > repaired:
+            m.glitches_repaired.inc(now_repaired - repaired)
         for result in results:
             if result is None:
                 continue

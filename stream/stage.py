@@ -9,8 +9,12 @@ and turns each detection into a :class:`~firstmotion.messages.Pick` once the buf
 pick (less at the start of a segment) to ``window_after_s`` after it, ``pick_index`` the
 sample nearest the pick, ``time_epoch_s`` with sub-sample precision.
 
-Detections whose "arrival" is a single sample (a telemetry spike; see
-:func:`~stream.detect.single_sample_glitch` on the raw counts) are dropped.
+One-sample glitches (telemetry bit errors) are repaired before the detector's band-pass
+(:class:`firstmotion.glitches.GlitchStream`, from a segment's ninth second on): one left in
+would raise the STA/LTA's long-term average, blinding the channel for a minute. Detections
+whose "arrival" is still a single sample (see :func:`~stream.detect.single_sample_glitch` on
+the raw counts) are dropped. The raw-count windows of the picks are the data as received (the
+polarity reader repairs its own noise).
 
 A restarted process continues each channel from a :meth:`StreamStage.snapshot` (filter and
 STA/LTA state at a checkpoint packet, see :mod:`stream.ingest`), so the data re-sent after the
@@ -147,6 +151,7 @@ class StreamStage:
         self.channels: dict[str, _Channel] = {}
         self.suppressed = 0  # picks dropped as repeats of a published pick
         self.glitches = 0  # detections dropped as one-sample glitches
+        self.glitches_repaired = 0  # one-sample glitches repaired before the detector
 
     def wants(self, channel: str) -> bool:
         """Whether channel code ``channel`` is detected on."""
@@ -190,7 +195,9 @@ class StreamStage:
                     f"{key}: a packet of {result.n_added} samples is longer than the "
                     f"{self.params.buffer_s} s buffer"
                 )
+            before = ch.detector.glitches_repaired
             ch.pending += ch.detector.feed(buf.get(result.first_index, buf.end_index))
+            self.glitches_repaired += ch.detector.glitches_repaired - before
         return result, self._ready(key, ch, packet.received_wall_s)
 
     def _params_key(self) -> list:

@@ -59,8 +59,41 @@ def test_spikes_do_not_become_picks_and_other_components_are_ignored():
     stage = StreamStage()
     picks = _run(stage, _trace(onsets_s=[60.0], spikes_s=[20.0, 33.3, 47.0]))
     assert [round(p.time_epoch_s - T0_NS / NS_PER_S) for p in picks] == [60]
-    assert stage.glitches == 3
+    assert stage.glitches_repaired == 3 and stage.glitches == 0  # repaired before detection
+    # a spike before the repair has its noise scale (a segment's first 8 s) triggers, and its
+    # detection is dropped as a glitch
+    stage = StreamStage(StageParams(detect=DetectParams(lta_s=5.0)))
+    picks = _run(stage, _trace(onsets_s=[60.0], spikes_s=[7.5]))
+    assert [round(p.time_epoch_s - T0_NS / NS_PER_S) for p in picks] == [60]
+    assert stage.glitches_repaired == 0 and stage.glitches == 1
     assert _run(stage, _trace(onsets_s=[60.0]), channel="HHN") == []
+
+
+def test_a_large_glitch_before_an_onset_no_longer_blinds_the_detector(monkeypatch):
+    """One sample 1,000 times the onset's size 5 s before it (a telemetry bit error) raised
+    the STA/LTA's long-term average so far that the onset was missed; repaired, the onset is
+    picked where the clean record has it, and the pick's window keeps the data as received."""
+    import stream.detect
+    from firstmotion.glitches import GlitchStream
+
+    clean = _trace(onsets_s=[60.0])
+    x = clean.copy()
+    x[5500] += 25_000.0
+    want = [round(p.time_epoch_s, 3) for p in _run(StreamStage(), clean)]
+    stage = StreamStage(StageParams(window_before_s=10.0))
+    picks = _run(stage, x)
+    assert [round(p.time_epoch_s, 3) for p in picks] == want and stage.glitches_repaired == 1
+    at = round((T0_NS / NS_PER_S + 55.0 - picks[0].start_time_epoch_s) * RATE_HZ)
+    assert picks[0].samples[at] == np.float32(x[5500])
+
+    class AsReceived(GlitchStream):
+        def feed(self, x):
+            self.received += len(x)
+            self.emitted += len(x)
+            return np.asarray(x, dtype=np.float64)
+
+    monkeypatch.setattr(stream.detect, "GlitchStream", AsReceived)
+    assert _run(StreamStage(), x) == []
 
 
 def test_repeat_after_restart_is_suppressed_by_last_pick_time():
@@ -91,7 +124,7 @@ def test_snapshot_restore_continues_exactly():
         StageParams(detect=DetectParams(sta_s=0.3)), resume_channels={"XX.STA.00.HHZ": snap}
     )
     other.process(next(_packets(x[cut:], t0_ns=T0_NS + round(cut * NS_PER_S / RATE_HZ))))
-    assert other.channels["XX.STA.00.HHZ"].detector.n_samples == 300
+    assert other.channels["XX.STA.00.HHZ"].detector.received == 300
 
 
 def test_snapshot_restore_keeps_watching_a_rejected_trigger():
