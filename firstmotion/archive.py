@@ -42,6 +42,7 @@ import numpy as np
 
 from firstmotion.channels import is_vertical
 from firstmotion.errors import InputError
+from firstmotion.messages import window_float32
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,9 @@ class Request:
 
 @dataclass
 class Window:
-    """A cut window: ``samples`` float32 (NaN in gaps), first sample at ``start_epoch_s``."""
+    """A cut window: ``samples`` float32 (NaN in gaps; counts of a large DC offset less a
+    whole number, :func:`firstmotion.messages.window_float32`), first sample at
+    ``start_epoch_s``."""
 
     key: str
     station_id: str
@@ -166,15 +169,18 @@ def expand_paths(paths: Iterable[str]) -> list[Path]:
 
 
 class _Collector:
-    """Pieces of each request's window from any number of traces; the best trace wins."""
+    """Pieces of each request's window from any number of traces; the best trace that covers
+    the pick wins (:func:`_match_score`, then the lowest location code: ``''`` before ``00``
+    before ``10``; a tie is logged)."""
 
     def __init__(self, requests: list[Request], before_s: float, after_s: float) -> None:
         self.before_s, self.after_s = before_s, after_s
         self.by_station: dict[str, list[Request]] = defaultdict(list)
         for r in requests:
             self.by_station[squeezed(r.station)].append(r)
-        # key -> trace id -> (score, rate, [(start_s, samples)])
-        self.pieces: dict[str, dict[str, tuple]] = defaultdict(dict)
+        # key -> (trace id, rate) -> (score, [(start_s, samples)]): a channel recorded at two
+        # rates (a sampling-rate change, two archives) keeps each rate's pieces apart
+        self.pieces: dict[str, dict[tuple[str, float], tuple]] = defaultdict(dict)
 
     def feed(self, stream) -> None:
         for tr in stream:
@@ -199,35 +205,57 @@ class _Collector:
                 i1 = min(data.size, int(np.ceil((b - t0) * rate)) + 1)
                 if i1 <= i0:
                     continue
-                entry = self.pieces[r.key].setdefault(tid, (score, rate, []))
-                entry[2].append((t0 + i0 / rate, data[i0:i1].astype(np.float32)))
+                entry = self.pieces[r.key].setdefault((tid, rate), (score, []))
+                entry[1].append((t0 + i0 / rate, data[i0:i1].copy()))
 
     def windows(self, requests: list[Request]) -> tuple[list[Window], dict[str, str]]:
-        out, missing = [], {}
+        out, missing, ties = [], {}, []
         for r in requests:
             by_trace = self.pieces.get(r.key)
             if not by_trace:
                 missing[r.key] = "no waveform (no vertical channel of this station covers the pick)"
                 continue
-            tid, (_score, rate, parts) = max(by_trace.items(), key=lambda kv: kv[1][0])
-            start = r.time_epoch_s - self.before_s
-            n = int(round((self.before_s + self.after_s) * rate))
-            buf = np.full(n, np.nan, dtype=np.float32)
-            # align on the trace's own sample grid nearest the wanted start
-            t_first = min(p[0] for p in parts)
-            k0 = int(np.ceil((start - t_first) * rate - 1e-6))
-            grid0 = t_first + k0 * rate**-1
-            for t, x in parts:
-                off = int(round((t - grid0) * rate))
-                lo, hi = max(0, off), min(n, off + x.size)
-                if hi > lo:
-                    buf[lo:hi] = x[lo - off : hi - off]
-            k = int(round((r.time_epoch_s - grid0) * rate))
-            if not 0 <= k < n or not np.isfinite(buf[max(0, k - 5) : k + 5]).all():
+            ranked = sorted(
+                by_trace.items(),
+                key=lambda kv: (tuple(-v for v in kv[1][0]), kv[0][0].split(".")[2], kv[0]),
+            )
+            found = (
+                (self._window(r, tid, rate, parts), score) for (tid, rate), (score, parts) in ranked
+            )
+            window, score = next(((w, sc) for w, sc in found if w is not None), (None, None))
+            if window is None:
                 missing[r.key] = "no waveform at the pick time (gap)"
                 continue
-            out.append(Window(r.key, tid, rate, grid0, buf, k))
+            tid = window.station_id
+            others = sorted({t for (t, _), (sc, _) in ranked if sc == score and t != tid})
+            if others:
+                ties.append(f"{tid} over {', '.join(others)}")
+            out.append(window)
+        if ties:
+            log.warning("%d pick(s) match several channels equally (no location or channel code "
+                        "in the pick to tell them apart), took the lowest location code: %s",
+                        len(ties), "; ".join(ties[:5]))  # fmt: skip
         return out, missing
+
+    def _window(self, r: Request, tid: str, rate: float, parts: list) -> Window | None:
+        """The window of ``r`` from one trace's pieces, or None where it has no data at the
+        pick."""
+        start = r.time_epoch_s - self.before_s
+        n = int(round((self.before_s + self.after_s) * rate))
+        buf = np.full(n, np.nan)
+        # align on the trace's own sample grid nearest the wanted start
+        t_first = min(p[0] for p in parts)
+        k0 = int(np.ceil((start - t_first) * rate - 1e-6))
+        grid0 = t_first + k0 * rate**-1
+        for t, x in parts:
+            off = int(round((t - grid0) * rate))
+            lo, hi = max(0, off), min(n, off + x.size)
+            if hi > lo:
+                buf[lo:hi] = x[lo - off : hi - off]
+        k = int(round((r.time_epoch_s - grid0) * rate))
+        if not 0 <= k < n or not np.isfinite(buf[max(0, k - 5) : k + 5]).all():
+            return None
+        return Window(r.key, tid, rate, grid0, window_float32(buf), k)
 
 
 @dataclass(frozen=True)
@@ -252,8 +280,9 @@ class FileEntry:
 def index_files(
     files: list[Path], report: ArchiveReport | None = None
 ) -> tuple[list[FileEntry], dict[str, str]]:
-    """Header-only index of ``files`` (miniSEED: first and last record of a one-channel file;
-    anything else: obspy's ``headonly`` read), so that each file is later read in full only
+    """Header-only index of ``files`` (miniSEED: the first and last record of a one-channel
+    file, :func:`_one_channel`; anything else, and other miniSEED: obspy's ``headonly``
+    read), so that each file is later read in full only
     for the days and stations it serves. Returns the entries and the files that are not
     seismic data (path -> message)."""
     from obspy import read
@@ -267,12 +296,7 @@ def index_files(
             if _is_mseed(str(f)):
                 info = get_record_information(str(f))
                 a, b = get_start_and_end_time(str(f))
-                last = get_record_information(
-                    str(f), offset=info["filesize"] - info["record_length"]
-                )
-                one_channel = all(
-                    info[k] == last[k] for k in ("network", "station", "location", "channel")
-                )
+                one_channel = _one_channel(str(f), info)
                 if one_channel:
                     traces = ((info["network"], info["station"], info["location"], info["channel"],
                                float(a.timestamp), float(b.timestamp)),)  # fmt: skip
@@ -287,6 +311,33 @@ def index_files(
         except Exception as exc:  # obspy raises many types for foreign files
             bad[str(f)] = f"not seismic data obspy can read ({type(exc).__name__}: {exc})"
     return entries, bad
+
+
+PROBED_RECORDS = 16
+
+
+def _one_channel(path: str, first: dict) -> bool:
+    """Whether a miniSEED file whose first record is ``first`` holds that channel alone, as
+    far as the second, the last and :data:`PROBED_RECORDS` records spread over it tell (a
+    SeedLink dump interleaves its channels record by record); records of other lengths than
+    the first's: no."""
+    from obspy.io.mseed.util import get_record_information
+
+    size = first["record_length"]
+    n = first["filesize"] // size
+    if n * size != first["filesize"]:
+        return False
+    keys = ("network", "station", "location", "channel")
+    for at in sorted({1, n - 1, *range(0, n, max(1, n // PROBED_RECORDS))} - {0}):
+        if not 0 < at < n:
+            continue
+        try:
+            other = get_record_information(path, offset=at * size)
+        except Exception:  # not a record boundary there
+            return False
+        if other.get("record_length") != size or any(other[k] != first[k] for k in keys):
+            return False
+    return True
 
 
 def _read_file(path: Path, wanted_span: tuple[float, float] | None):
@@ -359,6 +410,23 @@ def cut_windows(
     return windows, report
 
 
+def _sds_station_codes(root, net: str, sta: str, t0: float, t1: float) -> list[str]:
+    """The SDS station folders a pick's code names in the years ``t0``-``t1`` span: the code
+    itself where it is there, else the longer codes it names (:func:`same_station`:
+    HYPO71's ``T107`` is ``T0107``)."""
+    from obspy import UTCDateTime
+
+    found = set()
+    for year in range(UTCDateTime(t0).year, UTCDateTime(t1).year + 1):
+        for net_dir in Path(root, str(year)).glob(net):
+            if (net_dir / sta).is_dir():
+                return [sta]
+            found.update(
+                d.name for d in net_dir.iterdir() if d.is_dir() and same_station(sta, d.name)
+            )
+    return sorted(found) or [sta]
+
+
 def _from_sds(root, requests, col, report, before_s, after_s, readers) -> None:
     from obspy import UTCDateTime
     from obspy.clients.filesystem.sds import Client
@@ -374,9 +442,14 @@ def _from_sds(root, requests, col, report, before_s, after_s, readers) -> None:
         t0 = min(r.time_epoch_s for r in reqs) - before_s - 1.0
         t1 = max(r.time_epoch_s for r in reqs) + after_s + 1.0
         try:
-            st = client.get_waveforms(net, sta, loc, "*Z", UTCDateTime(t0), UTCDateTime(t1))
-            if not len(st):  # Hi-net's U, K-NET's UD (the collector keeps only verticals)
-                st = client.get_waveforms(net, sta, loc, "U*", UTCDateTime(t0), UTCDateTime(t1))
+            st = None
+            for code in _sds_station_codes(root, net, sta, t0, t1):
+                got = client.get_waveforms(net, code, loc, "*Z", UTCDateTime(t0), UTCDateTime(t1))
+                if not len(got):  # Hi-net's U, K-NET's UD (the collector keeps only verticals)
+                    got = client.get_waveforms(
+                        net, code, loc, "U*", UTCDateTime(t0), UTCDateTime(t1)
+                    )
+                st = got if st is None else st + got
             return st, None
         except Exception as exc:
             return None, f"{type(exc).__name__}: {exc}"

@@ -465,6 +465,22 @@ def make_pick_id(station_id: str, time_epoch_s: float) -> str:
 # --------------------------------------------------------------------------- messages
 
 
+FLOAT32_EXACT = 2.0**24  # float32 holds every integer up to this
+
+
+def window_float32(samples) -> np.ndarray:
+    """A waveform window as float32, as the wire carries it: the samples less a whole-number
+    offset (their median) where they reach :data:`FLOAT32_EXACT`. A datalogger's DC offset
+    can be tens of millions of counts, where float32 steps by 2 or more: a cast would round
+    away a first motion of a few counts (it turned a real weak INGV onset's read over). The
+    level changes no read (every reader removes it); samples already smaller are unchanged."""
+    x = np.asarray(samples, dtype=np.float64)
+    finite = x[np.isfinite(x)]
+    if finite.size and np.abs(finite).max() >= FLOAT32_EXACT:
+        x = x - np.round(np.median(finite))
+    return x.astype(np.float32)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Pick(Message):
     """A P or S pick (``phase``) with its waveform window (raw counts or velocity, vertical

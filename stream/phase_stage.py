@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from firstmotion.channels import component, sensor
-from firstmotion.messages import Pick
+from firstmotion.messages import Pick, window_float32
 from stream.amplitude import AmplitudeParams, span_samples, vector_amplitude
 from stream.buffer import NS_PER_S, AppendResult, ChannelBuffer
 from stream.picker import (
@@ -474,7 +474,7 @@ class PhaseStage:
             sampling_rate_hz=rate,
             start_time_epoch_s=z.time_ns(start) / NS_PER_S,
             pick_index=index,
-            samples=np.asarray(samples, dtype=np.float32),
+            samples=window_float32(samples),
             snr=snr,
             amplitude=amplitude,
             probability=min(max(float(sp.probability), 0.0), 1.0),

@@ -34,7 +34,7 @@ from dataclasses import astuple, dataclass, field
 
 import numpy as np
 
-from firstmotion.messages import Pick
+from firstmotion.messages import Pick, window_float32
 from stream.buffer import NS_PER_S, AppendResult, ChannelBuffer
 from stream.detect import ChannelDetector, Detection, DetectParams, single_sample_glitch
 from stream.picker import PickerParams
@@ -263,7 +263,7 @@ class StreamStage:
             sampling_rate_hz=float(buf.sampling_rate_hz),  # type: ignore[arg-type]
             start_time_epoch_s=buf.time_ns(start) / NS_PER_S,
             pick_index=index,
-            samples=samples.astype(np.float32),
+            samples=window_float32(samples),
             snr=det.snr,
             amplitude=det.amplitude,
             latitude_deg=lat,

@@ -353,6 +353,13 @@ def test_sds_archive_read_per_station_day(tmp_path):
     assert len(wins) == 2 and rep.files_read == 1
     x = np.asarray(tr.data, dtype=np.float32)
     assert np.array_equal(wins[0].samples, x[1500:2200])
+    # HYPO71's 4-letter code names the archive's T0107 (zeros removed)
+    folder = tmp_path / str(day.year) / "XX" / "T0107" / "EHZ.D"
+    folder.mkdir(parents=True)
+    name = f"XX.T0107..EHZ.D.{day.year}.{day.julday:03d}"
+    Stream([_trace("T0107", "EHZ", seed=3)]).write(str(folder / name), format="MSEED")
+    (w,), rep = cut_windows([Request("e/2", "", "T107", "", "", T0 + 20)], [str(tmp_path)])
+    assert w.station_id == "XX.T0107..EHZ" and not rep.missing
 
 
 # --------------------------------------------------------------------------- end to end
@@ -508,3 +515,57 @@ def test_catalog_depths_below_sea_level_meet_a_model_above_it():
     np.testing.assert_allclose([a.takeoff_deg for a in arrivals], expect)
     wrong = trace_rays(model, d, np.full(2, 4.0), "P").takeoff_deg  # depth taken from the top
     assert np.all(np.abs(expect - wrong) > 2.0)
+
+
+def test_archive_odd_files_interleaved_two_rates_offsets_and_equal_channels(tmp_path, caplog):
+    """What real archives hold: a SeedLink dump interleaving three channels record by record
+    (indexed as holding the vertical), one channel at two rates (each rate's window whole,
+    never one rate's samples on the other's grid), counts on a DC offset beyond float32's
+    integers (a first motion of one count kept), and the same vertical under two location
+    codes (the lowest taken whatever the files are called, and said)."""
+    from obspy import Stream
+
+    from firstmotion.archive import expand_paths, index_files
+
+    mux = tmp_path / "mux"
+    mux.mkdir()
+    st = Stream([_trace("MUX", c, n=6500, seed=k) for k, c in enumerate(("HHE", "HHN", "HHZ"))])
+    st[1:] = [tr.slice(endtime=tr.stats.starttime + 59.99) for tr in st[1:]]
+    with open(mux / "dump.mseed", "wb") as fh:  # HHE, HHN, HHZ, HHE, ... HHE: first, last HHE
+        for t in range(0, 65, 5):
+            for tr in st.slice(st[0].stats.starttime + t, st[0].stats.starttime + t + 4.99):
+                Stream([tr]).write(fh, format="MSEED", reclen=512, encoding="FLOAT32")
+    index, bad = index_files(expand_paths([str(mux)]))
+    assert not bad and {t[3] for t in index[0].traces} == {"HHE", "HHN", "HHZ"}
+    wins, rep = cut_windows([Request("m", "", "MUX", "", "", T0 + 20.0)], [str(mux)], index=index)
+    assert [w.station_id for w in wins] == ["XX.MUX..HHZ"] and not rep.missing
+
+    rates = tmp_path / "rates"
+    rates.mkdir()
+    slow = _trace("TWO", n=6000, seed=4)
+    fast = _trace("TWO", rate=200.0, n=12000, seed=5)
+    Stream([slow]).write(str(rates / "a_100.mseed"), format="MSEED")
+    Stream([fast]).write(str(rates / "b_200.mseed"), format="MSEED")
+    (w,), _ = cut_windows([Request("t", "", "TWO", "", "", T0 + 20.0)], [str(rates)])
+    assert w.sampling_rate_hz == 200.0
+    np.testing.assert_array_equal(w.samples, fast.data[3000:4400])
+
+    big = tmp_path / "offset"
+    big.mkdir()
+    tr = _trace("OFF", seed=6)
+    counts = np.round(tr.data).astype(np.int32) + 30_000_001
+    counts[2000:] += 1  # a one-count step at the pick
+    tr.data = counts
+    Stream([tr]).write(str(big / "off.mseed"), format="MSEED", encoding="STEIM2")
+    (w,), _ = cut_windows([Request("o", "", "OFF", "", "", T0 + 20.0)], [str(big)])
+    diff = w.samples.astype(np.float64) - counts[1500:2200]
+    assert np.ptp(diff) == 0 and abs(diff[0]) > 29_000_000  # whole counts, less an offset
+
+    locs = tmp_path / "locs"
+    locs.mkdir()
+    for name, loc in (("a", "10"), ("b", "00"), ("c", "")):
+        Stream([_trace("LOC", loc=loc, seed=7)]).write(str(locs / f"{name}.mseed"), format="MSEED")
+    with caplog.at_level("WARNING", logger="firstmotion.archive"):
+        (w,), _ = cut_windows([Request("l", "", "LOC", "", "", T0 + 20.0)], [str(locs)])
+    assert w.station_id == "XX.LOC..HHZ"
+    assert "XX.LOC..HHZ over XX.LOC.00.HHZ, XX.LOC.10.HHZ" in caplog.text

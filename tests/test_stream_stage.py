@@ -180,3 +180,14 @@ def test_sampling_rate_change_starts_a_new_detector_at_the_new_rate():
         picks += stage.process(packet)[1]
     assert len(picks) == 1 and picks[0].sampling_rate_hz == 200.0
     assert abs(picks[0].time_epoch_s - (T0_NS / NS_PER_S + 75.0)) < 0.03
+
+
+def test_pick_window_keeps_every_count_on_a_large_dc_offset():
+    """A datalogger's DC offset beyond float32's integers (2**24): the pick's window is the
+    counts less a whole-number offset, so a first motion of a count or two survives the
+    wire's float32."""
+    x = np.round(_trace(onsets_s=[40.0])) + 30_000_001.0
+    (p,) = _run(StreamStage(), x)
+    start = round((p.start_time_epoch_s - T0_NS / NS_PER_S) * RATE_HZ)
+    diff = p.samples.astype(np.float64) - x[start : start + p.samples.size]
+    assert np.ptp(diff) == 0 and diff[0] < -29_000_000
