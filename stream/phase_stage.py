@@ -38,6 +38,7 @@ channel's mean within the window.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Mapping
@@ -74,14 +75,38 @@ CANDIDATE_SUFFIX = "|Pc"  # last_pick_epoch_s key of a station's last candidate 
 AMPLITUDE = AmplitudeParams()  # the picks' three-component amplitudes (S/P ratios)
 MIN_RATE_HZ = 20.0  # slower channels (LH?, VH?) are not picked
 
+log = logging.getLogger(__name__)
+
 
 def station_groups(st) -> dict[str, list]:
     """An obspy ``Stream`` as the stage groups its channels: ``{NET.STA.LOC.BI: [E, N, Z]}``
     (traces or ``None``, 1 and 2 as E and N; merged, gaps interpolated; only groups with a
     vertical), the form :func:`stream.picker.pick_traces` reads. Records read from files may
     carry Japanese codes (Hi-net's U, N, E; K-NET's UD, NS, EW), grouped by
-    :func:`firstmotion.channels.sensor` (BI is then empty, or KiK-net's sensor number)."""
+    :func:`firstmotion.channels.sensor` (BI is then empty, or KiK-net's sensor number).
+    Records of one channel in several sample types (a miniSEED and a SAC copy) are merged as
+    float64; one channel at several rates (a sampling-rate change, two archives) keeps the
+    rate of its longest span, with a warning."""
     st = st.copy()
+    by_id: dict[str, list] = {}
+    for tr in st:
+        if tr.data.dtype != np.float64:
+            tr.data = np.ma.asarray(tr.data, dtype=np.float64)
+            if not np.ma.is_masked(tr.data):
+                tr.data = np.ma.getdata(tr.data)
+        by_id.setdefault(tr.id, []).append(tr)
+    for tid, traces in by_id.items():
+        spans: dict[float, float] = {}
+        for tr in traces:
+            rate = tr.stats.sampling_rate
+            spans[rate] = spans.get(rate, 0.0) + tr.stats.npts / rate
+        if len(spans) > 1:
+            keep = max(spans, key=lambda rate: (spans[rate], rate))
+            log.warning("%s comes at %s Hz: read at %g Hz (its longest span), the rest left out",
+                        tid, " and ".join(f"{r:g}" for r in sorted(spans)), keep)  # fmt: skip
+            for tr in traces:
+                if tr.stats.sampling_rate != keep:
+                    st.remove(tr)
     st.merge(fill_value="interpolate")
     groups: dict[str, list] = {}
     for tr in st:

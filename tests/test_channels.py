@@ -1,5 +1,6 @@
 """Channel codes: the component and the sensor of SEED, Nordic and Japanese codes."""
 
+import numpy as np
 import pytest
 
 from firstmotion.channels import component, is_vertical, sensor
@@ -33,3 +34,31 @@ def test_channel_codes_name_their_component_and_sensor(code, comp, sensor_code):
     assert component(code) == comp
     assert is_vertical(code) == (comp == "Z")
     assert sensor(code) == sensor_code
+
+
+def test_station_groups_merge_mixed_sample_types_and_keep_one_rate(caplog):
+    """Records of one channel as int32 and float32 (a miniSEED and a SAC copy) merge as
+    float64 (obspy refuses to merge them); one channel at two rates keeps the rate of its
+    longest span, with a warning, instead of stopping the run."""
+    from obspy import Stream, Trace, UTCDateTime
+
+    from stream.phase_stage import station_groups
+
+    t0 = UTCDateTime(2020, 1, 1)
+
+    def tr(cha, data, rate=100.0, start=0.0):
+        t = Trace(data)
+        t.stats.update(dict(network="XX", station="A", channel=cha, sampling_rate=rate,
+                            starttime=t0 + start))  # fmt: skip
+        return t
+
+    z = np.arange(1000, dtype=np.int32)
+    st = Stream([tr("HHZ", z[:600]), tr("HHZ", z[600:].astype(np.float32), start=6.0),
+                 tr("HHN", z.copy()), tr("HHE", z.copy())])  # fmt: skip
+    (group,) = station_groups(st).values()
+    assert group[2].data.dtype == np.float64 and np.array_equal(group[2].data, z)
+    st = Stream([tr("HHZ", z.copy()), tr("HHZ", np.zeros(100, np.int32), 20.0, 10.0)])
+    with caplog.at_level("WARNING", logger="stream.phase_stage"):
+        (group,) = station_groups(st).values()
+    assert group[2].stats.sampling_rate == 100.0 and np.array_equal(group[2].data, z)
+    assert "XX.A..HHZ comes at 20 and 100 Hz: read at 100 Hz" in caplog.text
