@@ -103,6 +103,22 @@ def clean_event_id(text: str) -> str:
     return out or "event"
 
 
+# phase names of a first-arriving P or S after their letter (Pg, Pn, Pb, P*; any case)
+FIRST_ARRIVAL_SUFFIXES = ("", "G", "N", "B", "*")
+
+
+def arrival_phase(phase: str) -> str:
+    """``"P"`` or ``"S"`` for the name of a first-arriving P or S phase (``P``, ``Pg``,
+    ``Pn``, ``Pb``, ``P*``, the same for S; any case), ``""`` for any other: depth phases
+    (``pP``, ``sP``), reflections and conversions (``PP``, ``PmP``, ``PcP``), whose first motion
+    is not the direct P's."""
+    text = (phase or "").strip()
+    letter = text[:1].upper()
+    if letter in ("P", "S") and text[1:].upper() in FIRST_ARRIVAL_SUFFIXES:
+        return letter
+    return ""
+
+
 # --------------------------------------------------------------------------- QuakeML
 
 
@@ -111,8 +127,8 @@ def read_quakeml(
 ) -> list[EventRecord]:
     """Events of a QuakeML file, or of another event format obspy reads (``fmt``: its obspy
     name where already known, else obspy detects it; see the module docstring); ``phases``:
-    the picks whose phase starts with one of these letters (``("P", "S")`` for a picker's
-    figures), each with that letter as its phase."""
+    the first-arriving picks (:func:`arrival_phase`) of these phases (``("P", "S")`` for a
+    picker's figures), each with that letter as its phase."""
     from obspy import read_events
 
     out = []
@@ -138,8 +154,8 @@ def read_quakeml(
                 phase_of[str(a.pick_id)] = a.phase or ""
         picks = []
         for p in ev.picks:
-            phase = (p.phase_hint or phase_of.get(str(p.resource_id), "") or "").strip()
-            if not phase[:1].upper() or phase[:1].upper() not in phases:
+            phase = arrival_phase(p.phase_hint or phase_of.get(str(p.resource_id), "") or "")
+            if not phase or phase not in phases:
                 continue
             w = p.waveform_id
             pol = {"positive": 1, "negative": -1}.get(p.polarity or "", 0)
@@ -150,7 +166,7 @@ def read_quakeml(
                     location=w.location_code or "",
                     channel=w.channel_code or "",
                     time_epoch_s=float(p.time.timestamp),
-                    phase=phase[:1].upper(),
+                    phase=phase,
                     analyst_polarity=pol,
                     onset=p.onset or "",
                 )
@@ -370,8 +386,8 @@ def read_events_csv(path: str | Path) -> list[EventRecord]:
 def read_csv_pair(
     events_path: str | Path, picks_path: str | Path, phases: tuple[str, ...] = ("P",)
 ) -> list[EventRecord]:
-    """Events of the CSV pair (the picks whose phase starts with one of ``phases``); picks of
-    unknown events are an error naming them."""
+    """Events of the CSV pair (the first-arriving picks of ``phases``,
+    :func:`arrival_phase`); picks of unknown events are an error naming them."""
     events = {e.event_id: e for e in read_events_csv(events_path)}
     rows = _csv_rows(picks_path, ("event_id", "station_id", "phase", "time"))
     unknown = set()
@@ -426,9 +442,10 @@ def _time_event_id(epoch_s: float) -> str:
 
 
 def _csv_pick(r: dict[str, str], path: str | Path, phases: tuple[str, ...]) -> PickRecord | None:
-    """The pick of a picks-CSV row (None: a phase not in ``phases``); its polarity (U / D,
+    """The pick of a picks-CSV row (None: a phase not in ``phases``, or not a first arrival:
+    :func:`arrival_phase`); its polarity (U / D,
     +1 / -1, positive / negative, C for compression) on P picks only."""
-    phase = r["phase"].strip()[:1].upper()
+    phase = arrival_phase(r["phase"])
     if not phase or phase not in phases:
         return None
     parts = r["station_id"].strip().split(".")
@@ -537,6 +554,32 @@ def read_obspy_events(paths: list[str], phases: tuple[str, ...] = ("P",)) -> lis
     return out
 
 
+def _without_repeated_picks(recs: list[EventRecord]) -> list[EventRecord]:
+    """``recs`` with each pick once (the same station codes, phase and time to the
+    millisecond: a file given twice, a catalog exported with its arrivals repeated); an
+    event whose picks were all repeats of another's goes too. Logged."""
+    seen: set[tuple] = set()
+    repeated = 0
+    out = []
+    for r in recs:
+        picks = []
+        for p in r.picks:
+            key = (p.network, p.station, p.location, p.channel, p.phase, round(p.time_epoch_s, 3))
+            if key in seen:
+                repeated += 1
+                continue
+            seen.add(key)
+            picks.append(p)
+        if r.picks and not picks:
+            continue
+        r.picks = picks
+        out.append(r)
+    if repeated:
+        log.warning("%d pick(s) given more than once (the same station, phase and time), "
+                    "read once", repeated)  # fmt: skip
+    return out
+
+
 def read_events(
     events: list[str],
     *,
@@ -577,6 +620,7 @@ def read_events(
             )
     else:
         raise InputError(f"unknown events format {kind!r} (quakeml, hypo71, csv)")
+    recs = _without_repeated_picks(recs)
     seen: dict[str, int] = {}
     for r in recs:  # unique ids
         n = seen.get(r.event_id, 0)

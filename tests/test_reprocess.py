@@ -569,3 +569,31 @@ def test_archive_odd_files_interleaved_two_rates_offsets_and_equal_channels(tmp_
         (w,), _ = cut_windows([Request("l", "", "LOC", "", "", T0 + 20.0)], [str(locs)])
     assert w.station_id == "XX.LOC..HHZ"
     assert "XX.LOC..HHZ over XX.LOC.00.HHZ, XX.LOC.10.HHZ" in caplog.text
+
+
+def test_first_arrivals_only_and_repeated_picks_read_once(tmp_path, caplog):
+    """A pick's first motion is the direct P's: pP, sP, PP, PmP are not P picks (a pP with a
+    polarity was scored as a P), Pg, Pn, Pb, P* are; a pick given twice (a file named twice)
+    is read once, and said."""
+    from firstmotion.event_catalogs import arrival_phase
+
+    names = {"P": "P", "Pg": "P", "PN": "P", "Pb": "P", "P*": "P", "p": "P", "Sg": "S", "S": "S",
+             "pP": "", "sP": "", "PP": "", "PmP": "", "PcP": "", "PKP": "", "": ""}  # fmt: skip
+    assert {k: arrival_phase(k) for k in names} == names
+    picks = tmp_path / "picks.csv"
+    picks.write_text(
+        "station_id,phase,time,polarity\n"
+        "XX.A..HHZ,P,2020-01-01T00:00:01.00,U\n"
+        "XX.A..HHZ,pP,2020-01-01T00:00:02.50,D\n"
+        "XX.B..HHZ,Pg,2020-01-01T00:00:01.50,D\n"
+    )
+    (ev,) = read_events([str(picks)])
+    assert [(p.station, p.phase, p.analyst_polarity) for p in ev.picks] == [
+        ("A", "P", 1),
+        ("B", "P", -1),
+    ]
+    (tmp_path / "a.dat").write_text("TEROIPU0 110113195943.58\n")
+    with caplog.at_level("WARNING", logger="firstmotion.event_catalogs"):
+        events = read_events([str(tmp_path / "a.dat"), str(tmp_path / "a.dat")])
+    assert sum(len(e.picks) for e in events) == 1
+    assert "1 pick(s) given more than once" in caplog.text

@@ -83,6 +83,7 @@ import numpy as np
 from scipy import signal
 
 from firstmotion import synth
+from firstmotion.event_catalogs import arrival_phase
 from workers.polarity.preprocess import (
     PreprocessConfig,
     linear_windows,
@@ -247,7 +248,7 @@ def load_real_noise(data_dir: Path | None = None, exclude_before_p_s: float = 5.
         origin_time = event.preferred_origin() or event.origins[0]
         first_p: dict[str, obspy.UTCDateTime] = {}
         for pick in event.picks:
-            if (pick.phase_hint or "").upper().startswith("P"):
+            if arrival_phase(pick.phase_hint or "") == "P":
                 sta = pick.waveform_id.station_code
                 first_p[sta] = min(first_p.get(sta, pick.time), pick.time)
         for tr in obspy.read(str(mseed)).select(channel="??Z"):

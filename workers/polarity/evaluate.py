@@ -56,6 +56,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from firstmotion.channels import is_vertical
 from firstmotion.errors import InputError
+from firstmotion.event_catalogs import arrival_phase
 from workers.polarity.classifier import PolarityClassifier
 from workers.polarity.dataset import (
     LABEL_DOWN,
@@ -273,7 +274,7 @@ def load_texnet_polarities(data_dir: Path | None = None) -> list[dict]:
         for pick in event.picks:
             if pick.polarity not in ("positive", "negative"):
                 continue
-            if not (pick.phase_hint or "").upper().startswith("P"):
+            if arrival_phase(pick.phase_hint or "") != "P":
                 continue
             wid = pick.waveform_id
             band = (wid.channel_code or "")[:2]
