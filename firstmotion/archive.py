@@ -105,8 +105,20 @@ def same_station(given: str, code: str) -> bool:
 
 def same_site(network: str, station: str, location: str, net: str, sta: str, loc: str) -> bool:
     """Whether a pick's network, station and location codes ('' where not given) name the
-    archive's ``net``, ``sta``, ``loc`` (:func:`same_station` for the station)."""
-    return same_station(station, sta) and network in ("", net) and location in ("", loc)
+    archive's ``net``, ``sta``, ``loc`` (:func:`same_station` for the station; a record
+    without a network or location code, as SAC files often are, may be any: a record with
+    the pick's own codes is preferred, :func:`site_codes_given`)."""
+    return (
+        same_station(station, sta)
+        and (network in ("", net) or net == "")
+        and (location in ("", loc) or loc == "")
+    )
+
+
+def site_codes_given(network: str, location: str, net: str, loc: str) -> int:
+    """How many of the network and location codes a pick gives ('' is not given) a record
+    carries."""
+    return int(bool(network) and network == net) + int(bool(location) and location == loc)
 
 
 def _match_score(req: Request, net: str, sta: str, loc: str, cha: str, rate: float):
@@ -119,12 +131,25 @@ def _match_score(req: Request, net: str, sta: str, loc: str, cha: str, rate: flo
         if req.channel != cha:
             return None
     exact = int(req.station == sta)
+    codes = site_codes_given(req.network, req.location, net, loc)
     if len(req.channel) == 2:  # Nordic's component: band code and orientation ("HZ", "SZ")
         band = int(cha[:1] == req.channel[:1])
     else:
         band = int(bool(req.channel) and cha[:2] == req.channel[:2])
     seismometer = int(cha[1:2].upper() != "N")  # N: an accelerometer, noisier on small events
-    return (exact, band, seismometer, rate)
+    return (exact, codes, band, seismometer, rate)
+
+
+def _unfit(req: Request, tid: str, rate: float) -> str:
+    """Why the vertical ``tid`` of a pick's station cannot serve it, in words."""
+    if rate < MIN_RATE_HZ:
+        return f"{tid} is sampled at {rate:g} Hz, below the reader's {MIN_RATE_HZ:g} Hz"
+    net, _sta, loc, cha = tid.split(".")
+    if req.network not in ("", net):
+        return f"{tid} is of network {net}, the pick's is {req.network}"
+    if req.location not in ("", loc):
+        return f"{tid} has location code {loc!r}, the pick's is {req.location!r}"
+    return f"{tid} is not the pick's channel {req.channel}"
 
 
 def is_sds_root(path: str | Path) -> bool:
@@ -181,6 +206,7 @@ class _Collector:
         # key -> (trace id, rate) -> (score, [(start_s, samples)]): a channel recorded at two
         # rates (a sampling-rate change, two archives) keeps each rate's pieces apart
         self.pieces: dict[str, dict[tuple[str, float], tuple]] = defaultdict(dict)
+        self.unfit: dict[str, set[str]] = defaultdict(set)  # key -> verticals that did not serve
 
     def feed(self, stream) -> None:
         for tr in stream:
@@ -198,6 +224,8 @@ class _Collector:
                     continue
                 score = _match_score(r, s.network, s.station, s.location, s.channel, rate)
                 if score is None:
+                    if is_vertical(s.channel):  # say why the station's vertical did not serve
+                        self.unfit[r.key].add(_unfit(r, tid, rate))
                     continue
                 if data is None:
                     data = np.ma.filled(np.ma.asarray(tr.data, dtype=np.float64), np.nan)
@@ -213,7 +241,12 @@ class _Collector:
         for r in requests:
             by_trace = self.pieces.get(r.key)
             if not by_trace:
-                missing[r.key] = "no waveform (no vertical channel of this station covers the pick)"
+                unfit = sorted(self.unfit.get(r.key, ()))
+                missing[r.key] = (
+                    "no waveform (no vertical channel of this station covers the pick)"
+                    if not unfit
+                    else f"no vertical fits the pick: {'; '.join(unfit[:3])}"
+                )
                 continue
             ranked = sorted(
                 by_trace.items(),

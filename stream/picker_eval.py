@@ -30,7 +30,14 @@ from pathlib import Path
 
 import numpy as np
 
-from firstmotion.archive import expand_paths, index_files, is_sds_root, same_site, squeezed
+from firstmotion.archive import (
+    expand_paths,
+    index_files,
+    is_sds_root,
+    same_site,
+    site_codes_given,
+    squeezed,
+)
 from firstmotion.channels import sensor
 from firstmotion.errors import InputError
 from firstmotion.event_catalogs import read_events
@@ -90,10 +97,18 @@ def _preference(key: str, groups: dict) -> tuple:
 
 def label_group(label: Label, groups: dict) -> str | None:
     """The station group (a key of :func:`stream.phase_stage.station_groups`) that reads
-    ``label``: of the groups that serve it, a seismometer before an accelerometer, then the
-    higher rate; None without one."""
+    ``label``: of the groups that serve it, the one carrying the label's network and location
+    codes, then a seismometer before an accelerometer, then the higher rate; None without
+    one."""
     keys = [k for k in groups if serves(label, k)]
-    return max(keys, key=lambda k: _preference(k, groups)) if keys else None
+    if not keys:
+        return None
+
+    def codes(key: str) -> int:  # a record with the label's own network and location first
+        net, _sta, loc, _band = key.split(".")
+        return site_codes_given(label.network, label.location, net, loc)
+
+    return max(keys, key=lambda k: (codes(k), *_preference(k, groups)))
 
 
 class Waveforms:

@@ -158,8 +158,13 @@ def test_polarity_show_says_what_is_wrong_with_its_inputs(tmp_path, capfd):
     obspy.Trace(np.zeros(1000, dtype=np.int32), header=header).write(str(mseed), format="MSEED")
     text = tmp_path / "notes.txt"
     text.write_text("not a waveform\n")
+    slow = tmp_path / "slow.mseed"
+    obspy.Trace(np.zeros(200, dtype=np.int32), header={**header, "sampling_rate": 20.0}).write(
+        str(slow), format="MSEED"
+    )
     at = ["--pick", "2024-01-01T00:00:05"]
     cases = [
+        (["--mseed", str(slow), *at], "sampled at 20 Hz: the reader reads records of 40 Hz"),
         (["--mseed", str(tmp_path / "nope.mseed"), *at], "no such file"),
         (["--mseed", str(mseed), "--pick", "five past"], "--pick 'five past'"),
         (["--mseed", str(mseed), *at, "--station", "XX.A"], "expected NET.STA.LOC.CHA"),

@@ -569,6 +569,21 @@ def test_archive_odd_files_interleaved_two_rates_offsets_and_equal_channels(tmp_
         (w,), _ = cut_windows([Request("l", "", "LOC", "", "", T0 + 20.0)], [str(locs)])
     assert w.station_id == "XX.LOC..HHZ"
     assert "XX.LOC..HHZ over XX.LOC.00.HHZ, XX.LOC.10.HHZ" in caplog.text
+    (w,), _ = cut_windows([Request("l", "XX", "LOC", "10", "", T0 + 20.0)], [str(locs)])
+    assert w.station_id == "XX.LOC.10.HHZ"  # the pick's own code over the '' record
+
+    sac = tmp_path / "sac"  # SAC files without network or location codes serve a pick
+    sac.mkdir()  # naming them; a pick for another location, at 20 Hz: said why not
+    Stream([_trace("NON", net="", seed=8)]).write(str(sac / "NON.HHZ.sac"), format="SAC")
+    Stream([_trace("SLO", rate=20.0, n=1200)]).write(str(sac / "SLO.HHZ.sac"), format="SAC")
+    Stream([_trace("LOC", loc="00")]).write(str(sac / "LOC.HHZ.sac"), format="SAC")
+    reqs = [Request("n", "TX", "NON", "00", "HHZ", T0 + 20.0),
+            Request("s", "", "SLO", "", "", T0 + 20.0),
+            Request("l", "XX", "LOC", "10", "", T0 + 20.0)]  # fmt: skip
+    wins, rep = cut_windows(reqs, [str(sac)])
+    assert [w.station_id for w in wins] == [".NON..HHZ"]
+    assert "XX.SLO..HHZ is sampled at 20 Hz, below the reader's 40 Hz" in rep.missing["s"]
+    assert "XX.LOC.00.HHZ has location code '00', the pick's is '10'" in rep.missing["l"]
 
 
 def test_first_arrivals_only_and_repeated_picks_read_once(tmp_path, caplog):

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from firstmotion.channels import is_vertical
+from workers.polarity.preprocess import MIN_SAMPLING_RATE_HZ
 
 log = logging.getLogger(__name__)
 NAMES = {1: "up", -1: "down", 0: "unknown"}
@@ -92,6 +93,9 @@ def read_pick(mseed: str, pick: str, station: str | None = None) -> dict:
         raise ValueError(f"no {station or 'vertical'} trace in {mseed} holds {when}")
     tr = held[0]
     rate = float(tr.stats.sampling_rate)
+    if rate < MIN_SAMPLING_RATE_HZ:
+        raise ValueError(f"{tr.id} in {mseed} is sampled at {rate:g} Hz: the reader reads "
+                         f"records of {MIN_SAMPLING_RATE_HZ:g} Hz and more")  # fmt: skip
     return {
         "station_id": tr.id,
         "sampling_rate_hz": rate,
