@@ -77,6 +77,20 @@ class Window:
     samples: np.ndarray
     pick_index: int
 
+    def around_pick(self) -> Window:
+        """The window cut to the unbroken record that holds its pick (no NaN): the samples
+        before a gap or the record's start are no noise to read the pick against, and a
+        reader given them flags the window instead of reading it."""
+        bad = np.flatnonzero(~np.isfinite(self.samples))
+        k = self.pick_index
+        lo = int(bad[bad < k].max()) + 1 if (bad < k).any() else 0
+        hi = int(bad[bad > k].min()) if (bad > k).any() else self.samples.size
+        if lo == 0 and hi == self.samples.size:
+            return self
+        return Window(self.key, self.station_id, self.sampling_rate_hz,
+                      self.start_epoch_s + lo / self.sampling_rate_hz, self.samples[lo:hi],
+                      k - lo)  # fmt: skip
+
 
 @dataclass
 class ArchiveReport:

@@ -612,3 +612,23 @@ def test_first_arrivals_only_and_repeated_picks_read_once(tmp_path, caplog):
         events = read_events([str(tmp_path / "a.dat"), str(tmp_path / "a.dat")])
     assert sum(len(e.picks) for e in events) == 1
     assert "1 pick(s) given more than once" in caplog.text
+
+
+def test_a_window_is_read_on_the_unbroken_record_holding_its_pick():
+    """A record starting 0.5 s before the pick, or a gap 0.3 s before it: the window given to
+    the reader is the record from the gap on (NaN before it made the reader flag the window
+    and read nothing, where `polarity show` of the same file reads the onset)."""
+    from firstmotion.archive import Window
+    from workers.reprocess.pipeline import window_pick
+
+    x = np.arange(700, dtype=np.float32)
+    x[:450] = np.nan  # the record starts 0.5 s before the pick (index 500)
+    x[600:610] = np.nan  # and has a gap 1 s after it
+    w = Window("k", "XX.A..HHZ", 100.0, T0, x, 500)
+    cut = w.around_pick()
+    assert (cut.pick_index, cut.samples.size, cut.start_epoch_s) == (50, 150, T0 + 4.5)
+    assert np.isfinite(cut.samples).all() and cut.samples[cut.pick_index] == 500
+    pick = window_pick(w)
+    assert pick.pick_index == 50 and pick.time_epoch_s == pytest.approx(T0 + 5.0)
+    clean = Window("k", "XX.A..HHZ", 100.0, T0, np.ones(700, np.float32), 500)
+    assert clean.around_pick() is clean

@@ -506,17 +506,17 @@ def load_labelled(
     out, in_gap = [], []
     for w in sorted(windows, key=lambda w: order[w.key]):
         event, p = labelled[w.key]
-        data = np.asarray(w.samples, dtype=np.float64)
-        finite = np.flatnonzero(np.isfinite(data))  # the record's span within the window
-        if finite.size == 0 or not finite[0] <= w.pick_index <= finite[-1]:
+        cut = w.around_pick()  # the unbroken record holding the pick
+        data = np.asarray(cut.samples, dtype=np.float64)
+        if not np.isfinite(data[cut.pick_index]):
             in_gap.append(f"{event} {w.station_id}")
             continue
         row = {
             "event": event,
             "station_id": w.station_id,
             "sampling_rate_hz": float(w.sampling_rate_hz),
-            "data": data[finite[0] : finite[-1] + 1],
-            "pick_index": int(w.pick_index) - int(finite[0]),
+            "data": data,
+            "pick_index": int(cut.pick_index),
             "time": str(UTCDateTime(p.time_epoch_s)),
             "polarity": int(p.analyst_polarity),
         }

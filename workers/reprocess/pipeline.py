@@ -131,7 +131,10 @@ def event_arrivals(
 
 
 def window_pick(win, method: str = "reprocess") -> Pick:
-    """The Pick message of a cut window (SNR: peak of the first second over pre-pick std)."""
+    """The Pick message of a cut window, cut to the unbroken record holding the pick
+    (:meth:`firstmotion.archive.Window.around_pick`; SNR: peak of the first second over
+    pre-pick std)."""
+    win = win.around_pick()
     x = win.samples.astype(np.float64)
     k, fs = win.pick_index, win.sampling_rate_hz
     noise = x[max(0, k - int(2 * fs)) : max(k - 2, 1)]
