@@ -177,6 +177,22 @@ def test_cli_skips_small_events(tmp_path):
     assert out.read_text() == ""
 
 
+def test_cli_an_event_with_bad_values_is_skipped_and_the_batch_goes_on(tmp_path, capfd):
+    """A NaN takeoff or a polarity of 2 in one event: that event is skipped with its reason,
+    the events after it are inverted (one bad event stopped the batch with a traceback)."""
+    events, _ = _synthetic_events(3)
+    events[1]["picks"][0]["takeoff_deg"] = float("nan")
+    events[2]["picks"][3]["polarity"] = 2
+    events.append(_synthetic_events(1)[0][0] | {"event_id": "ev3"})
+    inp = tmp_path / "events.jsonl"
+    inp.write_text("".join(json.dumps(e) + "\n" for e in events))
+    out = tmp_path / "mechs.jsonl"
+    assert main(["invert", "--input", str(inp), "--output", str(out), "--no-progress"]) == 0
+    assert [json.loads(line)["event_id"] for line in out.open()] == ["ev0", "ev3"]
+    err = capfd.readouterr().err
+    assert "event ev1: takeoff_deg contains NaN" in err and "event ev2: polarity must be" in err
+
+
 def test_cli_reads_skhash_csv(tmp_path):
     events, truth = _synthetic_events(2)
     lines = [

@@ -391,7 +391,17 @@ def run(args: argparse.Namespace) -> int:
                 )
                 n_skipped += 1
                 continue
-            m, pol = invert_event(ev, reversals, args.sp_correction, **params)
+            rays = zip(ev.station, ev.azimuth_deg.tolist(), ev.takeoff_deg.tolist(), strict=True)
+            repeats = len(ev.station) - len(set(rays))
+            if repeats and all(ev.station):
+                log.warning("event %s: %d pick(s) repeat a station's ray (the same station, "
+                            "azimuth and takeoff), each counted", ev.event_id, repeats)  # fmt: skip
+            try:
+                m, pol = invert_event(ev, reversals, args.sp_correction, **params)
+            except ValueError as exc:  # bad values in this event's rows: the others go on
+                log.warning("event %s: %s, skipped", ev.event_id, exc)
+                n_skipped += 1
+                continue
             row = {"event_id": ev.event_id, **m.to_dict()}
             if ev.sp_log_ratio is not None:
                 row["sp_correction_log10"] = round(args.sp_correction, 4)
