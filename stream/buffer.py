@@ -16,11 +16,18 @@ sample (``expected = round((packet_start - segment_start) * rate)``):
 * ``gap`` -- starts later by at most ``max_fill_s``: the hole is filled by linear
   interpolation between the last held sample and the packet's first (a short telemetry
   dropout should not cost an STA/LTA warm-up), and the packet is appended;
-* ``reset`` -- a longer gap, a sampling-rate change, a packet misaligned with the segment's
-  sample grid by more than the tolerance, or the channel's first packet: a new segment starts
-  at the packet (the caller restarts its detector);
+* ``reset`` -- a longer gap, a sampling-rate change (more than :data:`RATE_TOLERANCE` of the
+  rate: a datalogger stamping each record with its measured rate, 100.00001 Hz, continues the
+  segment), a packet misaligned with the segment's sample grid by more than the tolerance, or
+  the channel's first packet: a new segment starts at the packet (the caller restarts its
+  detector);
 * ``rewind`` -- likewise a new segment, for a packet starting more than ``capacity_s`` before
-  the newest sample (the digitizer's clock went back).
+  the newest sample, or overlapping held samples with other values (the digitizer's clock
+  went back: its records are new data with earlier times, not a repeat; samples interpolated
+  over a gap are not compared);
+* ``late`` -- a packet ending before the first sample of a segment its successor started
+  (no more than ``capacity_s`` before it): it arrived out of order, after the data that
+  followed it; its samples are not used.
 """
 
 from __future__ import annotations
@@ -30,7 +37,8 @@ from dataclasses import dataclass
 import numpy as np
 
 NS_PER_S = 1_000_000_000
-OUTCOMES = ("contiguous", "overlap", "duplicate", "gap", "reset", "rewind")
+OUTCOMES = ("contiguous", "overlap", "duplicate", "gap", "reset", "rewind", "late")
+RATE_TOLERANCE = 1e-4  # relative: rates closer than this are one rate
 
 
 @dataclass(frozen=True)
@@ -115,6 +123,7 @@ class ChannelBuffer:
         self.segment_start_ns = 0
         self.segment = 0  # counts segments (resets) of this channel
         self.ring: RingArray | None = None
+        self._filled: list[tuple[int, int]] = []  # index spans interpolated over gaps
 
     @property
     def end_index(self) -> int:
@@ -157,6 +166,20 @@ class ChannelBuffer:
         self.segment_start_ns = int(start_ns)
         self.ring = RingArray(max(1, int(np.ceil(self.capacity_s * sampling_rate_hz))))
         self.segment += 1
+        self._filled = []
+
+    def _repeats_held(self, first: int, x: np.ndarray) -> bool:
+        """Whether a packet starting at index ``first`` (before the newest sample) repeats the
+        held samples it overlaps (those interpolated over a gap not compared)."""
+        ring = self.ring
+        assert ring is not None
+        lo, hi = max(first, ring.start), min(ring.end, first + x.size)
+        if hi <= lo:
+            return True
+        same = ring.get(lo, hi) == x[lo - first : hi - first]
+        for a, b in self._filled:
+            same[max(a, lo) - lo : max(min(b, hi), lo) - lo] = True
+        return bool(same.all())
 
     def append(self, start_ns: int, sampling_rate_hz: float, samples: np.ndarray) -> AppendResult:
         """Add one packet (first sample at epoch ``start_ns``); see the module docstring."""
@@ -166,7 +189,10 @@ class ChannelBuffer:
         if x.size == 0:
             return AppendResult("duplicate", self.end_index, 0)
         rate = float(sampling_rate_hz)
-        if self.ring is None or rate != self.sampling_rate_hz:
+        held = self.sampling_rate_hz
+        if held is not None and abs(rate - held) <= RATE_TOLERANCE * held:
+            rate = held  # the segment's rate: a record's measured rate may differ a little
+        if self.ring is None or rate != held:
             self._reset(start_ns, rate)
             self.ring.extend(x)  # type: ignore[union-attr]
             return AppendResult("reset", 0, x.size)
@@ -177,7 +203,12 @@ class ChannelBuffer:
             self._reset(start_ns, rate)
             self.ring.extend(x)  # type: ignore[union-attr]
             return AppendResult("reset", 0, x.size)
-        if first < ring.end - self.capacity_s * rate:  # the clock went back: a new segment
+        if ring.origin == 0 and -self.capacity_s * rate <= first and first + x.size <= 0:
+            # just before a segment that its successor started: it came after it
+            return AppendResult("late", ring.end, 0, n_trimmed=x.size)
+        if first < ring.end - self.capacity_s * rate or (
+            first < ring.end and not self._repeats_held(first, x)
+        ):  # the clock went back: a new segment
             self._reset(start_ns, rate)
             self.ring.extend(x)  # type: ignore[union-attr]
             return AppendResult("rewind", 0, x.size)
@@ -200,4 +231,7 @@ class ChannelBuffer:
         begin = ring.end
         ring.extend(fill)
         ring.extend(x)
+        self._filled = [(a, b) for a, b in self._filled if b > ring.start] + [
+            (begin, begin + missing)
+        ]
         return AppendResult("gap", begin, missing + x.size, n_filled=missing)

@@ -43,6 +43,7 @@ import contextlib
 import fnmatch
 import json
 import logging
+import math
 import os
 import queue
 import signal
@@ -58,6 +59,15 @@ from typing import Any
 from stream.stage import Packet, StageParams, make_stage
 
 log = logging.getLogger(__name__)
+
+# packets an operator should hear of (stream.buffer's outcomes), at most once per channel and
+# outcome in this many seconds
+UNUSUAL_PACKETS = {
+    "rewind": "the clock went back (records with earlier times and other samples): a new "
+    "segment starts there",
+    "late": "a record came after the one following it and is not used (out of order)",
+}
+UNUSUAL_WARN_S = 600.0
 
 STATEFILE_VERSION = 1
 STATE_SAVE_INTERVAL_S = 2.0
@@ -554,6 +564,7 @@ class StreamProcess:
         self.started_wall_s = time.time()
         self.n_picks = 0
         self.n_packets = 0
+        self._warned: dict[tuple[str, str], float] = {}  # (channel, outcome) -> wall time
         self.newest_data_end_ns = 0
         self._publish_failed = False
         self._carry: tuple[str | None, Packet] | None = None  # the next batch's first packet
@@ -577,6 +588,17 @@ class StreamProcess:
     def handle(self, key: str | None, packet: Packet) -> int:
         """Process one packet and publish its picks; returns how many."""
         return self.handle_many([(key, packet)])
+
+    def _warn_unusual(self, packet: Packet, outcome: str) -> None:
+        """One warning per channel and outcome each :data:`UNUSUAL_WARN_S` (the counter
+        ``firstmotion_stream_packets_total`` counts them all)."""
+        key = (packet.seed_id, outcome)
+        now = time.monotonic()
+        if now - self._warned.get(key, -math.inf) < UNUSUAL_WARN_S:
+            return
+        self._warned[key] = now
+        log.warning("%s: %s (record at %s)", packet.seed_id, UNUSUAL_PACKETS[outcome],
+                    _iso(packet.start_ns))  # fmt: skip
 
     def handle_many(self, items: list[tuple[str | None, Packet]]) -> int:
         """Process packets of distinct channels together (the learned picker runs every window
@@ -605,10 +627,12 @@ class StreamProcess:
         now_repaired = getattr(self.stage, "glitches_repaired", 0)
         if m.glitches_repaired is not None and now_repaired > repaired:
             m.glitches_repaired.inc(now_repaired - repaired)
-        for result in results:
+        for packet, result in zip(packets, results, strict=True):
             if result is None:
                 continue
             m.packets.labels(outcome=result.outcome).inc()
+            if result.outcome in UNUSUAL_PACKETS:
+                self._warn_unusual(packet, result.outcome)
             if result.n_filled:
                 m.gap_samples.inc(result.n_filled)
         if self.stage.suppressed > repeats:

@@ -244,7 +244,9 @@ def next_window_start(start_n: int, hot: bool, params: PickerParams) -> int:
 
 def find_peaks(prob: np.ndarray, threshold: float) -> list[tuple[float, float]]:
     """``[(index, probability)]``: the maximum of each run of ``prob`` above ``threshold``
-    (fractional index from a parabola through the maximum and its neighbours), in order."""
+    (fractional index from a parabola through the maximum and its neighbours), in order; a
+    run whose maximum is the first sample is no peak (a segment's first window starts in a
+    raised probability that the network gives its first samples, with nothing before them)."""
     prob = np.asarray(prob, dtype=np.float64)
     above = prob > threshold
     if not above.any():
@@ -254,6 +256,8 @@ def find_peaks(prob: np.ndarray, threshold: float) -> list[tuple[float, float]]:
     out = []
     for a, b in zip(starts, stops, strict=True):
         k = a + int(np.argmax(prob[a:b]))
+        if k == 0:
+            continue
         off = 0.0
         if 0 < k < prob.size - 1:
             off = parabolic_offset(prob[k - 1], prob[k], prob[k + 1])
@@ -273,7 +277,8 @@ def find_peaks_py(prob: np.ndarray, threshold: float) -> list[tuple[float, float
             off = 0.0
             if 0 < k < len(values) - 2:
                 off = parabolic_offset(values[k - 1], values[k], values[k + 1])
-            out.append((k + off, values[k]))
+            if k > 0:
+                out.append((k + off, values[k]))
             run = []
     return out
 

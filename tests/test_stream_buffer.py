@@ -84,6 +84,38 @@ def test_bad_input_raises():
 def test_clock_going_back_further_than_the_buffer_starts_a_new_segment():
     buf = ChannelBuffer(capacity_s=10.0)
     buf.append(_ns(0), RATE_HZ, np.zeros(3000))
-    assert buf.append(_ns(2500), RATE_HZ, np.ones(100)).outcome == "duplicate"  # replayed
+    assert buf.append(_ns(2500), RATE_HZ, np.zeros(100)).outcome == "duplicate"  # replayed
     r = buf.append(_ns(-5000), RATE_HZ, np.ones(100))  # 80 s back: a clock reset
     assert r.outcome == "rewind" and buf.segment == 2 and buf.segment_start_ns == _ns(-5000)
+
+
+def test_clock_going_back_within_the_buffer_starts_a_new_segment_not_a_splice():
+    """A clock that jumps back 20 s (less than the buffer): its records overlap held samples
+    with other values, new data with earlier times, so a new segment starts at them (they
+    were dropped as repeats for 20 s, and the rest spliced on, picks 20 s early); repeats of
+    held samples, and real samples over an interpolated gap, stay an overlap."""
+    x = np.random.default_rng(1).normal(size=6000)
+    buf = ChannelBuffer()
+    buf.append(_ns(0), RATE_HZ, x[:3000])
+    r = buf.append(_ns(1000), RATE_HZ, x[3000:3100])  # 20 s back, other samples
+    assert r.outcome == "rewind" and buf.segment == 2 and buf.segment_start_ns == _ns(1000)
+    buf = ChannelBuffer()
+    buf.append(_ns(0), RATE_HZ, x[:1000])
+    buf.append(_ns(1050), RATE_HZ, x[1050:1200])  # a 0.5 s gap, interpolated
+    r = buf.append(_ns(1000), RATE_HZ, x[1000:1300])  # the gap's own samples, late
+    assert (r.outcome, r.first_index, r.n_added) == ("overlap", 1200, 100) and buf.segment == 1
+
+
+def test_measured_rates_continue_the_segment_and_late_records_are_told_apart():
+    """Records stamped with the datalogger's measured rate (100.00001 Hz every other one)
+    continue the segment (each was a new segment: no picks at that station); a record that
+    arrives after the one following it, across a gap too long to fill, is ``late``."""
+    buf = ChannelBuffer()
+    rates = [RATE_HZ, 100.00001] * 5
+    outcomes = [buf.append(_ns(300 * k), r, np.zeros(300)).outcome for k, r in enumerate(rates)]
+    assert outcomes == ["reset"] + ["contiguous"] * 9 and buf.sampling_rate_hz == RATE_HZ
+    buf = ChannelBuffer(max_fill_s=1.0)
+    buf.append(_ns(0), RATE_HZ, np.zeros(300))
+    assert buf.append(_ns(600), RATE_HZ, np.ones(300)).outcome == "reset"  # 3 s early
+    r = buf.append(_ns(300), RATE_HZ, np.full(300, 2.0))  # the record before it, late
+    assert (r.outcome, r.n_added) == ("late", 0) and buf.segment == 2

@@ -575,3 +575,24 @@ def test_queued_packets_are_handled_together_one_per_channel(redis_url):
         item, proc._carry = proc._carry, None
         proc.handle_many(proc._take_batch(item))
     assert handled == [ids[:3], ids[3:]]
+
+
+def test_a_clock_going_back_and_a_late_record_are_said_once_per_channel(redis_url, caplog):
+    """Records with earlier times and other samples (a clock jump back of 20 s), and a record
+    arriving after its successor: each is counted and named in one warning per channel."""
+    proc = _process(("127.0.0.1", 1), redis_url)  # never started: packets handed in directly
+    x = np.random.default_rng(2).normal(size=2000)
+
+    def packet(index, samples, sta="A"):
+        return (None, Packet("XX", sta, "", "HHZ", 10**18 + index * 10**7, 100.0, samples))
+
+    items = [packet(0, x[:1000]), packet(500, x[1000:1100]), packet(600, x[1100:1200]),
+             packet(0, x[:300], "B"), packet(600, x[600:900], "B"),
+             packet(300, x[300:600], "B")]  # fmt: skip
+    with caplog.at_level("WARNING", logger="stream.ingest"):
+        for item in items:
+            proc.handle_many([item])
+    warned = [r.getMessage() for r in caplog.records if r.name == "stream.ingest"]
+    assert len(warned) == 2
+    assert warned[0].startswith("XX.A..HHZ: the clock went back")
+    assert warned[1].startswith("XX.B..HHZ: a record came after the one following it")

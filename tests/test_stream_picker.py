@@ -166,6 +166,11 @@ def test_find_peaks_matches_its_slow_twin():
         assert len(fast) == len(slow)
         for (i, p), (j, q) in zip(fast, slow, strict=True):
             assert abs(i - j) < 1e-9 and p == q
+    # a run falling from the window's first sample is no peak; one rising after it is
+    edge = np.r_[0.9, 0.8, 0.5, 0.1, np.zeros(20), 0.4, 0.7, 0.4, 0.0]
+    assert [round(i) for i, _ in find_peaks(edge, 0.3)] == [25]
+    assert find_peaks_py(edge, 0.3) == find_peaks(edge, 0.3)
+    assert [round(i) for i, _ in find_peaks(np.r_[0.5, 0.9, 0.4, 0.0], 0.3)] == [1]
 
 
 def test_to_grid_reads_100_hz_as_is_and_resamples_other_rates_without_aliasing():
