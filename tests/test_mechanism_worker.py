@@ -350,3 +350,24 @@ def test_metadata_documenting_most_verticals_reversed_is_warned_about(tmp_path, 
     with caplog.at_level("WARNING", logger="workers.mechanism.reversals"):
         with_documented_reversals(None, one)
     assert "vertical channel epochs as reversed" not in caplog.text
+
+
+def test_one_polarity_per_site_the_most_confident():
+    """Two sensors of one site (location codes '' and '00', HH and HN) see one ray: the
+    inversion takes one read per NET.STA, the most confident (counted twice, a site weighed
+    double and moved mechanisms)."""
+    from dataclasses import replace
+
+    from workers.mechanism.worker import one_per_site
+
+    origin, pols = _event(n=4)
+    rows = list(zip(origin.arrivals, pols, strict=True))
+    a0, p0 = rows[0]
+    twin = replace(a0, pick_id=a0.pick_id + "b", station_id="XX.S00.00.HHZ")
+    strong = replace(p0, pick_id=twin.pick_id, station_id=twin.station_id, confidence=0.99)
+    accel = replace(a0, pick_id=a0.pick_id + "c", station_id="XX.S00..HNZ")
+    weak = replace(p0, pick_id=accel.pick_id, station_id=accel.station_id, confidence=0.6)
+    kept = one_per_site([*rows, (twin, strong), (accel, weak)])
+    assert [a.station_id for a, _ in kept] == ["XX.S01..HHZ", "XX.S02..HHZ", "XX.S03..HHZ",
+                                               "XX.S00.00.HHZ"]  # fmt: skip
+    assert one_per_site(rows) == rows

@@ -89,6 +89,21 @@ INVERSION_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.
 _DEFAULTS = MechanismSettings  # one source of defaults: the [mechanism] section of the config
 
 
+def one_per_site(rows: list) -> list:
+    """``(arrival, polarity)`` rows with one per site (``NET.STA``): two sensors of one site
+    (location codes ``''`` and ``00``, a seismometer and an accelerometer) see one ray, and
+    counted twice they would weigh that ray double in the inversion. The most confident read
+    stays (then the lowest station id); rows keep their order."""
+    best: dict[str, tuple] = {}
+    for a, p in rows:
+        site = ".".join(a.station_id.split(".")[:2])
+        key = (-float(p.confidence), a.station_id)
+        if site not in best or key < best[site][0]:
+            best[site] = (key, a.pick_id)
+    keep = {pick_id for _, pick_id in best.values()}
+    return [(a, p) for a, p in rows if a.pick_id in keep]
+
+
 @dataclass(frozen=True)
 class WorkerParams:
     """The inversion and revision settings (``[mechanism]`` of the config, whose defaults
@@ -297,6 +312,7 @@ class MechanismStage:
             if p.polarity == 0:
                 continue
             rows.append((a, p))
+        rows = one_per_site(rows)
         if len(rows) < self.params.min_polarities:
             return None
         pol = np.array([p.polarity for _, p in rows], dtype=float)
