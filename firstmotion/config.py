@@ -119,9 +119,16 @@ class SeedLinkSettings:
                     f"(e.g. 'PR_PR15:EHZ'), got {s!r}"
                 )
         out += _positive("seedlink", self, "netto_s", "netdly_s", "timeout_s")
+        if self.statefile:
+            folder = os.path.dirname(os.path.abspath(self.statefile))
+            if not os.path.isdir(folder):
+                out.append(f"seedlink.statefile: its folder {folder!r} does not exist")
+            elif not os.access(folder, os.W_OK):
+                out.append(f"seedlink.statefile: its folder {folder!r} is not writable")
         return out
 
 
+DEVICE_PATTERN = r"auto|cpu|cuda(:\d+)?|mps"  # detect.phasenet_device, polarity.device
 DETECT_REFINE_METHODS = ("aic", "kurtosis", "none")
 DETECT_PICKERS = ("phasenet", "stalta")
 # the polarity network's precisions (workers.polarity.classifier maps them to torch dtypes;
@@ -220,6 +227,9 @@ class DetectSettings:
         out += detect_order_problems(self)
         if self.refine not in DETECT_REFINE_METHODS:
             out.append(f"detect.refine: expected 'aic', 'kurtosis' or 'none', got {self.refine!r}")
+        if not re.fullmatch(DEVICE_PATTERN, self.phasenet_device):
+            out.append("detect.phasenet_device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got "
+                       f"{self.phasenet_device!r}")  # fmt: skip
         return out
 
 
@@ -246,7 +256,7 @@ class PolaritySettings:
                 f"got {self.precision!r}"
             )
         out += _non_negative("polarity", self, "max_wait_ms")
-        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", self.device):
+        if not re.fullmatch(DEVICE_PATTERN, self.device):
             out.append(
                 f"polarity.device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}"
             )

@@ -186,12 +186,19 @@ def run(args: argparse.Namespace) -> int:
 
         delays = delays.resolve()
         read_station_delays(delays)
-    children = [
-        Child(name, argv)
-        for name, argv in stage_commands(
-            args.config, stages, settings.metrics.port, args.polarity_replicas, model, delays
-        )
-    ]
+    commands = stage_commands(
+        args.config, stages, settings.metrics.port, args.polarity_replicas, model, delays
+    )
+    web = settings.catalog.web_port
+    taken = {int(argv[argv.index("--metrics-port") + 1]): name
+             for name, argv in commands if "--metrics-port" in argv}  # fmt: skip
+    taken[settings.metrics.port] = "stream"
+    if "catalog" in stages and web and settings.metrics.port and web in taken:
+        print(f"firstmotion run: catalog.web_port {web} is the metrics port run gives the "
+              f"{taken[web]} stage (metrics.port {settings.metrics.port} and the next "
+              f"{len(commands) - 1}); move one of them")  # fmt: skip
+        return 1
+    children = [Child(name, argv) for name, argv in commands]
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:

@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 from scipy import signal as sps
 
+from firstmotion.devices import torch_device
 from firstmotion.filters import butter_ba, butter_sos
 from firstmotion.glitches import repair_glitches
 from firstmotion.onsets import aic_onsets_near, parabolic_offset
@@ -320,15 +321,14 @@ class PhaseNetModel:
         pre = card.get("preprocessing", {})
         if pre.get("sampling_rate_hz") != GRID_RATE_HZ or pre.get("components") != ["E", "N", "Z"]:
             raise ValueError(f"{path}: expected 100 Hz E/N/Z input, card says {pre!r}")
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = torch_device(device, "detect.phasenet_device")
         if threads:
             torch.set_num_threads(int(threads))
         net = PhaseNet(**card["architecture"]["args"])
         state = torch.load(path.with_suffix(".pt"), map_location="cpu", weights_only=True)
         net.load_state_dict(state)
         net = InferencePhaseNet(net.eval()).eval() if fast else net.eval()
-        return cls(net.to(device), card, torch.device(device))
+        return cls(net.to(device), card, device)
 
     def predict(
         self, windows: np.ndarray, batch_size: int = 256, highpass_hz: float = 0.0

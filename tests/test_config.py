@@ -94,6 +94,11 @@ def test_environment_overrides_file():
         ({"detect": {"trigger_off": 5}}, "detect.trigger_off: expected < trigger_on"),
         ({"detect": {"refine": "magic"}}, "detect.refine: expected 'aic'"),
         ({"polarity": {"device": "tpu"}}, "polarity.device: expected 'auto'"),
+        ({"detect": {"phasenet_device": "tpu"}}, "detect.phasenet_device: expected 'auto'"),
+        (
+            {"seedlink": {"statefile": "/nonexistent/dir/run.state"}},
+            "seedlink.statefile: its folder '/nonexistent/dir' does not exist",
+        ),
         ({"polarity": {"min_confidence": 2}}, "polarity.min_confidence: expected 0..1"),
         ({"polarity": {"precision": "float16"}}, "polarity.precision: expected 'float32'"),
         ({"mechanism": {"badfrac": -0.1}}, "mechanism.badfrac: expected 0..1"),
@@ -193,3 +198,20 @@ def test_catalog_retention_is_zero_or_at_least_a_day():
     for bad, why in (("0.25", "at least 1"), ("-3", ">= 0")):
         with pytest.raises(ConfigError, match=f"catalog.retention_days: expected .*{why}"):
             load_settings(environ={"FIRSTMOTION_CATALOG__RETENTION_DAYS": bad})
+
+
+def test_a_device_this_torch_cannot_use_is_one_line_naming_the_setting():
+    """``cuda`` on a CPU-only torch (or a CUDA index past the devices) stopped a stage with
+    torch's assertion and a traceback; now an input error naming the setting."""
+    import torch
+
+    from firstmotion.devices import torch_device
+    from firstmotion.errors import InputError
+
+    assert torch_device("cpu").type == "cpu"
+    assert torch_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(InputError, match="detect.phasenet_device: expected 'auto'"):
+        torch_device("tpu", "detect.phasenet_device")
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    with pytest.raises(InputError, match="polarity.device: 'cuda:"):
+        torch_device(f"cuda:{n}", "polarity.device")

@@ -57,6 +57,21 @@ def test_run_gives_the_model_and_delays_to_the_associator_and_refuses_bad_ones(t
     assert f"{bad}: not a delay CSV" in capsys.readouterr().err
 
 
+def test_run_refuses_a_catalog_page_on_a_stage_metrics_port(tmp_path, capsys):
+    """catalog.web_port on one of the metrics ports run hands out (metrics.port and the next
+    ones): the stage given it crash-looped on 'Address already in use'; now run says so
+    before starting anything."""
+    from firstmotion import cli
+
+    config = tmp_path / "f.toml"
+    config.write_text('[redis]\nurl = "redis://127.0.0.1:1/0"\n[metrics]\nport = 19400\n'
+                      "[catalog]\nweb_port = 19401\n")  # fmt: skip
+    assert cli.main(["run", "--config", str(config)]) == 1
+    assert "catalog.web_port 19401 is the metrics port run gives the polarity stage" in (
+        capsys.readouterr().out
+    )
+
+
 def _wait_http(url: str, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -43,6 +43,7 @@ from numpy.typing import ArrayLike
 
 from firstmotion import __version__ as FIRSTMOTION_VERSION
 from firstmotion.config import POLARITY_PRECISIONS
+from firstmotion.devices import torch_device
 from firstmotion.onsets import aic_onsets_near
 from workers.polarity.evidence import (
     AIC_AFTER_S,
@@ -228,9 +229,7 @@ def validate_card(card: dict) -> None:
 
 
 def _resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    return torch_device(device, "polarity.device")
 
 
 def native_bf16(device: torch.device) -> bool:
