@@ -123,7 +123,10 @@ def arrival_phase(phase: str) -> str:
 
 
 def read_quakeml(
-    path: str | Path, phases: tuple[str, ...] = ("P",), fmt: str | None = None
+    path: str | Path,
+    phases: tuple[str, ...] = ("P",),
+    fmt: str | None = None,
+    option: str = "--events",
 ) -> list[EventRecord]:
     """Events of a QuakeML file, or of another event format obspy reads (``fmt``: its obspy
     name where already known, else obspy detects it; see the module docstring); ``phases``:
@@ -135,7 +138,7 @@ def read_quakeml(
     try:
         catalog = read_events(str(path), format=fmt)
     except Exception as exc:  # obspy raises what its format readers raise
-        raise InputError(f"--events {path}: not an event file obspy can read ({exc})") from None
+        raise InputError(f"{option} {path}: not an event file obspy can read ({exc})") from None
     text: list[bytes] = []  # the file, read only to tell an id obspy made up from its own
 
     def in_file(rid: str) -> bool:
@@ -458,7 +461,7 @@ def _csv_pick(r: dict[str, str], path: str | Path, phases: tuple[str, ...]) -> P
 
 def _is_events_csv(path: str | Path) -> bool:
     """Whether a CSV's header names the events file's columns (a hypocentre), not picks'."""
-    with open(path, newline="") as fh:
+    with open(path, newline="", encoding="utf-8-sig") as fh:
         header = {c.strip() for c in next(csv.reader(fh), [])}
     return {"latitude", "longitude", "depth_km"} <= header and "station_id" not in header
 
@@ -473,7 +476,7 @@ def _sign(text: str) -> int:
 
 
 def _csv_rows(path: str | Path, need: tuple[str, ...]) -> list[dict[str, str]]:
-    with open(path, newline="") as fh:
+    with open(path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         cols = [c.strip() for c in reader.fieldnames or []]
         missing = [c for c in need if c not in cols]
@@ -532,25 +535,27 @@ def detect_format(path: str | Path) -> str:
     return "hypo71"
 
 
-def read_obspy_events(paths: list[str], phases: tuple[str, ...] = ("P",)) -> list[EventRecord]:
+def read_obspy_events(
+    paths: list[str], phases: tuple[str, ...] = ("P",), option: str = "--events"
+) -> list[EventRecord]:
     """:func:`read_quakeml` of every file named (a folder: each file in it and its subfolders
     that obspy recognises; the others are logged and left out)."""
     out = []
     for text in paths:
         path = Path(text)
         if not path.is_dir():
-            out.extend(read_quakeml(path, phases))
+            out.extend(read_quakeml(path, phases, option=option))
             continue
         skipped = []
         for f in files_in(path):
             fmt = obspy_event_format(f)
             if fmt:
-                out.extend(read_quakeml(f, phases, fmt))
+                out.extend(read_quakeml(f, phases, fmt, option=option))
             else:
                 skipped.append(f.name)
         if skipped:
-            log.warning("--events %s: %d file(s) not an event format obspy reads, left out: %s",
-                        path, len(skipped), ", ".join(skipped[:10]))  # fmt: skip
+            log.warning("%s %s: %d file(s) not an event format obspy reads, left out: %s",
+                        option, path, len(skipped), ", ".join(skipped[:10]))  # fmt: skip
     return out
 
 
@@ -580,31 +585,22 @@ def _without_repeated_picks(recs: list[EventRecord]) -> list[EventRecord]:
     return out
 
 
-def read_events(
-    events: list[str],
-    *,
-    origins: str | None = None,
-    fmt: str | None = None,
-    phases: tuple[str, ...] = ("P",),
+def _read_format(
+    kind: str, events: list[str], origins: str | None, phases: tuple[str, ...], option: str
 ) -> list[EventRecord]:
-    """Events from ``events`` (one path, or two for the CSV pair: events then picks), with
-    their picks of ``phases`` (P: what reprocessing reads polarities at)."""
-    if not events:
-        raise InputError("--events: expected a file (or two for the CSV pair)")
-    kind = fmt or detect_format(events[0])
+    """:func:`read_events` of files of one format."""
     if kind == "csv":
         if len(events) == 1 and not _is_events_csv(events[0]):
-            recs = read_picks_csv(events[0], phases)
-        elif len(events) != 2:
+            return read_picks_csv(events[0], phases)
+        if len(events) != 2:
             raise InputError(
-                "--events: the CSV form takes two files, events.csv picks.csv, or a picks CSV "
+                f"{option}: the CSV form takes two files, events.csv picks.csv, or a picks CSV "
                 "alone (station_id, phase, time[, polarity])"
             )
-        else:
-            recs = read_csv_pair(events[0], events[1], phases)
-    elif kind == "quakeml":
-        recs = read_obspy_events(events, phases)
-    elif kind == "hypo71":
+        return read_csv_pair(events[0], events[1], phases)
+    if kind == "quakeml":
+        return read_obspy_events(events, phases, option)
+    if kind == "hypo71":
         known = None
         if origins:
             okind = detect_format(origins)
@@ -614,12 +610,36 @@ def read_events(
             recs.extend(read_hypo71(e, known, phases))
         if not recs:
             raise InputError(
-                f"--events {' '.join(events)}: no HYPO71 phase card with a P reading (expected "
+                f"{option} {' '.join(events)}: no HYPO71 phase card with a P reading (expected "
                 "QuakeML or another event format obspy reads, HYPO71 phase cards or the CSV "
                 "pair events.csv picks.csv)"
             )
-    else:
-        raise InputError(f"unknown events format {kind!r} (quakeml, hypo71, csv)")
+        return recs
+    raise InputError(f"unknown events format {kind!r} (quakeml, hypo71, csv)")
+
+
+def read_events(
+    events: list[str],
+    *,
+    origins: str | None = None,
+    fmt: str | None = None,
+    phases: tuple[str, ...] = ("P",),
+    option: str = "--events",
+) -> list[EventRecord]:
+    """Events from ``events`` (one path, or two for the CSV pair: events then picks; files of
+    other formats each read by their own), with their picks of ``phases`` (P: what
+    reprocessing reads polarities at); ``option`` names the input in messages."""
+    if not events:
+        raise InputError(f"{option}: expected a file (or two for the CSV pair)")
+    kinds = [fmt or detect_format(e) for e in events]
+    if "csv" in kinds and len(set(kinds)) > 1:
+        others = [e for e, k in zip(events, kinds, strict=True) if k != "csv"]
+        raise InputError(f"{option}: the CSV pair or a picks CSV goes alone, not with "
+                         f"{', '.join(others)}")  # fmt: skip
+    recs = []
+    for kind in dict.fromkeys(kinds):
+        group = [e for e, k in zip(events, kinds, strict=True) if k == kind]
+        recs += _read_format(kind, group, origins, phases, option)
     recs = _without_repeated_picks(recs)
     seen: dict[str, int] = {}
     for r in recs:  # unique ids

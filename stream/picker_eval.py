@@ -66,7 +66,7 @@ def read_labels(paths: list[str]) -> list[Label]:
     """The P and S picks of a catalog (QuakeML, HYPO71 cards, or the CSV pair)."""
     out = [
         Label(ev.event_id, p.network, p.station, p.location, p.channel, p.phase, p.time_epoch_s)
-        for ev in read_events(paths, phases=("P", "S"))
+        for ev in read_events(paths, phases=("P", "S"), option="--labels")
         for p in ev.picks
     ]
     if not out:

@@ -632,3 +632,34 @@ def test_a_window_is_read_on_the_unbroken_record_holding_its_pick():
     assert pick.pick_index == 50 and pick.time_epoch_s == pytest.approx(T0 + 5.0)
     clean = Window("k", "XX.A..HHZ", 100.0, T0, np.ones(700, np.float32), 500)
     assert clean.around_pick() is clean
+
+
+def test_label_files_of_several_formats_a_bom_and_the_option_named(tmp_path):
+    """HYPO71 cards and QuakeML given together: each read by its own format (the first
+    file's format was taken for all, the others read as nothing, silently); a picks CSV saved
+    by a spreadsheet (a UTF-8 byte-order mark) is read; errors name the option typed."""
+    from obspy import UTCDateTime
+    from obspy.core.event import Catalog, Event, WaveformStreamID
+    from obspy.core.event import Pick as QuakeMLPick
+
+    from firstmotion.errors import InputError
+
+    cards = tmp_path / "a.dat"
+    cards.write_text("TEROIPU0 110113195943.58\n")
+    qml = tmp_path / "b.xml"
+    camp = WaveformStreamID("IV", "CAMP", "", "HHZ")
+    pick = QuakeMLPick(time=UTCDateTime(2011, 1, 13, 19, 59, 44), phase_hint="P",
+                       polarity="negative", waveform_id=camp)  # fmt: skip
+    Catalog([Event(picks=[pick])]).write(str(qml), format="QUAKEML")
+    for order in ([cards, qml], [qml, cards]):
+        got = read_events([str(f) for f in order])
+        assert sorted(p.station for e in got for p in e.picks) == ["CAMP", "TERO"]
+    bom = tmp_path / "picks.csv"
+    bom.write_bytes(b"\xef\xbb\xbfstation_id,phase,time,polarity\n"
+                    b"XX.A..HHZ,P,2020-01-01T00:00:01,U\n")  # fmt: skip
+    assert [p.station for p in read_events([str(bom)])[0].picks] == ["A"]
+    with pytest.raises(InputError, match="--labels: the CSV pair or a picks CSV goes alone"):
+        read_events([str(bom), str(cards)], option="--labels")
+    (tmp_path / "x.xml").write_text("<not quakeml/>")
+    with pytest.raises(InputError, match="^--labels .*x.xml: not an event file"):
+        read_events([str(tmp_path / "x.xml")], option="--labels")

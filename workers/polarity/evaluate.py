@@ -480,7 +480,7 @@ def load_labelled(
     from firstmotion.event_catalogs import read_events
 
     labelled = {}
-    for ev in read_events(events):
+    for ev in read_events(events, option="--labels"):
         for k, p in enumerate(ev.picks):
             if p.analyst_polarity and p.phase.upper().startswith("P"):
                 labelled[f"{ev.event_id}#{k}"] = (ev.event_id, p)
