@@ -75,7 +75,8 @@ class Window:
     sampling_rate_hz: float
     start_epoch_s: float
     samples: np.ndarray
-    pick_index: int
+    pick_index: int  # the sample nearest the pick
+    pick_time_epoch_s: float | None = None  # the pick's own time (not on the sample grid)
 
     def around_pick(self) -> Window:
         """The window cut to the unbroken record that holds its pick (no NaN): the samples
@@ -89,7 +90,7 @@ class Window:
             return self
         return Window(self.key, self.station_id, self.sampling_rate_hz,
                       self.start_epoch_s + lo / self.sampling_rate_hz, self.samples[lo:hi],
-                      k - lo)  # fmt: skip
+                      k - lo, self.pick_time_epoch_s)  # fmt: skip
 
 
 @dataclass
@@ -302,7 +303,7 @@ class _Collector:
         k = int(round((r.time_epoch_s - grid0) * rate))
         if not 0 <= k < n or not np.isfinite(buf[max(0, k - 5) : k + 5]).all():
             return None
-        return Window(r.key, tid, rate, grid0, window_float32(buf), k)
+        return Window(r.key, tid, rate, grid0, window_float32(buf), k, r.time_epoch_s)
 
 
 @dataclass(frozen=True)

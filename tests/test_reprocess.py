@@ -630,6 +630,10 @@ def test_a_window_is_read_on_the_unbroken_record_holding_its_pick():
     assert np.isfinite(cut.samples).all() and cut.samples[cut.pick_index] == 500
     pick = window_pick(w)
     assert pick.pick_index == 50 and pick.time_epoch_s == pytest.approx(T0 + 5.0)
+    # the pick keeps its own time (polarities.csv joins back to the input on it), not the
+    # sample grid's
+    pick = window_pick(Window("k", "XX.A..HHZ", 100.0, T0, x, 500, T0 + 5.0036))
+    assert pick.pick_index == 50 and pick.time_epoch_s == T0 + 5.0036
     clean = Window("k", "XX.A..HHZ", 100.0, T0, np.ones(700, np.float32), 500)
     assert clean.around_pick() is clean
 

@@ -132,8 +132,8 @@ def event_arrivals(
 
 def window_pick(win, method: str = "reprocess") -> Pick:
     """The Pick message of a cut window, cut to the unbroken record holding the pick
-    (:meth:`firstmotion.archive.Window.around_pick`; SNR: peak of the first second over
-    pre-pick std)."""
+    (:meth:`firstmotion.archive.Window.around_pick`), at the pick's own time (its first motion
+    read at the nearest sample; SNR: peak of the first second over pre-pick std)."""
     win = win.around_pick()
     x = win.samples.astype(np.float64)
     k, fs = win.pick_index, win.sampling_rate_hz
@@ -144,7 +144,9 @@ def window_pick(win, method: str = "reprocess") -> Pick:
     mean = float(noise.mean()) if noise.size else 0.0
     rms = float(noise.std()) if noise.size else 0.0
     amp = float(np.max(np.abs(sig - mean))) if sig.size else 0.0
-    t_pick = win.start_epoch_s + k / fs
+    t_pick = win.pick_time_epoch_s
+    if t_pick is None:
+        t_pick = win.start_epoch_s + k / fs
     return Pick(
         pick_id=make_pick_id(win.station_id, t_pick),
         station_id=win.station_id,
