@@ -211,7 +211,13 @@ def evaluate(labels: list[Label], waveforms: list[str], params, model) -> dict:
                 }
                 dets = detect_once(z.data.astype(np.float64), rate, DetectParams())
                 stalta = np.array([z0 + d.onset_index / rate for d in dets])
+                z1 = z.stats.endtime.timestamp
                 for lab in here:
+                    if not z0 <= lab.time_s <= z1:  # before or after the record
+                        missing.append(f"{ev} {lab.network}.{lab.station} {lab.phase} "
+                                       "(outside the record)")  # fmt: skip
+                        bar.update()
+                        continue
                     row = {
                         "event": ev,
                         "station": key,
@@ -224,7 +230,8 @@ def evaluate(labels: list[Label], waveforms: list[str], params, model) -> dict:
                     rows.append(row)
                     bar.update()
     if missing:
-        log.warning("%d of %d labels have no vertical in --waveforms, left out: %s",
+        log.warning("%d of %d labels have no vertical in --waveforms or lie outside the record, "
+                    "left out: %s",
                     len(missing), len(labels), "; ".join(missing[:10]))  # fmt: skip
     if not rows:
         raise InputError(f"--waveforms {' '.join(waveforms)}: no vertical trace for any label")

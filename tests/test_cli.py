@@ -213,6 +213,21 @@ def test_polarity_eval_reads_a_networks_own_labels(tmp_path, capfd):
     assert labelled["at_pick"]["wrong_sign"] == 0
     assert set(labelled["pick_shifted"]) == {"-0.05", "-0.02", "+0.02", "+0.05"}
     assert labelled["naive_rule"]["at_pick"]["n"] == labelled["n"]
+    assert labelled["left_out"] == [] and {r["reason"] for r in labelled["picks"]} <= {
+        "", "low_confidence", "pick_sensitive", "evidence_conflict"}  # fmt: skip
+    # a station whose records are missing: its label is listed with why, not only logged
+    gone = truth[0].waveform_id.station_code
+    some = tmp_path / "some"
+    some.mkdir()
+    for f in (scen / "mseed").iterdir():
+        if f".{gone}." not in f.name:
+            (some / f.name).symlink_to(f)
+    rc = cli.main(["polarity", "eval", "--real-only", "--labels", str(scen / "truth.xml"),
+                   "--waveforms", str(some), "--json", str(report)])  # fmt: skip
+    left = json.loads(report.read_text())["labelled"]["left_out"]
+    assert rc == 0 and [(x["label"].split(".")[1], "no waveform" in x["why"]) for x in left] == [
+        (gone, True)
+    ]
     # the two go together, and an input without first motions says so
     assert cli.main(["polarity", "eval", "--real-only", "--labels", str(scen / "truth.xml")]) == 2
     assert "--labels and --waveforms go together" in capfd.readouterr().err
@@ -275,6 +290,20 @@ def test_picker_eval_scores_the_stream_pickers_on_a_networks_own_picks(tmp_path,
                      str(st), "--json", str(report)]) == 0  # fmt: skip
     assert "2 of 16 labels have no vertical in --waveforms" in capfd.readouterr().err
     assert len(json.loads(report.read_text())["left_out"]) == 2
+    # a station whose record ends between its P and its S: the S is left out, not a miss
+    s_first = min((p for p in picks if p.phase_hint == "S"), key=lambda p: p.time)
+    sta = s_first.waveform_id.station_code
+    p_time = next(p.time for p in picks if p.phase_hint == "P" and
+                  p.waveform_id.station_code == sta)  # fmt: skip
+    for f in st.iterdir():
+        if f".{sta}." in f.name:
+            tr = read(str(f))
+            tr.trim(endtime=p_time + 0.5 * (s_first.time - p_time))
+            tr.write(str(f), format="MSEED")
+    assert cli.main(["picker", "eval", "--labels", str(scen / "truth.xml"), "--waveforms",
+                     str(st), "--json", str(report)]) == 0  # fmt: skip
+    left = json.loads(report.read_text())["left_out"]
+    assert len(left) == 3 and any(f"{sta} S (outside the record)" in x for x in left)
     empty = tmp_path / "empty"
     empty.mkdir()
     assert cli.main(["picker", "eval", "--labels", str(scen / "truth.xml"),

@@ -466,14 +466,16 @@ def load_labelled(
     *,
     before_s: float = LABELLED_BEFORE_S,
     after_s: float = LABELLED_AFTER_S,
+    left_out: list[dict] | None = None,
 ) -> list[dict]:
     """A network's own analyst P first motions as real-set rows (dicts like
     :func:`load_ingv_fmpc`): the P picks with a polarity of ``events`` (QuakeML, HYPO71 phase
     cards or the CSV pair, :func:`firstmotion.event_catalogs.read_events`), each with its
     station's vertical from ``waveforms`` (:func:`firstmotion.archive.cut_windows`,
     samples missing in the window NaN). Picks with no waveform and files that are not seismic
-    data are logged, counted and left out; an input with no labelled P pick, or none with a
-    waveform, is an :class:`~firstmotion.errors.InputError`."""
+    data are logged, counted and left out (and listed in ``left_out``, when given, with why);
+    an input with no labelled P pick, or none with a waveform, is an
+    :class:`~firstmotion.errors.InputError`."""
     from obspy import UTCDateTime
 
     from firstmotion.archive import Request, cut_windows
@@ -494,6 +496,10 @@ def load_labelled(
     windows, report = cut_windows(requests, waveforms, before_s=before_s, after_s=after_s)
     for path, why in report.bad_files.items():
         log.warning("--waveforms: %s: %s", path, why)
+    for k, why in report.missing.items():
+        if left_out is not None:
+            left_out.append({"label": labelled[k][1].label, "event": labelled[k][0],
+                             "why": why})  # fmt: skip
     if report.missing:
         log.warning("%d of %d labelled picks have no vertical in --waveforms, left out: %s",
                     len(report.missing), len(requests),
@@ -510,6 +516,8 @@ def load_labelled(
         data = np.asarray(cut.samples, dtype=np.float64)
         if not np.isfinite(data[cut.pick_index]):
             in_gap.append(f"{event} {w.station_id}")
+            if left_out is not None:
+                left_out.append({"label": p.label, "event": event, "why": "gap at the pick"})
             continue
         row = {
             "event": event,
@@ -595,6 +603,7 @@ def evaluate_real_picks(clf: PolarityClassifier, picks: list[dict]) -> dict:
             "p_unknown": round(float(res.probabilities[0, 2]), 4),
             "departure_sign_at_pick": int(np.sign(departure)) if np.isfinite(departure) else 0,
             "noise_exceedance": _round(exceedance, 3),
+            "reason": str(res.reason[0]),  # why a read is unknown (e.g. a gap, a short row)
         }
         if "onset" in p:
             row["onset"] = p["onset"]
@@ -1018,9 +1027,11 @@ def run(args: argparse.Namespace) -> int:
         ("uh2010_onsets_read_by_us", "_uh2010", load_uh2010_onsets, "our reading"),
         ("ingv_fmpc_analyst_polarities", "_ingv", lambda: load_ingv_fmpc(data_dir), "analyst"),
     )  # fmt: skip
+    left_out: list[dict] = []  # the user's labels not read, and why
     if args.labels:  # the user's own labels replace the shipped sets
         real_sets = (("labelled", "_labelled",
-                      lambda: load_labelled(args.labels, args.waveforms), "analyst"),)  # fmt: skip
+                      lambda: load_labelled(args.labels, args.waveforms, left_out=left_out),
+                      "analyst"),)  # fmt: skip
     for key, suffix, loader, who in real_sets:
         picks = loader()
         if not picks:
@@ -1028,6 +1039,8 @@ def run(args: argparse.Namespace) -> int:
             continue
         picks = [cut_row(p, args.cut_before_s, args.cut_after_s) for p in picks]
         metrics[key] = evaluate_real_picks(clf, picks)
+        if key == "labelled":
+            metrics[key]["left_out"] = left_out
         if args.plot:
             stem = Path(args.plot)
             path = str(stem.with_name(stem.stem + suffix + stem.suffix))
