@@ -119,12 +119,6 @@ class SeedLinkSettings:
                     f"(e.g. 'PR_PR15:EHZ'), got {s!r}"
                 )
         out += _positive("seedlink", self, "netto_s", "netdly_s", "timeout_s")
-        if self.statefile:
-            folder = os.path.dirname(os.path.abspath(self.statefile))
-            if not os.path.isdir(folder):
-                out.append(f"seedlink.statefile: its folder {folder!r} does not exist")
-            elif not os.access(folder, os.W_OK):
-                out.append(f"seedlink.statefile: its folder {folder!r} is not writable")
         return out
 
 

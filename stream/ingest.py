@@ -68,6 +68,9 @@ UNUSUAL_PACKETS = {
     "late": "a record came after the one following it and is not used (out of order)",
 }
 UNUSUAL_WARN_S = 600.0
+# a channel that sent data is silent when its newest packet is this old while others arrive
+SILENT_CHANNEL_S = 120.0
+SILENT_MIN_RATE_HZ = 20.0  # of channels this fast (a slower one's 512-byte record spans minutes)
 
 STATEFILE_VERSION = 1
 STATE_SAVE_INTERVAL_S = 2.0
@@ -135,6 +138,7 @@ class IngestMetrics:
     last_processed: Any
     nan_samples: Any = None
     glitches_repaired: Any = None
+    silent_channels: Any = None
     picks: Any = None  # published, by phase and kind (pick, candidate)
 
     @classmethod
@@ -184,6 +188,11 @@ class IngestMetrics:
                 "firstmotion_stream_picks_dropped_total",
                 "Detections not published: repeats of a published pick, one-sample glitches",
                 ("reason",),
+            ),
+            silent_channels=m.gauge(
+                "firstmotion_stream_silent_channels",
+                "Channels that sent data but none for 120 s while others still arrive (a "
+                "station or its telemetry down; named in the log)",
             ),
             glitches_repaired=m.counter(
                 "firstmotion_stream_glitches_repaired_total",
@@ -565,11 +574,15 @@ class StreamProcess:
         self.n_picks = 0
         self.n_packets = 0
         self._warned: dict[tuple[str, str], float] = {}  # (channel, outcome) -> wall time
+        self._channel_seen: dict[str, float] = {}  # channel -> wall time of its newest packet
+        self._silent: set[str] = set()  # channels said to be silent
         self.newest_data_end_ns = 0
         self._publish_failed = False
         self._carry: tuple[str | None, Packet] | None = None  # the next batch's first packet
         self._last_save = 0.0
         self.metrics.newest_age.set_function(self._newest_age_s)
+        if self.metrics.silent_channels is not None:
+            self.metrics.silent_channels.set_function(lambda: len(self._silent))
 
     def _newest_age_s(self) -> float:
         newest = self.reader.newest_wall_s or self.started_wall_s
@@ -607,8 +620,11 @@ class StreamProcess:
         m = self.metrics
         m.stage.items_in.inc(len(items))
         self.n_packets += len(items)
+        now = time.time()
         for _, packet in items:
             self.newest_data_end_ns = max(self.newest_data_end_ns, packet.end_ns)
+            if packet.sampling_rate_hz >= SILENT_MIN_RATE_HZ:  # slow channels' records: minutes
+                self._channel_seen[packet.seed_id] = now
         m.newest_data.set(self.newest_data_end_ns / 1e9)
         repeats, glitches = self.stage.suppressed, self.stage.glitches
         nans = getattr(self.stage, "nan_samples", 0)
@@ -751,6 +767,28 @@ class StreamProcess:
     def _maybe_save(self) -> None:
         if time.monotonic() - self._last_save >= STATE_SAVE_INTERVAL_S:
             self.save_state()
+            self.check_silent_channels()
+
+    def check_silent_channels(self, now_s: float | None = None) -> set[str]:
+        """Channels that sent data but none for :data:`SILENT_CHANNEL_S` while others still
+        arrive (their newest packet that much older than the newest of all): each said once
+        when it falls silent and once when it is back; the set is the
+        ``firstmotion_stream_silent_channels`` gauge. (All silent at once is the SeedLink
+        connection's watchdog, not this.)"""
+        if not self._channel_seen:
+            return self._silent
+        newest = max(self._channel_seen.values())
+        now = time.time() if now_s is None else now_s
+        if now - newest > SILENT_CHANNEL_S:  # nothing arrives at all: not one channel's fault
+            return self._silent
+        silent = {c for c, t in self._channel_seen.items() if newest - t > SILENT_CHANNEL_S}
+        for c in sorted(silent - self._silent):
+            log.warning("%s: no data for %.0f s while other channels arrive", c,
+                        newest - self._channel_seen[c])  # fmt: skip
+        for c in sorted(self._silent - silent):
+            log.info("%s: data again", c)
+        self._silent = silent
+        return silent
 
     def _drain(self, grace_s: float = 10.0) -> None:
         deadline = time.monotonic() + grace_s
@@ -877,6 +915,12 @@ def run(args: argparse.Namespace) -> int:
             statefile=args.statefile if args.statefile is not None else sl.statefile,
             netto_s=sl.netto_s, netdly_s=sl.netdly_s, timeout_s=sl.timeout_s,
         )  # fmt: skip
+        if ingest.statefile:  # said now, not after the first packets when it is first saved
+            folder = os.path.dirname(os.path.abspath(ingest.statefile))
+            if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+                print(f"firstmotion stream: statefile {ingest.statefile}: its folder {folder} "
+                      "does not exist or is not writable", file=sys.stderr)  # fmt: skip
+                return 2
         stage_params = StageParams(
             detect=DetectParams.from_settings(settings.detect),
             window_before_s=(

@@ -353,3 +353,12 @@ def test_japanese_channel_codes_are_read_as_their_seed_equivalents(tmp_path):
         figures[name] = (got["P"], got["S"], reads["n"], reads["at_pick"], signs)
     assert figures["seed"][0]["learned"]["n"] == 6 and figures["seed"][2] >= 4
     assert figures["japanese"] == figures["seed"]
+
+
+def test_stream_says_a_statefile_folder_that_is_not_there_before_it_starts(tmp_path, capfd):
+    """A statefile in a folder that does not exist: one line at start (the stream connected,
+    then died at its first save, and `run` restarted it again and again)."""
+    state = tmp_path / "nodir" / "run.state"
+    assert cli.main(["stream", "--seedlink", "127.0.0.1:1", "--statefile", str(state)]) == 2
+    err = capfd.readouterr().err
+    assert f"statefile {state}: its folder {state.parent} does not exist" in err

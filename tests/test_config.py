@@ -95,10 +95,6 @@ def test_environment_overrides_file():
         ({"detect": {"refine": "magic"}}, "detect.refine: expected 'aic'"),
         ({"polarity": {"device": "tpu"}}, "polarity.device: expected 'auto'"),
         ({"detect": {"phasenet_device": "tpu"}}, "detect.phasenet_device: expected 'auto'"),
-        (
-            {"seedlink": {"statefile": "/nonexistent/dir/run.state"}},
-            "seedlink.statefile: its folder '/nonexistent/dir' does not exist",
-        ),
         ({"polarity": {"min_confidence": 2}}, "polarity.min_confidence: expected 0..1"),
         ({"polarity": {"precision": "float16"}}, "polarity.precision: expected 'float32'"),
         ({"mechanism": {"badfrac": -0.1}}, "mechanism.badfrac: expected 0..1"),

@@ -21,9 +21,11 @@ STAGE_COMMANDS = {("stream",), ("worker", "polarity"), ("worker", "associate"),
 def known_metric_names() -> set[str]:
     from types import SimpleNamespace
 
+    from stream.ingest import IngestMetrics
     from workers.catalog import CatalogStage
 
     stage_metrics("deploy_check")  # make sure the stage families exist
+    IngestMetrics.create()  # the stream's
     CatalogStage(SimpleNamespace(client=None))  # and the catalog's (no connection is made)
     names = set()
     for family in registry().collect():

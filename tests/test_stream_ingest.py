@@ -596,3 +596,31 @@ def test_a_clock_going_back_and_a_late_record_are_said_once_per_channel(redis_ur
     assert len(warned) == 2
     assert warned[0].startswith("XX.A..HHZ: the clock went back")
     assert warned[1].startswith("XX.B..HHZ: a record came after the one following it")
+
+
+def test_a_channel_that_falls_silent_while_others_arrive_is_said_and_counted(redis_url, caplog):
+    """A station whose data stop while the others' keep coming: the stream names it once
+    and counts it (``firstmotion_stream_silent_channels``), and says when it is back; all
+    channels silent at once (a SeedLink outage, the watchdog's case) names none."""
+    proc = _process(("127.0.0.1", 1), redis_url)  # never started: packets handed in directly
+
+    def feed(sta, wall_s):
+        packet = Packet("XX", sta, "", "HHZ", 10**18 + int(wall_s * 1e9), 100.0, np.zeros(10))
+        proc.handle_many([(None, packet)])
+        proc._channel_seen[packet.seed_id] = wall_s  # as received at this wall time
+
+    for t in (0.0, 10.0):
+        feed("A", t)
+        feed("B", t)
+    feed("A", 200.0)
+    with caplog.at_level("INFO", logger="stream.ingest"):
+        assert proc.check_silent_channels(now_s=201.0) == {"XX.B..HHZ"}
+        assert proc.check_silent_channels(now_s=202.0) == {"XX.B..HHZ"}  # said once
+        assert proc.metrics.silent_channels.collect()[0].samples[0].value == 1
+        assert proc.check_silent_channels(now_s=500.0) == {"XX.B..HHZ"}  # all quiet: no news
+        feed("A", 501.0)
+        feed("B", 501.0)
+        assert proc.check_silent_channels(now_s=501.0) == set()
+    said = [r.getMessage() for r in caplog.records if r.name == "stream.ingest"]
+    assert said == ["XX.B..HHZ: no data for 190 s while other channels arrive",
+                    "XX.B..HHZ: data again"]  # fmt: skip
