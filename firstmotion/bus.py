@@ -380,6 +380,17 @@ class Bus:
         rows = self.client.xrange(self.key(stream), min=start, max=end, count=count)
         return [(as_text(entry_id), decode(fields)) for entry_id, fields in rows]
 
+    def latest(self, stream: str, count: int) -> list[Message]:
+        """The newest ``count`` messages of a stream, newest first (XREVRANGE); entries that
+        do not decode are skipped."""
+        out = []
+        for _entry_id, fields in self.client.xrevrange(self.key(stream), count=count):
+            try:
+                out.append(decode(fields))
+            except Exception:  # noqa: BLE001 - a bad entry is the dead-letter path's business
+                continue
+        return out
+
     def length(self, stream: str) -> int:
         return int(self.client.xlen(self.key(stream)))
 

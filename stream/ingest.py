@@ -69,6 +69,7 @@ UNUSUAL_PACKETS = {
 }
 UNUSUAL_WARN_S = 600.0
 # a channel that sent data is silent when its newest packet is this old while others arrive
+RECENT_PICKS = 5000  # picks read back from Redis at a restart (the seconds a statefile lags)
 SILENT_CHANNEL_S = 120.0
 SILENT_MIN_RATE_HZ = 20.0  # of channels this fast (a slower one's 512-byte record spans minutes)
 
@@ -562,6 +563,8 @@ class StreamProcess:
             stage_params, coordinates=coordinates, last_pick_epoch_s=last, resume_channels=channels,
             pick_memory_state=load_pick_memory(ingest.statefile),
         )  # fmt: skip
+        if last or channels:  # a restart: picks published after the statefile was saved
+            self._note_published_picks(set(channels) | {k.split("|")[0] for k in last})
         d = stage_params.detect
         warmup_s = 3 * d.lta_s + stage_params.window_before_s + d.lookahead_s()
         if hasattr(self.stage, "warmup_s"):  # the learned picker re-reads a window and more
@@ -583,6 +586,26 @@ class StreamProcess:
         self.metrics.newest_age.set_function(self._newest_age_s)
         if self.metrics.silent_channels is not None:
             self.metrics.silent_channels.set_function(lambda: len(self._silent))
+
+    def _note_published_picks(self, channels: set[str]) -> None:
+        """After a restart, the newest :data:`RECENT_PICKS` picks in Redis of this process's
+        channels count as published: a process killed without saving its statefile (which is
+        saved every few seconds) would otherwise publish the picks of those seconds again."""
+        import redis
+
+        from firstmotion.messages import Pick
+
+        try:
+            recent = self.bus.latest("picks", RECENT_PICKS)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            log.warning("stream: could not read back the picks already published (%s); picks "
+                        "of the last seconds before the restart may come again", exc)  # fmt: skip
+            return
+        mine = [p for p in recent if isinstance(p, Pick) and p.station_id in channels]
+        for pick in mine:
+            self.stage.note_published(pick)
+        if mine:
+            log.info("stream: %d picks already published read back from Redis", len(mine))
 
     def _newest_age_s(self) -> float:
         newest = self.reader.newest_wall_s or self.started_wall_s

@@ -386,6 +386,19 @@ class PhaseStage:
             return False
         return True
 
+    def note_published(self, pick: Pick) -> None:
+        """A pick published before a restart (read back from Redis): its repeat from the data
+        read again is suppressed, as if the statefile had been saved after it."""
+        suffix = CANDIDATE_SUFFIX if pick.candidate else S_SUFFIX if pick.phase == "S" else ""
+        key = pick.station_id + suffix
+        self.last_pick_epoch_s[key] = max(self.last_pick_epoch_s.get(key, -math.inf),
+                                          pick.time_epoch_s)  # fmt: skip
+        if not pick.candidate:  # and the second look's memory of the picks it need not add
+            look = self.pick_memory.setdefault(pick.station_id, {"recent": {}})
+            times = look.setdefault("recent", {}).setdefault(pick.phase, [])
+            if pick.time_epoch_s not in times:
+                times.append(pick.time_epoch_s)
+
     def _take(self, key: str, start: int, prob: np.ndarray, window: np.ndarray) -> None:
         st = self.stations[key]
         zid = st.channels[2]

@@ -200,6 +200,13 @@ class StreamStage:
             self.glitches_repaired += ch.detector.glitches_repaired - before
         return result, self._ready(key, ch, packet.received_wall_s)
 
+    def note_published(self, pick: Pick) -> None:
+        """A pick published before a restart (read back from Redis): its repeat from the data
+        read again is suppressed, as if the statefile had been saved after it."""
+        key = pick.station_id
+        self.last_pick_epoch_s[key] = max(self.last_pick_epoch_s.get(key, -math.inf),
+                                          pick.time_epoch_s)  # fmt: skip
+
     def _params_key(self) -> list:
         """The detector settings a snapshot was taken under (JSON-ready)."""
         return [list(x) if isinstance(x, tuple) else x for x in astuple(self.params.detect)]

@@ -288,6 +288,36 @@ def test_restart_from_statefile_gives_no_duplicate_and_no_missing_picks(
     assert len(got) == len(want)
 
 
+def test_a_process_killed_before_saving_publishes_no_pick_twice(
+    scenario_dir, redis_client, redis_url, tmp_path
+):
+    """A stream killed (SIGKILL) seconds after its last statefile save has published picks
+    the statefile does not know: the restarted process reads the newest picks back from
+    Redis and does not publish them again (it did: 4 repeated picks in a kill -9 drill). The
+    statefile's repeat guard is blanked here, as if saved before any of them."""
+    want = _offline_picks(_mseed(scenario_dir))
+    statefile = str(tmp_path / "stream.state.json")
+    with serve_in_thread(_mseed(scenario_dir), speed=30.0) as address:
+        proc = _process(address, redis_url, statefile=statefile)
+        thread = _run_in_thread(proc)
+        cut_ns = int(UTCDateTime("2025-01-01T00:01:29").ns)
+        _wait(lambda: proc.newest_data_end_ns > cut_ns, 30, "data past the cut")
+        proc.request_stop()
+        thread.join(20)
+    first_run = sorted((p.station_id, p.time_epoch_s) for p in _redis_picks(redis_client))
+    state = json.loads(Path(statefile).read_text())
+    assert state["last_pick_epoch_s"] and 0 < len(first_run) < len(want)
+    state["last_pick_epoch_s"] = {}  # saved before the picks the process then published
+    Path(statefile).write_text(json.dumps(state))
+    with serve_in_thread(_mseed(scenario_dir), speed=None) as address:
+        proc2 = _process(address, redis_url, statefile=statefile, idle_s=2.0)
+        assert proc2.run() == 0
+    assert proc2.stage.suppressed > 0  # picks of the data read again, known from Redis
+    got = sorted((p.station_id, p.time_epoch_s) for p in _redis_picks(redis_client))
+    _assert_no_duplicates(got)
+    assert _unmatched(got, want, tol_s=0.02) == ([], [])
+
+
 # --------------------------------------------------------------------------- the command
 
 

@@ -335,6 +335,21 @@ def test_picker_finds_p_and_s_of_a_scenario_event(model, scenario):
     assert np.sum(p_err <= 0.15) == len(rows)
 
 
+def test_picks_read_back_after_a_restart_are_not_published_again(model, scenario):
+    """Picks published before a kill that the statefile missed (read back from Redis by the
+    stream process) are the stage's last picks and in its second look's memory: the data read
+    again gives none of them."""
+    st, _rows = scenario
+    first = PhaseStage(StageParams(), model=model)
+    published = [p for packet in _packets(st, seed=1) for p in first.process(packet)[1]]
+    assert {p.phase for p in published} == {"P", "S"}
+    again = PhaseStage(StageParams(), model=model)
+    for pick in published:
+        again.note_published(pick)
+    assert all(first.last_pick_epoch_s[k] == t for k, t in again.last_pick_epoch_s.items())
+    assert [p for packet in _packets(st, seed=2) for p in again.process(packet)[1]] == []
+
+
 def test_packets_in_any_cut_give_the_picks_of_one_pass(model, scenario):
     st, rows = scenario
     one, onsets = [], {}
