@@ -258,12 +258,9 @@ def test_reconnect_after_disconnect_resumes_by_sequence(scenario_dir, redis_clie
     assert outcomes == {"overlap": 0.0, "duplicate": 0.0}
 
 
-def test_restart_from_statefile_gives_no_duplicate_and_no_missing_picks(
-    scenario_dir, redis_client, redis_url, tmp_path
-):
-    want = _offline_picks(_mseed(scenario_dir))
-    statefile = str(tmp_path / "stream.state.json")
-    # run 1: stopped in the middle of the second event's arrivals
+def _run_until_the_cut(scenario_dir, redis_client, redis_url, statefile: str) -> list:
+    """Run a stream process with ``statefile`` on the replayed scenario, stopped (SIGTERM's
+    way) in the middle of the second event's arrivals; the picks it published."""
     with serve_in_thread(_mseed(scenario_dir), speed=30.0) as address:
         proc = _process(address, redis_url, statefile=statefile)
         thread = _run_in_thread(proc)
@@ -271,7 +268,15 @@ def test_restart_from_statefile_gives_no_duplicate_and_no_missing_picks(
         _wait(lambda: proc.newest_data_end_ns > cut_ns, 30, "data past the cut")
         proc.request_stop()
         thread.join(20)
-    first_run = sorted((p.station_id, p.time_epoch_s) for p in _redis_picks(redis_client))
+    return sorted((p.station_id, p.time_epoch_s) for p in _redis_picks(redis_client))
+
+
+def test_restart_from_statefile_gives_no_duplicate_and_no_missing_picks(
+    scenario_dir, redis_client, redis_url, tmp_path
+):
+    want = _offline_picks(_mseed(scenario_dir))
+    statefile = str(tmp_path / "stream.state.json")
+    first_run = _run_until_the_cut(scenario_dir, redis_client, redis_url, statefile)
     assert 0 < len(first_run) < len(want)
     resume, last, channels = load_statefile(statefile)
     assert set(resume) == {"*_*"} and last and channels
@@ -297,14 +302,7 @@ def test_a_process_killed_before_saving_publishes_no_pick_twice(
     statefile's repeat guard is blanked here, as if saved before any of them."""
     want = _offline_picks(_mseed(scenario_dir))
     statefile = str(tmp_path / "stream.state.json")
-    with serve_in_thread(_mseed(scenario_dir), speed=30.0) as address:
-        proc = _process(address, redis_url, statefile=statefile)
-        thread = _run_in_thread(proc)
-        cut_ns = int(UTCDateTime("2025-01-01T00:01:29").ns)
-        _wait(lambda: proc.newest_data_end_ns > cut_ns, 30, "data past the cut")
-        proc.request_stop()
-        thread.join(20)
-    first_run = sorted((p.station_id, p.time_epoch_s) for p in _redis_picks(redis_client))
+    first_run = _run_until_the_cut(scenario_dir, redis_client, redis_url, statefile)
     state = json.loads(Path(statefile).read_text())
     assert state["last_pick_epoch_s"] and 0 < len(first_run) < len(want)
     state["last_pick_epoch_s"] = {}  # saved before the picks the process then published
