@@ -176,7 +176,8 @@ class ChannelBuffer:
         lo, hi = max(first, ring.start), min(ring.end, first + x.size)
         if hi <= lo:
             return True
-        same = ring.get(lo, hi) == x[lo - first : hi - first]
+        held, again = ring.get(lo, hi), x[lo - first : hi - first]
+        same = (held == again) | (np.isnan(held) & np.isnan(again))
         for a, b in self._filled:
             same[max(a, lo) - lo : max(min(b, hi), lo) - lo] = True
         return bool(same.all())
