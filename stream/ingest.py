@@ -597,7 +597,7 @@ class StreamProcess:
 
         try:
             recent = self.bus.latest("picks", RECENT_PICKS)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except redis.RedisError as exc:
             log.warning("stream: could not read back the picks already published (%s); picks "
                         "of the last seconds before the restart may come again", exc)  # fmt: skip
             return
