@@ -634,6 +634,7 @@ class Arrival(Message):
     takeoff_deg: float
     distance_km: float
     residual_s: float | None = None
+    time_epoch_s: float | None = None  # the pick's time (absent: only in its pick id)
 
     _checks: ClassVar[dict[str, Check]] = {
         "pick_id": _str(),
@@ -643,6 +644,7 @@ class Arrival(Message):
         "takeoff_deg": _TAKEOFF,
         "distance_km": _num(0.0, MAX_DISTANCE_KM),
         "residual_s": _num(-MAX_SECONDS_SPAN, MAX_SECONDS_SPAN, optional=True),
+        "time_epoch_s": _num(0.0, MAX_EPOCH_S, optional=True),
     }
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from firstmotion.geodesy import KM_PER_DEG
 from firstmotion.messages import CatalogEvent
 
-_PICK_TIME_RE = re.compile(r"@(\d+(?:\.\d+)?)$")
+_PICK_TIME_RE = re.compile(r"[@:](\d+(?:\.\d+)?)$")
 _URI_BAD_RE = re.compile(r"[^\w\-.*()~'+?=,;#/]")
 POLARITY_WORDS = {1: "positive", -1: "negative", 0: "undecidable"}
 
@@ -30,7 +30,9 @@ def uri_part(text: str) -> str:
 
 
 def pick_time_epoch_s(pick_id: str) -> float | None:
-    """The pick time encoded in a firstmotion pick id (``NET.STA.LOC.CHA@<epoch s>``)."""
+    """The pick time encoded in a firstmotion pick id: ``NET.STA.LOC.CHA@<epoch s>``
+    (:func:`firstmotion.messages.make_pick_id`), or the stream's ``NET.STA.LOC.CHA:<epoch s>``
+    and ``NET.STA.LOC.CHA:<phase>:<epoch s>``; millisecond precision."""
     m = _PICK_TIME_RE.search(pick_id)
     return float(m.group(1)) if m else None
 
@@ -55,9 +57,10 @@ def to_obspy_catalog(events: list[CatalogEvent]) -> Any:
     from obspy.core.event import Event as QEvent
     from obspy.core.event import Origin as QOrigin
 
-    def pick(resource_id, pick_id: str, station_id: str, phase: str, polarity: int) -> Pick:
+    def pick(resource_id, pick_id: str, station_id: str, phase: str, polarity: int,
+             time_epoch_s: float | None = None) -> Pick:  # fmt: skip
         net, sta, loc, cha = station_id.split(".")
-        t = pick_time_epoch_s(pick_id)
+        t = time_epoch_s if time_epoch_s is not None else pick_time_epoch_s(pick_id)
         return Pick(
             resource_id=resource_id,
             time=UTCDateTime(t) if t is not None else None,
@@ -106,7 +109,7 @@ def to_obspy_catalog(events: list[CatalogEvent]) -> Any:
             pid = ResourceIdentifier(f"{base}/pick/{uri_part(a.pick_id)}")
             pick_ids[a.pick_id] = pid
             picks.append(pick(pid, a.pick_id, a.station_id, a.phase,
-                              polarity_of.get(a.pick_id, 0)))  # fmt: skip
+                              polarity_of.get(a.pick_id, 0), a.time_epoch_s))  # fmt: skip
             origin.arrivals.append(
                 Arrival(
                     pick_id=pid,

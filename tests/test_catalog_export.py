@@ -215,3 +215,36 @@ def test_station_delays_from_the_live_catalog(redis_client, redis_url, tmp_path)
     assert got["XX.S02"] == pytest.approx((0.0, 0.0), abs=1e-6)
     assert main(["catalog", "station-delays", "--redis", "redis://127.0.0.1:1/0", "--output",
                  str(out)]) == 1  # fmt: skip
+
+
+def test_quakeml_picks_carry_their_times_from_the_arrival_or_the_stream_pick_id(
+    redis_client, redis_url, tmp_path
+):
+    """Every exported pick has its time: from the arrival (to the microsecond), else from
+    the pick id in any of the stream's forms (``ID@t``, the STA/LTA stage's ``ID:t``, the
+    learned picker's ``ID:P:t``); the live catalog's picks were exported with an empty time,
+    invalid QuakeML."""
+    from dataclasses import replace
+
+    from obspy import read_events
+
+    assert pick_time_epoch_s("XX.A..HHZ@1700000003.250") == 1700000003.25
+    assert pick_time_epoch_s("XX.A..HHZ:1700000003.250") == 1700000003.25
+    assert pick_time_epoch_s("XX.A..HHZ:S:1700000003.250") == 1700000003.25
+    o = make_origin("evT")
+    stamped = [
+        replace(o.arrivals[0], pick_id="XX.S00..HHZ:1700000003.250"),
+        replace(o.arrivals[1], pick_id="XX.S01..HHZ:P:1700000004.500"),
+        replace(o.arrivals[2], time_epoch_s=T0 + 5.123456),
+    ]
+    o = replace(o, arrivals=(*stamped, *o.arrivals[3:]))
+    bus = Bus.from_url(redis_url)
+    bus.publish("origins", o)
+    CatalogWorker(bus, block_ms=50).run(drain=True, timeout_s=20)
+    bus.close()
+    (ev,) = read_events(str(_run(redis_url, tmp_path, "quakeml")), format="QUAKEML")
+    times = {p.waveform_id.station_code: p.time.timestamp for p in ev.picks}
+    assert None not in times.values() and len(times) == 6
+    assert times["S00"] == pytest.approx(1700000003.25, abs=1e-6)
+    assert times["S01"] == pytest.approx(1700000004.5, abs=1e-6)
+    assert times["S02"] == pytest.approx(T0 + 5.123456, abs=1e-6)

@@ -812,6 +812,7 @@ class Associator:
                 takeoff_deg=float(np.clip(to, 0.0, 180.0)),
                 distance_km=float(d),
                 residual_s=float(r),
+                time_epoch_s=float(k.time_epoch_s),
             )
             for k, a, to, d, r in zip(chosen, az, takeoff, dist, res, strict=True)
         )

@@ -1084,7 +1084,8 @@ def _stub_arrival(pk: WindowPick):
     from firstmotion.messages import Arrival
 
     return Arrival(pick_id=pk.pick_id, station_id=pk.station_id, phase=pk.phase,
-                   azimuth_deg=0.0, takeoff_deg=90.0, distance_km=0.0)  # fmt: skip
+                   azimuth_deg=0.0, takeoff_deg=90.0, distance_km=0.0,
+                   time_epoch_s=pk.time_epoch_s)  # fmt: skip
 
 
 def _grown(ev: OpenEvent) -> bool:

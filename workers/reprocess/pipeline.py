@@ -103,17 +103,17 @@ def event_arrivals(
     from firstmotion.velocity import trace_rays
 
     rows, missing = [], []
-    for pick_id, station_id, _t in picks:
+    for pick_id, station_id, t in picks:
         net, sta = station_id.split(".")[:2]
         c = coords.get((net, sta))
         if c is None:
             missing.append(station_id)
             continue
-        rows.append((pick_id, station_id, c))
+        rows.append((pick_id, station_id, c, t))
     if not rows:
         return [], missing
-    lat = np.array([c[0] for _, _, c in rows])
-    lon = np.array([c[1] for _, _, c in rows])
+    lat = np.array([c[0] for _, _, c, _ in rows])
+    lon = np.array([c[1] for _, _, c, _ in rows])
     dist_km, az, _ = distance_azimuth(event.latitude_deg, event.longitude_deg, lat, lon)
     depth = max(float(model.model_depth_km(event.depth_km)), 0.0)  # below the model's top
     rays = trace_rays(model, dist_km, np.full(dist_km.shape, depth), "P")
@@ -124,8 +124,9 @@ def event_arrivals(
             azimuth_deg=float(a) % 360.0,
             takeoff_deg=float(t),
             distance_km=float(d),
+            time_epoch_s=float(when) if when is not None else None,
         )
-        for (pid, sid, _), a, t, d in zip(rows, az, rays.takeoff_deg, dist_km, strict=True)
+        for (pid, sid, _, when), a, t, d in zip(rows, az, rays.takeoff_deg, dist_km, strict=True)
     ]
     return out, missing
 
