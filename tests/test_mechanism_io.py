@@ -49,6 +49,23 @@ def test_csv_reversal_file(tmp_path):
     assert not rev.is_reversed("CI.PASA..HHZ", _day(2021, 1, 1))
 
 
+def test_picks_without_a_time_take_only_reversals_open_at_both_ends(tmp_path, caplog):
+    """SKHASH's polarity file carries no event time: a station reversed for a period cannot
+    be told reversed or not, so its picks are left as read (they were flipped whatever their
+    date: 289 flips instead of 79 on HASH's example) and it is said; one reversed at every
+    time is flipped."""
+    f = tmp_path / "rev.csv"
+    f.write_text("network,station,location,channel,start_time,end_time\n"
+                 "CI,PAS,,HHZ,2020-01-01,2020-06-30\nCI,ALW,,HHZ,0,0\n")  # fmt: skip
+    rev = read_reversals(f)
+    ids = ["CI.PAS..HHZ", "CI.ALW..HHZ", "CI.PAS..HHZ"]
+    with caplog.at_level("WARNING", logger="workers.mechanism.reversals"):
+        got = rev.apply(ids, [None, None, _day(2020, 3, 1)], [1.0, 1.0, 1.0])
+    assert got.tolist() == [1.0, -1.0, -1.0]
+    assert "CI.PAS..HHZ is reversed for a time only" in caplog.text
+    assert rev.apply(ids, None, [1.0, 1.0, 1.0]).tolist() == [1.0, -1.0, 1.0]
+
+
 def test_scenario_reversal_csv_open_ended_and_header_only(tmp_path):
     """The format `firstmotion scenario` writes: open-ended (0, 0), header only when none."""
     f = tmp_path / "reversals.csv"
@@ -214,6 +231,21 @@ def test_cli_reads_skhash_csv(tmp_path):
     assert len(rows) == 2
     for r in rows:
         assert kagan_angle_deg(r["strike"], r["dip"], r["rake"], *truth[r["event_id"]]) < 25
+    # SKHASH's blank location '--' is the SEED id's empty one: a reversal list names it so
+    from workers.mechanism.cli import read_skhash_csv
+
+    inp.write_text(inp.read_text().replace(",,HHZ,", ",--,HHZ,"))
+    assert ",--,HHZ," in inp.read_text()
+    (ev0, _) = read_skhash_csv(inp)
+    assert "--" not in ",".join(ev0.station) and ev0.station[0].count(".") == 3
+    first = ev0.station[0]
+    (tmp_path / "rev.csv").write_text(
+        f"network,station,location,channel,start_time,end_time\n{first.replace('.', ',')},0,0\n"
+    )
+    flipped = tmp_path / "flipped.jsonl"
+    assert main(["invert", "--input", str(inp), "--output", str(flipped), "--reversals",
+                 str(tmp_path / "rev.csv"), "--no-progress"]) == 0  # fmt: skip
+    assert flipped.read_text() != out.read_text()  # the listed station was flipped
 
 
 def test_projection_is_lower_hemisphere_equal_area():

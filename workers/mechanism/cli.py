@@ -193,7 +193,7 @@ def read_skhash_csv(path: Path) -> list[EventPicks]:
     for event_id, rs in by_event.items():
         pp = np.array([num(r, "p_polarity", 0.0) for r in rs])
         stations = tuple(
-            ".".join(r.get(k, "") or "" for k in ("network", "station", "location", "channel"))
+            ".".join(_skhash_code(r, k) for k in ("network", "station", "location", "channel"))
             if r.get("network")
             else (r.get("station") or "")
             for r in rs
@@ -212,6 +212,13 @@ def read_skhash_csv(path: Path) -> list[EventPicks]:
             )
         )
     return events
+
+
+def _skhash_code(row: dict, key: str) -> str:
+    """A code of a SKHASH CSV row; SKHASH writes a blank location as ``--`` (SEED's way),
+    which is the empty location of a SEED id (``NET.STA..CHA``)."""
+    code = (row.get(key) or "").strip()
+    return "" if key == "location" and code == "--" else code
 
 
 def corrected_polarity(ev: EventPicks, reversals=None) -> np.ndarray:

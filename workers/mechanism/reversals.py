@@ -40,6 +40,7 @@ from firstmotion.inventory import (
 )
 
 log = logging.getLogger(__name__)
+_UNDATED_SAID: set[str] = set()  # stations whose dated reversal an undated pick could not use
 
 
 @dataclass(frozen=True)
@@ -103,13 +104,23 @@ class ReversalList:
                 return True
         return False
 
+    def always_reversed(self, station_id: str) -> bool:
+        """True if an entry reverses ``station_id`` at every time (open at both ends)."""
+        return any(
+            _matches(e.station, station_id) and e.start_s <= OPEN_START_S and e.end_s >= OPEN_END_S
+            for e in self.entries
+        )
+
     def apply(
         self,
         station_ids: Sequence[str],
         time_s: float | Sequence[float] | None,
         polarity: Iterable[float],
     ) -> np.ndarray:
-        """Polarities with the reversed stations' signs flipped (a new array)."""
+        """Polarities with the reversed stations' signs flipped (a new array). A pick without
+        a time (an input that carries no event time, as SKHASH's polarity file) is flipped
+        only by an entry open at both ends: one limited in time cannot be told (such entries
+        flipped the station's picks whatever their date), and is said once per station."""
         pol = np.array(list(polarity), dtype=float)
         if len(station_ids) != pol.shape[0]:
             raise ValueError(f"{len(station_ids)} station ids for {pol.shape[0]} polarities")
@@ -117,7 +128,17 @@ class ReversalList:
             [time_s] * len(station_ids) if time_s is None or np.isscalar(time_s) else list(time_s)
         )
         for i, sid in enumerate(station_ids):
-            if self.is_reversed(sid, times[i]):
+            t = times[i]
+            if t is not None and np.isfinite(t):
+                flip = self.is_reversed(sid, t)
+            else:
+                flip = self.always_reversed(sid)
+                if not flip and self.is_reversed(sid, None) and sid not in _UNDATED_SAID:
+                    _UNDATED_SAID.add(sid)
+                    log.warning("%s is reversed for a time only in the reversal list, and its "
+                                "picks carry no event time: left as read (give the events' "
+                                "times, e.g. an origin_time column)", sid)  # fmt: skip
+            if flip:
                 pol[i] = -pol[i]
         return pol
 
