@@ -151,6 +151,58 @@ def test_cli_single_and_grid(tmp_path):
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_cli_odd_inputs_are_read_or_said(tmp_path, capfd):
+    """A spreadsheet's CSV (a byte-order mark, an event given twice, a row with dip 120 and one
+    without numbers): read, each event once, the bad rows left out and said (the repeat made
+    the stress look twice as well constrained); cells with fewer than four mechanisms asked for
+    are no crash; ``--friction 0`` is the config's 0, chosen by the inversion."""
+    csv = tmp_path / "m.csv"
+    _write_csv(csv, n=40)
+    lines = csv.read_text().splitlines()
+    head, rows = "event_id," + lines[0], [f"e{i},{row}" for i, row in enumerate(lines[1:])]
+    rows += [rows[0], "x1,10,120,30,35.2,-117.4,8,A", "x2,abc,45,30,35.2,-117.4,8,A"]
+    odd = tmp_path / "odd.csv"
+    odd.write_bytes(b"\xef\xbb\xbf" + ("\n".join([head, *rows]) + "\n").encode())
+    out = tmp_path / "s.json"
+    capfd.readouterr()
+    assert cli.main(["stress", "--input", str(odd), "--output", str(out), "--bootstrap", "10",
+                     "--min-mechanisms", "10"]) == 0  # fmt: skip
+    assert json.loads(out.read_text())["n_mechanisms"] == 40
+    err = capfd.readouterr().err
+    assert "2 mechanism(s) left out: 1 without a number" in err and "1 with a dip outside" in err
+    assert "1 mechanism(s) of an event given before, read once" in err
+    grid = tmp_path / "g.json"
+    assert cli.main(["stress", "--input", str(odd), "--output", str(grid), "--grid-deg", "0.1",
+                     "--min-mechanisms", "2", "--bootstrap", "5"]) == 0  # fmt: skip
+    assert all(c["count"] >= 4 for c in json.loads(grid.read_text())["cells"])
+    fixed0, auto = tmp_path / "f0.json", tmp_path / "auto.json"
+    for path, extra in ((fixed0, ["--friction", "0"]), (auto, [])):
+        assert cli.main(["stress", "--input", str(csv), "--output", str(path), "--bootstrap",
+                         "10", *extra]) == 0  # fmt: skip
+    assert json.loads(fixed0.read_text()) == json.loads(auto.read_text())
+
+
+def test_cli_places_invert_output_by_its_epicentres(tmp_path):
+    """``firstmotion invert``'s mechanisms keep their input's epicentre, so a stress map of
+    them has its cell (it was empty: no epicentre written)."""
+    import shutil
+
+    from workers.polarity.dataset import shared_data_dir
+
+    hash1 = shared_data_dir() / "hash1" / "inputs.jsonl"
+    if not hash1.exists():
+        pytest.skip("HASH example 1 not present")
+    mechs, out = tmp_path / "m.jsonl", tmp_path / "s.json"
+    shutil.copy(hash1, tmp_path / "in.jsonl")
+    assert cli.main(["invert", "--input", str(tmp_path / "in.jsonl"), "--output", str(mechs),
+                     "--no-progress"]) == 0  # fmt: skip
+    first = json.loads(mechs.read_text().splitlines()[0])
+    assert first["latitude_deg"] == pytest.approx(34.241667) and first["depth_km"] == 18.19
+    assert cli.main(["stress", "--input", str(mechs), "--output", str(out), "--grid-deg", "0.5",
+                     "--min-mechanisms", "10", "--bootstrap", "10"]) == 0  # fmt: skip
+    assert [c["count"] for c in json.loads(out.read_text())["cells"]] == [24]
+
+
 def test_cli_reads_quakeml(tmp_path):
     from firstmotion.messages import CatalogEvent
     from workers.catalog_export import to_quakeml

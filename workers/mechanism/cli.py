@@ -57,6 +57,11 @@ class EventPicks:
     azimuth_trials: np.ndarray | None = None
     takeoff_trials: np.ndarray | None = None
     sp_log_ratio: np.ndarray | None = None  # NaN where a pick has none
+    # the event's epicentre and depth where the input gives them (written with the mechanism:
+    # what a stress map places it by)
+    latitude_deg: float | None = None
+    longitude_deg: float | None = None
+    depth_km: float | None = None
 
 
 def _time_s(value) -> float | None:
@@ -83,6 +88,13 @@ def _event_from_json(obj: dict, where: str) -> EventPicks:
         raise InputError(f"{where}: expected a JSON object with event_id and picks") from None
     origin = obj.get("origin") or {}
     time_s = _time_s(obj.get("origin_time", origin.get("time")))
+
+    def where_of(*keys: str) -> float | None:  # the epicentre, as the origin names it
+        for k in keys:
+            v = origin.get(k, obj.get(k))
+            if isinstance(v, (int, float)) and math.isfinite(v):
+                return float(v)
+        return None
 
     def col(key: str, default=None) -> np.ndarray | None:
         vals = [p.get(key, default) for p in picks]
@@ -118,6 +130,9 @@ def _event_from_json(obj: dict, where: str) -> EventPicks:
         azimuth_trials=col("azimuth_trials"),
         takeoff_trials=col("takeoff_trials"),
         sp_log_ratio=sp_log_ratio,
+        latitude_deg=where_of("latitude_deg", "latitude", "lat"),
+        longitude_deg=where_of("longitude_deg", "longitude", "lon"),
+        depth_km=where_of("depth_km", "depth"),
     )
 
 
@@ -209,9 +224,16 @@ def read_skhash_csv(path: Path) -> list[EventPicks]:
                 weight=np.abs(pp),
                 azimuth_unc_deg=np.array([num(r, "azimuth_uncertainty", 5.0) for r in rs]),
                 takeoff_unc_deg=np.array([num(r, "takeoff_uncertainty", 10.0) for r in rs]),
+                latitude_deg=_finite_or_none(num(rs[0], "origin_latitude", math.nan)),
+                longitude_deg=_finite_or_none(num(rs[0], "origin_longitude", math.nan)),
+                depth_km=_finite_or_none(num(rs[0], "origin_depth_km", math.nan)),
             )
         )
     return events
+
+
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
 
 
 def _skhash_code(row: dict, key: str) -> str:
@@ -410,6 +432,9 @@ def run(args: argparse.Namespace) -> int:
                 n_skipped += 1
                 continue
             row = {"event_id": ev.event_id, **m.to_dict()}
+            for key in ("latitude_deg", "longitude_deg", "depth_km"):  # for a stress map
+                if getattr(ev, key) is not None:
+                    row[key] = getattr(ev, key)
             if ev.sp_log_ratio is not None:
                 row["sp_correction_log10"] = round(args.sp_correction, 4)
                 row["sp_free_level"] = bool(args.sp_free_level)

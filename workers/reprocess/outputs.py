@@ -26,8 +26,8 @@ POLARITY_COLUMNS = (
     "p_unknown",
 )  # fmt: skip
 MECHANISM_COLUMNS = (
-    "event_id", "origin_time", "strike", "dip", "rake", "quality", "n_polarities", "misfit",
-    "fault_plane_uncertainty_deg",
+    "event_id", "origin_time", "latitude_deg", "longitude_deg", "depth_km", "strike", "dip",
+    "rake", "quality", "n_polarities", "misfit", "fault_plane_uncertainty_deg",
 )  # fmt: skip
 SKHASH_COLUMNS = (
     "event_id", "network", "station", "location", "channel", "p_polarity", "origin_latitude",
@@ -72,8 +72,11 @@ def write_mechanisms_csv(rows: list[dict], path: Path) -> int:
             m = r.get("mechanism")
             if not m:
                 continue
+            where = [r.get(k) for k in ("latitude_deg", "longitude_deg", "depth_km")]
             w.writerow([
-                r["event_id"], iso(r["time_epoch_s"]), f"{m['strike']:.1f}", f"{m['dip']:.1f}",
+                r["event_id"], iso(r["time_epoch_s"]),
+                *("" if v is None else f"{v:.5f}" for v in where),
+                f"{m['strike']:.1f}", f"{m['dip']:.1f}",
                 f"{m['rake']:.1f}", m["quality"], m["n_polarities"], f"{m['misfit']:.4f}",
                 f"{m['fault_plane_uncertainty_deg']:.1f}",
             ])  # fmt: skip

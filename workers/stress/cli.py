@@ -36,7 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grid-deg", type=float, default=None, help="cell size in degrees")
     parser.add_argument("--min-mechanisms", type=int, default=20, help="least per cell")
     parser.add_argument("--quality", default=None, help="mechanism qualities to use, e.g. A,B")
-    parser.add_argument("--friction", type=float, default=None, help="fixed fault friction")
+    parser.add_argument("--friction", type=float, default=None,
+                        help="fixed fault friction (0 or none: chosen by the inversion, as "
+                        "stress.friction = 0 in the config)")  # fmt: skip
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the bootstrap")
     parser.add_argument("--plot", default=None, help="map PNG to write")
@@ -68,7 +70,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"firstmotion stress: {where}{exc}", file=sys.stderr)
             return 2
     table = table.with_quality(quality)
-    kw = {"friction": args.friction, "n_bootstrap": args.bootstrap, "seed": args.seed}
+    kw = {"friction": args.friction or None, "n_bootstrap": args.bootstrap, "seed": args.seed}
+    placed = int(np.sum(np.isfinite(table.latitude) & np.isfinite(table.longitude)))
+    if placed < len(table) and (args.grid_deg is not None or args.plot or args.geojson):
+        log.warning("%d of %d mechanisms have no epicentre: left out of the cells and the map",
+                    len(table) - placed, len(table))  # fmt: skip
     if args.grid_deg is None:
         if len(table) < max(4, args.min_mechanisms):
             print(f"firstmotion stress: {len(table)} mechanisms, fewer than --min-mechanisms "
@@ -94,13 +100,14 @@ def run(args: argparse.Namespace) -> int:
             res.regime,
         )
     else:
-        results = invert_cells(table, args.grid_deg, min_mechanisms=args.min_mechanisms,
+        least = max(4, args.min_mechanisms)  # a stress tensor needs four mechanisms
+        results = invert_cells(table, args.grid_deg, min_mechanisms=least,
                                progress=sys.stderr.isatty(), **kw)  # fmt: skip
         cells = [cell_object(r, args.grid_deg, *key) for key, r in results]
         out = {"cells": cells}
         for c in cells:
             c["_half_deg"] = 0.4 * args.grid_deg
-        log.info("%d mechanisms, %d cells with >= %d", len(table), len(cells), args.min_mechanisms)
+        log.info("%d mechanisms, %d cells with >= %d", len(table), len(cells), least)
     public = json.loads(json.dumps(out, default=float))
     for c in public.get("cells", []):
         c.pop("_half_deg", None)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,33 @@ _ALIASES = {
     "event_id": ("event_id", "id"),
 }
 _QUALITY_RE = re.compile(r"quality\s*=\s*([ABCD])")
+_BOM = b"\xef\xbb\xbf"
+
+log = logging.getLogger(__name__)
+
+
+def _checked(rows: list[dict[str, Any]], dropped: int, path: str | Path) -> MechanismTable:
+    """The table of ``rows`` whose angles are a mechanism's (dip 0-90, |rake| <= 360; strike
+    any, taken modulo 360), each event once (a repeated ``event_id`` counted twice would make
+    the stress look better constrained than it is); what was left out is said."""
+    keep, bad, seen, repeated = [], 0, set(), 0
+    for r in rows:
+        if not (0.0 <= r["dip"] <= 90.0 and abs(r["rake"]) <= 360.0):
+            bad += 1
+            continue
+        eid = str(r.get("event_id") or "")
+        if eid and eid in seen:
+            repeated += 1
+            continue
+        seen.add(eid)
+        keep.append(r)
+    if dropped or bad:
+        log.warning("%s: %d mechanism(s) left out: %d without a number for strike, dip or rake, "
+                    "%d with a dip outside 0-90 or a rake beyond +-360", path, dropped + bad,
+                    dropped, bad)  # fmt: skip
+    if repeated:
+        log.warning("%s: %d mechanism(s) of an event given before, read once", path, repeated)
+    return MechanismTable.from_rows(keep)
 
 
 def _float(text: str | None) -> float:
@@ -42,7 +70,7 @@ def _float(text: str | None) -> float:
 def read_csv(path: str | Path) -> MechanismTable:
     """Mechanisms from a CSV file (see the module docstring); rows without a finite strike,
     dip and rake are skipped."""
-    with open(path, newline="") as fh:
+    with open(path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         if reader.fieldnames is None:
             raise ValueError(f"{path}: empty CSV")
@@ -51,17 +79,18 @@ def read_csv(path: str | Path) -> MechanismTable:
         if missing:
             raise ValueError(f"{path}: missing CSV columns {missing} (have {list(names)})")
         cols = {k: next((names[a] for a in al if a in names), None) for k, al in _ALIASES.items()}
-        rows = []
+        rows, dropped = [], 0
         for raw in reader:
             row: dict[str, Any] = {c: _float(raw[names[c]]) for c in ("strike", "dip", "rake")}
             if not all(np.isfinite(list(row.values()))):
+                dropped += 1
                 continue
             for key in ("latitude", "longitude", "depth_km"):
                 row[key] = _float(raw[cols[key]]) if cols[key] else float("nan")
             row["quality"] = (raw[cols["quality"]] or "").strip().upper() if cols["quality"] else ""
             row["event_id"] = (raw[cols["event_id"]] or "") if cols["event_id"] else ""
             rows.append(row)
-    return MechanismTable.from_rows(rows)
+    return _checked(rows, dropped, path)
 
 
 def read_quakeml(path: str | Path) -> MechanismTable:
@@ -94,20 +123,21 @@ def read_quakeml(path: str | Path) -> MechanismTable:
                 "event_id": str(ev.resource_id).rsplit("/", 1)[-1],
             }
         )  # fmt: skip
-    return MechanismTable.from_rows(rows)
+    return _checked(rows, 0, path)
 
 
 def read_jsonl(path: str | Path) -> MechanismTable:
     """One JSON object per line with ``strike``, ``dip``, ``rake`` and optional epicentre
     (``latitude``/``lat``, ``longitude``/``lon``), ``depth_km``, ``quality``, ``event_id``: the
     output of ``firstmotion invert`` and SKHASH's mechanisms as JSON lines."""
-    rows = []
-    for line in Path(path).read_text().splitlines():
+    rows, dropped = [], 0
+    for line in Path(path).read_text(encoding="utf-8-sig").splitlines():
         if not line.strip():
             continue
         obj = {k.lower(): v for k, v in json.loads(line).items()}
         row: dict[str, Any] = {c: _float(obj.get(c)) for c in ("strike", "dip", "rake")}
         if not all(np.isfinite(list(row.values()))):
+            dropped += 1
             continue
         for key, aliases in _ALIASES.items():
             value = next((obj[a] for a in aliases if obj.get(a) not in (None, "")), None)
@@ -117,12 +147,12 @@ def read_jsonl(path: str | Path) -> MechanismTable:
                 row[key] = "" if value is None else str(value)
         row["quality"] = row["quality"].upper()
         rows.append(row)
-    return MechanismTable.from_rows(rows)
+    return _checked(rows, dropped, path)
 
 
 def read_mechanisms(path: str | Path) -> MechanismTable:
     """QuakeML, JSON lines or CSV, by content."""
-    head = Path(path).read_bytes()[:512].lstrip()
+    head = Path(path).read_bytes()[:512].removeprefix(_BOM).lstrip()
     if head.startswith(b"<"):
         return read_quakeml(path)
     if head.startswith(b"{"):
