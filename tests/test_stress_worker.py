@@ -278,6 +278,16 @@ def test_cli_reads_the_live_catalog(redis_client, redis_url, tmp_path):
     assert obj["n_mechanisms"] == 29
     assert abs((obj["shmax_azimuth_deg"] - t.shmax_azimuth_deg + 90) % 180 - 90) < 10
     assert png.stat().st_size > 1000
+    # the same catalog exported as JSON gives the same answer (the bootstrap's resamples
+    # differ with the events' order: newest first)
+    export, again = tmp_path / "cat.json", tmp_path / "again.json"
+    assert cli.main(["catalog", "export", "--redis", redis_url, "--format", "json",
+                     "--include-deleted", "--output", str(export)]) == 0  # fmt: skip
+    assert cli.main(["stress", "--input", str(export), "--output", str(again), "--bootstrap",
+                     "10"]) == 0  # fmt: skip
+    same = json.loads(again.read_text())
+    for key in ("sigma1", "sigma3", "shape_ratio", "shmax_azimuth_deg", "n_mechanisms"):
+        assert same[key] == pytest.approx(obj[key], abs=0.02), key
 
 
 def test_cli_bad_input_is_a_message_not_a_traceback(tmp_path, capsys):

@@ -151,18 +151,19 @@ def read_jsonl(path: str | Path) -> MechanismTable:
 
 
 def read_mechanisms(path: str | Path) -> MechanismTable:
-    """QuakeML, JSON lines or CSV, by content."""
+    """QuakeML, JSON lines, a catalog export's JSON or CSV, by content."""
     head = Path(path).read_bytes()[:512].removeprefix(_BOM).lstrip()
     if head.startswith(b"<"):
         return read_quakeml(path)
     if head.startswith(b"{"):
         return read_jsonl(path)
+    if head.startswith(b"["):
+        return read_catalog_export(path)
     return read_csv(path)
 
 
 def read_redis(client: Any, prefix: str = "fm:") -> MechanismTable:
     """The live catalog's events that have a mechanism (deleted events excluded)."""
-    from firstmotion.geodesy import offset_latlon
     from firstmotion.messages import Mechanism, Origin
 
     ids = [
@@ -171,11 +172,34 @@ def read_redis(client: Any, prefix: str = "fm:") -> MechanismTable:
     pipe = client.pipeline(transaction=False)
     for eid in ids:
         pipe.hmget(f"{prefix}event:{eid}", "origin", "mechanism", "status")
-    rows, stations = [], {}
+    found = []
     for eid, (origin, mech, status) in zip(ids, pipe.execute(), strict=True):
         if mech is None or origin is None or (status or b"") == b"deleted":
             continue
-        o, m = Origin.from_json(origin), Mechanism.from_json(mech)
+        found.append((eid, Origin.from_json(origin), Mechanism.from_json(mech)))
+    return _catalog_table(found)
+
+
+def read_catalog_export(path: str | Path) -> MechanismTable:
+    """``firstmotion catalog export --format json``: its events with a mechanism (retracted
+    ones excluded), as from the live catalog."""
+    from firstmotion.messages import CatalogEvent
+
+    try:
+        events = [CatalogEvent.from_dict(o) for o in json.loads(Path(path).read_text("utf-8-sig"))]
+    except (json.JSONDecodeError, TypeError, ValueError, KeyError) as exc:
+        raise ValueError(f"{path}: not a catalog export (a JSON array of events): {exc}") from None
+    return _catalog_table([(e.event_id, e.origin, e.mechanism) for e in events
+                           if e.mechanism is not None and e.status != "deleted"])  # fmt: skip
+
+
+def _catalog_table(events: list) -> MechanismTable:
+    """Mechanisms of ``(event_id, Origin, Mechanism)``, with the stations placed from each
+    origin's arrivals (azimuth and distance)."""
+    from firstmotion.geodesy import offset_latlon
+
+    rows, stations = [], {}
+    for eid, o, m in events:
         rows.append(
             {
                 "strike": m.strike, "dip": m.dip, "rake": m.rake, "latitude": o.latitude_deg,
