@@ -435,6 +435,9 @@ def test_reprocess_scenario_outputs_and_reported_problems(scenario, tmp_path, re
     read = [(int(p["polarity"]), true_pol[(p["event_id"], p["station_id"])]) for p in pols]
     decided = [(a, b) for a, b in read if a != 0]
     assert len(decided) >= 0.6 * len(read)
+    unknown_why = {p["reason"] for p in pols if int(p["polarity"]) == 0}
+    assert "" not in unknown_why  # every unknown read says why
+    assert all(m["latitude_deg"] and m["longitude_deg"] for m in mechs)  # a stress map's
     assert sum(a == b for a, b in decided) >= 0.95 * len(decided)
     assert {m["event_id"] for m in mechs} <= {e["event_id"] for e in truth["events"]}
     assert len(mechs) >= 1

@@ -1,7 +1,8 @@
 """The files of a reprocessing run, written from its journal (one row per done event).
 
 * ``polarities.csv``: :data:`POLARITY_COLUMNS`, one row per classified pick (polarity +1 up,
-  -1 down, 0 unknown; the three probabilities of the polarity model);
+  -1 down, 0 unknown; the three probabilities of the polarity model; why a read is unknown or
+  was re-read, the ``Polarity`` message's ``reason``);
 * ``mechanisms.csv``: :data:`MECHANISM_COLUMNS`, one row per event with a mechanism;
 * ``catalog.xml``: QuakeML 1.2 (through :func:`firstmotion.quakeml.to_obspy_catalog`): each
   event's origin with its arrivals, every classified P pick with ``polarity`` set and the
@@ -23,7 +24,7 @@ from typing import Any
 
 POLARITY_COLUMNS = (
     "event_id", "origin_time", "station_id", "pick_time", "polarity", "p_up", "p_down",
-    "p_unknown",
+    "p_unknown", "reason",
 )  # fmt: skip
 MECHANISM_COLUMNS = (
     "event_id", "origin_time", "latitude_deg", "longitude_deg", "depth_km", "strike", "dip",
@@ -57,7 +58,7 @@ def write_polarities_csv(rows: list[dict], path: Path) -> int:
                 w.writerow([
                     r["event_id"], iso(r["time_epoch_s"]), p["station_id"],
                     iso(p["time_epoch_s"]), int(p["polarity"]), f"{p['p_up']:.4f}",
-                    f"{p['p_down']:.4f}", f"{p['p_unknown']:.4f}",
+                    f"{p['p_down']:.4f}", f"{p['p_unknown']:.4f}", p.get("reason", ""),
                 ])  # fmt: skip
                 n += 1
     return n

@@ -344,6 +344,7 @@ class Reprocessor:
             p_down=round(p.probabilities[1], 6),
             p_unknown=round(p.probabilities[2], 6),
             model_version=p.model_version,
+            reason=p.reason,
         )
         w.waiting.discard(p.pick_id)
         self.report["picks_classified"] += 1
