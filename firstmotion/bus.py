@@ -238,8 +238,11 @@ class DeadLetter:
 
 
 def as_text(value: bytes | str) -> str:
-    """A Redis reply field as ``str`` (clients without ``decode_responses`` return bytes)."""
-    return value.decode() if isinstance(value, bytes) else value
+    """A Redis reply field as ``str`` (clients without ``decode_responses`` return bytes);
+    bytes that are not UTF-8 come back escaped (``\\xff``), so that an entry written by
+    something else (a field name of stray bytes) is dead-lettered and listed, not a crash of
+    every worker that reads it."""
+    return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else value
 
 
 def check_redis_url(url: Any) -> str:

@@ -244,6 +244,31 @@ def test_undecodable_entries_go_to_dead_letters_at_once(bus):
     assert bus.pending_count("picks", "g") == 0
 
 
+def test_entries_of_stray_bytes_are_dead_lettered_and_listed_not_a_crash(bus, capsys, monkeypatch):
+    """A field name or a type that is not UTF-8 (an entry written by something else): the
+    entry is dead-lettered on its first delivery and the consumer goes on, and the operator's
+    listing shows it (every worker reading it crashed, and again after each restart)."""
+    from firstmotion import cli
+
+    bus.client.xadd("t:picks", {b"\xff\xfe": b"x", "type": "Pick", "data": "{}"})
+    bus.client.xadd("t:picks", {"type": b"\xff\xfe", "data": "{}"})
+    bus.publish("picks", pick(1))
+    seen = []
+
+    def handler(batch):
+        seen.extend(d.message.pick_id for d in batch)
+        return classify(batch)
+
+    bus.consumer("picks", "g", handler, name="a").run(drain=True, timeout_s=20)
+    assert seen == [pick(1).pick_id]
+    dead = bus.dead_letters()
+    assert len(dead) == 2 and all(d.delivery_count == 1 for d in dead)
+    assert "\\xff\\xfe" in dead[0].fields and bus.pending_count("picks", "g") == 0
+    monkeypatch.setenv("FIRSTMOTION_REDIS__PREFIX", "t:")
+    assert cli.main(["dead-letters", "list", "--redis", bus.url]) == 0
+    assert "\\xff\\xfe" in capsys.readouterr().out
+
+
 def test_bad_handler_output_is_a_failure_not_an_ack(bus):
     bus.publish("picks", pick(0))
     c = bus.consumer("picks", "g", lambda batch: [("polarities", "oops")], name="a")
