@@ -371,3 +371,4 @@ def test_one_polarity_per_site_the_most_confident():
     assert [a.station_id for a, _ in kept] == ["XX.S01..HHZ", "XX.S02..HHZ", "XX.S03..HHZ",
                                                "XX.S00.00.HHZ"]  # fmt: skip
     assert one_per_site(rows) == rows
+    assert one_per_site(rows * 3) == rows  # an origin listing its arrivals three times

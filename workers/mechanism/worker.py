@@ -93,7 +93,8 @@ def one_per_site(rows: list) -> list:
     """``(arrival, polarity)`` rows with one per site (``NET.STA``): two sensors of one site
     (location codes ``''`` and ``00``, a seismometer and an accelerometer) see one ray, and
     counted twice they would weigh that ray double in the inversion. The most confident read
-    stays (then the lowest station id); rows keep their order."""
+    stays (then the lowest station id), an arrival listed twice counts once; rows keep their
+    order."""
     best: dict[str, tuple] = {}
     for a, p in rows:
         site = ".".join(a.station_id.split(".")[:2])
@@ -101,7 +102,12 @@ def one_per_site(rows: list) -> list:
         if site not in best or key < best[site][0]:
             best[site] = (key, a.pick_id)
     keep = {pick_id for _, pick_id in best.values()}
-    return [(a, p) for a, p in rows if a.pick_id in keep]
+    out = []
+    for a, p in rows:  # an origin listing an arrival twice: once
+        if a.pick_id in keep:
+            keep.discard(a.pick_id)
+            out.append((a, p))
+    return out
 
 
 @dataclass(frozen=True)
