@@ -10,6 +10,7 @@ import textwrap
 import threading
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -73,7 +74,11 @@ def outputs(bus: Bus) -> dict:
 
 def test_worker_classifies_every_pick_and_acks(bus):
     picks = [make_pick(i, rate=100.0 if i % 2 else 200.0) for i in range(20)]
-    picks += [make_pick(20, bad="nan"), make_pick(21, bad="zeros"), make_pick(22, rate=20.0)]
+    fast = make_pick(23)  # 1 MHz: a rate no resampling reaches, said, not a retried failure
+    fast = replace(fast, sampling_rate_hz=1e6, start_time_epoch_s=fast.time_epoch_s - 0.002,
+                   samples=np.random.default_rng(23).normal(size=4000),
+                   pick_index=2000)  # fmt: skip
+    picks += [make_pick(20, bad="nan"), make_pick(21, bad="zeros"), make_pick(22, rate=20.0), fast]
     for p in picks:
         bus.publish("picks", p)
     consumer = build_consumer(bus, tiny_classifier(), max_batch=8, max_wait_ms=10, name="w1")
@@ -84,6 +89,8 @@ def test_worker_classifies_every_pick_and_acks(bus):
     assert out[picks[20].pick_id].reason == "nan" and out[picks[20].pick_id].polarity == 0
     assert out[picks[21].pick_id].reason == "flat"
     assert out[picks[22].pick_id].reason == "rate_below_40_hz"
+    assert out[picks[23].pick_id].reason == "rate_not_resamplable"
+    assert bus.dead_letters() == []
     for m in out.values():
         assert abs(sum(m.probabilities) - 1.0) < 1e-5
         assert m.model_version

@@ -157,6 +157,16 @@ def resampling_ratio(input_rate_hz: float, output_rate_hz: float) -> tuple[int, 
     return frac.numerator, frac.denominator
 
 
+def resamplable(input_rate_hz: float, config: PreprocessConfig) -> bool:
+    """Whether rows at ``input_rate_hz`` can be resampled to the model's rate
+    (:func:`resampling_ratio`)."""
+    try:
+        model_resampling(input_rate_hz, config)
+    except ValueError:
+        return False
+    return True
+
+
 def model_resampling(input_rate_hz: float, config: PreprocessConfig) -> tuple[int, int]:
     """(up, down) of step 3: :func:`resampling_ratio`, but (2, 2) for input already at the
     model rate when ``config.band_limit_same_rate`` (the same causal low-pass as every other

@@ -37,6 +37,7 @@ from firstmotion.config import POLARITY_PRECISIONS, PolaritySettings
 from firstmotion.messages import Message, Pick, Polarity
 from firstmotion.metrics import counter, histogram
 from workers.polarity.classifier import READ_REASONS, REASON_LOW_CONFIDENCE
+from workers.polarity.preprocess import resamplable
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +165,10 @@ def classify_picks(
         if rate < 40.0:  # the model's floor: say so per pick instead of failing the batch
             for i in idx:
                 out[i] = (0, [0.0, 0.0, 1.0], 1.0, "rate_below_40_hz", {})
+            continue
+        if not resamplable(rate, clf.config):  # e.g. 1 MHz: the same, not a retried failure
+            for i in idx:
+                out[i] = (0, [0.0, 0.0, 1.0], 1.0, "rate_not_resamplable", {})
             continue
         data = np.stack([picks[i].samples for i in idx])
         fir = stages[fir_key]
