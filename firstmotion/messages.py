@@ -215,9 +215,8 @@ def _samples(name: str, value: Any) -> np.ndarray:
         except (TypeError, ValueError):
             msg = f"{name}: expected an array of numbers, got {_show(value)}"
             raise MessageError(msg) from None
-        if arr is value and not arr.flags.writeable:
-            return arr
-        arr = arr.copy()
+        if not (arr is value and not arr.flags.writeable):  # a read-only array is kept
+            arr = arr.copy()
     if arr.ndim != 1 or arr.size == 0:
         raise MessageError(f"{name}: expected a non-empty 1-D array, got shape {arr.shape}")
     if arr.size > MAX_SAMPLES:
@@ -225,7 +224,8 @@ def _samples(name: str, value: Any) -> np.ndarray:
             f"{name}: {arr.size} samples is more than {MAX_SAMPLES}: picks carry a short "
             "window, never continuous data"
         )
-    arr.setflags(write=False)
+    if arr.flags.writeable:
+        arr.setflags(write=False)
     return arr
 
 

@@ -63,6 +63,10 @@ def test_pick_entry_carries_raw_float32_bytes_and_old_json_entries_still_decode(
     bad = dict(fields, **{BINARY_SAMPLES_FIELD: b"abc"})
     with pytest.raises(ValueError, match="float32"):
         decode(bad)
+    # the window limit holds for raw bytes too (250,000 samples decoded before)
+    huge = dict(fields, **{BINARY_SAMPLES_FIELD: np.zeros(250_000, "<f4").tobytes()})
+    with pytest.raises(ValueError, match="250000 samples is more than 100000"):
+        decode(huge)
 
 
 # --------------------------------------------------------------------------- events
