@@ -1179,13 +1179,26 @@ def install_signal_handlers(
     return restore
 
 
+HEALTH_TIMEOUT_S = 2.0  # a health check's PING: a hung Redis fails the probe, not hangs it
+
+
 def redis_check(bus: Bus) -> Callable[[], tuple[bool, str]]:
-    """Health check: PING answered, else why not in one line (unreachable, authentication
-    failed: wrong password, ...), e.g. ``redis at 10.0.0.5:6379: authentication failed``."""
+    """Health check: PING answered within :data:`HEALTH_TIMEOUT_S`, else why not in one line
+    (unreachable, timed out, authentication failed: wrong password, ...), e.g. ``redis at
+    10.0.0.5:6379: authentication failed``. Its own connection with a short timeout: a Redis
+    that accepts connections but does not answer (stopped, swapping) made ``/healthz`` wait
+    for the stage's 30 s timeout, past any probe's."""
+    import redis
+
+    client = None
+    if getattr(bus, "url", None):
+        client = redis.Redis.from_url(
+            bus.url, socket_timeout=HEALTH_TIMEOUT_S, socket_connect_timeout=HEALTH_TIMEOUT_S
+        )
 
     def check() -> tuple[bool, str]:
         try:
-            return bool(bus.client.ping()), "PONG"
+            return bool((client or bus.client).ping()), "PONG"
         except Exception as exc:
             return False, describe_redis_error(exc, bus.url)
 

@@ -524,3 +524,23 @@ def test_a_batch_stuck_past_the_grace_period_is_interrupted_and_left_pending(bus
     assert proc.returncode != 0 and "KeyboardInterrupt" in err
     assert bus.pending_count("picks", "g") == 5  # not acked: another consumer will reclaim it
     assert bus.length("polarities") == 5  # only the first, finished batch was committed
+
+
+def test_health_check_fails_fast_on_a_redis_that_does_not_answer():
+    """A Redis that accepts connections but does not answer (SIGSTOP, swapping): the health
+    check says so within seconds (it waited for the stage's 30 s timeout, past any probe)."""
+    import socket
+
+    from firstmotion.bus import HEALTH_TIMEOUT_S, redis_check
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)  # accepts, never answers
+    try:
+        bus = Bus.from_url(f"redis://127.0.0.1:{server.getsockname()[1]}/0")
+        start = time.monotonic()
+        ok, why = redis_check(bus)()
+        assert not ok and time.monotonic() - start < 2 * HEALTH_TIMEOUT_S + 1
+        assert "127.0.0.1" in why
+    finally:
+        server.close()
