@@ -266,3 +266,39 @@ def test_page_renders_in_headless_chromium(catalog, redis_client, tmp_path):
     health = re.search(r'<div id="health">.*?</section>', dom, re.S).group(0)
     assert "origins → catalog" in health and "<dd>1</dd>" in health  # one dead letter
     assert "dead letters 1" in dom  # the header badge
+
+
+def test_change_fanout_says_a_lost_subscription_once_per_outage(caplog):
+    """Redis down for seconds: the catalog page's change subscription is said lost once,
+    and back once (it logged a warning every second of the outage)."""
+    import time
+
+    from workers.web import ChangeFanout
+
+    class PubSub:
+        def get_message(self, timeout):
+            time.sleep(0.01)
+            return None
+
+        def close(self):
+            pass
+
+    down = {"until": time.monotonic() + 3.2}
+
+    def subscribe():
+        if time.monotonic() < down["until"]:
+            raise ConnectionError("redis down")
+        return PubSub()
+
+    with caplog.at_level("INFO", logger="workers.web"):
+        fan = ChangeFanout(subscribe, 4).start()
+        deadline = time.monotonic() + 10
+        while not fan.connected.is_set() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)
+        back = fan.connected.is_set()
+        fan.stop()
+    said = [r.getMessage() for r in caplog.records if r.name == "workers.web"]
+    lost = [m for m in said if "change subscription lost" in m]
+    assert back and len(lost) == 1
+    assert any("change subscription back" in m for m in said)

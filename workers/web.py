@@ -480,14 +480,20 @@ class ChangeFanout:
                     q.put_nowait(None)
 
     def _loop(self) -> None:
+        lost = False  # said once per outage, not every retry
         while not self._stop.is_set():
             try:
                 if self._pubsub is None:
                     self._pubsub = self._subscribe()
                     self.connected.set()
                 msg = self._pubsub.get_message(timeout=0.5)
+                if lost:
+                    log.info("catalog page: change subscription back")
+                    lost = False
             except Exception as exc:  # noqa: BLE001 - redis down: say so, retry
-                log.warning("catalog page: change subscription lost (%s); retrying", exc)
+                if not lost:
+                    log.warning("catalog page: change subscription lost (%s); retrying", exc)
+                    lost = True
                 self._close()
                 self._stop.wait(1.0)
                 continue
