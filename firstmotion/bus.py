@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "fm:"
 DEAD_STREAM = "dead"
+IDLE_CONSUMER_S = 3600.0  # a group's consumer with nothing pending, idle this long: gone
 STREAMS = ("picks", "polarities", "origins", "mechanisms", DEAD_STREAM)
 _DEAD_META = "dead:"  # prefix of the metadata fields of a dead letter
 
@@ -375,6 +376,29 @@ class Bus:
             if "BUSYGROUP" not in str(exc):
                 raise
 
+    def forget_idle_consumers(
+        self, stream: str, group: str, idle_s: float = IDLE_CONSUMER_S
+    ) -> list[str]:
+        """Remove the group's consumers that hold no entry and read nothing for ``idle_s``
+        (the names of stopped processes: a consumer is named host-pid, so every restart left
+        one behind); a live one idle that long comes back with its next read. Returns their
+        names."""
+        import redis
+
+        gone = []
+        try:
+            for c in self.client.xinfo_consumers(self.key(stream), group):
+                name, pending, idle_ms = as_text(c["name"]), int(c["pending"]), int(c["idle"])
+                if pending == 0 and idle_ms >= idle_s * 1000:
+                    self.client.xgroup_delconsumer(self.key(stream), group, name)
+                    gone.append(name)
+        except redis.ResponseError:  # no such group (yet): nothing to forget
+            return gone
+        if gone:
+            log.info("%s/%s: %d idle consumer(s) of stopped processes removed", self.key(stream),
+                     group, len(gone))  # fmt: skip
+        return gone
+
     # -- reading
     def messages(
         self, stream: str, *, start: str = "-", end: str = "+", count: int | None = None
@@ -696,6 +720,7 @@ class Consumer:
         and reclaim stale entries when due. Returns the reclaimed entries (not yet handled)."""
         if not self._group_ready:
             self.bus.ensure_group(self.stream, self.group)
+            self.bus.forget_idle_consumers(self.stream, self.group)
             self._group_ready = True
         if time.monotonic() >= self._lag_due:
             self._lag_due = time.monotonic() + self.lag_interval_s

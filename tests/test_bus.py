@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import redis
 
-from firstmotion.bus import Bus, BusError, Consumer, Delivery, check_redis_url
+from firstmotion.bus import Bus, BusError, Consumer, Delivery, as_text, check_redis_url
 from firstmotion.messages import Pick, Polarity, make_pick_id
 from firstmotion.metrics import registry
 
@@ -544,3 +544,21 @@ def test_health_check_fails_fast_on_a_redis_that_does_not_answer():
         assert "127.0.0.1" in why
     finally:
         server.close()
+
+
+def test_a_restarted_worker_forgets_the_idle_consumers_of_stopped_processes(bus):
+    """Consumers are named host-pid, so every restart left one behind in the group: one with
+    nothing pending and idle for an hour is removed when a consumer starts; one holding
+    entries stays (its entries are reclaimed by the lease, not dropped)."""
+    for i in range(3):
+        bus.publish("picks", pick(i))
+    bus.ensure_group("picks", "g")
+    bus.client.xreadgroup("g", "old-1", {"t:picks": ">"}, count=1)  # holds one entry
+    bus.client.xreadgroup("g", "old-2", {"t:picks": ">"}, count=1)
+    (held,) = bus.client.xpending_range("t:picks", "g", "-", "+", 10, "old-2")
+    bus.client.xack("t:picks", "g", held["message_id"])  # old-2 finished its entry
+    assert bus.forget_idle_consumers("picks", "g", idle_s=3600) == []  # not idle long enough
+    time.sleep(0.05)
+    assert bus.forget_idle_consumers("picks", "g", idle_s=0.01) == ["old-2"]
+    names = [as_text(c["name"]) for c in bus.client.xinfo_consumers("t:picks", "g")]
+    assert names == ["old-1"]
