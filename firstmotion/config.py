@@ -222,8 +222,8 @@ class DetectSettings:
         if self.refine not in DETECT_REFINE_METHODS:
             out.append(f"detect.refine: expected 'aic', 'kurtosis' or 'none', got {self.refine!r}")
         if not re.fullmatch(DEVICE_PATTERN, self.phasenet_device):
-            out.append("detect.phasenet_device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got "
-                       f"{self.phasenet_device!r}")  # fmt: skip
+            out.append("detect.phasenet_device: expected 'auto', 'cpu', 'cuda', 'cuda:N' or "
+                       f"'mps', got {self.phasenet_device!r}")  # fmt: skip
         return out
 
 
@@ -252,7 +252,8 @@ class PolaritySettings:
         out += _non_negative("polarity", self, "max_wait_ms")
         if not re.fullmatch(DEVICE_PATTERN, self.device):
             out.append(
-                f"polarity.device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}"
+                "polarity.device: expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got "
+                f"{self.device!r}"
             )
         if not 0.0 <= self.min_confidence <= 1.0:
             out.append(f"polarity.min_confidence: expected 0..1, got {self.min_confidence}")
@@ -771,6 +772,7 @@ def run(args: argparse.Namespace) -> int:
     """``firstmotion config check [FILE]``: print the effective settings or the problems."""
     try:
         settings = load_settings(args.file)
+        settings.redis.require_url()  # every stage needs it, and it has no default
     except ConfigError as exc:
         print(f"config check: {exc}", file=sys.stderr)
         return 1

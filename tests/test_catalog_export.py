@@ -194,10 +194,12 @@ def test_station_delays_from_the_live_catalog(redis_client, redis_url, tmp_path)
 
     bus = Bus.from_url(redis_url)
     late = {"XX.S00": 0.30, "XX.S01": -0.10, "XX.S02": 0.0}
-    for k, eid in enumerate(("evA", "evB", "evC", "evGone")):
+    for k, eid in enumerate(("evA", "evB", "evC", "evGone", "evReprocessed")):
         o = make_origin(eid, t=T0 + 60 * k, n=3)
         arrivals = tuple(replace(a, residual_s=late[a.station_id[:6]] + 0.01 * k)
                          for a in o.arrivals)  # fmt: skip
+        if eid == "evReprocessed":  # located elsewhere: arrivals without residuals
+            arrivals = tuple(replace(a, residual_s=None) for a in arrivals)
         if eid == "evGone":
             arrivals = tuple(replace(a, residual_s=0.9) for a in arrivals)
         o = replace(o, arrivals=arrivals)

@@ -362,3 +362,14 @@ def test_stream_says_a_statefile_folder_that_is_not_there_before_it_starts(tmp_p
     assert cli.main(["stream", "--seedlink", "127.0.0.1:1", "--statefile", str(state)]) == 2
     err = capfd.readouterr().err
     assert f"statefile {state}: its folder {state.parent} does not exist" in err
+
+
+def test_associator_says_a_bad_velocity_model_before_anything_else(tmp_path, capfd, monkeypatch):
+    """`worker associate --velocity-model model.txt` with km/s mistaken for m/s: one line
+    naming the file, even before the Redis settings are looked at (it said redis.url)."""
+    monkeypatch.delenv("FIRSTMOTION_REDIS__URL", raising=False)
+    bad = tmp_path / "model.txt"
+    bad.write_text("0 5500 3200\n2000 6300 3600\n")
+    assert cli.main(["worker", "associate", "--velocity-model", str(bad)]) == 2
+    err = capfd.readouterr().err
+    assert f"{bad}: velocity model Vp up to 6300" in err and "redis.url" not in err

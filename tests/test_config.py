@@ -177,7 +177,8 @@ def test_config_check_cli_prints_effective_config_and_masks_password(capsys):
     assert data["mechanism"]["dang_deg"] == 5.0
 
 
-def test_config_check_cli_exits_1_with_the_message(tmp_path, capsys):
+def test_config_check_cli_exits_1_with_the_message(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("FIRSTMOTION_REDIS__URL", raising=False)
     bad = tmp_path / "bad.toml"
     bad.write_text('[seedlink]\nserver = "abc"\n')
     assert main(["config", "check", str(bad)]) == 1
@@ -185,6 +186,10 @@ def test_config_check_cli_exits_1_with_the_message(tmp_path, capsys):
     assert "seedlink.server: expected host:port, got 'abc'" in err
     assert main(["config", "check", str(EXAMPLE)]) == 0
     assert tomllib.loads(capsys.readouterr().out)["seedlink"]["server"] == "127.0.0.1:18000"
+    nourl = tmp_path / "nourl.toml"  # every stage refuses to start without it
+    nourl.write_text('[seedlink]\nserver = "a:1"\n')
+    assert main(["config", "check", str(nourl)]) == 1
+    assert "redis.url" in capsys.readouterr().err
 
 
 def test_catalog_retention_is_zero_or_at_least_a_day():

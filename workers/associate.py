@@ -584,9 +584,9 @@ def run(args: argparse.Namespace) -> int:
     from firstmotion.velocity import VelocityModel
 
     settings = load_settings(args.config)
-    bus = Bus.from_settings(settings.redis, url=args.redis)
     model_file = args.velocity_model or settings.associate.velocity_model
     model = VelocityModel.from_file(model_file) if model_file else VelocityModel.default()
+    bus = Bus.from_settings(settings.redis, url=args.redis)  # after the model: its error first
     inventory = args.inventory or settings.inventory.stationxml
     stations = stations_from_inventory(inventory) if inventory else {}
     params = AssociateParams.from_settings(settings.associate)

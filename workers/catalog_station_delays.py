@@ -83,7 +83,8 @@ def catalog_residuals(paths: list[str]) -> tuple[list[tuple[str, str, float]], i
 
 
 def live_residuals(args: argparse.Namespace) -> tuple[list[tuple[str, str, float]], int]:
-    """:func:`catalog_residuals` of the live catalog's standing events (Redis)."""
+    """:func:`catalog_residuals` of the live catalog's standing events (Redis); arrivals
+    without a residual (origins located elsewhere, as a reprocessed catalog's) are left out."""
     from workers.catalog import CatalogReader
     from workers.catalog_export import catalog_bus
 
@@ -93,7 +94,8 @@ def live_residuals(args: argparse.Namespace) -> tuple[list[tuple[str, str, float
     finally:
         bus.close()
     rows = [(".".join(a.station_id.split(".")[:2]), a.phase, a.residual_s)
-            for ev in events for a in ev.origin.arrivals]  # fmt: skip
+            for ev in events for a in ev.origin.arrivals
+            if a.residual_s is not None]  # fmt: skip
     return rows, sum(1 for ev in events if ev.origin.arrivals)
 
 
