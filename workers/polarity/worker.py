@@ -166,7 +166,8 @@ def classify_picks(
             for i in idx:
                 out[i] = (0, [0.0, 0.0, 1.0], 1.0, "rate_below_40_hz", {})
             continue
-        if not resamplable(rate, clf.config):  # e.g. 1 MHz: the same, not a retried failure
+        config = getattr(clf, "config", None)  # (a reader that says nothing: not checked)
+        if config is not None and not resamplable(rate, config):  # 1 MHz: not a retried failure
             for i in idx:
                 out[i] = (0, [0.0, 0.0, 1.0], 1.0, "rate_not_resamplable", {})
             continue
