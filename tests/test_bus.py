@@ -221,10 +221,9 @@ def test_failure_below_max_deliveries_is_left_pending_not_acked(bus):
     assert not bus.dead_letters()
 
 
-def test_undecodable_entries_go_to_dead_letters_at_once(bus):
-    bus.client.xadd("t:picks", {"type": "Pick", "data": b"{not json"})
-    bus.client.xadd("t:picks", {"foo": "bar"})
-    bus.client.xadd("t:picks", {"type": "Pick", "data": b'{"schema_version": 99}'})
+def _dead_letters_beside_one_good_pick(bus) -> list:
+    """Publish one good pick after the entries already in ``t:picks``, drain a consumer: the
+    good pick alone is handled; the dead letters."""
     bus.publish("picks", pick(1))
     seen = []
 
@@ -234,7 +233,14 @@ def test_undecodable_entries_go_to_dead_letters_at_once(bus):
 
     bus.consumer("picks", "g", handler, name="a").run(drain=True, timeout_s=20)
     assert seen == [pick(1).pick_id]
-    dead = bus.dead_letters()
+    return bus.dead_letters()
+
+
+def test_undecodable_entries_go_to_dead_letters_at_once(bus):
+    bus.client.xadd("t:picks", {"type": "Pick", "data": b"{not json"})
+    bus.client.xadd("t:picks", {"foo": "bar"})
+    bus.client.xadd("t:picks", {"type": "Pick", "data": b'{"schema_version": 99}'})
+    dead = _dead_letters_beside_one_good_pick(bus)
     assert len(dead) == 3
     assert all(d.delivery_count == 1 and d.error.startswith("undecodable") for d in dead)
     assert "not valid JSON" in dead[0].error
@@ -252,16 +258,7 @@ def test_entries_of_stray_bytes_are_dead_lettered_and_listed_not_a_crash(bus, ca
 
     bus.client.xadd("t:picks", {b"\xff\xfe": b"x", "type": "Pick", "data": "{}"})
     bus.client.xadd("t:picks", {"type": b"\xff\xfe", "data": "{}"})
-    bus.publish("picks", pick(1))
-    seen = []
-
-    def handler(batch):
-        seen.extend(d.message.pick_id for d in batch)
-        return classify(batch)
-
-    bus.consumer("picks", "g", handler, name="a").run(drain=True, timeout_s=20)
-    assert seen == [pick(1).pick_id]
-    dead = bus.dead_letters()
+    dead = _dead_letters_beside_one_good_pick(bus)
     assert len(dead) == 2 and all(d.delivery_count == 1 for d in dead)
     assert "\\xff\\xfe" in dead[0].fields and bus.pending_count("picks", "g") == 0
     monkeypatch.setenv("FIRSTMOTION_REDIS__PREFIX", "t:")
