@@ -156,13 +156,9 @@ def read_catalog_json(path: Path) -> list[EventPicks]:
     event with a mechanism, its polarities as the mechanism used them (station, azimuth,
     takeoff, polarity, weight) and its origin time; events without one, and retracted ones
     (an export with ``--include-deleted``), are left out."""
-    from firstmotion.messages import CatalogEvent
+    from workers.catalog_export import read_json
 
-    try:
-        objs = json.loads(path.read_text())
-        events = [CatalogEvent.from_dict(o) for o in objs]
-    except (json.JSONDecodeError, TypeError, ValueError, KeyError) as exc:
-        raise InputError(f"{path}: not a catalog export (a JSON array of events): {exc}") from None
+    events = read_json(path)
     out = []
     for e in events:
         picks = e.mechanism.picks if e.mechanism is not None else ()

@@ -228,10 +228,6 @@ def validate_card(card: dict) -> None:
         raise ValueError(f"model card thresholds.decision must be in [0, 1], got {decision!r}")
 
 
-def _resolve_device(device: str | torch.device) -> torch.device:
-    return torch_device(device, "polarity.device")
-
-
 def native_bf16(device: torch.device) -> bool:
     """Whether ``device`` computes bfloat16 in hardware: a CUDA device of compute capability 8
     or more, or a CPU with AVX512-BF16 or AMX tiles (torch's oneDNN kernels use them).
@@ -285,7 +281,7 @@ class PolarityClassifier:
         # isolated one-sample glitches in the noise before a pick repaired before reading
         # (firstmotion.glitches.repair_glitches); False reads the rows as given
         self.despike = True
-        self.device = _resolve_device(device)
+        self.device = torch_device(device, "polarity.device")
         self.precision = resolve_precision(precision, self.device)  # "auto" resolved
         self.model = model.to(self.device).eval()
         # what runs: batch norm folded into the convolutions (same output to rounding)

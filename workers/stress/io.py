@@ -183,12 +183,9 @@ def read_redis(client: Any, prefix: str = "fm:") -> MechanismTable:
 def read_catalog_export(path: str | Path) -> MechanismTable:
     """``firstmotion catalog export --format json``: its events with a mechanism (retracted
     ones excluded), as from the live catalog."""
-    from firstmotion.messages import CatalogEvent
+    from workers.catalog_export import read_json
 
-    try:
-        events = [CatalogEvent.from_dict(o) for o in json.loads(Path(path).read_text("utf-8-sig"))]
-    except (json.JSONDecodeError, TypeError, ValueError, KeyError) as exc:
-        raise ValueError(f"{path}: not a catalog export (a JSON array of events): {exc}") from None
+    events = read_json(path)
     return _catalog_table([(e.event_id, e.origin, e.mechanism) for e in events
                            if e.mechanism is not None and e.status != "deleted"])  # fmt: skip
 
