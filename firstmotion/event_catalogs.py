@@ -36,6 +36,7 @@ adds the S picks (QuakeML and CSV by their phase, HYPO71 the S reading of a card
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import math
 import re
@@ -483,6 +484,18 @@ def _csv_rows(path: str | Path, need: tuple[str, ...]) -> list[dict[str, str]]:
         if missing:
             raise InputError(f"{path}: missing column(s) {missing}; need {list(need)}, got {cols}")
         return [{k.strip(): (v or "") for k, v in r.items() if k} for r in reader]
+
+
+def read_catalog_export(path: str | Path) -> list:
+    """The :class:`~firstmotion.messages.CatalogEvent` objects of a live-catalog export
+    (``firstmotion catalog export --format json``); an :class:`InputError` naming the file
+    when it is not one."""
+    from firstmotion.messages import CatalogEvent
+
+    try:
+        return [CatalogEvent.from_dict(o) for o in json.loads(Path(path).read_text("utf-8-sig"))]
+    except (json.JSONDecodeError, TypeError, ValueError, KeyError) as exc:
+        raise InputError(f"{path}: not a catalog export (a JSON array of events): {exc}") from None
 
 
 # --------------------------------------------------------------------------- dispatch

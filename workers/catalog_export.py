@@ -97,15 +97,6 @@ def to_json(events: list[CatalogEvent]) -> bytes:
     return json.dumps([e.to_dict() for e in events], indent=1).encode() + b"\n"
 
 
-def read_json(path: str | Path) -> list[CatalogEvent]:
-    """The events of a :func:`to_json` export (``firstmotion catalog export --format json``);
-    an :class:`~firstmotion.errors.InputError` naming the file when it is not one."""
-    try:
-        return [CatalogEvent.from_dict(o) for o in json.loads(Path(path).read_text("utf-8-sig"))]
-    except (json.JSONDecodeError, TypeError, ValueError, KeyError) as exc:
-        raise InputError(f"{path}: not a catalog export (a JSON array of events): {exc}") from None
-
-
 def csv_row(event: CatalogEvent) -> dict[str, Any]:
     """One CSV row (``CSV_COLUMNS``); mechanism columns empty without a mechanism."""
     o, m = event.origin, event.mechanism

@@ -156,9 +156,9 @@ def read_catalog_json(path: Path) -> list[EventPicks]:
     event with a mechanism, its polarities as the mechanism used them (station, azimuth,
     takeoff, polarity, weight) and its origin time; events without one, and retracted ones
     (an export with ``--include-deleted``), are left out."""
-    from workers.catalog_export import read_json
+    from firstmotion.event_catalogs import read_catalog_export
 
-    events = read_json(path)
+    events = read_catalog_export(path)
     out = []
     for e in events:
         picks = e.mechanism.picks if e.mechanism is not None else ()

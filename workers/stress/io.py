@@ -183,9 +183,9 @@ def read_redis(client: Any, prefix: str = "fm:") -> MechanismTable:
 def read_catalog_export(path: str | Path) -> MechanismTable:
     """``firstmotion catalog export --format json``: its events with a mechanism (retracted
     ones excluded), as from the live catalog."""
-    from workers.catalog_export import read_json
+    from firstmotion import event_catalogs
 
-    events = read_json(path)
+    events = event_catalogs.read_catalog_export(path)
     return _catalog_table([(e.event_id, e.origin, e.mechanism) for e in events
                            if e.mechanism is not None and e.status != "deleted"])  # fmt: skip
 
